@@ -1,0 +1,84 @@
+//! Conformance of the element-wise ops.
+
+use super::{Checker, TOL, TOL_GRAD};
+use crate::ops;
+use crate::reference::{self as cpu, finite_difference_vjp};
+
+pub(super) async fn run(c: &mut Checker) {
+    for shape in [vec![7usize, 37], vec![3, 5, 74], vec![1031], vec![5, 262]] {
+        if let Err(e) = check_shape(c, &shape).await {
+            c.fail("elementwise", format!("{shape:?}"), e);
+        }
+    }
+}
+
+async fn check_shape(c: &mut Checker, shape: &[usize]) -> crate::Result<()> {
+    let s = format!("{shape:?}");
+    let (a, av) = c.randn(shape)?;
+    let (b, bv) = c.randn(shape)?;
+    let n = *shape.last().unwrap_or(&1);
+
+    let r: Vec<f64> = av.iter().zip(&bv).map(|(x, y)| 0.7 * x - 1.3 * y).collect();
+    c.compare("axpby", s.clone(), ops::axpby(0.7, &a, -1.3, &b), &r, TOL)
+        .await;
+
+    let r: Vec<f64> = av.iter().zip(&bv).map(|(x, y)| x * y).collect();
+    c.compare("mul", s.clone(), ops::mul(&a, &b), &r, TOL).await;
+
+    let r: Vec<f64> = av.iter().map(|x| -2.5 * x).collect();
+    c.compare("scale", s.clone(), ops::scale(&a, -2.5), &r, TOL)
+        .await;
+
+    let acc = ops::scale(&a, 1.0)?;
+    let r: Vec<f64> = av.iter().zip(&bv).map(|(x, y)| 0.9 * x + 0.1 * y).collect();
+    let out = ops::axpby_inplace(0.9, &acc, 0.1, &b).map(|_| acc);
+    c.compare("axpby_inplace (EMA)", s.clone(), out, &r, TOL)
+        .await;
+
+    let (bias, biasv) = c.randn(&[n])?;
+    c.compare(
+        "add_bias",
+        format!("{s} + [{n}]"),
+        ops::add_bias(&a, &bias),
+        &cpu::add_bias(&av, &biasv),
+        TOL,
+    )
+    .await;
+
+    c.compare("silu", s.clone(), ops::silu(&a), &cpu::silu(&av), TOL)
+        .await;
+    let fd = finite_difference_vjp(cpu::silu, &av, &bv);
+    c.compare(
+        "silu backward",
+        s.clone(),
+        ops::silu_backward(&a, &b),
+        &fd,
+        TOL_GRAD,
+    )
+    .await;
+
+    if n % 2 == 0 {
+        let h = n / 2;
+        let mut dshape = shape.to_vec();
+        *dshape.last_mut().unwrap_or(&mut 0) = h;
+        let (dy, dyv) = c.randn(&dshape)?;
+        c.compare(
+            "swiglu",
+            s.clone(),
+            ops::swiglu(&a),
+            &cpu::swiglu(&av, h),
+            TOL,
+        )
+        .await;
+        let fd = finite_difference_vjp(|x| cpu::swiglu(x, h), &av, &dyv);
+        c.compare(
+            "swiglu backward",
+            s.clone(),
+            ops::swiglu_backward(&a, &dy),
+            &fd,
+            TOL_GRAD,
+        )
+        .await;
+    }
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Kernel conformance checks: each GPU op against its f64 CPU reference on random inputs,
+//! odd shapes and NaN-poisoned outputs; each backward against finite differences. The same
+//! checks back `bitdance doctor`, the native test suite and the browser tests.
+
+mod elementwise;
+
+use crate::reference::relative_error;
+use crate::rng::Rng;
+use crate::{Gpu, Result, Tensor};
+
+/// Tolerance for element-wise and short-reduction kernels (norm-wise relative error).
+pub const TOL: f64 = 1e-5;
+/// Tolerance for long reductions (matmul with large K, attention, norms of wide rows).
+pub const TOL_LONG: f64 = 1e-4;
+/// Tolerance for backward kernels against f64 finite differences.
+pub const TOL_GRAD: f64 = 1e-4;
+
+/// One row of the conformance table.
+#[derive(Clone, Debug)]
+pub struct CheckResult {
+    /// Op (and direction) checked, e.g. "swiglu backward".
+    pub op: String,
+    /// The shapes, in words.
+    pub shapes: String,
+    /// Norm-wise relative error against the reference (NaN when the GPU wrote NaN).
+    pub rel_error: f64,
+    /// The bound it must stay under.
+    pub tolerance: f64,
+    /// Set when the op itself returned an error.
+    pub error: Option<String>,
+}
+
+impl CheckResult {
+    /// Whether the check passed.
+    pub fn passed(&self) -> bool {
+        self.error.is_none() && self.rel_error <= self.tolerance
+    }
+}
+
+/// A kernel family's checks: a name and an async runner appending rows.
+pub struct Family {
+    /// Family name, e.g. "elementwise".
+    pub name: &'static str,
+    run: for<'a> fn(&'a mut Checker) -> futures_lite::BoxFuture<'a>,
+}
+
+/// The state the checks share: the GPU, a seeded RNG and the rows so far.
+pub struct Checker {
+    /// The GPU under test (poison mode on while checks run).
+    pub gpu: Gpu,
+    /// Seeded random inputs.
+    pub rng: Rng,
+    /// Rows collected.
+    pub results: Vec<CheckResult>,
+}
+
+/// A boxed future type for the family runners, without pulling a futures crate.
+pub mod futures_lite {
+    /// A pinned, boxed future of one family's checks.
+    pub type BoxFuture<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+}
+
+impl Checker {
+    /// A checker over `gpu` with a fixed seed.
+    pub fn new(gpu: &Gpu, seed: u64) -> Self {
+        Self {
+            gpu: gpu.clone(),
+            rng: Rng::new(seed),
+            results: Vec::new(),
+        }
+    }
+
+    /// Random normal values uploaded as an f32 tensor; returns the tensor and its f64 copy.
+    pub fn randn(&mut self, shape: &[usize]) -> Result<(Tensor, Vec<f64>)> {
+        let data = self.rng.normal_vec(shape.iter().product());
+        let t = Tensor::from_f32(&self.gpu, shape, &data)?;
+        Ok((t, crate::reference::widen(&data)))
+    }
+
+    /// Reads `out` and records its error against `reference`; an op error becomes a failed row.
+    pub async fn compare(
+        &mut self,
+        op: &str,
+        shapes: String,
+        out: Result<Tensor>,
+        reference: &[f64],
+        tolerance: f64,
+    ) {
+        let row = match out {
+            Ok(t) => match t.to_vec_f32().await {
+                Ok(v) => CheckResult {
+                    op: op.into(),
+                    shapes,
+                    rel_error: relative_error(&v, reference),
+                    tolerance,
+                    error: None,
+                },
+                Err(e) => Self::failed(op, shapes, tolerance, e),
+            },
+            Err(e) => Self::failed(op, shapes, tolerance, e),
+        };
+        self.results.push(row);
+    }
+
+    /// Records a failed row for an op that returned an error.
+    pub fn fail(&mut self, op: &str, shapes: String, e: crate::Error) {
+        self.results.push(Self::failed(op, shapes, TOL, e));
+    }
+
+    fn failed(op: &str, shapes: String, tolerance: f64, e: crate::Error) -> CheckResult {
+        CheckResult {
+            op: op.into(),
+            shapes,
+            rel_error: f64::NAN,
+            tolerance,
+            error: Some(e.to_string()),
+        }
+    }
+}
+
+/// Every family of checks, in dependency order.
+pub fn families() -> Vec<Family> {
+    vec![Family {
+        name: "elementwise",
+        run: |c| Box::pin(elementwise::run(c)),
+    }]
+}
+
+/// Runs the named families (all when `only` is empty) on `gpu`; outputs are NaN-poisoned.
+pub async fn run(gpu: &Gpu, only: &[&str]) -> Vec<CheckResult> {
+    let mut checker = Checker::new(gpu, 0x5EED);
+    let poison = gpu.poison_outputs();
+    gpu.set_poison_outputs(true);
+    for family in families() {
+        if only.is_empty() || only.contains(&family.name) {
+            (family.run)(&mut checker).await;
+        }
+    }
+    gpu.set_poison_outputs(poison);
+    checker.results
+}

@@ -1,0 +1,78 @@
+//! The one error type of the core crate: every failure names what was wrong.
+
+/// Errors raised by the runtime, the kernels and the models.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No adapter matched the requested backend / name filter; lists what was seen.
+    #[error("no GPU adapter fits ({wanted}); adapters seen: {seen}")]
+    NoAdapter {
+        /// What was asked for (backend and name filter).
+        wanted: String,
+        /// Adapters enumerated, as "name (backend, type)".
+        seen: String,
+    },
+    /// `WGPU_BACKEND` or an option named a backend this build does not know.
+    #[error("unknown backend '{0}': expected one of vulkan, metal, dx12, gl, webgpu")]
+    UnknownBackend(String),
+    /// The device could not be created.
+    #[error("could not create the GPU device on '{adapter}': {reason}")]
+    DeviceRequest {
+        /// Adapter name.
+        adapter: String,
+        /// The driver's reason.
+        reason: String,
+    },
+    /// An op received tensors whose shapes do not fit together.
+    #[error("{op}: shape mismatch: {detail}")]
+    Shape {
+        /// The op that refused its inputs.
+        op: &'static str,
+        /// Expected and found shapes, in words.
+        detail: String,
+    },
+    /// An op received a tensor of the wrong dtype.
+    #[error("{op}: expected dtype {expected:?} for '{what}', found {found:?}")]
+    DType {
+        /// The op.
+        op: &'static str,
+        /// Which operand.
+        what: &'static str,
+        /// Dtype expected.
+        expected: crate::DType,
+        /// Dtype found.
+        found: crate::DType,
+    },
+    /// A buffer or dispatch would exceed one of the adapter's limits.
+    #[error("{what}: {requested} exceeds the adapter limit {limit_name} = {limit}")]
+    Limit {
+        /// What was being created (op or tensor).
+        what: String,
+        /// The size or count requested.
+        requested: u64,
+        /// Name of the wgpu limit.
+        limit_name: &'static str,
+        /// The adapter's value of that limit.
+        limit: u64,
+    },
+    /// Host data does not match the declared shape.
+    #[error("{what}: {found} values given for shape {shape:?} ({expected} expected)")]
+    DataLength {
+        /// What was being uploaded.
+        what: String,
+        /// Shape declared.
+        shape: Vec<usize>,
+        /// Element count expected.
+        expected: usize,
+        /// Element count found.
+        found: usize,
+    },
+    /// The GPU reported a validation or out-of-memory error, or readback failed.
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    /// An argument outside its valid range.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Result alias of the core crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,142 @@
+//! Adapter selection: backend and name filters from options or the environment.
+
+use crate::{Error, Result};
+
+/// How to pick the adapter; `from_env` reads `WGPU_BACKEND` and `BITDANCE_ADAPTER`.
+#[derive(Clone, Debug, Default)]
+pub struct GpuOptions {
+    /// Backend name: vulkan, metal, dx12, gl or webgpu; `None` means all.
+    pub backend: Option<String>,
+    /// Case-insensitive substring of the adapter name; `None` means any.
+    pub adapter: Option<String>,
+}
+
+impl GpuOptions {
+    /// Options from `WGPU_BACKEND` and `BITDANCE_ADAPTER` (unset or empty means no filter).
+    pub fn from_env() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            backend: var("WGPU_BACKEND"),
+            adapter: var("BITDANCE_ADAPTER"),
+        }
+    }
+
+    /// The wgpu backend set these options allow, or an error naming an unknown backend.
+    pub fn backends(&self) -> Result<wgpu::Backends> {
+        let Some(name) = &self.backend else {
+            return Ok(wgpu::Backends::all());
+        };
+        let mut set = wgpu::Backends::empty();
+        for part in name.split(',').map(|p| p.trim().to_ascii_lowercase()) {
+            set |= match part.as_str() {
+                "vulkan" | "vk" => wgpu::Backends::VULKAN,
+                "metal" | "mtl" => wgpu::Backends::METAL,
+                "dx12" | "d3d12" => wgpu::Backends::DX12,
+                "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+                "webgpu" | "browser" => wgpu::Backends::BROWSER_WEBGPU,
+                _ => return Err(Error::UnknownBackend(name.clone())),
+            };
+        }
+        Ok(set)
+    }
+
+    /// A readable description of the filters, for error messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "backend {}, adapter name containing {}",
+            self.backend.as_deref().unwrap_or("any"),
+            self.adapter
+                .as_deref()
+                .map(|a| format!("'{a}'"))
+                .unwrap_or_else(|| "anything".into())
+        )
+    }
+
+    fn name_matches(&self, name: &str) -> bool {
+        self.adapter
+            .as_ref()
+            .is_none_or(|want| name.to_lowercase().contains(&want.to_lowercase()))
+    }
+}
+
+/// Name, backend, device type and driver of an adapter, as shown by `bitdance doctor`.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    /// Adapter name reported by the driver.
+    pub name: String,
+    /// Backend (Vulkan, Metal, Dx12, Gl, BrowserWebGpu).
+    pub backend: String,
+    /// Discrete, integrated, virtual, CPU or other.
+    pub device_type: String,
+    /// Driver name and version.
+    pub driver: String,
+}
+
+impl AdapterSummary {
+    pub(crate) fn of(info: &wgpu::AdapterInfo) -> Self {
+        Self {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+        }
+    }
+}
+
+/// Higher is preferred: discrete, integrated, virtual, other, CPU.
+fn preference(kind: wgpu::DeviceType) -> u8 {
+    match kind {
+        wgpu::DeviceType::DiscreteGpu => 4,
+        wgpu::DeviceType::IntegratedGpu => 3,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 1,
+        wgpu::DeviceType::Cpu => 0,
+    }
+}
+
+/// Picks the adapter: the most capable device type among those matching the filters.
+pub(crate) async fn select_adapter(
+    instance: &wgpu::Instance,
+    options: &GpuOptions,
+) -> Result<wgpu::Adapter> {
+    let backends = options.backends()?;
+    let candidates = instance.enumerate_adapters(backends).await;
+    let seen: Vec<String> = candidates
+        .iter()
+        .map(|a| {
+            let i = a.get_info();
+            format!("{} ({:?}, {:?})", i.name, i.backend, i.device_type)
+        })
+        .collect();
+    let best = candidates
+        .into_iter()
+        .filter(|a| options.name_matches(&a.get_info().name))
+        .max_by_key(|a| preference(a.get_info().device_type));
+    if let Some(adapter) = best {
+        return Ok(adapter);
+    }
+    // The browser exposes no enumeration: ask for the high-performance adapter directly.
+    if seen.is_empty() {
+        if let Ok(adapter) = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+        {
+            if options.name_matches(&adapter.get_info().name) {
+                return Ok(adapter);
+            }
+        }
+    }
+    Err(Error::NoAdapter {
+        wanted: options.describe(),
+        seen: if seen.is_empty() {
+            "none (is a Vulkan/Metal/DX12/GL driver installed? on Linux without a GPU: apt-get install mesa-vulkan-drivers)".into()
+        } else {
+            seen.join("; ")
+        },
+    })
+}

@@ -1,0 +1,348 @@
+//! The GPU context: device, queue, limits, features, pool, pipelines and the recorder.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use super::adapter::{select_adapter, AdapterSummary, GpuOptions};
+use super::pipelines::{Kernel, PipelineCache};
+use super::pool::BufferPool;
+use super::recorder::Recorder;
+use crate::{Error, Result, Tensor};
+
+/// Dispatches recorded before an automatic submit, bounding the encoder's size.
+const MAX_PENDING_DISPATCHES: u32 = 4096;
+
+/// Optional features requested when the adapter has them.
+const OPTIONAL_FEATURES: wgpu::Features = wgpu::Features::SUBGROUP
+    .union(wgpu::Features::TIMESTAMP_QUERY)
+    .union(wgpu::Features::SHADER_F16);
+
+/// Counters a benchmark or test can read: submits, dispatches, bytes live and at peak.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GpuStats {
+    /// Queue submits so far.
+    pub submits: u64,
+    /// Compute dispatches recorded so far.
+    pub dispatches: u64,
+    /// Bytes of tensor buffers in use now.
+    pub live_bytes: u64,
+    /// Highest `live_bytes` since creation or the last `reset_peak`.
+    pub peak_bytes: u64,
+    /// Bytes held free in the pool for reuse.
+    pub pooled_bytes: u64,
+    /// Buffers created by the pool.
+    pub allocations: u64,
+    /// Buffers served from the pool without allocating.
+    pub reuses: u64,
+}
+
+pub(crate) struct Inner {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub pool: Mutex<BufferPool>,
+    pipelines: Mutex<PipelineCache>,
+    pub recorder: Mutex<Recorder>,
+    error: Arc<Mutex<Option<String>>>,
+    submits: AtomicU64,
+    dispatches: AtomicU64,
+    poison: AtomicBool,
+}
+
+/// A handle to one GPU device; cheap to clone, shared by every tensor made on it.
+#[derive(Clone)]
+pub struct Gpu {
+    pub(crate) inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Gpu {
+    /// Opens the adapter chosen by `WGPU_BACKEND` / `BITDANCE_ADAPTER` (best device type first).
+    pub async fn from_env() -> Result<Self> {
+        Self::new(&GpuOptions::from_env()).await
+    }
+
+    /// Opens the best adapter matching `options`, with its own limits and optional features.
+    pub async fn new(options: &GpuOptions) -> Result<Self> {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = options.backends()?;
+        let instance = wgpu::Instance::new(desc);
+        let adapter = select_adapter(&instance, options).await?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let wanted = adapter.features() & OPTIONAL_FEATURES;
+        let request = |features: wgpu::Features| wgpu::DeviceDescriptor {
+            label: Some("bitdance"),
+            required_features: features,
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue, features) = match adapter.request_device(&request(wanted)).await {
+            Ok((d, q)) => (d, q, wanted),
+            Err(first) => match adapter
+                .request_device(&request(wgpu::Features::empty()))
+                .await
+            {
+                Ok((d, q)) => {
+                    log::warn!("optional features {wanted:?} refused ({first}); running without");
+                    (d, q, wgpu::Features::empty())
+                }
+                Err(e) => {
+                    return Err(Error::DeviceRequest {
+                        adapter: info.name.clone(),
+                        reason: e.to_string(),
+                    })
+                }
+            },
+        };
+        let error = Arc::new(Mutex::new(None::<String>));
+        let sink = error.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = lock(&sink);
+            if slot.is_none() {
+                *slot = Some(e.to_string());
+            }
+        }));
+        let align = limits.min_uniform_buffer_offset_alignment;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                device,
+                queue,
+                info,
+                limits,
+                features,
+                pool: Mutex::new(BufferPool::default()),
+                pipelines: Mutex::new(PipelineCache::default()),
+                recorder: Mutex::new(Recorder::new(align)),
+                error,
+                submits: AtomicU64::new(0),
+                dispatches: AtomicU64::new(0),
+                poison: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Name, backend, device type and driver of the adapter in use.
+    pub fn adapter(&self) -> AdapterSummary {
+        AdapterSummary::of(&self.inner.info)
+    }
+
+    /// The raw wgpu adapter info (subgroup sizes included).
+    pub fn info(&self) -> &wgpu::AdapterInfo {
+        &self.inner.info
+    }
+
+    /// The limits the device was created with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.inner.limits
+    }
+
+    /// The optional features enabled on the device.
+    pub fn features(&self) -> wgpu::Features {
+        self.inner.features
+    }
+
+    /// Whether the device runs on the CPU (lavapipe, SwiftShader, WARP).
+    pub fn is_cpu(&self) -> bool {
+        self.inner.info.device_type == wgpu::DeviceType::Cpu
+            || self.inner.info.name.contains("SwiftShader")
+    }
+
+    /// The wgpu device, for callers that build their own resources (the desktop app).
+    pub fn device(&self) -> &wgpu::Device {
+        &self.inner.device
+    }
+
+    /// Counters of submits, dispatches and memory.
+    pub fn stats(&self) -> GpuStats {
+        let pool = lock(&self.inner.pool);
+        GpuStats {
+            submits: self.inner.submits.load(Ordering::Relaxed),
+            dispatches: self.inner.dispatches.load(Ordering::Relaxed),
+            live_bytes: pool.live_bytes,
+            peak_bytes: pool.peak_bytes,
+            pooled_bytes: pool.pooled_bytes,
+            allocations: pool.allocations,
+            reuses: pool.reuses,
+        }
+    }
+
+    /// Sets the peak byte counter to the bytes live now.
+    pub fn reset_peak(&self) {
+        let mut pool = lock(&self.inner.pool);
+        pool.peak_bytes = pool.live_bytes;
+    }
+
+    /// Frees every pooled (unused) buffer.
+    pub fn trim_pool(&self) {
+        lock(&self.inner.pool).trim();
+    }
+
+    /// When on, every new op output is filled with NaN first, so unwritten elements show up.
+    pub fn set_poison_outputs(&self, on: bool) {
+        self.inner.poison.store(on, Ordering::Relaxed);
+    }
+
+    pub(crate) fn poison_outputs(&self) -> bool {
+        self.inner.poison.load(Ordering::Relaxed)
+    }
+
+    /// Submits everything recorded so far (a sync point); a no-op when nothing is pending.
+    pub fn flush(&self) -> Result<()> {
+        if lock(&self.inner.recorder).submit(&self.inner.queue) {
+            self.inner.submits.fetch_add(1, Ordering::Relaxed);
+        }
+        self.take_error()
+    }
+
+    /// The first GPU error reported since the last call, as an `Error::Gpu`.
+    pub fn take_error(&self) -> Result<()> {
+        match lock(&self.inner.error).take() {
+            Some(msg) => Err(Error::Gpu(msg)),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn acquire(&self, bytes: u64) -> wgpu::Buffer {
+        lock(&self.inner.pool).acquire(&self.inner.device, bytes, self.inner.limits.max_buffer_size)
+    }
+
+    pub(crate) fn release(&self, buffer: wgpu::Buffer) {
+        lock(&self.inner.pool).release(buffer);
+    }
+
+    /// Checks a storage binding of `bytes` against the adapter's limit.
+    pub(crate) fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
+        let limit = self.inner.limits.max_storage_buffer_binding_size as u64;
+        if bytes > limit {
+            return Err(Error::Limit {
+                what: what.to_string(),
+                requested: bytes,
+                limit_name: "max_storage_buffer_binding_size",
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    /// Workgroup grid for `groups` workgroups: x up to the per-dimension limit, then y.
+    /// Shaders rebuild the linear id as `wid.x + wid.y * nwg.x`.
+    pub fn grid(&self, op: &str, groups: u32) -> Result<[u32; 3]> {
+        let max = self.inner.limits.max_compute_workgroups_per_dimension;
+        if groups <= max {
+            return Ok([groups.max(1), 1, 1]);
+        }
+        let y = groups.div_ceil(max);
+        if y > max {
+            return Err(Error::Limit {
+                what: op.to_string(),
+                requested: groups as u64,
+                limit_name: "max_compute_workgroups_per_dimension^2",
+                limit: max as u64 * max as u64,
+            });
+        }
+        Ok([groups.div_ceil(y), y, 1])
+    }
+
+    /// Records one dispatch of `kernel` over `tensors` (bindings 1..) with uniform `params`.
+    pub fn dispatch(
+        &self,
+        kernel: &Kernel,
+        defines: &[(&str, u32)],
+        tensors: &[&Tensor],
+        params: &[u32],
+        workgroups: [u32; 3],
+    ) -> Result<()> {
+        if tensors.len() != kernel.bindings.len() {
+            return Err(Error::Invalid(format!(
+                "kernel {}: {} tensors bound, {} bindings declared",
+                kernel.entry,
+                tensors.len(),
+                kernel.bindings.len()
+            )));
+        }
+        let max = self.inner.limits.max_compute_workgroups_per_dimension;
+        if workgroups.iter().any(|&w| w > max) {
+            return Err(Error::Limit {
+                what: format!("dispatch of {}", kernel.entry),
+                requested: *workgroups.iter().max().unwrap_or(&0) as u64,
+                limit_name: "max_compute_workgroups_per_dimension",
+                limit: max as u64,
+            });
+        }
+        if workgroups.contains(&0) {
+            return Ok(());
+        }
+        for t in tensors {
+            self.check_binding(kernel.entry, t.byte_len())?;
+        }
+        let device = &self.inner.device;
+        let (pipeline, layout) = lock(&self.inner.pipelines).get(device, kernel, defines);
+        let mut recorder = lock(&self.inner.recorder);
+        let (ubuf, offset, size) = recorder.params(device, bytemuck::cast_slice(params));
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &ubuf,
+                offset,
+                size: wgpu::BufferSize::new(size),
+            }),
+        }];
+        for (i, t) in tensors.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: t.buffer(),
+                    offset: 0,
+                    size: wgpu::BufferSize::new(t.byte_len().max(4)),
+                }),
+            });
+        }
+        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(kernel.entry),
+            layout: &layout,
+            entries: &entries,
+        });
+        {
+            let encoder = recorder.encoder(device);
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(kernel.entry),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
+        }
+        recorder.pending += 1;
+        self.inner.dispatches.fetch_add(1, Ordering::Relaxed);
+        let full = recorder.pending >= MAX_PENDING_DISPATCHES;
+        drop(recorder);
+        if full {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Records a buffer-to-buffer copy in the open encoder (ordered with dispatches).
+    pub(crate) fn copy(
+        &self,
+        src: &wgpu::Buffer,
+        src_off: u64,
+        dst: &wgpu::Buffer,
+        dst_off: u64,
+        bytes: u64,
+    ) {
+        if bytes == 0 {
+            return;
+        }
+        let mut recorder = lock(&self.inner.recorder);
+        recorder
+            .encoder(&self.inner.device)
+            .copy_buffer_to_buffer(src, src_off, dst, dst_off, bytes);
+    }
+}

@@ -1,0 +1,14 @@
+//! The GPU runtime: adapter choice, buffer pool, pipeline cache, batched dispatch, readback.
+
+mod adapter;
+mod context;
+mod pipelines;
+mod pool;
+mod readback;
+mod recorder;
+
+pub use adapter::{AdapterSummary, GpuOptions};
+pub use context::{Gpu, GpuStats};
+pub use pipelines::{source_with_defines, Access, Kernel};
+#[cfg(not(target_arch = "wasm32"))]
+pub use readback::block_on;

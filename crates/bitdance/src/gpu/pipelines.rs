@@ -1,0 +1,118 @@
+//! Compute pipelines built from WGSL with `const` defines, cached by shader, entry and defines.
+
+use std::collections::HashMap;
+
+use crate::shaders::Shader;
+
+/// How an entry point uses one of its storage bindings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`.
+    ReadWrite,
+}
+
+/// A compute entry point: binding 0 is its uniform `params`, bindings 1.. are `bindings`.
+#[derive(Clone, Copy, Debug)]
+pub struct Kernel {
+    /// The shader file holding the entry point.
+    pub shader: &'static Shader,
+    /// WGSL entry point name.
+    pub entry: &'static str,
+    /// Access of storage bindings 1..=n, in order.
+    pub bindings: &'static [Access],
+}
+
+/// WGSL source with the defines prepended as module-scope `const`s.
+pub fn source_with_defines(shader: &Shader, defines: &[(&str, u32)]) -> String {
+    let mut src = String::new();
+    for (name, value) in defines {
+        src.push_str(&format!("const {name}: u32 = {value}u;\n"));
+    }
+    src.push_str(shader.source);
+    src
+}
+
+type DefineKey = Vec<(String, u32)>;
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: HashMap<(&'static str, DefineKey), wgpu::ShaderModule>,
+    pipelines: HashMap<
+        (&'static str, &'static str, DefineKey),
+        (wgpu::ComputePipeline, wgpu::BindGroupLayout),
+    >,
+}
+
+impl PipelineCache {
+    /// The pipeline and bind group layout of `kernel` under `defines`, built on first use.
+    pub fn get(
+        &mut self,
+        device: &wgpu::Device,
+        kernel: &Kernel,
+        defines: &[(&str, u32)],
+    ) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {
+        let key: DefineKey = defines.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let pkey = (kernel.shader.name, kernel.entry, key.clone());
+        if let Some(found) = self.pipelines.get(&pkey) {
+            return found.clone();
+        }
+        let module = self
+            .modules
+            .entry((kernel.shader.name, key))
+            .or_insert_with(|| {
+                device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(kernel.shader.name),
+                    source: wgpu::ShaderSource::Wgsl(
+                        source_with_defines(kernel.shader, defines).into(),
+                    ),
+                })
+            })
+            .clone();
+        let mut entries = vec![wgpu::BindGroupLayoutEntry {
+            binding: 0,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: wgpu::BufferBindingType::Uniform,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        }];
+        for (i, access) in kernel.bindings.iter().enumerate() {
+            entries.push(wgpu::BindGroupLayoutEntry {
+                binding: i as u32 + 1,
+                visibility: wgpu::ShaderStages::COMPUTE,
+                ty: wgpu::BindingType::Buffer {
+                    ty: wgpu::BufferBindingType::Storage {
+                        read_only: *access == Access::Read,
+                    },
+                    has_dynamic_offset: false,
+                    min_binding_size: None,
+                },
+                count: None,
+            });
+        }
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(kernel.entry),
+            entries: &entries,
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        self.pipelines
+            .insert(pkey, (pipeline.clone(), layout.clone()));
+        (pipeline, layout)
+    }
+}

@@ -1,0 +1,100 @@
+//! Async readback that never blocks in the browser, and a blocking wrapper for native callers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+use super::context::Gpu;
+use crate::{Error, Result};
+
+#[derive(Default)]
+struct MapState {
+    done: Option<Result<(), String>>,
+    waker: Option<Waker>,
+}
+
+/// Resolves when `map_async`'s callback has fired.
+struct MapFuture(Arc<Mutex<MapState>>);
+
+impl Future for MapFuture {
+    type Output = Result<(), String>;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match state.done.take() {
+            Some(result) => Poll::Ready(result),
+            None => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl Gpu {
+    /// Copies `bytes` bytes of `src` to the host: submits pending work, maps, awaits.
+    /// Native: the device is polled to completion here. Web: the browser resolves the map.
+    pub(crate) async fn read_buffer(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+        if bytes == 0 {
+            return Ok(Vec::new());
+        }
+        let padded = bytes.div_ceil(wgpu::COPY_BUFFER_ALIGNMENT) * wgpu::COPY_BUFFER_ALIGNMENT;
+        let staging = self.inner.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size: padded,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.copy(src, 0, &staging, 0, padded);
+        self.flush()?;
+        let state = Arc::new(Mutex::new(MapState::default()));
+        let sink = state.clone();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+            s.done = Some(result.map_err(|e| e.to_string()));
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        });
+        // No-op on the web; on native this waits for the queue, then fires the callback.
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
+        MapFuture(state)
+            .await
+            .map_err(|e| Error::Gpu(format!("readback map failed: {e}")))?;
+        self.take_error()?;
+        let data = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("readback view failed: {e}")))?;
+            view[..bytes as usize].to_vec()
+        };
+        staging.unmap();
+        Ok(data)
+    }
+
+    /// Waits until the GPU has finished everything submitted (native; no-op on the web).
+    pub fn synchronize(&self) -> Result<()> {
+        self.flush()?;
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
+        self.take_error()
+    }
+}
+
+/// Runs a future to completion on the current thread (native callers of the async API).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::yield_now();
+    }
+}

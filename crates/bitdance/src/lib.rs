@@ -1,0 +1,17 @@
+//! BitDance on WebGPU: the GPU runtime, WGSL kernels with CPU references, autograd and
+//! optimizers, shared by the CLI, the desktop app and the browser build.
+
+pub mod autograd;
+pub mod conformance;
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod optim;
+pub mod reference;
+pub mod rng;
+pub mod shaders;
+pub mod tensor;
+
+pub use error::{Error, Result};
+pub use gpu::{Gpu, GpuOptions, GpuStats};
+pub use tensor::{DType, Tensor};

@@ -1,0 +1,182 @@
+//! Element-wise ops: fill, a*x+b*y, mul, scale, row-broadcast add, SiLU and SwiGLU gating.
+
+use super::{grid_1d, same_shape};
+use crate::gpu::{Access, Kernel};
+use crate::shaders::ELEMENTWISE;
+use crate::{DType, Error, Result, Tensor};
+
+const RW: Access = Access::ReadWrite;
+const R: Access = Access::Read;
+
+macro_rules! kernel {
+    ($name:ident, $entry:literal, $bindings:expr) => {
+        const $name: Kernel = Kernel {
+            shader: &ELEMENTWISE,
+            entry: $entry,
+            bindings: $bindings,
+        };
+    };
+}
+kernel!(FILL, "fill", &[RW]);
+kernel!(AXPBY, "axpby", &[RW, R, R]);
+kernel!(AXPBY_INPLACE, "axpby_inplace", &[RW, R]);
+kernel!(MUL, "mul", &[RW, R, R]);
+kernel!(SCALE, "scale", &[RW, R]);
+kernel!(ADD_BCAST, "add_bcast", &[RW, R, R]);
+kernel!(SILU, "silu", &[RW, R]);
+kernel!(SILU_BACKWARD, "silu_backward", &[RW, R, R]);
+kernel!(SWIGLU, "swiglu", &[RW, R]);
+kernel!(SWIGLU_BACKWARD, "swiglu_backward", &[RW, R, R]);
+
+/// Uniform words of `elementwise.wgsl`: n, m, alpha, beta, bits.
+fn params(n: usize, m: usize, alpha: f32, beta: f32, bits: u32) -> [u32; 5] {
+    [n as u32, m as u32, alpha.to_bits(), beta.to_bits(), bits]
+}
+
+fn launch(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], p: [u32; 5]) -> Result<()> {
+    let mut all = vec![out];
+    all.extend_from_slice(inputs);
+    let grid = grid_1d(out, kernel.entry, p[0] as usize)?;
+    out.gpu().dispatch(kernel, &[], &all, &p, grid)
+}
+
+/// Fills every element of `t` with the 32-bit pattern `bits` (f32 or u32).
+pub fn fill_bits(t: &Tensor, bits: u32) -> Result<()> {
+    launch(&FILL, t, &[], params(t.numel(), 0, 0.0, 0.0, bits))
+}
+
+/// `alpha * a + beta * b`, same shapes.
+pub fn axpby(alpha: f32, a: &Tensor, beta: f32, b: &Tensor) -> Result<Tensor> {
+    same_shape("axpby", a, b)?;
+    let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
+    launch(&AXPBY, &out, &[a, b], params(a.numel(), 0, alpha, beta, 0))?;
+    Ok(out)
+}
+
+/// `a + b`, same shapes.
+pub fn add(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    axpby(1.0, a, 1.0, b)
+}
+
+/// `a - b`, same shapes.
+pub fn sub(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    axpby(1.0, a, -1.0, b)
+}
+
+/// In place: `acc = alpha * acc + beta * a` (gradient accumulation, EMA).
+pub fn axpby_inplace(alpha: f32, acc: &Tensor, beta: f32, a: &Tensor) -> Result<()> {
+    same_shape("axpby_inplace", acc, a)?;
+    if acc.same_storage(a) {
+        return Err(Error::Invalid(
+            "axpby_inplace: accumulator and operand share storage".into(),
+        ));
+    }
+    launch(
+        &AXPBY_INPLACE,
+        acc,
+        &[a],
+        params(a.numel(), 0, alpha, beta, 0),
+    )
+}
+
+/// `a * b` element-wise, same shapes.
+pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    same_shape("mul", a, b)?;
+    let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
+    launch(&MUL, &out, &[a, b], params(a.numel(), 0, 0.0, 0.0, 0))?;
+    Ok(out)
+}
+
+/// `alpha * a`.
+pub fn scale(a: &Tensor, alpha: f32) -> Result<Tensor> {
+    let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
+    launch(&SCALE, &out, &[a], params(a.numel(), 0, alpha, 0.0, 0))?;
+    Ok(out)
+}
+
+/// `a[.., j] + bias[j]`: a [.., n], bias [n].
+pub fn add_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let n = *a.shape().last().unwrap_or(&1);
+    if bias.numel() != n || n == 0 {
+        return Err(Error::Shape {
+            op: "add_bias",
+            detail: format!(
+                "bias {:?} does not match the last dim of {:?}",
+                bias.shape(),
+                a.shape()
+            ),
+        });
+    }
+    let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
+    launch(
+        &ADD_BCAST,
+        &out,
+        &[a, bias],
+        params(a.numel(), n, 0.0, 0.0, 0),
+    )?;
+    Ok(out)
+}
+
+/// `x * sigmoid(x)`.
+pub fn silu(x: &Tensor) -> Result<Tensor> {
+    let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    launch(&SILU, &out, &[x], params(x.numel(), 0, 0.0, 0.0, 0))?;
+    Ok(out)
+}
+
+/// Gradient of `silu` at `x` given the output gradient `dy`.
+pub fn silu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    same_shape("silu_backward", x, dy)?;
+    let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    launch(
+        &SILU_BACKWARD,
+        &out,
+        &[x, dy],
+        params(x.numel(), 0, 0.0, 0.0, 0),
+    )?;
+    Ok(out)
+}
+
+fn swiglu_half(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
+    let w = *x.shape().last().unwrap_or(&0);
+    if w == 0 || w % 2 != 0 {
+        return Err(Error::Shape {
+            op,
+            detail: format!("last dim of {:?} must be even and non-zero", x.shape()),
+        });
+    }
+    Ok((x.numel() / w, w / 2))
+}
+
+/// SwiGLU gating on the two halves of the last dim: x [.., 2h] -> silu(x[.., :h]) * x[.., h:].
+pub fn swiglu(x: &Tensor) -> Result<Tensor> {
+    let (rows, h) = swiglu_half("swiglu", x)?;
+    let mut shape = x.shape().to_vec();
+    *shape.last_mut().unwrap_or(&mut 0) = h;
+    let out = Tensor::empty(x.gpu(), &shape, DType::F32)?;
+    launch(&SWIGLU, &out, &[x], params(rows * h, h, 0.0, 0.0, 0))?;
+    Ok(out)
+}
+
+/// Gradient of `swiglu` w.r.t. x [.., 2h] given dy [.., h].
+pub fn swiglu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    let (rows, h) = swiglu_half("swiglu_backward", x)?;
+    if dy.numel() != rows * h {
+        return Err(Error::Shape {
+            op: "swiglu_backward",
+            detail: format!(
+                "dy {:?} does not match x {:?} halved",
+                dy.shape(),
+                x.shape()
+            ),
+        });
+    }
+    let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    launch(
+        &SWIGLU_BACKWARD,
+        &out,
+        &[x, dy],
+        params(x.numel(), h, 0.0, 0.0, 0),
+    )?;
+    Ok(out)
+}

@@ -1,0 +1,24 @@
+//! GPU ops: each family's launchers (forward and backward) over its WGSL entry points.
+//! CPU f64 references live in `crate::reference`, conformance checks in `crate::conformance`.
+
+mod elementwise;
+
+pub use elementwise::*;
+
+use crate::{Error, Result, Tensor};
+
+/// Checks that two shapes are equal, naming the op on mismatch.
+pub(crate) fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
+    if a.shape() != b.shape() {
+        return Err(Error::Shape {
+            op,
+            detail: format!("operands {:?} and {:?} differ", a.shape(), b.shape()),
+        });
+    }
+    Ok(())
+}
+
+/// Workgroups of 256 threads covering `n` elements, as a 2D grid when needed.
+pub(crate) fn grid_1d(a: &Tensor, op: &str, n: usize) -> Result<[u32; 3]> {
+    a.gpu().grid(op, (n as u32).div_ceil(256))
+}

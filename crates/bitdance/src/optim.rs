@@ -1,0 +1,1 @@
+//! Optimizers: AdamW with parameter groups, gradient clipping and EMA.

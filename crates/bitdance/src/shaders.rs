@@ -1,0 +1,53 @@
+//! The WGSL sources, one file per kernel family, embedded at compile time.
+
+/// One WGSL file: its name and source (defines are prepended as `const`s at build time).
+#[derive(Debug)]
+pub struct Shader {
+    /// File stem, e.g. "matmul".
+    pub name: &'static str,
+    /// WGSL source text.
+    pub source: &'static str,
+    /// Define sets the runtime may use, each validated by naga in a unit test.
+    pub variants: &'static [&'static [(&'static str, u32)]],
+}
+
+macro_rules! shader {
+    ($ident:ident, $name:literal, $variants:expr) => {
+        #[doc = concat!("`shaders/", $name, ".wgsl`.")]
+        pub static $ident: Shader = Shader {
+            name: $name,
+            source: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
+            variants: $variants,
+        };
+    };
+}
+
+shader!(ELEMENTWISE, "elementwise", &[&[]]);
+
+/// Every shader, for validation and the pipeline warm-up.
+pub fn all() -> Vec<&'static Shader> {
+    vec![&ELEMENTWISE]
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::source_with_defines;
+
+    #[test]
+    fn every_shader_variant_passes_naga_validation() {
+        for shader in super::all() {
+            for defines in shader.variants {
+                let src = source_with_defines(shader, defines);
+                let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
+                    panic!("{} {defines:?}: {}", shader.name, e.emit_to_string(&src))
+                });
+                naga::valid::Validator::new(
+                    naga::valid::ValidationFlags::all(),
+                    naga::valid::Capabilities::empty(),
+                )
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{} {defines:?}: {e:?}", shader.name));
+            }
+        }
+    }
+}

@@ -1,0 +1,254 @@
+//! GPU tensors: a pooled storage buffer with a shape and a dtype, always contiguous row-major.
+
+use std::sync::Arc;
+
+use crate::gpu::Gpu;
+use crate::{Error, Result};
+
+/// Element type of a tensor; every dtype is 4 bytes wide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    /// 32-bit float.
+    F32,
+    /// 32-bit unsigned integer (indices, class labels, packed bits).
+    U32,
+}
+
+/// The storage of a tensor; its buffer goes back to the pool when the last user drops it.
+struct Storage {
+    gpu: Gpu,
+    buffer: Option<wgpu::Buffer>,
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        if let Some(buffer) = self.buffer.take() {
+            self.gpu.release(buffer);
+        }
+    }
+}
+
+/// A contiguous row-major tensor on one GPU; clones share the storage.
+#[derive(Clone)]
+pub struct Tensor {
+    storage: Arc<Storage>,
+    shape: Vec<usize>,
+    dtype: DType,
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tensor({:?}, {:?})", self.shape, self.dtype)
+    }
+}
+
+/// Number of elements of a shape (1 for a scalar).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl Tensor {
+    /// An uninitialised tensor (NaN-filled when the GPU's poison mode is on).
+    pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Self> {
+        let bytes = (numel(shape) * 4) as u64;
+        gpu.check_binding(&format!("tensor of shape {shape:?}"), bytes)?;
+        let t = Tensor {
+            storage: Arc::new(Storage {
+                gpu: gpu.clone(),
+                buffer: Some(gpu.acquire(bytes.max(4))),
+            }),
+            shape: shape.to_vec(),
+            dtype,
+        };
+        if gpu.poison_outputs() {
+            crate::ops::fill_bits(&t, f32::NAN.to_bits())?;
+        }
+        Ok(t)
+    }
+
+    /// A tensor filled with `value`.
+    pub fn full(gpu: &Gpu, shape: &[usize], value: f32) -> Result<Self> {
+        let t = Self::empty_unpoisoned(gpu, shape, DType::F32)?;
+        crate::ops::fill_bits(&t, value.to_bits())?;
+        Ok(t)
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Self> {
+        Self::full(gpu, shape, 0.0)
+    }
+
+    fn empty_unpoisoned(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Self> {
+        let poison = gpu.poison_outputs();
+        gpu.set_poison_outputs(false);
+        let t = Self::empty(gpu, shape, dtype);
+        gpu.set_poison_outputs(poison);
+        t
+    }
+
+    /// Uploads `data` (row-major, `numel(shape)` values) as an f32 tensor.
+    pub fn from_f32(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Self> {
+        Self::upload(
+            gpu,
+            shape,
+            DType::F32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
+    }
+
+    /// Uploads `data` as a u32 tensor (indices, labels).
+    pub fn from_u32(gpu: &Gpu, shape: &[usize], data: &[u32]) -> Result<Self> {
+        Self::upload(
+            gpu,
+            shape,
+            DType::U32,
+            bytemuck::cast_slice(data),
+            data.len(),
+        )
+    }
+
+    fn upload(gpu: &Gpu, shape: &[usize], dtype: DType, bytes: &[u8], len: usize) -> Result<Self> {
+        if len != numel(shape) {
+            return Err(Error::DataLength {
+                what: format!("upload of a {dtype:?} tensor"),
+                shape: shape.to_vec(),
+                expected: numel(shape),
+                found: len,
+            });
+        }
+        let t = Self::empty_unpoisoned(gpu, shape, dtype)?;
+        t.write_bytes(bytes);
+        Ok(t)
+    }
+
+    /// Overwrites the whole tensor with `bytes`, ordered after work already recorded.
+    pub(crate) fn write_bytes(&self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let gpu = self.gpu();
+        let padded = (bytes.len() as u64).div_ceil(4) * 4;
+        let staging = gpu.device().create_buffer(&wgpu::BufferDescriptor {
+            label: Some("upload"),
+            size: padded,
+            usage: wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: true,
+        });
+        if let Ok(mut view) = staging.get_mapped_range_mut(..) {
+            view.slice(..bytes.len()).copy_from_slice(bytes);
+        }
+        staging.unmap();
+        gpu.copy(&staging, 0, self.buffer(), 0, padded);
+    }
+
+    /// Overwrites the tensor with `data`; its length must match.
+    pub fn write_f32(&self, data: &[f32]) -> Result<()> {
+        if data.len() != self.numel() || self.dtype != DType::F32 {
+            return Err(Error::DataLength {
+                what: format!("write into {self:?}"),
+                shape: self.shape.clone(),
+                expected: self.numel(),
+                found: data.len(),
+            });
+        }
+        self.write_bytes(bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// The same storage seen with another shape of equal element count.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
+        if numel(shape) != self.numel() {
+            return Err(Error::Shape {
+                op: "reshape",
+                detail: format!("cannot view {:?} as {shape:?}", self.shape),
+            });
+        }
+        Ok(Tensor {
+            storage: self.storage.clone(),
+            shape: shape.to_vec(),
+            dtype: self.dtype,
+        })
+    }
+
+    /// Copies the values to the host as f32 (async: resolves once the GPU is done).
+    pub async fn to_vec_f32(&self) -> Result<Vec<f32>> {
+        let bytes = self
+            .gpu()
+            .read_buffer(self.buffer(), self.byte_len())
+            .await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Copies the values to the host as u32.
+    pub async fn to_vec_u32(&self) -> Result<Vec<u32>> {
+        let bytes = self
+            .gpu()
+            .read_buffer(self.buffer(), self.byte_len())
+            .await?;
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
+    }
+
+    /// Blocking `to_vec_f32` for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_f32(&self) -> Result<Vec<f32>> {
+        crate::gpu::block_on(self.to_vec_f32())
+    }
+
+    /// Blocking `to_vec_u32` for native callers.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn read_u32(&self) -> Result<Vec<u32>> {
+        crate::gpu::block_on(self.to_vec_u32())
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// Element count.
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+
+    /// Size of the data in bytes.
+    pub fn byte_len(&self) -> u64 {
+        (self.numel() * 4) as u64
+    }
+
+    /// The GPU owning the storage.
+    pub fn gpu(&self) -> &Gpu {
+        &self.storage.gpu
+    }
+
+    /// The wgpu buffer (possibly larger than `byte_len`: pooled size class).
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        self.storage
+            .buffer
+            .as_ref()
+            .expect("storage buffer present until drop")
+    }
+
+    /// Whether two tensors share storage.
+    pub fn same_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    /// Checks the dtype, naming the op and operand on mismatch.
+    pub fn expect_dtype(&self, op: &'static str, what: &'static str, dtype: DType) -> Result<()> {
+        if self.dtype != dtype {
+            return Err(Error::DType {
+                op,
+                what,
+                expected: dtype,
+                found: self.dtype,
+            });
+        }
+        Ok(())
+    }
+}

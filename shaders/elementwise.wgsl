@@ -1,0 +1,114 @@
+// Element-wise kernels over flat f32 arrays. Linear id = gid.x + gid.y * nwg.x * 256.
+
+struct Params {
+    n: u32,      // elements of the output
+    m: u32,      // broadcast period (add_bcast) or half width (swiglu)
+    alpha: f32,
+    beta: f32,
+    bits: u32,   // fill pattern
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read> a: array<f32>;
+@group(0) @binding(3) var<storage, read> b: array<f32>;
+
+fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+@compute @workgroup_size(256)
+fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { out[i] = bitcast<f32>(params.bits); }
+}
+
+// out = alpha * a + beta * b
+@compute @workgroup_size(256)
+fn axpby(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { out[i] = params.alpha * a[i] + params.beta * b[i]; }
+}
+
+// out = alpha * out + beta * a   (in place: accumulation, EMA)
+@compute @workgroup_size(256)
+fn axpby_inplace(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { out[i] = params.alpha * out[i] + params.beta * a[i]; }
+}
+
+// out = a * b
+@compute @workgroup_size(256)
+fn mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { out[i] = a[i] * b[i]; }
+}
+
+// out = alpha * a
+@compute @workgroup_size(256)
+fn scale(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { out[i] = params.alpha * a[i]; }
+}
+
+// out[i] = a[i] + b[i % m]   (row bias broadcast)
+@compute @workgroup_size(256)
+fn add_bcast(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { out[i] = a[i] + b[i % params.m]; }
+}
+
+@compute @workgroup_size(256)
+fn silu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { let x = a[i]; out[i] = x * sigmoid(x); }
+}
+
+// out = dy * silu'(x); a = x, b = dy
+@compute @workgroup_size(256)
+fn silu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n {
+        let x = a[i];
+        let s = sigmoid(x);
+        out[i] = b[i] * s * (1.0 + x * (1.0 - s));
+    }
+}
+
+// a: [rows, 2m] -> out: [rows, m] = silu(a[:, :m]) * a[:, m:]
+@compute @workgroup_size(256)
+fn swiglu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n {
+        let row = i / params.m;
+        let col = i % params.m;
+        let h1 = a[row * 2u * params.m + col];
+        let h2 = a[row * 2u * params.m + params.m + col];
+        out[i] = h1 * sigmoid(h1) * h2;
+    }
+}
+
+// a = x [rows, 2m], b = dy [rows, m] -> out = dx [rows, 2m]; n counts dx elements
+@compute @workgroup_size(256)
+fn swiglu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n {
+        let w = 2u * params.m;
+        let row = i / w;
+        let col = i % w;
+        let j = col % params.m;
+        let h1 = a[row * w + j];
+        let h2 = a[row * w + params.m + j];
+        let dy = b[row * params.m + j];
+        let s = sigmoid(h1);
+        if col < params.m {
+            out[i] = dy * h2 * s * (1.0 + h1 * (1.0 - s));
+        } else {
+            out[i] = dy * h1 * s;
+        }
+    }
+}
