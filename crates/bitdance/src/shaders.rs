@@ -23,10 +23,26 @@ macro_rules! shader {
 }
 
 shader!(ELEMENTWISE, "elementwise", &[&[]]);
+shader!(MATMUL, "matmul", crate::ops::MATMUL_VARIANTS);
+shader!(NORM, "norm", crate::ops::NORM_VARIANTS);
+shader!(ROPE, "rope", crate::ops::ROPE_VARIANTS);
+shader!(ATTENTION, "attention", crate::ops::ATTENTION_VARIANTS);
+shader!(DATA, "data", crate::ops::DATA_VARIANTS);
+shader!(LOSS, "loss", crate::ops::LOSS_VARIANTS);
+shader!(OPTIM, "optim", crate::ops::OPTIM_VARIANTS);
 
 /// Every shader, for validation and the pipeline warm-up.
 pub fn all() -> Vec<&'static Shader> {
-    vec![&ELEMENTWISE]
+    vec![
+        &ELEMENTWISE,
+        &MATMUL,
+        &NORM,
+        &ROPE,
+        &ATTENTION,
+        &DATA,
+        &LOSS,
+        &OPTIM,
+    ]
 }
 
 #[cfg(test)]

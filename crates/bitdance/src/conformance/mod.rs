@@ -2,7 +2,14 @@
 //! odd shapes and NaN-poisoned outputs; each backward against finite differences. The same
 //! checks back `bitdance doctor`, the native test suite and the browser tests.
 
+mod attention;
+mod data;
 mod elementwise;
+mod loss;
+mod matmul;
+mod norm;
+mod optim;
+mod rope;
 
 use crate::reference::relative_error;
 use crate::rng::Rng;
@@ -120,10 +127,40 @@ impl Checker {
 
 /// Every family of checks, in dependency order.
 pub fn families() -> Vec<Family> {
-    vec![Family {
-        name: "elementwise",
-        run: |c| Box::pin(elementwise::run(c)),
-    }]
+    vec![
+        Family {
+            name: "elementwise",
+            run: |c| Box::pin(elementwise::run(c)),
+        },
+        Family {
+            name: "matmul",
+            run: |c| Box::pin(matmul::run(c)),
+        },
+        Family {
+            name: "norm",
+            run: |c| Box::pin(norm::run(c)),
+        },
+        Family {
+            name: "rope",
+            run: |c| Box::pin(rope::run(c)),
+        },
+        Family {
+            name: "attention",
+            run: |c| Box::pin(attention::run(c)),
+        },
+        Family {
+            name: "data",
+            run: |c| Box::pin(data::run(c)),
+        },
+        Family {
+            name: "loss",
+            run: |c| Box::pin(loss::run(c)),
+        },
+        Family {
+            name: "optim",
+            run: |c| Box::pin(optim::run(c)),
+        },
+    ]
 }
 
 /// Runs the named families (all when `only` is empty) on `gpu`; outputs are NaN-poisoned.

@@ -1,9 +1,23 @@
 //! GPU ops: each family's launchers (forward and backward) over its WGSL entry points.
 //! CPU f64 references live in `crate::reference`, conformance checks in `crate::conformance`.
 
+pub mod attention;
+pub mod data;
 mod elementwise;
+pub mod loss;
+pub mod matmul;
+pub mod norm;
+pub mod optim;
+pub mod rope;
 
+pub use attention::*;
+pub use data::*;
 pub use elementwise::*;
+pub use loss::*;
+pub use matmul::*;
+pub use norm::*;
+pub use optim::*;
+pub use rope::*;
 
 use crate::{Error, Result, Tensor};
 

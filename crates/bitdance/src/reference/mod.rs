@@ -1,8 +1,22 @@
 //! CPU references in f64 for every kernel family, and finite-difference gradients.
 
+mod attention;
+mod data;
 mod elementwise;
+mod loss;
+mod matmul;
+mod norm;
+mod optim;
+mod rope;
 
+pub use attention::*;
+pub use data::*;
 pub use elementwise::*;
+pub use loss::*;
+pub use matmul::*;
+pub use norm::*;
+pub use optim::*;
+pub use rope::*;
 
 /// Vector-Jacobian product of `f` at `x` with cotangent `dy`, by central differences in f64.
 pub fn finite_difference_vjp(f: impl Fn(&[f64]) -> Vec<f64>, x: &[f64], dy: &[f64]) -> Vec<f64> {
