@@ -1,0 +1,1 @@
+//! BitDance in the browser.
