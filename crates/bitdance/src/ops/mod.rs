@@ -36,3 +36,27 @@ pub(crate) fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()>
 pub(crate) fn grid_1d(a: &Tensor, op: &str, n: usize) -> Result<[u32; 3]> {
     a.gpu().grid(op, (n as u32).div_ceil(256))
 }
+
+/// Copies the first `src.numel()` elements of `src` into the start of `dst` (recorded in order).
+pub fn copy_into(src: &Tensor, dst: &Tensor) -> Result<()> {
+    if src.numel() > dst.numel() {
+        return Err(Error::Shape {
+            op: "copy_into",
+            detail: format!(
+                "source {:?} larger than destination {:?}",
+                src.shape(),
+                dst.shape()
+            ),
+        });
+    }
+    src.gpu()
+        .copy(src.buffer(), 0, dst.buffer(), 0, src.byte_len());
+    Ok(())
+}
+
+/// A new tensor holding a copy of `src`.
+pub fn duplicate(src: &Tensor) -> Result<Tensor> {
+    let out = Tensor::empty(src.gpu(), src.shape(), src.dtype())?;
+    copy_into(src, &out)?;
+    Ok(out)
+}

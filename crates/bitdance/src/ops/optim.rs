@@ -1,4 +1,102 @@
-//! optim kernels (launchers).
+//! Optimizer kernels: the fused AdamW update and the gradient-clipping factor.
+
+use crate::gpu::{Access, Kernel};
+use crate::shaders::OPTIM;
+use crate::{Error, Result, Tensor};
 
 /// Define sets of `shaders/optim.wgsl` the runtime uses (validated by naga).
 pub const OPTIM_VARIANTS: &[&[(&str, u32)]] = &[&[]];
+
+const RW: Access = Access::ReadWrite;
+const R: Access = Access::Read;
+const ADAMW: Kernel = Kernel {
+    shader: &OPTIM,
+    entry: "adamw",
+    bindings: &[RW, RW, RW, R, R],
+};
+const CLIP_FACTOR: Kernel = Kernel {
+    shader: &OPTIM,
+    entry: "clip_factor",
+    bindings: &[RW, RW],
+};
+
+/// Hyper-parameters of one AdamW update (torch.optim.AdamW semantics).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamWStep {
+    /// Learning rate of this step.
+    pub lr: f32,
+    /// First-moment decay.
+    pub beta1: f32,
+    /// Second-moment decay.
+    pub beta2: f32,
+    /// Denominator epsilon.
+    pub eps: f32,
+    /// Decoupled weight decay (0 for the no-decay group).
+    pub weight_decay: f32,
+    /// 1-based step number, for bias correction.
+    pub step: u64,
+}
+
+/// In place: one AdamW update of `param` with moments `m`, `v`, gradient `grad * clip[0]`.
+/// All four of the same shape; `clip` is a [>=1] tensor whose element 0 scales the gradient.
+pub fn adamw_update(
+    param: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    grad: &Tensor,
+    clip: &Tensor,
+    h: &AdamWStep,
+) -> Result<()> {
+    for (what, t) in [("m", m), ("v", v), ("grad", grad)] {
+        if t.shape() != param.shape() {
+            return Err(Error::Shape {
+                op: "adamw",
+                detail: format!(
+                    "{what} {:?} differs from param {:?}",
+                    t.shape(),
+                    param.shape()
+                ),
+            });
+        }
+    }
+    if h.step == 0 {
+        return Err(Error::Invalid("adamw: step numbers start at 1".into()));
+    }
+    let t = h.step.min(i32::MAX as u64) as i32;
+    let bc1 = 1.0 - (h.beta1 as f64).powi(t);
+    let bc2 = 1.0 - (h.beta2 as f64).powi(t);
+    let p = [
+        param.numel() as u32,
+        h.lr.to_bits(),
+        h.beta1.to_bits(),
+        h.beta2.to_bits(),
+        h.eps.to_bits(),
+        h.weight_decay.to_bits(),
+        (bc1 as f32).to_bits(),
+        (bc2 as f32).to_bits(),
+        0,
+    ];
+    let grid = super::grid_1d(param, "adamw", param.numel())?;
+    param
+        .gpu()
+        .dispatch(&ADAMW, &[], &[param, m, v, grad, clip], &p, grid)
+}
+
+/// From a [1] tensor holding the squared global gradient norm, a [2] tensor
+/// [min(1, max_norm / (norm + 1e-6)), norm] computed on the GPU (no readback); element 0 is
+/// what `adamw_update` takes as `clip`.
+pub fn clip_factor(norm_squared: &Tensor, max_norm: f32) -> Result<Tensor> {
+    if norm_squared.numel() != 1 {
+        return Err(Error::Shape {
+            op: "clip_factor",
+            detail: format!("expected a [1] norm², found {:?}", norm_squared.shape()),
+        });
+    }
+    let out = Tensor::empty(norm_squared.gpu(), &[2], crate::DType::F32)?;
+    let mut p = [0u32; 9];
+    p[8] = max_norm.to_bits();
+    norm_squared
+        .gpu()
+        .dispatch(&CLIP_FACTOR, &[], &[&out, norm_squared], &p, [1, 1, 1])?;
+    Ok(out)
+}
