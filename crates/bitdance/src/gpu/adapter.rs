@@ -85,15 +85,18 @@ impl AdapterSummary {
     }
 }
 
-/// Higher is preferred: discrete, integrated, virtual, other, CPU.
-fn preference(kind: wgpu::DeviceType) -> u8 {
-    match kind {
+/// Higher is preferred: discrete, integrated, virtual, other, CPU; then any backend over GL
+/// (the GL backend has fewer storage bindings and slower dispatch).
+fn preference(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let backend = u8::from(info.backend != wgpu::Backend::Gl);
+    let kind = match info.device_type {
         wgpu::DeviceType::DiscreteGpu => 4,
         wgpu::DeviceType::IntegratedGpu => 3,
         wgpu::DeviceType::VirtualGpu => 2,
         wgpu::DeviceType::Other => 1,
         wgpu::DeviceType::Cpu => 0,
-    }
+    };
+    (kind, backend)
 }
 
 /// Picks the adapter: the most capable device type among those matching the filters.
@@ -113,7 +116,7 @@ pub(crate) async fn select_adapter(
     let best = candidates
         .into_iter()
         .filter(|a| options.name_matches(&a.get_info().name))
-        .max_by_key(|a| preference(a.get_info().device_type));
+        .max_by_key(|a| preference(&a.get_info()));
     if let Some(adapter) = best {
         return Ok(adapter);
     }

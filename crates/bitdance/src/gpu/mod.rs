@@ -12,3 +12,4 @@ pub use context::{Gpu, GpuStats};
 pub use pipelines::{source_with_defines, Access, Kernel};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::block_on;
+pub use wgpu::Features;
