@@ -50,6 +50,10 @@ pub fn numel(shape: &[usize]) -> usize {
 impl Tensor {
     /// An uninitialised tensor (NaN-filled when the GPU's poison mode is on).
     pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Self> {
+        Self::alloc(gpu, shape, dtype, gpu.poison_outputs())
+    }
+
+    fn alloc(gpu: &Gpu, shape: &[usize], dtype: DType, poison: bool) -> Result<Self> {
         let bytes = (numel(shape) * 4) as u64;
         gpu.check_binding(&format!("tensor of shape {shape:?}"), bytes)?;
         let t = Tensor {
@@ -60,7 +64,7 @@ impl Tensor {
             shape: shape.to_vec(),
             dtype,
         };
-        if gpu.poison_outputs() {
+        if poison {
             crate::ops::fill_bits(&t, f32::NAN.to_bits())?;
         }
         Ok(t)
@@ -68,7 +72,7 @@ impl Tensor {
 
     /// A tensor filled with `value`.
     pub fn full(gpu: &Gpu, shape: &[usize], value: f32) -> Result<Self> {
-        let t = Self::empty_unpoisoned(gpu, shape, DType::F32)?;
+        let t = Self::alloc(gpu, shape, DType::F32, false)?;
         crate::ops::fill_bits(&t, value.to_bits())?;
         Ok(t)
     }
@@ -76,14 +80,6 @@ impl Tensor {
     /// A tensor of zeros.
     pub fn zeros(gpu: &Gpu, shape: &[usize]) -> Result<Self> {
         Self::full(gpu, shape, 0.0)
-    }
-
-    fn empty_unpoisoned(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Self> {
-        let poison = gpu.poison_outputs();
-        gpu.set_poison_outputs(false);
-        let t = Self::empty(gpu, shape, dtype);
-        gpu.set_poison_outputs(poison);
-        t
     }
 
     /// Uploads `data` (row-major, `numel(shape)` values) as an f32 tensor.
@@ -117,7 +113,7 @@ impl Tensor {
                 found: len,
             });
         }
-        let t = Self::empty_unpoisoned(gpu, shape, dtype)?;
+        let t = Self::alloc(gpu, shape, dtype, false)?;
         t.write_bytes(bytes);
         Ok(t)
     }

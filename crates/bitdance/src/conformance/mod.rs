@@ -166,13 +166,11 @@ pub fn families() -> Vec<Family> {
 /// Runs the named families (all when `only` is empty) on `gpu`; outputs are NaN-poisoned.
 pub async fn run(gpu: &Gpu, only: &[&str]) -> Vec<CheckResult> {
     let mut checker = Checker::new(gpu, 0x5EED);
-    let poison = gpu.poison_outputs();
-    gpu.set_poison_outputs(true);
+    let _poison = gpu.poison_outputs_guard();
     for family in families() {
         if only.is_empty() || only.contains(&family.name) {
             (family.run)(&mut checker).await;
         }
     }
-    gpu.set_poison_outputs(poison);
     checker.results
 }

@@ -1,6 +1,6 @@
 //! The GPU context: device, queue, limits, features, pool, pipelines and the recorder.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::adapter::{select_adapter, AdapterSummary, GpuOptions};
@@ -48,7 +48,16 @@ pub(crate) struct Inner {
     error: Arc<Mutex<Option<String>>>,
     submits: AtomicU64,
     dispatches: AtomicU64,
-    poison: AtomicBool,
+    poison: AtomicU32,
+}
+
+/// Keeps output poisoning on until dropped (see [`Gpu::poison_outputs_guard`]).
+pub struct PoisonGuard(Gpu);
+
+impl Drop for PoisonGuard {
+    fn drop(&mut self) {
+        self.0.inner.poison.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// A handle to one GPU device; cheap to clone, shared by every tensor made on it.
@@ -122,7 +131,7 @@ impl Gpu {
                 error,
                 submits: AtomicU64::new(0),
                 dispatches: AtomicU64::new(0),
-                poison: AtomicBool::new(false),
+                poison: AtomicU32::new(0),
             }),
         })
     }
@@ -183,13 +192,15 @@ impl Gpu {
         lock(&self.inner.pool).trim();
     }
 
-    /// When on, every new op output is filled with NaN first, so unwritten elements show up.
-    pub fn set_poison_outputs(&self, on: bool) {
-        self.inner.poison.store(on, Ordering::Relaxed);
+    /// While the returned guard lives, every new op output is filled with NaN first, so
+    /// unwritten elements show up (guards nest, so concurrent checks do not interfere).
+    pub fn poison_outputs_guard(&self) -> PoisonGuard {
+        self.inner.poison.fetch_add(1, Ordering::Relaxed);
+        PoisonGuard(self.clone())
     }
 
     pub(crate) fn poison_outputs(&self) -> bool {
-        self.inner.poison.load(Ordering::Relaxed)
+        self.inner.poison.load(Ordering::Relaxed) > 0
     }
 
     /// Submits everything recorded so far (a sync point); a no-op when nothing is pending.

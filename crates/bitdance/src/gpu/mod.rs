@@ -8,7 +8,7 @@ mod readback;
 mod recorder;
 
 pub use adapter::{AdapterSummary, GpuOptions};
-pub use context::{Gpu, GpuStats};
+pub use context::{Gpu, GpuStats, PoisonGuard};
 pub use pipelines::{source_with_defines, Access, Kernel};
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::block_on;

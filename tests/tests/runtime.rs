@@ -1,0 +1,55 @@
+//! The runtime's promises: poisoned outputs, pooled buffers, batched submits, ordered uploads.
+
+use bitdance::{ops, DType, Tensor};
+use bitdance_tests::gpu;
+
+#[test]
+fn poisoned_outputs_read_as_nan_until_written() {
+    let gpu = gpu();
+    let _guard = gpu.poison_outputs_guard();
+    let t = Tensor::empty(&gpu, &[5, 3], DType::F32).unwrap();
+    assert!(t.read_f32().unwrap().iter().all(|v| v.is_nan()));
+}
+
+#[test]
+fn freed_buffers_are_reused_and_counted() {
+    let gpu = bitdance::gpu::block_on(bitdance::Gpu::from_env()).unwrap();
+    let before = gpu.stats();
+    let a = Tensor::zeros(&gpu, &[1000]).unwrap();
+    let live = gpu.stats().live_bytes;
+    assert!(live >= before.live_bytes + 4000);
+    drop(a);
+    assert_eq!(gpu.stats().live_bytes, before.live_bytes);
+    let _b = Tensor::zeros(&gpu, &[990]).unwrap(); // same size class
+    let after = gpu.stats();
+    assert_eq!(after.reuses, before.reuses + 1, "{after:?}");
+    assert!(after.peak_bytes >= live);
+}
+
+#[test]
+fn many_ops_cost_one_submit_at_the_readback() {
+    let gpu = bitdance::gpu::block_on(bitdance::Gpu::from_env()).unwrap();
+    let mut x = Tensor::from_f32(&gpu, &[257], &vec![0.5; 257]).unwrap();
+    let start = gpu.stats();
+    for _ in 0..50 {
+        x = ops::axpby(1.0, &x, 0.0, &ops::silu(&x).unwrap()).unwrap();
+    }
+    let values = x.read_f32().unwrap();
+    let end = gpu.stats();
+    assert_eq!(end.submits - start.submits, 1, "{end:?}");
+    assert_eq!(end.dispatches - start.dispatches, 100);
+    assert!(values.iter().all(|&v| v == 0.5));
+}
+
+#[test]
+fn uploads_into_reused_buffers_stay_in_order() {
+    // A buffer read by a recorded op, freed and re-filled by an upload before the submit:
+    // the upload must not overtake the read.
+    let gpu = bitdance::gpu::block_on(bitdance::Gpu::from_env()).unwrap();
+    let a = Tensor::from_f32(&gpu, &[300], &vec![1.0; 300]).unwrap();
+    let doubled = ops::scale(&a, 2.0).unwrap();
+    drop(a);
+    let b = Tensor::from_f32(&gpu, &[300], &vec![7.0; 300]).unwrap();
+    assert!(doubled.read_f32().unwrap().iter().all(|&v| v == 2.0));
+    assert!(b.read_f32().unwrap().iter().all(|&v| v == 7.0));
+}
