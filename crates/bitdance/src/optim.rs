@@ -1,6 +1,6 @@
 //! Optimizers over named parameters: AdamW with decay / no-decay groups and global
 //! grad-norm clipping (all on the GPU, no readback), the EMA of weights, and the
-//! warmup + cosine learning-rate schedule.
+//! official warmup / constant / cosine learning-rate schedule.
 
 use std::collections::BTreeMap;
 
@@ -124,27 +124,51 @@ impl Ema {
     }
 }
 
-/// Learning rate at `step` (0-based): linear warmup over `warmup` steps to `peak`, then
-/// cosine decay to `min_lr` at `total`.
-pub fn warmup_cosine(step: u64, warmup: u64, total: u64, peak: f32, min_lr: f32) -> f32 {
-    if step < warmup {
-        return peak * (step + 1) as f32 / warmup as f32;
+/// The official learning-rate schedule: linear warmup from 0 over `warmup` steps, constant
+/// until `decay_start`, then cosine decay to `min_lr` at `total` (steps are 0-based).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LrSchedule {
+    /// Peak learning rate.
+    pub peak: f32,
+    /// Floor reached at `total`.
+    pub min_lr: f32,
+    /// Warmup steps (lr = peak * step / warmup before it).
+    pub warmup: u64,
+    /// First step of the cosine decay.
+    pub decay_start: u64,
+    /// Total steps.
+    pub total: u64,
+}
+
+impl LrSchedule {
+    /// Learning rate at 0-based `step`.
+    pub fn at(&self, step: u64) -> f32 {
+        if step < self.warmup {
+            return (self.peak as f64 * step as f64 / self.warmup as f64) as f32;
+        }
+        if step >= self.decay_start && self.decay_start < self.total {
+            let span = (self.total - self.decay_start) as f64;
+            let progress = ((step - self.decay_start) as f64 / span).min(1.0);
+            let cos = 0.5 * (1.0 + (std::f64::consts::PI * progress).cos());
+            return (self.min_lr as f64 + (self.peak - self.min_lr) as f64 * cos) as f32;
+        }
+        self.peak
     }
-    let span = total.saturating_sub(warmup).max(1);
-    let progress = ((step - warmup) as f64 / span as f64).min(1.0);
-    min_lr + (peak - min_lr) * (0.5 * (1.0 + (std::f64::consts::PI * progress).cos())) as f32
 }
 
 #[cfg(test)]
 mod tests {
-    use super::warmup_cosine;
+    use super::LrSchedule;
 
     #[test]
-    fn schedule_warms_up_then_decays_to_min() {
-        assert!((warmup_cosine(0, 10, 110, 1.0, 0.1) - 0.1).abs() < 1e-6);
-        assert!((warmup_cosine(9, 10, 110, 1.0, 0.1) - 1.0).abs() < 1e-6);
-        assert!((warmup_cosine(60, 10, 110, 1.0, 0.1) - 0.55).abs() < 1e-6);
-        assert!((warmup_cosine(110, 10, 110, 1.0, 0.1) - 0.1).abs() < 1e-6);
-        assert!(warmup_cosine(30, 10, 110, 1.0, 0.1) > warmup_cosine(31, 10, 110, 1.0, 0.1));
+    fn schedule_warms_up_holds_then_decays_to_min() {
+        let s = LrSchedule { peak: 1.0, min_lr: 0.1, warmup: 10, decay_start: 20, total: 120 };
+        assert_eq!(s.at(0), 0.0);
+        assert!((s.at(5) - 0.5).abs() < 1e-6);
+        assert_eq!(s.at(10), 1.0);
+        assert_eq!(s.at(19), 1.0);
+        assert!((s.at(70) - 0.55).abs() < 1e-6);
+        assert!((s.at(120) - 0.1).abs() < 1e-6);
+        assert!(s.at(30) > s.at(31));
     }
 }
