@@ -17,7 +17,10 @@ fn check(
 ) {
     let gpu = gpu();
     let mut rng = Rng::new(name.len() as u64 * 7919);
-    let data: Vec<Vec<f32>> = shapes.iter().map(|s| rng.normal_vec(s.iter().product())).collect();
+    let data: Vec<Vec<f32>> = shapes
+        .iter()
+        .map(|s| rng.normal_vec(s.iter().product()))
+        .collect();
     let wide: Vec<Vec<f64>> = data.iter().map(|d| cpu::widen(d)).collect();
     let tape = Tape::new();
     let vars: Vec<Var> = shapes
@@ -38,10 +41,16 @@ fn check(
     for (i, &t) in trainable.iter().enumerate() {
         let got = grads.get(vars[i]);
         if !t {
-            assert!(got.is_none(), "{name}: constant input {i} received a gradient");
+            assert!(
+                got.is_none(),
+                "{name}: constant input {i} received a gradient"
+            );
             continue;
         }
-        let got = got.unwrap_or_else(|| panic!("{name}: no gradient for input {i}")).read_f32().unwrap();
+        let got = got
+            .unwrap_or_else(|| panic!("{name}: no gradient for input {i}"))
+            .read_f32()
+            .unwrap();
         let fd = finite_difference_vjp(
             |x| {
                 let mut ins = wide.clone();
@@ -52,7 +61,10 @@ fn check(
             &cpu::widen(&dy),
         );
         let err = relative_error(&got, &fd);
-        assert!(err < 1e-4, "{name}: gradient of input {i}: relative error {err:e}");
+        assert!(
+            err < 1e-4,
+            "{name}: gradient of input {i}: relative error {err:e}"
+        );
     }
 }
 
@@ -63,12 +75,48 @@ fn zip(a: &[f64], b: &[f64], f: impl Fn(f64, f64) -> f64) -> Vec<f64> {
 #[test]
 fn elementwise_ops() {
     let s: &[usize] = &[5, 7];
-    check("add", &[s, s], &[true, true], |t, v| t.add(v[0], v[1]), |x| zip(&x[0], &x[1], |a, b| a + b));
-    check("sub", &[s, s], &[true, false], |t, v| t.sub(v[0], v[1]), |x| zip(&x[0], &x[1], |a, b| a - b));
-    check("mul", &[s, s], &[true, true], |t, v| t.mul(v[0], v[1]), |x| zip(&x[0], &x[1], |a, b| a * b));
-    check("scale", &[s], &[true], |t, v| t.scale(v[0], -0.3), |x| x[0].iter().map(|a| -0.3 * a).collect());
-    check("silu", &[s], &[true], |t, v| t.silu(v[0]), |x| cpu::silu(&x[0]));
-    check("swiglu", &[&[3, 10]], &[true], |t, v| t.swiglu(v[0]), |x| cpu::swiglu(&x[0], 5));
+    check(
+        "add",
+        &[s, s],
+        &[true, true],
+        |t, v| t.add(v[0], v[1]),
+        |x| zip(&x[0], &x[1], |a, b| a + b),
+    );
+    check(
+        "sub",
+        &[s, s],
+        &[true, false],
+        |t, v| t.sub(v[0], v[1]),
+        |x| zip(&x[0], &x[1], |a, b| a - b),
+    );
+    check(
+        "mul",
+        &[s, s],
+        &[true, true],
+        |t, v| t.mul(v[0], v[1]),
+        |x| zip(&x[0], &x[1], |a, b| a * b),
+    );
+    check(
+        "scale",
+        &[s],
+        &[true],
+        |t, v| t.scale(v[0], -0.3),
+        |x| x[0].iter().map(|a| -0.3 * a).collect(),
+    );
+    check(
+        "silu",
+        &[s],
+        &[true],
+        |t, v| t.silu(v[0]),
+        |x| cpu::silu(&x[0]),
+    );
+    check(
+        "swiglu",
+        &[&[3, 10]],
+        &[true],
+        |t, v| t.swiglu(v[0]),
+        |x| cpu::swiglu(&x[0], 5),
+    );
 }
 
 #[test]

@@ -21,10 +21,17 @@ fn teacher(rng: &mut Rng, x: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; N * OUT];
     for n in 0..N {
         let h: Vec<f32> = (0..HIDDEN)
-            .map(|j| (0..IN).map(|i| w1[j * IN + i] * x[n * IN + i]).sum::<f32>().tanh() / (IN as f32).sqrt())
+            .map(|j| {
+                (0..IN)
+                    .map(|i| w1[j * IN + i] * x[n * IN + i])
+                    .sum::<f32>()
+                    .tanh()
+                    / (IN as f32).sqrt()
+            })
             .collect();
         for o in 0..OUT {
-            y[n * OUT + o] = (0..HIDDEN).map(|j| w2[o * HIDDEN + j] * h[j]).sum::<f32>() / (HIDDEN as f32).sqrt();
+            y[n * OUT + o] = (0..HIDDEN).map(|j| w2[o * HIDDEN + j] * h[j]).sum::<f32>()
+                / (HIDDEN as f32).sqrt();
         }
     }
     let var = y.iter().map(|v| v * v).sum::<f32>() / y.len() as f32;
@@ -41,8 +48,15 @@ fn mlp_reaches_the_loss_threshold_with_one_submit_per_step() {
     let y = Tensor::from_f32(&gpu, &[N, OUT], &y).unwrap();
     let init = |rng: &mut Rng, rows: usize, cols: usize| {
         let s = 1.0 / (cols as f32).sqrt();
-        Tensor::from_f32(&gpu, &[rows, cols], &rng.normal_vec(rows * cols).iter().map(|v| v * s).collect::<Vec<_>>())
-            .unwrap()
+        Tensor::from_f32(
+            &gpu,
+            &[rows, cols],
+            &rng.normal_vec(rows * cols)
+                .iter()
+                .map(|v| v * s)
+                .collect::<Vec<_>>(),
+        )
+        .unwrap()
     };
     let params = [
         ("fc1.weight", init(&mut rng, HIDDEN, IN), true),
@@ -50,13 +64,19 @@ fn mlp_reaches_the_loss_threshold_with_one_submit_per_step() {
         ("fc2.weight", init(&mut rng, OUT, HIDDEN), true),
         ("fc2.bias", Tensor::zeros(&gpu, &[OUT]).unwrap(), false),
     ];
-    let mut opt = AdamW::new(AdamWConfig { weight_decay: 1e-4, ..Default::default() });
+    let mut opt = AdamW::new(AdamWConfig {
+        weight_decay: 1e-4,
+        ..Default::default()
+    });
     let mut losses = Vec::new();
     let mut per_step = None;
     for step in 0..STEPS {
         let before = gpu.stats();
         let tape = Tape::new();
-        let p: Vec<_> = params.iter().map(|(_, t, _)| tape.param(t.clone())).collect();
+        let p: Vec<_> = params
+            .iter()
+            .map(|(_, t, _)| tape.param(t.clone()))
+            .collect();
         let xv = tape.constant(x.clone());
         let yv = tape.constant(y.clone());
         let h = tape.linear(xv, p[0], Some(p[1])).unwrap();
@@ -64,17 +84,28 @@ fn mlp_reaches_the_loss_threshold_with_one_submit_per_step() {
         let out = tape.linear(h, p[2], Some(p[3])).unwrap();
         let loss = tape.mse_loss(out, yv).unwrap();
         let mut grads = tape.backward(loss).unwrap();
-        let grad_tensors: Vec<Tensor> = p.iter().map(|&v| grads.take(v).expect("every parameter has a gradient")).collect();
+        let grad_tensors: Vec<Tensor> = p
+            .iter()
+            .map(|&v| grads.take(v).expect("every parameter has a gradient"))
+            .collect();
         let pg: Vec<ParamGrad> = params
             .iter()
             .zip(&grad_tensors)
-            .map(|((name, value, decay), grad)| ParamGrad { name, value, grad, decay: *decay })
+            .map(|((name, value, decay), grad)| ParamGrad {
+                name,
+                value,
+                grad,
+                decay: *decay,
+            })
             .collect();
         opt.step(&pg, 1e-2).unwrap();
         losses.push(tape.value(loss).read_f32().unwrap()[0]);
         if step == 1 {
             let after = gpu.stats();
-            per_step = Some((after.submits - before.submits, after.dispatches - before.dispatches));
+            per_step = Some((
+                after.submits - before.submits,
+                after.dispatches - before.dispatches,
+            ));
         }
     }
     let (submits, dispatches) = per_step.unwrap();
@@ -85,5 +116,9 @@ fn mlp_reaches_the_loss_threshold_with_one_submit_per_step() {
     );
     assert!(losses.iter().all(|l| l.is_finite()), "non-finite loss");
     assert_eq!(submits, 1, "one submit per training step");
-    assert!(losses[STEPS - 1] < THRESHOLD, "final loss {} not below {THRESHOLD}", losses[STEPS - 1]);
+    assert!(
+        losses[STEPS - 1] < THRESHOLD,
+        "final loss {} not below {THRESHOLD}",
+        losses[STEPS - 1]
+    );
 }
