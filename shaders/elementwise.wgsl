@@ -112,3 +112,10 @@ fn swiglu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
         }
     }
 }
+
+// out = alpha * b[0] * a   (scaling by a GPU-resident scalar, e.g. an upstream loss gradient)
+@compute @workgroup_size(256)
+fn scale_by_scalar(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { out[i] = params.alpha * b[0] * a[i]; }
+}

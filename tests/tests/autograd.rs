@@ -134,3 +134,40 @@ fn reused_values_accumulate_gradients() {
         |x| zip(&x[0], &cpu::silu(&x[0]), |a, s| a * a + s),
     );
 }
+
+#[test]
+fn matmul_linear_and_losses() {
+    use bitdance::reference::{matmul_ref, mse_ref};
+    for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
+        let sa: &[usize] = if ta { &[6, 5] } else { &[5, 6] };
+        let sb: &[usize] = if tb { &[3, 6] } else { &[6, 3] };
+        check(
+            &format!("matmul ta={ta} tb={tb}"),
+            &[sa, sb],
+            &[true, true],
+            |t, v| t.matmul(v[0], v[1], None, ta, tb),
+            |x| matmul_ref(&x[0], &x[1], None, 1, (5, 6, 3), ta, tb, false),
+        );
+    }
+    check(
+        "linear, batched input, shared weight + bias",
+        &[&[2, 4, 6], &[3, 6], &[3]],
+        &[true, true, true],
+        |t, v| t.linear(v[0], v[1], Some(v[2])),
+        |x| matmul_ref(&x[0], &x[1], Some(&x[2]), 8, (1, 6, 3), false, true, true),
+    );
+    check(
+        "mse_loss",
+        &[&[4, 5], &[4, 5]],
+        &[true, true],
+        |t, v| t.mse_loss(v[0], v[1]),
+        |x| vec![mse_ref(&x[0], &x[1])],
+    );
+    check(
+        "mean_all",
+        &[&[3, 7]],
+        &[true],
+        |t, v| t.mean_all(v[0]),
+        |x| vec![x[0].iter().sum::<f64>() / 21.0],
+    );
+}

@@ -6,7 +6,7 @@ pub mod conformance;
 pub mod error;
 pub mod gpu;
 pub mod ops;
-// pub mod optim; (enabled once the reductions land)
+pub mod optim;
 pub mod reference;
 pub mod rng;
 pub mod shaders;

@@ -36,7 +36,13 @@ pub struct AdamWConfig {
 
 impl Default for AdamWConfig {
     fn default() -> Self {
-        Self { beta1: 0.9, beta2: 0.95, eps: 1e-8, weight_decay: 0.05, max_grad_norm: Some(1.0) }
+        Self {
+            beta1: 0.9,
+            beta2: 0.95,
+            eps: 1e-8,
+            weight_decay: 0.05,
+            max_grad_norm: Some(1.0),
+        }
     }
 }
 
@@ -53,7 +59,11 @@ pub struct AdamW {
 impl AdamW {
     /// A fresh optimizer (moments are created at zero on first use).
     pub fn new(config: AdamWConfig) -> Self {
-        Self { config, step: 0, moments: BTreeMap::new() }
+        Self {
+            config,
+            step: 0,
+            moments: BTreeMap::new(),
+        }
     }
 
     /// One update of every parameter at learning rate `lr`. Returns a [2] GPU tensor
@@ -71,13 +81,21 @@ impl AdamW {
             if p.grad.shape() != p.value.shape() {
                 return Err(Error::Shape {
                     op: "AdamW.step",
-                    detail: format!("{}: gradient {:?} for parameter {:?}", p.name, p.grad.shape(), p.value.shape()),
+                    detail: format!(
+                        "{}: gradient {:?} for parameter {:?}",
+                        p.name,
+                        p.grad.shape(),
+                        p.value.shape()
+                    ),
                 });
             }
             let (m, v) = match self.moments.get(p.name) {
                 Some(mv) => mv.clone(),
                 None => {
-                    let mv = (Tensor::zeros(&gpu, p.value.shape())?, Tensor::zeros(&gpu, p.value.shape())?);
+                    let mv = (
+                        Tensor::zeros(&gpu, p.value.shape())?,
+                        Tensor::zeros(&gpu, p.value.shape())?,
+                    );
                     self.moments.insert(p.name.to_string(), mv.clone());
                     mv
                 }
@@ -87,7 +105,11 @@ impl AdamW {
                 beta1: self.config.beta1,
                 beta2: self.config.beta2,
                 eps: self.config.eps,
-                weight_decay: if p.decay { self.config.weight_decay } else { 0.0 },
+                weight_decay: if p.decay {
+                    self.config.weight_decay
+                } else {
+                    0.0
+                },
                 step: self.step,
             };
             ops::adamw_update(p.value, &m, &v, p.grad, &clip, &h)?;
@@ -107,16 +129,23 @@ pub struct Ema {
 impl Ema {
     /// An empty EMA; shadows start as copies on first update.
     pub fn new(decay: f32) -> Self {
-        Self { decay, shadows: BTreeMap::new() }
+        Self {
+            decay,
+            shadows: BTreeMap::new(),
+        }
     }
 
     /// Updates the shadow of each (name, value).
-    pub fn update<'a>(&mut self, params: impl IntoIterator<Item = (&'a str, &'a Tensor)>) -> Result<()> {
+    pub fn update<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
+    ) -> Result<()> {
         for (name, value) in params {
             match self.shadows.get(name) {
                 Some(shadow) => ops::axpby_inplace(self.decay, shadow, 1.0 - self.decay, value)?,
                 None => {
-                    self.shadows.insert(name.to_string(), ops::duplicate(value)?);
+                    self.shadows
+                        .insert(name.to_string(), ops::duplicate(value)?);
                 }
             }
         }
@@ -162,7 +191,13 @@ mod tests {
 
     #[test]
     fn schedule_warms_up_holds_then_decays_to_min() {
-        let s = LrSchedule { peak: 1.0, min_lr: 0.1, warmup: 10, decay_start: 20, total: 120 };
+        let s = LrSchedule {
+            peak: 1.0,
+            min_lr: 0.1,
+            warmup: 10,
+            decay_start: 20,
+            total: 120,
+        };
         assert_eq!(s.at(0), 0.0);
         assert!((s.at(5) - 0.5).abs() < 1e-6);
         assert_eq!(s.at(10), 1.0);

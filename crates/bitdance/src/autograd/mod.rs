@@ -5,6 +5,8 @@
 //! cotangent). Every recorded op runs on the GPU; nothing is read back.
 
 mod basic;
+mod linear;
+mod losses;
 
 use std::cell::RefCell;
 

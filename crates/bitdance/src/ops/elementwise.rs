@@ -23,6 +23,7 @@ kernel!(AXPBY_INPLACE, "axpby_inplace", &[RW, R]);
 kernel!(MUL, "mul", &[RW, R, R]);
 kernel!(SCALE, "scale", &[RW, R]);
 kernel!(ADD_BCAST, "add_bcast", &[RW, R, R]);
+kernel!(SCALE_BY_SCALAR, "scale_by_scalar", &[RW, R, R]);
 kernel!(SILU, "silu", &[RW, R]);
 kernel!(SILU_BACKWARD, "silu_backward", &[RW, R, R]);
 kernel!(SWIGLU, "swiglu", &[RW, R]);
@@ -91,6 +92,24 @@ pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
 pub fn scale(a: &Tensor, alpha: f32) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
     launch(&SCALE, &out, &[a], params(a.numel(), 0, alpha, 0.0, 0))?;
+    Ok(out)
+}
+
+/// `alpha * s[0] * a` with `s` a GPU tensor of at least one element (no readback).
+pub fn scale_by_scalar(a: &Tensor, s: &Tensor, alpha: f32) -> Result<Tensor> {
+    if s.numel() == 0 {
+        return Err(Error::Shape {
+            op: "scale_by_scalar",
+            detail: "empty scalar tensor".into(),
+        });
+    }
+    let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
+    launch(
+        &SCALE_BY_SCALAR,
+        &out,
+        &[a, s],
+        params(a.numel(), 0, alpha, 0.0, 0),
+    )?;
     Ok(out)
 }
 
