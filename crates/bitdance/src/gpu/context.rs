@@ -269,12 +269,17 @@ impl Gpu {
         params: &[u32],
         workgroups: [u32; 3],
     ) -> Result<()> {
-        if tensors.len() != kernel.bindings.len() {
+        let slots: Vec<u32> = (1..)
+            .zip(kernel.bindings)
+            .filter(|(_, a)| **a != super::Access::Skip)
+            .map(|(i, _)| i)
+            .collect();
+        if tensors.len() != slots.len() {
             return Err(Error::Invalid(format!(
                 "kernel {}: {} tensors bound, {} bindings declared",
                 kernel.entry,
                 tensors.len(),
-                kernel.bindings.len()
+                slots.len()
             )));
         }
         let max = self.inner.limits.max_compute_workgroups_per_dimension;
@@ -304,9 +309,9 @@ impl Gpu {
                 size: wgpu::BufferSize::new(size),
             }),
         }];
-        for (i, t) in tensors.iter().enumerate() {
+        for (slot, t) in slots.iter().zip(tensors) {
             entries.push(wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
+                binding: *slot,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: t.buffer(),
                     offset: 0,

@@ -11,9 +11,13 @@ pub enum Access {
     Read,
     /// `var<storage, read_write>`.
     ReadWrite,
+    /// The binding number exists in the shader file but this entry point does not use it:
+    /// no layout entry, no tensor.
+    Skip,
 }
 
-/// A compute entry point: binding 0 is its uniform `params`, bindings 1.. are `bindings`.
+/// A compute entry point: binding 0 is its uniform `params`, bindings 1.. are `bindings`
+/// (tensors are passed for the non-`Skip` ones, in order).
 #[derive(Clone, Copy, Debug)]
 pub struct Kernel {
     /// The shader file holding the entry point.
@@ -81,6 +85,9 @@ impl PipelineCache {
             count: None,
         }];
         for (i, access) in kernel.bindings.iter().enumerate() {
+            if *access == Access::Skip {
+                continue;
+            }
             entries.push(wgpu::BindGroupLayoutEntry {
                 binding: i as u32 + 1,
                 visibility: wgpu::ShaderStages::COMPUTE,
