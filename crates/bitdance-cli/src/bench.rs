@@ -15,6 +15,9 @@ pub struct BenchArgs {
     /// Print one JSON object per line (fields bench, shape, gflops, reference_gflops, ratio).
     #[arg(long)]
     json: bool,
+    /// Skip the matmul tile autotune (use the adapter's default configuration).
+    #[arg(long)]
+    no_autotune: bool,
     /// Timed iterations per shape (after one warm-up).
     #[arg(long, default_value_t = 3)]
     iters: usize,
@@ -65,6 +68,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     };
     match args.what {
         BenchKind::Matmul => {
+            if !args.no_autotune {
+                let (best, timings) = ops::autotune_matmul(&gpu)?;
+                if !args.json {
+                    for (config, gflops) in &timings {
+                        println!("autotune  {config:?}: {gflops:.2} GFLOP/s at 256x768x768");
+                    }
+                    println!("autotune  chose {best:?}");
+                }
+            }
             for (m, k, n) in [
                 (256, 768, 2304),
                 (256, 768, 4096),

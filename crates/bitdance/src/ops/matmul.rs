@@ -38,12 +38,14 @@ impl MatmulConfig {
 }
 
 /// The configurations the runtime may pick from; every one is checked by the conformance suite.
-pub const MATMUL_CONFIGS: [MatmulConfig; 5] = [
+pub const MATMUL_CONFIGS: [MatmulConfig; 7] = [
     MatmulConfig::new(4, 4, 16, 16), // real GPUs: 64x64 outputs per workgroup
     MatmulConfig::new(4, 4, 16, 4),
     MatmulConfig::new(8, 2, 16, 4),
     MatmulConfig::new(2, 4, 32, 2),
     MatmulConfig::new(4, 2, 8, 8),
+    MatmulConfig::new(8, 4, 16, 8),
+    MatmulConfig::new(4, 8, 8, 16),
 ];
 
 macro_rules! variants {
@@ -58,7 +60,7 @@ macro_rules! variants {
 }
 
 /// Define sets of `shaders/matmul.wgsl` the runtime uses (validated by naga).
-pub const MATMUL_VARIANTS: &[&[(&str, u32)]] = variants!(0, 1, 2, 3, 4);
+pub const MATMUL_VARIANTS: &[&[(&str, u32)]] = variants!(0, 1, 2, 3, 4, 5, 6);
 
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
@@ -86,11 +88,7 @@ pub fn matmul_config(gpu: &Gpu) -> MatmulConfig {
     if let Some(c) = tuned.as_ref().and_then(|m| m.get(&adapter_key(gpu))) {
         return *c;
     }
-    if gpu.is_cpu() {
-        MATMUL_CONFIGS[1]
-    } else {
-        MATMUL_CONFIGS[0]
-    }
+    MATMUL_CONFIGS[0]
 }
 
 /// Shapes of one matmul call, resolved from the operands.
