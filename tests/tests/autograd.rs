@@ -171,3 +171,133 @@ fn matmul_linear_and_losses() {
         |x| vec![x[0].iter().sum::<f64>() / 21.0],
     );
 }
+
+#[test]
+fn model_ops() {
+    use bitdance::ops::{rope_positions_raster, AttentionMask};
+    use bitdance::reference::{
+        attention_ref, gated_residual_ref, gather_rows_ref, layer_norm_ref, modulate_ref,
+        rms_norm_ref, rope_2d_ref, slice_ref, softmax_ref, split_heads_ref,
+    };
+    let d = 9;
+    check(
+        "rms_norm",
+        &[&[4, 9], &[9]],
+        &[true, true],
+        |t, v| t.rms_norm(v[0], Some(v[1]), 1e-6),
+        |x| rms_norm_ref(&x[0], d, Some(&x[1]), 1e-6),
+    );
+    check(
+        "layer_norm",
+        &[&[4, 9], &[9], &[9]],
+        &[true, true, true],
+        |t, v| t.layer_norm(v[0], Some((v[1], v[2])), 1e-6),
+        |x| layer_norm_ref(&x[0], d, Some((&x[1], &x[2])), 1e-6),
+    );
+    check(
+        "layer_norm (no affine)",
+        &[&[4, 9]],
+        &[true],
+        |t, v| t.layer_norm(v[0], None, 1e-6),
+        |x| layer_norm_ref(&x[0], d, None, 1e-6),
+    );
+    check(
+        "softmax",
+        &[&[4, 9]],
+        &[true],
+        |t, v| t.softmax(v[0]),
+        |x| softmax_ref(&x[0], d),
+    );
+    check(
+        "modulate",
+        &[&[2, 3, 5], &[2, 5], &[2, 5]],
+        &[true, true, true],
+        |t, v| t.modulate(v[0], v[1], v[2]),
+        |x| modulate_ref(&x[0], &x[1], &x[2], 3, 5),
+    );
+    check(
+        "gated_residual",
+        &[&[2, 3, 5], &[2, 5], &[2, 3, 5]],
+        &[true, true, true],
+        |t, v| t.gated_residual(v[0], v[1], v[2]),
+        |x| gated_residual_ref(&x[0], &x[1], &x[2], 3, 5),
+    );
+    let pos = rope_positions_raster(1, 2, 2);
+    let pos_t = Tensor::from_f32(&gpu(), &[5, 2], &pos).unwrap();
+    let posv = cpu::widen(&pos);
+    check(
+        "rope_2d",
+        &[&[1, 5, 2, 8]],
+        &[true],
+        |t, v| t.rope_2d(v[0], &pos_t),
+        |x| rope_2d_ref(&x[0], &posv, (5, 2, 8)),
+    );
+    let mask = AttentionMask::BlockCausal { start: 1, block: 2 };
+    check(
+        "attention",
+        &[&[1, 2, 5, 4], &[1, 2, 5, 4], &[1, 2, 5, 4]],
+        &[true, true, true],
+        |t, v| t.attention(v[0], v[1], v[2], mask, 0.5),
+        |x| attention_ref(&x[0], &x[1], &x[2], (2, 5, 5, 4), 5, 0, mask, 0.5),
+    );
+    check(
+        "split_qkv -> q*k + v, merge_heads",
+        &[&[2, 3, 12]],
+        &[true],
+        |t, v| {
+            let (q, k, vv) = t.split_qkv(v[0], 2)?;
+            let qk = t.mul(q, k)?;
+            let s = t.add(qk, vv)?;
+            t.merge_heads(s)
+        },
+        |x| {
+            let chunk = |i: usize| -> Vec<f64> {
+                let rows: Vec<f64> = x[0]
+                    .chunks(12)
+                    .flat_map(|r| r[i * 4..(i + 1) * 4].to_vec())
+                    .collect();
+                rows
+            };
+            // q*k + v in [B, T, H*D] layout is the same element-wise.
+            let (q, k, v) = (chunk(0), chunk(1), chunk(2));
+            q.iter()
+                .zip(&k)
+                .zip(&v)
+                .map(|((a, b), c)| a * b + c)
+                .collect()
+        },
+    );
+    check(
+        "split_heads",
+        &[&[2, 3, 8]],
+        &[true],
+        |t, v| t.split_heads(v[0], 2),
+        |x| split_heads_ref(&x[0], (2, 3, 2, 4)),
+    );
+    let idx = Tensor::from_u32(&gpu(), &[4], &[2, 0, 2, 3]).unwrap();
+    check(
+        "embedding",
+        &[&[5, 3]],
+        &[true],
+        |t, v| t.embedding(v[0], &idx),
+        |x| gather_rows_ref(&x[0], 3, &[2, 0, 2, 3]),
+    );
+    check(
+        "slice",
+        &[&[3, 6, 2]],
+        &[true],
+        |t, v| t.slice(v[0], 1, 2, 3),
+        |x| slice_ref(&x[0], (3, 6, 2), 2, 3),
+    );
+    check(
+        "concat",
+        &[&[2, 3], &[2, 4]],
+        &[true, true],
+        |t, v| t.concat(&[v[0], v[1]], 1),
+        |x| {
+            (0..2)
+                .flat_map(|r| [&x[0][r * 3..r * 3 + 3], &x[1][r * 4..r * 4 + 4]].concat())
+                .collect()
+        },
+    );
+}

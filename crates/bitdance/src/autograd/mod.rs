@@ -7,6 +7,7 @@
 mod basic;
 mod linear;
 mod losses;
+mod nn;
 
 use std::cell::RefCell;
 
