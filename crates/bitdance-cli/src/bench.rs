@@ -51,7 +51,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     let iters = args.iters.max(1);
-    let mut emit = |row: Row| {
+    let emit = |row: Row| {
         let ratio = row.gflops / row.reference_gflops;
         if args.json {
             println!(

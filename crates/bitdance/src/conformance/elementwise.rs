@@ -57,7 +57,7 @@ async fn check_shape(c: &mut Checker, shape: &[usize]) -> crate::Result<()> {
     )
     .await;
 
-    if n % 2 == 0 {
+    if n.is_multiple_of(2) {
         let h = n / 2;
         let mut dshape = shape.to_vec();
         *dshape.last_mut().unwrap_or(&mut 0) = h;

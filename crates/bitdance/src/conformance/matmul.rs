@@ -20,7 +20,7 @@ async fn all(c: &mut Checker) -> Result<()> {
             let (a, av) = c.randn(&if ta { [k, m] } else { [m, k] })?;
             let (b, bv) = c.randn(&if tb { [n, k] } else { [k, n] })?;
             let (bias, biasv) = c.randn(&[n])?;
-            let with_bias = (ci + ta as usize + tb as usize) % 2 == 0;
+            let with_bias = (ci + ta as usize + tb as usize).is_multiple_of(2);
             let r = matmul_ref(
                 &av,
                 &bv,

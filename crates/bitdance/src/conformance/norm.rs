@@ -95,8 +95,7 @@ async fn all(c: &mut Checker) -> Result<()> {
                 &dyv,
             );
             let back = ops::layer_norm_backward(&x, Some(&w), &stats, &dy);
-            let grads = back.map(|(dx, dw, db)| (dx, dw, db));
-            match grads {
+            match back {
                 Ok((dx, dw, db)) => {
                     c.compare("layer_norm backward dx", s.clone(), Ok(dx), &fdx, TOL_GRAD)
                         .await;

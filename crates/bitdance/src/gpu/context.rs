@@ -229,7 +229,7 @@ impl Gpu {
 
     /// Checks a storage binding of `bytes` against the adapter's limit.
     pub(crate) fn check_binding(&self, what: &str, bytes: u64) -> Result<()> {
-        let limit = self.inner.limits.max_storage_buffer_binding_size as u64;
+        let limit = self.inner.limits.max_storage_buffer_binding_size;
         if bytes > limit {
             return Err(Error::Limit {
                 what: what.to_string(),

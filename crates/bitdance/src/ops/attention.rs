@@ -266,7 +266,7 @@ fn chunk_geometry(
     op: &'static str,
 ) -> Result<(usize, usize, usize)> {
     let s = x.shape();
-    if s.len() != 3 || heads == 0 || s[2] % (chunks * heads) != 0 {
+    if s.len() != 3 || heads == 0 || !s[2].is_multiple_of(chunks * heads) {
         return Err(Error::Shape {
             op,
             detail: format!("x {s:?} must be [B, T, {chunks} * {heads} heads * D]"),

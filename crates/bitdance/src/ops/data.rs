@@ -59,7 +59,7 @@ fn rows_and_width(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
         op,
         detail: "scalar input".into(),
     })?;
-    Ok((if d == 0 { 0 } else { x.numel() / d }, d))
+    Ok((x.numel().checked_div(d).unwrap_or(0), d))
 }
 
 /// Rows of `table` [V, D] picked by `idx` (u32 [N]) -> [N, D]; indices >= V give zero rows

@@ -158,7 +158,7 @@ pub fn silu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
 
 fn swiglu_half(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
     let w = *x.shape().last().unwrap_or(&0);
-    if w == 0 || w % 2 != 0 {
+    if w == 0 || !w.is_multiple_of(2) {
         return Err(Error::Shape {
             op,
             detail: format!("last dim of {:?} must be even and non-zero", x.shape()),

@@ -237,7 +237,7 @@ pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
 fn groups(op: &'static str, x: &Tensor, per_group: &Tensor) -> Result<(usize, usize, usize)> {
     let (_, c) = rows_width(op, x)?;
     let g = per_group.numel() / c.max(1);
-    let ok = per_group.shape().last() == Some(&c) && g > 0 && x.numel() % (g * c) == 0;
+    let ok = per_group.shape().last() == Some(&c) && g > 0 && x.numel().is_multiple_of(g * c);
     if !ok {
         return Err(Error::Shape {
             op,

@@ -16,7 +16,7 @@ const ROPE_KERNEL: Kernel = Kernel {
 
 fn rotate(x: &Tensor, positions: &Tensor, sign: f32, op: &'static str) -> Result<Tensor> {
     let s = x.shape();
-    if s.len() != 4 || s[3] % 4 != 0 || s[3] == 0 {
+    if s.len() != 4 || !s[3].is_multiple_of(4) || s[3] == 0 {
         return Err(Error::Shape {
             op,
             detail: format!("x must be [B, T, H, Dh] with Dh a multiple of 4, found {s:?}"),
