@@ -301,3 +301,30 @@ fn model_ops() {
         },
     );
 }
+
+#[test]
+fn quantizer_ops() {
+    use bitdance::reference::lfq_entropy_ref;
+    check(
+        "lfq_entropy_loss",
+        &[&[2, 16]],
+        &[true],
+        |t, v| t.lfq_entropy_loss(v[0], 0.7),
+        |x| vec![lfq_entropy_ref(&x[0], 0.7)],
+    );
+    // Straight-through: d<sign(x), dy>/dx is taken as dy.
+    let gpu = gpu();
+    let tape = Tape::new();
+    let x = tape.param(Tensor::from_f32(&gpu, &[4], &[0.3, -1.2, 0.0, 2.0]).unwrap());
+    let q = tape.sign_ste(x).unwrap();
+    assert_eq!(
+        tape.value(q).read_f32().unwrap(),
+        vec![1.0, -1.0, -1.0, 1.0]
+    );
+    let dy = Tensor::from_f32(&gpu, &[4], &[0.5, 1.5, -2.0, 3.0]).unwrap();
+    let grads = tape.backward_with(q, dy).unwrap();
+    assert_eq!(
+        grads.get(x).unwrap().read_f32().unwrap(),
+        vec![0.5, 1.5, -2.0, 3.0]
+    );
+}

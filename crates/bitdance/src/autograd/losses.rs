@@ -42,3 +42,23 @@ impl Tape {
         self.scale(s, 1.0 / n)
     }
 }
+
+impl Tape {
+    /// Sign quantization with the straight-through estimator: forward ±1, backward identity.
+    pub fn sign_ste(&self, x: Var) -> Result<Var> {
+        let q = ops::sign_quantize(&self.value(x))?;
+        Ok(self.push(q, &[x], Box::new(|dy, _| Ok(vec![Some(dy.clone())]))))
+    }
+
+    /// The GFQ group-wise entropy loss of x [.., C] at `temperature` -> [1].
+    pub fn lfq_entropy_loss(&self, x: Var, temperature: f32) -> Result<Var> {
+        let xv = self.value(x);
+        let saved = ops::lfq_entropy_loss(&xv, temperature)?;
+        let loss = saved.loss()?;
+        Ok(self.push(
+            loss,
+            &[x],
+            Box::new(move |dy, _| Ok(vec![Some(ops::lfq_entropy_loss_backward(&xv, &saved, dy)?)])),
+        ))
+    }
+}
