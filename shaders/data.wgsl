@@ -1,124 +1,118 @@
-// Data movement and reductions: row gathers (embedding), their deterministic scatter-add,
-// strided block copies (slice / concat / in-place writes), column sums and two-stage sums.
+// Data kernels: strided region copies (slice, concat, write_slice, slice backward), row gathers
+// (embedding, permutations) with their deterministic scatter-add backward, and column sums.
+// Every array is u32 so copies are bit-exact for f32 and u32 tensors alike (moving u32 values
+// through f32 registers could flush the denormal patterns); arithmetic kernels bitcast.
+// Linear id = gid.x + gid.y * nwg.x * 256, as in elementwise.wgsl.
 
 struct Params {
-    p0: u32,
-    p1: u32,
+    n: u32,   // work items of the dispatch
+    p1: u32,  // the meaning of p1..p6 is given at each entry point
     p2: u32,
     p3: u32,
     p4: u32,
     p5: u32,
     p6: u32,
-    f0: f32,
+    scale: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(2) var<storage, read> src: array<u32>;
 @group(0) @binding(3) var<storage, read> idx: array<u32>;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
-// out[i, d] = x[idx[i], d]; p0 = rows out, p1 = D, p2 = V. Indices >= V give zeros.
+// src viewed [outer, p3, p1], dst viewed [outer, p5, p1]: dst[o, p6 + m, k] = src[o, p4 + m, k]
+// for m < p2. n = outer * p2 * p1. Only the region is written (dst may be updated in place).
+@compute @workgroup_size(256)
+fn copy_region(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= params.n { return; }
+    let inner = params.p1;
+    let len = params.p2;
+    let k = i % inner;
+    let t = i / inner;
+    let m = t % len;
+    let o = t / len;
+    dst[(o * params.p5 + params.p6 + m) * inner + k] = src[(o * params.p3 + params.p4 + m) * inner + k];
+}
+
+// Writes all of dst viewed [outer, p5, p1]: src (viewed [outer, p2, p1]) at axis offset p6,
+// zero elsewhere. n = outer * p5 * p1.
+@compute @workgroup_size(256)
+fn pad_region(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= params.n { return; }
+    let inner = params.p1;
+    let len = params.p2;
+    let start = params.p6;
+    let k = i % inner;
+    let t = i / inner;
+    let m = t % params.p5;
+    let o = t / params.p5;
+    var v = 0u;
+    if m >= start && m < start + len {
+        v = src[(o * len + m - start) * inner + k];
+    }
+    dst[i] = v;
+}
+
+// dst[r, k] = src[idx[r] - p3, k] for rows of width p1 taken from a source of p2 rows (rows
+// p3..p3 + p2 of a larger table); an index outside yields a zero row (the launcher cannot see
+// indices; below p3 the u32 difference wraps to a large value). n = rows * p1.
 @compute @workgroup_size(256)
 fn gather_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = linear_id(gid, nwg);
-    if t >= params.p0 * params.p1 { return; }
-    let i = t / params.p1;
-    let d = t % params.p1;
-    let row = idx[i];
+    let i = linear_id(gid, nwg);
+    if i >= params.n { return; }
+    let width = params.p1;
+    let row = idx[i / width] - params.p3;
+    var v = 0u;
     if row < params.p2 {
-        out[t] = x[row * params.p1 + d];
-    } else {
-        out[t] = 0.0;
+        v = src[row * width + i % width];
     }
+    dst[i] = v;
 }
 
-// out[idx[i], d] += x[i, d] in index order, one invocation per column d (deterministic);
-// out must be zeroed first. p0 = rows of x, p1 = D, p2 = V.
+// dst [p2, p1] (f32) = scatter-add of src = dy [p3, p1] (f32) into rows idx[r] - p5. Thread
+// (b, c) owns column c of the rows v with v % p4 == b and adds dy rows in the order
+// r = 0, 1, ...: no atomics, deterministic. Indices outside p5..p5 + p2 are skipped. n = p4 * p1.
 @compute @workgroup_size(256)
-fn scatter_add_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let d = linear_id(gid, nwg);
-    if d >= params.p1 { return; }
-    for (var i = 0u; i < params.p0; i++) {
-        let row = idx[i];
-        if row < params.p2 {
-            out[row * params.p1 + d] += x[i * params.p1 + d];
+fn embedding_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= params.n { return; }
+    let width = params.p1;
+    let vocab = params.p2;
+    let blocks = params.p4;
+    let c = i % width;
+    let b = i / width;
+    for (var v = b; v < vocab; v += blocks) {
+        dst[v * width + c] = 0u;
+    }
+    for (var r = 0u; r < params.p3; r++) {
+        let v = idx[r] - params.p5;
+        if v < vocab && v % blocks == b {
+            let o = v * width + c;
+            dst[o] = bitcast<u32>(bitcast<f32>(dst[o]) + bitcast<f32>(src[r * width + c]));
         }
     }
 }
 
-// Block copy over [outer, len, inner] views: out[o, dst_start + j, i] = x[o, src_start + j, i].
-// p0 = outer, p1 = len, p2 = inner, p3 = src_dim, p4 = src_start, p5 = dst_dim, p6 = dst_start.
+// Partial column sums: src viewed [p2, p1] (f32), p3 parts;
+// dst[p4 + q * p1 + c] = scale * sum over rows r = q, q + p3, q + 2 p3, ... of f(src[r, c]),
+// f(v) = v * v when p5 == 1 else v. Consecutive threads read consecutive words. n = p3 * p1.
 @compute @workgroup_size(256)
-fn copy_block(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = linear_id(gid, nwg);
-    if t >= params.p0 * params.p1 * params.p2 { return; }
-    let i = t % params.p2;
-    let j = (t / params.p2) % params.p1;
-    let o = t / (params.p2 * params.p1);
-    out[(o * params.p5 + params.p6 + j) * params.p2 + i] = x[(o * params.p3 + params.p4 + j) * params.p2 + i];
-}
-
-// out[c] = sum_r x[r, c], rows in order; p0 = rows, p1 = columns.
-@compute @workgroup_size(256)
-fn sum_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c = linear_id(gid, nwg);
-    if c >= params.p1 { return; }
-    var s = 0.0;
-    for (var r = 0u; r < params.p0; r++) {
-        s += x[r * params.p1 + c];
+fn reduce_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= params.n { return; }
+    let cols = params.p1;
+    let c = i % cols;
+    let square = params.p5 == 1u;
+    var acc = 0.0;
+    for (var r = i / cols; r < params.p2; r += params.p3) {
+        let v = bitcast<f32>(src[r * cols + c]);
+        acc += select(v, v * v, square);
     }
-    out[c] = s;
-}
-
-const CHUNK: u32 = 4096u;
-var<workgroup> partial: array<f32, 256>;
-
-// Stage 1: out[p1 + g] = sum over chunk g of x (squared when p2 == 1); p0 = n.
-@compute @workgroup_size(256)
-fn sum_partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let g = wid.x + wid.y * nwg.x;
-    let start = g * CHUNK;
-    var s = 0.0;
-    for (var j = lid.x; j < CHUNK; j += 256u) {
-        let k = start + j;
-        if k < params.p0 {
-            let v = x[k];
-            s += select(v, v * v, params.p2 == 1u);
-        }
-    }
-    partial[lid.x] = s;
-    workgroupBarrier();
-    for (var w = 128u; w > 0u; w >>= 1u) {
-        if lid.x < w {
-            partial[lid.x] += partial[lid.x + w];
-        }
-        workgroupBarrier();
-    }
-    if lid.x == 0u {
-        out[params.p1 + g] = partial[0];
-    }
-}
-
-// Stage 2 (one workgroup): out[0] = f0 * sum of x[0..p0] (the partials).
-@compute @workgroup_size(256)
-fn sum_final(@builtin(local_invocation_id) lid: vec3<u32>) {
-    var s = 0.0;
-    for (var j = lid.x; j < params.p0; j += 256u) {
-        s += x[j];
-    }
-    partial[lid.x] = s;
-    workgroupBarrier();
-    for (var w = 128u; w > 0u; w >>= 1u) {
-        if lid.x < w {
-            partial[lid.x] += partial[lid.x + w];
-        }
-        workgroupBarrier();
-    }
-    if lid.x == 0u {
-        out[0] = params.f0 * partial[0];
-    }
+    dst[params.p4 + i] = bitcast<u32>(params.scale * acc);
 }

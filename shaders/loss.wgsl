@@ -1,124 +1,205 @@
-// Sign quantization (lookup-free, BitDance's GFQ) and its group-wise entropy loss.
-// x [N, C] with C = G * 8: group g of row n holds bits x[n, 8g .. 8g+8]; code j in 0..256 has
-// bit d = (j >> d) & 1, value 2*bit - 1. A sample s = (n, g); S = N * G samples.
+// Loss kernels: MSE partial sums and gradient, sign quantization, LFQ code indices and the
+// group-wise LFQ entropy loss. The output binding is u32 (f32 results stored as their bits)
+// so one declaration also serves the u32 code indices.
+// Linear id = gid.x + gid.y * nwg.x * 256, as in elementwise.wgsl.
+//
+// Entropy loss maths (one row = one sample's group of d bits, x_j its d values): the logits
+// over the K = 2^d codes, (2/T) x . c_k, factorise over bits, so the softmax is a product of
+// independent bits with p(bit j = +1) = sigmoid(z_j), z_j = 4 x_j / T, and
+// log p(k) = -sum_j softplus(-s_kj z_j), s_kj = +1 if bit j of k is set else -1. As
+// softplus(-s z) = log(1 + exp(-|z|)) + (|z| where s z < 0), the log terms are summed once per
+// row (`Row.l`) and each code adds the |z_j| of the bits where its sign disagrees with z_j.
 
 struct Params {
-    n: u32,        // rows N (elements for sign_quantize)
-    c: u32,        // channels C
-    samples: u32,  // S = N * C / 8
-    inv_temp: f32, // 1 / temperature
+    n: u32,   // work items of the dispatch
+    p1: u32,  // the meaning of p1..p3, a and b is given at each entry point
+    p2: u32,
+    p3: u32,
+    a: f32,
+    b: f32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out2: array<f32>;
-@group(0) @binding(3) var<storage, read> x: array<f32>;
-@group(0) @binding(4) var<storage, read> w: array<f32>;
-@group(0) @binding(5) var<storage, read> v: array<f32>;
-@group(0) @binding(6) var<storage, read_write> codes: array<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<storage, read> x: array<f32>;
+@group(0) @binding(3) var<storage, read> y: array<f32>;
+@group(0) @binding(4) var<storage, read> g: array<f32>;
 
-const EPS: f32 = 1e-5;
+// eps of the official batch entropy, -sum A log(A + eps).
+const ENTROPY_EPS: f32 = 1e-5;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 64u;
+    return gid.x + gid.y * nwg.x * 256u;
 }
 
-// q = x > 0 ? 1 : -1.   bindings: out, x
-@compute @workgroup_size(64)
+fn put(i: u32, v: f32) {
+    out[i] = bitcast<u32>(v);
+}
+
+// log(1 + e) for e in [0, 1], accurate when e is tiny.
+fn log1p_small(e: f32) -> f32 {
+    let u = 1.0 + e;
+    if u == 1.0 { return e; }
+    return log(u) * e / (u - 1.0);
+}
+
+// sigmoid(z) * sigmoid(-z) without overflow.
+fn sig_prod(z: f32) -> f32 {
+    let e = exp(-abs(z));
+    return e / ((1.0 + e) * (1.0 + e));
+}
+
+// Entropy of one bit with logit z: sigmoid(z) softplus(-z) + sigmoid(-z) softplus(z).
+fn bit_entropy(z: f32) -> f32 {
+    let e = exp(-abs(z));
+    let l = log1p_small(e);
+    return (l + e * (abs(z) + l)) / (1.0 + e);
+}
+
+struct Row {
+    pos: u32,  // bit j set where z_j > 0
+    l: f32,    // sum_j log(1 + exp(-|z_j|))
+}
+
+// Loads row r of x (d bits) as |z_j| = a |x_j| into az.
+fn load_row(r: u32, d: u32, a: f32, az: ptr<function, array<f32, 8>>) -> Row {
+    var row = Row(0u, 0.0);
+    for (var j = 0u; j < d; j++) {
+        let z = a * x[r * d + j];
+        (*az)[j] = abs(z);
+        row.pos |= select(0u, 1u << j, z > 0.0);
+        row.l += log1p_small(exp(-abs(z)));
+    }
+    return row;
+}
+
+fn log_prob(k: u32, row: Row, az: ptr<function, array<f32, 8>>, d: u32) -> f32 {
+    let wrong = k ^ row.pos;
+    var s = row.l;
+    for (var j = 0u; j < d; j++) {
+        if ((wrong >> j) & 1u) == 1u { s += (*az)[j]; }
+    }
+    return -s;
+}
+
+// out = +1 where x > 0 else -1 (x == 0 gives -1, as the official quantizer). n elements.
+@compute @workgroup_size(256)
 fn sign_quantize(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
+    if i < params.n { put(i, select(-1.0, 1.0, x[i] > 0.0)); }
+}
+
+// out[i] (u32) = sum_j [x[i * p1 + j] > 0] << j: code index of group i, channel j of the
+// group is bit j (least significant first), as the official quantizer. n groups.
+@compute @workgroup_size(256)
+fn lfq_group_indices(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
     if i >= params.n { return; }
-    out[i] = select(-1.0, 1.0, x[i] > 0.0);
-}
-
-// codes[s] = sum_d (x[s, d] > 0) << d.   bindings: x, codes
-@compute @workgroup_size(64)
-fn group_indices(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let s = linear_id(gid, nwg);
-    if s >= params.samples { return; }
     var code = 0u;
-    for (var d = 0u; d < 8u; d++) {
-        if x[s * 8u + d] > 0.0 { code |= 1u << d; }
+    for (var j = 0u; j < params.p1; j++) {
+        code |= select(0u, 1u << j, x[i * params.p1 + j] > 0.0);
     }
-    codes[s] = code;
+    out[i] = code;
 }
 
-// The scaled logits z_j = 2 x_s . c_j / T of sample s.
-fn logit(s: u32, j: u32) -> f32 {
-    var dot = 0.0;
-    for (var d = 0u; d < 8u; d++) {
-        let bit = f32((j >> d) & 1u) * 2.0 - 1.0;
-        dot += x[s * 8u + d] * bit;
+// Partial sums of (x - y)^2 over the p1 elements: out[q] = sum over i = q, q + p2, ... ;
+// n = p2 parts (reduced further by data.wgsl's reduce_cols).
+@compute @workgroup_size(256)
+fn mse_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let q = linear_id(gid, nwg);
+    if q >= params.n { return; }
+    var acc = 0.0;
+    for (var i = q; i < params.p1; i += params.p2) {
+        let d = x[i] - y[i];
+        acc += d * d;
     }
-    return 2.0 * dot * params.inv_temp;
+    put(q, acc);
 }
 
-fn log_sum_exp(s: u32) -> f32 {
-    var m = -3.0e38;
-    for (var j = 0u; j < 256u; j++) { m = max(m, logit(s, j)); }
-    var total = 0.0;
-    for (var j = 0u; j < 256u; j++) { total += exp(logit(s, j) - m); }
-    return m + log(total);
+// out = a * (x - y) * g[0]  (a = ±2 / numel; g = upstream scalar gradient). n elements.
+@compute @workgroup_size(256)
+fn mse_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { put(i, params.a * (x[i] - y[i]) * g[0]); }
 }
 
-// Per sample: out[s, j] = p_sj = softmax(z_s)_j; out2[s] = H_s = -sum p log p.   bindings: out, out2, x
-@compute @workgroup_size(64)
-fn entropy_probs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let s = linear_id(gid, nwg);
-    if s >= params.samples { return; }
-    let lse = log_sum_exp(s);
-    var h = 0.0;
-    for (var j = 0u; j < 256u; j++) {
-        let lp = logit(s, j) - lse;
-        let p = exp(lp);
-        out[s * 256u + j] = p;
-        h -= p * lp;
-    }
-    out2[s] = h;
-}
-
-// From column sums of p (w, [256]) and the mean sample entropy (v, [1]):
-// out = [loss, mean sample entropy, codebook entropy]; out2 = dA/da_j for the backward.
-// bindings: out, out2, w, v
-@compute @workgroup_size(1)
-fn entropy_finalize() {
-    var codebook = 0.0;
-    for (var j = 0u; j < 256u; j++) {
-        let a = w[j] / f32(params.samples);
-        let la = log(a + EPS);
-        codebook -= a * la;
-        out2[j] = -(la + a / (a + EPS));
-    }
-    out[0] = v[0] - codebook;
-    out[1] = v[0];
-    out[2] = codebook;
-}
-
-// dL/dx for L = mean_s H_s - A(mean_s p_s), scaled by the upstream gradient v[0].
-// bindings: out (dx), x, w = dA/da [256], v = dloss [1]
-@compute @workgroup_size(64)
-fn entropy_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let s = linear_id(gid, nwg);
-    if s >= params.samples { return; }
-    let lse = log_sum_exp(s);
-    var h = 0.0;
-    var gp = 0.0;
-    for (var j = 0u; j < 256u; j++) {
-        let lp = logit(s, j) - lse;
-        let p = exp(lp);
-        h -= p * lp;
-        gp += w[j] * p;
-    }
-    var dx: array<f32, 8>;
-    for (var d = 0u; d < 8u; d++) { dx[d] = 0.0; }
-    for (var j = 0u; j < 256u; j++) {
-        let lp = logit(s, j) - lse;
-        let p = exp(lp);
-        let dz = -p * (lp + h) - p * (w[j] - gp);
-        for (var d = 0u; d < 8u; d++) {
-            dx[d] += dz * (f32((j >> d) & 1u) * 2.0 - 1.0);
+// Partial sums over rows of x [p2 rows, p1 bits]: thread (q, k), k <= K = 2^p1, adds rows
+// r = q, q + p3, ... of p_r(k) (k < K) or of the row's entropy sum_j H(z_j) (k = K).
+// out [p3, K + 1]; a = 4 / T. n = p3 * (K + 1).
+@compute @workgroup_size(256)
+fn lfq_entropy_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= params.n { return; }
+    let d = params.p1;
+    let codes = 1u << d;
+    let k = i % (codes + 1u);
+    var az: array<f32, 8>;
+    var acc = 0.0;
+    for (var r = i / (codes + 1u); r < params.p2; r += params.p3) {
+        let row = load_row(r, d, params.a, &az);
+        if k == codes {
+            for (var j = 0u; j < d; j++) {
+                acc += bit_entropy(az[j]);
+            }
+        } else {
+            acc += exp(log_prob(k, row, &az, d));
         }
     }
-    let k = 2.0 * params.inv_temp * v[0] / f32(params.samples);
-    for (var d = 0u; d < 8u; d++) { out[s * 8u + d] = dx[d] * k; }
+    put(i, acc);
+}
+
+// x = stats [K + 1] (batch-mean probabilities A_k, then the mean per-row entropy S):
+// out[0] = S - H(A), H(A) = -sum_k A_k log(A_k + eps). p1 = K, n = 1.
+@compute @workgroup_size(64)
+fn lfq_entropy_finish(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if gid.x != 0u { return; }
+    let codes = params.p1;
+    var h = 0.0;
+    for (var k = 0u; k < codes; k++) {
+        let p = x[k];
+        h -= p * log(p + ENTROPY_EPS);
+    }
+    put(0u, x[codes] - h);
+}
+
+// out[k] = d(-H(A))/dA_k = log(A_k + eps) + A_k / (A_k + eps); x = stats. n = K.
+@compute @workgroup_size(256)
+fn lfq_entropy_weights(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let k = linear_id(gid, nwg);
+    if k >= params.n { return; }
+    let p = x[k];
+    put(k, log(p + ENTROPY_EPS) + p / (p + ENTROPY_EPS));
+}
+
+// dx for one row r of x [n rows, p1 bits]; y = weights w [K], g = upstream scalar gradient;
+// a = 4 / T, b = 1 / rows. With P = p_r, wbar = sum_k P(k) w_k (both shifted by w_pos):
+// dx_j = g b [ -a z_j s(z_j) + (a / 2) sum_k P(k) (w_k - wbar) s_kj ], s(z) = sig(z) sig(-z).
+@compute @workgroup_size(256)
+fn lfq_entropy_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let r = linear_id(gid, nwg);
+    if r >= params.n { return; }
+    let d = params.p1;
+    let codes = 1u << d;
+    var az: array<f32, 8>;
+    var acc: array<f32, 8>;
+    let row = load_row(r, d, params.a, &az);
+    // Weights relative to the most likely code row.pos: when p is nearly one-hot, wbar - w_pos
+    // is a sum of small terms and keeps its accuracy.
+    let w0 = y[row.pos];
+    var wbar = 0.0;
+    for (var k = 0u; k < codes; k++) {
+        wbar += exp(log_prob(k, row, &az, d)) * (y[k] - w0);
+    }
+    for (var k = 0u; k < codes; k++) {
+        let t = exp(log_prob(k, row, &az, d)) * ((y[k] - w0) - wbar);
+        for (var j = 0u; j < d; j++) {
+            acc[j] += select(-t, t, ((k >> j) & 1u) == 1u);
+        }
+    }
+    let scale = g[0] * params.b;
+    for (var j = 0u; j < d; j++) {
+        let z = select(-az[j], az[j], ((row.pos >> j) & 1u) == 1u);
+        let grad = -params.a * z * sig_prod(z) + 0.5 * params.a * acc[j];
+        put(r * d + j, scale * grad);
+    }
 }

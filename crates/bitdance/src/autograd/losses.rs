@@ -50,11 +50,10 @@ impl Tape {
         Ok(self.push(q, &[x], Box::new(|dy, _| Ok(vec![Some(dy.clone())]))))
     }
 
-    /// The GFQ group-wise entropy loss of x [.., C] at `temperature` -> [1].
-    pub fn lfq_entropy_loss(&self, x: Var, temperature: f32) -> Result<Var> {
+    /// The GFQ group-wise entropy loss of x [.., C] in `groups` groups at `temperature` -> [1].
+    pub fn lfq_entropy_loss(&self, x: Var, groups: usize, temperature: f32) -> Result<Var> {
         let xv = self.value(x);
-        let saved = ops::lfq_entropy_loss(&xv, temperature)?;
-        let loss = saved.loss()?;
+        let (loss, saved) = ops::lfq_entropy_loss(&xv, groups, temperature)?;
         Ok(self.push(
             loss,
             &[x],

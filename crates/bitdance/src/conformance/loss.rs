@@ -1,117 +1,120 @@
-//! Conformance of the MSE loss and the lookup-free quantizer's outputs and entropy loss.
+//! Conformance of the loss kernels: MSE, sign quantization, LFQ code indices and entropy loss.
 
-use super::{CheckResult, Checker, TOL, TOL_GRAD, TOL_LONG};
-use crate::reference::{
-    finite_difference_vjp, lfq_entropy_ref, lfq_group_indices_ref, mse_ref, sign_quantize_ref,
-};
-use crate::{ops, Result, Tensor};
+use super::data::compare_u32;
+use super::{Checker, TOL, TOL_GRAD, TOL_LONG};
+use crate::ops;
+use crate::reference::{self as cpu, finite_difference_vjp};
+use crate::{Result, Tensor};
 
 pub(super) async fn run(c: &mut Checker) {
-    if let Err(e) = all(c).await {
-        c.fail("loss", "setup".into(), e);
+    if let Err(e) = mse(c).await {
+        c.fail("mse_loss", String::new(), e);
+    }
+    if let Err(e) = quantizer(c).await {
+        c.fail("sign_quantize", String::new(), e);
+    }
+    if let Err(e) = entropy(c).await {
+        c.fail("lfq_entropy_loss", String::new(), e);
     }
 }
 
-async fn all(c: &mut Checker) -> Result<()> {
-    let shape = [7, 37];
+/// Random normal values times `scale`, uploaded; returns the tensor and its f64 copy.
+fn randn_scaled(c: &mut Checker, shape: &[usize], scale: f32) -> Result<(Tensor, Vec<f64>)> {
+    let data: Vec<f32> = c
+        .rng
+        .normal_vec(shape.iter().product())
+        .iter()
+        .map(|v| v * scale)
+        .collect();
+    let t = Tensor::from_f32(&c.gpu, shape, &data)?;
+    Ok((t, crate::reference::widen(&data)))
+}
+
+async fn mse(c: &mut Checker) -> Result<()> {
+    for (shape, tol) in [(vec![37usize, 67], TOL), (vec![100_003], TOL_LONG)] {
+        let (a, av) = c.randn(&shape)?;
+        let (b, bv) = c.randn(&shape)?;
+        let s = format!("{shape:?}");
+        let r = cpu::mse_loss(&av, &bv);
+        c.compare("mse_loss", s, ops::mse_loss(&a, &b), &[r], tol)
+            .await;
+    }
+    let shape = [7usize, 37];
     let (a, av) = c.randn(&shape)?;
     let (b, bv) = c.randn(&shape)?;
-    c.compare(
-        "mse_loss",
-        "[7,37]".into(),
-        ops::mse_loss(&a, &b),
-        &[mse_ref(&av, &bv)],
-        TOL,
-    )
-    .await;
-    let dloss = Tensor::from_f32(&c.gpu, &[1], &[0.7])?;
+    let (dloss, dv) = c.randn(&[1])?;
+    let s = format!("{shape:?}");
     match ops::mse_loss_backward(&a, &b, &dloss) {
         Ok((da, db)) => {
-            let fd_a = finite_difference_vjp(|x| vec![mse_ref(x, &bv)], &av, &[0.7]);
-            let fd_b = finite_difference_vjp(|x| vec![mse_ref(&av, x)], &bv, &[0.7]);
-            c.compare(
-                "mse_loss backward da",
-                "[7,37]".into(),
-                Ok(da),
-                &fd_a,
-                TOL_GRAD,
-            )
-            .await;
-            c.compare(
-                "mse_loss backward db",
-                "[7,37]".into(),
-                Ok(db),
-                &fd_b,
-                TOL_GRAD,
-            )
-            .await;
+            let fd = finite_difference_vjp(|t| vec![cpu::mse_loss(t, &bv)], &av, &dv);
+            c.compare("mse_loss backward (a)", s.clone(), Ok(da), &fd, TOL_GRAD)
+                .await;
+            let fd = finite_difference_vjp(|t| vec![cpu::mse_loss(&av, t)], &bv, &dv);
+            c.compare("mse_loss backward (b)", s, Ok(db), &fd, TOL_GRAD)
+                .await;
         }
-        Err(e) => c.fail("mse_loss backward", "[7,37]".into(), e),
+        Err(e) => c.fail("mse_loss backward", s, e),
+    }
+    Ok(())
+}
+
+async fn quantizer(c: &mut Checker) -> Result<()> {
+    let shape = [37usize, 32];
+    let mut data = c.rng.normal_vec(shape.iter().product());
+    // Exact zeros (and -0.0) quantize to -1 and give a 0 bit, as the official `x > 0`.
+    for i in [0, 9, 100, 501] {
+        data[i] = 0.0;
+    }
+    data[77] = -0.0;
+    let x = Tensor::from_f32(&c.gpu, &shape, &data)?;
+    let xv = crate::reference::widen(&data);
+    let s = format!("{shape:?} with zeros");
+    let r = cpu::sign_quantize(&xv);
+    c.compare("sign_quantize", s.clone(), ops::sign_quantize(&x), &r, TOL)
+        .await;
+    let r = cpu::lfq_group_indices(&xv, ops::LFQ_GROUP_BITS);
+    compare_u32(c, "lfq_group_indices", s, ops::lfq_group_indices(&x), &r).await;
+
+    // The commitment loss is mse_loss(x, q).
+    let q = ops::sign_quantize(&x)?;
+    let r = cpu::mse_loss(&xv, &cpu::sign_quantize(&xv));
+    let out = ops::mse_loss(&x, &q);
+    c.compare("commitment mse(x, q)", format!("{shape:?}"), out, &[r], TOL)
+        .await;
+    Ok(())
+}
+
+async fn entropy(c: &mut Checker) -> Result<()> {
+    // Forward: the official temperature 0.01 (logits/T in the thousands) and milder ones.
+    for (n, ch, groups, t, tol) in [
+        (37usize, 32usize, 4usize, 0.01f32, TOL),
+        (1031, 32, 4, 0.01, TOL_LONG),
+        (13, 24, 3, 1.0, TOL),
+        (9, 10, 2, 0.5, TOL),
+    ] {
+        let (x, xv) = c.randn(&[n, ch])?;
+        let s = format!("[{n}, {ch}] {groups} groups T={t}");
+        let r = cpu::lfq_entropy_loss(&xv, ch / groups, t as f64);
+        let out = ops::lfq_entropy_loss(&x, groups, t).map(|(loss, _)| loss);
+        c.compare("lfq_entropy_loss", s, out, &[r], tol).await;
     }
 
-    // Sign quantization (with exact zeros, which map to -1) and the group indices.
-    let mut data = c.rng.normal_vec(5 * 32);
-    data[3] = 0.0;
-    data[40] = 0.0;
-    let x = Tensor::from_f32(&c.gpu, &[5, 32], &data)?;
-    let xv = crate::reference::widen(&data);
-    c.compare(
-        "sign_quantize",
-        "[5,32] (with zeros)".into(),
-        ops::sign_quantize(&x),
-        &sign_quantize_ref(&xv),
-        0.0,
-    )
-    .await;
-    let want = lfq_group_indices_ref(&xv);
-    let row = match ops::lfq_group_indices(&x) {
-        Ok(t) => match t.to_vec_u32().await {
-            Ok(got) => CheckResult {
-                op: "lfq group indices".into(),
-                shapes: "[5,32] -> [5,4]".into(),
-                rel_error: if got == want { 0.0 } else { f64::INFINITY },
-                tolerance: 0.0,
-                error: None,
-            },
-            Err(e) => return Err(e),
-        },
-        Err(e) => return Err(e),
-    };
-    c.results.push(row);
-
-    // Entropy loss: forward at the official temperature, backward by finite differences at
-    // temperatures where the softmax is not saturated.
-    let (x, xv) = c.randn(&[11, 32])?;
-    let r = lfq_entropy_ref(&xv, 0.01);
-    c.compare(
-        "lfq entropy loss (T=0.01)",
-        "[11,32]".into(),
-        ops::lfq_entropy_loss(&x, 0.01).and_then(|l| l.loss()),
-        &[r],
-        TOL_LONG,
-    )
-    .await;
-    for temperature in [1.0, 0.5] {
-        let (x, xv) = c.randn(&[3, 16])?;
-        let x = ops::scale(&x, 0.5)?;
-        let xv: Vec<f64> = xv.iter().map(|v| v * 0.5).collect();
-        let s = format!("[3,16] T={temperature}");
-        c.compare(
-            "lfq entropy loss",
-            s.clone(),
-            ops::lfq_entropy_loss(&x, temperature).and_then(|l| l.loss()),
-            &[lfq_entropy_ref(&xv, temperature as f64)],
-            TOL_LONG,
-        )
-        .await;
-        let fd = finite_difference_vjp(
-            |x| vec![0.7 * lfq_entropy_ref(x, temperature as f64)],
-            &xv,
-            &[1.0],
-        );
-        let dx = ops::lfq_entropy_loss(&x, temperature)
-            .and_then(|l| ops::lfq_entropy_loss_backward(&x, &l, &dloss));
-        c.compare("lfq entropy loss backward", s, dx, &fd, TOL_GRAD)
+    // Backward against finite differences, inputs scaled so the softmax is not saturated.
+    for (n, ch, groups, t, scale) in [
+        (13usize, 24usize, 3usize, 1.0f32, 0.3f32),
+        (9, 10, 2, 0.5, 0.1),
+        (11, 16, 2, 0.01, 0.004),
+        (7, 16, 2, 0.01, 1.0),
+    ] {
+        let (x, xv) = randn_scaled(c, &[n, ch], scale)?;
+        let (dloss, dv) = c.randn(&[1])?;
+        let s = format!("[{n}, {ch}] {groups} groups T={t}");
+        let bits = ch / groups;
+        let fd =
+            finite_difference_vjp(|v| vec![cpu::lfq_entropy_loss(v, bits, t as f64)], &xv, &dv);
+        let out = ops::lfq_entropy_loss(&x, groups, t)
+            .and_then(|(_, saved)| ops::lfq_entropy_loss_backward(&x, &saved, &dloss));
+        c.compare("lfq_entropy_loss backward", s, out, &fd, TOL_GRAD)
             .await;
     }
     Ok(())

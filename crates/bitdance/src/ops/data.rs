@@ -1,317 +1,425 @@
-//! Data movement and reductions: embedding / row gathers and their scatter-add, slices,
-//! concatenation, in-place slice writes, column sums and deterministic two-stage sums.
+//! Data kernels: row gathers (embedding, permutations) with a deterministic scatter-add
+//! backward, strided region copies (slice, concat, write_slice, slice backward) and
+//! deterministic two-stage reductions (column sums, sums, means, sums of squares).
 
 use super::grid_1d;
 use crate::gpu::{Access, Kernel};
 use crate::shaders::DATA;
 use crate::{DType, Error, Result, Tensor};
 
+const RW: Access = Access::ReadWrite;
+const R: Access = Access::Read;
+
+macro_rules! kernel {
+    ($name:ident, $entry:literal, $bindings:expr) => {
+        const $name: Kernel = Kernel {
+            shader: &DATA,
+            entry: $entry,
+            bindings: $bindings,
+        };
+    };
+}
+kernel!(COPY_REGION, "copy_region", &[RW, R]);
+kernel!(PAD_REGION, "pad_region", &[RW, R]);
+kernel!(GATHER_ROWS, "gather_rows", &[RW, R, R]);
+kernel!(EMBEDDING_BACKWARD, "embedding_backward", &[RW, R, R]);
+kernel!(REDUCE_COLS, "reduce_cols", &[RW, R]);
+
 /// Define sets of `shaders/data.wgsl` the runtime uses (validated by naga).
 pub const DATA_VARIANTS: &[&[(&str, u32)]] = &[&[]];
 
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
-const GATHER_ROWS: Kernel = Kernel {
-    shader: &DATA,
-    entry: "gather_rows",
-    bindings: &[RW, R, R],
-};
-const SCATTER_ADD_ROWS: Kernel = Kernel {
-    shader: &DATA,
-    entry: "scatter_add_rows",
-    bindings: &[RW, R, R],
-};
-const COPY_BLOCK: Kernel = Kernel {
-    shader: &DATA,
-    entry: "copy_block",
-    bindings: &[RW, R],
-};
-const SUM_ROWS: Kernel = Kernel {
-    shader: &DATA,
-    entry: "sum_rows",
-    bindings: &[RW, R],
-};
-const SUM_PARTIALS: Kernel = Kernel {
-    shader: &DATA,
-    entry: "sum_partials",
-    bindings: &[RW, R],
-};
-const SUM_FINAL: Kernel = Kernel {
-    shader: &DATA,
-    entry: "sum_final",
-    bindings: &[RW, R],
-};
+/// Rows one thread of a reduction stage adds up (strided, so reads stay coalesced).
+pub(crate) const REDUCE_CHUNK: usize = 256;
 
-/// Elements each stage-1 workgroup reduces (CHUNK in data.wgsl).
-const CHUNK: usize = 4096;
+/// Threads per output column in `embedding_backward` aim for this many threads in total.
+const SCATTER_THREADS: usize = 4096;
 
-fn params(p: [usize; 7], f0: f32) -> [u32; 8] {
-    let mut w = [0u32; 8];
-    for (slot, v) in w.iter_mut().zip(p) {
-        *slot = v as u32;
+/// Uniform words of `data.wgsl`: n, p1..p6, scale.
+fn params(n: usize, p: [usize; 6], scale: f32) -> [u32; 8] {
+    [
+        n as u32,
+        p[0] as u32,
+        p[1] as u32,
+        p[2] as u32,
+        p[3] as u32,
+        p[4] as u32,
+        p[5] as u32,
+        scale.to_bits(),
+    ]
+}
+
+fn launch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 8]) -> Result<()> {
+    if p[0] == 0 {
+        return Ok(());
     }
-    w[7] = f0.to_bits();
-    w
+    let grid = grid_1d(tensors[0], kernel.entry, p[0] as usize)?;
+    tensors[0].gpu().dispatch(kernel, &[], tensors, &p, grid)
 }
 
-fn rows_and_width(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
-    let d = *x.shape().last().ok_or_else(|| Error::Shape {
-        op,
-        detail: "scalar input".into(),
-    })?;
-    Ok((x.numel().checked_div(d).unwrap_or(0), d))
+fn shape_err(op: &'static str, detail: String) -> Error {
+    Error::Shape { op, detail }
 }
 
-/// Rows of `table` [V, D] picked by `idx` (u32 [N]) -> [N, D]; indices >= V give zero rows
-/// (use `embedding_checked` to refuse them on the host).
-pub fn embedding(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
-    gather_rows(table, idx)
-}
-
-/// `embedding` with host indices, refusing any index >= V with an error naming it.
-pub fn embedding_checked(table: &Tensor, idx: &[u32]) -> Result<Tensor> {
-    let v = table.shape().first().copied().unwrap_or(0);
-    if let Some(bad) = idx.iter().find(|&&i| i as usize >= v) {
-        return Err(Error::Invalid(format!(
-            "embedding: index {bad} out of range for a table of {v} rows"
-        )));
-    }
-    embedding(table, &Tensor::from_u32(table.gpu(), &[idx.len()], idx)?)
-}
-
-/// Rows of `x` [V, D] in the order `idx` (u32 [N]) -> [N, D] (permutations, embeddings).
-pub fn gather_rows(x: &Tensor, idx: &Tensor) -> Result<Tensor> {
-    idx.expect_dtype("gather_rows", "idx", DType::U32)?;
-    if x.shape().len() != 2 {
-        return Err(Error::Shape {
-            op: "gather_rows",
-            detail: format!("table must be [V, D], found {:?}", x.shape()),
-        });
-    }
-    let (v, d) = (x.shape()[0], x.shape()[1]);
-    let n = idx.numel();
-    let out = Tensor::empty(x.gpu(), &[n, d], DType::F32)?;
-    let grid = grid_1d(x, "gather_rows", n * d)?;
-    x.gpu().dispatch(
-        &GATHER_ROWS,
-        &[],
-        &[&out, x, idx],
-        &params([n, d, v, 0, 0, 0, 0], 0.0),
-        grid,
-    )?;
-    Ok(out)
-}
-
-/// Backward of `gather_rows` / `embedding`: dtable [vocab, D] with dtable[idx[i]] += dy[i],
-/// accumulated in index order (deterministic, no atomics).
-pub fn embedding_backward(idx: &Tensor, dy: &Tensor, vocab: usize) -> Result<Tensor> {
-    idx.expect_dtype("embedding_backward", "idx", DType::U32)?;
-    let (n, d) = rows_and_width("embedding_backward", dy)?;
-    if n != idx.numel() {
-        return Err(Error::Shape {
-            op: "embedding_backward",
-            detail: format!(
-                "dy {:?} has {n} rows for {} indices",
-                dy.shape(),
-                idx.numel()
-            ),
-        });
-    }
-    let out = Tensor::zeros(dy.gpu(), &[vocab, d])?;
-    let grid = grid_1d(dy, "embedding_backward", d)?;
-    dy.gpu().dispatch(
-        &SCATTER_ADD_ROWS,
-        &[],
-        &[&out, dy, idx],
-        &params([n, d, vocab, 0, 0, 0, 0], 0.0),
-        grid,
-    )?;
-    Ok(out)
-}
-
-/// (outer, dim, inner) of `shape` around `axis`.
-fn split_at_axis(op: &'static str, shape: &[usize], axis: usize) -> Result<(usize, usize, usize)> {
+/// `(outer, dim, inner)` of `shape` around `axis`.
+fn axis_view(op: &'static str, shape: &[usize], axis: usize) -> Result<(usize, usize, usize)> {
     if axis >= shape.len() {
-        return Err(Error::Shape {
+        return Err(shape_err(
             op,
-            detail: format!("axis {axis} out of range for {shape:?}"),
-        });
+            format!("axis {axis} out of range for shape {shape:?}"),
+        ));
     }
-    Ok((
-        shape[..axis].iter().product(),
-        shape[axis],
-        shape[axis + 1..].iter().product(),
-    ))
+    let outer = shape[..axis].iter().product();
+    let inner = shape[axis + 1..].iter().product();
+    Ok((outer, shape[axis], inner))
 }
 
-/// Records dst[.., dst_start + j, ..] = src[.., src_start + j, ..] for j < len along `axis`.
-fn copy_block(
-    src: &Tensor,
-    src_start: usize,
+/// The region copy of `src` [outer, src_dim, inner] rows `src_start..+len` into `dst`
+/// [outer, dst_dim, inner] rows `dst_start..`.
+#[allow(clippy::too_many_arguments)]
+fn copy_region(
     dst: &Tensor,
-    dst_start: usize,
-    axis: usize,
+    src: &Tensor,
+    outer: usize,
+    inner: usize,
     len: usize,
+    (src_dim, src_start): (usize, usize),
+    (dst_dim, dst_start): (usize, usize),
 ) -> Result<()> {
-    let (outer, src_dim, inner) = split_at_axis("copy", src.shape(), axis)?;
-    let (_, dst_dim, _) = split_at_axis("copy", dst.shape(), axis)?;
     let n = outer * len * inner;
-    let grid = grid_1d(src, "copy_block", n)?;
-    let p = params(
-        [outer, len, inner, src_dim, src_start, dst_dim, dst_start],
-        0.0,
-    );
-    src.gpu().dispatch(&COPY_BLOCK, &[], &[dst, src], &p, grid)
+    let p = params(n, [inner, len, src_dim, src_start, dst_dim, dst_start], 1.0);
+    launch(&COPY_REGION, &[dst, src], p)
 }
 
-/// `x[.., start..start+len, ..]` along `axis`.
+/// Rows `start..start + len` of `x` along `axis` (any dtype); the other dims are kept.
 pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
-    let (_, dim, _) = split_at_axis("slice", x.shape(), axis)?;
+    let (outer, dim, inner) = axis_view("slice", x.shape(), axis)?;
     if start + len > dim {
-        return Err(Error::Shape {
-            op: "slice",
-            detail: format!(
-                "range {start}..{} beyond {dim} along axis {axis} of {:?}",
+        return Err(shape_err(
+            "slice",
+            format!(
+                "range {start}..{} exceeds dim {dim} of axis {axis} in {:?}",
                 start + len,
                 x.shape()
             ),
-        });
+        ));
     }
     let mut shape = x.shape().to_vec();
     shape[axis] = len;
     let out = Tensor::empty(x.gpu(), &shape, x.dtype())?;
-    copy_block(x, start, &out, 0, axis, len)?;
+    copy_region(&out, x, outer, inner, len, (dim, start), (len, 0))?;
     Ok(out)
 }
 
-/// Backward of `slice`: `dy` placed at `start` along `axis` in zeros of `full_shape`.
+/// Gradient of `slice`: `dy` placed at `start` along `axis` of a zero tensor of `full_shape`.
 pub fn slice_backward(
     dy: &Tensor,
     full_shape: &[usize],
     axis: usize,
     start: usize,
 ) -> Result<Tensor> {
-    let out = Tensor::zeros(dy.gpu(), full_shape)?;
-    write_slice(&out, dy, axis, start)?;
+    let (outer, dim, inner) = axis_view("slice_backward", full_shape, axis)?;
+    let len = dy.shape().get(axis).copied().unwrap_or(0);
+    let mut expect = full_shape.to_vec();
+    expect[axis] = len;
+    if dy.shape() != expect || start + len > dim {
+        return Err(shape_err(
+            "slice_backward",
+            format!(
+                "dy {:?} does not fit {full_shape:?} at {start} along axis {axis}",
+                dy.shape()
+            ),
+        ));
+    }
+    let out = Tensor::empty(dy.gpu(), full_shape, dy.dtype())?;
+    let p = params(outer * dim * inner, [inner, len, len, 0, dim, start], 1.0);
+    launch(&PAD_REGION, &[&out, dy], p)?;
     Ok(out)
 }
 
-/// In place: `dst[.., start..start+len, ..] = src` along `axis` (KV caches, slice gradients).
-pub fn write_slice(dst: &Tensor, src: &Tensor, axis: usize, start: usize) -> Result<()> {
-    let (so, len, si) = split_at_axis("write_slice", src.shape(), axis)?;
-    let (dout, ddim, di) = split_at_axis("write_slice", dst.shape(), axis)?;
-    if so != dout || si != di || start + len > ddim {
-        return Err(Error::Shape {
-            op: "write_slice",
-            detail: format!(
-                "{:?} does not fit into {:?} at {start} along axis {axis}",
-                src.shape(),
-                dst.shape()
-            ),
-        });
+/// Concatenation of `parts` (same dtype, same shape except along `axis`) along `axis`.
+pub fn concat(parts: &[&Tensor], axis: usize) -> Result<Tensor> {
+    let first = parts
+        .first()
+        .ok_or_else(|| shape_err("concat", "no tensors given".into()))?;
+    let (outer, _, inner) = axis_view("concat", first.shape(), axis)?;
+    let mut total = 0;
+    for t in parts {
+        let fits = t.shape().len() == first.shape().len()
+            && t.shape()
+                .iter()
+                .zip(first.shape())
+                .enumerate()
+                .all(|(i, (a, b))| i == axis || a == b);
+        if !fits || t.dtype() != first.dtype() {
+            return Err(shape_err(
+                "concat",
+                format!(
+                    "{:?} ({:?}) does not match {:?} ({:?}) outside axis {axis}",
+                    t.shape(),
+                    t.dtype(),
+                    first.shape(),
+                    first.dtype()
+                ),
+            ));
+        }
+        total += t.shape()[axis];
     }
-    if src.same_storage(dst) {
+    let mut shape = first.shape().to_vec();
+    shape[axis] = total;
+    let out = Tensor::empty(first.gpu(), &shape, first.dtype())?;
+    let mut at = 0;
+    for t in parts {
+        let len = t.shape()[axis];
+        copy_region(&out, t, outer, inner, len, (len, 0), (total, at))?;
+        at += len;
+    }
+    Ok(out)
+}
+
+/// In place: `dst[.., start..start + len, ..] = src` along `axis` (len = src's dim there).
+pub fn write_slice(dst: &Tensor, src: &Tensor, axis: usize, start: usize) -> Result<()> {
+    let (outer, dim, inner) = axis_view("write_slice", dst.shape(), axis)?;
+    let len = src.shape().get(axis).copied().unwrap_or(0);
+    let mut expect = dst.shape().to_vec();
+    expect[axis] = len;
+    if src.shape() != expect || start + len > dim || src.dtype() != dst.dtype() {
+        return Err(shape_err(
+            "write_slice",
+            format!(
+                "src {:?} ({:?}) does not fit dst {:?} ({:?}) at {start} along axis {axis}",
+                src.shape(),
+                src.dtype(),
+                dst.shape(),
+                dst.dtype()
+            ),
+        ));
+    }
+    if dst.same_storage(src) {
         return Err(Error::Invalid(
             "write_slice: source and destination share storage".into(),
         ));
     }
-    copy_block(src, 0, dst, start, axis, len)
+    copy_region(dst, src, outer, inner, len, (len, 0), (dim, start))
 }
 
-/// Concatenation along `axis`; all other dims must agree.
-pub fn concat(xs: &[&Tensor], axis: usize) -> Result<Tensor> {
-    let first = xs
-        .first()
-        .ok_or_else(|| Error::Invalid("concat: no tensors".into()))?;
-    let mut shape = first.shape().to_vec();
-    split_at_axis("concat", &shape, axis)?;
-    shape[axis] = 0;
-    for x in xs {
-        let s = x.shape();
-        let same_rank = s.len() == shape.len();
-        if !same_rank
-            || s.iter()
-                .zip(&shape)
-                .enumerate()
-                .any(|(i, (a, b))| i != axis && a != b)
-        {
-            return Err(Error::Shape {
-                op: "concat",
-                detail: format!("{:?} does not match {:?} off axis {axis}", s, first.shape()),
-            });
-        }
-        shape[axis] += s[axis];
+fn check_indices(op: &'static str, idx: &Tensor) -> Result<()> {
+    idx.expect_dtype(op, "idx", DType::U32)
+}
+
+fn check_first_row(op: &'static str, first_row: usize, rows: usize) -> Result<()> {
+    if first_row + rows > u32::MAX as usize {
+        return Err(Error::Invalid(format!(
+            "{op}: rows {first_row}..{} exceed the u32 index range",
+            first_row + rows
+        )));
     }
-    let out = Tensor::empty(first.gpu(), &shape, first.dtype())?;
-    let mut at = 0;
-    for x in xs {
-        copy_block(x, 0, &out, at, axis, x.shape()[axis])?;
-        at += x.shape()[axis];
-    }
+    Ok(())
+}
+
+fn gather(
+    op: &'static str,
+    src: &Tensor,
+    (rows, first_row): (usize, usize),
+    idx: &Tensor,
+    shape: &[usize],
+) -> Result<Tensor> {
+    check_indices(op, idx)?;
+    check_first_row(op, first_row, rows)?;
+    let out = Tensor::empty(src.gpu(), shape, src.dtype())?;
+    let width = src.numel().checked_div(rows).unwrap_or(0);
+    let p = params(idx.numel() * width, [width, rows, first_row, 0, 0, 0], 1.0);
+    launch(&GATHER_ROWS, &[&out, src, idx], p)?;
     Ok(out)
 }
 
-/// Column sums: x [.., C] -> [C] (bias gradients), rows summed in order.
+/// Embedding lookup: table [V, D], idx u32 of any shape -> idx.shape + [D].
+/// The kernel cannot report bad indices: an index >= V yields a row of zeros
+/// (use `embedding_checked` to validate host-side indices).
+pub fn embedding(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
+    embedding_rows(table, idx, 0)
+}
+
+/// `embedding` from a row chunk holding table rows `first_row..first_row + V` (for tables
+/// larger than one storage binding): part [V, D] -> idx.shape + [D], zero rows for indices
+/// outside the chunk, so the chunks' results sum to the full lookup.
+pub fn embedding_rows(part: &Tensor, idx: &Tensor, first_row: usize) -> Result<Tensor> {
+    let [vocab, width] = part.shape() else {
+        return Err(shape_err(
+            "embedding",
+            format!("table must be [V, D], found {:?}", part.shape()),
+        ));
+    };
+    let mut shape = idx.shape().to_vec();
+    shape.push(*width);
+    gather("embedding", part, (*vocab, first_row), idx, &shape)
+}
+
+/// `embedding` of host indices [N], each checked against V first (Error naming the index).
+pub fn embedding_checked(table: &Tensor, idx: &[u32]) -> Result<Tensor> {
+    let vocab = table.shape().first().copied().unwrap_or(0);
+    if let Some((pos, bad)) = idx.iter().enumerate().find(|(_, &i)| i as usize >= vocab) {
+        return Err(Error::Invalid(format!(
+            "embedding: index {bad} (position {pos}) is out of range for a table of V = {vocab} rows"
+        )));
+    }
+    let idx = Tensor::from_u32(table.gpu(), &[idx.len()], idx)?;
+    embedding(table, &idx)
+}
+
+/// Row gather x [N, ..] by idx [M] (u32) -> [M, ..] (e.g. patch-raster reordering);
+/// an index >= N yields zeros. Backward: `embedding_backward(idx, dy, N)`.
+pub fn gather_rows(x: &Tensor, idx: &Tensor) -> Result<Tensor> {
+    let Some((&rows, rest)) = x.shape().split_first() else {
+        return Err(shape_err(
+            "gather_rows",
+            "x must have at least one dim".into(),
+        ));
+    };
+    let mut shape = vec![idx.numel()];
+    shape.extend_from_slice(rest);
+    gather("gather_rows", x, (rows, 0), idx, &shape)
+}
+
+/// Gradient of `embedding`/`gather_rows` w.r.t. the table: idx (u32, N values), dy holding
+/// N rows of D (idx.shape + [D] or [N, ..]) -> dtable [vocab] + dy's trailing dims (or
+/// [vocab, D]); rows are summed in index order (no float atomics: deterministic) and indices
+/// >= vocab contribute nothing.
+pub fn embedding_backward(idx: &Tensor, dy: &Tensor, vocab: usize) -> Result<Tensor> {
+    embedding_backward_rows(idx, dy, 0, vocab)
+}
+
+/// `embedding_backward` restricted to table rows `first_row..first_row + rows` (the gradient
+/// of one row chunk, see `embedding_rows`) -> [rows, ..]; other indices are skipped.
+pub fn embedding_backward_rows(
+    idx: &Tensor,
+    dy: &Tensor,
+    first_row: usize,
+    rows: usize,
+) -> Result<Tensor> {
+    let vocab = rows;
+    check_indices("embedding_backward", idx)?;
+    check_first_row("embedding_backward", first_row, rows)?;
+    dy.expect_dtype("embedding_backward", "dy", DType::F32)?;
+    let n = idx.numel();
+    if n == 0 || !dy.numel().is_multiple_of(n) {
+        return Err(shape_err(
+            "embedding_backward",
+            format!(
+                "dy {:?} must hold one row per index ({n} indices)",
+                dy.shape()
+            ),
+        ));
+    }
+    let width = dy.numel() / n;
+    let mut shape = vec![vocab];
+    match dy.shape().strip_prefix(idx.shape()) {
+        Some(rest) => shape.extend_from_slice(rest),
+        None => shape.push(width),
+    }
+    let out = Tensor::empty(dy.gpu(), &shape, DType::F32)?;
+    let blocks = SCATTER_THREADS
+        .div_ceil(width.max(1))
+        .clamp(1, vocab.max(1));
+    let p = params(
+        blocks * width * usize::from(vocab > 0),
+        [width, vocab, n, blocks, first_row, 0],
+        1.0,
+    );
+    launch(&EMBEDDING_BACKWARD, &[&out, dy, idx], p)?;
+    Ok(out)
+}
+
+/// Parts a reduction stage over `rows` rows produces.
+pub(crate) fn reduce_parts(rows: usize) -> usize {
+    rows.div_ceil(REDUCE_CHUNK).max(1)
+}
+
+/// Records one stage: `dst[offset + q * cols + c] = scale * sum_{r ≡ q mod parts} f(x[r, c])`.
+pub(crate) fn reduce_stage(
+    dst: &Tensor,
+    x: &Tensor,
+    (rows, cols, parts): (usize, usize, usize),
+    offset: usize,
+    square: bool,
+    scale: f32,
+) -> Result<()> {
+    let p = params(
+        parts * cols,
+        [cols, rows, parts, offset, usize::from(square), 0],
+        scale,
+    );
+    launch(&REDUCE_COLS, &[dst, x], p)
+}
+
+/// Column sums of x viewed [rows, cols] -> [cols], scaled by `scale` (squares first when
+/// `square`); stages of `REDUCE_CHUNK` rows per thread until one row is left: deterministic.
+pub(crate) fn reduce_columns(
+    x: &Tensor,
+    rows: usize,
+    cols: usize,
+    square: bool,
+    scale: f32,
+) -> Result<Tensor> {
+    x.expect_dtype("reduction", "x", DType::F32)?;
+    let mut cur = x.clone();
+    let mut rows = rows;
+    let mut square = square;
+    loop {
+        let parts = reduce_parts(rows);
+        let last = parts == 1;
+        let out = Tensor::empty(x.gpu(), &[parts * cols], DType::F32)?;
+        let s = if last { scale } else { 1.0 };
+        reduce_stage(&out, &cur, (rows, cols, parts), 0, square, s)?;
+        if last {
+            return out.reshape(&[cols]);
+        }
+        cur = out;
+        rows = parts;
+        square = false;
+    }
+}
+
+/// Column sums (bias gradients): x [.., C] -> [C], deterministic.
 pub fn sum_rows(x: &Tensor) -> Result<Tensor> {
-    let (rows, c) = rows_and_width("sum_rows", x)?;
-    let out = Tensor::empty(x.gpu(), &[c], DType::F32)?;
-    let grid = grid_1d(x, "sum_rows", c)?;
-    x.gpu().dispatch(
-        &SUM_ROWS,
-        &[],
-        &[&out, x],
-        &params([rows, c, 0, 0, 0, 0, 0], 0.0),
-        grid,
-    )?;
-    Ok(out)
-}
-
-/// `scale * Σ f(x)` over all elements of all `xs` into a [1] tensor, f = identity or square;
-/// two stages, deterministic, no readback.
-fn reduce(xs: &[&Tensor], square: bool, scale: f32) -> Result<Tensor> {
-    let first = xs
-        .first()
-        .ok_or_else(|| Error::Invalid("sum: no tensors".into()))?;
-    let gpu = first.gpu();
-    let groups: Vec<usize> = xs.iter().map(|x| x.numel().div_ceil(CHUNK)).collect();
-    let total: usize = groups.iter().sum();
-    let partials = Tensor::empty(gpu, &[total.max(1)], DType::F32)?;
-    let mut offset = 0;
-    for (x, g) in xs.iter().zip(&groups) {
-        if *g > 0 {
-            let grid = gpu.grid("sum", *g as u32)?;
-            let p = params([x.numel(), offset, square as usize, 0, 0, 0, 0], 0.0);
-            gpu.dispatch(&SUM_PARTIALS, &[], &[&partials, x], &p, grid)?;
-        }
-        offset += g;
+    let cols = x.shape().last().copied().unwrap_or(0);
+    if cols == 0 {
+        return Err(shape_err(
+            "sum_rows",
+            format!("x {:?} needs a non-empty last dim", x.shape()),
+        ));
     }
-    let out = Tensor::empty(gpu, &[1], DType::F32)?;
-    gpu.dispatch(
-        &SUM_FINAL,
-        &[],
-        &[&out, &partials],
-        &params([total, 0, 0, 0, 0, 0, 0], scale),
-        [1, 1, 1],
-    )?;
-    Ok(out)
+    reduce_columns(x, x.numel() / cols, cols, false, 1.0)
 }
 
-/// Sum of all elements -> [1].
+/// Sum of all elements -> [1], deterministic.
 pub fn sum_all(x: &Tensor) -> Result<Tensor> {
-    reduce(&[x], false, 1.0)
+    reduce_columns(x, x.numel(), 1, false, 1.0)
 }
 
 /// Mean of all elements -> [1].
 pub fn mean_all(x: &Tensor) -> Result<Tensor> {
-    reduce(&[x], false, 1.0 / x.numel().max(1) as f32)
+    if x.numel() == 0 {
+        return Err(shape_err("mean_all", "mean of an empty tensor".into()));
+    }
+    reduce_columns(x, x.numel(), 1, false, 1.0 / x.numel() as f32)
 }
 
-/// Σ x² over several tensors (the squared global gradient norm) -> [1], on the GPU.
-pub fn sum_squares(xs: &[&Tensor]) -> Result<Tensor> {
-    reduce(xs, true, 1.0)
-}
-
-/// `scale * Σ x²` -> [1] (mean squares with scale 1/n).
-pub fn sum_squares_scaled(x: &Tensor, scale: f32) -> Result<Tensor> {
-    reduce(&[x], true, scale)
+/// Sum of squares of every element of every tensor -> [1] (the global grad norm²), one
+/// partials buffer on the GPU, no readback in between; deterministic.
+pub fn sum_squares(tensors: &[&Tensor]) -> Result<Tensor> {
+    let first = tensors
+        .first()
+        .ok_or_else(|| shape_err("sum_squares", "no tensors given".into()))?;
+    for t in tensors {
+        t.expect_dtype("sum_squares", "tensor", DType::F32)?;
+    }
+    let total: usize = tensors.iter().map(|t| reduce_parts(t.numel())).sum();
+    let partials = Tensor::empty(first.gpu(), &[total], DType::F32)?;
+    let mut offset = 0;
+    for t in tensors {
+        let parts = reduce_parts(t.numel());
+        reduce_stage(&partials, t, (t.numel(), 1, parts), offset, true, 1.0)?;
+        offset += parts;
+    }
+    reduce_columns(&partials, total, 1, false, 1.0)
 }

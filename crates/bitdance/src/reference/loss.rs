@@ -1,51 +1,56 @@
-//! f64 references of the losses and the lookup-free quantizer.
+//! f64 references of the loss kernels.
 
-/// mean((a - b)²).
-pub fn mse_ref(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() / a.len().max(1) as f64
+/// `mean((a - b)^2)`.
+pub fn mse_loss(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() / a.len() as f64
 }
 
 /// +1 where x > 0, else -1.
-pub fn sign_quantize_ref(x: &[f64]) -> Vec<f64> {
+pub fn sign_quantize(x: &[f64]) -> Vec<f64> {
     x.iter()
         .map(|&v| if v > 0.0 { 1.0 } else { -1.0 })
         .collect()
 }
 
-/// Σ_d [x_d > 0] 2^d per group of 8.
-pub fn lfq_group_indices_ref(x: &[f64]) -> Vec<u32> {
-    x.chunks(8)
+/// Code index of each group of `bits` consecutive values: bit j set where x[j] > 0.
+pub fn lfq_group_indices(x: &[f64], bits: usize) -> Vec<u32> {
+    x.chunks(bits)
         .map(|g| {
             g.iter()
                 .enumerate()
-                .map(|(d, &v)| u32::from(v > 0.0) << d)
+                .map(|(j, &v)| u32::from(v > 0.0) << j)
                 .sum()
         })
         .collect()
 }
 
-/// GFQ entropy loss (mean sample entropy − codebook entropy), as the official `entropy_loss`.
-pub fn lfq_entropy_ref(x: &[f64], temperature: f64) -> f64 {
-    let samples: Vec<&[f64]> = x.chunks(8).collect();
-    let mut avg = [0.0f64; 256];
+/// The official LFQ entropy loss, computed the direct way: rows of `bits` values, logits
+/// 2 x.c_k / T against every code c_k (c_kj = +1 if bit j of k is set else -1), log-softmax,
+/// mean row entropy minus -sum A ln(A + 1e-5) of the row-averaged distribution A.
+pub fn lfq_entropy_loss(x: &[f64], bits: usize, temperature: f64) -> f64 {
+    let codes = 1usize << bits;
+    let rows = x.len() / bits;
+    let mut avg = vec![0.0; codes];
     let mut sample_entropy = 0.0;
-    for s in &samples {
-        let z: Vec<f64> = (0..256)
-            .map(|j| {
-                2.0 * (0..8)
-                    .map(|d| s[d] * if (j >> d) & 1 == 1 { 1.0 } else { -1.0 })
-                    .sum::<f64>()
-                    / temperature
-            })
-            .collect();
-        let m = z.iter().cloned().fold(f64::MIN, f64::max);
-        let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-        for (j, zj) in z.iter().enumerate() {
-            let p = (zj - lse).exp();
-            avg[j] += p / samples.len() as f64;
-            sample_entropy -= p * (zj - lse) / samples.len() as f64;
+    let mut logits = vec![0.0; codes];
+    for row in x.chunks(bits) {
+        for (k, l) in logits.iter_mut().enumerate() {
+            let dot: f64 = row
+                .iter()
+                .enumerate()
+                .map(|(j, &v)| if (k >> j) & 1 == 1 { v } else { -v })
+                .sum();
+            *l = 2.0 * dot / temperature;
+        }
+        let max = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let lse = max + logits.iter().map(|l| (l - max).exp()).sum::<f64>().ln();
+        for (k, l) in logits.iter().enumerate() {
+            let log_p = l - lse;
+            let p = log_p.exp();
+            avg[k] += p / rows as f64;
+            sample_entropy -= p * log_p / rows as f64;
         }
     }
-    let codebook: f64 = -avg.iter().map(|a| a * (a + 1e-5).ln()).sum::<f64>();
-    sample_entropy - codebook
+    let batch_entropy: f64 = -avg.iter().map(|a| a * (a + 1e-5).ln()).sum::<f64>();
+    sample_entropy - batch_entropy
 }
