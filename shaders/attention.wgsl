@@ -1,197 +1,333 @@
-// Scaled dot-product attention, one invocation per query (forward, dq) or per key (dk, dv),
-// with an online softmax: barrier-free, any sequence length. q [B, H, Tq, D];
-// k, v [B, H, Tcap, D] of which keys 0..kv_len are used (a KV cache may be larger).
-// Masks: 0 full, 1 causal (key j visible to query i when j <= q_offset + i), 2 block-causal
-// (causal, plus full visibility inside each group of `block` positions from `start`).
-// Define DMAX: the private-array size, >= D.
+// Attention over [B, H, T, D] tensors, bound as rows of D4 vec4s, and the head layout
+// permutations around it. Defines: D4 = D / 4; WG = rows (queries or keys) per workgroup.
+//
+// Every mask keeps a prefix of the keys visible: query position qp sees keys 0..visible_end(qp),
+// and visible_end is non-decreasing in qp (so the queries seeing key j are a suffix too). A
+// workgroup handles WG consecutive rows of one head (queries for attn_fwd / attn_dq, keys for
+// attn_dkv) and loops over the range its last (first) row needs, a bound that depends only on
+// the workgroup id; each lane masks what it must not see with a select. On llvmpipe, whose
+// invocations are SIMD lanes, the K/V (Q/dO) loads then sit at workgroup-uniform addresses: one
+// scalar load and a broadcast instead of a per-lane gather. No barrier, no atomics.
 
 struct Params {
-    bh: u32,        // B * H
-    tq: u32,
-    tcap: u32,
-    d: u32,
-    kv_len: u32,
-    q_offset: u32,
-    mode: u32,
-    start: u32,
-    block: u32,
-    scale: f32,
+    bh: u32,        // batch * heads
+    tq: u32,        // query rows per head
+    tk_cap: u32,    // key / value rows per head (KV-cache capacity)
+    kv_len: u32,    // keys in use: rows 0..kv_len
+    q_offset: u32,  // absolute position of query row 0
+    mask_kind: u32, // 0 full, 1 causal, 2 block-causal
+    bstart: u32,    // block-causal: position of the first group
+    block: u32,     // block-causal: group size (> 0)
+    scale: f32,     // softmax scale applied to q.k
 }
+
+// Layout kernels: one invocation per output element.
+struct LParams {
+    n: u32,  // elements written
+    a: u32,
+    b: u32,
+    c: u32,
+    d: u32,
+}
+
+const NEG: f32 = -3.0e38;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out2: array<f32>;
-@group(0) @binding(3) var<storage, read> q: array<f32>;
-@group(0) @binding(4) var<storage, read> k: array<f32>;
-@group(0) @binding(5) var<storage, read> v: array<f32>;
-@group(0) @binding(6) var<storage, read> o: array<f32>;
-@group(0) @binding(7) var<storage, read> dout: array<f32>;
-@group(0) @binding(8) var<storage, read> stats: array<f32>;   // [lse | Dvec], each B*H*Tq
+@group(0) @binding(0) var<uniform> lp: LParams;
 
-fn visible(qp: u32, j: u32) -> bool {
-    if j >= params.kv_len { return false; }
-    if params.mode == 0u { return true; }
-    if j <= qp { return true; }
-    if params.mode == 2u && qp >= params.start && j >= params.start {
-        return (j - params.start) / params.block == (qp - params.start) / params.block;
-    }
-    return false;
-}
+// Attention bindings (forward: out, lse, q, k, v; dq: dq, dvec, q, k, v, dout, lse, out;
+// dkv: dk, dv, q, k, v, dout, lse, dvec).
+@group(0) @binding(1) var<storage, read_write> out_w: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> row_w: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dv_w: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> q_r: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> k_r: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> v_r: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> do_r: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read> lse_r: array<f32>;
+@group(0) @binding(8) var<storage, read> o_r: array<vec4<f32>>;
+@group(0) @binding(8) var<storage, read> dvec_r: array<f32>;
 
-// One past the last key query position qp may see.
-fn key_end(qp: u32) -> u32 {
-    if params.mode == 0u { return params.kv_len; }
-    var end = qp + 1u;
-    if params.mode == 2u && qp >= params.start {
-        end = max(end, params.start + ((qp - params.start) / params.block + 1u) * params.block);
+// Layout bindings (split_qkv: q, k, v, qkv; merge_qkv: dqkv, dq, dk, dv; swap12 and
+// cache_write: out, in).
+@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst_k: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst_v: array<f32>;
+@group(0) @binding(4) var<storage, read> src_qkv: array<f32>;
+@group(0) @binding(2) var<storage, read> src: array<f32>;
+@group(0) @binding(3) var<storage, read> src_k: array<f32>;
+@group(0) @binding(4) var<storage, read> src_v: array<f32>;
+
+// End (exclusive) of the keys visible from absolute query position qp, clamped to kv_len.
+fn visible_end(qp: u32) -> u32 {
+    var end = params.kv_len;
+    if params.mask_kind == 1u {
+        end = qp + 1u;
+    } else if params.mask_kind == 2u {
+        end = qp + 1u;
+        if qp >= params.bstart {
+            end = params.bstart + ((qp - params.bstart) / params.block + 1u) * params.block;
+        }
     }
     return min(end, params.kv_len);
 }
 
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 64u;
+// First query row (relative to q_offset) that sees key j.
+fn first_query(j: u32) -> u32 {
+    var p = 0u;
+    if params.mask_kind == 1u {
+        p = j;
+    } else if params.mask_kind == 2u {
+        p = j;
+        if j >= params.bstart {
+            p = params.bstart + ((j - params.bstart) / params.block) * params.block;
+        }
+    }
+    if p > params.q_offset {
+        return p - params.q_offset;
+    }
+    return 0u;
 }
 
-// out = softmax(scale q kᵀ + mask) v; out2 = lse.   bindings: out, out2, q, k, v
-@compute @workgroup_size(64)
-fn attention(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = linear_id(gid, nwg);
-    if t >= params.bh * params.tq { return; }
-    let bh = t / params.tq;
-    let i = t % params.tq;
-    let qp = params.q_offset + i;
-    let d = params.d;
-    var qv: array<f32, DMAX>;
-    var acc: array<f32, DMAX>;
-    for (var c = 0u; c < d; c++) {
-        qv[c] = q[t * d + c] * params.scale;
-        acc[c] = 0.0;
+// (head index bh, first row) of this workgroup's tile of WG rows out of `rows` per head.
+fn tile_of(wid: vec3<u32>, nwg: vec3<u32>, rows: u32) -> vec2<u32> {
+    let w = wid.x + wid.y * nwg.x;
+    let tiles = (rows + WG - 1u) / WG;
+    return vec2<u32>(w / tiles, (w % tiles) * WG);
+}
+
+// Forward: online softmax over keys, four at a time (one rescale per four keys).
+@compute @workgroup_size(WG)
+fn attn_fwd(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let tile = tile_of(wid, nwg, params.tq);
+    let bh = tile.x;
+    if bh >= params.bh {
+        return;
     }
-    var m = -3.0e38;
+    let i = tile.y + lid;
+    let ic = min(i, params.tq - 1u);
+    let n = visible_end(params.q_offset + ic);
+    let n_max = visible_end(params.q_offset + min(tile.y + WG - 1u, params.tq - 1u));
+    let row = bh * params.tq + ic;
+    var q: array<vec4<f32>, D4>;
+    for (var d = 0u; d < D4; d++) {
+        q[d] = q_r[row * D4 + d] * params.scale;
+    }
+    var acc: array<vec4<f32>, D4>;
+    var m = NEG;
     var l = 0.0;
-    let kbase = bh * params.tcap;
-    let end = key_end(qp);
-    for (var j = 0u; j < end; j++) {
-        if !visible(qp, j) { continue; }
-        var s = 0.0;
-        for (var c = 0u; c < d; c++) { s += qv[c] * k[(kbase + j) * d + c]; }
-        let m_new = max(m, s);
-        let correction = exp(m - m_new);
-        let p = exp(s - m_new);
-        l = l * correction + p;
-        for (var c = 0u; c < d; c++) { acc[c] = acc[c] * correction + p * v[(kbase + j) * d + c]; }
-        m = m_new;
+    let kb = bh * params.tk_cap;
+    for (var j = 0u; j < n_max; j += 4u) {
+        let r0 = (kb + j) * D4;
+        let r1 = (kb + min(j + 1u, n_max - 1u)) * D4;
+        let r2 = (kb + min(j + 2u, n_max - 1u)) * D4;
+        let r3 = (kb + min(j + 3u, n_max - 1u)) * D4;
+        var s = vec4<f32>(0.0);
+        for (var d = 0u; d < D4; d++) {
+            s += vec4<f32>(
+                dot(q[d], k_r[r0 + d]),
+                dot(q[d], k_r[r1 + d]),
+                dot(q[d], k_r[r2 + d]),
+                dot(q[d], k_r[r3 + d]),
+            );
+        }
+        s = select(vec4<f32>(NEG), s, vec4<u32>(j, j + 1u, j + 2u, j + 3u) < vec4<u32>(n));
+        let mx = max(m, max(max(s.x, s.y), max(s.z, s.w)));
+        let c = exp(m - mx);
+        let p = exp(s - vec4<f32>(mx));
+        l = l * c + (p.x + p.y) + (p.z + p.w);
+        for (var d = 0u; d < D4; d++) {
+            acc[d] = acc[d] * c + p.x * v_r[r0 + d] + p.y * v_r[r1 + d] + p.z * v_r[r2 + d]
+                + p.w * v_r[r3 + d];
+        }
+        m = mx;
     }
-    let inv = select(0.0, 1.0 / l, l > 0.0);
-    for (var c = 0u; c < d; c++) { out[t * d + c] = acc[c] * inv; }
-    out2[t] = m + log(l);
+    if i < params.tq {
+        let inv = 1.0 / l;
+        for (var d = 0u; d < D4; d++) {
+            out_w[row * D4 + d] = acc[d] * inv;
+        }
+        row_w[row] = m + log(l);
+    }
 }
 
-// Dvec = rowsum(dout * o) per query.   bindings: out, o, dout
-@compute @workgroup_size(64)
-fn attention_dvec(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = linear_id(gid, nwg);
-    if t >= params.bh * params.tq { return; }
-    var s = 0.0;
-    for (var c = 0u; c < params.d; c++) { s += dout[t * params.d + c] * o[t * params.d + c]; }
-    out[t] = s;
-}
-
-// dq_i = scale * sum_j p_ij (dout_i . v_j - D_i) k_j.   bindings: out, q, k, v, dout, stats
-@compute @workgroup_size(64)
-fn attention_dq(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = linear_id(gid, nwg);
-    if t >= params.bh * params.tq { return; }
-    let bh = t / params.tq;
-    let i = t % params.tq;
-    let qp = params.q_offset + i;
-    let d = params.d;
-    let n = params.bh * params.tq;
-    let lse = stats[t];
-    let dvec = stats[n + t];
-    var acc: array<f32, DMAX>;
-    for (var c = 0u; c < d; c++) { acc[c] = 0.0; }
-    let kbase = bh * params.tcap;
-    let end = key_end(qp);
-    for (var j = 0u; j < end; j++) {
-        if !visible(qp, j) { continue; }
+// Backward, per query: dvec = rowsum(dout * out) (written for attn_dkv), and
+// dq = scale * sum_j p_ij (dout_i . v_j - dvec_i) k_j.
+@compute @workgroup_size(WG)
+fn attn_dq(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let tile = tile_of(wid, nwg, params.tq);
+    let bh = tile.x;
+    if bh >= params.bh {
+        return;
+    }
+    let i = tile.y + lid;
+    let ic = min(i, params.tq - 1u);
+    let n = visible_end(params.q_offset + ic);
+    let n_max = visible_end(params.q_offset + min(tile.y + WG - 1u, params.tq - 1u));
+    let row = bh * params.tq + ic;
+    var q: array<vec4<f32>, D4>;
+    var g: array<vec4<f32>, D4>;
+    var dvec = 0.0;
+    for (var d = 0u; d < D4; d++) {
+        q[d] = q_r[row * D4 + d] * params.scale;
+        g[d] = do_r[row * D4 + d];
+        dvec += dot(g[d], o_r[row * D4 + d]);
+    }
+    let lse = lse_r[row];
+    var acc: array<vec4<f32>, D4>;
+    let kb = bh * params.tk_cap;
+    for (var j = 0u; j < n_max; j++) {
+        let r = (kb + j) * D4;
         var s = 0.0;
         var dp = 0.0;
-        for (var c = 0u; c < d; c++) {
-            s += q[t * d + c] * k[(kbase + j) * d + c];
-            dp += dout[t * d + c] * v[(kbase + j) * d + c];
+        for (var d = 0u; d < D4; d++) {
+            s += dot(q[d], k_r[r + d]);
+            dp += dot(g[d], v_r[r + d]);
         }
-        let p = exp(s * params.scale - lse);
+        let p = select(0.0, exp(s - lse), j < n);
         let ds = p * (dp - dvec);
-        for (var c = 0u; c < d; c++) { acc[c] += ds * k[(kbase + j) * d + c]; }
-    }
-    for (var c = 0u; c < d; c++) { out[t * d + c] = acc[c] * params.scale; }
-}
-
-// Per key j: dv_j = sum_i p_ij dout_i, dk_j = scale * sum_i p_ij (dout_i . v_j - D_i) q_i;
-// keys at or beyond kv_len get zeros.   bindings: out (dk), out2 (dv), q, k, v, dout, stats
-@compute @workgroup_size(64)
-fn attention_dkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = linear_id(gid, nwg);
-    if t >= params.bh * params.tcap { return; }
-    let bh = t / params.tcap;
-    let j = t % params.tcap;
-    let d = params.d;
-    let n = params.bh * params.tq;
-    var dk: array<f32, DMAX>;
-    var dv: array<f32, DMAX>;
-    for (var c = 0u; c < d; c++) { dk[c] = 0.0; dv[c] = 0.0; }
-    if j < params.kv_len {
-        for (var i = 0u; i < params.tq; i++) {
-            let qp = params.q_offset + i;
-            if !visible(qp, j) { continue; }
-            let qi = bh * params.tq + i;
-            var s = 0.0;
-            var dp = 0.0;
-            for (var c = 0u; c < d; c++) {
-                s += q[qi * d + c] * k[t * d + c];
-                dp += dout[qi * d + c] * v[t * d + c];
-            }
-            let p = exp(s * params.scale - stats[qi]);
-            let ds = p * (dp - stats[n + qi]);
-            for (var c = 0u; c < d; c++) {
-                dv[c] += p * dout[qi * d + c];
-                dk[c] += ds * q[qi * d + c];
-            }
+        for (var d = 0u; d < D4; d++) {
+            acc[d] += ds * k_r[r + d];
         }
     }
-    for (var c = 0u; c < d; c++) {
-        out[t * d + c] = dk[c] * params.scale;
-        out2[t * d + c] = dv[c];
+    if i < params.tq {
+        for (var d = 0u; d < D4; d++) {
+            out_w[row * D4 + d] = acc[d] * params.scale;
+        }
+        row_w[row] = dvec;
     }
 }
 
-// Head layout: x [B, T, n_chunks * H * D] chunk `start` -> out [B, H, T, D] (split), or the
-// reverse into `out` (merge). Here tq = T, tcap = n_chunks, kv_len = H, q_offset = chunk.
-@compute @workgroup_size(64)
-fn split_heads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = linear_id(gid, nwg);
-    let h_count = params.kv_len;
-    let total = params.bh / h_count * h_count * params.tq * params.d;
-    if e >= total { return; }
-    let c = e % params.d;
-    let tt = (e / params.d) % params.tq;
-    let h = (e / (params.d * params.tq)) % h_count;
-    let b = e / (params.d * params.tq * h_count);
-    let width = params.tcap * h_count * params.d;
-    out[e] = q[(b * params.tq + tt) * width + (params.q_offset * h_count + h) * params.d + c];
+// Backward, per key j (all tk_cap rows; rows at or past kv_len get zeros):
+// dv = sum_i p_ij dout_i, dk = scale * sum_i p_ij (dout_i . v_j - dvec_i) q_i.
+@compute @workgroup_size(WG)
+fn attn_dkv(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let tile = tile_of(wid, nwg, params.tk_cap);
+    let bh = tile.x;
+    if bh >= params.bh {
+        return;
+    }
+    let j = tile.y + lid;
+    let jc = min(j, params.kv_len - 1u);
+    let live = j < params.kv_len;
+    let i_first = first_query(jc);
+    var i_start = params.tq;
+    if tile.y < params.kv_len {
+        i_start = min(first_query(tile.y), params.tq);
+    }
+    let kr = (bh * params.tk_cap + jc) * D4;
+    var k: array<vec4<f32>, D4>;
+    var v: array<vec4<f32>, D4>;
+    for (var d = 0u; d < D4; d++) {
+        k[d] = k_r[kr + d] * params.scale;
+        v[d] = v_r[kr + d];
+    }
+    var dk: array<vec4<f32>, D4>;
+    var dv: array<vec4<f32>, D4>;
+    let qb = bh * params.tq;
+    for (var i = i_start; i < params.tq; i++) {
+        let r = (qb + i) * D4;
+        var s = 0.0;
+        var dp = 0.0;
+        for (var d = 0u; d < D4; d++) {
+            s += dot(q_r[r + d], k[d]);
+            dp += dot(do_r[r + d], v[d]);
+        }
+        let p = select(0.0, exp(s - lse_r[qb + i]), live && i >= i_first);
+        let ds = p * (dp - dvec_r[qb + i]);
+        for (var d = 0u; d < D4; d++) {
+            dv[d] += p * do_r[r + d];
+            dk[d] += ds * q_r[r + d];
+        }
+    }
+    if j < params.tk_cap {
+        let w = (bh * params.tk_cap + j) * D4;
+        for (var d = 0u; d < D4; d++) {
+            out_w[w + d] = dk[d] * params.scale;
+            dv_w[w + d] = dv[d];
+        }
+    }
 }
 
-@compute @workgroup_size(64)
-fn merge_heads(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+// qkv [B, T, 3, H, D] -> q, k, v [B, H, T, D]; a = T, b = H, c = D.
+@compute @workgroup_size(256)
+fn split_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let e = linear_id(gid, nwg);
-    let h_count = params.kv_len;
-    let total = params.bh / h_count * h_count * params.tq * params.d;
-    if e >= total { return; }
-    let c = e % params.d;
-    let tt = (e / params.d) % params.tq;
-    let h = (e / (params.d * params.tq)) % h_count;
-    let b = e / (params.d * params.tq * h_count);
-    let width = params.tcap * h_count * params.d;
-    out[(b * params.tq + tt) * width + (params.q_offset * h_count + h) * params.d + c] = q[e];
+    if e >= lp.n {
+        return;
+    }
+    let dd = e % lp.c;
+    let t = (e / lp.c) % lp.a;
+    let h = (e / (lp.c * lp.a)) % lp.b;
+    let b = e / (lp.c * lp.a * lp.b);
+    let hd = lp.b * lp.c;
+    let s = (b * lp.a + t) * 3u * hd + h * lp.c + dd;
+    dst[e] = src_qkv[s];
+    dst_k[e] = src_qkv[s + hd];
+    dst_v[e] = src_qkv[s + 2u * hd];
+}
+
+// dq, dk, dv [B, H, T, D] -> dqkv [B, T, 3, H, D]; a = T, b = H, c = D.
+@compute @workgroup_size(256)
+fn merge_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = linear_id(gid, nwg);
+    if e >= lp.n {
+        return;
+    }
+    let dd = e % lp.c;
+    let h = (e / lp.c) % lp.b;
+    let which = (e / (lp.c * lp.b)) % 3u;
+    let t = (e / (lp.c * lp.b * 3u)) % lp.a;
+    let b = e / (lp.c * lp.b * 3u * lp.a);
+    let s = ((b * lp.b + h) * lp.a + t) * lp.c + dd;
+    var x = src[s];
+    if which == 1u {
+        x = src_k[s];
+    } else if which == 2u {
+        x = src_v[s];
+    }
+    dst[e] = x;
+}
+
+// in [B, N1, N2, D] -> out [B, N2, N1, D]; a = N1, b = N2, c = D.
+@compute @workgroup_size(256)
+fn swap12(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = linear_id(gid, nwg);
+    if e >= lp.n {
+        return;
+    }
+    let dd = e % lp.c;
+    let i1 = (e / lp.c) % lp.a;
+    let i2 = (e / (lp.c * lp.a)) % lp.b;
+    let b = e / (lp.c * lp.a * lp.b);
+    dst[e] = src[((b * lp.a + i1) * lp.b + i2) * lp.c + dd];
+}
+
+// cache [BH, Tcap, D] rows at..at+Tn <- new [BH, Tn, D]; a = Tn, b = Tcap, c = D, d = at.
+@compute @workgroup_size(256)
+fn cache_write(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = linear_id(gid, nwg);
+    if e >= lp.n {
+        return;
+    }
+    let dd = e % lp.c;
+    let t = (e / lp.c) % lp.a;
+    let bh = e / (lp.c * lp.a);
+    dst[(bh * lp.b + lp.d + t) * lp.c + dd] = src[e];
 }

@@ -176,8 +176,8 @@ fn matmul_linear_and_losses() {
 fn model_ops() {
     use bitdance::ops::{rope_positions_raster, AttentionMask};
     use bitdance::reference::{
-        attention_ref, embedding, gated_residual_ref, layer_norm_ref, modulate_ref, rms_norm_ref,
-        rope_2d_ref, slice, softmax_ref, split_heads_ref,
+        attention, embedding, gated_residual_ref, layer_norm_ref, modulate_ref, rms_norm_ref,
+        rope_2d_ref, slice, softmax_ref, split_heads, AttentionDims,
     };
     let d = 9;
     check(
@@ -238,7 +238,25 @@ fn model_ops() {
         &[&[1, 2, 5, 4], &[1, 2, 5, 4], &[1, 2, 5, 4]],
         &[true, true, true],
         |t, v| t.attention(v[0], v[1], v[2], mask, 0.5),
-        |x| attention_ref(&x[0], &x[1], &x[2], (2, 5, 5, 4), 5, 0, mask, 0.5),
+        |x| {
+            attention(
+                &x[0],
+                &x[1],
+                &x[2],
+                AttentionDims {
+                    b: 1,
+                    h: 2,
+                    tq: 5,
+                    tk_cap: 5,
+                    d: 4,
+                    kv_len: 5,
+                    q_offset: 0,
+                },
+                mask,
+                0.5,
+            )
+            .0
+        },
     );
     check(
         "split_qkv -> q*k + v, merge_heads",
@@ -272,7 +290,7 @@ fn model_ops() {
         &[&[2, 3, 8]],
         &[true],
         |t, v| t.split_heads(v[0], 2),
-        |x| split_heads_ref(&x[0], (2, 3, 2, 4)),
+        |x| split_heads(&x[0], 2, 3, 2, 4),
     );
     let idx = Tensor::from_u32(&gpu(), &[4], &[2, 0, 2, 3]).unwrap();
     check(

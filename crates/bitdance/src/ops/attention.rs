@@ -1,188 +1,195 @@
-//! Attention: one kernel family for full, causal and block-causal masks and for decoding
-//! new queries against a KV cache; its backward; and the head layout permutations.
+//! Attention: flash-style forward and backward over [B, H, T, D] heads with full, causal and
+//! block-causal masks and a preallocated KV cache, plus the head layout permutations.
 
 use crate::gpu::{Access, Kernel};
 use crate::shaders::ATTENTION;
 use crate::{DType, Error, Result, Tensor};
 
-/// Define sets of `shaders/attention.wgsl` the runtime uses (validated by naga).
-pub const ATTENTION_VARIANTS: &[&[(&str, u32)]] =
-    &[&[("DMAX", 32)], &[("DMAX", 64)], &[("DMAX", 128)]];
-
-/// Largest head dimension the kernels take.
-pub const MAX_HEAD_DIM: usize = 128;
-
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
-const S: Access = Access::Skip;
-const FORWARD: Kernel = Kernel {
-    shader: &ATTENTION,
-    entry: "attention",
-    bindings: &[RW, RW, R, R, R],
-};
-const DVEC: Kernel = Kernel {
-    shader: &ATTENTION,
-    entry: "attention_dvec",
-    bindings: &[RW, S, S, S, S, R, R],
-};
-const DQ: Kernel = Kernel {
-    shader: &ATTENTION,
-    entry: "attention_dq",
-    bindings: &[RW, S, R, R, R, S, R, R],
-};
-const DKV: Kernel = Kernel {
-    shader: &ATTENTION,
-    entry: "attention_dkv",
-    bindings: &[RW, RW, R, R, R, S, R, R],
-};
-const SPLIT: Kernel = Kernel {
-    shader: &ATTENTION,
-    entry: "split_heads",
-    bindings: &[RW, S, R],
-};
-const MERGE: Kernel = Kernel {
-    shader: &ATTENTION,
-    entry: "merge_heads",
-    bindings: &[RW, S, R],
-};
 
-/// Which keys each query sees. Query row i sits at absolute position `q_offset + i`.
+/// Rows (queries or keys) per workgroup, `WG` in attention.wgsl. On CPU adapters lanes past the
+/// rows a tile needs still run (masked), so small tiles waste least (causal tails, decode with a
+/// few queries); GPUs want whole warps.
+pub(crate) const WG_CPU: u32 = 8;
+/// Rows per workgroup on GPUs.
+pub(crate) const WG_GPU: u32 = 64;
+
+fn default_wg(gpu: &crate::Gpu) -> u32 {
+    if gpu.is_cpu() {
+        WG_CPU
+    } else {
+        WG_GPU
+    }
+}
+
+/// Largest head dim: D4 = D / 4 runs 1..=32.
+const MAX_HEAD_DIM: usize = 128;
+
+macro_rules! kernel {
+    ($name:ident, $entry:literal, $bindings:expr) => {
+        const $name: Kernel = Kernel {
+            shader: &ATTENTION,
+            entry: $entry,
+            bindings: $bindings,
+        };
+    };
+}
+kernel!(FWD, "attn_fwd", &[RW, RW, R, R, R]);
+kernel!(DQ, "attn_dq", &[RW, RW, R, R, R, R, R, R]);
+kernel!(DKV, "attn_dkv", &[RW, RW, R, R, R, R, R, R]);
+kernel!(SPLIT_QKV, "split_qkv", &[RW, RW, RW, R]);
+kernel!(MERGE_QKV, "merge_qkv", &[RW, R, R, R]);
+kernel!(SWAP12, "swap12", &[RW, R]);
+kernel!(CACHE_WRITE, "cache_write", &[RW, R]);
+
+macro_rules! variants {
+    ($($n:literal)*) => { &[$(&[("D4", $n), ("WG", WG_CPU)], &[("D4", $n), ("WG", WG_GPU)]),*] };
+}
+
+/// Define sets of `shaders/attention.wgsl` the runtime uses (validated by naga): D4 = D / 4
+/// (head dims 4..=128) and WG = rows per workgroup.
+pub const ATTENTION_VARIANTS: &[&[(&str, u32)]] = variants!(
+    1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+);
+
+/// Which keys each query sees; query row i sits at absolute position `q_offset + i`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AttentionMask {
-    /// Every key (the bidirectional transformer head).
+    /// Every key.
     Full,
-    /// Keys at or before the query's position.
+    /// Keys at positions up to the query's own.
     Causal,
-    /// Causal, plus full visibility inside each group of `block` positions from `start`
-    /// (next-patch BitDance: start 63, block = tokens per step).
+    /// Causal, except that each group of `block` positions from `start` on sees its whole group
+    /// (BitDance next-patch diffusion: start = cls_token_num - 1 = 63, block = parallel_num).
     BlockCausal {
-        /// First position of the first group.
+        /// Position of the first group.
         start: usize,
-        /// Group size.
+        /// Group size (> 0).
         block: usize,
     },
 }
 
 impl AttentionMask {
-    fn words(&self) -> [u32; 3] {
-        match *self {
-            AttentionMask::Full => [0, 0, 1],
-            AttentionMask::Causal => [1, 0, 1],
-            AttentionMask::BlockCausal { start, block } => [2, start as u32, block.max(1) as u32],
-        }
-    }
-
-    /// Whether the query at absolute position `qp` sees key `j` (the host-side rule).
-    pub fn visible(&self, qp: usize, j: usize) -> bool {
-        match *self {
-            AttentionMask::Full => true,
-            AttentionMask::Causal => j <= qp,
-            AttentionMask::BlockCausal { start, block } => {
+    /// Whether the query at absolute position `qp` sees the key at position `j`.
+    pub fn visible(self, qp: usize, j: usize) -> bool {
+        match self {
+            Self::Full => true,
+            Self::Causal => j <= qp,
+            Self::BlockCausal { start, block } => {
                 j <= qp
                     || (qp >= start && j >= start && (j - start) / block == (qp - start) / block)
             }
         }
     }
+
+    /// Uniform words: kind, group start, group size.
+    fn words(self) -> [u32; 3] {
+        match self {
+            Self::Full => [0, 0, 1],
+            Self::Causal => [1, 0, 1],
+            Self::BlockCausal { start, block } => [2, start as u32, block as u32],
+        }
+    }
 }
 
-/// Geometry of one call, checked.
-struct Geometry {
+/// Sizes of one attention call, read from q [B, H, Tq, D] and k [B, H, Tk_cap, D].
+#[derive(Clone, Copy, Debug)]
+struct Dims {
     bh: usize,
     tq: usize,
-    tcap: usize,
+    tk_cap: usize,
     d: usize,
 }
 
-fn geometry(
+fn shape_err(op: &'static str, detail: String) -> Error {
+    Error::Shape { op, detail }
+}
+
+fn check_f32(op: &'static str, ts: &[(&'static str, &Tensor)]) -> Result<()> {
+    for (what, t) in ts {
+        t.expect_dtype(op, what, DType::F32)?;
+    }
+    Ok(())
+}
+
+fn check_attention(
+    op: &'static str,
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
     kv_len: usize,
-    op: &'static str,
-) -> Result<Geometry> {
-    let (sq, sk) = (q.shape(), k.shape());
-    let bad = |detail: String| Error::Shape { op, detail };
-    if sq.len() != 4 || sk.len() != 4 {
-        return Err(bad(format!("q {sq:?} and k {sk:?} must be [B, H, T, D]")));
+    mask: AttentionMask,
+) -> Result<Dims> {
+    check_f32(op, &[("q", q), ("k", k), ("v", v)])?;
+    let (qs, ks) = (q.shape(), k.shape());
+    if qs.len() != 4 || ks.len() != 4 || k.shape() != v.shape() {
+        return Err(shape_err(
+            op,
+            format!(
+                "expected q [B, H, Tq, D] and k, v [B, H, Tk, D]; got q {qs:?}, k {ks:?}, v {:?}",
+                v.shape()
+            ),
+        ));
     }
-    if sq[0] != sk[0] || sq[1] != sk[1] || sq[3] != sk[3] || v.shape() != sk {
-        return Err(bad(format!(
-            "q {sq:?}, k {sk:?}, v {:?} disagree on B, H or D",
-            v.shape()
+    if qs[0] != ks[0] || qs[1] != ks[1] || qs[3] != ks[3] {
+        return Err(shape_err(
+            op,
+            format!("q {qs:?} and k {ks:?} differ in B, H or D"),
+        ));
+    }
+    let d = qs[3];
+    if d == 0 || d % 4 != 0 || d > MAX_HEAD_DIM {
+        return Err(shape_err(
+            op,
+            format!("head dim {d} must be a multiple of 4 in 4..={MAX_HEAD_DIM}"),
+        ));
+    }
+    if qs[0] * qs[1] == 0 || qs[2] == 0 {
+        return Err(shape_err(op, format!("empty q {qs:?}")));
+    }
+    if kv_len == 0 || kv_len > ks[2] {
+        return Err(shape_err(
+            op,
+            format!("kv_len {kv_len} must be in 1..={} (k {ks:?})", ks[2]),
+        ));
+    }
+    if let AttentionMask::BlockCausal { block: 0, .. } = mask {
+        return Err(Error::Invalid(format!(
+            "{op}: block-causal mask with block size 0"
         )));
     }
-    if kv_len > sk[2] || kv_len == 0 {
-        return Err(bad(format!(
-            "kv_len {kv_len} must be in 1..={} (the cache length)",
-            sk[2]
-        )));
-    }
-    if sq[3] > MAX_HEAD_DIM || sq[3] == 0 {
-        return Err(Error::Limit {
-            what: format!("{op}: head dimension"),
-            requested: sq[3] as u64,
-            limit_name: "MAX_HEAD_DIM",
-            limit: MAX_HEAD_DIM as u64,
-        });
-    }
-    Ok(Geometry {
-        bh: sq[0] * sq[1],
-        tq: sq[2],
-        tcap: sk[2],
-        d: sq[3],
+    Ok(Dims {
+        bh: qs[0] * qs[1],
+        tq: qs[2],
+        tk_cap: ks[2],
+        d,
     })
 }
 
-fn dmax(d: usize) -> [(&'static str, u32); 1] {
-    [(
-        "DMAX",
-        if d <= 32 {
-            32
-        } else if d <= 64 {
-            64
-        } else {
-            128
-        },
-    )]
-}
-
-fn params(
-    g: &Geometry,
-    kv_len: usize,
-    q_offset: usize,
-    mask: AttentionMask,
-    scale: f32,
-) -> [u32; 10] {
-    let [mode, start, block] = mask.words();
+fn params(dims: Dims, kv_len: usize, q_offset: usize, mask: AttentionMask, scale: f32) -> [u32; 9] {
+    let [kind, start, block] = mask.words();
     [
-        g.bh as u32,
-        g.tq as u32,
-        g.tcap as u32,
-        g.d as u32,
+        dims.bh as u32,
+        dims.tq as u32,
+        dims.tk_cap as u32,
         kv_len as u32,
         q_offset as u32,
-        mode,
+        kind,
         start,
         block,
         scale.to_bits(),
     ]
 }
 
-fn launch(
-    kernel: &Kernel,
-    g: &Geometry,
-    tensors: &[&Tensor],
-    p: &[u32; 10],
-    threads: usize,
-) -> Result<()> {
-    let gpu = tensors[0].gpu();
-    let grid = gpu.grid(kernel.entry, (threads as u32).div_ceil(64))?;
-    gpu.dispatch(kernel, &dmax(g.d), tensors, p, grid)
+fn groups(t: &Tensor, op: &str, bh: usize, rows: usize, wg: u32) -> Result<[u32; 3]> {
+    t.gpu().grid(op, (bh * rows.div_ceil(wg as usize)) as u32)
 }
 
-/// softmax(scale · q kᵀ + mask) v over keys 0..kv_len: q [B, H, Tq, D], k and v [B, H, Tcap, D]
-/// (Tcap >= kv_len: a KV cache). Query row i has absolute position `q_offset + i`.
-/// Returns (out [B, H, Tq, D], lse [B, H, Tq]: the log-sum-exp, kept for the backward).
+/// Scaled masked softmax attention over keys 0..kv_len of a (possibly larger, KV-cache) k, v.
+/// q [B, H, Tq, D], k, v [B, H, Tk_cap, D] (D a multiple of 4, at most 128); query row i sits at
+/// position `q_offset + i` (decode: `q_offset = kv_len - Tq`). Returns (out [B, H, Tq, D],
+/// lse [B, H, Tq]), lse being the log-sum-exp of the scaled masked logits (for the backward).
 #[allow(clippy::too_many_arguments)]
 pub fn attention(
     q: &Tensor,
@@ -193,15 +200,42 @@ pub fn attention(
     mask: AttentionMask,
     scale: f32,
 ) -> Result<(Tensor, Tensor)> {
-    let g = geometry(q, k, v, kv_len, "attention")?;
-    let out = Tensor::empty(q.gpu(), q.shape(), DType::F32)?;
-    let lse = Tensor::empty(q.gpu(), &q.shape()[..3], DType::F32)?;
-    let p = params(&g, kv_len, q_offset, mask, scale);
-    launch(&FORWARD, &g, &[&out, &lse, q, k, v], &p, g.bh * g.tq)?;
+    let wg = default_wg(q.gpu());
+    attention_wg(q, k, v, kv_len, q_offset, mask, scale, wg)
+}
+
+/// `attention` with `wg` rows per workgroup (`WG_CPU` or `WG_GPU`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_wg(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    kv_len: usize,
+    q_offset: usize,
+    mask: AttentionMask,
+    scale: f32,
+    wg: u32,
+) -> Result<(Tensor, Tensor)> {
+    let dims = check_attention("attention", q, k, v, kv_len, mask)?;
+    let gpu = q.gpu();
+    let out = Tensor::empty(gpu, q.shape(), DType::F32)?;
+    let lse = Tensor::empty(gpu, &q.shape()[..3], DType::F32)?;
+    let p = params(dims, kv_len, q_offset, mask, scale);
+    let grid = groups(q, FWD.entry, dims.bh, dims.tq, wg)?;
+    gpu.dispatch(
+        &FWD,
+        &[("D4", (dims.d / 4) as u32), ("WG", wg)],
+        &[&out, &lse, q, k, v],
+        &p,
+        grid,
+    )?;
     Ok((out, lse))
 }
 
-/// Backward of `attention`: (dq, dk, dv), dk and dv [B, H, Tcap, D] with zeros beyond kv_len.
+/// Gradients (dq, dk, dv) of `attention` given its inputs, its outputs (out, lse) and dout
+/// [B, H, Tq, D]; dk, dv have k's shape, zero in rows at or past kv_len. Deterministic
+/// (no atomics): one kernel per query for dq (also computing rowsum(dout * out)), one per key
+/// for dk and dv.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_backward(
     q: &Tensor,
@@ -215,146 +249,208 @@ pub fn attention_backward(
     mask: AttentionMask,
     scale: f32,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let g = geometry(q, k, v, kv_len, "attention_backward")?;
-    super::same_shape("attention_backward", out, dout)?;
-    super::same_shape("attention_backward", q, out)?;
-    let p = params(&g, kv_len, q_offset, mask, scale);
-    let n = g.bh * g.tq;
-    let dvec = Tensor::empty(q.gpu(), &[n], DType::F32)?;
-    launch(&DVEC, &g, &[&dvec, out, dout], &p, n)?;
-    let stats = super::concat(&[&lse.reshape(&[n])?, &dvec], 0)?;
-    let dq = Tensor::empty(q.gpu(), q.shape(), DType::F32)?;
-    launch(&DQ, &g, &[&dq, q, k, v, dout, &stats], &p, n)?;
-    let dk = Tensor::empty(q.gpu(), k.shape(), DType::F32)?;
-    let dv = Tensor::empty(q.gpu(), k.shape(), DType::F32)?;
-    launch(
-        &DKV,
-        &g,
-        &[&dk, &dv, q, k, v, dout, &stats],
+    let wg = default_wg(q.gpu());
+    attention_backward_wg(q, k, v, out, lse, dout, kv_len, q_offset, mask, scale, wg)
+}
+
+/// `attention_backward` with `wg` rows per workgroup (`WG_CPU` or `WG_GPU`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attention_backward_wg(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    out: &Tensor,
+    lse: &Tensor,
+    dout: &Tensor,
+    kv_len: usize,
+    q_offset: usize,
+    mask: AttentionMask,
+    scale: f32,
+    wg: u32,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "attention_backward";
+    let dims = check_attention(op, q, k, v, kv_len, mask)?;
+    check_f32(op, &[("out", out), ("lse", lse), ("dout", dout)])?;
+    if out.shape() != q.shape() || dout.shape() != q.shape() || lse.shape() != &q.shape()[..3] {
+        return Err(shape_err(
+            op,
+            format!(
+                "q {:?} needs out and dout of its shape and lse [B, H, Tq]; got out {:?}, \
+                 dout {:?}, lse {:?}",
+                q.shape(),
+                out.shape(),
+                dout.shape(),
+                lse.shape()
+            ),
+        ));
+    }
+    let gpu = q.gpu();
+    let defines = [("D4", (dims.d / 4) as u32), ("WG", wg)];
+    let p = params(dims, kv_len, q_offset, mask, scale);
+    let dq = Tensor::empty(gpu, q.shape(), DType::F32)?;
+    let dvec = Tensor::empty(gpu, lse.shape(), DType::F32)?;
+    let grid = groups(q, DQ.entry, dims.bh, dims.tq, wg)?;
+    gpu.dispatch(
+        &DQ,
+        &defines,
+        &[&dq, &dvec, q, k, v, dout, lse, out],
         &p,
-        g.bh * g.tcap,
+        grid,
+    )?;
+    let dk = Tensor::empty(gpu, k.shape(), DType::F32)?;
+    let dv = Tensor::empty(gpu, k.shape(), DType::F32)?;
+    let grid = groups(k, DKV.entry, dims.bh, dims.tk_cap, wg)?;
+    gpu.dispatch(
+        &DKV,
+        &defines,
+        &[&dk, &dv, q, k, v, dout, lse, &dvec],
+        &p,
+        grid,
     )?;
     Ok((dq, dk, dv))
 }
 
-fn layout_params(
-    b: usize,
-    t: usize,
-    heads: usize,
-    d: usize,
-    chunks: usize,
-    chunk: usize,
-) -> [u32; 10] {
-    [
-        (b * heads) as u32,
-        t as u32,
-        chunks as u32,
-        d as u32,
-        heads as u32,
-        chunk as u32,
-        0,
-        0,
-        0,
-        0,
-    ]
+fn launch_layout(kernel: &Kernel, tensors: &[&Tensor], n: usize, words: [u32; 4]) -> Result<()> {
+    let gpu = tensors[0].gpu();
+    let grid = gpu.grid(kernel.entry, (n as u32).div_ceil(256))?;
+    let p = [n as u32, words[0], words[1], words[2], words[3]];
+    gpu.dispatch(kernel, &[("D4", 1), ("WG", WG_CPU)], tensors, &p, grid)
 }
 
-fn chunk_geometry(
-    x: &Tensor,
-    chunks: usize,
-    heads: usize,
-    op: &'static str,
-) -> Result<(usize, usize, usize)> {
-    let s = x.shape();
-    if s.len() != 3 || heads == 0 || !s[2].is_multiple_of(chunks * heads) {
-        return Err(Error::Shape {
-            op,
-            detail: format!("x {s:?} must be [B, T, {chunks} * {heads} heads * D]"),
-        });
+fn dims4(op: &'static str, x: &Tensor, what: &str) -> Result<[usize; 4]> {
+    x.expect_dtype(op, "input", DType::F32)?;
+    match x.shape() {
+        &[a, b, c, d] => Ok([a, b, c, d]),
+        s => Err(shape_err(op, format!("expected {what}, got {s:?}"))),
     }
-    Ok((s[0], s[1], s[2] / (chunks * heads)))
 }
 
-fn split_chunk(x: &Tensor, chunks: usize, chunk: usize, heads: usize) -> Result<Tensor> {
-    let (b, t, d) = chunk_geometry(x, chunks, heads, "split_heads")?;
-    let out = Tensor::empty(x.gpu(), &[b, heads, t, d], DType::F32)?;
-    let grid = x
-        .gpu()
-        .grid("split_heads", (out.numel() as u32).div_ceil(64))?;
-    x.gpu().dispatch(
-        &SPLIT,
-        &dmax(1),
-        &[&out, x],
-        &layout_params(b, t, heads, d, chunks, chunk),
-        grid,
+/// Splits a fused wqkv output qkv [B, T, 3*H*D] (q | k | v chunks, each [H, D] head-major)
+/// into q, k, v, each [B, H, T, D].
+pub fn split_qkv(qkv: &Tensor, heads: usize) -> Result<(Tensor, Tensor, Tensor)> {
+    let op = "split_qkv";
+    qkv.expect_dtype(op, "qkv", DType::F32)?;
+    let (b, t, w) = match qkv.shape() {
+        &[b, t, w] => (b, t, w),
+        s => {
+            return Err(shape_err(
+                op,
+                format!("expected qkv [B, T, 3*H*D], got {s:?}"),
+            ))
+        }
+    };
+    if heads == 0 || w == 0 || w % (3 * heads) != 0 {
+        return Err(shape_err(
+            op,
+            format!("last dim of {:?} is not 3 * {heads} heads * D", qkv.shape()),
+        ));
+    }
+    let d = w / (3 * heads);
+    let shape = [b, heads, t, d];
+    let gpu = qkv.gpu();
+    let q = Tensor::empty(gpu, &shape, DType::F32)?;
+    let k = Tensor::empty(gpu, &shape, DType::F32)?;
+    let v = Tensor::empty(gpu, &shape, DType::F32)?;
+    launch_layout(
+        &SPLIT_QKV,
+        &[&q, &k, &v, qkv],
+        b * heads * t * d,
+        [t as u32, heads as u32, d as u32, 0],
+    )?;
+    Ok((q, k, v))
+}
+
+/// Backward of `split_qkv`: dq, dk, dv [B, H, T, D] -> dqkv [B, T, 3*H*D].
+pub fn merge_qkv_grad(dq: &Tensor, dk: &Tensor, dv: &Tensor) -> Result<Tensor> {
+    let op = "merge_qkv_grad";
+    let [b, h, t, d] = dims4(op, dq, "dq [B, H, T, D]")?;
+    check_f32(op, &[("dk", dk), ("dv", dv)])?;
+    if dk.shape() != dq.shape() || dv.shape() != dq.shape() {
+        return Err(shape_err(
+            op,
+            format!(
+                "dq {:?}, dk {:?}, dv {:?} differ",
+                dq.shape(),
+                dk.shape(),
+                dv.shape()
+            ),
+        ));
+    }
+    let out = Tensor::empty(dq.gpu(), &[b, t, 3 * h * d], DType::F32)?;
+    launch_layout(
+        &MERGE_QKV,
+        &[&out, dq, dk, dv],
+        out.numel(),
+        [t as u32, h as u32, d as u32, 0],
     )?;
     Ok(out)
 }
 
-fn merge_chunk(dst: &Tensor, x: &Tensor, chunks: usize, chunk: usize) -> Result<()> {
-    let s = x.shape();
-    let (b, heads, t, d) = (s[0], s[1], s[2], s[3]);
-    let grid = x
-        .gpu()
-        .grid("merge_heads", (x.numel() as u32).div_ceil(64))?;
-    x.gpu().dispatch(
-        &MERGE,
-        &dmax(1),
-        &[dst, x],
-        &layout_params(b, t, heads, d, chunks, chunk),
-        grid,
+/// [B, N1, N2, D] -> [B, N2, N1, D].
+fn swap12(x: &Tensor, [b, n1, n2, d]: [usize; 4], out_shape: &[usize]) -> Result<Tensor> {
+    let out = Tensor::empty(x.gpu(), out_shape, DType::F32)?;
+    launch_layout(
+        &SWAP12,
+        &[&out, x],
+        b * n1 * n2 * d,
+        [n1 as u32, n2 as u32, d as u32, 0],
+    )?;
+    Ok(out)
+}
+
+/// Heads back into features: x [B, H, T, D] -> [B, T, H*D] (backward of `split_heads`).
+pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
+    let [b, h, t, d] = dims4("merge_heads", x, "x [B, H, T, D]")?;
+    swap12(x, [b, h, t, d], &[b, t, h * d])
+}
+
+/// Features into heads: x [B, T, H*D] -> [B, H, T, D] (backward of `merge_heads`).
+pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+    let op = "split_heads";
+    x.expect_dtype(op, "x", DType::F32)?;
+    let (b, t, w) = match x.shape() {
+        &[b, t, w] => (b, t, w),
+        s => return Err(shape_err(op, format!("expected x [B, T, H*D], got {s:?}"))),
+    };
+    if heads == 0 || w == 0 || w % heads != 0 {
+        return Err(shape_err(
+            op,
+            format!("last dim of {:?} is not {heads} heads * D", x.shape()),
+        ));
+    }
+    let d = w / heads;
+    swap12(x, [b, t, heads, d], &[b, heads, t, d])
+}
+
+/// Writes new [B, H, Tn, D] into rows at..at+Tn of cache [B, H, Tcap, D], in place.
+pub fn kv_cache_write(cache: &Tensor, new: &Tensor, at: usize) -> Result<()> {
+    let op = "kv_cache_write";
+    let [b, h, cap, d] = dims4(op, cache, "cache [B, H, Tcap, D]")?;
+    let [nb, nh, tn, nd] = dims4(op, new, "new [B, H, Tn, D]")?;
+    if (nb, nh, nd) != (b, h, d) || at + tn > cap {
+        return Err(shape_err(
+            op,
+            format!(
+                "cannot write new {:?} at row {at} of cache {:?}",
+                new.shape(),
+                cache.shape()
+            ),
+        ));
+    }
+    if cache.same_storage(new) {
+        return Err(Error::Invalid(format!("{op}: cache and new share storage")));
+    }
+    launch_layout(
+        &CACHE_WRITE,
+        &[cache, new],
+        new.numel(),
+        [tn as u32, cap as u32, d as u32, at as u32],
     )
 }
 
-/// The q|k|v chunks of a fused projection [B, T, 3·H·D] as three [B, H, T, D] tensors.
-pub fn split_qkv(qkv: &Tensor, heads: usize) -> Result<(Tensor, Tensor, Tensor)> {
-    Ok((
-        split_chunk(qkv, 3, 0, heads)?,
-        split_chunk(qkv, 3, 1, heads)?,
-        split_chunk(qkv, 3, 2, heads)?,
-    ))
-}
-
-/// Backward of `split_qkv`: dq, dk, dv [B, H, T, D] -> dqkv [B, T, 3·H·D].
-pub fn merge_qkv_grad(dq: &Tensor, dk: &Tensor, dv: &Tensor) -> Result<Tensor> {
-    let s = dq.shape();
-    if s.len() != 4 || dk.shape() != s || dv.shape() != s {
-        return Err(Error::Shape {
-            op: "merge_qkv_grad",
-            detail: format!(
-                "dq {s:?}, dk {:?}, dv {:?} must be equal [B, H, T, D]",
-                dk.shape(),
-                dv.shape()
-            ),
-        });
-    }
-    let out = Tensor::empty(dq.gpu(), &[s[0], s[2], 3 * s[1] * s[3]], DType::F32)?;
-    for (i, x) in [dq, dk, dv].into_iter().enumerate() {
-        merge_chunk(&out, x, 3, i)?;
-    }
-    Ok(out)
-}
-
-/// [B, T, H·D] -> [B, H, T, D].
-pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
-    split_chunk(x, 1, 0, heads)
-}
-
-/// [B, H, T, D] -> [B, T, H·D] (the inverse of `split_heads`).
-pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
-    let s = x.shape();
-    if s.len() != 4 {
-        return Err(Error::Shape {
-            op: "merge_heads",
-            detail: format!("x {s:?} must be [B, H, T, D]"),
-        });
-    }
-    let out = Tensor::empty(x.gpu(), &[s[0], s[2], s[1] * s[3]], DType::F32)?;
-    merge_chunk(&out, x, 1, 0)?;
-    Ok(out)
-}
-
-/// GFLOP/s of the attention forward (4·B·H·Tq·Tk·D flops counted) after a warm-up.
+/// Forward GFLOP/s (4*B*H*Tq*Tk*D flops a call, whatever the mask) of `attention` on random
+/// q [b, h, tq, d] against k, v [b, h, tk, d] (queries at the last tq positions), over `iters`
+/// calls after a warm-up.
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(clippy::too_many_arguments)]
 pub fn bench_attention(
@@ -367,19 +463,25 @@ pub fn bench_attention(
     mask: AttentionMask,
     iters: usize,
 ) -> Result<f64> {
-    let mut rng = crate::rng::Rng::new(3);
+    if tq > tk {
+        return Err(Error::Invalid(format!(
+            "bench_attention: tq {tq} > tk {tk}"
+        )));
+    }
+    let mut rng = crate::rng::Rng::new(7);
     let q = Tensor::from_f32(gpu, &[b, h, tq, d], &rng.normal_vec(b * h * tq * d))?;
     let k = Tensor::from_f32(gpu, &[b, h, tk, d], &rng.normal_vec(b * h * tk * d))?;
     let v = Tensor::from_f32(gpu, &[b, h, tk, d], &rng.normal_vec(b * h * tk * d))?;
     let scale = 1.0 / (d as f32).sqrt();
-    drop(attention(&q, &k, &v, tk, tk - tq, mask, scale)?);
+    attention(&q, &k, &v, tk, tk - tq, mask, scale)?;
     gpu.synchronize()?;
-    let mut best = f64::INFINITY;
-    for _ in 0..iters.max(1) {
-        let start = std::time::Instant::now();
-        drop(attention(&q, &k, &v, tk, tk - tq, mask, scale)?);
-        gpu.synchronize()?;
-        best = best.min(start.elapsed().as_secs_f64());
+    let iters = iters.max(1);
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        attention(&q, &k, &v, tk, tk - tq, mask, scale)?;
     }
-    Ok(4.0 * (b * h * tq * tk * d) as f64 / best / 1e9)
+    gpu.synchronize()?;
+    let secs = start.elapsed().as_secs_f64();
+    let flops = 4.0 * (b * h * tq * tk * d) as f64 * iters as f64;
+    Ok(flops / secs / 1e9)
 }
