@@ -1,188 +1,293 @@
-// Row-wise normalisation (RMSNorm, LayerNorm), softmax, adaLN modulation and gated residuals.
-// Row kernels use one invocation per row: barrier-free, which CPU drivers favour.
+// Row-wise normalisations (RMSNorm, LayerNorm), row softmax, adaLN modulation and gated residuals.
+//
+// Binding convention: outputs first (o1, o2, o3: read_write), then inputs (iN: read). Variables
+// that share a binding number are never used by the same entry point.
+// Row kernels run one workgroup of ROW_WG threads per row: row = wid.x + wid.y * nwg.x.
+// ROW_WG is a define (8 on CPU adapters, where fewer invocations per barrier win; 64 on GPUs).
+// Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
 
 struct Params {
-    rows: u32,   // rows (norm, softmax) or elements (broadcast kernels) or G*C (group_dot)
-    d: u32,      // row width / channels C
-    t: u32,      // tokens per group (broadcast kernels)
-    flag: u32,   // 1: weight present (norms) / second operand used (group_dot) / has mean
-    eps: f32,    // epsilon (norms) or beta (bcast_mul)
+    rows: u32,   // rows (row kernels), elements or (group, column) pairs (element kernels)
+    d: u32,      // row length / channels C
+    eps: f32,
+    aux: u32,    // tokens per group T (modulate, gated residual) or rows per chunk (param grads)
+    total: u32,  // rows of the input of the param-grad and column-sum kernels
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out2: array<f32>;
-@group(0) @binding(3) var<storage, read> x: array<f32>;
-@group(0) @binding(4) var<storage, read> w: array<f32>;
-@group(0) @binding(5) var<storage, read> v: array<f32>;
-@group(0) @binding(6) var<storage, read> u: array<f32>;
+@group(0) @binding(1) var<storage, read_write> o1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> o2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o3: array<f32>;
+@group(0) @binding(2) var<storage, read> i2: array<f32>;
+@group(0) @binding(3) var<storage, read> i3: array<f32>;
+@group(0) @binding(4) var<storage, read> i4: array<f32>;
+@group(0) @binding(5) var<storage, read> i5: array<f32>;
+@group(0) @binding(6) var<storage, read> i6: array<f32>;
+
+var<workgroup> red_a: array<f32, ROW_WG>;
+var<workgroup> red_b: array<f32, ROW_WG>;
+
+fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
+}
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 64u;
+    return gid.x + gid.y * nwg.x * 256u;
 }
 
-fn weight(c: u32) -> f32 {
-    if params.flag == 1u { return w[c]; }
-    return 1.0;
-}
-
-// out = x * rstd * w; out2[row] = rstd.   bindings: out, out2, x, w
-@compute @workgroup_size(64)
-fn rms_norm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = linear_id(gid, nwg);
-    if row >= params.rows { return; }
-    let base = row * params.d;
-    var ss = 0.0;
-    for (var c = 0u; c < params.d; c++) { let e = x[base + c]; ss += e * e; }
-    let r = inverseSqrt(ss / f32(params.d) + params.eps);
-    for (var c = 0u; c < params.d; c++) { out[base + c] = x[base + c] * r * weight(c); }
-    out2[row] = r;
-}
-
-// dx = r*(w*dy) - r^3/D * x * sum(w*dy*x).   bindings: out (dx), out2 (unused), x, w, v = rstd, u = dy
-@compute @workgroup_size(64)
-fn rms_norm_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = linear_id(gid, nwg);
-    if row >= params.rows { return; }
-    let base = row * params.d;
-    let r = v[row];
-    var dot = 0.0;
-    for (var c = 0u; c < params.d; c++) { dot += weight(c) * u[base + c] * x[base + c]; }
-    let k = r * r * r * dot / f32(params.d);
-    for (var c = 0u; c < params.d; c++) {
-        out[base + c] = r * weight(c) * u[base + c] - k * x[base + c];
-    }
-}
-
-// y = (x - mean) * rstd * w + b; out2 = [mean | rstd] (2 * rows).   bindings: out, out2, x, w, v = bias
-@compute @workgroup_size(64)
-fn layer_norm(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = linear_id(gid, nwg);
-    if row >= params.rows { return; }
-    let base = row * params.d;
+// Workgroup sum through red_a: one barrier, then every thread adds the partials in the same
+// order (deterministic, identical in all threads). Use red_a at most once per entry point.
+fn sum_a(lid: u32, v: f32) -> f32 {
+    red_a[lid] = v;
+    workgroupBarrier();
     var s = 0.0;
-    for (var c = 0u; c < params.d; c++) { s += x[base + c]; }
-    let mean = s / f32(params.d);
-    var ss = 0.0;
-    for (var c = 0u; c < params.d; c++) { let e = x[base + c] - mean; ss += e * e; }
-    let r = inverseSqrt(ss / f32(params.d) + params.eps);
-    for (var c = 0u; c < params.d; c++) {
-        var y = (x[base + c] - mean) * r;
-        if params.flag == 1u { y = y * w[c] + v[c]; }
-        out[base + c] = y;
-    }
-    out2[row] = mean;
-    out2[params.rows + row] = r;
+    for (var i = 0u; i < ROW_WG; i++) { s += red_a[i]; }
+    return s;
 }
 
-// dx = r * (g - mean(g) - xhat * mean(g * xhat)), g = w * dy.   bindings: out, out2 (unused), x, w, v = [mean|rstd], u = dy
-@compute @workgroup_size(64)
-fn layer_norm_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = linear_id(gid, nwg);
+fn sum_b(lid: u32, v: f32) -> f32 {
+    red_b[lid] = v;
+    workgroupBarrier();
+    var s = 0.0;
+    for (var i = 0u; i < ROW_WG; i++) { s += red_b[i]; }
+    return s;
+}
+
+// Two sums with one barrier (red_a and red_b).
+fn sum_ab(lid: u32, u: f32, v: f32) -> vec2<f32> {
+    red_a[lid] = u;
+    red_b[lid] = v;
+    workgroupBarrier();
+    var s = vec2<f32>(0.0);
+    for (var i = 0u; i < ROW_WG; i++) { s += vec2<f32>(red_a[i], red_b[i]); }
+    return s;
+}
+
+fn max_a(lid: u32, v: f32) -> f32 {
+    red_a[lid] = v;
+    workgroupBarrier();
+    var m = red_a[0];
+    for (var i = 1u; i < ROW_WG; i++) { m = max(m, red_a[i]); }
+    return m;
+}
+
+// o1 = y [rows, d], o2 = rstd [rows]; i3 = x, i4 = w [d]
+@compute @workgroup_size(ROW_WG)
+fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
     if row >= params.rows { return; }
-    let base = row * params.d;
-    let mean = v[row];
-    let r = v[params.rows + row];
+    let d = params.d;
+    let base = row * d;
+    var ss = 0.0;
+    for (var j = lid; j < d; j += ROW_WG) { let v = i3[base + j]; ss += v * v; }
+    let r = inverseSqrt(sum_a(lid, ss) / f32(d) + params.eps);
+    for (var j = lid; j < d; j += ROW_WG) { o1[base + j] = i3[base + j] * r * i4[j]; }
+    if lid == 0u { o2[row] = r; }
+}
+
+// o1 = y, o2 = mean [rows], o3 = rstd [rows]; i4 = x, i5 = w [d], i6 = b [d]
+@compute @workgroup_size(ROW_WG)
+fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let d = params.d;
+    let base = row * d;
+    var s = 0.0;
+    for (var j = lid; j < d; j += ROW_WG) { s += i4[base + j]; }
+    let mean = sum_a(lid, s) / f32(d);
+    var ss = 0.0;
+    for (var j = lid; j < d; j += ROW_WG) { let v = i4[base + j] - mean; ss += v * v; }
+    let r = inverseSqrt(sum_b(lid, ss) / f32(d) + params.eps);
+    for (var j = lid; j < d; j += ROW_WG) {
+        o1[base + j] = (i4[base + j] - mean) * r * i5[j] + i6[j];
+    }
+    if lid == 0u { o2[row] = mean; o3[row] = r; }
+}
+
+// dx = r * (g - xhat * mean(g * xhat)), g = dy * w, xhat = x * r.
+// o1 = dx; i2 = x, i3 = w, i4 = rstd, i5 = dy
+@compute @workgroup_size(ROW_WG)
+fn rms_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let d = params.d;
+    let base = row * d;
+    let r = i4[row];
+    var s = 0.0;
+    for (var j = lid; j < d; j += ROW_WG) { s += i5[base + j] * i3[j] * i2[base + j] * r; }
+    let c = sum_a(lid, s) / f32(d);
+    for (var j = lid; j < d; j += ROW_WG) {
+        let xhat = i2[base + j] * r;
+        o1[base + j] = r * (i5[base + j] * i3[j] - xhat * c);
+    }
+}
+
+// dx = r * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w, xhat = (x - mean) * r.
+// o1 = dx; i2 = x, i3 = w, i4 = mean, i5 = rstd, i6 = dy
+@compute @workgroup_size(ROW_WG)
+fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let d = params.d;
+    let base = row * d;
+    let mu = i4[row];
+    let r = i5[row];
     var sg = 0.0;
     var sgx = 0.0;
-    for (var c = 0u; c < params.d; c++) {
-        let g = weight(c) * u[base + c];
+    for (var j = lid; j < d; j += ROW_WG) {
+        let g = i6[base + j] * i3[j];
         sg += g;
-        sgx += g * (x[base + c] - mean) * r;
+        sgx += g * (i2[base + j] - mu) * r;
     }
-    let mg = sg / f32(params.d);
-    let mgx = sgx / f32(params.d);
-    for (var c = 0u; c < params.d; c++) {
-        let xhat = (x[base + c] - mean) * r;
-        out[base + c] = r * (weight(c) * u[base + c] - mg - xhat * mgx);
+    let m = sum_ab(lid, sg, sgx) / f32(d);
+    for (var j = lid; j < d; j += ROW_WG) {
+        let xhat = (i2[base + j] - mu) * r;
+        o1[base + j] = r * (i6[base + j] * i3[j] - m.x - xhat * m.y);
     }
 }
 
-// Norm weight gradient: out[c] = sum_r dy[r,c] * (x[r,c] - mean[r]) * rstd[r]
-// (mean = 0 unless flag == 1). bindings: out, out2 (unused), x, w = dy, v = [mean|rstd] or rstd
-@compute @workgroup_size(64)
-fn norm_weight_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c = linear_id(gid, nwg);
-    if c >= params.d { return; }
+// Partial column sums over chunks of `aux` rows: o1[chunk, j] = sum dy * x * rstd.
+// params.rows = chunks * d threads, params.total = rows. i2 = x, i3 = rstd, i4 = dy
+@compute @workgroup_size(256)
+fn rms_param_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if id >= params.rows { return; }
+    let d = params.d;
+    let chunk = id / d;
+    let j = id % d;
+    let end = min(params.total, (chunk + 1u) * params.aux);
     var s = 0.0;
-    for (var r = 0u; r < params.rows; r++) {
-        var mean = 0.0;
-        var rstd = v[r];
-        if params.flag == 1u {
-            mean = v[r];
-            rstd = v[params.rows + r];
-        }
-        s += w[r * params.d + c] * (x[r * params.d + c] - mean) * rstd;
+    for (var r = chunk * params.aux; r < end; r++) { s += i4[r * d + j] * i2[r * d + j] * i3[r]; }
+    o1[id] = s;
+}
+
+// Partial column sums: o1[chunk, j] = sum dy * xhat (dweight), o2[chunk, j] = sum dy (dbias).
+// i3 = x, i4 = mean, i5 = rstd, i6 = dy
+@compute @workgroup_size(256)
+fn ln_param_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if id >= params.rows { return; }
+    let d = params.d;
+    let chunk = id / d;
+    let j = id % d;
+    let end = min(params.total, (chunk + 1u) * params.aux);
+    var sw = 0.0;
+    var sb = 0.0;
+    for (var r = chunk * params.aux; r < end; r++) {
+        let g = i6[r * d + j];
+        sw += g * (i3[r * d + j] - i4[r]) * i5[r];
+        sb += g;
     }
-    out[c] = s;
+    o1[id] = sw;
+    o2[id] = sb;
 }
 
-// Row softmax.   bindings: out, x
-@compute @workgroup_size(64)
-fn softmax(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = linear_id(gid, nwg);
-    if row >= params.rows { return; }
-    let base = row * params.d;
-    var m = x[base];
-    for (var c = 1u; c < params.d; c++) { m = max(m, x[base + c]); }
+// o1[j] = sum over `total` rows of i2[r, j]; params.rows = d threads.
+@compute @workgroup_size(256)
+fn col_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let j = linear_id(gid, nwg);
+    if j >= params.rows { return; }
     var s = 0.0;
-    for (var c = 0u; c < params.d; c++) { s += exp(x[base + c] - m); }
-    let inv = 1.0 / s;
-    for (var c = 0u; c < params.d; c++) { out[base + c] = exp(x[base + c] - m) * inv; }
+    for (var r = 0u; r < params.total; r++) { s += i2[r * params.d + j]; }
+    o1[j] = s;
 }
 
-// dx = y * (dy - sum(y * dy)).   bindings: out, x = y, w = dy
-@compute @workgroup_size(64)
-fn softmax_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = linear_id(gid, nwg);
+// o1 = softmax(i2) over each row.
+@compute @workgroup_size(ROW_WG)
+fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
     if row >= params.rows { return; }
-    let base = row * params.d;
-    var dot = 0.0;
-    for (var c = 0u; c < params.d; c++) { dot += x[base + c] * w[base + c]; }
-    for (var c = 0u; c < params.d; c++) { out[base + c] = x[base + c] * (w[base + c] - dot); }
+    let d = params.d;
+    let base = row * d;
+    var m = -3.4028235e38;
+    for (var j = lid; j < d; j += ROW_WG) { m = max(m, i2[base + j]); }
+    let mx = max_a(lid, m);
+    var s = 0.0;
+    for (var j = lid; j < d; j += ROW_WG) { s += exp(i2[base + j] - mx); }
+    let inv = 1.0 / sum_b(lid, s);
+    for (var j = lid; j < d; j += ROW_WG) { o1[base + j] = exp(i2[base + j] - mx) * inv; }
 }
 
-// Group index of element i of a [G, T, C] tensor, and its channel.
-fn group_channel(i: u32) -> u32 {
-    return (i / (params.t * params.d)) * params.d + i % params.d;
+// o1 = dx = y * (dy - sum(y * dy)); i2 = y, i3 = dy
+@compute @workgroup_size(ROW_WG)
+fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let d = params.d;
+    let base = row * d;
+    var s = 0.0;
+    for (var j = lid; j < d; j += ROW_WG) { s += i2[base + j] * i3[base + j]; }
+    let dot = sum_a(lid, s);
+    for (var j = lid; j < d; j += ROW_WG) { o1[base + j] = i2[base + j] * (i3[base + j] - dot); }
 }
 
-// out = x * (1 + scale[g]) + shift[g].   bindings: out, x, w = shift, v = scale; rows = G*T*C
-@compute @workgroup_size(64)
+// o1 = x * (1 + scale) + shift; x [G, T, C], shift/scale [G, C]; params.rows = G*T*C.
+// i2 = x, i3 = shift, i4 = scale
+@compute @workgroup_size(256)
 fn modulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if i >= params.rows { return; }
-    let gc = group_channel(i);
-    out[i] = x[i] * (1.0 + v[gc]) + w[gc];
+    let c = params.d;
+    let gc = i / (params.aux * c) * c + i % c;
+    o1[i] = i2[i] * (1.0 + i4[gc]) + i3[gc];
 }
 
-// out = x + gate[g] * h.   bindings: out, x, w = gate, v = h
-@compute @workgroup_size(64)
+// One thread per (g, c), looping over the T tokens (deterministic sums); params.rows = G*C.
+// o1 = dx, o2 = dshift, o3 = dscale; i4 = x, i5 = scale, i6 = dy
+@compute @workgroup_size(256)
+fn modulate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let gc = linear_id(gid, nwg);
+    if gc >= params.rows { return; }
+    let c = params.d;
+    let t = params.aux;
+    let first = gc / c * t * c + gc % c;
+    let a = 1.0 + i5[gc];
+    var ds = 0.0;
+    var dsc = 0.0;
+    for (var k = 0u; k < t; k++) {
+        let i = first + k * c;
+        let g = i6[i];
+        o1[i] = g * a;
+        ds += g;
+        dsc += g * i4[i];
+    }
+    o2[gc] = ds;
+    o3[gc] = dsc;
+}
+
+// o1 = x + gate * h; x, h [G, T, C], gate [G, C]; params.rows = G*T*C. i2 = x, i3 = gate, i4 = h
+@compute @workgroup_size(256)
 fn gated_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if i >= params.rows { return; }
-    out[i] = x[i] + w[group_channel(i)] * v[i];
+    let c = params.d;
+    let gc = i / (params.aux * c) * c + i % c;
+    o1[i] = i2[i] + i3[gc] * i4[i];
 }
 
-// out = x * (eps + s[g]) (eps used as beta).   bindings: out, x, w = s
-@compute @workgroup_size(64)
-fn bcast_mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i >= params.rows { return; }
-    out[i] = x[i] * (params.eps + w[group_channel(i)]);
-}
-
-// out[g, c] = sum_t x[g,t,c] * (w[g,t,c] if flag == 1 else 1); rows = G*C.   bindings: out, x, w
-@compute @workgroup_size(64)
-fn group_dot(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+// One thread per (g, c); params.rows = G*C. o1 = dx (= dy), o2 = dgate, o3 = dh;
+// i4 = gate, i5 = h, i6 = dy
+@compute @workgroup_size(256)
+fn gated_residual_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let gc = linear_id(gid, nwg);
     if gc >= params.rows { return; }
-    let g = gc / params.d;
-    let c = gc % params.d;
-    var s = 0.0;
-    for (var t = 0u; t < params.t; t++) {
-        let i = (g * params.t + t) * params.d + c;
-        if params.flag == 1u { s += x[i] * w[i]; } else { s += x[i]; }
+    let c = params.d;
+    let t = params.aux;
+    let first = gc / c * t * c + gc % c;
+    let gate = i4[gc];
+    var dg = 0.0;
+    for (var k = 0u; k < t; k++) {
+        let i = first + k * c;
+        let g = i6[i];
+        o1[i] = g;
+        o3[i] = g * gate;
+        dg += g * i5[i];
     }
-    out[gc] = s;
+    o2[gc] = dg;
 }

@@ -176,8 +176,8 @@ fn matmul_linear_and_losses() {
 fn model_ops() {
     use bitdance::ops::{rope_positions_raster, AttentionMask};
     use bitdance::reference::{
-        attention, embedding, gated_residual_ref, layer_norm_ref, modulate_ref, rms_norm_ref,
-        rope_2d_ref, slice, softmax_ref, split_heads, AttentionDims,
+        attention, embedding, gated_residual, layer_norm, modulate, rms_norm, rope_2d, slice,
+        softmax, split_heads, AttentionDims,
     };
     let d = 9;
     check(
@@ -185,42 +185,42 @@ fn model_ops() {
         &[&[4, 9], &[9]],
         &[true, true],
         |t, v| t.rms_norm(v[0], Some(v[1]), 1e-6),
-        |x| rms_norm_ref(&x[0], d, Some(&x[1]), 1e-6),
+        |x| rms_norm(&x[0], Some(&x[1]), d, 1e-6).0,
     );
     check(
         "layer_norm",
         &[&[4, 9], &[9], &[9]],
         &[true, true, true],
         |t, v| t.layer_norm(v[0], Some((v[1], v[2])), 1e-6),
-        |x| layer_norm_ref(&x[0], d, Some((&x[1], &x[2])), 1e-6),
+        |x| layer_norm(&x[0], Some(&x[1]), Some(&x[2]), d, 1e-6).0,
     );
     check(
         "layer_norm (no affine)",
         &[&[4, 9]],
         &[true],
         |t, v| t.layer_norm(v[0], None, 1e-6),
-        |x| layer_norm_ref(&x[0], d, None, 1e-6),
+        |x| layer_norm(&x[0], None, None, d, 1e-6).0,
     );
     check(
         "softmax",
         &[&[4, 9]],
         &[true],
         |t, v| t.softmax(v[0]),
-        |x| softmax_ref(&x[0], d),
+        |x| softmax(&x[0], d),
     );
     check(
         "modulate",
         &[&[2, 3, 5], &[2, 5], &[2, 5]],
         &[true, true, true],
         |t, v| t.modulate(v[0], v[1], v[2]),
-        |x| modulate_ref(&x[0], &x[1], &x[2], 3, 5),
+        |x| modulate(&x[0], &x[1], &x[2], 3, 5),
     );
     check(
         "gated_residual",
         &[&[2, 3, 5], &[2, 5], &[2, 3, 5]],
         &[true, true, true],
         |t, v| t.gated_residual(v[0], v[1], v[2]),
-        |x| gated_residual_ref(&x[0], &x[1], &x[2], 3, 5),
+        |x| gated_residual(&x[0], &x[1], &x[2], 3, 5),
     );
     let pos = rope_positions_raster(1, 2, 2);
     let pos_t = Tensor::from_f32(&gpu(), &[5, 2], &pos).unwrap();
@@ -230,7 +230,7 @@ fn model_ops() {
         &[&[1, 5, 2, 8]],
         &[true],
         |t, v| t.rope_2d(v[0], &pos_t),
-        |x| rope_2d_ref(&x[0], &posv, (5, 2, 8)),
+        |x| rope_2d(&x[0], &posv, 5, 2, 8, 1.0),
     );
     let mask = AttentionMask::BlockCausal { start: 1, block: 2 };
     check(

@@ -37,7 +37,7 @@ impl Tape {
         let xv = self.value(x);
         let wv = affine.map(|(w, _)| self.value(w));
         let bv = affine.map(|(_, b)| self.value(b));
-        let (y, stats) = ops::layer_norm(&xv, wv.as_ref(), bv.as_ref(), eps)?;
+        let (y, mean, rstd) = ops::layer_norm(&xv, wv.as_ref(), bv.as_ref(), eps)?;
         let mut inputs = vec![x];
         if let Some((w, b)) = affine {
             inputs.extend([w, b]);
@@ -46,7 +46,7 @@ impl Tape {
             y,
             &inputs,
             Box::new(move |dy, _| {
-                let (dx, dw, db) = ops::layer_norm_backward(&xv, wv.as_ref(), &stats, dy)?;
+                let (dx, dw, db) = ops::layer_norm_backward(&xv, wv.as_ref(), &mean, &rstd, dy)?;
                 let mut g = vec![Some(dx)];
                 if dw.is_some() {
                     g.extend([dw, db]);

@@ -1,236 +1,226 @@
-//! Conformance of the norms, softmax and adaLN modulation, forward and backward.
+//! Conformance of the norm kernels: RMSNorm, LayerNorm (affine or not), softmax, adaLN
+//! modulation and gated residuals, forward against f64 and every backward (parameter
+//! gradients included) against finite differences.
 
 use super::{Checker, TOL, TOL_GRAD, TOL_LONG};
-use crate::ops;
-use crate::reference::{
-    finite_difference_vjp as fd, gated_residual_ref, layer_norm_ref, modulate_ref, rms_norm_ref,
-    softmax_ref,
-};
-use crate::Result;
+use crate::reference::{self as cpu, finite_difference_vjp as fd_vjp, widen};
+use crate::{ops, Result, Tensor};
+
+/// Row shapes: odd lengths, 1 to 67 rows (67 rows exercise the two-stage parameter sums).
+const ROW_SHAPES: &[&[usize]] = &[&[1, 769], &[5, 37], &[13, 67], &[3, 5, 37], &[67, 37]];
+/// [G, T, C] shapes of the per-group ops, with a [G, C] one (T = 1).
+const GROUP_SHAPES: &[&[usize]] = &[&[3, 5, 37], &[2, 13, 67], &[5, 37], &[1, 3, 769]];
 
 pub(super) async fn run(c: &mut Checker) {
-    if let Err(e) = all(c).await {
-        c.fail("norm", "setup".into(), e);
-    }
-}
-
-fn pick<T>(r: Result<T>, f: impl FnOnce(T) -> Option<crate::Tensor>) -> Result<crate::Tensor> {
-    r.and_then(|v| f(v).ok_or_else(|| crate::Error::Invalid("missing output".into())))
-}
-
-async fn all(c: &mut Checker) -> Result<()> {
-    let eps = 1e-6;
-    for (rows, d) in [(5usize, 37usize), (13, 67), (3, 769)] {
-        let s = format!("[{rows},{d}]");
-        let tol = if d >= 512 { TOL_LONG } else { TOL };
-        let (x, xv) = c.randn(&[rows, d])?;
-        let (w, wv) = c.randn(&[d])?;
-        let (b, bv) = c.randn(&[d])?;
-        let (dy, dyv) = c.randn(&[rows, d])?;
-        // RMSNorm with and without weight.
-        c.compare(
-            "rms_norm",
-            s.clone(),
-            ops::rms_norm(&x, Some(&w), eps).map(|r| r.0),
-            &rms_norm_ref(&xv, d, Some(&wv), eps as f64),
-            tol,
-        )
-        .await;
-        c.compare(
-            "rms_norm (no weight)",
-            s.clone(),
-            ops::rms_norm(&x, None, eps).map(|r| r.0),
-            &rms_norm_ref(&xv, d, None, eps as f64),
-            tol,
-        )
-        .await;
-        if d < 512 {
-            let (_, rstd) = ops::rms_norm(&x, Some(&w), eps)?;
-            let back = ops::rms_norm_backward(&x, Some(&w), &rstd, &dy);
-            let fdx = fd(|x| rms_norm_ref(x, d, Some(&wv), eps as f64), &xv, &dyv);
-            let fdw = fd(|w| rms_norm_ref(&xv, d, Some(w), eps as f64), &wv, &dyv);
-            let (dx, dw) = match back {
-                Ok((dx, dw)) => (Ok(dx), pick(Ok(dw), |d| d)),
-                Err(e) => (Err(crate::Error::Invalid(e.to_string())), Err(e)),
-            };
-            c.compare("rms_norm backward dx", s.clone(), dx, &fdx, TOL_GRAD)
-                .await;
-            c.compare("rms_norm backward dweight", s.clone(), dw, &fdw, TOL_GRAD)
-                .await;
-        }
-        // LayerNorm with and without affine.
-        let r = layer_norm_ref(&xv, d, Some((&wv, &bv)), eps as f64);
-        c.compare(
-            "layer_norm (affine)",
-            s.clone(),
-            ops::layer_norm(&x, Some(&w), Some(&b), eps).map(|r| r.0),
-            &r,
-            tol,
-        )
-        .await;
-        let r = layer_norm_ref(&xv, d, None, eps as f64);
-        c.compare(
-            "layer_norm (no affine)",
-            s.clone(),
-            ops::layer_norm(&x, None, None, eps).map(|r| r.0),
-            &r,
-            tol,
-        )
-        .await;
-        if d < 512 {
-            let (_, stats) = ops::layer_norm(&x, Some(&w), Some(&b), eps)?;
-            let fdx = fd(
-                |x| layer_norm_ref(x, d, Some((&wv, &bv)), eps as f64),
-                &xv,
-                &dyv,
-            );
-            let fdw = fd(
-                |w| layer_norm_ref(&xv, d, Some((w, &bv)), eps as f64),
-                &wv,
-                &dyv,
-            );
-            let fdb = fd(
-                |b| layer_norm_ref(&xv, d, Some((&wv, b)), eps as f64),
-                &bv,
-                &dyv,
-            );
-            let back = ops::layer_norm_backward(&x, Some(&w), &stats, &dy);
-            match back {
-                Ok((dx, dw, db)) => {
-                    c.compare("layer_norm backward dx", s.clone(), Ok(dx), &fdx, TOL_GRAD)
-                        .await;
-                    c.compare(
-                        "layer_norm backward dweight",
-                        s.clone(),
-                        pick(Ok(dw), |d| d),
-                        &fdw,
-                        TOL_GRAD,
-                    )
-                    .await;
-                    c.compare(
-                        "layer_norm backward dbias",
-                        s.clone(),
-                        pick(Ok(db), |d| d),
-                        &fdb,
-                        TOL_GRAD,
-                    )
-                    .await;
-                }
-                Err(e) => c.fail("layer_norm backward", s.clone(), e),
+    for &shape in ROW_SHAPES {
+        for affine in [true, false] {
+            if let Err(e) = check_rms(c, shape, affine).await {
+                c.fail("rms_norm", format!("{shape:?}"), e);
             }
-            let (_, stats) = ops::layer_norm(&x, None, None, eps)?;
-            let fdx = fd(|x| layer_norm_ref(x, d, None, eps as f64), &xv, &dyv);
-            c.compare(
-                "layer_norm backward dx (no affine)",
-                s.clone(),
-                ops::layer_norm_backward(&x, None, &stats, &dy).map(|r| r.0),
-                &fdx,
-                TOL_GRAD,
-            )
-            .await;
-            // Softmax.
-            c.compare(
-                "softmax",
-                s.clone(),
-                ops::softmax(&x),
-                &softmax_ref(&xv, d),
-                TOL,
-            )
-            .await;
-            let y = ops::softmax(&x)?;
-            let fdx = fd(|x| softmax_ref(x, d), &xv, &dyv);
-            c.compare(
-                "softmax backward",
-                s.clone(),
-                ops::softmax_backward(&y, &dy),
-                &fdx,
-                TOL_GRAD,
-            )
-            .await;
+            if let Err(e) = check_layer_norm(c, shape, affine).await {
+                c.fail("layer_norm", format!("{shape:?}"), e);
+            }
+        }
+        if let Err(e) = check_softmax(c, shape).await {
+            c.fail("softmax", format!("{shape:?}"), e);
         }
     }
-    // adaLN modulation and gated residual over [G, T, C].
-    let (g, t, ch) = (3usize, 5usize, 37usize);
-    let s = format!("[{g},{t},{ch}] by [{g},{ch}]");
-    let (x, xv) = c.randn(&[g, t, ch])?;
-    let (h, hv) = c.randn(&[g, t, ch])?;
-    let (shift, shv) = c.randn(&[g, ch])?;
-    let (scale, scv) = c.randn(&[g, ch])?;
-    let (gate, gv) = c.randn(&[g, ch])?;
-    let (dy, dyv) = c.randn(&[g, t, ch])?;
+    for &shape in GROUP_SHAPES {
+        if let Err(e) = check_modulate(c, shape).await {
+            c.fail("modulate", format!("{shape:?}"), e);
+        }
+        if let Err(e) = check_gated(c, shape).await {
+            c.fail("gated_residual", format!("{shape:?}"), e);
+        }
+    }
+}
+
+/// Forward tolerance by row length: long rows are long reductions.
+fn tol(d: usize) -> f64 {
+    if d >= 512 {
+        TOL_LONG
+    } else {
+        TOL
+    }
+}
+
+fn last(shape: &[usize]) -> usize {
+    *shape.last().unwrap_or(&1)
+}
+
+async fn check_rms(c: &mut Checker, shape: &[usize], affine: bool) -> Result<()> {
+    let d = last(shape);
+    let eps = 1e-6;
+    let s = format!("{shape:?}{}", if affine { " weight" } else { "" });
+    let (x, xv) = c.randn(shape)?;
+    let (w, wv) = c.randn(&[d])?;
+    let (dy, dyv) = c.randn(shape)?;
+    let wt = affine.then_some(&w);
+    let wr = affine.then_some(wv.as_slice());
+    let (yr, rr) = cpu::rms_norm(&xv, wr, d, eps);
+    let (y, rstd) = ops::rms_norm(&x, wt, eps as f32)?;
+    c.compare("rms_norm", s.clone(), Ok(y), &yr, tol(d)).await;
+    c.compare("rms_norm rstd", s.clone(), Ok(rstd.clone()), &rr, tol(d))
+        .await;
+
+    let (dx, dw) = ops::rms_norm_backward(&x, wt, &rstd, &dy)?;
+    let fd = fd_vjp(|x| cpu::rms_norm(x, wr, d, eps).0, &xv, &dyv);
+    c.compare("rms_norm backward dx", s.clone(), Ok(dx), &fd, TOL_GRAD)
+        .await;
+    if affine {
+        let fd = fd_vjp(|w| cpu::rms_norm(&xv, Some(w), d, eps).0, &wv, &dyv);
+        let dw = dw.ok_or_else(|| missing("dweight"));
+        c.compare("rms_norm backward dweight", s, dw, &fd, TOL_GRAD)
+            .await;
+    }
+    Ok(())
+}
+
+async fn check_layer_norm(c: &mut Checker, shape: &[usize], affine: bool) -> Result<()> {
+    let d = last(shape);
+    let eps = 1e-5;
+    let s = format!("{shape:?}{}", if affine { " affine" } else { "" });
+    let (x, xv) = c.randn(shape)?;
+    let (w, wv) = c.randn(&[d])?;
+    let (b, bv) = c.randn(&[d])?;
+    let (dy, dyv) = c.randn(shape)?;
+    let (wt, bt) = (affine.then_some(&w), affine.then_some(&b));
+    let (wr, br) = (
+        affine.then_some(wv.as_slice()),
+        affine.then_some(bv.as_slice()),
+    );
+    let (yr, mr, rr) = cpu::layer_norm(&xv, wr, br, d, eps);
+    let (y, mean, rstd) = ops::layer_norm(&x, wt, bt, eps as f32)?;
+    c.compare("layer_norm", s.clone(), Ok(y), &yr, tol(d)).await;
+    c.compare("layer_norm mean", s.clone(), Ok(mean.clone()), &mr, tol(d))
+        .await;
+    c.compare("layer_norm rstd", s.clone(), Ok(rstd.clone()), &rr, tol(d))
+        .await;
+
+    let (dx, dw, db) = ops::layer_norm_backward(&x, wt, &mean, &rstd, &dy)?;
+    let fd = fd_vjp(|x| cpu::layer_norm(x, wr, br, d, eps).0, &xv, &dyv);
+    c.compare("layer_norm backward dx", s.clone(), Ok(dx), &fd, TOL_GRAD)
+        .await;
+    if affine {
+        let fd = fd_vjp(|w| cpu::layer_norm(&xv, Some(w), br, d, eps).0, &wv, &dyv);
+        let dw = dw.ok_or_else(|| missing("dweight"));
+        c.compare("layer_norm backward dweight", s.clone(), dw, &fd, TOL_GRAD)
+            .await;
+        let fd = fd_vjp(|b| cpu::layer_norm(&xv, wr, Some(b), d, eps).0, &bv, &dyv);
+        let db = db.ok_or_else(|| missing("dbias"));
+        c.compare("layer_norm backward dbias", s, db, &fd, TOL_GRAD)
+            .await;
+    }
+    Ok(())
+}
+
+async fn check_softmax(c: &mut Checker, shape: &[usize]) -> Result<()> {
+    let d = last(shape);
+    let s = format!("{shape:?}");
+    // Spread and offset logits: exercises the max subtraction (exp(x) alone would overflow).
+    let n: usize = shape.iter().product();
+    let data: Vec<f32> = c.rng.normal_vec(n).iter().map(|v| 4.0 * v + 90.0).collect();
+    let x = Tensor::from_f32(&c.gpu, shape, &data)?;
+    let xv = widen(&data);
+    let (dy, dyv) = c.randn(shape)?;
+    let yr = cpu::softmax(&xv, d);
+    let y = ops::softmax(&x)?;
+    c.compare("softmax", s.clone(), Ok(y.clone()), &yr, tol(d))
+        .await;
+    let fd = fd_vjp(|x| cpu::softmax(x, d), &xv, &dyv);
+    c.compare(
+        "softmax backward",
+        s,
+        ops::softmax_backward(&y, &dy),
+        &fd,
+        TOL_GRAD,
+    )
+    .await;
+    Ok(())
+}
+
+/// (T, C, group shape [G, C]) of a [G, T, C] or [G, C] shape.
+fn group_dims(shape: &[usize]) -> (usize, usize, [usize; 2]) {
+    let (g, c) = (shape[0], last(shape));
+    (shape.iter().product::<usize>() / (g * c), c, [g, c])
+}
+
+async fn check_modulate(c: &mut Checker, shape: &[usize]) -> Result<()> {
+    let (t, ch, gshape) = group_dims(shape);
+    let s = format!("{shape:?}");
+    let (x, xv) = c.randn(shape)?;
+    let (shift, shv) = c.randn(&gshape)?;
+    let (scale, scv) = c.randn(&gshape)?;
+    let (dy, dyv) = c.randn(shape)?;
+    let r = cpu::modulate(&xv, &shv, &scv, t, ch);
     c.compare(
         "modulate",
         s.clone(),
         ops::modulate(&x, &shift, &scale),
-        &modulate_ref(&xv, &shv, &scv, t, ch),
+        &r,
         TOL,
     )
     .await;
-    match ops::modulate_backward(&x, &scale, &dy) {
-        Ok((dx, dshift, dscale)) => {
-            c.compare(
-                "modulate backward dx",
-                s.clone(),
-                Ok(dx),
-                &fd(|x| modulate_ref(x, &shv, &scv, t, ch), &xv, &dyv),
-                TOL_GRAD,
-            )
-            .await;
-            c.compare(
-                "modulate backward dshift",
-                s.clone(),
-                Ok(dshift),
-                &fd(|v| modulate_ref(&xv, v, &scv, t, ch), &shv, &dyv),
-                TOL_GRAD,
-            )
-            .await;
-            c.compare(
-                "modulate backward dscale",
-                s.clone(),
-                Ok(dscale),
-                &fd(|v| modulate_ref(&xv, &shv, v, t, ch), &scv, &dyv),
-                TOL_GRAD,
-            )
-            .await;
-        }
-        Err(e) => c.fail("modulate backward", s.clone(), e),
-    }
+    let (dx, dshift, dscale) = ops::modulate_backward(&x, &scale, &dy)?;
+    let fd = fd_vjp(|x| cpu::modulate(x, &shv, &scv, t, ch), &xv, &dyv);
+    c.compare("modulate backward dx", s.clone(), Ok(dx), &fd, TOL_GRAD)
+        .await;
+    let fd = fd_vjp(|sh| cpu::modulate(&xv, sh, &scv, t, ch), &shv, &dyv);
+    c.compare(
+        "modulate backward dshift",
+        s.clone(),
+        Ok(dshift),
+        &fd,
+        TOL_GRAD,
+    )
+    .await;
+    let fd = fd_vjp(|sc| cpu::modulate(&xv, &shv, sc, t, ch), &scv, &dyv);
+    c.compare("modulate backward dscale", s, Ok(dscale), &fd, TOL_GRAD)
+        .await;
+    Ok(())
+}
+
+async fn check_gated(c: &mut Checker, shape: &[usize]) -> Result<()> {
+    let (t, ch, gshape) = group_dims(shape);
+    let s = format!("{shape:?}");
+    let (x, xv) = c.randn(shape)?;
+    let (gate, gv) = c.randn(&gshape)?;
+    let (h, hv) = c.randn(shape)?;
+    let (dy, dyv) = c.randn(shape)?;
+    let r = cpu::gated_residual(&xv, &gv, &hv, t, ch);
     c.compare(
         "gated_residual",
         s.clone(),
         ops::gated_residual(&x, &gate, &h),
-        &gated_residual_ref(&xv, &gv, &hv, t, ch),
+        &r,
         TOL,
     )
     .await;
-    match ops::gated_residual_backward(&gate, &h, &dy) {
-        Ok((dx, dgate, dh)) => {
-            c.compare(
-                "gated_residual backward dx",
-                s.clone(),
-                Ok(dx),
-                &fd(|x| gated_residual_ref(x, &gv, &hv, t, ch), &xv, &dyv),
-                TOL_GRAD,
-            )
-            .await;
-            c.compare(
-                "gated_residual backward dgate",
-                s.clone(),
-                Ok(dgate),
-                &fd(|v| gated_residual_ref(&xv, v, &hv, t, ch), &gv, &dyv),
-                TOL_GRAD,
-            )
-            .await;
-            c.compare(
-                "gated_residual backward dh",
-                s.clone(),
-                Ok(dh),
-                &fd(|v| gated_residual_ref(&xv, &gv, v, t, ch), &hv, &dyv),
-                TOL_GRAD,
-            )
-            .await;
-        }
-        Err(e) => c.fail("gated_residual backward", s.clone(), e),
-    }
+    let (dx, dgate, dh) = ops::gated_residual_backward(&gate, &h, &dy)?;
+    let fd = fd_vjp(|x| cpu::gated_residual(x, &gv, &hv, t, ch), &xv, &dyv);
+    c.compare(
+        "gated_residual backward dx",
+        s.clone(),
+        Ok(dx),
+        &fd,
+        TOL_GRAD,
+    )
+    .await;
+    let fd = fd_vjp(|g| cpu::gated_residual(&xv, g, &hv, t, ch), &gv, &dyv);
+    c.compare(
+        "gated_residual backward dgate",
+        s.clone(),
+        Ok(dgate),
+        &fd,
+        TOL_GRAD,
+    )
+    .await;
+    let fd = fd_vjp(|h| cpu::gated_residual(&xv, &gv, h, t, ch), &hv, &dyv);
+    c.compare("gated_residual backward dh", s, Ok(dh), &fd, TOL_GRAD)
+        .await;
     Ok(())
+}
+
+fn missing(what: &str) -> crate::Error {
+    crate::Error::Invalid(format!("backward returned no {what}"))
 }

@@ -1,329 +1,422 @@
-//! Normalisation and modulation: RMSNorm, LayerNorm (with or without affine weights), row
-//! softmax, adaLN modulation `x*(1+scale)+shift` and gated residual `x + gate*h`, with backwards.
+//! Row-wise normalisation ops: RMSNorm, LayerNorm, row softmax, adaLN modulation and gated
+//! residuals, forward and backward. Rows are the product of the leading dims, D the last dim;
+//! every row is independent. Parameter gradients are deterministic column sums (no atomics).
 
+use super::grid_1d;
 use crate::gpu::{Access, Kernel};
 use crate::shaders::NORM;
 use crate::{DType, Error, Result, Tensor};
 
-/// Define sets of `shaders/norm.wgsl` the runtime uses (validated by naga).
-pub const NORM_VARIANTS: &[&[(&str, u32)]] = &[&[]];
+/// Define sets of `shaders/norm.wgsl` the runtime uses (validated by naga): threads per row.
+pub const NORM_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, GPU_DEFINES];
+
+/// Threads per row on CPU adapters (llvmpipe): one SIMD vector, cheap barriers and final sums.
+const CPU_DEFINES: &[(&str, u32)] = &[("ROW_WG", 8)];
+/// Threads per row on GPUs.
+const GPU_DEFINES: &[(&str, u32)] = &[("ROW_WG", 64)];
 
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
-const S: Access = Access::Skip;
-const RMS: Kernel = Kernel {
-    shader: &NORM,
-    entry: "rms_norm",
-    bindings: &[RW, RW, R, R],
-};
-const RMS_BACKWARD: Kernel = Kernel {
-    shader: &NORM,
-    entry: "rms_norm_backward",
-    bindings: &[RW, S, R, R, R, R],
-};
-const LN: Kernel = Kernel {
-    shader: &NORM,
-    entry: "layer_norm",
-    bindings: &[RW, RW, R, R, R],
-};
-const LN_BACKWARD: Kernel = Kernel {
-    shader: &NORM,
-    entry: "layer_norm_backward",
-    bindings: &[RW, S, R, R, R, R],
-};
-const WEIGHT_GRAD: Kernel = Kernel {
-    shader: &NORM,
-    entry: "norm_weight_grad",
-    bindings: &[RW, S, R, R, R],
-};
-const SOFTMAX: Kernel = Kernel {
-    shader: &NORM,
-    entry: "softmax",
-    bindings: &[RW, S, R],
-};
-const SOFTMAX_BACKWARD: Kernel = Kernel {
-    shader: &NORM,
-    entry: "softmax_backward",
-    bindings: &[RW, S, R, R],
-};
-const MODULATE: Kernel = Kernel {
-    shader: &NORM,
-    entry: "modulate",
-    bindings: &[RW, S, R, R, R],
-};
-const GATED: Kernel = Kernel {
-    shader: &NORM,
-    entry: "gated_residual",
-    bindings: &[RW, S, R, R, R],
-};
-const BCAST_MUL: Kernel = Kernel {
-    shader: &NORM,
-    entry: "bcast_mul",
-    bindings: &[RW, S, R, R],
-};
-const GROUP_DOT: Kernel = Kernel {
-    shader: &NORM,
-    entry: "group_dot",
-    bindings: &[RW, S, R, R],
-};
 
-fn params(rows: usize, d: usize, t: usize, flag: bool, eps: f32) -> [u32; 5] {
-    [rows as u32, d as u32, t as u32, flag as u32, eps.to_bits()]
+macro_rules! kernel {
+    ($name:ident, $entry:literal, $bindings:expr) => {
+        const $name: Kernel = Kernel {
+            shader: &NORM,
+            entry: $entry,
+            bindings: $bindings,
+        };
+    };
+}
+kernel!(RMS_NORM, "rms_norm", &[RW, RW, R, R]);
+kernel!(LAYER_NORM, "layer_norm", &[RW, RW, RW, R, R, R]);
+kernel!(RMS_NORM_BACKWARD, "rms_norm_backward", &[RW, R, R, R, R]);
+kernel!(
+    LAYER_NORM_BACKWARD,
+    "layer_norm_backward",
+    &[RW, R, R, R, R, R]
+);
+kernel!(RMS_PARAM_GRAD, "rms_param_grad", &[RW, R, R, R]);
+kernel!(LN_PARAM_GRAD, "ln_param_grad", &[RW, RW, R, R, R, R]);
+kernel!(COL_SUM, "col_sum", &[RW, R]);
+kernel!(SOFTMAX, "softmax", &[RW, R]);
+kernel!(SOFTMAX_BACKWARD, "softmax_backward", &[RW, R, R]);
+kernel!(MODULATE, "modulate", &[RW, R, R, R]);
+kernel!(
+    MODULATE_BACKWARD,
+    "modulate_backward",
+    &[RW, RW, RW, R, R, R]
+);
+kernel!(GATED_RESIDUAL, "gated_residual", &[RW, R, R, R]);
+kernel!(
+    GATED_RESIDUAL_BACKWARD,
+    "gated_residual_backward",
+    &[RW, RW, RW, R, R, R]
+);
+
+/// Uniform words of `norm.wgsl`: rows (or threads), d, eps, aux, total.
+fn params(rows: usize, d: usize, eps: f32, aux: usize, total: usize) -> [u32; 5] {
+    [
+        rows as u32,
+        d as u32,
+        eps.to_bits(),
+        aux as u32,
+        total as u32,
+    ]
 }
 
-fn launch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], threads: usize) -> Result<()> {
+fn shape_err(op: &'static str, detail: String) -> Error {
+    Error::Shape { op, detail }
+}
+
+/// (rows, D) of `x [.., D]`; D must be non-zero.
+fn rows_of(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
+    x.expect_dtype(op, "x", DType::F32)?;
+    let d = *x.shape().last().unwrap_or(&0);
+    if d == 0 {
+        return Err(shape_err(
+            op,
+            format!("x {:?} needs a non-empty last dim", x.shape()),
+        ));
+    }
+    Ok((x.numel() / d, d))
+}
+
+/// Checks that `t` has shape `[n]` (any shape with n elements is accepted).
+fn check_len(op: &'static str, what: &str, t: &Tensor, n: usize) -> Result<()> {
+    if t.numel() != n {
+        return Err(shape_err(
+            op,
+            format!("{what} {:?} must have {n} elements", t.shape()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_same(op: &'static str, what: &str, t: &Tensor, x: &Tensor) -> Result<()> {
+    if t.shape() != x.shape() {
+        return Err(shape_err(
+            op,
+            format!("{what} {:?} differs from x {:?}", t.shape(), x.shape()),
+        ));
+    }
+    Ok(())
+}
+
+/// One workgroup per row, as a 2D grid when rows exceed the per-dimension limit.
+fn row_dispatch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], rows: usize) -> Result<()> {
     let gpu = tensors[0].gpu();
-    let grid = gpu.grid(kernel.entry, (threads as u32).div_ceil(64))?;
-    gpu.dispatch(kernel, &[], tensors, &p, grid)
+    let grid = gpu.grid(kernel.entry, rows as u32)?;
+    gpu.dispatch(kernel, defines(gpu), tensors, &p, grid)
 }
 
-fn rows_width(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
-    match x.shape().last() {
-        Some(&d) if d > 0 => Ok((x.numel() / d, d)),
-        _ => Err(Error::Shape {
-            op,
-            detail: format!("input {:?} needs a non-empty last dim", x.shape()),
-        }),
+/// The define set of this adapter (one module per adapter serves every entry point).
+fn defines(gpu: &crate::Gpu) -> &'static [(&'static str, u32)] {
+    if gpu.is_cpu() {
+        CPU_DEFINES
+    } else {
+        GPU_DEFINES
     }
 }
 
-fn check_vec(op: &'static str, what: &str, t: Option<&Tensor>, d: usize) -> Result<()> {
-    match t {
-        Some(t) if t.numel() != d => Err(Error::Shape {
-            op,
-            detail: format!("{what} {:?} must hold {d} values", t.shape()),
-        }),
-        _ => Ok(()),
+/// One thread per item (workgroups of 256).
+fn item_dispatch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], items: usize) -> Result<()> {
+    let gpu = tensors[0].gpu();
+    let grid = grid_1d(tensors[0], kernel.entry, items)?;
+    gpu.dispatch(kernel, defines(gpu), tensors, &p, grid)
+}
+
+/// `weight`, or ones of length d when absent (after checking its length).
+fn weight_or(
+    op: &'static str,
+    w: Option<&Tensor>,
+    x: &Tensor,
+    d: usize,
+    fill: f32,
+) -> Result<Tensor> {
+    match w {
+        Some(w) => {
+            check_len(op, "weight", w, d)?;
+            Ok(w.clone())
+        }
+        None => Tensor::full(x.gpu(), &[d], fill),
     }
 }
 
-/// RMSNorm over the last dim: x [.., D], weight [D] -> (y [.., D], rstd [rows]).
+/// Rows per chunk of the two-stage parameter-gradient sums: about sqrt(rows), at least 16.
+fn chunk_rows(rows: usize) -> usize {
+    ((rows as f64).sqrt().ceil() as usize).max(16)
+}
+
+/// Sums the partials `[chunks, d]` over chunks into `[d]` (identity when there is one chunk).
+fn finish_col_sum(part: Tensor, chunks: usize, d: usize) -> Result<Tensor> {
+    if chunks == 1 {
+        return part.reshape(&[d]);
+    }
+    let out = Tensor::empty(part.gpu(), &[d], DType::F32)?;
+    item_dispatch(&COL_SUM, &[&out, &part], params(d, d, 0.0, 0, chunks), d)?;
+    Ok(out)
+}
+
+/// RMSNorm: `y = x * rsqrt(mean(x²) + eps) * w` over the last dim. x [.., D], weight [D]
+/// (ones when `None`). Returns `(y [.., D], rstd [rows])`.
 pub fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<(Tensor, Tensor)> {
-    let (rows, d) = rows_width("rms_norm", x)?;
-    check_vec("rms_norm", "weight", weight, d)?;
+    let (rows, d) = rows_of("rms_norm", x)?;
+    let w = weight_or("rms_norm", weight, x, d, 1.0)?;
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let rstd = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
-    launch(
-        &RMS,
-        &[&y, &rstd, x, weight.unwrap_or(x)],
-        params(rows, d, 0, weight.is_some(), eps),
+    row_dispatch(
+        &RMS_NORM,
+        &[&y, &rstd, x, &w],
+        params(rows, d, eps, 0, rows),
         rows,
     )?;
     Ok((y, rstd))
 }
 
-/// Backward of `rms_norm`: (dx, dweight when a weight was used).
+/// Backward of `rms_norm` given the saved `rstd [rows]` and `dy [.., D]`.
+/// Returns `(dx [.., D], dweight [D])`, dweight only when `weight` is given.
 pub fn rms_norm_backward(
     x: &Tensor,
     weight: Option<&Tensor>,
     rstd: &Tensor,
     dy: &Tensor,
 ) -> Result<(Tensor, Option<Tensor>)> {
-    let (rows, d) = rows_width("rms_norm_backward", x)?;
-    same("rms_norm_backward", x, dy)?;
+    const OP: &str = "rms_norm_backward";
+    let (rows, d) = rows_of(OP, x)?;
+    check_same(OP, "dy", dy, x)?;
+    check_len(OP, "rstd", rstd, rows)?;
+    let w = weight_or(OP, weight, x, d, 1.0)?;
     let dx = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    let p = params(rows, d, 0, weight.is_some(), 0.0);
-    launch(
-        &RMS_BACKWARD,
-        &[&dx, x, weight.unwrap_or(x), rstd, dy],
-        p,
+    row_dispatch(
+        &RMS_NORM_BACKWARD,
+        &[&dx, x, &w, rstd, dy],
+        params(rows, d, 0.0, 0, rows),
         rows,
     )?;
-    let dw = match weight {
-        Some(_) => Some(weight_grad(x, dy, rstd, false, rows, d)?),
-        None => None,
-    };
-    Ok((dx, dw))
-}
-
-fn weight_grad(
-    x: &Tensor,
-    dy: &Tensor,
-    stats: &Tensor,
-    has_mean: bool,
-    rows: usize,
-    d: usize,
-) -> Result<Tensor> {
-    let dw = Tensor::empty(x.gpu(), &[d], DType::F32)?;
-    launch(
-        &WEIGHT_GRAD,
-        &[&dw, x, dy, stats],
-        params(rows, d, 0, has_mean, 0.0),
-        d,
+    if weight.is_none() {
+        return Ok((dx, None));
+    }
+    let ch = chunk_rows(rows);
+    let chunks = rows.div_ceil(ch).max(1);
+    let part = Tensor::empty(x.gpu(), &[chunks, d], DType::F32)?;
+    item_dispatch(
+        &RMS_PARAM_GRAD,
+        &[&part, x, rstd, dy],
+        params(chunks * d, d, 0.0, ch, rows),
+        chunks * d,
     )?;
-    Ok(dw)
+    Ok((dx, Some(finish_col_sum(part, chunks, d)?)))
 }
 
-fn same(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
-    super::same_shape(op, a, b)
-}
-
-/// LayerNorm over the last dim, affine when weight and bias are given:
-/// -> (y, stats [2, rows] = mean then rstd).
+/// LayerNorm: `y = (x - mean) * rsqrt(var + eps) * w + b` over the last dim (biased variance).
+/// x [.., D], weight and bias [D] (ones / zeros when `None`).
+/// Returns `(y [.., D], mean [rows], rstd [rows])`.
 pub fn layer_norm(
     x: &Tensor,
     weight: Option<&Tensor>,
     bias: Option<&Tensor>,
     eps: f32,
-) -> Result<(Tensor, Tensor)> {
-    let (rows, d) = rows_width("layer_norm", x)?;
-    check_vec("layer_norm", "weight", weight, d)?;
-    check_vec("layer_norm", "bias", bias, d)?;
-    if weight.is_some() != bias.is_some() {
-        return Err(Error::Invalid(
-            "layer_norm: give both weight and bias, or neither".into(),
-        ));
-    }
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "layer_norm";
+    let (rows, d) = rows_of(OP, x)?;
+    let w = weight_or(OP, weight, x, d, 1.0)?;
+    let b = match bias {
+        Some(b) => {
+            check_len(OP, "bias", b, d)?;
+            b.clone()
+        }
+        None => Tensor::zeros(x.gpu(), &[d])?,
+    };
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    let stats = Tensor::empty(x.gpu(), &[2, rows], DType::F32)?;
-    let p = params(rows, d, 0, weight.is_some(), eps);
-    launch(
-        &LN,
-        &[&y, &stats, x, weight.unwrap_or(x), bias.unwrap_or(x)],
-        p,
+    let mean = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
+    let rstd = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
+    row_dispatch(
+        &LAYER_NORM,
+        &[&y, &mean, &rstd, x, &w, &b],
+        params(rows, d, eps, 0, rows),
         rows,
     )?;
-    Ok((y, stats))
+    Ok((y, mean, rstd))
 }
 
-/// Backward of `layer_norm`: (dx, dweight, dbias), the last two when affine.
+/// Backward of `layer_norm` given the saved `mean`, `rstd [rows]` and `dy [.., D]`.
+/// Returns `(dx, dweight [D], dbias [D])`; the parameter gradients are computed only when
+/// `weight` is given (affine LayerNorm). For a bias-only LayerNorm, dbias is the column sum of dy.
 pub fn layer_norm_backward(
     x: &Tensor,
     weight: Option<&Tensor>,
-    stats: &Tensor,
+    mean: &Tensor,
+    rstd: &Tensor,
     dy: &Tensor,
 ) -> Result<(Tensor, Option<Tensor>, Option<Tensor>)> {
-    let (rows, d) = rows_width("layer_norm_backward", x)?;
-    same("layer_norm_backward", x, dy)?;
+    const OP: &str = "layer_norm_backward";
+    let (rows, d) = rows_of(OP, x)?;
+    check_same(OP, "dy", dy, x)?;
+    check_len(OP, "mean", mean, rows)?;
+    check_len(OP, "rstd", rstd, rows)?;
+    let w = weight_or(OP, weight, x, d, 1.0)?;
     let dx = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    let p = params(rows, d, 0, weight.is_some(), 0.0);
-    launch(
-        &LN_BACKWARD,
-        &[&dx, x, weight.unwrap_or(x), stats, dy],
-        p,
+    row_dispatch(
+        &LAYER_NORM_BACKWARD,
+        &[&dx, x, &w, mean, rstd, dy],
+        params(rows, d, 0.0, 0, rows),
         rows,
     )?;
     if weight.is_none() {
         return Ok((dx, None, None));
     }
-    let dw = weight_grad(x, dy, stats, true, rows, d)?;
-    let db = super::sum_rows(dy)?;
+    let ch = chunk_rows(rows);
+    let chunks = rows.div_ceil(ch).max(1);
+    let dw_part = Tensor::empty(x.gpu(), &[chunks, d], DType::F32)?;
+    let db_part = Tensor::empty(x.gpu(), &[chunks, d], DType::F32)?;
+    item_dispatch(
+        &LN_PARAM_GRAD,
+        &[&dw_part, &db_part, x, mean, rstd, dy],
+        params(chunks * d, d, 0.0, ch, rows),
+        chunks * d,
+    )?;
+    let dw = finish_col_sum(dw_part, chunks, d)?;
+    let db = finish_col_sum(db_part, chunks, d)?;
     Ok((dx, Some(dw), Some(db)))
 }
 
-/// Softmax over the last dim.
+/// Numerically stable softmax over the last dim: x [.., D] -> y [.., D].
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
-    let (rows, d) = rows_width("softmax", x)?;
+    let (rows, d) = rows_of("softmax", x)?;
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    launch(&SOFTMAX, &[&y, x], params(rows, d, 0, false, 0.0), rows)?;
+    row_dispatch(&SOFTMAX, &[&y, x], params(rows, d, 0.0, 0, rows), rows)?;
     Ok(y)
 }
 
-/// Backward of `softmax` from its output `y`: dx = y * (dy - Σ y dy).
+/// Backward of `softmax` from its output `y` and `dy` (both [.., D]): `dx = y * (dy - Σ y·dy)`.
 pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
-    let (rows, d) = rows_width("softmax_backward", y)?;
-    same("softmax_backward", y, dy)?;
+    const OP: &str = "softmax_backward";
+    let (rows, d) = rows_of(OP, y)?;
+    if dy.shape() != y.shape() {
+        return Err(shape_err(
+            OP,
+            format!("dy {:?} differs from y {:?}", dy.shape(), y.shape()),
+        ));
+    }
     let dx = Tensor::empty(y.gpu(), y.shape(), DType::F32)?;
-    launch(
+    row_dispatch(
         &SOFTMAX_BACKWARD,
         &[&dx, y, dy],
-        params(rows, d, 0, false, 0.0),
+        params(rows, d, 0.0, 0, rows),
         rows,
     )?;
     Ok(dx)
 }
 
-/// (G, T, C) of x [G, T, C] (or [G, C], T = 1) against per-group vectors [G, C].
-fn groups(op: &'static str, x: &Tensor, per_group: &Tensor) -> Result<(usize, usize, usize)> {
-    let (_, c) = rows_width(op, x)?;
-    let g = per_group.numel() / c.max(1);
-    let ok = per_group.shape().last() == Some(&c) && g > 0 && x.numel().is_multiple_of(g * c);
-    if !ok {
-        return Err(Error::Shape {
+/// (G, T, C) of `x [G, T.., C]` (T = 1 for [G, C]) with a per-group operand `[G, C]`
+/// (any shape of G*C elements whose first dim is G and last dim is C).
+fn groups(
+    op: &'static str,
+    x: &Tensor,
+    per_group: &[(&str, &Tensor)],
+) -> Result<(usize, usize, usize)> {
+    x.expect_dtype(op, "x", DType::F32)?;
+    let s = x.shape();
+    if s.len() < 2 || s[0] == 0 || s[s.len() - 1] == 0 {
+        return Err(shape_err(
             op,
-            detail: format!(
-                "x {:?} must be [G, T, C] for per-group {:?} = [G, C]",
-                x.shape(),
-                per_group.shape()
-            ),
-        });
+            format!("x {s:?} must be [G, T, C] or [G, C] with G, C > 0"),
+        ));
     }
-    Ok((g, x.numel() / (g * c), c))
+    let (g, c) = (s[0], s[s.len() - 1]);
+    let t = x.numel() / (g * c);
+    for (what, p) in per_group {
+        let ps = p.shape();
+        if p.numel() != g * c || ps.first() != Some(&g) || ps.last() != Some(&c) {
+            return Err(shape_err(
+                op,
+                format!("{what} {ps:?} must be [{g}, {c}] to broadcast over x {s:?}"),
+            ));
+        }
+    }
+    Ok((g, t, c))
 }
 
-/// adaLN modulation `x * (1 + scale) + shift`: x [G, T, C], shift and scale [G, C] broadcast over T.
+/// adaLN modulation `x * (1 + scale) + shift`, arguments in the order (x, shift, scale):
+/// x [G, T, C] (or [G, C], T = 1), shift and scale [G, C] broadcast over the T tokens of
+/// group g. Returns y with the shape of x.
 pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
-    let (g, t, c) = groups("modulate", x, shift)?;
-    same("modulate", shift, scale)?;
+    let (g, t, c) = groups("modulate", x, &[("shift", shift), ("scale", scale)])?;
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    launch(
+    let n = g * t * c;
+    item_dispatch(
         &MODULATE,
         &[&y, x, shift, scale],
-        params(x.numel(), c, t, false, 0.0),
-        g * t * c,
+        params(n, c, 0.0, t, 0),
+        n,
     )?;
     Ok(y)
 }
 
-/// Backward of `modulate`: (dx, dshift, dscale).
+/// Backward of `modulate`, arguments (x, scale, dy) with x, dy [G, T, C] and scale [G, C].
+/// Returns `(dx [G, T, C], dshift [G, C], dscale [G, C])` (shift/scale-shaped like `scale`).
 pub fn modulate_backward(
     x: &Tensor,
     scale: &Tensor,
     dy: &Tensor,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let (g, t, c) = groups("modulate_backward", x, scale)?;
-    same("modulate_backward", x, dy)?;
-    let dx = bcast_mul(dy, scale, 1.0, t, c)?;
-    let dshift = group_dot(dy, None, g, t, c)?;
-    let dscale = group_dot(dy, Some(x), g, t, c)?;
+    const OP: &str = "modulate_backward";
+    let (g, t, c) = groups(OP, x, &[("scale", scale)])?;
+    check_same(OP, "dy", dy, x)?;
+    let gpu = x.gpu();
+    let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let dshift = Tensor::empty(gpu, scale.shape(), DType::F32)?;
+    let dscale = Tensor::empty(gpu, scale.shape(), DType::F32)?;
+    item_dispatch(
+        &MODULATE_BACKWARD,
+        &[&dx, &dshift, &dscale, x, scale, dy],
+        params(g * c, c, 0.0, t, 0),
+        g * c,
+    )?;
     Ok((dx, dshift, dscale))
 }
 
-/// Gated residual `x + gate * h`: x and h [G, T, C], gate [G, C] broadcast over T.
+/// Gated residual `x + gate * h`, arguments in the order (x, gate, h): x and h [G, T, C]
+/// (or [G, C]), gate [G, C] broadcast over the T tokens of group g.
 pub fn gated_residual(x: &Tensor, gate: &Tensor, h: &Tensor) -> Result<Tensor> {
-    let (g, t, c) = groups("gated_residual", x, gate)?;
-    same("gated_residual", x, h)?;
+    const OP: &str = "gated_residual";
+    let (g, t, c) = groups(OP, x, &[("gate", gate)])?;
+    check_same(OP, "h", h, x)?;
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    launch(
-        &GATED,
+    let n = g * t * c;
+    item_dispatch(
+        &GATED_RESIDUAL,
         &[&y, x, gate, h],
-        params(x.numel(), c, t, false, 0.0),
-        g * t * c,
+        params(n, c, 0.0, t, 0),
+        n,
     )?;
     Ok(y)
 }
 
-/// Backward of `gated_residual`: (dx = dy, dgate, dh).
+/// Backward of `gated_residual`, arguments (gate, h, dy) with h, dy [G, T, C] and gate [G, C].
+/// Returns `(dx, dgate, dh)`: dx is a fresh copy of dy, dgate [G, C], dh [G, T, C].
 pub fn gated_residual_backward(
     gate: &Tensor,
     h: &Tensor,
     dy: &Tensor,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let (g, t, c) = groups("gated_residual_backward", h, gate)?;
-    same("gated_residual_backward", h, dy)?;
-    let dgate = group_dot(dy, Some(h), g, t, c)?;
-    let dh = bcast_mul(dy, gate, 0.0, t, c)?;
-    Ok((dy.clone(), dgate, dh))
-}
-
-fn bcast_mul(x: &Tensor, s: &Tensor, beta: f32, t: usize, c: usize) -> Result<Tensor> {
-    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    launch(
-        &BCAST_MUL,
-        &[&y, x, s],
-        params(x.numel(), c, t, false, beta),
-        x.numel(),
-    )?;
-    Ok(y)
-}
-
-fn group_dot(x: &Tensor, w: Option<&Tensor>, g: usize, t: usize, c: usize) -> Result<Tensor> {
-    let y = Tensor::empty(x.gpu(), &[g, c], DType::F32)?;
-    launch(
-        &GROUP_DOT,
-        &[&y, x, w.unwrap_or(x)],
-        params(g * c, c, t, w.is_some(), 0.0),
+    const OP: &str = "gated_residual_backward";
+    let (g, t, c) = groups(OP, h, &[("gate", gate)])?;
+    if dy.shape() != h.shape() {
+        return Err(shape_err(
+            OP,
+            format!("dy {:?} differs from h {:?}", dy.shape(), h.shape()),
+        ));
+    }
+    let gpu = h.gpu();
+    let dx = Tensor::empty(gpu, h.shape(), DType::F32)?;
+    let dgate = Tensor::empty(gpu, gate.shape(), DType::F32)?;
+    let dh = Tensor::empty(gpu, h.shape(), DType::F32)?;
+    item_dispatch(
+        &GATED_RESIDUAL_BACKWARD,
+        &[&dx, &dgate, &dh, gate, h, dy],
+        params(g * c, c, 0.0, t, 0),
         g * c,
     )?;
-    Ok(y)
+    Ok((dx, dgate, dh))
 }

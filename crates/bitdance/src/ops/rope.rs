@@ -1,6 +1,11 @@
-//! 2D rotary position embedding (BitDance's RoPE) and the token positions it takes:
-//! raster order, and the patch-raster order of next-patch models.
+//! 2D rotary position embedding (BitDance / LlamaGen style) and its host-side position tables.
+//!
+//! Head dim Dh, k = Dh/4 frequencies f_i = 10000^(-2i/(Dh/2)). Interleaved pairs (2j, 2j+1) of
+//! each head rotate like the complex product (x_2j + i x_2j+1) * e^(i a): pair j < k by
+//! a = pos.x * f_j, pair k + j by a = pos.y * f_j. Image cell (row, col) has position
+//! (x, y) = (col + 1.5, row + 1.5); class and query tokens have (0, 0), the identity.
 
+use super::grid_1d;
 use crate::gpu::{Access, Kernel};
 use crate::shaders::ROPE;
 use crate::{DType, Error, Result, Tensor};
@@ -8,94 +13,168 @@ use crate::{DType, Error, Result, Tensor};
 /// Define sets of `shaders/rope.wgsl` the runtime uses (validated by naga).
 pub const ROPE_VARIANTS: &[&[(&str, u32)]] = &[&[]];
 
-const ROPE_KERNEL: Kernel = Kernel {
+/// Largest head dim the kernel's uniform frequency table holds (64 frequencies).
+pub const ROPE_MAX_HEAD_DIM: usize = 256;
+
+/// RoPE frequency base.
+const BASE: f64 = 10000.0;
+
+const ROPE_2D: Kernel = Kernel {
     shader: &ROPE,
     entry: "rope_2d",
     bindings: &[Access::ReadWrite, Access::Read, Access::Read],
 };
 
+/// The k = Dh/4 frequencies `10000^(-2i/(Dh/2))` in f64.
+pub fn rope_frequencies(head_dim: usize) -> Vec<f64> {
+    let half = (head_dim / 2) as f64;
+    (0..head_dim / 4)
+        .map(|i| BASE.powf(-2.0 * i as f64 / half))
+        .collect()
+}
+
 fn rotate(x: &Tensor, positions: &Tensor, sign: f32, op: &'static str) -> Result<Tensor> {
+    x.expect_dtype(op, "x", DType::F32)?;
+    positions.expect_dtype(op, "positions", DType::F32)?;
     let s = x.shape();
-    if s.len() != 4 || !s[3].is_multiple_of(4) || s[3] == 0 {
-        return Err(Error::Shape {
-            op,
-            detail: format!("x must be [B, T, H, Dh] with Dh a multiple of 4, found {s:?}"),
-        });
+    let bad = |detail: String| Error::Shape { op, detail };
+    if s.len() != 4 || s.contains(&0) {
+        return Err(bad(format!("x {s:?} must be [B, T, H, Dh], non-empty")));
     }
-    if positions.shape() != [s[1], 2] {
-        return Err(Error::Shape {
-            op,
-            detail: format!(
-                "positions {:?} must be [{}, 2] for x {s:?}",
-                positions.shape(),
-                s[1]
-            ),
-        });
+    let (b, t, h, dh) = (s[0], s[1], s[2], s[3]);
+    if !dh.is_multiple_of(4) || dh > ROPE_MAX_HEAD_DIM {
+        return Err(bad(format!(
+            "head dim {dh} of x {s:?} must be a multiple of 4 and at most {ROPE_MAX_HEAD_DIM}"
+        )));
     }
-    let out = Tensor::empty(x.gpu(), s, DType::F32)?;
-    let pairs = x.numel() / 2;
-    let p = [
-        pairs as u32,
-        s[1] as u32,
-        s[2] as u32,
-        s[3] as u32,
+    if positions.shape() != [t, 2] {
+        return Err(bad(format!(
+            "positions {:?} must be [{t}, 2] for x {s:?}",
+            positions.shape()
+        )));
+    }
+    let hp = h * dh / 2;
+    let mut p = vec![
+        b as u32,
+        t as u32,
+        hp as u32,
+        (dh / 2) as u32,
+        (dh / 4) as u32,
         sign.to_bits(),
+        0,
+        0,
     ];
-    let grid = x.gpu().grid(op, (pairs as u32).div_ceil(256))?;
+    let mut freqs = [0u32; ROPE_MAX_HEAD_DIM / 4];
+    for (slot, f) in freqs.iter_mut().zip(rope_frequencies(dh)) {
+        *slot = (f as f32).to_bits();
+    }
+    p.extend_from_slice(&freqs);
+    let out = Tensor::empty(x.gpu(), s, DType::F32)?;
+    let grid = grid_1d(x, op, t * hp)?;
     x.gpu()
-        .dispatch(&ROPE_KERNEL, &[], &[&out, x, positions], &p, grid)?;
+        .dispatch(&ROPE_2D, &[], &[&out, x, positions], &p, grid)?;
     Ok(out)
 }
 
-/// Rotates q or k, x [B, T, H, Dh], by the 2D positions [T, 2] (x, y) of its tokens.
+/// Applies 2D RoPE to x [B, T, H, Dh] with per-token positions [T, 2] = (x, y) in f32.
 pub fn rope_2d(x: &Tensor, positions: &Tensor) -> Result<Tensor> {
     rotate(x, positions, 1.0, "rope_2d")
 }
 
-/// Backward of `rope_2d`: the inverse rotation of the gradient.
+/// Backward of `rope_2d`: rotates dy [B, T, H, Dh] by the negative angles.
 pub fn rope_2d_backward(dy: &Tensor, positions: &Tensor) -> Result<Tensor> {
     rotate(dy, positions, -1.0, "rope_2d_backward")
 }
 
-/// Positions [n_prefix + h*w, 2]: zeros for the prefix (class and query tokens), then
-/// (col + 1.5, row + 1.5) for image cells in raster order.
+/// Positions [n_prefix + h*w, 2] (flat): zeros for the prefix tokens, then (col + 1.5, row + 1.5)
+/// for each image cell in raster order.
 pub fn rope_positions_raster(n_prefix: usize, grid_h: usize, grid_w: usize) -> Vec<f32> {
-    let mut pos = vec![0.0; 2 * n_prefix];
+    let mut p = vec![0.0; 2 * n_prefix];
     for row in 0..grid_h {
         for col in 0..grid_w {
-            pos.extend([col as f32 + 1.5, row as f32 + 1.5]);
+            p.push(col as f32 + 1.5);
+            p.push(row as f32 + 1.5);
         }
     }
-    pos
+    p
 }
 
-/// For each position in patch-raster order (patches of `patch` x `patch` cells in raster
-/// order, cells inside a patch in raster order), the raster index of its cell.
-pub fn patch_raster_order(grid_h: usize, grid_w: usize, patch: usize) -> Vec<u32> {
+/// For each position of the patch-raster order (patches of `patch` x `patch` cells in raster
+/// order, cells inside a patch in raster order), the raster index `row * grid_w + col` of its cell.
+pub fn patch_raster_order(grid_h: usize, grid_w: usize, patch: usize) -> Result<Vec<u32>> {
+    if patch == 0 || !grid_h.is_multiple_of(patch) || !grid_w.is_multiple_of(patch) {
+        return Err(Error::Invalid(format!(
+            "patch_raster_order: grid {grid_h}x{grid_w} is not divisible by patch {patch}"
+        )));
+    }
     let mut order = Vec::with_capacity(grid_h * grid_w);
-    for pr in 0..grid_h.div_ceil(patch) {
-        for pc in 0..grid_w.div_ceil(patch) {
-            for r in pr * patch..((pr + 1) * patch).min(grid_h) {
-                for c in pc * patch..((pc + 1) * patch).min(grid_w) {
-                    order.push((r * grid_w + c) as u32);
+    for pr in 0..grid_h / patch {
+        for pc in 0..grid_w / patch {
+            for i in 0..patch {
+                for j in 0..patch {
+                    order.push(((pr * patch + i) * grid_w + pc * patch + j) as u32);
                 }
             }
         }
     }
-    order
+    Ok(order)
 }
 
-/// `rope_positions_raster` with the image cells permuted to patch-raster order.
+/// `rope_positions_raster` with the image positions permuted to patch-raster order.
 pub fn rope_positions_patch_raster(
     n_prefix: usize,
     grid_h: usize,
     grid_w: usize,
     patch: usize,
-) -> Vec<f32> {
+) -> Result<Vec<f32>> {
     let raster = rope_positions_raster(0, grid_h, grid_w);
-    let mut pos = vec![0.0; 2 * n_prefix];
-    for cell in patch_raster_order(grid_h, grid_w, patch) {
-        pos.extend_from_slice(&raster[2 * cell as usize..2 * cell as usize + 2]);
+    let mut p = vec![0.0; 2 * n_prefix];
+    for cell in patch_raster_order(grid_h, grid_w, patch)? {
+        let c = cell as usize;
+        p.extend_from_slice(&raster[2 * c..2 * c + 2]);
     }
-    pos
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raster_positions_are_cell_centres_plus_one() {
+        let p = rope_positions_raster(2, 2, 3);
+        assert_eq!(p.len(), 2 * 8);
+        assert_eq!(&p[..4], &[0.0; 4]);
+        // token 2 + (row 0, col 0), token 2 + 5 = (row 1, col 2)
+        assert_eq!(&p[4..6], &[1.5, 1.5]);
+        assert_eq!(&p[6..8], &[2.5, 1.5]);
+        assert_eq!(&p[14..16], &[3.5, 2.5]);
+    }
+
+    #[test]
+    fn patch_raster_order_groups_patches() {
+        let o = patch_raster_order(4, 4, 2).unwrap();
+        assert_eq!(
+            o,
+            vec![0, 1, 4, 5, 2, 3, 6, 7, 8, 9, 12, 13, 10, 11, 14, 15]
+        );
+        assert_eq!(
+            patch_raster_order(3, 3, 1).unwrap(),
+            (0..9).collect::<Vec<u32>>()
+        );
+        assert!(patch_raster_order(4, 6, 4).is_err());
+        let p = rope_positions_patch_raster(1, 4, 4, 2).unwrap();
+        // second patch position = raster cell 1 = (row 0, col 1)
+        assert_eq!(&p[0..2], &[0.0, 0.0]);
+        assert_eq!(&p[4..6], &[2.5, 1.5]);
+        assert_eq!(&p[6..8], &[1.5, 2.5]);
+    }
+
+    #[test]
+    fn frequencies_follow_the_official_formula() {
+        let f = rope_frequencies(64);
+        assert_eq!(f.len(), 16);
+        assert_eq!(f[0], 1.0);
+        assert!((f[1] - 10000f64.powf(-2.0 / 32.0)).abs() < 1e-15);
+    }
 }

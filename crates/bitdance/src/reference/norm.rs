@@ -1,64 +1,75 @@
-//! f64 references of the normalisations, softmax and adaLN modulation.
+//! f64 references of the norm kernels: RMSNorm, LayerNorm, softmax, adaLN modulation and
+//! gated residuals. Rows have length `d`; per-group operands are [G, C] over x [G, T, C].
 
-/// RMSNorm of rows of width d, optional weight.
-pub fn rms_norm_ref(x: &[f64], d: usize, w: Option<&[f64]>, eps: f64) -> Vec<f64> {
-    x.chunks(d)
-        .flat_map(|row| {
-            let r = 1.0 / (row.iter().map(|v| v * v).sum::<f64>() / d as f64 + eps).sqrt();
+/// RMSNorm of rows of length d: `(y, rstd per row)`; `w` defaults to ones.
+pub fn rms_norm(x: &[f64], w: Option<&[f64]>, d: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
+    let mut y = Vec::with_capacity(x.len());
+    let mut rstd = Vec::new();
+    for row in x.chunks(d) {
+        let ms = row.iter().map(|v| v * v).sum::<f64>() / d as f64;
+        let r = 1.0 / (ms + eps).sqrt();
+        rstd.push(r);
+        y.extend(
             row.iter()
                 .enumerate()
-                .map(move |(c, v)| v * r * w.map_or(1.0, |w| w[c]))
-                .collect::<Vec<_>>()
-        })
-        .collect()
+                .map(|(j, v)| v * r * w.map_or(1.0, |w| w[j])),
+        );
+    }
+    (y, rstd)
 }
 
-/// LayerNorm of rows of width d, optional affine (weight, bias).
-pub fn layer_norm_ref(x: &[f64], d: usize, affine: Option<(&[f64], &[f64])>, eps: f64) -> Vec<f64> {
-    x.chunks(d)
-        .flat_map(|row| {
-            let mean = row.iter().sum::<f64>() / d as f64;
-            let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
-            let r = 1.0 / (var + eps).sqrt();
+/// LayerNorm of rows of length d (biased variance): `(y, mean, rstd)`; w ones, b zeros by default.
+pub fn layer_norm(
+    x: &[f64],
+    w: Option<&[f64]>,
+    b: Option<&[f64]>,
+    d: usize,
+    eps: f64,
+) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let mut y = Vec::with_capacity(x.len());
+    let (mut means, mut rstds) = (Vec::new(), Vec::new());
+    for row in x.chunks(d) {
+        let mean = row.iter().sum::<f64>() / d as f64;
+        let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / d as f64;
+        let r = 1.0 / (var + eps).sqrt();
+        means.push(mean);
+        rstds.push(r);
+        y.extend(
             row.iter()
                 .enumerate()
-                .map(move |(c, v)| {
-                    let y = (v - mean) * r;
-                    affine.map_or(y, |(w, b)| y * w[c] + b[c])
-                })
-                .collect::<Vec<_>>()
-        })
-        .collect()
+                .map(|(j, v)| (v - mean) * r * w.map_or(1.0, |w| w[j]) + b.map_or(0.0, |b| b[j])),
+        );
+    }
+    (y, means, rstds)
 }
 
-/// Softmax of rows of width d.
-pub fn softmax_ref(x: &[f64], d: usize) -> Vec<f64> {
+/// Softmax over rows of length d.
+pub fn softmax(x: &[f64], d: usize) -> Vec<f64> {
     x.chunks(d)
         .flat_map(|row| {
-            let m = row.iter().cloned().fold(f64::MIN, f64::max);
+            let m = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
             let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
-            row.iter()
-                .map(move |v| (v - m).exp() / s)
-                .collect::<Vec<_>>()
+            row.iter().map(move |v| (v - m).exp() / s)
         })
         .collect()
 }
 
-/// x [G, T, C] * (1 + scale[G, C]) + shift[G, C].
-pub fn modulate_ref(x: &[f64], shift: &[f64], scale: &[f64], t: usize, c: usize) -> Vec<f64> {
+/// `x * (1 + scale[g]) + shift[g]` with x [G, T, C] and shift/scale [G, C].
+pub fn modulate(x: &[f64], shift: &[f64], scale: &[f64], t: usize, c: usize) -> Vec<f64> {
     x.iter()
         .enumerate()
         .map(|(i, v)| {
-            let gc = (i / (t * c)) * c + i % c;
+            let gc = i / (t * c) * c + i % c;
             v * (1.0 + scale[gc]) + shift[gc]
         })
         .collect()
 }
 
-/// x + gate[G, C] * h for x, h [G, T, C].
-pub fn gated_residual_ref(x: &[f64], gate: &[f64], h: &[f64], t: usize, c: usize) -> Vec<f64> {
+/// `x + gate[g] * h` with x, h [G, T, C] and gate [G, C].
+pub fn gated_residual(x: &[f64], gate: &[f64], h: &[f64], t: usize, c: usize) -> Vec<f64> {
     x.iter()
+        .zip(h)
         .enumerate()
-        .map(|(i, v)| v + gate[(i / (t * c)) * c + i % c] * h[i])
+        .map(|(i, (v, hv))| v + gate[i / (t * c) * c + i % c] * hv)
         .collect()
 }

@@ -1,20 +1,17 @@
-//! f64 reference of the 2D RoPE.
+//! f64 references of the rope kernels.
 
-/// Rotates x [B, T, H, Dh] by positions [T, 2] as BitDance's `apply_rotary_emb` with 2D frequencies.
-pub fn rope_2d_ref(x: &[f64], positions: &[f64], (t, h, dh): (usize, usize, usize)) -> Vec<f64> {
-    let half = dh / 2;
+/// 2D RoPE on x [B, T, H, Dh] with positions [T, 2] (x, y): interleaved pairs, pair j < Dh/4
+/// rotated by x * f_j, pair Dh/4 + j by y * f_j, f_j = 10000^(-2j/(Dh/2)); `sign` -1 inverts.
+pub fn rope_2d(x: &[f64], positions: &[f64], t: usize, h: usize, dh: usize, sign: f64) -> Vec<f64> {
     let k = dh / 4;
     let mut out = x.to_vec();
-    for (p, pair) in out.chunks_mut(2).enumerate() {
-        let j = p % half;
-        let token = (p / (half * h)) % t;
-        let (coord, i) = if j < k {
-            (positions[2 * token], j)
-        } else {
-            (positions[2 * token + 1], j - k)
-        };
-        let angle = coord * 10000f64.powf(-2.0 * i as f64 / half as f64);
-        let (s, c) = angle.sin_cos();
+    for (n, pair) in out.chunks_mut(2).enumerate() {
+        let j = n % (dh / 2);
+        let token = n / (dh / 2) / h % t;
+        let (axis, i) = if j < k { (0, j) } else { (1, j - k) };
+        let f = 10000f64.powf(-2.0 * i as f64 / (dh / 2) as f64);
+        let a = positions[2 * token + axis] * f;
+        let (s, c) = (sign * a.sin(), a.cos());
         let (x0, x1) = (pair[0], pair[1]);
         pair[0] = x0 * c - x1 * s;
         pair[1] = x1 * c + x0 * s;
