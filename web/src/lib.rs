@@ -48,7 +48,11 @@ pub async fn run_conformance(family: Option<String>) -> Result<String, JsError> 
     let gpu = gpu().await.map_err(|e| JsError::new(&e.to_string()))?;
     let names = match family {
         Some(name) if conformance_families().contains(&name) => vec![name],
-        Some(name) => return Err(JsError::new(&format!("unknown conformance family '{name}'"))),
+        Some(name) => {
+            return Err(JsError::new(&format!(
+                "unknown conformance family '{name}'"
+            )))
+        }
         None => conformance_families(),
     };
     let mut table = Vec::new();
