@@ -11,12 +11,19 @@ function cell(text, cls) {
   return td;
 }
 
-function showAdapter(a) {
+// Chromium hides the adapter's description; its vendor and architecture fill in for the name.
+async function browserAdapterName() {
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+  const info = adapter?.info;
+  return info ? [info.vendor, info.architecture, info.device].filter(Boolean).join(' ') : '';
+}
+
+function showAdapter(a, fallbackName) {
   const items = [
-    ['Name', a.name], ['Backend', a.backend], ['Type', a.device_type], ['Driver', a.driver || '—'],
+    ['Name', a.name || fallbackName || 'not disclosed by the browser'], ['Backend', a.backend], ['Type', a.device_type], ['Driver', a.driver || '—'],
     ['Max storage binding', `${(a.limits.max_storage_buffer_binding_size / 2 ** 20).toFixed(0)} MiB`],
     ['Max invocations / workgroup', a.limits.max_compute_invocations_per_workgroup],
-    ['Features', a.features],
+    ['Features', a.features.join(', ') || 'none'],
   ];
   for (const [k, v] of items) {
     const dt = document.createElement('dt');
@@ -30,7 +37,7 @@ function showAdapter(a) {
 function showRow(r) {
   const tr = document.createElement('tr');
   if (!r.passed) tr.className = 'fail';
-  const err = r.rel_error === null ? 'NaN' : r.rel_error.toExponential(2);
+  const err = r.rel_error !== null ? r.rel_error.toExponential(2) : r.error ? '—' : 'NaN';
   const tol = r.tolerance === null ? '' : r.tolerance.toExponential(0);
   tr.append(
     cell(r.family), cell(r.op), cell(r.shapes), cell(err, 'num'), cell(tol, 'num'),
@@ -53,7 +60,7 @@ async function main() {
   await init();
   if (!navigator.gpu) throw new Error('this browser exposes no WebGPU (navigator.gpu is missing)');
   $('status').textContent = 'Opening the GPU…';
-  showAdapter(JSON.parse(await adapter_info()));
+  showAdapter(JSON.parse(await adapter_info()), await browserAdapterName());
   let passed = 0;
   let failed = 0;
   for (const family of conformance_families()) {

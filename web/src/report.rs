@@ -14,7 +14,7 @@ pub fn adapter(gpu: &Gpu) -> Value {
         "device_type": a.device_type,
         "driver": a.driver,
         "is_cpu": gpu.is_cpu(),
-        "features": format!("{:?}", gpu.features()),
+        "features": gpu.features().iter().filter_map(|f| f.as_str()).collect::<Vec<_>>(),
         "limits": {
             "max_storage_buffer_binding_size": l.max_storage_buffer_binding_size,
             "max_buffer_size": l.max_buffer_size,
