@@ -1,0 +1,228 @@
+//! The window: GPU summary, class picker with the (future) Generate button, conformance table.
+
+use std::time::{Duration, Instant};
+
+use bitdance::conformance::CheckResult;
+use bitdance::gpu::AdapterSummary;
+use eframe::egui::{self, Color32, RichText};
+
+use crate::classes;
+use crate::worker::{Command, Event, Worker};
+
+const OK: Color32 = Color32::from_rgb(40, 160, 70);
+const FAIL: Color32 = Color32::from_rgb(220, 60, 60);
+
+enum GpuState {
+    Opening,
+    Ready(AdapterSummary),
+    Failed(String),
+}
+
+/// Conformance rows so far, tagged with their family, and the run's timing.
+#[derive(Default)]
+struct Checks {
+    rows: Vec<(String, CheckResult)>,
+    started: Option<Instant>,
+    elapsed: Option<Duration>,
+}
+
+/// The app's state; the GPU itself lives on the worker thread.
+pub struct BitDanceApp {
+    worker: Worker,
+    gpu: GpuState,
+    checks: Checks,
+    classes: Vec<&'static str>,
+    class: usize,
+}
+
+impl BitDanceApp {
+    /// Starts the GPU worker; the window shows while the GPU opens.
+    pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
+        Self {
+            worker: Worker::spawn(cc.egui_ctx.clone()),
+            gpu: GpuState::Opening,
+            checks: Checks::default(),
+            classes: classes::names(),
+            class: 207, // golden retriever
+        }
+    }
+
+    fn running(&self) -> bool {
+        self.checks.started.is_some() && self.checks.elapsed.is_none()
+    }
+
+    fn poll_worker(&mut self) {
+        while let Ok(event) = self.worker.events.try_recv() {
+            match event {
+                Event::Opened(adapter) => self.gpu = GpuState::Ready(adapter),
+                Event::OpenFailed(reason) => self.gpu = GpuState::Failed(reason),
+                Event::Family(family, rows) if rows.is_empty() => {
+                    self.checks.rows.push((family, no_check()));
+                }
+                Event::Family(family, rows) => {
+                    let tagged = rows.into_iter().map(|r| (family.clone(), r));
+                    self.checks.rows.extend(tagged);
+                }
+                Event::ChecksDone => {
+                    self.checks.elapsed = self.checks.started.map(|t| t.elapsed());
+                }
+            }
+        }
+    }
+
+    fn gpu_section(&self, ui: &mut egui::Ui) {
+        ui.heading("GPU");
+        match &self.gpu {
+            GpuState::Opening => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Opening the GPU…");
+                });
+            }
+            GpuState::Failed(reason) => {
+                ui.colored_label(FAIL, format!("No GPU: {reason}"));
+            }
+            GpuState::Ready(a) => {
+                egui::Grid::new("adapter").num_columns(2).show(ui, |ui| {
+                    for (key, value) in [
+                        ("Name", &a.name),
+                        ("Backend", &a.backend),
+                        ("Type", &a.device_type),
+                        ("Driver", &a.driver),
+                    ] {
+                        ui.strong(key);
+                        ui.label(value);
+                        ui.end_row();
+                    }
+                });
+            }
+        }
+    }
+
+    fn generate_section(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Generate");
+        ui.horizontal(|ui| {
+            let selected = format!("{} · {}", self.class, self.classes[self.class]);
+            egui::ComboBox::from_label("ImageNet class")
+                .selected_text(selected)
+                .width(320.0)
+                .height(400.0)
+                .show_ui(ui, |ui| {
+                    for (id, name) in self.classes.iter().enumerate() {
+                        ui.selectable_value(&mut self.class, id, format!("{id} · {name}"));
+                    }
+                });
+            ui.add_enabled(false, egui::Button::new("Generate (coming with the model)"))
+                .on_disabled_hover_text("Image generation arrives with the model issue.");
+        });
+    }
+
+    fn checks_section(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Kernel conformance");
+        ui.horizontal(|ui| {
+            let ready = matches!(self.gpu, GpuState::Ready(_)) && !self.running();
+            if ui
+                .add_enabled(ready, egui::Button::new("Run conformance checks"))
+                .clicked()
+            {
+                self.checks = Checks {
+                    started: Some(Instant::now()),
+                    ..Default::default()
+                };
+                self.worker.send(Command::RunChecks);
+            }
+            let passed = self.checks.rows.iter().filter(|(_, r)| r.passed()).count();
+            let failed = self.checks.rows.len() - passed;
+            if self.running() {
+                ui.spinner();
+                ui.label(format!("{passed} passed, {failed} failed so far…"));
+            } else if let Some(t) = self.checks.elapsed {
+                let color = if failed == 0 { OK } else { FAIL };
+                let summary = format!(
+                    "{passed} passed, {failed} failed in {:.1} s",
+                    t.as_secs_f64()
+                );
+                ui.colored_label(color, summary);
+            } else {
+                ui.label("Each GPU kernel against its f64 CPU reference.");
+            }
+        });
+        if self.checks.rows.is_empty() {
+            return;
+        }
+        egui::ScrollArea::vertical()
+            .auto_shrink([false, false])
+            .show(ui, |ui| {
+                egui::Grid::new("checks")
+                    .num_columns(6)
+                    .striped(true)
+                    .show(ui, |ui| {
+                        for head in [
+                            "Family",
+                            "Op",
+                            "Shapes",
+                            "Rel. error",
+                            "Tolerance",
+                            "Result",
+                        ] {
+                            ui.strong(head);
+                        }
+                        ui.end_row();
+                        for (family, r) in &self.checks.rows {
+                            table_row(ui, family, r);
+                        }
+                    });
+            });
+    }
+}
+
+fn table_row(ui: &mut egui::Ui, family: &str, r: &CheckResult) {
+    ui.label(family);
+    ui.label(&r.op);
+    ui.label(&r.shapes);
+    ui.monospace(if r.error.is_some() && r.rel_error.is_nan() {
+        "—".to_string()
+    } else {
+        format!("{:.2e}", r.rel_error)
+    });
+    ui.monospace(if r.tolerance.is_nan() {
+        String::new()
+    } else {
+        format!("{:.0e}", r.tolerance)
+    });
+    if r.passed() {
+        ui.label(RichText::new("ok").color(OK));
+    } else {
+        let why = r
+            .error
+            .as_deref()
+            .map(|e| format!(": {e}"))
+            .unwrap_or_default();
+        ui.label(RichText::new(format!("FAIL{why}")).color(FAIL));
+    }
+    ui.end_row();
+}
+
+/// The row shown for a family that ran no check (it counts as a failure).
+fn no_check() -> CheckResult {
+    CheckResult {
+        op: "(none)".into(),
+        shapes: String::new(),
+        rel_error: f64::NAN,
+        tolerance: f64::NAN,
+        error: Some("ran no check".into()),
+    }
+}
+
+impl eframe::App for BitDanceApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.poll_worker();
+        egui::CentralPanel::default_margins().show(ui, |ui| {
+            self.gpu_section(ui);
+            ui.separator();
+            self.generate_section(ui);
+            ui.separator();
+            self.checks_section(ui);
+        });
+    }
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Every check of the project, as CI runs it: dependencies, formatting, clippy (native and
+# wasm32), the native tests on the present adapter (Mesa lavapipe without a GPU), a check of
+# the desktop app, the browser tests in headless Chromium, and the demo page.
+# Runs every step even after a failure, prints a summary, exits non-zero if any step failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/bitdance-xdg-$(id -u)}"
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+
+if ! bash scripts/install-deps.sh; then
+  echo "test.sh: installing dependencies failed" >&2
+  exit 1
+fi
+
+summary=()
+failed=0
+step() {
+  local name=$1 start=$SECONDS status
+  shift
+  echo
+  echo "==> $name: $*"
+  if "$@"; then status=PASS; else status=FAIL; failed=1; fi
+  summary+=("$(printf '%-4s %5ds  %s' "$status" $((SECONDS - start)) "$name")")
+}
+
+browser_tests() {
+  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    CHROMEDRIVER="$(command -v chromedriver)" WASM_BINDGEN_TEST_TIMEOUT=300 \
+    cargo test --target wasm32-unknown-unknown -p bitdance-web --test browser
+}
+
+web_page() {
+  bash scripts/web-build.sh --dev && python3 scripts/web-smoke.py
+}
+
+total=$SECONDS
+step "format" cargo fmt --all -- --check
+step "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
+step "clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown -p bitdance-web --all-targets -- -D warnings
+step "native tests" cargo test
+step "desktop check" cargo check -p bitdance-desktop
+step "browser tests" browser_tests
+step "web page" web_page
+
+echo
+echo "==> summary ($((SECONDS - total)) s)"
+printf '  %s\n' "${summary[@]}"
+if ((failed)); then
+  echo "test.sh: FAILED"
+  exit 1
+fi
+echo "test.sh: all passed"

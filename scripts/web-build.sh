@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Builds the browser demo: the bitdance-web crate for wasm32, then wasm-bindgen --target web
+# into web/pkg (git-ignored). Serve web/ with any static server, e.g.
+#   python3 -m http.server -d web 8000   and open http://localhost:8000
+# Usage: scripts/web-build.sh [--dev]   (--dev: unoptimized profile, faster to build)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+profile=release
+case "${1:-}" in
+  "") ;;
+  --dev) profile=dev ;;
+  *) echo "usage: $0 [--dev]" >&2; exit 2 ;;
+esac
+
+lock_version=$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"/\1/p')
+if ! have=$(wasm-bindgen --version 2>/dev/null) || [[ "$have" != "wasm-bindgen $lock_version" ]]; then
+  echo "error: wasm-bindgen $lock_version is needed (found: ${have:-none}); run scripts/install-deps.sh" >&2
+  exit 1
+fi
+
+cargo build --target wasm32-unknown-unknown -p bitdance-web --profile "$profile"
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+out_dir=$([[ $profile == dev ]] && echo debug || echo release)
+wasm-bindgen --target web --no-typescript --out-dir web/pkg \
+  "$target_dir/wasm32-unknown-unknown/$out_dir/bitdance_web.wasm"
+echo "built web/pkg ($profile); serve with: python3 -m http.server -d web 8000"

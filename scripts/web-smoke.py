@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Loads the built demo page (web/, after scripts/web-build.sh) in headless Chromium through
+chromedriver, waits for <div id="done">, prints the adapter and the result, and fails unless
+the page ran on WebGPU with every check passing. Standard library only.
+
+Usage: scripts/web-smoke.py [--timeout SECONDS] [--screenshot FILE.png]
+"""
+import argparse
+import base64
+import functools
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+FLAGS = json.load(open(os.path.join(ROOT, "web", "webdriver.json")))["goog:chromeOptions"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(base, method, path, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.load(r)["value"]
+
+
+def serve(directory):
+    handler = functools.partial(QuietHandler, directory=directory)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map,
+                      ".wasm": "application/wasm", ".js": "text/javascript"}
+
+    def log_message(self, *args):
+        pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--timeout", type=float, default=240)
+    ap.add_argument("--screenshot")
+    args = ap.parse_args()
+    if not os.path.exists(os.path.join(ROOT, "web", "pkg", "bitdance_web_bg.wasm")):
+        sys.exit("web/pkg is missing: run scripts/web-build.sh first")
+    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    if not driver:
+        sys.exit("chromedriver not found: run scripts/install-deps.sh")
+
+    server = serve(os.path.join(ROOT, "web"))
+    port = free_port()
+    profile = tempfile.mkdtemp(prefix="bitdance-chromium-")
+    proc = subprocess.Popen([driver, f"--port={port}"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                call(base, "GET", "/status")
+                break
+            except OSError:
+                time.sleep(0.1)
+        opts = dict(FLAGS, args=FLAGS["args"] + [f"--user-data-dir={profile}",
+                                                  "--window-size=1100,1400"])
+        caps = {"capabilities": {"alwaysMatch": {"goog:chromeOptions": opts}}}
+        session = call(base, "POST", "/session", caps)["sessionId"]
+        s = f"/session/{session}"
+        try:
+            call(base, "POST", s + "/url", {"url": f"http://127.0.0.1:{server.server_port}/"})
+            script = """const d = document.getElementById('done');
+                return d && {passed: +d.dataset.passed, failed: +d.dataset.failed,
+                             error: d.dataset.error || null,
+                             adapter: [...document.querySelectorAll('#adapter dt')].map(
+                                 dt => dt.textContent + ': ' + dt.nextElementSibling.textContent),
+                             summary: document.getElementById('summary').innerText};"""
+            start = time.time()
+            result = None
+            while result is None and time.time() - start < args.timeout:
+                time.sleep(1)
+                result = call(base, "POST", s + "/execute/sync", {"script": script, "args": []})
+            if args.screenshot:
+                png = base64.b64decode(call(base, "GET", s + "/screenshot"))
+                open(args.screenshot, "wb").write(png)
+        finally:
+            call(base, "DELETE", s)
+    finally:
+        proc.terminate()
+        proc.wait()
+        server.shutdown()
+        shutil.rmtree(profile, ignore_errors=True)
+
+    if result is None:
+        sys.exit(f"web page: no #done marker after {args.timeout:.0f} s")
+    print("web page adapter:\n  " + "\n  ".join(result["adapter"]))
+    print(f"web page: {result['passed']} passed, {result['failed']} failed "
+          f"in {time.time() - start:.0f} s")
+    if result["error"]:
+        sys.exit(f"web page error: {result['error']}")
+    if "Backend: BrowserWebGpu" not in result["adapter"]:
+        sys.exit("web page did not run on the browser's WebGPU")
+    if result["failed"] or not result["passed"]:
+        sys.exit("web page: conformance checks failed")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+// Loads the wasm build (web/pkg, from scripts/web-build.sh), shows the adapter, runs the
+// conformance families one by one, then adds <div id="done" data-passed data-failed>.
+import init, { adapter_info, conformance_families, run_conformance } from './pkg/bitdance_web.js';
+
+const $ = (id) => document.getElementById(id);
+
+function cell(text, cls) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  if (cls) td.className = cls;
+  return td;
+}
+
+// Chromium hides the adapter's description; its vendor and architecture fill in for the name.
+async function browserAdapterName() {
+  const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+  const info = adapter?.info;
+  return info ? [info.vendor, info.architecture, info.device].filter(Boolean).join(' ') : '';
+}
+
+function showAdapter(a, fallbackName) {
+  const items = [
+    ['Name', a.name || fallbackName || 'not disclosed by the browser'], ['Backend', a.backend], ['Type', a.device_type], ['Driver', a.driver || '—'],
+    ['Max storage binding', `${(a.limits.max_storage_buffer_binding_size / 2 ** 20).toFixed(0)} MiB`],
+    ['Max invocations / workgroup', a.limits.max_compute_invocations_per_workgroup],
+    ['Features', a.features.join(', ') || 'none'],
+  ];
+  for (const [k, v] of items) {
+    const dt = document.createElement('dt');
+    const dd = document.createElement('dd');
+    dt.textContent = k;
+    dd.textContent = v;
+    $('adapter').append(dt, dd);
+  }
+}
+
+function showRow(r) {
+  const tr = document.createElement('tr');
+  if (!r.passed) tr.className = 'fail';
+  const err = r.rel_error !== null ? r.rel_error.toExponential(2) : r.error ? '—' : 'NaN';
+  const tol = r.tolerance === null ? '' : r.tolerance.toExponential(0);
+  tr.append(
+    cell(r.family), cell(r.op), cell(r.shapes), cell(err, 'num'), cell(tol, 'num'),
+    cell(r.passed ? 'ok' : `FAIL${r.error ? ': ' + r.error : ''}`, r.passed ? 'ok' : 'fail'),
+  );
+  $('conformance').tBodies[0].append(tr);
+}
+
+function finish(passed, failed, error) {
+  const done = document.createElement('div');
+  done.id = 'done';
+  done.dataset.passed = passed;
+  done.dataset.failed = failed;
+  if (error) done.dataset.error = error;
+  done.hidden = true;
+  document.body.append(done);
+}
+
+async function main() {
+  await init();
+  if (!navigator.gpu) throw new Error('this browser exposes no WebGPU (navigator.gpu is missing)');
+  $('status').textContent = 'Opening the GPU…';
+  showAdapter(JSON.parse(await adapter_info()), await browserAdapterName());
+  let passed = 0;
+  let failed = 0;
+  for (const family of conformance_families()) {
+    $('status').textContent = `Running ${family} checks…`;
+    const t0 = performance.now();
+    const result = JSON.parse(await run_conformance(family));
+    result.rows.forEach(showRow);
+    passed += result.passed;
+    failed += result.failed;
+    console.log(`${family}: ${result.passed} passed, ${result.failed} failed in ${(performance.now() - t0).toFixed(0)} ms`);
+  }
+  $('status').textContent = 'Done.';
+  $('summary').textContent = `${passed} passed, ${failed} failed.`;
+  $('summary').className = failed ? 'fail' : 'ok';
+  finish(passed, failed);
+}
+
+main().catch((e) => {
+  const msg = e instanceof Error ? e.message : String(e);
+  $('status').textContent = `Error: ${msg}`;
+  $('status').className = 'error';
+  console.error(e);
+  finish(0, 0, msg);
+});
