@@ -204,7 +204,7 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     if row >= params.rows { return; }
     let d = params.d;
     let base = row * d;
-    var m = -3.4028235e38;
+    var m = -3.0e38;
     for (var j = lid; j < d; j += ROW_WG) { m = max(m, i2[base + j]); }
     let mx = max_a(lid, m);
     var s = 0.0;

@@ -53,6 +53,7 @@ impl Tensor {
         Self::alloc(gpu, shape, dtype, gpu.poison_outputs())
     }
 
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     fn alloc(gpu: &Gpu, shape: &[usize], dtype: DType, poison: bool) -> Result<Self> {
         let bytes = (numel(shape) * 4) as u64;
         gpu.check_binding(&format!("tensor of shape {shape:?}"), bytes)?;

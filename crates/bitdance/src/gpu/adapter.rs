@@ -85,6 +85,12 @@ impl AdapterSummary {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+const NO_ADAPTER_HINT: &str = "none (is a Vulkan/Metal/DX12/GL driver installed? on Linux without a GPU: apt-get install mesa-vulkan-drivers)";
+#[cfg(target_arch = "wasm32")]
+const NO_ADAPTER_HINT: &str =
+    "none (is WebGPU enabled in this browser? Chromium on Linux needs --enable-unsafe-webgpu)";
+
 /// Higher is preferred: discrete, integrated, virtual, other, CPU; then any backend over GL
 /// (the GL backend has fewer storage bindings and slower dispatch).
 fn preference(info: &wgpu::AdapterInfo) -> (u8, u8) {
@@ -137,7 +143,7 @@ pub(crate) async fn select_adapter(
     Err(Error::NoAdapter {
         wanted: options.describe(),
         seen: if seen.is_empty() {
-            "none (is a Vulkan/Metal/DX12/GL driver installed? on Linux without a GPU: apt-get install mesa-vulkan-drivers)".into()
+            NO_ADAPTER_HINT.into()
         } else {
             seen.join("; ")
         },

@@ -77,6 +77,8 @@ impl Gpu {
     }
 
     /// Opens the best adapter matching `options`, with its own limits and optional features.
+    // On the web wgpu handles are not Send; the Arc only makes clones cheap on one thread.
+    #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     pub async fn new(options: &GpuOptions) -> Result<Self> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = options.backends()?;
