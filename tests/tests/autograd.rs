@@ -137,7 +137,7 @@ fn reused_values_accumulate_gradients() {
 
 #[test]
 fn matmul_linear_and_losses() {
-    use bitdance::reference::{matmul_ref, mse_loss};
+    use bitdance::reference::{matmul_ref, mse_loss, MatmulDims};
     for (ta, tb) in [(false, false), (false, true), (true, false), (true, true)] {
         let sa: &[usize] = if ta { &[6, 5] } else { &[5, 6] };
         let sb: &[usize] = if tb { &[3, 6] } else { &[6, 3] };
@@ -146,7 +146,18 @@ fn matmul_linear_and_losses() {
             &[sa, sb],
             &[true, true],
             |t, v| t.matmul(v[0], v[1], None, ta, tb),
-            |x| matmul_ref(&x[0], &x[1], None, 1, (5, 6, 3), ta, tb, false),
+            |x| {
+                let dims = MatmulDims {
+                    batch: 1,
+                    m: 5,
+                    k: 6,
+                    n: 3,
+                    trans_a: ta,
+                    trans_b: tb,
+                    b_shared: false,
+                };
+                matmul_ref(&x[0], &x[1], None, dims)
+            },
         );
     }
     check(
@@ -154,7 +165,18 @@ fn matmul_linear_and_losses() {
         &[&[2, 4, 6], &[3, 6], &[3]],
         &[true, true, true],
         |t, v| t.linear(v[0], v[1], Some(v[2])),
-        |x| matmul_ref(&x[0], &x[1], Some(&x[2]), 8, (1, 6, 3), false, true, true),
+        |x| {
+            let dims = MatmulDims {
+                batch: 8,
+                m: 1,
+                k: 6,
+                n: 3,
+                trans_a: false,
+                trans_b: true,
+                b_shared: true,
+            };
+            matmul_ref(&x[0], &x[1], Some(&x[2]), dims)
+        },
     );
     check(
         "mse_loss",

@@ -1,175 +1,106 @@
-//! Batched matmul with optional transposes and a fused bias, tile configuration per adapter.
+//! Batched matrix multiply with a fused bias, over `shaders/matmul.wgsl`, with a kernel
+//! configuration chosen per adapter (register blocking on CPU adapters, shared-memory tiles on
+//! GPUs; see `autotune_matmul`).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+mod geometry;
+mod launch;
+mod tune;
 
-use crate::gpu::{Access, Kernel};
-use crate::shaders::MATMUL;
-use crate::{DType, Error, Gpu, Result, Tensor};
+pub use tune::{
+    autotune_matmul, default_matmul_config, matmul_candidates, matmul_config, set_matmul_config,
+};
+#[cfg(not(target_arch = "wasm32"))]
+pub use tune::{bench_matmul, bench_matmul_with};
 
-/// Register-blocking configuration: `tm x tn` outputs per invocation, `wgx x wgy` invocations.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct MatmulConfig {
-    /// Rows per invocation.
-    pub tm: u32,
-    /// Columns per invocation (strided by `wgx`).
-    pub tn: u32,
-    /// Invocations along columns.
-    pub wgx: u32,
-    /// Invocations along rows.
-    pub wgy: u32,
+use crate::{DType, Result, Tensor};
+
+/// One kernel configuration of `shaders/matmul.wgsl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MatmulConfig {
+    /// Barrier-free register blocking (CPU adapters): workgroups of `wg` invocations sharing
+    /// `t` output columns, each invocation owning `rp` rows.
+    Register {
+        /// Invocations per workgroup.
+        wg: u32,
+        /// Output columns per workgroup (multiply-adds per gathered value).
+        t: u32,
+        /// Rows per invocation.
+        rp: u32,
+    },
+    /// Shared-memory tiling (GPUs): `ts`x`ts` invocations with 4x4 outputs each, over K
+    /// tiles `bk` deep.
+    Tiled {
+        /// Invocations per side of the workgroup.
+        ts: u32,
+        /// Depth of a K tile.
+        bk: u32,
+    },
 }
 
 impl MatmulConfig {
-    const fn new(tm: u32, tn: u32, wgx: u32, wgy: u32) -> Self {
-        Self { tm, tn, wgx, wgy }
-    }
-
-    fn defines(&self, trans_a: bool, trans_b: bool) -> [(&'static str, u32); 6] {
-        [
-            ("TM", self.tm),
-            ("TN", self.tn),
-            ("WGX", self.wgx),
-            ("WGY", self.wgy),
-            ("TRANS_A", trans_a as u32),
-            ("TRANS_B", trans_b as u32),
-        ]
-    }
-}
-
-/// The configurations the runtime may pick from; every one is checked by the conformance suite.
-pub const MATMUL_CONFIGS: [MatmulConfig; 7] = [
-    MatmulConfig::new(4, 4, 16, 16), // real GPUs: 64x64 outputs per workgroup
-    MatmulConfig::new(4, 4, 16, 4),
-    MatmulConfig::new(8, 2, 16, 4),
-    MatmulConfig::new(2, 4, 32, 2),
-    MatmulConfig::new(4, 2, 8, 8),
-    MatmulConfig::new(8, 4, 16, 8),
-    MatmulConfig::new(4, 8, 8, 16),
-];
-
-macro_rules! variants {
-    ($($c:literal),*) => {
-        &[$(
-            &[("TM", MATMUL_CONFIGS[$c].tm), ("TN", MATMUL_CONFIGS[$c].tn), ("WGX", MATMUL_CONFIGS[$c].wgx), ("WGY", MATMUL_CONFIGS[$c].wgy), ("TRANS_A", 0), ("TRANS_B", 0)],
-            &[("TM", MATMUL_CONFIGS[$c].tm), ("TN", MATMUL_CONFIGS[$c].tn), ("WGX", MATMUL_CONFIGS[$c].wgx), ("WGY", MATMUL_CONFIGS[$c].wgy), ("TRANS_A", 0), ("TRANS_B", 1)],
-            &[("TM", MATMUL_CONFIGS[$c].tm), ("TN", MATMUL_CONFIGS[$c].tn), ("WGX", MATMUL_CONFIGS[$c].wgx), ("WGY", MATMUL_CONFIGS[$c].wgy), ("TRANS_A", 1), ("TRANS_B", 0)],
-            &[("TM", MATMUL_CONFIGS[$c].tm), ("TN", MATMUL_CONFIGS[$c].tn), ("WGX", MATMUL_CONFIGS[$c].wgx), ("WGY", MATMUL_CONFIGS[$c].wgy), ("TRANS_A", 1), ("TRANS_B", 1)],
-        )*]
+    /// Default on CPU adapters (lavapipe, SwiftShader).
+    pub const CPU_DEFAULT: Self = Self::Register {
+        wg: 16,
+        t: 16,
+        rp: 12,
     };
+    /// Default on real GPUs.
+    pub const GPU_DEFAULT: Self = Self::Tiled { ts: 16, bk: 8 };
+
+    /// The shader defines of this configuration (every define of the file, unused ones neutral).
+    pub fn defines(self) -> [(&'static str, u32); 5] {
+        let (wg, t, rp, ts, bk) = match self {
+            Self::Register { wg, t, rp } => (wg, t, rp, 8, 4),
+            Self::Tiled { ts, bk } => (64, 4, 4, ts, bk),
+        };
+        [("WG", wg), ("T", t), ("RP", rp), ("TS", ts), ("BK", bk)]
+    }
 }
 
-/// Define sets of `shaders/matmul.wgsl` the runtime uses (validated by naga).
-pub const MATMUL_VARIANTS: &[&[(&str, u32)]] = variants!(0, 1, 2, 3, 4, 5, 6);
-
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
-const MATMUL_KERNEL: Kernel = Kernel {
-    shader: &MATMUL,
-    entry: "matmul",
-    bindings: &[RW, R, R],
-};
-const MATMUL_BIAS: Kernel = Kernel {
-    shader: &MATMUL,
-    entry: "matmul_bias",
-    bindings: &[RW, R, R, R],
-};
-
-/// Tuned configuration per adapter (name + backend), set by `autotune_matmul`.
-static TUNED: Mutex<Option<HashMap<String, MatmulConfig>>> = Mutex::new(None);
-
-fn adapter_key(gpu: &Gpu) -> String {
-    format!("{} / {:?}", gpu.info().name, gpu.info().backend)
-}
-
-/// The configuration used on `gpu`: the autotuned one if any, else a default by device type.
-pub fn matmul_config(gpu: &Gpu) -> MatmulConfig {
-    let tuned = TUNED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(c) = tuned.as_ref().and_then(|m| m.get(&adapter_key(gpu))) {
-        return *c;
-    }
-    MATMUL_CONFIGS[0]
-}
-
-/// Shapes of one matmul call, resolved from the operands.
-struct Plan {
-    batch: usize,
-    m: usize,
-    k: usize,
-    n: usize,
-    stride_a: usize,
-    stride_b: usize,
-    out_shape: Vec<usize>,
-}
-
-fn plan(
-    a: &Tensor,
-    b: &Tensor,
-    bias: Option<&Tensor>,
-    trans_a: bool,
-    trans_b: bool,
-) -> Result<Plan> {
-    let err = |detail: String| Error::Shape {
-        op: "matmul",
-        detail,
-    };
-    let (sa, sb) = (a.shape(), b.shape());
-    if sa.len() < 2 || sb.len() < 2 {
-        return Err(err(format!(
-            "operands must be at least 2-D, found {sa:?} and {sb:?}"
-        )));
-    }
-    let (ra, ca) = (sa[sa.len() - 2], sa[sa.len() - 1]);
-    let (rb, cb) = (sb[sb.len() - 2], sb[sb.len() - 1]);
-    let (m, k) = if trans_a { (ca, ra) } else { (ra, ca) };
-    let (kb, n) = if trans_b { (cb, rb) } else { (rb, cb) };
-    if k != kb {
-        return Err(err(format!(
-            "inner dimensions differ: A {sa:?}{} gives K={k}, B {sb:?}{} gives K={kb}",
-            if trans_a { "ᵀ" } else { "" },
-            if trans_b { "ᵀ" } else { "" }
-        )));
-    }
-    let batch_a = &sa[..sa.len() - 2];
-    let batch_b = &sb[..sb.len() - 2];
-    let batch: usize = batch_a.iter().product();
-    if !batch_b.is_empty() && batch_b != batch_a {
-        return Err(err(format!("batch dimensions differ: A {sa:?}, B {sb:?}")));
-    }
-    if let Some(bias) = bias {
-        if bias.numel() != n || bias.shape().len() != 1 {
-            return Err(err(format!("bias {:?} must be [{n}]", bias.shape())));
+impl std::fmt::Display for MatmulConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Register { wg, t, rp } => write!(f, "register wg{wg} t{t} rp{rp}"),
+            Self::Tiled { ts, bk } => write!(f, "tiled {ts}x{ts} bk{bk}"),
         }
     }
-    let mut out_shape = batch_a.to_vec();
-    out_shape.extend([m, n]);
-    let shared_b = batch_b.is_empty();
-    // A row-major batch against a shared B is one tall matmul.
-    if shared_b && !trans_a {
-        return Ok(Plan {
-            batch: 1,
-            m: batch * m,
-            k,
-            n,
-            stride_a: 0,
-            stride_b: 0,
-            out_shape,
-        });
-    }
-    Ok(Plan {
-        batch,
-        m,
-        k,
-        n,
-        stride_a: m * k,
-        stride_b: if shared_b { 0 } else { k * n },
-        out_shape,
-    })
 }
 
-/// `op(a) @ op(b) (+ bias)`: a [..batch, M, K] (or [..batch, K, M] with `trans_a`), b [..batch, K, N]
-/// (or [..batch, N, K] with `trans_b`) or a 2-D b shared by every batch; bias [N]; out [..batch, M, N].
-/// A PyTorch linear layer is `matmul(x, weight, Some(bias), false, true)`.
+/// Every selectable configuration (each is verified by the conformance checks). The
+/// register blocks trade lane-gathered loads for spilled accumulators; 24x4 suits drivers
+/// whose workgroup-uniform loads are cheap broadcasts (newer Mesa), the others Mesa 22.
+pub const MATMUL_CONFIGS: &[MatmulConfig] = &[
+    MatmulConfig::CPU_DEFAULT,
+    MatmulConfig::Register {
+        wg: 16,
+        t: 16,
+        rp: 8,
+    },
+    MatmulConfig::Register {
+        wg: 16,
+        t: 24,
+        rp: 4,
+    },
+    MatmulConfig::GPU_DEFAULT,
+    MatmulConfig::Tiled { ts: 8, bk: 8 },
+];
+
+/// Define sets of `shaders/matmul.wgsl` the runtime uses (validated by naga), one per entry
+/// of `MATMUL_CONFIGS`, in the same order.
+pub const MATMUL_VARIANTS: &[&[(&str, u32)]] = &[
+    &[("WG", 16), ("T", 16), ("RP", 12), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 16), ("RP", 8), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 24), ("RP", 4), ("TS", 8), ("BK", 4)],
+    &[("WG", 64), ("T", 4), ("RP", 4), ("TS", 16), ("BK", 8)],
+    &[("WG", 64), ("T", 4), ("RP", 4), ("TS", 8), ("BK", 8)],
+];
+
+/// `a · b (+ bias)` with the configuration chosen for `a`'s adapter.
+///
+/// a is [..batch, M, K] ([..batch, K, M] when `trans_a`); b is [..batch, K, N]
+/// ([..batch, N, K] when `trans_b`) with the same batch dims, or 2-D and shared by every
+/// batch entry (a linear layer is `matmul(x, w, Some(bias), false, true)` with PyTorch's
+/// w [out, in]); bias is [N]. Returns [..batch, M, N].
 pub fn matmul(
     a: &Tensor,
     b: &Tensor,
@@ -177,93 +108,68 @@ pub fn matmul(
     trans_a: bool,
     trans_b: bool,
 ) -> Result<Tensor> {
-    let config = matmul_config(a.gpu());
-    matmul_with(config, a, b, bias, trans_a, trans_b)
+    matmul_with(a, b, bias, trans_a, trans_b, matmul_config(a.gpu()))
 }
 
-/// `matmul` with an explicit tile configuration (conformance checks and autotuning).
+/// `matmul` with an explicit kernel configuration (used by the conformance checks and tuning).
 pub fn matmul_with(
-    config: MatmulConfig,
     a: &Tensor,
     b: &Tensor,
     bias: Option<&Tensor>,
     trans_a: bool,
     trans_b: bool,
+    config: MatmulConfig,
 ) -> Result<Tensor> {
     a.expect_dtype("matmul", "a", DType::F32)?;
     b.expect_dtype("matmul", "b", DType::F32)?;
-    let p = plan(a, b, bias, trans_a, trans_b)?;
-    let gpu = a.gpu();
-    let out = Tensor::empty(gpu, &p.out_shape, DType::F32)?;
-    if p.m == 0 || p.n == 0 {
-        return Ok(out);
+    if let Some(bias) = bias {
+        bias.expect_dtype("matmul", "bias", DType::F32)?;
     }
-    if p.k == 0 {
+    let g = geometry::geometry(
+        a.shape(),
+        b.shape(),
+        bias.map(|t| t.shape()),
+        trans_a,
+        trans_b,
+    )?;
+    let gpu = a.gpu();
+    if g.k == 0 {
+        let zeros = Tensor::zeros(gpu, &g.out_shape)?;
         return match bias {
-            Some(bias) => crate::ops::add_bias(&Tensor::zeros(gpu, &p.out_shape)?, bias),
-            None => Tensor::zeros(gpu, &p.out_shape),
+            Some(bias) if zeros.numel() > 0 => crate::ops::add_bias(&zeros, bias),
+            _ => Ok(zeros),
         };
     }
-    let groups_x = p.n.div_ceil((config.wgx * config.tn) as usize) as u32;
-    let groups_y = p.m.div_ceil((config.wgy * config.tm) as usize) as u32;
-    let params = [p.m, p.n, p.k, p.stride_a, p.stride_b, p.m * p.n].map(|v| v as u32);
-    let defines = config.defines(trans_a, trans_b);
-    let grid = [groups_x, groups_y, p.batch as u32];
-    match bias {
-        Some(bias) => gpu.dispatch(&MATMUL_BIAS, &defines, &[&out, a, b, bias], &params, grid)?,
-        None => gpu.dispatch(&MATMUL_KERNEL, &defines, &[&out, a, b], &params, grid)?,
+    let out = Tensor::empty(gpu, &g.out_shape, DType::F32)?;
+    if out.numel() > 0 {
+        launch::record(&g, a, b, bias, &out, config)?;
     }
     Ok(out)
 }
 
-/// GFLOP/s of `config` on an [m, k] x [k, n] product (best of `iters` after a warm-up).
-#[cfg(not(target_arch = "wasm32"))]
-pub fn bench_matmul_with(
-    gpu: &Gpu,
-    config: MatmulConfig,
-    m: usize,
-    k: usize,
-    n: usize,
-    iters: usize,
-) -> Result<f64> {
-    let mut rng = crate::rng::Rng::new(1);
-    let a = Tensor::from_f32(gpu, &[m, k], &rng.uniform_vec(m * k, -1.0, 1.0))?;
-    let b = Tensor::from_f32(gpu, &[k, n], &rng.uniform_vec(k * n, -1.0, 1.0))?;
-    drop(matmul_with(config, &a, &b, None, false, false)?);
-    gpu.synchronize()?;
-    let mut best = f64::INFINITY;
-    for _ in 0..iters.max(1) {
-        let start = std::time::Instant::now();
-        drop(matmul_with(config, &a, &b, None, false, false)?);
-        gpu.synchronize()?;
-        best = best.min(start.elapsed().as_secs_f64());
-    }
-    Ok(2.0 * (m * k * n) as f64 / best / 1e9)
-}
+#[cfg(test)]
+mod tests {
+    use super::{MatmulConfig, MATMUL_CONFIGS, MATMUL_VARIANTS};
 
-/// GFLOP/s of the configuration in use on `gpu` for an [m, k] x [k, n] product.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn bench_matmul(gpu: &Gpu, m: usize, k: usize, n: usize, iters: usize) -> Result<f64> {
-    bench_matmul_with(gpu, matmul_config(gpu), m, k, n, iters)
-}
-
-/// Times every configuration on a BitDance-sized product, keeps the fastest for this adapter
-/// (for the rest of the process) and returns it with the GFLOP/s of each candidate.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn autotune_matmul(gpu: &Gpu) -> Result<(MatmulConfig, Vec<(MatmulConfig, f64)>)> {
-    let mut timings = Vec::new();
-    for config in MATMUL_CONFIGS {
-        timings.push((config, bench_matmul_with(gpu, config, 256, 768, 768, 2)?));
+    #[test]
+    fn configs_fit_the_shader() {
+        for c in MATMUL_CONFIGS {
+            match *c {
+                // mm_rb is written out for RP in {4, 8, 12} and T <= 24 in steps of 4.
+                MatmulConfig::Register { wg, t, rp } => {
+                    assert!([4, 8, 12].contains(&rp) && t % 4 == 0 && (4..=24).contains(&t));
+                    assert!((1..=256).contains(&wg), "{c:?}");
+                }
+                MatmulConfig::Tiled { ts, bk } => assert!(ts * ts <= 256 && bk > 0, "{c:?}"),
+            }
+        }
     }
-    let best = timings
-        .iter()
-        .copied()
-        .fold(timings[0], |best, t| if t.1 > best.1 { t } else { best })
-        .0;
-    TUNED
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get_or_insert_with(HashMap::new)
-        .insert(adapter_key(gpu), best);
-    Ok((best, timings))
+
+    #[test]
+    fn every_config_has_its_variant() {
+        assert_eq!(MATMUL_CONFIGS.len(), MATMUL_VARIANTS.len());
+        for (c, v) in MATMUL_CONFIGS.iter().zip(MATMUL_VARIANTS) {
+            assert_eq!(&c.defines()[..], *v, "{c:?}");
+        }
+    }
 }

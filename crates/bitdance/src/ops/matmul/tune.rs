@@ -1,0 +1,143 @@
+//! Per-adapter choice of the matmul configuration: defaults, a process-wide cache keyed by
+//! adapter, a small autotune and a GFLOP/s benchmark.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+#[cfg(not(target_arch = "wasm32"))]
+use super::matmul_with;
+use super::{MatmulConfig, MATMUL_CONFIGS};
+use crate::{Gpu, Result};
+
+/// Chosen configuration per adapter (name, backend, driver).
+static CHOSEN: Mutex<BTreeMap<String, MatmulConfig>> = Mutex::new(BTreeMap::new());
+
+fn key(gpu: &Gpu) -> String {
+    let s = gpu.adapter();
+    format!("{} | {} | {}", s.name, s.backend, s.driver)
+}
+
+fn chosen() -> std::sync::MutexGuard<'static, BTreeMap<String, MatmulConfig>> {
+    CHOSEN.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The configuration used by default on this kind of adapter, before any autotune.
+pub fn default_matmul_config(gpu: &Gpu) -> MatmulConfig {
+    if gpu.is_cpu() {
+        MatmulConfig::CPU_DEFAULT
+    } else {
+        MatmulConfig::GPU_DEFAULT
+    }
+}
+
+/// The configuration `matmul` uses on `gpu`: the cached (tuned or set) one, else the default.
+pub fn matmul_config(gpu: &Gpu) -> MatmulConfig {
+    chosen()
+        .get(&key(gpu))
+        .copied()
+        .unwrap_or_else(|| default_matmul_config(gpu))
+}
+
+/// Makes `matmul` use `config` on every `Gpu` of this adapter from now on.
+pub fn set_matmul_config(gpu: &Gpu, config: MatmulConfig) {
+    chosen().insert(key(gpu), config);
+}
+
+/// The configurations worth timing on this adapter.
+pub fn matmul_candidates(gpu: &Gpu) -> Vec<MatmulConfig> {
+    MATMUL_CONFIGS
+        .iter()
+        .copied()
+        .filter(|c| !gpu.is_cpu() || matches!(c, MatmulConfig::Register { .. }))
+        .collect()
+}
+
+/// Times every candidate once on a mid-size linear-layer shape and caches the fastest for
+/// this adapter (returns the cached choice at once on later calls; the default on wasm32).
+pub fn autotune_matmul(gpu: &Gpu) -> Result<MatmulConfig> {
+    if let Some(c) = chosen().get(&key(gpu)) {
+        return Ok(*c);
+    }
+    let best = tune(gpu)?;
+    set_matmul_config(gpu, best);
+    Ok(best)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn tune(gpu: &Gpu) -> Result<MatmulConfig> {
+    Ok(default_matmul_config(gpu))
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn tune(gpu: &Gpu) -> Result<MatmulConfig> {
+    // A linear layer x[256, 512] · w[768, 512]ᵀ: big enough to rank, small enough for lavapipe.
+    let (m, k, n) = (256, 512, 768);
+    let mut best = (f64::INFINITY, default_matmul_config(gpu));
+    for config in matmul_candidates(gpu) {
+        // Best of three single runs: robust to a busy machine.
+        let mut secs = f64::INFINITY;
+        for _ in 0..3 {
+            secs = secs.min(time_matmul(gpu, m, k, n, true, config, 1)?);
+        }
+        log::debug!(
+            "matmul autotune {config:?}: {:.2} GFLOP/s",
+            gflops(m, k, n) / secs
+        );
+        if secs < best.0 {
+            best = (secs, config);
+        }
+    }
+    log::info!("matmul autotune on {}: {:?}", key(gpu), best.1);
+    Ok(best.1)
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+fn gflops(m: usize, k: usize, n: usize) -> f64 {
+    2.0 * (m * k * n) as f64 / 1e9
+}
+
+/// Seconds per `a[m,k] · b` (b [k,n], or [n,k] with `trans_b`) after one warm-up run.
+#[cfg(not(target_arch = "wasm32"))]
+fn time_matmul(
+    gpu: &Gpu,
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_b: bool,
+    config: MatmulConfig,
+    iters: usize,
+) -> Result<f64> {
+    let mut rng = crate::rng::Rng::new(7);
+    let a = crate::Tensor::from_f32(gpu, &[m, k], &rng.normal_vec(m * k))?;
+    let b_shape = if trans_b { [n, k] } else { [k, n] };
+    let b = crate::Tensor::from_f32(gpu, &b_shape, &rng.normal_vec(k * n))?;
+    drop(matmul_with(&a, &b, None, false, trans_b, config)?);
+    gpu.synchronize()?;
+    let start = std::time::Instant::now();
+    for _ in 0..iters.max(1) {
+        drop(matmul_with(&a, &b, None, false, trans_b, config)?);
+    }
+    gpu.synchronize()?;
+    Ok(start.elapsed().as_secs_f64() / iters.max(1) as f64)
+}
+
+/// GFLOP/s of `a[m,k] · b[k,n]` with the configuration `matmul` uses, over `iters` runs.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn bench_matmul(gpu: &Gpu, m: usize, k: usize, n: usize, iters: usize) -> Result<f64> {
+    bench_matmul_with(gpu, m, k, n, false, matmul_config(gpu), iters)
+}
+
+/// GFLOP/s of `a[m,k] · b` (b [k,n], or [n,k] with `trans_b`) under `config`.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn bench_matmul_with(
+    gpu: &Gpu,
+    m: usize,
+    k: usize,
+    n: usize,
+    trans_b: bool,
+    config: MatmulConfig,
+    iters: usize,
+) -> Result<f64> {
+    let secs = time_matmul(gpu, m, k, n, trans_b, config, iters)?;
+    Ok(gflops(m, k, n) / secs)
+}
