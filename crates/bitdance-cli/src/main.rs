@@ -22,6 +22,12 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
+    // Piping into `head` must end quietly, not panic on a broken pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default SIGPIPE action before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(args),
