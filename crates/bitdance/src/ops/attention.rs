@@ -24,7 +24,8 @@ fn default_wg(gpu: &crate::Gpu) -> u32 {
 }
 
 /// Largest head dim: D4 = D / 4 runs 1..=32.
-const MAX_HEAD_DIM: usize = 128;
+/// Largest head dimension the attention kernels take.
+pub const MAX_HEAD_DIM: usize = 128;
 
 macro_rules! kernel {
     ($name:ident, $entry:literal, $bindings:expr) => {
