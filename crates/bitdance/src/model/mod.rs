@@ -2,5 +2,7 @@
 //! issue the autoencoder, the AR transformer and the binary diffusion heads.
 
 mod config;
+mod params;
 
 pub use config::{AeConfig, ModelConfig, BUILTIN_CONFIGS};
+pub use params::{ar_parameters, decays, ParamSpec};
