@@ -3,8 +3,14 @@
 
 mod ae_params;
 mod config;
+mod head;
 mod params;
+mod store;
+mod timestep;
 
 pub use ae_params::{decoder_parameters, encoder_parameters};
 pub use config::{AeConfig, ModelConfig, BUILTIN_CONFIGS};
+pub use head::{head_forward, head_predict};
 pub use params::{ar_parameters, decays, ParamSpec};
+pub use store::{ParamStore, ParamVars};
+pub use timestep::timestep_embedding;

@@ -1,0 +1,136 @@
+//! The binary diffusion head `head.net`: an x-prediction network over the token bits,
+//! conditioned on the transformer's hidden state and the flow time. 1x models use the MLP
+//! with adaLN (`res_blocks.{i}.norm/w1/w2`); next-patch models a transformer over the p
+//! tokens of a patch (`norm1`, `attn`, `norm2`, `w1`, `w2`) with 6 modulations per block.
+//! Consecutive blocks share one adaLN linear, as the official models do.
+
+use super::{ModelConfig, ParamStore, ParamVars};
+use crate::autograd::{Tape, Var};
+use crate::ops::AttentionMask;
+use crate::{Result, Tensor};
+
+/// LayerNorm epsilon of the head.
+const EPS: f32 = 1e-6;
+/// Head dimension of the next-patch head's attention.
+const HEAD_DIM: usize = 64;
+
+/// Records the head on `tape`: `x_t` [N, token_dim] noisy tokens, `t_freq` [N, 256]
+/// (`timestep_embedding` of each row's t), `cond` [N, dim] conditions; N = rows x parallel_num,
+/// the p tokens of a patch consecutive. Returns the x-prediction [N, token_dim].
+pub fn head_forward(
+    tape: &Tape,
+    c: &ModelConfig,
+    params: &ParamVars,
+    x_t: Var,
+    t_freq: Var,
+    cond: Var,
+) -> Result<Var> {
+    let w = |name: &str| params.get(&format!("head.net.{name}"));
+    let linear = |x: Var, name: &str| -> Result<Var> {
+        tape.linear(
+            x,
+            w(&format!("{name}.weight"))?,
+            Some(w(&format!("{name}.bias"))?),
+        )
+    };
+    let width = c.diff_dim;
+    let rows = tape.shape(x_t)[0];
+
+    let mut x = linear(x_t, "input_proj")?;
+    let t = linear(t_freq, "time_embed.mlp.0")?;
+    let t = tape.silu(t)?;
+    let t = linear(t, "time_embed.mlp.2")?;
+    let cond = linear(cond, "cond_embed")?;
+    let y = tape.add(t, cond)?;
+    let y = tape.silu(y)?;
+
+    let parallel = c.parallel_num > 1;
+    let per_block = if parallel { 6 } else { 3 };
+    let switch = (c.diff_layers / c.diff_adanln_layers).max(1);
+    let mut mods: Vec<Var> = Vec::new();
+    for i in 0..c.diff_layers {
+        if i % switch == 0 {
+            let ada = linear(y, &format!("ada_ln_blocks.{}", i / switch))?;
+            mods = (0..per_block)
+                .map(|k| tape.slice(ada, 1, k * width, width))
+                .collect::<Result<_>>()?;
+        }
+        let b = format!("res_blocks.{i}");
+        let norm = |x: Var, name: &str| -> Result<Var> {
+            tape.layer_norm(
+                x,
+                Some((
+                    w(&format!("{b}.{name}.weight"))?,
+                    w(&format!("{b}.{name}.bias"))?,
+                )),
+                EPS,
+            )
+        };
+        let ffn = |h: Var| -> Result<Var> {
+            let h = linear(h, &format!("{b}.w1"))?;
+            let h = tape.swiglu(h)?;
+            linear(h, &format!("{b}.w2"))
+        };
+        // Chunk order of the adaLN output: scale, shift, gate (x2 for the transformer head).
+        if parallel {
+            let h = norm(x, "norm1")?;
+            let h = tape.modulate(h, mods[1], mods[0])?;
+            let h = attention(tape, c, h, rows, &|x, name| {
+                linear(x, &format!("{b}.attn.{name}"))
+            })?;
+            x = tape.gated_residual(x, mods[2], h)?;
+            let h = norm(x, "norm2")?;
+            let h = tape.modulate(h, mods[4], mods[3])?;
+            let h = ffn(h)?;
+            x = tape.gated_residual(x, mods[5], h)?;
+        } else {
+            let h = norm(x, "norm")?;
+            let h = tape.modulate(h, mods[1], mods[0])?;
+            let h = ffn(h)?;
+            x = tape.gated_residual(x, mods[2], h)?;
+        }
+    }
+    let fin = linear(y, "final_layer.ada_ln_modulation")?;
+    let scale = tape.slice(fin, 1, 0, width)?;
+    let shift = tape.slice(fin, 1, width, width)?;
+    let x = tape.layer_norm(x, None, EPS)?;
+    let x = tape.modulate(x, shift, scale)?;
+    linear(x, "final_layer.linear")
+}
+
+/// Bidirectional attention within each patch of p consecutive rows (wqkv and wo with bias).
+fn attention(
+    tape: &Tape,
+    c: &ModelConfig,
+    h: Var,
+    rows: usize,
+    linear: &dyn Fn(Var, &str) -> Result<Var>,
+) -> Result<Var> {
+    let p = c.parallel_num;
+    let width = c.diff_dim;
+    let qkv = linear(h, "wqkv")?;
+    let qkv = tape.reshape(qkv, &[rows / p, p, 3 * width])?;
+    let (q, k, v) = tape.split_qkv(qkv, width / HEAD_DIM)?;
+    let o = tape.attention(q, k, v, AttentionMask::Full, 1.0 / (HEAD_DIM as f32).sqrt())?;
+    let o = tape.merge_heads(o)?;
+    let o = tape.reshape(o, &[rows, width])?;
+    linear(o, "wo")
+}
+
+/// The head on plain tensors (inference): see `head_forward`.
+pub fn head_predict(
+    c: &ModelConfig,
+    params: &ParamStore,
+    x_t: &Tensor,
+    t_freq: &Tensor,
+    cond: &Tensor,
+) -> Result<Tensor> {
+    let tape = Tape::new();
+    let (x, t, z) = (
+        tape.constant(x_t.clone()),
+        tape.constant(t_freq.clone()),
+        tape.constant(cond.clone()),
+    );
+    let out = head_forward(&tape, c, &ParamVars::new(&tape, params, false), x, t, z)?;
+    Ok(tape.value(out))
+}

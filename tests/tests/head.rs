@@ -1,0 +1,184 @@
+//! The diffusion heads: the 1x MLP head against an f64 reference, and both heads train
+//! (every parameter receives a finite gradient through the tape).
+
+use bitdance::autograd::Tape;
+use bitdance::model::{
+    head_forward, head_predict, timestep_embedding, ModelConfig, ParamStore, ParamVars,
+};
+use bitdance::reference::{self as cpu, MatmulDims};
+use bitdance::rng::Rng;
+use bitdance::Tensor;
+use bitdance_tests::gpu;
+
+fn tiny(parallel_num: usize) -> ModelConfig {
+    let mut c = ModelConfig::builtin("B-1x").unwrap();
+    c.dim = 16;
+    c.n_layer = 1;
+    c.n_head = 2;
+    c.diff_layers = 4;
+    c.diff_dim = 64;
+    c.diff_adanln_layers = 2;
+    c.resolution = 8;
+    c.down_size = 2;
+    c.cls_token_num = 2;
+    c.num_classes = 3;
+    c.parallel_num = parallel_num;
+    c.vae.ch = 32;
+    c.vae.ch_mult = vec![1, 1];
+    c.vae.num_res_blocks = 1;
+    c.validate().unwrap();
+    c
+}
+
+/// Head parameters only (`head.net.*`), random.
+fn head_params(c: &ModelConfig, rng: &mut Rng) -> (ParamStore, Vec<(String, Vec<f64>)>) {
+    let specs: Vec<_> = bitdance::model::ar_parameters(c)
+        .into_iter()
+        .filter(|p| p.name.starts_with("head.net."))
+        .collect();
+    let store = ParamStore::random(&gpu(), &specs, rng, 0.2).unwrap();
+    let host = store
+        .iter()
+        .map(|(n, t)| (n.to_string(), cpu::widen(&t.read_f32().unwrap())))
+        .collect();
+    (store, host)
+}
+
+fn linear(x: &[f64], rows: usize, host: &[(String, Vec<f64>)], name: &str) -> Vec<f64> {
+    let get = |s: &str| {
+        &host
+            .iter()
+            .find(|(n, _)| n == &format!("head.net.{name}.{s}"))
+            .unwrap()
+            .1
+    };
+    let (w, b) = (get("weight"), get("bias"));
+    let (out, inp) = (b.len(), w.len() / b.len());
+    let dims = MatmulDims {
+        batch: 1,
+        m: rows,
+        k: inp,
+        n: out,
+        trans_a: false,
+        trans_b: true,
+        b_shared: false,
+    };
+    cpu::matmul_ref(x, w, Some(b), dims)
+}
+
+fn param<'a>(host: &'a [(String, Vec<f64>)], name: &str) -> &'a [f64] {
+    &host
+        .iter()
+        .find(|(n, _)| n == &format!("head.net.{name}"))
+        .unwrap()
+        .1
+}
+
+#[test]
+fn mlp_head_matches_the_f64_reference() {
+    let c = tiny(1);
+    let mut rng = Rng::new(11);
+    let (store, host) = head_params(&c, &mut rng);
+    let rows = 5;
+    let (w, ch) = (c.diff_dim, c.diff_dim * 3 / 2);
+    let x_t = rng.normal_vec(rows * 32);
+    let cond = rng.normal_vec(rows * c.dim);
+    let t: Vec<f32> = (0..rows).map(|i| 0.1 + 0.2 * i as f32).collect();
+    let tf = timestep_embedding(&t, 256);
+    let g = gpu();
+    let got = head_predict(
+        &c,
+        &store,
+        &Tensor::from_f32(&g, &[rows, 32], &x_t).unwrap(),
+        &Tensor::from_f32(&g, &[rows, 256], &tf).unwrap(),
+        &Tensor::from_f32(&g, &[rows, c.dim], &cond).unwrap(),
+    )
+    .unwrap()
+    .read_f32()
+    .unwrap();
+
+    let mut x = linear(&cpu::widen(&x_t), rows, &host, "input_proj");
+    let te = cpu::silu(&linear(&cpu::widen(&tf), rows, &host, "time_embed.mlp.0"));
+    let te = linear(&te, rows, &host, "time_embed.mlp.2");
+    let ce = linear(&cpu::widen(&cond), rows, &host, "cond_embed");
+    let y = cpu::silu(&te.iter().zip(&ce).map(|(a, b)| a + b).collect::<Vec<_>>());
+    let chunk = |m: &[f64], k: usize, n: usize| -> Vec<f64> {
+        m.chunks(n * w)
+            .flat_map(|r| r[k * w..(k + 1) * w].to_vec())
+            .collect()
+    };
+    let mut mods = Vec::new();
+    for i in 0..c.diff_layers {
+        if i % 2 == 0 {
+            mods = (0..3)
+                .map(|k| {
+                    chunk(
+                        &linear(&y, rows, &host, &format!("ada_ln_blocks.{}", i / 2)),
+                        k,
+                        3,
+                    )
+                })
+                .collect();
+        }
+        let b = format!("res_blocks.{i}");
+        let (h, _, _) = cpu::layer_norm(
+            &x,
+            Some(param(&host, &format!("{b}.norm.weight"))),
+            Some(param(&host, &format!("{b}.norm.bias"))),
+            w,
+            1e-6,
+        );
+        let h = cpu::modulate(&h, &mods[1], &mods[0], 1, w);
+        let h = cpu::swiglu(&linear(&h, rows, &host, &format!("{b}.w1")), ch);
+        let h = linear(&h, rows, &host, &format!("{b}.w2"));
+        x = cpu::gated_residual(&x, &mods[2], &h, 1, w);
+    }
+    let fin = linear(&y, rows, &host, "final_layer.ada_ln_modulation");
+    let (h, _, _) = cpu::layer_norm(&x, None, None, w, 1e-6);
+    let h = cpu::modulate(&h, &chunk(&fin, 1, 2), &chunk(&fin, 0, 2), 1, w);
+    let want = linear(&h, rows, &host, "final_layer.linear");
+    let err = cpu::relative_error(&got, &want);
+    assert!(err < 1e-4, "head output relative error {err:e}");
+}
+
+#[test]
+fn both_heads_give_every_parameter_a_gradient() {
+    for p in [1, 4] {
+        let c = tiny(p);
+        let mut rng = Rng::new(5);
+        let (store, _) = head_params(&c, &mut rng);
+        let rows = 2 * p;
+        let g = gpu();
+        let tape = Tape::new();
+        let vars = ParamVars::new(&tape, &store, true);
+        let x =
+            tape.constant(Tensor::from_f32(&g, &[rows, 32], &rng.normal_vec(rows * 32)).unwrap());
+        let tf = tape.constant(
+            Tensor::from_f32(&g, &[rows, 256], &timestep_embedding(&vec![0.4; rows], 256)).unwrap(),
+        );
+        let z = tape
+            .constant(Tensor::from_f32(&g, &[rows, c.dim], &rng.normal_vec(rows * c.dim)).unwrap());
+        let target =
+            tape.constant(Tensor::from_f32(&g, &[rows, 32], &rng.normal_vec(rows * 32)).unwrap());
+        let out = head_forward(&tape, &c, &vars, x, tf, z).unwrap();
+        let loss = tape.mse_loss(out, target).unwrap();
+        let grads = tape.backward(loss).unwrap();
+        let used = vars.used();
+        assert_eq!(
+            used.len(),
+            store.len(),
+            "p={p}: every head parameter is used"
+        );
+        for (name, v) in used {
+            let gv = grads
+                .get(v)
+                .unwrap_or_else(|| panic!("p={p}: no gradient for {name}"))
+                .read_f32()
+                .unwrap();
+            assert!(
+                gv.iter().all(|x| x.is_finite()) && gv.iter().any(|x| *x != 0.0),
+                "p={p}: {name} gradient {gv:?}"
+            );
+        }
+    }
+}
