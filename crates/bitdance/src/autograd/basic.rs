@@ -89,3 +89,23 @@ impl Tape {
         ))
     }
 }
+
+impl Tape {
+    /// `x[.., j] + bias[j]` with bias [n] broadcast over the rows of x [.., n].
+    pub fn add_bias(&self, x: Var, bias: Var) -> Result<Var> {
+        let y = ops::add_bias(&self.value(x), &self.value(bias))?;
+        Ok(self.push(
+            y,
+            &[x, bias],
+            Box::new(|dy, need| {
+                let n = *dy.shape().last().unwrap_or(&1);
+                let db = if need[1] {
+                    Some(ops::sum_rows(&dy.reshape(&[dy.numel() / n.max(1), n])?)?)
+                } else {
+                    None
+                };
+                Ok(vec![Some(dy.clone()), db])
+            }),
+        ))
+    }
+}

@@ -7,6 +7,7 @@ mod head;
 mod params;
 mod store;
 mod timestep;
+mod transformer;
 
 pub use ae_params::{decoder_parameters, encoder_parameters};
 pub use config::{AeConfig, ModelConfig, BUILTIN_CONFIGS};
@@ -14,3 +15,4 @@ pub use head::{head_forward, head_predict};
 pub use params::{ar_parameters, decays, ParamSpec};
 pub use store::{ParamStore, ParamVars};
 pub use timestep::timestep_embedding;
+pub use transformer::{sequence_mask, sequence_positions, transformer_forward};
