@@ -74,7 +74,7 @@ mod tests {
             (0x7bff, 65504.0),
             (0x0400, 6.103_515_6e-5), // smallest normal
             (0x0001, 5.960_464_5e-8), // smallest subnormal
-            (0x03ff, 6.097_555_2e-5), // largest subnormal
+            (0x03ff, 6.097_555e-5),   // largest subnormal
             (0x8001, -5.960_464_5e-8),
             (0x7c00, f32::INFINITY),
             (0xfc00, f32::NEG_INFINITY),
@@ -111,7 +111,7 @@ mod tests {
         let cases: &[(u16, f32)] = &[
             (0x3f80, 1.0),
             (0xc040, -3.0),
-            (0x3eab, 0.333_984_375),
+            (0x3eab, 0.333_984_38),
             (0x7f7f, 3.389_531_4e38),
             (0x0001, 9.183_55e-41),
             (0xff80, f32::NEG_INFINITY),

@@ -47,10 +47,9 @@ pub fn load_rows_chunked(
         )));
     }
     let limit = max_bytes.min(gpu.limits().max_storage_buffer_binding_size);
-    let per_chunk = if row_bytes == 0 {
-        rows.max(1)
-    } else {
-        usize::try_from(limit / row_bytes).unwrap_or(usize::MAX)
+    let per_chunk = match limit.checked_div(row_bytes) {
+        Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        None => rows.max(1),
     };
     if rows == 0 {
         return Ok(vec![Tensor::from_f32(gpu, &[0, cols], &[])?]);

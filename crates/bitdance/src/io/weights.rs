@@ -213,8 +213,11 @@ fn parse_error(label: &str, bytes: &[u8], e: SafeTensorError) -> String {
     }
 }
 
-/// Tensor entries of the header JSON (name, dtype, shape, offsets), `__metadata__` left out.
-fn header_entries(bytes: &[u8], n: u64) -> Option<Vec<(String, Dtype, Vec<usize>, [usize; 2])>> {
+/// One tensor entry of a header: name, dtype, shape, data offsets.
+type Entry = (String, Dtype, Vec<usize>, [usize; 2]);
+
+/// Tensor entries of the header JSON, `__metadata__` left out.
+fn header_entries(bytes: &[u8], n: u64) -> Option<Vec<Entry>> {
     let header = bytes.get(PREFIX..PREFIX.checked_add(usize::try_from(n).ok()?)?)?;
     let value: serde_json::Value = serde_json::from_slice(header).ok()?;
     let mut out = Vec::new();
