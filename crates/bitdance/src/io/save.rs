@@ -29,7 +29,7 @@ pub fn save_safetensors(
             });
         }
     }
-    let json = |s: &str| serde_json::to_string(s).expect("a string always serialises");
+    let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut fields = Vec::with_capacity(order.len() + 1);
     if let Some(meta) = metadata.filter(|m| !m.is_empty()) {
         let pairs: Vec<String> = meta
