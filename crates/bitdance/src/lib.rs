@@ -5,6 +5,7 @@ pub mod autograd;
 pub mod conformance;
 pub mod error;
 pub mod gpu;
+pub mod io;
 pub mod model;
 pub mod ops;
 pub mod optim;

@@ -1,0 +1,17 @@
+//! Weight I/O over safetensors bytes (no file system: callers read and write the files):
+//! parse and convert to f32, check names and shapes, upload (row-chunked when large), save.
+
+mod check;
+mod convert;
+mod save;
+mod upload;
+mod weights;
+
+pub use check::check_expected;
+pub use convert::{bf16_to_f32, f16_to_f32};
+pub use save::save_safetensors;
+pub use upload::{load_rows_chunked, load_tensor};
+pub use weights::WeightFile;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,66 @@
+//! Writing f32 tensors as safetensors bytes (the caller writes them to disk atomically).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::tensor::numel;
+use crate::{Error, Result};
+
+/// Serialises `(name, shape, values)` f32 tensors and optional string metadata to safetensors
+/// bytes; tensors are laid out sorted by name, so equal inputs give identical bytes.
+pub fn save_safetensors(
+    tensors: &[(&str, &[usize], &[f32])],
+    metadata: Option<&BTreeMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let mut order: Vec<&(&str, &[usize], &[f32])> = tensors.iter().collect();
+    order.sort_by_key(|t| t.0);
+    let mut seen = BTreeSet::new();
+    for &&(name, shape, data) in &order {
+        if name == "__metadata__" || !seen.insert(name) {
+            return Err(Error::Invalid(format!(
+                "save_safetensors: tensor name '{name}' is reserved or given twice"
+            )));
+        }
+        if numel(shape) != data.len() {
+            return Err(Error::DataLength {
+                what: format!("save_safetensors: tensor '{name}'"),
+                shape: shape.to_vec(),
+                expected: numel(shape),
+                found: data.len(),
+            });
+        }
+    }
+    let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut fields = Vec::with_capacity(order.len() + 1);
+    if let Some(meta) = metadata.filter(|m| !m.is_empty()) {
+        let pairs: Vec<String> = meta
+            .iter()
+            .map(|(k, v)| format!("{}:{}", json(k), json(v)))
+            .collect();
+        fields.push(format!("\"__metadata__\":{{{}}}", pairs.join(",")));
+    }
+    let mut offset = 0usize;
+    for &&(name, shape, data) in &order {
+        let end = offset + data.len() * 4;
+        let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+        fields.push(format!(
+            "{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+            json(name),
+            dims.join(",")
+        ));
+        offset = end;
+    }
+    let mut header = format!("{{{}}}", fields.join(","));
+    // The format pads the header with spaces so the data starts 8-byte aligned.
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for &&(_, _, data) in &order {
+        for v in data {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,261 @@
+//! A parsed safetensors file borrowed from its bytes: names, shapes, dtypes, f32 conversion.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+use safetensors::tensor::{Metadata, TensorInfo};
+use safetensors::{Dtype, SafeTensorError, SafeTensors};
+
+use super::convert::FloatKind;
+use crate::{Error, Result};
+
+/// Length of the little-endian u64 header-size prefix.
+const PREFIX: usize = 8;
+
+/// A safetensors file parsed from bytes (header checked, data borrowed, nothing converted yet).
+pub struct WeightFile<'a> {
+    label: String,
+    meta: Metadata,
+    data: &'a [u8],
+}
+
+impl std::fmt::Debug for WeightFile<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "WeightFile({}, {} tensors)",
+            self.label,
+            self.names().len()
+        )
+    }
+}
+
+impl<'a> WeightFile<'a> {
+    /// Parses safetensors bytes; errors say "safetensors data" where a file name would go.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        Self::parse_named("safetensors data", bytes)
+    }
+
+    /// Parses safetensors bytes; `label` (the file name) starts every error message.
+    pub fn parse_named(label: &str, bytes: &'a [u8]) -> Result<Self> {
+        let (n, meta) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| Error::Invalid(parse_error(label, bytes, e)))?;
+        Ok(WeightFile {
+            label: label.to_string(),
+            meta,
+            data: &bytes[PREFIX + n..],
+        })
+    }
+
+    /// The label given at parse time (file name), used in error messages.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Tensor names, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.meta.tensors().into_keys().collect();
+        names.sort();
+        names
+    }
+
+    /// Whether the file holds a tensor called `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.meta.info(name).is_some()
+    }
+
+    /// Shape of tensor `name` (error naming the file when absent).
+    pub fn shape(&self, name: &str) -> Result<&[usize]> {
+        Ok(&self.info(name)?.shape)
+    }
+
+    /// Stored dtype of tensor `name`, as safetensors spells it ("F32", "BF16", ...).
+    pub fn dtype(&self, name: &str) -> Result<String> {
+        Ok(self.info(name)?.dtype.to_string())
+    }
+
+    /// The file's string metadata (`__metadata__`), sorted by key; empty when absent.
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        self.meta
+            .metadata()
+            .iter()
+            .flat_map(|m| m.iter())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Tensor `name` as row-major f32 values (F32, F16 and BF16 stored tensors).
+    pub fn to_f32(&self, name: &str) -> Result<Vec<f32>> {
+        let rows = self.shape(name)?.first().copied().unwrap_or(1);
+        self.rows_f32(name, 0..rows)
+    }
+
+    /// Rows `rows` (along the first dimension) of tensor `name` as f32; a 0-D tensor has 1 row.
+    pub fn rows_f32(&self, name: &str, rows: Range<usize>) -> Result<Vec<f32>> {
+        let info = self.info(name)?;
+        let kind = self.float_kind(name, info)?;
+        let (n_rows, row_elems) = match info.shape.split_first() {
+            Some((&r, rest)) => (r, rest.iter().product::<usize>()),
+            None => (1, 1),
+        };
+        if rows.start > rows.end || rows.end > n_rows {
+            return Err(Error::Shape {
+                op: "WeightFile::rows_f32",
+                detail: format!(
+                    "{}: rows {rows:?} of tensor '{name}' with shape {:?}",
+                    self.label, info.shape
+                ),
+            });
+        }
+        let row_bytes = row_elems * kind.size();
+        let (start, end) = info.data_offsets;
+        let bytes = self
+            .data
+            .get(start + rows.start * row_bytes..start + rows.end * row_bytes)
+            .filter(|_| end - start == n_rows * row_bytes)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: data length mismatch: tensor '{name}' ({}, shape {:?}) has {} bytes",
+                    self.label,
+                    info.dtype,
+                    info.shape,
+                    end - start
+                ))
+            })?;
+        let mut out = Vec::with_capacity(rows.len() * row_elems);
+        kind.decode_into(bytes, &mut out);
+        Ok(out)
+    }
+
+    fn info(&self, name: &str) -> Result<&TensorInfo> {
+        self.meta.info(name).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: no tensor named '{name}' (the file holds {} tensors)",
+                self.label,
+                self.meta.tensors().len()
+            ))
+        })
+    }
+
+    fn float_kind(&self, name: &str, info: &TensorInfo) -> Result<FloatKind> {
+        match info.dtype {
+            Dtype::F32 => Ok(FloatKind::F32),
+            Dtype::F16 => Ok(FloatKind::F16),
+            Dtype::BF16 => Ok(FloatKind::BF16),
+            other => Err(Error::Invalid(format!(
+                "{}: tensor '{name}' (shape {:?}) has unsupported dtype {other}: \
+                 expected F32, F16 or BF16",
+                self.label, info.shape
+            ))),
+        }
+    }
+}
+
+/// The declared header length, when the 8-byte prefix is present.
+fn header_len(bytes: &[u8]) -> Option<u64> {
+    let prefix: [u8; PREFIX] = bytes.get(..PREFIX)?.try_into().ok()?;
+    Some(u64::from_le_bytes(prefix))
+}
+
+/// Turns a safetensors parse error into a message naming the file and, where it can, the tensor.
+fn parse_error(label: &str, bytes: &[u8], e: SafeTensorError) -> String {
+    let len = bytes.len();
+    let n = header_len(bytes).unwrap_or(0);
+    match e {
+        SafeTensorError::HeaderTooSmall => {
+            format!("{label}: truncated: {len} bytes, shorter than the 8-byte header-length prefix")
+        }
+        SafeTensorError::InvalidHeaderLength => format!(
+            "{label}: truncated or corrupted header: the prefix declares a {n}-byte header \
+             but only {} bytes follow",
+            len.saturating_sub(PREFIX)
+        ),
+        SafeTensorError::HeaderTooLarge => format!(
+            "{label}: corrupted header: the prefix declares a {n}-byte header, \
+             over the 100 MB limit (not a safetensors file?)"
+        ),
+        SafeTensorError::InvalidHeader(err) => {
+            format!("{label}: corrupted header: not UTF-8 ({err})")
+        }
+        SafeTensorError::InvalidHeaderDeserialization(err) => {
+            let msg = err.to_string();
+            if msg.contains("unknown variant") {
+                format!("{label}: unsupported or unknown dtype in the header: {msg}")
+            } else {
+                format!("{label}: corrupted header (invalid JSON or fields): {msg}")
+            }
+        }
+        SafeTensorError::InvalidOffset(name) => format!(
+            "{label}: corrupted header: tensor '{name}' has data offsets that do not \
+             continue where the previous tensor ends"
+        ),
+        SafeTensorError::TensorInvalidInfo => format!(
+            "{label}: data length mismatch: {}",
+            diagnose(bytes, n).unwrap_or_else(|| "a tensor's offsets do not fit its \
+                 dtype and shape"
+                .into())
+        ),
+        SafeTensorError::MetadataIncompleteBuffer => {
+            let have = len.saturating_sub(PREFIX + n as usize);
+            match declared_data_len(bytes, n) {
+                Some(need) if need > have => format!(
+                    "{label}: truncated: the tensors need {need} bytes of data \
+                     but {have} bytes follow the header"
+                ),
+                Some(need) => format!(
+                    "{label}: data length mismatch: the tensors need {need} bytes of data \
+                     but {have} bytes follow the header"
+                ),
+                None => format!("{label}: data length mismatch: {have} bytes of data"),
+            }
+        }
+        other => format!("{label}: corrupted header: {other}"),
+    }
+}
+
+/// One tensor entry of a header: name, dtype, shape, data offsets.
+type Entry = (String, Dtype, Vec<usize>, [usize; 2]);
+
+/// Tensor entries of the header JSON, `__metadata__` left out.
+fn header_entries(bytes: &[u8], n: u64) -> Option<Vec<Entry>> {
+    let header = bytes.get(PREFIX..PREFIX.checked_add(usize::try_from(n).ok()?)?)?;
+    let value: serde_json::Value = serde_json::from_slice(header).ok()?;
+    let mut out = Vec::new();
+    for (name, entry) in value.as_object()? {
+        if name == "__metadata__" {
+            continue;
+        }
+        let dtype: Dtype = serde_json::from_value(entry.get("dtype")?.clone()).ok()?;
+        let shape: Vec<usize> = serde_json::from_value(entry.get("shape")?.clone()).ok()?;
+        let offsets: [usize; 2] =
+            serde_json::from_value(entry.get("data_offsets")?.clone()).ok()?;
+        out.push((name.clone(), dtype, shape, offsets));
+    }
+    Some(out)
+}
+
+/// The data length the header's offsets declare.
+fn declared_data_len(bytes: &[u8], n: u64) -> Option<usize> {
+    let entries = header_entries(bytes, n)?;
+    Some(entries.iter().map(|e| e.3[1]).max().unwrap_or(0))
+}
+
+/// Names the first tensor whose offsets disagree with its dtype and shape.
+fn diagnose(bytes: &[u8], n: u64) -> Option<String> {
+    header_entries(bytes, n)?
+        .into_iter()
+        .find_map(|(name, dtype, shape, [s, e])| {
+            let need = shape
+                .iter()
+                .try_fold(1usize, |a, &d| a.checked_mul(d))?
+                .checked_mul(dtype.bitsize())?
+                / 8;
+            (e.checked_sub(s) != Some(need)).then(|| {
+                format!(
+                    "tensor '{name}' ({dtype}, shape {shape:?}) needs {need} bytes \
+                     but its data offsets [{s}, {e}] span {}",
+                    e.saturating_sub(s)
+                )
+            })
+        })
+}
