@@ -41,3 +41,8 @@ fn loss() {
 fn optim() {
     assert_family("optim");
 }
+
+#[test]
+fn flow() {
+    assert_family("flow");
+}

@@ -5,6 +5,7 @@
 mod attention;
 mod data;
 mod elementwise;
+mod flow;
 mod loss;
 mod matmul;
 mod norm;
@@ -159,6 +160,10 @@ pub fn families() -> Vec<Family> {
         Family {
             name: "optim",
             run: |c| Box::pin(optim::run(c)),
+        },
+        Family {
+            name: "flow",
+            run: |c| Box::pin(flow::run(c)),
         },
     ]
 }

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod data;
 mod elementwise;
+pub mod flow;
 pub mod loss;
 pub mod matmul;
 pub mod norm;
@@ -13,6 +14,7 @@ pub mod rope;
 pub use attention::*;
 pub use data::*;
 pub use elementwise::*;
+pub use flow::*;
 pub use loss::*;
 pub use matmul::*;
 pub use norm::*;

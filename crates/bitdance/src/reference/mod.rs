@@ -3,6 +3,7 @@
 mod attention;
 mod data;
 mod elementwise;
+mod flow;
 mod loss;
 mod matmul;
 mod norm;
@@ -12,6 +13,7 @@ mod rope;
 pub use attention::*;
 pub use data::*;
 pub use elementwise::*;
+pub use flow::*;
 pub use loss::*;
 pub use matmul::*;
 pub use norm::*;
