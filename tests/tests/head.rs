@@ -182,3 +182,90 @@ fn both_heads_give_every_parameter_a_gradient() {
         }
     }
 }
+
+#[test]
+fn sampler_matches_a_host_loop_and_is_deterministic() {
+    use bitdance::model::{sample_head, time_grid, LAST_STEP};
+    for (p, cfg) in [(1usize, 3.0f32), (4, 1.0), (4, 2.5)] {
+        let c = tiny(p);
+        let mut rng = Rng::new(21);
+        let (store, _) = head_params(&c, &mut rng);
+        let g = gpu();
+        let rows = 2 * p;
+        let m = if cfg > 1.0 { 2 * rows } else { rows };
+        let cond_host = rng.normal_vec(m * c.dim);
+        let cond = Tensor::from_f32(&g, &[m, c.dim], &cond_host).unwrap();
+        let steps = 6;
+        let got = sample_head(&c, &store, &cond, cfg, steps, &mut Rng::new(7))
+            .unwrap()
+            .read_f32()
+            .unwrap();
+        let again = sample_head(&c, &store, &cond, cfg, steps, &mut Rng::new(7))
+            .unwrap()
+            .read_f32()
+            .unwrap();
+        assert_eq!(got, again, "p={p}: same seed, same tokens");
+        assert!(got.iter().all(|v| *v == 1.0 || *v == -1.0));
+
+        // The same loop on the host: GPU head predictions, f64 updates.
+        let mut draws = Rng::new(7);
+        let mut x = cpu::widen(&draws.normal_vec(rows * 32));
+        let predict = |x: &[f64], t: f32| -> Vec<f64> {
+            let xs: Vec<f32> = x.iter().map(|v| *v as f32).collect();
+            let combined: Vec<f32> = if cfg > 1.0 {
+                [xs.clone(), xs].concat()
+            } else {
+                xs
+            };
+            let tf: Vec<f32> = timestep_embedding(&[t], 256)
+                .iter()
+                .copied()
+                .cycle()
+                .take(m * 256)
+                .collect();
+            let out = head_predict(
+                &c,
+                &store,
+                &Tensor::from_f32(&g, &[m, 32], &combined).unwrap(),
+                &Tensor::from_f32(&g, &[m, 256], &tf).unwrap(),
+                &cond,
+            )
+            .unwrap();
+            cpu::widen(&out.read_f32().unwrap())
+        };
+        let grid = time_grid(steps);
+        let mut t = 0.0f32;
+        for i in 0..steps {
+            let dt = grid[i + 1] - grid[i];
+            let eps = cpu::widen(&draws.normal_vec(rows * 32));
+            x = cpu::flow_step_ref(
+                &x,
+                &predict(&x, t),
+                Some(&eps),
+                t as f64,
+                dt as f64,
+                cfg as f64,
+            );
+            t += dt;
+        }
+        let t_last = 1.0 - LAST_STEP;
+        x = cpu::flow_step_ref(
+            &x,
+            &predict(&x, t_last),
+            None,
+            t_last as f64,
+            LAST_STEP as f64,
+            cfg as f64,
+        );
+        let same = x
+            .iter()
+            .zip(&got)
+            .filter(|(a, b)| (**a > 0.0) == (**b > 0.0))
+            .count();
+        assert!(
+            same as f64 >= 0.99 * x.len() as f64,
+            "p={p} cfg={cfg}: {same} of {} signs agree",
+            x.len()
+        );
+    }
+}
