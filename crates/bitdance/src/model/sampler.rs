@@ -37,7 +37,7 @@ pub fn time_grid(steps: usize) -> Vec<f32> {
         return vec![0.0];
     }
     let step = end / steps as f32;
-    let half = (steps + 1) / 2;
+    let half = steps.div_ceil(2); // = (steps + 1) points / 2, torch: points before npts / 2 count from the start
     (0..=steps)
         .map(|i| {
             if i < half {
