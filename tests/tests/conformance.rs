@@ -41,3 +41,8 @@ fn loss() {
 fn optim() {
     assert_family("optim");
 }
+
+#[test]
+fn conv() {
+    assert_family("conv");
+}

@@ -17,6 +17,7 @@ const FAMILIES: &[&str] = &[
     "data",
     "loss",
     "optim",
+    "conv",
 ];
 
 async fn assert_family(name: &str) {
@@ -92,4 +93,9 @@ async fn loss() {
 #[wasm_bindgen_test]
 async fn optim() {
     assert_family("optim").await;
+}
+
+#[wasm_bindgen_test]
+async fn conv() {
+    assert_family("conv").await;
 }

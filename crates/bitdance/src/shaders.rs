@@ -30,6 +30,7 @@ shader!(ATTENTION, "attention", crate::ops::ATTENTION_VARIANTS);
 shader!(DATA, "data", crate::ops::DATA_VARIANTS);
 shader!(LOSS, "loss", crate::ops::LOSS_VARIANTS);
 shader!(OPTIM, "optim", crate::ops::OPTIM_VARIANTS);
+shader!(CONV, "conv", crate::ops::CONV_VARIANTS);
 
 /// Every shader, for validation and the pipeline warm-up.
 pub fn all() -> Vec<&'static Shader> {
@@ -42,6 +43,7 @@ pub fn all() -> Vec<&'static Shader> {
         &DATA,
         &LOSS,
         &OPTIM,
+        &CONV,
     ]
 }
 

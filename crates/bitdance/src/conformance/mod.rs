@@ -3,6 +3,7 @@
 //! checks back `bitdance doctor`, the native test suite and the browser tests.
 
 mod attention;
+mod conv;
 mod data;
 mod elementwise;
 mod loss;
@@ -159,6 +160,10 @@ pub fn families() -> Vec<Family> {
         Family {
             name: "optim",
             run: |c| Box::pin(optim::run(c)),
+        },
+        Family {
+            name: "conv",
+            run: |c| Box::pin(conv::run(c)),
         },
     ]
 }

@@ -2,6 +2,7 @@
 //! CPU f64 references live in `crate::reference`, conformance checks in `crate::conformance`.
 
 pub mod attention;
+pub mod conv;
 pub mod data;
 mod elementwise;
 pub mod loss;
@@ -11,6 +12,7 @@ pub mod optim;
 pub mod rope;
 
 pub use attention::*;
+pub use conv::*;
 pub use data::*;
 pub use elementwise::*;
 pub use loss::*;

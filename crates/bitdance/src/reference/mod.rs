@@ -1,6 +1,7 @@
 //! CPU references in f64 for every kernel family, and finite-difference gradients.
 
 mod attention;
+mod conv;
 mod data;
 mod elementwise;
 mod loss;
@@ -10,6 +11,7 @@ mod optim;
 mod rope;
 
 pub use attention::*;
+pub use conv::*;
 pub use data::*;
 pub use elementwise::*;
 pub use loss::*;

@@ -1,0 +1,246 @@
+//! Convolution-family ops of the binary autoencoder (forward): NCHW 2D convolution with zero
+//! padding, GroupNorm and DCR depth-to-space.
+
+use super::grid_1d;
+use crate::gpu::{Access, Kernel};
+use crate::shaders::CONV;
+use crate::{DType, Error, Result, Tensor};
+
+/// Define sets of `shaders/conv.wgsl` the runtime uses (validated by naga): output channels per
+/// conv invocation (TC) and GroupNorm threads per (batch, group) (GN_WG).
+pub const CONV_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, GPU_DEFINES];
+
+/// CPU adapters (llvmpipe): wide register blocks, few threads per barrier.
+const CPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("GN_WG", 16)];
+/// GPUs: smaller blocks, more invocations.
+const GPU_DEFINES: &[(&str, u32)] = &[("TC", 4), ("GN_WG", 256)];
+
+const RW: Access = Access::ReadWrite;
+const R: Access = Access::Read;
+
+const CONV2D: Kernel = Kernel {
+    shader: &CONV,
+    entry: "conv2d",
+    bindings: &[RW, R, R, R],
+};
+const GROUP_NORM: Kernel = Kernel {
+    shader: &CONV,
+    entry: "group_norm",
+    bindings: &[RW, R, R, R],
+};
+const DEPTH_TO_SPACE: Kernel = Kernel {
+    shader: &CONV,
+    entry: "depth_to_space",
+    bindings: &[RW, R],
+};
+
+/// Threads per conv workgroup (`CONV_WG` in the shader).
+const CONV_WG: usize = 64;
+
+fn defines(gpu: &crate::Gpu) -> &'static [(&'static str, u32)] {
+    if gpu.is_cpu() {
+        CPU_DEFINES
+    } else {
+        GPU_DEFINES
+    }
+}
+
+/// The TC define of this adapter.
+fn tile_c(gpu: &crate::Gpu) -> usize {
+    defines(gpu)
+        .iter()
+        .find(|(k, _)| *k == "TC")
+        .map_or(4, |(_, v)| *v as usize)
+}
+
+fn shape_err(op: &'static str, detail: String) -> Error {
+    Error::Shape { op, detail }
+}
+
+/// `[B, C, H, W]` of a rank-4 f32 tensor with no zero dim.
+fn nchw(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]> {
+    t.expect_dtype(op, what, DType::F32)?;
+    match *t.shape() {
+        [b, c, h, w] if b * c * h * w > 0 => Ok([b, c, h, w]),
+        _ => Err(shape_err(
+            op,
+            format!(
+                "{what} {:?} must be [B, C, H, W] with no zero dim",
+                t.shape()
+            ),
+        )),
+    }
+}
+
+/// Zero padding of a convolution: rows added on top and bottom, columns on the left and right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Padding {
+    /// Rows of zeros above.
+    pub top: usize,
+    /// Rows of zeros below.
+    pub bottom: usize,
+    /// Columns of zeros on the left.
+    pub left: usize,
+    /// Columns of zeros on the right.
+    pub right: usize,
+}
+
+impl Padding {
+    /// The same padding `p` on all four sides (PyTorch `padding=p`).
+    pub fn same(p: usize) -> Self {
+        Self {
+            top: p,
+            bottom: p,
+            left: p,
+            right: p,
+        }
+    }
+}
+
+/// 2D convolution, PyTorch `nn.Conv2d` semantics (NCHW, zero padding, no dilation or groups):
+/// x [B, Cin, H, W], weight [Cout, Cin, kh, kw], bias [Cout] or none, symmetric `padding`.
+/// Returns y [B, Cout, Ho, Wo] with Ho = (H + 2p - kh) / stride + 1 (likewise Wo).
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    conv2d_padded(x, weight, bias, stride, Padding::same(padding))
+}
+
+/// `conv2d` with explicit (possibly asymmetric) zero padding:
+/// Ho = (H + top + bottom - kh) / stride + 1, Wo = (W + left + right - kw) / stride + 1.
+pub fn conv2d_padded(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: Padding,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    let [b, cin, h, w] = nchw(OP, "x", x)?;
+    let [cout, wcin, kh, kw] = nchw(OP, "weight", weight)?;
+    if wcin != cin {
+        return Err(shape_err(
+            OP,
+            format!(
+                "weight {:?} needs {cin} input channels to match x {:?}",
+                weight.shape(),
+                x.shape()
+            ),
+        ));
+    }
+    if stride == 0 {
+        return Err(shape_err(OP, "stride must be at least 1".into()));
+    }
+    let (hp, wp) = (h + pad.top + pad.bottom, w + pad.left + pad.right);
+    if hp < kh || wp < kw {
+        return Err(shape_err(
+            OP,
+            format!(
+                "kernel {kh}x{kw} larger than the padded input {hp}x{wp} (x {:?}, {pad:?})",
+                x.shape()
+            ),
+        ));
+    }
+    let (ho, wo) = ((hp - kh) / stride + 1, (wp - kw) / stride + 1);
+    let gpu = x.gpu();
+    let bias = match bias {
+        Some(bt) => {
+            bt.expect_dtype(OP, "bias", DType::F32)?;
+            if bt.numel() != cout {
+                return Err(shape_err(
+                    OP,
+                    format!("bias {:?} must have {cout} elements", bt.shape()),
+                ));
+            }
+            bt.clone()
+        }
+        None => Tensor::zeros(gpu, &[cout])?,
+    };
+    let y = Tensor::empty(gpu, &[b, cout, ho, wo], DType::F32)?;
+    let tc = tile_c(gpu);
+    let (tiles_c, tiles_p) = (cout.div_ceil(tc), (ho * wo).div_ceil(4));
+    let threads = b * tiles_c * tiles_p;
+    let p = [
+        b, cin, h, w, cout, ho, wo, kh, kw, stride, pad.top, pad.left, tiles_c, tiles_p, 0, threads,
+    ]
+    .map(|v| v as u32);
+    let grid = gpu.grid(OP, threads.div_ceil(CONV_WG) as u32)?;
+    gpu.dispatch(&CONV2D, defines(gpu), &[&y, x, weight, &bias], &p, grid)?;
+    Ok(y)
+}
+
+/// GroupNorm, PyTorch `nn.GroupNorm` semantics (biased variance): x [B, C, H, W] with C divisible
+/// by `groups`, weight and bias [C] (ones / zeros when `None`). Returns y [B, C, H, W].
+pub fn group_norm(
+    x: &Tensor,
+    groups: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+) -> Result<Tensor> {
+    const OP: &str = "group_norm";
+    let [b, c, h, w] = nchw(OP, "x", x)?;
+    if groups == 0 || c % groups != 0 {
+        return Err(shape_err(
+            OP,
+            format!(
+                "{groups} groups do not divide the channels of x {:?}",
+                x.shape()
+            ),
+        ));
+    }
+    let gpu = x.gpu();
+    let param = |t: Option<&Tensor>, what: &'static str, fill: f32| -> Result<Tensor> {
+        match t {
+            Some(t) => {
+                t.expect_dtype(OP, what, DType::F32)?;
+                if t.numel() != c {
+                    return Err(shape_err(
+                        OP,
+                        format!("{what} {:?} must have {c} elements", t.shape()),
+                    ));
+                }
+                Ok(t.clone())
+            }
+            None => Tensor::full(gpu, &[c], fill),
+        }
+    };
+    let wt = param(weight, "weight", 1.0)?;
+    let bt = param(bias, "bias", 0.0)?;
+    let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let rows = b * groups;
+    let mut p = [b, c, h, w, groups, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, rows].map(|v| v as u32);
+    p[14] = eps.to_bits();
+    let grid = gpu.grid(OP, rows as u32)?;
+    gpu.dispatch(&GROUP_NORM, defines(gpu), &[&y, x, &wt, &bt], &p, grid)?;
+    Ok(y)
+}
+
+/// Depth-to-space, DCR order: x [B, s²C, H, W] -> y [B, C, sH, sW] for block s, with
+/// `y[b, c, s*i + b1, s*j + b2] = x[b, (s * b1 + b2) * C + c, i, j]` (channel splits as (b1, b2, c)).
+pub fn depth_to_space(x: &Tensor, block: usize) -> Result<Tensor> {
+    const OP: &str = "depth_to_space";
+    let [b, cs, h, w] = nchw(OP, "x", x)?;
+    let s2 = block * block;
+    if block == 0 || cs % s2 != 0 {
+        return Err(shape_err(
+            OP,
+            format!(
+                "x {:?} needs channels divisible by block² (block {block})",
+                x.shape()
+            ),
+        ));
+    }
+    let c = cs / s2;
+    let y = Tensor::empty(x.gpu(), &[b, c, block * h, block * w], DType::F32)?;
+    let n = y.numel();
+    let p = [b, c, h, w, 0, 0, 0, 0, 0, block, 0, 0, 0, 0, 0, n].map(|v| v as u32);
+    let grid = grid_1d(x, OP, n)?;
+    x.gpu()
+        .dispatch(&DEPTH_TO_SPACE, defines(x.gpu()), &[&y, x], &p, grid)?;
+    Ok(y)
+}
