@@ -1,8 +1,7 @@
 // 2D convolution (NCHW, zero padding), GroupNorm and depth-to-space of the binary autoencoder.
 //
 // Binding convention: output first (o1: read_write), then inputs (iN: read).
-// conv2d is an implicit GEMM without barriers: each invocation computes TC output channels x 4
-// consecutive output pixels (a vec4 per channel), reducing over (ky, kx, ci) in registers.
+// conv2d is an implicit GEMM without barriers over operands packed first (conv_pack_x, conv_pack_w).
 // group_norm runs one workgroup of GN_WG threads per (batch, group).
 // Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
 
@@ -23,80 +22,70 @@ struct Params {
     tiles_p: u32, // pixel tiles of 4 (conv)
     eps: f32,
     total: u32,   // threads needed (element kernels)
+    hp: u32,      // padded input height (conv)
+    wp: u32,      // padded input width (conv)
+    cq: u32,      // input channels / 4, rounded up (conv)
+    spare: u32,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> o1: array<f32>;
 @group(0) @binding(2) var<storage, read> i2: array<f32>;
 @group(0) @binding(3) var<storage, read> i3: array<f32>;
+@group(0) @binding(2) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> w4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> i4: array<f32>;
-
-const CONV_WG: u32 = 64u;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>, wg: u32) -> u32 {
     return gid.x + gid.y * nwg.x * wg;
 }
 
-// o1 = y [n, cout, ho, wo]; i2 = x [n, cin, h, w], i3 = weight [cout, cin, kh, kw], i4 = bias [cout]
+// o1 = y [n, cout, ho, wo]; x4 = padded input [n, hp, wp, cq] vec4s (conv_pack_x),
+// w4 = packed weight [kh * kw * cq, tiles_c * TC] vec4s (conv_pack_w), i4 = bias [cout].
+// Each invocation computes TC output channels x PX consecutive output pixels (PX / 4 vec4s per
+// channel); per (tap, 4 input channels) it loads PX + TC vec4s for 4 * PX * TC multiply-adds.
+// Grid: x = pixel tiles (CONV_WG per workgroup), y = (batch, channel tile), so the weight
+// loads are at workgroup-uniform addresses. Pixels past the end are clamped and not written.
 @compute @workgroup_size(CONV_WG)
-fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let t = linear_id(gid, nwg, CONV_WG);
-    let tp = params.tiles_p;
+fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let tc = params.tiles_c;
-    if t >= params.n * tc * tp { return; }
-    // Pixel tiles vary fastest: neighbouring invocations share the same weights.
-    let pt = t % tp;
-    let ct = (t / tp) % tc;
-    let b = t / (tp * tc);
+    let ct = wid.y % tc;
+    let b = wid.y / tc;
     let npix = params.ho * params.wo;
-    let p0 = pt * 4u;
+    let p0 = gid.x * PX;
     let c0 = ct * TC;
-    let s = i32(params.stride);
-    let h = i32(params.h);
-    let w = i32(params.w);
+    let cq = params.cq;
 
-    // Top-left input corner of each of the 4 pixels (invalid pixels are masked out).
-    var iy0: array<i32, 4>;
-    var ix0: array<i32, 4>;
-    var pv = vec4<bool>(false);
-    for (var q = 0u; q < 4u; q++) {
+    var base: array<u32, PX>;
+    for (var q = 0u; q < PX; q++) {
         let p = min(p0 + q, npix - 1u);
-        iy0[q] = i32(p / params.wo) * s - i32(params.pad_t);
-        ix0[q] = i32(p % params.wo) * s - i32(params.pad_l);
-        pv[q] = p0 + q < npix;
+        let iy = (p / params.wo) * params.stride;
+        let ix = (p % params.wo) * params.stride;
+        base[q] = ((b * params.hp + iy) * params.wp + ix) * cq;
     }
 
-    var acc: array<vec4<f32>, TC>;
-    for (var j = 0u; j < TC; j++) { acc[j] = vec4<f32>(0.0); }
+    var acc: array<vec4<f32>, TC * PX / 4u>;
+    for (var j = 0u; j < TC * PX / 4u; j++) { acc[j] = vec4<f32>(0.0); }
 
-    let hw = params.h * params.w;
-    let kk = params.kh * params.kw;
-    let wstride = params.cin * kk;
-    // Weight rows of channels past cout read the last channel; their results are never written.
-    var wrow: array<u32, TC>;
-    for (var j = 0u; j < TC; j++) { wrow[j] = min(c0 + j, params.cout - 1u) * wstride; }
-    let xb = b * params.cin * hw;
-
+    let cout_p = tc * TC;
+    var xs: array<vec4<f32>, PX>;
     for (var ky = 0u; ky < params.kh; ky++) {
         for (var kx = 0u; kx < params.kw; kx++) {
-            var off = vec4<u32>(0u);
-            var m = vec4<f32>(0.0);
-            for (var q = 0u; q < 4u; q++) {
-                let iy = iy0[q] + i32(ky);
-                let ix = ix0[q] + i32(kx);
-                let ok = pv[q] && iy >= 0 && iy < h && ix >= 0 && ix < w;
-                off[q] = select(0u, u32(iy) * params.w + u32(ix), ok);
-                m[q] = select(0.0, 1.0, ok);
-            }
-            var xi = xb;
-            var wi = ky * params.kw + kx;
-            for (var ci = 0u; ci < params.cin; ci++) {
-                let v = vec4<f32>(i2[xi + off.x], i2[xi + off.y], i2[xi + off.z], i2[xi + off.w]) * m;
+            let tap = ky * params.kw + kx;
+            var xo = (ky * params.wp + kx) * cq;
+            var wi = tap * cq * cout_p + c0;
+            for (var c = 0u; c < cq; c++) {
+                for (var q = 0u; q < PX; q++) { xs[q] = x4[base[q] + xo]; }
                 for (var j = 0u; j < TC; j++) {
-                    acc[j] = fma(vec4<f32>(i3[wrow[j] + wi]), v, acc[j]);
+                    let wv = w4[wi + j];
+                    for (var g = 0u; g < PX / 4u; g++) {
+                        acc[j * (PX / 4u) + g] += vec4<f32>(
+                            dot(xs[4u * g], wv), dot(xs[4u * g + 1u], wv),
+                            dot(xs[4u * g + 2u], wv), dot(xs[4u * g + 3u], wv));
+                    }
                 }
-                xi += hw;
-                wi += kk;
+                xo += 1u;
+                wi += cout_p;
             }
         }
     }
@@ -106,10 +95,48 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         if co >= params.cout { break; }
         let bias = i4[co];
         let ob = (b * params.cout + co) * npix;
-        for (var q = 0u; q < 4u; q++) {
-            if p0 + q < npix { o1[ob + p0 + q] = acc[j][q] + bias; }
+        for (var q = 0u; q < PX; q++) {
+            if p0 + q < npix { o1[ob + p0 + q] = acc[j * (PX / 4u) + q / 4u][q % 4u] + bias; }
         }
     }
+}
+
+// o1 = padded input [n, hp, wp, 4 * cq] (NHWC, zero border of pad_t rows and pad_l columns,
+// zero channels past cin); i2 = x [n, cin, h, w]. One thread per output element.
+@compute @workgroup_size(256)
+fn conv_pack_x(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg, 256u);
+    if i >= params.total { return; }
+    let cp = params.cq * 4u;
+    let c = i % cp;
+    let px = (i / cp) % params.wp;
+    let py = (i / (cp * params.wp)) % params.hp;
+    let b = i / (cp * params.wp * params.hp);
+    let iy = i32(py) - i32(params.pad_t);
+    let ix = i32(px) - i32(params.pad_l);
+    let ok = c < params.cin && iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w);
+    let src = ((b * params.cin + min(c, params.cin - 1u)) * params.h + u32(max(iy, 0))) * params.w
+        + u32(max(ix, 0));
+    o1[i] = select(0.0, i2[min(src, arrayLength(&i2) - 1u)], ok);
+}
+
+// o1 = packed weight [kh * kw * cq, cout_p, 4]: vec4 (tap * cq + c) * cout_p + co holds the weights
+// of input channels 4c..4c+3 at that tap for output channel co, zero past cin and cout;
+// i2 = weight [cout, cin, kh, kw]. cout_p = tiles_c * TC.
+@compute @workgroup_size(256)
+fn conv_pack_w(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg, 256u);
+    if i >= params.total { return; }
+    let cp = params.tiles_c * TC;
+    let e = i % 4u;
+    let co = (i / 4u) % cp;
+    let r = i / (4u * cp);
+    let c = r % params.cq;
+    let tap = r / params.cq;
+    let ci = 4u * c + e;
+    let kk = params.kh * params.kw;
+    let src = (min(co, params.cout - 1u) * params.cin + min(ci, params.cin - 1u)) * kk + tap;
+    o1[i] = select(0.0, i2[src], co < params.cout && ci < params.cin);
 }
 
 var<workgroup> red: array<f32, GN_WG>;

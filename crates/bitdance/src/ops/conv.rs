@@ -7,13 +7,14 @@ use crate::shaders::CONV;
 use crate::{DType, Error, Result, Tensor};
 
 /// Define sets of `shaders/conv.wgsl` the runtime uses (validated by naga): output channels per
-/// conv invocation (TC) and GroupNorm threads per (batch, group) (GN_WG).
+/// conv invocation (TC), output pixels per conv invocation (PX, a multiple of 4), conv threads
+/// per workgroup (CONV_WG) and GroupNorm threads per (batch, group) (GN_WG).
 pub const CONV_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, GPU_DEFINES];
 
 /// CPU adapters (llvmpipe): wide register blocks, few threads per barrier.
-const CPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("GN_WG", 16)];
+const CPU_DEFINES: &[(&str, u32)] = &[("TC", 16), ("PX", 8), ("CONV_WG", 16), ("GN_WG", 16)];
 /// GPUs: smaller blocks, more invocations.
-const GPU_DEFINES: &[(&str, u32)] = &[("TC", 4), ("GN_WG", 256)];
+const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64), ("GN_WG", 256)];
 
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
@@ -22,6 +23,16 @@ const CONV2D: Kernel = Kernel {
     shader: &CONV,
     entry: "conv2d",
     bindings: &[RW, R, R, R],
+};
+const CONV_PACK_X: Kernel = Kernel {
+    shader: &CONV,
+    entry: "conv_pack_x",
+    bindings: &[RW, R],
+};
+const CONV_PACK_W: Kernel = Kernel {
+    shader: &CONV,
+    entry: "conv_pack_w",
+    bindings: &[RW, R],
 };
 const GROUP_NORM: Kernel = Kernel {
     shader: &CONV,
@@ -34,9 +45,6 @@ const DEPTH_TO_SPACE: Kernel = Kernel {
     bindings: &[RW, R],
 };
 
-/// Threads per conv workgroup (`CONV_WG` in the shader).
-const CONV_WG: usize = 64;
-
 fn defines(gpu: &crate::Gpu) -> &'static [(&'static str, u32)] {
     if gpu.is_cpu() {
         CPU_DEFINES
@@ -45,12 +53,66 @@ fn defines(gpu: &crate::Gpu) -> &'static [(&'static str, u32)] {
     }
 }
 
-/// The TC define of this adapter.
-fn tile_c(gpu: &crate::Gpu) -> usize {
+/// The value of define `name` on this adapter.
+fn define(gpu: &crate::Gpu, name: &str) -> usize {
     defines(gpu)
         .iter()
-        .find(|(k, _)| *k == "TC")
-        .map_or(4, |(_, v)| *v as usize)
+        .find(|(k, _)| *k == name)
+        .map_or(1, |(_, v)| *v as usize)
+}
+
+/// Uniform words of `conv.wgsl` (its `Params` struct, in order).
+#[derive(Default)]
+struct Params {
+    n: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    ho: usize,
+    wo: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad_t: usize,
+    pad_l: usize,
+    tiles_c: usize,
+    tiles_p: usize,
+    eps: f32,
+    total: usize,
+    hp: usize,
+    wp: usize,
+    cq: usize,
+}
+
+impl Params {
+    fn words(&self) -> [u32; 20] {
+        let mut p = [
+            self.n,
+            self.cin,
+            self.h,
+            self.w,
+            self.cout,
+            self.ho,
+            self.wo,
+            self.kh,
+            self.kw,
+            self.stride,
+            self.pad_t,
+            self.pad_l,
+            self.tiles_c,
+            self.tiles_p,
+            0,
+            self.total,
+            self.hp,
+            self.wp,
+            self.cq,
+            0,
+        ]
+        .map(|v| v as u32);
+        p[14] = self.eps.to_bits();
+        p
+    }
 }
 
 fn shape_err(op: &'static str, detail: String) -> Error {
@@ -161,15 +223,64 @@ pub fn conv2d_padded(
         None => Tensor::zeros(gpu, &[cout])?,
     };
     let y = Tensor::empty(gpu, &[b, cout, ho, wo], DType::F32)?;
-    let tc = tile_c(gpu);
-    let (tiles_c, tiles_p) = (cout.div_ceil(tc), (ho * wo).div_ceil(4));
-    let threads = b * tiles_c * tiles_p;
-    let p = [
-        b, cin, h, w, cout, ho, wo, kh, kw, stride, pad.top, pad.left, tiles_c, tiles_p, 0, threads,
-    ]
-    .map(|v| v as u32);
-    let grid = gpu.grid(OP, threads.div_ceil(CONV_WG) as u32)?;
-    gpu.dispatch(&CONV2D, defines(gpu), &[&y, x, weight, &bias], &p, grid)?;
+    let (tc, px) = (define(gpu, "TC"), define(gpu, "PX"));
+    let tiles_c = cout.div_ceil(tc);
+    let cq = cin.div_ceil(4);
+    let mut p = Params {
+        n: b,
+        cin,
+        h,
+        w,
+        cout,
+        ho,
+        wo,
+        kh,
+        kw,
+        stride,
+        pad_t: pad.top,
+        pad_l: pad.left,
+        tiles_c,
+        tiles_p: (ho * wo).div_ceil(px),
+        hp,
+        wp,
+        cq,
+        ..Default::default()
+    };
+    let xp = Tensor::empty(gpu, &[b, hp, wp, 4 * cq], DType::F32)?;
+    p.total = xp.numel();
+    gpu.dispatch(
+        &CONV_PACK_X,
+        defines(gpu),
+        &[&xp, x],
+        &p.words(),
+        grid_1d(x, OP, p.total)?,
+    )?;
+    let wpk = Tensor::empty(gpu, &[kh * kw * cq, tiles_c * tc, 4], DType::F32)?;
+    p.total = wpk.numel();
+    gpu.dispatch(
+        &CONV_PACK_W,
+        defines(gpu),
+        &[&wpk, weight],
+        &p.words(),
+        grid_1d(x, OP, p.total)?,
+    )?;
+    let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
+    let (gx, gy) = (p.tiles_p.div_ceil(define(gpu, "CONV_WG")), b * tiles_c);
+    if gx > max || gy > max {
+        return Err(Error::Limit {
+            what: OP.to_string(),
+            requested: gx.max(gy) as u64,
+            limit_name: "max_compute_workgroups_per_dimension",
+            limit: max as u64,
+        });
+    }
+    gpu.dispatch(
+        &CONV2D,
+        defines(gpu),
+        &[&y, &xp, &wpk, &bias],
+        &p.words(),
+        [gx as u32, gy as u32, 1],
+    )?;
     Ok(y)
 }
 
@@ -213,8 +324,17 @@ pub fn group_norm(
     let bt = param(bias, "bias", 0.0)?;
     let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
     let rows = b * groups;
-    let mut p = [b, c, h, w, groups, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, rows].map(|v| v as u32);
-    p[14] = eps.to_bits();
+    let p = Params {
+        n: b,
+        cin: c,
+        h,
+        w,
+        cout: groups,
+        eps,
+        total: rows,
+        ..Default::default()
+    }
+    .words();
     let grid = gpu.grid(OP, rows as u32)?;
     gpu.dispatch(&GROUP_NORM, defines(gpu), &[&y, x, &wt, &bt], &p, grid)?;
     Ok(y)
@@ -238,7 +358,16 @@ pub fn depth_to_space(x: &Tensor, block: usize) -> Result<Tensor> {
     let c = cs / s2;
     let y = Tensor::empty(x.gpu(), &[b, c, block * h, block * w], DType::F32)?;
     let n = y.numel();
-    let p = [b, c, h, w, 0, 0, 0, 0, 0, block, 0, 0, 0, 0, 0, n].map(|v| v as u32);
+    let p = Params {
+        n: b,
+        cin: c,
+        h,
+        w,
+        stride: block,
+        total: n,
+        ..Default::default()
+    }
+    .words();
     let grid = grid_1d(x, OP, n)?;
     x.gpu()
         .dispatch(&DEPTH_TO_SPACE, defines(x.gpu()), &[&y, x], &p, grid)?;
