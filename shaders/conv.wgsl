@@ -101,6 +101,146 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
     }
 }
 
+// conv2d_rb (CPU adapters): conv2d written out for TC = 16, PX = 8 with named accumulators and
+// operands (llvmpipe keeps dynamically indexed arrays in memory). The CPU define set must match.
+@compute @workgroup_size(CONV_WG)
+fn conv2d_rb(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let tc = params.tiles_c;
+    let ct = wid.y % tc;
+    let b = wid.y / tc;
+    let npix = params.ho * params.wo;
+    let p0 = gid.x * 8u;
+    let c0 = ct * 16u;
+    let cq = params.cq;
+    let pp0 = min(p0 + 0u, npix - 1u);
+    let base0 = ((b * params.hp + (pp0 / params.wo) * params.stride) * params.wp + (pp0 % params.wo) * params.stride) * cq;
+    let pp1 = min(p0 + 1u, npix - 1u);
+    let base1 = ((b * params.hp + (pp1 / params.wo) * params.stride) * params.wp + (pp1 % params.wo) * params.stride) * cq;
+    let pp2 = min(p0 + 2u, npix - 1u);
+    let base2 = ((b * params.hp + (pp2 / params.wo) * params.stride) * params.wp + (pp2 % params.wo) * params.stride) * cq;
+    let pp3 = min(p0 + 3u, npix - 1u);
+    let base3 = ((b * params.hp + (pp3 / params.wo) * params.stride) * params.wp + (pp3 % params.wo) * params.stride) * cq;
+    let pp4 = min(p0 + 4u, npix - 1u);
+    let base4 = ((b * params.hp + (pp4 / params.wo) * params.stride) * params.wp + (pp4 % params.wo) * params.stride) * cq;
+    let pp5 = min(p0 + 5u, npix - 1u);
+    let base5 = ((b * params.hp + (pp5 / params.wo) * params.stride) * params.wp + (pp5 % params.wo) * params.stride) * cq;
+    let pp6 = min(p0 + 6u, npix - 1u);
+    let base6 = ((b * params.hp + (pp6 / params.wo) * params.stride) * params.wp + (pp6 % params.wo) * params.stride) * cq;
+    let pp7 = min(p0 + 7u, npix - 1u);
+    let base7 = ((b * params.hp + (pp7 / params.wo) * params.stride) * params.wp + (pp7 % params.wo) * params.stride) * cq;
+    var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0);
+    var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0);
+    var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0);
+    var a3_0 = vec4<f32>(0.0); var a3_1 = vec4<f32>(0.0);
+    var a4_0 = vec4<f32>(0.0); var a4_1 = vec4<f32>(0.0);
+    var a5_0 = vec4<f32>(0.0); var a5_1 = vec4<f32>(0.0);
+    var a6_0 = vec4<f32>(0.0); var a6_1 = vec4<f32>(0.0);
+    var a7_0 = vec4<f32>(0.0); var a7_1 = vec4<f32>(0.0);
+    var a8_0 = vec4<f32>(0.0); var a8_1 = vec4<f32>(0.0);
+    var a9_0 = vec4<f32>(0.0); var a9_1 = vec4<f32>(0.0);
+    var a10_0 = vec4<f32>(0.0); var a10_1 = vec4<f32>(0.0);
+    var a11_0 = vec4<f32>(0.0); var a11_1 = vec4<f32>(0.0);
+    var a12_0 = vec4<f32>(0.0); var a12_1 = vec4<f32>(0.0);
+    var a13_0 = vec4<f32>(0.0); var a13_1 = vec4<f32>(0.0);
+    var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0);
+    var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0);
+    let cout_p = tc * 16u;
+    for (var ky = 0u; ky < params.kh; ky++) {
+        for (var kx = 0u; kx < params.kw; kx++) {
+            var xo = (ky * params.wp + kx) * cq;
+            var wi = (ky * params.kw + kx) * cq * cout_p + c0;
+            for (var c = 0u; c < cq; c++) {
+                let v0 = x4[base0 + xo];
+                let v1 = x4[base1 + xo];
+                let v2 = x4[base2 + xo];
+                let v3 = x4[base3 + xo];
+                let v4 = x4[base4 + xo];
+                let v5 = x4[base5 + xo];
+                let v6 = x4[base6 + xo];
+                let v7 = x4[base7 + xo];
+                let k0 = w4[wi + 0u];
+                let k1 = w4[wi + 1u];
+                let k2 = w4[wi + 2u];
+                let k3 = w4[wi + 3u];
+                let k4 = w4[wi + 4u];
+                let k5 = w4[wi + 5u];
+                let k6 = w4[wi + 6u];
+                let k7 = w4[wi + 7u];
+                let k8 = w4[wi + 8u];
+                let k9 = w4[wi + 9u];
+                let k10 = w4[wi + 10u];
+                let k11 = w4[wi + 11u];
+                let k12 = w4[wi + 12u];
+                let k13 = w4[wi + 13u];
+                let k14 = w4[wi + 14u];
+                let k15 = w4[wi + 15u];
+                a0_0 += vec4<f32>(dot(v0, k0), dot(v1, k0), dot(v2, k0), dot(v3, k0));
+                a0_1 += vec4<f32>(dot(v4, k0), dot(v5, k0), dot(v6, k0), dot(v7, k0));
+                a1_0 += vec4<f32>(dot(v0, k1), dot(v1, k1), dot(v2, k1), dot(v3, k1));
+                a1_1 += vec4<f32>(dot(v4, k1), dot(v5, k1), dot(v6, k1), dot(v7, k1));
+                a2_0 += vec4<f32>(dot(v0, k2), dot(v1, k2), dot(v2, k2), dot(v3, k2));
+                a2_1 += vec4<f32>(dot(v4, k2), dot(v5, k2), dot(v6, k2), dot(v7, k2));
+                a3_0 += vec4<f32>(dot(v0, k3), dot(v1, k3), dot(v2, k3), dot(v3, k3));
+                a3_1 += vec4<f32>(dot(v4, k3), dot(v5, k3), dot(v6, k3), dot(v7, k3));
+                a4_0 += vec4<f32>(dot(v0, k4), dot(v1, k4), dot(v2, k4), dot(v3, k4));
+                a4_1 += vec4<f32>(dot(v4, k4), dot(v5, k4), dot(v6, k4), dot(v7, k4));
+                a5_0 += vec4<f32>(dot(v0, k5), dot(v1, k5), dot(v2, k5), dot(v3, k5));
+                a5_1 += vec4<f32>(dot(v4, k5), dot(v5, k5), dot(v6, k5), dot(v7, k5));
+                a6_0 += vec4<f32>(dot(v0, k6), dot(v1, k6), dot(v2, k6), dot(v3, k6));
+                a6_1 += vec4<f32>(dot(v4, k6), dot(v5, k6), dot(v6, k6), dot(v7, k6));
+                a7_0 += vec4<f32>(dot(v0, k7), dot(v1, k7), dot(v2, k7), dot(v3, k7));
+                a7_1 += vec4<f32>(dot(v4, k7), dot(v5, k7), dot(v6, k7), dot(v7, k7));
+                a8_0 += vec4<f32>(dot(v0, k8), dot(v1, k8), dot(v2, k8), dot(v3, k8));
+                a8_1 += vec4<f32>(dot(v4, k8), dot(v5, k8), dot(v6, k8), dot(v7, k8));
+                a9_0 += vec4<f32>(dot(v0, k9), dot(v1, k9), dot(v2, k9), dot(v3, k9));
+                a9_1 += vec4<f32>(dot(v4, k9), dot(v5, k9), dot(v6, k9), dot(v7, k9));
+                a10_0 += vec4<f32>(dot(v0, k10), dot(v1, k10), dot(v2, k10), dot(v3, k10));
+                a10_1 += vec4<f32>(dot(v4, k10), dot(v5, k10), dot(v6, k10), dot(v7, k10));
+                a11_0 += vec4<f32>(dot(v0, k11), dot(v1, k11), dot(v2, k11), dot(v3, k11));
+                a11_1 += vec4<f32>(dot(v4, k11), dot(v5, k11), dot(v6, k11), dot(v7, k11));
+                a12_0 += vec4<f32>(dot(v0, k12), dot(v1, k12), dot(v2, k12), dot(v3, k12));
+                a12_1 += vec4<f32>(dot(v4, k12), dot(v5, k12), dot(v6, k12), dot(v7, k12));
+                a13_0 += vec4<f32>(dot(v0, k13), dot(v1, k13), dot(v2, k13), dot(v3, k13));
+                a13_1 += vec4<f32>(dot(v4, k13), dot(v5, k13), dot(v6, k13), dot(v7, k13));
+                a14_0 += vec4<f32>(dot(v0, k14), dot(v1, k14), dot(v2, k14), dot(v3, k14));
+                a14_1 += vec4<f32>(dot(v4, k14), dot(v5, k14), dot(v6, k14), dot(v7, k14));
+                a15_0 += vec4<f32>(dot(v0, k15), dot(v1, k15), dot(v2, k15), dot(v3, k15));
+                a15_1 += vec4<f32>(dot(v4, k15), dot(v5, k15), dot(v6, k15), dot(v7, k15));
+                xo += 1u;
+                wi += cout_p;
+            }
+        }
+    }
+    put_rb(b, c0 + 0u, p0, a0_0, a0_1);
+    put_rb(b, c0 + 1u, p0, a1_0, a1_1);
+    put_rb(b, c0 + 2u, p0, a2_0, a2_1);
+    put_rb(b, c0 + 3u, p0, a3_0, a3_1);
+    put_rb(b, c0 + 4u, p0, a4_0, a4_1);
+    put_rb(b, c0 + 5u, p0, a5_0, a5_1);
+    put_rb(b, c0 + 6u, p0, a6_0, a6_1);
+    put_rb(b, c0 + 7u, p0, a7_0, a7_1);
+    put_rb(b, c0 + 8u, p0, a8_0, a8_1);
+    put_rb(b, c0 + 9u, p0, a9_0, a9_1);
+    put_rb(b, c0 + 10u, p0, a10_0, a10_1);
+    put_rb(b, c0 + 11u, p0, a11_0, a11_1);
+    put_rb(b, c0 + 12u, p0, a12_0, a12_1);
+    put_rb(b, c0 + 13u, p0, a13_0, a13_1);
+    put_rb(b, c0 + 14u, p0, a14_0, a14_1);
+    put_rb(b, c0 + 15u, p0, a15_0, a15_1);
+}
+
+// Writes the PX = 8 pixels of output channel co (skipped past cout and past the last pixel).
+fn put_rb(b: u32, co: u32, p0: u32, v0: vec4<f32>, v1: vec4<f32>) {
+    if co >= params.cout { return; }
+    let npix = params.ho * params.wo;
+    let bias = i4[co];
+    let ob = (b * params.cout + co) * npix + p0;
+    for (var q = 0u; q < 4u; q++) {
+        if p0 + q < npix { o1[ob + q] = v0[q] + bias; }
+        if p0 + 4u + q < npix { o1[ob + 4u + q] = v1[q] + bias; }
+    }
+}
+
 // o1 = padded input [n, hp, wp, 4 * cq] (NHWC, zero border of pad_t rows and pad_l columns,
 // zero channels past cin); i2 = x [n, cin, h, w]. One thread per output element.
 @compute @workgroup_size(256)

@@ -11,7 +11,8 @@ use crate::{DType, Error, Result, Tensor};
 /// per workgroup (CONV_WG) and GroupNorm threads per (batch, group) (GN_WG).
 pub const CONV_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, GPU_DEFINES];
 
-/// CPU adapters (llvmpipe): wide register blocks, few threads per barrier.
+/// CPU adapters (llvmpipe): wide register blocks, few threads per barrier; TC and PX must
+/// match the written-out `conv2d_rb`.
 const CPU_DEFINES: &[(&str, u32)] = &[("TC", 16), ("PX", 8), ("CONV_WG", 16), ("GN_WG", 16)];
 /// GPUs: smaller blocks, more invocations.
 const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64), ("GN_WG", 256)];
@@ -22,6 +23,11 @@ const R: Access = Access::Read;
 const CONV2D: Kernel = Kernel {
     shader: &CONV,
     entry: "conv2d",
+    bindings: &[RW, R, R, R],
+};
+const CONV2D_RB: Kernel = Kernel {
+    shader: &CONV,
+    entry: "conv2d_rb",
     bindings: &[RW, R, R, R],
 };
 const CONV_PACK_X: Kernel = Kernel {
@@ -274,8 +280,9 @@ pub fn conv2d_padded(
             limit: max as u64,
         });
     }
+    let kernel = if gpu.is_cpu() { &CONV2D_RB } else { &CONV2D };
     gpu.dispatch(
-        &CONV2D,
+        kernel,
         defines(gpu),
         &[&y, &xp, &wpk, &bias],
         &p.words(),
