@@ -2,6 +2,7 @@
 //! symmetric and asymmetric padding), GroupNorm (affine or not) and DCR depth-to-space.
 
 use super::{Checker, TOL, TOL_LONG};
+use crate::ops::conv::{conv2d_on, group_norm_on, Path};
 use crate::ops::{self, Padding};
 use crate::reference::{self as cpu, ConvDims};
 use crate::Result;
@@ -41,15 +42,18 @@ const GROUP_NORMS: &[[usize; 5]] = &[
 const DEPTH_TO_SPACE: &[[usize; 5]] = &[[2, 7, 5, 9, 2], [1, 3, 3, 5, 2], [1, 2, 2, 3, 3]];
 
 pub(super) async fn run(c: &mut Checker) {
-    for &case in CONVS {
-        if let Err(e) = check_conv(c, case).await {
-            c.fail("conv2d", format!("{case:?}"), e);
+    // The adapter's own kernels, then the portable (GPU) ones, whatever the adapter.
+    for path in [Path::Auto, Path::Portable] {
+        for &case in CONVS {
+            if let Err(e) = check_conv(c, case, path).await {
+                c.fail(name("conv2d", path), format!("{case:?}"), e);
+            }
         }
-    }
-    for &case in GROUP_NORMS {
-        for affine in [true, false] {
-            if let Err(e) = check_group_norm(c, case, affine).await {
-                c.fail("group_norm", format!("{case:?}"), e);
+        for &case in GROUP_NORMS {
+            for affine in [true, false] {
+                if let Err(e) = check_group_norm(c, case, affine, path).await {
+                    c.fail(name("group_norm", path), format!("{case:?}"), e);
+                }
             }
         }
     }
@@ -60,7 +64,16 @@ pub(super) async fn run(c: &mut Checker) {
     }
 }
 
-async fn check_conv(c: &mut Checker, case: ConvCase) -> Result<()> {
+/// Row name of `op` on `path`.
+fn name(op: &'static str, path: Path) -> &'static str {
+    match (op, path) {
+        ("conv2d", Path::Portable) => "conv2d portable",
+        ("group_norm", Path::Portable) => "group_norm portable",
+        _ => op,
+    }
+}
+
+async fn check_conv(c: &mut Checker, case: ConvCase, path: Path) -> Result<()> {
     let (b, cin, h, w, cout, k, stride, pad, has_bias) = case;
     let d = ConvDims {
         b,
@@ -87,13 +100,22 @@ async fn check_conv(c: &mut Checker, case: ConvCase) -> Result<()> {
         left: pad[2],
         right: pad[3],
     };
-    let y = ops::conv2d_padded(&x, &wt, has_bias.then_some(&bt), stride, padding);
+    let y = if path == Path::Auto {
+        ops::conv2d_padded(&x, &wt, has_bias.then_some(&bt), stride, padding)
+    } else {
+        conv2d_on(&x, &wt, has_bias.then_some(&bt), stride, padding, path)
+    };
     let tol = if cin * k * k > 64 { TOL_LONG } else { TOL };
-    c.compare("conv2d", s, y, &r, tol).await;
+    c.compare(name("conv2d", path), s, y, &r, tol).await;
     Ok(())
 }
 
-async fn check_group_norm(c: &mut Checker, case: [usize; 5], affine: bool) -> Result<()> {
+async fn check_group_norm(
+    c: &mut Checker,
+    case: [usize; 5],
+    affine: bool,
+    path: Path,
+) -> Result<()> {
     let [b, ch, h, w, groups] = case;
     let eps = 1e-6;
     let s = format!(
@@ -108,19 +130,18 @@ async fn check_group_norm(c: &mut Checker, case: [usize; 5], affine: bool) -> Re
         affine.then_some(bv.as_slice()),
     );
     let r = cpu::group_norm(&xv, ch, h * w, groups, wr, br, eps);
-    let y = ops::group_norm(
-        &x,
-        groups,
-        affine.then_some(&wt),
-        affine.then_some(&bt),
-        eps as f32,
-    );
+    let (wo, bo) = (affine.then_some(&wt), affine.then_some(&bt));
+    let y = if path == Path::Auto {
+        ops::group_norm(&x, groups, wo, bo, eps as f32)
+    } else {
+        group_norm_on(&x, groups, wo, bo, eps as f32, path)
+    };
     let tol = if ch / groups * h * w > 256 {
         TOL_LONG
     } else {
         TOL
     };
-    c.compare("group_norm", s, y, &r, tol).await;
+    c.compare(name("group_norm", path), s, y, &r, tol).await;
     Ok(())
 }
 

@@ -51,8 +51,22 @@ const DEPTH_TO_SPACE: Kernel = Kernel {
     bindings: &[RW, R],
 };
 
-fn defines(gpu: &crate::Gpu) -> &'static [(&'static str, u32)] {
-    if gpu.is_cpu() {
+/// Which kernels and define set to use: the adapter's own, or the GPU (portable) ones anywhere,
+/// so conformance also covers the GPU path on CPU adapters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    Auto,
+    Portable,
+}
+
+impl Path {
+    fn cpu(self, gpu: &crate::Gpu) -> bool {
+        self == Path::Auto && gpu.is_cpu()
+    }
+}
+
+fn defines(gpu: &crate::Gpu, path: Path) -> &'static [(&'static str, u32)] {
+    if path.cpu(gpu) {
         CPU_DEFINES
     } else {
         GPU_DEFINES
@@ -60,8 +74,8 @@ fn defines(gpu: &crate::Gpu) -> &'static [(&'static str, u32)] {
 }
 
 /// The value of define `name` on this adapter.
-fn define(gpu: &crate::Gpu, name: &str) -> usize {
-    defines(gpu)
+fn define(gpu: &crate::Gpu, path: Path, name: &str) -> usize {
+    defines(gpu, path)
         .iter()
         .find(|(k, _)| *k == name)
         .map_or(1, |(_, v)| *v as usize)
@@ -187,6 +201,18 @@ pub fn conv2d_padded(
     stride: usize,
     pad: Padding,
 ) -> Result<Tensor> {
+    conv2d_on(x, weight, bias, stride, pad, Path::Auto)
+}
+
+/// `conv2d_padded` on the kernels of `path`.
+pub(crate) fn conv2d_on(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: Padding,
+    path: Path,
+) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let [b, cin, h, w] = nchw(OP, "x", x)?;
     let [cout, wcin, kh, kw] = nchw(OP, "weight", weight)?;
@@ -229,7 +255,7 @@ pub fn conv2d_padded(
         None => Tensor::zeros(gpu, &[cout])?,
     };
     let y = Tensor::empty(gpu, &[b, cout, ho, wo], DType::F32)?;
-    let (tc, px) = (define(gpu, "TC"), define(gpu, "PX"));
+    let (tc, px) = (define(gpu, path, "TC"), define(gpu, path, "PX"));
     let tiles_c = cout.div_ceil(tc);
     let cq = cin.div_ceil(4);
     let mut p = Params {
@@ -256,7 +282,7 @@ pub fn conv2d_padded(
     p.total = xp.numel();
     gpu.dispatch(
         &CONV_PACK_X,
-        defines(gpu),
+        defines(gpu, path),
         &[&xp, x],
         &p.words(),
         grid_1d(x, OP, p.total)?,
@@ -265,13 +291,16 @@ pub fn conv2d_padded(
     p.total = wpk.numel();
     gpu.dispatch(
         &CONV_PACK_W,
-        defines(gpu),
+        defines(gpu, path),
         &[&wpk, weight],
         &p.words(),
         grid_1d(x, OP, p.total)?,
     )?;
     let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
-    let (gx, gy) = (p.tiles_p.div_ceil(define(gpu, "CONV_WG")), b * tiles_c);
+    let (gx, gy) = (
+        p.tiles_p.div_ceil(define(gpu, path, "CONV_WG")),
+        b * tiles_c,
+    );
     if gx > max || gy > max {
         return Err(Error::Limit {
             what: OP.to_string(),
@@ -280,10 +309,10 @@ pub fn conv2d_padded(
             limit: max as u64,
         });
     }
-    let kernel = if gpu.is_cpu() { &CONV2D_RB } else { &CONV2D };
+    let kernel = if path.cpu(gpu) { &CONV2D_RB } else { &CONV2D };
     gpu.dispatch(
         kernel,
-        defines(gpu),
+        defines(gpu, path),
         &[&y, &xp, &wpk, &bias],
         &p.words(),
         [gx as u32, gy as u32, 1],
@@ -299,6 +328,18 @@ pub fn group_norm(
     weight: Option<&Tensor>,
     bias: Option<&Tensor>,
     eps: f32,
+) -> Result<Tensor> {
+    group_norm_on(x, groups, weight, bias, eps, Path::Auto)
+}
+
+/// `group_norm` with the define set of `path`.
+pub(crate) fn group_norm_on(
+    x: &Tensor,
+    groups: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+    path: Path,
 ) -> Result<Tensor> {
     const OP: &str = "group_norm";
     let [b, c, h, w] = nchw(OP, "x", x)?;
@@ -343,7 +384,13 @@ pub fn group_norm(
     }
     .words();
     let grid = gpu.grid(OP, rows as u32)?;
-    gpu.dispatch(&GROUP_NORM, defines(gpu), &[&y, x, &wt, &bt], &p, grid)?;
+    gpu.dispatch(
+        &GROUP_NORM,
+        defines(gpu, path),
+        &[&y, x, &wt, &bt],
+        &p,
+        grid,
+    )?;
     Ok(y)
 }
 
@@ -376,7 +423,12 @@ pub fn depth_to_space(x: &Tensor, block: usize) -> Result<Tensor> {
     }
     .words();
     let grid = grid_1d(x, OP, n)?;
-    x.gpu()
-        .dispatch(&DEPTH_TO_SPACE, defines(x.gpu()), &[&y, x], &p, grid)?;
+    x.gpu().dispatch(
+        &DEPTH_TO_SPACE,
+        defines(x.gpu(), Path::Auto),
+        &[&y, x],
+        &p,
+        grid,
+    )?;
     Ok(y)
 }
