@@ -101,7 +101,7 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
     }
 }
 
-// conv2d_rb (CPU adapters): conv2d written out for TC = 16, PX = 8 with named accumulators and
+// conv2d_rb (CPU adapters): conv2d written out for TC = 16, PX = 16 with named accumulators and
 // operands (llvmpipe keeps dynamically indexed arrays in memory). The CPU define set must match.
 @compute @workgroup_size(CONV_WG)
 fn conv2d_rb(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
@@ -109,7 +109,7 @@ fn conv2d_rb(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
     let ct = wid.y % tc;
     let b = wid.y / tc;
     let npix = params.ho * params.wo;
-    let p0 = gid.x * 8u;
+    let p0 = gid.x * 16u;
     let c0 = ct * 16u;
     let cq = params.cq;
     let pp0 = min(p0 + 0u, npix - 1u);
@@ -128,22 +128,38 @@ fn conv2d_rb(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
     let base6 = ((b * params.hp + (pp6 / params.wo) * params.stride) * params.wp + (pp6 % params.wo) * params.stride) * cq;
     let pp7 = min(p0 + 7u, npix - 1u);
     let base7 = ((b * params.hp + (pp7 / params.wo) * params.stride) * params.wp + (pp7 % params.wo) * params.stride) * cq;
-    var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0);
-    var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0);
-    var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0);
-    var a3_0 = vec4<f32>(0.0); var a3_1 = vec4<f32>(0.0);
-    var a4_0 = vec4<f32>(0.0); var a4_1 = vec4<f32>(0.0);
-    var a5_0 = vec4<f32>(0.0); var a5_1 = vec4<f32>(0.0);
-    var a6_0 = vec4<f32>(0.0); var a6_1 = vec4<f32>(0.0);
-    var a7_0 = vec4<f32>(0.0); var a7_1 = vec4<f32>(0.0);
-    var a8_0 = vec4<f32>(0.0); var a8_1 = vec4<f32>(0.0);
-    var a9_0 = vec4<f32>(0.0); var a9_1 = vec4<f32>(0.0);
-    var a10_0 = vec4<f32>(0.0); var a10_1 = vec4<f32>(0.0);
-    var a11_0 = vec4<f32>(0.0); var a11_1 = vec4<f32>(0.0);
-    var a12_0 = vec4<f32>(0.0); var a12_1 = vec4<f32>(0.0);
-    var a13_0 = vec4<f32>(0.0); var a13_1 = vec4<f32>(0.0);
-    var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0);
-    var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0);
+    let pp8 = min(p0 + 8u, npix - 1u);
+    let base8 = ((b * params.hp + (pp8 / params.wo) * params.stride) * params.wp + (pp8 % params.wo) * params.stride) * cq;
+    let pp9 = min(p0 + 9u, npix - 1u);
+    let base9 = ((b * params.hp + (pp9 / params.wo) * params.stride) * params.wp + (pp9 % params.wo) * params.stride) * cq;
+    let pp10 = min(p0 + 10u, npix - 1u);
+    let base10 = ((b * params.hp + (pp10 / params.wo) * params.stride) * params.wp + (pp10 % params.wo) * params.stride) * cq;
+    let pp11 = min(p0 + 11u, npix - 1u);
+    let base11 = ((b * params.hp + (pp11 / params.wo) * params.stride) * params.wp + (pp11 % params.wo) * params.stride) * cq;
+    let pp12 = min(p0 + 12u, npix - 1u);
+    let base12 = ((b * params.hp + (pp12 / params.wo) * params.stride) * params.wp + (pp12 % params.wo) * params.stride) * cq;
+    let pp13 = min(p0 + 13u, npix - 1u);
+    let base13 = ((b * params.hp + (pp13 / params.wo) * params.stride) * params.wp + (pp13 % params.wo) * params.stride) * cq;
+    let pp14 = min(p0 + 14u, npix - 1u);
+    let base14 = ((b * params.hp + (pp14 / params.wo) * params.stride) * params.wp + (pp14 % params.wo) * params.stride) * cq;
+    let pp15 = min(p0 + 15u, npix - 1u);
+    let base15 = ((b * params.hp + (pp15 / params.wo) * params.stride) * params.wp + (pp15 % params.wo) * params.stride) * cq;
+    var a0_0 = vec4<f32>(0.0); var a0_1 = vec4<f32>(0.0); var a0_2 = vec4<f32>(0.0); var a0_3 = vec4<f32>(0.0);
+    var a1_0 = vec4<f32>(0.0); var a1_1 = vec4<f32>(0.0); var a1_2 = vec4<f32>(0.0); var a1_3 = vec4<f32>(0.0);
+    var a2_0 = vec4<f32>(0.0); var a2_1 = vec4<f32>(0.0); var a2_2 = vec4<f32>(0.0); var a2_3 = vec4<f32>(0.0);
+    var a3_0 = vec4<f32>(0.0); var a3_1 = vec4<f32>(0.0); var a3_2 = vec4<f32>(0.0); var a3_3 = vec4<f32>(0.0);
+    var a4_0 = vec4<f32>(0.0); var a4_1 = vec4<f32>(0.0); var a4_2 = vec4<f32>(0.0); var a4_3 = vec4<f32>(0.0);
+    var a5_0 = vec4<f32>(0.0); var a5_1 = vec4<f32>(0.0); var a5_2 = vec4<f32>(0.0); var a5_3 = vec4<f32>(0.0);
+    var a6_0 = vec4<f32>(0.0); var a6_1 = vec4<f32>(0.0); var a6_2 = vec4<f32>(0.0); var a6_3 = vec4<f32>(0.0);
+    var a7_0 = vec4<f32>(0.0); var a7_1 = vec4<f32>(0.0); var a7_2 = vec4<f32>(0.0); var a7_3 = vec4<f32>(0.0);
+    var a8_0 = vec4<f32>(0.0); var a8_1 = vec4<f32>(0.0); var a8_2 = vec4<f32>(0.0); var a8_3 = vec4<f32>(0.0);
+    var a9_0 = vec4<f32>(0.0); var a9_1 = vec4<f32>(0.0); var a9_2 = vec4<f32>(0.0); var a9_3 = vec4<f32>(0.0);
+    var a10_0 = vec4<f32>(0.0); var a10_1 = vec4<f32>(0.0); var a10_2 = vec4<f32>(0.0); var a10_3 = vec4<f32>(0.0);
+    var a11_0 = vec4<f32>(0.0); var a11_1 = vec4<f32>(0.0); var a11_2 = vec4<f32>(0.0); var a11_3 = vec4<f32>(0.0);
+    var a12_0 = vec4<f32>(0.0); var a12_1 = vec4<f32>(0.0); var a12_2 = vec4<f32>(0.0); var a12_3 = vec4<f32>(0.0);
+    var a13_0 = vec4<f32>(0.0); var a13_1 = vec4<f32>(0.0); var a13_2 = vec4<f32>(0.0); var a13_3 = vec4<f32>(0.0);
+    var a14_0 = vec4<f32>(0.0); var a14_1 = vec4<f32>(0.0); var a14_2 = vec4<f32>(0.0); var a14_3 = vec4<f32>(0.0);
+    var a15_0 = vec4<f32>(0.0); var a15_1 = vec4<f32>(0.0); var a15_2 = vec4<f32>(0.0); var a15_3 = vec4<f32>(0.0);
     let cout_p = tc * 16u;
     for (var ky = 0u; ky < params.kh; ky++) {
         for (var kx = 0u; kx < params.kw; kx++) {
@@ -158,6 +174,14 @@ fn conv2d_rb(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
                 let v5 = x4[base5 + xo];
                 let v6 = x4[base6 + xo];
                 let v7 = x4[base7 + xo];
+                let v8 = x4[base8 + xo];
+                let v9 = x4[base9 + xo];
+                let v10 = x4[base10 + xo];
+                let v11 = x4[base11 + xo];
+                let v12 = x4[base12 + xo];
+                let v13 = x4[base13 + xo];
+                let v14 = x4[base14 + xo];
+                let v15 = x4[base15 + xo];
                 let k0 = w4[wi + 0u];
                 let k1 = w4[wi + 1u];
                 let k2 = w4[wi + 2u];
@@ -176,68 +200,102 @@ fn conv2d_rb(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
                 let k15 = w4[wi + 15u];
                 a0_0 += vec4<f32>(dot(v0, k0), dot(v1, k0), dot(v2, k0), dot(v3, k0));
                 a0_1 += vec4<f32>(dot(v4, k0), dot(v5, k0), dot(v6, k0), dot(v7, k0));
+                a0_2 += vec4<f32>(dot(v8, k0), dot(v9, k0), dot(v10, k0), dot(v11, k0));
+                a0_3 += vec4<f32>(dot(v12, k0), dot(v13, k0), dot(v14, k0), dot(v15, k0));
                 a1_0 += vec4<f32>(dot(v0, k1), dot(v1, k1), dot(v2, k1), dot(v3, k1));
                 a1_1 += vec4<f32>(dot(v4, k1), dot(v5, k1), dot(v6, k1), dot(v7, k1));
+                a1_2 += vec4<f32>(dot(v8, k1), dot(v9, k1), dot(v10, k1), dot(v11, k1));
+                a1_3 += vec4<f32>(dot(v12, k1), dot(v13, k1), dot(v14, k1), dot(v15, k1));
                 a2_0 += vec4<f32>(dot(v0, k2), dot(v1, k2), dot(v2, k2), dot(v3, k2));
                 a2_1 += vec4<f32>(dot(v4, k2), dot(v5, k2), dot(v6, k2), dot(v7, k2));
+                a2_2 += vec4<f32>(dot(v8, k2), dot(v9, k2), dot(v10, k2), dot(v11, k2));
+                a2_3 += vec4<f32>(dot(v12, k2), dot(v13, k2), dot(v14, k2), dot(v15, k2));
                 a3_0 += vec4<f32>(dot(v0, k3), dot(v1, k3), dot(v2, k3), dot(v3, k3));
                 a3_1 += vec4<f32>(dot(v4, k3), dot(v5, k3), dot(v6, k3), dot(v7, k3));
+                a3_2 += vec4<f32>(dot(v8, k3), dot(v9, k3), dot(v10, k3), dot(v11, k3));
+                a3_3 += vec4<f32>(dot(v12, k3), dot(v13, k3), dot(v14, k3), dot(v15, k3));
                 a4_0 += vec4<f32>(dot(v0, k4), dot(v1, k4), dot(v2, k4), dot(v3, k4));
                 a4_1 += vec4<f32>(dot(v4, k4), dot(v5, k4), dot(v6, k4), dot(v7, k4));
+                a4_2 += vec4<f32>(dot(v8, k4), dot(v9, k4), dot(v10, k4), dot(v11, k4));
+                a4_3 += vec4<f32>(dot(v12, k4), dot(v13, k4), dot(v14, k4), dot(v15, k4));
                 a5_0 += vec4<f32>(dot(v0, k5), dot(v1, k5), dot(v2, k5), dot(v3, k5));
                 a5_1 += vec4<f32>(dot(v4, k5), dot(v5, k5), dot(v6, k5), dot(v7, k5));
+                a5_2 += vec4<f32>(dot(v8, k5), dot(v9, k5), dot(v10, k5), dot(v11, k5));
+                a5_3 += vec4<f32>(dot(v12, k5), dot(v13, k5), dot(v14, k5), dot(v15, k5));
                 a6_0 += vec4<f32>(dot(v0, k6), dot(v1, k6), dot(v2, k6), dot(v3, k6));
                 a6_1 += vec4<f32>(dot(v4, k6), dot(v5, k6), dot(v6, k6), dot(v7, k6));
+                a6_2 += vec4<f32>(dot(v8, k6), dot(v9, k6), dot(v10, k6), dot(v11, k6));
+                a6_3 += vec4<f32>(dot(v12, k6), dot(v13, k6), dot(v14, k6), dot(v15, k6));
                 a7_0 += vec4<f32>(dot(v0, k7), dot(v1, k7), dot(v2, k7), dot(v3, k7));
                 a7_1 += vec4<f32>(dot(v4, k7), dot(v5, k7), dot(v6, k7), dot(v7, k7));
+                a7_2 += vec4<f32>(dot(v8, k7), dot(v9, k7), dot(v10, k7), dot(v11, k7));
+                a7_3 += vec4<f32>(dot(v12, k7), dot(v13, k7), dot(v14, k7), dot(v15, k7));
                 a8_0 += vec4<f32>(dot(v0, k8), dot(v1, k8), dot(v2, k8), dot(v3, k8));
                 a8_1 += vec4<f32>(dot(v4, k8), dot(v5, k8), dot(v6, k8), dot(v7, k8));
+                a8_2 += vec4<f32>(dot(v8, k8), dot(v9, k8), dot(v10, k8), dot(v11, k8));
+                a8_3 += vec4<f32>(dot(v12, k8), dot(v13, k8), dot(v14, k8), dot(v15, k8));
                 a9_0 += vec4<f32>(dot(v0, k9), dot(v1, k9), dot(v2, k9), dot(v3, k9));
                 a9_1 += vec4<f32>(dot(v4, k9), dot(v5, k9), dot(v6, k9), dot(v7, k9));
+                a9_2 += vec4<f32>(dot(v8, k9), dot(v9, k9), dot(v10, k9), dot(v11, k9));
+                a9_3 += vec4<f32>(dot(v12, k9), dot(v13, k9), dot(v14, k9), dot(v15, k9));
                 a10_0 += vec4<f32>(dot(v0, k10), dot(v1, k10), dot(v2, k10), dot(v3, k10));
                 a10_1 += vec4<f32>(dot(v4, k10), dot(v5, k10), dot(v6, k10), dot(v7, k10));
+                a10_2 += vec4<f32>(dot(v8, k10), dot(v9, k10), dot(v10, k10), dot(v11, k10));
+                a10_3 += vec4<f32>(dot(v12, k10), dot(v13, k10), dot(v14, k10), dot(v15, k10));
                 a11_0 += vec4<f32>(dot(v0, k11), dot(v1, k11), dot(v2, k11), dot(v3, k11));
                 a11_1 += vec4<f32>(dot(v4, k11), dot(v5, k11), dot(v6, k11), dot(v7, k11));
+                a11_2 += vec4<f32>(dot(v8, k11), dot(v9, k11), dot(v10, k11), dot(v11, k11));
+                a11_3 += vec4<f32>(dot(v12, k11), dot(v13, k11), dot(v14, k11), dot(v15, k11));
                 a12_0 += vec4<f32>(dot(v0, k12), dot(v1, k12), dot(v2, k12), dot(v3, k12));
                 a12_1 += vec4<f32>(dot(v4, k12), dot(v5, k12), dot(v6, k12), dot(v7, k12));
+                a12_2 += vec4<f32>(dot(v8, k12), dot(v9, k12), dot(v10, k12), dot(v11, k12));
+                a12_3 += vec4<f32>(dot(v12, k12), dot(v13, k12), dot(v14, k12), dot(v15, k12));
                 a13_0 += vec4<f32>(dot(v0, k13), dot(v1, k13), dot(v2, k13), dot(v3, k13));
                 a13_1 += vec4<f32>(dot(v4, k13), dot(v5, k13), dot(v6, k13), dot(v7, k13));
+                a13_2 += vec4<f32>(dot(v8, k13), dot(v9, k13), dot(v10, k13), dot(v11, k13));
+                a13_3 += vec4<f32>(dot(v12, k13), dot(v13, k13), dot(v14, k13), dot(v15, k13));
                 a14_0 += vec4<f32>(dot(v0, k14), dot(v1, k14), dot(v2, k14), dot(v3, k14));
                 a14_1 += vec4<f32>(dot(v4, k14), dot(v5, k14), dot(v6, k14), dot(v7, k14));
+                a14_2 += vec4<f32>(dot(v8, k14), dot(v9, k14), dot(v10, k14), dot(v11, k14));
+                a14_3 += vec4<f32>(dot(v12, k14), dot(v13, k14), dot(v14, k14), dot(v15, k14));
                 a15_0 += vec4<f32>(dot(v0, k15), dot(v1, k15), dot(v2, k15), dot(v3, k15));
                 a15_1 += vec4<f32>(dot(v4, k15), dot(v5, k15), dot(v6, k15), dot(v7, k15));
+                a15_2 += vec4<f32>(dot(v8, k15), dot(v9, k15), dot(v10, k15), dot(v11, k15));
+                a15_3 += vec4<f32>(dot(v12, k15), dot(v13, k15), dot(v14, k15), dot(v15, k15));
                 xo += 1u;
                 wi += cout_p;
             }
         }
     }
-    put_rb(b, c0 + 0u, p0, a0_0, a0_1);
-    put_rb(b, c0 + 1u, p0, a1_0, a1_1);
-    put_rb(b, c0 + 2u, p0, a2_0, a2_1);
-    put_rb(b, c0 + 3u, p0, a3_0, a3_1);
-    put_rb(b, c0 + 4u, p0, a4_0, a4_1);
-    put_rb(b, c0 + 5u, p0, a5_0, a5_1);
-    put_rb(b, c0 + 6u, p0, a6_0, a6_1);
-    put_rb(b, c0 + 7u, p0, a7_0, a7_1);
-    put_rb(b, c0 + 8u, p0, a8_0, a8_1);
-    put_rb(b, c0 + 9u, p0, a9_0, a9_1);
-    put_rb(b, c0 + 10u, p0, a10_0, a10_1);
-    put_rb(b, c0 + 11u, p0, a11_0, a11_1);
-    put_rb(b, c0 + 12u, p0, a12_0, a12_1);
-    put_rb(b, c0 + 13u, p0, a13_0, a13_1);
-    put_rb(b, c0 + 14u, p0, a14_0, a14_1);
-    put_rb(b, c0 + 15u, p0, a15_0, a15_1);
+    put_rb(b, c0 + 0u, p0, a0_0, a0_1, a0_2, a0_3);
+    put_rb(b, c0 + 1u, p0, a1_0, a1_1, a1_2, a1_3);
+    put_rb(b, c0 + 2u, p0, a2_0, a2_1, a2_2, a2_3);
+    put_rb(b, c0 + 3u, p0, a3_0, a3_1, a3_2, a3_3);
+    put_rb(b, c0 + 4u, p0, a4_0, a4_1, a4_2, a4_3);
+    put_rb(b, c0 + 5u, p0, a5_0, a5_1, a5_2, a5_3);
+    put_rb(b, c0 + 6u, p0, a6_0, a6_1, a6_2, a6_3);
+    put_rb(b, c0 + 7u, p0, a7_0, a7_1, a7_2, a7_3);
+    put_rb(b, c0 + 8u, p0, a8_0, a8_1, a8_2, a8_3);
+    put_rb(b, c0 + 9u, p0, a9_0, a9_1, a9_2, a9_3);
+    put_rb(b, c0 + 10u, p0, a10_0, a10_1, a10_2, a10_3);
+    put_rb(b, c0 + 11u, p0, a11_0, a11_1, a11_2, a11_3);
+    put_rb(b, c0 + 12u, p0, a12_0, a12_1, a12_2, a12_3);
+    put_rb(b, c0 + 13u, p0, a13_0, a13_1, a13_2, a13_3);
+    put_rb(b, c0 + 14u, p0, a14_0, a14_1, a14_2, a14_3);
+    put_rb(b, c0 + 15u, p0, a15_0, a15_1, a15_2, a15_3);
 }
 
-// Writes the PX = 8 pixels of output channel co (skipped past cout and past the last pixel).
-fn put_rb(b: u32, co: u32, p0: u32, v0: vec4<f32>, v1: vec4<f32>) {
+// Writes the PX = 16 pixels of output channel co (skipped past cout and past the last pixel).
+fn put_rb(b: u32, co: u32, p0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
     if co >= params.cout { return; }
     let npix = params.ho * params.wo;
     let bias = i4[co];
     let ob = (b * params.cout + co) * npix + p0;
     for (var q = 0u; q < 4u; q++) {
-        if p0 + q < npix { o1[ob + q] = v0[q] + bias; }
+        if p0 + 0u + q < npix { o1[ob + 0u + q] = v0[q] + bias; }
         if p0 + 4u + q < npix { o1[ob + 4u + q] = v1[q] + bias; }
+        if p0 + 8u + q < npix { o1[ob + 8u + q] = v2[q] + bias; }
+        if p0 + 12u + q < npix { o1[ob + 12u + q] = v3[q] + bias; }
     }
 }
 

@@ -13,7 +13,7 @@ pub const CONV_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, GPU_DEFINES];
 
 /// CPU adapters (llvmpipe): wide register blocks, few threads per barrier; TC and PX must
 /// match the written-out `conv2d_rb`.
-const CPU_DEFINES: &[(&str, u32)] = &[("TC", 16), ("PX", 8), ("CONV_WG", 16), ("GN_WG", 16)];
+const CPU_DEFINES: &[(&str, u32)] = &[("TC", 16), ("PX", 16), ("CONV_WG", 16), ("GN_WG", 16)];
 /// GPUs: smaller blocks, more invocations.
 const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64), ("GN_WG", 256)];
 
