@@ -1,7 +1,8 @@
 // 2D convolution (NCHW, zero padding), GroupNorm and depth-to-space of the binary autoencoder.
 //
 // Binding convention: output first (o1: read_write), then inputs (iN: read).
-// conv2d is an implicit GEMM without barriers over operands packed first (conv_pack_x, conv_pack_w).
+// conv2d is an implicit GEMM without barriers over operands packed first (conv_pack_x, conv_pack_w);
+// conv2d_rb is the same kernel written out with named registers for CPU adapters.
 // group_norm runs one workgroup of GN_WG threads per (batch, group).
 // Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
 
@@ -19,7 +20,7 @@ struct Params {
     pad_t: u32,
     pad_l: u32,
     tiles_c: u32, // channel tiles of TC (conv)
-    tiles_p: u32, // pixel tiles of 4 (conv)
+    tiles_p: u32, // pixel tiles of PX (conv)
     eps: f32,
     total: u32,   // threads needed (element kernels)
     hp: u32,      // padded input height (conv)
