@@ -46,3 +46,8 @@ fn optim() {
 fn flow() {
     assert_family("flow");
 }
+
+#[test]
+fn conv() {
+    assert_family("conv");
+}

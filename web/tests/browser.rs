@@ -18,6 +18,7 @@ const FAMILIES: &[&str] = &[
     "loss",
     "optim",
     "flow",
+    "conv",
 ];
 
 async fn assert_family(name: &str) {
@@ -98,4 +99,9 @@ async fn optim() {
 #[wasm_bindgen_test]
 async fn flow() {
     assert_family("flow").await;
+}
+
+#[wasm_bindgen_test]
+async fn conv() {
+    assert_family("conv").await;
 }

@@ -31,6 +31,7 @@ shader!(DATA, "data", crate::ops::DATA_VARIANTS);
 shader!(LOSS, "loss", crate::ops::LOSS_VARIANTS);
 shader!(OPTIM, "optim", crate::ops::OPTIM_VARIANTS);
 shader!(FLOW, "flow", crate::ops::FLOW_VARIANTS);
+shader!(CONV, "conv", crate::ops::CONV_VARIANTS);
 
 /// Every shader, for validation and the pipeline warm-up.
 pub fn all() -> Vec<&'static Shader> {
@@ -44,6 +45,7 @@ pub fn all() -> Vec<&'static Shader> {
         &LOSS,
         &OPTIM,
         &FLOW,
+        &CONV,
     ]
 }
 

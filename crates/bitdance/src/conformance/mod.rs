@@ -3,6 +3,7 @@
 //! checks back `bitdance doctor`, the native test suite and the browser tests.
 
 mod attention;
+mod conv;
 mod data;
 mod elementwise;
 mod flow;
@@ -164,6 +165,10 @@ pub fn families() -> Vec<Family> {
         Family {
             name: "flow",
             run: |c| Box::pin(flow::run(c)),
+        },
+        Family {
+            name: "conv",
+            run: |c| Box::pin(conv::run(c)),
         },
     ]
 }

@@ -2,6 +2,7 @@
 //! CPU f64 references live in `crate::reference`, conformance checks in `crate::conformance`.
 
 pub mod attention;
+pub mod conv;
 pub mod data;
 mod elementwise;
 pub mod flow;
@@ -12,6 +13,7 @@ pub mod optim;
 pub mod rope;
 
 pub use attention::*;
+pub use conv::*;
 pub use data::*;
 pub use elementwise::*;
 pub use flow::*;

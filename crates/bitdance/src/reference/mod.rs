@@ -1,6 +1,7 @@
 //! CPU references in f64 for every kernel family, and finite-difference gradients.
 
 mod attention;
+mod conv;
 mod data;
 mod elementwise;
 mod flow;
@@ -11,6 +12,7 @@ mod optim;
 mod rope;
 
 pub use attention::*;
+pub use conv::*;
 pub use data::*;
 pub use elementwise::*;
 pub use flow::*;
