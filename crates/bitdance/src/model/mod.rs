@@ -3,6 +3,7 @@
 
 mod ae_params;
 mod config;
+mod decoder;
 mod head;
 mod params;
 mod sampler;
@@ -12,6 +13,7 @@ mod transformer;
 
 pub use ae_params::{decoder_parameters, encoder_parameters};
 pub use config::{AeConfig, ModelConfig, BUILTIN_CONFIGS};
+pub use decoder::{decode, latent_statistics};
 pub use head::{head_forward, head_predict};
 pub use params::{ar_parameters, decays, ParamSpec};
 pub use sampler::{sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
