@@ -117,3 +117,68 @@ fn every_transformer_parameter_gets_a_gradient() {
         }
     }
 }
+
+#[test]
+fn cached_steps_reproduce_the_full_sequence() {
+    use bitdance::model::{embed_prefix, embed_tokens, transformer_step, KvCache};
+    use bitdance::ops;
+    for p in [1usize, 4] {
+        let c = tiny(p);
+        let mut rng = Rng::new(13);
+        let store = ParamStore::random(&gpu(), &ar_parameters(&c), &mut rng, 0.3).unwrap();
+        let t = c.image_tokens();
+        let classes = [2u32, 4];
+        let bits: Vec<f32> = (0..2 * t * 32)
+            .map(|_| if rng.uniform() < 0.5 { -1.0 } else { 1.0 })
+            .collect();
+        let full = conditions(&c, &store, &classes, &bits);
+
+        let g = gpu();
+        let tokens = Tensor::from_f32(&g, &[2, t, 32], &bits).unwrap();
+        let pos = store
+            .get("pos_for_diff.weight")
+            .unwrap()
+            .read_f32()
+            .unwrap();
+        let mut cache = KvCache::new(&c, &g, 2).unwrap();
+        let mut got = vec![0f32; full.len()];
+        for step in 0..c.ar_steps() {
+            let input = if step == 0 {
+                embed_prefix(&c, &store, &classes).unwrap()
+            } else {
+                embed_tokens(&store, &ops::slice(&tokens, 1, (step - 1) * p, p).unwrap()).unwrap()
+            };
+            let h = transformer_step(&c, &store, &mut cache, &input).unwrap();
+            let n = h.shape()[1];
+            let last = ops::slice(&h, 1, n - p, p).unwrap().read_f32().unwrap();
+            for b in 0..2 {
+                for j in 0..p {
+                    let i = step * p + j;
+                    for k in 0..c.dim {
+                        got[(b * t + i) * c.dim + k] =
+                            last[(b * p + j) * c.dim + k] + pos[i * c.dim + k];
+                    }
+                }
+            }
+        }
+        let err = bitdance::reference::relative_error(&got, &bitdance::reference::widen(&full));
+        assert!(
+            err < 1e-5,
+            "p={p}: cached decoding differs from the full sequence by {err:e}"
+        );
+    }
+}
+
+#[test]
+fn class_index_out_of_range_is_named() {
+    let c = tiny(1);
+    let store = ParamStore::random(&gpu(), &ar_parameters(&c), &mut Rng::new(1), 0.1).unwrap();
+    let err = bitdance::model::embed_prefix(&c, &store, &[1, 9])
+        .err()
+        .expect("class 9 of 4 is refused")
+        .to_string();
+    assert!(
+        err.contains("class index 9") && err.contains("4 classes"),
+        "{err}"
+    );
+}
