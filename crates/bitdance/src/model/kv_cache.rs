@@ -2,7 +2,7 @@
 //! positions (class + query tokens first, then one sampled patch) and attends to the cache.
 
 use super::{sequence_mask, sequence_positions, ModelConfig, ParamStore};
-use crate::ops::{self, AttentionMask};
+use crate::ops;
 use crate::{DType, Error, Result, Tensor};
 
 const EPS: f32 = 1e-6;
