@@ -174,8 +174,7 @@ fn class_index_out_of_range_is_named() {
     let c = tiny(1);
     let store = ParamStore::random(&gpu(), &ar_parameters(&c), &mut Rng::new(1), 0.1).unwrap();
     let err = bitdance::model::embed_prefix(&c, &store, &[1, 9])
-        .err()
-        .expect("class 9 of 4 is refused")
+        .expect_err("class 9 of 4 is refused")
         .to_string();
     assert!(
         err.contains("class index 9") && err.contains("4 classes"),
