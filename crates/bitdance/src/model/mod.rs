@@ -4,6 +4,7 @@
 mod ae_params;
 mod config;
 mod decoder;
+mod generate;
 mod head;
 mod kv_cache;
 mod params;
@@ -15,6 +16,7 @@ mod transformer;
 pub use ae_params::{decoder_parameters, encoder_parameters};
 pub use config::{AeConfig, ModelConfig, BUILTIN_CONFIGS};
 pub use decoder::{decode, latent_statistics};
+pub use generate::{cfg_at, generate_tokens, tokens_to_latents, CfgSchedule, SampleSettings};
 pub use head::{head_forward, head_predict};
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
 pub use params::{ar_parameters, decays, ParamSpec};

@@ -1,0 +1,119 @@
+//! The AR sampling loop: class (and null-class) prefixes, one patch per step through the KV
+//! cache, the head sampled with the CFG schedule, and the tokens fed back to both branches.
+
+use super::{
+    embed_prefix, embed_tokens, sample_head, transformer_step, GaussianSource, KvCache,
+    ModelConfig, ParamStore,
+};
+use crate::ops::{self, patch_raster_order};
+use crate::{Error, Result, Tensor};
+
+/// How the guidance scale grows over the AR steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CfgSchedule {
+    /// cfg_i = 1 + (cfg - 1) * i / steps (the official default).
+    Linear,
+    /// cfg_i = cfg at every step.
+    Constant,
+}
+
+/// Sampling settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SampleSettings {
+    /// Guidance scale (guidance is on when > 1).
+    pub cfg: f32,
+    /// Schedule of the guidance scale over the AR steps.
+    pub schedule: CfgSchedule,
+    /// Euler-Maruyama steps of the head per AR step (100 in the official sampler).
+    pub head_steps: usize,
+}
+
+/// The guidance scale at AR step `i` of `n` (1 means no guidance at that step).
+pub fn cfg_at(s: &SampleSettings, i: usize, n: usize) -> f32 {
+    if s.cfg <= 1.0 {
+        return 1.0;
+    }
+    match s.schedule {
+        CfgSchedule::Constant => s.cfg,
+        CfgSchedule::Linear => 1.0 + (s.cfg - 1.0) * i as f32 / n as f32,
+    }
+}
+
+/// Samples the tokens of one image per class: ±1 [B, T, token_dim] in the model's token order.
+/// `progress` is called after each AR step with (step, steps).
+pub fn generate_tokens(
+    c: &ModelConfig,
+    params: &ParamStore,
+    classes: &[u32],
+    settings: &SampleSettings,
+    noise: &mut dyn GaussianSource,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Tensor> {
+    if classes.is_empty() {
+        return Err(Error::Invalid("generate: no class given".into()));
+    }
+    let guided = settings.cfg > 1.0;
+    let b = classes.len();
+    let mut all: Vec<u32> = classes.to_vec();
+    if guided {
+        all.extend(std::iter::repeat_n(c.num_classes as u32, b));
+    }
+    let rows = all.len();
+    let (p, d) = (c.parallel_num, c.dim);
+    let gpu = params.get("pos_for_diff.weight")?.gpu().clone();
+    let mut cache = KvCache::new(c, &gpu, rows)?;
+    let pos_for_diff = params.get("pos_for_diff.weight")?;
+    let steps = c.ar_steps();
+    let mut patches = Vec::with_capacity(steps);
+    let mut last: Option<Tensor> = None;
+    for i in 0..steps {
+        let input = match &last {
+            None => embed_prefix(c, params, &all)?,
+            Some(tokens) => embed_tokens(params, tokens)?,
+        };
+        let h = transformer_step(c, params, &mut cache, &input)?;
+        let n = h.shape()[1];
+        let h = ops::slice(&h, 1, n - p, p)?.reshape(&[rows * p, d])?;
+        let pos = ops::slice(pos_for_diff, 0, i * p, p)?;
+        let pos = ops::concat(&vec![&pos; rows], 0)?;
+        let cond = ops::add(&h, &pos)?;
+        let cfg = cfg_at(settings, i, steps);
+        let sampled = sample_head(c, params, &cond, cfg, settings.head_steps, noise)?;
+        // With guidance at this step, one sample per image feeds both branches; without it
+        // (step 0 of the linear schedule) every row was sampled on its own.
+        let tokens = if cfg > 1.0 {
+            ops::concat(&[&sampled, &sampled], 0)?
+        } else {
+            sampled
+        };
+        let tokens = tokens.reshape(&[rows, p, c.token_dim()])?;
+        patches.push(ops::slice(&tokens, 0, 0, b)?);
+        last = Some(tokens);
+        progress(i + 1, steps);
+    }
+    let refs: Vec<&Tensor> = patches.iter().collect();
+    ops::concat(&refs, 1)
+}
+
+/// Tokens [B, T, token_dim] in the model's token order -> latents [B, token_dim, g, g] (host,
+/// row-major), undoing the patch-raster order of next-patch models.
+pub fn tokens_to_latents(c: &ModelConfig, tokens: &[f32]) -> Result<Vec<f32>> {
+    let (g, k, t) = (c.grid(), c.token_dim(), c.image_tokens());
+    if c.patch_size != 1 || tokens.len() % (t * k) != 0 {
+        return Err(Error::Invalid(format!(
+            "tokens_to_latents: {} values for tokens of {t} x {k}",
+            tokens.len()
+        )));
+    }
+    let order = patch_raster_order(g, g, c.patch_side())?;
+    let b = tokens.len() / (t * k);
+    let mut z = vec![0.0; tokens.len()];
+    for bi in 0..b {
+        for (i, &cell) in order.iter().enumerate() {
+            for ch in 0..k {
+                z[(bi * k + ch) * t + cell as usize] = tokens[(bi * t + i) * k + ch];
+            }
+        }
+    }
+    Ok(z)
+}
