@@ -99,7 +99,7 @@ pub fn generate_tokens(
 /// row-major), undoing the patch-raster order of next-patch models.
 pub fn tokens_to_latents(c: &ModelConfig, tokens: &[f32]) -> Result<Vec<f32>> {
     let (g, k, t) = (c.grid(), c.token_dim(), c.image_tokens());
-    if c.patch_size != 1 || tokens.len() % (t * k) != 0 {
+    if c.patch_size != 1 || !tokens.len().is_multiple_of(t * k) {
         return Err(Error::Invalid(format!(
             "tokens_to_latents: {} values for tokens of {t} x {k}",
             tokens.len()
