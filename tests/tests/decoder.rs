@@ -152,3 +152,33 @@ fn decoder_matches_the_f64_reference() {
     let err = cpu::relative_error(&got, &want);
     assert!(err < 1e-4, "decoder relative error {err:e}");
 }
+
+#[test]
+fn chunked_conv_weights_give_the_same_image() {
+    // A weight larger than one storage binding is held in output-channel chunks.
+    let ae = AeConfig {
+        ch: 32,
+        ch_mult: vec![1, 2],
+        num_res_blocks: 1,
+        z_channels: 32,
+    };
+    let g = gpu();
+    let whole = ParamStore::random(&g, &decoder_parameters(&ae), &mut Rng::new(3), 0.1).unwrap();
+    let chunked =
+        ParamStore::random_chunked(&g, &decoder_parameters(&ae), &mut Rng::new(3), 0.1, 40_000)
+            .unwrap();
+    assert!(
+        chunked
+            .get_chunks("vae.decoder.up.1.upsample.conv1.weight")
+            .unwrap()
+            .len()
+            > 1
+    );
+    let z: Vec<f32> = (0..32 * 4)
+        .map(|i| if i % 3 == 0 { 1.0 } else { -1.0 })
+        .collect();
+    let zt = Tensor::from_f32(&g, &[1, 32, 2, 2], &z).unwrap();
+    let a = decode(&ae, &whole, &zt, &z).unwrap().read_f32().unwrap();
+    let b = decode(&ae, &chunked, &zt, &z).unwrap().read_f32().unwrap();
+    assert!(cpu::relative_error(&b, &cpu::widen(&a)) < 1e-6);
+}

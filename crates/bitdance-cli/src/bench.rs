@@ -18,6 +18,12 @@ pub struct BenchArgs {
     /// Skip the matmul tile autotune (use the adapter's default configuration).
     #[arg(long)]
     no_autotune: bool,
+    /// Model for `bench generate`: a built-in name or a JSON config.
+    #[arg(long, default_value = "B-4x")]
+    config: String,
+    /// Guidance scale for `bench generate`.
+    #[arg(long, default_value_t = 3.9)]
+    cfg: f32,
     /// Timed iterations per shape (after one warm-up).
     #[arg(long, default_value_t = 3)]
     iters: usize,
@@ -29,6 +35,9 @@ enum BenchKind {
     Matmul,
     /// Attention: causal prefill over the 319-token BitDance sequence and a 4-query decode step.
     Attention,
+    /// One 256x256 image with random weights (`--config`, default B-4x): seconds per image, split
+    /// into transformer, head and decoder, and peak GPU memory.
+    Generate,
 }
 
 /// One measured row.
@@ -42,7 +51,7 @@ struct Row {
 /// Runs the chosen benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let gpu = crate::open_gpu()?;
-    if !args.json {
+    if !args.json && !matches!(args.what, BenchKind::Generate) {
         let a = gpu.adapter();
         println!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
         println!(
@@ -103,6 +112,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     reference_gflops,
                 });
             }
+        }
+        BenchKind::Generate => {
+            return crate::bench_generate::run(&gpu, &args.config, args.cfg, args.json)
         }
     }
     Ok(ExitCode::SUCCESS)

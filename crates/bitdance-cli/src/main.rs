@@ -1,6 +1,7 @@
 //! `bitdance`: check a GPU, benchmark the kernels, and (with the model issues) generate and train.
 
 mod bench;
+mod bench_generate;
 mod doctor;
 
 use clap::{Parser, Subcommand};

@@ -32,13 +32,29 @@ impl Decoder<'_> {
         self.params.get(&format!("vae.decoder.{name}"))
     }
 
+    /// A convolution; a weight held in output-channel chunks runs chunk by chunk.
     fn conv(&self, x: &Tensor, name: &str, bias: bool, pad: usize) -> Result<Tensor> {
         let b = if bias {
             Some(self.p(&format!("{name}.bias"))?)
         } else {
             None
         };
-        ops::conv2d(x, self.p(&format!("{name}.weight"))?, b, 1, pad)
+        let chunks = self
+            .params
+            .get_chunks(&format!("vae.decoder.{name}.weight"))?;
+        if chunks.len() == 1 {
+            return ops::conv2d(x, chunks[0], b, 1, pad);
+        }
+        let mut outputs = Vec::with_capacity(chunks.len());
+        let mut first = 0;
+        for w in chunks {
+            let n = w.shape()[0];
+            let bias = b.map(|b| ops::slice(b, 0, first, n)).transpose()?;
+            outputs.push(ops::conv2d(x, w, bias.as_ref(), 1, pad)?);
+            first += n;
+        }
+        let refs: Vec<&Tensor> = outputs.iter().collect();
+        ops::concat(&refs, 1)
     }
 
     fn norm_silu(&self, x: &Tensor, name: &str) -> Result<Tensor> {

@@ -6,10 +6,13 @@ use super::ParamSpec;
 use crate::rng::Rng;
 use crate::{Error, Gpu, Result, Tensor};
 
-/// The parameters of a model, by official name.
+/// The parameters of a model, by official name. A parameter larger than one storage binding
+/// (the decoder's last upsampling conv, the B class table) is held as row chunks along its
+/// first dimension.
 #[derive(Clone, Default)]
 pub struct ParamStore {
     tensors: BTreeMap<String, Tensor>,
+    chunked: BTreeMap<String, Vec<Tensor>>,
 }
 
 impl ParamStore {
@@ -21,11 +24,42 @@ impl ParamStore {
     /// Random normal parameters of the given specs scaled by `std` (tests and benchmarks;
     /// every tensor non-zero, unlike the official init which zeroes some layers).
     pub fn random(gpu: &Gpu, specs: &[ParamSpec], rng: &mut Rng, std: f32) -> Result<Self> {
+        let limit = gpu.limits().max_storage_buffer_binding_size;
+        Self::random_chunked(gpu, specs, rng, std, limit)
+    }
+
+    /// `random`, holding every parameter over `max_bytes` as row chunks of at most that size.
+    pub fn random_chunked(
+        gpu: &Gpu,
+        specs: &[ParamSpec],
+        rng: &mut Rng,
+        std: f32,
+        max_bytes: u64,
+    ) -> Result<Self> {
         let mut store = Self::new();
+        let limit = max_bytes as usize;
         for spec in specs {
-            let n = spec.shape.iter().product();
+            let n: usize = spec.shape.iter().product();
             let data: Vec<f32> = rng.normal_vec(n).into_iter().map(|v| v * std).collect();
-            store.insert(&spec.name, Tensor::from_f32(gpu, &spec.shape, &data)?);
+            if n * 4 <= limit {
+                store.insert(&spec.name, Tensor::from_f32(gpu, &spec.shape, &data)?);
+                continue;
+            }
+            let rows = spec.shape[0];
+            let row = n / rows.max(1);
+            let per_chunk = (limit / (4 * row)).max(1);
+            let mut chunks = Vec::new();
+            for start in (0..rows).step_by(per_chunk) {
+                let len = per_chunk.min(rows - start);
+                let mut shape = spec.shape.clone();
+                shape[0] = len;
+                chunks.push(Tensor::from_f32(
+                    gpu,
+                    &shape,
+                    &data[start * row..(start + len) * row],
+                )?);
+            }
+            store.insert_chunks(&spec.name, chunks);
         }
         Ok(store)
     }
@@ -35,11 +69,30 @@ impl ParamStore {
         self.tensors.insert(name.to_string(), tensor);
     }
 
-    /// The parameter `name`, or an error naming it.
+    /// Adds a parameter held as row chunks along its first dimension (in order).
+    pub fn insert_chunks(&mut self, name: &str, chunks: Vec<Tensor>) {
+        self.chunked.insert(name.to_string(), chunks);
+    }
+
+    /// The parameter `name`, or an error naming it (also when it is only held in chunks).
     pub fn get(&self, name: &str) -> Result<&Tensor> {
-        self.tensors
-            .get(name)
-            .ok_or_else(|| Error::Invalid(format!("missing parameter '{name}'")))
+        self.tensors.get(name).ok_or_else(|| {
+            if self.chunked.contains_key(name) {
+                Error::Invalid(format!(
+                    "parameter '{name}' is larger than one storage binding and held in row chunks"
+                ))
+            } else {
+                Error::Invalid(format!("missing parameter '{name}'"))
+            }
+        })
+    }
+
+    /// The parameter `name` as row chunks along its first dimension (one chunk when whole).
+    pub fn get_chunks(&self, name: &str) -> Result<Vec<&Tensor>> {
+        match self.chunked.get(name) {
+            Some(chunks) => Ok(chunks.iter().collect()),
+            None => Ok(vec![self.get(name)?]),
+        }
     }
 
     /// The parameter `name`, checked to have `shape`.
@@ -59,14 +112,14 @@ impl ParamStore {
         self.tensors.iter().map(|(k, v)| (k.as_str(), v))
     }
 
-    /// Number of parameters tensors.
+    /// Number of parameters (a chunked one counts once).
     pub fn len(&self) -> usize {
-        self.tensors.len()
+        self.tensors.len() + self.chunked.len()
     }
 
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
-        self.tensors.is_empty()
+        self.len() == 0
     }
 }
 

@@ -1,0 +1,84 @@
+//! `bitdance bench generate`: time one image of a model with random weights.
+//!
+//! The head's cost is linear in its sampling steps, so the AR loop runs at two step counts and
+//! the split into transformer and head time per image (at the official 100 steps) is solved
+//! from the two timings. The class table is cut to 10 classes (its size, not the compute,
+//! depends on the class count; the full B table exceeds one storage binding).
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use bitdance::model::{
+    ar_parameters, decode, decoder_parameters, generate_tokens, tokens_to_latents, CfgSchedule,
+    ModelConfig, ParamStore, SampleSettings,
+};
+use bitdance::rng::Rng;
+use bitdance::{Gpu, Tensor};
+
+fn load_config(name: &str) -> anyhow::Result<ModelConfig> {
+    if name.ends_with(".json") {
+        let text = std::fs::read_to_string(name)
+            .map_err(|e| anyhow::anyhow!("reading config {name}: {e}"))?;
+        return Ok(ModelConfig::from_json(name, &text)?);
+    }
+    Ok(ModelConfig::builtin(name)?)
+}
+
+/// Runs the benchmark and prints its figures.
+pub fn run(gpu: &Gpu, config: &str, cfg: f32, json: bool) -> anyhow::Result<ExitCode> {
+    let mut c = load_config(config)?;
+    c.num_classes = c.num_classes.min(10);
+    let mut rng = Rng::new(0);
+    let mut specs = ar_parameters(&c);
+    specs.extend(decoder_parameters(&c.vae));
+    let store = ParamStore::random(gpu, &specs, &mut rng, 0.02)?;
+    gpu.synchronize()?;
+    gpu.reset_peak();
+    let time_ar = |steps: usize| -> anyhow::Result<(f64, Tensor)> {
+        let settings = SampleSettings {
+            cfg,
+            schedule: CfgSchedule::Linear,
+            head_steps: steps,
+        };
+        let start = Instant::now();
+        let tokens = generate_tokens(
+            &c,
+            &store,
+            &[1],
+            &settings,
+            &mut Rng::new(1),
+            &mut |_, _| {},
+        )?;
+        gpu.synchronize()?;
+        Ok((start.elapsed().as_secs_f64(), tokens))
+    };
+    let (low, high) = (2, 6);
+    let (t_low, _) = time_ar(low)?;
+    let (t_high, tokens) = time_ar(high)?;
+    // Each head sampling run does steps + 1 network evaluations.
+    let per_eval = (t_high - t_low) / (high - low) as f64;
+    let transformer = (t_low - per_eval * (low + 1) as f64).max(0.0);
+    let head = per_eval * 101.0;
+    let host = tokens.read_f32()?;
+    let z = tokens_to_latents(&c, &host)?;
+    let zt = Tensor::from_f32(gpu, &[1, c.latent_dim, c.grid(), c.grid()], &z)?;
+    let start = Instant::now();
+    let image = decode(&c.vae, &store, &zt, &z)?;
+    gpu.synchronize()?;
+    let decoder = start.elapsed().as_secs_f64();
+    drop(image);
+    let peak = gpu.stats().peak_bytes as f64 / (1 << 20) as f64;
+    let total = transformer + head + decoder;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"bench": "generate", "config": config, "batch": 1, "seconds_per_image": total,
+                "transformer_s": transformer, "head_s": head, "decoder_s": decoder, "peak_gpu_mib": peak})
+        );
+    } else {
+        println!("generate {config}, batch 1, cfg {cfg}, 100 head steps (solved from {low} and {high} steps):");
+        println!("  transformer {transformer:8.1} s\n  head        {head:8.1} s\n  decoder     {decoder:8.1} s");
+        println!("  total       {total:8.1} s per image; peak GPU memory {peak:.0} MiB");
+    }
+    Ok(ExitCode::SUCCESS)
+}
