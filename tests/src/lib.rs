@@ -3,6 +3,7 @@
 use std::sync::OnceLock;
 
 use bitdance::conformance::{self, CheckResult};
+use bitdance::model::ModelConfig;
 use bitdance::Gpu;
 
 /// The GPU chosen by the environment; fails (never skips) when no adapter is present.
@@ -35,4 +36,26 @@ pub fn assert_family(name: &str) {
         failed.len(),
         rows.len()
     );
+}
+
+/// A tiny but complete BitDance config (16-wide, 2 layers, 64-wide head, 4x4 tokens of 32
+/// bits, 5 classes, a 2-level autoencoder) with `parallel_num` tokens per AR step (1 or 4).
+pub fn tiny_config(parallel_num: usize) -> ModelConfig {
+    let mut c = ModelConfig::builtin("B-1x").expect("built-in config");
+    c.dim = 16;
+    c.n_layer = 2;
+    c.n_head = 2;
+    c.diff_layers = 4;
+    c.diff_dim = 64;
+    c.diff_adanln_layers = 2;
+    c.resolution = 8;
+    c.down_size = 2;
+    c.cls_token_num = 3;
+    c.num_classes = 5;
+    c.parallel_num = parallel_num;
+    c.vae.ch = 32;
+    c.vae.ch_mult = vec![1, 1];
+    c.vae.num_res_blocks = 1;
+    c.validate().expect("tiny config is consistent");
+    c
 }

@@ -3,31 +3,11 @@
 
 use bitdance::model::{
     ar_parameters, cfg_at, decode, decoder_parameters, generate_tokens, tokens_to_latents,
-    CfgSchedule, ModelConfig, ParamStore, SampleSettings,
+    CfgSchedule, ParamStore, SampleSettings,
 };
 use bitdance::rng::Rng;
 use bitdance::Tensor;
-use bitdance_tests::gpu;
-
-fn tiny(parallel_num: usize) -> ModelConfig {
-    let mut c = ModelConfig::builtin("B-1x").unwrap();
-    c.dim = 16;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.diff_layers = 2;
-    c.diff_dim = 64;
-    c.diff_adanln_layers = 1;
-    c.resolution = 8;
-    c.down_size = 2;
-    c.cls_token_num = 3;
-    c.num_classes = 5;
-    c.parallel_num = parallel_num;
-    c.vae.ch = 32;
-    c.vae.ch_mult = vec![1, 1];
-    c.vae.num_res_blocks = 1;
-    c.validate().unwrap();
-    c
-}
+use bitdance_tests::{gpu, tiny_config as tiny};
 
 #[test]
 fn cfg_schedules_follow_the_official_rule() {

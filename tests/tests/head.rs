@@ -8,27 +8,7 @@ use bitdance::model::{
 use bitdance::reference::{self as cpu, MatmulDims};
 use bitdance::rng::Rng;
 use bitdance::Tensor;
-use bitdance_tests::gpu;
-
-fn tiny(parallel_num: usize) -> ModelConfig {
-    let mut c = ModelConfig::builtin("B-1x").unwrap();
-    c.dim = 16;
-    c.n_layer = 1;
-    c.n_head = 2;
-    c.diff_layers = 4;
-    c.diff_dim = 64;
-    c.diff_adanln_layers = 2;
-    c.resolution = 8;
-    c.down_size = 2;
-    c.cls_token_num = 2;
-    c.num_classes = 3;
-    c.parallel_num = parallel_num;
-    c.vae.ch = 32;
-    c.vae.ch_mult = vec![1, 1];
-    c.vae.num_res_blocks = 1;
-    c.validate().unwrap();
-    c
-}
+use bitdance_tests::{gpu, tiny_config as tiny};
 
 /// Head parameters only (`head.net.*`), random.
 fn head_params(c: &ModelConfig, rng: &mut Rng) -> (ParamStore, Vec<(String, Vec<f64>)>) {

@@ -5,27 +5,7 @@ use bitdance::autograd::Tape;
 use bitdance::model::{ar_parameters, transformer_forward, ModelConfig, ParamStore, ParamVars};
 use bitdance::rng::Rng;
 use bitdance::Tensor;
-use bitdance_tests::gpu;
-
-fn tiny(parallel_num: usize) -> ModelConfig {
-    let mut c = ModelConfig::builtin("B-1x").unwrap();
-    c.dim = 16;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.diff_layers = 2;
-    c.diff_dim = 64;
-    c.diff_adanln_layers = 1;
-    c.resolution = 8;
-    c.down_size = 2;
-    c.cls_token_num = 3;
-    c.num_classes = 4;
-    c.parallel_num = parallel_num;
-    c.vae.ch = 32;
-    c.vae.ch_mult = vec![1, 1];
-    c.vae.num_res_blocks = 1;
-    c.validate().unwrap();
-    c
-}
+use bitdance_tests::{gpu, tiny_config as tiny};
 
 fn conditions(c: &ModelConfig, store: &ParamStore, classes: &[u32], bits: &[f32]) -> Vec<f32> {
     let g = gpu();
@@ -174,10 +154,10 @@ fn class_index_out_of_range_is_named() {
     let c = tiny(1);
     let store = ParamStore::random(&gpu(), &ar_parameters(&c), &mut Rng::new(1), 0.1).unwrap();
     let err = bitdance::model::embed_prefix(&c, &store, &[1, 9])
-        .expect_err("class 9 of 4 is refused")
+        .expect_err("class 9 of 5 is refused")
         .to_string();
     assert!(
-        err.contains("class index 9") && err.contains("4 classes"),
+        err.contains("class index 9") && err.contains("5 classes"),
         "{err}"
     );
 }

@@ -28,7 +28,7 @@ impl ParamStore {
         Self::random_chunked(gpu, specs, rng, std, limit)
     }
 
-    /// `random`, holding every parameter over `max_bytes` as row chunks of at most that size.
+    /// `random`, holding every parameter over `max_bytes` as row chunks of at most half that size.
     pub fn random_chunked(
         gpu: &Gpu,
         specs: &[ParamSpec],
@@ -47,7 +47,8 @@ impl ParamStore {
             }
             let rows = spec.shape[0];
             let row = n / rows.max(1);
-            let per_chunk = (limit / (4 * row)).max(1);
+            // Half a binding per chunk leaves room for the kernels' padded, packed copies.
+            let per_chunk = (limit / 2 / (4 * row)).max(1);
             let mut chunks = Vec::new();
             for start in (0..rows).step_by(per_chunk) {
                 let len = per_chunk.min(rows - start);
