@@ -3,7 +3,6 @@
 use bitdance::model::{decode, decoder_parameters, latent_statistics, AeConfig, ParamStore};
 use bitdance::reference::{self as cpu, ConvDims};
 use bitdance::rng::Rng;
-use bitdance::Tensor;
 use bitdance_tests::gpu;
 
 type Host = Vec<(String, Vec<f64>)>;
@@ -102,8 +101,7 @@ fn decoder_matches_the_f64_reference() {
     let z: Vec<f32> = (0..32 * zh * zw)
         .map(|_| if rng.uniform() < 0.5 { -1.0 } else { 1.0 })
         .collect();
-    let zt = Tensor::from_f32(&g, &[1, 32, zh, zw], &z).unwrap();
-    let got = decode(&ae, &store, &zt, &z).unwrap();
+    let got = decode(&g, &ae, &store, &z, [1, 32, zh, zw]).unwrap();
     assert_eq!(got.shape(), &[1, 3, 2 * zh, 2 * zw]);
     let got = got.read_f32().unwrap();
 
@@ -177,8 +175,13 @@ fn chunked_conv_weights_give_the_same_image() {
     let z: Vec<f32> = (0..32 * 4)
         .map(|i| if i % 3 == 0 { 1.0 } else { -1.0 })
         .collect();
-    let zt = Tensor::from_f32(&g, &[1, 32, 2, 2], &z).unwrap();
-    let a = decode(&ae, &whole, &zt, &z).unwrap().read_f32().unwrap();
-    let b = decode(&ae, &chunked, &zt, &z).unwrap().read_f32().unwrap();
+    let a = decode(&g, &ae, &whole, &z, [1, 32, 2, 2])
+        .unwrap()
+        .read_f32()
+        .unwrap();
+    let b = decode(&g, &ae, &chunked, &z, [1, 32, 2, 2])
+        .unwrap()
+        .read_f32()
+        .unwrap();
     assert!(cpu::relative_error(&b, &cpu::widen(&a)) < 1e-6);
 }

@@ -53,3 +53,23 @@ fn uploads_into_reused_buffers_stay_in_order() {
     assert!(doubled.read_f32().unwrap().iter().all(|&v| v == 2.0));
     assert!(b.read_f32().unwrap().iter().all(|&v| v == 7.0));
 }
+
+#[test]
+fn ema_starts_as_a_copy_then_follows_with_its_decay() {
+    use bitdance::optim::Ema;
+    let gpu = gpu();
+    let w = Tensor::from_f32(&gpu, &[3], &[1.0, 2.0, -4.0]).unwrap();
+    let mut ema = Ema::new(0.9);
+    ema.update([("w", &w)]).unwrap();
+    assert_eq!(ema.shadows["w"].read_f32().unwrap(), vec![1.0, 2.0, -4.0]);
+    assert!(
+        !ema.shadows["w"].same_storage(&w),
+        "the shadow is a copy, not the live weight"
+    );
+    let w2 = Tensor::from_f32(&gpu, &[3], &[11.0, 2.0, 6.0]).unwrap();
+    ema.update([("w", &w2)]).unwrap();
+    let got = ema.shadows["w"].read_f32().unwrap();
+    for (g, want) in got.iter().zip([2.0f32, 2.0, -3.0]) {
+        assert!((g - want).abs() < 1e-6, "{got:?}");
+    }
+}

@@ -61,9 +61,14 @@ pub fn run(gpu: &Gpu, config: &str, cfg: f32, json: bool) -> anyhow::Result<Exit
     let head = per_eval * 101.0;
     let host = tokens.read_f32()?;
     let z = tokens_to_latents(&c, &host)?;
-    let zt = Tensor::from_f32(gpu, &[1, c.latent_dim, c.grid(), c.grid()], &z)?;
     let start = Instant::now();
-    let image = decode(&c.vae, &store, &zt, &z)?;
+    let image = decode(
+        gpu,
+        &c.vae,
+        &store,
+        &z,
+        [1, c.latent_dim, c.grid(), c.grid()],
+    )?;
     gpu.synchronize()?;
     let decoder = start.elapsed().as_secs_f64();
     drop(image);

@@ -119,26 +119,34 @@ impl Decoder<'_> {
     }
 }
 
-/// Decodes ±1 latents given on the host, `z` [B, z_channels, h, w] row-major, into images
-/// [B, 3, H, W]. The AdaptiveGroupNorm statistics of z are computed on the host in f64.
-pub fn decode(ae: &AeConfig, params: &ParamStore, z: &Tensor, z_host: &[f32]) -> Result<Tensor> {
-    let s = z.shape().to_vec();
-    if s.len() != 4 || s[1] != ae.z_channels || z_host.len() != z.numel() {
+/// Decodes ±1 latents `z` [B, z_channels, h, w] given on the host (row-major) into images
+/// [B, 3, H, W] on `gpu`. The AdaptiveGroupNorm statistics of z are computed on the host in f64;
+/// the latents are uploaded once.
+pub fn decode(
+    gpu: &crate::Gpu,
+    ae: &AeConfig,
+    params: &ParamStore,
+    z: &[f32],
+    shape: [usize; 4],
+) -> Result<Tensor> {
+    let s = shape;
+    if s[1] != ae.z_channels || z.len() != s.iter().product::<usize>() {
         return Err(Error::Shape {
             op: "decode",
             detail: format!(
-                "latents {s:?} must be [B, {}, h, w] with matching host values",
+                "{} latent values for shape {s:?}; expected [B, {}, h, w]",
+                z.len(),
                 ae.z_channels
             ),
         });
     }
     let (b, zc, hw) = (s[0], s[1], s[2] * s[3]);
-    let (means, stds) = latent_statistics(z_host, b, zc, hw);
-    let gpu = z.gpu();
+    let (means, stds) = latent_statistics(z, b, zc, hw);
+    let z = Tensor::from_f32(gpu, &s, z)?;
     let mean = Tensor::from_f32(gpu, &[b, zc], &means)?;
     let std = Tensor::from_f32(gpu, &[b, zc], &stds)?;
     let d = Decoder { params };
-    let mut x = d.conv(z, "conv_in", true, 1)?;
+    let mut x = d.conv(&z, "conv_in", true, 1)?;
     for j in 0..ae.num_res_blocks {
         x = d.res_block(&x, &format!("mid_block.{j}"))?;
     }
