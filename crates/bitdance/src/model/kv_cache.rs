@@ -50,14 +50,14 @@ fn linear(params: &ParamStore, x: &Tensor, name: &str) -> Result<Tensor> {
 /// (`num_classes` is the null class); they are checked here.
 pub fn embed_prefix(c: &ModelConfig, params: &ParamStore, classes: &[u32]) -> Result<Tensor> {
     let b = classes.len();
-    let table = params.get("cls_embedding.weight")?;
+    let chunks = params.get_chunks("cls_embedding.weight")?;
     if let Some(bad) = classes.iter().find(|&&k| k as usize > c.num_classes) {
         return Err(Error::Invalid(format!(
             "class index {bad} out of range: the model has {} classes (index {} is the null class)",
             c.num_classes, c.num_classes
         )));
     }
-    let rows = ops::embedding_checked(table, classes)?.reshape(&[b, c.cls_token_num, c.dim])?;
+    let rows = class_rows(&chunks, classes)?.reshape(&[b, c.cls_token_num, c.dim])?;
     if c.parallel_num == 1 {
         return Ok(rows);
     }
@@ -65,6 +65,33 @@ pub fn embed_prefix(c: &ModelConfig, params: &ParamStore, classes: &[u32]) -> Re
     let queries: Vec<&Tensor> = vec![query; b];
     let queries = ops::concat(&queries, 0)?;
     ops::concat(&[&rows, &queries], 1)
+}
+
+/// Table rows of `classes` [B, width] from a table held whole or in row chunks (the B-size
+/// table is 197 MB): each chunk gathers the rows it holds, zeros elsewhere, and the parts add.
+fn class_rows(chunks: &[&Tensor], classes: &[u32]) -> Result<Tensor> {
+    if let [table] = chunks {
+        return ops::embedding_checked(table, classes);
+    }
+    let gpu = chunks[0].gpu();
+    let idx = Tensor::from_u32(gpu, &[classes.len()], classes)?;
+    let mut first = 0;
+    let mut sum: Option<Tensor> = None;
+    for part in chunks {
+        let rows = part.shape()[0];
+        if classes
+            .iter()
+            .any(|&k| (first..first + rows).contains(&(k as usize)))
+        {
+            let got = ops::embedding_rows(part, &idx, first)?;
+            sum = Some(match sum {
+                None => got,
+                Some(acc) => ops::add(&acc, &got)?,
+            });
+        }
+        first += rows;
+    }
+    sum.ok_or_else(|| Error::Invalid("class embedding: no chunk holds the classes".into()))
 }
 
 /// `proj_in` of token bits [B, n, token_dim] -> [B, n, dim].

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::ParamSpec;
+use crate::io::WeightFile;
 use crate::rng::Rng;
 use crate::{Error, Gpu, Result, Tensor};
 
@@ -45,24 +46,119 @@ impl ParamStore {
                 store.insert(&spec.name, Tensor::from_f32(gpu, &spec.shape, &data)?);
                 continue;
             }
-            let rows = spec.shape[0];
-            let row = n / rows.max(1);
-            // Half a binding per chunk leaves room for the kernels' padded, packed copies.
-            let per_chunk = (limit / 2 / (4 * row)).max(1);
+            let row = n / spec.shape[0].max(1);
             let mut chunks = Vec::new();
-            for start in (0..rows).step_by(per_chunk) {
-                let len = per_chunk.min(rows - start);
+            for rows in chunk_ranges(&spec.shape, max_bytes) {
                 let mut shape = spec.shape.clone();
-                shape[0] = len;
+                shape[0] = rows.len();
                 chunks.push(Tensor::from_f32(
                     gpu,
                     &shape,
-                    &data[start * row..(start + len) * row],
+                    &data[rows.start * row..rows.end * row],
                 )?);
             }
             store.insert_chunks(&spec.name, chunks);
         }
         Ok(store)
+    }
+
+    /// Uploads the parameters `specs` from `file` (f32, f16 or bf16, converted to f32),
+    /// holding each one over half a storage binding as row chunks. Every missing or misshaped
+    /// tensor is listed in one error; tensors of the file not in `specs` are not loaded.
+    pub fn from_weights(gpu: &Gpu, file: &WeightFile<'_>, specs: &[ParamSpec]) -> Result<Self> {
+        let limit = gpu.limits().max_storage_buffer_binding_size;
+        Self::from_weights_chunked(gpu, file, specs, limit)
+    }
+
+    /// `from_weights`, holding every parameter over `max_bytes` as row chunks of at most half
+    /// that size.
+    pub fn from_weights_chunked(
+        gpu: &Gpu,
+        file: &WeightFile<'_>,
+        specs: &[ParamSpec],
+        max_bytes: u64,
+    ) -> Result<Self> {
+        let mut problems = Vec::new();
+        for spec in specs {
+            match file.shape(&spec.name) {
+                Err(_) => problems.push(format!("  missing: '{}' {:?}", spec.name, spec.shape)),
+                Ok(found) if found != spec.shape.as_slice() => problems.push(format!(
+                    "  misshaped: '{}': expected {:?}, found {found:?}",
+                    spec.name, spec.shape
+                )),
+                Ok(_) => {}
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Invalid(format!(
+                "{}: {} problem(s) with the weights:\n{}",
+                file.label(),
+                problems.len(),
+                problems.join("\n")
+            )));
+        }
+        let limit = max_bytes;
+        let mut store = Self::new();
+        for spec in specs {
+            let n: usize = spec.shape.iter().product();
+            if (n as u64) * 4 <= limit {
+                store.insert(&spec.name, crate::io::load_tensor(gpu, file, &spec.name)?);
+                continue;
+            }
+            let mut chunks = Vec::new();
+            for rows in chunk_ranges(&spec.shape, limit) {
+                let mut shape = spec.shape.clone();
+                shape[0] = rows.len();
+                let data = file.rows_f32(&spec.name, rows)?;
+                chunks.push(Tensor::from_f32(gpu, &shape, &data)?);
+            }
+            store.insert_chunks(&spec.name, chunks);
+        }
+        Ok(store)
+    }
+
+    /// Moves every parameter of `other` into this store (replacing same-named ones).
+    pub fn extend(&mut self, other: ParamStore) {
+        self.tensors.extend(other.tensors);
+        self.chunked.extend(other.chunked);
+    }
+
+    /// The same parameters under the names `rename(name)`.
+    pub fn renamed(self, rename: impl Fn(&str) -> String) -> Self {
+        Self {
+            tensors: self
+                .tensors
+                .into_iter()
+                .map(|(k, v)| (rename(&k), v))
+                .collect(),
+            chunked: self
+                .chunked
+                .into_iter()
+                .map(|(k, v)| (rename(&k), v))
+                .collect(),
+        }
+    }
+
+    /// Every parameter (chunks joined) as safetensors bytes under its name, in name order.
+    pub async fn to_safetensors(&self) -> Result<Vec<u8>> {
+        let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+        for (name, t) in &self.tensors {
+            host.push((name.clone(), t.shape().to_vec(), t.to_vec_f32().await?));
+        }
+        for (name, chunks) in &self.chunked {
+            let mut shape = chunks[0].shape().to_vec();
+            shape[0] = chunks.iter().map(|c| c.shape()[0]).sum();
+            let mut data = Vec::new();
+            for c in chunks {
+                data.extend(c.to_vec_f32().await?);
+            }
+            host.push((name.clone(), shape, data));
+        }
+        let views: Vec<(&str, &[usize], &[f32])> = host
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
+            .collect();
+        crate::io::save_safetensors(&views, None)
     }
 
     /// Adds or replaces a parameter.
@@ -122,6 +218,18 @@ impl ParamStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Row ranges along the first dimension of `shape` whose f32 chunks hold at most half of
+/// `max_bytes` (room for the kernels' padded, packed copies); at least one row each.
+fn chunk_ranges(shape: &[usize], max_bytes: u64) -> Vec<std::ops::Range<usize>> {
+    let rows = shape.first().copied().unwrap_or(1);
+    let row_bytes = 4 * shape.iter().skip(1).product::<usize>().max(1);
+    let per_chunk = ((max_bytes as usize) / 2 / row_bytes).max(1);
+    (0..rows)
+        .step_by(per_chunk)
+        .map(|start| start..(start + per_chunk).min(rows))
+        .collect()
 }
 
 /// Parameters of a store recorded on a tape on first use (trainable or constant), so one

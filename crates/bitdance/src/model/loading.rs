@@ -1,0 +1,83 @@
+//! Loading a model for generation from weight files by official names: the AR transformer and
+//! its head, and the autoencoder's decoder (the encoder is checked but never uploaded).
+
+use super::ParamStore;
+use super::{ar_parameters, decoder_parameters, encoder_parameters, ModelConfig, ParamSpec};
+use crate::io::{check_expected, WeightFile};
+use crate::{Gpu, Result};
+
+/// Prefix of the autoencoder's parameters inside a model state dict.
+pub const VAE_PREFIX: &str = "vae.";
+
+/// The parameters generation uploads: the AR model and head, then the decoder (`vae.decoder.*`).
+pub fn generation_parameters(c: &ModelConfig) -> Vec<ParamSpec> {
+    let mut specs = ar_parameters(c);
+    specs.extend(decoder_parameters(&c.vae));
+    specs
+}
+
+fn autoencoder_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
+    encoder_parameters(&c.vae)
+        .into_iter()
+        .chain(decoder_parameters(&c.vae))
+        .map(|s| (s.name, s.shape))
+        .collect()
+}
+
+/// Loads what generation needs. `model` holds the AR parameters and, as the official
+/// checkpoints do, the autoencoder as `vae.*`; `vae` is an optional separate autoencoder file
+/// whose names carry the `vae.` prefix or not (it then replaces the model file's copy). Every
+/// file is checked in full first: one error lists each missing, unexpected or misshaped tensor.
+pub fn load_generator(
+    gpu: &Gpu,
+    c: &ModelConfig,
+    model: &WeightFile<'_>,
+    vae: Option<&WeightFile<'_>>,
+) -> Result<ParamStore> {
+    let ar: Vec<(String, Vec<usize>)> = ar_parameters(c)
+        .into_iter()
+        .map(|s| (s.name, s.shape))
+        .collect();
+    let model_has_vae = model.names().iter().any(|n| n.starts_with(VAE_PREFIX));
+    let mut expected = ar;
+    if model_has_vae || vae.is_none() {
+        expected.extend(autoencoder_shapes(c));
+    }
+    check_expected(model, &expected, &[])?;
+    let mut store = ParamStore::from_weights(gpu, model, &ar_parameters(c))?;
+    let decoder = decoder_parameters(&c.vae);
+    match vae {
+        None => store.extend(ParamStore::from_weights(gpu, model, &decoder)?),
+        Some(file) => {
+            let prefixed = file.names().iter().any(|n| n.starts_with(VAE_PREFIX));
+            let strip = |name: &str| -> String {
+                if prefixed {
+                    name.to_string()
+                } else {
+                    name.trim_start_matches(VAE_PREFIX).to_string()
+                }
+            };
+            let shapes: Vec<(String, Vec<usize>)> = autoencoder_shapes(c)
+                .into_iter()
+                .map(|(n, s)| (strip(&n), s))
+                .collect();
+            check_expected(file, &shapes, &[])?;
+            let specs: Vec<ParamSpec> = decoder
+                .iter()
+                .map(|s| ParamSpec {
+                    name: strip(&s.name),
+                    shape: s.shape.clone(),
+                })
+                .collect();
+            let loaded = ParamStore::from_weights(gpu, file, &specs)?;
+            store.extend(loaded.renamed(|n| {
+                if prefixed {
+                    n.to_string()
+                } else {
+                    format!("{VAE_PREFIX}{n}")
+                }
+            }));
+        }
+    }
+    Ok(store)
+}

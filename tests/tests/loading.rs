@@ -1,0 +1,264 @@
+//! Loading a generator from weight files: by official names, chunked past the binding limit,
+//! every problem listed at once, recorded noise replayed draw for draw.
+
+use bitdance::gpu::block_on;
+use bitdance::io::{save_safetensors, WeightFile};
+use bitdance::model::{
+    ar_parameters, decoder_parameters, embed_prefix, encoder_parameters, generate_tokens,
+    generation_parameters, load_generator, CfgSchedule, Draw, GaussianSource, ParamSpec,
+    ParamStore, RecordedNoise, SampleSettings,
+};
+use bitdance::rng::Rng;
+use bitdance_tests::{gpu, tiny_config as tiny};
+
+/// A random full model (AR + encoder + decoder, official names) as safetensors bytes.
+fn model_file(p: usize, seed: u64) -> (Vec<ParamSpec>, Vec<u8>) {
+    let c = tiny(p);
+    let mut specs = ar_parameters(&c);
+    specs.extend(encoder_parameters(&c.vae));
+    specs.extend(decoder_parameters(&c.vae));
+    let store = ParamStore::random(&gpu(), &specs, &mut Rng::new(seed), 0.2).unwrap();
+    (specs, block_on(store.to_safetensors()).unwrap())
+}
+
+fn values(store: &ParamStore, name: &str) -> Vec<f32> {
+    let mut out = Vec::new();
+    for chunk in store.get_chunks(name).unwrap() {
+        out.extend(chunk.read_f32().unwrap());
+    }
+    out
+}
+
+#[test]
+fn generator_loads_by_official_names_without_the_encoder() {
+    let c = tiny(4);
+    let (_, bytes) = model_file(4, 1);
+    let file = WeightFile::parse_named("model.safetensors", &bytes).unwrap();
+    let store = load_generator(&gpu(), &c, &file, None).unwrap();
+    assert_eq!(store.len(), generation_parameters(&c).len());
+    for spec in generation_parameters(&c) {
+        assert_eq!(
+            values(&store, &spec.name),
+            file.to_f32(&spec.name).unwrap(),
+            "{}",
+            spec.name
+        );
+    }
+    let err = store.get("vae.encoder.conv_in.weight").unwrap_err();
+    assert!(err.to_string().contains("missing parameter"), "{err}");
+}
+
+#[test]
+fn a_separate_autoencoder_file_may_omit_the_vae_prefix() {
+    let c = tiny(1);
+    let (specs, bytes) = model_file(1, 2);
+    let file = WeightFile::parse(&bytes).unwrap();
+    let host: Vec<(String, Vec<usize>, Vec<f32>)> = specs
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.shape.clone(),
+                file.to_f32(&s.name).unwrap(),
+            )
+        })
+        .collect();
+    let pick = |vae: bool, strip: bool| {
+        let views: Vec<(&str, &[usize], &[f32])> = host
+            .iter()
+            .filter(|(n, _, _)| n.starts_with("vae.") == vae)
+            .map(|(n, s, d)| {
+                let n = if strip {
+                    n.strip_prefix("vae.").unwrap()
+                } else {
+                    n
+                };
+                (n, s.as_slice(), d.as_slice())
+            })
+            .collect();
+        save_safetensors(&views, None).unwrap()
+    };
+    let ar_only = pick(false, false);
+    let ae = pick(true, true);
+    let ar_file = WeightFile::parse_named("ar.safetensors", &ar_only).unwrap();
+    let ae_file = WeightFile::parse_named("ae.safetensors", &ae).unwrap();
+    let store = load_generator(&gpu(), &c, &ar_file, Some(&ae_file)).unwrap();
+    let name = "vae.decoder.conv_out.weight";
+    assert_eq!(values(&store, name), file.to_f32(name).unwrap());
+    // Without the autoencoder file the AR-only file lacks the decoder: every tensor is named.
+    let err = load_generator(&gpu(), &c, &ar_file, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("ar.safetensors"), "{err}");
+    assert!(
+        err.contains("missing: 'vae.decoder.conv_out.weight'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("missing: 'vae.encoder.conv_in.weight'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn every_missing_unexpected_and_misshaped_tensor_is_listed_once() {
+    let c = tiny(1);
+    let (specs, bytes) = model_file(1, 3);
+    let file = WeightFile::parse(&bytes).unwrap();
+    let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = specs
+        .iter()
+        .filter(|s| s.name != "norm.weight")
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.shape.clone(),
+                file.to_f32(&s.name).unwrap(),
+            )
+        })
+        .collect();
+    host.push(("extra.weight".into(), vec![2], vec![1.0, 2.0]));
+    let bad = host
+        .iter_mut()
+        .find(|(n, _, _)| n == "proj_in.w2.weight")
+        .unwrap();
+    bad.1 = vec![bad.2.len()];
+    let views: Vec<(&str, &[usize], &[f32])> = host
+        .iter()
+        .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
+        .collect();
+    let broken = save_safetensors(&views, None).unwrap();
+    let file = WeightFile::parse_named("broken.safetensors", &broken).unwrap();
+    let err = load_generator(&gpu(), &c, &file, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("broken.safetensors: 3 problem(s)"), "{err}");
+    assert!(err.contains("missing: 'norm.weight' [16]"), "{err}");
+    assert!(err.contains("unexpected: 'extra.weight' [2]"), "{err}");
+    assert!(err.contains("misshaped: 'proj_in.w2.weight'"), "{err}");
+}
+
+#[test]
+fn chunked_parameters_give_the_same_class_rows_and_values() {
+    let c = tiny(4);
+    let (_, bytes) = model_file(4, 4);
+    let file = WeightFile::parse(&bytes).unwrap();
+    let specs = generation_parameters(&c);
+    let whole = ParamStore::from_weights(&gpu(), &file, &specs).unwrap();
+    // One class row is 3 x 16 floats = 192 bytes: chunks of 2 rows split the 6-row table.
+    let chunked = ParamStore::from_weights_chunked(&gpu(), &file, &specs, 4 * 192).unwrap();
+    let table = chunked.get_chunks("cls_embedding.weight").unwrap();
+    assert_eq!(table.len(), 3);
+    for spec in &specs {
+        assert_eq!(values(&chunked, &spec.name), values(&whole, &spec.name));
+    }
+    let classes = [5, 0, 3, 3];
+    let a = embed_prefix(&c, &whole, &classes)
+        .unwrap()
+        .read_f32()
+        .unwrap();
+    let b = embed_prefix(&c, &chunked, &classes)
+        .unwrap()
+        .read_f32()
+        .unwrap();
+    assert_eq!(a, b);
+}
+
+/// Records every draw of a seeded generator in the `--noise` file layout.
+struct Recorder {
+    rng: Rng,
+    x0: Vec<Vec<f32>>,
+    eps: Vec<Vec<f32>>,
+}
+
+impl GaussianSource for Recorder {
+    fn draw(&mut self, draw: Draw, n: usize) -> bitdance::Result<Vec<f32>> {
+        let v = self.rng.normal_vec(n);
+        match draw {
+            Draw::Initial => {
+                self.x0.push(v.clone());
+                self.eps.push(Vec::new());
+            }
+            Draw::Step(_) => self.eps.last_mut().unwrap().extend(&v),
+        }
+        Ok(v)
+    }
+}
+
+#[test]
+fn recorded_noise_replays_a_run_exactly() {
+    let c = tiny(4);
+    let store =
+        ParamStore::random(&gpu(), &generation_parameters(&c), &mut Rng::new(5), 0.2).unwrap();
+    let settings = SampleSettings {
+        cfg: 2.5,
+        schedule: CfgSchedule::Linear,
+        head_steps: 3,
+    };
+    let mut rec = Recorder {
+        rng: Rng::new(6),
+        x0: Vec::new(),
+        eps: Vec::new(),
+    };
+    let classes = [1, 2];
+    let first = generate_tokens(&c, &store, &classes, &settings, &mut rec, &mut |_, _| {})
+        .unwrap()
+        .read_f32()
+        .unwrap();
+    let (p, k) = (c.parallel_num, c.token_dim());
+    let mut names = Vec::new();
+    let mut shapes = Vec::new();
+    for (s, x0) in rec.x0.iter().enumerate() {
+        let rows = x0.len() / (p * k);
+        // Step 0 of the linear schedule has no guidance: all 2B rows are sampled.
+        assert_eq!(rows, if s == 0 { 4 } else { 2 }, "rows at AR step {s}");
+        names.push((format!("x0.{s}"), format!("eps.{s}")));
+        shapes.push((vec![rows, p, k], vec![3, rows, p, k]));
+    }
+    let views: Vec<(&str, &[usize], &[f32])> = names
+        .iter()
+        .zip(&shapes)
+        .zip(rec.x0.iter().zip(&rec.eps))
+        .flat_map(|(((x, e), (xs, es)), (xd, ed))| {
+            [
+                (x.as_str(), xs.as_slice(), xd.as_slice()),
+                (e.as_str(), es.as_slice(), ed.as_slice()),
+            ]
+        })
+        .collect();
+    let bytes = save_safetensors(&views, None).unwrap();
+    let file = WeightFile::parse_named("noise.safetensors", &bytes).unwrap();
+    let replay = generate_tokens(
+        &c,
+        &store,
+        &classes,
+        &settings,
+        &mut RecordedNoise::new(&file),
+        &mut |_, _| {},
+    )
+    .unwrap()
+    .read_f32()
+    .unwrap();
+    assert_eq!(replay, first);
+    // Too few head steps recorded: the error names the tensor and its shape.
+    let more = SampleSettings {
+        head_steps: 4,
+        ..settings
+    };
+    let err = generate_tokens(
+        &c,
+        &store,
+        &classes,
+        &more,
+        &mut RecordedNoise::new(&file),
+        &mut |_, _| {},
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(
+        err.contains("noise.safetensors: 'eps.0' has shape [3, 4, 4, 32]"),
+        "{err}"
+    );
+}
