@@ -18,7 +18,7 @@ fn model_file(p: usize, seed: u64) -> (Vec<ParamSpec>, Vec<u8>) {
     specs.extend(encoder_parameters(&c.vae));
     specs.extend(decoder_parameters(&c.vae));
     let store = ParamStore::random(&gpu(), &specs, &mut Rng::new(seed), 0.2).unwrap();
-    (specs, block_on(store.to_safetensors()).unwrap())
+    (specs, block_on(store.to_safetensors(None)).unwrap())
 }
 
 fn values(store: &ParamStore, name: &str) -> Vec<f32> {

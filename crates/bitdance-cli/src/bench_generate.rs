@@ -10,19 +10,12 @@ use std::time::Instant;
 
 use bitdance::model::{
     ar_parameters, decode, decoder_parameters, generate_tokens, tokens_to_latents, CfgSchedule,
-    ModelConfig, ParamStore, SampleSettings,
+    ParamStore, SampleSettings,
 };
 use bitdance::rng::Rng;
 use bitdance::{Gpu, Tensor};
 
-fn load_config(name: &str) -> anyhow::Result<ModelConfig> {
-    if name.ends_with(".json") {
-        let text = std::fs::read_to_string(name)
-            .map_err(|e| anyhow::anyhow!("reading config {name}: {e}"))?;
-        return Ok(ModelConfig::from_json(name, &text)?);
-    }
-    Ok(ModelConfig::builtin(name)?)
-}
+use crate::files::load_config;
 
 /// Runs the benchmark and prints its figures.
 pub fn run(gpu: &Gpu, config: &str, cfg: f32, json: bool) -> anyhow::Result<ExitCode> {

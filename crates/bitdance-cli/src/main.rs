@@ -2,7 +2,11 @@
 
 mod bench;
 mod bench_generate;
+mod classes;
 mod doctor;
+mod files;
+mod generate;
+mod grid;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +24,8 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Measure kernel throughput next to a CPU reference measured in the same run.
     Bench(bench::BenchArgs),
+    /// Generate images of the given classes with a BitDance model.
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +39,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(code) => code,

@@ -139,8 +139,12 @@ impl ParamStore {
         }
     }
 
-    /// Every parameter (chunks joined) as safetensors bytes under its name, in name order.
-    pub async fn to_safetensors(&self) -> Result<Vec<u8>> {
+    /// Every parameter (chunks joined) as safetensors bytes under its name, in name order,
+    /// with optional string metadata.
+    pub async fn to_safetensors(
+        &self,
+        metadata: Option<&BTreeMap<String, String>>,
+    ) -> Result<Vec<u8>> {
         let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
         for (name, t) in &self.tensors {
             host.push((name.clone(), t.shape().to_vec(), t.to_vec_f32().await?));
@@ -158,7 +162,7 @@ impl ParamStore {
             .iter()
             .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
             .collect();
-        crate::io::save_safetensors(&views, None)
+        crate::io::save_safetensors(&views, metadata)
     }
 
     /// Adds or replaces a parameter.

@@ -1,0 +1,77 @@
+//! File access of the CLI (the core crate never touches the file system): configs by name or
+//! path, reading with the path in the error, atomic writes.
+
+use std::path::Path;
+
+use anyhow::Context;
+use bitdance::model::ModelConfig;
+
+/// A built-in config by name (`B-4x`, ...) or a JSON file of official constructor arguments.
+pub fn load_config(name: &str) -> anyhow::Result<ModelConfig> {
+    if name.ends_with(".json") || Path::new(name).is_file() {
+        let text = read_text(name)?;
+        return Ok(ModelConfig::from_json(name, &text)?);
+    }
+    Ok(ModelConfig::builtin(name)?)
+}
+
+/// The bytes of `path`, or an error naming it.
+pub fn read_bytes(path: impl AsRef<Path>) -> anyhow::Result<Vec<u8>> {
+    let path = path.as_ref();
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// The text of `path`, or an error naming it.
+pub fn read_text(path: impl AsRef<Path>) -> anyhow::Result<String> {
+    let path = path.as_ref();
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so
+/// a crash or a full disk never leaves a truncated file where the old one was.
+pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let path = path.as_ref();
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("writing {}", path.display()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("bitdance-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("out.bin");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        let err = write_atomic(dir.join("missing/out.bin"), b"x").unwrap_err();
+        assert!(format!("{err:#}").contains("missing/out.bin"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

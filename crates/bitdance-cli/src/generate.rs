@@ -1,0 +1,228 @@
+//! `bitdance generate`: class ids to a PNG grid (and optionally the tokens and raw images).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use bitdance::io::{save_safetensors, WeightFile};
+use bitdance::model::{
+    generate_images, load_generator, to_rgb8, CfgSchedule, GaussianSource, ModelConfig,
+    RecordedNoise, SampleSettings,
+};
+use bitdance::rng::Rng;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::files::{load_config, read_bytes, write_atomic};
+
+/// Metadata key of a weight file holding its model config as JSON.
+pub const CONFIG_METADATA_KEY: &str = "bitdance.config";
+
+/// Arguments of `bitdance generate`.
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    /// Model config: a built-in name (B-1x, B-4x, B-16x, L-1x, H-1x) or a JSON file of the
+    /// official constructor arguments. Default: the config stored in the weight file.
+    #[arg(long)]
+    config: Option<String>,
+    /// Model weights (safetensors by official names, f32/f16/bf16; from `bitdance convert`).
+    /// The autoencoder is read from the `vae.*` tensors unless --vae is given.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Separate autoencoder weights (names with or without the `vae.` prefix).
+    #[arg(long)]
+    vae: Option<PathBuf>,
+    /// Class index, or an ImageNet class name for 1000-class models; repeat for several.
+    #[arg(long = "class", short = 'c', default_values_t = vec!["0".to_string()])]
+    classes: Vec<String>,
+    /// Images per class.
+    #[arg(long, default_value_t = 1)]
+    per_class: usize,
+    /// Guidance scale (1 turns guidance off). Default: the published value of a built-in
+    /// model, else 4.
+    #[arg(long)]
+    cfg: Option<f32>,
+    /// How guidance grows over the AR steps.
+    #[arg(long, value_enum, default_value = "linear")]
+    cfg_schedule: Schedule,
+    /// Euler-Maruyama steps of the diffusion head per AR step.
+    #[arg(long, default_value_t = 100)]
+    steps: usize,
+    /// Seed of the sampler's Gaussian draws.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Images sampled together in one pass (default: all of them).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Recorded Gaussian draws (safetensors: x0.{s} [R, p, latent], eps.{s} [steps, R, p,
+    /// latent] per AR step s) instead of the seeded generator; needs a single pass.
+    #[arg(long)]
+    noise: Option<PathBuf>,
+    /// Output PNG (a grid when there are several images).
+    #[arg(short, long, default_value = "bitdance.png")]
+    output: PathBuf,
+    /// Also write `tokens` [B, latent, h, w] (±1) and `image` [B, 3, H, W] (before clamping).
+    #[arg(long)]
+    save_tensors: Option<PathBuf>,
+}
+
+/// The guidance schedule names on the command line.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Schedule {
+    /// cfg_i = 1 + (cfg - 1) * i / steps (official).
+    Linear,
+    /// cfg_i = cfg.
+    Constant,
+}
+
+/// The published guidance scale of a built-in model.
+fn published_cfg(name: &str) -> Option<f32> {
+    Some(match name {
+        "B-1x" => 3.2,
+        "B-4x" => 3.9,
+        "B-16x" => 6.1,
+        "L-1x" => 4.0,
+        "H-1x" => 4.55,
+        _ => return None,
+    })
+}
+
+/// Runs `bitdance generate`.
+pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let Some(weights_path) = &args.weights else {
+        anyhow::bail!(
+            "no --weights given (no default model is embedded in this build yet); convert an \
+             official checkpoint with `bitdance convert` and pass it with --config"
+        );
+    };
+    let weights_bytes = read_bytes(weights_path)?;
+    let label = weights_path.display().to_string();
+    let weights = WeightFile::parse_named(&label, &weights_bytes)?;
+    let c = match &args.config {
+        Some(name) => load_config(name)?,
+        None => {
+            let json = weights
+                .metadata()
+                .remove(CONFIG_METADATA_KEY)
+                .with_context(|| {
+                    format!("{label} holds no model config: give one with --config (e.g. B-4x)")
+                })?;
+            ModelConfig::from_json(&label, &json)?
+        }
+    };
+    let cfg = args
+        .cfg
+        .or(args.config.as_deref().and_then(published_cfg))
+        .unwrap_or(4.0);
+    if !(cfg.is_finite() && cfg >= 0.0) || args.steps == 0 || args.per_class == 0 {
+        anyhow::bail!(
+            "--cfg must be a finite number >= 0, --steps and --per-class at least 1 (got {cfg}, {}, {})",
+            args.steps,
+            args.per_class
+        );
+    }
+    let mut classes = Vec::new();
+    for arg in &args.classes {
+        let id = crate::classes::resolve(arg, c.num_classes)?;
+        classes.extend(std::iter::repeat_n(id, args.per_class));
+    }
+    let count = classes.len();
+    let batch = args.batch.unwrap_or(count).clamp(1, count);
+    if args.noise.is_some() && batch < count {
+        anyhow::bail!("--noise replays one pass: use --batch {count} (or leave it out)");
+    }
+    let vae_bytes = args.vae.as_ref().map(read_bytes).transpose()?;
+    let vae_label = args.vae.as_ref().map(|p| p.display().to_string());
+    let vae = match (&vae_bytes, &vae_label) {
+        (Some(b), Some(l)) => Some(WeightFile::parse_named(l, b)?),
+        _ => None,
+    };
+    let gpu = crate::open_gpu()?;
+    let adapter = gpu.adapter();
+    let load_start = Instant::now();
+    let params = load_generator(&gpu, &c, &weights, vae.as_ref())?;
+    drop(weights_bytes);
+    let load_s = load_start.elapsed().as_secs_f64();
+    let noise_bytes = args.noise.as_ref().map(read_bytes).transpose()?;
+    let noise_label = args.noise.as_ref().map(|p| p.display().to_string());
+    let noise_file = match (&noise_bytes, &noise_label) {
+        (Some(b), Some(l)) => Some(WeightFile::parse_named(l, b)?),
+        _ => None,
+    };
+    let mut recorded = noise_file.as_ref().map(RecordedNoise::new);
+    let mut rng = Rng::new(args.seed);
+    let settings = SampleSettings {
+        cfg,
+        schedule: match args.cfg_schedule {
+            Schedule::Linear => CfgSchedule::Linear,
+            Schedule::Constant => CfgSchedule::Constant,
+        },
+        head_steps: args.steps,
+    };
+    let passes = count.div_ceil(batch);
+    let bar = ProgressBar::new((passes * c.ar_steps()) as u64).with_style(
+        ProgressStyle::with_template(
+            "{msg} [{bar:30}] {pos}/{len} AR steps, {elapsed_precise} (eta {eta})",
+        )?
+        .progress_chars("=> "),
+    );
+    let mut tokens = Vec::new();
+    let mut image = Vec::new();
+    let start = Instant::now();
+    for (pass, group) in classes.chunks(batch).enumerate() {
+        bar.set_message(format!("pass {}/{passes}", pass + 1));
+        let noise: &mut dyn GaussianSource = match recorded.as_mut() {
+            Some(r) => r,
+            None => &mut rng,
+        };
+        let done = (pass * c.ar_steps()) as u64;
+        let out = pollster::block_on(generate_images(
+            &c,
+            &params,
+            group,
+            &settings,
+            noise,
+            &mut |step, _| bar.set_position(done + step as u64),
+        ))?;
+        tokens.extend(out.tokens);
+        image.extend(out.image);
+    }
+    bar.finish_and_clear();
+    let seconds = start.elapsed().as_secs_f64();
+    let side = c.resolution;
+    let png = crate::grid::png_grid(&to_rgb8(&image, count, side, side), count, side)?;
+    write_atomic(&args.output, &png)?;
+    if let Some(path) = &args.save_tensors {
+        let g = c.grid();
+        let bytes = save_safetensors(
+            &[
+                ("tokens", &[count, c.token_dim(), g, g], &tokens),
+                ("image", &[count, 3, side, side], &image),
+            ],
+            None,
+        )?;
+        write_atomic(path, &bytes)?;
+    }
+    let names: Vec<String> = classes
+        .iter()
+        .map(|&k| match crate::classes::imagenet_name(k as usize) {
+            Some(n) if c.num_classes == 1000 => format!("{k} ({n})"),
+            _ => k.to_string(),
+        })
+        .collect();
+    println!(
+        "{count} image(s) of {side}x{side}, classes {}, cfg {cfg}, {} head steps -> {}",
+        names.join(", "),
+        args.steps,
+        args.output.display()
+    );
+    println!(
+        "adapter: {} ({}, {}); weights loaded in {load_s:.1} s; {:.2} s per image ({seconds:.1} s in {passes} pass(es) of up to {batch}); peak GPU memory {:.0} MiB",
+        adapter.name,
+        adapter.backend,
+        adapter.device_type,
+        seconds / count as f64,
+        gpu.stats().peak_bytes as f64 / (1 << 20) as f64
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,50 @@
+//! Writing images as one PNG grid.
+
+use anyhow::Context;
+
+/// Encodes `count` RGB images [count, side, side, 3] as one PNG grid of ceil(sqrt(count))
+/// columns with a 2-pixel gap (black).
+pub fn png_grid(rgb: &[u8], count: usize, side: usize) -> anyhow::Result<Vec<u8>> {
+    let cols = (1..=count).find(|c| c * c >= count).unwrap_or(1);
+    let rows = count.div_ceil(cols).max(1);
+    let gap = if count > 1 { 2 } else { 0 };
+    let width = cols * side + (cols - 1) * gap;
+    let height = rows * side + (rows - 1) * gap;
+    let mut canvas = image::RgbImage::new(width as u32, height as u32);
+    for i in 0..count {
+        let (x0, y0) = ((i % cols) * (side + gap), (i / cols) * (side + gap));
+        for y in 0..side {
+            for x in 0..side {
+                let p = ((i * side + y) * side + x) * 3;
+                canvas.put_pixel(
+                    (x0 + x) as u32,
+                    (y0 + y) as u32,
+                    image::Rgb([rgb[p], rgb[p + 1], rgb[p + 2]]),
+                );
+            }
+        }
+    }
+    let mut out = std::io::Cursor::new(Vec::new());
+    canvas
+        .write_to(&mut out, image::ImageFormat::Png)
+        .context("encoding the PNG")?;
+    Ok(out.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::png_grid;
+
+    #[test]
+    fn three_images_make_a_two_by_two_grid() {
+        let side = 3;
+        let rgb: Vec<u8> = (0..3 * side * side * 3).map(|v| v as u8).collect();
+        let png = png_grid(&rgb, 3, side).unwrap();
+        let img = image::load_from_memory(&png).unwrap().to_rgb8();
+        assert_eq!(img.dimensions(), (8, 8));
+        // Image 2 starts at row 5, column 0; image 1 at column 5.
+        assert_eq!(img.get_pixel(0, 5).0, [54, 55, 56]);
+        assert_eq!(img.get_pixel(5, 0).0, [27, 28, 29]);
+        assert_eq!(img.get_pixel(7, 7).0, [0, 0, 0]);
+    }
+}

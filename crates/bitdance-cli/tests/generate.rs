@@ -1,0 +1,197 @@
+//! `bitdance generate` end to end on a tiny random model: PNG grid, saved tensors, recorded
+//! noise, and clear errors for bad classes and files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bitdance::io::WeightFile;
+use bitdance::model::{
+    ar_parameters, decoder_parameters, encoder_parameters, ModelConfig, ParamStore,
+};
+use bitdance::rng::Rng;
+
+/// A tiny next-patch model (4 tokens per step, 16 tokens, 5 classes).
+fn tiny() -> ModelConfig {
+    let mut c = ModelConfig::builtin("B-4x").unwrap();
+    (c.dim, c.n_layer, c.n_head) = (16, 1, 2);
+    (c.diff_layers, c.diff_dim, c.diff_adanln_layers) = (2, 64, 1);
+    (c.resolution, c.down_size, c.cls_token_num, c.num_classes) = (8, 2, 2, 5);
+    c.vae.ch = 32;
+    c.vae.ch_mult = vec![1, 1];
+    c.vae.num_res_blocks = 1;
+    c.validate().unwrap();
+    c
+}
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("bitdance-cli-generate-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes random weights with the config in the metadata; returns the file path.
+fn weights(dir: &Path) -> PathBuf {
+    let c = tiny();
+    let gpu = pollster::block_on(bitdance::Gpu::from_env()).unwrap();
+    let mut specs = ar_parameters(&c);
+    specs.extend(encoder_parameters(&c.vae));
+    specs.extend(decoder_parameters(&c.vae));
+    let store = ParamStore::random(&gpu, &specs, &mut Rng::new(3), 0.2).unwrap();
+    let meta = BTreeMap::from([("bitdance.config".to_string(), c.to_json())]);
+    let bytes = pollster::block_on(store.to_safetensors(Some(&meta))).unwrap();
+    let path = dir.join("tiny.safetensors");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn bitdance(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bitdance"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+#[test]
+fn generate_writes_a_grid_tensors_and_replays_noise() {
+    let d = dir();
+    let w = weights(&d);
+    let (w, png, st) = (
+        w.to_str().unwrap(),
+        d.join("out.png"),
+        d.join("out.safetensors"),
+    );
+    let (ok, text) = bitdance(&[
+        "generate",
+        "--weights",
+        w,
+        "-c",
+        "1",
+        "-c",
+        "4",
+        "--per-class",
+        "2",
+        "--steps",
+        "2",
+        "--batch",
+        "3",
+        "--cfg",
+        "2",
+        "-o",
+        png.to_str().unwrap(),
+        "--save-tensors",
+        st.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.contains("4 image(s) of 8x8, classes 1, 1, 4, 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("s per image") && text.contains("adapter:"),
+        "{text}"
+    );
+    let img = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(
+        img.dimensions(),
+        (18, 18),
+        "2x2 grid of 8x8 with a 2-pixel gap"
+    );
+    let bytes = std::fs::read(&st).unwrap();
+    let file = WeightFile::parse(&bytes).unwrap();
+    assert_eq!(file.shape("tokens").unwrap(), &[4, 32, 4, 4]);
+    assert_eq!(file.shape("image").unwrap(), &[4, 3, 8, 8]);
+    let tokens = file.to_f32("tokens").unwrap();
+    assert!(tokens.iter().all(|v| *v == 1.0 || *v == -1.0));
+    // The PNG holds the saved image converted the official way.
+    let image = file.to_f32("image").unwrap();
+    let level = (127.5 * image[0] + 128.0).clamp(0.0, 255.0) as u8;
+    assert_eq!(img.get_pixel(0, 0).0[0], level);
+
+    // Recorded noise of zeros: a deterministic run; the wrong row count is named.
+    let c = tiny();
+    let (p, k, steps) = (c.parallel_num, c.token_dim(), 2);
+    let mut host: Vec<(String, Vec<usize>)> = Vec::new();
+    for s in 0..c.ar_steps() {
+        let rows = if s == 0 { 2 } else { 1 };
+        host.push((format!("x0.{s}"), vec![rows, p, k]));
+        host.push((format!("eps.{s}"), vec![steps, rows, p, k]));
+    }
+    let zeros: Vec<Vec<f32>> = host
+        .iter()
+        .map(|(_, s)| vec![0.0; s.iter().product()])
+        .collect();
+    let views: Vec<(&str, &[usize], &[f32])> = host
+        .iter()
+        .zip(&zeros)
+        .map(|((n, s), z)| (n.as_str(), s.as_slice(), z.as_slice()))
+        .collect();
+    let noise = d.join("noise.safetensors");
+    std::fs::write(
+        &noise,
+        bitdance::io::save_safetensors(&views, None).unwrap(),
+    )
+    .unwrap();
+    let run = |classes: &[&str]| {
+        let mut args = vec!["generate", "--weights", w, "--steps", "2", "--cfg", "3"];
+        for c in classes {
+            args.extend(["-c", c]);
+        }
+        args.extend([
+            "--noise",
+            noise.to_str().unwrap(),
+            "-o",
+            png.to_str().unwrap(),
+        ]);
+        bitdance(&args)
+    };
+    let (ok, text) = run(&["2"]);
+    assert!(ok, "{text}");
+    let (ok, text) = run(&["2", "3"]);
+    assert!(!ok);
+    assert!(text.contains("'x0.0' has shape [2, 4, 32]"), "{text}");
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn bad_classes_and_files_are_named() {
+    let d = dir().join("bad");
+    std::fs::create_dir_all(&d).unwrap();
+    let w = weights(&d);
+    let w = w.to_str().unwrap();
+    let (ok, text) = bitdance(&["generate", "--weights", w, "-c", "5"]);
+    assert!(!ok);
+    assert!(
+        text.contains("class index 5 is out of range: the model has 5 classes"),
+        "{text}"
+    );
+    let (ok, text) = bitdance(&["generate", "--weights", w, "-c", "tench"]);
+    assert!(!ok);
+    assert!(
+        text.contains("names are known only for ImageNet models"),
+        "{text}"
+    );
+    let missing = d.join("nope.safetensors");
+    let (ok, text) = bitdance(&["generate", "--weights", missing.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        text.contains("reading") && text.contains("nope.safetensors"),
+        "{text}"
+    );
+    let truncated = d.join("truncated.safetensors");
+    let bytes = std::fs::read(w).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let (ok, text) = bitdance(&["generate", "--weights", truncated.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(text.contains("truncated.safetensors"), "{text}");
+    let (ok, text) = bitdance(&["generate", "--weights", w, "--config", "B-4x"]);
+    assert!(!ok);
+    assert!(
+        text.contains("missing: 'layers.1.attention.wqkv.weight'"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -1,0 +1,70 @@
+//! Class ids to pixels: AR sampling, the patch-raster order undone, the decoder, and the
+//! official conversion to 8-bit RGB. Async only at the token readback (one path for web and
+//! native).
+
+use super::{decode, generate_tokens, tokens_to_latents, GaussianSource, ModelConfig};
+use super::{ParamStore, SampleSettings};
+use crate::Result;
+
+/// The result of `generate_images` for B images of side S = `resolution`.
+pub struct Generated {
+    /// The decoder input: ±1 latents [B, latent_dim, S/16, S/16], row-major.
+    pub tokens: Vec<f32>,
+    /// The decoder output before clamping: [B, 3, S, S] in about [-1, 1], row-major.
+    pub image: Vec<f32>,
+    /// B, the number of images.
+    pub count: usize,
+}
+
+/// Samples one image per class id in `classes`; `progress` is called after each AR step with
+/// (step, steps).
+pub async fn generate_images(
+    c: &ModelConfig,
+    params: &ParamStore,
+    classes: &[u32],
+    settings: &SampleSettings,
+    noise: &mut dyn GaussianSource,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Generated> {
+    let tokens = generate_tokens(c, params, classes, settings, noise, progress)?;
+    let gpu = tokens.gpu().clone();
+    let tokens = tokens_to_latents(c, &tokens.to_vec_f32().await?)?;
+    let b = classes.len();
+    let g = c.grid();
+    let image = decode(&gpu, &c.vae, params, &tokens, [b, c.token_dim(), g, g])?;
+    Ok(Generated {
+        tokens,
+        image: image.to_vec_f32().await?,
+        count: b,
+    })
+}
+
+/// Decoder output [B, 3, H, W] -> 8-bit RGB [B, H, W, 3] as the official sampler converts it:
+/// clamp(127.5 x + 128, 0, 255), truncated.
+pub fn to_rgb8(image: &[f32], count: usize, height: usize, width: usize) -> Vec<u8> {
+    let plane = height * width;
+    let mut out = vec![0u8; count * plane * 3];
+    for b in 0..count {
+        for ch in 0..3 {
+            let src = &image[(b * 3 + ch) * plane..(b * 3 + ch + 1) * plane];
+            for (i, v) in src.iter().enumerate() {
+                let level = (127.5 * v + 128.0).clamp(0.0, 255.0);
+                // NaN clamps to NaN and casts to 0.
+                out[(b * plane + i) * 3 + ch] = level as u8;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::to_rgb8;
+
+    #[test]
+    fn rgb_conversion_matches_the_official_rounding() {
+        // One 1x2 image: R = [-1, 1], G = [0, 0.999], B = [-2, 5].
+        let img = [-1.0, 1.0, 0.0, 0.999, -2.0, 5.0];
+        assert_eq!(to_rgb8(&img, 1, 1, 2), vec![0, 128, 0, 255, 255, 255]);
+    }
+}
