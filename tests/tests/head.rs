@@ -249,3 +249,31 @@ fn sampler_matches_a_host_loop_and_is_deterministic() {
         );
     }
 }
+
+#[test]
+fn shared_time_path_equals_the_per_row_head() {
+    use bitdance::model::{head_condition, head_predict_at};
+    for p in [1, 4] {
+        let c = tiny(p);
+        let mut rng = Rng::new(8);
+        let (store, _) = head_params(&c, &mut rng);
+        let g = gpu();
+        let rows = 3 * p;
+        let x = Tensor::from_f32(&g, &[rows, 32], &rng.normal_vec(rows * 32)).unwrap();
+        let cond = Tensor::from_f32(&g, &[rows, c.dim], &rng.normal_vec(rows * c.dim)).unwrap();
+        let t = 0.37;
+        let tf =
+            Tensor::from_f32(&g, &[rows, 256], &timestep_embedding(&vec![t; rows], 256)).unwrap();
+        let want = head_predict(&c, &store, &x, &tf, &cond)
+            .unwrap()
+            .read_f32()
+            .unwrap();
+        let emb = head_condition(&store, &cond).unwrap();
+        let got = head_predict_at(&c, &store, &x, t, &emb)
+            .unwrap()
+            .read_f32()
+            .unwrap();
+        let err = cpu::relative_error(&got, &cpu::widen(&want));
+        assert!(err < 1e-5, "p={p}: relative error {err:e}");
+    }
+}

@@ -4,7 +4,7 @@
 //! tokens of a patch (`norm1`, `attn`, `norm2`, `w1`, `w2`) with 6 modulations per block.
 //! Consecutive blocks share one adaLN linear, as the official models do.
 
-use super::{ModelConfig, ParamStore, ParamVars};
+use super::{timestep_embedding, ModelConfig, ParamStore, ParamVars};
 use crate::autograd::{Tape, Var};
 use crate::ops::AttentionMask;
 use crate::{Result, Tensor};
@@ -25,23 +25,36 @@ pub fn head_forward(
     t_freq: Var,
     cond: Var,
 ) -> Result<Var> {
+    let t = time_embedding(tape, params, t_freq)?;
+    let cond = linear(tape, params, cond, "cond_embed")?;
+    let y = tape.add(t, cond)?;
+    head_body(tape, c, params, x_t, y)
+}
+
+/// `time_embed.mlp` of `t_freq` [N, 256] -> [N, diff_dim].
+fn time_embedding(tape: &Tape, params: &ParamVars, t_freq: Var) -> Result<Var> {
+    let t = linear(tape, params, t_freq, "time_embed.mlp.0")?;
+    let t = tape.silu(t)?;
+    linear(tape, params, t, "time_embed.mlp.2")
+}
+
+/// The head's linear `head.net.{name}` (with bias).
+fn linear(tape: &Tape, params: &ParamVars, x: Var, name: &str) -> Result<Var> {
+    tape.linear(
+        x,
+        params.get(&format!("head.net.{name}.weight"))?,
+        Some(params.get(&format!("head.net.{name}.bias"))?),
+    )
+}
+
+/// The head after its conditioning: `x_t` [N, token_dim] and `y` = time + condition
+/// embedding [N, diff_dim] (before the SiLU that every adaLN linear starts with).
+fn head_body(tape: &Tape, c: &ModelConfig, params: &ParamVars, x_t: Var, y: Var) -> Result<Var> {
     let w = |name: &str| params.get(&format!("head.net.{name}"));
-    let linear = |x: Var, name: &str| -> Result<Var> {
-        tape.linear(
-            x,
-            w(&format!("{name}.weight"))?,
-            Some(w(&format!("{name}.bias"))?),
-        )
-    };
+    let linear = |x: Var, name: &str| linear(tape, params, x, name);
     let width = c.diff_dim;
     let rows = tape.shape(x_t)[0];
-
     let mut x = linear(x_t, "input_proj")?;
-    let t = linear(t_freq, "time_embed.mlp.0")?;
-    let t = tape.silu(t)?;
-    let t = linear(t, "time_embed.mlp.2")?;
-    let cond = linear(cond, "cond_embed")?;
-    let y = tape.add(t, cond)?;
     let y = tape.silu(y)?;
 
     let parallel = c.parallel_num > 1;
@@ -132,5 +145,33 @@ pub fn head_predict(
         tape.constant(cond.clone()),
     );
     let out = head_forward(&tape, c, &ParamVars::new(&tape, params, false), x, t, z)?;
+    Ok(tape.value(out))
+}
+
+/// `cond_embed` of the head's conditions `cond` [N, dim] -> [N, diff_dim]: computed once per
+/// AR step and shared by all the head's sampling steps.
+pub fn head_condition(params: &ParamStore, cond: &Tensor) -> Result<Tensor> {
+    let tape = Tape::new();
+    let vars = ParamVars::new(&tape, params, false);
+    let out = linear(&tape, &vars, tape.constant(cond.clone()), "cond_embed")?;
+    Ok(tape.value(out))
+}
+
+/// The head at one flow time `t` shared by every row (sampling): `x_t` [N, token_dim],
+/// `cond_emb` [N, diff_dim] from `head_condition`; the time MLP runs on one row.
+pub fn head_predict_at(
+    c: &ModelConfig,
+    params: &ParamStore,
+    x_t: &Tensor,
+    t: f32,
+    cond_emb: &Tensor,
+) -> Result<Tensor> {
+    let tape = Tape::new();
+    let vars = ParamVars::new(&tape, params, false);
+    let freq = Tensor::from_f32(x_t.gpu(), &[1, 256], &timestep_embedding(&[t], 256))?;
+    let t_emb = time_embedding(&tape, &vars, tape.constant(freq))?;
+    let t_emb = tape.reshape(t_emb, &[c.diff_dim])?;
+    let y = tape.add_bias(tape.constant(cond_emb.clone()), t_emb)?;
+    let out = head_body(&tape, c, &vars, tape.constant(x_t.clone()), y)?;
     Ok(tape.value(out))
 }

@@ -20,7 +20,7 @@ pub use ae_params::{decoder_parameters, encoder_parameters};
 pub use config::{AeConfig, ModelConfig, BUILTIN_CONFIGS};
 pub use decoder::{decode, latent_statistics};
 pub use generate::{cfg_at, generate_tokens, tokens_to_latents, CfgSchedule, SampleSettings};
-pub use head::{head_forward, head_predict};
+pub use head::{head_condition, head_forward, head_predict, head_predict_at};
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
 pub use loading::{generation_parameters, load_generator, VAE_PREFIX};
 pub use noise_file::RecordedNoise;

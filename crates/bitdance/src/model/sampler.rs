@@ -1,7 +1,7 @@
 //! Sampling the binary diffusion head: Euler-Maruyama over the official time grid with
 //! classifier-free guidance, a final plain Euler step of 0.05 at t = 0.95, then the sign.
 
-use super::{head_predict, timestep_embedding, ModelConfig, ParamStore};
+use super::{head_condition, head_predict_at, ModelConfig, ParamStore};
 use crate::rng::Rng;
 use crate::{ops, Error, Result, Tensor};
 
@@ -82,18 +82,14 @@ pub fn sample_head(
     let rows = m / cfg_mult;
     let k = c.token_dim();
     let x = Tensor::from_f32(gpu, &[rows, k], &noise.draw(Draw::Initial, rows * k)?)?;
-    let features = |t: f32| -> Result<Tensor> {
-        let row = timestep_embedding(&[t], 256);
-        let all: Vec<f32> = row.iter().copied().cycle().take(m * 256).collect();
-        Tensor::from_f32(gpu, &[m, 256], &all)
-    };
+    let cond_emb = head_condition(params, cond)?;
     let predict = |t: f32| -> Result<Tensor> {
         let combined = if guided {
             ops::concat(&[&x, &x], 0)?
         } else {
             x.clone()
         };
-        head_predict(c, params, &combined, &features(t)?, cond)
+        head_predict_at(c, params, &combined, t, &cond_emb)
     };
     let grid = time_grid(steps);
     let mut t = 0.0f32;
