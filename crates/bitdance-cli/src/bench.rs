@@ -24,6 +24,9 @@ pub struct BenchArgs {
     /// Guidance scale for `bench generate`.
     #[arg(long, default_value_t = 3.9)]
     cfg: f32,
+    /// Images per pass for `bench generate` (times are per image).
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Timed iterations per shape (after one warm-up).
     #[arg(long, default_value_t = 3)]
     iters: usize,
@@ -114,7 +117,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             }
         }
         BenchKind::Generate => {
-            return crate::bench_generate::run(&gpu, &args.config, args.cfg, args.json)
+            return crate::bench_generate::run(&gpu, &args.config, args.cfg, args.batch, args.json)
         }
     }
     Ok(ExitCode::SUCCESS)
