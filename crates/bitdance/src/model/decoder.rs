@@ -1,12 +1,9 @@
 //! The binary autoencoder's decoder (`vae.decoder.*`): ±1 latents [B, z, h, w] -> images
 //! [B, 3, 16h, 16w] in [-1, 1] (before clamping), NCHW.
 
+use super::ae_blocks::{AeBlocks, EPS, GROUPS};
 use super::{AeConfig, ParamStore};
 use crate::{ops, Error, Result, Tensor};
-
-/// GroupNorm groups and epsilon of every norm in the autoencoder.
-const GROUPS: usize = 32;
-const EPS: f32 = 1e-6;
 
 /// Per-(image, channel) statistics of the latent for AdaptiveGroupNorm: (mean, sqrt(var + 1e-6))
 /// over the h*w positions, with the UNBIASED variance (torch `var` default), each [B, z].
@@ -23,67 +20,12 @@ pub fn latent_statistics(z: &[f32], b: usize, channels: usize, hw: usize) -> (Ve
     (means, stds)
 }
 
-struct Decoder<'a> {
-    params: &'a ParamStore,
-}
+/// The decoder's layers: the shared ones plus AdaptiveGroupNorm.
+struct Decoder<'a>(AeBlocks<'a>);
 
 impl Decoder<'_> {
     fn p(&self, name: &str) -> Result<&Tensor> {
-        self.params.get(&format!("vae.decoder.{name}"))
-    }
-
-    /// A convolution; a weight held in output-channel chunks runs chunk by chunk.
-    fn conv(&self, x: &Tensor, name: &str, bias: bool, pad: usize) -> Result<Tensor> {
-        let b = if bias {
-            Some(self.p(&format!("{name}.bias"))?)
-        } else {
-            None
-        };
-        let chunks = self
-            .params
-            .get_chunks(&format!("vae.decoder.{name}.weight"))?;
-        if chunks.len() == 1 {
-            return ops::conv2d(x, chunks[0], b, 1, pad);
-        }
-        let mut outputs = Vec::with_capacity(chunks.len());
-        let mut first = 0;
-        for w in chunks {
-            let n = w.shape()[0];
-            let bias = b.map(|b| ops::slice(b, 0, first, n)).transpose()?;
-            outputs.push(ops::conv2d(x, w, bias.as_ref(), 1, pad)?);
-            first += n;
-        }
-        let refs: Vec<&Tensor> = outputs.iter().collect();
-        ops::concat(&refs, 1)
-    }
-
-    fn norm_silu(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        let y = ops::group_norm(
-            x,
-            GROUPS,
-            Some(self.p(&format!("{name}.weight"))?),
-            Some(self.p(&format!("{name}.bias"))?),
-            EPS,
-        )?;
-        ops::silu(&y)
-    }
-
-    fn res_block(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        let h = self.norm_silu(x, &format!("{name}.norm1"))?;
-        let h = self.conv(&h, &format!("{name}.conv1"), false, 1)?;
-        let h = self.norm_silu(&h, &format!("{name}.norm2"))?;
-        let h = self.conv(&h, &format!("{name}.conv2"), false, 1)?;
-        let shortcut = format!("{name}.nin_shortcut");
-        let residual = if self
-            .params
-            .get(&format!("vae.decoder.{shortcut}.weight"))
-            .is_ok()
-        {
-            self.conv(x, &shortcut, false, 0)?
-        } else {
-            x.clone()
-        };
-        ops::add(&h, &residual)
+        self.0.p(name)
     }
 
     /// AdaptiveGroupNorm: GroupNorm without affine, then `gamma(std) * x + beta(mean)` per channel.
@@ -145,21 +87,25 @@ pub fn decode(
     let z = Tensor::from_f32(gpu, &s, z)?;
     let mean = Tensor::from_f32(gpu, &[b, zc], &means)?;
     let std = Tensor::from_f32(gpu, &[b, zc], &stds)?;
-    let d = Decoder { params };
-    let mut x = d.conv(&z, "conv_in", true, 1)?;
+    let d = Decoder(AeBlocks {
+        params,
+        prefix: "vae.decoder",
+    });
+    let n = &d.0;
+    let mut x = n.conv(&z, "conv_in", true, 1, 1)?;
     for j in 0..ae.num_res_blocks {
-        x = d.res_block(&x, &format!("mid_block.{j}"))?;
+        x = n.res_block(&x, &format!("mid_block.{j}"))?;
     }
     for level in (0..ae.ch_mult.len()).rev() {
         x = d.adaptive(&x, level, &mean, &std)?;
         for j in 0..ae.num_res_blocks {
-            x = d.res_block(&x, &format!("up.{level}.block.{j}"))?;
+            x = n.res_block(&x, &format!("up.{level}.block.{j}"))?;
         }
         if level > 0 {
-            x = d.conv(&x, &format!("up.{level}.upsample.conv1"), true, 1)?;
+            x = n.conv(&x, &format!("up.{level}.upsample.conv1"), true, 1, 1)?;
             x = ops::depth_to_space(&x, 2)?;
         }
     }
-    let x = d.norm_silu(&x, "norm_out")?;
-    d.conv(&x, "conv_out", true, 1)
+    let x = n.norm_silu(&x, "norm_out")?;
+    n.conv(&x, "conv_out", true, 1, 1)
 }

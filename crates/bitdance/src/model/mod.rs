@@ -1,9 +1,11 @@
 //! The BitDance models: configuration (official constructor arguments), and with the inference
 //! issue the autoencoder, the AR transformer and the binary diffusion heads.
 
+mod ae_blocks;
 mod ae_params;
 mod config;
 mod decoder;
+mod encoder;
 mod generate;
 mod head;
 mod kv_cache;
@@ -19,6 +21,7 @@ mod transformer;
 pub use ae_params::{decoder_parameters, encoder_parameters};
 pub use config::{AeConfig, ModelConfig, BUILTIN_CONFIGS};
 pub use decoder::{decode, latent_statistics};
+pub use encoder::{encode, encoded_size, quantize, Quantized};
 pub use generate::{cfg_at, generate_tokens, tokens_to_latents, CfgSchedule, SampleSettings};
 pub use head::{head_condition, head_forward, head_predict, head_predict_at};
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};

@@ -1,0 +1,84 @@
+//! The binary autoencoder's encoder (`vae.encoder.*`): images [B, 3, H, W] in [-1, 1] -> the
+//! pre-quantization latent [B, z, h, w], and the GFQ sign quantizer that turns it into ±1 codes
+//! and per-group code indices.
+
+use super::ae_blocks::AeBlocks;
+use super::{AeConfig, ParamStore};
+use crate::{ops, Error, Result, Tensor};
+
+/// Spatial size after the encoder's `levels - 1` stride-2 3x3 convolutions (padding 1):
+/// each maps n -> ceil(n / 2), so 256 -> 16 with the 5 levels of ae_d16c32.
+pub fn encoded_size(ae: &AeConfig, n: usize) -> usize {
+    (1..ae.ch_mult.len()).fold(n, |n, _| n.div_ceil(2))
+}
+
+/// Encodes images [B, 3, H, W] (NCHW, in [-1, 1]) into the pre-quantization latent
+/// [B, z_channels, h, w] with h = `encoded_size(ae, H)` (likewise w): conv_in, per level
+/// `num_res_blocks` ResBlocks and (except the last) a stride-2 `downsample`, the mid blocks,
+/// norm_out, swish, 1x1 conv_out.
+pub fn encode(ae: &AeConfig, params: &ParamStore, images: &Tensor) -> Result<Tensor> {
+    let s = images.shape();
+    if s.len() != 4 || s[1] != 3 || s.contains(&0) {
+        return Err(Error::Shape {
+            op: "encode",
+            detail: format!("images {s:?}; expected [B, 3, H, W] with no zero dim"),
+        });
+    }
+    let n = AeBlocks {
+        params,
+        prefix: "vae.encoder",
+    };
+    let levels = ae.ch_mult.len();
+    let mut x = n.conv(images, "conv_in", false, 1, 1)?;
+    for level in 0..levels {
+        for j in 0..ae.num_res_blocks {
+            x = n.res_block(&x, &format!("down.{level}.block.{j}"))?;
+        }
+        if level + 1 < levels {
+            x = n.conv(&x, &format!("down.{level}.downsample"), true, 2, 1)?;
+        }
+    }
+    for j in 0..ae.num_res_blocks {
+        x = n.res_block(&x, &format!("mid_block.{j}"))?;
+    }
+    let x = n.norm_silu(&x, "norm_out")?;
+    n.conv(&x, "conv_out", true, 1, 0)
+}
+
+/// The GFQ quantizer's outputs for a latent [B, z, h, w].
+#[derive(Clone, Debug)]
+pub struct Quantized {
+    /// ±1 codes [B, z, h, w] (the decoder's input): +1 where the latent is > 0, else -1.
+    pub codes: Tensor,
+    /// The same codes as tokens [B, h*w, z], positions in raster order (the AR model's input).
+    pub tokens: Tensor,
+    /// u32 [B, h*w, z/8]: code index of each group of 8 consecutive channels, channel 8g + j
+    /// being bit j (least significant first) set where the code is +1.
+    pub indices: Tensor,
+}
+
+/// Quantizes a latent [B, z, h, w] (z a multiple of 8) as the official GFQ at inference:
+/// `where(x > 0, 1, -1)` (0 maps to -1), and the index of each group of 8 bits per position.
+pub fn quantize(latent: &Tensor) -> Result<Quantized> {
+    let s = latent.shape();
+    if s.len() != 4 {
+        return Err(Error::Shape {
+            op: "quantize",
+            detail: format!("latent {s:?}; expected [B, z, h, w]"),
+        });
+    }
+    let (b, z, hw) = (s[0], s[1], s[2] * s[3]);
+    let codes = ops::sign_quantize(latent)?;
+    // Channels-last by a product with the identity: exact for ±1 codes.
+    let eye: Vec<f32> = (0..z * z)
+        .map(|i| if i / z == i % z { 1.0 } else { 0.0 })
+        .collect();
+    let eye = Tensor::from_f32(latent.gpu(), &[z, z], &eye)?;
+    let tokens = ops::matmul(&codes.reshape(&[b, z, hw])?, &eye, None, true, false)?;
+    let indices = ops::lfq_group_indices(&tokens)?;
+    Ok(Quantized {
+        codes,
+        tokens,
+        indices,
+    })
+}
