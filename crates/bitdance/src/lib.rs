@@ -13,6 +13,7 @@ pub mod reference;
 pub mod rng;
 pub mod shaders;
 pub mod tensor;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Gpu, GpuOptions, GpuStats};

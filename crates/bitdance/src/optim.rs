@@ -20,7 +20,7 @@ pub struct ParamGrad<'a> {
 }
 
 /// AdamW settings (defaults: the official BitDance recipe).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamWConfig {
     /// First-moment decay.
     pub beta1: f32,
@@ -155,7 +155,7 @@ impl Ema {
 
 /// The official learning-rate schedule: linear warmup from 0 over `warmup` steps, constant
 /// until `decay_start`, then cosine decay to `min_lr` at `total` (steps are 0-based).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LrSchedule {
     /// Peak learning rate.
     pub peak: f32,

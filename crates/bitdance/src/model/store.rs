@@ -213,6 +213,16 @@ impl ParamStore {
         self.tensors.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// The GPU holding the parameters, or an error for an empty store.
+    pub fn gpu(&self) -> Result<Gpu> {
+        self.tensors
+            .values()
+            .chain(self.chunked.values().flatten())
+            .next()
+            .map(|t| t.gpu().clone())
+            .ok_or_else(|| Error::Invalid("the parameter store is empty".into()))
+    }
+
     /// Number of parameters (a chunked one counts once).
     pub fn len(&self) -> usize {
         self.tensors.len() + self.chunked.len()
@@ -266,6 +276,11 @@ impl<'a> ParamVars<'a> {
             .leaf(self.store.get(name)?.clone(), self.trainable);
         self.vars.borrow_mut().insert(name.to_string(), v);
         Ok(v)
+    }
+
+    /// The GPU holding the parameters.
+    pub fn gpu(&self) -> Result<Gpu> {
+        self.store.gpu()
     }
 
     /// The parameters used so far, by name.

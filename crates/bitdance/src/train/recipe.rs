@@ -1,0 +1,29 @@
+//! The official AR training recipe's data-side hyper-parameters.
+
+/// Hyper-parameters of the AR loss (official defaults for BitDance-B).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ArRecipe {
+    /// Bit-flip perturbation of the input tokens: each bit flips with probability
+    /// `perturb_rate * u`, u ~ U(0, 1) per bit (0.1 for B, 0.05 for L/H).
+    pub perturb_rate: f32,
+    /// Probability of replacing a class by the null class (for CFG).
+    pub class_dropout: f32,
+    /// Repeats of every token's condition in the head loss, each with its own t and noise.
+    pub diff_batch_mul: usize,
+    /// Mean of the logit-normal flow time: t = sigmoid(N(p_mean, p_std)).
+    pub p_mean: f32,
+    /// Standard deviation of the logit-normal flow time.
+    pub p_std: f32,
+}
+
+impl Default for ArRecipe {
+    fn default() -> Self {
+        Self {
+            perturb_rate: 0.1,
+            class_dropout: 0.1,
+            diff_batch_mul: 4,
+            p_mean: -0.8,
+            p_std: 0.8,
+        }
+    }
+}

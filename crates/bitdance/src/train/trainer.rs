@@ -1,0 +1,289 @@
+//! The AR training state: parameters, AdamW moments, EMA, learning-rate schedule, step and
+//! RNG; one submit per step; checkpoints that resume bit for bit.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ar_loss, ArBatch, ArDraws, ArRecipe};
+use crate::autograd::Tape;
+use crate::io::{save_safetensors, WeightFile};
+use crate::model::{ar_parameters, decays, ModelConfig, ParamStore, ParamVars};
+use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule, ParamGrad};
+use crate::rng::Rng;
+use crate::{ops, Error, Gpu, Result, Tensor};
+
+/// Metadata key of the model config (JSON) in weight files and checkpoints.
+pub const CONFIG_KEY: &str = "bitdance.config";
+/// Metadata key of the training state (JSON) in checkpoints.
+pub const TRAIN_KEY: &str = "bitdance.train";
+/// Name prefix of the EMA weights in a checkpoint.
+pub const EMA_PREFIX: &str = "ema.";
+/// Name prefixes of the AdamW moments in a checkpoint.
+pub const MOMENT_PREFIXES: [&str; 2] = ["optim.m.", "optim.v."];
+
+/// Training hyper-parameters beyond the data recipe.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainSettings {
+    /// Loss-side recipe (perturbation, class dropout, repeats, time distribution).
+    pub recipe: ArRecipe,
+    /// AdamW settings.
+    pub adamw: AdamWConfig,
+    /// Learning-rate schedule over optimizer steps.
+    pub schedule: LrSchedule,
+    /// EMA decay per step.
+    pub ema_decay: f32,
+    /// Seed of the host RNG (perturbation, dropout, t, noise).
+    pub seed: u64,
+}
+
+/// What one step reports.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepStats {
+    /// Optimizer steps taken so far (1 after the first).
+    pub step: u64,
+    /// The loss of this step's batch (before the update).
+    pub loss: f32,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+    /// Learning rate used.
+    pub lr: f32,
+}
+
+/// Serialized scalar state of a run.
+#[derive(Serialize, Deserialize)]
+struct SavedState {
+    settings: TrainSettings,
+    step: u64,
+    rng: [u64; 4],
+}
+
+/// An AR model in training: the trainable store (AR transformer and head), a frozen one
+/// (the autoencoder, saved with the model so a checkpoint is a complete state dict), AdamW,
+/// EMA, schedule and RNG.
+pub struct ArTrainer {
+    /// Model config.
+    pub config: ModelConfig,
+    /// Trainable parameters by official name.
+    pub params: ParamStore,
+    /// Frozen parameters saved alongside (e.g. `vae.*`).
+    pub frozen: ParamStore,
+    /// Hyper-parameters.
+    pub settings: TrainSettings,
+    optimizer: AdamW,
+    ema: Ema,
+    rng: Rng,
+}
+
+impl ArTrainer {
+    /// Starts a run from `params` (every AR parameter of `config`); the EMA starts as a copy
+    /// of them, as the official trainer does.
+    pub fn new(
+        config: ModelConfig,
+        params: ParamStore,
+        frozen: ParamStore,
+        settings: TrainSettings,
+    ) -> Result<Self> {
+        for spec in ar_parameters(&config) {
+            params.get_shaped(&spec.name, &spec.shape)?;
+        }
+        let mut ema = Ema::new(settings.ema_decay);
+        for (name, t) in params.iter() {
+            ema.shadows.insert(name.to_string(), ops::duplicate(t)?);
+        }
+        Ok(Self {
+            config,
+            params,
+            frozen,
+            optimizer: AdamW::new(settings.adamw),
+            ema,
+            rng: Rng::new(settings.seed),
+            settings,
+        })
+    }
+
+    /// Optimizer steps taken so far.
+    pub fn step_count(&self) -> u64 {
+        self.optimizer.step
+    }
+
+    /// The EMA weights by official name.
+    pub fn ema_weights(&self) -> &BTreeMap<String, Tensor> {
+        &self.ema.shadows
+    }
+
+    /// One training step on `batch`: loss, backward, clipped AdamW, EMA, all in one submit;
+    /// the loss and grad norm are read back. A non-finite loss is an error naming the step.
+    pub async fn step(&mut self, batch: &ArBatch<'_>) -> Result<StepStats> {
+        let s = &self.settings;
+        let draws = ArDraws::sample(&self.config, batch, &s.recipe, &mut self.rng);
+        let lr = s.schedule.at(self.optimizer.step);
+        let tape = Tape::new();
+        let vars = ParamVars::new(&tape, &self.params, true);
+        let loss = ar_loss(&tape, &self.config, &vars, batch, &draws, &s.recipe)?;
+        let mut grads = tape.backward(loss)?;
+        let used = vars.used();
+        let mut owned = Vec::with_capacity(used.len());
+        for (name, v) in &used {
+            let grad = grads.take(*v).ok_or_else(|| {
+                Error::Invalid(format!("training: parameter '{name}' received no gradient"))
+            })?;
+            owned.push((name.as_str(), self.params.get(name)?, grad));
+        }
+        let pg: Vec<ParamGrad> = owned
+            .iter()
+            .map(|(name, value, grad)| ParamGrad {
+                name,
+                value,
+                grad,
+                decay: decays(name, value.shape()),
+            })
+            .collect();
+        let clip = self.optimizer.step(&pg, lr)?;
+        self.ema.update(owned.iter().map(|(n, v, _)| (*n, *v)))?;
+        // One readback: [loss, clip factor, grad norm].
+        let report = ops::concat(&[&tape.value(loss), &clip], 0)?
+            .to_vec_f32()
+            .await?;
+        let (loss_value, norm) = (report[0], report[2]);
+        if !loss_value.is_finite() {
+            return Err(Error::Invalid(format!(
+                "training diverged: the loss is {loss_value} at step {} (grad norm {norm}); \
+                 the last checkpoint written is the last good state",
+                self.optimizer.step
+            )));
+        }
+        Ok(StepStats {
+            step: self.optimizer.step,
+            loss: loss_value,
+            grad_norm: norm,
+            lr,
+        })
+    }
+
+    /// The checkpoint as safetensors bytes: the model (trainable and frozen) under official
+    /// names, the EMA under `ema.`, the AdamW moments under `optim.m.`/`optim.v.`, and the
+    /// config and scalar state (step, RNG, settings) as metadata.
+    pub async fn checkpoint(&self) -> Result<Vec<u8>> {
+        let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+        let mut add = |name: String, t: &Tensor, data: Vec<f32>| {
+            host.push((name, t.shape().to_vec(), data));
+        };
+        for (name, t) in self.params.iter().chain(self.frozen.iter()) {
+            add(name.to_string(), t, t.to_vec_f32().await?);
+        }
+        for (name, t) in &self.ema.shadows {
+            add(format!("{EMA_PREFIX}{name}"), t, t.to_vec_f32().await?);
+        }
+        for (name, (m, v)) in &self.optimizer.moments {
+            add(
+                format!("{}{name}", MOMENT_PREFIXES[0]),
+                m,
+                m.to_vec_f32().await?,
+            );
+            add(
+                format!("{}{name}", MOMENT_PREFIXES[1]),
+                v,
+                v.to_vec_f32().await?,
+            );
+        }
+        let state = SavedState {
+            settings: self.settings,
+            step: self.optimizer.step,
+            rng: self.rng.state(),
+        };
+        let meta = BTreeMap::from([
+            (CONFIG_KEY.to_string(), self.config.to_json()),
+            (
+                TRAIN_KEY.to_string(),
+                serde_json::to_string(&state).map_err(|e| Error::Invalid(e.to_string()))?,
+            ),
+        ]);
+        let views: Vec<(&str, &[usize], &[f32])> = host
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
+            .collect();
+        save_safetensors(&views, Some(&meta))
+    }
+
+    /// Resumes a run from `checkpoint` (written by `checkpoint`): continuing gives exactly the
+    /// steps an uninterrupted run would have taken. `config`, when given, must match the
+    /// checkpoint's.
+    pub fn resume(gpu: &Gpu, file: &WeightFile<'_>, config: Option<&ModelConfig>) -> Result<Self> {
+        let meta = file.metadata();
+        let missing = |key: &str| {
+            Error::Invalid(format!(
+                "{}: not a bitdance training checkpoint (no '{key}' metadata)",
+                file.label()
+            ))
+        };
+        let stored = meta.get(CONFIG_KEY).ok_or_else(|| missing(CONFIG_KEY))?;
+        let c = ModelConfig::from_json(file.label(), stored)?;
+        if let Some(want) = config {
+            if *want != c {
+                return Err(Error::Invalid(format!(
+                    "{}: the checkpoint is of another config ({}) than the one given ({})",
+                    file.label(),
+                    c.to_json(),
+                    want.to_json()
+                )));
+            }
+        }
+        let state: SavedState =
+            serde_json::from_str(meta.get(TRAIN_KEY).ok_or_else(|| missing(TRAIN_KEY))?)
+                .map_err(|e| Error::Invalid(format!("{}: training state: {e}", file.label())))?;
+        let specs = ar_parameters(&c);
+        let params = ParamStore::from_weights(gpu, file, &specs)?;
+        let frozen_specs: Vec<_> = file
+            .names()
+            .into_iter()
+            .filter(|n| {
+                !n.starts_with(EMA_PREFIX)
+                    && !MOMENT_PREFIXES.iter().any(|p| n.starts_with(p))
+                    && !specs.iter().any(|s| &s.name == n)
+            })
+            .map(|name| {
+                let shape = file.shape(&name).map(<[usize]>::to_vec);
+                shape.map(|shape| crate::model::ParamSpec { name, shape })
+            })
+            .collect::<Result<_>>()?;
+        let frozen = ParamStore::from_weights(gpu, file, &frozen_specs)?;
+        let renamed = |prefix: &str| -> Result<ParamStore> {
+            let specs: Vec<_> = specs
+                .iter()
+                .map(|s| crate::model::ParamSpec {
+                    name: format!("{prefix}{}", s.name),
+                    shape: s.shape.clone(),
+                })
+                .collect();
+            Ok(ParamStore::from_weights(gpu, file, &specs)?
+                .renamed(|n| n.trim_start_matches(prefix).to_string()))
+        };
+        let ema_store = renamed(EMA_PREFIX)?;
+        let mut optimizer = AdamW::new(state.settings.adamw);
+        optimizer.step = state.step;
+        if state.step > 0 {
+            let m = renamed(MOMENT_PREFIXES[0])?;
+            let v = renamed(MOMENT_PREFIXES[1])?;
+            for spec in &specs {
+                optimizer.moments.insert(
+                    spec.name.clone(),
+                    (m.get(&spec.name)?.clone(), v.get(&spec.name)?.clone()),
+                );
+            }
+        }
+        let mut ema = Ema::new(state.settings.ema_decay);
+        for (name, t) in ema_store.iter() {
+            ema.shadows.insert(name.to_string(), t.clone());
+        }
+        Ok(Self {
+            config: c,
+            params,
+            frozen,
+            settings: state.settings,
+            optimizer,
+            ema,
+            rng: Rng::from_state(state.rng),
+        })
+    }
+}

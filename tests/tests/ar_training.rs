@@ -1,0 +1,124 @@
+//! AR training with the official recipe on a tiny model: the loss falls, a step is one
+//! submit, and N steps + checkpoint + resume + M steps equals N + M steps in one run.
+
+use bitdance::gpu::block_on;
+use bitdance::io::WeightFile;
+use bitdance::model::{ar_parameters, ModelConfig, ParamStore};
+use bitdance::optim::{AdamWConfig, LrSchedule};
+use bitdance::rng::Rng;
+use bitdance::train::{ArBatch, ArRecipe, ArTrainer, TrainSettings};
+use bitdance_tests::{gpu, tiny_config as tiny};
+
+/// Four images of two classes: each class has its own fixed random token bits.
+fn dataset(c: &ModelConfig) -> (Vec<f32>, Vec<u32>) {
+    let n = c.image_tokens() * c.token_dim();
+    let mut rng = Rng::new(77);
+    let patterns: Vec<Vec<f32>> = (0..2)
+        .map(|_| {
+            (0..n)
+                .map(|_| if rng.uniform() < 0.5 { -1.0 } else { 1.0 })
+                .collect()
+        })
+        .collect();
+    let classes = vec![0u32, 1, 1, 0];
+    let tokens = classes
+        .iter()
+        .flat_map(|&k| patterns[k as usize].clone())
+        .collect();
+    (tokens, classes)
+}
+
+/// Serialises the tests of this file: they share one GPU, whose submit counter one of them reads.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn settings(total: u64) -> TrainSettings {
+    TrainSettings {
+        recipe: ArRecipe::default(),
+        adamw: AdamWConfig::default(),
+        schedule: LrSchedule {
+            peak: 3e-3,
+            min_lr: 3e-4,
+            warmup: 5,
+            decay_start: 20,
+            total,
+        },
+        ema_decay: 0.99,
+        seed: 5,
+    }
+}
+
+fn trainer(c: &ModelConfig, total: u64) -> ArTrainer {
+    let params = ParamStore::random(&gpu(), &ar_parameters(c), &mut Rng::new(1), 0.05).unwrap();
+    ArTrainer::new(c.clone(), params, ParamStore::new(), settings(total)).unwrap()
+}
+
+#[test]
+fn the_loss_falls_with_one_submit_per_step() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for p in [1, 4] {
+        let c = tiny(p);
+        let (tokens, classes) = dataset(&c);
+        let batch = ArBatch {
+            tokens: &tokens,
+            classes: &classes,
+        };
+        let steps = 60;
+        let mut t = trainer(&c, steps);
+        let mut losses = Vec::new();
+        for i in 0..steps {
+            let before = gpu().stats();
+            let s = block_on(t.step(&batch)).unwrap();
+            if i == 1 {
+                let submits = gpu().stats().submits - before.submits;
+                eprintln!(
+                    "p={p}: {} dispatches per step",
+                    gpu().stats().dispatches - before.dispatches
+                );
+                assert_eq!(submits, 1, "p={p}: one submit per step");
+            }
+            assert!(s.grad_norm.is_finite() && s.grad_norm > 0.0);
+            losses.push(s.loss);
+        }
+        let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+        let (first, last) = (mean(&losses[..10]), mean(&losses[steps as usize - 10..]));
+        eprintln!("p={p}: loss {first:.3} -> {last:.3} in {steps} steps");
+        assert!(last < 0.5 * first, "p={p}: loss {first} -> {last}");
+    }
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = tiny(4);
+    let (tokens, classes) = dataset(&c);
+    let batch = ArBatch {
+        tokens: &tokens,
+        classes: &classes,
+    };
+    let (n, m) = (4, 3);
+    let mut straight = trainer(&c, 10);
+    let whole: Vec<f32> = (0..n + m)
+        .map(|_| block_on(straight.step(&batch)).unwrap().loss)
+        .collect();
+    let mut first = trainer(&c, 10);
+    let mut losses: Vec<f32> = (0..n)
+        .map(|_| block_on(first.step(&batch)).unwrap().loss)
+        .collect();
+    let bytes = block_on(first.checkpoint()).unwrap();
+    drop(first);
+    let file = WeightFile::parse_named("ckpt.safetensors", &bytes).unwrap();
+    let mut resumed = ArTrainer::resume(&gpu(), &file, Some(&c)).unwrap();
+    assert_eq!(resumed.step_count(), n as u64);
+    losses.extend((0..m).map(|_| block_on(resumed.step(&batch)).unwrap().loss));
+    assert_eq!(losses, whole, "N + resume + M steps equal N + M steps");
+    let ema_a = block_on(straight.checkpoint()).unwrap();
+    let ema_b = block_on(resumed.checkpoint()).unwrap();
+    assert_eq!(ema_a, ema_b, "weights, EMA, moments and state all equal");
+    // A checkpoint of another config is refused, naming both.
+    let other = tiny(1);
+    let err = ArTrainer::resume(&gpu(), &file, Some(&other))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("another config"), "{err}");
+}
