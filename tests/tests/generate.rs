@@ -93,3 +93,16 @@ fn latents_undo_the_patch_raster_order() {
     assert_eq!(&z[..16], &want);
     assert_eq!(&z[16 * 31..], &want);
 }
+
+#[test]
+fn tokens_and_latents_convert_both_ways() {
+    use bitdance::model::latents_to_tokens;
+    for p in [1, 4] {
+        let c = tiny(p);
+        let n = 2 * c.image_tokens() * 32;
+        let tokens: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let z = tokens_to_latents(&c, &tokens).unwrap();
+        assert_ne!(z, tokens);
+        assert_eq!(latents_to_tokens(&c, &z).unwrap(), tokens, "p={p}");
+    }
+}

@@ -117,3 +117,26 @@ pub fn tokens_to_latents(c: &ModelConfig, tokens: &[f32]) -> Result<Vec<f32>> {
     }
     Ok(z)
 }
+
+/// Latents [B, token_dim, g, g] (host, row-major) -> tokens [B, T, token_dim] in the model's
+/// token order (patch-raster for next-patch models): the inverse of `tokens_to_latents`.
+pub fn latents_to_tokens(c: &ModelConfig, z: &[f32]) -> Result<Vec<f32>> {
+    let (g, k, t) = (c.grid(), c.token_dim(), c.image_tokens());
+    if c.patch_size != 1 || !z.len().is_multiple_of(t * k) {
+        return Err(Error::Invalid(format!(
+            "latents_to_tokens: {} values for latents of {k} x {g} x {g}",
+            z.len()
+        )));
+    }
+    let order = patch_raster_order(g, g, c.patch_side())?;
+    let b = z.len() / (t * k);
+    let mut tokens = vec![0.0; z.len()];
+    for bi in 0..b {
+        for (i, &cell) in order.iter().enumerate() {
+            for ch in 0..k {
+                tokens[(bi * t + i) * k + ch] = z[(bi * k + ch) * t + cell as usize];
+            }
+        }
+    }
+    Ok(tokens)
+}

@@ -8,6 +8,7 @@ mod decoder;
 mod encoder;
 mod generate;
 mod head;
+mod init;
 mod kv_cache;
 mod loading;
 mod noise_file;
@@ -22,13 +23,16 @@ pub use ae_params::{decoder_parameters, encoder_parameters};
 pub use config::{AeConfig, ModelConfig, BUILTIN_CONFIGS};
 pub use decoder::{decode, latent_statistics};
 pub use encoder::{encode, encoded_size, quantize, Quantized};
-pub use generate::{cfg_at, generate_tokens, tokens_to_latents, CfgSchedule, SampleSettings};
+pub use generate::{
+    cfg_at, generate_tokens, latents_to_tokens, tokens_to_latents, CfgSchedule, SampleSettings,
+};
 pub use head::{head_condition, head_forward, head_predict, head_predict_at};
+pub use init::init_parameters;
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
 pub use loading::{generation_parameters, load_generator, VAE_PREFIX};
 pub use noise_file::RecordedNoise;
 pub use params::{ar_parameters, decays, ParamSpec};
-pub use pipeline::{generate_images, to_rgb8, Generated};
+pub use pipeline::{encode_tokens, generate_images, to_rgb8, Generated};
 pub use sampler::{sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
 pub use store::{ParamStore, ParamVars};
 pub use timestep::timestep_embedding;

@@ -2,9 +2,10 @@
 //! official conversion to 8-bit RGB. Async only at the token readback (one path for web and
 //! native).
 
-use super::{decode, generate_tokens, tokens_to_latents, GaussianSource, ModelConfig};
+use super::{decode, encode, generate_tokens, latents_to_tokens, quantize, tokens_to_latents};
+use super::{GaussianSource, ModelConfig};
 use super::{ParamStore, SampleSettings};
-use crate::Result;
+use crate::{Result, Tensor};
 
 /// The result of `generate_images` for B images of side S = `resolution`.
 pub struct Generated {
@@ -37,6 +38,29 @@ pub async fn generate_images(
         image: image.to_vec_f32().await?,
         count: b,
     })
+}
+
+/// Images [B, 3, R, R] in [-1, 1] -> the AR model's tokens [B, T, token_dim] (±1, model
+/// order) through the encoder and the sign quantizer (`vae.encoder.*` must be loaded).
+pub async fn encode_tokens(
+    c: &ModelConfig,
+    params: &ParamStore,
+    images: &Tensor,
+) -> Result<Vec<f32>> {
+    let latent = encode(&c.vae, params, images)?;
+    let codes = quantize(&latent)?.codes;
+    let shape = codes.shape().to_vec();
+    if shape[1] != c.token_dim() || shape[2] != c.grid() || shape[3] != c.grid() {
+        return Err(crate::Error::Shape {
+            op: "encode_tokens",
+            detail: format!(
+                "the encoder gives latents {shape:?}; the model needs [B, {}, {g}, {g}]",
+                c.token_dim(),
+                g = c.grid()
+            ),
+        });
+    }
+    latents_to_tokens(c, &codes.to_vec_f32().await?)
 }
 
 /// Decoder output [B, 3, H, W] -> 8-bit RGB [B, H, W, 3] as the official sampler converts it:
