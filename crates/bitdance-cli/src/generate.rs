@@ -15,9 +15,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::files::{load_config, read_bytes, write_atomic};
 
-/// Metadata key of a weight file holding its model config as JSON.
-pub const CONFIG_METADATA_KEY: &str = "bitdance.config";
-
 /// Arguments of `bitdance generate`.
 #[derive(clap::Args)]
 pub struct GenerateArgs {
@@ -103,7 +100,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         None => {
             let json = weights
                 .metadata()
-                .remove(CONFIG_METADATA_KEY)
+                .remove(bitdance::train::CONFIG_KEY)
                 .with_context(|| {
                     format!("{label} holds no model config: give one with --config (e.g. B-4x)")
                 })?;

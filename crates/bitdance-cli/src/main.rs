@@ -7,6 +7,8 @@ mod doctor;
 mod files;
 mod generate;
 mod grid;
+mod latent_cache;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +28,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Generate images of the given classes with a BitDance model.
     Generate(generate::GenerateArgs),
+    /// Train an AR model on an image folder (official recipe; the tokenizer frozen).
+    Train(train::TrainArgs),
+    /// Fine-tune given weights (official or ours) on an image folder.
+    Finetune(train::FinetuneArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -40,6 +46,8 @@ fn main() -> std::process::ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Train(args) => train::run_train(args),
+        Command::Finetune(args) => train::run_finetune(args),
     };
     match result {
         Ok(code) => code,

@@ -2,7 +2,7 @@
 //! its head, and the autoencoder's decoder (the encoder is checked but never uploaded).
 
 use super::ParamStore;
-use super::{ar_parameters, decoder_parameters, encoder_parameters, ModelConfig, ParamSpec};
+use super::{ar_parameters, decoder_parameters, encoder_parameters, AeConfig, ModelConfig, ParamSpec};
 use crate::io::{check_expected, WeightFile};
 use crate::{Gpu, Result};
 
@@ -80,4 +80,28 @@ pub fn load_generator(
         }
     }
     Ok(store)
+}
+
+/// Loads the whole autoencoder (`vae.encoder.*` and `vae.decoder.*`, e.g. to encode a dataset)
+/// from `file`, whose names carry the `vae.` prefix or not; its other tensors are ignored.
+pub fn load_autoencoder(gpu: &Gpu, ae: &AeConfig, file: &WeightFile<'_>) -> Result<ParamStore> {
+    let prefixed = file.names().iter().any(|n| n.starts_with(VAE_PREFIX));
+    let specs: Vec<ParamSpec> = encoder_parameters(ae)
+        .into_iter()
+        .chain(decoder_parameters(ae))
+        .map(|s| ParamSpec {
+            name: if prefixed {
+                s.name
+            } else {
+                s.name.trim_start_matches(VAE_PREFIX).to_string()
+            },
+            shape: s.shape,
+        })
+        .collect();
+    let store = ParamStore::from_weights(gpu, file, &specs)?;
+    Ok(if prefixed {
+        store
+    } else {
+        store.renamed(|n| format!("{VAE_PREFIX}{n}"))
+    })
 }

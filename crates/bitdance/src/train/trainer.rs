@@ -206,6 +206,40 @@ impl ArTrainer {
         save_safetensors(&views, Some(&meta))
     }
 
+    /// The model alone as safetensors bytes under official names, ready for `generate` or the
+    /// official `load_state_dict`: the EMA weights (or the raw ones) and the frozen ones, with
+    /// the config as metadata.
+    pub async fn export_model(&self, ema: bool) -> Result<Vec<u8>> {
+        let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+        let trained: Vec<(&str, &Tensor)> = if ema {
+            self.ema.shadows.iter().map(|(n, t)| (n.as_str(), t)).collect()
+        } else {
+            self.params.iter().collect()
+        };
+        for (name, t) in trained.into_iter().chain(self.frozen.iter()) {
+            host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
+        }
+        let meta = BTreeMap::from([(CONFIG_KEY.to_string(), self.config.to_json())]);
+        let views: Vec<(&str, &[usize], &[f32])> = host
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
+            .collect();
+        save_safetensors(&views, Some(&meta))
+    }
+
+    /// A store of the EMA weights (or the raw ones) plus the frozen ones, for sampling.
+    pub fn sampling_store(&self, ema: bool) -> ParamStore {
+        let mut store = self.frozen.clone();
+        if ema {
+            for (name, t) in &self.ema.shadows {
+                store.insert(name, t.clone());
+            }
+        } else {
+            store.extend(self.params.clone());
+        }
+        store
+    }
+
     /// Resumes a run from `checkpoint` (written by `checkpoint`): continuing gives exactly the
     /// steps an uninterrupted run would have taken. `config`, when given, must match the
     /// checkpoint's.

@@ -1,0 +1,123 @@
+//! The dataset's tokens, encoded once by the frozen tokenizer and cached on disk: every image
+//! and its horizontal flip, in the AR model's token order.
+
+use std::path::Path;
+
+use anyhow::Context;
+use bitdance::io::{save_safetensors, WeightFile};
+use bitdance::model::{encode_tokens, ModelConfig, ParamStore};
+use bitdance::Tensor;
+use indicatif::ProgressBar;
+
+use crate::dataset::ImageFolder;
+use crate::files::write_atomic;
+
+/// Images encoded per pass.
+const ENCODE_BATCH: usize = 8;
+
+/// Cached tokens of a dataset: `tokens` [2N, T, token_dim] (image i at i, its flip at N + i)
+/// and labels [N].
+pub struct LatentCache {
+    /// ±1 tokens, images then their flips.
+    pub tokens: Vec<f32>,
+    /// Class id per image.
+    pub labels: Vec<u32>,
+    /// Values per image (T x token_dim).
+    pub per_image: usize,
+}
+
+impl LatentCache {
+    /// Number of images (flips not counted).
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Tokens of image `i`, flipped or not.
+    pub fn image(&self, i: usize, flipped: bool) -> &[f32] {
+        let at = if flipped { self.len() + i } else { i };
+        &self.tokens[at * self.per_image..(at + 1) * self.per_image]
+    }
+}
+
+/// A fingerprint of what the cache depends on: images, resolution, tokenizer weights.
+pub fn fingerprint(data: &ImageFolder, c: &ModelConfig, tokenizer_bytes: &[u8]) -> String {
+    // FNV-1a: stable across runs and platforms, unlike std's hasher.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut eat = |bytes: &[u8]| {
+        for b in bytes {
+            h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+    };
+    for i in 0..data.len() {
+        for v in data.image(i) {
+            eat(&v.to_le_bytes());
+        }
+        eat(&data.label(i).to_le_bytes());
+    }
+    eat(serde_json::to_string(&c.vae).unwrap_or_default().as_bytes());
+    eat(&(c.resolution as u64).to_le_bytes());
+    eat(tokenizer_bytes);
+    format!("{h:016x}")
+}
+
+/// Loads the cache at `path` when its fingerprint matches, else encodes `data` with the
+/// tokenizer in `ae` and writes the cache atomically.
+pub fn load_or_encode(
+    path: &Path,
+    data: &ImageFolder,
+    c: &ModelConfig,
+    ae: &ParamStore,
+    fingerprint: &str,
+) -> anyhow::Result<LatentCache> {
+    let per_image = c.image_tokens() * c.token_dim();
+    if let Ok(bytes) = std::fs::read(path) {
+        let file = WeightFile::parse_named(&path.display().to_string(), &bytes)?;
+        if file.metadata().get("fingerprint").map(String::as_str) == Some(fingerprint) {
+            let tokens = file.to_f32("tokens")?;
+            let labels = file
+                .to_f32("labels")?
+                .into_iter()
+                .map(|v| v as u32)
+                .collect();
+            return Ok(LatentCache {
+                tokens,
+                labels,
+                per_image,
+            });
+        }
+    }
+    let gpu = ae.gpu()?;
+    let n = data.len();
+    let r = c.resolution;
+    let bar = ProgressBar::new(2 * n as u64).with_message("encoding the dataset");
+    let mut tokens = Vec::with_capacity(2 * n * per_image);
+    for flipped in [false, true] {
+        let all: Vec<usize> = (0..n).collect();
+        for chunk in all.chunks(ENCODE_BATCH) {
+            let (pixels, _) = data.batch(chunk, &vec![flipped; chunk.len()]);
+            let images = Tensor::from_f32(&gpu, &[chunk.len(), 3, r, r], &pixels)?;
+            tokens.extend(pollster::block_on(encode_tokens(c, ae, &images))?);
+            bar.inc(chunk.len() as u64);
+        }
+    }
+    bar.finish_and_clear();
+    let labels: Vec<u32> = (0..n).map(|i| data.label(i)).collect();
+    let label_values: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+    let meta = std::collections::BTreeMap::from([(
+        "fingerprint".to_string(),
+        fingerprint.to_string(),
+    )]);
+    let bytes = save_safetensors(
+        &[
+            ("tokens", &[2 * n, c.image_tokens(), c.token_dim()], &tokens),
+            ("labels", &[n], &label_values),
+        ],
+        Some(&meta),
+    )?;
+    write_atomic(path, &bytes).context("writing the latent cache")?;
+    Ok(LatentCache {
+        tokens,
+        labels,
+        per_image,
+    })
+}
