@@ -24,7 +24,7 @@ pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
 pub use loading::{generation_parameters, load_generator, VAE_PREFIX};
 pub use noise_file::RecordedNoise;
 pub use params::{ar_parameters, decays, ParamSpec};
-pub use sampler::{sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
+pub use sampler::{linspace_grid, sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
 pub use store::{ParamStore, ParamVars};
 pub use timestep::timestep_embedding;
 pub use transformer::{sequence_mask, sequence_positions, transformer_forward};
