@@ -59,3 +59,33 @@ pub fn tiny_config(parallel_num: usize) -> ModelConfig {
     c.validate().expect("tiny config is consistent");
     c
 }
+
+/// Error of `got` against `expected` as max |got - expected| / max |expected| (a non-finite
+/// value or a length mismatch gives infinity).
+pub fn max_relative_error(got: &[f32], expected: &[f32]) -> f64 {
+    if got.len() != expected.len() || got.iter().any(|v| !v.is_finite()) {
+        return f64::INFINITY;
+    }
+    let diff = got
+        .iter()
+        .zip(expected)
+        .map(|(g, e)| (*g as f64 - *e as f64).abs())
+        .fold(0.0, f64::max);
+    let scale = expected
+        .iter()
+        .map(|e| (*e as f64).abs())
+        .fold(0.0, f64::max);
+    diff / scale.max(f64::MIN_POSITIVE)
+}
+
+/// Asserts `max_relative_error(got, expected) <= tol`, printing it and the L2 relative error.
+pub fn assert_close(what: &str, got: &[f32], expected: &[f32], tol: f64) {
+    let rel = max_relative_error(got, expected);
+    let reference: Vec<f64> = expected.iter().map(|v| *v as f64).collect();
+    let l2 = bitdance::reference::relative_error(got, &reference);
+    eprintln!("{what}: max-abs relative error {rel:.2e} (L2 {l2:.2e}), tolerance {tol:.0e}");
+    assert!(
+        rel <= tol,
+        "{what}: max |got - expected| / max |expected| = {rel:.3e} > {tol:.0e} (L2 {l2:.3e})"
+    );
+}

@@ -33,7 +33,7 @@ pub use loading::{generation_parameters, load_autoencoder, load_generator, VAE_P
 pub use noise_file::RecordedNoise;
 pub use params::{ar_parameters, decays, ParamSpec};
 pub use pipeline::{encode_tokens, generate_images, to_rgb8, Generated};
-pub use sampler::{sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
+pub use sampler::{linspace_grid, sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
 pub use store::{ParamStore, ParamVars};
 pub use timestep::timestep_embedding;
 pub use transformer::{sequence_mask, sequence_positions, transformer_forward};

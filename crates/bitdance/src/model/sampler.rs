@@ -30,8 +30,18 @@ impl GaussianSource for Rng {
     }
 }
 
-/// The official time grid: torch.linspace(0, 1 - LAST_STEP, steps + 1) in f32.
+/// The official sampler's time grid: `time_shift_sana(linspace_grid(steps), 1)` in f32, i.e.
+/// 1 / (1 + (1/t - 1)) per point, which is t up to one ulp (t = 0 stays 0), exactly as
+/// `euler_maruyama` computes it before taking the steps dt.
 pub fn time_grid(steps: usize) -> Vec<f32> {
+    linspace_grid(steps)
+        .into_iter()
+        .map(|t| 1.0 / (1.0 + (1.0 / t - 1.0)))
+        .collect()
+}
+
+/// torch.linspace(0, 1 - LAST_STEP, steps + 1) in f32, bit for bit.
+pub fn linspace_grid(steps: usize) -> Vec<f32> {
     let end = 1.0 - LAST_STEP;
     if steps == 0 {
         return vec![0.0];
@@ -43,7 +53,10 @@ pub fn time_grid(steps: usize) -> Vec<f32> {
             if i < half {
                 step * i as f32
             } else {
-                end - step * (steps - i) as f32
+                // torch computes `end - step * k` with one rounding (a fused multiply-add in
+                // its CPU kernel, and nvcc contracts it so by default): two roundings differ,
+                // e.g. at N = 25, i = 16.
+                (-step).mul_add((steps - i) as f32, end)
             }
         })
         .collect()

@@ -12,7 +12,11 @@ pub fn timestep_embedding(t: &[f32], dim: usize) -> Vec<f32> {
         let scaled = 1000.0f32 * ti;
         for pass in 0..2 {
             for i in 0..half {
-                let freq = (-(10000f64.ln()) * i as f64 / half as f64).exp() as f32;
+                // torch: exp(-ln(10000) * arange(half, f32) / half) with the exponent formed
+                // in f32 (the Python scalar is cast to f32); exp itself is correctly rounded
+                // here (torch's vectorised f32 exp can differ by one ulp, e.g. at i = 12).
+                let exponent = (-(10000f64.ln() as f32) * i as f32) / half as f32;
+                let freq = (exponent as f64).exp() as f32;
                 let angle = (scaled * freq) as f64;
                 out.push(if pass == 0 { angle.cos() } else { angle.sin() } as f32);
             }
