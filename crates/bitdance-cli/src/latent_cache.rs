@@ -103,10 +103,8 @@ pub fn load_or_encode(
     bar.finish_and_clear();
     let labels: Vec<u32> = (0..n).map(|i| data.label(i)).collect();
     let label_values: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
-    let meta = std::collections::BTreeMap::from([(
-        "fingerprint".to_string(),
-        fingerprint.to_string(),
-    )]);
+    let meta =
+        std::collections::BTreeMap::from([("fingerprint".to_string(), fingerprint.to_string())]);
     let bytes = save_safetensors(
         &[
             ("tokens", &[2 * n, c.image_tokens(), c.token_dim()], &tokens),

@@ -127,7 +127,10 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let gpu = crate::open_gpu()?;
     let ckpt_path = args.out.join(CHECKPOINT);
     let init_bytes = init.as_ref().map(read_bytes).transpose()?;
-    let init_label = init.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let init_label = init
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
     let init_file = init_bytes
         .as_ref()
         .map(|b| WeightFile::parse_named(&init_label, b))
@@ -192,7 +195,10 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let start_step = trainer.step_count();
     let total = trainer.settings.schedule.total;
     if start_step >= total {
-        println!("the run in {} is complete ({total} steps)", args.out.display());
+        println!(
+            "the run in {} is complete ({total} steps)",
+            args.out.display()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let log_path = args.out.join(LOG);

@@ -54,7 +54,7 @@ pub struct ModelConfig {
 }
 
 /// Names of the built-in configurations (the released ImageNet 256x256 models).
-pub const BUILTIN_CONFIGS: [&str; 5] = ["B-1x", "B-4x", "B-16x", "L-1x", "H-1x"];
+pub const BUILTIN_CONFIGS: [&str; 6] = ["B-1x", "B-4x", "B-16x", "L-1x", "H-1x", "tiny"];
 
 fn err(msg: String) -> Error {
     Error::Invalid(format!("model config: {msg}"))
@@ -69,6 +69,9 @@ impl ModelConfig {
             .strip_prefix("BITDANCE-")
             .unwrap_or(&key)
             .replace('_', "-");
+        if key == "TINY" {
+            return Ok(Self::tiny());
+        }
         let (dim, n_layer, n_head, diff_layers, diff_adanln_layers, parallel_num) =
             match key.as_str() {
                 "B-1X" => (768, 24, 12, 6, 2, 1),
@@ -104,6 +107,32 @@ impl ModelConfig {
                 z_channels: 32,
             },
         })
+    }
+
+    /// `tiny`: the small next-patch model this project trains and ships as its default
+    /// (32x32 images, 10 classes, 8x8 tokens of 32 bits, 4 tokens per step, ~1M parameters).
+    fn tiny() -> Self {
+        Self {
+            dim: 128,
+            n_layer: 4,
+            n_head: 4,
+            diff_layers: 2,
+            diff_dim: 128,
+            diff_adanln_layers: 1,
+            latent_dim: 32,
+            down_size: 4,
+            patch_size: 1,
+            resolution: 32,
+            cls_token_num: 4,
+            num_classes: 10,
+            parallel_num: 4,
+            vae: AeConfig {
+                ch: 32,
+                ch_mult: vec![1, 2, 2],
+                num_res_blocks: 1,
+                z_channels: 32,
+            },
+        }
     }
 
     /// Parses and validates a JSON config (`source` names it in errors).

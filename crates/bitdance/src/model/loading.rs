@@ -2,7 +2,9 @@
 //! its head, and the autoencoder's decoder (the encoder is checked but never uploaded).
 
 use super::ParamStore;
-use super::{ar_parameters, decoder_parameters, encoder_parameters, AeConfig, ModelConfig, ParamSpec};
+use super::{
+    ar_parameters, decoder_parameters, encoder_parameters, AeConfig, ModelConfig, ParamSpec,
+};
 use crate::io::{check_expected, WeightFile};
 use crate::{Gpu, Result};
 

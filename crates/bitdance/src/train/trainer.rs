@@ -212,7 +212,11 @@ impl ArTrainer {
     pub async fn export_model(&self, ema: bool) -> Result<Vec<u8>> {
         let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
         let trained: Vec<(&str, &Tensor)> = if ema {
-            self.ema.shadows.iter().map(|(n, t)| (n.as_str(), t)).collect()
+            self.ema
+                .shadows
+                .iter()
+                .map(|(n, t)| (n.as_str(), t))
+                .collect()
         } else {
             self.params.iter().collect()
         };
