@@ -291,3 +291,34 @@ fn gated_residual_backward(@builtin(global_invocation_id) gid: vec3<u32>, @built
     }
     o2[gc] = dg;
 }
+
+// Row statistics for AdaptiveGroupNorm: o1 = mean [rows], o2 = sqrt(unbiased var + eps) [rows]
+// (torch `var` default, divisor d - 1; d = 1 divides by 1). i3 = x [rows, d]
+@compute @workgroup_size(ROW_WG)
+fn row_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let d = params.d;
+    let base = row * d;
+    var s = 0.0;
+    for (var j = lid; j < d; j += ROW_WG) { s += i3[base + j]; }
+    let mean = sum_a(lid, s) / f32(d);
+    var ss = 0.0;
+    for (var j = lid; j < d; j += ROW_WG) { let v = i3[base + j] - mean; ss += v * v; }
+    let var_u = sum_b(lid, ss) / f32(max(d, 2u) - 1u);
+    if lid == 0u { o1[row] = mean; o2[row] = sqrt(var_u + params.eps); }
+}
+
+// dx = dmean / d + dstd * (x - mean) / ((d - 1) * std).
+// o1 = dx [rows, d]; i2 = x, i3 = mean, i4 = std, i5 = dmean, i6 = dstd (all [rows] but x)
+@compute @workgroup_size(256)
+fn row_stats_backward(@builtin(global_invocation_id) gid: vec3<u32>,
+                      @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if id >= params.rows * params.d { return; }
+    let d = params.d;
+    let row = id / d;
+    let dv = f32(max(d, 2u) - 1u);
+    o1[id] = i5[row] / f32(d) + i6[row] * (i2[id] - i3[row]) / (dv * i4[row]);
+}

@@ -368,3 +368,23 @@ fn quantizer_ops() {
         vec![0.5, 1.5, -2.0, 3.0]
     );
 }
+
+#[test]
+fn row_statistics() {
+    // Both outputs of the tape op, combined so one check covers each gradient path.
+    let (rows, d) = (3usize, 13usize);
+    check(
+        "row_stats",
+        &[&[rows, d]],
+        &[true],
+        |t, v| {
+            let (mean, std) = t.row_stats(v[0], 1e-6)?;
+            let m = t.scale(mean, 2.0)?;
+            t.add(m, std)
+        },
+        |x| {
+            let (m, s) = cpu::row_stats(&x[0], d, 1e-6);
+            zip(&m, &s, |a, b| 2.0 * a + b)
+        },
+    );
+}

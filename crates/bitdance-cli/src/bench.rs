@@ -18,15 +18,17 @@ pub struct BenchArgs {
     /// Skip the matmul tile autotune (use the adapter's default configuration).
     #[arg(long)]
     no_autotune: bool,
-    /// Model for `bench generate`: a built-in name or a JSON config.
-    #[arg(long, default_value = "B-4x")]
-    config: String,
+    /// Model for `bench generate` / `bench train`: a built-in name or a JSON config
+    /// (default: B-4x for generate, tiny for train).
+    #[arg(long)]
+    config: Option<String>,
     /// Guidance scale for `bench generate`.
     #[arg(long, default_value_t = 3.9)]
     cfg: f32,
-    /// Images per pass for `bench generate` (times are per image).
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
+    /// Images per pass for `bench generate` (times are per image; default 1) or per step for
+    /// `bench train` (default 16).
+    #[arg(long)]
+    batch: Option<usize>,
     /// Timed iterations per shape (after one warm-up).
     #[arg(long, default_value_t = 3)]
     iters: usize,
@@ -38,6 +40,8 @@ enum BenchKind {
     Matmul,
     /// Attention: causal prefill over the 319-token BitDance sequence and a 4-query decode step.
     Attention,
+    /// AR training steps per second (`--config`, official recipe, random weights and tokens).
+    Train,
     /// One 256x256 image with random weights (`--config`, default B-4x): seconds per image, split
     /// into transformer, head and decoder, and peak GPU memory.
     Generate,
@@ -54,7 +58,7 @@ struct Row {
 /// Runs the chosen benchmark.
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let gpu = crate::open_gpu()?;
-    if !args.json && !matches!(args.what, BenchKind::Generate) {
+    if !args.json && !matches!(args.what, BenchKind::Generate | BenchKind::Train) {
         let a = gpu.adapter();
         println!("adapter: {} ({}, {})", a.name, a.backend, a.device_type);
         println!(
@@ -116,8 +120,24 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 });
             }
         }
+        BenchKind::Train => {
+            let batch = args.batch.unwrap_or(16);
+            return crate::bench_train::run(
+                &gpu,
+                args.config.as_deref().unwrap_or("tiny"),
+                batch,
+                iters,
+                args.json,
+            );
+        }
         BenchKind::Generate => {
-            return crate::bench_generate::run(&gpu, &args.config, args.cfg, args.batch, args.json)
+            return crate::bench_generate::run(
+                &gpu,
+                args.config.as_deref().unwrap_or("B-4x"),
+                args.cfg,
+                args.batch.unwrap_or(1),
+                args.json,
+            )
         }
     }
     Ok(ExitCode::SUCCESS)

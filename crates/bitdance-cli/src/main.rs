@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_generate;
+mod bench_train;
 mod classes;
 mod doctor;
 mod files;

@@ -56,6 +56,28 @@ impl Tape {
         ))
     }
 
+    /// Per-row mean and sqrt(unbiased variance + eps) of x [.., D] -> ([rows], [rows]).
+    pub fn row_stats(&self, x: Var, eps: f32) -> Result<(Var, Var)> {
+        let xv = self.value(x);
+        let (mean, std) = ops::row_stats(&xv, eps)?;
+        let rows = mean.numel();
+        let record = |out: &Tensor, of_mean: bool| {
+            let (xv, mean, std) = (xv.clone(), mean.clone(), std.clone());
+            self.push(
+                out.clone(),
+                &[x],
+                Box::new(move |dy, _| {
+                    let zeros = Tensor::zeros(xv.gpu(), &[rows])?;
+                    let (dm, ds) = if of_mean { (dy, &zeros) } else { (&zeros, dy) };
+                    Ok(vec![Some(ops::row_stats_backward(
+                        &xv, &mean, &std, dm, ds,
+                    )?)])
+                }),
+            )
+        };
+        Ok((record(&mean, true), record(&std, false)))
+    }
+
     /// Softmax over the last dim.
     pub fn softmax(&self, x: Var) -> Result<Var> {
         let y = ops::softmax(&self.value(x))?;

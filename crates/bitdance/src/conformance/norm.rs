@@ -24,6 +24,9 @@ pub(super) async fn run(c: &mut Checker) {
         if let Err(e) = check_softmax(c, shape).await {
             c.fail("softmax", format!("{shape:?}"), e);
         }
+        if let Err(e) = check_row_stats(c, shape).await {
+            c.fail("row_stats", format!("{shape:?}"), e);
+        }
     }
     for &shape in GROUP_SHAPES {
         if let Err(e) = check_modulate(c, shape).await {
@@ -46,6 +49,32 @@ fn tol(d: usize) -> f64 {
 
 fn last(shape: &[usize]) -> usize {
     *shape.last().unwrap_or(&1)
+}
+
+async fn check_row_stats(c: &mut Checker, shape: &[usize]) -> Result<()> {
+    let d = last(shape);
+    let eps = 1e-6;
+    let s = format!("{shape:?}");
+    let rows = shape.iter().product::<usize>() / d;
+    let (x, xv) = c.randn(shape)?;
+    let (dm, dmv) = c.randn(&[rows])?;
+    let (ds, dsv) = c.randn(&[rows])?;
+    let (mr, sr) = cpu::row_stats(&xv, d, eps);
+    let (mean, std) = ops::row_stats(&x, eps as f32)?;
+    c.compare("row_stats mean", s.clone(), Ok(mean.clone()), &mr, tol(d))
+        .await;
+    c.compare("row_stats std", s.clone(), Ok(std.clone()), &sr, tol(d))
+        .await;
+    let dx = ops::row_stats_backward(&x, &mean, &std, &dm, &ds)?;
+    // One vector-Jacobian product through both outputs: f(x) = [mean; std].
+    let both = |x: &[f64]| {
+        let (m, s) = cpu::row_stats(x, d, eps);
+        [m, s].concat()
+    };
+    let fd = fd_vjp(both, &xv, &[dmv, dsv].concat());
+    c.compare("row_stats backward dx", s, Ok(dx), &fd, TOL_GRAD)
+        .await;
+    Ok(())
 }
 
 async fn check_rms(c: &mut Checker, shape: &[usize], affine: bool) -> Result<()> {

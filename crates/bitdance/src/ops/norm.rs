@@ -2,6 +2,10 @@
 //! residuals, forward and backward. Rows are the product of the leading dims, D the last dim;
 //! every row is independent. Parameter gradients are deterministic column sums (no atomics).
 
+mod row_stats;
+
+pub use row_stats::{row_stats, row_stats_backward};
+
 use super::grid_1d;
 use crate::gpu::{Access, Kernel};
 use crate::shaders::NORM;

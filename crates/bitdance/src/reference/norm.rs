@@ -73,3 +73,16 @@ pub fn gated_residual(x: &[f64], gate: &[f64], h: &[f64], t: usize, c: usize) ->
         .map(|(i, (v, hv))| v + gate[i / (t * c) * c + i % c] * hv)
         .collect()
 }
+
+/// Per-row mean and sqrt(unbiased variance + eps) of x [rows, d] (d = 1 divides by 1).
+pub fn row_stats(x: &[f64], d: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
+    let mut means = Vec::new();
+    let mut stds = Vec::new();
+    for row in x.chunks(d) {
+        let mean = row.iter().sum::<f64>() / d as f64;
+        let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (d.max(2) - 1) as f64;
+        means.push(mean);
+        stds.push((var + eps).sqrt());
+    }
+    (means, stds)
+}

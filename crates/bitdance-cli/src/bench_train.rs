@@ -1,0 +1,79 @@
+//! `bitdance bench train`: AR training steps per second (official recipe, random weights and
+//! random tokens), forward + backward + AdamW + EMA, after warm-up steps.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use bitdance::model::{init_parameters, ParamStore};
+use bitdance::optim::{AdamWConfig, LrSchedule};
+use bitdance::rng::Rng;
+use bitdance::train::{ArBatch, ArRecipe, ArTrainer, TrainSettings};
+use bitdance::Gpu;
+
+use crate::files::load_config;
+
+/// Runs the benchmark: `batch` images per step, `iters` timed steps.
+pub fn run(
+    gpu: &Gpu,
+    config: &str,
+    batch: usize,
+    iters: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let c = load_config(config)?;
+    let mut rng = Rng::new(0);
+    let params = init_parameters(gpu, &c, &mut rng)?;
+    let settings = TrainSettings {
+        recipe: ArRecipe::default(),
+        adamw: AdamWConfig::default(),
+        schedule: LrSchedule {
+            peak: 1e-4,
+            min_lr: 1e-5,
+            warmup: 0,
+            decay_start: 0,
+            total: 1_000_000,
+        },
+        ema_decay: 0.999,
+        seed: 0,
+    };
+    let mut trainer = ArTrainer::new(c.clone(), params, ParamStore::new(), settings)?;
+    let n = c.image_tokens() * c.token_dim();
+    let tokens: Vec<f32> = (0..batch * n)
+        .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })
+        .collect();
+    let classes: Vec<u32> = (0..batch).map(|i| (i % c.num_classes) as u32).collect();
+    let data = ArBatch {
+        tokens: &tokens,
+        classes: &classes,
+    };
+    for _ in 0..2 {
+        pollster::block_on(trainer.step(&data))?;
+    }
+    gpu.reset_peak();
+    let before = gpu.stats();
+    let start = Instant::now();
+    let iters = iters.max(1);
+    for _ in 0..iters {
+        pollster::block_on(trainer.step(&data))?;
+    }
+    let secs = start.elapsed().as_secs_f64() / iters as f64;
+    let after = gpu.stats();
+    let dispatches = (after.dispatches - before.dispatches) / iters as u64;
+    let peak = after.peak_bytes as f64 / (1 << 20) as f64;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"bench": "train", "config": config, "batch": batch,
+                "steps_per_s": 1.0 / secs, "images_per_s": batch as f64 / secs,
+                "dispatches_per_step": dispatches, "peak_gpu_mib": peak})
+        );
+    } else {
+        println!(
+            "train {config}, batch {batch}, diff_batch_mul {}: {:.3} steps/s ({:.1} images/s), {dispatches} dispatches and 1 submit per step, peak GPU memory {peak:.0} MiB",
+            ArRecipe::default().diff_batch_mul,
+            1.0 / secs,
+            batch as f64 / secs
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
