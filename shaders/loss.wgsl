@@ -116,6 +116,23 @@ fn mse_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     put(q, acc);
 }
 
+// Partial sums of |x - y|, laid out as mse_partial.
+@compute @workgroup_size(256)
+fn l1_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let q = linear_id(gid, nwg);
+    if q >= params.n { return; }
+    var acc = 0.0;
+    for (var i = q; i < params.p1; i += params.p2) { acc += abs(x[i] - y[i]); }
+    put(q, acc);
+}
+
+// out = a * sign(x - y) * g[0]  (a = ±1 / numel; the subgradient at x = y is 0). n elements.
+@compute @workgroup_size(256)
+fn l1_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { put(i, params.a * sign(x[i] - y[i]) * g[0]); }
+}
+
 // out = a * (x - y) * g[0]  (a = ±2 / numel; g = upstream scalar gradient). n elements.
 @compute @workgroup_size(256)
 fn mse_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -186,6 +186,13 @@ fn matmul_linear_and_losses() {
         |x| vec![mse_loss(&x[0], &x[1])],
     );
     check(
+        "l1_loss",
+        &[&[4, 5], &[4, 5]],
+        &[true, true],
+        |t, v| t.l1_loss(v[0], v[1]),
+        |x| vec![cpu::l1_loss(&x[0], &x[1])],
+    );
+    check(
         "mean_all",
         &[&[3, 7]],
         &[true],

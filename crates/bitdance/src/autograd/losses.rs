@@ -18,6 +18,20 @@ impl Tape {
         ))
     }
 
+    /// `mean(|a - b|)` -> [1].
+    pub fn l1_loss(&self, a: Var, b: Var) -> Result<Var> {
+        let (av, bv) = (self.value(a), self.value(b));
+        let out = ops::l1_loss(&av, &bv)?;
+        Ok(self.push(
+            out,
+            &[a, b],
+            Box::new(move |dy, _| {
+                let (da, db) = ops::l1_loss_backward(&av, &bv, dy)?;
+                Ok(vec![Some(da), Some(db)])
+            }),
+        ))
+    }
+
     /// Sum of all elements -> [1].
     pub fn sum_all(&self, x: Var) -> Result<Var> {
         let xv = self.value(x);

@@ -24,6 +24,8 @@ kernel!(SIGN_QUANTIZE, "sign_quantize", &[RW, R]);
 kernel!(LFQ_GROUP_INDICES, "lfq_group_indices", &[RW, R]);
 kernel!(MSE_PARTIAL, "mse_partial", &[RW, R, R]);
 kernel!(MSE_BACKWARD, "mse_backward", &[RW, R, R, R]);
+kernel!(L1_PARTIAL, "l1_partial", &[RW, R, R]);
+kernel!(L1_BACKWARD, "l1_backward", &[RW, R, R, R]);
 kernel!(LFQ_ENTROPY_PARTIAL, "lfq_entropy_partial", &[RW, R]);
 kernel!(LFQ_ENTROPY_FINISH, "lfq_entropy_finish", &[RW, R]);
 kernel!(LFQ_ENTROPY_WEIGHTS, "lfq_entropy_weights", &[RW, R]);
@@ -114,6 +116,35 @@ pub fn mse_loss_backward(a: &Tensor, b: &Tensor, dloss: &Tensor) -> Result<(Tens
     };
     let two = 2.0 / n as f64;
     Ok((grad(two as f32)?, grad(-two as f32)?))
+}
+
+/// `mean(|a - b|)` over all elements -> [1] (deterministic two-stage sum).
+pub fn l1_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    check_pair("l1_loss", a, b)?;
+    let n = a.numel();
+    let parts = reduce_parts(n);
+    let partial = Tensor::empty(a.gpu(), &[parts], DType::F32)?;
+    launch(
+        &L1_PARTIAL,
+        &[&partial, a, b],
+        params(parts, [n, parts, 0], 0.0, 0.0),
+    )?;
+    reduce_columns(&partial, parts, 1, false, 1.0 / n as f32)
+}
+
+/// Gradients of `l1_loss` given `dloss` [1]: (da, db) = (sign(a - b) / n * dloss, -da).
+pub fn l1_loss_backward(a: &Tensor, b: &Tensor, dloss: &Tensor) -> Result<(Tensor, Tensor)> {
+    check_pair("l1_loss_backward", a, b)?;
+    check_scalar("l1_loss_backward", dloss)?;
+    let n = a.numel();
+    let grad = |coef: f32| -> Result<Tensor> {
+        let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
+        let p = params(n, [0, 0, 0], coef, 0.0);
+        launch(&L1_BACKWARD, &[&out, a, b, dloss], p)?;
+        Ok(out)
+    };
+    let one = 1.0 / n as f64;
+    Ok((grad(one as f32)?, grad(-one as f32)?))
 }
 
 /// Sign quantization: +1 where x > 0, else -1 (so 0 maps to -1, as the official GFQ's

@@ -5,6 +5,11 @@ pub fn mse_loss(a: &[f64], b: &[f64]) -> f64 {
     a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() / a.len() as f64
 }
 
+/// mean(|a - b|).
+pub fn l1_loss(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64
+}
+
 /// +1 where x > 0, else -1.
 pub fn sign_quantize(x: &[f64]) -> Vec<f64> {
     x.iter()
