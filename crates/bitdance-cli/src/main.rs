@@ -4,6 +4,7 @@ mod bench;
 mod bench_generate;
 mod bench_train;
 mod classes;
+mod dataset;
 mod doctor;
 mod files;
 mod generate;

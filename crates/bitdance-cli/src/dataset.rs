@@ -1,0 +1,236 @@
+//! Image folders for training: one sub-folder per class (sorted names), PNG and JPEG, each
+//! image resized and center-cropped as the official ADM-style `center_crop_arr` does (box
+//! halving while the short side is at least twice the target, then bicubic to the target
+//! short side, then the center crop), stored as f32 CHW in [-1, 1].
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use image::imageops::FilterType;
+use image::RgbImage;
+
+/// A loaded image folder: pixels [N, 3, R, R] in [-1, 1] and labels [N].
+pub struct ImageFolder {
+    /// Class names (the sub-folder names, sorted); label i is `classes[i]`.
+    pub classes: Vec<String>,
+    /// Side of every image.
+    pub resolution: usize,
+    pixels: Vec<f32>,
+    labels: Vec<u32>,
+    /// Files that are not PNG or JPEG (by extension), skipped.
+    pub skipped: usize,
+}
+
+fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+        .unwrap_or(false)
+}
+
+fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading the folder {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("listing {}", dir.display()))?;
+    entries.sort();
+    Ok(entries)
+}
+
+/// Resizes and center-crops `img` to `r` x `r` as the official data pipeline does.
+pub fn center_crop(img: RgbImage, r: usize) -> RgbImage {
+    let r32 = r as u32;
+    let mut img = img;
+    while img.width().min(img.height()) >= 2 * r32 {
+        // Box halving: the mean of each 2x2 block (PIL's BOX filter at an exact factor of 2).
+        let (w, h) = (img.width() / 2, img.height() / 2);
+        let src = &img;
+        img = RgbImage::from_fn(w, h, |x, y| {
+            let mut acc = [0u32; 3];
+            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+                let p = src.get_pixel(2 * x + dx, 2 * y + dy).0;
+                for c in 0..3 {
+                    acc[c] += p[c] as u32;
+                }
+            }
+            image::Rgb(acc.map(|v| ((v + 2) / 4) as u8))
+        });
+    }
+    let scale = r as f64 / img.width().min(img.height()) as f64;
+    let (w, h) = (
+        ((img.width() as f64 * scale).round() as u32).max(r32),
+        ((img.height() as f64 * scale).round() as u32).max(r32),
+    );
+    if (w, h) != img.dimensions() {
+        img = image::imageops::resize(&img, w, h, FilterType::CatmullRom);
+    }
+    let (x0, y0) = ((w - r32) / 2, (h - r32) / 2);
+    image::imageops::crop_imm(&img, x0, y0, r32, r32).to_image()
+}
+
+impl ImageFolder {
+    /// Loads every PNG/JPEG under `root/<class>/` at `resolution`; errors name the folder or
+    /// file at fault (no class folders, an empty class, an unreadable image).
+    pub fn load(root: &Path, resolution: usize) -> anyhow::Result<Self> {
+        if resolution == 0 {
+            anyhow::bail!("image resolution must be positive");
+        }
+        let class_dirs: Vec<PathBuf> = sorted_entries(root)?
+            .into_iter()
+            .filter(|p| p.is_dir())
+            .collect();
+        if class_dirs.is_empty() {
+            anyhow::bail!(
+                "{}: no class folders (expected one sub-folder of images per class)",
+                root.display()
+            );
+        }
+        let mut data = Self {
+            classes: Vec::new(),
+            resolution,
+            pixels: Vec::new(),
+            labels: Vec::new(),
+            skipped: 0,
+        };
+        for (label, dir) in class_dirs.iter().enumerate() {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let mut count = 0;
+            for file in sorted_entries(dir)? {
+                if !file.is_file() || !is_image(&file) {
+                    data.skipped += 1;
+                    continue;
+                }
+                let img = image::open(&file)
+                    .with_context(|| format!("reading the image {}", file.display()))?
+                    .to_rgb8();
+                data.push(center_crop(img, resolution), label as u32);
+                count += 1;
+            }
+            if count == 0 {
+                anyhow::bail!("class folder {} holds no PNG or JPEG image", dir.display());
+            }
+            data.classes.push(name);
+        }
+        Ok(data)
+    }
+
+    fn push(&mut self, img: RgbImage, label: u32) {
+        let plane = self.resolution * self.resolution;
+        let start = self.pixels.len();
+        self.pixels.resize(start + 3 * plane, 0.0);
+        for (i, p) in img.pixels().enumerate() {
+            for c in 0..3 {
+                self.pixels[start + c * plane + i] = p.0[c] as f32 / 127.5 - 1.0;
+            }
+        }
+        self.labels.push(label);
+    }
+
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Pixels of image `i`: [3, R, R] in [-1, 1].
+    pub fn image(&self, i: usize) -> &[f32] {
+        let n = 3 * self.resolution * self.resolution;
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// Label of image `i`.
+    pub fn label(&self, i: usize) -> u32 {
+        self.labels[i]
+    }
+
+    /// Images `indices` as one batch [B, 3, R, R], each mirrored left-right where `flip[i]`,
+    /// and their labels.
+    pub fn batch(&self, indices: &[usize], flip: &[bool]) -> (Vec<f32>, Vec<u32>) {
+        let r = self.resolution;
+        let mut out = Vec::with_capacity(indices.len() * 3 * r * r);
+        for (k, &i) in indices.iter().enumerate() {
+            let img = self.image(i);
+            if flip.get(k).copied().unwrap_or(false) {
+                for row in img.chunks(r) {
+                    out.extend(row.iter().rev());
+                }
+            } else {
+                out.extend_from_slice(img);
+            }
+        }
+        (out, indices.iter().map(|&i| self.labels[i]).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("bitdance-dataset-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn folders_load_crop_centered_and_flip() {
+        let d = temp("ok");
+        std::fs::create_dir_all(d.join("b-cat")).unwrap();
+        std::fs::create_dir_all(d.join("a-dog")).unwrap();
+        // 6x4 image: the red column x = 3 is the center of the crop to 4x4 (columns 1..5).
+        let img = RgbImage::from_fn(6, 4, |x, _| {
+            image::Rgb(if x == 3 { [255, 0, 0] } else { [0, 0, 255] })
+        });
+        img.save(d.join("a-dog/1.png")).unwrap();
+        RgbImage::from_pixel(4, 4, image::Rgb([255, 255, 255]))
+            .save(d.join("b-cat/1.jpg"))
+            .unwrap();
+        std::fs::write(d.join("b-cat/notes.txt"), "not an image").unwrap();
+        let data = ImageFolder::load(&d, 4).unwrap();
+        assert_eq!(data.classes, ["a-dog", "b-cat"]);
+        assert_eq!((data.len(), data.skipped), (2, 1));
+        assert_eq!((data.label(0), data.label(1)), (0, 1));
+        let red = &data.image(0)[..16];
+        // Row 0 of the red plane: columns 1..5 of the source -> red at crop column 2.
+        assert_eq!(red[..4], [-1.0, -1.0, 1.0, -1.0]);
+        let (flipped, labels) = data.batch(&[0, 1], &[true, false]);
+        assert_eq!(flipped[..4], [-1.0, 1.0, -1.0, -1.0]);
+        assert_eq!(labels, [0, 1]);
+        assert!(
+            flipped[48..].iter().all(|v| (*v - 1.0).abs() < 0.02),
+            "white JPEG"
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn large_images_are_halved_then_resized() {
+        let img = RgbImage::from_fn(40, 20, |x, _| image::Rgb([(x * 6) as u8, 0, 0]));
+        let out = center_crop(img, 8);
+        assert_eq!(out.dimensions(), (8, 8));
+        // Left to right the red ramp still rises.
+        assert!(out.get_pixel(0, 4).0[0] < out.get_pixel(7, 4).0[0]);
+    }
+
+    #[test]
+    fn bad_folders_and_files_are_named() {
+        let d = temp("bad");
+        let err = ImageFolder::load(&d, 4).err().unwrap().to_string();
+        assert!(err.contains("no class folders"), "{err}");
+        std::fs::create_dir_all(d.join("empty")).unwrap();
+        let err = ImageFolder::load(&d, 4).err().unwrap().to_string();
+        assert!(
+            err.contains("empty") && err.contains("no PNG or JPEG"),
+            "{err}"
+        );
+        std::fs::write(d.join("empty/broken.png"), b"\x89PNG broken").unwrap();
+        let err = format!("{:#}", ImageFolder::load(&d, 4).err().unwrap());
+        assert!(err.contains("broken.png"), "{err}");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}
