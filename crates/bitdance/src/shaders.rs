@@ -32,6 +32,7 @@ shader!(LOSS, "loss", crate::ops::LOSS_VARIANTS);
 shader!(OPTIM, "optim", crate::ops::OPTIM_VARIANTS);
 shader!(FLOW, "flow", crate::ops::FLOW_VARIANTS);
 shader!(CONV, "conv", crate::ops::CONV_VARIANTS);
+shader!(CONV_GRAD, "conv_grad", crate::ops::CONV_GRAD_VARIANTS);
 
 /// Every shader, for validation and the pipeline warm-up.
 pub fn all() -> Vec<&'static Shader> {
@@ -46,6 +47,7 @@ pub fn all() -> Vec<&'static Shader> {
         &OPTIM,
         &FLOW,
         &CONV,
+        &CONV_GRAD,
     ]
 }
 

@@ -1,4 +1,4 @@
-//! Conformance of the conv family (forward): 2D convolutions (3x3 and 1x1, strides 1 and 2,
+//! Conformance of the conv family (forward here, backward in `conv_grad`): 2D convolutions (3x3 and 1x1, strides 1 and 2,
 //! symmetric and asymmetric padding), GroupNorm (affine or not) and DCR depth-to-space.
 
 use super::{Checker, TOL, TOL_LONG};
@@ -62,6 +62,7 @@ pub(super) async fn run(c: &mut Checker) {
             c.fail("depth_to_space", format!("{case:?}"), e);
         }
     }
+    super::conv_grad::run(c).await;
 }
 
 /// Row name of `op` on `path`.

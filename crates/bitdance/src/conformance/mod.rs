@@ -4,6 +4,7 @@
 
 mod attention;
 mod conv;
+mod conv_grad;
 mod data;
 mod elementwise;
 mod flow;

@@ -3,6 +3,7 @@
 
 pub mod attention;
 pub mod conv;
+mod conv_grad;
 pub mod data;
 mod elementwise;
 pub mod flow;
@@ -14,6 +15,7 @@ pub mod rope;
 
 pub use attention::*;
 pub use conv::*;
+pub use conv_grad::*;
 pub use data::*;
 pub use elementwise::*;
 pub use flow::*;

@@ -1,0 +1,307 @@
+//! Backward ops of the autoencoder's convolution family, over `shaders/conv_grad.wgsl` and the
+//! matmul kernels: conv2d's input, weight and bias gradients (im2col + matmul + col2im),
+//! depth_to_space's inverse, and the per-row affine map of GroupNorm / AdaptiveGroupNorm.
+
+use super::{grid_1d, matmul, merge_heads, Padding};
+use crate::gpu::{Access, Kernel};
+use crate::shaders::CONV_GRAD;
+use crate::{DType, Error, Result, Tensor};
+
+/// Define sets of `shaders/conv_grad.wgsl` (it has no defines).
+pub const CONV_GRAD_VARIANTS: &[&[(&str, u32)]] = &[&[]];
+
+const RW: Access = Access::ReadWrite;
+const R: Access = Access::Read;
+
+const IM2COL: Kernel = Kernel {
+    shader: &CONV_GRAD,
+    entry: "im2col",
+    bindings: &[RW, R],
+};
+const COL2IM: Kernel = Kernel {
+    shader: &CONV_GRAD,
+    entry: "col2im",
+    bindings: &[RW, R],
+};
+const SPACE_TO_DEPTH: Kernel = Kernel {
+    shader: &CONV_GRAD,
+    entry: "space_to_depth",
+    bindings: &[RW, R],
+};
+const ROW_AFFINE: Kernel = Kernel {
+    shader: &CONV_GRAD,
+    entry: "row_affine",
+    bindings: &[RW, R, R, R],
+};
+const ROW_AFFINE_BACKWARD: Kernel = Kernel {
+    shader: &CONV_GRAD,
+    entry: "row_affine_backward",
+    bindings: &[RW, RW, RW, R, R, R],
+};
+
+/// Uniform words of `conv_grad.wgsl`.
+#[derive(Default)]
+struct Params {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad_t: usize,
+    pad_l: usize,
+    total: usize,
+    len: usize,
+}
+
+impl Params {
+    fn words(&self) -> [u32; 16] {
+        let v = [
+            self.n,
+            self.c,
+            self.h,
+            self.w,
+            self.ho,
+            self.wo,
+            self.kh,
+            self.kw,
+            self.stride,
+            self.pad_t,
+            self.pad_l,
+            self.total,
+            self.len,
+            0,
+            0,
+            0,
+        ];
+        v.map(|x| x as u32)
+    }
+}
+
+fn shape_err(op: &'static str, detail: String) -> Error {
+    Error::Shape { op, detail }
+}
+
+fn dims4(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]> {
+    t.expect_dtype(op, what, DType::F32)?;
+    match *t.shape() {
+        [a, b, c, d] => Ok([a, b, c, d]),
+        _ => Err(shape_err(op, format!("{what} {:?} must be 4-D", t.shape()))),
+    }
+}
+
+fn elementwise(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], p: Params) -> Result<()> {
+    let gpu = out.gpu();
+    let grid = grid_1d(out, kernel.entry, p.total)?;
+    let mut tensors = vec![out];
+    tensors.extend_from_slice(inputs);
+    gpu.dispatch(kernel, &[], &tensors, &p.words(), grid)
+}
+
+/// Gradients of `conv2d_padded(x, weight, bias, stride, pad)` given dy [B, Cout, Ho, Wo]:
+/// (dx [B, Cin, H, W], dweight [Cout, Cin, kh, kw], dbias [Cout]). Batch entries are processed
+/// in groups whose patch matrix fits half a storage binding.
+pub fn conv2d_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    dy: &Tensor,
+    stride: usize,
+    pad: Padding,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "conv2d_backward";
+    let [b, cin, h, w] = dims4(OP, "x", x)?;
+    let [cout, wcin, kh, kw] = dims4(OP, "weight", weight)?;
+    let [db_, dc, ho, wo] = dims4(OP, "dy", dy)?;
+    let (hp, wp) = (h + pad.top + pad.bottom, w + pad.left + pad.right);
+    if wcin != cin
+        || db_ != b
+        || dc != cout
+        || stride == 0
+        || hp < kh
+        || wp < kw
+        || ho != (hp - kh) / stride + 1
+        || wo != (wp - kw) / stride + 1
+    {
+        return Err(shape_err(
+            OP,
+            format!(
+                "x {:?}, weight {:?}, dy {:?}, stride {stride}, {pad:?} do not form a convolution",
+                x.shape(),
+                weight.shape(),
+                dy.shape()
+            ),
+        ));
+    }
+    let gpu = x.gpu();
+    let (k, pix) = (cin * kh * kw, ho * wo);
+    let limit = gpu.limits().max_storage_buffer_binding_size as usize / 2;
+    let per_group = (limit / (4 * pix * k).max(1)).clamp(1, b);
+    let w_mat = weight.reshape(&[cout, k])?;
+    let mut dw: Option<Tensor> = None;
+    let mut dbias: Option<Tensor> = None;
+    let mut dx_parts = Vec::new();
+    for start in (0..b).step_by(per_group) {
+        let n = per_group.min(b - start);
+        let xs = super::slice(x, 0, start, n)?;
+        let dys = super::slice(dy, 0, start, n)?;
+        let p = Params {
+            n,
+            c: cin,
+            h,
+            w,
+            ho,
+            wo,
+            kh,
+            kw,
+            stride,
+            pad_t: pad.top,
+            pad_l: pad.left,
+            ..Default::default()
+        };
+        let cols = Tensor::empty(gpu, &[n * pix, k], DType::F32)?;
+        elementwise(
+            &IM2COL,
+            &cols,
+            &[&xs],
+            Params {
+                total: n * pix * k,
+                ..p
+            },
+        )?;
+        // dy as [n, pix, Cout] (pixel rows) and as [Cout, n * pix] (channel rows).
+        let dy_rows = merge_heads(&dys.reshape(&[n, cout, pix, 1])?)?.reshape(&[n * pix, cout])?;
+        let dy_chan = merge_heads(&dys.reshape(&[1, n, cout, pix])?)?.reshape(&[cout, n * pix])?;
+        let part_w = matmul(&dy_chan, &cols, None, false, false)?;
+        let ones = Tensor::full(gpu, &[n * pix, 1], 1.0)?;
+        let part_b = matmul(&dy_chan, &ones, None, false, false)?;
+        dw = Some(match dw {
+            None => part_w,
+            Some(acc) => super::add(&acc, &part_w)?,
+        });
+        dbias = Some(match dbias {
+            None => part_b,
+            Some(acc) => super::add(&acc, &part_b)?,
+        });
+        let dcols = matmul(&dy_rows, &w_mat, None, false, false)?;
+        let dx = Tensor::empty(gpu, &[n, cin, h, w], DType::F32)?;
+        elementwise(
+            &COL2IM,
+            &dx,
+            &[&dcols],
+            Params {
+                total: n * cin * h * w,
+                ..p
+            },
+        )?;
+        dx_parts.push(dx);
+    }
+    let dx = if dx_parts.len() == 1 {
+        dx_parts.pop().unwrap_or_else(|| unreachable!())
+    } else {
+        let refs: Vec<&Tensor> = dx_parts.iter().collect();
+        super::concat(&refs, 0)?
+    };
+    let dw = dw
+        .ok_or_else(|| shape_err(OP, "empty batch".into()))?
+        .reshape(&[cout, cin, kh, kw])?;
+    let dbias = dbias
+        .ok_or_else(|| shape_err(OP, "empty batch".into()))?
+        .reshape(&[cout])?;
+    Ok((dx, dw, dbias))
+}
+
+/// The inverse of `depth_to_space` (and its gradient): y [B, C, sH, sW] -> x [B, s²C, H, W].
+pub fn space_to_depth(y: &Tensor, block: usize) -> Result<Tensor> {
+    const OP: &str = "space_to_depth";
+    let [b, c, hs, ws] = dims4(OP, "y", y)?;
+    if block == 0 || hs % block != 0 || ws % block != 0 {
+        return Err(shape_err(
+            OP,
+            format!(
+                "y {:?} is not divisible into {block}x{block} blocks",
+                y.shape()
+            ),
+        ));
+    }
+    let (h, w) = (hs / block, ws / block);
+    let x = Tensor::empty(y.gpu(), &[b, block * block * c, h, w], DType::F32)?;
+    let p = Params {
+        n: b,
+        c,
+        h,
+        w,
+        stride: block,
+        total: x.numel(),
+        ..Default::default()
+    };
+    elementwise(&SPACE_TO_DEPTH, &x, &[y], p)?;
+    Ok(x)
+}
+
+fn rows_len(op: &'static str, x: &Tensor, s: &Tensor, t: &Tensor) -> Result<(usize, usize)> {
+    let rows = s.numel();
+    if rows == 0 || t.numel() != rows || x.numel() % rows != 0 {
+        return Err(shape_err(
+            op,
+            format!(
+                "x {:?} must split into one row per scale {:?} and shift {:?}",
+                x.shape(),
+                s.shape(),
+                t.shape()
+            ),
+        ));
+    }
+    Ok((rows, x.numel() / rows))
+}
+
+/// `y = x * s[r] + t[r]` for each of the R rows of x (rows = the R equal slices of x in memory,
+/// e.g. the (batch, channel) planes of NCHW): x [..], s and t with R elements. y has x's shape.
+pub fn row_affine(x: &Tensor, s: &Tensor, t: &Tensor) -> Result<Tensor> {
+    let (rows, len) = rows_len("row_affine", x, s, t)?;
+    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let p = Params {
+        total: rows,
+        len,
+        ..Default::default()
+    };
+    let grid = grid_1d(x, "row_affine", rows * len)?;
+    x.gpu()
+        .dispatch(&ROW_AFFINE, &[], &[&y, x, s, t], &p.words(), grid)?;
+    Ok(y)
+}
+
+/// Gradients of `row_affine` given dy: (dx = dy * s[r], ds[r] = Σ dy x, dt[r] = Σ dy).
+pub fn row_affine_backward(
+    x: &Tensor,
+    s: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (rows, len) = rows_len("row_affine_backward", x, s, s)?;
+    if dy.shape() != x.shape() {
+        return Err(shape_err(
+            "row_affine_backward",
+            format!("dy {:?} differs from x {:?}", dy.shape(), x.shape()),
+        ));
+    }
+    let gpu = x.gpu();
+    let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let ds = Tensor::empty(gpu, s.shape(), DType::F32)?;
+    let dt = Tensor::empty(gpu, s.shape(), DType::F32)?;
+    let p = Params {
+        total: rows,
+        len,
+        ..Default::default()
+    };
+    let grid = grid_1d(x, "row_affine_backward", rows)?;
+    gpu.dispatch(
+        &ROW_AFFINE_BACKWARD,
+        &[],
+        &[&dx, &ds, &dt, x, dy, s],
+        &p.words(),
+        grid,
+    )?;
+    Ok((dx, ds, dt))
+}

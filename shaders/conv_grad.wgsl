@@ -1,0 +1,144 @@
+// Gradients of the autoencoder's convolution family, built around the matmul kernels:
+// im2col (the patches of x as matrix rows), col2im (the patches' gradients gathered back, no
+// atomics), space_to_depth (the inverse permutation of depth_to_space) and row_affine
+// (y = x * s[row] + t[row], the affine part of GroupNorm and AdaptiveGroupNorm) with its
+// backward.
+// Binding convention: outputs first (read_write), then inputs (read).
+// Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
+
+struct Params {
+    n: u32,      // batch
+    c: u32,      // input channels (im2col/col2im), output channels (space_to_depth)
+    h: u32,      // input height (im2col/col2im), output height (space_to_depth)
+    w: u32,      // input width
+    ho: u32,     // output height of the convolution
+    wo: u32,     // output width of the convolution
+    kh: u32,
+    kw: u32,
+    stride: u32, // convolution stride, or the block of space_to_depth
+    pad_t: u32,
+    pad_l: u32,
+    total: u32,  // threads needed (element kernels) or rows (row kernels)
+    len: u32,    // row length (row kernels)
+    spare0: u32,
+    spare1: u32,
+    spare2: u32,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read_write> o1: array<f32>;
+@group(0) @binding(2) var<storage, read_write> o2: array<f32>;
+@group(0) @binding(3) var<storage, read_write> o3: array<f32>;
+@group(0) @binding(2) var<storage, read> i2: array<f32>;
+@group(0) @binding(3) var<storage, read> i3: array<f32>;
+@group(0) @binding(4) var<storage, read> i4: array<f32>;
+@group(0) @binding(5) var<storage, read> i5: array<f32>;
+@group(0) @binding(6) var<storage, read> i6: array<f32>;
+
+fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
+
+// o1 = cols [n * ho * wo, c * kh * kw]: row (b, oy, ox), column (ci, i, j) holds
+// x[b, ci, oy * stride + i - pad_t, ox * stride + j - pad_l] (0 outside). i2 = x [n, c, h, w].
+@compute @workgroup_size(256)
+fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if id >= params.total { return; }
+    let k2 = params.kh * params.kw;
+    let cols = params.c * k2;
+    let col = id % cols;
+    let r = id / cols;
+    let ox = r % params.wo;
+    let oy = (r / params.wo) % params.ho;
+    let b = r / (params.wo * params.ho);
+    let ci = col / k2;
+    let i = (col % k2) / params.kw;
+    let j = col % params.kw;
+    let y = i32(oy * params.stride + i) - i32(params.pad_t);
+    let x = i32(ox * params.stride + j) - i32(params.pad_l);
+    var v = 0.0;
+    if y >= 0 && x >= 0 && u32(y) < params.h && u32(x) < params.w {
+        v = i2[((b * params.c + ci) * params.h + u32(y)) * params.w + u32(x)];
+    }
+    o1[id] = v;
+}
+
+// The adjoint of im2col: o1 = dx [n, c, h, w], each element the sum of the column entries that
+// read it (at most kh * kw, gathered in a fixed order). i2 = dcols [n * ho * wo, c * kh * kw].
+@compute @workgroup_size(256)
+fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if id >= params.total { return; }
+    let x = id % params.w;
+    let y = (id / params.w) % params.h;
+    let ci = (id / (params.w * params.h)) % params.c;
+    let b = id / (params.w * params.h * params.c);
+    let k2 = params.kh * params.kw;
+    let cols = params.c * k2;
+    let s = params.stride;
+    var acc = 0.0;
+    for (var i = 0u; i < params.kh; i++) {
+        let ty = i32(y + params.pad_t) - i32(i);
+        if ty < 0 || u32(ty) % s != 0u { continue; }
+        let oy = u32(ty) / s;
+        if oy >= params.ho { continue; }
+        for (var j = 0u; j < params.kw; j++) {
+            let tx = i32(x + params.pad_l) - i32(j);
+            if tx < 0 || u32(tx) % s != 0u { continue; }
+            let ox = u32(tx) / s;
+            if ox >= params.wo { continue; }
+            let row = (b * params.ho + oy) * params.wo + ox;
+            acc += i2[row * cols + ci * k2 + i * params.kw + j];
+        }
+    }
+    o1[id] = acc;
+}
+
+// The inverse of depth_to_space (DCR): o1 = x [n, s*s*c, h, w] from i2 = y [n, c, s*h, s*w],
+// block s = params.stride; x[b, (b1 * s + b2) * c + ch, i, j] = y[b, ch, s*i + b1, s*j + b2].
+@compute @workgroup_size(256)
+fn space_to_depth(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if id >= params.total { return; }
+    let s = params.stride;
+    let j = id % params.w;
+    let i = (id / params.w) % params.h;
+    let ic = (id / (params.w * params.h)) % (s * s * params.c);
+    let b = id / (params.w * params.h * s * s * params.c);
+    let blk = ic / params.c;
+    let ch = ic % params.c;
+    let oy = s * i + blk / s;
+    let ox = s * j + blk % s;
+    o1[id] = i2[((b * params.c + ch) * params.h * s + oy) * params.w * s + ox];
+}
+
+// o1 = y [rows, len] = x * s[row] + t[row]; i2 = x, i3 = s [rows], i4 = t [rows].
+@compute @workgroup_size(256)
+fn row_affine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if id >= params.total * params.len { return; }
+    let row = id / params.len;
+    o1[id] = i2[id] * i3[row] + i4[row];
+}
+
+// Backward of row_affine, one thread per row: o1 = dx = dy * s[row], o2 = ds [rows] =
+// sum(dy * x), o3 = dt [rows] = sum(dy). i4 = x [rows, len], i5 = dy [rows, len], i6 = s [rows].
+@compute @workgroup_size(256)
+fn row_affine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let row = linear_id(gid, nwg);
+    if row >= params.total { return; }
+    let len = params.len;
+    let s = i6[row];
+    var ds = 0.0;
+    var dt = 0.0;
+    for (var k = 0u; k < len; k++) {
+        let at = row * len + k;
+        let g = i5[at];
+        ds += g * i4[at];
+        dt += g;
+        o1[at] = g * s;
+    }
+    o2[row] = ds;
+    o3[row] = dt;
+}
