@@ -8,7 +8,9 @@ use crate::reference::{self as cpu, finite_difference_vjp as fd_vjp, ConvDims};
 use crate::Result;
 
 /// (B, Cin, H, W, Cout, k, stride, padding (top, bottom, left, right)).
-const CONVS: &[(usize, usize, usize, usize, usize, usize, usize, [usize; 4])] = &[
+type ConvCase = (usize, usize, usize, usize, usize, usize, usize, [usize; 4]);
+
+const CONVS: &[ConvCase] = &[
     (2, 3, 5, 7, 4, 3, 1, [1, 1, 1, 1]),
     (2, 3, 7, 6, 5, 3, 2, [1, 1, 1, 1]),
     (1, 5, 5, 5, 3, 1, 1, [0, 0, 0, 0]),
@@ -33,10 +35,7 @@ pub(super) async fn run(c: &mut Checker) {
     }
 }
 
-async fn check_conv(
-    c: &mut Checker,
-    case: (usize, usize, usize, usize, usize, usize, usize, [usize; 4]),
-) -> Result<()> {
+async fn check_conv(c: &mut Checker, case: ConvCase) -> Result<()> {
     let (b, cin, h, w, cout, k, stride, pad) = case;
     let d = ConvDims {
         b,

@@ -243,7 +243,7 @@ pub fn space_to_depth(y: &Tensor, block: usize) -> Result<Tensor> {
 
 fn rows_len(op: &'static str, x: &Tensor, s: &Tensor, t: &Tensor) -> Result<(usize, usize)> {
     let rows = s.numel();
-    if rows == 0 || t.numel() != rows || x.numel() % rows != 0 {
+    if rows == 0 || t.numel() != rows || !x.numel().is_multiple_of(rows) {
         return Err(shape_err(
             op,
             format!(
