@@ -395,3 +395,61 @@ fn row_statistics() {
         },
     );
 }
+
+#[test]
+fn autoencoder_ops() {
+    use bitdance::reference::ConvDims;
+    for (stride, pad, k) in [(1usize, 1usize, 3usize), (2, 1, 3), (1, 0, 1)] {
+        let (b, cin, h, w, cout) = (2, 3, 5, 6, 4);
+        let d = ConvDims {
+            b,
+            cin,
+            h,
+            w,
+            cout,
+            kh: k,
+            kw: k,
+            stride,
+            pad: [pad; 4],
+        };
+        check(
+            &format!("conv2d s{stride} p{pad} k{k}"),
+            &[&[b, cin, h, w], &[cout, cin, k, k], &[cout]],
+            &[true, true, true],
+            |t, v| t.conv2d(v[0], v[1], Some(v[2]), stride, pad),
+            |x| cpu::conv2d(&x[0], &x[1], Some(&x[2]), d),
+        );
+    }
+    check(
+        "depth_to_space",
+        &[&[2, 12, 2, 3]],
+        &[true],
+        |t, v| t.depth_to_space(v[0], 2),
+        |x| cpu::depth_to_space(&x[0], 2, 3, 2, 3, 2),
+    );
+    check(
+        "row_affine",
+        &[&[2, 3, 4, 5], &[2, 3], &[2, 3]],
+        &[true, true, true],
+        |t, v| t.row_affine(v[0], v[1], v[2]),
+        |x| {
+            x[0].iter()
+                .enumerate()
+                .map(|(i, v)| v * x[1][i / 20] + x[2][i / 20])
+                .collect()
+        },
+    );
+    for affine in [true, false] {
+        let (b, c, h, w, g) = (2, 8, 3, 5, 4);
+        check(
+            &format!("group_norm affine {affine}"),
+            &[&[b, c, h, w], &[c], &[c]],
+            &[true, affine, affine],
+            |t, v| t.group_norm(v[0], g, affine.then_some((v[1], v[2])), 1e-6),
+            |x| {
+                let (wr, br) = (affine.then_some(&x[1][..]), affine.then_some(&x[2][..]));
+                cpu::group_norm(&x[0], c, h * w, g, wr, br, 1e-6)
+            },
+        );
+    }
+}

@@ -5,6 +5,7 @@
 //! cotangent). Every recorded op runs on the GPU; nothing is read back.
 
 mod basic;
+mod conv;
 mod linear;
 mod losses;
 mod nn;
