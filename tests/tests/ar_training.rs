@@ -6,7 +6,7 @@ use bitdance::io::WeightFile;
 use bitdance::model::{ar_parameters, ModelConfig, ParamStore};
 use bitdance::optim::{AdamWConfig, LrSchedule};
 use bitdance::rng::Rng;
-use bitdance::train::{ArBatch, ArRecipe, ArTrainer, TrainSettings};
+use bitdance::train::{ArBatch, ArRecipe, Task, TrainSettings, Trainer};
 use bitdance_tests::{gpu, tiny_config as tiny};
 
 /// Four images of two classes: each class has its own fixed random token bits.
@@ -33,7 +33,7 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn settings(total: u64) -> TrainSettings {
     TrainSettings {
-        recipe: ArRecipe::default(),
+        task: Task::Ar(ArRecipe::default()),
         adamw: AdamWConfig::default(),
         schedule: LrSchedule {
             peak: 3e-3,
@@ -47,9 +47,9 @@ fn settings(total: u64) -> TrainSettings {
     }
 }
 
-fn trainer(c: &ModelConfig, total: u64) -> ArTrainer {
+fn trainer(c: &ModelConfig, total: u64) -> Trainer {
     let params = ParamStore::random(&gpu(), &ar_parameters(c), &mut Rng::new(1), 0.05).unwrap();
-    ArTrainer::new(c.clone(), params, ParamStore::new(), settings(total)).unwrap()
+    Trainer::new(c.clone(), params, ParamStore::new(), settings(total)).unwrap()
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn resume_continues_exactly() {
     let bytes = block_on(first.checkpoint()).unwrap();
     drop(first);
     let file = WeightFile::parse_named("ckpt.safetensors", &bytes).unwrap();
-    let mut resumed = ArTrainer::resume(&gpu(), &file, Some(&c)).unwrap();
+    let mut resumed = Trainer::resume(&gpu(), &file, Some(&c)).unwrap();
     assert_eq!(resumed.step_count(), n as u64);
     losses.extend((0..m).map(|_| block_on(resumed.step(&batch)).unwrap().loss));
     assert_eq!(losses, whole, "N + resume + M steps equal N + M steps");
@@ -116,7 +116,7 @@ fn resume_continues_exactly() {
     assert_eq!(ema_a, ema_b, "weights, EMA, moments and state all equal");
     // A checkpoint of another config is refused, naming both.
     let other = tiny(1);
-    let err = ArTrainer::resume(&gpu(), &file, Some(&other))
+    let err = Trainer::resume(&gpu(), &file, Some(&other))
         .err()
         .unwrap()
         .to_string();

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bitdance::model::{init_parameters, ParamStore};
 use bitdance::optim::{AdamWConfig, LrSchedule};
 use bitdance::rng::Rng;
-use bitdance::train::{ArBatch, ArRecipe, ArTrainer, TrainSettings};
+use bitdance::train::{ArBatch, ArRecipe, Task, TrainSettings, Trainer};
 use bitdance::Gpu;
 
 use crate::files::load_config;
@@ -24,7 +24,7 @@ pub fn run(
     let mut rng = Rng::new(0);
     let params = init_parameters(gpu, &c, &mut rng)?;
     let settings = TrainSettings {
-        recipe: ArRecipe::default(),
+        task: Task::Ar(ArRecipe::default()),
         adamw: AdamWConfig::default(),
         schedule: LrSchedule {
             peak: 1e-4,
@@ -36,7 +36,7 @@ pub fn run(
         ema_decay: 0.999,
         seed: 0,
     };
-    let mut trainer = ArTrainer::new(c.clone(), params, ParamStore::new(), settings)?;
+    let mut trainer = Trainer::new(c.clone(), params, ParamStore::new(), settings)?;
     let n = c.image_tokens() * c.token_dim();
     let tokens: Vec<f32> = (0..batch * n)
         .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })

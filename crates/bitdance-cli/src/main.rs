@@ -10,7 +10,9 @@ mod files;
 mod generate;
 mod grid;
 mod latent_cache;
+mod run_loop;
 mod train;
+mod train_tokenizer;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +36,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Fine-tune given weights (official or ours) on an image folder.
     Finetune(train::FinetuneArgs),
+    /// Train the binary tokenizer (autoencoder) on an image folder.
+    TrainTokenizer(train_tokenizer::TokenizerArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +54,7 @@ fn main() -> std::process::ExitCode {
         Command::Generate(args) => generate::run(args),
         Command::Train(args) => train::run_train(args),
         Command::Finetune(args) => train::run_finetune(args),
+        Command::TrainTokenizer(args) => train_tokenizer::run(args),
     };
     match result {
         Ok(code) => code,

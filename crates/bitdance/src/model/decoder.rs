@@ -1,12 +1,14 @@
 //! The binary autoencoder's decoder (`vae.decoder.*`): ±1 latents [B, z, h, w] -> images
 //! [B, 3, 16h, 16w] in [-1, 1] (before clamping), NCHW.
 
-use super::ae_blocks::{AeBlocks, EPS, GROUPS};
-use super::{AeConfig, ParamStore};
-use crate::{ops, Error, Result, Tensor};
+use super::ae_graph::{AeGraph, Infer, Train};
+use super::{AeConfig, ParamStore, ParamVars};
+use crate::autograd::{Tape, Var};
+use crate::{Error, Result, Tensor};
 
 /// Per-(image, channel) statistics of the latent for AdaptiveGroupNorm: (mean, sqrt(var + 1e-6))
-/// over the h*w positions, with the UNBIASED variance (torch `var` default), each [B, z].
+/// over the h*w positions, with the UNBIASED variance (torch `var` default), each [B, z];
+/// computed on the host in f64 (a reference for the GPU path).
 pub fn latent_statistics(z: &[f32], b: usize, channels: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
     let mut means = Vec::with_capacity(b * channels);
     let mut stds = Vec::with_capacity(b * channels);
@@ -20,50 +22,9 @@ pub fn latent_statistics(z: &[f32], b: usize, channels: usize, hw: usize) -> (Ve
     (means, stds)
 }
 
-/// The decoder's layers: the shared ones plus AdaptiveGroupNorm.
-struct Decoder<'a>(AeBlocks<'a>);
-
-impl Decoder<'_> {
-    fn p(&self, name: &str) -> Result<&Tensor> {
-        self.0.p(name)
-    }
-
-    /// AdaptiveGroupNorm: GroupNorm without affine, then `gamma(std) * x + beta(mean)` per channel.
-    fn adaptive(&self, x: &Tensor, level: usize, mean: &Tensor, std: &Tensor) -> Result<Tensor> {
-        let s = x.shape();
-        let (b, c, hw) = (s[0], s[1], s[2] * s[3]);
-        let linear = |input: &Tensor, name: &str| -> Result<Tensor> {
-            let n = format!("adaptive.{level}.{name}");
-            ops::matmul(
-                input,
-                self.p(&format!("{n}.weight"))?,
-                Some(self.p(&format!("{n}.bias"))?),
-                false,
-                true,
-            )
-        };
-        let scale = linear(std, "gamma")?;
-        let shift = linear(mean, "beta")?;
-        // modulate computes x * (1 + s) + shift over [G, T, 1] rows: pass s = scale - 1.
-        let scale_minus_one = ops::axpby(
-            1.0,
-            &scale,
-            -1.0,
-            &Tensor::full(x.gpu(), scale.shape(), 1.0)?,
-        )?;
-        let y = ops::group_norm(x, GROUPS, None, None, EPS)?;
-        let y = ops::modulate(
-            &y.reshape(&[b * c, hw, 1])?,
-            &shift.reshape(&[b * c, 1])?,
-            &scale_minus_one.reshape(&[b * c, 1])?,
-        )?;
-        y.reshape(s)
-    }
-}
-
 /// Decodes ±1 latents `z` [B, z_channels, h, w] given on the host (row-major) into images
-/// [B, 3, H, W] on `gpu`. The AdaptiveGroupNorm statistics of z are computed on the host in f64;
-/// the latents are uploaded once.
+/// [B, 3, H, W] on `gpu` (uploaded once; the AdaptiveGroupNorm statistics are computed on the
+/// GPU in f32, as the official code does).
 pub fn decode(
     gpu: &crate::Gpu,
     ae: &AeConfig,
@@ -82,30 +43,50 @@ pub fn decode(
             ),
         });
     }
-    let (b, zc, hw) = (s[0], s[1], s[2] * s[3]);
-    let (means, stds) = latent_statistics(z, b, zc, hw);
     let z = Tensor::from_f32(gpu, &s, z)?;
-    let mean = Tensor::from_f32(gpu, &[b, zc], &means)?;
-    let std = Tensor::from_f32(gpu, &[b, zc], &stds)?;
-    let d = Decoder(AeBlocks {
+    let g = Infer {
         params,
         prefix: "vae.decoder",
-    });
-    let n = &d.0;
-    let mut x = n.conv(&z, "conv_in", true, 1, 1)?;
+    };
+    decoder_graph(&g, ae, &z)
+}
+
+/// `decode` recorded on `tape` (training the tokenizer): latents [B, z, h, w] -> images.
+pub fn decoder_forward(tape: &Tape, ae: &AeConfig, params: &ParamVars, z: Var) -> Result<Var> {
+    let s = tape.shape(z);
+    if s.len() != 4 || s[1] != ae.z_channels {
+        return Err(Error::Shape {
+            op: "decode",
+            detail: format!("latents {s:?}; expected [B, {}, h, w]", ae.z_channels),
+        });
+    }
+    let g = Train {
+        tape,
+        params,
+        prefix: "vae.decoder",
+    };
+    decoder_graph(&g, ae, &z)
+}
+
+/// The decoder on either backend: conv_in, mid blocks, then per level (deepest first) the
+/// AdaptiveGroupNorm, ResBlocks and (but the last) the 2x depth-to-space upsampler; norm_out,
+/// swish, conv_out.
+fn decoder_graph<G: AeGraph>(g: &G, ae: &AeConfig, z: &G::V) -> Result<G::V> {
+    let (mean, std) = g.channel_stats(z)?;
+    let mut x = g.conv(z, "conv_in", true, 1, 1)?;
     for j in 0..ae.num_res_blocks {
-        x = n.res_block(&x, &format!("mid_block.{j}"))?;
+        x = g.res_block(&x, &format!("mid_block.{j}"))?;
     }
     for level in (0..ae.ch_mult.len()).rev() {
-        x = d.adaptive(&x, level, &mean, &std)?;
+        x = g.adaptive(&x, level, &mean, &std)?;
         for j in 0..ae.num_res_blocks {
-            x = n.res_block(&x, &format!("up.{level}.block.{j}"))?;
+            x = g.res_block(&x, &format!("up.{level}.block.{j}"))?;
         }
         if level > 0 {
-            x = n.conv(&x, &format!("up.{level}.upsample.conv1"), true, 1, 1)?;
-            x = ops::depth_to_space(&x, 2)?;
+            x = g.conv(&x, &format!("up.{level}.upsample.conv1"), true, 1, 1)?;
+            x = g.depth_to_space(&x, 2)?;
         }
     }
-    let x = n.norm_silu(&x, "norm_out")?;
-    n.conv(&x, "conv_out", true, 1, 1)
+    let x = g.norm_silu(&x, "norm_out")?;
+    g.conv(&x, "conv_out", true, 1, 1)
 }

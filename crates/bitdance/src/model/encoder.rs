@@ -2,8 +2,9 @@
 //! pre-quantization latent [B, z, h, w], and the GFQ sign quantizer that turns it into ±1 codes
 //! and per-group code indices.
 
-use super::ae_blocks::AeBlocks;
-use super::{AeConfig, ParamStore};
+use super::ae_graph::{AeGraph, Infer, Train};
+use super::{AeConfig, ParamStore, ParamVars};
+use crate::autograd::{Tape, Var};
 use crate::{ops, Error, Result, Tensor};
 
 /// Spatial size after the encoder's `levels - 1` stride-2 3x3 convolutions (padding 1):
@@ -17,32 +18,52 @@ pub fn encoded_size(ae: &AeConfig, n: usize) -> usize {
 /// `num_res_blocks` ResBlocks and (except the last) a stride-2 `downsample`, the mid blocks,
 /// norm_out, swish, 1x1 conv_out.
 pub fn encode(ae: &AeConfig, params: &ParamStore, images: &Tensor) -> Result<Tensor> {
-    let s = images.shape();
+    check_images(images.shape())?;
+    let g = Infer {
+        params,
+        prefix: "vae.encoder",
+    };
+    encoder_graph(&g, ae, images)
+}
+
+/// `encode` recorded on `tape` (training the tokenizer): images [B, 3, H, W] -> latent.
+pub fn encoder_forward(tape: &Tape, ae: &AeConfig, params: &ParamVars, images: Var) -> Result<Var> {
+    check_images(&tape.shape(images))?;
+    let g = Train {
+        tape,
+        params,
+        prefix: "vae.encoder",
+    };
+    encoder_graph(&g, ae, &images)
+}
+
+fn check_images(s: &[usize]) -> Result<()> {
     if s.len() != 4 || s[1] != 3 || s.contains(&0) {
         return Err(Error::Shape {
             op: "encode",
             detail: format!("images {s:?}; expected [B, 3, H, W] with no zero dim"),
         });
     }
-    let n = AeBlocks {
-        params,
-        prefix: "vae.encoder",
-    };
+    Ok(())
+}
+
+/// The encoder on either backend.
+fn encoder_graph<G: AeGraph>(g: &G, ae: &AeConfig, images: &G::V) -> Result<G::V> {
     let levels = ae.ch_mult.len();
-    let mut x = n.conv(images, "conv_in", false, 1, 1)?;
+    let mut x = g.conv(images, "conv_in", false, 1, 1)?;
     for level in 0..levels {
         for j in 0..ae.num_res_blocks {
-            x = n.res_block(&x, &format!("down.{level}.block.{j}"))?;
+            x = g.res_block(&x, &format!("down.{level}.block.{j}"))?;
         }
         if level + 1 < levels {
-            x = n.conv(&x, &format!("down.{level}.downsample"), true, 2, 1)?;
+            x = g.conv(&x, &format!("down.{level}.downsample"), true, 2, 1)?;
         }
     }
     for j in 0..ae.num_res_blocks {
-        x = n.res_block(&x, &format!("mid_block.{j}"))?;
+        x = g.res_block(&x, &format!("mid_block.{j}"))?;
     }
-    let x = n.norm_silu(&x, "norm_out")?;
-    n.conv(&x, "conv_out", true, 1, 0)
+    let x = g.norm_silu(&x, "norm_out")?;
+    g.conv(&x, "conv_out", true, 1, 0)
 }
 
 /// The GFQ quantizer's outputs for a latent [B, z, h, w].

@@ -2,7 +2,9 @@
 //! embeddings, ones and zeros for norms and biases, Xavier-uniform head linears, and zeroed
 //! adaLN and output layers in the head.
 
-use super::{ar_parameters, ModelConfig, ParamStore};
+use super::{
+    ar_parameters, decoder_parameters, encoder_parameters, AeConfig, ModelConfig, ParamStore,
+};
 use crate::rng::Rng;
 use crate::{Gpu, Result, Tensor};
 
@@ -49,6 +51,37 @@ pub fn init_parameters(gpu: &Gpu, c: &ModelConfig, rng: &mut Rng) -> Result<Para
                 let a = (6.0 / (fan_in + fan_out) as f32).sqrt();
                 rng.uniform_vec(n, -a, a)
             }
+        };
+        store.insert(&spec.name, Tensor::from_f32(gpu, &spec.shape, &data)?);
+    }
+    Ok(store)
+}
+
+/// Fresh autoencoder parameters (`vae.encoder.*`, `vae.decoder.*`) with PyTorch's default
+/// initialisation, as the official autoencoder uses: conv and linear weights and biases
+/// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), GroupNorm weights 1 and biases 0.
+pub fn init_autoencoder(gpu: &Gpu, ae: &AeConfig, rng: &mut Rng) -> Result<ParamStore> {
+    let mut store = ParamStore::new();
+    let specs: Vec<_> = encoder_parameters(ae)
+        .into_iter()
+        .chain(decoder_parameters(ae))
+        .collect();
+    for spec in &specs {
+        let n: usize = spec.shape.iter().product();
+        let is_norm = spec.name.contains("norm");
+        let data = if is_norm && spec.name.ends_with(".weight") {
+            vec![1.0; n]
+        } else if is_norm {
+            vec![0.0; n]
+        } else {
+            // A bias takes the fan-in of its layer's weight.
+            let weight = spec.name.trim_end_matches(".bias").to_string() + ".weight";
+            let fan_in: usize = specs
+                .iter()
+                .find(|s| s.name == weight)
+                .map_or(1, |w| w.shape[1..].iter().product());
+            let a = 1.0 / (fan_in as f32).sqrt();
+            rng.uniform_vec(n, -a, a)
         };
         store.insert(&spec.name, Tensor::from_f32(gpu, &spec.shape, &data)?);
     }

@@ -1,7 +1,7 @@
 //! The BitDance models: configuration (official constructor arguments), and with the inference
 //! issue the autoencoder, the AR transformer and the binary diffusion heads.
 
-mod ae_blocks;
+mod ae_graph;
 mod ae_params;
 mod config;
 mod decoder;
@@ -21,13 +21,13 @@ mod transformer;
 
 pub use ae_params::{decoder_parameters, encoder_parameters};
 pub use config::{AeConfig, ModelConfig, BUILTIN_CONFIGS};
-pub use decoder::{decode, latent_statistics};
-pub use encoder::{encode, encoded_size, quantize, Quantized};
+pub use decoder::{decode, decoder_forward, latent_statistics};
+pub use encoder::{encode, encoded_size, encoder_forward, quantize, Quantized};
 pub use generate::{
     cfg_at, generate_tokens, latents_to_tokens, tokens_to_latents, CfgSchedule, SampleSettings,
 };
 pub use head::{head_condition, head_forward, head_predict, head_predict_at};
-pub use init::init_parameters;
+pub use init::{init_autoencoder, init_parameters};
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
 pub use loading::{generation_parameters, load_autoencoder, load_generator, VAE_PREFIX};
 pub use noise_file::RecordedNoise;

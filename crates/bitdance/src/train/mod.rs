@@ -1,12 +1,15 @@
 //! Training: the official AR recipe (flow loss of the binary diffusion head over cached
-//! tokens) and the training state (AdamW, EMA, learning-rate schedule, RNG) with exact resume.
+//! tokens), the tokenizer's loss, and the training state (AdamW, EMA, learning-rate schedule,
+//! RNG) with exact resume.
 
 mod ar_loss;
 mod recipe;
+mod tokenizer_loss;
 mod trainer;
 
 pub use ar_loss::{ar_loss, ArBatch, ArDraws};
 pub use recipe::ArRecipe;
+pub use tokenizer_loss::{tokenizer_loss, TokenizerLosses, TokenizerRecipe, ENTROPY_GROUPS};
 pub use trainer::{
-    ArTrainer, StepStats, TrainSettings, CONFIG_KEY, EMA_PREFIX, MOMENT_PREFIXES, TRAIN_KEY,
+    StepStats, Task, TrainSettings, Trainer, CONFIG_KEY, EMA_PREFIX, MOMENT_PREFIXES, TRAIN_KEY,
 };

@@ -1,14 +1,18 @@
-//! The AR training state: parameters, AdamW moments, EMA, learning-rate schedule, step and
-//! RNG; one submit per step; checkpoints that resume bit for bit.
+//! The training state of either model (the AR model with its head, or the tokenizer):
+//! parameters, AdamW moments, EMA, learning-rate schedule, step and RNG; one submit per step;
+//! checkpoints that resume bit for bit.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ar_loss, ArBatch, ArDraws, ArRecipe};
-use crate::autograd::Tape;
+use super::{ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, TokenizerRecipe};
+use crate::autograd::{Tape, Var};
 use crate::io::{save_safetensors, WeightFile};
-use crate::model::{ar_parameters, decays, ModelConfig, ParamStore, ParamVars};
+use crate::model::{
+    ar_parameters, decays, decoder_parameters, encoder_parameters, ModelConfig, ParamSpec,
+    ParamStore, ParamVars,
+};
 use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule, ParamGrad};
 use crate::rng::Rng;
 use crate::{ops, Error, Gpu, Result, Tensor};
@@ -22,11 +26,34 @@ pub const EMA_PREFIX: &str = "ema.";
 /// Name prefixes of the AdamW moments in a checkpoint.
 pub const MOMENT_PREFIXES: [&str; 2] = ["optim.m.", "optim.v."];
 
-/// Training hyper-parameters beyond the data recipe.
+/// What is trained, with its loss recipe.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Task {
+    /// The AR transformer and its diffusion head on cached tokens (the tokenizer frozen).
+    Ar(ArRecipe),
+    /// The tokenizer (encoder, quantizer, decoder) on images.
+    Tokenizer(TokenizerRecipe),
+}
+
+impl Task {
+    /// The parameters this task trains, by official name.
+    pub fn parameters(&self, c: &ModelConfig) -> Vec<ParamSpec> {
+        match self {
+            Task::Ar(_) => ar_parameters(c),
+            Task::Tokenizer(_) => {
+                let mut specs = encoder_parameters(&c.vae);
+                specs.extend(decoder_parameters(&c.vae));
+                specs
+            }
+        }
+    }
+}
+
+/// Training hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TrainSettings {
-    /// Loss-side recipe (perturbation, class dropout, repeats, time distribution).
-    pub recipe: ArRecipe,
+    /// What is trained and its loss recipe.
+    pub task: Task,
     /// AdamW settings.
     pub adamw: AdamWConfig,
     /// Learning-rate schedule over optimizer steps.
@@ -38,7 +65,7 @@ pub struct TrainSettings {
 }
 
 /// What one step reports.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct StepStats {
     /// Optimizer steps taken so far (1 after the first).
     pub step: u64,
@@ -48,6 +75,8 @@ pub struct StepStats {
     pub grad_norm: f32,
     /// Learning rate used.
     pub lr: f32,
+    /// Loss terms worth logging besides the total (e.g. the tokenizer's L1 and MSE).
+    pub terms: Vec<(&'static str, f32)>,
 }
 
 /// Serialized scalar state of a run.
@@ -58,10 +87,10 @@ struct SavedState {
     rng: [u64; 4],
 }
 
-/// An AR model in training: the trainable store (AR transformer and head), a frozen one
-/// (the autoencoder, saved with the model so a checkpoint is a complete state dict), AdamW,
-/// EMA, schedule and RNG.
-pub struct ArTrainer {
+/// A model in training: the trainable store (the task's parameters), a frozen one (for the AR
+/// task the autoencoder, saved with the model so a checkpoint is a complete state dict),
+/// AdamW, EMA, schedule and RNG.
+pub struct Trainer {
     /// Model config.
     pub config: ModelConfig,
     /// Trainable parameters by official name.
@@ -75,8 +104,8 @@ pub struct ArTrainer {
     rng: Rng,
 }
 
-impl ArTrainer {
-    /// Starts a run from `params` (every AR parameter of `config`); the EMA starts as a copy
+impl Trainer {
+    /// Starts a run from `params` (every parameter the task trains); the EMA starts as a copy
     /// of them, as the official trainer does.
     pub fn new(
         config: ModelConfig,
@@ -84,7 +113,7 @@ impl ArTrainer {
         frozen: ParamStore,
         settings: TrainSettings,
     ) -> Result<Self> {
-        for spec in ar_parameters(&config) {
+        for spec in settings.task.parameters(&config) {
             params.get_shaped(&spec.name, &spec.shape)?;
         }
         let mut ema = Ema::new(settings.ema_decay);
@@ -112,17 +141,54 @@ impl ArTrainer {
         &self.ema.shadows
     }
 
-    /// One training step on `batch`: loss, backward, clipped AdamW, EMA, all in one submit;
+    /// One AR training step on `batch`: loss, backward, clipped AdamW, EMA, all in one submit;
     /// the loss and grad norm are read back. A non-finite loss is an error naming the step.
     pub async fn step(&mut self, batch: &ArBatch<'_>) -> Result<StepStats> {
-        let s = &self.settings;
-        let draws = ArDraws::sample(&self.config, batch, &s.recipe, &mut self.rng);
-        let lr = s.schedule.at(self.optimizer.step);
+        let Task::Ar(recipe) = self.settings.task else {
+            return Err(Error::Invalid(
+                "this run trains the tokenizer, not the AR model".into(),
+            ));
+        };
+        let draws = ArDraws::sample(&self.config, batch, &recipe, &mut self.rng);
         let tape = Tape::new();
         let vars = ParamVars::new(&tape, &self.params, true);
-        let loss = ar_loss(&tape, &self.config, &vars, batch, &draws, &s.recipe)?;
-        let mut grads = tape.backward(loss)?;
+        let loss = ar_loss(&tape, &self.config, &vars, batch, &draws, &recipe)?;
         let used = vars.used();
+        drop(vars);
+        self.apply(&tape, used, loss, &[]).await
+    }
+
+    /// One tokenizer training step on `images` [B, 3, R, R] in [-1, 1] (host values).
+    pub async fn step_tokenizer(&mut self, images: &[f32]) -> Result<StepStats> {
+        let Task::Tokenizer(recipe) = self.settings.task else {
+            return Err(Error::Invalid(
+                "this run trains the AR model, not the tokenizer".into(),
+            ));
+        };
+        let r = self.config.resolution;
+        let b = images.len() / (3 * r * r);
+        let gpu = self.params.gpu()?;
+        let tape = Tape::new();
+        let vars = ParamVars::new(&tape, &self.params, true);
+        let x = tape.constant(Tensor::from_f32(&gpu, &[b, 3, r, r], images)?);
+        let losses = tokenizer_loss(&tape, &self.config.vae, &vars, x, &recipe)?;
+        let terms = [("l1", losses.l1), ("mse", losses.mse)];
+        let used = vars.used();
+        drop(vars);
+        self.apply(&tape, used, losses.total, &terms).await
+    }
+
+    /// Backward of `loss` to the parameters `used` (name -> tape value), the AdamW update with
+    /// the decay rule, the EMA update; one readback of the loss, the grad norm and `terms`.
+    async fn apply(
+        &mut self,
+        tape: &Tape,
+        used: BTreeMap<String, Var>,
+        loss: Var,
+        terms: &[(&'static str, Var)],
+    ) -> Result<StepStats> {
+        let lr = self.settings.schedule.at(self.optimizer.step);
+        let mut grads = tape.backward(loss)?;
         let mut owned = Vec::with_capacity(used.len());
         for (name, v) in &used {
             let grad = grads.take(*v).ok_or_else(|| {
@@ -141,10 +207,11 @@ impl ArTrainer {
             .collect();
         let clip = self.optimizer.step(&pg, lr)?;
         self.ema.update(owned.iter().map(|(n, v, _)| (*n, *v)))?;
-        // One readback: [loss, clip factor, grad norm].
-        let report = ops::concat(&[&tape.value(loss), &clip], 0)?
-            .to_vec_f32()
-            .await?;
+        // One readback: [loss, clip factor, grad norm, terms...].
+        let mut parts = vec![tape.value(loss), clip];
+        parts.extend(terms.iter().map(|(_, v)| tape.value(*v)));
+        let refs: Vec<&Tensor> = parts.iter().collect();
+        let report = ops::concat(&refs, 0)?.to_vec_f32().await?;
         let (loss_value, norm) = (report[0], report[2]);
         if !loss_value.is_finite() {
             return Err(Error::Invalid(format!(
@@ -158,6 +225,11 @@ impl ArTrainer {
             loss: loss_value,
             grad_norm: norm,
             lr,
+            terms: terms
+                .iter()
+                .zip(&report[3..])
+                .map(|((n, _), v)| (*n, *v))
+                .collect(),
         })
     }
 
@@ -270,7 +342,7 @@ impl ArTrainer {
         let state: SavedState =
             serde_json::from_str(meta.get(TRAIN_KEY).ok_or_else(|| missing(TRAIN_KEY))?)
                 .map_err(|e| Error::Invalid(format!("{}: training state: {e}", file.label())))?;
-        let specs = ar_parameters(&c);
+        let specs = state.settings.task.parameters(&c);
         let params = ParamStore::from_weights(gpu, file, &specs)?;
         let frozen_specs: Vec<_> = file
             .names()

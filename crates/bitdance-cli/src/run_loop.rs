@@ -1,0 +1,163 @@
+//! The training loop shared by `train`, `finetune` and `train-tokenizer`: progress bar with
+//! loss, steps/s and ETA; a JSONL log; atomic checkpoints and model files; sample grids.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use bitdance::train::{StepStats, Trainer};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::files::write_atomic;
+
+/// File names inside the run directory.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// The model alone (EMA weights, official names), for `generate` and PyTorch.
+pub const MODEL: &str = "model.safetensors";
+const LOG: &str = "log.jsonl";
+
+/// Options of the loop shared by every training command.
+#[derive(clap::Args, Clone)]
+pub struct LoopArgs {
+    /// Run directory: checkpoint, model, log, caches, sample grids.
+    #[arg(long)]
+    pub out: std::path::PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    /// Total optimizer steps.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: u64,
+    /// Images per step.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 6e-4)]
+    pub lr: f32,
+    /// Final learning rate of the cosine decay.
+    #[arg(long, default_value_t = 1e-5)]
+    pub min_lr: f32,
+    /// Linear warmup steps.
+    #[arg(long, default_value_t = 100)]
+    pub warmup: u64,
+    /// First step of the cosine decay (default: after the warmup).
+    #[arg(long)]
+    pub decay_start: Option<u64>,
+    /// EMA decay per step.
+    #[arg(long, default_value_t = 0.999)]
+    pub ema: f32,
+    /// Seed of every random draw.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 200)]
+    pub checkpoint_every: u64,
+    /// Steps between sample grids (0: none).
+    #[arg(long, default_value_t = 500)]
+    pub sample_every: u64,
+}
+
+impl LoopArgs {
+    /// The learning-rate schedule these options describe.
+    pub fn schedule(&self) -> bitdance::optim::LrSchedule {
+        bitdance::optim::LrSchedule {
+            peak: self.lr,
+            min_lr: self.min_lr,
+            warmup: self.warmup,
+            decay_start: self.decay_start.unwrap_or(self.warmup),
+            total: self.steps,
+        }
+    }
+}
+
+/// Runs `trainer` from its current step to the schedule's end: `step(trainer, step)` trains
+/// one batch, `sample(trainer)` renders a PNG grid.
+pub fn run(
+    trainer: &mut Trainer,
+    args: &LoopArgs,
+    mut step: impl FnMut(&mut Trainer, u64) -> anyhow::Result<StepStats>,
+    sample: impl Fn(&Trainer) -> anyhow::Result<Vec<u8>>,
+) -> anyhow::Result<()> {
+    let start_step = trainer.step_count();
+    let total = trainer.settings.schedule.total;
+    if start_step >= total {
+        println!(
+            "the run in {} is complete ({total} steps)",
+            args.out.display()
+        );
+        return Ok(());
+    }
+    let log_path = args.out.join(LOG);
+    truncate_log(&log_path, start_step)?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let bar = ProgressBar::new(total).with_style(ProgressStyle::with_template(
+        "[{bar:30}] {pos}/{len} {msg} (eta {eta})",
+    )?);
+    bar.set_position(start_step);
+    let timer = Instant::now();
+    for s in start_step..total {
+        let stats = step(trainer, s)?;
+        let rate = (s + 1 - start_step) as f64 / timer.elapsed().as_secs_f64();
+        bar.set_position(stats.step);
+        bar.set_message(format!("loss {:.4}, {rate:.2} steps/s", stats.loss));
+        let mut entry = serde_json::json!({"step": stats.step, "loss": stats.loss,
+            "lr": stats.lr, "grad_norm": stats.grad_norm, "steps_per_s": rate,
+            "images_per_s": rate * args.batch as f64});
+        for (name, v) in &stats.terms {
+            entry[*name] = serde_json::json!(v);
+        }
+        writeln!(log, "{entry}")?;
+        let done = stats.step == total;
+        if stats.step % args.checkpoint_every == 0 || done {
+            save(trainer, &args.out)?;
+        }
+        if args.sample_every > 0 && (stats.step % args.sample_every == 0 || done) {
+            let png = sample(trainer)?;
+            let dir = args.out.join("samples");
+            std::fs::create_dir_all(&dir)?;
+            write_atomic(dir.join(format!("step-{:07}.png", stats.step)), &png)?;
+        }
+    }
+    bar.finish();
+    println!(
+        "done: {} steps in {:.1} s; model (EMA) in {}",
+        total - start_step,
+        timer.elapsed().as_secs_f64(),
+        args.out.join(MODEL).display()
+    );
+    Ok(())
+}
+
+/// Writes the checkpoint and the model file, each atomically.
+pub fn save(trainer: &Trainer, out: &Path) -> anyhow::Result<()> {
+    let ckpt = pollster::block_on(trainer.checkpoint())?;
+    write_atomic(out.join(CHECKPOINT), &ckpt)?;
+    let model = pollster::block_on(trainer.export_model(true))?;
+    write_atomic(out.join(MODEL), &model)
+}
+
+/// Drops log lines past `step` (left by a run killed after its last checkpoint).
+fn truncate_log(path: &Path, step: u64) -> anyhow::Result<()> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Ok(());
+    };
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["step"].as_u64())
+                .is_some_and(|s| s <= step)
+        })
+        .collect();
+    let mut body = kept.join("\n");
+    if !body.is_empty() {
+        body.push('\n');
+    }
+    write_atomic(path, body.as_bytes())
+}

@@ -1,0 +1,122 @@
+//! `bitdance train-tokenizer`: the binary autoencoder (encoder, sign quantizer, decoder) on an
+//! image folder: L1 + MSE reconstruction, commitment and group-wise entropy losses; sample
+//! grids show held-in originals above their reconstructions.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use bitdance::io::WeightFile;
+use bitdance::model::{encode, quantize, to_rgb8, ParamStore};
+use bitdance::optim::AdamWConfig;
+use bitdance::rng::Rng;
+use bitdance::train::{Task, TokenizerRecipe, TrainSettings, Trainer};
+use bitdance::Tensor;
+
+use crate::dataset::ImageFolder;
+use crate::files::{load_config, read_bytes};
+use crate::run_loop::{self, LoopArgs, CHECKPOINT};
+
+/// Arguments of `bitdance train-tokenizer`.
+#[derive(clap::Args)]
+pub struct TokenizerArgs {
+    /// Image folder: one sub-folder per class (PNG or JPEG); labels are not used.
+    #[arg(long)]
+    data: PathBuf,
+    /// Model config whose `vae` and `resolution` define the tokenizer (built-in name or JSON).
+    #[arg(long, default_value = "tiny")]
+    config: String,
+    /// Weight of the L1 reconstruction loss.
+    #[arg(long, default_value_t = 1.0)]
+    l1: f32,
+    /// Weight of the MSE reconstruction loss.
+    #[arg(long, default_value_t = 1.0)]
+    mse: f32,
+    /// Weight of the commitment loss.
+    #[arg(long, default_value_t = 0.25)]
+    commitment: f32,
+    /// Weight of the entropy loss.
+    #[arg(long, default_value_t = 0.05)]
+    entropy: f32,
+    #[command(flatten)]
+    run: LoopArgs,
+}
+
+/// Runs `bitdance train-tokenizer`.
+pub fn run(args: TokenizerArgs) -> anyhow::Result<ExitCode> {
+    let out = &args.run.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let gpu = crate::open_gpu()?;
+    let ckpt_bytes;
+    let mut trainer = if args.run.resume {
+        let path = out.join(CHECKPOINT);
+        ckpt_bytes = read_bytes(&path).context("--resume needs a checkpoint")?;
+        let file = WeightFile::parse_named(&path.display().to_string(), &ckpt_bytes)?;
+        Trainer::resume(&gpu, &file, Some(&load_config(&args.config)?))?
+    } else {
+        let c = load_config(&args.config)?;
+        let task = Task::Tokenizer(TokenizerRecipe {
+            l1: args.l1,
+            mse: args.mse,
+            commitment: args.commitment,
+            entropy: args.entropy,
+            ..TokenizerRecipe::default()
+        });
+        let params = bitdance::model::init_autoencoder(&gpu, &c.vae, &mut Rng::new(args.run.seed))?;
+        let settings = TrainSettings {
+            task,
+            adamw: AdamWConfig::default(),
+            schedule: args.run.schedule(),
+            ema_decay: args.run.ema,
+            seed: args.run.seed,
+        };
+        Trainer::new(c, params, ParamStore::new(), settings)?
+    };
+    let c = trainer.config.clone();
+    let data = ImageFolder::load(&args.data, c.resolution)?;
+    let a = gpu.adapter();
+    println!(
+        "training the tokenizer in {} ({} images) on {} ({}), batch {}",
+        out.display(),
+        data.len(),
+        a.name,
+        a.backend,
+        args.run.batch
+    );
+    let (batch, seed, n) = (args.run.batch, trainer.settings.seed, data.len());
+    run_loop::run(
+        &mut trainer,
+        &args.run,
+        |t, step| {
+            let mut rng = Rng::new(seed ^ 0x70c3_11e5 ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let idx: Vec<usize> = (0..batch).map(|_| rng.below(n as u64) as usize).collect();
+            let flip: Vec<bool> = (0..batch).map(|_| rng.below(2) == 1).collect();
+            let (pixels, _) = data.batch(&idx, &flip);
+            Ok(pollster::block_on(t.step_tokenizer(&pixels))?)
+        },
+        |t| reconstructions(t, &data),
+    )?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The first 8 images of the folder (one per class where possible) above their
+/// reconstructions by the EMA weights, as a PNG grid.
+fn reconstructions(t: &Trainer, data: &ImageFolder) -> anyhow::Result<Vec<u8>> {
+    let c = &t.config;
+    let per_class = data.len() / data.classes.len().max(1);
+    let idx: Vec<usize> = (0..8)
+        .map(|i| (i * per_class.max(1)) % data.len())
+        .collect();
+    let (pixels, _) = data.batch(&idx, &vec![false; idx.len()]);
+    let store = t.sampling_store(true);
+    let gpu = store.gpu()?;
+    let r = c.resolution;
+    let images = Tensor::from_f32(&gpu, &[idx.len(), 3, r, r], &pixels)?;
+    let codes = quantize(&encode(&c.vae, &store, &images)?)?.codes;
+    let z = codes.read_f32()?;
+    let recon = bitdance::model::decode(&gpu, &c.vae, &store, &z, codes.shape().try_into()?)?;
+    let mut all = pixels;
+    all.extend(recon.read_f32()?);
+    let n = 2 * idx.len();
+    crate::grid::png_grid(&to_rgb8(&all, n, r, r), n, r)
+}
