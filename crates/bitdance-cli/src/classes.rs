@@ -1,4 +1,22 @@
-//! Class arguments: an index, or for ImageNet-1k configs a class name from the bundled list.
+//! Class arguments: an index, or a class name: from the bundled ImageNet list for 1000-class
+//! models, or from the names a weight file stores (metadata `bitdance.classes`, a JSON list).
+
+/// Metadata key of the class names (JSON list of strings) in a weight file.
+pub const CLASSES_KEY: &str = "bitdance.classes";
+
+/// The class names stored in `file`'s metadata, if any.
+pub fn stored_names(file: &bitdance::io::WeightFile) -> Option<Vec<String>> {
+    serde_json::from_str(file.metadata().get(CLASSES_KEY)?).ok()
+}
+
+/// The name of class `index`: a stored name, else the ImageNet name for 1000-class models.
+pub fn name_of(index: usize, num_classes: usize, stored: Option<&[String]>) -> Option<String> {
+    match stored {
+        Some(names) => names.get(index).cloned(),
+        None if num_classes == 1000 => imagenet_name(index).map(str::to_string),
+        None => None,
+    }
+}
 
 /// The 1000 ImageNet class names, `index<TAB>name` per line.
 const IMAGENET: &str = include_str!("../../../assets/imagenet_classes.tsv");
@@ -11,9 +29,9 @@ pub fn imagenet_name(index: usize) -> Option<&'static str> {
         .and_then(|l| l.split('\t').nth(1))
 }
 
-/// Resolves `arg` (an index below `num_classes`, or an ImageNet class name, case-insensitive,
-/// when the model has 1000 classes) to a class id.
-pub fn resolve(arg: &str, num_classes: usize) -> anyhow::Result<u32> {
+/// Resolves `arg` (an index below `num_classes`, or a class name, case-insensitive: one of
+/// `stored`, or an ImageNet name when the model has 1000 classes) to a class id.
+pub fn resolve(arg: &str, num_classes: usize, stored: Option<&[String]>) -> anyhow::Result<u32> {
     if let Ok(index) = arg.trim().parse::<usize>() {
         if index >= num_classes {
             anyhow::bail!(
@@ -22,6 +40,16 @@ pub fn resolve(arg: &str, num_classes: usize) -> anyhow::Result<u32> {
             );
         }
         return Ok(index as u32);
+    }
+    if let Some(names) = stored {
+        let wanted = arg.trim().to_lowercase();
+        return match names.iter().position(|n| n.to_lowercase() == wanted) {
+            Some(k) => Ok(k as u32),
+            None => anyhow::bail!(
+                "unknown class name '{arg}'; this model's classes: {}",
+                names.join(", ")
+            ),
+        };
     }
     if num_classes != 1000 {
         anyhow::bail!(
@@ -64,17 +92,21 @@ mod tests {
     fn indices_and_names_resolve_and_bad_ones_are_explained() {
         assert_eq!(imagenet_name(0), Some("tench"));
         assert_eq!(imagenet_name(999), Some("toilet tissue"));
-        assert_eq!(resolve("207", 1000).unwrap(), 207);
-        assert_eq!(resolve("Goldfish", 1000).unwrap(), 1);
-        let e = resolve("1000", 1000).unwrap_err().to_string();
+        assert_eq!(resolve("207", 1000, None).unwrap(), 207);
+        assert_eq!(resolve("Goldfish", 1000, None).unwrap(), 1);
+        let e = resolve("1000", 1000, None).unwrap_err().to_string();
         assert!(e.contains("out of range"), "{e}");
-        let e = resolve("crane", 1000).unwrap_err().to_string();
+        let e = resolve("crane", 1000, None).unwrap_err().to_string();
         assert!(e.contains("ambiguous") && e.contains("134"), "{e}");
-        let e = resolve("golden", 1000).unwrap_err().to_string();
+        let e = resolve("golden", 1000, None).unwrap_err().to_string();
         assert!(e.contains("golden retriever"), "{e}");
-        let e = resolve("zzz", 1000).unwrap_err().to_string();
+        let e = resolve("zzz", 1000, None).unwrap_err().to_string();
         assert!(e.contains("unknown ImageNet class name 'zzz'"), "{e}");
-        let e = resolve("tench", 10).unwrap_err().to_string();
+        let e = resolve("tench", 10, None).unwrap_err().to_string();
         assert!(e.contains("only for ImageNet"), "{e}");
+        let names = ["coat".to_string(), "bag".to_string()];
+        assert_eq!(resolve("Bag", 2, Some(&names)).unwrap(), 1);
+        let e = resolve("shoe", 2, Some(&names)).unwrap_err().to_string();
+        assert!(e.contains("coat, bag"), "{e}");
     }
 }

@@ -22,15 +22,18 @@ pub struct GenerateArgs {
     /// official constructor arguments. Default: the config stored in the weight file.
     #[arg(long)]
     config: Option<String>,
-    /// Model weights (safetensors by official names, f32/f16/bf16; from `bitdance convert`).
-    /// The autoencoder is read from the `vae.*` tensors unless --vae is given.
+    /// Model weights (safetensors by official names, f32/f16/bf16; from `bitdance convert` or a
+    /// training run). The autoencoder is read from the `vae.*` tensors unless --vae is given.
+    /// Default: the embedded default model.
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Separate autoencoder weights (names with or without the `vae.` prefix).
     #[arg(long)]
     vae: Option<PathBuf>,
-    /// Class index, or an ImageNet class name for 1000-class models; repeat for several.
-    #[arg(long = "class", short = 'c', default_values_t = vec!["0".to_string()])]
+    /// Class index, or a class name (ImageNet names for 1000-class models, the names stored in
+    /// the weights otherwise); repeat for several. Default: every class of models with at most
+    /// 16 classes.
+    #[arg(long = "class", short = 'c')]
     classes: Vec<String>,
     /// Images per class.
     #[arg(long, default_value_t = 1)]
@@ -86,14 +89,14 @@ fn published_cfg(name: &str) -> Option<f32> {
 
 /// Runs `bitdance generate`.
 pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let Some(weights_path) = &args.weights else {
-        anyhow::bail!(
-            "no --weights given (no default model is embedded in this build yet); convert an \
-             official checkpoint with `bitdance convert` and pass it with --config"
-        );
+    let weights_bytes = match &args.weights {
+        Some(path) => read_bytes(path)?,
+        None => crate::default_model::BYTES.to_vec(),
     };
-    let weights_bytes = read_bytes(weights_path)?;
-    let label = weights_path.display().to_string();
+    let label = match &args.weights {
+        Some(path) => path.display().to_string(),
+        None => crate::default_model::LABEL.to_string(),
+    };
     let weights = WeightFile::parse_named(&label, &weights_bytes)?;
     let c = match &args.config {
         Some(name) => load_config(name)?,
@@ -118,9 +121,21 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             args.per_class
         );
     }
+    let names = crate::classes::stored_names(&weights);
+    let requested: Vec<String> = if args.classes.is_empty() {
+        if c.num_classes > 16 {
+            anyhow::bail!(
+                "give the classes to draw with --class (the model has {} classes)",
+                c.num_classes
+            );
+        }
+        (0..c.num_classes).map(|k| k.to_string()).collect()
+    } else {
+        args.classes.clone()
+    };
     let mut classes = Vec::new();
-    for arg in &args.classes {
-        let id = crate::classes::resolve(arg, c.num_classes)?;
+    for arg in &requested {
+        let id = crate::classes::resolve(arg, c.num_classes, names.as_deref())?;
         classes.extend(std::iter::repeat_n(id, args.per_class));
     }
     let count = classes.len();
@@ -202,10 +217,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     }
     let names: Vec<String> = classes
         .iter()
-        .map(|&k| match crate::classes::imagenet_name(k as usize) {
-            Some(n) if c.num_classes == 1000 => format!("{k} ({n})"),
-            _ => k.to_string(),
-        })
+        .map(
+            |&k| match crate::classes::name_of(k as usize, c.num_classes, names.as_deref()) {
+                Some(n) => format!("{k} ({n})"),
+                _ => k.to_string(),
+            },
+        )
         .collect();
     println!(
         "{count} image(s) of {side}x{side}, classes {}, cfg {cfg}, {} head steps -> {}",

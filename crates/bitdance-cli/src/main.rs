@@ -4,12 +4,15 @@ mod bench;
 mod bench_generate;
 mod bench_train;
 mod classes;
+mod convert;
 mod dataset;
+mod default_model;
 mod doctor;
 mod files;
 mod generate;
 mod grid;
 mod latent_cache;
+mod quality;
 mod run_loop;
 mod train;
 mod train_tokenizer;
@@ -30,12 +33,16 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Measure kernel throughput next to a CPU reference measured in the same run.
     Bench(bench::BenchArgs),
+    /// Convert an official PyTorch checkpoint (.pt) to safetensors without executing it.
+    Convert(convert::ConvertArgs),
     /// Generate images of the given classes with a BitDance model.
     Generate(generate::GenerateArgs),
     /// Train an AR model on an image folder (official recipe; the tokenizer frozen).
     Train(train::TrainArgs),
     /// Fine-tune given weights (official or ours) on an image folder.
     Finetune(train::FinetuneArgs),
+    /// Check a model: a classifier trained here labels its samples; tokenizer PSNR.
+    Quality(quality::QualityArgs),
     /// Train the binary tokenizer (autoencoder) on an image folder.
     TrainTokenizer(train_tokenizer::TokenizerArgs),
 }
@@ -52,9 +59,11 @@ fn main() -> std::process::ExitCode {
         Command::Doctor(args) => doctor::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::Train(args) => train::run_train(args),
         Command::Finetune(args) => train::run_finetune(args),
         Command::TrainTokenizer(args) => train_tokenizer::run(args),
+        Command::Quality(args) => quality::run(args),
     };
     match result {
         Ok(code) => code,

@@ -137,7 +137,7 @@ pub fn run(
 pub fn save(trainer: &Trainer, out: &Path) -> anyhow::Result<()> {
     let ckpt = pollster::block_on(trainer.checkpoint())?;
     write_atomic(out.join(CHECKPOINT), &ckpt)?;
-    let model = pollster::block_on(trainer.export_model(true))?;
+    let model = pollster::block_on(trainer.export_model(true, false))?;
     write_atomic(out.join(MODEL), &model)
 }
 

@@ -147,6 +147,11 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             c.num_classes
         );
     }
+    let names: Vec<String> = data.classes.iter().map(|n| display_name(n)).collect();
+    trainer.metadata.insert(
+        crate::classes::CLASSES_KEY.to_string(),
+        serde_json::to_string(&names)?,
+    );
     let print = latent_cache::fingerprint(&data, &c, &tokenizer_bytes);
     let cache = latent_cache::load_or_encode(&out.join(CACHE), &data, &c, &trainer.frozen, &print)?;
     drop(tokenizer_bytes);
@@ -178,6 +183,16 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         |t| sample_grid(t, classes, args.sample_steps, args.sample_cfg),
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A class folder's name without a leading "<index>-" (e.g. "7-sneaker" -> "sneaker").
+fn display_name(folder: &str) -> String {
+    match folder.split_once('-') {
+        Some((index, rest)) if index.chars().all(|c| c.is_ascii_digit()) && !rest.is_empty() => {
+            rest.to_string()
+        }
+        _ => folder.to_string(),
+    }
 }
 
 /// The batch of `step`: images drawn with replacement and coin-flip mirrored by an RNG seeded

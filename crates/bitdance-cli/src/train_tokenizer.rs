@@ -26,6 +26,9 @@ pub struct TokenizerArgs {
     /// Model config whose `vae` and `resolution` define the tokenizer (built-in name or JSON).
     #[arg(long, default_value = "tiny")]
     config: String,
+    /// Start from these autoencoder weights (`vae.*` or unprefixed) instead of a fresh init.
+    #[arg(long)]
+    init: Option<PathBuf>,
     /// Weight of the L1 reconstruction loss.
     #[arg(long, default_value_t = 1.0)]
     l1: f32,
@@ -62,7 +65,14 @@ pub fn run(args: TokenizerArgs) -> anyhow::Result<ExitCode> {
             entropy: args.entropy,
             ..TokenizerRecipe::default()
         });
-        let params = bitdance::model::init_autoencoder(&gpu, &c.vae, &mut Rng::new(args.run.seed))?;
+        let params = match &args.init {
+            Some(path) => {
+                let bytes = read_bytes(path)?;
+                let file = WeightFile::parse_named(&path.display().to_string(), &bytes)?;
+                bitdance::model::load_autoencoder(&gpu, &c.vae, &file)?
+            }
+            None => bitdance::model::init_autoencoder(&gpu, &c.vae, &mut Rng::new(args.run.seed))?,
+        };
         let settings = TrainSettings {
             task,
             adamw: AdamWConfig::default(),

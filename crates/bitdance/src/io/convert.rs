@@ -16,6 +16,39 @@ pub fn f16_to_f32(bits: u16) -> f32 {
     }
 }
 
+/// Encodes an f32 as IEEE binary16 with round-to-nearest-even (overflow to infinity,
+/// subnormals kept, NaN stays NaN).
+pub fn f32_to_f16(v: f32) -> u16 {
+    let bits = v.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exp = ((bits >> 23) & 0xff) as i32;
+    let man = bits & 0x7f_ffff;
+    if exp == 0xff {
+        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
+    }
+    let e = exp - 127 + 15;
+    if e >= 0x1f {
+        return sign | 0x7c00;
+    }
+    // Full significand with the implicit bit, and how far it must shift right.
+    let (m, shift) = if e <= 0 {
+        if e < -10 {
+            return sign;
+        }
+        (man | 0x80_0000, (14 - e) as u32)
+    } else {
+        (man, 13)
+    };
+    let half = 1u32 << (shift - 1);
+    let rest = m & ((1 << shift) - 1);
+    let mut out = m >> shift;
+    if rest > half || (rest == half && out & 1 == 1) {
+        out += 1; // may carry into the exponent, which is the right result
+    }
+    let exp_bits = if e <= 0 { 0 } else { (e as u32) << 10 };
+    sign | (exp_bits + out) as u16
+}
+
 /// Decodes a bfloat16 bit pattern (the top half of an f32).
 pub fn bf16_to_f32(bits: u16) -> f32 {
     f32::from_bits((bits as u32) << 16)
@@ -129,5 +162,27 @@ mod tests {
         FloatKind::BF16.decode_into(&[0x80, 0x3f], &mut out);
         FloatKind::F32.decode_into(&1.5f32.to_le_bytes(), &mut out);
         assert_eq!(out, vec![1.0, -2.0, 1.0, 1.5]);
+    }
+}
+
+#[cfg(test)]
+mod f16_tests {
+    use super::{f16_to_f32, f32_to_f16};
+
+    #[test]
+    fn f16_encoding_round_trips_and_rounds_to_nearest_even() {
+        for bits in 0..=u16::MAX {
+            let v = f16_to_f32(bits);
+            if v.is_nan() {
+                assert!(f16_to_f32(f32_to_f16(v)).is_nan());
+            } else {
+                assert_eq!(f32_to_f16(v), bits, "{v}");
+            }
+        }
+        // 1 + 2^-11 is halfway between 1 and the next half: ties to even (1).
+        assert_eq!(f32_to_f16(1.0 + 2f32.powi(-11)), 0x3c00);
+        assert_eq!(f32_to_f16(1.0 + 3.0 * 2f32.powi(-11)), 0x3c02);
+        assert_eq!(f32_to_f16(1e6), 0x7c00);
+        assert_eq!(f32_to_f16(1e-9), 0);
     }
 }

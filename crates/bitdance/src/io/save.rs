@@ -11,6 +11,25 @@ pub fn save_safetensors(
     tensors: &[(&str, &[usize], &[f32])],
     metadata: Option<&BTreeMap<String, String>>,
 ) -> Result<Vec<u8>> {
+    save_as(tensors, metadata, false)
+}
+
+/// `save_safetensors` storing every tensor as F16 (round to nearest even): half the size, for
+/// shipping weights that tolerate it.
+pub fn save_safetensors_f16(
+    tensors: &[(&str, &[usize], &[f32])],
+    metadata: Option<&BTreeMap<String, String>>,
+) -> Result<Vec<u8>> {
+    save_as(tensors, metadata, true)
+}
+
+fn save_as(
+    tensors: &[(&str, &[usize], &[f32])],
+    metadata: Option<&BTreeMap<String, String>>,
+    half: bool,
+) -> Result<Vec<u8>> {
+    let size = if half { 2 } else { 4 };
+    let dtype = if half { "F16" } else { "F32" };
     let mut order: Vec<&(&str, &[usize], &[f32])> = tensors.iter().collect();
     order.sort_by_key(|t| t.0);
     let mut seen = BTreeSet::new();
@@ -40,10 +59,10 @@ pub fn save_safetensors(
     }
     let mut offset = 0usize;
     for &&(name, shape, data) in &order {
-        let end = offset + data.len() * 4;
+        let end = offset + data.len() * size;
         let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
         fields.push(format!(
-            "{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+            "{}:{{\"dtype\":\"{dtype}\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
             json(name),
             dims.join(",")
         ));
@@ -59,7 +78,11 @@ pub fn save_safetensors(
     out.extend_from_slice(header.as_bytes());
     for &&(_, _, data) in &order {
         for v in data {
-            out.extend_from_slice(&v.to_le_bytes());
+            if half {
+                out.extend_from_slice(&super::f32_to_f16(*v).to_le_bytes());
+            } else {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
         }
     }
     Ok(out)

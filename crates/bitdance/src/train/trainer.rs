@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, TokenizerRecipe};
 use crate::autograd::{Tape, Var};
-use crate::io::{save_safetensors, WeightFile};
+use crate::io::{save_safetensors, save_safetensors_f16, WeightFile};
 use crate::model::{
     ar_parameters, decays, decoder_parameters, encoder_parameters, ModelConfig, ParamSpec,
     ParamStore, ParamVars,
@@ -99,6 +99,8 @@ pub struct Trainer {
     pub frozen: ParamStore,
     /// Hyper-parameters.
     pub settings: TrainSettings,
+    /// Extra string metadata written into checkpoints and exported models (e.g. class names).
+    pub metadata: BTreeMap<String, String>,
     optimizer: AdamW,
     ema: Ema,
     rng: Rng,
@@ -128,6 +130,7 @@ impl Trainer {
             ema,
             rng: Rng::new(settings.seed),
             settings,
+            metadata: BTreeMap::new(),
         })
     }
 
@@ -264,13 +267,12 @@ impl Trainer {
             step: self.optimizer.step,
             rng: self.rng.state(),
         };
-        let meta = BTreeMap::from([
-            (CONFIG_KEY.to_string(), self.config.to_json()),
-            (
-                TRAIN_KEY.to_string(),
-                serde_json::to_string(&state).map_err(|e| Error::Invalid(e.to_string()))?,
-            ),
-        ]);
+        let mut meta = self.metadata.clone();
+        meta.insert(CONFIG_KEY.to_string(), self.config.to_json());
+        meta.insert(
+            TRAIN_KEY.to_string(),
+            serde_json::to_string(&state).map_err(|e| Error::Invalid(e.to_string()))?,
+        );
         let views: Vec<(&str, &[usize], &[f32])> = host
             .iter()
             .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
@@ -280,8 +282,8 @@ impl Trainer {
 
     /// The model alone as safetensors bytes under official names, ready for `generate` or the
     /// official `load_state_dict`: the EMA weights (or the raw ones) and the frozen ones, with
-    /// the config as metadata.
-    pub async fn export_model(&self, ema: bool) -> Result<Vec<u8>> {
+    /// the config and `metadata`; stored as F16 when `half`.
+    pub async fn export_model(&self, ema: bool, half: bool) -> Result<Vec<u8>> {
         let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
         let trained: Vec<(&str, &Tensor)> = if ema {
             self.ema
@@ -295,12 +297,17 @@ impl Trainer {
         for (name, t) in trained.into_iter().chain(self.frozen.iter()) {
             host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
         }
-        let meta = BTreeMap::from([(CONFIG_KEY.to_string(), self.config.to_json())]);
+        let mut meta = self.metadata.clone();
+        meta.insert(CONFIG_KEY.to_string(), self.config.to_json());
         let views: Vec<(&str, &[usize], &[f32])> = host
             .iter()
             .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
             .collect();
-        save_safetensors(&views, Some(&meta))
+        if half {
+            save_safetensors_f16(&views, Some(&meta))
+        } else {
+            save_safetensors(&views, Some(&meta))
+        }
     }
 
     /// A store of the EMA weights (or the raw ones) plus the frozen ones, for sampling.
@@ -386,10 +393,15 @@ impl Trainer {
         for (name, t) in ema_store.iter() {
             ema.shadows.insert(name.to_string(), t.clone());
         }
+        let metadata = meta
+            .into_iter()
+            .filter(|(k, _)| k != CONFIG_KEY && k != TRAIN_KEY)
+            .collect();
         Ok(Self {
             config: c,
             params,
             frozen,
+            metadata,
             settings: state.settings,
             optimizer,
             ema,

@@ -1,0 +1,281 @@
+//! `bitdance quality`: checks a model with this runtime alone. A small CNN classifier is
+//! trained on the dataset's train split (tape ops, AdamW) and checked on its held-out test
+//! split; it then labels `--per-class` generated samples of every class (per-class accuracy),
+//! and the tokenizer's reconstruction PSNR is measured on the held-out images.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bitdance::autograd::{Tape, Var};
+use bitdance::io::WeightFile;
+use bitdance::model::{
+    decode, encode, generate_images, load_autoencoder, load_generator, quantize, CfgSchedule,
+    ParamStore, ParamVars, SampleSettings,
+};
+use bitdance::optim::{AdamW, AdamWConfig, ParamGrad};
+use bitdance::rng::Rng;
+use bitdance::{Gpu, Tensor};
+
+use crate::dataset::ImageFolder;
+use crate::files::read_bytes;
+
+/// Arguments of `bitdance quality`.
+#[derive(clap::Args)]
+pub struct QualityArgs {
+    /// Model weights with the config in their metadata (default: the embedded default model).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Dataset root holding `train/` and `test/` image folders.
+    #[arg(long, default_value = "assets/datasets/fashion-mnist")]
+    data: PathBuf,
+    /// Generated samples per class.
+    #[arg(long, default_value_t = 100)]
+    per_class: usize,
+    /// Head sampling steps of the generated samples.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Guidance scale of the generated samples.
+    #[arg(long, default_value_t = 3.0)]
+    cfg: f32,
+    /// Classifier training steps.
+    #[arg(long, default_value_t = 600)]
+    classifier_steps: usize,
+    /// Seed of the classifier and the samples.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// The classifier: three stride-2 3x3 convolutions with swish, then a linear layer.
+struct Classifier {
+    params: ParamStore,
+    classes: usize,
+    side: usize,
+}
+
+const CHANNELS: [usize; 4] = [3, 32, 64, 64];
+
+impl Classifier {
+    fn new(gpu: &Gpu, classes: usize, resolution: usize, rng: &mut Rng) -> anyhow::Result<Self> {
+        let mut params = ParamStore::new();
+        let mut side = resolution;
+        for i in 0..3 {
+            let (cin, cout) = (CHANNELS[i], CHANNELS[i + 1]);
+            let a = 1.0 / ((cin * 9) as f32).sqrt();
+            let w = rng.uniform_vec(cout * cin * 9, -a, a);
+            params.insert(
+                &format!("conv{i}.weight"),
+                Tensor::from_f32(gpu, &[cout, cin, 3, 3], &w)?,
+            );
+            params.insert(&format!("conv{i}.bias"), Tensor::zeros(gpu, &[cout])?);
+            side = side.div_ceil(2);
+        }
+        let features = CHANNELS[3] * side * side;
+        let a = 1.0 / (features as f32).sqrt();
+        let w = rng.uniform_vec(classes * features, -a, a);
+        params.insert(
+            "fc.weight",
+            Tensor::from_f32(gpu, &[classes, features], &w)?,
+        );
+        params.insert("fc.bias", Tensor::zeros(gpu, &[classes])?);
+        Ok(Self {
+            params,
+            classes,
+            side,
+        })
+    }
+
+    /// Class probabilities [B, classes] of images [B, 3, R, R].
+    fn forward(&self, tape: &Tape, vars: &ParamVars, x: Var) -> anyhow::Result<Var> {
+        let mut h = x;
+        for i in 0..3 {
+            let w = vars.get(&format!("conv{i}.weight"))?;
+            let b = vars.get(&format!("conv{i}.bias"))?;
+            h = tape.silu(tape.conv2d(h, w, Some(b), 2, 1)?)?;
+        }
+        let b = tape.shape(h)[0];
+        let h = tape.reshape(h, &[b, CHANNELS[3] * self.side * self.side])?;
+        let logits = tape.linear(h, vars.get("fc.weight")?, Some(vars.get("fc.bias")?))?;
+        Ok(tape.softmax(logits)?)
+    }
+
+    /// Predicted classes of images [B, 3, R, R] (host values).
+    fn predict(&self, gpu: &Gpu, images: &[f32], r: usize) -> anyhow::Result<Vec<usize>> {
+        let mut out = Vec::new();
+        for chunk in images.chunks(64 * 3 * r * r) {
+            let b = chunk.len() / (3 * r * r);
+            let tape = Tape::new();
+            let vars = ParamVars::new(&tape, &self.params, false);
+            let x = tape.constant(Tensor::from_f32(gpu, &[b, 3, r, r], chunk)?);
+            let p = tape.value(self.forward(&tape, &vars, x)?).read_f32()?;
+            out.extend(p.chunks(self.classes).map(|row| {
+                row.iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map_or(0, |(k, _)| k)
+            }));
+        }
+        Ok(out)
+    }
+}
+
+/// Trains the classifier with the Brier score (MSE between softmax and one-hot).
+fn train_classifier(
+    gpu: &Gpu,
+    data: &ImageFolder,
+    steps: usize,
+    seed: u64,
+) -> anyhow::Result<Classifier> {
+    let mut rng = Rng::new(seed);
+    let (classes, r) = (data.classes.len(), data.resolution);
+    let net = Classifier::new(gpu, classes, r, &mut rng)?;
+    let mut opt = AdamW::new(AdamWConfig {
+        weight_decay: 1e-4,
+        ..AdamWConfig::default()
+    });
+    let batch = 32;
+    for step in 0..steps {
+        let idx: Vec<usize> = (0..batch)
+            .map(|_| rng.below(data.len() as u64) as usize)
+            .collect();
+        let flip: Vec<bool> = (0..batch).map(|_| rng.below(2) == 1).collect();
+        let (pixels, labels) = data.batch(&idx, &flip);
+        let mut onehot = vec![0f32; batch * classes];
+        for (i, &l) in labels.iter().enumerate() {
+            onehot[i * classes + l as usize] = 1.0;
+        }
+        let tape = Tape::new();
+        let vars = ParamVars::new(&tape, &net.params, true);
+        let x = tape.constant(Tensor::from_f32(gpu, &[batch, 3, r, r], &pixels)?);
+        let p = net.forward(&tape, &vars, x)?;
+        let target = tape.constant(Tensor::from_f32(gpu, &[batch, classes], &onehot)?);
+        let loss = tape.mse_loss(p, target)?;
+        let mut grads = tape.backward(loss)?;
+        let used = vars.used();
+        let owned: Vec<(String, Tensor, Tensor)> = used
+            .iter()
+            .map(|(n, v)| -> anyhow::Result<_> {
+                let g = grads
+                    .take(*v)
+                    .ok_or_else(|| anyhow::anyhow!("no gradient for {n}"))?;
+                Ok((n.clone(), net.params.get(n)?.clone(), g))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let pg: Vec<ParamGrad> = owned
+            .iter()
+            .map(|(n, v, g)| ParamGrad {
+                name: n,
+                value: v,
+                grad: g,
+                decay: v.shape().len() > 1,
+            })
+            .collect();
+        let lr = 2e-3 * (1.0 - step as f32 / steps as f32).max(0.05);
+        opt.step(&pg, lr)?;
+    }
+    Ok(net)
+}
+
+fn psnr(a: &[f32], b: &[f32]) -> f64 {
+    // Both in [-1, 1]: a peak-to-peak range of 2.
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| ((x.clamp(-1.0, 1.0) - y.clamp(-1.0, 1.0)) as f64).powi(2))
+        .sum::<f64>()
+        / a.len() as f64;
+    10.0 * (4.0 / mse).log10()
+}
+
+/// Runs `bitdance quality`.
+pub fn run(args: QualityArgs) -> anyhow::Result<ExitCode> {
+    let gpu = crate::open_gpu()?;
+    let (label, bytes) = match &args.model {
+        Some(p) => (p.display().to_string(), read_bytes(p)?),
+        None => (
+            "the default model".into(),
+            crate::default_model::BYTES.to_vec(),
+        ),
+    };
+    let file = WeightFile::parse_named(&label, &bytes)?;
+    let c = crate::train::config_from(&file, &label)?;
+    let train = ImageFolder::load(&args.data.join("train"), c.resolution)?;
+    let test = ImageFolder::load(&args.data.join("test"), c.resolution)?;
+    let r = c.resolution;
+    let classes = train.classes.len();
+
+    let net = train_classifier(&gpu, &train, args.classifier_steps, args.seed)?;
+    let all: Vec<usize> = (0..test.len()).collect();
+    let (pixels, labels) = test.batch(&all, &vec![false; all.len()]);
+    let pred = net.predict(&gpu, &pixels, r)?;
+    let right = pred
+        .iter()
+        .zip(&labels)
+        .filter(|(p, l)| **p == **l as usize)
+        .count();
+    println!(
+        "classifier: {:.1}% on the {} held-out images",
+        100.0 * right as f64 / labels.len() as f64,
+        labels.len()
+    );
+
+    let ae = load_autoencoder(&gpu, &c.vae, &file)?;
+    let mut recon = Vec::with_capacity(pixels.len());
+    for chunk in pixels.chunks(32 * 3 * r * r) {
+        let b = chunk.len() / (3 * r * r);
+        let x = Tensor::from_f32(&gpu, &[b, 3, r, r], chunk)?;
+        let codes = quantize(&encode(&c.vae, &ae, &x)?)?.codes;
+        let shape: [usize; 4] = codes.shape().try_into()?;
+        recon.extend(decode(&gpu, &c.vae, &ae, &codes.read_f32()?, shape)?.read_f32()?);
+    }
+    println!(
+        "tokenizer: reconstruction PSNR {:.2} dB on the held-out images",
+        psnr(&recon, &pixels)
+    );
+
+    let model = load_generator(&gpu, &c, &file, None)?;
+    let settings = SampleSettings {
+        cfg: args.cfg,
+        schedule: CfgSchedule::Linear,
+        head_steps: args.steps,
+    };
+    let mut rng = Rng::new(args.seed);
+    let mut total_right = 0;
+    println!(
+        "samples ({} per class, cfg {}, {} head steps):",
+        args.per_class, args.cfg, args.steps
+    );
+    for k in 0..classes {
+        let mut right = 0;
+        let mut left = args.per_class;
+        while left > 0 {
+            let n = left.min(50);
+            let ids = vec![k as u32; n];
+            let out = pollster::block_on(generate_images(
+                &c,
+                &model,
+                &ids,
+                &settings,
+                &mut rng,
+                &mut |_, _| {},
+            ))?;
+            right += net
+                .predict(&gpu, &out.image, r)?
+                .iter()
+                .filter(|p| **p == k)
+                .count();
+            left -= n;
+        }
+        total_right += right;
+        println!(
+            "  {:<14} {:5.1}%",
+            train.classes[k],
+            100.0 * right as f64 / args.per_class as f64
+        );
+    }
+    println!(
+        "  {:<14} {:5.1}%",
+        "all",
+        100.0 * total_right as f64 / (args.per_class * classes) as f64
+    );
+    Ok(ExitCode::SUCCESS)
+}

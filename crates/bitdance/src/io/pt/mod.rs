@@ -1,0 +1,191 @@
+//! Reading official PyTorch checkpoints (`torch.save` zip archives) without executing
+//! anything: a minimal zip reader, a restricted unpickler, and the selection of the state dict
+//! (`model`, `ema` or `state_dict`, or a bare state dict; a DDP `module.` prefix is dropped).
+
+mod pickle;
+mod zip;
+
+use std::collections::BTreeMap;
+
+use pickle::{TensorRef, Value};
+
+use super::{bf16_to_f32, f16_to_f32};
+use crate::{Error, Result};
+
+/// Which state dict of a checkpoint to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Select {
+    /// `model` (or `state_dict`, or the bare dict).
+    Model,
+    /// `ema` (the official sampler's choice when present).
+    Ema,
+}
+
+/// One tensor of a checkpoint, converted to f32, with its stored dtype name.
+pub struct PtTensor {
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub data: Vec<f32>,
+    /// Storage type in the file (e.g. "FloatStorage", "HalfStorage", "BFloat16Storage").
+    pub dtype: String,
+}
+
+/// A state dict read from a checkpoint.
+pub struct PtStateDict {
+    /// The key it was read from ("model", "ema", "state_dict" or "" for a bare dict).
+    pub key: String,
+    /// Tensors by name, in name order.
+    pub tensors: BTreeMap<String, PtTensor>,
+    /// Top-level entries that were not read (e.g. "optimizer", "args").
+    pub skipped: Vec<String>,
+}
+
+/// Reads the selected state dict of the `torch.save` archive `bytes` (`label` names the file
+/// in errors). Refuses with a clear error: anything not a zip, pickles referencing globals other
+/// than tensors, storages and plain containers, unsupported dtypes, truncated data.
+pub fn read_state_dict(label: &str, bytes: &[u8], select: Select) -> Result<PtStateDict> {
+    let entries = zip::entries(label, bytes)?;
+    let pkl = entries
+        .iter()
+        .find(|e| e.name.ends_with("/data.pkl") || e.name == "data.pkl")
+        .ok_or_else(|| Error::Invalid(format!("{label}: no data.pkl in the archive")))?;
+    let prefix = pkl.name.trim_end_matches("data.pkl").to_string();
+    let root = pickle::load(label, &bytes[pkl.start..pkl.start + pkl.len])?;
+    let Value::Dict(top) = root else {
+        return Err(Error::Invalid(format!(
+            "{label}: the checkpoint's top level is not a dict"
+        )));
+    };
+    let key_of = |k: &Value| match k {
+        Value::Str(s) => Some(s.clone()),
+        _ => None,
+    };
+    let names: Vec<String> = top.iter().filter_map(|(k, _)| key_of(k)).collect();
+    let wanted: &[&str] = match select {
+        Select::Ema => &["ema"],
+        Select::Model => &["model", "state_dict"],
+    };
+    let (key, dict) = match wanted
+        .iter()
+        .find_map(|w| top.iter().find(|(k, _)| key_of(k).as_deref() == Some(w)))
+    {
+        Some((k, Value::Dict(d))) => (key_of(k).unwrap_or_default(), d.clone()),
+        Some((k, _)) => {
+            return Err(Error::Invalid(format!(
+                "{label}: entry '{}' is not a state dict",
+                key_of(k).unwrap_or_default()
+            )))
+        }
+        None if select == Select::Model
+            && !top.is_empty()
+            && top.iter().all(|(_, v)| matches!(v, Value::Tensor(_))) =>
+        {
+            (String::new(), top.clone())
+        }
+        None => {
+            return Err(Error::Invalid(format!(
+                "{label}: no {} entry; the checkpoint holds {names:?}",
+                wanted.join(" or ")
+            )))
+        }
+    };
+    let skipped = names.into_iter().filter(|n| *n != key).collect();
+    let mut tensors = BTreeMap::new();
+    for (k, v) in dict {
+        let Some(name) = key_of(&k) else {
+            return Err(Error::Invalid(format!(
+                "{label}: a state-dict key is not a string"
+            )));
+        };
+        let Value::Tensor(t) = v else {
+            return Err(Error::Invalid(format!(
+                "{label}: state-dict entry '{name}' is not a tensor ({})",
+                describe(&v)
+            )));
+        };
+        let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
+        let data = gather(label, bytes, &entries, &prefix, &name, &t)?;
+        tensors.insert(
+            name,
+            PtTensor {
+                shape: t.shape.clone(),
+                data,
+                dtype: t.kind.clone(),
+            },
+        );
+    }
+    Ok(PtStateDict {
+        key,
+        tensors,
+        skipped,
+    })
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Opaque(name) => format!("an object of {name}"),
+        other => format!("{other:?}").chars().take(60).collect(),
+    }
+}
+
+/// The tensor's values from its storage, following offset and strides.
+fn gather(
+    label: &str,
+    bytes: &[u8],
+    entries: &[zip::Entry],
+    prefix: &str,
+    name: &str,
+    t: &TensorRef,
+) -> Result<Vec<f32>> {
+    let path = format!("{prefix}data/{}", t.key);
+    let e = entries.iter().find(|e| e.name == path).ok_or_else(|| {
+        Error::Invalid(format!("{label}: storage '{path}' of '{name}' is missing"))
+    })?;
+    let storage = &bytes[e.start..e.start + e.len];
+    let (size, decode): (usize, fn(&[u8]) -> f32) = match t.kind.as_str() {
+        "FloatStorage" => (4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        "HalfStorage" => (2, |b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+        "BFloat16Storage" => (2, |b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+        "DoubleStorage" => (8, |b| {
+            f64::from_le_bytes(b[..8].try_into().unwrap_or_default()) as f32
+        }),
+        other => {
+            return Err(Error::Invalid(format!(
+                "{label}: tensor '{name}' has dtype {other}; only float tensors are converted"
+            )))
+        }
+    };
+    if t.shape.len() != t.strides.len() {
+        return Err(Error::Invalid(format!(
+            "{label}: tensor '{name}' has {} sizes and {} strides",
+            t.shape.len(),
+            t.strides.len()
+        )));
+    }
+    let n: usize = t.shape.iter().product();
+    let mut out = Vec::with_capacity(n);
+    let mut index = vec![0usize; t.shape.len()];
+    for _ in 0..n {
+        let at = t.offset
+            + index
+                .iter()
+                .zip(&t.strides)
+                .map(|(i, s)| i * s)
+                .sum::<usize>();
+        let b = storage.get(at * size..(at + 1) * size).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{label}: tensor '{name}' reads past its storage '{path}' (truncated?)"
+            ))
+        })?;
+        out.push(decode(b));
+        for d in (0..index.len()).rev() {
+            index[d] += 1;
+            if index[d] < t.shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Ok(out)
+}

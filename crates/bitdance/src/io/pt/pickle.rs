@@ -1,0 +1,402 @@
+//! A restricted unpickler for `torch.save` checkpoints: it builds plain values and never runs
+//! anything. Only the globals torch.save uses to describe tensors and containers are accepted
+//! (tensor rebuilding, storages, dtypes, OrderedDict) plus a few inert record types official
+//! checkpoints carry (argparse.Namespace, numpy scalars), which stay opaque; any other global
+//! (os.system, builtins.eval, ...) is refused with an error naming it.
+
+use crate::{Error, Result};
+
+/// A value of the pickle, after the restricted interpretation.
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // scalar payloads are kept for error messages (Debug)
+pub(super) enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    List(Vec<Value>),
+    Tuple(Vec<Value>),
+    Dict(Vec<(Value, Value)>),
+    /// An allowed global (module.name), not yet applied.
+    Global(String),
+    /// A storage reference: dtype name (e.g. "FloatStorage") and archive key.
+    Storage {
+        kind: String,
+        key: String,
+    },
+    /// A tensor view of a storage.
+    Tensor(TensorRef),
+    /// An inert object of an allowed record type (e.g. argparse.Namespace), never inspected.
+    Opaque(String),
+    Mark,
+}
+
+/// A tensor as torch describes it: a view (offset, shape, strides, in elements) of a storage.
+#[derive(Clone, Debug)]
+pub(super) struct TensorRef {
+    pub kind: String,
+    pub key: String,
+    pub offset: usize,
+    pub shape: Vec<usize>,
+    pub strides: Vec<usize>,
+}
+
+/// Globals that build tensors and containers.
+const TENSOR_GLOBALS: &[&str] = &[
+    "torch._utils._rebuild_tensor_v2",
+    "torch._utils._rebuild_tensor",
+    "torch._utils._rebuild_parameter",
+    "collections.OrderedDict",
+];
+/// Inert record types that may appear outside the weights; kept opaque, never constructed.
+const INERT_GLOBALS: &[&str] = &[
+    "argparse.Namespace",
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar",
+    "numpy.dtype",
+    "torch.torch_version.TorchVersion",
+];
+
+fn allowed(global: &str) -> bool {
+    TENSOR_GLOBALS.contains(&global)
+        || INERT_GLOBALS.contains(&global)
+        || (global.starts_with("torch.") && global.ends_with("Storage"))
+        || matches!(
+            global,
+            "torch.float32" | "torch.float16" | "torch.bfloat16" | "torch.float64"
+        )
+}
+
+struct Reader<'a> {
+    label: &'a str,
+    data: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn err(&self, what: String) -> Error {
+        Error::Invalid(format!(
+            "{}: data.pkl at byte {}: {what}",
+            self.label, self.at
+        ))
+    }
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let s = self
+            .data
+            .get(self.at..self.at + n)
+            .ok_or_else(|| self.err("unexpected end of the pickle (truncated?)".into()))?;
+        self.at += n;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16> {
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().unwrap_or_default(),
+        ))
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().unwrap_or_default(),
+        ))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().unwrap_or_default(),
+        ))
+    }
+    fn line(&mut self) -> Result<String> {
+        let rest = &self.data[self.at.min(self.data.len())..];
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| self.err("unterminated text line".into()))?;
+        let s = String::from_utf8_lossy(&rest[..end]).to_string();
+        self.at += end + 1;
+        Ok(s)
+    }
+    fn text(&mut self, n: usize) -> Result<String> {
+        Ok(String::from_utf8_lossy(self.take(n)?).to_string())
+    }
+}
+
+/// Interprets the pickle `data` (`label` names the file in errors); returns the root value.
+pub(super) fn load(label: &str, data: &[u8]) -> Result<Value> {
+    let mut r = Reader { label, data, at: 0 };
+    let mut stack: Vec<Value> = Vec::new();
+    let mut memo: std::collections::HashMap<u64, Value> = Default::default();
+    let pop = |stack: &mut Vec<Value>, r: &Reader| -> Result<Value> {
+        stack.pop().ok_or_else(|| r.err("stack underflow".into()))
+    };
+    let pop_mark = |stack: &mut Vec<Value>, r: &Reader| -> Result<Vec<Value>> {
+        let at = stack
+            .iter()
+            .rposition(|v| matches!(v, Value::Mark))
+            .ok_or_else(|| r.err("no mark on the stack".into()))?;
+        let items = stack.split_off(at + 1);
+        stack.pop();
+        Ok(items)
+    };
+    loop {
+        let op = r.u8()?;
+        match op {
+            0x80 => {
+                r.u8()?; // PROTO
+            }
+            0x95 => {
+                r.u64()?; // FRAME
+            }
+            b'.' => return pop(&mut stack, &r),
+            b'(' => stack.push(Value::Mark),
+            b'N' => stack.push(Value::None),
+            0x88 => stack.push(Value::Bool(true)),
+            0x89 => stack.push(Value::Bool(false)),
+            b'K' => stack.push(Value::Int(r.u8()? as i64)),
+            b'M' => stack.push(Value::Int(r.u16()? as i64)),
+            b'J' => stack.push(Value::Int(r.u32()? as i32 as i64)),
+            0x8a => {
+                let n = r.u8()? as usize;
+                let bytes = r.take(n)?;
+                if n > 8 {
+                    return Err(r.err(format!("integer of {n} bytes is too large")));
+                }
+                let mut buf = [0u8; 8];
+                buf[..n].copy_from_slice(bytes);
+                if n > 0 && bytes[n - 1] & 0x80 != 0 {
+                    buf[n..].fill(0xff);
+                }
+                stack.push(Value::Int(i64::from_le_bytes(buf)));
+            }
+            b'G' => stack.push(Value::Float(f64::from_be_bytes(
+                r.take(8)?.try_into().unwrap_or_default(),
+            ))),
+            b'X' => {
+                let n = r.u32()? as usize;
+                stack.push(Value::Str(r.text(n)?));
+            }
+            0x8c => {
+                let n = r.u8()? as usize;
+                stack.push(Value::Str(r.text(n)?));
+            }
+            0x8d => {
+                let n = r.u64()? as usize;
+                stack.push(Value::Str(r.text(n)?));
+            }
+            b'B' => {
+                let n = r.u32()? as usize;
+                stack.push(Value::Bytes(r.take(n)?.to_vec()));
+            }
+            b'C' => {
+                let n = r.u8()? as usize;
+                stack.push(Value::Bytes(r.take(n)?.to_vec()));
+            }
+            b'}' => stack.push(Value::Dict(Vec::new())),
+            b']' => stack.push(Value::List(Vec::new())),
+            b')' => stack.push(Value::Tuple(Vec::new())),
+            b't' => {
+                let items = pop_mark(&mut stack, &r)?;
+                stack.push(Value::Tuple(items));
+            }
+            0x85..=0x87 => {
+                let n = (op - 0x84) as usize;
+                if stack.len() < n {
+                    return Err(r.err("stack underflow".into()));
+                }
+                let items = stack.split_off(stack.len() - n);
+                stack.push(Value::Tuple(items));
+            }
+            b'l' => {
+                let items = pop_mark(&mut stack, &r)?;
+                stack.push(Value::List(items));
+            }
+            b'd' => {
+                let items = pop_mark(&mut stack, &r)?;
+                let pairs = items
+                    .chunks(2)
+                    .map(|p| (p[0].clone(), p.get(1).cloned().unwrap_or(Value::None)))
+                    .collect();
+                stack.push(Value::Dict(pairs));
+            }
+            b'a' => {
+                let v = pop(&mut stack, &r)?;
+                match stack.last_mut() {
+                    Some(Value::List(l)) => l.push(v),
+                    _ => return Err(r.err("APPEND to a non-list".into())),
+                }
+            }
+            b'e' => {
+                let items = pop_mark(&mut stack, &r)?;
+                match stack.last_mut() {
+                    Some(Value::List(l)) => l.extend(items),
+                    _ => return Err(r.err("APPENDS to a non-list".into())),
+                }
+            }
+            b's' => {
+                let v = pop(&mut stack, &r)?;
+                let k = pop(&mut stack, &r)?;
+                match stack.last_mut() {
+                    Some(Value::Dict(d)) => d.push((k, v)),
+                    Some(Value::Opaque(_)) => {}
+                    _ => return Err(r.err("SETITEM on a non-dict".into())),
+                }
+            }
+            b'u' => {
+                let items = pop_mark(&mut stack, &r)?;
+                match stack.last_mut() {
+                    Some(Value::Dict(d)) => d.extend(
+                        items
+                            .chunks(2)
+                            .map(|p| (p[0].clone(), p.get(1).cloned().unwrap_or(Value::None))),
+                    ),
+                    Some(Value::Opaque(_)) => {}
+                    _ => return Err(r.err("SETITEMS on a non-dict".into())),
+                }
+            }
+            b'q' => {
+                let k = r.u8()? as u64;
+                memo.insert(k, stack.last().cloned().unwrap_or(Value::None));
+            }
+            b'r' => {
+                let k = r.u32()? as u64;
+                memo.insert(k, stack.last().cloned().unwrap_or(Value::None));
+            }
+            0x94 => {
+                let k = memo.len() as u64;
+                memo.insert(k, stack.last().cloned().unwrap_or(Value::None));
+            }
+            b'h' | b'j' => {
+                let k = if op == b'h' {
+                    r.u8()? as u64
+                } else {
+                    r.u32()? as u64
+                };
+                let v = memo
+                    .get(&k)
+                    .cloned()
+                    .ok_or_else(|| r.err(format!("memo key {k} missing")))?;
+                stack.push(v);
+            }
+            b'c' => {
+                let module = r.line()?;
+                let name = r.line()?;
+                stack.push(global(&r, format!("{module}.{name}"))?);
+            }
+            0x93 => {
+                let name = pop(&mut stack, &r)?;
+                let module = pop(&mut stack, &r)?;
+                match (module, name) {
+                    (Value::Str(m), Value::Str(n)) => stack.push(global(&r, format!("{m}.{n}"))?),
+                    _ => return Err(r.err("STACK_GLOBAL needs two strings".into())),
+                }
+            }
+            b'Q' => {
+                let pid = pop(&mut stack, &r)?;
+                stack.push(persistent(&r, pid)?);
+            }
+            b'R' => {
+                let args = pop(&mut stack, &r)?;
+                let func = pop(&mut stack, &r)?;
+                stack.push(reduce(&r, func, args)?);
+            }
+            0x81 => {
+                let args = pop(&mut stack, &r)?;
+                let cls = pop(&mut stack, &r)?;
+                stack.push(reduce(&r, cls, args)?);
+            }
+            b'b' => {
+                // BUILD: set state on the object below; tensors and inert records ignore it.
+                let _state = pop(&mut stack, &r)?;
+                if !matches!(
+                    stack.last(),
+                    Some(Value::Tensor(_) | Value::Opaque(_) | Value::Dict(_))
+                ) {
+                    return Err(r.err("BUILD on an unexpected object".into()));
+                }
+            }
+            other => {
+                return Err(r.err(format!(
+                    "pickle opcode 0x{other:02x} is not accepted by the restricted reader"
+                )))
+            }
+        }
+    }
+}
+
+fn global(r: &Reader, name: String) -> Result<Value> {
+    if !allowed(&name) {
+        return Err(Error::Invalid(format!(
+            "{}: refused: the checkpoint references '{name}', which is not a tensor, a \
+             storage or a plain container (nothing in it was executed)",
+            r.label
+        )));
+    }
+    Ok(Value::Global(name))
+}
+
+fn persistent(r: &Reader, pid: Value) -> Result<Value> {
+    let Value::Tuple(items) = pid else {
+        return Err(r.err("persistent id is not a tuple".into()));
+    };
+    match items.as_slice() {
+        [Value::Str(tag), Value::Global(kind), Value::Str(key), _, _] if tag == "storage" => {
+            Ok(Value::Storage {
+                kind: kind.rsplit('.').next().unwrap_or_default().to_string(),
+                key: key.clone(),
+            })
+        }
+        _ => Err(r.err(format!("unexpected persistent id {items:?}"))),
+    }
+}
+
+fn ints(r: &Reader, v: &Value, what: &str) -> Result<Vec<usize>> {
+    match v {
+        Value::Tuple(items) | Value::List(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::Int(n) if *n >= 0 => Ok(*n as usize),
+                _ => Err(r.err(format!("{what} holds a non-integer"))),
+            })
+            .collect(),
+        _ => Err(r.err(format!("{what} is not a tuple"))),
+    }
+}
+
+fn reduce(r: &Reader, func: Value, args: Value) -> Result<Value> {
+    let name = match func {
+        Value::Global(name) => name,
+        Value::Opaque(name) => return Ok(Value::Opaque(name)),
+        other => return Err(r.err(format!("call of a non-global {other:?}"))),
+    };
+    let Value::Tuple(args) = args else {
+        return Err(r.err(format!("arguments of {name} are not a tuple")));
+    };
+    match name.as_str() {
+        "torch._utils._rebuild_tensor_v2" | "torch._utils._rebuild_tensor" => {
+            let (
+                Some(Value::Storage { kind, key }),
+                Some(Value::Int(offset)),
+                Some(size),
+                Some(stride),
+            ) = (args.first(), args.get(1), args.get(2), args.get(3))
+            else {
+                return Err(r.err(format!("unexpected arguments of {name}")));
+            };
+            Ok(Value::Tensor(TensorRef {
+                kind: kind.clone(),
+                key: key.clone(),
+                offset: *offset as usize,
+                shape: ints(r, size, "tensor size")?,
+                strides: ints(r, stride, "tensor stride")?,
+            }))
+        }
+        "torch._utils._rebuild_parameter" => match args.into_iter().next() {
+            Some(t @ Value::Tensor(_)) => Ok(t),
+            _ => Err(r.err("parameter without a tensor".into())),
+        },
+        "collections.OrderedDict" => Ok(Value::Dict(Vec::new())),
+        other => Ok(Value::Opaque(other.to_string())),
+    }
+}
