@@ -53,6 +53,9 @@ pub struct LoopArgs {
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 200)]
     pub checkpoint_every: u64,
+    /// Stop after this step (checkpoint written), leaving the run to be continued by --resume.
+    #[arg(long)]
+    pub stop_after: Option<u64>,
     /// Steps between sample grids (0: none).
     #[arg(long, default_value_t = 500)]
     pub sample_every: u64,
@@ -113,7 +116,8 @@ pub fn run(
         }
         writeln!(log, "{entry}")?;
         let done = stats.step == total;
-        if stats.step % args.checkpoint_every == 0 || done {
+        let pause = args.stop_after == Some(stats.step);
+        if stats.step % args.checkpoint_every.max(1) == 0 || done || pause {
             save(trainer, &args.out)?;
         }
         if args.sample_every > 0 && (stats.step % args.sample_every == 0 || done) {
@@ -121,6 +125,11 @@ pub fn run(
             let dir = args.out.join("samples");
             std::fs::create_dir_all(&dir)?;
             write_atomic(dir.join(format!("step-{:07}.png", stats.step)), &png)?;
+        }
+        if pause {
+            bar.finish();
+            println!("stopped after step {}; continue with --resume", stats.step);
+            return Ok(());
         }
     }
     bar.finish();

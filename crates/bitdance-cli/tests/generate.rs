@@ -187,7 +187,7 @@ fn bad_classes_and_files_are_named() {
     let (ok, text) = bitdance(&["generate", "--weights", truncated.to_str().unwrap()]);
     assert!(!ok);
     assert!(text.contains("truncated.safetensors"), "{text}");
-    let (ok, text) = bitdance(&["generate", "--weights", w, "--config", "B-4x"]);
+    let (ok, text) = bitdance(&["generate", "--weights", w, "--config", "B-4x", "-c", "0"]);
     assert!(!ok);
     assert!(
         text.contains("missing: 'layers.1.attention.wqkv.weight'"),
