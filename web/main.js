@@ -1,6 +1,8 @@
 // Loads the wasm build (web/pkg, from scripts/web-build.sh), shows the adapter, runs the
 // conformance families one by one, then adds <div id="done" data-passed data-failed>.
-import init, { adapter_info, conformance_families, run_conformance } from './pkg/bitdance_web.js';
+import init, {
+  adapter_info, conformance_families, run_conformance, load_default_model, generate,
+} from './pkg/bitdance_web.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -56,11 +58,40 @@ function finish(passed, failed, error) {
   document.body.append(done);
 }
 
+// Fills the class picker from the default model and wires the Generate button.
+async function setupGenerator() {
+  const names = JSON.parse(await load_default_model());
+  const select = $('class');
+  names.forEach((name, id) => select.add(new Option(`${id} · ${name}`, id)));
+  select.disabled = false;
+  $('generate').disabled = false;
+  $('gen-status').textContent = '';
+  let seed = 0;
+  $('generate').onclick = async () => {
+    $('generate').disabled = true;
+    $('gen-status').textContent = 'Sampling…';
+    const t0 = performance.now();
+    try {
+      const rgba = await generate(Number(select.value), 50, 3.0, ++seed);
+      const side = Math.round(Math.sqrt(rgba.length / 4));
+      const canvas = $('image');
+      canvas.width = side;
+      canvas.height = side;
+      canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), side, side), 0, 0);
+      $('gen-status').textContent = `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+    } catch (e) {
+      $('gen-status').textContent = `Error: ${e instanceof Error ? e.message : e}`;
+    }
+    $('generate').disabled = false;
+  };
+}
+
 async function main() {
   await init();
   if (!navigator.gpu) throw new Error('this browser exposes no WebGPU (navigator.gpu is missing)');
   $('status').textContent = 'Opening the GPU…';
   showAdapter(JSON.parse(await adapter_info()), await browserAdapterName());
+  await setupGenerator();
   let passed = 0;
   let failed = 0;
   for (const family of conformance_families()) {

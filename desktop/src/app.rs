@@ -1,4 +1,5 @@
-//! The window: GPU summary, class picker with the (future) Generate button, conformance table.
+//! The window: GPU summary, class picker and Generate with the embedded default model (the
+//! image appears when sampled, with a progress bar over the AR steps), conformance table.
 
 use std::time::{Duration, Instant};
 
@@ -6,7 +7,6 @@ use bitdance::conformance::CheckResult;
 use bitdance::gpu::AdapterSummary;
 use eframe::egui::{self, Color32, RichText};
 
-use crate::classes;
 use crate::worker::{Command, Event, Worker};
 
 const OK: Color32 = Color32::from_rgb(40, 160, 70);
@@ -26,13 +26,23 @@ struct Checks {
     elapsed: Option<Duration>,
 }
 
+/// The generator's state as the UI shows it.
+#[derive(Default)]
+struct Generation {
+    classes: Vec<String>,
+    class: usize,
+    seed: u64,
+    progress: Option<(usize, usize)>,
+    image: Option<(egui::TextureHandle, f64)>,
+    error: Option<String>,
+}
+
 /// The app's state; the GPU itself lives on the worker thread.
 pub struct BitDanceApp {
     worker: Worker,
     gpu: GpuState,
     checks: Checks,
-    classes: Vec<&'static str>,
-    class: usize,
+    generation: Generation,
 }
 
 impl BitDanceApp {
@@ -42,8 +52,7 @@ impl BitDanceApp {
             worker: Worker::spawn(cc.egui_ctx.clone()),
             gpu: GpuState::Opening,
             checks: Checks::default(),
-            classes: classes::names(),
-            class: 207, // golden retriever
+            generation: Generation::default(),
         }
     }
 
@@ -51,7 +60,7 @@ impl BitDanceApp {
         self.checks.started.is_some() && self.checks.elapsed.is_none()
     }
 
-    fn poll_worker(&mut self) {
+    fn poll_worker(&mut self, ctx: &egui::Context) {
         while let Ok(event) = self.worker.events.try_recv() {
             match event {
                 Event::Opened(adapter) => self.gpu = GpuState::Ready(adapter),
@@ -65,6 +74,18 @@ impl BitDanceApp {
                 }
                 Event::ChecksDone => {
                     self.checks.elapsed = self.checks.started.map(|t| t.elapsed());
+                }
+                Event::ModelReady(names) => self.generation.classes = names,
+                Event::Progress(step, steps) => self.generation.progress = Some((step, steps)),
+                Event::Image(rgb, side, secs) => {
+                    let image = egui::ColorImage::from_rgb([side, side], &rgb);
+                    let texture = ctx.load_texture("sample", image, egui::TextureOptions::NEAREST);
+                    self.generation.image = Some((texture, secs));
+                    self.generation.progress = None;
+                }
+                Event::GenerateFailed(e) => {
+                    self.generation.error = Some(e);
+                    self.generation.progress = None;
                 }
             }
         }
@@ -100,21 +121,48 @@ impl BitDanceApp {
     }
 
     fn generate_section(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Generate");
+        ui.heading("Generate (default model)");
+        let g = &mut self.generation;
+        if g.classes.is_empty() {
+            match &g.error {
+                Some(e) => ui.colored_label(FAIL, e),
+                None => ui.label("Loading the model…"),
+            };
+            return;
+        }
         ui.horizontal(|ui| {
-            let selected = format!("{} · {}", self.class, self.classes[self.class]);
-            egui::ComboBox::from_label("ImageNet class")
-                .selected_text(selected)
-                .width(320.0)
-                .height(400.0)
+            egui::ComboBox::from_label("class")
+                .selected_text(format!("{} · {}", g.class, g.classes[g.class]))
                 .show_ui(ui, |ui| {
-                    for (id, name) in self.classes.iter().enumerate() {
-                        ui.selectable_value(&mut self.class, id, format!("{id} · {name}"));
+                    for (id, name) in g.classes.iter().enumerate() {
+                        ui.selectable_value(&mut g.class, id, format!("{id} · {name}"));
                     }
                 });
-            ui.add_enabled(false, egui::Button::new("Generate (coming with the model)"))
-                .on_disabled_hover_text("Image generation arrives with the model issue.");
+            let busy = g.progress.is_some();
+            if ui.add_enabled(!busy, egui::Button::new("Generate")).clicked() {
+                g.seed += 1;
+                g.error = None;
+                g.progress = Some((0, 1));
+                self.worker.send(Command::Generate {
+                    class: g.class as u32,
+                    seed: g.seed,
+                });
+            }
+            if let Some((step, steps)) = g.progress {
+                ui.add(
+                    egui::ProgressBar::new(step as f32 / steps.max(1) as f32)
+                        .desired_width(200.0)
+                        .text(format!("AR step {step}/{steps}")),
+                );
+            }
         });
+        if let Some(e) = &g.error {
+            ui.colored_label(FAIL, e);
+        }
+        if let Some((texture, secs)) = &g.image {
+            ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(192.0, 192.0)));
+            ui.label(format!("{secs:.1} s"));
+        }
     }
 
     fn checks_section(&mut self, ui: &mut egui::Ui) {
@@ -216,7 +264,7 @@ fn no_check() -> CheckResult {
 
 impl eframe::App for BitDanceApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
-        self.poll_worker();
+        self.poll_worker(&ui.ctx().clone());
         egui::CentralPanel::default_margins().show(ui, |ui| {
             self.gpu_section(ui);
             ui.separator();

@@ -2,7 +2,6 @@
 //! model) generates an image of the chosen ImageNet class.
 
 mod app;
-mod classes;
 mod worker;
 
 fn main() -> eframe::Result {

@@ -5,13 +5,29 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 
 use bitdance::conformance::{self, CheckResult};
 use bitdance::gpu::AdapterSummary;
+use bitdance::io::WeightFile;
+use bitdance::model::{
+    generate_images, load_generator, stored_class_names, stored_config, to_rgb8, CfgSchedule,
+    ModelConfig, ParamStore, SampleSettings,
+};
+use bitdance::rng::Rng;
 use bitdance::Gpu;
 use eframe::egui;
+
+/// The default model, embedded (see assets/model/README.md).
+const MODEL: &[u8] = include_bytes!("../../assets/model/default.safetensors");
 
 /// What the UI asks of the worker.
 pub enum Command {
     /// Run every conformance family, reporting each as it finishes.
     RunChecks,
+    /// Sample one image of `class` with the default model.
+    Generate {
+        /// Class id.
+        class: u32,
+        /// Seed of the sampler.
+        seed: u64,
+    },
 }
 
 /// What the worker reports back.
@@ -24,6 +40,14 @@ pub enum Event {
     Family(String, Vec<CheckResult>),
     /// Every family has run.
     ChecksDone,
+    /// The default model is loaded: its class names.
+    ModelReady(Vec<String>),
+    /// AR step `.0` of `.1` done.
+    Progress(usize, usize),
+    /// A generated image: RGB bytes, side in pixels, seconds taken.
+    Image(Vec<u8>, usize, f64),
+    /// Loading the model or generating failed.
+    GenerateFailed(String),
 }
 
 /// The UI's handle on the worker thread.
@@ -61,6 +85,16 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>) {
         Err(e) => return send(Event::OpenFailed(e.to_string())),
     };
     send(Event::Opened(gpu.adapter()));
+    let model = match load_model(&gpu) {
+        Ok((config, params, names)) => {
+            send(Event::ModelReady(names));
+            Some((config, params))
+        }
+        Err(e) => {
+            send(Event::GenerateFailed(e.to_string()));
+            None
+        }
+    };
     for command in commands {
         match command {
             Command::RunChecks => {
@@ -70,6 +104,42 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>) {
                 }
                 send(Event::ChecksDone);
             }
+            Command::Generate { class, seed } => {
+                let Some((c, params)) = &model else { continue };
+                let start = std::time::Instant::now();
+                let settings = SampleSettings {
+                    cfg: 3.0,
+                    schedule: CfgSchedule::Linear,
+                    head_steps: 50,
+                };
+                let result = pollster::block_on(generate_images(
+                    c,
+                    params,
+                    &[class],
+                    &settings,
+                    &mut Rng::new(seed),
+                    &mut |step, steps| send(Event::Progress(step, steps)),
+                ));
+                match result {
+                    Ok(out) => {
+                        let r = c.resolution;
+                        let rgb = to_rgb8(&out.image, 1, r, r);
+                        send(Event::Image(rgb, r, start.elapsed().as_secs_f64()));
+                    }
+                    Err(e) => send(Event::GenerateFailed(e.to_string())),
+                }
+            }
         }
     }
+}
+
+/// The embedded default model on `gpu`, its config and class names.
+fn load_model(gpu: &Gpu) -> bitdance::Result<(ModelConfig, ParamStore, Vec<String>)> {
+    let file = WeightFile::parse_named("the default model", MODEL)?;
+    let config = stored_config(&file)?
+        .ok_or_else(|| bitdance::Error::Invalid("the default model has no config".into()))?;
+    let names = stored_class_names(&file)
+        .unwrap_or_else(|| (0..config.num_classes).map(|k| k.to_string()).collect());
+    let params = load_generator(gpu, &config, &file, None)?;
+    Ok((config, params, names))
 }

@@ -1,7 +1,10 @@
-//! BitDance in the browser: opens WebGPU through the core crate and exposes the conformance
-//! checks to JavaScript. Results cross the boundary as JSON strings (see `report`).
+//! BitDance in the browser: opens WebGPU through the core crate, generates images with the
+//! embedded default model, and exposes the conformance checks to JavaScript. Results cross the boundary as JSON strings (see `report`).
 
+mod generate;
 mod report;
+
+pub use generate::{generate, load_default_model};
 
 use std::cell::RefCell;
 

@@ -1,13 +1,7 @@
 //! Class arguments: an index, or a class name: from the bundled ImageNet list for 1000-class
 //! models, or from the names a weight file stores (metadata `bitdance.classes`, a JSON list).
 
-/// Metadata key of the class names (JSON list of strings) in a weight file.
-pub const CLASSES_KEY: &str = "bitdance.classes";
-
-/// The class names stored in `file`'s metadata, if any.
-pub fn stored_names(file: &bitdance::io::WeightFile) -> Option<Vec<String>> {
-    serde_json::from_str(file.metadata().get(CLASSES_KEY)?).ok()
-}
+pub use bitdance::model::{stored_class_names as stored_names, CLASSES_KEY};
 
 /// The name of class `index`: a stored name, else the ImageNet name for 1000-class models.
 pub fn name_of(index: usize, num_classes: usize, stored: Option<&[String]>) -> Option<String> {

@@ -8,6 +8,25 @@ use super::{
 use crate::io::{check_expected, WeightFile};
 use crate::{Gpu, Result};
 
+/// Metadata key of the model config (JSON) in weight files and checkpoints.
+pub const CONFIG_KEY: &str = "bitdance.config";
+/// Metadata key of the class names (a JSON list of strings) in weight files.
+pub const CLASSES_KEY: &str = "bitdance.classes";
+
+/// The model config a weight file stores in its metadata (`None` when it stores none, e.g.
+/// converted official checkpoints).
+pub fn stored_config(file: &WeightFile<'_>) -> Result<Option<ModelConfig>> {
+    match file.metadata().get(CONFIG_KEY) {
+        Some(json) => ModelConfig::from_json(file.label(), json).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The class names a weight file stores in its metadata, if any.
+pub fn stored_class_names(file: &WeightFile<'_>) -> Option<Vec<String>> {
+    serde_json::from_str(file.metadata().get(CLASSES_KEY)?).ok()
+}
+
 /// Prefix of the autoencoder's parameters inside a model state dict.
 pub const VAE_PREFIX: &str = "vae.";
 

@@ -29,7 +29,10 @@ pub use generate::{
 pub use head::{head_condition, head_forward, head_predict, head_predict_at};
 pub use init::{init_autoencoder, init_parameters};
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
-pub use loading::{generation_parameters, load_autoencoder, load_generator, VAE_PREFIX};
+pub use loading::{
+    generation_parameters, load_autoencoder, load_generator, stored_class_names, stored_config,
+    CLASSES_KEY, CONFIG_KEY, VAE_PREFIX,
+};
 pub use noise_file::RecordedNoise;
 pub use params::{ar_parameters, decays, ParamSpec};
 pub use pipeline::{encode_tokens, generate_images, to_rgb8, Generated};

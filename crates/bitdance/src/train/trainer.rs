@@ -17,8 +17,7 @@ use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule, ParamGrad};
 use crate::rng::Rng;
 use crate::{ops, Error, Gpu, Result, Tensor};
 
-/// Metadata key of the model config (JSON) in weight files and checkpoints.
-pub const CONFIG_KEY: &str = "bitdance.config";
+pub use crate::model::CONFIG_KEY;
 /// Metadata key of the training state (JSON) in checkpoints.
 pub const TRAIN_KEY: &str = "bitdance.train";
 /// Name prefix of the EMA weights in a checkpoint.
