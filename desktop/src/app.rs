@@ -139,7 +139,10 @@ impl BitDanceApp {
                     }
                 });
             let busy = g.progress.is_some();
-            if ui.add_enabled(!busy, egui::Button::new("Generate")).clicked() {
+            if ui
+                .add_enabled(!busy, egui::Button::new("Generate"))
+                .clicked()
+            {
                 g.seed += 1;
                 g.error = None;
                 g.progress = Some((0, 1));
