@@ -2,8 +2,11 @@
 # Installs what the tests need on Debian 12, skipping whatever is already there:
 # Mesa lavapipe (Vulkan on the CPU), Chromium + chromedriver (WebGPU on SwiftShader),
 # the wasm32 Rust target, clippy/rustfmt, and wasm-bindgen-cli at the Cargo.lock version.
+# With --native only what the CLI needs to run (lavapipe): the README's main job.
 # Quiet when all goes well; on failure prints the log and exits non-zero.
 set -euo pipefail
+native=false
+if [[ ${1:-} == "--native" ]]; then native=true; fi
 cd "$(dirname "$0")/.."
 
 log=$(mktemp -t bitdance-install.XXXXXX)
@@ -20,8 +23,11 @@ sudo=""
 if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 
 # apt packages (python3 drives the page smoke test; present on most images already).
-packages=(mesa-vulkan-drivers libvulkan1 chromium chromium-driver)
-command -v python3 >/dev/null || packages+=(python3)
+packages=(mesa-vulkan-drivers libvulkan1)
+if ! $native; then
+  packages+=(chromium chromium-driver)
+  command -v python3 >/dev/null || packages+=(python3)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,6 +42,10 @@ fi
 if ! command -v cargo >/dev/null || ! command -v rustup >/dev/null; then
   echo "install-deps: cargo/rustup not found; install Rust with rustup first (https://rustup.rs)" >&2
   exit 1
+fi
+if $native; then
+  echo "install-deps: ok (lavapipe)"
+  exit 0
 fi
 if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   echo "install-deps: rustup target add wasm32-unknown-unknown"
