@@ -49,7 +49,7 @@ def main():
               diff_adanln_layers=c["diff_adanln_layers"], latent_dim=c["latent_dim"],
               down_size=c["down_size"], patch_size=c["patch_size"],
               resolution=c["resolution"], cls_token_num=c["cls_token_num"],
-              num_classes=c["num_classes"])
+              num_classes=c["num_classes"], diff_batch_mul=4)
     if c["parallel_num"] == 1:
         model = m1.BitDance(**kw)
     else:
