@@ -185,3 +185,31 @@ fn chunked_conv_weights_give_the_same_image() {
         .unwrap();
     assert!(cpu::relative_error(&b, &cpu::widen(&a)) < 1e-6);
 }
+
+#[test]
+fn images_decoded_in_groups_equal_one_batch() {
+    let c = bitdance_tests::tiny_config(1);
+    let g = bitdance_tests::gpu();
+    let store = ParamStore::random(
+        &g,
+        &decoder_parameters(&c.vae),
+        &mut bitdance::rng::Rng::new(8),
+        0.2,
+    )
+    .unwrap();
+    let mut rng = bitdance::rng::Rng::new(9);
+    let z: Vec<f32> = (0..3 * 32 * 16)
+        .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })
+        .collect();
+    let whole = decode(&g, &c.vae, &store, &z, [3, 32, 4, 4])
+        .unwrap()
+        .read_f32()
+        .unwrap();
+    // Each image's widest activation is 8 KiB: a 16 KiB budget decodes groups of 2 + 1.
+    let grouped =
+        bitdance::model::decode_grouped(&g, &c.vae, &store, &z, [3, 32, 4, 4], 16_384).unwrap();
+    assert_eq!(grouped.shape(), &[3, 3, 8, 8]);
+    let grouped = grouped.read_f32().unwrap();
+    let err = bitdance::reference::relative_error(&grouped, &bitdance::reference::widen(&whole));
+    assert!(err < 1e-6, "grouped decode differs: {err:e}");
+}

@@ -24,13 +24,27 @@ pub fn latent_statistics(z: &[f32], b: usize, channels: usize, hw: usize) -> (Ve
 
 /// Decodes ±1 latents `z` [B, z_channels, h, w] given on the host (row-major) into images
 /// [B, 3, H, W] on `gpu` (uploaded once; the AdaptiveGroupNorm statistics are computed on the
-/// GPU in f32, as the official code does).
+/// GPU in f32, as the official code does). Images are decoded in groups small enough that every
+/// activation fits one storage binding (a 256x256 image's widest one is 64 MiB).
 pub fn decode(
     gpu: &crate::Gpu,
     ae: &AeConfig,
     params: &ParamStore,
     z: &[f32],
     shape: [usize; 4],
+) -> Result<Tensor> {
+    let limit = gpu.limits().max_storage_buffer_binding_size;
+    decode_grouped(gpu, ae, params, z, shape, limit)
+}
+
+/// `decode` with `max_bytes` as the budget of the widest activation of one group of images.
+pub fn decode_grouped(
+    gpu: &crate::Gpu,
+    ae: &AeConfig,
+    params: &ParamStore,
+    z: &[f32],
+    shape: [usize; 4],
+    max_bytes: u64,
 ) -> Result<Tensor> {
     let s = shape;
     if s[1] != ae.z_channels || z.len() != s.iter().product::<usize>() {
@@ -43,12 +57,48 @@ pub fn decode(
             ),
         });
     }
-    let z = Tensor::from_f32(gpu, &s, z)?;
     let g = Infer {
         params,
         prefix: "vae.decoder",
     };
-    decoder_graph(&g, ae, &z)
+    let per_image = widest_activation(ae, s[2], s[3]) * 4;
+    let limit = max_bytes as usize;
+    let group = (limit / per_image.max(1)).clamp(1, s[0].max(1));
+    let plane = s[1] * s[2] * s[3];
+    let mut parts = Vec::new();
+    for start in (0..s[0]).step_by(group) {
+        let n = group.min(s[0] - start);
+        let chunk = Tensor::from_f32(
+            gpu,
+            &[n, s[1], s[2], s[3]],
+            &z[start * plane..(start + n) * plane],
+        )?;
+        parts.push(decoder_graph(&g, ae, &chunk)?);
+    }
+    if parts.len() == 1 {
+        return Ok(parts.remove(0));
+    }
+    let refs: Vec<&Tensor> = parts.iter().collect();
+    crate::ops::concat(&refs, 0)
+}
+
+/// Elements of the decoder's widest activation for one image of latent size h x w: the
+/// upsampling convolutions' 4C-channel outputs, or a level's C channels at its resolution.
+fn widest_activation(ae: &AeConfig, h: usize, w: usize) -> usize {
+    let levels = ae.ch_mult.len();
+    (0..levels)
+        .map(|level| {
+            let side = 1usize << (levels - 1 - level);
+            let c = ae.ch * ae.ch_mult[level];
+            let at = c * h * w * side * side;
+            if level > 0 {
+                4 * at
+            } else {
+                at
+            }
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// `decode` recorded on `tape` (training the tokenizer): latents [B, z, h, w] -> images.

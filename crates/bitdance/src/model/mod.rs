@@ -21,7 +21,7 @@ mod transformer;
 
 pub use ae_params::{decoder_parameters, encoder_parameters};
 pub use config::{AeConfig, ModelConfig, BUILTIN_CONFIGS};
-pub use decoder::{decode, decoder_forward, latent_statistics};
+pub use decoder::{decode, decode_grouped, decoder_forward, latent_statistics};
 pub use encoder::{encode, encoded_size, encoder_forward, quantize, Quantized};
 pub use generate::{
     cfg_at, generate_tokens, latents_to_tokens, tokens_to_latents, CfgSchedule, SampleSettings,
