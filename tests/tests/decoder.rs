@@ -205,7 +205,7 @@ fn images_decoded_in_groups_equal_one_batch() {
         .unwrap()
         .read_f32()
         .unwrap();
-    // Each image's widest activation is 8 KiB: a 16 KiB budget decodes groups of 2 + 1.
+    // Each image's widest activation is 8 KiB: a 16 KiB budget (half for it) decodes 1 + 1 + 1.
     let grouped =
         bitdance::model::decode_grouped(&g, &c.vae, &store, &z, [3, 32, 4, 4], 16_384).unwrap();
     assert_eq!(grouped.shape(), &[3, 3, 8, 8]);

@@ -37,7 +37,8 @@ pub fn decode(
     decode_grouped(gpu, ae, params, z, shape, limit)
 }
 
-/// `decode` with `max_bytes` as the budget of the widest activation of one group of images.
+/// `decode` with `max_bytes` as the budget of one group's widest activation (and its padded
+/// packed copy).
 pub fn decode_grouped(
     gpu: &crate::Gpu,
     ae: &AeConfig,
@@ -62,7 +63,8 @@ pub fn decode_grouped(
         prefix: "vae.decoder",
     };
     let per_image = widest_activation(ae, s[2], s[3]) * 4;
-    let limit = max_bytes as usize;
+    // Half the budget: the convolutions also hold a zero-padded, channel-packed copy.
+    let limit = max_bytes as usize / 2;
     let group = (limit / per_image.max(1)).clamp(1, s[0].max(1));
     let plane = s[1] * s[2] * s[3];
     let mut parts = Vec::new();
