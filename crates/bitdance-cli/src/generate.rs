@@ -4,11 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
 use bitdance::io::{save_safetensors, WeightFile};
 use bitdance::model::{
-    generate_images, load_generator, to_rgb8, CfgSchedule, GaussianSource, ModelConfig,
-    RecordedNoise, SampleSettings,
+    generate_images, load_generator, to_rgb8, CfgSchedule, GaussianSource, RecordedNoise,
+    SampleSettings,
 };
 use bitdance::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -100,15 +99,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let weights = WeightFile::parse_named(&label, &weights_bytes)?;
     let c = match &args.config {
         Some(name) => load_config(name)?,
-        None => {
-            let json = weights
-                .metadata()
-                .remove(bitdance::train::CONFIG_KEY)
-                .with_context(|| {
-                    format!("{label} holds no model config: give one with --config (e.g. B-4x)")
-                })?;
-            ModelConfig::from_json(&label, &json)?
-        }
+        None => crate::train::config_from(&weights, &label)?,
     };
     let cfg = args
         .cfg

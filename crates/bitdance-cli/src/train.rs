@@ -8,12 +8,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    ar_parameters, generate_images, init_parameters, load_autoencoder, to_rgb8, CfgSchedule,
-    ModelConfig, ParamStore, SampleSettings,
+    ar_parameters, generate_images, init_parameters, load_autoencoder, stored_config, to_rgb8,
+    CfgSchedule, ModelConfig, ParamStore, SampleSettings,
 };
 use bitdance::optim::AdamWConfig;
 use bitdance::rng::Rng;
-use bitdance::train::{ArBatch, ArRecipe, Task, TrainSettings, Trainer, CONFIG_KEY};
+use bitdance::train::{ArBatch, ArRecipe, Task, TrainSettings, Trainer};
 
 use crate::dataset::ImageFolder;
 use crate::files::{load_config, read_bytes};
@@ -75,13 +75,9 @@ pub fn run_finetune(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
     run(args.train, Some(args.init))
 }
 
-/// The config stored in a weight file's metadata.
+/// The config stored in a weight file's metadata, or an error asking for --config.
 pub fn config_from(file: &WeightFile, label: &str) -> anyhow::Result<ModelConfig> {
-    let json = file
-        .metadata()
-        .remove(CONFIG_KEY)
-        .with_context(|| format!("{label} holds no model config: give --config"))?;
-    Ok(ModelConfig::from_json(label, &json)?)
+    stored_config(file)?.with_context(|| format!("{label} holds no model config: give --config"))
 }
 
 fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
