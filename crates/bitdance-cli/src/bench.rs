@@ -36,7 +36,7 @@ pub struct BenchArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum BenchKind {
-    /// Matmul at the BitDance-B shapes and 1024^3.
+    /// Matmul at the BitDance-B shapes (prefill and one head step) and 1024^3.
     Matmul,
     /// Attention: causal prefill over the 319-token BitDance sequence and a 4-query decode step.
     Attention,
@@ -90,8 +90,11 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                     println!("autotune   chose {best:?}");
                 }
             }
+            // The transformer's prefill shapes, a head linear at one sampling step (8 rows:
+            // 4 tokens x cond/uncond) and a square reference.
             for (m, k, n) in [
                 (256, 768, 2304),
+                (8, 768, 2304),
                 (256, 768, 4096),
                 (256, 2048, 768),
                 (1024, 1024, 1024),

@@ -45,6 +45,11 @@ const CASES: &[Case] = &[
     case(&[3, 17, 67], &[29, 67], true, false, true),
     case(&[3, 67, 17], &[67, 29], true, true, false),
     case(&[2, 3, 5, 66], &[66, 7], false, false, false),
+    // Few rows (a sampling step's linear layers): the 4- and 8-column register blocks.
+    case(&[6, 67], &[29, 67], true, false, true),
+    case(&[8, 36], &[28, 36], true, false, true),
+    case(&[3, 67], &[67, 29], false, false, false),
+    case(&[2, 7, 36], &[29, 36], true, false, true),
     case(&[1, 67], &[29, 67], true, false, true),
     case(&[1, 67], &[67, 29], false, false, false),
     case(&[37, 67], &[67, 1], true, false, false),

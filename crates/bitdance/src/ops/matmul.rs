@@ -55,6 +55,22 @@ impl MatmulConfig {
         };
         [("WG", wg), ("T", t), ("RP", rp), ("TS", ts), ("BK", bk)]
     }
+
+    /// The configuration that computes `cols` output columns per workgroup pass: a register
+    /// block narrowed to 4 or 8 columns when that covers them (a linear layer over the few
+    /// rows of a sampling step would otherwise multiply padding), else `self`.
+    pub fn narrowed(self, cols: usize) -> Self {
+        match self {
+            Self::Register { wg, t, rp } => {
+                let t = [4, 8]
+                    .into_iter()
+                    .find(|&n| n < t && cols <= n as usize)
+                    .unwrap_or(t);
+                Self::Register { wg, t, rp }
+            }
+            tiled => tiled,
+        }
+    }
 }
 
 impl std::fmt::Display for MatmulConfig {
@@ -85,14 +101,20 @@ pub const MATMUL_CONFIGS: &[MatmulConfig] = &[
     MatmulConfig::Tiled { ts: 8, bk: 8 },
 ];
 
-/// Define sets of `shaders/matmul.wgsl` the runtime uses (validated by naga), one per entry
-/// of `MATMUL_CONFIGS`, in the same order.
+/// Define sets of `shaders/matmul.wgsl` the runtime uses (validated by naga): one per entry
+/// of `MATMUL_CONFIGS`, in the same order, then the narrowed register blocks (4 and 8 columns).
 pub const MATMUL_VARIANTS: &[&[(&str, u32)]] = &[
     &[("WG", 16), ("T", 16), ("RP", 12), ("TS", 8), ("BK", 4)],
     &[("WG", 16), ("T", 16), ("RP", 8), ("TS", 8), ("BK", 4)],
     &[("WG", 16), ("T", 24), ("RP", 4), ("TS", 8), ("BK", 4)],
     &[("WG", 64), ("T", 4), ("RP", 4), ("TS", 16), ("BK", 8)],
     &[("WG", 64), ("T", 4), ("RP", 4), ("TS", 8), ("BK", 8)],
+    &[("WG", 16), ("T", 8), ("RP", 12), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 4), ("RP", 12), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 8), ("RP", 8), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 4), ("RP", 8), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 8), ("RP", 4), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 4), ("RP", 4), ("TS", 8), ("BK", 4)],
 ];
 
 /// `a · b (+ bias)` with the configuration chosen for `a`'s adapter.
@@ -167,9 +189,31 @@ mod tests {
 
     #[test]
     fn every_config_has_its_variant() {
-        assert_eq!(MATMUL_CONFIGS.len(), MATMUL_VARIANTS.len());
         for (c, v) in MATMUL_CONFIGS.iter().zip(MATMUL_VARIANTS) {
             assert_eq!(&c.defines()[..], *v, "{c:?}");
         }
+        for c in MATMUL_CONFIGS {
+            for cols in 1..=32 {
+                let n = c.narrowed(cols).defines();
+                assert!(
+                    MATMUL_VARIANTS.contains(&&n[..]),
+                    "{c:?} narrowed to {cols}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn narrowing_covers_the_columns_with_the_smallest_block() {
+        let c = MatmulConfig::CPU_DEFAULT;
+        let t = |cols| match c.narrowed(cols) {
+            MatmulConfig::Register { t, .. } => t,
+            MatmulConfig::Tiled { .. } => unreachable!(),
+        };
+        assert_eq!([t(1), t(4), t(5), t(8), t(9), t(300)], [4, 4, 8, 8, 16, 16]);
+        assert_eq!(
+            MatmulConfig::GPU_DEFAULT.narrowed(2),
+            MatmulConfig::GPU_DEFAULT
+        );
     }
 }

@@ -204,6 +204,11 @@ fn register(
     } else {
         (ap, bp, g.m, g.n, g.n, 1)
     };
+    let config = config.narrowed(cols);
+    let t = match config {
+        MatmulConfig::Register { t, .. } => t as usize,
+        MatmulConfig::Tiled { .. } => t,
+    };
     let s_blocks = cols.div_ceil(t);
     let params = Params {
         rows,
