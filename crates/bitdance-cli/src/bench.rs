@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// Timed iterations per shape (after one warm-up).
     #[arg(long, default_value_t = 3)]
     iters: usize,
+    /// After `train` or `generate`: time every kernel alone (one step, or the AR loop at 2 head
+    /// steps) and print where the time goes.
+    #[arg(long)]
+    profile: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,6 +135,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 batch,
                 iters,
                 args.json,
+                args.profile,
             );
         }
         BenchKind::Generate => {
@@ -140,10 +145,49 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.cfg,
                 args.batch.unwrap_or(1),
                 args.json,
+                args.profile,
             )
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the kernels of a profile (`Gpu::start_profiling`) with their share of the time:
+/// every kernel above 1%, the rest summed.
+pub fn print_profile(rows: &[bitdance::gpu::KernelTime], what: &str) {
+    let total: f64 = rows.iter().map(|r| r.seconds).sum();
+    let calls: u64 = rows.iter().map(|r| r.calls).sum();
+    println!(
+        "profile of {what}: {calls} dispatches, {total:.2} s with each dispatch waited for alone"
+    );
+    println!(
+        "  {:>6} {:>9} {:>8} {:>9}  kernel",
+        "share", "seconds", "calls", "us/call"
+    );
+    let mut rest = (0.0, 0u64);
+    for r in rows {
+        if r.seconds < 0.01 * total {
+            rest = (rest.0 + r.seconds, rest.1 + r.calls);
+            continue;
+        }
+        println!(
+            "  {:>5.1}% {:>9.3} {:>8} {:>9.1}  {}",
+            100.0 * r.seconds / total,
+            r.seconds,
+            r.calls,
+            1e6 * r.seconds / r.calls as f64,
+            r.kernel
+        );
+    }
+    if rest.1 > 0 {
+        println!(
+            "  {:>5.1}% {:>9.3} {:>8} {:>9}  (kernels under 1% each)",
+            100.0 * rest.0 / total,
+            rest.0,
+            rest.1,
+            ""
+        );
+    }
 }
 
 /// C[m,n] = A[m,k] B[k,n] with matrixmultiply (row-major), in GFLOP/s (best of `iters`).

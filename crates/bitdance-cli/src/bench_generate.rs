@@ -24,6 +24,7 @@ pub fn run(
     cfg: f32,
     batch: usize,
     json: bool,
+    profile: bool,
 ) -> anyhow::Result<ExitCode> {
     let c = load_config(config)?;
     let batch = batch.max(1);
@@ -73,6 +74,13 @@ pub fn run(
     let decoder = start.elapsed().as_secs_f64();
     drop(image);
     let peak = gpu.stats().peak_bytes as f64 / (1 << 20) as f64;
+    let profiled = if profile {
+        gpu.start_profiling();
+        time_ar(low)?;
+        gpu.stop_profiling()
+    } else {
+        Vec::new()
+    };
     let per = batch as f64;
     let (transformer, head, decoder) = (transformer / per, head / per, decoder / per);
     let total = transformer + head + decoder;
@@ -86,6 +94,13 @@ pub fn run(
         println!("generate {config}, batch {batch}, cfg {cfg}, 100 head steps (solved from {low} and {high} steps), per image:");
         println!("  transformer {transformer:8.1} s\n  head        {head:8.1} s\n  decoder     {decoder:8.1} s");
         println!("  total       {total:8.1} s per image; peak GPU memory {peak:.0} MiB");
+    }
+    if profile {
+        let what = format!(
+            "the AR loop at {low} head steps (transformer + {} head evaluations per AR step)",
+            low + 1
+        );
+        crate::bench::print_profile(&profiled, &what);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -19,6 +19,7 @@ pub fn run(
     batch: usize,
     iters: usize,
     json: bool,
+    profile: bool,
 ) -> anyhow::Result<ExitCode> {
     let c = load_config(config)?;
     let mut rng = Rng::new(0);
@@ -74,6 +75,11 @@ pub fn run(
             1.0 / secs,
             batch as f64 / secs
         );
+    }
+    if profile {
+        gpu.start_profiling();
+        pollster::block_on(trainer.step(&data))?;
+        crate::bench::print_profile(&gpu.stop_profiling(), "one training step");
     }
     Ok(ExitCode::SUCCESS)
 }

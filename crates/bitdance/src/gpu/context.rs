@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use super::adapter::{select_adapter, AdapterSummary, GpuOptions};
 use super::pipelines::{Kernel, PipelineCache};
 use super::pool::BufferPool;
+use super::profile::{KernelTime, Profile};
 use super::recorder::Recorder;
 use crate::{Error, Result, Tensor};
 
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     submits: AtomicU64,
     dispatches: AtomicU64,
     poison: AtomicU32,
+    /// Per-kernel times while profiling (`Gpu::start_profiling`).
+    profile: Mutex<Option<Profile>>,
 }
 
 /// Keeps output poisoning on until dropped (see [`Gpu::poison_outputs_guard`]).
@@ -134,6 +137,7 @@ impl Gpu {
                 submits: AtomicU64::new(0),
                 dispatches: AtomicU64::new(0),
                 poison: AtomicU32::new(0),
+                profile: Mutex::new(None),
             }),
         })
     }
@@ -301,6 +305,7 @@ impl Gpu {
         }
         let device = &self.inner.device;
         let (pipeline, layout) = lock(&self.inner.pipelines).get(device, kernel, defines);
+        let timer = self.profile_start()?;
         let mut recorder = lock(&self.inner.recorder);
         let (ubuf, offset, size) = recorder.params(device, bytemuck::cast_slice(params));
         let mut entries = vec![wgpu::BindGroupEntry {
@@ -343,7 +348,64 @@ impl Gpu {
         if full {
             self.flush()?;
         }
+        if let Some(start) = timer {
+            self.profile_end(kernel.entry, defines, start)?;
+        }
         Ok(())
+    }
+
+    /// Turns per-kernel profiling on (native; see `gpu::KernelTime`), clearing earlier times.
+    pub fn start_profiling(&self) {
+        *lock(&self.inner.profile) = Some(Profile::default());
+    }
+
+    /// Turns profiling off and returns the time per kernel variant, most first (empty when
+    /// profiling was off).
+    pub fn stop_profiling(&self) -> Vec<KernelTime> {
+        lock(&self.inner.profile)
+            .take()
+            .map(Profile::report)
+            .unwrap_or_default()
+    }
+
+    /// When profiling, waits for the work before a dispatch and starts its clock.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn profile_start(&self) -> Result<Option<std::time::Instant>> {
+        if lock(&self.inner.profile).is_none() {
+            return Ok(None);
+        }
+        self.synchronize()?;
+        Ok(Some(std::time::Instant::now()))
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn profile_start(&self) -> Result<Option<std::convert::Infallible>> {
+        Ok(None)
+    }
+
+    /// Waits for the dispatch just recorded and adds its time to its kernel.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn profile_end(
+        &self,
+        entry: &str,
+        defines: &[(&str, u32)],
+        start: std::time::Instant,
+    ) -> Result<()> {
+        self.synchronize()?;
+        if let Some(p) = lock(&self.inner.profile).as_mut() {
+            p.add(entry, defines, start.elapsed());
+        }
+        Ok(())
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    fn profile_end(
+        &self,
+        _: &str,
+        _: &[(&str, u32)],
+        start: std::convert::Infallible,
+    ) -> Result<()> {
+        match start {}
     }
 
     /// Records a buffer-to-buffer copy in the open encoder (ordered with dispatches).

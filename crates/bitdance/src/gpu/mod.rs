@@ -4,12 +4,14 @@ mod adapter;
 mod context;
 mod pipelines;
 mod pool;
+mod profile;
 mod readback;
 mod recorder;
 
 pub use adapter::{AdapterSummary, GpuOptions};
 pub use context::{Gpu, GpuStats, PoisonGuard};
 pub use pipelines::{source_with_defines, Access, Kernel};
+pub use profile::KernelTime;
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::block_on;
 pub use wgpu::Features;
