@@ -336,6 +336,60 @@ fn model_ops() {
         |t, v| t.slice(v[0], 1, 2, 3),
         |x| slice(&x[0], &[3, 6, 2], 1, 2, 3),
     );
+    // Multi-output ops: every piece used (one twice), and a piece left without a gradient.
+    check(
+        "split -> a*b + b*c + b",
+        &[&[3, 7, 2]],
+        &[true],
+        |t, v| {
+            let p = t.split(v[0], 1, &[2, 2, 3])?;
+            let c = t.slice(p[2], 1, 0, 2)?;
+            let ab = t.mul(p[0], p[1])?;
+            let bc = t.mul(p[1], c)?;
+            let s = t.add(ab, bc)?;
+            t.add(s, p[1])
+        },
+        |x| {
+            let a = slice(&x[0], &[3, 7, 2], 1, 0, 2);
+            let b = slice(&x[0], &[3, 7, 2], 1, 2, 2);
+            let c = slice(&x[0], &[3, 7, 2], 1, 4, 2);
+            (0..a.len())
+                .map(|i| a[i] * b[i] + b[i] * c[i] + b[i])
+                .collect()
+        },
+    );
+    check(
+        "split, middle piece unused",
+        &[&[2, 9]],
+        &[true],
+        |t, v| {
+            let p = t.split(v[0], 1, &[4, 1, 4])?;
+            t.mul(p[0], p[2])
+        },
+        |x| {
+            let a = slice(&x[0], &[2, 9], 1, 0, 4);
+            let c = slice(&x[0], &[2, 9], 1, 5, 4);
+            zip(&a, &c, |p, q| p * q)
+        },
+    );
+    check(
+        "split_qkv, k unused",
+        &[&[2, 3, 12]],
+        &[true],
+        |t, v| {
+            let (q, _, vv) = t.split_qkv(v[0], 2)?;
+            let s = t.mul(q, vv)?;
+            t.merge_heads(s)
+        },
+        |x| {
+            let chunk = |i: usize| -> Vec<f64> {
+                x[0].chunks(12)
+                    .flat_map(|r| r[i * 4..(i + 1) * 4].to_vec())
+                    .collect()
+            };
+            zip(&chunk(0), &chunk(2), |a, b| a * b)
+        },
+    );
     check(
         "concat",
         &[&[2, 3], &[2, 4]],

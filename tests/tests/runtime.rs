@@ -73,3 +73,35 @@ fn ema_starts_as_a_copy_then_follows_with_its_decay() {
         assert!((g - want).abs() < 1e-6, "{got:?}");
     }
 }
+
+#[test]
+fn profiling_times_each_kernel_variant_then_stops() {
+    // Its own device: profiling is per device and other tests share `gpu()`.
+    let gpu = bitdance::gpu::block_on(bitdance::Gpu::from_env()).unwrap();
+    let a = Tensor::from_f32(&gpu, &[3, 4], &[0.5; 12]).unwrap();
+    let w = Tensor::from_f32(&gpu, &[5, 4], &[0.25; 20]).unwrap();
+    gpu.start_profiling();
+    let before = gpu.stats().dispatches;
+    let y = ops::matmul(&a, &w, None, false, true).unwrap();
+    let _ = ops::matmul(&y, &y, None, true, false).unwrap();
+    let z = ops::silu(&y).unwrap();
+    let dispatches = gpu.stats().dispatches - before;
+    let profile = gpu.stop_profiling();
+    let calls: u64 = profile.iter().map(|k| k.calls).sum();
+    assert!(dispatches >= 3);
+    assert_eq!(calls, dispatches, "{profile:?}");
+    assert!(
+        profile.iter().any(|k| k.kernel == "silu" && k.calls == 1),
+        "{profile:?}"
+    );
+    assert!(
+        profile.iter().any(|k| k.kernel.starts_with("mm_")),
+        "{profile:?}"
+    );
+    assert!(profile.windows(2).all(|p| p[0].seconds >= p[1].seconds));
+    assert!(profile.iter().all(|k| k.seconds > 0.0));
+    // Off again: nothing more is collected.
+    let _ = ops::silu(&z).unwrap();
+    assert!(gpu.stop_profiling().is_empty());
+    assert_eq!(z.read_f32().unwrap().len(), 15);
+}

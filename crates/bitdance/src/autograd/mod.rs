@@ -22,10 +22,29 @@ pub struct Var(usize);
 /// whether input i wants one (others may be `None`).
 pub(crate) type BackwardFn = Box<dyn Fn(&Tensor, &[bool]) -> Result<Vec<Option<Tensor>>>>;
 
+/// Computes the gradients of a multi-output op's inputs from its outputs' gradients (`None`
+/// for an output that received none; at least one is present).
+pub(crate) type MultiBackwardFn =
+    Box<dyn Fn(&[Option<Tensor>], &[bool]) -> Result<Vec<Option<Tensor>>>>;
+
+/// How a node passes its gradient back.
+enum Backward {
+    /// A single-output op.
+    One(BackwardFn),
+    /// The hidden node of a multi-output op (its outputs follow it): runs once, after all of
+    /// its outputs, on their collected gradients.
+    Many {
+        outputs: usize,
+        backward: MultiBackwardFn,
+    },
+    /// Output `index` of the multi-output op recorded at node `group`: hands its gradient to it.
+    Part { group: usize, index: usize },
+}
+
 struct Node {
     value: Tensor,
     inputs: Vec<Var>,
-    backward: Option<BackwardFn>,
+    backward: Option<Backward>,
     requires_grad: bool,
 }
 
@@ -109,9 +128,44 @@ impl Tape {
         self.push_node(Node {
             value,
             inputs: inputs.to_vec(),
-            backward: requires_grad.then_some(backward),
+            backward: requires_grad.then_some(Backward::One(backward)),
             requires_grad,
         })
+    }
+
+    /// Records an op with several outputs computed from `inputs`: one backward receives all
+    /// the outputs' gradients at once (no zero-padded partial gradients to add up).
+    pub(crate) fn push_multi(
+        &self,
+        values: Vec<Tensor>,
+        inputs: &[Var],
+        backward: MultiBackwardFn,
+    ) -> Vec<Var> {
+        let requires_grad = inputs.iter().any(|&v| self.requires_grad(v));
+        let outputs = values.len();
+        // The hidden group node holds the first value only as a placeholder; it is never
+        // handed out, and the outputs that follow it carry the real values.
+        let group = self.push_node(Node {
+            value: values[0].clone(),
+            inputs: inputs.to_vec(),
+            backward: requires_grad.then_some(Backward::Many { outputs, backward }),
+            requires_grad,
+        });
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(index, value)| {
+                self.push_node(Node {
+                    value,
+                    inputs: Vec::new(),
+                    backward: requires_grad.then_some(Backward::Part {
+                        group: group.0,
+                        index,
+                    }),
+                    requires_grad,
+                })
+            })
+            .collect()
     }
 
     fn push_node(&self, node: Node) -> Var {
@@ -148,9 +202,11 @@ impl Tape {
         }
         let mut grads: Vec<Option<Tensor>> = vec![None; output.0 + 1];
         grads[output.0] = Some(cotangent);
+        // Gradients collected from the outputs of multi-output ops, by group node.
+        let mut parts: std::collections::HashMap<usize, Vec<Option<Tensor>>> = Default::default();
         for i in (0..=output.0).rev() {
             let node = &nodes[i];
-            let (Some(backward), Some(dy)) = (&node.backward, grads[i].clone()) else {
+            let Some(backward) = &node.backward else {
                 continue;
             };
             let needs: Vec<bool> = node
@@ -158,7 +214,34 @@ impl Tape {
                 .iter()
                 .map(|v| nodes[v.0].requires_grad)
                 .collect();
-            let input_grads = backward(&dy, &needs)?;
+            let input_grads = match backward {
+                Backward::Part { group, index } => {
+                    if let Some(dy) = grads[i].take() {
+                        let Backward::Many { outputs, .. } =
+                            nodes[*group].backward.as_ref().ok_or_else(|| {
+                                Error::Invalid(format!(
+                                    "node {i}: output of a group without backward"
+                                ))
+                            })?
+                        else {
+                            return Err(Error::Invalid(format!(
+                                "node {i}: group {group} is not multi-output"
+                            )));
+                        };
+                        parts.entry(*group).or_insert_with(|| vec![None; *outputs])[*index] =
+                            Some(dy);
+                    }
+                    continue;
+                }
+                Backward::Many { backward, .. } => match parts.remove(&i) {
+                    Some(dys) => backward(&dys, &needs)?,
+                    None => continue,
+                },
+                Backward::One(backward) => match grads[i].take() {
+                    Some(dy) => backward(&dy, &needs)?,
+                    None => continue,
+                },
+            };
             for ((input, grad), need) in node.inputs.iter().zip(input_grads).zip(&needs) {
                 let Some(grad) = grad else { continue };
                 if !need {
@@ -179,9 +262,6 @@ impl Tape {
                     Some(acc) => crate::ops::add(&acc, &grad)?,
                     None => grad,
                 });
-            }
-            if node.backward.is_some() {
-                grads[i] = None; // intermediate gradients are not kept
             }
         }
         Ok(Grads { grads })

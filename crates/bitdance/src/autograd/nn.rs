@@ -157,25 +157,16 @@ impl Tape {
     /// The q, k, v chunks of a fused projection [B, T, 3·H·D], each [B, H, T, D].
     pub fn split_qkv(&self, qkv: Var, heads: usize) -> Result<(Var, Var, Var)> {
         let (q, k, v) = ops::split_qkv(&self.value(qkv), heads)?;
-        // One node carries the three outputs' gradients back: each chunk's node merges its
-        // own gradient with zeros for the other two.
         let shape = q.shape().to_vec();
-        let chunk = |value: Tensor, i: usize| {
-            let shape = shape.clone();
-            self.push(
-                value,
-                &[qkv],
-                Box::new(move |dy, _| {
-                    let zeros = Tensor::zeros(dy.gpu(), &shape)?;
-                    let parts: Vec<&Tensor> =
-                        (0..3).map(|j| if j == i { dy } else { &zeros }).collect();
-                    Ok(vec![Some(ops::merge_qkv_grad(
-                        parts[0], parts[1], parts[2],
-                    )?)])
-                }),
-            )
-        };
-        Ok((chunk(q, 0), chunk(k, 1), chunk(v, 2)))
+        let out = self.push_multi(
+            vec![q, k, v],
+            &[qkv],
+            Box::new(move |dys, _| {
+                let dys = or_zeros(dys, |_| shape.clone())?;
+                Ok(vec![Some(ops::merge_qkv_grad(&dys[0], &dys[1], &dys[2])?)])
+            }),
+        );
+        Ok((out[0], out[1], out[2]))
     }
 
     /// [B, H, T, D] -> [B, T, H·D].
@@ -223,6 +214,42 @@ impl Tape {
         ))
     }
 
+    /// Consecutive pieces of `x` along `axis` with lengths `sizes` (summing to that axis).
+    pub fn split(&self, x: Var, axis: usize, sizes: &[usize]) -> Result<Vec<Var>> {
+        let xv = self.value(x);
+        let total: usize = sizes.iter().sum();
+        if xv.shape().get(axis) != Some(&total) {
+            return Err(crate::Error::Shape {
+                op: "split",
+                detail: format!(
+                    "sizes {sizes:?} do not cover axis {axis} of {:?}",
+                    xv.shape()
+                ),
+            });
+        }
+        let mut start = 0;
+        let mut values = Vec::with_capacity(sizes.len());
+        for &len in sizes {
+            values.push(ops::slice(&xv, axis, start, len)?);
+            start += len;
+        }
+        let shape = xv.shape().to_vec();
+        let sizes = sizes.to_vec();
+        Ok(self.push_multi(
+            values,
+            &[x],
+            Box::new(move |dys, _| {
+                let dys = or_zeros(dys, |i| {
+                    let mut s = shape.clone();
+                    s[axis] = sizes[i];
+                    s
+                })?;
+                let refs: Vec<&Tensor> = dys.iter().collect();
+                Ok(vec![Some(ops::concat(&refs, axis)?)])
+            }),
+        ))
+    }
+
     /// Concatenation along `axis`.
     pub fn concat(&self, xs: &[Var], axis: usize) -> Result<Var> {
         let values: Vec<Tensor> = xs.iter().map(|&v| self.value(v)).collect();
@@ -258,4 +285,21 @@ impl Tape {
             Box::new(move |dy, _| Ok(vec![Some(dy.reshape(&old)?)])),
         ))
     }
+}
+
+/// The gradients of a multi-output op's outputs, zeros of `shape(i)` where output i got none.
+fn or_zeros(dys: &[Option<Tensor>], shape: impl Fn(usize) -> Vec<usize>) -> Result<Vec<Tensor>> {
+    let gpu = dys
+        .iter()
+        .flatten()
+        .next()
+        .map(|t| t.gpu().clone())
+        .ok_or_else(|| crate::Error::Invalid("multi-output backward without gradients".into()))?;
+    dys.iter()
+        .enumerate()
+        .map(|(i, d)| match d {
+            Some(d) => Ok(d.clone()),
+            None => Tensor::zeros(&gpu, &shape(i)),
+        })
+        .collect()
 }

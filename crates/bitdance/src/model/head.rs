@@ -64,9 +64,7 @@ fn head_body(tape: &Tape, c: &ModelConfig, params: &ParamVars, x_t: Var, y: Var)
     for i in 0..c.diff_layers {
         if i % switch == 0 {
             let ada = linear(y, &format!("ada_ln_blocks.{}", i / switch))?;
-            mods = (0..per_block)
-                .map(|k| tape.slice(ada, 1, k * width, width))
-                .collect::<Result<_>>()?;
+            mods = tape.split(ada, 1, &vec![width; per_block])?;
         }
         let b = format!("res_blocks.{i}");
         let norm = |x: Var, name: &str| -> Result<Var> {
@@ -104,8 +102,8 @@ fn head_body(tape: &Tape, c: &ModelConfig, params: &ParamVars, x_t: Var, y: Var)
         }
     }
     let fin = linear(y, "final_layer.ada_ln_modulation")?;
-    let scale = tape.slice(fin, 1, 0, width)?;
-    let shift = tape.slice(fin, 1, width, width)?;
+    let halves = tape.split(fin, 1, &[width, width])?;
+    let (scale, shift) = (halves[0], halves[1]);
     let x = tape.layer_norm(x, None, EPS)?;
     let x = tape.modulate(x, shift, scale)?;
     linear(x, "final_layer.linear")

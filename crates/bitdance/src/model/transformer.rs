@@ -80,16 +80,15 @@ pub fn transformer_forward(
         let l = format!("layers.{i}");
         let h = tape.rms_norm(x, Some(w(&format!("{l}.attention_norm.weight"))?), EPS)?;
         let qkv = tape.linear(h, w(&format!("{l}.attention.wqkv.weight"))?, None)?;
+        let qkv = tape.split(qkv, 2, &[d, d, d])?;
         let rotated = |k: usize| -> Result<Var> {
-            let chunk = tape.slice(qkv, 2, k * d, d)?;
-            let chunk = tape.reshape(chunk, &[b, len, heads, head_dim])?;
+            let chunk = tape.reshape(qkv[k], &[b, len, heads, head_dim])?;
             let chunk = tape.rope_2d(chunk, &positions)?;
             let chunk = tape.reshape(chunk, &[b, len, d])?;
             tape.split_heads(chunk, heads)
         };
         let (q, k) = (rotated(0)?, rotated(1)?);
-        let v = tape.slice(qkv, 2, 2 * d, d)?;
-        let v = tape.split_heads(v, heads)?;
+        let v = tape.split_heads(qkv[2], heads)?;
         let o = tape.attention(q, k, v, mask, 1.0 / (head_dim as f32).sqrt())?;
         let o = tape.merge_heads(o)?;
         let o = tape.linear(o, w(&format!("{l}.attention.wo.weight"))?, None)?;
