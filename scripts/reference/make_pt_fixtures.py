@@ -5,6 +5,8 @@
   of a shared storage; expected.json holds the same tensors (f32 values) to compare against.
 - bare.pt: a bare state dict.
 - malicious.pt: an object whose __reduce__ calls os.system (must be refused, never run).
+- shared.pt: {'model': sd, 'ema': sd}, the same dict object twice (pickle writes the second as
+  a memo reference to the dict it memoized before filling it).
 """
 import argparse
 import os
@@ -43,6 +45,7 @@ def main(out):
     torch.save(ckpt, os.path.join(out, "checkpoint.pt"))
     torch.save({"module." + k: v for k, v in sd.items()}, os.path.join(out, "bare.pt"))
     torch.save({"model": Evil()}, os.path.join(out, "malicious.pt"))
+    torch.save({"model": sd, "ema": sd}, os.path.join(out, "shared.pt"))
     expected = {k: {"shape": list(v.shape), "data": v.float().flatten().tolist()}
                 for k, v in sd.items()}
     expected.update({"ema." + k: {"shape": list(v.shape), "data": v.float().flatten().tolist()}

@@ -45,6 +45,18 @@ fn model_and_ema_tensors_match_pytorch() {
 }
 
 #[test]
+fn a_dict_referenced_twice_reads_filled_both_times() {
+    let bytes = include_bytes!("../fixtures/pt/shared.pt");
+    for select in [Select::Model, Select::Ema] {
+        let sd = read_state_dict("shared.pt", bytes, select).unwrap();
+        assert_eq!(sd.tensors.len(), 6, "{select:?}");
+        let (shape, data) = expected("layers.0.view");
+        assert_eq!(sd.tensors["layers.0.view"].shape, shape);
+        assert_eq!(sd.tensors["layers.0.view"].data, data);
+    }
+}
+
+#[test]
 fn bare_state_dicts_lose_the_ddp_prefix() {
     let sd = read_state_dict("bare.pt", BARE, Select::Model).unwrap();
     assert_eq!(sd.key, "");

@@ -123,16 +123,69 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The unpickler's stack. Each slot also remembers the memo keys its value was stored under,
+/// so a container filled after being memoized (pickle memoizes a dict or list as soon as it is
+/// created, before its items) is refreshed in the memo: a later memo get sees it filled.
+#[derive(Default)]
+struct Stack {
+    values: Vec<Value>,
+    keys: Vec<Vec<u64>>,
+}
+
+impl Stack {
+    fn push(&mut self, v: Value) {
+        self.push_memoized(v, Vec::new());
+    }
+    fn push_memoized(&mut self, v: Value, keys: Vec<u64>) {
+        self.values.push(v);
+        self.keys.push(keys);
+    }
+    fn pop(&mut self) -> Option<Value> {
+        self.keys.pop();
+        self.values.pop()
+    }
+    fn len(&self) -> usize {
+        self.values.len()
+    }
+    fn last(&self) -> Option<&Value> {
+        self.values.last()
+    }
+    fn last_mut(&mut self) -> Option<&mut Value> {
+        self.values.last_mut()
+    }
+    /// Removes and returns the values from index `at` on.
+    fn split_off(&mut self, at: usize) -> Vec<Value> {
+        self.keys.truncate(at);
+        self.values.split_off(at)
+    }
+    /// Stores the top value under memo key `k` (and remembers that it did).
+    fn memoize(&mut self, memo: &mut std::collections::HashMap<u64, Value>, k: u64) {
+        memo.insert(k, self.last().cloned().unwrap_or(Value::None));
+        if let Some(keys) = self.keys.last_mut() {
+            keys.push(k);
+        }
+    }
+    /// Copies the (just mutated) top value to every memo key it was stored under.
+    fn refresh(&self, memo: &mut std::collections::HashMap<u64, Value>) {
+        if let (Some(v), Some(keys)) = (self.values.last(), self.keys.last()) {
+            for k in keys {
+                memo.insert(*k, v.clone());
+            }
+        }
+    }
+}
+
 /// Interprets the pickle `data` (`label` names the file in errors); returns the root value.
 pub(super) fn load(label: &str, data: &[u8]) -> Result<Value> {
     let mut r = Reader { label, data, at: 0 };
-    let mut stack: Vec<Value> = Vec::new();
+    let mut stack = Stack::default();
     let mut memo: std::collections::HashMap<u64, Value> = Default::default();
-    let pop = |stack: &mut Vec<Value>, r: &Reader| -> Result<Value> {
+    let pop = |stack: &mut Stack, r: &Reader| -> Result<Value> {
         stack.pop().ok_or_else(|| r.err("stack underflow".into()))
     };
-    let pop_mark = |stack: &mut Vec<Value>, r: &Reader| -> Result<Vec<Value>> {
+    let pop_mark = |stack: &mut Stack, r: &Reader| -> Result<Vec<Value>> {
         let at = stack
+            .values
             .iter()
             .rposition(|v| matches!(v, Value::Mark))
             .ok_or_else(|| r.err("no mark on the stack".into()))?;
@@ -226,6 +279,7 @@ pub(super) fn load(label: &str, data: &[u8]) -> Result<Value> {
                     Some(Value::List(l)) => l.push(v),
                     _ => return Err(r.err("APPEND to a non-list".into())),
                 }
+                stack.refresh(&mut memo);
             }
             b'e' => {
                 let items = pop_mark(&mut stack, &r)?;
@@ -233,6 +287,7 @@ pub(super) fn load(label: &str, data: &[u8]) -> Result<Value> {
                     Some(Value::List(l)) => l.extend(items),
                     _ => return Err(r.err("APPENDS to a non-list".into())),
                 }
+                stack.refresh(&mut memo);
             }
             b's' => {
                 let v = pop(&mut stack, &r)?;
@@ -242,6 +297,7 @@ pub(super) fn load(label: &str, data: &[u8]) -> Result<Value> {
                     Some(Value::Opaque(_)) => {}
                     _ => return Err(r.err("SETITEM on a non-dict".into())),
                 }
+                stack.refresh(&mut memo);
             }
             b'u' => {
                 let items = pop_mark(&mut stack, &r)?;
@@ -254,18 +310,19 @@ pub(super) fn load(label: &str, data: &[u8]) -> Result<Value> {
                     Some(Value::Opaque(_)) => {}
                     _ => return Err(r.err("SETITEMS on a non-dict".into())),
                 }
+                stack.refresh(&mut memo);
             }
             b'q' => {
                 let k = r.u8()? as u64;
-                memo.insert(k, stack.last().cloned().unwrap_or(Value::None));
+                stack.memoize(&mut memo, k);
             }
             b'r' => {
                 let k = r.u32()? as u64;
-                memo.insert(k, stack.last().cloned().unwrap_or(Value::None));
+                stack.memoize(&mut memo, k);
             }
             0x94 => {
                 let k = memo.len() as u64;
-                memo.insert(k, stack.last().cloned().unwrap_or(Value::None));
+                stack.memoize(&mut memo, k);
             }
             b'h' | b'j' => {
                 let k = if op == b'h' {
@@ -277,7 +334,7 @@ pub(super) fn load(label: &str, data: &[u8]) -> Result<Value> {
                     .get(&k)
                     .cloned()
                     .ok_or_else(|| r.err(format!("memo key {k} missing")))?;
-                stack.push(v);
+                stack.push_memoized(v, vec![k]);
             }
             b'c' => {
                 let module = r.line()?;
