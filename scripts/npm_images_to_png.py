@@ -39,9 +39,11 @@ def class_images(dataset, package, k):
         if len(flat) % n:
             sys.exit(f"digits/{k}.json: {len(flat)} values is not a multiple of {n}")
         return [[round(v * 255) for v in flat[i:i + n]] for i in range(0, len(flat), n)]
-    # src/clothes/{k}.json: {"data": [[784 values in 0..255], ...]}.
+    # src/clothes/{k}.json: {"data": [[784 values in 0..255], ...]}; class 0 also holds two
+    # empty entries (indices 1000 and 7001), which are skipped.
     with open(os.path.join(package, "src", "clothes", f"{k}.json")) as f:
-        return [[round(v) for v in img] for img in json.load(f)["data"]]
+        images = json.load(f)["data"]
+    return [[round(v) for v in img] for img in images if len(img) == SIDE * SIDE]
 
 
 def main(dataset, package, out, n_train, n_test):
