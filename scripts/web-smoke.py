@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Loads the built demo page (web/, after scripts/web-build.sh) in headless Chromium through
-chromedriver, waits for <div id="done">, prints the adapter and the result, and fails unless
-the page ran on WebGPU with every check passing. Standard library only.
+chromedriver, waits for <div id="done">, prints the adapter and the result, then clicks Generate
+and reads the canvas; fails unless the page ran on WebGPU with every check passing and drew a
+non-flat image with the default model. Standard library only.
 
 Usage: scripts/web-smoke.py [--timeout SECONDS] [--screenshot FILE.png]
 """
@@ -91,10 +92,12 @@ def main():
                                  dt => dt.textContent + ': ' + dt.nextElementSibling.textContent),
                              summary: document.getElementById('summary').innerText};"""
             start = time.time()
-            result = None
+            result = generated = None
             while result is None and time.time() - start < args.timeout:
                 time.sleep(1)
                 result = call(base, "POST", s + "/execute/sync", {"script": script, "args": []})
+            if result is not None:
+                generated = generate_one(base, s, start, args.timeout)
             if args.screenshot:
                 png = base64.b64decode(call(base, "GET", s + "/screenshot"))
                 open(args.screenshot, "wb").write(png)
@@ -117,6 +120,41 @@ def main():
         sys.exit("web page did not run on the browser's WebGPU")
     if result["failed"] or not result["passed"]:
         sys.exit("web page: conformance checks failed")
+    if generated is None:
+        sys.exit(f"web page: Generate did not finish within {args.timeout:.0f} s")
+    print(f"web page: Generate (class {GENERATE_CLASS}) -> {generated['status']}, "
+          f"{generated['width']}x{generated['height']} image, red range "
+          f"{generated['min']}..{generated['max']}")
+    if generated["status"].startswith("Error"):
+        sys.exit(f"web page: Generate failed: {generated['status']}")
+    if generated["max"] - generated["min"] < 64:
+        sys.exit("web page: the generated image is (nearly) flat")
+
+
+GENERATE_CLASS = 3
+
+
+def generate_one(base, s, start, timeout):
+    """Clicks Generate for one class and waits for the canvas; returns its status and pixel
+    range, or None on time-out."""
+    click = f"""const sel = document.getElementById('class');
+        sel.value = '{GENERATE_CLASS}';
+        document.getElementById('generate').click();
+        return true;"""
+    call(base, "POST", s + "/execute/sync", {"script": click, "args": []})
+    poll = """const s = document.getElementById('gen-status').textContent;
+        if (!/ s$/.test(s) && !s.startsWith('Error')) return null;
+        const c = document.getElementById('image');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let min = 255, max = 0;
+        for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i]); max = Math.max(max, d[i]); }
+        return {status: s, width: c.width, height: c.height, min: min, max: max};"""
+    while time.time() - start < 2 * timeout:
+        time.sleep(1)
+        out = call(base, "POST", s + "/execute/sync", {"script": poll, "args": []})
+        if out is not None:
+            return out
+    return None
 
 
 if __name__ == "__main__":
