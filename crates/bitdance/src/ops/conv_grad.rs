@@ -175,8 +175,7 @@ pub fn conv2d_backward(
         let dy_rows = merge_heads(&dys.reshape(&[n, cout, pix, 1])?)?.reshape(&[n * pix, cout])?;
         let dy_chan = merge_heads(&dys.reshape(&[1, n, cout, pix])?)?.reshape(&[cout, n * pix])?;
         let part_w = matmul(&dy_chan, &cols, None, false, false)?;
-        let ones = Tensor::full(gpu, &[n * pix, 1], 1.0)?;
-        let part_b = matmul(&dy_chan, &ones, None, false, false)?;
+        let part_b = super::sum_rows(&dy_rows)?;
         dw = Some(match dw {
             None => part_w,
             Some(acc) => super::add(&acc, &part_w)?,
