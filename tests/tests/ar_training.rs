@@ -122,3 +122,29 @@ fn resume_continues_exactly() {
         .to_string();
     assert!(err.contains("another config"), "{err}");
 }
+
+#[test]
+fn a_non_finite_loss_stops_with_the_step_named() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = tiny(4);
+    let (mut tokens, classes) = dataset(&c);
+    let mut t = trainer(&c, 10);
+    let good = ArBatch {
+        tokens: &tokens.clone(),
+        classes: &classes,
+    };
+    block_on(t.step(&good)).unwrap();
+    tokens[3] = f32::NAN;
+    let bad = ArBatch {
+        tokens: &tokens,
+        classes: &classes,
+    };
+    let err = block_on(t.step(&bad))
+        .err()
+        .expect("a NaN input must fail the step");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("diverged") && msg.contains("at step 2"),
+        "{msg}"
+    );
+}
