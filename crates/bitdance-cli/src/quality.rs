@@ -12,8 +12,9 @@ use bitdance::model::{
     decode, encode, generate_images, load_autoencoder, load_generator, quantize, CfgSchedule,
     ParamStore, ParamVars, SampleSettings,
 };
-use bitdance::optim::{AdamW, AdamWConfig, ParamGrad};
+use bitdance::optim::{AdamW, AdamWConfig};
 use bitdance::rng::Rng;
+use bitdance::train::adamw_update;
 use bitdance::{Gpu, Tensor};
 
 use crate::dataset::ImageFolder;
@@ -26,7 +27,7 @@ pub struct QualityArgs {
     #[arg(long)]
     model: Option<PathBuf>,
     /// Dataset root holding `train/` and `test/` image folders.
-    #[arg(long, default_value = "assets/datasets/fashion-mnist")]
+    #[arg(long, default_value = "assets/datasets/mnist")]
     data: PathBuf,
     /// Generated samples per class.
     #[arg(long, default_value_t = 100)]
@@ -149,28 +150,11 @@ fn train_classifier(
         let p = net.forward(&tape, &vars, x)?;
         let target = tape.constant(Tensor::from_f32(gpu, &[batch, classes], &onehot)?);
         let loss = tape.mse_loss(p, target)?;
-        let mut grads = tape.backward(loss)?;
         let used = vars.used();
-        let owned: Vec<(String, Tensor, Tensor)> = used
-            .iter()
-            .map(|(n, v)| -> anyhow::Result<_> {
-                let g = grads
-                    .take(*v)
-                    .ok_or_else(|| anyhow::anyhow!("no gradient for {n}"))?;
-                Ok((n.clone(), net.params.get(n)?.clone(), g))
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let pg: Vec<ParamGrad> = owned
-            .iter()
-            .map(|(n, v, g)| ParamGrad {
-                name: n,
-                value: v,
-                grad: g,
-                decay: v.shape().len() > 1,
-            })
-            .collect();
         let lr = 2e-3 * (1.0 - step as f32 / steps as f32).max(0.05);
-        opt.step(&pg, lr)?;
+        adamw_update(&mut opt, &tape, loss, &used, &net.params, lr, |_, shape| {
+            shape.len() > 1
+        })?;
     }
     Ok(net)
 }

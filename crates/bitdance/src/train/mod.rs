@@ -6,6 +6,7 @@ mod ar_loss;
 mod recipe;
 mod tokenizer_loss;
 mod trainer;
+mod update;
 
 pub use ar_loss::{ar_loss, ArBatch, ArDraws};
 pub use recipe::ArRecipe;
@@ -13,3 +14,4 @@ pub use tokenizer_loss::{tokenizer_loss, TokenizerLosses, TokenizerRecipe, ENTRO
 pub use trainer::{
     StepStats, Task, TrainSettings, Trainer, CONFIG_KEY, EMA_PREFIX, MOMENT_PREFIXES, TRAIN_KEY,
 };
+pub use update::adamw_update;

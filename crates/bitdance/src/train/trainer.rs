@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, TokenizerRecipe};
+use super::{adamw_update, ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, TokenizerRecipe};
 use crate::autograd::{Tape, Var};
 use crate::io::{save_safetensors, save_safetensors_f16, WeightFile};
 use crate::model::{
     ar_parameters, decays, decoder_parameters, encoder_parameters, ModelConfig, ParamSpec,
     ParamStore, ParamVars,
 };
-use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule, ParamGrad};
+use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule};
 use crate::rng::Rng;
 use crate::{ops, Error, Gpu, Result, Tensor};
 
@@ -190,25 +190,20 @@ impl Trainer {
         terms: &[(&'static str, Var)],
     ) -> Result<StepStats> {
         let lr = self.settings.schedule.at(self.optimizer.step);
-        let mut grads = tape.backward(loss)?;
-        let mut owned = Vec::with_capacity(used.len());
-        for (name, v) in &used {
-            let grad = grads.take(*v).ok_or_else(|| {
-                Error::Invalid(format!("training: parameter '{name}' received no gradient"))
-            })?;
-            owned.push((name.as_str(), self.params.get(name)?, grad));
-        }
-        let pg: Vec<ParamGrad> = owned
-            .iter()
-            .map(|(name, value, grad)| ParamGrad {
-                name,
-                value,
-                grad,
-                decay: decays(name, value.shape()),
-            })
-            .collect();
-        let clip = self.optimizer.step(&pg, lr)?;
-        self.ema.update(owned.iter().map(|(n, v, _)| (*n, *v)))?;
+        let clip = adamw_update(
+            &mut self.optimizer,
+            tape,
+            loss,
+            &used,
+            &self.params,
+            lr,
+            decays,
+        )?;
+        let updated: Vec<(&str, &Tensor)> = used
+            .keys()
+            .map(|name| Ok((name.as_str(), self.params.get(name)?)))
+            .collect::<Result<_>>()?;
+        self.ema.update(updated)?;
         // One readback: [loss, clip factor, grad norm, terms...].
         let mut parts = vec![tape.value(loss), clip];
         parts.extend(terms.iter().map(|(_, v)| tape.value(*v)));
