@@ -272,10 +272,12 @@ fn split_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if e >= lp.n {
         return;
     }
-    let dd = e % lp.c;
-    let t = (e / lp.c) % lp.a;
-    let h = (e / (lp.c * lp.a)) % lp.b;
-    let b = e / (lp.c * lp.a * lp.b);
+    let e1 = e / lp.c;
+    let dd = e - e1 * lp.c;
+    let e2 = e1 / lp.a;
+    let t = e1 - e2 * lp.a;
+    let b = e2 / lp.b;
+    let h = e2 - b * lp.b;
     let hd = lp.b * lp.c;
     let s = (b * lp.a + t) * 3u * hd + h * lp.c + dd;
     dst[e] = src_qkv[s];
@@ -290,11 +292,14 @@ fn merge_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if e >= lp.n {
         return;
     }
-    let dd = e % lp.c;
-    let h = (e / lp.c) % lp.b;
-    let which = (e / (lp.c * lp.b)) % 3u;
-    let t = (e / (lp.c * lp.b * 3u)) % lp.a;
-    let b = e / (lp.c * lp.b * 3u * lp.a);
+    let e1 = e / lp.c;
+    let dd = e - e1 * lp.c;
+    let e2 = e1 / lp.b;
+    let h = e1 - e2 * lp.b;
+    let e3 = e2 / 3u;
+    let which = e2 - e3 * 3u;
+    let b = e3 / lp.a;
+    let t = e3 - b * lp.a;
     let s = ((b * lp.b + h) * lp.a + t) * lp.c + dd;
     var x = src[s];
     if which == 1u {
@@ -312,10 +317,12 @@ fn swap12(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     if e >= lp.n {
         return;
     }
-    let dd = e % lp.c;
-    let i1 = (e / lp.c) % lp.a;
-    let i2 = (e / (lp.c * lp.a)) % lp.b;
-    let b = e / (lp.c * lp.a * lp.b);
+    let e1 = e / lp.c;
+    let dd = e - e1 * lp.c;
+    let e2 = e1 / lp.a;
+    let i1 = e1 - e2 * lp.a;
+    let b = e2 / lp.b;
+    let i2 = e2 - b * lp.b;
     dst[e] = src[((b * lp.a + i1) * lp.b + i2) * lp.c + dd];
 }
 

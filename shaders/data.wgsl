@@ -32,10 +32,12 @@ fn copy_region(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     if i >= params.n { return; }
     let inner = params.p1;
     let len = params.p2;
-    let k = i % inner;
+    // Remainders by subtraction: llvmpipe has no vector integer division, so each `/` or `%`
+    // is a per-lane loop; one division per index level is the minimum.
     let t = i / inner;
-    let m = t % len;
+    let k = i - t * inner;
     let o = t / len;
+    let m = t - o * len;
     dst[(o * params.p5 + params.p6 + m) * inner + k] = src[(o * params.p3 + params.p4 + m) * inner + k];
 }
 
@@ -48,10 +50,10 @@ fn pad_region(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let inner = params.p1;
     let len = params.p2;
     let start = params.p6;
-    let k = i % inner;
     let t = i / inner;
-    let m = t % params.p5;
+    let k = i - t * inner;
     let o = t / params.p5;
+    let m = t - o * params.p5;
     var v = 0u;
     if m >= start && m < start + len {
         v = src[(o * len + m - start) * inner + k];

@@ -85,31 +85,28 @@ fn swiglu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let i = linear_id(gid, nwg);
     if i < params.n {
         let row = i / params.m;
-        let col = i % params.m;
+        let col = i - row * params.m;
         let h1 = a[row * 2u * params.m + col];
         let h2 = a[row * 2u * params.m + params.m + col];
         out[i] = h1 * sigmoid(h1) * h2;
     }
 }
 
-// a = x [rows, 2m], b = dy [rows, m] -> out = dx [rows, 2m]; n counts dx elements
+// a = x [rows, 2m], b = dy [rows, m] -> out = dx [rows, 2m]; n counts dy elements: each
+// invocation writes both halves' gradients of one (row, j), sharing the loads and the sigmoid.
 @compute @workgroup_size(256)
 fn swiglu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if i < params.n {
-        let w = 2u * params.m;
-        let row = i / w;
-        let col = i % w;
-        let j = col % params.m;
-        let h1 = a[row * w + j];
-        let h2 = a[row * w + params.m + j];
-        let dy = b[row * params.m + j];
+        let row = i / params.m;
+        let j = i - row * params.m;
+        let at = row * 2u * params.m + j;
+        let h1 = a[at];
+        let h2 = a[at + params.m];
+        let dy = b[i];
         let s = sigmoid(h1);
-        if col < params.m {
-            out[i] = dy * h2 * s * (1.0 + h1 * (1.0 - s));
-        } else {
-            out[i] = dy * h1 * s;
-        }
+        out[at] = dy * h2 * s * (1.0 + h1 * (1.0 - s));
+        out[at + params.m] = dy * h1 * s;
     }
 }
 

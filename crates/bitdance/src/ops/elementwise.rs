@@ -195,7 +195,7 @@ pub fn swiglu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
         &SWIGLU_BACKWARD,
         &out,
         &[x, dy],
-        params(x.numel(), h, 0.0, 0.0, 0),
+        params(dy.numel(), h, 0.0, 0.0, 0),
     )?;
     Ok(out)
 }
