@@ -44,6 +44,9 @@ pub struct QualityArgs {
     /// Seed of the classifier and the samples.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Train the classifier without mirrored images (for data such as digits).
+    #[arg(long)]
+    no_flip: bool,
 }
 
 /// The classifier: three stride-2 3x3 convolutions with swish, then a linear layer.
@@ -125,6 +128,7 @@ fn train_classifier(
     data: &ImageFolder,
     steps: usize,
     seed: u64,
+    flips: bool,
 ) -> anyhow::Result<Classifier> {
     let mut rng = Rng::new(seed);
     let (classes, r) = (data.classes.len(), data.resolution);
@@ -138,7 +142,7 @@ fn train_classifier(
         let idx: Vec<usize> = (0..batch)
             .map(|_| rng.below(data.len() as u64) as usize)
             .collect();
-        let flip: Vec<bool> = (0..batch).map(|_| rng.below(2) == 1).collect();
+        let flip: Vec<bool> = (0..batch).map(|_| rng.below(2) == 1 && flips).collect();
         let (pixels, labels) = data.batch(&idx, &flip);
         let mut onehot = vec![0f32; batch * classes];
         for (i, &l) in labels.iter().enumerate() {
@@ -187,7 +191,13 @@ pub fn run(args: QualityArgs) -> anyhow::Result<ExitCode> {
     let r = c.resolution;
     let classes = train.classes.len();
 
-    let net = train_classifier(&gpu, &train, args.classifier_steps, args.seed)?;
+    let net = train_classifier(
+        &gpu,
+        &train,
+        args.classifier_steps,
+        args.seed,
+        !args.no_flip,
+    )?;
     let all: Vec<usize> = (0..test.len()).collect();
     let (pixels, labels) = test.batch(&all, &vec![false; all.len()]);
     let pred = net.predict(&gpu, &pixels, r)?;

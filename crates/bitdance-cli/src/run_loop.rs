@@ -59,6 +59,10 @@ pub struct LoopArgs {
     /// Steps between sample grids (0: none).
     #[arg(long, default_value_t = 500)]
     pub sample_every: u64,
+    /// Never mirror the training images (the official recipe flips half of them at random;
+    /// turn that off where a mirror image is a different thing, e.g. digits).
+    #[arg(long)]
+    pub no_flip: bool,
 }
 
 impl LoopArgs {

@@ -94,13 +94,14 @@ pub fn run(args: TokenizerArgs) -> anyhow::Result<ExitCode> {
         args.run.batch
     );
     let (batch, seed, n) = (args.run.batch, trainer.settings.seed, data.len());
+    let no_flip = args.run.no_flip;
     run_loop::run(
         &mut trainer,
         &args.run,
         |t, step| {
             let mut rng = Rng::new(seed ^ 0x70c3_11e5 ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let idx: Vec<usize> = (0..batch).map(|_| rng.below(n as u64) as usize).collect();
-            let flip: Vec<bool> = (0..batch).map(|_| rng.below(2) == 1).collect();
+            let flip: Vec<bool> = (0..batch).map(|_| rng.below(2) == 1 && !no_flip).collect();
             let (pixels, _) = data.batch(&idx, &flip);
             Ok(pollster::block_on(t.step_tokenizer(&pixels))?)
         },
