@@ -33,12 +33,14 @@ enum Backward {
     One(BackwardFn),
     /// The hidden node of a multi-output op (its outputs follow it): runs once, after all of
     /// its outputs, on their collected gradients.
-    Many {
+    Many(MultiBackwardFn),
+    /// Output `index` of the `outputs` of the multi-output op recorded at node `group`: hands
+    /// its gradient to it.
+    Part {
+        group: usize,
+        index: usize,
         outputs: usize,
-        backward: MultiBackwardFn,
     },
-    /// Output `index` of the multi-output op recorded at node `group`: hands its gradient to it.
-    Part { group: usize, index: usize },
 }
 
 struct Node {
@@ -148,7 +150,7 @@ impl Tape {
         let group = self.push_node(Node {
             value: values[0].clone(),
             inputs: inputs.to_vec(),
-            backward: requires_grad.then_some(Backward::Many { outputs, backward }),
+            backward: requires_grad.then_some(Backward::Many(backward)),
             requires_grad,
         });
         values
@@ -161,6 +163,7 @@ impl Tape {
                     backward: requires_grad.then_some(Backward::Part {
                         group: group.0,
                         index,
+                        outputs,
                     }),
                     requires_grad,
                 })
@@ -215,25 +218,18 @@ impl Tape {
                 .map(|v| nodes[v.0].requires_grad)
                 .collect();
             let input_grads = match backward {
-                Backward::Part { group, index } => {
+                Backward::Part {
+                    group,
+                    index,
+                    outputs,
+                } => {
                     if let Some(dy) = grads[i].take() {
-                        let Backward::Many { outputs, .. } =
-                            nodes[*group].backward.as_ref().ok_or_else(|| {
-                                Error::Invalid(format!(
-                                    "node {i}: output of a group without backward"
-                                ))
-                            })?
-                        else {
-                            return Err(Error::Invalid(format!(
-                                "node {i}: group {group} is not multi-output"
-                            )));
-                        };
                         parts.entry(*group).or_insert_with(|| vec![None; *outputs])[*index] =
                             Some(dy);
                     }
                     continue;
                 }
-                Backward::Many { backward, .. } => match parts.remove(&i) {
+                Backward::Many(backward) => match parts.remove(&i) {
                     Some(dys) => backward(&dys, &needs)?,
                     None => continue,
                 },
