@@ -90,61 +90,69 @@ fn check_pair(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
 /// `mean((a - b)^2)` over all elements -> [1] (deterministic two-stage sum).
 /// The commitment loss of the quantizer is `mse_loss(x, sign_quantize(x))`.
 pub fn mse_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    check_pair("mse_loss", a, b)?;
-    let n = a.numel();
-    let parts = reduce_parts(n);
-    let partial = Tensor::empty(a.gpu(), &[parts], DType::F32)?;
-    launch(
-        &MSE_PARTIAL,
-        &[&partial, a, b],
-        params(parts, [n, parts, 0], 0.0, 0.0),
-    )?;
-    reduce_columns(&partial, parts, 1, false, 1.0 / n as f32)
+    mean_of_pairs("mse_loss", &MSE_PARTIAL, a, b)
 }
 
 /// Gradients of `mse_loss` given its upstream gradient `dloss` [1] (a GPU tensor):
 /// (da, db) = (2 (a - b) / n * dloss, -da).
 pub fn mse_loss_backward(a: &Tensor, b: &Tensor, dloss: &Tensor) -> Result<(Tensor, Tensor)> {
-    check_pair("mse_loss_backward", a, b)?;
-    check_scalar("mse_loss_backward", dloss)?;
-    let n = a.numel();
-    let grad = |coef: f32| -> Result<Tensor> {
-        let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
-        let p = params(n, [0, 0, 0], coef, 0.0);
-        launch(&MSE_BACKWARD, &[&out, a, b, dloss], p)?;
-        Ok(out)
-    };
-    let two = 2.0 / n as f64;
-    Ok((grad(two as f32)?, grad(-two as f32)?))
+    pair_gradients("mse_loss_backward", &MSE_BACKWARD, 2.0, a, b, dloss)
 }
 
 /// `mean(|a - b|)` over all elements -> [1] (deterministic two-stage sum).
 pub fn l1_loss(a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    check_pair("l1_loss", a, b)?;
+    mean_of_pairs("l1_loss", &L1_PARTIAL, a, b)
+}
+
+/// Gradients of `l1_loss` given `dloss` [1]: (da, db) = (sign(a - b) / n * dloss, -da).
+pub fn l1_loss_backward(a: &Tensor, b: &Tensor, dloss: &Tensor) -> Result<(Tensor, Tensor)> {
+    pair_gradients("l1_loss_backward", &L1_BACKWARD, 1.0, a, b, dloss)
+}
+
+/// The mean over all elements of an element-pair term whose partial sums `partial_kernel`
+/// writes (`mse_partial`, `l1_partial`), reduced in a fixed order.
+fn mean_of_pairs(
+    op: &'static str,
+    partial_kernel: &Kernel,
+    a: &Tensor,
+    b: &Tensor,
+) -> Result<Tensor> {
+    check_pair(op, a, b)?;
     let n = a.numel();
     let parts = reduce_parts(n);
     let partial = Tensor::empty(a.gpu(), &[parts], DType::F32)?;
     launch(
-        &L1_PARTIAL,
+        partial_kernel,
         &[&partial, a, b],
         params(parts, [n, parts, 0], 0.0, 0.0),
     )?;
     reduce_columns(&partial, parts, 1, false, 1.0 / n as f32)
 }
 
-/// Gradients of `l1_loss` given `dloss` [1]: (da, db) = (sign(a - b) / n * dloss, -da).
-pub fn l1_loss_backward(a: &Tensor, b: &Tensor, dloss: &Tensor) -> Result<(Tensor, Tensor)> {
-    check_pair("l1_loss_backward", a, b)?;
-    check_scalar("l1_loss_backward", dloss)?;
+/// (da, db) of a pair loss from `grad_kernel` (`mse_backward`, `l1_backward`), which writes
+/// `coef * term'(a - b) * dloss`; da takes coef = scale / n, db its negation.
+fn pair_gradients(
+    op: &'static str,
+    grad_kernel: &Kernel,
+    scale: f64,
+    a: &Tensor,
+    b: &Tensor,
+    dloss: &Tensor,
+) -> Result<(Tensor, Tensor)> {
+    check_pair(op, a, b)?;
+    check_scalar(op, dloss)?;
     let n = a.numel();
     let grad = |coef: f32| -> Result<Tensor> {
         let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
-        let p = params(n, [0, 0, 0], coef, 0.0);
-        launch(&L1_BACKWARD, &[&out, a, b, dloss], p)?;
+        launch(
+            grad_kernel,
+            &[&out, a, b, dloss],
+            params(n, [0, 0, 0], coef, 0.0),
+        )?;
         Ok(out)
     };
-    let one = 1.0 / n as f64;
-    Ok((grad(one as f32)?, grad(-one as f32)?))
+    let coef = scale / n as f64;
+    Ok((grad(coef as f32)?, grad(-coef as f32)?))
 }
 
 /// Sign quantization: +1 where x > 0, else -1 (so 0 maps to -1, as the official GFQ's
