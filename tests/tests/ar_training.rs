@@ -139,9 +139,9 @@ fn a_non_finite_loss_stops_with_the_step_named() {
         tokens: &tokens,
         classes: &classes,
     };
-    let err = block_on(t.step(&bad))
-        .err()
-        .expect("a NaN input must fail the step");
+    let Err(err) = block_on(t.step(&bad)) else {
+        panic!("a NaN input must fail the step");
+    };
     let msg = err.to_string();
     assert!(
         msg.contains("diverged") && msg.contains("at step 2"),

@@ -25,6 +25,7 @@ pub(crate) struct Profile {
 
 impl Profile {
     /// Adds one dispatch of `entry` with `defines` that took `time`.
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))] // the web never times dispatches
     pub fn add(&mut self, entry: &str, defines: &[(&str, u32)], time: Duration) {
         let label = if defines.is_empty() {
             entry.to_string()
