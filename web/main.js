@@ -62,7 +62,7 @@ function finish(passed, failed, error) {
 async function setupGenerator() {
   const names = JSON.parse(await load_default_model());
   const select = $('class');
-  names.forEach((name, id) => select.add(new Option(`${id} · ${name}`, id)));
+  names.forEach((name, id) => select.add(new Option(name === String(id) ? name : `${id} · ${name}`, id)));
   select.disabled = false;
   $('generate').disabled = false;
   $('gen-status').textContent = '';

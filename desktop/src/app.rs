@@ -132,10 +132,10 @@ impl BitDanceApp {
         }
         ui.horizontal(|ui| {
             egui::ComboBox::from_label("class")
-                .selected_text(format!("{} · {}", g.class, g.classes[g.class]))
+                .selected_text(class_label(g.class, &g.classes[g.class]))
                 .show_ui(ui, |ui| {
                     for (id, name) in g.classes.iter().enumerate() {
-                        ui.selectable_value(&mut g.class, id, format!("{id} · {name}"));
+                        ui.selectable_value(&mut g.class, id, class_label(id, name));
                     }
                 });
             let busy = g.progress.is_some();
@@ -275,5 +275,14 @@ impl eframe::App for BitDanceApp {
             ui.separator();
             self.checks_section(ui);
         });
+    }
+}
+
+/// A class in the picker: "index · name", or the name alone when it is the index (digits).
+fn class_label(id: usize, name: &str) -> String {
+    if name == id.to_string() {
+        name.to_string()
+    } else {
+        format!("{id} · {name}")
     }
 }
