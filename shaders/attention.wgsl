@@ -265,6 +265,15 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
+// Element e of a row-major [rest, b, a, c] array as (c index, a index, b index, rest index),
+// with one integer division per level (llvmpipe divides lane by lane; remainders by subtraction).
+fn unravel_cab(e: u32) -> vec4<u32> {
+    let e1 = e / lp.c;
+    let e2 = e1 / lp.a;
+    let r = e2 / lp.b;
+    return vec4<u32>(e - e1 * lp.c, e1 - e2 * lp.a, e2 - r * lp.b, r);
+}
+
 // qkv [B, T, 3, H, D] -> q, k, v [B, H, T, D]; a = T, b = H, c = D.
 @compute @workgroup_size(256)
 fn split_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -272,12 +281,11 @@ fn split_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if e >= lp.n {
         return;
     }
-    let e1 = e / lp.c;
-    let dd = e - e1 * lp.c;
-    let e2 = e1 / lp.a;
-    let t = e1 - e2 * lp.a;
-    let b = e2 / lp.b;
-    let h = e2 - b * lp.b;
+    let i = unravel_cab(e);
+    let dd = i.x;
+    let t = i.y;
+    let h = i.z;
+    let b = i.w;
     let hd = lp.b * lp.c;
     let s = (b * lp.a + t) * 3u * hd + h * lp.c + dd;
     dst[e] = src_qkv[s];
@@ -317,13 +325,8 @@ fn swap12(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     if e >= lp.n {
         return;
     }
-    let e1 = e / lp.c;
-    let dd = e - e1 * lp.c;
-    let e2 = e1 / lp.a;
-    let i1 = e1 - e2 * lp.a;
-    let b = e2 / lp.b;
-    let i2 = e2 - b * lp.b;
-    dst[e] = src[((b * lp.a + i1) * lp.b + i2) * lp.c + dd];
+    let i = unravel_cab(e);
+    dst[e] = src[((i.w * lp.a + i.y) * lp.b + i.z) * lp.c + i.x];
 }
 
 // cache [BH, Tcap, D] rows at..at+Tn <- new [BH, Tn, D]; a = Tn, b = Tcap, c = D, d = at.

@@ -305,6 +305,7 @@ impl Gpu {
         }
         let device = &self.inner.device;
         let (pipeline, layout) = lock(&self.inner.pipelines).get(device, kernel, defines);
+        #[cfg(not(target_arch = "wasm32"))]
         let timer = self.profile_start()?;
         let mut recorder = lock(&self.inner.recorder);
         let (ubuf, offset, size) = recorder.params(device, bytemuck::cast_slice(params));
@@ -348,6 +349,7 @@ impl Gpu {
         if full {
             self.flush()?;
         }
+        #[cfg(not(target_arch = "wasm32"))]
         if let Some(start) = timer {
             self.profile_end(kernel.entry, defines, start)?;
         }
@@ -378,11 +380,6 @@ impl Gpu {
         Ok(Some(std::time::Instant::now()))
     }
 
-    #[cfg(target_arch = "wasm32")]
-    fn profile_start(&self) -> Result<Option<std::convert::Infallible>> {
-        Ok(None)
-    }
-
     /// Waits for the dispatch just recorded and adds its time to its kernel.
     #[cfg(not(target_arch = "wasm32"))]
     fn profile_end(
@@ -396,16 +393,6 @@ impl Gpu {
             p.add(entry, defines, start.elapsed());
         }
         Ok(())
-    }
-
-    #[cfg(target_arch = "wasm32")]
-    fn profile_end(
-        &self,
-        _: &str,
-        _: &[(&str, u32)],
-        start: std::convert::Infallible,
-    ) -> Result<()> {
-        match start {}
     }
 
     /// Records a buffer-to-buffer copy in the open encoder (ordered with dispatches).

@@ -61,16 +61,23 @@ impl MatmulConfig {
     /// rows of a sampling step would otherwise multiply padding), else `self`.
     pub fn narrowed(self, cols: usize) -> Self {
         match self {
-            Self::Register { wg, t, rp } => {
-                let t = [4, 8]
-                    .into_iter()
-                    .find(|&n| n < t && cols <= n as usize)
-                    .unwrap_or(t);
-                Self::Register { wg, t, rp }
-            }
+            Self::Register { wg, t, rp } => Self::Register {
+                wg,
+                t: narrow_columns(t, cols),
+                rp,
+            },
             tiled => tiled,
         }
     }
+}
+
+/// The register block's column count for `cols` output columns: 4 or 8 when that covers them
+/// and is narrower than `t`, else `t`.
+fn narrow_columns(t: u32, cols: usize) -> u32 {
+    [4, 8]
+        .into_iter()
+        .find(|&n| n < t && cols <= n as usize)
+        .unwrap_or(t)
 }
 
 impl std::fmt::Display for MatmulConfig {

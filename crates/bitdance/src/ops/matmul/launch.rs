@@ -91,7 +91,7 @@ pub(super) fn record(
     config: MatmulConfig,
 ) -> Result<()> {
     match config {
-        MatmulConfig::Register { wg, t, rp } => register(g, a, b, bias, out, config, wg, t, rp),
+        MatmulConfig::Register { wg, t, rp } => register(g, a, b, bias, out, wg, t, rp),
         MatmulConfig::Tiled { ts, .. } => tiled(g, a, b, bias, out, config, ts * 4),
     }
 }
@@ -172,7 +172,6 @@ fn register(
     b: &Tensor,
     bias: Option<&Tensor>,
     out: &Tensor,
-    config: MatmulConfig,
     wg: u32,
     t: u32,
     rp: u32,
@@ -204,10 +203,11 @@ fn register(
     } else {
         (ap, bp, g.m, g.n, g.n, 1)
     };
-    let config = config.narrowed(cols);
-    let t = match config {
-        MatmulConfig::Register { t, .. } => t as usize,
-        MatmulConfig::Tiled { .. } => t,
+    let t = super::narrow_columns(t as u32, cols) as usize;
+    let config = MatmulConfig::Register {
+        wg: wg as u32,
+        t: t as u32,
+        rp: rp as u32,
     };
     let s_blocks = cols.div_ceil(t);
     let params = Params {
