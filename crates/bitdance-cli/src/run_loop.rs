@@ -16,6 +16,9 @@ pub const CHECKPOINT: &str = "checkpoint.safetensors";
 /// The model alone (EMA weights, official names), for `generate` and PyTorch.
 pub const MODEL: &str = "model.safetensors";
 const LOG: &str = "log.jsonl";
+/// Metadata key of the options that decide a run's batches (images per step, flips): stored at
+/// the start, checked on `--resume` so a resumed run draws the batches it would have drawn.
+const DATA_OPTIONS_KEY: &str = "bitdance.data_options";
 
 /// Options of the loop shared by every training command.
 #[derive(clap::Args, Clone)]
@@ -86,6 +89,7 @@ pub fn run(
     mut step: impl FnMut(&mut Trainer, u64) -> anyhow::Result<StepStats>,
     sample: impl Fn(&Trainer) -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<()> {
+    check_data_options(trainer, args)?;
     let start_step = trainer.step_count();
     let total = trainer.settings.schedule.total;
     if start_step >= total {
@@ -143,6 +147,25 @@ pub fn run(
         timer.elapsed().as_secs_f64(),
         args.out.join(MODEL).display()
     );
+    Ok(())
+}
+
+/// Records the batch options of a new run; refuses a `--resume` whose options differ from the
+/// ones the run started with (older checkpoints without the record are taken as they are).
+fn check_data_options(trainer: &mut Trainer, args: &LoopArgs) -> anyhow::Result<()> {
+    let flips = if args.no_flip { "off" } else { "on" };
+    let given = format!("--batch {}, flips {flips}", args.batch);
+    if args.resume {
+        if let Some(stored) = trainer.metadata.get(DATA_OPTIONS_KEY) {
+            anyhow::ensure!(
+                *stored == given,
+                "{}: the run was started with {stored}; resume it with the same options \
+                 (given: {given})",
+                args.out.display()
+            );
+        }
+    }
+    trainer.metadata.insert(DATA_OPTIONS_KEY.to_string(), given);
     Ok(())
 }
 

@@ -110,6 +110,35 @@ fn tokenizer_then_ar_model_train_resume_exactly_and_generate() {
     tok(&straight, &[]);
     let text = tok(&split, &["--stop-after", "3"]);
     assert!(text.contains("stopped after step 3"), "{text}");
+    // Resuming with other batch options would draw other batches: refused, naming both.
+    let mut wrong = vec![
+        "train-tokenizer",
+        "--data",
+        data,
+        "--config",
+        cfg,
+        "--resume",
+    ];
+    let split_s = s(&split);
+    wrong.extend([
+        "--out",
+        &split_s,
+        "--steps",
+        "6",
+        "--batch",
+        "2",
+        "--no-flip",
+    ]);
+    let out = Command::new(env!("CARGO_BIN_EXE_bitdance"))
+        .args(&wrong)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a resume with other options ran");
+    assert!(
+        err.contains("started with --batch 2, flips on") && err.contains("flips off"),
+        "{err}"
+    );
     tok(&split, &["--resume"]);
     for file in ["checkpoint.safetensors", "model.safetensors"] {
         assert_eq!(
