@@ -22,10 +22,9 @@ pub struct Var(usize);
 /// whether input i wants one (others may be `None`).
 pub(crate) type BackwardFn = Box<dyn Fn(&Tensor, &[bool]) -> Result<Vec<Option<Tensor>>>>;
 
-/// Computes the gradients of a multi-output op's inputs from its outputs' gradients (`None`
-/// for an output that received none; at least one is present).
-pub(crate) type MultiBackwardFn =
-    Box<dyn Fn(&[Option<Tensor>], &[bool]) -> Result<Vec<Option<Tensor>>>>;
+/// Computes the gradients of a multi-output op's inputs from its outputs' gradients (zeros
+/// for an output that received none).
+pub(crate) type MultiBackwardFn = Box<dyn Fn(&[Tensor], &[bool]) -> Result<Vec<Option<Tensor>>>>;
 
 /// How a node passes its gradient back.
 enum Backward {
@@ -230,7 +229,21 @@ impl Tape {
                     continue;
                 }
                 Backward::Many(backward) => match parts.remove(&i) {
-                    Some(dys) => backward(&dys, &needs)?,
+                    Some(dys) => {
+                        // Outputs without a gradient contribute zeros of their own shape.
+                        let dys = dys
+                            .into_iter()
+                            .enumerate()
+                            .map(|(k, dy)| match dy {
+                                Some(dy) => Ok(dy),
+                                None => {
+                                    let out = &nodes[i + 1 + k].value;
+                                    Tensor::zeros(out.gpu(), out.shape())
+                                }
+                            })
+                            .collect::<Result<Vec<_>>>()?;
+                        backward(&dys, &needs)?
+                    }
                     None => continue,
                 },
                 Backward::One(backward) => match grads[i].take() {

@@ -157,14 +157,10 @@ impl Tape {
     /// The q, k, v chunks of a fused projection [B, T, 3·H·D], each [B, H, T, D].
     pub fn split_qkv(&self, qkv: Var, heads: usize) -> Result<(Var, Var, Var)> {
         let (q, k, v) = ops::split_qkv(&self.value(qkv), heads)?;
-        let shape = q.shape().to_vec();
         let out = self.push_multi(
             vec![q, k, v],
             &[qkv],
-            Box::new(move |dys, _| {
-                let dys = or_zeros(dys, |_| shape.clone())?;
-                Ok(vec![Some(ops::merge_qkv_grad(&dys[0], &dys[1], &dys[2])?)])
-            }),
+            Box::new(|dys, _| Ok(vec![Some(ops::merge_qkv_grad(&dys[0], &dys[1], &dys[2])?)])),
         );
         Ok((out[0], out[1], out[2]))
     }
@@ -233,17 +229,10 @@ impl Tape {
             values.push(ops::slice(&xv, axis, start, len)?);
             start += len;
         }
-        let shape = xv.shape().to_vec();
-        let sizes = sizes.to_vec();
         Ok(self.push_multi(
             values,
             &[x],
             Box::new(move |dys, _| {
-                let dys = or_zeros(dys, |i| {
-                    let mut s = shape.clone();
-                    s[axis] = sizes[i];
-                    s
-                })?;
                 let refs: Vec<&Tensor> = dys.iter().collect();
                 Ok(vec![Some(ops::concat(&refs, axis)?)])
             }),
@@ -285,21 +274,4 @@ impl Tape {
             Box::new(move |dy, _| Ok(vec![Some(dy.reshape(&old)?)])),
         ))
     }
-}
-
-/// The gradients of a multi-output op's outputs, zeros of `shape(i)` where output i got none.
-fn or_zeros(dys: &[Option<Tensor>], shape: impl Fn(usize) -> Vec<usize>) -> Result<Vec<Tensor>> {
-    let gpu = dys
-        .iter()
-        .flatten()
-        .next()
-        .map(|t| t.gpu().clone())
-        .ok_or_else(|| crate::Error::Invalid("multi-output backward without gradients".into()))?;
-    dys.iter()
-        .enumerate()
-        .map(|(i, d)| match d {
-            Some(d) => Ok(d.clone()),
-            None => Tensor::zeros(&gpu, &shape(i)),
-        })
-        .collect()
 }
