@@ -9,6 +9,8 @@ pub struct Shader {
     pub source: &'static str,
     /// Define sets the runtime may use, each validated by naga in a unit test.
     pub variants: &'static [&'static [(&'static str, u32)]],
+    /// Uses subgroup operations: only built on adapters that have them (never on the web).
+    pub subgroups: bool,
 }
 
 macro_rules! shader {
@@ -18,11 +20,23 @@ macro_rules! shader {
             name: $name,
             source: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
             variants: $variants,
+            subgroups: false,
         };
     };
 }
 
 shader!(ELEMENTWISE, "elementwise", &[&[]]);
+/// `shaders/matmul.wgsl` followed by `shaders/matmul_sg.wgsl` (the subgroup-broadcast matmul
+/// reuses its parameters, bindings and output helper).
+pub static MATMUL_SG: Shader = Shader {
+    name: "matmul_sg",
+    source: concat!(
+        include_str!("../../../shaders/matmul.wgsl"),
+        include_str!("../../../shaders/matmul_sg.wgsl")
+    ),
+    variants: crate::ops::MATMUL_SG_VARIANTS,
+    subgroups: true,
+};
 shader!(MATMUL, "matmul", crate::ops::MATMUL_VARIANTS);
 shader!(NORM, "norm", crate::ops::NORM_VARIANTS);
 shader!(ROPE, "rope", crate::ops::ROPE_VARIANTS);
@@ -39,6 +53,7 @@ pub fn all() -> Vec<&'static Shader> {
     vec![
         &ELEMENTWISE,
         &MATMUL,
+        &MATMUL_SG,
         &NORM,
         &ROPE,
         &ATTENTION,
@@ -63,12 +78,16 @@ mod tests {
                 let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
                     panic!("{} {defines:?}: {}", shader.name, e.emit_to_string(&src))
                 });
-                naga::valid::Validator::new(
-                    naga::valid::ValidationFlags::all(),
-                    naga::valid::Capabilities::empty(),
-                )
-                .validate(&module)
-                .unwrap_or_else(|e| panic!("{} {defines:?}: {e:?}", shader.name));
+                let capabilities = if shader.subgroups {
+                    naga::valid::Capabilities::SUBGROUP
+                } else {
+                    naga::valid::Capabilities::empty()
+                };
+                naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+                    .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+                    .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+                    .validate(&module)
+                    .unwrap_or_else(|e| panic!("{} {defines:?}: {e:?}", shader.name));
             }
         }
     }

@@ -68,6 +68,9 @@ const CASES: &[Case] = &[
 
 pub(super) async fn run(c: &mut Checker) {
     for &config in MATMUL_CONFIGS {
+        if !config.runs_on(&c.gpu) {
+            continue;
+        }
         for case in CASES {
             check(c, Some(config), case, TOL).await;
         }

@@ -162,6 +162,14 @@ impl Gpu {
         self.inner.features
     }
 
+    /// Whether shaders may use subgroup operations with subgroups of at least `lanes`
+    /// invocations (never on the web, where WGSL would also need `enable subgroups`).
+    pub fn has_subgroups(&self, lanes: u32) -> bool {
+        !cfg!(target_arch = "wasm32")
+            && self.inner.features.contains(wgpu::Features::SUBGROUP)
+            && self.inner.info.subgroup_min_size >= lanes
+    }
+
     /// Whether the device runs on the CPU (lavapipe, SwiftShader, WARP).
     pub fn is_cpu(&self) -> bool {
         self.inner.info.device_type == wgpu::DeviceType::Cpu

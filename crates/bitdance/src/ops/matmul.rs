@@ -27,6 +27,16 @@ pub enum MatmulConfig {
         /// Rows per invocation.
         rp: u32,
     },
+    /// `Register` with the shared columns loaded once per subgroup and broadcast to its lanes
+    /// (CPU adapters with subgroups of at least 8 lanes: lavapipe).
+    Subgroup {
+        /// Invocations per workgroup.
+        wg: u32,
+        /// Output columns per workgroup (a multiple of 8, or 4 when narrowed).
+        t: u32,
+        /// Rows per invocation.
+        rp: u32,
+    },
     /// Shared-memory tiling (GPUs): `ts`x`ts` invocations with 4x4 outputs each, over K
     /// tiles `bk` deep.
     Tiled {
@@ -38,7 +48,13 @@ pub enum MatmulConfig {
 }
 
 impl MatmulConfig {
-    /// Default on CPU adapters (lavapipe, SwiftShader).
+    /// Default on CPU adapters with subgroups of 8 or more lanes (lavapipe).
+    pub const CPU_SUBGROUP_DEFAULT: Self = Self::Subgroup {
+        wg: 16,
+        t: 32,
+        rp: 8,
+    };
+    /// Default on CPU adapters without subgroups (SwiftShader in a browser).
     pub const CPU_DEFAULT: Self = Self::Register {
         wg: 16,
         t: 16,
@@ -50,7 +66,7 @@ impl MatmulConfig {
     /// The shader defines of this configuration (every define of the file, unused ones neutral).
     pub fn defines(self) -> [(&'static str, u32); 5] {
         let (wg, t, rp, ts, bk) = match self {
-            Self::Register { wg, t, rp } => (wg, t, rp, 8, 4),
+            Self::Register { wg, t, rp } | Self::Subgroup { wg, t, rp } => (wg, t, rp, 8, 4),
             Self::Tiled { ts, bk } => (64, 4, 4, ts, bk),
         };
         [("WG", wg), ("T", t), ("RP", rp), ("TS", ts), ("BK", bk)]
@@ -66,8 +82,18 @@ impl MatmulConfig {
                 t: narrow_columns(t, cols),
                 rp,
             },
+            Self::Subgroup { wg, t, rp } => Self::Subgroup {
+                wg,
+                t: narrow_columns(t, cols),
+                rp,
+            },
             tiled => tiled,
         }
+    }
+
+    /// Whether `gpu` can run this configuration (the subgroup one needs subgroups of 8+).
+    pub fn runs_on(self, gpu: &crate::Gpu) -> bool {
+        !matches!(self, Self::Subgroup { .. }) || gpu.has_subgroups(8)
     }
 }
 
@@ -84,6 +110,7 @@ impl std::fmt::Display for MatmulConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Register { wg, t, rp } => write!(f, "register wg{wg} t{t} rp{rp}"),
+            Self::Subgroup { wg, t, rp } => write!(f, "subgroup wg{wg} t{t} rp{rp}"),
             Self::Tiled { ts, bk } => write!(f, "tiled {ts}x{ts} bk{bk}"),
         }
     }
@@ -93,6 +120,27 @@ impl std::fmt::Display for MatmulConfig {
 /// register blocks trade lane-gathered loads for spilled accumulators; 24x4 suits drivers
 /// whose workgroup-uniform loads are cheap broadcasts (newer Mesa), the others Mesa 22.
 pub const MATMUL_CONFIGS: &[MatmulConfig] = &[
+    MatmulConfig::CPU_SUBGROUP_DEFAULT,
+    MatmulConfig::Subgroup {
+        wg: 16,
+        t: 16,
+        rp: 12,
+    },
+    MatmulConfig::Subgroup {
+        wg: 16,
+        t: 32,
+        rp: 4,
+    },
+    MatmulConfig::Subgroup {
+        wg: 16,
+        t: 24,
+        rp: 8,
+    },
+    MatmulConfig::Subgroup {
+        wg: 8,
+        t: 32,
+        rp: 12,
+    },
     MatmulConfig::CPU_DEFAULT,
     MatmulConfig::Register {
         wg: 16,
@@ -122,6 +170,24 @@ pub const MATMUL_VARIANTS: &[&[(&str, u32)]] = &[
     &[("WG", 16), ("T", 4), ("RP", 8), ("TS", 8), ("BK", 4)],
     &[("WG", 16), ("T", 8), ("RP", 4), ("TS", 8), ("BK", 4)],
     &[("WG", 16), ("T", 4), ("RP", 4), ("TS", 8), ("BK", 4)],
+];
+
+/// Define sets of `shaders/matmul_sg.wgsl`: the `Subgroup` entries of `MATMUL_CONFIGS`, then
+/// their blocks narrowed to 4 and 8 columns.
+pub const MATMUL_SG_VARIANTS: &[&[(&str, u32)]] = &[
+    &[("WG", 16), ("T", 32), ("RP", 8), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 16), ("RP", 12), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 32), ("RP", 4), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 24), ("RP", 8), ("TS", 8), ("BK", 4)],
+    &[("WG", 8), ("T", 32), ("RP", 12), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 8), ("RP", 8), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 4), ("RP", 8), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 8), ("RP", 12), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 4), ("RP", 12), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 8), ("RP", 4), ("TS", 8), ("BK", 4)],
+    &[("WG", 16), ("T", 4), ("RP", 4), ("TS", 8), ("BK", 4)],
+    &[("WG", 8), ("T", 8), ("RP", 12), ("TS", 8), ("BK", 4)],
+    &[("WG", 8), ("T", 4), ("RP", 12), ("TS", 8), ("BK", 4)],
 ];
 
 /// `a · b (+ bias)` with the configuration chosen for `a`'s adapter.
@@ -178,7 +244,15 @@ pub fn matmul_with(
 
 #[cfg(test)]
 mod tests {
-    use super::{MatmulConfig, MATMUL_CONFIGS, MATMUL_VARIANTS};
+    use super::{MatmulConfig, MATMUL_CONFIGS, MATMUL_SG_VARIANTS, MATMUL_VARIANTS};
+
+    /// The variant list of the shader that runs `c`.
+    fn variants_of(c: MatmulConfig) -> &'static [&'static [(&'static str, u32)]] {
+        match c {
+            MatmulConfig::Subgroup { .. } => MATMUL_SG_VARIANTS,
+            _ => MATMUL_VARIANTS,
+        }
+    }
 
     #[test]
     fn configs_fit_the_shader() {
@@ -189,6 +263,11 @@ mod tests {
                     assert!([4, 8, 12].contains(&rp) && t % 4 == 0 && (4..=24).contains(&t));
                     assert!((1..=256).contains(&wg), "{c:?}");
                 }
+                // mm_sg: RP as mm_rb, T <= 32 in steps of 8 (each lane loads T / 8 vec4s).
+                MatmulConfig::Subgroup { wg, t, rp } => {
+                    assert!([4, 8, 12].contains(&rp) && t % 8 == 0 && (8..=32).contains(&t));
+                    assert!(wg % 8 == 0 && (8..=256).contains(&wg), "{c:?}");
+                }
                 MatmulConfig::Tiled { ts, bk } => assert!(ts * ts <= 256 && bk > 0, "{c:?}"),
             }
         }
@@ -196,16 +275,18 @@ mod tests {
 
     #[test]
     fn every_config_has_its_variant() {
-        for (c, v) in MATMUL_CONFIGS.iter().zip(MATMUL_VARIANTS) {
-            assert_eq!(&c.defines()[..], *v, "{c:?}");
+        for (kind, list) in [(true, MATMUL_SG_VARIANTS), (false, MATMUL_VARIANTS)] {
+            let configs = MATMUL_CONFIGS
+                .iter()
+                .filter(|c| matches!(c, MatmulConfig::Subgroup { .. }) == kind);
+            for (c, v) in configs.zip(list) {
+                assert_eq!(&c.defines()[..], *v, "{c:?}");
+            }
         }
-        for c in MATMUL_CONFIGS {
+        for &c in MATMUL_CONFIGS {
             for cols in 1..=32 {
                 let n = c.narrowed(cols).defines();
-                assert!(
-                    MATMUL_VARIANTS.contains(&&n[..]),
-                    "{c:?} narrowed to {cols}"
-                );
+                assert!(variants_of(c).contains(&&n[..]), "{c:?} narrowed to {cols}");
             }
         }
     }
@@ -213,11 +294,16 @@ mod tests {
     #[test]
     fn narrowing_covers_the_columns_with_the_smallest_block() {
         let c = MatmulConfig::CPU_DEFAULT;
-        let t = |cols| match c.narrowed(cols) {
-            MatmulConfig::Register { t, .. } => t,
+        let t = |c: MatmulConfig, cols| match c.narrowed(cols) {
+            MatmulConfig::Register { t, .. } | MatmulConfig::Subgroup { t, .. } => t,
             MatmulConfig::Tiled { .. } => unreachable!(),
         };
-        assert_eq!([t(1), t(4), t(5), t(8), t(9), t(300)], [4, 4, 8, 8, 16, 16]);
+        let widths = |c| [1, 4, 5, 8, 9, 300].map(|cols| t(c, cols));
+        assert_eq!(widths(c), [4, 4, 8, 8, 16, 16]);
+        assert_eq!(
+            widths(MatmulConfig::CPU_SUBGROUP_DEFAULT),
+            [4, 4, 8, 8, 32, 32]
+        );
         assert_eq!(
             MatmulConfig::GPU_DEFAULT.narrowed(2),
             MatmulConfig::GPU_DEFAULT

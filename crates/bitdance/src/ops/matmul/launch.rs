@@ -3,7 +3,7 @@
 use super::geometry::Geometry;
 use super::MatmulConfig;
 use crate::gpu::{Access, Kernel};
-use crate::shaders::MATMUL;
+use crate::shaders::{MATMUL, MATMUL_SG};
 use crate::{DType, Result, Tensor};
 
 const RW: Access = Access::ReadWrite;
@@ -12,6 +12,11 @@ const R: Access = Access::Read;
 const MM_RB: Kernel = Kernel {
     shader: &MATMUL,
     entry: "mm_rb",
+    bindings: &[RW, R, R, R],
+};
+const MM_SG: Kernel = Kernel {
+    shader: &MATMUL_SG,
+    entry: "mm_sg",
     bindings: &[RW, R, R, R],
 };
 const MM_TILED: Kernel = Kernel {
@@ -91,7 +96,9 @@ pub(super) fn record(
     config: MatmulConfig,
 ) -> Result<()> {
     match config {
-        MatmulConfig::Register { wg, t, rp } => register(g, a, b, bias, out, wg, t, rp),
+        MatmulConfig::Register { .. } | MatmulConfig::Subgroup { .. } => {
+            register(g, a, b, bias, out, config)
+        }
         MatmulConfig::Tiled { ts, .. } => tiled(g, a, b, bias, out, config, ts * 4),
     }
 }
@@ -165,18 +172,26 @@ fn vec4_operand<'a>(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Records mm_rb or mm_sg (`config` is `Register` or `Subgroup`).
 fn register(
     g: &Geometry,
     a: &Tensor,
     b: &Tensor,
     bias: Option<&Tensor>,
     out: &Tensor,
-    wg: u32,
-    t: u32,
-    rp: u32,
+    config: MatmulConfig,
 ) -> Result<()> {
     let gpu = out.gpu();
+    let (kernel, wg, t, rp) = match config {
+        MatmulConfig::Register { wg, t, rp } => (&MM_RB, wg, t, rp),
+        MatmulConfig::Subgroup { wg, t, rp } => (&MM_SG, wg, t, rp),
+        MatmulConfig::Tiled { .. } => unreachable!("register() records register blocks"),
+    };
+    if !config.runs_on(gpu) {
+        return Err(crate::Error::Invalid(format!(
+            "matmul configuration '{config}' needs subgroups of 8+ lanes; this adapter has none"
+        )));
+    }
     let (wg, t, rp) = (wg as usize, t as usize, rp as usize);
     let av = View {
         t: a,
@@ -203,12 +218,8 @@ fn register(
     } else {
         (ap, bp, g.m, g.n, g.n, 1)
     };
+    let config = config.narrowed(cols);
     let t = super::narrow_columns(t as u32, cols) as usize;
-    let config = MatmulConfig::Register {
-        wg: wg as u32,
-        t: t as u32,
-        rp: rp as u32,
-    };
     let s_blocks = cols.div_ceil(t);
     let params = Params {
         rows,
@@ -241,7 +252,7 @@ fn register(
         }
     };
     gpu.dispatch(
-        &MM_RB,
+        kernel,
         &config.defines(),
         &[out, x.t, y.t, bias],
         &params.words(),

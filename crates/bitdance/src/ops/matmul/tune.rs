@@ -23,7 +23,9 @@ fn chosen() -> std::sync::MutexGuard<'static, BTreeMap<String, MatmulConfig>> {
 
 /// The configuration used by default on this kind of adapter, before any autotune.
 pub fn default_matmul_config(gpu: &Gpu) -> MatmulConfig {
-    if gpu.is_cpu() {
+    if gpu.is_cpu() && MatmulConfig::CPU_SUBGROUP_DEFAULT.runs_on(gpu) {
+        MatmulConfig::CPU_SUBGROUP_DEFAULT
+    } else if gpu.is_cpu() {
         MatmulConfig::CPU_DEFAULT
     } else {
         MatmulConfig::GPU_DEFAULT
@@ -48,7 +50,8 @@ pub fn matmul_candidates(gpu: &Gpu) -> Vec<MatmulConfig> {
     MATMUL_CONFIGS
         .iter()
         .copied()
-        .filter(|c| !gpu.is_cpu() || matches!(c, MatmulConfig::Register { .. }))
+        .filter(|c| c.runs_on(gpu))
+        .filter(|c| gpu.is_cpu() != matches!(c, MatmulConfig::Tiled { .. }))
         .collect()
 }
 
