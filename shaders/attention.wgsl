@@ -57,6 +57,14 @@ const NEG: f32 = -3.0e38;
 @group(0) @binding(2) var<storage, read> src: array<f32>;
 @group(0) @binding(3) var<storage, read> src_k: array<f32>;
 @group(0) @binding(4) var<storage, read> src_v: array<f32>;
+// The same as vec4s (the *4 entry points, used when D is a multiple of 4: lp.c = D / 4).
+@group(0) @binding(1) var<storage, read_write> dst4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> dst4_k: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dst4_v: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> src4_qkv: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> src4_k: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> src4_v: array<vec4<f32>>;
 
 // End (exclusive) of the keys visible from absolute query position qp, clamped to kv_len.
 fn visible_end(qp: u32) -> u32 {
@@ -274,32 +282,46 @@ fn unravel_cab(e: u32) -> vec4<u32> {
     return vec4<u32>(e - e1 * lp.c, e1 - e2 * lp.a, e2 - r * lp.b, r);
 }
 
-// qkv [B, T, 3, H, D] -> q, k, v [B, H, T, D]; a = T, b = H, c = D.
+// Layout kernels: one invocation per output element (or vec4 of D in the *4 entry points,
+// where lp.c counts vec4s); each kernel's index map is shared by its two entry points.
+
+// qkv [B, T, 3, H, D] -> q, k, v [B, H, T, D]; a = T, b = H, c = D. Index in qkv of q's
+// element e (k's and v's are H * D and 2 H * D further).
+fn split_qkv_source(e: u32) -> u32 {
+    let i = unravel_cab(e);
+    let hd = lp.b * lp.c;
+    return (i.w * lp.a + i.y) * 3u * hd + i.z * lp.c + i.x;
+}
+
 @compute @workgroup_size(256)
 fn split_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let e = linear_id(gid, nwg);
     if e >= lp.n {
         return;
     }
-    let i = unravel_cab(e);
-    let dd = i.x;
-    let t = i.y;
-    let h = i.z;
-    let b = i.w;
+    let s = split_qkv_source(e);
     let hd = lp.b * lp.c;
-    let s = (b * lp.a + t) * 3u * hd + h * lp.c + dd;
     dst[e] = src_qkv[s];
     dst_k[e] = src_qkv[s + hd];
     dst_v[e] = src_qkv[s + 2u * hd];
 }
 
-// dq, dk, dv [B, H, T, D] -> dqkv [B, T, 3, H, D]; a = T, b = H, c = D.
 @compute @workgroup_size(256)
-fn merge_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn split_qkv4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let e = linear_id(gid, nwg);
     if e >= lp.n {
         return;
     }
+    let s = split_qkv_source(e);
+    let hd = lp.b * lp.c;
+    dst4[e] = src4_qkv[s];
+    dst4_k[e] = src4_qkv[s + hd];
+    dst4_v[e] = src4_qkv[s + 2u * hd];
+}
+
+// dq, dk, dv [B, H, T, D] -> dqkv [B, T, 3, H, D]; a = T, b = H, c = D. (index, which of
+// q / k / v) of dqkv's element e.
+fn merge_qkv_source(e: u32) -> vec2<u32> {
     let e1 = e / lp.c;
     let dd = e - e1 * lp.c;
     let e2 = e1 / lp.b;
@@ -308,25 +330,63 @@ fn merge_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     let which = e2 - e3 * 3u;
     let b = e3 / lp.a;
     let t = e3 - b * lp.a;
-    let s = ((b * lp.b + h) * lp.a + t) * lp.c + dd;
-    var x = src[s];
-    if which == 1u {
-        x = src_k[s];
-    } else if which == 2u {
-        x = src_v[s];
+    return vec2<u32>(((b * lp.b + h) * lp.a + t) * lp.c + dd, which);
+}
+
+@compute @workgroup_size(256)
+fn merge_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = linear_id(gid, nwg);
+    if e >= lp.n {
+        return;
+    }
+    let s = merge_qkv_source(e);
+    var x = src[s.x];
+    if s.y == 1u {
+        x = src_k[s.x];
+    } else if s.y == 2u {
+        x = src_v[s.x];
     }
     dst[e] = x;
 }
 
-// in [B, N1, N2, D] -> out [B, N2, N1, D]; a = N1, b = N2, c = D.
+@compute @workgroup_size(256)
+fn merge_qkv4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = linear_id(gid, nwg);
+    if e >= lp.n {
+        return;
+    }
+    let s = merge_qkv_source(e);
+    var x = src4[s.x];
+    if s.y == 1u {
+        x = src4_k[s.x];
+    } else if s.y == 2u {
+        x = src4_v[s.x];
+    }
+    dst4[e] = x;
+}
+
+// in [B, N1, N2, D] -> out [B, N2, N1, D]; a = N1, b = N2, c = D. Index in `in` of out's e.
+fn swap12_source(e: u32) -> u32 {
+    let i = unravel_cab(e);
+    return ((i.w * lp.a + i.y) * lp.b + i.z) * lp.c + i.x;
+}
+
 @compute @workgroup_size(256)
 fn swap12(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let e = linear_id(gid, nwg);
     if e >= lp.n {
         return;
     }
-    let i = unravel_cab(e);
-    dst[e] = src[((i.w * lp.a + i.y) * lp.b + i.z) * lp.c + i.x];
+    dst[e] = src[swap12_source(e)];
+}
+
+@compute @workgroup_size(256)
+fn swap12_4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let e = linear_id(gid, nwg);
+    if e >= lp.n {
+        return;
+    }
+    dst4[e] = src4[swap12_source(e)];
 }
 
 // cache [BH, Tcap, D] rows at..at+Tn <- new [BH, Tn, D]; a = Tn, b = Tcap, c = D, d = at.

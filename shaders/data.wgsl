@@ -19,26 +19,40 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<storage, read> src: array<u32>;
 @group(0) @binding(3) var<storage, read> idx: array<u32>;
+// copy_region4 moves 4 words at a time (p1 counts vec4s).
+@group(0) @binding(1) var<storage, read_write> dst4: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> src4: array<vec4<u32>>;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
-// src viewed [outer, p3, p1], dst viewed [outer, p5, p1]: dst[o, p6 + m, k] = src[o, p4 + m, k]
-// for m < p2. n = outer * p2 * p1. Only the region is written (dst may be updated in place).
+// src viewed [outer, p3], dst viewed [outer, p5] (words, or vec4s in copy_region4):
+// dst[o, p6 + m] = src[o, p4 + m] for m < p2. n = outer * p2. Only the region is written (dst
+// may be updated in place). Returns (dst index, src index) of work item i.
+fn region_index(i: u32) -> vec2<u32> {
+    // A remainder by subtraction: llvmpipe has no vector integer division (each `/` or `%` is
+    // a per-lane loop).
+    let o = i / params.p2;
+    let m = i - o * params.p2;
+    return vec2<u32>(o * params.p5 + params.p6 + m, o * params.p3 + params.p4 + m);
+}
+
 @compute @workgroup_size(256)
 fn copy_region(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if i >= params.n { return; }
-    let inner = params.p1;
-    let len = params.p2;
-    // Remainders by subtraction: llvmpipe has no vector integer division, so each `/` or `%`
-    // is a per-lane loop; one division per index level is the minimum.
-    let t = i / inner;
-    let k = i - t * inner;
-    let o = t / len;
-    let m = t - o * len;
-    dst[(o * params.p5 + params.p6 + m) * inner + k] = src[(o * params.p3 + params.p4 + m) * inner + k];
+    let ix = region_index(i);
+    dst[ix.x] = src[ix.y];
+}
+
+// copy_region over vec4s: for runs and offsets that are multiples of 4 words.
+@compute @workgroup_size(256)
+fn copy_region4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= params.n { return; }
+    let ix = region_index(i);
+    dst4[ix.x] = src4[ix.y];
 }
 
 // Writes all of dst viewed [outer, p5, p1]: src (viewed [outer, p2, p1]) at axis offset p6,

@@ -12,12 +12,20 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<storage, read> a: array<f32>;
 @group(0) @binding(3) var<storage, read> b: array<f32>;
+// The *4 entry points: the same arrays as vec4s (n and m then count vec4s).
+@group(0) @binding(1) var<storage, read_write> out4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> a4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> b4: array<vec4<f32>>;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
 fn sigmoid(x: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-x));
+}
+
+fn sigmoid4(x: vec4<f32>) -> vec4<f32> {
     return 1.0 / (1.0 + exp(-x));
 }
 
@@ -115,4 +123,75 @@ fn swiglu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
 fn scale_by_scalar(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if i < params.n { out[i] = params.alpha * b[0] * a[i]; }
+}
+
+// ---- vec4 forms of the kernels above, for sizes (and half widths) that are multiples of 4:
+// llvmpipe gathers each storage load lane by lane, and a vec4 costs about what a scalar does.
+
+@compute @workgroup_size(256)
+fn axpby4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { out4[i] = params.alpha * a4[i] + params.beta * b4[i]; }
+}
+
+@compute @workgroup_size(256)
+fn axpby_inplace4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { out4[i] = params.alpha * out4[i] + params.beta * a4[i]; }
+}
+
+@compute @workgroup_size(256)
+fn mul4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { out4[i] = a4[i] * b4[i]; }
+}
+
+@compute @workgroup_size(256)
+fn scale4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { out4[i] = params.alpha * a4[i]; }
+}
+
+@compute @workgroup_size(256)
+fn silu4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n { let x = a4[i]; out4[i] = x * sigmoid4(x); }
+}
+
+@compute @workgroup_size(256)
+fn silu_backward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n {
+        let x = a4[i];
+        let s = sigmoid4(x);
+        out4[i] = b4[i] * s * (1.0 + x * (1.0 - s));
+    }
+}
+
+@compute @workgroup_size(256)
+fn swiglu4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n {
+        let row = i / params.m;
+        let col = i - row * params.m;
+        let h1 = a4[row * 2u * params.m + col];
+        let h2 = a4[row * 2u * params.m + params.m + col];
+        out4[i] = h1 * sigmoid4(h1) * h2;
+    }
+}
+
+@compute @workgroup_size(256)
+fn swiglu_backward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i < params.n {
+        let row = i / params.m;
+        let j = i - row * params.m;
+        let at = row * 2u * params.m + j;
+        let h1 = a4[at];
+        let h2 = a4[at + params.m];
+        let dy = b4[i];
+        let s = sigmoid4(h1);
+        out4[at] = dy * h2 * s * (1.0 + h1 * (1.0 - s));
+        out4[at + params.m] = dy * h1 * s;
+    }
 }

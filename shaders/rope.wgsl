@@ -2,10 +2,13 @@
 // Interleaved pairs (2j, 2j+1) of each head rotate as complex numbers by angle a:
 // (x0, x1) -> (x0 cos a - x1 sin a, x1 cos a + x0 sin a); pair j < k = Dh/4 uses pos.x * f_j,
 // pair k + j uses pos.y * f_j. The backward rotates by -a (sign = -1).
-// One thread per (token, head pair), looping over the batch: id = gid.x + gid.y * nwg.x * 256.
+// Two passes: rope_table writes (sin a, cos a) for every (token, pair of the H heads), then
+// rope_2d rotates x as vec4s (two pairs each) with no loop and no transcendental: on llvmpipe a
+// per-invocation loop over the batch after the sine polynomial ran ~15x slower than this.
+// id = gid.x + gid.y * nwg.x * 256.
 
 struct Params {
-    b: u32,       // batch
+    n: u32,       // rope_2d: vec4s of x (B * T * hp / 2); rope_table: entries (T * hp)
     t: u32,       // tokens
     hp: u32,      // pairs per token: H * Dh / 2
     half: u32,    // pairs per head: Dh / 2
@@ -18,9 +21,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<vec2<f32>>;
-@group(0) @binding(2) var<storage, read> x: array<vec2<f32>>;
-@group(0) @binding(3) var<storage, read> pos: array<f32>;
+// rope_table: table [T, hp] of (sin, cos); rope_2d: out, x as vec4s, table as vec4s.
+@group(0) @binding(1) var<storage, read_write> table: array<vec2<f32>>;
+@group(0) @binding(2) var<storage, read> pos: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> table_in: array<vec4<f32>>;
 
 // sin and cos to about 1 ulp for |a| up to a few thousand: WGSL only promises an absolute
 // error of 2^-11 for the builtins, so reduce by pi/2 (three-part Cody-Waite constant, the
@@ -38,22 +44,37 @@ fn sincos(a: f32) -> vec2<f32> {
     return vec2<f32>(-c, s);
 }
 
+// table[t, p] = (sin a, cos a) for pair p of token t.
 @compute @workgroup_size(256)
-fn rope_2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn rope_table(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = gid.x + gid.y * nwg.x * 256u;
-    if id >= params.t * params.hp { return; }
+    if id >= params.n { return; }
     let t = id / params.hp;
-    let p = id % params.hp;
+    let p = id - t * params.hp;
     let j = p % params.half;
     let axis = select(0u, 1u, j >= params.k);
     let i = j - axis * params.k;
     let f = params.freqs[i / 4u][i % 4u];
-    let sc = sincos(pos[t * 2u + axis] * f);
-    let sn = sc.x * params.sign;
-    let cs = sc.y;
-    for (var b = 0u; b < params.b; b++) {
-        let e = (b * params.t + t) * params.hp + p;
-        let v = x[e];
-        out[e] = vec2<f32>(v.x * cs - v.y * sn, v.y * cs + v.x * sn);
-    }
+    table[id] = sincos(pos[t * 2u + axis] * f);
+}
+
+// out = x rotated by the table's angles times `sign`, two pairs per invocation.
+@compute @workgroup_size(256)
+fn rope_2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = gid.x + gid.y * nwg.x * 256u;
+    if id >= params.n { return; }
+    let hq = params.hp / 2u;
+    let row = id / hq;
+    let c = id - row * hq;
+    let t = row - (row / params.t) * params.t;
+    let sc = table_in[t * hq + c];
+    let sn = vec2<f32>(sc.x, sc.z) * params.sign;
+    let cs = vec2<f32>(sc.y, sc.w);
+    let v = x[id];
+    out[id] = vec4<f32>(
+        v.x * cs.x - v.y * sn.x,
+        v.y * cs.x + v.x * sn.x,
+        v.z * cs.y - v.w * sn.y,
+        v.w * cs.y + v.z * sn.y,
+    );
 }

@@ -198,9 +198,35 @@ async fn gathers(c: &mut Checker) -> Result<()> {
 }
 
 async fn copies(c: &mut Checker) -> Result<()> {
-    let shape = [7usize, 37, 5];
+    // Inner runs of 5 move word by word; of 8 (axes 0 and 1 of the second shape) as vec4s.
+    let cases = [
+        (
+            [7usize, 37, 5],
+            [(1usize, 3usize, 17usize), (0, 2, 4), (2, 1, 3), (1, 36, 1)],
+        ),
+        ([3, 13, 8], [(1, 3, 7), (0, 1, 2), (2, 4, 4), (1, 12, 1)]),
+    ];
+    for (shape, slices) in cases {
+        copies_of(c, shape, &slices).await?;
+    }
+
+    let (a, av) = c.randn(&[7, 5, 4])?;
+    let (b, bv) = c.randn(&[7, 11, 4])?;
+    let r = cpu::concat(&[(&av, &[7, 5, 4]), (&bv, &[7, 11, 4])], 1);
+    let s = "[7,5,4]+[7,11,4] axis 1".to_string();
+    c.compare("concat", s, ops::concat(&[&a, &b], 1), &r, TOL)
+        .await;
+    remaining_copies(c).await
+}
+
+/// Slices of `shape` (axis, start, len) and their backward.
+async fn copies_of(
+    c: &mut Checker,
+    shape: [usize; 3],
+    slices: &[(usize, usize, usize)],
+) -> Result<()> {
     let (x, xv) = c.randn(&shape)?;
-    for (axis, start, len) in [(1usize, 3usize, 17usize), (0, 2, 4), (2, 1, 3), (1, 36, 1)] {
+    for &(axis, start, len) in slices {
         let s = format!("{shape:?} axis {axis} {start}..{}", start + len);
         let r = cpu::slice(&xv, &shape, axis, start, len);
         c.compare(
@@ -224,7 +250,11 @@ async fn copies(c: &mut Checker) -> Result<()> {
         )
         .await;
     }
+    Ok(())
+}
 
+/// Concatenations and in-place slice writes.
+async fn remaining_copies(c: &mut Checker) -> Result<()> {
     let (a, av) = c.randn(&[7, 5, 3])?;
     let (b, bv) = c.randn(&[7, 11, 3])?;
     let (d, dv) = c.randn(&[7, 1, 3])?;

@@ -6,7 +6,8 @@ use crate::reference::{adamw_ref, clip_factor_ref};
 use crate::{Result, Tensor};
 
 pub(super) async fn run(c: &mut Checker) {
-    for (n, wd) in [(1031usize, 0.1f32), (37, 0.0)] {
+    // 1032: the vec4 kernel.
+    for (n, wd) in [(1031usize, 0.1f32), (37, 0.0), (1032, 0.1)] {
         if let Err(e) = check_adamw(c, n, wd).await {
             c.fail("adamw", format!("[{n}]"), e);
         }

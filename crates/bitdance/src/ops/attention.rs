@@ -40,8 +40,11 @@ kernel!(FWD, "attn_fwd", &[RW, RW, R, R, R]);
 kernel!(DQ, "attn_dq", &[RW, RW, R, R, R, R, R, R]);
 kernel!(DKV, "attn_dkv", &[RW, RW, R, R, R, R, R, R]);
 kernel!(SPLIT_QKV, "split_qkv", &[RW, RW, RW, R]);
+kernel!(SPLIT_QKV4, "split_qkv4", &[RW, RW, RW, R]);
 kernel!(MERGE_QKV, "merge_qkv", &[RW, R, R, R]);
+kernel!(MERGE_QKV4, "merge_qkv4", &[RW, R, R, R]);
 kernel!(SWAP12, "swap12", &[RW, R]);
+kernel!(SWAP12_4, "swap12_4", &[RW, R]);
 kernel!(CACHE_WRITE, "cache_write", &[RW, R]);
 
 macro_rules! variants {
@@ -311,6 +314,22 @@ pub(crate) fn attention_backward_wg(
     Ok((dq, dk, dv))
 }
 
+/// A layout kernel whose innermost dim is words[2] = D: moved as vec4s by `kernel4` when D is
+/// a multiple of 4 (n and D counted in vec4s), else element by element by `kernel`.
+fn launch_layout_d(
+    [kernel, kernel4]: [&Kernel; 2],
+    tensors: &[&Tensor],
+    n: usize,
+    mut words: [u32; 4],
+) -> Result<()> {
+    if words[2].is_multiple_of(4) {
+        words[2] /= 4;
+        launch_layout(kernel4, tensors, n / 4, words)
+    } else {
+        launch_layout(kernel, tensors, n, words)
+    }
+}
+
 fn launch_layout(kernel: &Kernel, tensors: &[&Tensor], n: usize, words: [u32; 4]) -> Result<()> {
     let gpu = tensors[0].gpu();
     let grid = gpu.grid(kernel.entry, (n as u32).div_ceil(256))?;
@@ -352,8 +371,8 @@ pub fn split_qkv(qkv: &Tensor, heads: usize) -> Result<(Tensor, Tensor, Tensor)>
     let q = Tensor::empty(gpu, &shape, DType::F32)?;
     let k = Tensor::empty(gpu, &shape, DType::F32)?;
     let v = Tensor::empty(gpu, &shape, DType::F32)?;
-    launch_layout(
-        &SPLIT_QKV,
+    launch_layout_d(
+        [&SPLIT_QKV, &SPLIT_QKV4],
         &[&q, &k, &v, qkv],
         b * heads * t * d,
         [t as u32, heads as u32, d as u32, 0],
@@ -378,8 +397,8 @@ pub fn merge_qkv_grad(dq: &Tensor, dk: &Tensor, dv: &Tensor) -> Result<Tensor> {
         ));
     }
     let out = Tensor::empty(dq.gpu(), &[b, t, 3 * h * d], DType::F32)?;
-    launch_layout(
-        &MERGE_QKV,
+    launch_layout_d(
+        [&MERGE_QKV, &MERGE_QKV4],
         &[&out, dq, dk, dv],
         out.numel(),
         [t as u32, h as u32, d as u32, 0],
@@ -390,8 +409,8 @@ pub fn merge_qkv_grad(dq: &Tensor, dk: &Tensor, dv: &Tensor) -> Result<Tensor> {
 /// [B, N1, N2, D] -> [B, N2, N1, D].
 fn swap12(x: &Tensor, [b, n1, n2, d]: [usize; 4], out_shape: &[usize]) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), out_shape, DType::F32)?;
-    launch_layout(
-        &SWAP12,
+    launch_layout_d(
+        [&SWAP12, &SWAP12_4],
         &[&out, x],
         b * n1 * n2 * d,
         [n1 as u32, n2 as u32, d as u32, 0],

@@ -20,6 +20,7 @@ macro_rules! kernel {
     };
 }
 kernel!(COPY_REGION, "copy_region", &[RW, R]);
+kernel!(COPY_REGION4, "copy_region4", &[RW, R]);
 kernel!(PAD_REGION, "pad_region", &[RW, R]);
 kernel!(GATHER_ROWS, "gather_rows", &[RW, R, R]);
 kernel!(EMBEDDING_BACKWARD, "embedding_backward", &[RW, R, R]);
@@ -85,9 +86,18 @@ fn copy_region(
     (src_dim, src_start): (usize, usize),
     (dst_dim, dst_start): (usize, usize),
 ) -> Result<()> {
-    let n = outer * len * inner;
-    let p = params(n, [inner, len, src_dim, src_start, dst_dim, dst_start], 1.0);
-    launch(&COPY_REGION, &[dst, src], p)
+    // Rows m of `inner` words are contiguous, so the region is `outer` runs of len * inner
+    // words: copy those, as vec4s when every run length and offset is a multiple of 4.
+    let words = [len, src_dim, src_start, dst_dim, dst_start].map(|v| v * inner);
+    let (kernel, unit) = if words.iter().all(|v| v.is_multiple_of(4)) {
+        (&COPY_REGION4, 4)
+    } else {
+        (&COPY_REGION, 1)
+    };
+    let [len, src_dim, src_start, dst_dim, dst_start] = words.map(|v| v / unit);
+    let n = outer * len;
+    let p = params(n, [0, len, src_dim, src_start, dst_dim, dst_start], 1.0);
+    launch(kernel, &[dst, src], p)
 }
 
 /// Rows `start..start + len` of `x` along `axis` (any dtype); the other dims are kept.

@@ -14,6 +14,11 @@ const ADAMW: Kernel = Kernel {
     entry: "adamw",
     bindings: &[RW, RW, RW, R, R],
 };
+const ADAMW4: Kernel = Kernel {
+    shader: &OPTIM,
+    entry: "adamw4",
+    bindings: &[RW, RW, RW, R, R],
+};
 const CLIP_FACTOR: Kernel = Kernel {
     shader: &OPTIM,
     entry: "clip_factor",
@@ -65,8 +70,13 @@ pub fn adamw_update(
     let t = h.step.min(i32::MAX as u64) as i32;
     let bc1 = 1.0 - (h.beta1 as f64).powi(t);
     let bc2 = 1.0 - (h.beta2 as f64).powi(t);
+    // A multiple of 4 elements updates as vec4s.
+    let (kernel, n) = match param.numel() {
+        n if n.is_multiple_of(4) => (&ADAMW4, n / 4),
+        n => (&ADAMW, n),
+    };
     let p = [
-        param.numel() as u32,
+        n as u32,
         h.lr.to_bits(),
         h.beta1.to_bits(),
         h.beta2.to_bits(),
@@ -76,10 +86,10 @@ pub fn adamw_update(
         (bc2 as f32).to_bits(),
         0,
     ];
-    let grid = super::grid_1d(param, "adamw", param.numel())?;
+    let grid = super::grid_1d(param, "adamw", n)?;
     param
         .gpu()
-        .dispatch(&ADAMW, &[], &[param, m, v, grad, clip], &p, grid)
+        .dispatch(kernel, &[], &[param, m, v, grad, clip], &p, grid)
 }
 
 /// From a [1] tensor holding the squared global gradient norm, a [2] tensor

@@ -19,6 +19,11 @@ pub const ROPE_MAX_HEAD_DIM: usize = 256;
 /// RoPE frequency base.
 const BASE: f64 = 10000.0;
 
+const ROPE_TABLE: Kernel = Kernel {
+    shader: &ROPE,
+    entry: "rope_table",
+    bindings: &[Access::ReadWrite, Access::Read],
+};
 const ROPE_2D: Kernel = Kernel {
     shader: &ROPE,
     entry: "rope_2d",
@@ -54,8 +59,9 @@ fn rotate(x: &Tensor, positions: &Tensor, sign: f32, op: &'static str) -> Result
         )));
     }
     let hp = h * dh / 2;
+    let quads = b * t * hp / 2;
     let mut p = vec![
-        b as u32,
+        (t * hp) as u32,
         t as u32,
         hp as u32,
         (dh / 2) as u32,
@@ -69,10 +75,14 @@ fn rotate(x: &Tensor, positions: &Tensor, sign: f32, op: &'static str) -> Result
         *slot = (f as f32).to_bits();
     }
     p.extend_from_slice(&freqs);
-    let out = Tensor::empty(x.gpu(), s, DType::F32)?;
+    let gpu = x.gpu();
+    let table = Tensor::empty(gpu, &[t, hp, 2], DType::F32)?;
     let grid = grid_1d(x, op, t * hp)?;
-    x.gpu()
-        .dispatch(&ROPE_2D, &[], &[&out, x, positions], &p, grid)?;
+    gpu.dispatch(&ROPE_TABLE, &[], &[&table, positions], &p, grid)?;
+    p[0] = quads as u32;
+    let out = Tensor::empty(gpu, s, DType::F32)?;
+    let grid = grid_1d(x, op, quads)?;
+    gpu.dispatch(&ROPE_2D, &[], &[&out, x, &table], &p, grid)?;
     Ok(out)
 }
 
