@@ -4,6 +4,9 @@
 // that share a binding number are never used by the same entry point.
 // Row kernels run one workgroup of ROW_WG threads per row: row = wid.x + wid.y * nwg.x.
 // ROW_WG is a define (8 on CPU adapters, where fewer invocations per barrier win; 64 on GPUs).
+// The row reductions sum_a, sum_b, sum_ab and max_a come from a second file appended to this
+// one: norm_reduce.wgsl (workgroup memory and a barrier) or norm_reduce_sg.wgsl (subgroup
+// operations, for CPU adapters whose subgroups hold a whole ROW_WG row).
 // Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
 
 struct Params {
@@ -23,9 +26,15 @@ struct Params {
 @group(0) @binding(4) var<storage, read> i4: array<f32>;
 @group(0) @binding(5) var<storage, read> i5: array<f32>;
 @group(0) @binding(6) var<storage, read> i6: array<f32>;
-
-var<workgroup> red_a: array<f32, ROW_WG>;
-var<workgroup> red_b: array<f32, ROW_WG>;
+// The same bindings as vec4s, for the *4 group kernels (params.d and rows then count vec4s).
+@group(0) @binding(1) var<storage, read_write> o1v: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> o2v: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> o3v: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> i2v: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> i3v: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> i4v: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> i5v: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read> i6v: array<vec4<f32>>;
 
 fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
@@ -33,42 +42,6 @@ fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
-}
-
-// Workgroup sum through red_a: one barrier, then every thread adds the partials in the same
-// order (deterministic, identical in all threads). Use red_a at most once per entry point.
-fn sum_a(lid: u32, v: f32) -> f32 {
-    red_a[lid] = v;
-    workgroupBarrier();
-    var s = 0.0;
-    for (var i = 0u; i < ROW_WG; i++) { s += red_a[i]; }
-    return s;
-}
-
-fn sum_b(lid: u32, v: f32) -> f32 {
-    red_b[lid] = v;
-    workgroupBarrier();
-    var s = 0.0;
-    for (var i = 0u; i < ROW_WG; i++) { s += red_b[i]; }
-    return s;
-}
-
-// Two sums with one barrier (red_a and red_b).
-fn sum_ab(lid: u32, u: f32, v: f32) -> vec2<f32> {
-    red_a[lid] = u;
-    red_b[lid] = v;
-    workgroupBarrier();
-    var s = vec2<f32>(0.0);
-    for (var i = 0u; i < ROW_WG; i++) { s += vec2<f32>(red_a[i], red_b[i]); }
-    return s;
-}
-
-fn max_a(lid: u32, v: f32) -> f32 {
-    red_a[lid] = v;
-    workgroupBarrier();
-    var m = red_a[0];
-    for (var i = 1u; i < ROW_WG; i++) { m = max(m, red_a[i]); }
-    return m;
 }
 
 // o1 = y [rows, d], o2 = rstd [rows]; i3 = x, i4 = w [d]
@@ -227,15 +200,39 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var j = lid; j < d; j += ROW_WG) { o1[base + j] = i2[base + j] * (i3[base + j] - dot); }
 }
 
-// o1 = x * (1 + scale) + shift; x [G, T, C], shift/scale [G, C]; params.rows = G*T*C.
+// Group kernels: x [G, T, C] with per-group [G, C] vectors broadcast over the T = params.aux
+// tokens; C = params.d. The *4 entry points run the same over vec4s of C (C a multiple of 4).
+
+// Index in [G, C] of element i of [G, T, C].
+fn group_index(i: u32) -> u32 {
+    let c = params.d;
+    let gt = i / c;
+    return gt / params.aux * c + (i - gt * c);
+}
+
+// First element in [G, T, C] of the (g, c) pair gc of [G, C] (token k is k * C further).
+fn group_first(gc: u32) -> u32 {
+    let c = params.d;
+    let g = gc / c;
+    return g * params.aux * c + (gc - g * c);
+}
+
+// o1 = x * (1 + scale) + shift; shift/scale [G, C]; params.rows = G*T*C.
 // i2 = x, i3 = shift, i4 = scale
 @compute @workgroup_size(256)
 fn modulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if i >= params.rows { return; }
-    let c = params.d;
-    let gc = i / (params.aux * c) * c + i % c;
+    let gc = group_index(i);
     o1[i] = i2[i] * (1.0 + i4[gc]) + i3[gc];
+}
+
+@compute @workgroup_size(256)
+fn modulate4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= params.rows { return; }
+    let gc = group_index(i);
+    o1v[i] = i2v[i] * (1.0 + i4v[gc]) + i3v[gc];
 }
 
 // One thread per (g, c), looping over the T tokens (deterministic sums); params.rows = G*C.
@@ -244,14 +241,12 @@ fn modulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 fn modulate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let gc = linear_id(gid, nwg);
     if gc >= params.rows { return; }
-    let c = params.d;
-    let t = params.aux;
-    let first = gc / c * t * c + gc % c;
+    let first = group_first(gc);
     let a = 1.0 + i5[gc];
     var ds = 0.0;
     var dsc = 0.0;
-    for (var k = 0u; k < t; k++) {
-        let i = first + k * c;
+    for (var k = 0u; k < params.aux; k++) {
+        let i = first + k * params.d;
         let g = i6[i];
         o1[i] = g * a;
         ds += g;
@@ -261,14 +256,40 @@ fn modulate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     o3[gc] = dsc;
 }
 
+@compute @workgroup_size(256)
+fn modulate_backward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let gc = linear_id(gid, nwg);
+    if gc >= params.rows { return; }
+    let first = group_first(gc);
+    let a = 1.0 + i5v[gc];
+    var ds = vec4<f32>(0.0);
+    var dsc = vec4<f32>(0.0);
+    for (var k = 0u; k < params.aux; k++) {
+        let i = first + k * params.d;
+        let g = i6v[i];
+        o1v[i] = g * a;
+        ds += g;
+        dsc += g * i4v[i];
+    }
+    o2v[gc] = ds;
+    o3v[gc] = dsc;
+}
+
 // o1 = x + gate * h; x, h [G, T, C], gate [G, C]; params.rows = G*T*C. i2 = x, i3 = gate, i4 = h
 @compute @workgroup_size(256)
 fn gated_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if i >= params.rows { return; }
-    let c = params.d;
-    let gc = i / (params.aux * c) * c + i % c;
+    let gc = group_index(i);
     o1[i] = i2[i] + i3[gc] * i4[i];
+}
+
+@compute @workgroup_size(256)
+fn gated_residual4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= params.rows { return; }
+    let gc = group_index(i);
+    o1v[i] = i2v[i] + i3v[gc] * i4v[i];
 }
 
 // One thread per (g, c); params.rows = G*C. o1 = dx (= dy), o2 = dgate, o3 = dh;
@@ -277,19 +298,34 @@ fn gated_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
 fn gated_residual_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let gc = linear_id(gid, nwg);
     if gc >= params.rows { return; }
-    let c = params.d;
-    let t = params.aux;
-    let first = gc / c * t * c + gc % c;
+    let first = group_first(gc);
     let gate = i4[gc];
     var dg = 0.0;
-    for (var k = 0u; k < t; k++) {
-        let i = first + k * c;
+    for (var k = 0u; k < params.aux; k++) {
+        let i = first + k * params.d;
         let g = i6[i];
         o1[i] = g;
         o3[i] = g * gate;
         dg += g * i5[i];
     }
     o2[gc] = dg;
+}
+
+@compute @workgroup_size(256)
+fn gated_residual_backward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let gc = linear_id(gid, nwg);
+    if gc >= params.rows { return; }
+    let first = group_first(gc);
+    let gate = i4v[gc];
+    var dg = vec4<f32>(0.0);
+    for (var k = 0u; k < params.aux; k++) {
+        let i = first + k * params.d;
+        let g = i6v[i];
+        o1v[i] = g;
+        o3v[i] = g * gate;
+        dg += g * i5v[i];
+    }
+    o2v[gc] = dg;
 }
 
 // Row statistics for AdaptiveGroupNorm: o1 = mean [rows], o2 = sqrt(unbiased var + eps) [rows]

@@ -38,7 +38,26 @@ pub static MATMUL_SG: Shader = Shader {
     subgroups: true,
 };
 shader!(MATMUL, "matmul", crate::ops::MATMUL_VARIANTS);
-shader!(NORM, "norm", crate::ops::NORM_VARIANTS);
+/// `shaders/norm.wgsl` with its row reductions through workgroup memory.
+pub static NORM: Shader = Shader {
+    name: "norm",
+    source: concat!(
+        include_str!("../../../shaders/norm.wgsl"),
+        include_str!("../../../shaders/norm_reduce.wgsl")
+    ),
+    variants: crate::ops::NORM_VARIANTS,
+    subgroups: false,
+};
+/// `shaders/norm.wgsl` with its row reductions as subgroup operations (CPU adapters).
+pub static NORM_SG: Shader = Shader {
+    name: "norm_sg",
+    source: concat!(
+        include_str!("../../../shaders/norm.wgsl"),
+        include_str!("../../../shaders/norm_reduce_sg.wgsl")
+    ),
+    variants: crate::ops::NORM_SG_VARIANTS,
+    subgroups: true,
+};
 shader!(ROPE, "rope", crate::ops::ROPE_VARIANTS);
 shader!(ATTENTION, "attention", crate::ops::ATTENTION_VARIANTS);
 shader!(DATA, "data", crate::ops::DATA_VARIANTS);
@@ -55,6 +74,7 @@ pub fn all() -> Vec<&'static Shader> {
         &MATMUL,
         &MATMUL_SG,
         &NORM,
+        &NORM_SG,
         &ROPE,
         &ATTENTION,
         &DATA,

@@ -9,7 +9,15 @@ use crate::{ops, Result, Tensor};
 /// Row shapes: odd lengths, 1 to 67 rows (67 rows exercise the two-stage parameter sums).
 const ROW_SHAPES: &[&[usize]] = &[&[1, 769], &[5, 37], &[13, 67], &[3, 5, 37], &[67, 37]];
 /// [G, T, C] shapes of the per-group ops, with a [G, C] one (T = 1).
-const GROUP_SHAPES: &[&[usize]] = &[&[3, 5, 37], &[2, 13, 67], &[5, 37], &[1, 3, 769]];
+/// (C a multiple of 4 runs the vec4 kernels.)
+const GROUP_SHAPES: &[&[usize]] = &[
+    &[3, 5, 37],
+    &[2, 13, 67],
+    &[5, 37],
+    &[1, 3, 769],
+    &[3, 5, 36],
+    &[7, 12],
+];
 
 pub(super) async fn run(c: &mut Checker) {
     for &shape in ROW_SHAPES {

@@ -8,14 +8,17 @@ pub use row_stats::{row_stats, row_stats_backward};
 
 use super::grid_1d;
 use crate::gpu::{Access, Kernel};
-use crate::shaders::NORM;
+use crate::shaders::{NORM, NORM_SG};
 use crate::{DType, Error, Result, Tensor};
 
 /// Define sets of `shaders/norm.wgsl` the runtime uses (validated by naga): threads per row.
 pub const NORM_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, GPU_DEFINES];
+/// Define sets of the subgroup-reduction build of `shaders/norm.wgsl` (CPU adapters only).
+pub const NORM_SG_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES];
 
 /// Threads per row on CPU adapters (llvmpipe): one SIMD vector, cheap barriers and final sums.
-const CPU_DEFINES: &[(&str, u32)] = &[("ROW_WG", 8)];
+const ROW_WG_CPU: u32 = 8;
+const CPU_DEFINES: &[(&str, u32)] = &[("ROW_WG", ROW_WG_CPU)];
 /// Threads per row on GPUs.
 const GPU_DEFINES: &[(&str, u32)] = &[("ROW_WG", 64)];
 
@@ -45,15 +48,27 @@ kernel!(COL_SUM, "col_sum", &[RW, R]);
 kernel!(SOFTMAX, "softmax", &[RW, R]);
 kernel!(SOFTMAX_BACKWARD, "softmax_backward", &[RW, R, R]);
 kernel!(MODULATE, "modulate", &[RW, R, R, R]);
+kernel!(MODULATE4, "modulate4", &[RW, R, R, R]);
 kernel!(
     MODULATE_BACKWARD,
     "modulate_backward",
     &[RW, RW, RW, R, R, R]
 );
+kernel!(
+    MODULATE_BACKWARD4,
+    "modulate_backward4",
+    &[RW, RW, RW, R, R, R]
+);
 kernel!(GATED_RESIDUAL, "gated_residual", &[RW, R, R, R]);
+kernel!(GATED_RESIDUAL4, "gated_residual4", &[RW, R, R, R]);
 kernel!(
     GATED_RESIDUAL_BACKWARD,
     "gated_residual_backward",
+    &[RW, RW, RW, R, R, R]
+);
+kernel!(
+    GATED_RESIDUAL_BACKWARD4,
+    "gated_residual_backward4",
     &[RW, RW, RW, R, R, R]
 );
 
@@ -106,10 +121,18 @@ fn check_same(op: &'static str, what: &str, t: &Tensor, x: &Tensor) -> Result<()
     Ok(())
 }
 
-/// One workgroup per row, as a 2D grid when rows exceed the per-dimension limit.
+/// One workgroup per row, as a 2D grid when rows exceed the per-dimension limit. On CPU
+/// adapters whose subgroups hold a row's 8 threads, the row sums are subgroup operations.
 fn row_dispatch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], rows: usize) -> Result<()> {
     let gpu = tensors[0].gpu();
     let grid = gpu.grid(kernel.entry, rows as u32)?;
+    if gpu.is_cpu() && gpu.has_subgroups(ROW_WG_CPU) {
+        let kernel = Kernel {
+            shader: &NORM_SG,
+            ..*kernel
+        };
+        return gpu.dispatch(&kernel, defines(gpu), tensors, &p, grid);
+    }
     gpu.dispatch(kernel, defines(gpu), tensors, &p, grid)
 }
 
@@ -123,6 +146,23 @@ fn defines(gpu: &crate::Gpu) -> &'static [(&'static str, u32)] {
 }
 
 /// One thread per item (workgroups of 256).
+/// A group kernel over `items` work items with C = p[1]: its vec4 form `kernel4` when C is a
+/// multiple of 4 (items, rows and C then counted in vec4s), else `kernel`.
+fn group_dispatch(
+    [kernel, kernel4]: [&Kernel; 2],
+    tensors: &[&Tensor],
+    mut p: [u32; 5],
+    items: usize,
+) -> Result<()> {
+    if p[1].is_multiple_of(4) {
+        p[0] /= 4;
+        p[1] /= 4;
+        item_dispatch(kernel4, tensors, p, items / 4)
+    } else {
+        item_dispatch(kernel, tensors, p, items)
+    }
+}
+
 fn item_dispatch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], items: usize) -> Result<()> {
     let gpu = tensors[0].gpu();
     let grid = grid_1d(tensors[0], kernel.entry, items)?;
@@ -348,8 +388,8 @@ pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
     let (g, t, c) = groups("modulate", x, &[("shift", shift), ("scale", scale)])?;
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let n = g * t * c;
-    item_dispatch(
-        &MODULATE,
+    group_dispatch(
+        [&MODULATE, &MODULATE4],
         &[&y, x, shift, scale],
         params(n, c, 0.0, t, 0),
         n,
@@ -371,8 +411,8 @@ pub fn modulate_backward(
     let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
     let dshift = Tensor::empty(gpu, scale.shape(), DType::F32)?;
     let dscale = Tensor::empty(gpu, scale.shape(), DType::F32)?;
-    item_dispatch(
-        &MODULATE_BACKWARD,
+    group_dispatch(
+        [&MODULATE_BACKWARD, &MODULATE_BACKWARD4],
         &[&dx, &dshift, &dscale, x, scale, dy],
         params(g * c, c, 0.0, t, 0),
         g * c,
@@ -388,8 +428,8 @@ pub fn gated_residual(x: &Tensor, gate: &Tensor, h: &Tensor) -> Result<Tensor> {
     check_same(OP, "h", h, x)?;
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let n = g * t * c;
-    item_dispatch(
-        &GATED_RESIDUAL,
+    group_dispatch(
+        [&GATED_RESIDUAL, &GATED_RESIDUAL4],
         &[&y, x, gate, h],
         params(n, c, 0.0, t, 0),
         n,
@@ -416,8 +456,8 @@ pub fn gated_residual_backward(
     let dx = Tensor::empty(gpu, h.shape(), DType::F32)?;
     let dgate = Tensor::empty(gpu, gate.shape(), DType::F32)?;
     let dh = Tensor::empty(gpu, h.shape(), DType::F32)?;
-    item_dispatch(
-        &GATED_RESIDUAL_BACKWARD,
+    group_dispatch(
+        [&GATED_RESIDUAL_BACKWARD, &GATED_RESIDUAL_BACKWARD4],
         &[&dx, &dgate, &dh, gate, h, dy],
         params(g * c, c, 0.0, t, 0),
         g * c,
