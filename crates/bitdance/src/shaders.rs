@@ -38,6 +38,17 @@ pub static MATMUL_SG: Shader = Shader {
     subgroups: true,
 };
 shader!(MATMUL, "matmul", crate::ops::MATMUL_VARIANTS);
+/// `shaders/attention.wgsl` followed by `shaders/attention_sg.wgsl` (subgroup forms of the
+/// attention kernels for CPU adapters).
+pub static ATTENTION_SG: Shader = Shader {
+    name: "attention_sg",
+    source: concat!(
+        include_str!("../../../shaders/attention.wgsl"),
+        include_str!("../../../shaders/attention_sg.wgsl")
+    ),
+    variants: crate::ops::ATTENTION_SG_VARIANTS,
+    subgroups: true,
+};
 /// `shaders/norm.wgsl` with its row reductions through workgroup memory.
 pub static NORM: Shader = Shader {
     name: "norm",
@@ -77,6 +88,7 @@ pub fn all() -> Vec<&'static Shader> {
         &NORM_SG,
         &ROPE,
         &ATTENTION,
+        &ATTENTION_SG,
         &DATA,
         &LOSS,
         &OPTIM,

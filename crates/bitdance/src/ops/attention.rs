@@ -2,7 +2,7 @@
 //! block-causal masks and a preallocated KV cache, plus the head layout permutations.
 
 use crate::gpu::{Access, Kernel};
-use crate::shaders::ATTENTION;
+use crate::shaders::{ATTENTION, ATTENTION_SG};
 use crate::{DType, Error, Result, Tensor};
 
 const RW: Access = Access::ReadWrite;
@@ -39,6 +39,28 @@ macro_rules! kernel {
 kernel!(FWD, "attn_fwd", &[RW, RW, R, R, R]);
 kernel!(DQ, "attn_dq", &[RW, RW, R, R, R, R, R, R]);
 kernel!(DKV, "attn_dkv", &[RW, RW, R, R, R, R, R, R]);
+
+/// The subgroup form of an attention kernel (`attention_sg.wgsl`).
+const fn subgroup_form(kernel: Kernel, entry: &'static str) -> Kernel {
+    Kernel {
+        shader: &ATTENTION_SG,
+        entry,
+        bindings: kernel.bindings,
+    }
+}
+const FWD_SG: Kernel = subgroup_form(FWD, "attn_fwd_sg");
+const DQ_SG: Kernel = subgroup_form(DQ, "attn_dq_sg");
+const DKV_SG: Kernel = subgroup_form(DKV, "attn_dkv_sg");
+
+/// The kernels (forward, dq, dkv) for `wg` rows per workgroup on `gpu`: the subgroup forms
+/// when a workgroup of `WG_CPU` rows fits in one subgroup.
+fn kernels_for(gpu: &crate::Gpu, wg: u32) -> [&'static Kernel; 3] {
+    if wg == WG_CPU && gpu.has_subgroups(WG_CPU) {
+        [&FWD_SG, &DQ_SG, &DKV_SG]
+    } else {
+        [&FWD, &DQ, &DKV]
+    }
+}
 kernel!(SPLIT_QKV, "split_qkv", &[RW, RW, RW, R]);
 kernel!(SPLIT_QKV4, "split_qkv4", &[RW, RW, RW, R]);
 kernel!(MERGE_QKV, "merge_qkv", &[RW, R, R, R]);
@@ -54,6 +76,15 @@ macro_rules! variants {
 /// Define sets of `shaders/attention.wgsl` the runtime uses (validated by naga): D4 = D / 4
 /// (head dims 4..=128) and WG = rows per workgroup.
 pub const ATTENTION_VARIANTS: &[&[(&str, u32)]] = variants!(
+    1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
+);
+
+macro_rules! cpu_variants {
+    ($($n:literal)*) => { &[$(&[("D4", $n), ("WG", WG_CPU)]),*] };
+}
+
+/// Define sets of the subgroup build (`attention.wgsl` + `attention_sg.wgsl`): CPU rows only.
+pub const ATTENTION_SG_VARIANTS: &[&[(&str, u32)]] = cpu_variants!(
     1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31 32
 );
 
@@ -225,9 +256,10 @@ pub(crate) fn attention_wg(
     let out = Tensor::empty(gpu, q.shape(), DType::F32)?;
     let lse = Tensor::empty(gpu, &q.shape()[..3], DType::F32)?;
     let p = params(dims, kv_len, q_offset, mask, scale);
-    let grid = groups(q, FWD.entry, dims.bh, dims.tq, wg)?;
+    let [fwd, _, _] = kernels_for(gpu, wg);
+    let grid = groups(q, fwd.entry, dims.bh, dims.tq, wg)?;
     gpu.dispatch(
-        &FWD,
+        fwd,
         &[("D4", (dims.d / 4) as u32), ("WG", wg)],
         &[&out, &lse, q, k, v],
         &p,
@@ -293,9 +325,10 @@ pub(crate) fn attention_backward_wg(
     let p = params(dims, kv_len, q_offset, mask, scale);
     let dq = Tensor::empty(gpu, q.shape(), DType::F32)?;
     let dvec = Tensor::empty(gpu, lse.shape(), DType::F32)?;
-    let grid = groups(q, DQ.entry, dims.bh, dims.tq, wg)?;
+    let [_, dq_kernel, dkv_kernel] = kernels_for(gpu, wg);
+    let grid = groups(q, dq_kernel.entry, dims.bh, dims.tq, wg)?;
     gpu.dispatch(
-        &DQ,
+        dq_kernel,
         &defines,
         &[&dq, &dvec, q, k, v, dout, lse, out],
         &p,
@@ -303,9 +336,9 @@ pub(crate) fn attention_backward_wg(
     )?;
     let dk = Tensor::empty(gpu, k.shape(), DType::F32)?;
     let dv = Tensor::empty(gpu, k.shape(), DType::F32)?;
-    let grid = groups(k, DKV.entry, dims.bh, dims.tk_cap, wg)?;
+    let grid = groups(k, dkv_kernel.entry, dims.bh, dims.tk_cap, wg)?;
     gpu.dispatch(
-        &DKV,
+        dkv_kernel,
         &defines,
         &[&dk, &dv, q, k, v, dout, lse, &dvec],
         &p,
