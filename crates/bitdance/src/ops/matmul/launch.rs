@@ -218,8 +218,14 @@ fn register(
     } else {
         (ap, bp, g.m, g.n, g.n, 1)
     };
+    // The block actually run (narrowed to few columns) sizes the grid.
     let config = config.narrowed(cols);
-    let t = super::narrow_columns(t as u32, cols) as usize;
+    let (t, rp) = match config {
+        MatmulConfig::Register { t, rp, .. } | MatmulConfig::Subgroup { t, rp, .. } => {
+            (t as usize, rp as usize)
+        }
+        MatmulConfig::Tiled { .. } => unreachable!("narrowing keeps the kind"),
+    };
     let s_blocks = cols.div_ceil(t);
     let params = Params {
         rows,
