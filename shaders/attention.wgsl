@@ -319,34 +319,19 @@ fn split_qkv4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     dst4_v[e] = src4_qkv[s + 2u * hd];
 }
 
-// dq, dk, dv [B, H, T, D] -> dqkv [B, T, 3, H, D]; a = T, b = H, c = D. (index, which of
-// q / k / v) of dqkv's element e.
-fn merge_qkv_source(e: u32) -> vec2<u32> {
-    let e1 = e / lp.c;
-    let dd = e - e1 * lp.c;
-    let e2 = e1 / lp.b;
-    let h = e1 - e2 * lp.b;
-    let e3 = e2 / 3u;
-    let which = e2 - e3 * 3u;
-    let b = e3 / lp.a;
-    let t = e3 - b * lp.a;
-    return vec2<u32>(((b * lp.b + h) * lp.a + t) * lp.c + dd, which);
-}
-
+// dq, dk, dv [B, H, T, D] -> dqkv [B, T, 3, H, D]; a = T, b = H, c = D: split_qkv backwards,
+// one invocation per element of dq (lp.n = B * H * T * D) writing its three places.
 @compute @workgroup_size(256)
 fn merge_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let e = linear_id(gid, nwg);
     if e >= lp.n {
         return;
     }
-    let s = merge_qkv_source(e);
-    var x = src[s.x];
-    if s.y == 1u {
-        x = src_k[s.x];
-    } else if s.y == 2u {
-        x = src_v[s.x];
-    }
-    dst[e] = x;
+    let s = split_qkv_source(e);
+    let hd = lp.b * lp.c;
+    dst[s] = src[e];
+    dst[s + hd] = src_k[e];
+    dst[s + 2u * hd] = src_v[e];
 }
 
 @compute @workgroup_size(256)
@@ -355,14 +340,11 @@ fn merge_qkv4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     if e >= lp.n {
         return;
     }
-    let s = merge_qkv_source(e);
-    var x = src4[s.x];
-    if s.y == 1u {
-        x = src4_k[s.x];
-    } else if s.y == 2u {
-        x = src4_v[s.x];
-    }
-    dst4[e] = x;
+    let s = split_qkv_source(e);
+    let hd = lp.b * lp.c;
+    dst4[s] = src4[e];
+    dst4[s + hd] = src4_k[e];
+    dst4[s + 2u * hd] = src4_v[e];
 }
 
 // in [B, N1, N2, D] -> out [B, N2, N1, D]; a = N1, b = N2, c = D. Index in `in` of out's e.

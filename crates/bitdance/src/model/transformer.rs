@@ -80,15 +80,15 @@ pub fn transformer_forward(
         let l = format!("layers.{i}");
         let h = tape.rms_norm(x, Some(w(&format!("{l}.attention_norm.weight"))?), EPS)?;
         let qkv = tape.linear(h, w(&format!("{l}.attention.wqkv.weight"))?, None)?;
-        let qkv = tape.split(qkv, 2, &[d, d, d])?;
-        let rotated = |k: usize| -> Result<Var> {
-            let chunk = tape.reshape(qkv[k], &[b, len, heads, head_dim])?;
-            let chunk = tape.rope_2d(chunk, &positions)?;
-            let chunk = tape.reshape(chunk, &[b, len, d])?;
-            tape.split_heads(chunk, heads)
+        let (q, k, v) = tape.split_qkv(qkv, heads)?;
+        // RoPE depends only on the token and the place in the head, so the heads of
+        // q, k [B, H, T, D] rotate as B·H sequences of one head each.
+        let rotated = |x: Var| -> Result<Var> {
+            let x = tape.reshape(x, &[b * heads, len, 1, head_dim])?;
+            let x = tape.rope_2d(x, &positions)?;
+            tape.reshape(x, &[b, heads, len, head_dim])
         };
-        let (q, k) = (rotated(0)?, rotated(1)?);
-        let v = tape.split_heads(qkv[2], heads)?;
+        let (q, k) = (rotated(q)?, rotated(k)?);
         let o = tape.attention(q, k, v, mask, 1.0 / (head_dim as f32).sqrt())?;
         let o = tape.merge_heads(o)?;
         let o = tape.linear(o, w(&format!("{l}.attention.wo.weight"))?, None)?;

@@ -433,7 +433,7 @@ pub fn merge_qkv_grad(dq: &Tensor, dk: &Tensor, dv: &Tensor) -> Result<Tensor> {
     launch_layout_d(
         [&MERGE_QKV, &MERGE_QKV4],
         &[&out, dq, dk, dv],
-        out.numel(),
+        dq.numel(),
         [t as u32, h as u32, d as u32, 0],
     )?;
     Ok(out)
