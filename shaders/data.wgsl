@@ -132,3 +132,21 @@ fn reduce_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
     dst[params.p4 + i] = bitcast<u32>(params.scale * acc);
 }
+
+// reduce_cols over vec4s of columns: p1 = cols / 4, p4 in vec4s (for column counts and
+// offsets that are multiples of 4).
+@compute @workgroup_size(256)
+fn reduce_cols4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = linear_id(gid, nwg);
+    if i >= params.n { return; }
+    let cols = params.p1;
+    let first = i / cols;
+    let c = i - first * cols;
+    let square = params.p5 == 1u;
+    var acc = vec4<f32>(0.0);
+    for (var r = first; r < params.p2; r += params.p3) {
+        let v = bitcast<vec4<f32>>(src4[r * cols + c]);
+        acc += select(v, v * v, square);
+    }
+    dst4[params.p4 + i] = bitcast<vec4<u32>>(params.scale * acc);
+}

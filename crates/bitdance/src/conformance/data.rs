@@ -288,7 +288,15 @@ async fn remaining_copies(c: &mut Checker) -> Result<()> {
 }
 
 async fn reductions(c: &mut Checker) -> Result<()> {
-    for (rows, cols, tol) in [(7usize, 37usize, TOL), (1031, 5, TOL), (3001, 37, TOL_LONG)] {
+    // 12 and 40 columns sum as vec4s.
+    let cases = [
+        (7usize, 37usize, TOL),
+        (1031, 5, TOL),
+        (3001, 37, TOL_LONG),
+        (5, 12, TOL),
+        (1031, 40, TOL_LONG),
+    ];
+    for (rows, cols, tol) in cases {
         let (x, xv) = c.randn(&[rows, cols])?;
         let r = cpu::sum_rows(&xv, cols);
         let s = format!("[{rows}, {cols}]");
@@ -307,12 +315,15 @@ async fn reductions(c: &mut Checker) -> Result<()> {
     let (a, av) = c.randn(&[1031])?;
     let (b, bv) = c.randn(&[100_003])?;
     let (d, dv) = c.randn(&[7, 37])?;
-    let r = cpu::sum_squares(&[&av, &bv, &dv]);
-    let s = "[1031], [100003], [7, 37]".to_string();
+    // Sizes that are multiples of 4 reduce as vec4s, before and after an odd one.
+    let (e, ev) = c.randn(&[1032])?;
+    let (f, fv) = c.randn(&[36, 12])?;
+    let r = cpu::sum_squares(&[&ev, &av, &bv, &dv, &fv]);
+    let s = "[1032], [1031], [100003], [7, 37], [36, 12]".to_string();
     c.compare(
         "sum_squares",
         s,
-        ops::sum_squares(&[&a, &b, &d]),
+        ops::sum_squares(&[&e, &a, &b, &d, &f]),
         &[r],
         TOL_LONG,
     )

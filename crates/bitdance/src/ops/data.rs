@@ -25,6 +25,7 @@ kernel!(PAD_REGION, "pad_region", &[RW, R]);
 kernel!(GATHER_ROWS, "gather_rows", &[RW, R, R]);
 kernel!(EMBEDDING_BACKWARD, "embedding_backward", &[RW, R, R]);
 kernel!(REDUCE_COLS, "reduce_cols", &[RW, R]);
+kernel!(REDUCE_COLS4, "reduce_cols4", &[RW, R]);
 
 /// Define sets of `shaders/data.wgsl` the runtime uses (validated by naga).
 pub const DATA_VARIANTS: &[&[(&str, u32)]] = &[&[]];
@@ -353,12 +354,19 @@ pub(crate) fn reduce_stage(
     square: bool,
     scale: f32,
 ) -> Result<()> {
+    // Columns (and the offset) in multiples of 4 are summed as vec4s.
+    let (kernel, unit) = if cols.is_multiple_of(4) && offset.is_multiple_of(4) {
+        (&REDUCE_COLS4, 4)
+    } else {
+        (&REDUCE_COLS, 1)
+    };
+    let (cols, offset) = (cols / unit, offset / unit);
     let p = params(
         parts * cols,
         [cols, rows, parts, offset, usize::from(square), 0],
         scale,
     );
-    launch(&REDUCE_COLS, &[dst, x], p)
+    launch(kernel, &[dst, x], p)
 }
 
 /// Column sums of x viewed [rows, cols] -> [cols], scaled by `scale` (squares first when
@@ -423,13 +431,25 @@ pub fn sum_squares(tensors: &[&Tensor]) -> Result<Tensor> {
     for t in tensors {
         t.expect_dtype("sum_squares", "tensor", DType::F32)?;
     }
-    let total: usize = tensors.iter().map(|t| reduce_parts(t.numel())).sum();
+    // Each tensor viewed [rows, cols]: 4 columns when its size allows (vec4 loads), else 1.
+    let view = |t: &Tensor| {
+        let cols = if t.numel().is_multiple_of(4) { 4 } else { 1 };
+        (t.numel() / cols, cols)
+    };
+    let total: usize = tensors
+        .iter()
+        .map(|t| {
+            let (rows, cols) = view(t);
+            reduce_parts(rows) * cols
+        })
+        .sum();
     let partials = Tensor::empty(first.gpu(), &[total], DType::F32)?;
     let mut offset = 0;
     for t in tensors {
-        let parts = reduce_parts(t.numel());
-        reduce_stage(&partials, t, (t.numel(), 1, parts), offset, true, 1.0)?;
-        offset += parts;
+        let (rows, cols) = view(t);
+        let parts = reduce_parts(rows);
+        reduce_stage(&partials, t, (rows, cols, parts), offset, true, 1.0)?;
+        offset += parts * cols;
     }
     reduce_columns(&partials, total, 1, false, 1.0)
 }
