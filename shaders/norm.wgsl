@@ -123,6 +123,82 @@ fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     }
 }
 
+// The four row kernels above over vec4s of the row (params.d, a multiple of 4, still counts
+// floats): a quarter of the loads, each lane striding by ROW_WG vec4s.
+
+@compute @workgroup_size(ROW_WG)
+fn rms_norm4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let d4 = params.d / 4u;
+    let base = row * d4;
+    var ss = 0.0;
+    for (var j = lid; j < d4; j += ROW_WG) { let v = i3v[base + j]; ss += dot(v, v); }
+    let r = inverseSqrt(sum_a(lid, ss) / f32(params.d) + params.eps);
+    for (var j = lid; j < d4; j += ROW_WG) { o1v[base + j] = i3v[base + j] * r * i4v[j]; }
+    if lid == 0u { o2[row] = r; }
+}
+
+@compute @workgroup_size(ROW_WG)
+fn layer_norm4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let d4 = params.d / 4u;
+    let base = row * d4;
+    var s = vec4<f32>(0.0);
+    for (var j = lid; j < d4; j += ROW_WG) { s += i4v[base + j]; }
+    let mean = sum_a(lid, (s.x + s.y) + (s.z + s.w)) / f32(params.d);
+    var ss = 0.0;
+    for (var j = lid; j < d4; j += ROW_WG) { let v = i4v[base + j] - mean; ss += dot(v, v); }
+    let r = inverseSqrt(sum_b(lid, ss) / f32(params.d) + params.eps);
+    for (var j = lid; j < d4; j += ROW_WG) {
+        o1v[base + j] = (i4v[base + j] - mean) * r * i5v[j] + i6v[j];
+    }
+    if lid == 0u { o2[row] = mean; o3[row] = r; }
+}
+
+@compute @workgroup_size(ROW_WG)
+fn rms_norm_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let d4 = params.d / 4u;
+    let base = row * d4;
+    let r = i4[row];
+    var s = 0.0;
+    for (var j = lid; j < d4; j += ROW_WG) { s += dot(i5v[base + j] * i3v[j], i2v[base + j]) * r; }
+    let c = sum_a(lid, s) / f32(params.d);
+    for (var j = lid; j < d4; j += ROW_WG) {
+        let xhat = i2v[base + j] * r;
+        o1v[base + j] = r * (i5v[base + j] * i3v[j] - xhat * c);
+    }
+}
+
+@compute @workgroup_size(ROW_WG)
+fn layer_norm_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let d4 = params.d / 4u;
+    let base = row * d4;
+    let mu = i4[row];
+    let r = i5[row];
+    var sg = vec4<f32>(0.0);
+    var sgx = 0.0;
+    for (var j = lid; j < d4; j += ROW_WG) {
+        let g = i6v[base + j] * i3v[j];
+        sg += g;
+        sgx += dot(g, i2v[base + j] - mu) * r;
+    }
+    let m = sum_ab(lid, (sg.x + sg.y) + (sg.z + sg.w), sgx) / f32(params.d);
+    for (var j = lid; j < d4; j += ROW_WG) {
+        let xhat = (i2v[base + j] - mu) * r;
+        o1v[base + j] = r * (i6v[base + j] * i3v[j] - m.x - xhat * m.y);
+    }
+}
+
 // Partial column sums over chunks of `aux` rows: o1[chunk, j] = sum dy * x * rstd.
 // params.rows = chunks * d threads, params.total = rows. i2 = x, i3 = rstd, i4 = dy
 @compute @workgroup_size(256)

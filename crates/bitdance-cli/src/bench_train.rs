@@ -54,10 +54,16 @@ pub fn run(
     let before = gpu.stats();
     let start = Instant::now();
     let iters = iters.max(1);
+    let mut step_secs = Vec::with_capacity(iters);
     for _ in 0..iters {
+        let t = Instant::now();
         pollster::block_on(trainer.step(&data))?;
+        step_secs.push(t.elapsed().as_secs_f64());
     }
     let secs = start.elapsed().as_secs_f64() / iters as f64;
+    // The median step resists a shared machine's stalls better than the mean.
+    step_secs.sort_by(f64::total_cmp);
+    let median = step_secs[iters / 2];
     let after = gpu.stats();
     let dispatches = (after.dispatches - before.dispatches) / iters as u64;
     let peak = after.peak_bytes as f64 / (1 << 20) as f64;
@@ -65,14 +71,16 @@ pub fn run(
         println!(
             "{}",
             serde_json::json!({"bench": "train", "config": config, "batch": batch,
-                "steps_per_s": 1.0 / secs, "images_per_s": batch as f64 / secs,
+                "steps_per_s": 1.0 / secs, "median_steps_per_s": 1.0 / median,
+                "images_per_s": batch as f64 / secs,
                 "dispatches_per_step": dispatches, "peak_gpu_mib": peak})
         );
     } else {
         println!(
-            "train {config}, batch {batch}, diff_batch_mul {}: {:.3} steps/s ({:.1} images/s), {dispatches} dispatches and 1 submit per step, peak GPU memory {peak:.0} MiB",
+            "train {config}, batch {batch}, diff_batch_mul {}: {:.3} steps/s (median step {:.3}; {:.1} images/s), {dispatches} dispatches and 1 submit per step, peak GPU memory {peak:.0} MiB",
             ArRecipe::default().diff_batch_mul,
             1.0 / secs,
+            1.0 / median,
             batch as f64 / secs
         );
     }

@@ -7,7 +7,16 @@ use crate::reference::{self as cpu, finite_difference_vjp as fd_vjp, widen};
 use crate::{ops, Result, Tensor};
 
 /// Row shapes: odd lengths, 1 to 67 rows (67 rows exercise the two-stage parameter sums).
-const ROW_SHAPES: &[&[usize]] = &[&[1, 769], &[5, 37], &[13, 67], &[3, 5, 37], &[67, 37]];
+/// (Rows of a multiple of 4 run the vec4 row kernels: fewer vec4s than lanes, and more.)
+const ROW_SHAPES: &[&[usize]] = &[
+    &[1, 769],
+    &[5, 37],
+    &[13, 67],
+    &[3, 5, 37],
+    &[67, 37],
+    &[5, 12],
+    &[3, 7, 132],
+];
 /// [G, T, C] shapes of the per-group ops, with a [G, C] one (T = 1).
 /// (C a multiple of 4 runs the vec4 kernels.)
 const GROUP_SHAPES: &[&[usize]] = &[

@@ -35,8 +35,16 @@ macro_rules! kernel {
     };
 }
 kernel!(RMS_NORM, "rms_norm", &[RW, RW, R, R]);
+kernel!(RMS_NORM4, "rms_norm4", &[RW, RW, R, R]);
 kernel!(LAYER_NORM, "layer_norm", &[RW, RW, RW, R, R, R]);
+kernel!(LAYER_NORM4, "layer_norm4", &[RW, RW, RW, R, R, R]);
 kernel!(RMS_NORM_BACKWARD, "rms_norm_backward", &[RW, R, R, R, R]);
+kernel!(RMS_NORM_BACKWARD4, "rms_norm_backward4", &[RW, R, R, R, R]);
+kernel!(
+    LAYER_NORM_BACKWARD4,
+    "layer_norm_backward4",
+    &[RW, R, R, R, R, R]
+);
 kernel!(
     LAYER_NORM_BACKWARD,
     "layer_norm_backward",
@@ -136,6 +144,22 @@ fn row_dispatch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], rows: usize) 
     gpu.dispatch(kernel, defines(gpu), tensors, &p, grid)
 }
 
+/// `row_dispatch` of `kernel4` (the vec4 form) when the row length d = p[1] is a multiple of
+/// 4, else of `kernel`.
+fn row_dispatch_vec(
+    [kernel, kernel4]: [&Kernel; 2],
+    tensors: &[&Tensor],
+    p: [u32; 5],
+    rows: usize,
+) -> Result<()> {
+    let kernel = if p[1].is_multiple_of(4) {
+        kernel4
+    } else {
+        kernel
+    };
+    row_dispatch(kernel, tensors, p, rows)
+}
+
 /// The define set of this adapter (one module per adapter serves every entry point).
 fn defines(gpu: &crate::Gpu) -> &'static [(&'static str, u32)] {
     if gpu.is_cpu() {
@@ -208,8 +232,8 @@ pub fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<(Tensor
     let w = weight_or("rms_norm", weight, x, d, 1.0)?;
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let rstd = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
-    row_dispatch(
-        &RMS_NORM,
+    row_dispatch_vec(
+        [&RMS_NORM, &RMS_NORM4],
         &[&y, &rstd, x, &w],
         params(rows, d, eps, 0, rows),
         rows,
@@ -231,8 +255,8 @@ pub fn rms_norm_backward(
     check_len(OP, "rstd", rstd, rows)?;
     let w = weight_or(OP, weight, x, d, 1.0)?;
     let dx = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    row_dispatch(
-        &RMS_NORM_BACKWARD,
+    row_dispatch_vec(
+        [&RMS_NORM_BACKWARD, &RMS_NORM_BACKWARD4],
         &[&dx, x, &w, rstd, dy],
         params(rows, d, 0.0, 0, rows),
         rows,
@@ -274,8 +298,8 @@ pub fn layer_norm(
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let mean = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
     let rstd = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
-    row_dispatch(
-        &LAYER_NORM,
+    row_dispatch_vec(
+        [&LAYER_NORM, &LAYER_NORM4],
         &[&y, &mean, &rstd, x, &w, &b],
         params(rows, d, eps, 0, rows),
         rows,
@@ -300,8 +324,8 @@ pub fn layer_norm_backward(
     check_len(OP, "rstd", rstd, rows)?;
     let w = weight_or(OP, weight, x, d, 1.0)?;
     let dx = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    row_dispatch(
-        &LAYER_NORM_BACKWARD,
+    row_dispatch_vec(
+        [&LAYER_NORM_BACKWARD, &LAYER_NORM_BACKWARD4],
         &[&dx, x, &w, mean, rstd, dy],
         params(rows, d, 0.0, 0, rows),
         rows,
