@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check of the project, as CI runs it: dependencies, formatting, clippy (native and
-# wasm32), the native tests on the present adapter (Mesa lavapipe without a GPU), a check of
-# the desktop app, the browser tests in headless Chromium, and the demo page.
+# wasm32), the native tests on the present adapter (Mesa lavapipe without a GPU) and its kernel
+# checks again without subgroup operations, a check of the desktop app, the browser tests in
+# headless Chromium, and the demo page.
 # Runs every step even after a failure, prints a summary, exits non-zero if any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,8 @@ step "generated shaders" bash -c "python3 scripts/gen_matmul_sg.py | diff -u sha
 step "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
 step "clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown -p bitdance-web --all-targets -- -D warnings
 step "native tests" cargo test
+# The same kernel checks on the portable kernel forms (no subgroup operations), as on the web.
+step "kernel checks without subgroups" env BITDANCE_SUBGROUPS=0 cargo test -p bitdance-tests --test conformance
 step "desktop check" cargo check -p bitdance-desktop
 step "browser tests" browser_tests
 step "web page" web_page

@@ -51,15 +51,15 @@ fn upload_of_wrong_length_is_refused() {
 fn unknown_backend_and_adapter_are_named() {
     let options = GpuOptions {
         backend: Some("cuda".into()),
-        adapter: None,
+        ..Default::default()
     };
     let err = bitdance::gpu::block_on(Gpu::new(&options))
         .err()
         .expect("cuda is no wgpu backend");
     assert!(err.to_string().contains("unknown backend 'cuda'"), "{err}");
     let options = GpuOptions {
-        backend: None,
         adapter: Some("no-such-gpu-xyz".into()),
+        ..Default::default()
     };
     let err = bitdance::gpu::block_on(Gpu::new(&options))
         .err()

@@ -2,22 +2,29 @@
 
 use crate::{Error, Result};
 
-/// How to pick the adapter; `from_env` reads `WGPU_BACKEND` and `BITDANCE_ADAPTER`.
+/// How to pick the adapter and what to use of it; `from_env` reads `WGPU_BACKEND`,
+/// `BITDANCE_ADAPTER` and `BITDANCE_SUBGROUPS`.
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
     /// Backend name: vulkan, metal, dx12, gl or webgpu; `None` means all.
     pub backend: Option<String>,
     /// Case-insensitive substring of the adapter name; `None` means any.
     pub adapter: Option<String>,
+    /// Never use subgroup operations, even where the adapter has them (the kernels then take
+    /// their portable forms, as on the web).
+    pub no_subgroups: bool,
 }
 
 impl GpuOptions {
-    /// Options from `WGPU_BACKEND` and `BITDANCE_ADAPTER` (unset or empty means no filter).
+    /// Options from `WGPU_BACKEND` and `BITDANCE_ADAPTER` (unset or empty means no filter) and
+    /// `BITDANCE_SUBGROUPS` (`0` or `off`: no subgroup operations).
     pub fn from_env() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let off = |v: String| matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "off");
         Self {
             backend: var("WGPU_BACKEND"),
             adapter: var("BITDANCE_ADAPTER"),
+            no_subgroups: var("BITDANCE_SUBGROUPS").is_some_and(off),
         }
     }
 

@@ -89,7 +89,10 @@ impl Gpu {
         let adapter = select_adapter(&instance, options).await?;
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let wanted = adapter.features() & OPTIONAL_FEATURES;
+        let mut wanted = adapter.features() & OPTIONAL_FEATURES;
+        if options.no_subgroups {
+            wanted.remove(wgpu::Features::SUBGROUP);
+        }
         let request = |features: wgpu::Features| wgpu::DeviceDescriptor {
             label: Some("bitdance"),
             required_features: features,
