@@ -89,7 +89,7 @@ pub fn run(
     mut step: impl FnMut(&mut Trainer, u64) -> anyhow::Result<StepStats>,
     sample: impl Fn(&Trainer) -> anyhow::Result<Vec<u8>>,
 ) -> anyhow::Result<()> {
-    check_data_options(trainer, args)?;
+    check_run_options(trainer, args)?;
     let start_step = trainer.step_count();
     let total = trainer.settings.schedule.total;
     if start_step >= total {
@@ -150,9 +150,11 @@ pub fn run(
     Ok(())
 }
 
-/// Records the batch options of a new run; refuses a `--resume` whose options differ from the
-/// ones the run started with (older checkpoints without the record are taken as they are).
-fn check_data_options(trainer: &mut Trainer, args: &LoopArgs) -> anyhow::Result<()> {
+/// On `--resume`, refuses options that would change the run: the batch options (they decide
+/// which batches are drawn) and the learning-rate schedule (stored in the checkpoint), naming
+/// what the run started with and what was given (older checkpoints without the batch record
+/// are taken as they are). Then records the batch options.
+fn check_run_options(trainer: &mut Trainer, args: &LoopArgs) -> anyhow::Result<()> {
     let flips = if args.no_flip { "off" } else { "on" };
     let given = format!("--batch {}, flips {flips}", args.batch);
     if args.resume {
@@ -164,9 +166,25 @@ fn check_data_options(trainer: &mut Trainer, args: &LoopArgs) -> anyhow::Result<
                 args.out.display()
             );
         }
+        let (stored, wanted) = (trainer.settings.schedule, args.schedule());
+        anyhow::ensure!(
+            stored == wanted,
+            "{}: the run was started with {}; resume it with the same schedule (given: {})",
+            args.out.display(),
+            describe_schedule(&stored),
+            describe_schedule(&wanted)
+        );
     }
     trainer.metadata.insert(DATA_OPTIONS_KEY.to_string(), given);
     Ok(())
+}
+
+/// A schedule as the options that give it.
+fn describe_schedule(s: &bitdance::optim::LrSchedule) -> String {
+    format!(
+        "--lr {} --min-lr {} --warmup {} --decay-start {} --steps {}",
+        s.peak, s.min_lr, s.warmup, s.decay_start, s.total
+    )
 }
 
 /// Writes the checkpoint and the model file, each atomically.

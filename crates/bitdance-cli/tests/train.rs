@@ -61,6 +61,16 @@ fn bitdance(args: &[&str]) -> String {
     text
 }
 
+/// Runs the CLI expecting a failure; returns its stderr.
+fn bitdance_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_bitdance"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "bitdance {args:?} succeeded");
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
 fn losses(run: &Path) -> Vec<f64> {
     std::fs::read_to_string(run.join("log.jsonl"))
         .unwrap()
@@ -129,15 +139,33 @@ fn tokenizer_then_ar_model_train_resume_exactly_and_generate() {
         "2",
         "--no-flip",
     ]);
-    let out = Command::new(env!("CARGO_BIN_EXE_bitdance"))
-        .args(&wrong)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "a resume with other options ran");
+    let err = bitdance_fails(&wrong);
     assert!(
         err.contains("started with --batch 2, flips on") && err.contains("flips off"),
         "{err}"
+    );
+    // So would another learning-rate schedule (it comes from the checkpoint).
+    let other_lr = bitdance_fails(&[
+        "train-tokenizer",
+        "--data",
+        data,
+        "--config",
+        cfg,
+        "--resume",
+        "--out",
+        &split_s,
+        "--steps",
+        "6",
+        "--batch",
+        "2",
+        "--lr",
+        "5e-4",
+        "--warmup",
+        "1",
+    ]);
+    assert!(
+        other_lr.contains("started with --lr 0.001") && other_lr.contains("given: --lr 0.0005"),
+        "{other_lr}"
     );
     tok(&split, &["--resume"]);
     for file in ["checkpoint.safetensors", "model.safetensors"] {
