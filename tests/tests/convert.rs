@@ -93,3 +93,31 @@ fn hostile_and_broken_files_are_refused() {
         "{err}"
     );
 }
+
+/// A copy of `archive` with the first data byte of member `suffix` flipped.
+fn damaged(archive: &[u8], suffix: &[u8]) -> Vec<u8> {
+    let u16_at = |i: usize| u16::from_le_bytes([archive[i], archive[i + 1]]) as usize;
+    let header = (0..archive.len() - 30)
+        .find(|&i| {
+            archive[i..].starts_with(b"PK\x03\x04")
+                && archive[i + 30..i + 30 + u16_at(i + 26)].ends_with(suffix)
+        })
+        .expect("member present");
+    let data = header + 30 + u16_at(header + 26) + u16_at(header + 28);
+    let mut copy = archive.to_vec();
+    copy[data] ^= 0x40;
+    copy
+}
+
+#[test]
+fn a_damaged_member_is_named() {
+    for member in [&b"/data/0"[..], b"data.pkl"] {
+        let bytes = damaged(CHECKPOINT, member);
+        let err = read_state_dict("bad.pt", &bytes, Select::Model)
+            .err()
+            .expect("a flipped byte is noticed")
+            .to_string();
+        assert!(err.contains("bad.pt") && err.contains("damaged"), "{err}");
+        assert!(err.contains(std::str::from_utf8(member).unwrap()), "{err}");
+    }
+}

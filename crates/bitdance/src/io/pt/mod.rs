@@ -51,7 +51,7 @@ pub fn read_state_dict(label: &str, bytes: &[u8], select: Select) -> Result<PtSt
         .find(|e| e.name.ends_with("/data.pkl") || e.name == "data.pkl")
         .ok_or_else(|| Error::Invalid(format!("{label}: no data.pkl in the archive")))?;
     let prefix = pkl.name.trim_end_matches("data.pkl").to_string();
-    let root = pickle::load(label, &bytes[pkl.start..pkl.start + pkl.len])?;
+    let root = pickle::load(label, pkl.data(label, bytes)?)?;
     let Value::Dict(top) = root else {
         return Err(Error::Invalid(format!(
             "{label}: the checkpoint's top level is not a dict"
@@ -92,6 +92,8 @@ pub fn read_state_dict(label: &str, bytes: &[u8], select: Select) -> Result<PtSt
     };
     let skipped = names.into_iter().filter(|n| *n != key).collect();
     let mut tensors = BTreeMap::new();
+    // Each storage is CRC-checked once, however many tensors view it.
+    let mut checked = BTreeMap::new();
     for (k, v) in dict {
         let Some(name) = key_of(&k) else {
             return Err(Error::Invalid(format!(
@@ -105,7 +107,7 @@ pub fn read_state_dict(label: &str, bytes: &[u8], select: Select) -> Result<PtSt
             )));
         };
         let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
-        let data = gather(label, bytes, &entries, &prefix, &name, &t)?;
+        let data = gather(label, bytes, &entries, &mut checked, &prefix, &name, &t)?;
         tensors.insert(
             name,
             PtTensor {
@@ -129,20 +131,29 @@ fn describe(v: &Value) -> String {
     }
 }
 
-/// The tensor's values from its storage, following offset and strides.
-fn gather(
+/// The tensor's values from its storage, following offset and strides (`checked` holds the
+/// storages already CRC-checked, by path).
+fn gather<'a>(
     label: &str,
-    bytes: &[u8],
+    bytes: &'a [u8],
     entries: &[zip::Entry],
+    checked: &mut BTreeMap<String, &'a [u8]>,
     prefix: &str,
     name: &str,
     t: &TensorRef,
 ) -> Result<Vec<f32>> {
     let path = format!("{prefix}data/{}", t.key);
-    let e = entries.iter().find(|e| e.name == path).ok_or_else(|| {
-        Error::Invalid(format!("{label}: storage '{path}' of '{name}' is missing"))
-    })?;
-    let storage = &bytes[e.start..e.start + e.len];
+    let storage = match checked.get(&path) {
+        Some(data) => *data,
+        None => {
+            let e = entries.iter().find(|e| e.name == path).ok_or_else(|| {
+                Error::Invalid(format!("{label}: storage '{path}' of '{name}' is missing"))
+            })?;
+            let data = e.data(label, bytes)?;
+            checked.insert(path.clone(), data);
+            data
+        }
+    };
     let (size, decode): (usize, fn(&[u8]) -> f32) = match t.kind.as_str() {
         "FloatStorage" => (4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
         "HalfStorage" => (2, |b| f16_to_f32(u16::from_le_bytes([b[0], b[1]]))),

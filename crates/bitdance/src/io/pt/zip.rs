@@ -1,13 +1,32 @@
 //! A minimal reader of the zip archives `torch.save` writes: the central directory, and the
-//! data of stored (uncompressed) entries. Compressed entries are refused with a clear error.
+//! data of stored (uncompressed) entries, CRC-32-checked when read. Compressed entries are
+//! refused with a clear error.
 
 use crate::{Error, Result};
 
-/// One archive member: its name and its bytes' range in the file.
+/// One archive member: its name, its bytes' range in the file and their CRC-32.
 pub(super) struct Entry {
     pub name: String,
     pub start: usize,
     pub len: usize,
+    pub crc: u32,
+}
+
+impl Entry {
+    /// The member's bytes, after checking them against the CRC-32 of the central directory
+    /// (a damaged download fails here, naming the member, instead of loading wrong weights).
+    pub(super) fn data<'a>(&self, label: &str, bytes: &'a [u8]) -> Result<&'a [u8]> {
+        let data = &bytes[self.start..self.start + self.len];
+        let found = crc32fast::hash(data);
+        if found != self.crc {
+            return Err(Error::Invalid(format!(
+                "{label}: archive member '{}' is damaged (CRC-32 {found:08x}, the archive \
+                 records {:08x})",
+                self.name, self.crc
+            )));
+        }
+        Ok(data)
+    }
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -64,6 +83,7 @@ pub(super) fn entries(label: &str, bytes: &[u8]) -> Result<Vec<Entry>> {
         }
         let short = || bad("short central directory entry");
         let method = u16_at(bytes, at + 10).ok_or_else(short)?;
+        let crc = u32_at(bytes, at + 16).ok_or_else(short)?;
         let mut csize = u32_at(bytes, at + 20).ok_or_else(short)? as u64;
         let mut usize_ = u32_at(bytes, at + 24).ok_or_else(short)? as u64;
         let name_len = u16_at(bytes, at + 28).ok_or_else(short)? as usize;
@@ -110,7 +130,12 @@ pub(super) fn entries(label: &str, bytes: &[u8]) -> Result<Vec<Entry>> {
                 "{label}: archive member '{name}' runs past the end of the file (truncated?)"
             )));
         }
-        out.push(Entry { name, start, len });
+        out.push(Entry {
+            name,
+            start,
+            len,
+            crc,
+        });
         at += 46 + name_len + extra_len + comment_len;
     }
     Ok(out)
