@@ -130,19 +130,72 @@ impl<'a> Reader<'a> {
 struct Stack {
     values: Vec<Value>,
     keys: Vec<Vec<u64>>,
+    /// How deep and how large each value is.
+    extents: Vec<Extent>,
+    /// Nodes copied to and from the memo so far.
+    copied: usize,
 }
+
+/// Nesting depth (0 for scalars, 1 + the deepest item for containers) and node count of a value.
+#[derive(Clone, Copy, Default)]
+struct Extent {
+    depth: usize,
+    nodes: usize,
+}
+
+impl Extent {
+    /// The extent of a container holding items whose extents add up to `items`.
+    fn holding(self, items: Extent) -> Extent {
+        Extent {
+            depth: self.depth.max(items.depth + 1),
+            nodes: self.nodes + items.nodes,
+        }
+    }
+    /// Several items together: the deepest depth, the summed nodes.
+    fn and(self, other: Extent) -> Extent {
+        Extent {
+            depth: self.depth.max(other.depth),
+            nodes: self.nodes + other.nodes,
+        }
+    }
+}
+
+/// Deepest container nesting accepted. State dicts nest a few levels; the limit keeps the
+/// recursive clone, drop and formatting of values far from the thread's stack size.
+const MAX_DEPTH: usize = 100;
+/// Most nodes in one value: memo references are copied, so a small hostile pickle could
+/// otherwise grow exponentially (a state dict has a few nodes per tensor).
+const MAX_NODES: usize = 1 << 20;
+/// Most nodes copied between the stack and the memo in one load (each mutation of a memoized
+/// container refreshes its copy): bounds the time a hostile pickle can take.
+const MAX_COPIED: usize = 1 << 24;
+
+/// Memoized values with their extents.
+type Memo = std::collections::HashMap<u64, (Value, Extent)>;
 
 impl Stack {
     fn push(&mut self, v: Value) {
-        self.push_memoized(v, Vec::new());
+        let container = matches!(v, Value::List(_) | Value::Tuple(_) | Value::Dict(_));
+        let extent = Extent {
+            depth: usize::from(container),
+            nodes: 1,
+        };
+        self.push_with(v, extent, Vec::new());
     }
-    fn push_memoized(&mut self, v: Value, keys: Vec<u64>) {
+    fn push_with(&mut self, v: Value, extent: Extent, keys: Vec<u64>) {
         self.values.push(v);
+        self.extents.push(extent);
         self.keys.push(keys);
     }
-    fn pop(&mut self) -> Option<Value> {
+    /// Pushes a new container holding items of extent `items`.
+    fn push_container(&mut self, r: &Reader, v: Value, items: Extent) -> Result<()> {
+        let extent = check(r, Extent { depth: 1, nodes: 1 }.holding(items))?;
+        self.push_with(v, extent, Vec::new());
+        Ok(())
+    }
+    fn pop(&mut self) -> Option<(Value, Extent)> {
         self.keys.pop();
-        self.values.pop()
+        Some((self.values.pop()?, self.extents.pop()?))
     }
     fn len(&self) -> usize {
         self.values.len()
@@ -150,40 +203,87 @@ impl Stack {
     fn last(&self) -> Option<&Value> {
         self.values.last()
     }
-    fn last_mut(&mut self) -> Option<&mut Value> {
-        self.values.last_mut()
+    /// The top value, to add items of extent `items` to it.
+    fn last_mut(&mut self, r: &Reader, items: Extent) -> Result<Option<&mut Value>> {
+        if let Some(e) = self.extents.last_mut() {
+            *e = check(r, e.holding(items))?;
+        }
+        Ok(self.values.last_mut())
     }
-    /// Removes and returns the values from index `at` on.
-    fn split_off(&mut self, at: usize) -> Vec<Value> {
+    /// Removes and returns the values from index `at` on, with their combined extent.
+    fn split_off(&mut self, at: usize) -> (Vec<Value>, Extent) {
         self.keys.truncate(at);
-        self.values.split_off(at)
+        let extent = self
+            .extents
+            .split_off(at)
+            .into_iter()
+            .fold(Extent::default(), Extent::and);
+        (self.values.split_off(at), extent)
+    }
+    /// Counts `nodes` more copied nodes against `MAX_COPIED`.
+    fn copying(&mut self, r: &Reader, nodes: usize) -> Result<()> {
+        self.copied += nodes;
+        if self.copied > MAX_COPIED {
+            return Err(r.err(format!(
+                "more than {MAX_COPIED} values copied through the memo; not a checkpoint"
+            )));
+        }
+        Ok(())
     }
     /// Stores the top value under memo key `k` (and remembers that it did).
-    fn memoize(&mut self, memo: &mut std::collections::HashMap<u64, Value>, k: u64) {
-        memo.insert(k, self.last().cloned().unwrap_or(Value::None));
+    fn memoize(&mut self, r: &Reader, memo: &mut Memo, k: u64) -> Result<()> {
+        let extent = self.extents.last().copied().unwrap_or_default();
+        self.copying(r, extent.nodes)?;
+        let top = self.last().cloned().unwrap_or(Value::None);
+        memo.insert(k, (top, extent));
         if let Some(keys) = self.keys.last_mut() {
             keys.push(k);
         }
+        Ok(())
     }
     /// Copies the (just mutated) top value to every memo key it was stored under.
-    fn refresh(&self, memo: &mut std::collections::HashMap<u64, Value>) {
-        if let (Some(v), Some(keys)) = (self.values.last(), self.keys.last()) {
+    fn refresh(&mut self, r: &Reader, memo: &mut Memo) -> Result<()> {
+        let (Some(keys), Some(e)) = (self.keys.last(), self.extents.last().copied()) else {
+            return Ok(());
+        };
+        let keys = keys.clone();
+        self.copying(r, e.nodes * keys.len())?;
+        if let Some(v) = self.values.last() {
             for k in keys {
-                memo.insert(*k, v.clone());
+                memo.insert(k, (v.clone(), e));
             }
         }
+        Ok(())
     }
+}
+
+/// `extent`, or an error when it passes the depth or size limit.
+fn check(r: &Reader, extent: Extent) -> Result<Extent> {
+    if extent.depth > MAX_DEPTH {
+        return Err(r.err(format!(
+            "containers nested deeper than {MAX_DEPTH} levels; not a checkpoint"
+        )));
+    }
+    if extent.nodes > MAX_NODES {
+        return Err(r.err(format!(
+            "a value of more than {MAX_NODES} items (memo references copied over and over); \
+             not a checkpoint"
+        )));
+    }
+    Ok(extent)
 }
 
 /// Interprets the pickle `data` (`label` names the file in errors); returns the root value.
 pub(super) fn load(label: &str, data: &[u8]) -> Result<Value> {
     let mut r = Reader { label, data, at: 0 };
     let mut stack = Stack::default();
-    let mut memo: std::collections::HashMap<u64, Value> = Default::default();
-    let pop = |stack: &mut Stack, r: &Reader| -> Result<Value> {
+    let mut memo = Memo::default();
+    let pop_deep = |stack: &mut Stack, r: &Reader| -> Result<(Value, Extent)> {
         stack.pop().ok_or_else(|| r.err("stack underflow".into()))
     };
-    let pop_mark = |stack: &mut Stack, r: &Reader| -> Result<Vec<Value>> {
+    let pop = |stack: &mut Stack, r: &Reader| -> Result<Value> { Ok(pop_deep(stack, r)?.0) };
+    // The items above the topmost mark, and their combined extent.
+    let pop_mark = |stack: &mut Stack, r: &Reader| -> Result<(Vec<Value>, Extent)> {
         let at = stack
             .values
             .iter()
@@ -250,58 +350,58 @@ pub(super) fn load(label: &str, data: &[u8]) -> Result<Value> {
             b']' => stack.push(Value::List(Vec::new())),
             b')' => stack.push(Value::Tuple(Vec::new())),
             b't' => {
-                let items = pop_mark(&mut stack, &r)?;
-                stack.push(Value::Tuple(items));
+                let (items, depth) = pop_mark(&mut stack, &r)?;
+                stack.push_container(&r, Value::Tuple(items), depth)?;
             }
             0x85..=0x87 => {
                 let n = (op - 0x84) as usize;
                 if stack.len() < n {
                     return Err(r.err("stack underflow".into()));
                 }
-                let items = stack.split_off(stack.len() - n);
-                stack.push(Value::Tuple(items));
+                let (items, depth) = stack.split_off(stack.len() - n);
+                stack.push_container(&r, Value::Tuple(items), depth)?;
             }
             b'l' => {
-                let items = pop_mark(&mut stack, &r)?;
-                stack.push(Value::List(items));
+                let (items, depth) = pop_mark(&mut stack, &r)?;
+                stack.push_container(&r, Value::List(items), depth)?;
             }
             b'd' => {
-                let items = pop_mark(&mut stack, &r)?;
+                let (items, depth) = pop_mark(&mut stack, &r)?;
                 let pairs = items
                     .chunks(2)
                     .map(|p| (p[0].clone(), p.get(1).cloned().unwrap_or(Value::None)))
                     .collect();
-                stack.push(Value::Dict(pairs));
+                stack.push_container(&r, Value::Dict(pairs), depth)?;
             }
             b'a' => {
-                let v = pop(&mut stack, &r)?;
-                match stack.last_mut() {
+                let (v, depth) = pop_deep(&mut stack, &r)?;
+                match stack.last_mut(&r, depth)? {
                     Some(Value::List(l)) => l.push(v),
                     _ => return Err(r.err("APPEND to a non-list".into())),
                 }
-                stack.refresh(&mut memo);
+                stack.refresh(&r, &mut memo)?;
             }
             b'e' => {
-                let items = pop_mark(&mut stack, &r)?;
-                match stack.last_mut() {
+                let (items, depth) = pop_mark(&mut stack, &r)?;
+                match stack.last_mut(&r, depth)? {
                     Some(Value::List(l)) => l.extend(items),
                     _ => return Err(r.err("APPENDS to a non-list".into())),
                 }
-                stack.refresh(&mut memo);
+                stack.refresh(&r, &mut memo)?;
             }
             b's' => {
-                let v = pop(&mut stack, &r)?;
-                let k = pop(&mut stack, &r)?;
-                match stack.last_mut() {
+                let (v, dv) = pop_deep(&mut stack, &r)?;
+                let (k, dk) = pop_deep(&mut stack, &r)?;
+                match stack.last_mut(&r, dv.and(dk))? {
                     Some(Value::Dict(d)) => d.push((k, v)),
                     Some(Value::Opaque(_)) => {}
                     _ => return Err(r.err("SETITEM on a non-dict".into())),
                 }
-                stack.refresh(&mut memo);
+                stack.refresh(&r, &mut memo)?;
             }
             b'u' => {
-                let items = pop_mark(&mut stack, &r)?;
-                match stack.last_mut() {
+                let (items, depth) = pop_mark(&mut stack, &r)?;
+                match stack.last_mut(&r, depth)? {
                     Some(Value::Dict(d)) => d.extend(
                         items
                             .chunks(2)
@@ -310,19 +410,19 @@ pub(super) fn load(label: &str, data: &[u8]) -> Result<Value> {
                     Some(Value::Opaque(_)) => {}
                     _ => return Err(r.err("SETITEMS on a non-dict".into())),
                 }
-                stack.refresh(&mut memo);
+                stack.refresh(&r, &mut memo)?;
             }
             b'q' => {
                 let k = r.u8()? as u64;
-                stack.memoize(&mut memo, k);
+                stack.memoize(&r, &mut memo, k)?;
             }
             b'r' => {
                 let k = r.u32()? as u64;
-                stack.memoize(&mut memo, k);
+                stack.memoize(&r, &mut memo, k)?;
             }
             0x94 => {
                 let k = memo.len() as u64;
-                stack.memoize(&mut memo, k);
+                stack.memoize(&r, &mut memo, k)?;
             }
             b'h' | b'j' => {
                 let k = if op == b'h' {
@@ -330,11 +430,12 @@ pub(super) fn load(label: &str, data: &[u8]) -> Result<Value> {
                 } else {
                     r.u32()? as u64
                 };
-                let v = memo
+                let (v, extent) = memo
                     .get(&k)
-                    .cloned()
                     .ok_or_else(|| r.err(format!("memo key {k} missing")))?;
-                stack.push_memoized(v, vec![k]);
+                let (v, extent) = (v.clone(), *extent);
+                stack.copying(&r, extent.nodes)?;
+                stack.push_with(v, extent, vec![k]);
             }
             b'c' => {
                 let module = r.line()?;
@@ -455,5 +556,55 @@ fn reduce(r: &Reader, func: Value, args: Value) -> Result<Value> {
         },
         "collections.OrderedDict" => Ok(Value::Dict(Vec::new())),
         other => Ok(Value::Opaque(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{load, Value, MAX_DEPTH};
+
+    #[test]
+    fn a_deep_list_at_the_limit_loads() {
+        assert!(matches!(
+            load("ok.pt", &nested(MAX_DEPTH)),
+            Ok(Value::List(_))
+        ));
+    }
+
+    /// Protocol-2 pickle of lists nested `depth` deep (EMPTY_LIST x depth, APPEND x depth-1).
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut p = vec![0x80, 2];
+        p.extend(std::iter::repeat_n(b']', depth));
+        p.extend(std::iter::repeat_n(b'a', depth - 1));
+        p.push(b'.');
+        p
+    }
+
+    #[test]
+    fn deep_or_explosive_pickles_are_refused_before_they_hurt() {
+        for depth in [MAX_DEPTH + 1, 1_000_000] {
+            let err = load("deep.pt", &nested(depth)).err().unwrap().to_string();
+            assert!(
+                err.contains("deep.pt") && err.contains("nested deeper"),
+                "{err}"
+            );
+        }
+        // A list appended to itself through the memo doubles each time (BINPUT 0, BINGET 0,
+        // APPEND): refused (by size or by copies) long before memory runs out.
+        let mut p = vec![0x80, 2, b']', b'q', 0];
+        for _ in 0..MAX_DEPTH {
+            p.extend([b'h', 0, b'a', b'q', 0]);
+        }
+        p.push(b'.');
+        let err = load("memo.pt", &p).err().unwrap().to_string();
+        assert!(err.contains("memo.pt") && err.contains("memo"), "{err}");
+        // A memoized list filled one APPEND at a time is copied whole each time: bounded.
+        let mut p = vec![0x80, 2, b']', b'q', 0];
+        for _ in 0..200_000 {
+            p.extend([b'N', b'a']);
+        }
+        p.push(b'.');
+        let err = load("slow.pt", &p).err().unwrap().to_string();
+        assert!(err.contains("copied through the memo"), "{err}");
     }
 }
