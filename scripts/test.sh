@@ -38,7 +38,7 @@ web_page() {
 
 total=$SECONDS
 step "format" cargo fmt --all -- --check
-step "generated shaders" bash -c "python3 scripts/gen_matmul_sg.py | diff -u shaders/matmul_sg.wgsl -"
+step "generated shaders" python3 scripts/gen_matmul.py --check
 step "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
 step "clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown -p bitdance-web --all-targets -- -D warnings
 step "native tests" cargo test

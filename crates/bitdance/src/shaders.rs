@@ -26,8 +26,8 @@ macro_rules! shader {
 }
 
 shader!(ELEMENTWISE, "elementwise", &[&[]]);
-/// `shaders/matmul.wgsl` followed by `shaders/matmul_sg.wgsl` (the subgroup-broadcast matmul
-/// reuses its parameters, bindings and output helper).
+/// `shaders/matmul.wgsl` followed by the generated `shaders/matmul_sg.wgsl` (the
+/// subgroup-broadcast matmul reuses its parameters, bindings and helpers).
 pub static MATMUL_SG: Shader = Shader {
     name: "matmul_sg",
     source: concat!(
@@ -37,7 +37,16 @@ pub static MATMUL_SG: Shader = Shader {
     variants: crate::ops::MATMUL_SG_VARIANTS,
     subgroups: true,
 };
-shader!(MATMUL, "matmul", crate::ops::MATMUL_VARIANTS);
+/// `shaders/matmul.wgsl` followed by the generated `shaders/matmul_rb.wgsl`.
+pub static MATMUL: Shader = Shader {
+    name: "matmul",
+    source: concat!(
+        include_str!("../../../shaders/matmul.wgsl"),
+        include_str!("../../../shaders/matmul_rb.wgsl")
+    ),
+    variants: crate::ops::MATMUL_VARIANTS,
+    subgroups: false,
+};
 /// `shaders/attention.wgsl` followed by `shaders/attention_sg.wgsl` (subgroup forms of the
 /// attention kernels for CPU adapters).
 pub static ATTENTION_SG: Shader = Shader {
