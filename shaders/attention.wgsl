@@ -104,6 +104,30 @@ fn tile_of(wid: vec3<u32>, nwg: vec3<u32>, rows: u32) -> vec2<u32> {
     return vec2<u32>(w / tiles, (w % tiles) * WG);
 }
 
+// A query invocation's place: head bh of its tile of WG rows, its row i (row: clamped into
+// the head, as an index of [BH, Tq] rows), the keys it sees (0..n) and the keys its whole
+// tile needs (0..n_max, workgroup-uniform).
+struct QueryRow {
+    bh: u32,
+    i: u32,
+    row: u32,
+    n: u32,
+    n_max: u32,
+}
+
+fn query_row(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> QueryRow {
+    let tile = tile_of(wid, nwg, params.tq);
+    let ic = min(tile.y + lid, params.tq - 1u);
+    let last = min(tile.y + WG - 1u, params.tq - 1u);
+    return QueryRow(
+        tile.x,
+        tile.y + lid,
+        tile.x * params.tq + ic,
+        visible_end(params.q_offset + ic),
+        visible_end(params.q_offset + last),
+    );
+}
+
 // Forward: online softmax over keys, four at a time (one rescale per four keys).
 @compute @workgroup_size(WG)
 fn attn_fwd(
@@ -111,16 +135,15 @@ fn attn_fwd(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let tile = tile_of(wid, nwg, params.tq);
-    let bh = tile.x;
-    if bh >= params.bh {
+    let qr = query_row(wid, nwg, lid);
+    if qr.bh >= params.bh {
         return;
     }
-    let i = tile.y + lid;
-    let ic = min(i, params.tq - 1u);
-    let n = visible_end(params.q_offset + ic);
-    let n_max = visible_end(params.q_offset + min(tile.y + WG - 1u, params.tq - 1u));
-    let row = bh * params.tq + ic;
+    let bh = qr.bh;
+    let i = qr.i;
+    let row = qr.row;
+    let n = qr.n;
+    let n_max = qr.n_max;
     var q: array<vec4<f32>, D4>;
     for (var d = 0u; d < D4; d++) {
         q[d] = q_r[row * D4 + d] * params.scale;
@@ -171,16 +194,15 @@ fn attn_dq(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let tile = tile_of(wid, nwg, params.tq);
-    let bh = tile.x;
-    if bh >= params.bh {
+    let qr = query_row(wid, nwg, lid);
+    if qr.bh >= params.bh {
         return;
     }
-    let i = tile.y + lid;
-    let ic = min(i, params.tq - 1u);
-    let n = visible_end(params.q_offset + ic);
-    let n_max = visible_end(params.q_offset + min(tile.y + WG - 1u, params.tq - 1u));
-    let row = bh * params.tq + ic;
+    let bh = qr.bh;
+    let i = qr.i;
+    let row = qr.row;
+    let n = qr.n;
+    let n_max = qr.n_max;
     var q: array<vec4<f32>, D4>;
     var g: array<vec4<f32>, D4>;
     var dvec = 0.0;
