@@ -253,12 +253,13 @@ fn model_ops() {
     );
     let pos = rope_positions_raster(1, 2, 2);
     let pos_t = Tensor::from_f32(&gpu(), &[5, 2], &pos).unwrap();
+    let table = bitdance::ops::RopeTable::new(&pos_t, 2, 8).unwrap();
     let posv = cpu::widen(&pos);
     check(
         "rope_2d",
         &[&[1, 5, 2, 8]],
         &[true],
-        |t, v| t.rope_2d(v[0], &pos_t),
+        |t, v| t.rope_2d(v[0], &table),
         |x| rope_2d(&x[0], &posv, 5, 2, 8, 1.0),
     );
     let mask = AttentionMask::BlockCausal { start: 1, block: 2 };

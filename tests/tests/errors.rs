@@ -80,3 +80,26 @@ fn gpu_errors_surface_as_results_not_aborts() {
     assert!(err.to_string().contains("share storage"), "{err}");
     gpu.flush().unwrap();
 }
+
+#[test]
+fn rope_table_names_the_mismatch() {
+    let g = gpu();
+    let positions = Tensor::from_f32(&g, &[5, 2], &[0.0; 10]).unwrap();
+    let err = ops::RopeTable::new(&positions, 2, 6)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("rope_table") && err.contains("multiple of 4"),
+        "{err}"
+    );
+    let table = ops::RopeTable::new(&positions, 2, 8).unwrap();
+    let x = Tensor::zeros(&g, &[1, 4, 2, 8]).unwrap();
+    let err = table.apply(&x).err().unwrap().to_string();
+    assert!(
+        err.contains("[1, 4, 2, 8]") && err.contains("[B, 5, 2, 8]"),
+        "{err}"
+    );
+    let err = ops::rope_2d(&x, &positions).err().unwrap().to_string();
+    assert!(err.contains("positions [T, 2]"), "{err}");
+}

@@ -117,14 +117,14 @@ impl Tape {
         ))
     }
 
-    /// 2D RoPE of x [B, T, H, Dh] by token positions [T, 2] (a constant).
-    pub fn rope_2d(&self, x: Var, positions: &Tensor) -> Result<Var> {
-        let pos = positions.clone();
-        let y = ops::rope_2d(&self.value(x), &pos)?;
+    /// 2D RoPE of x [B, T, H, Dh] by the angles of `table` (a constant).
+    pub fn rope_2d(&self, x: Var, table: &ops::RopeTable) -> Result<Var> {
+        let y = table.apply(&self.value(x))?;
+        let table = table.clone();
         Ok(self.push(
             y,
             &[x],
-            Box::new(move |dy, _| Ok(vec![Some(ops::rope_2d_backward(dy, &pos)?)])),
+            Box::new(move |dy, _| Ok(vec![Some(table.apply_backward(dy)?)])),
         ))
     }
 

@@ -5,7 +5,7 @@
 
 use super::{ModelConfig, ParamVars};
 use crate::autograd::{Tape, Var};
-use crate::ops::{rope_positions_patch_raster, AttentionMask};
+use crate::ops::{rope_positions_patch_raster, AttentionMask, RopeTable};
 use crate::{Error, Result, Tensor};
 
 /// RMSNorm epsilon of the transformer.
@@ -74,6 +74,7 @@ pub fn transformer_forward(
 
     let len = c.sequence_len();
     let positions = Tensor::from_f32(gpu, &[len, 2], &sequence_positions(c)?)?;
+    let rope = RopeTable::new(&positions, 1, c.head_dim())?;
     let (heads, head_dim) = (c.n_head, c.head_dim());
     let mask = sequence_mask(c);
     for i in 0..c.n_layer {
@@ -85,7 +86,7 @@ pub fn transformer_forward(
         // q, k [B, H, T, D] rotate as B·H sequences of one head each.
         let rotated = |x: Var| -> Result<Var> {
             let x = tape.reshape(x, &[b * heads, len, 1, head_dim])?;
-            let x = tape.rope_2d(x, &positions)?;
+            let x = tape.rope_2d(x, &rope)?;
             tape.reshape(x, &[b, heads, len, head_dim])
         };
         let (q, k) = (rotated(q)?, rotated(k)?);

@@ -38,62 +38,132 @@ pub fn rope_frequencies(head_dim: usize) -> Vec<f64> {
         .collect()
 }
 
-fn rotate(x: &Tensor, positions: &Tensor, sign: f32, op: &'static str) -> Result<Tensor> {
-    x.expect_dtype(op, "x", DType::F32)?;
-    positions.expect_dtype(op, "positions", DType::F32)?;
-    let s = x.shape();
-    let bad = |detail: String| Error::Shape { op, detail };
-    if s.len() != 4 || s.contains(&0) {
-        return Err(bad(format!("x {s:?} must be [B, T, H, Dh], non-empty")));
+/// The (sin, cos) of every RoPE angle for tokens at `positions` [T, 2] and `heads` heads of
+/// `head_dim`: built once, it serves every rotation (forward and backward) of those tokens.
+#[derive(Clone)]
+pub struct RopeTable {
+    /// [T, heads * head_dim / 2, 2] (sin, cos) per token and pair.
+    table: Tensor,
+    tokens: usize,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl RopeTable {
+    /// Computes the table on the GPU (one dispatch).
+    pub fn new(positions: &Tensor, heads: usize, head_dim: usize) -> Result<Self> {
+        const OP: &str = "rope_table";
+        positions.expect_dtype(OP, "positions", DType::F32)?;
+        let bad = |detail: String| Error::Shape { op: OP, detail };
+        let t = match positions.shape() {
+            &[t, 2] if t > 0 => t,
+            s => return Err(bad(format!("positions {s:?} must be [T, 2], T > 0"))),
+        };
+        if heads == 0
+            || head_dim == 0
+            || !head_dim.is_multiple_of(4)
+            || head_dim > ROPE_MAX_HEAD_DIM
+        {
+            return Err(bad(format!(
+                "{heads} heads of dim {head_dim}: the head dim must be a non-zero multiple of 4, \
+                 at most {ROPE_MAX_HEAD_DIM}"
+            )));
+        }
+        let hp = heads * head_dim / 2;
+        let table = Tensor::empty(positions.gpu(), &[t, hp, 2], DType::F32)?;
+        let p = params(t * hp, t, hp, head_dim, 1.0);
+        let grid = grid_1d(positions, OP, t * hp)?;
+        positions
+            .gpu()
+            .dispatch(&ROPE_TABLE, &[], &[&table, positions], &p, grid)?;
+        Ok(Self {
+            table,
+            tokens: t,
+            heads,
+            head_dim,
+        })
     }
-    let (b, t, h, dh) = (s[0], s[1], s[2], s[3]);
-    if !dh.is_multiple_of(4) || dh > ROPE_MAX_HEAD_DIM {
-        return Err(bad(format!(
-            "head dim {dh} of x {s:?} must be a multiple of 4 and at most {ROPE_MAX_HEAD_DIM}"
-        )));
+
+    /// x [B, T, H, Dh] rotated by the table's angles times `sign` (+1 forward, -1 backward).
+    fn rotate(&self, x: &Tensor, sign: f32, op: &'static str) -> Result<Tensor> {
+        x.expect_dtype(op, "x", DType::F32)?;
+        let want = [self.tokens, self.heads, self.head_dim];
+        match x.shape() {
+            &[b, t, h, dh] if b > 0 && [t, h, dh] == want => {
+                let hp = h * dh / 2;
+                let quads = b * t * hp / 2;
+                let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+                let p = params(quads, t, hp, dh, sign);
+                let grid = grid_1d(x, op, quads)?;
+                x.gpu()
+                    .dispatch(&ROPE_2D, &[], &[&out, x, &self.table], &p, grid)?;
+                Ok(out)
+            }
+            s => Err(Error::Shape {
+                op,
+                detail: format!(
+                    "x {s:?} must be [B, {}, {}, {}] for this table",
+                    want[0], want[1], want[2]
+                ),
+            }),
+        }
     }
-    if positions.shape() != [t, 2] {
-        return Err(bad(format!(
-            "positions {:?} must be [{t}, 2] for x {s:?}",
-            positions.shape()
-        )));
+
+    /// Applies the rotation: x [B, T, H, Dh] -> the same shape.
+    pub fn apply(&self, x: &Tensor) -> Result<Tensor> {
+        self.rotate(x, 1.0, "rope_2d")
     }
-    let hp = h * dh / 2;
-    let quads = b * t * hp / 2;
+
+    /// Backward of `apply`: rotates dy [B, T, H, Dh] by the negative angles.
+    pub fn apply_backward(&self, dy: &Tensor) -> Result<Tensor> {
+        self.rotate(dy, -1.0, "rope_2d_backward")
+    }
+}
+
+/// Uniform words of `rope.wgsl`: n, T, pairs per token, pairs and frequencies per head, sign,
+/// padding, then the frequencies.
+fn params(n: usize, t: usize, hp: usize, head_dim: usize, sign: f32) -> Vec<u32> {
     let mut p = vec![
-        (t * hp) as u32,
+        n as u32,
         t as u32,
         hp as u32,
-        (dh / 2) as u32,
-        (dh / 4) as u32,
+        (head_dim / 2) as u32,
+        (head_dim / 4) as u32,
         sign.to_bits(),
         0,
         0,
     ];
     let mut freqs = [0u32; ROPE_MAX_HEAD_DIM / 4];
-    for (slot, f) in freqs.iter_mut().zip(rope_frequencies(dh)) {
+    for (slot, f) in freqs.iter_mut().zip(rope_frequencies(head_dim)) {
         *slot = (f as f32).to_bits();
     }
     p.extend_from_slice(&freqs);
-    let gpu = x.gpu();
-    let table = Tensor::empty(gpu, &[t, hp, 2], DType::F32)?;
-    let grid = grid_1d(x, op, t * hp)?;
-    gpu.dispatch(&ROPE_TABLE, &[], &[&table, positions], &p, grid)?;
-    p[0] = quads as u32;
-    let out = Tensor::empty(gpu, s, DType::F32)?;
-    let grid = grid_1d(x, op, quads)?;
-    gpu.dispatch(&ROPE_2D, &[], &[&out, x, &table], &p, grid)?;
-    Ok(out)
+    p
 }
 
-/// Applies 2D RoPE to x [B, T, H, Dh] with per-token positions [T, 2] = (x, y) in f32.
+/// The table for x [B, T, H, Dh] and `positions` [T, 2], checking that they agree.
+fn table_for(op: &'static str, x: &Tensor, positions: &Tensor) -> Result<RopeTable> {
+    match x.shape() {
+        &[_, t, h, dh] if positions.shape() == [t, 2] => RopeTable::new(positions, h, dh),
+        s => Err(Error::Shape {
+            op,
+            detail: format!(
+                "x {s:?} must be [B, T, H, Dh] with positions [T, 2]; positions are {:?}",
+                positions.shape()
+            ),
+        }),
+    }
+}
+
+/// Applies 2D RoPE to x [B, T, H, Dh] with per-token positions [T, 2] = (x, y) in f32 (builds
+/// the table each call; use `RopeTable` to rotate several tensors of the same tokens).
 pub fn rope_2d(x: &Tensor, positions: &Tensor) -> Result<Tensor> {
-    rotate(x, positions, 1.0, "rope_2d")
+    table_for("rope_2d", x, positions)?.apply(x)
 }
 
 /// Backward of `rope_2d`: rotates dy [B, T, H, Dh] by the negative angles.
 pub fn rope_2d_backward(dy: &Tensor, positions: &Tensor) -> Result<Tensor> {
-    rotate(dy, positions, -1.0, "rope_2d_backward")
+    table_for("rope_2d_backward", dy, positions)?.apply_backward(dy)
 }
 
 /// Positions [n_prefix + h*w, 2] (flat): zeros for the prefix tokens, then (col + 1.5, row + 1.5)
