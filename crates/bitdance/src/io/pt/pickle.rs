@@ -243,14 +243,14 @@ impl Stack {
     }
     /// Copies the (just mutated) top value to every memo key it was stored under.
     fn refresh(&mut self, r: &Reader, memo: &mut Memo) -> Result<()> {
-        let (Some(keys), Some(e)) = (self.keys.last(), self.extents.last().copied()) else {
+        let (Some(n), Some(e)) = (self.keys.last().map(Vec::len), self.extents.last().copied())
+        else {
             return Ok(());
         };
-        let keys = keys.clone();
-        self.copying(r, e.nodes * keys.len())?;
-        if let Some(v) = self.values.last() {
+        self.copying(r, e.nodes * n)?;
+        if let (Some(v), Some(keys)) = (self.values.last(), self.keys.last()) {
             for k in keys {
-                memo.insert(k, (v.clone(), e));
+                memo.insert(*k, (v.clone(), e));
             }
         }
         Ok(())
