@@ -1,4 +1,6 @@
-// Optimizer kernels: fused AdamW with a GPU-side clip factor, and the clip factor itself.
+// Optimizer kernels: fused AdamW (optionally with the EMA of the weights) with a GPU-side clip
+// factor, and the clip factor itself. VEC (1 or 4) is the element width of the AdamW entry
+// points: V is f32 or vec4<f32> and n counts V elements.
 
 struct Params {
     n: u32,
@@ -10,57 +12,57 @@ struct Params {
     bias_correction1: f32,   // 1 - beta1^t
     bias_correction2: f32,   // 1 - beta2^t
     max_norm: f32,           // clip_factor only
+    ema_decay: f32,          // adamw_ema only
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> param: array<f32>;
-@group(0) @binding(2) var<storage, read_write> m: array<f32>;
-@group(0) @binding(3) var<storage, read_write> v: array<f32>;
-@group(0) @binding(4) var<storage, read> grad: array<f32>;
+@group(0) @binding(1) var<storage, read_write> param: array<V>;
+@group(0) @binding(2) var<storage, read_write> m: array<V>;
+@group(0) @binding(3) var<storage, read_write> v: array<V>;
+@group(0) @binding(4) var<storage, read> grad: array<V>;
 @group(0) @binding(5) var<storage, read> clip: array<f32>;
-// adamw4: the same arrays as vec4s (n counts vec4s).
-@group(0) @binding(1) var<storage, read_write> param4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> m4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> v4: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> grad4: array<vec4<f32>>;
+@group(0) @binding(6) var<storage, read_write> ema: array<V>;
+// clip_factor: binding 1 as scalars (out), binding 2 the squared norm.
+@group(0) @binding(1) var<storage, read_write> clip_out: array<f32>;
+@group(0) @binding(2) var<storage, read> norm_squared: array<f32>;
 
-// One AdamW step as torch.optim.AdamW: decay first, then the bias-corrected Adam update.
-// The gradient is scaled by clip[0] (1 when not clipping).
-@compute @workgroup_size(256)
-fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * 256u;
-    if i >= params.n { return; }
+// One AdamW step of element i as torch.optim.AdamW: decay first, then the bias-corrected Adam
+// update; the gradient is scaled by clip[0] (1 when not clipping). Updates the moments and
+// returns the new parameter value.
+fn adamw_at(i: u32) -> V {
     let g = grad[i] * clip[0];
-    var p = param[i] * (1.0 - params.lr * params.weight_decay);
+    let p = param[i] * (1.0 - params.lr * params.weight_decay);
     let mi = params.beta1 * m[i] + (1.0 - params.beta1) * g;
     let vi = params.beta2 * v[i] + (1.0 - params.beta2) * g * g;
     m[i] = mi;
     v[i] = vi;
     let denom = sqrt(vi) / sqrt(params.bias_correction2) + params.eps;
-    p = p - (params.lr / params.bias_correction1) * mi / denom;
-    param[i] = p;
+    return p - (params.lr / params.bias_correction1) * mi / denom;
 }
 
-// adamw over vec4s, for parameters with a multiple of 4 elements.
 @compute @workgroup_size(256)
-fn adamw4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn adamw(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 256u;
     if i >= params.n { return; }
-    let g = grad4[i] * clip[0];
-    var p = param4[i] * (1.0 - params.lr * params.weight_decay);
-    let mi = params.beta1 * m4[i] + (1.0 - params.beta1) * g;
-    let vi = params.beta2 * v4[i] + (1.0 - params.beta2) * g * g;
-    m4[i] = mi;
-    v4[i] = vi;
-    let denom = sqrt(vi) / sqrt(params.bias_correction2) + params.eps;
-    p = p - (params.lr / params.bias_correction1) * mi / denom;
-    param4[i] = p;
+    param[i] = adamw_at(i);
 }
 
-// Clip factor from the squared global norm m[0] into param: [min(1, max_norm / (norm + 1e-6)), norm].
+// adamw, then ema = decay * ema + (1 - decay) * param with the updated parameter (one pass
+// over the weights instead of two dispatches).
+@compute @workgroup_size(256)
+fn adamw_ema(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 256u;
+    if i >= params.n { return; }
+    let p = adamw_at(i);
+    param[i] = p;
+    ema[i] = params.ema_decay * ema[i] + (1.0 - params.ema_decay) * p;
+}
+
+// Clip factor from the squared global norm norm_squared[0] into clip_out:
+// [min(1, max_norm / (norm + 1e-6)), norm].
 @compute @workgroup_size(1)
 fn clip_factor() {
-    let norm = sqrt(m[0]);
-    param[0] = min(1.0, params.max_norm / (norm + 1e-6));
-    param[1] = norm;
+    let norm = sqrt(norm_squared[0]);
+    clip_out[0] = min(1.0, params.max_norm / (norm + 1e-6));
+    clip_out[1] = norm;
 }

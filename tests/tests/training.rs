@@ -98,7 +98,7 @@ fn mlp_reaches_the_loss_threshold_with_one_submit_per_step() {
                 decay: *decay,
             })
             .collect();
-        opt.step(&pg, 1e-2).unwrap();
+        opt.step(&pg, 1e-2, None).unwrap();
         losses.push(tape.value(loss).read_f32().unwrap()[0]);
         if step == 1 {
             let after = gpu.stats();

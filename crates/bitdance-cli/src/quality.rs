@@ -156,9 +156,8 @@ fn train_classifier(
         let loss = tape.mse_loss(p, target)?;
         let used = vars.used();
         let lr = 2e-3 * (1.0 - step as f32 / steps as f32).max(0.05);
-        adamw_update(&mut opt, &tape, loss, &used, &net.params, lr, |_, shape| {
-            shape.len() > 1
-        })?;
+        let decays = |_: &str, shape: &[usize]| shape.len() > 1;
+        adamw_update(&mut opt, &tape, loss, &used, &net.params, lr, decays, None)?;
     }
     Ok(net)
 }

@@ -66,9 +66,15 @@ impl AdamW {
         }
     }
 
-    /// One update of every parameter at learning rate `lr`. Returns a [2] GPU tensor
-    /// [clip factor, global grad norm] (factor 1 without clipping) for logging.
-    pub fn step(&mut self, params: &[ParamGrad<'_>], lr: f32) -> Result<Tensor> {
+    /// One update of every parameter at learning rate `lr`, and of `ema`'s shadow of each in
+    /// the same pass (a parameter without one gets a copy of its updated value). Returns a [2]
+    /// GPU tensor [clip factor, global grad norm] (factor 1 without clipping) for logging.
+    pub fn step(
+        &mut self,
+        params: &[ParamGrad<'_>],
+        lr: f32,
+        mut ema: Option<&mut Ema>,
+    ) -> Result<Tensor> {
         let Some(first) = params.first() else {
             return Err(Error::Invalid("AdamW.step: no parameters".into()));
         };
@@ -112,7 +118,18 @@ impl AdamW {
                 },
                 step: self.step,
             };
-            ops::adamw_update(p.value, &m, &v, p.grad, &clip, &h)?;
+            let shadow = ema.as_deref().and_then(|e| e.shadows.get(p.name).cloned());
+            match (&mut ema, shadow) {
+                (Some(e), Some(shadow)) => {
+                    ops::adamw_update(p.value, &m, &v, p.grad, &clip, &h, Some((&shadow, e.decay)))?
+                }
+                (Some(e), None) => {
+                    ops::adamw_update(p.value, &m, &v, p.grad, &clip, &h, None)?;
+                    e.shadows
+                        .insert(p.name.to_string(), ops::duplicate(p.value)?);
+                }
+                (None, _) => ops::adamw_update(p.value, &m, &v, p.grad, &clip, &h, None)?,
+            }
         }
         Ok(clip)
     }

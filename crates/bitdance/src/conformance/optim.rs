@@ -6,16 +6,23 @@ use crate::reference::{adamw_ref, clip_factor_ref};
 use crate::{Result, Tensor};
 
 pub(super) async fn run(c: &mut Checker) {
-    // 1032: the vec4 kernel.
-    for (n, wd) in [(1031usize, 0.1f32), (37, 0.0), (1032, 0.1)] {
-        if let Err(e) = check_adamw(c, n, wd).await {
+    // 1032: the vec4 kernels; `true`: with the fused EMA update.
+    for (n, wd, ema) in [
+        (1031usize, 0.1f32, false),
+        (37, 0.0, true),
+        (1032, 0.1, false),
+        (1032, 0.1, true),
+    ] {
+        if let Err(e) = check_adamw(c, n, wd, ema).await {
             c.fail("adamw", format!("[{n}]"), e);
         }
     }
 }
 
-async fn check_adamw(c: &mut Checker, n: usize, wd: f32) -> Result<()> {
+async fn check_adamw(c: &mut Checker, n: usize, wd: f32, with_ema: bool) -> Result<()> {
+    const EMA_DECAY: f32 = 0.75;
     let (p, mut pv) = c.randn(&[n])?;
+    let (shadow, mut shadow_v) = c.randn(&[n])?;
     let m = Tensor::zeros(&c.gpu, &[n])?;
     let v = Tensor::zeros(&c.gpu, &[n])?;
     let (mut mv, mut vv) = (vec![0.0; n], vec![0.0; n]);
@@ -47,7 +54,8 @@ async fn check_adamw(c: &mut Checker, n: usize, wd: f32) -> Result<()> {
             weight_decay: wd,
             step,
         };
-        ops::adamw_update(&p, &m, &v, &g, &clip, &h)?;
+        let ema = with_ema.then_some((&shadow, EMA_DECAY));
+        ops::adamw_update(&p, &m, &v, &g, &clip, &h, ema)?;
         let gc: Vec<f64> = gv.iter().map(|x| x * factor).collect();
         adamw_ref(
             &mut pv,
@@ -60,6 +68,22 @@ async fn check_adamw(c: &mut Checker, n: usize, wd: f32) -> Result<()> {
             wd as f64,
             step as i32,
         );
+        if with_ema {
+            let d = EMA_DECAY as f64;
+            for (s, p) in shadow_v.iter_mut().zip(&pv) {
+                *s = d * *s + (1.0 - d) * p;
+            }
+        }
+    }
+    if with_ema {
+        c.compare(
+            "adamw + EMA shadow",
+            format!("[{n}]"),
+            Ok(shadow),
+            &shadow_v,
+            TOL,
+        )
+        .await;
     }
     c.compare(
         "adamw (3 steps, clipped)",

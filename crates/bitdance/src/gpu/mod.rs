@@ -10,7 +10,7 @@ mod recorder;
 
 pub use adapter::{AdapterSummary, GpuOptions};
 pub use context::{Gpu, GpuStats, PoisonGuard};
-pub use pipelines::{source_with_defines, Access, Kernel};
+pub use pipelines::{source_with_defines, Access, Kernel, VEC};
 pub use profile::KernelTime;
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::block_on;

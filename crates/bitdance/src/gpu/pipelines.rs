@@ -28,14 +28,32 @@ pub struct Kernel {
     pub bindings: &'static [Access],
 }
 
-/// WGSL source with the defines prepended as module-scope `const`s.
+/// The define that selects the element width of a shader written once for scalars and
+/// vec4s: `VEC` = 1 or 4 also declares `V` (f32 or vec4<f32>), `VU` (u32 or vec4<u32>) and
+/// `hsum(v: V) -> f32` (the sum of v's components).
+pub const VEC: &str = "VEC";
+
+/// WGSL source with the defines prepended as module-scope `const`s (and, for `VEC`, the
+/// element types it selects).
 pub fn source_with_defines(shader: &Shader, defines: &[(&str, u32)]) -> String {
     let mut src = String::new();
     for (name, value) in defines {
         src.push_str(&format!("const {name}: u32 = {value}u;\n"));
+        if *name == VEC {
+            src.push_str(vector_prelude(*value));
+        }
     }
     src.push_str(shader.source);
     src
+}
+
+fn vector_prelude(width: u32) -> &'static str {
+    if width == 4 {
+        "alias V = vec4<f32>;\nalias VU = vec4<u32>;\n\
+         fn hsum(v: V) -> f32 { return (v.x + v.y) + (v.z + v.w); }\n"
+    } else {
+        "alias V = f32;\nalias VU = u32;\nfn hsum(v: V) -> f32 { return v; }\n"
+    }
 }
 
 type DefineKey = Vec<(String, u32)>;

@@ -1,11 +1,13 @@
-//! Optimizer kernels: the fused AdamW update and the gradient-clipping factor.
+//! Optimizer kernels: the fused AdamW update (optionally with the weights' EMA) and the
+//! gradient-clipping factor.
 
-use crate::gpu::{Access, Kernel};
+use crate::gpu::{Access, Kernel, VEC};
 use crate::shaders::OPTIM;
 use crate::{Error, Result, Tensor};
 
-/// Define sets of `shaders/optim.wgsl` the runtime uses (validated by naga).
-pub const OPTIM_VARIANTS: &[&[(&str, u32)]] = &[&[]];
+/// Define sets of `shaders/optim.wgsl` the runtime uses (validated by naga): the element
+/// width (scalars, vec4s).
+pub const OPTIM_VARIANTS: &[&[(&str, u32)]] = &[&[(VEC, 1)], &[(VEC, 4)]];
 
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
@@ -14,15 +16,15 @@ const ADAMW: Kernel = Kernel {
     entry: "adamw",
     bindings: &[RW, RW, RW, R, R],
 };
-const ADAMW4: Kernel = Kernel {
+const ADAMW_EMA: Kernel = Kernel {
     shader: &OPTIM,
-    entry: "adamw4",
-    bindings: &[RW, RW, RW, R, R],
+    entry: "adamw_ema",
+    bindings: &[RW, RW, RW, R, R, RW],
 };
 const CLIP_FACTOR: Kernel = Kernel {
     shader: &OPTIM,
     entry: "clip_factor",
-    bindings: &[RW, RW],
+    bindings: &[RW, R],
 };
 
 /// Hyper-parameters of one AdamW update (torch.optim.AdamW semantics).
@@ -42,8 +44,10 @@ pub struct AdamWStep {
     pub step: u64,
 }
 
-/// In place: one AdamW update of `param` with moments `m`, `v`, gradient `grad * clip[0]`.
-/// All four of the same shape; `clip` is a [>=1] tensor whose element 0 scales the gradient.
+/// In place: one AdamW update of `param` with moments `m`, `v`, gradient `grad * clip[0]`,
+/// and, given `ema` = (shadow, decay), `shadow = decay * shadow + (1 - decay) * param` with the
+/// updated parameter in the same pass. All tensors but `clip` of param's shape; `clip` is a
+/// [>=1] tensor whose element 0 scales the gradient.
 pub fn adamw_update(
     param: &Tensor,
     m: &Tensor,
@@ -51,8 +55,13 @@ pub fn adamw_update(
     grad: &Tensor,
     clip: &Tensor,
     h: &AdamWStep,
+    ema: Option<(&Tensor, f32)>,
 ) -> Result<()> {
-    for (what, t) in [("m", m), ("v", v), ("grad", grad)] {
+    let shadow = ema.map(|(t, _)| ("ema", t));
+    for (what, t) in [("m", m), ("v", v), ("grad", grad)]
+        .into_iter()
+        .chain(shadow)
+    {
         if t.shape() != param.shape() {
             return Err(Error::Shape {
                 op: "adamw",
@@ -71,10 +80,12 @@ pub fn adamw_update(
     let bc1 = 1.0 - (h.beta1 as f64).powi(t);
     let bc2 = 1.0 - (h.beta2 as f64).powi(t);
     // A multiple of 4 elements updates as vec4s.
-    let (kernel, n) = match param.numel() {
-        n if n.is_multiple_of(4) => (&ADAMW4, n / 4),
-        n => (&ADAMW, n),
+    let width = if param.numel().is_multiple_of(4) {
+        4
+    } else {
+        1
     };
+    let n = param.numel() / width;
     let p = [
         n as u32,
         h.lr.to_bits(),
@@ -85,11 +96,22 @@ pub fn adamw_update(
         (bc1 as f32).to_bits(),
         (bc2 as f32).to_bits(),
         0,
+        ema.map_or(0.0, |(_, decay)| decay).to_bits(),
     ];
     let grid = super::grid_1d(param, "adamw", n)?;
-    param
-        .gpu()
-        .dispatch(kernel, &[], &[param, m, v, grad, clip], &p, grid)
+    let defines = [(VEC, width as u32)];
+    match ema {
+        Some((shadow, _)) => param.gpu().dispatch(
+            &ADAMW_EMA,
+            &defines,
+            &[param, m, v, grad, clip, shadow],
+            &p,
+            grid,
+        ),
+        None => param
+            .gpu()
+            .dispatch(&ADAMW, &defines, &[param, m, v, grad, clip], &p, grid),
+    }
 }
 
 /// From a [1] tensor holding the squared global gradient norm, a [2] tensor
@@ -103,10 +125,14 @@ pub fn clip_factor(norm_squared: &Tensor, max_norm: f32) -> Result<Tensor> {
         });
     }
     let out = Tensor::empty(norm_squared.gpu(), &[2], crate::DType::F32)?;
-    let mut p = [0u32; 9];
+    let mut p = [0u32; 10];
     p[8] = max_norm.to_bits();
-    norm_squared
-        .gpu()
-        .dispatch(&CLIP_FACTOR, &[], &[&out, norm_squared], &p, [1, 1, 1])?;
+    norm_squared.gpu().dispatch(
+        &CLIP_FACTOR,
+        &[(VEC, 1)],
+        &[&out, norm_squared],
+        &p,
+        [1, 1, 1],
+    )?;
     Ok(out)
 }

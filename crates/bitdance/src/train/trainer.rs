@@ -181,7 +181,7 @@ impl Trainer {
     }
 
     /// Backward of `loss` to the parameters `used` (name -> tape value), the AdamW update with
-    /// the decay rule, the EMA update; one readback of the loss, the grad norm and `terms`.
+    /// the decay rule and the EMA update in one pass; one readback of the loss, the grad norm and `terms`.
     async fn apply(
         &mut self,
         tape: &Tape,
@@ -198,12 +198,8 @@ impl Trainer {
             &self.params,
             lr,
             decays,
+            Some(&mut self.ema),
         )?;
-        let updated: Vec<(&str, &Tensor)> = used
-            .keys()
-            .map(|name| Ok((name.as_str(), self.params.get(name)?)))
-            .collect::<Result<_>>()?;
-        self.ema.update(updated)?;
         // One readback: [loss, clip factor, grad norm, terms...].
         let mut parts = vec![tape.value(loss), clip];
         parts.extend(terms.iter().map(|(_, v)| tape.value(*v)));

@@ -4,13 +4,14 @@ use std::collections::BTreeMap;
 
 use crate::autograd::{Tape, Var};
 use crate::model::ParamStore;
-use crate::optim::{AdamW, ParamGrad};
+use crate::optim::{AdamW, Ema, ParamGrad};
 use crate::{Error, Result, Tensor};
 
 /// Backpropagates `loss` to the parameters `used` (name -> their tape leaf; values in
 /// `params`) and applies one AdamW step at learning rate `lr`, decaying the weights for which
-/// `decay(name, shape)` holds. Every used parameter must receive a gradient. Returns the [2]
-/// GPU tensor [clip factor, global grad norm] of `AdamW::step`.
+/// `decay(name, shape)` holds, and updating `ema` in the same pass. Every used parameter must
+/// receive a gradient. Returns the [2] GPU tensor [clip factor, global grad norm] of
+/// `AdamW::step`.
 pub fn adamw_update(
     optimizer: &mut AdamW,
     tape: &Tape,
@@ -19,6 +20,7 @@ pub fn adamw_update(
     params: &ParamStore,
     lr: f32,
     decay: impl Fn(&str, &[usize]) -> bool,
+    ema: Option<&mut Ema>,
 ) -> Result<Tensor> {
     let mut grads = tape.backward(loss)?;
     let mut owned = Vec::with_capacity(used.len());
@@ -37,5 +39,5 @@ pub fn adamw_update(
             decay: decay(name, value.shape()),
         })
         .collect();
-    optimizer.step(&pg, lr)
+    optimizer.step(&pg, lr, ema)
 }
