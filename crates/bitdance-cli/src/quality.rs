@@ -157,7 +157,7 @@ fn train_classifier(
         let used = vars.used();
         let lr = 2e-3 * (1.0 - step as f32 / steps as f32).max(0.05);
         let decays = |_: &str, shape: &[usize]| shape.len() > 1;
-        adamw_update(&mut opt, &tape, loss, &used, &net.params, lr, decays, None)?;
+        adamw_update(&mut opt, &tape, loss, &used, lr, decays, None)?;
     }
     Ok(net)
 }

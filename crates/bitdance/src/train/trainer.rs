@@ -195,7 +195,6 @@ impl Trainer {
             tape,
             loss,
             &used,
-            &self.params,
             lr,
             decays,
             Some(&mut self.ema),

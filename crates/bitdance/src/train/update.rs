@@ -3,12 +3,11 @@
 use std::collections::BTreeMap;
 
 use crate::autograd::{Tape, Var};
-use crate::model::ParamStore;
 use crate::optim::{AdamW, Ema, ParamGrad};
 use crate::{Error, Result, Tensor};
 
-/// Backpropagates `loss` to the parameters `used` (name -> their tape leaf; values in
-/// `params`) and applies one AdamW step at learning rate `lr`, decaying the weights for which
+/// Backpropagates `loss` to the parameters `used` (name -> their tape leaf, which shares the
+/// parameter's storage, so the update lands in its `ParamStore`) and applies one AdamW step at learning rate `lr`, decaying the weights for which
 /// `decay(name, shape)` holds, and updating `ema` in the same pass. Every used parameter must
 /// receive a gradient. Returns the [2] GPU tensor [clip factor, global grad norm] of
 /// `AdamW::step`.
@@ -17,7 +16,6 @@ pub fn adamw_update(
     tape: &Tape,
     loss: Var,
     used: &BTreeMap<String, Var>,
-    params: &ParamStore,
     lr: f32,
     decay: impl Fn(&str, &[usize]) -> bool,
     ema: Option<&mut Ema>,
@@ -28,7 +26,7 @@ pub fn adamw_update(
         let grad = grads.take(*v).ok_or_else(|| {
             Error::Invalid(format!("training: parameter '{name}' received no gradient"))
         })?;
-        owned.push((name.as_str(), params.get(name)?, grad));
+        owned.push((name.as_str(), tape.value(*v), grad));
     }
     let pg: Vec<ParamGrad> = owned
         .iter()
