@@ -1,4 +1,7 @@
 // Element-wise kernels over flat f32 arrays. Linear id = gid.x + gid.y * nwg.x * 256.
+// VEC (1 or 4) is the element width: V is f32 or vec4<f32>, and n and m count V elements
+// (vec4s when sizes and half widths are multiples of 4: llvmpipe gathers each storage load lane
+// by lane, and a vec4 costs about what a scalar does).
 
 struct Params {
     n: u32,      // elements of the output
@@ -9,30 +12,24 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-@group(0) @binding(2) var<storage, read> a: array<f32>;
-@group(0) @binding(3) var<storage, read> b: array<f32>;
-// The *4 entry points: the same arrays as vec4s (n and m then count vec4s).
-@group(0) @binding(1) var<storage, read_write> out4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> a4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> b4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> out: array<V>;
+@group(0) @binding(2) var<storage, read> a: array<V>;
+@group(0) @binding(3) var<storage, read> b: array<V>;
+// scale_by_scalar's factor.
+@group(0) @binding(3) var<storage, read> factor: array<f32>;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
-fn sigmoid(x: f32) -> f32 {
-    return 1.0 / (1.0 + exp(-x));
-}
-
-fn sigmoid4(x: vec4<f32>) -> vec4<f32> {
+fn sigmoid(x: V) -> V {
     return 1.0 / (1.0 + exp(-x));
 }
 
 @compute @workgroup_size(256)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if i < params.n { out[i] = bitcast<f32>(params.bits); }
+    if i < params.n { out[i] = V(bitcast<f32>(params.bits)); }
 }
 
 // out = alpha * a + beta * b
@@ -118,80 +115,9 @@ fn swiglu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     }
 }
 
-// out = alpha * b[0] * a   (scaling by a GPU-resident scalar, e.g. an upstream loss gradient)
+// out = alpha * factor[0] * a   (scaling by a GPU-resident scalar, e.g. an upstream loss gradient)
 @compute @workgroup_size(256)
 fn scale_by_scalar(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if i < params.n { out[i] = params.alpha * b[0] * a[i]; }
-}
-
-// ---- vec4 forms of the kernels above, for sizes (and half widths) that are multiples of 4:
-// llvmpipe gathers each storage load lane by lane, and a vec4 costs about what a scalar does.
-
-@compute @workgroup_size(256)
-fn axpby4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i < params.n { out4[i] = params.alpha * a4[i] + params.beta * b4[i]; }
-}
-
-@compute @workgroup_size(256)
-fn axpby_inplace4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i < params.n { out4[i] = params.alpha * out4[i] + params.beta * a4[i]; }
-}
-
-@compute @workgroup_size(256)
-fn mul4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i < params.n { out4[i] = a4[i] * b4[i]; }
-}
-
-@compute @workgroup_size(256)
-fn scale4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i < params.n { out4[i] = params.alpha * a4[i]; }
-}
-
-@compute @workgroup_size(256)
-fn silu4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i < params.n { let x = a4[i]; out4[i] = x * sigmoid4(x); }
-}
-
-@compute @workgroup_size(256)
-fn silu_backward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i < params.n {
-        let x = a4[i];
-        let s = sigmoid4(x);
-        out4[i] = b4[i] * s * (1.0 + x * (1.0 - s));
-    }
-}
-
-@compute @workgroup_size(256)
-fn swiglu4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i < params.n {
-        let row = i / params.m;
-        let col = i - row * params.m;
-        let h1 = a4[row * 2u * params.m + col];
-        let h2 = a4[row * 2u * params.m + params.m + col];
-        out4[i] = h1 * sigmoid4(h1) * h2;
-    }
-}
-
-@compute @workgroup_size(256)
-fn swiglu_backward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i < params.n {
-        let row = i / params.m;
-        let j = i - row * params.m;
-        let at = row * 2u * params.m + j;
-        let h1 = a4[at];
-        let h2 = a4[at + params.m];
-        let dy = b4[i];
-        let s = sigmoid4(h1);
-        out4[at] = dy * h2 * s * (1.0 + h1 * (1.0 - s));
-        out4[at + params.m] = dy * h1 * s;
-    }
+    if i < params.n { out[i] = params.alpha * factor[0] * a[i]; }
 }

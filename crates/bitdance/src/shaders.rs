@@ -25,7 +25,7 @@ macro_rules! shader {
     };
 }
 
-shader!(ELEMENTWISE, "elementwise", &[&[]]);
+shader!(ELEMENTWISE, "elementwise", crate::ops::VEC_VARIANTS);
 /// `shaders/matmul.wgsl` followed by the generated `shaders/matmul_sg.wgsl` (the
 /// subgroup-broadcast matmul reuses its parameters, bindings and helpers).
 pub static MATMUL_SG: Shader = Shader {
@@ -82,7 +82,7 @@ shader!(ROPE, "rope", crate::ops::ROPE_VARIANTS);
 shader!(ATTENTION, "attention", crate::ops::ATTENTION_VARIANTS);
 shader!(DATA, "data", crate::ops::DATA_VARIANTS);
 shader!(LOSS, "loss", crate::ops::LOSS_VARIANTS);
-shader!(OPTIM, "optim", crate::ops::OPTIM_VARIANTS);
+shader!(OPTIM, "optim", crate::ops::VEC_VARIANTS);
 shader!(FLOW, "flow", crate::ops::FLOW_VARIANTS);
 shader!(CONV, "conv", crate::ops::CONV_VARIANTS);
 shader!(CONV_GRAD, "conv_grad", crate::ops::CONV_GRAD_VARIANTS);

@@ -44,6 +44,22 @@ async fn check_shape(c: &mut Checker, shape: &[usize]) -> crate::Result<()> {
     c.compare("axpby_inplace (EMA)", s.clone(), out, &r, TOL)
         .await;
 
+    let (factor, factorv) = c.randn(&[1])?;
+    let r: Vec<f64> = av.iter().map(|x| -1.5 * factorv[0] * x).collect();
+    c.compare(
+        "scale_by_scalar",
+        s.clone(),
+        ops::scale_by_scalar(&a, &factor, -1.5),
+        &r,
+        TOL,
+    )
+    .await;
+
+    let filled = crate::Tensor::empty(&c.gpu, shape, crate::DType::F32)?;
+    let out = ops::fill_bits(&filled, 0.375f32.to_bits()).map(|_| filled);
+    c.compare("fill", s.clone(), out, &vec![0.375; av.len()], 0.0)
+        .await;
+
     let (bias, biasv) = c.randn(&[n])?;
     c.compare(
         "add_bias",

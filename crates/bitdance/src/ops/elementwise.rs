@@ -1,7 +1,7 @@
 //! Element-wise ops: fill, a*x+b*y, mul, scale, row-broadcast add, SiLU and SwiGLU gating.
 
 use super::{grid_1d, same_shape};
-use crate::gpu::{Access, Kernel};
+use crate::gpu::{Access, Kernel, VEC};
 use crate::shaders::ELEMENTWISE;
 use crate::{DType, Error, Result, Tensor};
 
@@ -19,68 +19,57 @@ macro_rules! kernel {
 }
 kernel!(FILL, "fill", &[RW]);
 kernel!(AXPBY, "axpby", &[RW, R, R]);
-kernel!(AXPBY4, "axpby4", &[RW, R, R]);
 kernel!(AXPBY_INPLACE, "axpby_inplace", &[RW, R]);
-kernel!(AXPBY_INPLACE4, "axpby_inplace4", &[RW, R]);
 kernel!(MUL, "mul", &[RW, R, R]);
-kernel!(MUL4, "mul4", &[RW, R, R]);
 kernel!(SCALE, "scale", &[RW, R]);
-kernel!(SCALE4, "scale4", &[RW, R]);
 kernel!(ADD_BCAST, "add_bcast", &[RW, R, R]);
 kernel!(SCALE_BY_SCALAR, "scale_by_scalar", &[RW, R, R]);
 kernel!(SILU, "silu", &[RW, R]);
-kernel!(SILU4, "silu4", &[RW, R]);
 kernel!(SILU_BACKWARD, "silu_backward", &[RW, R, R]);
-kernel!(SILU_BACKWARD4, "silu_backward4", &[RW, R, R]);
 kernel!(SWIGLU, "swiglu", &[RW, R]);
-kernel!(SWIGLU4, "swiglu4", &[RW, R]);
 kernel!(SWIGLU_BACKWARD, "swiglu_backward", &[RW, R, R]);
-kernel!(SWIGLU_BACKWARD4, "swiglu_backward4", &[RW, R, R]);
 
 /// Uniform words of `elementwise.wgsl`: n, m, alpha, beta, bits.
 fn params(n: usize, m: usize, alpha: f32, beta: f32, bits: u32) -> [u32; 5] {
     [n as u32, m as u32, alpha.to_bits(), beta.to_bits(), bits]
 }
 
-/// `launch` with `kernel4` (the vec4 form) when the element count n = p[0] and the period
-/// m = p[1] are multiples of 4 (both then counted in vec4s), else with `kernel`.
-fn launch_vec(
-    [kernel, kernel4]: [&Kernel; 2],
-    out: &Tensor,
-    inputs: &[&Tensor],
-    mut p: [u32; 5],
-) -> Result<()> {
+/// `launch` over vec4s when the element count n = p[0] and the period m = p[1] are multiples
+/// of 4 (both then counted in vec4s), else over scalars.
+fn launch_vec(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], mut p: [u32; 5]) -> Result<()> {
     if p[0].is_multiple_of(4) && p[1].is_multiple_of(4) {
         p[0] /= 4;
         p[1] /= 4;
-        launch(kernel4, out, inputs, p)
+        launch(kernel, 4, out, inputs, p)
     } else {
-        launch(kernel, out, inputs, p)
+        launch(kernel, 1, out, inputs, p)
     }
 }
 
-fn launch(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], p: [u32; 5]) -> Result<()> {
+/// Dispatches `kernel` at element width `width` (1 or 4) over p[0] elements.
+fn launch(
+    kernel: &Kernel,
+    width: u32,
+    out: &Tensor,
+    inputs: &[&Tensor],
+    p: [u32; 5],
+) -> Result<()> {
     let mut all = vec![out];
     all.extend_from_slice(inputs);
     let grid = grid_1d(out, kernel.entry, p[0] as usize)?;
-    out.gpu().dispatch(kernel, &[], &all, &p, grid)
+    out.gpu().dispatch(kernel, &[(VEC, width)], &all, &p, grid)
 }
 
 /// Fills every element of `t` with the 32-bit pattern `bits` (f32 or u32).
 pub fn fill_bits(t: &Tensor, bits: u32) -> Result<()> {
-    launch(&FILL, t, &[], params(t.numel(), 0, 0.0, 0.0, bits))
+    launch_vec(&FILL, t, &[], params(t.numel(), 0, 0.0, 0.0, bits))
 }
 
 /// `alpha * a + beta * b`, same shapes.
 pub fn axpby(alpha: f32, a: &Tensor, beta: f32, b: &Tensor) -> Result<Tensor> {
     same_shape("axpby", a, b)?;
     let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
-    launch_vec(
-        [&AXPBY, &AXPBY4],
-        &out,
-        &[a, b],
-        params(a.numel(), 0, alpha, beta, 0),
-    )?;
+    launch_vec(&AXPBY, &out, &[a, b], params(a.numel(), 0, alpha, beta, 0))?;
     Ok(out)
 }
 
@@ -103,7 +92,7 @@ pub fn axpby_inplace(alpha: f32, acc: &Tensor, beta: f32, a: &Tensor) -> Result<
         ));
     }
     launch_vec(
-        [&AXPBY_INPLACE, &AXPBY_INPLACE4],
+        &AXPBY_INPLACE,
         acc,
         &[a],
         params(a.numel(), 0, alpha, beta, 0),
@@ -114,24 +103,14 @@ pub fn axpby_inplace(alpha: f32, acc: &Tensor, beta: f32, a: &Tensor) -> Result<
 pub fn mul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     same_shape("mul", a, b)?;
     let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
-    launch_vec(
-        [&MUL, &MUL4],
-        &out,
-        &[a, b],
-        params(a.numel(), 0, 0.0, 0.0, 0),
-    )?;
+    launch_vec(&MUL, &out, &[a, b], params(a.numel(), 0, 0.0, 0.0, 0))?;
     Ok(out)
 }
 
 /// `alpha * a`.
 pub fn scale(a: &Tensor, alpha: f32) -> Result<Tensor> {
     let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
-    launch_vec(
-        [&SCALE, &SCALE4],
-        &out,
-        &[a],
-        params(a.numel(), 0, alpha, 0.0, 0),
-    )?;
+    launch_vec(&SCALE, &out, &[a], params(a.numel(), 0, alpha, 0.0, 0))?;
     Ok(out)
 }
 
@@ -144,7 +123,7 @@ pub fn scale_by_scalar(a: &Tensor, s: &Tensor, alpha: f32) -> Result<Tensor> {
         });
     }
     let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
-    launch(
+    launch_vec(
         &SCALE_BY_SCALAR,
         &out,
         &[a, s],
@@ -167,7 +146,7 @@ pub fn add_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
         });
     }
     let out = Tensor::empty(a.gpu(), a.shape(), DType::F32)?;
-    launch(
+    launch_vec(
         &ADD_BCAST,
         &out,
         &[a, bias],
@@ -179,12 +158,7 @@ pub fn add_bias(a: &Tensor, bias: &Tensor) -> Result<Tensor> {
 /// `x * sigmoid(x)`.
 pub fn silu(x: &Tensor) -> Result<Tensor> {
     let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    launch_vec(
-        [&SILU, &SILU4],
-        &out,
-        &[x],
-        params(x.numel(), 0, 0.0, 0.0, 0),
-    )?;
+    launch_vec(&SILU, &out, &[x], params(x.numel(), 0, 0.0, 0.0, 0))?;
     Ok(out)
 }
 
@@ -193,7 +167,7 @@ pub fn silu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     same_shape("silu_backward", x, dy)?;
     let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     launch_vec(
-        [&SILU_BACKWARD, &SILU_BACKWARD4],
+        &SILU_BACKWARD,
         &out,
         &[x, dy],
         params(x.numel(), 0, 0.0, 0.0, 0),
@@ -218,12 +192,7 @@ pub fn swiglu(x: &Tensor) -> Result<Tensor> {
     let mut shape = x.shape().to_vec();
     *shape.last_mut().unwrap_or(&mut 0) = h;
     let out = Tensor::empty(x.gpu(), &shape, DType::F32)?;
-    launch_vec(
-        [&SWIGLU, &SWIGLU4],
-        &out,
-        &[x],
-        params(rows * h, h, 0.0, 0.0, 0),
-    )?;
+    launch_vec(&SWIGLU, &out, &[x], params(rows * h, h, 0.0, 0.0, 0))?;
     Ok(out)
 }
 
@@ -242,7 +211,7 @@ pub fn swiglu_backward(x: &Tensor, dy: &Tensor) -> Result<Tensor> {
     }
     let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     launch_vec(
-        [&SWIGLU_BACKWARD, &SWIGLU_BACKWARD4],
+        &SWIGLU_BACKWARD,
         &out,
         &[x, dy],
         params(dy.numel(), h, 0.0, 0.0, 0),

@@ -5,10 +5,6 @@ use crate::gpu::{Access, Kernel, VEC};
 use crate::shaders::OPTIM;
 use crate::{Error, Result, Tensor};
 
-/// Define sets of `shaders/optim.wgsl` the runtime uses (validated by naga): the element
-/// width (scalars, vec4s).
-pub const OPTIM_VARIANTS: &[&[(&str, u32)]] = &[&[(VEC, 1)], &[(VEC, 4)]];
-
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 const ADAMW: Kernel = Kernel {
