@@ -8,6 +8,8 @@
 // one: norm_reduce.wgsl (workgroup memory and a barrier) or norm_reduce_sg.wgsl (subgroup
 // operations, for CPU adapters whose subgroups hold a whole ROW_WG row).
 // Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
+// VEC (1 or 4) is the element width of the norm and group kernels: V is f32 or vec4<f32>
+// (vec4s when the row length or C is a multiple of 4: a quarter of the loads).
 
 struct Params {
     rows: u32,   // rows (row kernels), elements or (group, column) pairs (element kernels)
@@ -26,15 +28,15 @@ struct Params {
 @group(0) @binding(4) var<storage, read> i4: array<f32>;
 @group(0) @binding(5) var<storage, read> i5: array<f32>;
 @group(0) @binding(6) var<storage, read> i6: array<f32>;
-// The same bindings as vec4s, for the *4 group kernels (params.d and rows then count vec4s).
-@group(0) @binding(1) var<storage, read_write> o1v: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> o2v: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> o3v: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> i2v: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> i3v: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> i4v: array<vec4<f32>>;
-@group(0) @binding(5) var<storage, read> i5v: array<vec4<f32>>;
-@group(0) @binding(6) var<storage, read> i6v: array<vec4<f32>>;
+// The same bindings as V elements, for rows and [G, T, C] tensors (per-row statistics stay f32).
+@group(0) @binding(1) var<storage, read_write> o1v: array<V>;
+@group(0) @binding(2) var<storage, read_write> o2v: array<V>;
+@group(0) @binding(3) var<storage, read_write> o3v: array<V>;
+@group(0) @binding(2) var<storage, read> i2v: array<V>;
+@group(0) @binding(3) var<storage, read> i3v: array<V>;
+@group(0) @binding(4) var<storage, read> i4v: array<V>;
+@group(0) @binding(5) var<storage, read> i5v: array<V>;
+@group(0) @binding(6) var<storage, read> i6v: array<V>;
 
 fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
@@ -44,18 +46,21 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
+// The row kernels walk a row as params.d / VEC elements of V (params.d counts floats), each
+// lane striding by ROW_WG.
+
 // o1 = y [rows, d], o2 = rstd [rows]; i3 = x, i4 = w [d]
 @compute @workgroup_size(ROW_WG)
 fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
     let row = row_id(wid, nwg);
     if row >= params.rows { return; }
-    let d = params.d;
-    let base = row * d;
+    let n = params.d / VEC;
+    let base = row * n;
     var ss = 0.0;
-    for (var j = lid; j < d; j += ROW_WG) { let v = i3[base + j]; ss += v * v; }
-    let r = inverseSqrt(sum_a(lid, ss) / f32(d) + params.eps);
-    for (var j = lid; j < d; j += ROW_WG) { o1[base + j] = i3[base + j] * r * i4[j]; }
+    for (var j = lid; j < n; j += ROW_WG) { let v = i3v[base + j]; ss += hsum(v * v); }
+    let r = inverseSqrt(sum_a(lid, ss) / f32(params.d) + params.eps);
+    for (var j = lid; j < n; j += ROW_WG) { o1v[base + j] = i3v[base + j] * r * i4v[j]; }
     if lid == 0u { o2[row] = r; }
 }
 
@@ -65,16 +70,16 @@ fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
               @builtin(local_invocation_index) lid: u32) {
     let row = row_id(wid, nwg);
     if row >= params.rows { return; }
-    let d = params.d;
-    let base = row * d;
-    var s = 0.0;
-    for (var j = lid; j < d; j += ROW_WG) { s += i4[base + j]; }
-    let mean = sum_a(lid, s) / f32(d);
+    let n = params.d / VEC;
+    let base = row * n;
+    var s = V(0.0);
+    for (var j = lid; j < n; j += ROW_WG) { s += i4v[base + j]; }
+    let mean = sum_a(lid, hsum(s)) / f32(params.d);
     var ss = 0.0;
-    for (var j = lid; j < d; j += ROW_WG) { let v = i4[base + j] - mean; ss += v * v; }
-    let r = inverseSqrt(sum_b(lid, ss) / f32(d) + params.eps);
-    for (var j = lid; j < d; j += ROW_WG) {
-        o1[base + j] = (i4[base + j] - mean) * r * i5[j] + i6[j];
+    for (var j = lid; j < n; j += ROW_WG) { let v = i4v[base + j] - mean; ss += hsum(v * v); }
+    let r = inverseSqrt(sum_b(lid, ss) / f32(params.d) + params.eps);
+    for (var j = lid; j < n; j += ROW_WG) {
+        o1v[base + j] = (i4v[base + j] - mean) * r * i5v[j] + i6v[j];
     }
     if lid == 0u { o2[row] = mean; o3[row] = r; }
 }
@@ -86,15 +91,15 @@ fn rms_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
                      @builtin(local_invocation_index) lid: u32) {
     let row = row_id(wid, nwg);
     if row >= params.rows { return; }
-    let d = params.d;
-    let base = row * d;
+    let n = params.d / VEC;
+    let base = row * n;
     let r = i4[row];
     var s = 0.0;
-    for (var j = lid; j < d; j += ROW_WG) { s += i5[base + j] * i3[j] * i2[base + j] * r; }
-    let c = sum_a(lid, s) / f32(d);
-    for (var j = lid; j < d; j += ROW_WG) {
-        let xhat = i2[base + j] * r;
-        o1[base + j] = r * (i5[base + j] * i3[j] - xhat * c);
+    for (var j = lid; j < n; j += ROW_WG) { s += hsum(i5v[base + j] * i3v[j] * i2v[base + j]) * r; }
+    let c = sum_a(lid, s) / f32(params.d);
+    for (var j = lid; j < n; j += ROW_WG) {
+        let xhat = i2v[base + j] * r;
+        o1v[base + j] = r * (i5v[base + j] * i3v[j] - xhat * c);
     }
 }
 
@@ -105,95 +110,19 @@ fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
                        @builtin(local_invocation_index) lid: u32) {
     let row = row_id(wid, nwg);
     if row >= params.rows { return; }
-    let d = params.d;
-    let base = row * d;
+    let n = params.d / VEC;
+    let base = row * n;
     let mu = i4[row];
     let r = i5[row];
-    var sg = 0.0;
+    var sg = V(0.0);
     var sgx = 0.0;
-    for (var j = lid; j < d; j += ROW_WG) {
-        let g = i6[base + j] * i3[j];
-        sg += g;
-        sgx += g * (i2[base + j] - mu) * r;
-    }
-    let m = sum_ab(lid, sg, sgx) / f32(d);
-    for (var j = lid; j < d; j += ROW_WG) {
-        let xhat = (i2[base + j] - mu) * r;
-        o1[base + j] = r * (i6[base + j] * i3[j] - m.x - xhat * m.y);
-    }
-}
-
-// The four row kernels above over vec4s of the row (params.d, a multiple of 4, still counts
-// floats): a quarter of the loads, each lane striding by ROW_WG vec4s.
-
-@compute @workgroup_size(ROW_WG)
-fn rms_norm4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-             @builtin(local_invocation_index) lid: u32) {
-    let row = row_id(wid, nwg);
-    if row >= params.rows { return; }
-    let d4 = params.d / 4u;
-    let base = row * d4;
-    var ss = 0.0;
-    for (var j = lid; j < d4; j += ROW_WG) { let v = i3v[base + j]; ss += dot(v, v); }
-    let r = inverseSqrt(sum_a(lid, ss) / f32(params.d) + params.eps);
-    for (var j = lid; j < d4; j += ROW_WG) { o1v[base + j] = i3v[base + j] * r * i4v[j]; }
-    if lid == 0u { o2[row] = r; }
-}
-
-@compute @workgroup_size(ROW_WG)
-fn layer_norm4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-    let row = row_id(wid, nwg);
-    if row >= params.rows { return; }
-    let d4 = params.d / 4u;
-    let base = row * d4;
-    var s = vec4<f32>(0.0);
-    for (var j = lid; j < d4; j += ROW_WG) { s += i4v[base + j]; }
-    let mean = sum_a(lid, (s.x + s.y) + (s.z + s.w)) / f32(params.d);
-    var ss = 0.0;
-    for (var j = lid; j < d4; j += ROW_WG) { let v = i4v[base + j] - mean; ss += dot(v, v); }
-    let r = inverseSqrt(sum_b(lid, ss) / f32(params.d) + params.eps);
-    for (var j = lid; j < d4; j += ROW_WG) {
-        o1v[base + j] = (i4v[base + j] - mean) * r * i5v[j] + i6v[j];
-    }
-    if lid == 0u { o2[row] = mean; o3[row] = r; }
-}
-
-@compute @workgroup_size(ROW_WG)
-fn rms_norm_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                      @builtin(local_invocation_index) lid: u32) {
-    let row = row_id(wid, nwg);
-    if row >= params.rows { return; }
-    let d4 = params.d / 4u;
-    let base = row * d4;
-    let r = i4[row];
-    var s = 0.0;
-    for (var j = lid; j < d4; j += ROW_WG) { s += dot(i5v[base + j] * i3v[j], i2v[base + j]) * r; }
-    let c = sum_a(lid, s) / f32(params.d);
-    for (var j = lid; j < d4; j += ROW_WG) {
-        let xhat = i2v[base + j] * r;
-        o1v[base + j] = r * (i5v[base + j] * i3v[j] - xhat * c);
-    }
-}
-
-@compute @workgroup_size(ROW_WG)
-fn layer_norm_backward4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                        @builtin(local_invocation_index) lid: u32) {
-    let row = row_id(wid, nwg);
-    if row >= params.rows { return; }
-    let d4 = params.d / 4u;
-    let base = row * d4;
-    let mu = i4[row];
-    let r = i5[row];
-    var sg = vec4<f32>(0.0);
-    var sgx = 0.0;
-    for (var j = lid; j < d4; j += ROW_WG) {
+    for (var j = lid; j < n; j += ROW_WG) {
         let g = i6v[base + j] * i3v[j];
         sg += g;
-        sgx += dot(g, i2v[base + j] - mu) * r;
+        sgx += hsum(g * (i2v[base + j] - mu)) * r;
     }
-    let m = sum_ab(lid, (sg.x + sg.y) + (sg.z + sg.w), sgx) / f32(params.d);
-    for (var j = lid; j < d4; j += ROW_WG) {
+    let m = sum_ab(lid, hsum(sg), sgx) / f32(params.d);
+    for (var j = lid; j < n; j += ROW_WG) {
         let xhat = (i2v[base + j] - mu) * r;
         o1v[base + j] = r * (i6v[base + j] * i3v[j] - m.x - xhat * m.y);
     }
@@ -277,7 +206,7 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 }
 
 // Group kernels: x [G, T, C] with per-group [G, C] vectors broadcast over the T = params.aux
-// tokens; C = params.d. The *4 entry points run the same over vec4s of C (C a multiple of 4).
+// tokens; C = params.d, and params.d and params.rows count V elements.
 
 // Index in [G, C] of element i of [G, T, C].
 fn group_index(i: u32) -> u32 {
@@ -300,14 +229,6 @@ fn modulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let i = linear_id(gid, nwg);
     if i >= params.rows { return; }
     let gc = group_index(i);
-    o1[i] = i2[i] * (1.0 + i4[gc]) + i3[gc];
-}
-
-@compute @workgroup_size(256)
-fn modulate4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i >= params.rows { return; }
-    let gc = group_index(i);
     o1v[i] = i2v[i] * (1.0 + i4v[gc]) + i3v[gc];
 }
 
@@ -318,28 +239,9 @@ fn modulate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let gc = linear_id(gid, nwg);
     if gc >= params.rows { return; }
     let first = group_first(gc);
-    let a = 1.0 + i5[gc];
-    var ds = 0.0;
-    var dsc = 0.0;
-    for (var k = 0u; k < params.aux; k++) {
-        let i = first + k * params.d;
-        let g = i6[i];
-        o1[i] = g * a;
-        ds += g;
-        dsc += g * i4[i];
-    }
-    o2[gc] = ds;
-    o3[gc] = dsc;
-}
-
-@compute @workgroup_size(256)
-fn modulate_backward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let gc = linear_id(gid, nwg);
-    if gc >= params.rows { return; }
-    let first = group_first(gc);
     let a = 1.0 + i5v[gc];
-    var ds = vec4<f32>(0.0);
-    var dsc = vec4<f32>(0.0);
+    var ds = V(0.0);
+    var dsc = V(0.0);
     for (var k = 0u; k < params.aux; k++) {
         let i = first + k * params.d;
         let g = i6v[i];
@@ -357,14 +259,6 @@ fn gated_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let i = linear_id(gid, nwg);
     if i >= params.rows { return; }
     let gc = group_index(i);
-    o1[i] = i2[i] + i3[gc] * i4[i];
-}
-
-@compute @workgroup_size(256)
-fn gated_residual4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i >= params.rows { return; }
-    let gc = group_index(i);
     o1v[i] = i2v[i] + i3v[gc] * i4v[i];
 }
 
@@ -375,25 +269,8 @@ fn gated_residual_backward(@builtin(global_invocation_id) gid: vec3<u32>, @built
     let gc = linear_id(gid, nwg);
     if gc >= params.rows { return; }
     let first = group_first(gc);
-    let gate = i4[gc];
-    var dg = 0.0;
-    for (var k = 0u; k < params.aux; k++) {
-        let i = first + k * params.d;
-        let g = i6[i];
-        o1[i] = g;
-        o3[i] = g * gate;
-        dg += g * i5[i];
-    }
-    o2[gc] = dg;
-}
-
-@compute @workgroup_size(256)
-fn gated_residual_backward4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let gc = linear_id(gid, nwg);
-    if gc >= params.rows { return; }
-    let first = group_first(gc);
     let gate = i4v[gc];
-    var dg = vec4<f32>(0.0);
+    var dg = V(0.0);
     for (var k = 0u; k < params.aux; k++) {
         let i = first + k * params.d;
         let g = i6v[i];

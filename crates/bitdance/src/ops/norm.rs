@@ -7,20 +7,29 @@ mod row_stats;
 pub use row_stats::{row_stats, row_stats_backward};
 
 use super::grid_1d;
-use crate::gpu::{Access, Kernel};
+use crate::gpu::{Access, Kernel, VEC};
 use crate::shaders::{NORM, NORM_SG};
 use crate::{DType, Error, Result, Tensor};
 
-/// Define sets of `shaders/norm.wgsl` the runtime uses (validated by naga): threads per row.
-pub const NORM_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, GPU_DEFINES];
+/// Define sets of `shaders/norm.wgsl` the runtime uses (validated by naga): threads per row
+/// (CPU, GPU) times the element width.
+pub const NORM_VARIANTS: &[&[(&str, u32)]] = &[
+    &[ROW_WG_CPU_DEFINE, (VEC, 1)],
+    &[ROW_WG_CPU_DEFINE, (VEC, 4)],
+    &[ROW_WG_GPU_DEFINE, (VEC, 1)],
+    &[ROW_WG_GPU_DEFINE, (VEC, 4)],
+];
 /// Define sets of the subgroup-reduction build of `shaders/norm.wgsl` (CPU adapters only).
-pub const NORM_SG_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES];
+pub const NORM_SG_VARIANTS: &[&[(&str, u32)]] = &[
+    &[ROW_WG_CPU_DEFINE, (VEC, 1)],
+    &[ROW_WG_CPU_DEFINE, (VEC, 4)],
+];
 
 /// Threads per row on CPU adapters (llvmpipe): one SIMD vector, cheap barriers and final sums.
 const ROW_WG_CPU: u32 = 8;
-const CPU_DEFINES: &[(&str, u32)] = &[("ROW_WG", ROW_WG_CPU)];
+const ROW_WG_CPU_DEFINE: (&str, u32) = ("ROW_WG", ROW_WG_CPU);
 /// Threads per row on GPUs.
-const GPU_DEFINES: &[(&str, u32)] = &[("ROW_WG", 64)];
+const ROW_WG_GPU_DEFINE: (&str, u32) = ("ROW_WG", 64);
 
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
@@ -35,16 +44,8 @@ macro_rules! kernel {
     };
 }
 kernel!(RMS_NORM, "rms_norm", &[RW, RW, R, R]);
-kernel!(RMS_NORM4, "rms_norm4", &[RW, RW, R, R]);
 kernel!(LAYER_NORM, "layer_norm", &[RW, RW, RW, R, R, R]);
-kernel!(LAYER_NORM4, "layer_norm4", &[RW, RW, RW, R, R, R]);
 kernel!(RMS_NORM_BACKWARD, "rms_norm_backward", &[RW, R, R, R, R]);
-kernel!(RMS_NORM_BACKWARD4, "rms_norm_backward4", &[RW, R, R, R, R]);
-kernel!(
-    LAYER_NORM_BACKWARD4,
-    "layer_norm_backward4",
-    &[RW, R, R, R, R, R]
-);
 kernel!(
     LAYER_NORM_BACKWARD,
     "layer_norm_backward",
@@ -56,27 +57,15 @@ kernel!(COL_SUM, "col_sum", &[RW, R]);
 kernel!(SOFTMAX, "softmax", &[RW, R]);
 kernel!(SOFTMAX_BACKWARD, "softmax_backward", &[RW, R, R]);
 kernel!(MODULATE, "modulate", &[RW, R, R, R]);
-kernel!(MODULATE4, "modulate4", &[RW, R, R, R]);
 kernel!(
     MODULATE_BACKWARD,
     "modulate_backward",
     &[RW, RW, RW, R, R, R]
 );
-kernel!(
-    MODULATE_BACKWARD4,
-    "modulate_backward4",
-    &[RW, RW, RW, R, R, R]
-);
 kernel!(GATED_RESIDUAL, "gated_residual", &[RW, R, R, R]);
-kernel!(GATED_RESIDUAL4, "gated_residual4", &[RW, R, R, R]);
 kernel!(
     GATED_RESIDUAL_BACKWARD,
     "gated_residual_backward",
-    &[RW, RW, RW, R, R, R]
-);
-kernel!(
-    GATED_RESIDUAL_BACKWARD4,
-    "gated_residual_backward4",
     &[RW, RW, RW, R, R, R]
 );
 
@@ -129,51 +118,50 @@ fn check_same(op: &'static str, what: &str, t: &Tensor, x: &Tensor) -> Result<()
     Ok(())
 }
 
-/// One workgroup per row, as a 2D grid when rows exceed the per-dimension limit. On CPU
-/// adapters whose subgroups hold a row's 8 threads, the row sums are subgroup operations.
-fn row_dispatch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], rows: usize) -> Result<()> {
+/// One workgroup per row, as a 2D grid when rows exceed the per-dimension limit, at element
+/// width `width` (1 or 4; p[1] = d still counts floats). On CPU adapters whose subgroups hold a
+/// row's 8 threads, the row sums are subgroup operations.
+fn row_dispatch(
+    kernel: &Kernel,
+    width: u32,
+    tensors: &[&Tensor],
+    p: [u32; 5],
+    rows: usize,
+) -> Result<()> {
     let gpu = tensors[0].gpu();
     let grid = gpu.grid(kernel.entry, rows as u32)?;
+    let defines = defines(gpu, width);
     if gpu.is_cpu() && gpu.has_subgroups(ROW_WG_CPU) {
         let kernel = Kernel {
             shader: &NORM_SG,
             ..*kernel
         };
-        return gpu.dispatch(&kernel, defines(gpu), tensors, &p, grid);
+        return gpu.dispatch(&kernel, &defines, tensors, &p, grid);
     }
-    gpu.dispatch(kernel, defines(gpu), tensors, &p, grid)
+    gpu.dispatch(kernel, &defines, tensors, &p, grid)
 }
 
-/// `row_dispatch` of `kernel4` (the vec4 form) when the row length d = p[1] is a multiple of
-/// 4, else of `kernel`.
-fn row_dispatch_vec(
-    [kernel, kernel4]: [&Kernel; 2],
-    tensors: &[&Tensor],
-    p: [u32; 5],
-    rows: usize,
-) -> Result<()> {
-    let kernel = if p[1].is_multiple_of(4) {
-        kernel4
+/// `row_dispatch` over vec4s when the row length d = p[1] is a multiple of 4, else scalars.
+fn row_dispatch_vec(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], rows: usize) -> Result<()> {
+    let width = if p[1].is_multiple_of(4) { 4 } else { 1 };
+    row_dispatch(kernel, width, tensors, p, rows)
+}
+
+/// The define set of this adapter at element width `width` (one module per adapter and width
+/// serves every entry point).
+fn defines(gpu: &crate::Gpu, width: u32) -> [(&'static str, u32); 2] {
+    let row_wg = if gpu.is_cpu() {
+        ROW_WG_CPU_DEFINE
     } else {
-        kernel
+        ROW_WG_GPU_DEFINE
     };
-    row_dispatch(kernel, tensors, p, rows)
+    [row_wg, (VEC, width)]
 }
 
-/// The define set of this adapter (one module per adapter serves every entry point).
-fn defines(gpu: &crate::Gpu) -> &'static [(&'static str, u32)] {
-    if gpu.is_cpu() {
-        CPU_DEFINES
-    } else {
-        GPU_DEFINES
-    }
-}
-
-/// One thread per item (workgroups of 256).
-/// A group kernel over `items` work items with C = p[1]: its vec4 form `kernel4` when C is a
-/// multiple of 4 (items, rows and C then counted in vec4s), else `kernel`.
+/// A group kernel over `items` work items with C = p[1]: over vec4s when C is a multiple of 4
+/// (items, rows and C then counted in vec4s), else over scalars.
 fn group_dispatch(
-    [kernel, kernel4]: [&Kernel; 2],
+    kernel: &Kernel,
     tensors: &[&Tensor],
     mut p: [u32; 5],
     items: usize,
@@ -181,16 +169,27 @@ fn group_dispatch(
     if p[1].is_multiple_of(4) {
         p[0] /= 4;
         p[1] /= 4;
-        item_dispatch(kernel4, tensors, p, items / 4)
+        dispatch_items(kernel, 4, tensors, p, items / 4)
     } else {
-        item_dispatch(kernel, tensors, p, items)
+        dispatch_items(kernel, 1, tensors, p, items)
     }
 }
 
+/// One thread per item (workgroups of 256), over scalars.
 fn item_dispatch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], items: usize) -> Result<()> {
+    dispatch_items(kernel, 1, tensors, p, items)
+}
+
+fn dispatch_items(
+    kernel: &Kernel,
+    width: u32,
+    tensors: &[&Tensor],
+    p: [u32; 5],
+    items: usize,
+) -> Result<()> {
     let gpu = tensors[0].gpu();
     let grid = grid_1d(tensors[0], kernel.entry, items)?;
-    gpu.dispatch(kernel, defines(gpu), tensors, &p, grid)
+    gpu.dispatch(kernel, &defines(gpu, width), tensors, &p, grid)
 }
 
 /// `weight`, or ones of length d when absent (after checking its length).
@@ -233,7 +232,7 @@ pub fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<(Tensor
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let rstd = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
     row_dispatch_vec(
-        [&RMS_NORM, &RMS_NORM4],
+        &RMS_NORM,
         &[&y, &rstd, x, &w],
         params(rows, d, eps, 0, rows),
         rows,
@@ -256,7 +255,7 @@ pub fn rms_norm_backward(
     let w = weight_or(OP, weight, x, d, 1.0)?;
     let dx = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     row_dispatch_vec(
-        [&RMS_NORM_BACKWARD, &RMS_NORM_BACKWARD4],
+        &RMS_NORM_BACKWARD,
         &[&dx, x, &w, rstd, dy],
         params(rows, d, 0.0, 0, rows),
         rows,
@@ -299,7 +298,7 @@ pub fn layer_norm(
     let mean = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
     let rstd = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
     row_dispatch_vec(
-        [&LAYER_NORM, &LAYER_NORM4],
+        &LAYER_NORM,
         &[&y, &mean, &rstd, x, &w, &b],
         params(rows, d, eps, 0, rows),
         rows,
@@ -325,7 +324,7 @@ pub fn layer_norm_backward(
     let w = weight_or(OP, weight, x, d, 1.0)?;
     let dx = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     row_dispatch_vec(
-        [&LAYER_NORM_BACKWARD, &LAYER_NORM_BACKWARD4],
+        &LAYER_NORM_BACKWARD,
         &[&dx, x, &w, mean, rstd, dy],
         params(rows, d, 0.0, 0, rows),
         rows,
@@ -352,7 +351,7 @@ pub fn layer_norm_backward(
 pub fn softmax(x: &Tensor) -> Result<Tensor> {
     let (rows, d) = rows_of("softmax", x)?;
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    row_dispatch(&SOFTMAX, &[&y, x], params(rows, d, 0.0, 0, rows), rows)?;
+    row_dispatch(&SOFTMAX, 1, &[&y, x], params(rows, d, 0.0, 0, rows), rows)?;
     Ok(y)
 }
 
@@ -369,6 +368,7 @@ pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
     let dx = Tensor::empty(y.gpu(), y.shape(), DType::F32)?;
     row_dispatch(
         &SOFTMAX_BACKWARD,
+        1,
         &[&dx, y, dy],
         params(rows, d, 0.0, 0, rows),
         rows,
@@ -413,7 +413,7 @@ pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let n = g * t * c;
     group_dispatch(
-        [&MODULATE, &MODULATE4],
+        &MODULATE,
         &[&y, x, shift, scale],
         params(n, c, 0.0, t, 0),
         n,
@@ -436,7 +436,7 @@ pub fn modulate_backward(
     let dshift = Tensor::empty(gpu, scale.shape(), DType::F32)?;
     let dscale = Tensor::empty(gpu, scale.shape(), DType::F32)?;
     group_dispatch(
-        [&MODULATE_BACKWARD, &MODULATE_BACKWARD4],
+        &MODULATE_BACKWARD,
         &[&dx, &dshift, &dscale, x, scale, dy],
         params(g * c, c, 0.0, t, 0),
         g * c,
@@ -453,7 +453,7 @@ pub fn gated_residual(x: &Tensor, gate: &Tensor, h: &Tensor) -> Result<Tensor> {
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let n = g * t * c;
     group_dispatch(
-        [&GATED_RESIDUAL, &GATED_RESIDUAL4],
+        &GATED_RESIDUAL,
         &[&y, x, gate, h],
         params(n, c, 0.0, t, 0),
         n,
@@ -481,7 +481,7 @@ pub fn gated_residual_backward(
     let dgate = Tensor::empty(gpu, gate.shape(), DType::F32)?;
     let dh = Tensor::empty(gpu, h.shape(), DType::F32)?;
     group_dispatch(
-        [&GATED_RESIDUAL_BACKWARD, &GATED_RESIDUAL_BACKWARD4],
+        &GATED_RESIDUAL_BACKWARD,
         &[&dx, &dgate, &dh, gate, h, dy],
         params(g * c, c, 0.0, t, 0),
         g * c,

@@ -24,6 +24,7 @@ pub fn row_stats(x: &Tensor, eps: f32) -> Result<(Tensor, Tensor)> {
     let std = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
     row_dispatch(
         &ROW_STATS,
+        1,
         &[&mean, &std, x],
         params(rows, d, eps, 0, rows),
         rows,
