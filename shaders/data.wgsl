@@ -3,6 +3,9 @@
 // Every array is u32 so copies are bit-exact for f32 and u32 tensors alike (moving u32 values
 // through f32 registers could flush the denormal patterns); arithmetic kernels bitcast.
 // Linear id = gid.x + gid.y * nwg.x * 256, as in elementwise.wgsl.
+// VEC (1 or 4) is the element width of copy_region and reduce_cols: VU is u32 or vec4<u32>
+// (vec4s for runs, offsets and column counts that are multiples of 4); the other kernels move
+// single words.
 
 struct Params {
     n: u32,   // work items of the dispatch
@@ -19,15 +22,15 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<storage, read> src: array<u32>;
 @group(0) @binding(3) var<storage, read> idx: array<u32>;
-// copy_region4 moves 4 words at a time (p1 counts vec4s).
-@group(0) @binding(1) var<storage, read_write> dst4: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> src4: array<vec4<u32>>;
+// The same arrays as VU elements (the sizes and offsets of those kernels then count them).
+@group(0) @binding(1) var<storage, read_write> dstv: array<VU>;
+@group(0) @binding(2) var<storage, read> srcv: array<VU>;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
-// src viewed [outer, p3], dst viewed [outer, p5] (words, or vec4s in copy_region4):
+// src viewed [outer, p3], dst viewed [outer, p5] (VU elements):
 // dst[o, p6 + m] = src[o, p4 + m] for m < p2. n = outer * p2. Only the region is written (dst
 // may be updated in place). Returns (dst index, src index) of work item i.
 fn region_index(i: u32) -> vec2<u32> {
@@ -43,16 +46,7 @@ fn copy_region(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let i = linear_id(gid, nwg);
     if i >= params.n { return; }
     let ix = region_index(i);
-    dst[ix.x] = src[ix.y];
-}
-
-// copy_region over vec4s: for runs and offsets that are multiples of 4 words.
-@compute @workgroup_size(256)
-fn copy_region4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i >= params.n { return; }
-    let ix = region_index(i);
-    dst4[ix.x] = src4[ix.y];
+    dstv[ix.x] = srcv[ix.y];
 }
 
 // Writes all of dst viewed [outer, p5, p1]: src (viewed [outer, p2, p1]) at axis offset p6,
@@ -115,38 +109,22 @@ fn embedding_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     }
 }
 
-// Partial column sums: src viewed [p2, p1] (f32), p3 parts;
+// Partial column sums: src viewed [p2, p1] (f32, p1 counting VU elements), p3 parts;
 // dst[p4 + q * p1 + c] = scale * sum over rows r = q, q + p3, q + 2 p3, ... of f(src[r, c]),
-// f(v) = v * v when p5 == 1 else v. Consecutive threads read consecutive words. n = p3 * p1.
+// f(v) = v * v when p5 == 1 else v. Consecutive threads read consecutive elements.
+// n = p3 * p1.
 @compute @workgroup_size(256)
 fn reduce_cols(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i >= params.n { return; }
-    let cols = params.p1;
-    let c = i % cols;
-    let square = params.p5 == 1u;
-    var acc = 0.0;
-    for (var r = i / cols; r < params.p2; r += params.p3) {
-        let v = bitcast<f32>(src[r * cols + c]);
-        acc += select(v, v * v, square);
-    }
-    dst[params.p4 + i] = bitcast<u32>(params.scale * acc);
-}
-
-// reduce_cols over vec4s of columns: p1 = cols / 4, p4 in vec4s (for column counts and
-// offsets that are multiples of 4).
-@compute @workgroup_size(256)
-fn reduce_cols4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if i >= params.n { return; }
     let cols = params.p1;
     let first = i / cols;
     let c = i - first * cols;
     let square = params.p5 == 1u;
-    var acc = vec4<f32>(0.0);
+    var acc = V(0.0);
     for (var r = first; r < params.p2; r += params.p3) {
-        let v = bitcast<vec4<f32>>(src4[r * cols + c]);
+        let v = bitcast<V>(srcv[r * cols + c]);
         acc += select(v, v * v, square);
     }
-    dst4[params.p4 + i] = bitcast<vec4<u32>>(params.scale * acc);
+    dstv[params.p4 + i] = bitcast<VU>(params.scale * acc);
 }

@@ -3,7 +3,7 @@
 //! deterministic two-stage reductions (column sums, sums, means, sums of squares).
 
 use super::grid_1d;
-use crate::gpu::{Access, Kernel};
+use crate::gpu::{Access, Kernel, VEC};
 use crate::shaders::DATA;
 use crate::{DType, Error, Result, Tensor};
 
@@ -20,15 +20,13 @@ macro_rules! kernel {
     };
 }
 kernel!(COPY_REGION, "copy_region", &[RW, R]);
-kernel!(COPY_REGION4, "copy_region4", &[RW, R]);
 kernel!(PAD_REGION, "pad_region", &[RW, R]);
 kernel!(GATHER_ROWS, "gather_rows", &[RW, R, R]);
 kernel!(EMBEDDING_BACKWARD, "embedding_backward", &[RW, R, R]);
 kernel!(REDUCE_COLS, "reduce_cols", &[RW, R]);
-kernel!(REDUCE_COLS4, "reduce_cols4", &[RW, R]);
 
 /// Define sets of `shaders/data.wgsl` the runtime uses (validated by naga).
-pub const DATA_VARIANTS: &[&[(&str, u32)]] = &[&[]];
+pub const DATA_VARIANTS: &[&[(&str, u32)]] = super::VEC_VARIANTS;
 
 /// Rows one thread of a reduction stage adds up (strided, so reads stay coalesced).
 pub(crate) const REDUCE_CHUNK: usize = 256;
@@ -50,12 +48,20 @@ fn params(n: usize, p: [usize; 6], scale: f32) -> [u32; 8] {
     ]
 }
 
+/// Dispatches `kernel` over p[0] work items of single words.
 fn launch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 8]) -> Result<()> {
+    launch_width(kernel, 1, tensors, p)
+}
+
+/// Dispatches `kernel` over p[0] work items of `width` (1 or 4) words each.
+fn launch_width(kernel: &Kernel, width: u32, tensors: &[&Tensor], p: [u32; 8]) -> Result<()> {
     if p[0] == 0 {
         return Ok(());
     }
     let grid = grid_1d(tensors[0], kernel.entry, p[0] as usize)?;
-    tensors[0].gpu().dispatch(kernel, &[], tensors, &p, grid)
+    tensors[0]
+        .gpu()
+        .dispatch(kernel, &[(VEC, width)], tensors, &p, grid)
 }
 
 fn shape_err(op: &'static str, detail: String) -> Error {
@@ -90,15 +96,15 @@ fn copy_region(
     // Rows m of `inner` words are contiguous, so the region is `outer` runs of len * inner
     // words: copy those, as vec4s when every run length and offset is a multiple of 4.
     let words = [len, src_dim, src_start, dst_dim, dst_start].map(|v| v * inner);
-    let (kernel, unit) = if words.iter().all(|v| v.is_multiple_of(4)) {
-        (&COPY_REGION4, 4)
+    let unit = if words.iter().all(|v| v.is_multiple_of(4)) {
+        4
     } else {
-        (&COPY_REGION, 1)
+        1
     };
     let [len, src_dim, src_start, dst_dim, dst_start] = words.map(|v| v / unit);
     let n = outer * len;
     let p = params(n, [0, len, src_dim, src_start, dst_dim, dst_start], 1.0);
-    launch(kernel, &[dst, src], p)
+    launch_width(&COPY_REGION, unit as u32, &[dst, src], p)
 }
 
 /// Rows `start..start + len` of `x` along `axis` (any dtype); the other dims are kept.
@@ -355,10 +361,10 @@ pub(crate) fn reduce_stage(
     scale: f32,
 ) -> Result<()> {
     // Columns (and the offset) in multiples of 4 are summed as vec4s.
-    let (kernel, unit) = if cols.is_multiple_of(4) && offset.is_multiple_of(4) {
-        (&REDUCE_COLS4, 4)
+    let unit = if cols.is_multiple_of(4) && offset.is_multiple_of(4) {
+        4
     } else {
-        (&REDUCE_COLS, 1)
+        1
     };
     let (cols, offset) = (cols / unit, offset / unit);
     let p = params(
@@ -366,7 +372,7 @@ pub(crate) fn reduce_stage(
         [cols, rows, parts, offset, usize::from(square), 0],
         scale,
     );
-    launch(kernel, &[dst, x], p)
+    launch_width(&REDUCE_COLS, unit as u32, &[dst, x], p)
 }
 
 /// Column sums of x viewed [rows, cols] -> [cols], scaled by `scale` (squares first when
