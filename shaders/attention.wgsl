@@ -1,5 +1,5 @@
-// Attention over [B, H, T, D] tensors, bound as rows of D4 vec4s, and the head layout
-// permutations around it. Defines: D4 = D / 4; WG = rows (queries or keys) per workgroup.
+// Attention over [B, H, T, D] tensors, bound as rows of D4 vec4s (the head layout permutations
+// around it are in layout.wgsl). Defines: D4 = D / 4; WG = rows (queries or keys) per workgroup.
 //
 // Every mask keeps a prefix of the keys visible: query position qp sees keys 0..visible_end(qp),
 // and visible_end is non-decreasing in qp (so the queries seeing key j are a suffix too). A
@@ -21,19 +21,10 @@ struct Params {
     scale: f32,     // softmax scale applied to q.k
 }
 
-// Layout kernels: one invocation per output element.
-struct LParams {
-    n: u32,  // elements written
-    a: u32,
-    b: u32,
-    c: u32,
-    d: u32,
-}
 
 const NEG: f32 = -3.0e38;
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(0) var<uniform> lp: LParams;
 
 // Attention bindings (forward: out, lse, q, k, v; dq: dq, dvec, q, k, v, dout, lse, out;
 // dkv: dk, dv, q, k, v, dout, lse, dvec).
@@ -47,24 +38,6 @@ const NEG: f32 = -3.0e38;
 @group(0) @binding(7) var<storage, read> lse_r: array<f32>;
 @group(0) @binding(8) var<storage, read> o_r: array<vec4<f32>>;
 @group(0) @binding(8) var<storage, read> dvec_r: array<f32>;
-
-// Layout bindings (split_qkv: q, k, v, qkv; merge_qkv: dqkv, dq, dk, dv; swap12 and
-// cache_write: out, in).
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst_k: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dst_v: array<f32>;
-@group(0) @binding(4) var<storage, read> src_qkv: array<f32>;
-@group(0) @binding(2) var<storage, read> src: array<f32>;
-@group(0) @binding(3) var<storage, read> src_k: array<f32>;
-@group(0) @binding(4) var<storage, read> src_v: array<f32>;
-// The same as vec4s (the *4 entry points, used when D is a multiple of 4: lp.c = D / 4).
-@group(0) @binding(1) var<storage, read_write> dst4: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> dst4_k: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> dst4_v: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> src4_qkv: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> src4: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> src4_k: array<vec4<f32>>;
-@group(0) @binding(4) var<storage, read> src4_v: array<vec4<f32>>;
 
 // End (exclusive) of the keys visible from absolute query position qp, clamped to kv_len.
 fn visible_end(qp: u32) -> u32 {
@@ -289,119 +262,4 @@ fn attn_dkv(
             dv_w[w + d] = dv[d];
         }
     }
-}
-
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
-// Element e of a row-major [rest, b, a, c] array as (c index, a index, b index, rest index),
-// with one integer division per level (llvmpipe divides lane by lane; remainders by subtraction).
-fn unravel_cab(e: u32) -> vec4<u32> {
-    let e1 = e / lp.c;
-    let e2 = e1 / lp.a;
-    let r = e2 / lp.b;
-    return vec4<u32>(e - e1 * lp.c, e1 - e2 * lp.a, e2 - r * lp.b, r);
-}
-
-// Layout kernels: one invocation per output element (or vec4 of D in the *4 entry points,
-// where lp.c counts vec4s); each kernel's index map is shared by its two entry points.
-
-// qkv [B, T, 3, H, D] -> q, k, v [B, H, T, D]; a = T, b = H, c = D. Index in qkv of q's
-// element e (k's and v's are H * D and 2 H * D further).
-fn split_qkv_source(e: u32) -> u32 {
-    let i = unravel_cab(e);
-    let hd = lp.b * lp.c;
-    return (i.w * lp.a + i.y) * 3u * hd + i.z * lp.c + i.x;
-}
-
-@compute @workgroup_size(256)
-fn split_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = linear_id(gid, nwg);
-    if e >= lp.n {
-        return;
-    }
-    let s = split_qkv_source(e);
-    let hd = lp.b * lp.c;
-    dst[e] = src_qkv[s];
-    dst_k[e] = src_qkv[s + hd];
-    dst_v[e] = src_qkv[s + 2u * hd];
-}
-
-@compute @workgroup_size(256)
-fn split_qkv4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = linear_id(gid, nwg);
-    if e >= lp.n {
-        return;
-    }
-    let s = split_qkv_source(e);
-    let hd = lp.b * lp.c;
-    dst4[e] = src4_qkv[s];
-    dst4_k[e] = src4_qkv[s + hd];
-    dst4_v[e] = src4_qkv[s + 2u * hd];
-}
-
-// dq, dk, dv [B, H, T, D] -> dqkv [B, T, 3, H, D]; a = T, b = H, c = D: split_qkv backwards,
-// one invocation per element of dq (lp.n = B * H * T * D) writing its three places.
-@compute @workgroup_size(256)
-fn merge_qkv(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = linear_id(gid, nwg);
-    if e >= lp.n {
-        return;
-    }
-    let s = split_qkv_source(e);
-    let hd = lp.b * lp.c;
-    dst[s] = src[e];
-    dst[s + hd] = src_k[e];
-    dst[s + 2u * hd] = src_v[e];
-}
-
-@compute @workgroup_size(256)
-fn merge_qkv4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = linear_id(gid, nwg);
-    if e >= lp.n {
-        return;
-    }
-    let s = split_qkv_source(e);
-    let hd = lp.b * lp.c;
-    dst4[s] = src4[e];
-    dst4[s + hd] = src4_k[e];
-    dst4[s + 2u * hd] = src4_v[e];
-}
-
-// in [B, N1, N2, D] -> out [B, N2, N1, D]; a = N1, b = N2, c = D. Index in `in` of out's e.
-fn swap12_source(e: u32) -> u32 {
-    let i = unravel_cab(e);
-    return ((i.w * lp.a + i.y) * lp.b + i.z) * lp.c + i.x;
-}
-
-@compute @workgroup_size(256)
-fn swap12(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = linear_id(gid, nwg);
-    if e >= lp.n {
-        return;
-    }
-    dst[e] = src[swap12_source(e)];
-}
-
-@compute @workgroup_size(256)
-fn swap12_4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = linear_id(gid, nwg);
-    if e >= lp.n {
-        return;
-    }
-    dst4[e] = src4[swap12_source(e)];
-}
-
-// cache [BH, Tcap, D] rows at..at+Tn <- new [BH, Tn, D]; a = Tn, b = Tcap, c = D, d = at.
-@compute @workgroup_size(256)
-fn cache_write(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = linear_id(gid, nwg);
-    if e >= lp.n {
-        return;
-    }
-    let dd = e % lp.c;
-    let t = (e / lp.c) % lp.a;
-    let bh = e / (lp.c * lp.a);
-    dst[(bh * lp.b + lp.d + t) * lp.c + dd] = src[e];
 }

@@ -80,6 +80,7 @@ pub static NORM_SG: Shader = Shader {
 };
 shader!(ROPE, "rope", crate::ops::ROPE_VARIANTS);
 shader!(ATTENTION, "attention", crate::ops::ATTENTION_VARIANTS);
+shader!(LAYOUT, "layout", crate::ops::VEC_VARIANTS);
 shader!(DATA, "data", crate::ops::DATA_VARIANTS);
 shader!(LOSS, "loss", crate::ops::LOSS_VARIANTS);
 shader!(OPTIM, "optim", crate::ops::VEC_VARIANTS);
@@ -98,6 +99,7 @@ pub fn all() -> Vec<&'static Shader> {
         &ROPE,
         &ATTENTION,
         &ATTENTION_SG,
+        &LAYOUT,
         &DATA,
         &LOSS,
         &OPTIM,
