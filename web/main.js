@@ -39,11 +39,12 @@ function showAdapter(a, fallbackName) {
 function showRow(r) {
   const tr = document.createElement('tr');
   if (!r.passed) tr.className = 'fail';
-  const err = r.rel_error !== null ? r.rel_error.toExponential(2) : r.error ? '—' : 'NaN';
+  const err = r.rel_error !== null ? r.rel_error.toExponential(2) : r.error || r.skipped ? '—' : 'NaN';
   const tol = r.tolerance === null ? '' : r.tolerance.toExponential(0);
+  const status = r.skipped ? `skipped: ${r.skipped}` : r.passed ? 'ok' : `FAIL${r.error ? ': ' + r.error : ''}`;
   tr.append(
     cell(r.family), cell(r.op), cell(r.shapes), cell(err, 'num'), cell(tol, 'num'),
-    cell(r.passed ? 'ok' : `FAIL${r.error ? ': ' + r.error : ''}`, r.passed ? 'ok' : 'fail'),
+    cell(status, r.passed ? 'ok' : 'fail'),
   );
   $('conformance').tBodies[0].append(tr);
 }

@@ -241,7 +241,9 @@ fn table_row(ui: &mut egui::Ui, family: &str, r: &CheckResult) {
     } else {
         format!("{:.0e}", r.tolerance)
     });
-    if r.passed() {
+    if let Some(why) = &r.skipped {
+        ui.label(format!("skipped: {why}"));
+    } else if r.passed() {
         ui.label(RichText::new("ok").color(OK));
     } else {
         let why = r
@@ -262,6 +264,7 @@ fn no_check() -> CheckResult {
         rel_error: f64::NAN,
         tolerance: f64::NAN,
         error: Some("ran no check".into()),
+        skipped: None,
     }
 }
 

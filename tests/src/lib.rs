@@ -27,7 +27,7 @@ pub fn assert_family(name: &str) {
             r.op,
             r.shapes,
             r.rel_error,
-            if r.passed() { "ok" } else { "FAIL" }
+            r.status()
         );
     }
     assert!(

@@ -92,7 +92,9 @@ fn profiling_times_each_kernel_variant_then_stops() {
     assert_eq!(calls, dispatches, "{profile:?}");
     assert!(
         // Labelled with its defines: 15 elements run the scalar form.
-        profile.iter().any(|k| k.kernel == "silu[VEC1]" && k.calls == 1),
+        profile
+            .iter()
+            .any(|k| k.kernel == "silu[VEC1]" && k.calls == 1),
         "{profile:?}"
     );
     assert!(

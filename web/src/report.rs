@@ -35,6 +35,7 @@ fn row(family: &str, r: &CheckResult) -> Value {
         "rel_error": r.rel_error,
         "tolerance": r.tolerance,
         "error": r.error,
+        "skipped": r.skipped,
         "passed": r.passed(),
     })
 }

@@ -60,7 +60,11 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         "op", "shapes", "max rel err", "tolerance"
     );
     for r in &rows {
-        let status = if r.passed() { "pass" } else { "FAIL" };
+        let status = match &r.skipped {
+            Some(why) => format!("skipped: {why}"),
+            None if r.passed() => "pass".into(),
+            None => "FAIL".into(),
+        };
         println!(
             "{:<34} {:<34} {:>12.2e} {:>9.0e}  {status}",
             r.op, r.shapes, r.rel_error, r.tolerance
@@ -70,10 +74,12 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let failed = rows.iter().filter(|r| !r.passed()).count();
+    let skipped = rows.iter().filter(|r| r.skipped.is_some()).count();
     println!(
-        "\n{} passed, {} failed ({} checks in {:.1} s on {})",
-        rows.len() - failed,
+        "\n{} passed, {} failed, {} skipped ({} checks in {:.1} s on {})",
+        rows.len() - failed - skipped,
         failed,
+        skipped,
         rows.len(),
         start.elapsed().as_secs_f64(),
         a.name

@@ -42,6 +42,7 @@ pub(super) async fn compare_u32(
                 rel_error: wrong / expected.len().max(1) as f64,
                 tolerance: 0.0,
                 error: None,
+                skipped: None,
             });
         }
         Err(e) => c.fail(op, shapes, e),
@@ -90,6 +91,7 @@ async fn gathers(c: &mut Checker) -> Result<()> {
                 rel_error: if named { 0.0 } else { 1.0 },
                 tolerance: 0.0,
                 error: None,
+                skipped: None,
             });
         }
     }

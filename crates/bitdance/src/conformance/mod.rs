@@ -38,12 +38,35 @@ pub struct CheckResult {
     pub tolerance: f64,
     /// Set when the op itself returned an error.
     pub error: Option<String>,
+    /// Set when the check could not run on this adapter, with the reason (not a failure).
+    pub skipped: Option<String>,
 }
 
 impl CheckResult {
-    /// Whether the check passed.
+    /// A row for a check this adapter cannot run (e.g. a kernel form that needs subgroups).
+    pub fn skipped(op: &str, shapes: String, reason: String) -> Self {
+        Self {
+            op: op.into(),
+            shapes,
+            rel_error: f64::NAN,
+            tolerance: f64::NAN,
+            error: None,
+            skipped: Some(reason),
+        }
+    }
+
+    /// Whether the check passed (a skipped check did not fail).
     pub fn passed(&self) -> bool {
-        self.error.is_none() && self.rel_error <= self.tolerance
+        self.skipped.is_some() || (self.error.is_none() && self.rel_error <= self.tolerance)
+    }
+
+    /// "ok", "FAIL" or "skipped: <reason>", for tables.
+    pub fn status(&self) -> String {
+        match &self.skipped {
+            Some(why) => format!("skipped: {why}"),
+            None if self.passed() => "ok".into(),
+            None => "FAIL".into(),
+        }
     }
 }
 
@@ -104,6 +127,7 @@ impl Checker {
                     rel_error: relative_error(&v, reference),
                     tolerance,
                     error: None,
+                    skipped: None,
                 },
                 Err(e) => Self::failed(op, shapes, tolerance, e),
             },
@@ -124,6 +148,7 @@ impl Checker {
             rel_error: f64::NAN,
             tolerance,
             error: Some(e.to_string()),
+            skipped: None,
         }
     }
 }

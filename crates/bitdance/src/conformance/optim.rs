@@ -45,6 +45,7 @@ async fn check_adamw(c: &mut Checker, n: usize, wd: f32, with_ema: bool) -> Resu
             rel_error: ((got[0] as f64 - factor) / factor).abs(),
             tolerance: TOL,
             error: None,
+            skipped: None,
         });
         let h = AdamWStep {
             lr: 1e-2,
