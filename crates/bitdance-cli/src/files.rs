@@ -31,7 +31,14 @@ pub fn read_text(path: impl AsRef<Path>) -> anyhow::Result<String> {
 /// a crash or a full disk never leaves a truncated file where the old one was.
 pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write;
-    let path = path.as_ref();
+    write_atomic_with(path.as_ref(), |f| f.write_all(bytes))
+}
+
+/// `write_atomic` with the file's contents written by `write` (tests inject failures here).
+fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -46,7 +53,7 @@ pub fn write_atomic(path: impl AsRef<Path>, bytes: &[u8]) -> anyhow::Result<()> 
     ));
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        write(&mut f)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -72,6 +79,31 @@ mod tests {
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         let err = write_atomic(dir.join("missing/out.bin"), b"x").unwrap_err();
         assert!(format!("{err:#}").contains("missing/out.bin"), "{err:#}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_full_disk_keeps_the_previous_file_and_names_the_cause() {
+        use std::io::Write;
+        let dir = std::env::temp_dir().join(format!("bitdance-full-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("checkpoint.safetensors");
+        write_atomic(&path, b"last good checkpoint").unwrap();
+        // Half the bytes land, then the device is full (ENOSPC), as on a real full disk.
+        let err = write_atomic_with(&path, |f| {
+            f.write_all(b"half of the new one")?;
+            Err(std::io::Error::from_raw_os_error(28))
+        })
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("checkpoint.safetensors"), "{msg}");
+        assert!(msg.contains("No space left on device"), "{msg}");
+        assert_eq!(std::fs::read(&path).unwrap(), b"last good checkpoint");
+        assert_eq!(
+            std::fs::read_dir(&dir).unwrap().count(),
+            1,
+            "no temporary left"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
