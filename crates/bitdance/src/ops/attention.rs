@@ -28,18 +28,11 @@ fn default_wg(gpu: &crate::Gpu) -> u32 {
 /// Largest head dimension the attention kernels take.
 pub const MAX_HEAD_DIM: usize = 128;
 
-macro_rules! kernel {
-    ($name:ident, $entry:literal, $bindings:expr) => {
-        const $name: Kernel = Kernel {
-            shader: &ATTENTION,
-            entry: $entry,
-            bindings: $bindings,
-        };
-    };
+kernels! { ATTENTION;
+    FWD = "attn_fwd" &[RW, RW, R, R, R];
+    DQ = "attn_dq" &[RW, RW, R, R, R, R, R, R];
+    DKV = "attn_dkv" &[RW, RW, R, R, R, R, R, R];
 }
-kernel!(FWD, "attn_fwd", &[RW, RW, R, R, R]);
-kernel!(DQ, "attn_dq", &[RW, RW, R, R, R, R, R, R]);
-kernel!(DKV, "attn_dkv", &[RW, RW, R, R, R, R, R, R]);
 
 /// The subgroup form of an attention kernel (`attention_sg.wgsl`).
 const fn subgroup_form(kernel: Kernel, entry: &'static str) -> Kernel {

@@ -2,7 +2,7 @@
 //! padding, GroupNorm and DCR depth-to-space.
 
 use super::grid_1d;
-use crate::gpu::{Access, Kernel};
+use crate::gpu::Access;
 use crate::shaders::CONV;
 use crate::{DType, Error, Result, Tensor};
 
@@ -20,36 +20,14 @@ const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64), ("G
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-const CONV2D: Kernel = Kernel {
-    shader: &CONV,
-    entry: "conv2d",
-    bindings: &[RW, R, R, R],
-};
-const CONV2D_RB: Kernel = Kernel {
-    shader: &CONV,
-    entry: "conv2d_rb",
-    bindings: &[RW, R, R, R],
-};
-const CONV_PACK_X: Kernel = Kernel {
-    shader: &CONV,
-    entry: "conv_pack_x",
-    bindings: &[RW, R],
-};
-const CONV_PACK_W: Kernel = Kernel {
-    shader: &CONV,
-    entry: "conv_pack_w",
-    bindings: &[RW, R],
-};
-const GROUP_NORM: Kernel = Kernel {
-    shader: &CONV,
-    entry: "group_norm",
-    bindings: &[RW, R, R, R],
-};
-const DEPTH_TO_SPACE: Kernel = Kernel {
-    shader: &CONV,
-    entry: "depth_to_space",
-    bindings: &[RW, R],
-};
+kernels! { CONV;
+    CONV2D = "conv2d" &[RW, R, R, R];
+    CONV2D_RB = "conv2d_rb" &[RW, R, R, R];
+    CONV_PACK_X = "conv_pack_x" &[RW, R];
+    CONV_PACK_W = "conv_pack_w" &[RW, R];
+    GROUP_NORM = "group_norm" &[RW, R, R, R];
+    DEPTH_TO_SPACE = "depth_to_space" &[RW, R];
+}
 
 /// Which kernels and define set to use: the adapter's own, or the GPU (portable) ones anywhere,
 /// so conformance also covers the GPU path on CPU adapters.

@@ -13,31 +13,13 @@ pub const CONV_GRAD_VARIANTS: &[&[(&str, u32)]] = &[&[]];
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-const IM2COL: Kernel = Kernel {
-    shader: &CONV_GRAD,
-    entry: "im2col",
-    bindings: &[RW, R],
-};
-const COL2IM: Kernel = Kernel {
-    shader: &CONV_GRAD,
-    entry: "col2im",
-    bindings: &[RW, R],
-};
-const SPACE_TO_DEPTH: Kernel = Kernel {
-    shader: &CONV_GRAD,
-    entry: "space_to_depth",
-    bindings: &[RW, R],
-};
-const ROW_AFFINE: Kernel = Kernel {
-    shader: &CONV_GRAD,
-    entry: "row_affine",
-    bindings: &[RW, R, R, R],
-};
-const ROW_AFFINE_BACKWARD: Kernel = Kernel {
-    shader: &CONV_GRAD,
-    entry: "row_affine_backward",
-    bindings: &[RW, RW, RW, R, R, R],
-};
+kernels! { CONV_GRAD;
+    IM2COL = "im2col" &[RW, R];
+    COL2IM = "col2im" &[RW, R];
+    SPACE_TO_DEPTH = "space_to_depth" &[RW, R];
+    ROW_AFFINE = "row_affine" &[RW, R, R, R];
+    ROW_AFFINE_BACKWARD = "row_affine_backward" &[RW, RW, RW, R, R, R];
+}
 
 /// Uniform words of `conv_grad.wgsl`.
 #[derive(Default)]

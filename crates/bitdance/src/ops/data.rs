@@ -10,20 +10,13 @@ use crate::{DType, Error, Result, Tensor};
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-macro_rules! kernel {
-    ($name:ident, $entry:literal, $bindings:expr) => {
-        const $name: Kernel = Kernel {
-            shader: &DATA,
-            entry: $entry,
-            bindings: $bindings,
-        };
-    };
+kernels! { DATA;
+    COPY_REGION = "copy_region" &[RW, R];
+    PAD_REGION = "pad_region" &[RW, R];
+    GATHER_ROWS = "gather_rows" &[RW, R, R];
+    EMBEDDING_BACKWARD = "embedding_backward" &[RW, R, R];
+    REDUCE_COLS = "reduce_cols" &[RW, R];
 }
-kernel!(COPY_REGION, "copy_region", &[RW, R]);
-kernel!(PAD_REGION, "pad_region", &[RW, R]);
-kernel!(GATHER_ROWS, "gather_rows", &[RW, R, R]);
-kernel!(EMBEDDING_BACKWARD, "embedding_backward", &[RW, R, R]);
-kernel!(REDUCE_COLS, "reduce_cols", &[RW, R]);
 
 /// Define sets of `shaders/data.wgsl` the runtime uses (validated by naga).
 pub const DATA_VARIANTS: &[&[(&str, u32)]] = super::VEC_VARIANTS;

@@ -8,26 +8,19 @@ use crate::{DType, Error, Result, Tensor};
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-macro_rules! kernel {
-    ($name:ident, $entry:literal, $bindings:expr) => {
-        const $name: Kernel = Kernel {
-            shader: &ELEMENTWISE,
-            entry: $entry,
-            bindings: $bindings,
-        };
-    };
+kernels! { ELEMENTWISE;
+    FILL = "fill" &[RW];
+    AXPBY = "axpby" &[RW, R, R];
+    AXPBY_INPLACE = "axpby_inplace" &[RW, R];
+    MUL = "mul" &[RW, R, R];
+    SCALE = "scale" &[RW, R];
+    ADD_BCAST = "add_bcast" &[RW, R, R];
+    SCALE_BY_SCALAR = "scale_by_scalar" &[RW, R, R];
+    SILU = "silu" &[RW, R];
+    SILU_BACKWARD = "silu_backward" &[RW, R, R];
+    SWIGLU = "swiglu" &[RW, R];
+    SWIGLU_BACKWARD = "swiglu_backward" &[RW, R, R];
 }
-kernel!(FILL, "fill", &[RW]);
-kernel!(AXPBY, "axpby", &[RW, R, R]);
-kernel!(AXPBY_INPLACE, "axpby_inplace", &[RW, R]);
-kernel!(MUL, "mul", &[RW, R, R]);
-kernel!(SCALE, "scale", &[RW, R]);
-kernel!(ADD_BCAST, "add_bcast", &[RW, R, R]);
-kernel!(SCALE_BY_SCALAR, "scale_by_scalar", &[RW, R, R]);
-kernel!(SILU, "silu", &[RW, R]);
-kernel!(SILU_BACKWARD, "silu_backward", &[RW, R, R]);
-kernel!(SWIGLU, "swiglu", &[RW, R]);
-kernel!(SWIGLU_BACKWARD, "swiglu_backward", &[RW, R, R]);
 
 /// Uniform words of `elementwise.wgsl`: n, m, alpha, beta, bits.
 fn params(n: usize, m: usize, alpha: f32, beta: f32, bits: u32) -> [u32; 5] {

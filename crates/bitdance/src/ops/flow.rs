@@ -1,17 +1,15 @@
 //! The fused sampling update of the binary diffusion head (Euler-Maruyama with CFG).
 
-use crate::gpu::{Access, Kernel};
+use crate::gpu::Access;
 use crate::shaders::FLOW;
 use crate::{Error, Result, Tensor};
 
 /// Define sets of `shaders/flow.wgsl` the runtime uses (validated by naga).
 pub const FLOW_VARIANTS: &[&[(&str, u32)]] = &[&[]];
 
-const STEP: Kernel = Kernel {
-    shader: &FLOW,
-    entry: "flow_step",
-    bindings: &[Access::ReadWrite, Access::Read, Access::Read],
-};
+kernels! { FLOW;
+    STEP = "flow_step" &[Access::ReadWrite, Access::Read, Access::Read];
+}
 
 /// One sampler step, in place on `x` [n]: v = (pred - x) / max(1 - t, 0.05), guided as
 /// v_u + cfg (v_c - v_u) when `pred` holds [cond; uncond] rows (2n values); then

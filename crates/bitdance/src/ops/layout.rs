@@ -9,19 +9,12 @@ use crate::{DType, Error, Result, Tensor};
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-macro_rules! kernel {
-    ($name:ident, $entry:literal, $bindings:expr) => {
-        const $name: Kernel = Kernel {
-            shader: &LAYOUT,
-            entry: $entry,
-            bindings: $bindings,
-        };
-    };
+kernels! { LAYOUT;
+    SPLIT_QKV = "split_qkv" &[RW, RW, RW, R];
+    MERGE_QKV = "merge_qkv" &[RW, R, R, R];
+    SWAP12 = "swap12" &[RW, R];
+    CACHE_WRITE = "cache_write" &[RW, R];
 }
-kernel!(SPLIT_QKV, "split_qkv", &[RW, RW, RW, R]);
-kernel!(MERGE_QKV, "merge_qkv", &[RW, R, R, R]);
-kernel!(SWAP12, "swap12", &[RW, R]);
-kernel!(CACHE_WRITE, "cache_write", &[RW, R]);
 
 /// A layout kernel over n elements whose innermost dim is words[2] = D: moved as vec4s when D
 /// is a multiple of 4 (n and D then counted in vec4s), else element by element.

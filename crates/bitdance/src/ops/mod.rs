@@ -1,6 +1,20 @@
 //! GPU ops: each family's launchers (forward and backward) over its WGSL entry points.
 //! CPU f64 references live in `crate::reference`, conformance checks in `crate::conformance`.
 
+/// Declares one `const NAME: Kernel` per entry point of `shader`:
+/// `kernels! { SHADER; NAME = "entry" &[bindings]; ... }`.
+macro_rules! kernels {
+    ($shader:expr; $($name:ident = $entry:literal $bindings:expr;)+) => {
+        $(
+            const $name: $crate::gpu::Kernel = $crate::gpu::Kernel {
+                shader: &$shader,
+                entry: $entry,
+                bindings: $bindings,
+            };
+        )+
+    };
+}
+
 pub mod attention;
 pub mod conv;
 mod conv_grad;

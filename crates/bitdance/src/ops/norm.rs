@@ -34,40 +34,21 @@ const ROW_WG_GPU_DEFINE: (&str, u32) = ("ROW_WG", 64);
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-macro_rules! kernel {
-    ($name:ident, $entry:literal, $bindings:expr) => {
-        const $name: Kernel = Kernel {
-            shader: &NORM,
-            entry: $entry,
-            bindings: $bindings,
-        };
-    };
+kernels! { NORM;
+    RMS_NORM = "rms_norm" &[RW, RW, R, R];
+    LAYER_NORM = "layer_norm" &[RW, RW, RW, R, R, R];
+    RMS_NORM_BACKWARD = "rms_norm_backward" &[RW, R, R, R, R];
+    LAYER_NORM_BACKWARD = "layer_norm_backward" &[RW, R, R, R, R, R];
+    RMS_PARAM_GRAD = "rms_param_grad" &[RW, R, R, R];
+    LN_PARAM_GRAD = "ln_param_grad" &[RW, RW, R, R, R, R];
+    COL_SUM = "col_sum" &[RW, R];
+    SOFTMAX = "softmax" &[RW, R];
+    SOFTMAX_BACKWARD = "softmax_backward" &[RW, R, R];
+    MODULATE = "modulate" &[RW, R, R, R];
+    MODULATE_BACKWARD = "modulate_backward" &[RW, RW, RW, R, R, R];
+    GATED_RESIDUAL = "gated_residual" &[RW, R, R, R];
+    GATED_RESIDUAL_BACKWARD = "gated_residual_backward" &[RW, RW, RW, R, R, R];
 }
-kernel!(RMS_NORM, "rms_norm", &[RW, RW, R, R]);
-kernel!(LAYER_NORM, "layer_norm", &[RW, RW, RW, R, R, R]);
-kernel!(RMS_NORM_BACKWARD, "rms_norm_backward", &[RW, R, R, R, R]);
-kernel!(
-    LAYER_NORM_BACKWARD,
-    "layer_norm_backward",
-    &[RW, R, R, R, R, R]
-);
-kernel!(RMS_PARAM_GRAD, "rms_param_grad", &[RW, R, R, R]);
-kernel!(LN_PARAM_GRAD, "ln_param_grad", &[RW, RW, R, R, R, R]);
-kernel!(COL_SUM, "col_sum", &[RW, R]);
-kernel!(SOFTMAX, "softmax", &[RW, R]);
-kernel!(SOFTMAX_BACKWARD, "softmax_backward", &[RW, R, R]);
-kernel!(MODULATE, "modulate", &[RW, R, R, R]);
-kernel!(
-    MODULATE_BACKWARD,
-    "modulate_backward",
-    &[RW, RW, RW, R, R, R]
-);
-kernel!(GATED_RESIDUAL, "gated_residual", &[RW, R, R, R]);
-kernel!(
-    GATED_RESIDUAL_BACKWARD,
-    "gated_residual_backward",
-    &[RW, RW, RW, R, R, R]
-);
 
 /// Uniform words of `norm.wgsl`: rows (or threads), d, eps, aux, total.
 fn params(rows: usize, d: usize, eps: f32, aux: usize, total: usize) -> [u32; 5] {

@@ -1,27 +1,17 @@
 //! Optimizer kernels: the fused AdamW update (optionally with the weights' EMA) and the
 //! gradient-clipping factor.
 
-use crate::gpu::{Access, Kernel, VEC};
+use crate::gpu::{Access, VEC};
 use crate::shaders::OPTIM;
 use crate::{Error, Result, Tensor};
 
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
-const ADAMW: Kernel = Kernel {
-    shader: &OPTIM,
-    entry: "adamw",
-    bindings: &[RW, RW, RW, R, R],
-};
-const ADAMW_EMA: Kernel = Kernel {
-    shader: &OPTIM,
-    entry: "adamw_ema",
-    bindings: &[RW, RW, RW, R, R, RW],
-};
-const CLIP_FACTOR: Kernel = Kernel {
-    shader: &OPTIM,
-    entry: "clip_factor",
-    bindings: &[RW, R],
-};
+kernels! { OPTIM;
+    ADAMW = "adamw" &[RW, RW, RW, R, R];
+    ADAMW_EMA = "adamw_ema" &[RW, RW, RW, R, R, RW];
+    CLIP_FACTOR = "clip_factor" &[RW, R];
+}
 
 /// Hyper-parameters of one AdamW update (torch.optim.AdamW semantics).
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -6,7 +6,7 @@
 //! (x, y) = (col + 1.5, row + 1.5); class and query tokens have (0, 0), the identity.
 
 use super::grid_1d;
-use crate::gpu::{Access, Kernel};
+use crate::gpu::Access;
 use crate::shaders::ROPE;
 use crate::{DType, Error, Result, Tensor};
 
@@ -19,16 +19,10 @@ pub const ROPE_MAX_HEAD_DIM: usize = 256;
 /// RoPE frequency base.
 const BASE: f64 = 10000.0;
 
-const ROPE_TABLE: Kernel = Kernel {
-    shader: &ROPE,
-    entry: "rope_table",
-    bindings: &[Access::ReadWrite, Access::Read],
-};
-const ROPE_2D: Kernel = Kernel {
-    shader: &ROPE,
-    entry: "rope_2d",
-    bindings: &[Access::ReadWrite, Access::Read, Access::Read],
-};
+kernels! { ROPE;
+    ROPE_TABLE = "rope_table" &[Access::ReadWrite, Access::Read];
+    ROPE_2D = "rope_2d" &[Access::ReadWrite, Access::Read, Access::Read];
+}
 
 /// The k = Dh/4 frequencies `10000^(-2i/(Dh/2))` in f64.
 pub fn rope_frequencies(head_dim: usize) -> Vec<f64> {

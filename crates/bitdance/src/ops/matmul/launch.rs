@@ -2,33 +2,21 @@
 
 use super::geometry::Geometry;
 use super::MatmulConfig;
-use crate::gpu::{Access, Kernel};
+use crate::gpu::Access;
 use crate::shaders::{MATMUL, MATMUL_SG};
 use crate::{DType, Result, Tensor};
 
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-const MM_RB: Kernel = Kernel {
-    shader: &MATMUL,
-    entry: "mm_rb",
-    bindings: &[RW, R, R, R],
-};
-const MM_SG: Kernel = Kernel {
-    shader: &MATMUL_SG,
-    entry: "mm_sg",
-    bindings: &[RW, R, R, R],
-};
-const MM_TILED: Kernel = Kernel {
-    shader: &MATMUL,
-    entry: "mm_tiled",
-    bindings: &[RW, R, R, R],
-};
-const PACK: Kernel = Kernel {
-    shader: &MATMUL,
-    entry: "pack",
-    bindings: &[RW, R],
-};
+kernels! { MATMUL;
+    MM_RB = "mm_rb" &[RW, R, R, R];
+    MM_TILED = "mm_tiled" &[RW, R, R, R];
+    PACK = "pack" &[RW, R];
+}
+kernels! { MATMUL_SG;
+    MM_SG = "mm_sg" &[RW, R, R, R];
+}
 
 /// A strided operand: element (b, r, k) or (b, k, s) at `b*batch + r*rs + k*ks`.
 #[derive(Clone, Copy)]

@@ -1,20 +1,14 @@
 //! Per-row mean and unbiased standard deviation (AdaptiveGroupNorm's latent statistics),
 //! forward and backward.
 
-use super::{check_len, item_dispatch, params, row_dispatch, rows_of, Kernel, R, RW};
+use super::{check_len, item_dispatch, params, row_dispatch, rows_of, R, RW};
 use crate::shaders::NORM;
 use crate::{DType, Result, Tensor};
 
-const ROW_STATS: Kernel = Kernel {
-    shader: &NORM,
-    entry: "row_stats",
-    bindings: &[RW, RW, R],
-};
-const ROW_STATS_BACKWARD: Kernel = Kernel {
-    shader: &NORM,
-    entry: "row_stats_backward",
-    bindings: &[RW, R, R, R, R, R],
-};
+kernels! { NORM;
+    ROW_STATS = "row_stats" &[RW, RW, R];
+    ROW_STATS_BACKWARD = "row_stats_backward" &[RW, R, R, R, R, R];
+}
 
 /// Mean and sqrt(unbiased variance + eps) of each row: x [.., D] -> ([rows], [rows]), rows the
 /// product of the leading dims (torch `x.mean(-1)` and `(x.var(-1) + eps).sqrt()`).
