@@ -153,50 +153,30 @@ impl Checker {
     }
 }
 
+/// `Family { name: "m", run: m::run }` for each module `m`, in order.
+macro_rules! families {
+    ($($module:ident),+) => {
+        vec![$(Family {
+            name: stringify!($module),
+            run: |c| Box::pin($module::run(c)),
+        }),+]
+    };
+}
+
 /// Every family of checks, in dependency order.
 pub fn families() -> Vec<Family> {
-    vec![
-        Family {
-            name: "elementwise",
-            run: |c| Box::pin(elementwise::run(c)),
-        },
-        Family {
-            name: "matmul",
-            run: |c| Box::pin(matmul::run(c)),
-        },
-        Family {
-            name: "norm",
-            run: |c| Box::pin(norm::run(c)),
-        },
-        Family {
-            name: "rope",
-            run: |c| Box::pin(rope::run(c)),
-        },
-        Family {
-            name: "attention",
-            run: |c| Box::pin(attention::run(c)),
-        },
-        Family {
-            name: "data",
-            run: |c| Box::pin(data::run(c)),
-        },
-        Family {
-            name: "loss",
-            run: |c| Box::pin(loss::run(c)),
-        },
-        Family {
-            name: "optim",
-            run: |c| Box::pin(optim::run(c)),
-        },
-        Family {
-            name: "flow",
-            run: |c| Box::pin(flow::run(c)),
-        },
-        Family {
-            name: "conv",
-            run: |c| Box::pin(conv::run(c)),
-        },
-    ]
+    families!(
+        elementwise,
+        matmul,
+        norm,
+        rope,
+        attention,
+        data,
+        loss,
+        optim,
+        flow,
+        conv
+    )
 }
 
 /// Runs the named families (all when `only` is empty) on `gpu`; outputs are NaN-poisoned.

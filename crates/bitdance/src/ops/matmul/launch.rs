@@ -2,7 +2,7 @@
 
 use super::geometry::Geometry;
 use super::MatmulConfig;
-use crate::gpu::Access;
+use crate::gpu::{Access, Kernel};
 use crate::shaders::{MATMUL, MATMUL_SG};
 use crate::{DType, Result, Tensor};
 
@@ -235,22 +235,14 @@ fn register(
         has_bias: bias.is_some(),
     };
     let groups = rows.div_ceil(wg * rp) * s_blocks;
-    let [gx, gy, _] = gpu.grid("matmul", groups as u32)?;
-    let grid = [gx, gy, g.batch as u32];
-    let dummy;
-    let bias = match bias {
-        Some(bias) => bias,
-        None => {
-            dummy = Tensor::empty(gpu, &[1], DType::F32)?;
-            &dummy
-        }
-    };
-    gpu.dispatch(
+    dispatch(
         kernel,
-        &config.defines(),
-        &[out, x.t, y.t, bias],
-        &params.words(),
-        grid,
+        config,
+        [out, x.t, y.t],
+        bias,
+        &params,
+        groups,
+        g.batch,
     )
 }
 
@@ -263,7 +255,6 @@ fn tiled(
     config: MatmulConfig,
     tile: u32,
 ) -> Result<()> {
-    let gpu = out.gpu();
     let tile = tile as usize;
     let s_blocks = g.n.div_ceil(tile);
     let params = Params {
@@ -284,8 +275,30 @@ fn tiled(
         ..Default::default()
     };
     let groups = g.m.div_ceil(tile) * s_blocks;
+    dispatch(
+        &MM_TILED,
+        config,
+        [out, a, b],
+        bias,
+        &params,
+        groups,
+        g.batch,
+    )
+}
+
+/// Dispatches `kernel` on [out, x, y, bias] over `groups` workgroups for each of `batch`
+/// entries; without a bias a one-element dummy is bound (read only when `has_bias`).
+fn dispatch(
+    kernel: &Kernel,
+    config: MatmulConfig,
+    [out, x, y]: [&Tensor; 3],
+    bias: Option<&Tensor>,
+    params: &Params,
+    groups: usize,
+    batch: usize,
+) -> Result<()> {
+    let gpu = out.gpu();
     let [gx, gy, _] = gpu.grid("matmul", groups as u32)?;
-    let grid = [gx, gy, g.batch as u32];
     let dummy;
     let bias = match bias {
         Some(bias) => bias,
@@ -295,10 +308,10 @@ fn tiled(
         }
     };
     gpu.dispatch(
-        &MM_TILED,
+        kernel,
         &config.defines(),
-        &[out, a, b, bias],
+        &[out, x, y, bias],
         &params.words(),
-        grid,
+        [gx, gy, batch as u32],
     )
 }
