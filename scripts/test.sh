@@ -38,7 +38,7 @@ web_page() {
 
 total=$SECONDS
 step "format" cargo fmt --all -- --check
-step "generated shaders" python3 scripts/gen_matmul.py --check
+step "generated shaders" sh -c "python3 scripts/gen_matmul.py --check && python3 scripts/gen_conv.py --check"
 step "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
 step "clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown -p bitdance-web --all-targets -- -D warnings
 step "native tests" cargo test

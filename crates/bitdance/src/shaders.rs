@@ -58,6 +58,28 @@ pub static ATTENTION_SG: Shader = Shader {
     variants: crate::ops::ATTENTION_SG_VARIANTS,
     subgroups: true,
 };
+/// `shaders/conv.wgsl` followed by the generated `shaders/conv_rb.wgsl` (the CPU form of the
+/// convolution without subgroups).
+pub static CONV: Shader = Shader {
+    name: "conv",
+    source: concat!(
+        include_str!("../../../shaders/conv.wgsl"),
+        include_str!("../../../shaders/conv_rb.wgsl")
+    ),
+    variants: crate::ops::CONV_VARIANTS,
+    subgroups: false,
+};
+/// `shaders/conv.wgsl` followed by the generated `shaders/conv_sg.wgsl` (the convolution with
+/// subgroup-broadcast weights, CPU adapters with 8-lane subgroups).
+pub static CONV_SG: Shader = Shader {
+    name: "conv_sg",
+    source: concat!(
+        include_str!("../../../shaders/conv.wgsl"),
+        include_str!("../../../shaders/conv_sg.wgsl")
+    ),
+    variants: crate::ops::CONV_SG_VARIANTS,
+    subgroups: true,
+};
 /// `shaders/norm.wgsl` with its row reductions through workgroup memory.
 pub static NORM: Shader = Shader {
     name: "norm",
@@ -85,7 +107,6 @@ shader!(DATA, "data", crate::ops::DATA_VARIANTS);
 shader!(LOSS, "loss", crate::ops::LOSS_VARIANTS);
 shader!(OPTIM, "optim", crate::ops::VEC_VARIANTS);
 shader!(FLOW, "flow", crate::ops::FLOW_VARIANTS);
-shader!(CONV, "conv", crate::ops::CONV_VARIANTS);
 shader!(CONV_GRAD, "conv_grad", crate::ops::CONV_GRAD_VARIANTS);
 
 /// Every shader, for validation and the pipeline warm-up.
@@ -105,6 +126,7 @@ pub fn all() -> Vec<&'static Shader> {
         &OPTIM,
         &FLOW,
         &CONV,
+        &CONV_SG,
         &CONV_GRAD,
     ]
 }

@@ -28,6 +28,8 @@ const CONVS: &[ConvCase] = &[
     (1, 3, 8, 10, 5, 3, 2, [0, 1, 0, 1], true),
     (1, 3, 10, 7, 1, 3, 1, [1, 1, 1, 1], false),
     (1, 67, 6, 5, 13, 3, 1, [1, 1, 1, 1], true),
+    // Several output-channel tiles and pixel workgroups of the CPU forms (16 x 16 per lane).
+    (2, 9, 20, 17, 37, 3, 1, [1, 1, 1, 1], true),
 ];
 
 /// (B, C, H, W, groups).

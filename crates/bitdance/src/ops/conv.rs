@@ -3,16 +3,18 @@
 
 use super::grid_1d;
 use crate::gpu::Access;
-use crate::shaders::CONV;
+use crate::shaders::{CONV, CONV_SG};
 use crate::{DType, Error, Result, Tensor};
 
 /// Define sets of `shaders/conv.wgsl` the runtime uses (validated by naga): output channels per
 /// conv invocation (TC), output pixels per conv invocation (PX, a multiple of 4), conv threads
 /// per workgroup (CONV_WG) and GroupNorm threads per (batch, group) (GN_WG).
 pub const CONV_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, GPU_DEFINES];
+/// Define sets of the subgroup build (`conv.wgsl` + `conv_sg.wgsl`): CPU adapters only.
+pub const CONV_SG_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES];
 
 /// CPU adapters (llvmpipe): wide register blocks, few threads per barrier; TC and PX must
-/// match the written-out `conv2d_rb`.
+/// match the written-out `conv2d_rb` / `conv2d_sg` (`scripts/gen_conv.py`).
 const CPU_DEFINES: &[(&str, u32)] = &[("TC", 16), ("PX", 16), ("CONV_WG", 16), ("GN_WG", 16)];
 /// GPUs: smaller blocks, more invocations.
 const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64), ("GN_WG", 256)];
@@ -27,6 +29,9 @@ kernels! { CONV;
     CONV_PACK_W = "conv_pack_w" &[RW, R];
     GROUP_NORM = "group_norm" &[RW, R, R, R];
     DEPTH_TO_SPACE = "depth_to_space" &[RW, R];
+}
+kernels! { CONV_SG;
+    CONV2D_SG = "conv2d_sg" &[RW, R, R, R];
 }
 
 /// Which kernels and define set to use: the adapter's own, or the GPU (portable) ones anywhere,
@@ -287,7 +292,11 @@ pub(crate) fn conv2d_on(
             limit: max as u64,
         });
     }
-    let kernel = if path.cpu(gpu) { &CONV2D_RB } else { &CONV2D };
+    let kernel = match path.cpu(gpu) {
+        true if gpu.has_subgroups(8) => &CONV2D_SG,
+        true => &CONV2D_RB,
+        false => &CONV2D,
+    };
     gpu.dispatch(
         kernel,
         defines(gpu, path),
