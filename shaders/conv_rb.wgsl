@@ -185,3 +185,18 @@ fn conv2d_rb(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
     put_rb(b, c0 + 14u, p0, a14_0, a14_1, a14_2, a14_3);
     put_rb(b, c0 + 15u, p0, a15_0, a15_1, a15_2, a15_3);
 }
+
+// Writes the 16 pixels of output channel co from p0 on (skipped past cout and past the
+// last pixel), adding its bias.
+fn put_rb(b: u32, co: u32, p0: u32, v0: vec4<f32>, v1: vec4<f32>, v2: vec4<f32>, v3: vec4<f32>) {
+    if co >= params.cout { return; }
+    let npix = params.ho * params.wo;
+    let bias = i4[co];
+    let ob = (b * params.cout + co) * npix + p0;
+    for (var q = 0u; q < 4u; q++) {
+        if p0 + 0u + q < npix { o1[ob + 0u + q] = v0[q] + bias; }
+        if p0 + 4u + q < npix { o1[ob + 4u + q] = v1[q] + bias; }
+        if p0 + 8u + q < npix { o1[ob + 8u + q] = v2[q] + bias; }
+        if p0 + 12u + q < npix { o1[ob + 12u + q] = v3[q] + bias; }
+    }
+}

@@ -9,13 +9,15 @@ use crate::{DType, Error, Result, Tensor};
 /// Define sets of `shaders/conv.wgsl` the runtime uses (validated by naga): output channels per
 /// conv invocation (TC), output pixels per conv invocation (PX, a multiple of 4), conv threads
 /// per workgroup (CONV_WG) and GroupNorm threads per (batch, group) (GN_WG).
-pub const CONV_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, GPU_DEFINES];
+pub const CONV_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, CPU_SG_DEFINES, GPU_DEFINES];
 /// Define sets of the subgroup build (`conv.wgsl` + `conv_sg.wgsl`): CPU adapters only.
-pub const CONV_SG_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES];
+pub const CONV_SG_VARIANTS: &[&[(&str, u32)]] = &[CPU_SG_DEFINES];
 
 /// CPU adapters (llvmpipe): wide register blocks, few threads per barrier; TC and PX must
-/// match the written-out `conv2d_rb` / `conv2d_sg` (`scripts/gen_conv.py`).
+/// match the written-out `conv2d_rb` (and `CPU_SG_DEFINES` `conv2d_sg`; `scripts/gen_conv.py`).
 const CPU_DEFINES: &[(&str, u32)] = &[("TC", 16), ("PX", 16), ("CONV_WG", 16), ("GN_WG", 16)];
+/// CPU adapters with 8-lane subgroups (`conv2d_sg`): more channels, fewer pixels per lane.
+const CPU_SG_DEFINES: &[(&str, u32)] = &[("TC", 32), ("PX", 8), ("CONV_WG", 16), ("GN_WG", 16)];
 /// GPUs: smaller blocks, more invocations.
 const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64), ("GN_WG", 256)];
 
@@ -49,11 +51,16 @@ impl Path {
 }
 
 fn defines(gpu: &crate::Gpu, path: Path) -> &'static [(&'static str, u32)] {
-    if path.cpu(gpu) {
-        CPU_DEFINES
-    } else {
-        GPU_DEFINES
+    match path.cpu(gpu) {
+        true if subgroup_form(gpu) => CPU_SG_DEFINES,
+        true => CPU_DEFINES,
+        false => GPU_DEFINES,
     }
+}
+
+/// Whether CPU adapters run `conv2d_sg` (subgroups of 8+ lanes) rather than `conv2d_rb`.
+fn subgroup_form(gpu: &crate::Gpu) -> bool {
+    gpu.has_subgroups(8)
 }
 
 /// The value of define `name` on this adapter.
@@ -293,7 +300,7 @@ pub(crate) fn conv2d_on(
         });
     }
     let kernel = match path.cpu(gpu) {
-        true if gpu.has_subgroups(8) => &CONV2D_SG,
+        true if subgroup_form(gpu) => &CONV2D_SG,
         true => &CONV2D_RB,
         false => &CONV2D,
     };
