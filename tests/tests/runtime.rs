@@ -75,6 +75,41 @@ fn ema_starts_as_a_copy_then_follows_with_its_decay() {
 }
 
 #[test]
+fn adamw_starts_a_missing_ema_shadow_as_a_copy_then_updates_it_in_the_same_pass() {
+    use bitdance::optim::{AdamW, AdamWConfig, Ema, ParamGrad};
+    let gpu = gpu();
+    let w = Tensor::from_f32(&gpu, &[5], &[1.0, -2.0, 0.5, 3.0, -0.25]).unwrap();
+    let g = Tensor::from_f32(&gpu, &[5], &[0.3, 0.1, -0.7, 0.2, 0.05]).unwrap();
+    let mut opt = AdamW::new(AdamWConfig::default());
+    let mut ema = Ema::new(0.75);
+    let pg = [ParamGrad {
+        name: "w",
+        value: &w,
+        grad: &g,
+        decay: true,
+    }];
+    opt.step(&pg, 0.1, Some(&mut ema)).unwrap();
+    let w1 = w.read_f32().unwrap();
+    assert_eq!(
+        ema.shadows["w"].read_f32().unwrap(),
+        w1,
+        "a copy of the updated weight"
+    );
+    assert!(!ema.shadows["w"].same_storage(&w));
+    opt.step(&pg, 0.1, Some(&mut ema)).unwrap();
+    let w2 = w.read_f32().unwrap();
+    assert_ne!(w1, w2);
+    let shadow = ema.shadows["w"].read_f32().unwrap();
+    for ((s, a), b) in shadow.iter().zip(&w1).zip(&w2) {
+        assert!((s - (0.75 * a + 0.25 * b)).abs() < 1e-6, "{shadow:?}");
+    }
+    // A shadow that is the live weight itself is refused, naming both.
+    ema.shadows.insert("w".into(), w.clone());
+    let err = opt.step(&pg, 0.1, Some(&mut ema)).unwrap_err().to_string();
+    assert!(err.contains("param and ema share storage"), "{err}");
+}
+
+#[test]
 fn profiling_times_each_kernel_variant_then_stops() {
     // Its own device: profiling is per device and other tests share `gpu()`.
     let gpu = bitdance::gpu::block_on(bitdance::Gpu::from_env()).unwrap();

@@ -118,17 +118,15 @@ impl AdamW {
                 },
                 step: self.step,
             };
-            let shadow = ema.as_deref().and_then(|e| e.shadows.get(p.name).cloned());
-            match (&mut ema, shadow) {
-                (Some(e), Some(shadow)) => {
-                    ops::adamw_update(p.value, &m, &v, p.grad, &clip, &h, Some((&shadow, e.decay)))?
-                }
-                (Some(e), None) => {
-                    ops::adamw_update(p.value, &m, &v, p.grad, &clip, &h, None)?;
-                    e.shadows
-                        .insert(p.name.to_string(), ops::duplicate(p.value)?);
-                }
-                (None, _) => ops::adamw_update(p.value, &m, &v, p.grad, &clip, &h, None)?,
+            let shadow = ema
+                .as_deref()
+                .and_then(|e| Some((e.shadows.get(p.name)?.clone(), e.decay)));
+            let fused = shadow.as_ref().map(|(t, decay)| (t, *decay));
+            ops::adamw_update(p.value, &m, &v, p.grad, &clip, &h, fused)?;
+            if let (Some(e), None) = (ema.as_deref_mut(), &shadow) {
+                // A parameter new to the EMA starts it as a copy of its updated value.
+                e.shadows
+                    .insert(p.name.to_string(), ops::duplicate(p.value)?);
             }
         }
         Ok(clip)
@@ -152,7 +150,8 @@ impl Ema {
         }
     }
 
-    /// Updates the shadow of each (name, value).
+    /// Updates the shadow of each (name, value) in its own pass (training fuses this into the
+    /// AdamW update instead: `AdamW::step` with this EMA).
     pub fn update<'a>(
         &mut self,
         params: impl IntoIterator<Item = (&'a str, &'a Tensor)>,

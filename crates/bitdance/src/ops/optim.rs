@@ -59,6 +59,15 @@ pub fn adamw_update(
             });
         }
     }
+    // Two read-write bindings of one buffer would race (or fail at submit, next to a read one).
+    let named = [("param", param), ("m", m), ("v", v), ("grad", grad)];
+    for (i, (a, ta)) in named.iter().chain(shadow.iter()).enumerate() {
+        for (b, tb) in named.iter().chain(shadow.iter()).skip(i + 1) {
+            if ta.same_storage(tb) {
+                return Err(Error::Invalid(format!("adamw: {a} and {b} share storage")));
+            }
+        }
+    }
     if h.step == 0 {
         return Err(Error::Invalid("adamw: step numbers start at 1".into()));
     }
