@@ -9,11 +9,12 @@
 // operations, for CPU adapters whose subgroups hold a whole ROW_WG row).
 // Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
 // VEC (1 or 4) is the element width of the norm and group kernels: V is f32 or vec4<f32>
-// (vec4s when the row length or C is a multiple of 4: a quarter of the loads).
+// (vec4s when the row length or C is a multiple of 4: a quarter of the loads), and params.d
+// and the element counts in params.rows count V elements.
 
 struct Params {
     rows: u32,   // rows (row kernels), elements or (group, column) pairs (element kernels)
-    d: u32,      // row length / channels C
+    d: u32,      // row length / channels C, in V elements
     eps: f32,
     aux: u32,    // tokens per group T (modulate, gated residual) or rows per chunk (param grads)
     total: u32,  // rows of the input of the param-grad and column-sum kernels
@@ -46,8 +47,8 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
-// The row kernels walk a row as params.d / VEC elements of V (params.d counts floats), each
-// lane striding by ROW_WG.
+// The row kernels walk a row as params.d elements of V (the row has params.d * VEC floats),
+// each lane striding by ROW_WG.
 
 // o1 = y [rows, d], o2 = rstd [rows]; i3 = x, i4 = w [d]
 @compute @workgroup_size(ROW_WG)
@@ -55,11 +56,11 @@ fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             @builtin(local_invocation_index) lid: u32) {
     let row = row_id(wid, nwg);
     if row >= params.rows { return; }
-    let n = params.d / VEC;
+    let n = params.d;
     let base = row * n;
     var ss = 0.0;
     for (var j = lid; j < n; j += ROW_WG) { let v = i3v[base + j]; ss += hsum(v * v); }
-    let r = inverseSqrt(sum_a(lid, ss) / f32(params.d) + params.eps);
+    let r = inverseSqrt(sum_a(lid, ss) / f32(n * VEC) + params.eps);
     for (var j = lid; j < n; j += ROW_WG) { o1v[base + j] = i3v[base + j] * r * i4v[j]; }
     if lid == 0u { o2[row] = r; }
 }
@@ -70,14 +71,14 @@ fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
               @builtin(local_invocation_index) lid: u32) {
     let row = row_id(wid, nwg);
     if row >= params.rows { return; }
-    let n = params.d / VEC;
+    let n = params.d;
     let base = row * n;
     var s = V(0.0);
     for (var j = lid; j < n; j += ROW_WG) { s += i4v[base + j]; }
-    let mean = sum_a(lid, hsum(s)) / f32(params.d);
+    let mean = sum_a(lid, hsum(s)) / f32(n * VEC);
     var ss = 0.0;
     for (var j = lid; j < n; j += ROW_WG) { let v = i4v[base + j] - mean; ss += hsum(v * v); }
-    let r = inverseSqrt(sum_b(lid, ss) / f32(params.d) + params.eps);
+    let r = inverseSqrt(sum_b(lid, ss) / f32(n * VEC) + params.eps);
     for (var j = lid; j < n; j += ROW_WG) {
         o1v[base + j] = (i4v[base + j] - mean) * r * i5v[j] + i6v[j];
     }
@@ -91,12 +92,12 @@ fn rms_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
                      @builtin(local_invocation_index) lid: u32) {
     let row = row_id(wid, nwg);
     if row >= params.rows { return; }
-    let n = params.d / VEC;
+    let n = params.d;
     let base = row * n;
     let r = i4[row];
     var s = 0.0;
     for (var j = lid; j < n; j += ROW_WG) { s += hsum(i5v[base + j] * i3v[j] * i2v[base + j]) * r; }
-    let c = sum_a(lid, s) / f32(params.d);
+    let c = sum_a(lid, s) / f32(n * VEC);
     for (var j = lid; j < n; j += ROW_WG) {
         let xhat = i2v[base + j] * r;
         o1v[base + j] = r * (i5v[base + j] * i3v[j] - xhat * c);
@@ -110,7 +111,7 @@ fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
                        @builtin(local_invocation_index) lid: u32) {
     let row = row_id(wid, nwg);
     if row >= params.rows { return; }
-    let n = params.d / VEC;
+    let n = params.d;
     let base = row * n;
     let mu = i4[row];
     let r = i5[row];
@@ -121,7 +122,7 @@ fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
         sg += g;
         sgx += hsum(g * (i2v[base + j] - mu)) * r;
     }
-    let m = sum_ab(lid, hsum(sg), sgx) / f32(params.d);
+    let m = sum_ab(lid, hsum(sg), sgx) / f32(n * VEC);
     for (var j = lid; j < n; j += ROW_WG) {
         let xhat = (i2v[base + j] - mu) * r;
         o1v[base + j] = r * (i6v[base + j] * i3v[j] - m.x - xhat * m.y);

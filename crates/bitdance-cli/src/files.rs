@@ -89,15 +89,19 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("checkpoint.safetensors");
         write_atomic(&path, b"last good checkpoint").unwrap();
-        // Half the bytes land, then the device is full (ENOSPC), as on a real full disk.
+        // Half the bytes land, then the device is full, as on a real full disk.
         let err = write_atomic_with(&path, |f| {
             f.write_all(b"half of the new one")?;
-            Err(std::io::Error::from_raw_os_error(28))
+            Err(std::io::ErrorKind::StorageFull.into())
         })
         .unwrap_err();
         let msg = format!("{err:#}");
         assert!(msg.contains("checkpoint.safetensors"), "{msg}");
-        assert!(msg.contains("No space left on device"), "{msg}");
+        let cause = err.root_cause().downcast_ref::<std::io::Error>();
+        assert_eq!(
+            cause.map(|e| e.kind()),
+            Some(std::io::ErrorKind::StorageFull)
+        );
         assert_eq!(std::fs::read(&path).unwrap(), b"last good checkpoint");
         assert_eq!(
             std::fs::read_dir(&dir).unwrap().count(),

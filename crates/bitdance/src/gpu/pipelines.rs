@@ -48,6 +48,10 @@ pub fn source_with_defines(shader: &Shader, defines: &[(&str, u32)]) -> String {
 }
 
 fn vector_prelude(width: u32) -> &'static str {
+    assert!(
+        matches!(width, 1 | 4),
+        "VEC = {width}: element widths are 1 or 4"
+    );
     if width == 4 {
         "alias V = vec4<f32>;\nalias VU = vec4<u32>;\n\
          fn hsum(v: V) -> f32 { return (v.x + v.y) + (v.z + v.w); }\n"

@@ -100,8 +100,8 @@ fn check_same(op: &'static str, what: &str, t: &Tensor, x: &Tensor) -> Result<()
 }
 
 /// One workgroup per row, as a 2D grid when rows exceed the per-dimension limit, at element
-/// width `width` (1 or 4; p[1] = d still counts floats). On CPU adapters whose subgroups hold a
-/// row's 8 threads, the row sums are subgroup operations.
+/// width `width` (1 or 4; p[1] = d counts elements of that width). On CPU adapters whose
+/// subgroups hold a row's 8 threads, the row sums are subgroup operations.
 fn row_dispatch(
     kernel: &Kernel,
     width: u32,
@@ -122,9 +122,16 @@ fn row_dispatch(
     gpu.dispatch(kernel, &defines, tensors, &p, grid)
 }
 
-/// `row_dispatch` over vec4s when the row length d = p[1] is a multiple of 4, else scalars.
-fn row_dispatch_vec(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], rows: usize) -> Result<()> {
+/// `row_dispatch` over vec4s when the row length d = p[1] is a multiple of 4 (d then counted
+/// in vec4s), else over scalars.
+fn row_dispatch_vec(
+    kernel: &Kernel,
+    tensors: &[&Tensor],
+    mut p: [u32; 5],
+    rows: usize,
+) -> Result<()> {
     let width = if p[1].is_multiple_of(4) { 4 } else { 1 };
+    p[1] /= width;
     row_dispatch(kernel, width, tensors, p, rows)
 }
 
