@@ -15,6 +15,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<V>;
 @group(0) @binding(2) var<storage, read> a: array<V>;
 @group(0) @binding(3) var<storage, read> b: array<V>;
+// fill writes bit patterns (f32 or u32 tensors) without passing them through float registers.
+@group(0) @binding(1) var<storage, read_write> out_bits: array<VU>;
 // scale_by_scalar's factor.
 @group(0) @binding(3) var<storage, read> factor: array<f32>;
 
@@ -29,7 +31,7 @@ fn sigmoid(x: V) -> V {
 @compute @workgroup_size(256)
 fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
-    if i < params.n { out[i] = V(bitcast<f32>(params.bits)); }
+    if i < params.n { out_bits[i] = VU(params.bits); }
 }
 
 // out = alpha * a + beta * b

@@ -1,6 +1,7 @@
 //! The WGSL sources, one file per kernel family, embedded at compile time.
 
-/// One WGSL file: its name and source (defines are prepended as `const`s at build time).
+/// One WGSL file: its name and source (defines are prepended as `const`s at build time; `VEC`
+/// also declares the element types `V`, `VU` and `hsum`, see `gpu::source_with_defines`).
 #[derive(Debug)]
 pub struct Shader {
     /// File stem, e.g. "matmul".

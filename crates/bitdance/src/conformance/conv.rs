@@ -1,5 +1,6 @@
-//! Conformance of the conv family (forward here, backward in `conv_grad`): 2D convolutions (3x3 and 1x1, strides 1 and 2,
-//! symmetric and asymmetric padding), GroupNorm (affine or not) and DCR depth-to-space.
+//! Conformance of the conv family (forward here, backward in `conv_grad`): 2D convolutions
+//! (3x3 and 1x1, strides 1 and 2, symmetric and asymmetric padding; every kernel form),
+//! GroupNorm (affine or not) and DCR depth-to-space.
 
 use super::{Checker, TOL, TOL_LONG};
 use crate::ops::conv::{conv2d_on, group_norm_on, Path};

@@ -59,6 +59,14 @@ async fn check_shape(c: &mut Checker, shape: &[usize]) -> crate::Result<()> {
     let out = ops::fill_bits(&filled, 0.375f32.to_bits()).map(|_| filled);
     c.compare("fill", s.clone(), out, &vec![0.375; av.len()], 0.0)
         .await;
+    // u32 patterns that are f32 denormals or NaNs survive bit for bit.
+    for bits in [1u32, 0x7fc0_0001] {
+        let filled = crate::Tensor::empty(&c.gpu, shape, crate::DType::U32)?;
+        let out = ops::fill_bits(&filled, bits).map(|_| filled);
+        let expected = vec![bits; av.len()];
+        super::data::compare_u32(c, &format!("fill u32 {bits:#x}"), s.clone(), out, &expected)
+            .await;
+    }
 
     let (bias, biasv) = c.randn(&[n])?;
     c.compare(

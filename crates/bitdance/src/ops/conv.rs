@@ -389,7 +389,8 @@ pub(crate) fn group_norm_on(
 }
 
 /// Depth-to-space, DCR order: x [B, s²C, H, W] -> y [B, C, sH, sW] for block s, with
-/// `y[b, c, s*i + b1, s*j + b2] = x[b, (s * b1 + b2) * C + c, i, j]` (channel splits as (b1, b2, c)).
+/// `y[b, c, s*i + b1, s*j + b2] = x[b, (s * b1 + b2) * C + c, i, j]` (channel splits as
+/// (b1, b2, c)).
 pub fn depth_to_space(x: &Tensor, block: usize) -> Result<Tensor> {
     const OP: &str = "depth_to_space";
     let [b, cs, h, w] = nchw(OP, "x", x)?;

@@ -45,7 +45,7 @@ use crate::gpu::VEC;
 use crate::{Error, Result, Tensor};
 
 /// Define sets of a shader written once for both element widths (`VEC` = 1 and 4), as the
-/// element-wise and optimizer kernels are (validated by naga).
+/// element-wise, optimizer, data and layout kernels are (validated by naga).
 pub const VEC_VARIANTS: &[&[(&str, u32)]] = &[&[(VEC, 1)], &[(VEC, 4)]];
 
 /// Checks that two shapes are equal, naming the op on mismatch.

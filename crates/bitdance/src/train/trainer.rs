@@ -181,7 +181,8 @@ impl Trainer {
     }
 
     /// Backward of `loss` to the parameters `used` (name -> tape value), the AdamW update with
-    /// the decay rule and the EMA update in one pass; one readback of the loss, the grad norm and `terms`.
+    /// the decay rule and the EMA update in one pass; one readback of the loss, the grad norm
+    /// and `terms`.
     async fn apply(
         &mut self,
         tape: &Tape,

@@ -7,8 +7,9 @@ use crate::optim::{AdamW, Ema, ParamGrad};
 use crate::{Error, Result, Tensor};
 
 /// Backpropagates `loss` to the parameters `used` (name -> their tape leaf, which shares the
-/// parameter's storage, so the update lands in its `ParamStore`) and applies one AdamW step at learning rate `lr`, decaying the weights for which
-/// `decay(name, shape)` holds, and updating `ema` in the same pass. Every used parameter must
+/// parameter's storage, so the update lands in its `ParamStore`) and applies one AdamW step at
+/// learning rate `lr`, decaying the weights for which `decay(name, shape)` holds, and updating
+/// `ema` in the same pass. Every used parameter must
 /// receive a gradient. Returns the [2] GPU tensor [clip factor, global grad norm] of
 /// `AdamW::step`.
 pub fn adamw_update(
