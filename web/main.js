@@ -44,7 +44,7 @@ function showRow(r) {
   const status = r.skipped ? `skipped: ${r.skipped}` : r.passed ? 'ok' : `FAIL${r.error ? ': ' + r.error : ''}`;
   tr.append(
     cell(r.family), cell(r.op), cell(r.shapes), cell(err, 'num'), cell(tol, 'num'),
-    cell(status, r.passed ? 'ok' : 'fail'),
+    cell(status, r.skipped ? 'skip' : r.passed ? 'ok' : 'fail'),
   );
   $('conformance').tBodies[0].append(tr);
 }

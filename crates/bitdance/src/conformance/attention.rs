@@ -54,6 +54,7 @@ fn label(s: String, wg: Option<u32>) -> String {
 }
 
 pub(super) async fn run(c: &mut Checker) {
+    c.skip_subgroup_form("attn_fwd_sg, attn_dq_sg, attn_dkv_sg");
     let forward = [
         (square(2, 3, 37, 24), FULL, None),
         (square(2, 3, 37, 64), FULL, None),

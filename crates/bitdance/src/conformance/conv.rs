@@ -45,6 +45,7 @@ const GROUP_NORMS: &[[usize; 5]] = &[
 const DEPTH_TO_SPACE: &[[usize; 5]] = &[[2, 7, 5, 9, 2], [1, 3, 3, 5, 2], [1, 2, 2, 3, 3]];
 
 pub(super) async fn run(c: &mut Checker) {
+    c.skip_subgroup_form("conv2d_sg");
     // The adapter's own kernels, then the portable (GPU) ones, whatever the adapter.
     for path in [Path::Auto, Path::Portable] {
         for &case in CONVS {

@@ -2,7 +2,7 @@
 //! broadcast operands, odd and degenerate shapes, a long K, under every configuration;
 //! and the two backward compositions against finite differences.
 
-use super::{CheckResult, Checker, TOL, TOL_GRAD, TOL_LONG};
+use super::{CheckResult, Checker, NO_SUBGROUPS, TOL, TOL_GRAD, TOL_LONG};
 use crate::ops::{self, MatmulConfig, MATMUL_CONFIGS};
 use crate::reference::{finite_difference_vjp, matmul_ref, MatmulDims};
 use crate::Result;
@@ -69,8 +69,7 @@ const CASES: &[Case] = &[
 pub(super) async fn run(c: &mut Checker) {
     for &config in MATMUL_CONFIGS {
         if !config.runs_on(&c.gpu) {
-            let why = "needs subgroups of 8+ lanes (none here, or BITDANCE_SUBGROUPS=0)".into();
-            let row = CheckResult::skipped(&format!("matmul {config}"), "every case".into(), why);
+            let row = CheckResult::skipped(format!("matmul {config}"), "every case", NO_SUBGROUPS);
             c.results.push(row);
             continue;
         }

@@ -44,14 +44,18 @@ pub struct CheckResult {
 
 impl CheckResult {
     /// A row for a check this adapter cannot run (e.g. a kernel form that needs subgroups).
-    pub fn skipped(op: &str, shapes: String, reason: String) -> Self {
+    pub fn skipped(
+        op: impl Into<String>,
+        shapes: impl Into<String>,
+        reason: impl Into<String>,
+    ) -> Self {
         Self {
             op: op.into(),
-            shapes,
+            shapes: shapes.into(),
             rel_error: f64::NAN,
             tolerance: f64::NAN,
             error: None,
-            skipped: Some(reason),
+            skipped: Some(reason.into()),
         }
     }
 
@@ -69,6 +73,10 @@ impl CheckResult {
         }
     }
 }
+
+/// Why checks of the subgroup kernel forms are skipped on an adapter without them.
+pub(crate) const NO_SUBGROUPS: &str =
+    "needs subgroups of 8+ lanes (none here, or BITDANCE_SUBGROUPS=0)";
 
 /// A kernel family's checks: a name and an async runner appending rows.
 pub struct Family {
@@ -134,6 +142,15 @@ impl Checker {
             Err(e) => Self::failed(op, shapes, tolerance, e),
         };
         self.results.push(row);
+    }
+
+    /// On a CPU adapter without 8-lane subgroups, records that the subgroup form `what` of a
+    /// family's kernels could not be checked (on GPUs those forms are never used).
+    pub(crate) fn skip_subgroup_form(&mut self, what: &str) {
+        if self.gpu.is_cpu() && !self.gpu.has_subgroups(8) {
+            let row = CheckResult::skipped(what, "every case", NO_SUBGROUPS);
+            self.results.push(row);
+        }
     }
 
     /// Records a failed row for an op that returned an error.

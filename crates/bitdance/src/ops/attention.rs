@@ -2,6 +2,7 @@
 //! block-causal masks and a preallocated KV cache (the head layout permutations are in
 //! `layout`).
 
+use super::{check_f32, shape_err};
 use crate::gpu::{Access, Kernel};
 use crate::shaders::{ATTENTION, ATTENTION_SG};
 use crate::{DType, Error, Result, Tensor};
@@ -29,9 +30,9 @@ fn default_wg(gpu: &crate::Gpu) -> u32 {
 pub const MAX_HEAD_DIM: usize = 128;
 
 kernels! { ATTENTION;
-    FWD = "attn_fwd" &[RW, RW, R, R, R];
-    DQ = "attn_dq" &[RW, RW, R, R, R, R, R, R];
-    DKV = "attn_dkv" &[RW, RW, R, R, R, R, R, R];
+    FWD = "attn_fwd", &[RW, RW, R, R, R];
+    DQ = "attn_dq", &[RW, RW, R, R, R, R, R, R];
+    DKV = "attn_dkv", &[RW, RW, R, R, R, R, R, R];
 }
 
 /// The subgroup form of an attention kernel (`attention_sg.wgsl`).
@@ -122,17 +123,6 @@ struct Dims {
     tq: usize,
     tk_cap: usize,
     d: usize,
-}
-
-pub(super) fn shape_err(op: &'static str, detail: String) -> Error {
-    Error::Shape { op, detail }
-}
-
-pub(super) fn check_f32(op: &'static str, ts: &[(&'static str, &Tensor)]) -> Result<()> {
-    for (what, t) in ts {
-        t.expect_dtype(op, what, DType::F32)?;
-    }
-    Ok(())
 }
 
 fn check_attention(

@@ -1,7 +1,7 @@
 //! Convolution-family ops of the binary autoencoder (forward): NCHW 2D convolution with zero
 //! padding, GroupNorm and DCR depth-to-space.
 
-use super::grid_1d;
+use super::{grid_1d, shape_err};
 use crate::gpu::Access;
 use crate::shaders::{CONV, CONV_SG};
 use crate::{DType, Error, Result, Tensor};
@@ -25,15 +25,15 @@ const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
 kernels! { CONV;
-    CONV2D = "conv2d" &[RW, R, R, R];
-    CONV2D_RB = "conv2d_rb" &[RW, R, R, R];
-    CONV_PACK_X = "conv_pack_x" &[RW, R];
-    CONV_PACK_W = "conv_pack_w" &[RW, R];
-    GROUP_NORM = "group_norm" &[RW, R, R, R];
-    DEPTH_TO_SPACE = "depth_to_space" &[RW, R];
+    CONV2D = "conv2d", &[RW, R, R, R];
+    CONV2D_RB = "conv2d_rb", &[RW, R, R, R];
+    CONV_PACK_X = "conv_pack_x", &[RW, R];
+    CONV_PACK_W = "conv_pack_w", &[RW, R];
+    GROUP_NORM = "group_norm", &[RW, R, R, R];
+    DEPTH_TO_SPACE = "depth_to_space", &[RW, R];
 }
 kernels! { CONV_SG;
-    CONV2D_SG = "conv2d_sg" &[RW, R, R, R];
+    CONV2D_SG = "conv2d_sg", &[RW, R, R, R];
 }
 
 /// Which kernels and define set to use: the adapter's own, or the GPU (portable) ones anywhere,
@@ -123,10 +123,6 @@ impl Params {
         p[14] = self.eps.to_bits();
         p
     }
-}
-
-fn shape_err(op: &'static str, detail: String) -> Error {
-    Error::Shape { op, detail }
 }
 
 /// `[B, C, H, W]` of a rank-4 f32 tensor with no zero dim.

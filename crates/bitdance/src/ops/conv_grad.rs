@@ -2,10 +2,10 @@
 //! matmul kernels: conv2d's input, weight and bias gradients (im2col + matmul + col2im),
 //! depth_to_space's inverse, and the per-row affine map of GroupNorm / AdaptiveGroupNorm.
 
-use super::{grid_1d, matmul, merge_heads, Padding};
+use super::{grid_1d, matmul, merge_heads, shape_err, Padding};
 use crate::gpu::{Access, Kernel};
 use crate::shaders::CONV_GRAD;
-use crate::{DType, Error, Result, Tensor};
+use crate::{DType, Result, Tensor};
 
 /// Define sets of `shaders/conv_grad.wgsl` (it has no defines).
 pub const CONV_GRAD_VARIANTS: &[&[(&str, u32)]] = &[&[]];
@@ -14,11 +14,11 @@ const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
 kernels! { CONV_GRAD;
-    IM2COL = "im2col" &[RW, R];
-    COL2IM = "col2im" &[RW, R];
-    SPACE_TO_DEPTH = "space_to_depth" &[RW, R];
-    ROW_AFFINE = "row_affine" &[RW, R, R, R];
-    ROW_AFFINE_BACKWARD = "row_affine_backward" &[RW, RW, RW, R, R, R];
+    IM2COL = "im2col", &[RW, R];
+    COL2IM = "col2im", &[RW, R];
+    SPACE_TO_DEPTH = "space_to_depth", &[RW, R];
+    ROW_AFFINE = "row_affine", &[RW, R, R, R];
+    ROW_AFFINE_BACKWARD = "row_affine_backward", &[RW, RW, RW, R, R, R];
 }
 
 /// Uniform words of `conv_grad.wgsl`.
@@ -61,10 +61,6 @@ impl Params {
         ];
         v.map(|x| x as u32)
     }
-}
-
-fn shape_err(op: &'static str, detail: String) -> Error {
-    Error::Shape { op, detail }
 }
 
 fn dims4(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]> {

@@ -2,7 +2,7 @@
 //! backward, strided region copies (slice, concat, write_slice, slice backward) and
 //! deterministic two-stage reductions (column sums, sums, means, sums of squares).
 
-use super::grid_1d;
+use super::{grid_1d, shape_err};
 use crate::gpu::{Access, Kernel, VEC};
 use crate::shaders::DATA;
 use crate::{DType, Error, Result, Tensor};
@@ -11,11 +11,11 @@ const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
 kernels! { DATA;
-    COPY_REGION = "copy_region" &[RW, R];
-    PAD_REGION = "pad_region" &[RW, R];
-    GATHER_ROWS = "gather_rows" &[RW, R, R];
-    EMBEDDING_BACKWARD = "embedding_backward" &[RW, R, R];
-    REDUCE_COLS = "reduce_cols" &[RW, R];
+    COPY_REGION = "copy_region", &[RW, R];
+    PAD_REGION = "pad_region", &[RW, R];
+    GATHER_ROWS = "gather_rows", &[RW, R, R];
+    EMBEDDING_BACKWARD = "embedding_backward", &[RW, R, R];
+    REDUCE_COLS = "reduce_cols", &[RW, R];
 }
 
 /// Define sets of `shaders/data.wgsl` the runtime uses (validated by naga).
@@ -55,10 +55,6 @@ fn launch_width(kernel: &Kernel, width: u32, tensors: &[&Tensor], p: [u32; 8]) -
     tensors[0]
         .gpu()
         .dispatch(kernel, &[(VEC, width)], tensors, &p, grid)
-}
-
-fn shape_err(op: &'static str, detail: String) -> Error {
-    Error::Shape { op, detail }
 }
 
 /// `(outer, dim, inner)` of `shape` around `axis`.

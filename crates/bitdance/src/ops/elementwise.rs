@@ -9,17 +9,17 @@ const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
 kernels! { ELEMENTWISE;
-    FILL = "fill" &[RW];
-    AXPBY = "axpby" &[RW, R, R];
-    AXPBY_INPLACE = "axpby_inplace" &[RW, R];
-    MUL = "mul" &[RW, R, R];
-    SCALE = "scale" &[RW, R];
-    ADD_BCAST = "add_bcast" &[RW, R, R];
-    SCALE_BY_SCALAR = "scale_by_scalar" &[RW, R, R];
-    SILU = "silu" &[RW, R];
-    SILU_BACKWARD = "silu_backward" &[RW, R, R];
-    SWIGLU = "swiglu" &[RW, R];
-    SWIGLU_BACKWARD = "swiglu_backward" &[RW, R, R];
+    FILL = "fill", &[RW];
+    AXPBY = "axpby", &[RW, R, R];
+    AXPBY_INPLACE = "axpby_inplace", &[RW, R];
+    MUL = "mul", &[RW, R, R];
+    SCALE = "scale", &[RW, R];
+    ADD_BCAST = "add_bcast", &[RW, R, R];
+    SCALE_BY_SCALAR = "scale_by_scalar", &[RW, R, R];
+    SILU = "silu", &[RW, R];
+    SILU_BACKWARD = "silu_backward", &[RW, R, R];
+    SWIGLU = "swiglu", &[RW, R];
+    SWIGLU_BACKWARD = "swiglu_backward", &[RW, R, R];
 }
 
 /// Uniform words of `elementwise.wgsl`: n, m, alpha, beta, bits.

@@ -8,7 +8,7 @@ use crate::{Error, Result, Tensor};
 pub const FLOW_VARIANTS: &[&[(&str, u32)]] = &[&[]];
 
 kernels! { FLOW;
-    STEP = "flow_step" &[Access::ReadWrite, Access::Read, Access::Read];
+    STEP = "flow_step", &[Access::ReadWrite, Access::Read, Access::Read];
 }
 
 /// One sampler step, in place on `x` [n]: v = (pred - x) / max(1 - t, 0.05), guided as

@@ -1,7 +1,7 @@
 //! Head layout permutations around attention: the fused qkv split into [B, H, T, D] heads and
 //! its backward, head swaps ([B, T, H*D] <-> [B, H, T, D]) and KV-cache writes.
 
-use super::attention::{check_f32, shape_err};
+use super::{check_f32, shape_err};
 use crate::gpu::{Access, Kernel, VEC};
 use crate::shaders::LAYOUT;
 use crate::{DType, Error, Result, Tensor};
@@ -10,10 +10,10 @@ const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
 kernels! { LAYOUT;
-    SPLIT_QKV = "split_qkv" &[RW, RW, RW, R];
-    MERGE_QKV = "merge_qkv" &[RW, R, R, R];
-    SWAP12 = "swap12" &[RW, R];
-    CACHE_WRITE = "cache_write" &[RW, R];
+    SPLIT_QKV = "split_qkv", &[RW, RW, RW, R];
+    MERGE_QKV = "merge_qkv", &[RW, R, R, R];
+    SWAP12 = "swap12", &[RW, R];
+    CACHE_WRITE = "cache_write", &[RW, R];
 }
 
 /// A layout kernel over n elements whose innermost dim is words[2] = D: moved as vec4s when D

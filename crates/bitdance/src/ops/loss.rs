@@ -12,16 +12,16 @@ const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
 kernels! { LOSS;
-    SIGN_QUANTIZE = "sign_quantize" &[RW, R];
-    LFQ_GROUP_INDICES = "lfq_group_indices" &[RW, R];
-    MSE_PARTIAL = "mse_partial" &[RW, R, R];
-    MSE_BACKWARD = "mse_backward" &[RW, R, R, R];
-    L1_PARTIAL = "l1_partial" &[RW, R, R];
-    L1_BACKWARD = "l1_backward" &[RW, R, R, R];
-    LFQ_ENTROPY_PARTIAL = "lfq_entropy_partial" &[RW, R];
-    LFQ_ENTROPY_FINISH = "lfq_entropy_finish" &[RW, R];
-    LFQ_ENTROPY_WEIGHTS = "lfq_entropy_weights" &[RW, R];
-    LFQ_ENTROPY_BACKWARD = "lfq_entropy_backward" &[RW, R, R, R];
+    SIGN_QUANTIZE = "sign_quantize", &[RW, R];
+    LFQ_GROUP_INDICES = "lfq_group_indices", &[RW, R];
+    MSE_PARTIAL = "mse_partial", &[RW, R, R];
+    MSE_BACKWARD = "mse_backward", &[RW, R, R, R];
+    L1_PARTIAL = "l1_partial", &[RW, R, R];
+    L1_BACKWARD = "l1_backward", &[RW, R, R, R];
+    LFQ_ENTROPY_PARTIAL = "lfq_entropy_partial", &[RW, R];
+    LFQ_ENTROPY_FINISH = "lfq_entropy_finish", &[RW, R];
+    LFQ_ENTROPY_WEIGHTS = "lfq_entropy_weights", &[RW, R];
+    LFQ_ENTROPY_BACKWARD = "lfq_entropy_backward", &[RW, R, R, R];
 }
 
 /// Define sets of `shaders/loss.wgsl` the runtime uses (validated by naga).

@@ -2,9 +2,9 @@
 //! CPU f64 references live in `crate::reference`, conformance checks in `crate::conformance`.
 
 /// Declares one `const NAME: Kernel` per entry point of `shader`:
-/// `kernels! { SHADER; NAME = "entry" &[bindings]; ... }`.
+/// `kernels! { SHADER; NAME = "entry", &[bindings]; ... }`.
 macro_rules! kernels {
-    ($shader:expr; $($name:ident = $entry:literal $bindings:expr;)+) => {
+    ($shader:expr; $($name:ident = $entry:literal, $bindings:expr;)+) => {
         $(
             const $name: $crate::gpu::Kernel = $crate::gpu::Kernel {
                 shader: &$shader,
@@ -47,6 +47,19 @@ use crate::{Error, Result, Tensor};
 /// Define sets of a shader written once for both element widths (`VEC` = 1 and 4), as the
 /// element-wise, optimizer, data and layout kernels are (validated by naga).
 pub const VEC_VARIANTS: &[&[(&str, u32)]] = &[&[(VEC, 1)], &[(VEC, 4)]];
+
+/// A shape error of `op`.
+pub(crate) fn shape_err(op: &'static str, detail: String) -> Error {
+    Error::Shape { op, detail }
+}
+
+/// Checks that each named tensor holds f32 values.
+pub(crate) fn check_f32(op: &'static str, ts: &[(&'static str, &Tensor)]) -> Result<()> {
+    for (what, t) in ts {
+        t.expect_dtype(op, what, crate::DType::F32)?;
+    }
+    Ok(())
+}
 
 /// Checks that two shapes are equal, naming the op on mismatch.
 pub(crate) fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {

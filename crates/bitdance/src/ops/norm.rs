@@ -6,10 +6,10 @@ mod row_stats;
 
 pub use row_stats::{row_stats, row_stats_backward};
 
-use super::grid_1d;
+use super::{grid_1d, shape_err};
 use crate::gpu::{Access, Kernel, VEC};
 use crate::shaders::{NORM, NORM_SG};
-use crate::{DType, Error, Result, Tensor};
+use crate::{DType, Result, Tensor};
 
 /// Define sets of `shaders/norm.wgsl` the runtime uses (validated by naga): threads per row
 /// (CPU, GPU) times the element width.
@@ -35,19 +35,19 @@ const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
 kernels! { NORM;
-    RMS_NORM = "rms_norm" &[RW, RW, R, R];
-    LAYER_NORM = "layer_norm" &[RW, RW, RW, R, R, R];
-    RMS_NORM_BACKWARD = "rms_norm_backward" &[RW, R, R, R, R];
-    LAYER_NORM_BACKWARD = "layer_norm_backward" &[RW, R, R, R, R, R];
-    RMS_PARAM_GRAD = "rms_param_grad" &[RW, R, R, R];
-    LN_PARAM_GRAD = "ln_param_grad" &[RW, RW, R, R, R, R];
-    COL_SUM = "col_sum" &[RW, R];
-    SOFTMAX = "softmax" &[RW, R];
-    SOFTMAX_BACKWARD = "softmax_backward" &[RW, R, R];
-    MODULATE = "modulate" &[RW, R, R, R];
-    MODULATE_BACKWARD = "modulate_backward" &[RW, RW, RW, R, R, R];
-    GATED_RESIDUAL = "gated_residual" &[RW, R, R, R];
-    GATED_RESIDUAL_BACKWARD = "gated_residual_backward" &[RW, RW, RW, R, R, R];
+    RMS_NORM = "rms_norm", &[RW, RW, R, R];
+    LAYER_NORM = "layer_norm", &[RW, RW, RW, R, R, R];
+    RMS_NORM_BACKWARD = "rms_norm_backward", &[RW, R, R, R, R];
+    LAYER_NORM_BACKWARD = "layer_norm_backward", &[RW, R, R, R, R, R];
+    RMS_PARAM_GRAD = "rms_param_grad", &[RW, R, R, R];
+    LN_PARAM_GRAD = "ln_param_grad", &[RW, RW, R, R, R, R];
+    COL_SUM = "col_sum", &[RW, R];
+    SOFTMAX = "softmax", &[RW, R];
+    SOFTMAX_BACKWARD = "softmax_backward", &[RW, R, R];
+    MODULATE = "modulate", &[RW, R, R, R];
+    MODULATE_BACKWARD = "modulate_backward", &[RW, RW, RW, R, R, R];
+    GATED_RESIDUAL = "gated_residual", &[RW, R, R, R];
+    GATED_RESIDUAL_BACKWARD = "gated_residual_backward", &[RW, RW, RW, R, R, R];
 }
 
 /// Uniform words of `norm.wgsl`: rows (or threads), d, eps, aux, total.
@@ -59,10 +59,6 @@ fn params(rows: usize, d: usize, eps: f32, aux: usize, total: usize) -> [u32; 5]
         aux as u32,
         total as u32,
     ]
-}
-
-fn shape_err(op: &'static str, detail: String) -> Error {
-    Error::Shape { op, detail }
 }
 
 /// (rows, D) of `x [.., D]`; D must be non-zero.

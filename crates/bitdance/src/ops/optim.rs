@@ -8,9 +8,9 @@ use crate::{Error, Result, Tensor};
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 kernels! { OPTIM;
-    ADAMW = "adamw" &[RW, RW, RW, R, R];
-    ADAMW_EMA = "adamw_ema" &[RW, RW, RW, R, R, RW];
-    CLIP_FACTOR = "clip_factor" &[RW, R];
+    ADAMW = "adamw", &[RW, RW, RW, R, R];
+    ADAMW_EMA = "adamw_ema", &[RW, RW, RW, R, R, RW];
+    CLIP_FACTOR = "clip_factor", &[RW, R];
 }
 
 /// Hyper-parameters of one AdamW update (torch.optim.AdamW semantics).

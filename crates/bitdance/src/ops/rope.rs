@@ -20,8 +20,8 @@ pub const ROPE_MAX_HEAD_DIM: usize = 256;
 const BASE: f64 = 10000.0;
 
 kernels! { ROPE;
-    ROPE_TABLE = "rope_table" &[Access::ReadWrite, Access::Read];
-    ROPE_2D = "rope_2d" &[Access::ReadWrite, Access::Read, Access::Read];
+    ROPE_TABLE = "rope_table", &[Access::ReadWrite, Access::Read];
+    ROPE_2D = "rope_2d", &[Access::ReadWrite, Access::Read, Access::Read];
 }
 
 /// The k = Dh/4 frequencies `10000^(-2i/(Dh/2))` in f64.

@@ -10,12 +10,12 @@ const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
 kernels! { MATMUL;
-    MM_RB = "mm_rb" &[RW, R, R, R];
-    MM_TILED = "mm_tiled" &[RW, R, R, R];
-    PACK = "pack" &[RW, R];
+    MM_RB = "mm_rb", &[RW, R, R, R];
+    MM_TILED = "mm_tiled", &[RW, R, R, R];
+    PACK = "pack", &[RW, R];
 }
 kernels! { MATMUL_SG;
-    MM_SG = "mm_sg" &[RW, R, R, R];
+    MM_SG = "mm_sg", &[RW, R, R, R];
 }
 
 /// A strided operand: element (b, r, k) or (b, k, s) at `b*batch + r*rs + k*ks`.

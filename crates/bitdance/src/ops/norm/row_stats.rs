@@ -6,8 +6,8 @@ use crate::shaders::NORM;
 use crate::{DType, Result, Tensor};
 
 kernels! { NORM;
-    ROW_STATS = "row_stats" &[RW, RW, R];
-    ROW_STATS_BACKWARD = "row_stats_backward" &[RW, R, R, R, R, R];
+    ROW_STATS = "row_stats", &[RW, RW, R];
+    ROW_STATS_BACKWARD = "row_stats_backward", &[RW, R, R, R, R, R];
 }
 
 /// Mean and sqrt(unbiased variance + eps) of each row: x [.., D] -> ([rows], [rows]), rows the
