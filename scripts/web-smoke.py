@@ -87,6 +87,7 @@ def main():
             call(base, "POST", s + "/url", {"url": f"http://127.0.0.1:{server.server_port}/"})
             script = """const d = document.getElementById('done');
                 return d && {passed: +d.dataset.passed, failed: +d.dataset.failed,
+                             skipped: +d.dataset.skipped,
                              error: d.dataset.error || null,
                              adapter: [...document.querySelectorAll('#adapter dt')].map(
                                  dt => dt.textContent + ': ' + dt.nextElementSibling.textContent),
@@ -112,8 +113,8 @@ def main():
     if result is None:
         sys.exit(f"web page: no #done marker after {args.timeout:.0f} s")
     print("web page adapter:\n  " + "\n  ".join(result["adapter"]))
-    print(f"web page: {result['passed']} passed, {result['failed']} failed "
-          f"in {time.time() - start:.0f} s")
+    print(f"web page: {result['passed']} passed, {result['failed']} failed, "
+          f"{result['skipped']} skipped in {time.time() - start:.0f} s")
     if result["error"]:
         sys.exit(f"web page error: {result['error']}")
     if "Backend: BrowserWebGpu" not in result["adapter"]:

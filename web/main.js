@@ -49,11 +49,12 @@ function showRow(r) {
   $('conformance').tBodies[0].append(tr);
 }
 
-function finish(passed, failed, error) {
+function finish(passed, failed, error, skipped = 0) {
   const done = document.createElement('div');
   done.id = 'done';
   done.dataset.passed = passed;
   done.dataset.failed = failed;
+  done.dataset.skipped = skipped;
   if (error) done.dataset.error = error;
   done.hidden = true;
   document.body.append(done);
@@ -95,6 +96,7 @@ async function main() {
   await setupGenerator();
   let passed = 0;
   let failed = 0;
+  let skipped = 0;
   for (const family of conformance_families()) {
     $('status').textContent = `Running ${family} checks…`;
     const t0 = performance.now();
@@ -102,12 +104,13 @@ async function main() {
     result.rows.forEach(showRow);
     passed += result.passed;
     failed += result.failed;
-    console.log(`${family}: ${result.passed} passed, ${result.failed} failed in ${(performance.now() - t0).toFixed(0)} ms`);
+    skipped += result.skipped;
+    console.log(`${family}: ${result.passed} passed, ${result.failed} failed, ${result.skipped} skipped in ${(performance.now() - t0).toFixed(0)} ms`);
   }
   $('status').textContent = 'Done.';
-  $('summary').textContent = `${passed} passed, ${failed} failed.`;
+  $('summary').textContent = `${passed} passed, ${failed} failed, ${skipped} skipped.`;
   $('summary').className = failed ? 'fail' : 'ok';
-  finish(passed, failed);
+  finish(passed, failed, null, skipped);
 }
 
 main().catch((e) => {

@@ -44,7 +44,8 @@ pub async fn adapter_info() -> Result<String, JsError> {
 }
 
 /// Runs one conformance family (all when `family` is omitted) and returns JSON
-/// `{adapter, rows: [{family, op, shapes, rel_error, tolerance, error, passed}], passed, failed}`.
+/// `{adapter, rows: [{family, op, shapes, rel_error, tolerance, error, skipped, passed}], passed,
+/// failed, skipped}`.
 /// A family that ran no check yields one failed row.
 #[wasm_bindgen]
 pub async fn run_conformance(family: Option<String>) -> Result<String, JsError> {
