@@ -1,8 +1,8 @@
 // Gradients of the autoencoder's convolution family, built around the matmul kernels:
 // im2col (the patches of x as matrix rows), col2im (the patches' gradients gathered back, no
 // atomics), space_to_depth (the inverse permutation of depth_to_space) and row_affine
-// (y = x * s[row] + t[row], the affine part of GroupNorm and AdaptiveGroupNorm) with its
-// backward.
+// (y = x * s[row % period] + t[row % period], the affine part of GroupNorm (period C) and
+// AdaptiveGroupNorm (period B * C)) with its backward.
 // Binding convention: outputs first (read_write), then inputs (read).
 // Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
 
@@ -20,7 +20,7 @@ struct Params {
     pad_l: u32,
     total: u32,  // threads needed (element kernels) or rows (row kernels)
     len: u32,    // row length (row kernels)
-    spare0: u32,
+    period: u32, // row_affine: rows r and r + period share s and t
     spare1: u32,
     spare2: u32,
 }
@@ -113,23 +113,24 @@ fn space_to_depth(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     o1[id] = i2[((b * params.c + ch) * params.h * s + oy) * params.w * s + ox];
 }
 
-// o1 = y [rows, len] = x * s[row] + t[row]; i2 = x, i3 = s [rows], i4 = t [rows].
+// o1 = y [rows, len] = x * s[k] + t[k], k = row % period; i2 = x, i3 = s, i4 = t [period].
 @compute @workgroup_size(256)
 fn row_affine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if id >= params.total * params.len { return; }
-    let row = id / params.len;
-    o1[id] = i2[id] * i3[row] + i4[row];
+    let k = (id / params.len) % params.period;
+    o1[id] = i2[id] * i3[k] + i4[k];
 }
 
-// Backward of row_affine, one thread per row: o1 = dx = dy * s[row], o2 = ds [rows] =
-// sum(dy * x), o3 = dt [rows] = sum(dy). i4 = x [rows, len], i5 = dy [rows, len], i6 = s [rows].
+// Backward of row_affine, one thread per row: o1 = dx = dy * s[row % period], o2 = ds [rows] =
+// sum(dy * x), o3 = dt [rows] = sum(dy) (per row: the caller sums rows sharing an entry).
+// i4 = x [rows, len], i5 = dy [rows, len], i6 = s [period].
 @compute @workgroup_size(256)
 fn row_affine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = linear_id(gid, nwg);
     if row >= params.total { return; }
     let len = params.len;
-    let s = i6[row];
+    let s = i6[row % params.period];
     var ds = 0.0;
     var dt = 0.0;
     for (var k = 0u; k < len; k++) {

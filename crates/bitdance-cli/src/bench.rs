@@ -18,21 +18,21 @@ pub struct BenchArgs {
     /// Skip the matmul tile autotune (use the adapter's default configuration).
     #[arg(long)]
     no_autotune: bool,
-    /// Model for `bench generate` / `bench train`: a built-in name or a JSON config
-    /// (default: B-4x for generate, tiny for train).
+    /// Model for `bench generate` / `bench train` / `bench train-tokenizer`: a built-in name or
+    /// a JSON config (default: B-4x for generate, tiny for training).
     #[arg(long)]
     config: Option<String>,
     /// Guidance scale for `bench generate`.
     #[arg(long, default_value_t = 3.9)]
     cfg: f32,
     /// Images per pass for `bench generate` (times are per image; default 1) or per step for
-    /// `bench train` (default 16).
+    /// `bench train` and `bench train-tokenizer` (default 16).
     #[arg(long)]
     batch: Option<usize>,
     /// Timed iterations per shape (after one warm-up).
     #[arg(long, default_value_t = 3)]
     iters: usize,
-    /// After `train` or `generate`: time every kernel alone (one step, or the AR loop at 2 head
+    /// After `train`, `train-tokenizer` or `generate`: time every kernel alone (one step, or the AR loop at 2 head
     /// steps) and print where the time goes.
     #[arg(long)]
     profile: bool,
@@ -46,6 +46,8 @@ enum BenchKind {
     Attention,
     /// AR training steps per second (`--config`, official recipe, random weights and tokens).
     Train,
+    /// Tokenizer training steps per second (`--config`'s autoencoder, random weights and images).
+    TrainTokenizer,
     /// One 256x256 image with random weights (`--config`, default B-4x): seconds per image, split
     /// into transformer, head and decoder, and peak GPU memory.
     Generate,
@@ -127,10 +129,15 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 });
             }
         }
-        BenchKind::Train => {
+        BenchKind::Train | BenchKind::TrainTokenizer => {
             let batch = args.batch.unwrap_or(16);
+            let model = match args.what {
+                BenchKind::Train => crate::bench_train::Model::Ar,
+                _ => crate::bench_train::Model::Tokenizer,
+            };
             return crate::bench_train::run(
                 &gpu,
+                model,
                 args.config.as_deref().unwrap_or("tiny"),
                 batch,
                 iters,

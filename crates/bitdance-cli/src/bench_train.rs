@@ -1,20 +1,34 @@
-//! `bitdance bench train`: AR training steps per second (official recipe, random weights and
-//! random tokens), forward + backward + AdamW + EMA, after warm-up steps.
+//! `bitdance bench train` / `bench train-tokenizer`: training steps per second of the AR model
+//! (official recipe, random tokens) or of the tokenizer (random images), random weights,
+//! forward + backward + AdamW + EMA, after warm-up steps.
 
 use std::process::ExitCode;
 use std::time::Instant;
 
-use bitdance::model::{init_parameters, ParamStore};
+use bitdance::model::{init_autoencoder, init_parameters, ParamStore};
 use bitdance::optim::{AdamWConfig, LrSchedule};
 use bitdance::rng::Rng;
-use bitdance::train::{ArBatch, ArRecipe, Task, TrainSettings, Trainer};
+use bitdance::train::{ArBatch, ArRecipe, Task, TokenizerRecipe, TrainSettings, Trainer};
 use bitdance::Gpu;
 
 use crate::files::load_config;
 
+/// One training step on the benchmark's fixed batch.
+type StepFn = dyn FnMut(&mut Trainer) -> bitdance::Result<()>;
+
+/// What `run` trains.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// The AR transformer and its head (`bench train`).
+    Ar,
+    /// The binary tokenizer (`bench train-tokenizer`).
+    Tokenizer,
+}
+
 /// Runs the benchmark: `batch` images per step, `iters` timed steps.
 pub fn run(
     gpu: &Gpu,
+    model: Model,
     config: &str,
     batch: usize,
     iters: usize,
@@ -23,9 +37,16 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     let c = load_config(config)?;
     let mut rng = Rng::new(0);
-    let params = init_parameters(gpu, &c, &mut rng)?;
+    let params = match model {
+        Model::Ar => init_parameters(gpu, &c, &mut rng)?,
+        Model::Tokenizer => init_autoencoder(gpu, &c.vae, &mut rng)?,
+    };
+    let task = match model {
+        Model::Ar => Task::Ar(ArRecipe::default()),
+        Model::Tokenizer => Task::Tokenizer(TokenizerRecipe::default()),
+    };
     let settings = TrainSettings {
-        task: Task::Ar(ArRecipe::default()),
+        task,
         adamw: AdamWConfig::default(),
         schedule: LrSchedule {
             peak: 1e-4,
@@ -38,17 +59,37 @@ pub fn run(
         seed: 0,
     };
     let mut trainer = Trainer::new(c.clone(), params, ParamStore::new(), settings)?;
-    let n = c.image_tokens() * c.token_dim();
-    let tokens: Vec<f32> = (0..batch * n)
-        .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })
-        .collect();
-    let classes: Vec<u32> = (0..batch).map(|i| (i % c.num_classes) as u32).collect();
-    let data = ArBatch {
-        tokens: &tokens,
-        classes: &classes,
+    let (what, mut step): (String, Box<StepFn>) = match model {
+        Model::Ar => {
+            let n = c.image_tokens() * c.token_dim();
+            let tokens: Vec<f32> = (0..batch * n)
+                .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })
+                .collect();
+            let classes: Vec<u32> = (0..batch).map(|i| (i % c.num_classes) as u32).collect();
+            let what = format!(
+                "train {config}, batch {batch}, diff_batch_mul {}",
+                ArRecipe::default().diff_batch_mul
+            );
+            let step = move |t: &mut Trainer| {
+                let data = ArBatch {
+                    tokens: &tokens,
+                    classes: &classes,
+                };
+                pollster::block_on(t.step(&data)).map(|_| ())
+            };
+            (what, Box::new(step))
+        }
+        Model::Tokenizer => {
+            let r = c.resolution;
+            let images = rng.uniform_vec(batch * 3 * r * r, -1.0, 1.0);
+            let what = format!("train-tokenizer {config} ({r}x{r}), batch {batch}");
+            let step =
+                move |t: &mut Trainer| pollster::block_on(t.step_tokenizer(&images)).map(|_| ());
+            (what, Box::new(step))
+        }
     };
     for _ in 0..2 {
-        pollster::block_on(trainer.step(&data))?;
+        step(&mut trainer)?;
     }
     gpu.reset_peak();
     let before = gpu.stats();
@@ -57,7 +98,7 @@ pub fn run(
     let mut step_secs = Vec::with_capacity(iters);
     for _ in 0..iters {
         let t = Instant::now();
-        pollster::block_on(trainer.step(&data))?;
+        step(&mut trainer)?;
         step_secs.push(t.elapsed().as_secs_f64());
     }
     let secs = start.elapsed().as_secs_f64() / iters as f64;
@@ -66,19 +107,24 @@ pub fn run(
     let median = step_secs[iters / 2];
     let after = gpu.stats();
     let dispatches = (after.dispatches - before.dispatches) / iters as u64;
+    let submits = (after.submits - before.submits) / iters as u64;
     let peak = after.peak_bytes as f64 / (1 << 20) as f64;
+    let bench = match model {
+        Model::Ar => "train",
+        Model::Tokenizer => "train-tokenizer",
+    };
     if json {
         println!(
             "{}",
-            serde_json::json!({"bench": "train", "config": config, "batch": batch,
+            serde_json::json!({"bench": bench, "config": config, "batch": batch,
                 "steps_per_s": 1.0 / secs, "median_steps_per_s": 1.0 / median,
                 "images_per_s": batch as f64 / secs,
-                "dispatches_per_step": dispatches, "peak_gpu_mib": peak})
+                "dispatches_per_step": dispatches, "submits_per_step": submits,
+                "peak_gpu_mib": peak})
         );
     } else {
         println!(
-            "train {config}, batch {batch}, diff_batch_mul {}: {:.3} steps/s (median step {:.3}; {:.1} images/s), {dispatches} dispatches and 1 submit per step, peak GPU memory {peak:.0} MiB",
-            ArRecipe::default().diff_batch_mul,
+            "{what}: {:.3} steps/s (median step {:.3}; {:.1} images/s), {dispatches} dispatches and {submits} submit(s) per step, peak GPU memory {peak:.0} MiB",
             1.0 / secs,
             1.0 / median,
             batch as f64 / secs
@@ -86,7 +132,7 @@ pub fn run(
     }
     if profile {
         gpu.start_profiling();
-        pollster::block_on(trainer.step(&data))?;
+        step(&mut trainer)?;
         crate::bench::print_profile(&gpu.stop_profiling(), "one training step");
     }
     Ok(ExitCode::SUCCESS)

@@ -94,8 +94,25 @@ impl Tape {
         let Some((weight, bias)) = affine else {
             return Ok(y);
         };
-        let s = self.concat(&vec![weight; b], 0)?;
-        let t = self.concat(&vec![bias; b], 0)?;
-        self.row_affine(y, s, t)
+        self.channel_affine(y, weight, bias)
+    }
+
+    /// `x[b, c, ..] * weight[c] + bias[c]` for x [B, C, ..] (the affine part of GroupNorm).
+    pub fn channel_affine(&self, x: Var, weight: Var, bias: Var) -> Result<Var> {
+        let (xv, wv) = (self.value(x), self.value(weight));
+        let y = ops::channel_affine(&xv, &wv, &self.value(bias))?;
+        let (w_shape, b_shape) = (self.shape(weight), self.shape(bias));
+        Ok(self.push(
+            y,
+            &[x, weight, bias],
+            Box::new(move |dy, _| {
+                let (dx, dw, db) = ops::channel_affine_backward(&xv, &wv, dy)?;
+                Ok(vec![
+                    Some(dx),
+                    Some(dw.reshape(&w_shape)?),
+                    Some(db.reshape(&b_shape)?),
+                ])
+            }),
+        ))
     }
 }

@@ -33,6 +33,11 @@ pub(super) async fn run(c: &mut Checker) {
             c.fail("row_affine", format!("[{rows}, {len}]"), e);
         }
     }
+    for shape in [&[3usize, 5, 4, 7][..], &[2, 13, 64], &[1, 6, 1]] {
+        if let Err(e) = check_channel_affine(c, shape).await {
+            c.fail("channel_affine", format!("{shape:?}"), e);
+        }
+    }
 }
 
 async fn check_conv(c: &mut Checker, case: ConvCase) -> Result<()> {
@@ -88,6 +93,54 @@ async fn check_space_to_depth(c: &mut Checker, case: [usize; 5]) -> Result<()> {
         TOL,
     )
     .await;
+    Ok(())
+}
+
+async fn check_channel_affine(c: &mut Checker, shape: &[usize]) -> Result<()> {
+    let s = format!("{shape:?}");
+    let ch = shape[1];
+    let len: usize = shape[2..].iter().product();
+    let (x, xv) = c.randn(shape)?;
+    let (w, wv) = c.randn(&[ch])?;
+    let (b, bv) = c.randn(&[ch])?;
+    let (dy, dyv) = c.randn(shape)?;
+    let reference = |x: &[f64], w: &[f64], b: &[f64]| -> Vec<f64> {
+        x.iter()
+            .enumerate()
+            .map(|(i, v)| v * w[i / len % ch] + b[i / len % ch])
+            .collect()
+    };
+    let y = ops::channel_affine(&x, &w, &b);
+    c.compare(
+        "channel_affine",
+        s.clone(),
+        y,
+        &reference(&xv, &wv, &bv),
+        TOL,
+    )
+    .await;
+    let (dx, dw, db) = ops::channel_affine_backward(&x, &w, &dy)?;
+    let fd = fd_vjp(|x| reference(x, &wv, &bv), &xv, &dyv);
+    c.compare(
+        "channel_affine backward dx",
+        s.clone(),
+        Ok(dx),
+        &fd,
+        TOL_GRAD,
+    )
+    .await;
+    let fd = fd_vjp(|v| reference(&xv, v, &bv), &wv, &dyv);
+    c.compare(
+        "channel_affine backward dw",
+        s.clone(),
+        Ok(dw),
+        &fd,
+        TOL_GRAD,
+    )
+    .await;
+    let fd = fd_vjp(|v| reference(&xv, &wv, v), &bv, &dyv);
+    c.compare("channel_affine backward db", s, Ok(db), &fd, TOL_GRAD)
+        .await;
     Ok(())
 }
 

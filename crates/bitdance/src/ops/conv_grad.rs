@@ -37,6 +37,7 @@ struct Params {
     pad_l: usize,
     total: usize,
     len: usize,
+    period: usize,
 }
 
 impl Params {
@@ -55,7 +56,7 @@ impl Params {
             self.pad_l,
             self.total,
             self.len,
-            0,
+            self.period,
             0,
             0,
         ];
@@ -237,17 +238,8 @@ fn rows_len(op: &'static str, x: &Tensor, s: &Tensor, t: &Tensor) -> Result<(usi
 /// `y = x * s[r] + t[r]` for each of the R rows of x (rows = the R equal slices of x in memory,
 /// e.g. the (batch, channel) planes of NCHW): x [..], s and t with R elements. y has x's shape.
 pub fn row_affine(x: &Tensor, s: &Tensor, t: &Tensor) -> Result<Tensor> {
-    let (rows, len) = rows_len("row_affine", x, s, t)?;
-    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    let p = Params {
-        total: rows,
-        len,
-        ..Default::default()
-    };
-    let grid = grid_1d(x, "row_affine", rows * len)?;
-    x.gpu()
-        .dispatch(&ROW_AFFINE, &[], &[&y, x, s, t], &p.words(), grid)?;
-    Ok(y)
+    let (rows, _) = rows_len("row_affine", x, s, t)?;
+    affine_rows(x, s, t, rows, rows)
 }
 
 /// Gradients of `row_affine` given dy: (dx = dy * s[r], ds[r] = Σ dy x, dt[r] = Σ dy).
@@ -256,7 +248,70 @@ pub fn row_affine_backward(
     s: &Tensor,
     dy: &Tensor,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let (rows, len) = rows_len("row_affine_backward", x, s, s)?;
+    let (rows, _) = rows_len("row_affine_backward", x, s, s)?;
+    affine_rows_backward(x, s, dy, rows, rows)
+}
+
+/// `y[b, c, ..] = x[b, c, ..] * weight[c] + bias[c]` for x [B, C, ..] (the affine part of
+/// GroupNorm): the per-channel vectors are read in place, not repeated per batch entry.
+pub fn channel_affine(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let (planes, c) = channel_planes("channel_affine", x, weight, bias)?;
+    affine_rows(x, weight, bias, planes, c)
+}
+
+/// Gradients of `channel_affine` given dy: (dx, dweight [C], dbias [C]); the per-plane sums are
+/// added over the batch in a fixed order (deterministic).
+pub fn channel_affine_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (planes, c) = channel_planes("channel_affine_backward", x, weight, weight)?;
+    let (dx, ds, dt) = affine_rows_backward(x, weight, dy, planes, c)?;
+    let per_channel = |t: Tensor| super::sum_rows(&t.reshape(&[planes / c, c])?);
+    Ok((dx, per_channel(ds)?, per_channel(dt)?))
+}
+
+/// (planes B * C, C) of x [B, C, ..] whose per-channel vectors s and t hold C elements.
+fn channel_planes(op: &'static str, x: &Tensor, s: &Tensor, t: &Tensor) -> Result<(usize, usize)> {
+    x.expect_dtype(op, "x", DType::F32)?;
+    match *x.shape() {
+        [b, c, ..] if c > 0 && s.numel() == c && t.numel() == c => Ok((b * c, c)),
+        _ => Err(shape_err(
+            op,
+            format!(
+                "x {:?} must be [B, C, ..] with C = the {} and {} per-channel elements",
+                x.shape(),
+                s.numel(),
+                t.numel()
+            ),
+        )),
+    }
+}
+
+/// `x * s[r % period] + t[r % period]` over the `rows` equal rows of x.
+fn affine_rows(x: &Tensor, s: &Tensor, t: &Tensor, rows: usize, period: usize) -> Result<Tensor> {
+    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let p = Params {
+        total: rows,
+        len: x.numel() / rows,
+        period,
+        ..Default::default()
+    };
+    let grid = grid_1d(x, "row_affine", x.numel())?;
+    x.gpu()
+        .dispatch(&ROW_AFFINE, &[], &[&y, x, s, t], &p.words(), grid)?;
+    Ok(y)
+}
+
+/// Backward of `affine_rows`: dx, and ds, dt per row ([rows], not yet summed per period).
+fn affine_rows_backward(
+    x: &Tensor,
+    s: &Tensor,
+    dy: &Tensor,
+    rows: usize,
+    period: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
     if dy.shape() != x.shape() {
         return Err(shape_err(
             "row_affine_backward",
@@ -265,11 +320,12 @@ pub fn row_affine_backward(
     }
     let gpu = x.gpu();
     let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
-    let ds = Tensor::empty(gpu, s.shape(), DType::F32)?;
-    let dt = Tensor::empty(gpu, s.shape(), DType::F32)?;
+    let ds = Tensor::empty(gpu, &[rows], DType::F32)?;
+    let dt = Tensor::empty(gpu, &[rows], DType::F32)?;
     let p = Params {
         total: rows,
-        len,
+        len: x.numel() / rows,
+        period,
         ..Default::default()
     };
     let grid = grid_1d(x, "row_affine_backward", rows)?;
