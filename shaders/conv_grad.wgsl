@@ -41,52 +41,72 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 // o1 = cols [n * ho * wo, c * kh * kw]: row (b, oy, ox), column (ci, i, j) holds
 // x[b, ci, oy * stride + i - pad_t, ox * stride + j - pad_l] (0 outside). i2 = x [n, c, h, w].
+// One thread per (row, ci) writes that pair's kh * kw consecutive columns, so the index
+// arithmetic (divisions are lane-by-lane loops on llvmpipe) is shared by all its taps.
+// params.total = n * ho * wo * c.
 @compute @workgroup_size(256)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if id >= params.total { return; }
-    let k2 = params.kh * params.kw;
-    let cols = params.c * k2;
-    let col = id % cols;
-    let r = id / cols;
-    let ox = r % params.wo;
-    let oy = (r / params.wo) % params.ho;
-    let b = r / (params.wo * params.ho);
-    let ci = col / k2;
-    let i = (col % k2) / params.kw;
-    let j = col % params.kw;
-    let y = i32(oy * params.stride + i) - i32(params.pad_t);
-    let x = i32(ox * params.stride + j) - i32(params.pad_l);
-    var v = 0.0;
-    if y >= 0 && x >= 0 && u32(y) < params.h && u32(x) < params.w {
-        v = i2[((b * params.c + ci) * params.h + u32(y)) * params.w + u32(x)];
+    let r = id / params.c;
+    let ci = id - r * params.c;
+    let t = r / params.wo;
+    let ox = r - t * params.wo;
+    let b = t / params.ho;
+    let oy = t - b * params.ho;
+    let y0 = i32(oy * params.stride) - i32(params.pad_t);
+    let x0 = i32(ox * params.stride) - i32(params.pad_l);
+    let plane = (b * params.c + ci) * params.h * params.w;
+    var o = id * params.kh * params.kw;
+    for (var i = 0u; i < params.kh; i++) {
+        let y = y0 + i32(i);
+        let row_in = y >= 0 && u32(y) < params.h;
+        for (var j = 0u; j < params.kw; j++) {
+            let x = x0 + i32(j);
+            var v = 0.0;
+            if row_in && x >= 0 && u32(x) < params.w {
+                v = i2[plane + u32(y) * params.w + u32(x)];
+            }
+            o1[o] = v;
+            o += 1u;
+        }
     }
-    o1[id] = v;
 }
 
 // The adjoint of im2col: o1 = dx [n, c, h, w], each element the sum of the column entries that
 // read it (at most kh * kw, gathered in a fixed order). i2 = dcols [n * ho * wo, c * kh * kw].
+// Stride 1 (most convolutions) needs no division per tap.
 @compute @workgroup_size(256)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if id >= params.total { return; }
-    let x = id % params.w;
-    let y = (id / params.w) % params.h;
-    let ci = (id / (params.w * params.h)) % params.c;
-    let b = id / (params.w * params.h * params.c);
+    let t1 = id / params.w;
+    let x = id - t1 * params.w;
+    let t2 = t1 / params.h;
+    let y = t1 - t2 * params.h;
+    let b = t2 / params.c;
+    let ci = t2 - b * params.c;
     let k2 = params.kh * params.kw;
     let cols = params.c * k2;
     let s = params.stride;
     var acc = 0.0;
     for (var i = 0u; i < params.kh; i++) {
         let ty = i32(y + params.pad_t) - i32(i);
-        if ty < 0 || u32(ty) % s != 0u { continue; }
-        let oy = u32(ty) / s;
+        if ty < 0 { continue; }
+        var oy = u32(ty);
+        if s != 1u {
+            if oy % s != 0u { continue; }
+            oy = oy / s;
+        }
         if oy >= params.ho { continue; }
         for (var j = 0u; j < params.kw; j++) {
             let tx = i32(x + params.pad_l) - i32(j);
-            if tx < 0 || u32(tx) % s != 0u { continue; }
-            let ox = u32(tx) / s;
+            if tx < 0 { continue; }
+            var ox = u32(tx);
+            if s != 1u {
+                if ox % s != 0u { continue; }
+                ox = ox / s;
+            }
             if ox >= params.wo { continue; }
             let row = (b * params.ho + oy) * params.wo + ox;
             acc += i2[row * cols + ci * k2 + i * params.kw + j];

@@ -146,7 +146,7 @@ pub fn conv2d_backward(
             &cols,
             &[&xs],
             Params {
-                total: n * pix * k,
+                total: n * pix * cin,
                 ..p
             },
         )?;
