@@ -28,7 +28,7 @@ struct Params {
     hp: u32,      // padded input height (conv)
     wp: u32,      // padded input width (conv)
     cq: u32,      // input channels / 4, rounded up (conv)
-    spare: u32,
+    w_flip: u32,  // conv_pack_w: 1 = weight stored [cin, cout, kh, kw], taps reversed
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -125,7 +125,8 @@ fn conv_pack_x(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 
 // o1 = packed weight [kh * kw * cq, cout_p, 4]: vec4 (tap * cq + c) * cout_p + co holds the weights
 // of input channels 4c..4c+3 at that tap for output channel co, zero past cin and cout;
-// i2 = weight [cout, cin, kh, kw]. cout_p = tiles_c * TC.
+// i2 = weight [cout, cin, kh, kw], or with w_flip [cin, cout, kh, kw] read at the reversed tap
+// (the transposed, flipped weight of an input gradient). cout_p = tiles_c * TC.
 @compute @workgroup_size(256)
 fn conv_pack_w(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg, 256u);
@@ -138,7 +139,10 @@ fn conv_pack_w(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let tap = r / params.cq;
     let ci = 4u * c + e;
     let kk = params.kh * params.kw;
-    let src = (min(co, params.cout - 1u) * params.cin + min(ci, params.cin - 1u)) * kk + tap;
+    let oc = min(co, params.cout - 1u);
+    let ic = min(ci, params.cin - 1u);
+    let src = select((oc * params.cin + ic) * kk + tap, (ic * params.cout + oc) * kk + kk - 1u - tap,
+                     params.w_flip == 1u);
     o1[i] = select(0.0, i2[src], co < params.cout && ci < params.cin);
 }
 

@@ -1,5 +1,6 @@
 //! Conformance of the conv family's backward ops against f64 finite differences: conv2d's
-//! input, weight and bias gradients (strides 1 and 2, 3x3 and 1x1, asymmetric padding),
+//! input, weight and bias gradients (strides 1 and 2, 3x3 and 1x1, asymmetric padding; dx as a
+//! transposed convolution or through col2im),
 //! space_to_depth as depth_to_space's adjoint, and the per-row affine map.
 
 use super::{Checker, TOL, TOL_GRAD};
@@ -15,6 +16,11 @@ const CONVS: &[ConvCase] = &[
     (2, 3, 7, 6, 5, 3, 2, [1, 1, 1, 1]),
     (1, 5, 5, 5, 3, 1, 1, [0, 0, 0, 0]),
     (1, 2, 6, 5, 3, 3, 2, [0, 1, 0, 1]),
+    // Stride 1: dx is a convolution with the transposed, flipped weight (here asymmetric
+    // padding and more input channels than one tile of output channels of the dx convolution).
+    (2, 37, 6, 5, 6, 3, 1, [0, 2, 1, 2]),
+    // Padding beyond kernel - 1: dx through the matmul and col2im.
+    (1, 3, 4, 5, 2, 1, 1, [1, 0, 0, 1]),
 ];
 
 pub(super) async fn run(c: &mut Checker) {

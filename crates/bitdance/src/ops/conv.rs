@@ -93,6 +93,7 @@ struct Params {
     hp: usize,
     wp: usize,
     cq: usize,
+    w_flip: usize,
 }
 
 impl Params {
@@ -117,7 +118,7 @@ impl Params {
             self.hp,
             self.wp,
             self.cq,
-            0,
+            self.w_flip,
         ]
         .map(|v| v as u32);
         p[14] = self.eps.to_bits();
@@ -199,9 +200,60 @@ pub(crate) fn conv2d_on(
     pad: Padding,
     path: Path,
 ) -> Result<Tensor> {
+    conv2d_core(x, weight, WeightLayout::Forward, bias, stride, pad, path)
+}
+
+/// How `conv2d_core` reads its weight tensor.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WeightLayout {
+    /// [Cout, Cin, kh, kw], as `nn.Conv2d` stores it.
+    Forward,
+    /// The weight of the convolution whose input gradient this is: [Cin, Cout, kh, kw] with
+    /// the taps reversed (a transposed convolution at stride 1).
+    TransposedFlipped,
+}
+
+/// The input gradient of a stride-1 convolution with `weight` [Cout, Cin, kh, kw] and padding
+/// `pad`, given dy [B, Cout, Ho, Wo]: the convolution of dy with the transposed, flipped weight
+/// at padding (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right), each at most
+/// kernel - 1. Returns dx [B, Cin, Ho + kh - 1 - top - bottom, ...].
+pub(crate) fn conv2d_input_grad(dy: &Tensor, weight: &Tensor, pad: Padding) -> Result<Tensor> {
+    let [_, _, kh, kw] = nchw("conv2d_input_grad", "weight", weight)?;
+    let flipped = |p: usize, k: usize| {
+        (k - 1).checked_sub(p).ok_or_else(|| {
+            shape_err(
+                "conv2d_input_grad",
+                format!("padding {pad:?} exceeds the {kh}x{kw} kernel"),
+            )
+        })
+    };
+    let pad = Padding {
+        top: flipped(pad.top, kh)?,
+        bottom: flipped(pad.bottom, kh)?,
+        left: flipped(pad.left, kw)?,
+        right: flipped(pad.right, kw)?,
+    };
+    let layout = WeightLayout::TransposedFlipped;
+    conv2d_core(dy, weight, layout, None, 1, pad, Path::Auto)
+}
+
+/// The convolution of `conv2d_on`, its weight read as `layout` says.
+fn conv2d_core(
+    x: &Tensor,
+    weight: &Tensor,
+    layout: WeightLayout,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: Padding,
+    path: Path,
+) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let [b, cin, h, w] = nchw(OP, "x", x)?;
-    let [cout, wcin, kh, kw] = nchw(OP, "weight", weight)?;
+    let [wo_ch, wi_ch, kh, kw] = nchw(OP, "weight", weight)?;
+    let (cout, wcin) = match layout {
+        WeightLayout::Forward => (wo_ch, wi_ch),
+        WeightLayout::TransposedFlipped => (wi_ch, wo_ch),
+    };
     if wcin != cin {
         return Err(shape_err(
             OP,
@@ -262,6 +314,7 @@ pub(crate) fn conv2d_on(
         hp,
         wp,
         cq,
+        w_flip: usize::from(layout == WeightLayout::TransposedFlipped),
         ..Default::default()
     };
     let xp = Tensor::empty(gpu, &[b, hp, wp, 4 * cq], DType::F32)?;

@@ -122,10 +122,23 @@ pub fn conv2d_backward(
     let mut dw: Option<Tensor> = None;
     let mut dbias: Option<Tensor> = None;
     let mut dx_parts = Vec::new();
+    // At stride 1 the input gradient is a convolution of dy (the fast forward kernels);
+    // otherwise the patches' gradients are gathered back from a matmul (col2im).
+    let as_convolution =
+        stride == 1 && pad.top < kh && pad.bottom < kh && pad.left < kw && pad.right < kw;
+    if as_convolution {
+        dx_parts.push(super::conv::conv2d_input_grad(dy, weight, pad)?);
+    }
     for start in (0..b).step_by(per_group) {
         let n = per_group.min(b - start);
-        let xs = super::slice(x, 0, start, n)?;
-        let dys = super::slice(dy, 0, start, n)?;
+        let (xs, dys) = if n == b {
+            (x.clone(), dy.clone())
+        } else {
+            (
+                super::slice(x, 0, start, n)?,
+                super::slice(dy, 0, start, n)?,
+            )
+        };
         let p = Params {
             n,
             c: cin,
@@ -163,6 +176,9 @@ pub fn conv2d_backward(
             None => part_b,
             Some(acc) => super::add(&acc, &part_b)?,
         });
+        if as_convolution {
+            continue;
+        }
         let dcols = matmul(&dy_rows, &w_mat, None, false, false)?;
         let dx = Tensor::empty(gpu, &[n, cin, h, w], DType::F32)?;
         elementwise(
