@@ -35,6 +35,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> o1: array<f32>;
 @group(0) @binding(2) var<storage, read> i2: array<f32>;
 @group(0) @binding(3) var<storage, read> i3: array<f32>;
+@group(0) @binding(1) var<storage, read_write> o4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> x4: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read> w4: array<vec4<f32>>;
 @group(0) @binding(4) var<storage, read> i4: array<f32>;
@@ -104,23 +105,30 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
     }
 }
 
-// o1 = padded input [n, hp, wp, 4 * cq] (NHWC, zero border of pad_t rows and pad_l columns,
-// zero channels past cin); i2 = x [n, cin, h, w]. One thread per output element.
+// o4 = padded input [n, hp, wp, cq] vec4s (NHWC, zero border of pad_t rows and pad_l columns,
+// zero channels past cin); i2 = x [n, cin, h, w]. One thread per output vec4 (params.total of
+// them), so the index divisions are shared by its 4 channels.
 @compute @workgroup_size(256)
 fn conv_pack_x(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg, 256u);
     if i >= params.total { return; }
-    let cp = params.cq * 4u;
-    let c = i % cp;
-    let px = (i / cp) % params.wp;
-    let py = (i / (cp * params.wp)) % params.hp;
-    let b = i / (cp * params.wp * params.hp);
+    let t = i / params.cq;
+    let c4 = i - t * params.cq;
+    let t2 = t / params.wp;
+    let px = t - t2 * params.wp;
+    let b = t2 / params.hp;
+    let py = t2 - b * params.hp;
     let iy = i32(py) - i32(params.pad_t);
     let ix = i32(px) - i32(params.pad_l);
-    let ok = c < params.cin && iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w);
-    let src = ((b * params.cin + min(c, params.cin - 1u)) * params.h + u32(max(iy, 0))) * params.w
-        + u32(max(ix, 0));
-    o1[i] = select(0.0, i2[min(src, arrayLength(&i2) - 1u)], ok);
+    let inside = iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w);
+    let plane = params.h * params.w;
+    let at = b * params.cin * plane + u32(max(iy, 0)) * params.w + u32(max(ix, 0));
+    var v = vec4<f32>(0.0);
+    for (var e = 0u; e < 4u; e++) {
+        let c = 4u * c4 + e;
+        if inside && c < params.cin { v[e] = i2[at + c * plane]; }
+    }
+    o4[i] = v;
 }
 
 // o1 = packed weight [kh * kw * cq, cout_p, 4]: vec4 (tap * cq + c) * cout_p + co holds the weights

@@ -318,7 +318,7 @@ fn conv2d_core(
         ..Default::default()
     };
     let xp = Tensor::empty(gpu, &[b, hp, wp, 4 * cq], DType::F32)?;
-    p.total = xp.numel();
+    p.total = xp.numel() / 4;
     gpu.dispatch(
         &CONV_PACK_X,
         defines(gpu, path),
