@@ -175,6 +175,20 @@ fn col_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroup
     o1[j] = s;
 }
 
+// o1[row] = the sum of row `row` of i2 [rows, d] (params.d elements of V).
+@compute @workgroup_size(ROW_WG)
+fn row_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let n = params.d;
+    let base = row * n;
+    var s = V(0.0);
+    for (var j = lid; j < n; j += ROW_WG) { s += i2v[base + j]; }
+    let total = sum_a(lid, hsum(s));
+    if lid == 0u { o1[row] = total; }
+}
+
 // o1 = softmax(i2) over each row.
 @compute @workgroup_size(ROW_WG)
 fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,

@@ -42,6 +42,21 @@ pub(super) async fn run(c: &mut Checker) {
         if let Err(e) = check_softmax(c, shape).await {
             c.fail("softmax", format!("{shape:?}"), e);
         }
+        let d = last(shape);
+        match c.randn(shape) {
+            Ok((x, xv)) => {
+                let r: Vec<f64> = xv.chunks(d).map(|row| row.iter().sum()).collect();
+                c.compare(
+                    "sum_last",
+                    format!("{shape:?}"),
+                    ops::sum_last(&x),
+                    &r,
+                    tol(d),
+                )
+                .await;
+            }
+            Err(e) => c.fail("sum_last", format!("{shape:?}"), e),
+        }
         if let Err(e) = check_row_stats(c, shape).await {
             c.fail("row_stats", format!("{shape:?}"), e);
         }

@@ -163,11 +163,12 @@ pub fn conv2d_backward(
                 ..p
             },
         )?;
-        // dy as [n, pix, Cout] (pixel rows) and as [Cout, n * pix] (channel rows).
-        let dy_rows = merge_heads(&dys.reshape(&[n, cout, pix, 1])?)?.reshape(&[n * pix, cout])?;
+        // dy as [Cout, n * pix] (channel rows) for the weight gradient.
         let dy_chan = merge_heads(&dys.reshape(&[1, n, cout, pix])?)?.reshape(&[cout, n * pix])?;
         let part_w = matmul(&dy_chan, &cols, None, false, false)?;
-        let part_b = super::sum_rows(&dy_rows)?;
+        // The bias gradient: each (image, channel) plane summed, then the planes per channel.
+        let planes = super::sum_last(&dys.reshape(&[n * cout, pix])?)?;
+        let part_b = super::sum_rows(&planes.reshape(&[n, cout])?)?;
         dw = Some(match dw {
             None => part_w,
             Some(acc) => super::add(&acc, &part_w)?,
@@ -179,6 +180,8 @@ pub fn conv2d_backward(
         if as_convolution {
             continue;
         }
+        // dy as [n * pix, Cout] (pixel rows): the patches' gradients, gathered back by col2im.
+        let dy_rows = merge_heads(&dys.reshape(&[n, cout, pix, 1])?)?.reshape(&[n * pix, cout])?;
         let dcols = matmul(&dy_rows, &w_mat, None, false, false)?;
         let dx = Tensor::empty(gpu, &[n, cin, h, w], DType::F32)?;
         elementwise(

@@ -42,6 +42,7 @@ kernels! { NORM;
     RMS_PARAM_GRAD = "rms_param_grad", &[RW, R, R, R];
     LN_PARAM_GRAD = "ln_param_grad", &[RW, RW, R, R, R, R];
     COL_SUM = "col_sum", &[RW, R];
+    ROW_SUM = "row_sum", &[RW, R];
     SOFTMAX = "softmax", &[RW, R];
     SOFTMAX_BACKWARD = "softmax_backward", &[RW, R, R];
     MODULATE = "modulate", &[RW, R, R, R];
@@ -337,6 +338,19 @@ pub fn softmax(x: &Tensor) -> Result<Tensor> {
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     row_dispatch(&SOFTMAX, 1, &[&y, x], params(rows, d, 0.0, 0, rows), rows)?;
     Ok(y)
+}
+
+/// Sums over the last dim: x [.., D] -> [..] (one workgroup per row, a fixed order).
+pub fn sum_last(x: &Tensor) -> Result<Tensor> {
+    let (rows, d) = rows_of("sum_last", x)?;
+    let shape = &x.shape()[..x.shape().len() - 1];
+    let out = Tensor::empty(
+        x.gpu(),
+        if shape.is_empty() { &[1] } else { shape },
+        DType::F32,
+    )?;
+    row_dispatch_vec(&ROW_SUM, &[&out, x], params(rows, d, 0.0, 0, rows), rows)?;
+    Ok(out)
 }
 
 /// Backward of `softmax` from its output `y` and `dy` (both [.., D]): `dx = y * (dy - Σ y·dy)`.
