@@ -34,6 +34,9 @@ struct Params {
 @group(0) @binding(4) var<storage, read> i4: array<f32>;
 @group(0) @binding(5) var<storage, read> i5: array<f32>;
 @group(0) @binding(6) var<storage, read> i6: array<f32>;
+// im2col_packed: the same bindings as vec4s.
+@group(0) @binding(1) var<storage, read_write> o1v: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> i2v: array<vec4<f32>>;
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
@@ -71,6 +74,29 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             o += 1u;
         }
     }
+}
+
+// im2col over the padded NHWC input of the convolution kernels (conv_pack_x), columns in
+// (tap, channel) order: o1v = cols [n * ho * wo, kh * kw, cq] vec4s, i2v = xp [n, hp, wp, cq]
+// vec4s (params.h, params.w = hp, wp; params.c = cq). One thread per (row, tap) copies the
+// tap's cq channel vec4s, contiguous on both sides. params.total = n * ho * wo * kh * kw.
+@compute @workgroup_size(256)
+fn im2col_packed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if id >= params.total { return; }
+    let k2 = params.kh * params.kw;
+    let r = id / k2;
+    let tap = id - r * k2;
+    let i = tap / params.kw;
+    let j = tap - i * params.kw;
+    let t = r / params.wo;
+    let ox = r - t * params.wo;
+    let b = t / params.ho;
+    let oy = t - b * params.ho;
+    let cq = params.c;
+    let src = ((b * params.h + oy * params.stride + i) * params.w + ox * params.stride + j) * cq;
+    let dst = id * cq;
+    for (var c = 0u; c < cq; c++) { o1v[dst + c] = i2v[src + c]; }
 }
 
 // The adjoint of im2col: o1 = dx [n, c, h, w], each element the sum of the column entries that

@@ -203,6 +203,40 @@ pub(crate) fn conv2d_on(
     conv2d_core(x, weight, WeightLayout::Forward, bias, stride, pad, path)
 }
 
+/// x [B, C, H, W] padded by `pad` and packed as NHWC vec4s of channels: [B, Hp, Wp, 4 ceil(C/4)]
+/// (zero border, zero channels past C), the layout the convolution kernels read.
+pub(crate) fn pack_input(x: &Tensor, pad: Padding) -> Result<Tensor> {
+    let [b, cin, h, w] = nchw("pack_input", "x", x)?;
+    let mut p = Params {
+        n: b,
+        cin,
+        h,
+        w,
+        pad_t: pad.top,
+        pad_l: pad.left,
+        hp: h + pad.top + pad.bottom,
+        wp: w + pad.left + pad.right,
+        cq: cin.div_ceil(4),
+        ..Default::default()
+    };
+    pack_input_with(x, &mut p, Path::Auto)
+}
+
+/// `pack_input` for the convolution described by `p` (n, cin, h, w, pads, hp, wp, cq).
+fn pack_input_with(x: &Tensor, p: &mut Params, path: Path) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let xp = Tensor::empty(gpu, &[p.n, p.hp, p.wp, 4 * p.cq], DType::F32)?;
+    p.total = xp.numel() / 4;
+    gpu.dispatch(
+        &CONV_PACK_X,
+        defines(gpu, path),
+        &[&xp, x],
+        &p.words(),
+        grid_1d(x, "conv_pack_x", p.total)?,
+    )?;
+    Ok(xp)
+}
+
 /// How `conv2d_core` reads its weight tensor.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum WeightLayout {
@@ -317,15 +351,7 @@ fn conv2d_core(
         w_flip: usize::from(layout == WeightLayout::TransposedFlipped),
         ..Default::default()
     };
-    let xp = Tensor::empty(gpu, &[b, hp, wp, 4 * cq], DType::F32)?;
-    p.total = xp.numel() / 4;
-    gpu.dispatch(
-        &CONV_PACK_X,
-        defines(gpu, path),
-        &[&xp, x],
-        &p.words(),
-        grid_1d(x, OP, p.total)?,
-    )?;
+    let xp = pack_input_with(x, &mut p, path)?;
     let wpk = Tensor::empty(gpu, &[kh * kw * cq, tiles_c * tc, 4], DType::F32)?;
     p.total = wpk.numel();
     gpu.dispatch(

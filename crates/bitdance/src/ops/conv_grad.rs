@@ -15,6 +15,7 @@ const R: Access = Access::Read;
 
 kernels! { CONV_GRAD;
     IM2COL = "im2col", &[RW, R];
+    IM2COL_PACKED = "im2col_packed", &[RW, R];
     COL2IM = "col2im", &[RW, R];
     SPACE_TO_DEPTH = "space_to_depth", &[RW, R];
     ROW_AFFINE = "row_affine", &[RW, R, R, R];
@@ -115,17 +116,21 @@ pub fn conv2d_backward(
         ));
     }
     let gpu = x.gpu();
-    let (k, pix) = (cin * kh * kw, ho * wo);
+    let (k2, pix, cq) = (kh * kw, ho * wo, cin.div_ceil(4));
+    let k = cin * k2;
+    // At stride 1 the input gradient is a convolution of dy (the fast forward kernels) and the
+    // patches come from the convolution's packed input, (tap, channel vec4) columns copied as
+    // vec4s; otherwise (channel, tap) columns, and the patches' gradients are gathered back
+    // from a matmul (col2im).
+    let as_convolution =
+        stride == 1 && pad.top < kh && pad.bottom < kh && pad.left < kw && pad.right < kw;
+    let k_cols = if as_convolution { k2 * 4 * cq } else { k };
     let limit = gpu.limits().max_storage_buffer_binding_size as usize / 2;
-    let per_group = (limit / (4 * pix * k).max(1)).clamp(1, b);
+    let per_group = (limit / (4 * pix * k_cols).max(1)).clamp(1, b);
     let w_mat = weight.reshape(&[cout, k])?;
     let mut dw: Option<Tensor> = None;
     let mut dbias: Option<Tensor> = None;
     let mut dx_parts = Vec::new();
-    // At stride 1 the input gradient is a convolution of dy (the fast forward kernels);
-    // otherwise the patches' gradients are gathered back from a matmul (col2im).
-    let as_convolution =
-        stride == 1 && pad.top < kh && pad.bottom < kh && pad.left < kw && pad.right < kw;
     if as_convolution {
         dx_parts.push(super::conv::conv2d_input_grad(dy, weight, pad)?);
     }
@@ -153,19 +158,35 @@ pub fn conv2d_backward(
             pad_l: pad.left,
             ..Default::default()
         };
-        let cols = Tensor::empty(gpu, &[n * pix, k], DType::F32)?;
-        elementwise(
-            &IM2COL,
-            &cols,
-            &[&xs],
-            Params {
+        let cols = Tensor::empty(gpu, &[n * pix, k_cols], DType::F32)?;
+        if as_convolution {
+            let xp = super::conv::pack_input(&xs, pad)?;
+            let packed = Params {
+                c: cq,
+                h: h + pad.top + pad.bottom,
+                w: w + pad.left + pad.right,
+                total: n * pix * k2,
+                ..p
+            };
+            elementwise(&IM2COL_PACKED, &cols, &[&xp], packed)?;
+        } else {
+            let scalar = Params {
                 total: n * pix * cin,
                 ..p
-            },
-        )?;
+            };
+            elementwise(&IM2COL, &cols, &[&xs], scalar)?;
+        }
         // dy as [Cout, n * pix] (channel rows) for the weight gradient.
         let dy_chan = merge_heads(&dys.reshape(&[1, n, cout, pix])?)?.reshape(&[cout, n * pix])?;
-        let part_w = matmul(&dy_chan, &cols, None, false, false)?;
+        let mut part_w = matmul(&dy_chan, &cols, None, false, false)?;
+        if as_convolution {
+            // [Cout, tap, 4 cq] -> [Cout, Cin, tap], dropping the padding channels.
+            part_w = merge_heads(&part_w.reshape(&[cout, k2, 4 * cq, 1])?)?;
+            if 4 * cq != cin {
+                part_w = super::slice(&part_w, 1, 0, cin)?;
+            }
+            part_w = part_w.reshape(&[cout, k])?;
+        }
         // The bias gradient: each (image, channel) plane summed, then the planes per channel.
         let planes = super::sum_last(&dys.reshape(&[n * cout, pix])?)?;
         let part_b = super::sum_rows(&planes.reshape(&[n, cout])?)?;
