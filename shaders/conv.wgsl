@@ -131,27 +131,32 @@ fn conv_pack_x(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     o4[i] = v;
 }
 
-// o1 = packed weight [kh * kw * cq, cout_p, 4]: vec4 (tap * cq + c) * cout_p + co holds the weights
-// of input channels 4c..4c+3 at that tap for output channel co, zero past cin and cout;
+// o4 = packed weight [kh * kw * cq, cout_p] vec4s: vec4 (tap * cq + c) * cout_p + co holds the
+// weights of input channels 4c..4c+3 at that tap for output channel co, zero past cin and cout;
 // i2 = weight [cout, cin, kh, kw], or with w_flip [cin, cout, kh, kw] read at the reversed tap
-// (the transposed, flipped weight of an input gradient). cout_p = tiles_c * TC.
+// (the transposed, flipped weight of an input gradient). cout_p = tiles_c * TC. One thread per
+// output vec4 (params.total of them).
 @compute @workgroup_size(256)
 fn conv_pack_w(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg, 256u);
     if i >= params.total { return; }
     let cp = params.tiles_c * TC;
-    let e = i % 4u;
-    let co = (i / 4u) % cp;
-    let r = i / (4u * cp);
-    let c = r % params.cq;
+    let r = i / cp;
+    let co = i - r * cp;
     let tap = r / params.cq;
-    let ci = 4u * c + e;
+    let c = r - tap * params.cq;
     let kk = params.kh * params.kw;
     let oc = min(co, params.cout - 1u);
-    let ic = min(ci, params.cin - 1u);
-    let src = select((oc * params.cin + ic) * kk + tap, (ic * params.cout + oc) * kk + kk - 1u - tap,
-                     params.w_flip == 1u);
-    o1[i] = select(0.0, i2[src], co < params.cout && ci < params.cin);
+    let flip = params.w_flip == 1u;
+    var v = vec4<f32>(0.0);
+    for (var e = 0u; e < 4u; e++) {
+        let ci = 4u * c + e;
+        let ic = min(ci, params.cin - 1u);
+        let src = select((oc * params.cin + ic) * kk + tap, (ic * params.cout + oc) * kk + kk - 1u - tap,
+                         flip);
+        if co < params.cout && ci < params.cin { v[e] = i2[src]; }
+    }
+    o4[i] = v;
 }
 
 var<workgroup> red: array<f32, GN_WG>;

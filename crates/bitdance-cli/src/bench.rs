@@ -32,8 +32,8 @@ pub struct BenchArgs {
     /// Timed iterations per shape (after one warm-up).
     #[arg(long, default_value_t = 3)]
     iters: usize,
-    /// After `train`, `train-tokenizer` or `generate`: time every kernel alone (one step, or the AR loop at 2 head
-    /// steps) and print where the time goes.
+    /// After `train`, `train-tokenizer` or `generate`: time every kernel alone (one step, or the
+    /// AR loop at 2 head steps and the decoder) and print where the time goes.
     #[arg(long)]
     profile: bool,
 }

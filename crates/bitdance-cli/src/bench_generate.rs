@@ -74,12 +74,17 @@ pub fn run(
     let decoder = start.elapsed().as_secs_f64();
     drop(image);
     let peak = gpu.stats().peak_bytes as f64 / (1 << 20) as f64;
-    let profiled = if profile {
+    let (profiled, profiled_decoder) = if profile {
         gpu.start_profiling();
         time_ar(low)?;
-        gpu.stop_profiling()
+        let ar = gpu.stop_profiling();
+        gpu.start_profiling();
+        let shape = [batch, c.latent_dim, c.grid(), c.grid()];
+        drop(decode(gpu, &c.vae, &store, &z, shape)?);
+        gpu.synchronize()?;
+        (ar, gpu.stop_profiling())
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let per = batch as f64;
     let (transformer, head, decoder) = (transformer / per, head / per, decoder / per);
@@ -101,6 +106,7 @@ pub fn run(
             low + 1
         );
         crate::bench::print_profile(&profiled, &what);
+        crate::bench::print_profile(&profiled_decoder, "the decoder");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -353,7 +353,7 @@ fn conv2d_core(
     };
     let xp = pack_input_with(x, &mut p, path)?;
     let wpk = Tensor::empty(gpu, &[kh * kw * cq, tiles_c * tc, 4], DType::F32)?;
-    p.total = wpk.numel();
+    p.total = wpk.numel() / 4;
     gpu.dispatch(
         &CONV_PACK_W,
         defines(gpu, path),
