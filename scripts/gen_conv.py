@@ -15,8 +15,7 @@ shared weight loads are cheap enough to trade pixels (each lane's own loads) for
 Usage: python3 scripts/gen_conv.py  (rewrites both files; --check only compares them)
 """
 
-import sys
-from pathlib import Path
+from generated_files import write_or_check
 
 # (output channels, output pixels) per invocation of each form; the define sets in
 # crates/bitdance/src/ops/conv.rs (TC, PX) must match.
@@ -133,15 +132,4 @@ FILES = {
 }
 
 if __name__ == "__main__":
-    root = Path(__file__).resolve().parent.parent
-    check = "--check" in sys.argv
-    stale = []
-    for rel, text in FILES.items():
-        path = root / rel
-        if not check:
-            path.write_text(text)
-        elif not path.exists() or path.read_text() != text:
-            stale.append(rel)
-    for rel in stale:
-        print(f"{rel} differs from the output of scripts/gen_conv.py; run it", file=sys.stderr)
-    sys.exit(1 if stale else 0)
+    write_or_check(FILES, "gen_conv.py")

@@ -14,8 +14,7 @@ constant `if`s, because llvmpipe compiles run-time-indexed private arrays slowly
 Usage: python3 scripts/gen_matmul.py  (rewrites both files; --check only compares them)
 """
 
-import sys
-from pathlib import Path
+from generated_files import write_or_check
 
 RP_MAX = 12  # rows per invocation: slots 0..11
 TQ_MAX = 8  # groups of 4 columns: T <= 32
@@ -175,15 +174,4 @@ FILES = {
 }
 
 if __name__ == "__main__":
-    root = Path(__file__).resolve().parent.parent
-    check = "--check" in sys.argv
-    stale = []
-    for rel, text in FILES.items():
-        path = root / rel
-        if not check:
-            path.write_text(text)
-        elif not path.exists() or path.read_text() != text:
-            stale.append(rel)
-    for rel in stale:
-        print(f"{rel} differs from the output of scripts/gen_matmul.py; run it", file=sys.stderr)
-    sys.exit(1 if stale else 0)
+    write_or_check(FILES, "gen_matmul.py")
