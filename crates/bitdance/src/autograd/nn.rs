@@ -239,6 +239,17 @@ impl Tape {
         ))
     }
 
+    /// `times` copies of x stacked along axis 0 (`concat(&[x; times], 0)` in one dispatch; the
+    /// gradient sums the copies).
+    pub fn tile(&self, x: Var, times: usize) -> Result<Var> {
+        let y = ops::tile(&self.value(x), times)?;
+        Ok(self.push(
+            y,
+            &[x],
+            Box::new(move |dy, _| Ok(vec![Some(ops::tile_backward(dy, times)?)])),
+        ))
+    }
+
     /// Concatenation along `axis`.
     pub fn concat(&self, xs: &[Var], axis: usize) -> Result<Var> {
         let values: Vec<Tensor> = xs.iter().map(|&v| self.value(v)).collect();

@@ -290,6 +290,22 @@ async fn remaining_copies(c: &mut Checker) -> Result<()> {
 }
 
 async fn reductions(c: &mut Checker) -> Result<()> {
+    // tile: copies along axis 0 (exact); its backward sums them (odd and vec4 block sizes).
+    for (shape, times) in [(vec![3usize, 5], 4usize), (vec![1, 3, 8], 16), (vec![7], 1)] {
+        let (x, xv) = c.randn(&shape)?;
+        let s = format!("{shape:?} x{times}");
+        let r: Vec<f64> = (0..times).flat_map(|_| xv.iter().copied()).collect();
+        c.compare("tile", s.clone(), ops::tile(&x, times), &r, 0.0)
+            .await;
+        let mut dy_shape = shape.clone();
+        dy_shape[0] *= times;
+        let (dy, dyv) = c.randn(&dy_shape)?;
+        let r: Vec<f64> = (0..xv.len())
+            .map(|i| (0..times).map(|t| dyv[t * xv.len() + i]).sum())
+            .collect();
+        c.compare("tile backward", s, ops::tile_backward(&dy, times), &r, TOL)
+            .await;
+    }
     // 12 and 40 columns sum as vec4s.
     let cases = [
         (7usize, 37usize, TOL),

@@ -63,7 +63,7 @@ pub fn transformer_forward(
     let mut parts = vec![tape.reshape(cls, &[b, c.cls_token_num, d])?];
     if p > 1 {
         let q = w("query_token")?;
-        parts.push(tape.concat(&vec![q; b], 0)?);
+        parts.push(tape.tile(q, b)?);
     }
     let inputs = tape.slice(tokens, 1, 0, t - p)?;
     let h = tape.linear(inputs, w("proj_in.w1.weight")?, Some(w("proj_in.w1.bias")?))?;

@@ -96,6 +96,39 @@ fn copy_region(
     launch_width(&COPY_REGION, unit as u32, &[dst, src], p)
 }
 
+/// `times` copies of x stacked along axis 0 (`concat(&[x; times], 0)`, any dtype) in one
+/// dispatch: x [d0, ..] -> [times * d0, ..].
+pub fn tile(x: &Tensor, times: usize) -> Result<Tensor> {
+    let Some((&d0, rest)) = x.shape().split_first() else {
+        return Err(shape_err("tile", "x must have at least one dim".into()));
+    };
+    if times == 0 {
+        return Err(shape_err("tile", format!("0 copies of {:?}", x.shape())));
+    }
+    let mut shape = vec![times * d0];
+    shape.extend_from_slice(rest);
+    let out = Tensor::empty(x.gpu(), &shape, x.dtype())?;
+    // `times` runs of the whole of x, all read from source offset 0 (a source row stride of 0).
+    copy_region(&out, x, times, x.numel(), 1, (0, 0), (1, 0))?;
+    Ok(out)
+}
+
+/// Backward of `tile`: dy [times * d0, ..] -> the sum of its `times` blocks [d0, ..], in a
+/// fixed order (deterministic).
+pub fn tile_backward(dy: &Tensor, times: usize) -> Result<Tensor> {
+    let mut shape = dy.shape().to_vec();
+    match shape.first_mut() {
+        Some(d0) if times > 0 && *d0 % times == 0 => *d0 /= times,
+        _ => {
+            return Err(shape_err(
+                "tile_backward",
+                format!("dy {:?} is not {times} blocks along axis 0", dy.shape()),
+            ))
+        }
+    }
+    reduce_columns(dy, times, dy.numel() / times, false, 1.0)?.reshape(&shape)
+}
+
 /// Rows `start..start + len` of `x` along `axis` (any dtype); the other dims are kept.
 pub fn slice(x: &Tensor, axis: usize, start: usize, len: usize) -> Result<Tensor> {
     let (outer, dim, inner) = axis_view("slice", x.shape(), axis)?;

@@ -121,7 +121,7 @@ pub fn ar_loss(
     let inputs = tape.constant(Tensor::from_f32(&gpu, &[b, t_len, k], &draws.inputs)?);
     let hidden = transformer_forward(tape, c, params, &classes, inputs)?;
     let hidden = tape.reshape(hidden, &[b * t_len, c.dim])?;
-    let cond = tape.concat(&vec![hidden; mul], 0)?;
+    let cond = tape.tile(hidden, mul)?;
 
     // Row r is token r % (B T) of repeat r / (B T); its patch is r / p.
     let mut z = vec![0f32; rows * k];
