@@ -2,7 +2,7 @@
 //! positions (class + query tokens first, then one sampled patch) and attends to the cache.
 
 use super::{sequence_mask, sequence_positions, ModelConfig, ParamStore};
-use crate::ops;
+use crate::ops::{self, RopeTable};
 use crate::{DType, Error, Result, Tensor};
 
 const EPS: f32 = 1e-6;
@@ -124,6 +124,8 @@ pub fn transformer_step(
     let gpu = x.gpu();
     let positions = Tensor::from_f32(gpu, &[n, 2], &cache.positions[2 * start..2 * (start + n)])?;
     let (heads, head_dim) = (c.n_head, c.head_dim());
+    // One table of RoPE angles for these positions serves every layer's q and k.
+    let rope = RopeTable::new(&positions, 1, head_dim)?;
     let mask = sequence_mask(c);
     let (mut x, _) = ops::rms_norm(x, Some(params.get("emb_norm.weight")?), EPS)?;
     for i in 0..c.n_layer {
@@ -140,14 +142,13 @@ pub fn transformer_step(
             false,
             true,
         )?;
-        let rotated = |k: usize| -> Result<Tensor> {
-            let chunk = ops::slice(&qkv, 2, k * d, d)?.reshape(&[b, n, heads, head_dim])?;
-            let chunk = ops::rope_2d(&chunk, &positions)?.reshape(&[b, n, d])?;
-            ops::split_heads(&chunk, heads)
+        let (q, k, v) = ops::split_qkv(&qkv, heads)?;
+        // As in training: the heads of q, k [B, H, n, D] rotate as B·H sequences of one head.
+        let rotated = |x: &Tensor| -> Result<Tensor> {
+            rope.apply(&x.reshape(&[b * heads, n, 1, head_dim])?)?
+                .reshape(&[b, heads, n, head_dim])
         };
-        let q = rotated(0)?;
-        let k = rotated(1)?;
-        let v = ops::split_heads(&ops::slice(&qkv, 2, 2 * d, d)?, heads)?;
+        let (q, k) = (rotated(&q)?, rotated(&k)?);
         ops::kv_cache_write(&cache.keys[i], &k, start)?;
         ops::kv_cache_write(&cache.values[i], &v, start)?;
         let (o, _) = ops::attention(
