@@ -2,7 +2,7 @@
 //! padding, GroupNorm and DCR depth-to-space.
 
 use super::{grid_1d, shape_err};
-use crate::gpu::Access;
+use crate::gpu::{Access, Kernel};
 use crate::shaders::{CONV, CONV_SG};
 use crate::{DType, Error, Result, Tensor};
 
@@ -51,16 +51,18 @@ impl Path {
 }
 
 fn defines(gpu: &crate::Gpu, path: Path) -> &'static [(&'static str, u32)] {
-    match path.cpu(gpu) {
-        true if subgroup_form(gpu) => CPU_SG_DEFINES,
-        true => CPU_DEFINES,
-        false => GPU_DEFINES,
-    }
+    conv_form(gpu, path).1
 }
 
-/// Whether CPU adapters run `conv2d_sg` (subgroups of 8+ lanes) rather than `conv2d_rb`.
-fn subgroup_form(gpu: &crate::Gpu) -> bool {
-    gpu.has_subgroups(8)
+/// The convolution kernel of `path` on this adapter and the define set every kernel of the
+/// family then uses: `conv2d_sg` on CPU adapters with subgroups of 8+ lanes, `conv2d_rb` on
+/// other CPU adapters, `conv2d` on GPUs.
+fn conv_form(gpu: &crate::Gpu, path: Path) -> (&'static Kernel, &'static [(&'static str, u32)]) {
+    match path.cpu(gpu) {
+        true if gpu.has_subgroups(8) => (&CONV2D_SG, CPU_SG_DEFINES),
+        true => (&CONV2D_RB, CPU_DEFINES),
+        false => (&CONV2D, GPU_DEFINES),
+    }
 }
 
 /// The value of define `name` on this adapter.
@@ -374,14 +376,10 @@ fn conv2d_core(
             limit: max as u64,
         });
     }
-    let kernel = match path.cpu(gpu) {
-        true if subgroup_form(gpu) => &CONV2D_SG,
-        true => &CONV2D_RB,
-        false => &CONV2D,
-    };
+    let (kernel, defines) = conv_form(gpu, path);
     gpu.dispatch(
         kernel,
-        defines(gpu, path),
+        defines,
         &[&y, &xp, &wpk, &bias],
         &p.words(),
         [gx as u32, gy as u32, 1],

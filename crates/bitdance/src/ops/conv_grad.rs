@@ -127,7 +127,6 @@ pub fn conv2d_backward(
     let k_cols = if as_convolution { k2 * 4 * cq } else { k };
     let limit = gpu.limits().max_storage_buffer_binding_size as usize / 2;
     let per_group = (limit / (4 * pix * k_cols).max(1)).clamp(1, b);
-    let w_mat = weight.reshape(&[cout, k])?;
     let mut dw: Option<Tensor> = None;
     let mut dbias: Option<Tensor> = None;
     let mut dx_parts = Vec::new();
@@ -187,9 +186,8 @@ pub fn conv2d_backward(
             }
             part_w = part_w.reshape(&[cout, k])?;
         }
-        // The bias gradient: each (image, channel) plane summed, then the planes per channel.
-        let planes = super::sum_last(&dys.reshape(&[n * cout, pix])?)?;
-        let part_b = super::sum_rows(&planes.reshape(&[n, cout])?)?;
+        // The bias gradient: the channel rows summed.
+        let part_b = super::sum_last(&dy_chan)?;
         dw = Some(match dw {
             None => part_w,
             Some(acc) => super::add(&acc, &part_w)?,
@@ -203,7 +201,7 @@ pub fn conv2d_backward(
         }
         // dy as [n * pix, Cout] (pixel rows): the patches' gradients, gathered back by col2im.
         let dy_rows = merge_heads(&dys.reshape(&[n, cout, pix, 1])?)?.reshape(&[n * pix, cout])?;
-        let dcols = matmul(&dy_rows, &w_mat, None, false, false)?;
+        let dcols = matmul(&dy_rows, &weight.reshape(&[cout, k])?, None, false, false)?;
         let dx = Tensor::empty(gpu, &[n, cin, h, w], DType::F32)?;
         elementwise(
             &COL2IM,
