@@ -9,9 +9,28 @@ pub struct Shader {
     /// WGSL source text.
     pub source: &'static str,
     /// Define sets the runtime may use, each validated by naga in a unit test.
-    pub variants: &'static [&'static [(&'static str, u32)]],
+    pub variants: Variants,
     /// Uses subgroup operations: only built on adapters that have them (never on the web).
     pub subgroups: bool,
+}
+
+/// The define sets of a shader.
+#[derive(Debug)]
+pub enum Variants {
+    /// Listed where the shader's launcher lives.
+    Listed(&'static [&'static [(&'static str, u32)]]),
+    /// Derived from another table (the matmul configurations).
+    Derived(fn() -> Vec<Vec<(&'static str, u32)>>),
+}
+
+impl Variants {
+    /// Every define set.
+    pub fn sets(&self) -> Vec<Vec<(&'static str, u32)>> {
+        match self {
+            Self::Listed(list) => list.iter().map(|set| set.to_vec()).collect(),
+            Self::Derived(derive) => derive(),
+        }
+    }
 }
 
 macro_rules! shader {
@@ -20,7 +39,7 @@ macro_rules! shader {
         pub static $ident: Shader = Shader {
             name: $name,
             source: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
-            variants: $variants,
+            variants: Variants::Listed($variants),
             subgroups: false,
         };
     };
@@ -35,7 +54,7 @@ pub static MATMUL_SG: Shader = Shader {
         include_str!("../../../shaders/matmul.wgsl"),
         include_str!("../../../shaders/matmul_sg.wgsl")
     ),
-    variants: crate::ops::MATMUL_SG_VARIANTS,
+    variants: Variants::Derived(|| crate::ops::matmul_variants(true)),
     subgroups: true,
 };
 /// `shaders/matmul.wgsl` followed by the generated `shaders/matmul_rb.wgsl`.
@@ -45,7 +64,7 @@ pub static MATMUL: Shader = Shader {
         include_str!("../../../shaders/matmul.wgsl"),
         include_str!("../../../shaders/matmul_rb.wgsl")
     ),
-    variants: crate::ops::MATMUL_VARIANTS,
+    variants: Variants::Derived(|| crate::ops::matmul_variants(false)),
     subgroups: false,
 };
 /// `shaders/attention.wgsl` followed by `shaders/attention_sg.wgsl` (subgroup forms of the
@@ -56,7 +75,7 @@ pub static ATTENTION_SG: Shader = Shader {
         include_str!("../../../shaders/attention.wgsl"),
         include_str!("../../../shaders/attention_sg.wgsl")
     ),
-    variants: crate::ops::ATTENTION_SG_VARIANTS,
+    variants: Variants::Listed(crate::ops::ATTENTION_SG_VARIANTS),
     subgroups: true,
 };
 /// `shaders/conv.wgsl` followed by the generated `shaders/conv_rb.wgsl` (the CPU form of the
@@ -67,7 +86,7 @@ pub static CONV: Shader = Shader {
         include_str!("../../../shaders/conv.wgsl"),
         include_str!("../../../shaders/conv_rb.wgsl")
     ),
-    variants: crate::ops::CONV_VARIANTS,
+    variants: Variants::Listed(crate::ops::CONV_VARIANTS),
     subgroups: false,
 };
 /// `shaders/conv.wgsl` followed by the generated `shaders/conv_sg.wgsl` (the convolution with
@@ -78,7 +97,7 @@ pub static CONV_SG: Shader = Shader {
         include_str!("../../../shaders/conv.wgsl"),
         include_str!("../../../shaders/conv_sg.wgsl")
     ),
-    variants: crate::ops::CONV_SG_VARIANTS,
+    variants: Variants::Listed(crate::ops::CONV_SG_VARIANTS),
     subgroups: true,
 };
 /// `shaders/norm.wgsl` with its row reductions through workgroup memory.
@@ -88,7 +107,7 @@ pub static NORM: Shader = Shader {
         include_str!("../../../shaders/norm.wgsl"),
         include_str!("../../../shaders/norm_reduce.wgsl")
     ),
-    variants: crate::ops::NORM_VARIANTS,
+    variants: Variants::Listed(crate::ops::NORM_VARIANTS),
     subgroups: false,
 };
 /// `shaders/norm.wgsl` with its row reductions as subgroup operations (CPU adapters).
@@ -98,7 +117,7 @@ pub static NORM_SG: Shader = Shader {
         include_str!("../../../shaders/norm.wgsl"),
         include_str!("../../../shaders/norm_reduce_sg.wgsl")
     ),
-    variants: crate::ops::NORM_SG_VARIANTS,
+    variants: Variants::Listed(crate::ops::NORM_SG_VARIANTS),
     subgroups: true,
 };
 shader!(ROPE, "rope", crate::ops::ROPE_VARIANTS);
@@ -139,8 +158,8 @@ mod tests {
     #[test]
     fn every_shader_variant_passes_naga_validation() {
         for shader in super::all() {
-            for defines in shader.variants {
-                let src = source_with_defines(shader, defines);
+            for defines in shader.variants.sets() {
+                let src = source_with_defines(shader, &defines);
                 let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
                     panic!("{} {defines:?}: {}", shader.name, e.emit_to_string(&src))
                 });
