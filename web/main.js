@@ -2,6 +2,7 @@
 // conformance families one by one, then adds <div id="done" data-passed data-failed>.
 import init, {
   adapter_info, conformance_families, run_conformance, load_default_model, generate,
+  recommended_sampling,
 } from './pkg/bitdance_web.js';
 
 const $ = (id) => document.getElementById(id);
@@ -74,7 +75,8 @@ async function setupGenerator() {
     $('gen-status').textContent = 'Sampling…';
     const t0 = performance.now();
     try {
-      const rgba = await generate(Number(select.value), 50, 3.0, ++seed);
+      const { cfg, steps } = JSON.parse(recommended_sampling());
+      const rgba = await generate(Number(select.value), steps, cfg, ++seed);
       const side = Math.round(Math.sqrt(rgba.length / 4));
       const canvas = $('image');
       canvas.width = side;

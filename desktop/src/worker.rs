@@ -7,15 +7,12 @@ use bitdance::conformance::{self, CheckResult};
 use bitdance::gpu::AdapterSummary;
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    generate_images, load_generator, stored_class_names, stored_config, to_rgb8, CfgSchedule,
-    ModelConfig, ParamStore, SampleSettings,
+    generate_images, load_generator, recommended_settings, stored_class_names, stored_config,
+    to_rgb8, ModelConfig, ParamStore, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
 use bitdance::Gpu;
 use eframe::egui;
-
-/// The default model, embedded (see assets/model/README.md).
-const MODEL: &[u8] = include_bytes!("../../assets/model/default.safetensors");
 
 /// What the UI asks of the worker.
 pub enum Command {
@@ -107,11 +104,7 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>) {
             Command::Generate { class, seed } => {
                 let Some((c, params)) = &model else { continue };
                 let start = std::time::Instant::now();
-                let settings = SampleSettings {
-                    cfg: 3.0,
-                    schedule: CfgSchedule::Linear,
-                    head_steps: 50,
-                };
+                let settings = recommended_settings(Some(DEFAULT_MODEL_NAME));
                 let result = pollster::block_on(generate_images(
                     c,
                     params,
@@ -135,7 +128,7 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>) {
 
 /// The embedded default model on `gpu`, its config and class names.
 fn load_model(gpu: &Gpu) -> bitdance::Result<(ModelConfig, ParamStore, Vec<String>)> {
-    let file = WeightFile::parse_named("the default model", MODEL)?;
+    let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES)?;
     let config = stored_config(&file)?
         .ok_or_else(|| bitdance::Error::Invalid("the default model has no config".into()))?;
     let names = stored_class_names(&file)

@@ -2,8 +2,8 @@
 training steps (forward from cached latents, backward, grad clip 1.0, AdamW (0.9, 0.95) wd 0.05,
 EMA) at the `tiny` config, batch 16, diff_batch_mul 4, fp32. Run by hand, never in CI:
 
-    PYTHONPATH=/work/pylib python3 scripts/reference/bench_train_torch.py \
-        --official /work/official/imagenet_gen [--threads 1] [--steps 10]
+    PYTHONPATH=$PYLIB python3 scripts/reference/bench_train_torch.py \
+        --official $OFFICIAL/imagenet_gen [--threads 1] [--steps 10]
 """
 
 import argparse

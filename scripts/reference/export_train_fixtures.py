@@ -15,8 +15,8 @@ The official forward runs in train mode (perturb_rate 0.1, class dropout 0.1,
 diff_batch_mul 2) with the random calls of the model and head modules (rand_like, rand, randn,
 randn_like) answered by draws made here, so the Rust test can replay them exactly.
 
-    PYTHONPATH=/work/pylib python3 scripts/reference/export_train_fixtures.py \
-        --official /work/official/imagenet_gen --out tests/fixtures/parity
+    PYTHONPATH=$PYLIB python3 scripts/reference/export_train_fixtures.py \
+        --official $OFFICIAL/imagenet_gen --out tests/fixtures/parity
 """
 
 import argparse

@@ -1,5 +1,5 @@
 """Writes the small .pt fixtures of the converter tests (run by hand, never in CI):
-    PYTHONPATH=/work/pylib python3 scripts/reference/make_pt_fixtures.py tests/fixtures/pt
+    PYTHONPATH=$PYLIB python3 scripts/reference/make_pt_fixtures.py tests/fixtures/pt
 - checkpoint.pt: {'model': sd, 'ema': sd2, 'optimizer': {...}, 'args': Namespace, 'steps': 5}
   with f32, f16 and bf16 tensors, a transposed (non-contiguous) one and one viewing an offset
   of a shared storage; expected.json holds the same tensors (f32 values) to compare against.

@@ -5,8 +5,8 @@ official names, `vae.*` included, config in the metadata) loads into the officia
 written back as safetensors (RUN_back.safetensors), which `bitdance generate --weights` reads,
 and its tensors equal the original ones.
 
-    PYTHONPATH=/work/pylib python3 scripts/reference/roundtrip.py \
-        --official /work/official/imagenet_gen --model assets/model/default.safetensors
+    PYTHONPATH=$PYLIB python3 scripts/reference/roundtrip.py \
+        --official $OFFICIAL/imagenet_gen --model assets/model/default.safetensors
 """
 
 import argparse

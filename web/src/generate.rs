@@ -4,14 +4,12 @@ use std::cell::RefCell;
 
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    generate_images, load_generator, stored_class_names, stored_config, to_rgb8, CfgSchedule,
-    ModelConfig, ParamStore, SampleSettings,
+    generate_images, load_generator, recommended_settings, stored_class_names, stored_config,
+    to_rgb8, CfgSchedule, ModelConfig, ParamStore, SampleSettings, DEFAULT_MODEL_BYTES,
+    DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
 use wasm_bindgen::prelude::*;
-
-/// The default model (see assets/model/README.md), compiled in.
-const MODEL: &[u8] = include_bytes!("../../assets/model/default.safetensors");
 
 thread_local! {
     static LOADED: RefCell<Option<(ModelConfig, ParamStore, Vec<String>)>> =
@@ -29,7 +27,7 @@ pub async fn load_default_model() -> Result<String, JsError> {
         return serde_json::to_string(&names).map_err(js);
     }
     let gpu = crate::gpu().await.map_err(js)?;
-    let file = WeightFile::parse_named("the default model", MODEL).map_err(js)?;
+    let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES).map_err(js)?;
     let config = stored_config(&file)
         .map_err(js)?
         .ok_or_else(|| js("the default model has no config"))?;
@@ -39,6 +37,13 @@ pub async fn load_default_model() -> Result<String, JsError> {
     let json = serde_json::to_string(&names).map_err(js)?;
     LOADED.with(|m| *m.borrow_mut() = Some((config, params, names)));
     Ok(json)
+}
+
+/// The default model's recommended sampling settings as JSON: `{"cfg": 3.0, "steps": 50}`.
+#[wasm_bindgen]
+pub fn recommended_sampling() -> String {
+    let s = recommended_settings(Some(DEFAULT_MODEL_NAME));
+    serde_json::json!({"cfg": s.cfg, "steps": s.head_steps}).to_string()
 }
 
 /// Samples one image of `class` (head `steps`, guidance `cfg`, `seed`) with the default model;

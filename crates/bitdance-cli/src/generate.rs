@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use bitdance::io::{save_safetensors, WeightFile};
 use bitdance::model::{
-    generate_images, load_generator, to_rgb8, CfgSchedule, GaussianSource, RecordedNoise,
-    SampleSettings,
+    generate_images, load_generator, recommended_settings, to_rgb8, CfgSchedule, GaussianSource,
+    RecordedNoise, SampleSettings, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -38,15 +38,16 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 1)]
     per_class: usize,
     /// Guidance scale (1 turns guidance off). Default: the published value of a built-in
-    /// model, else 4.
+    /// model, 3 for the default model, else 4.
     #[arg(long)]
     cfg: Option<f32>,
     /// How guidance grows over the AR steps.
     #[arg(long, value_enum, default_value = "linear")]
     cfg_schedule: Schedule,
-    /// Euler-Maruyama steps of the diffusion head per AR step.
-    #[arg(long, default_value_t = 100)]
-    steps: usize,
+    /// Euler-Maruyama steps of the diffusion head per AR step. Default: 100 (official), 50 for
+    /// the default model.
+    #[arg(long)]
+    steps: Option<usize>,
     /// Seed of the sampler's Gaussian draws.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -74,41 +75,31 @@ enum Schedule {
     Constant,
 }
 
-/// The published guidance scale of a built-in model.
-fn published_cfg(name: &str) -> Option<f32> {
-    Some(match name {
-        "B-1x" => 3.2,
-        "B-4x" => 3.9,
-        "B-16x" => 6.1,
-        "L-1x" => 4.0,
-        "H-1x" => 4.55,
-        _ => return None,
-    })
-}
-
 /// Runs `bitdance generate`.
 pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let weights_bytes = match &args.weights {
         Some(path) => read_bytes(path)?,
-        None => crate::default_model::BYTES.to_vec(),
+        None => DEFAULT_MODEL_BYTES.to_vec(),
     };
     let label = match &args.weights {
         Some(path) => path.display().to_string(),
-        None => crate::default_model::LABEL.to_string(),
+        None => DEFAULT_MODEL_LABEL.to_string(),
     };
     let weights = WeightFile::parse_named(&label, &weights_bytes)?;
     let c = match &args.config {
         Some(name) => load_config(name)?,
         None => crate::train::config_from(&weights, &label)?,
     };
-    let cfg = args
-        .cfg
-        .or(args.config.as_deref().and_then(published_cfg))
-        .unwrap_or(4.0);
-    if !(cfg.is_finite() && cfg >= 0.0) || args.steps == 0 || args.per_class == 0 {
+    let model_name = match &args.weights {
+        None => Some(DEFAULT_MODEL_NAME),
+        Some(_) => args.config.as_deref(),
+    };
+    let recommended = recommended_settings(model_name);
+    let cfg = args.cfg.unwrap_or(recommended.cfg);
+    let steps = args.steps.unwrap_or(recommended.head_steps);
+    if !(cfg.is_finite() && cfg >= 0.0) || steps == 0 || args.per_class == 0 {
         anyhow::bail!(
-            "--cfg must be a finite number >= 0, --steps and --per-class at least 1 (got {cfg}, {}, {})",
-            args.steps,
+            "--cfg must be a finite number >= 0, --steps and --per-class at least 1 (got {cfg}, {steps}, {})",
             args.per_class
         );
     }
@@ -160,7 +151,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
             Schedule::Linear => CfgSchedule::Linear,
             Schedule::Constant => CfgSchedule::Constant,
         },
-        head_steps: args.steps,
+        head_steps: steps,
     };
     let passes = count.div_ceil(batch);
     let bar = ProgressBar::new((passes * c.ar_steps()) as u64).with_style(
@@ -218,7 +209,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     println!(
         "{count} image(s) of {side}x{side}, classes {}, cfg {cfg}, {} head steps -> {}",
         names.join(", "),
-        args.steps,
+        steps,
         args.output.display()
     );
     println!(

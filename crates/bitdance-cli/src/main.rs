@@ -1,12 +1,9 @@
 //! `bitdance`: check a GPU, benchmark the kernels, and (with the model issues) generate and train.
 
 mod bench;
-mod bench_generate;
-mod bench_train;
 mod classes;
 mod convert;
 mod dataset;
-mod default_model;
 mod doctor;
 mod files;
 mod generate;
@@ -31,7 +28,7 @@ struct Cli {
 enum Command {
     /// Print the adapter, its limits and features, then check every kernel against its CPU reference.
     Doctor(doctor::DoctorArgs),
-    /// Measure kernel throughput next to a CPU reference measured in the same run.
+    /// Time kernels, generation and training as the real commands run them, next to a reference.
     Bench(bench::BenchArgs),
     /// Convert an official PyTorch checkpoint (.pt) to safetensors without executing it.
     Convert(convert::ConvertArgs),

@@ -180,7 +180,7 @@ pub fn run(args: QualityArgs) -> anyhow::Result<ExitCode> {
         Some(p) => (p.display().to_string(), read_bytes(p)?),
         None => (
             "the default model".into(),
-            crate::default_model::BYTES.to_vec(),
+            bitdance::model::DEFAULT_MODEL_BYTES.to_vec(),
         ),
     };
     let file = WeightFile::parse_named(&label, &bytes)?;

@@ -195,3 +195,50 @@ fn bad_classes_and_files_are_named() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn bench_generate_times_full_runs_of_the_given_weights() {
+    let d = dir().join("bench");
+    std::fs::create_dir_all(&d).unwrap();
+    let w = weights(&d);
+    let w = w.to_str().unwrap();
+    let args = [
+        "bench",
+        "generate",
+        "--weights",
+        w,
+        "--steps",
+        "3",
+        "--repeats",
+        "3",
+        "--json",
+    ];
+    let (ok, text) = bitdance(&args);
+    assert!(ok, "{text}");
+    let line = text.lines().find(|l| l.starts_with('{')).expect(&text);
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let num = |k: &str| v[k].as_f64().unwrap_or_else(|| panic!("no {k} in {line}"));
+    assert_eq!(
+        (v["repeats"].as_u64(), v["head_steps"].as_u64()),
+        (Some(3), Some(3))
+    );
+    // A file without a built-in name gets cfg 4; the config comes from the file's metadata.
+    assert_eq!(num("cfg"), 4.0);
+    assert!(
+        num("seconds_per_image_min") <= num("seconds_per_image"),
+        "{line}"
+    );
+    assert!(
+        num("seconds_per_image") > 0.0 && num("decoder_s") > 0.0,
+        "{line}"
+    );
+    let split = num("transformer_s") + num("head_s");
+    assert!((split - num("ar_loop_s")).abs() < 1e-9, "{line}");
+    assert!(
+        num("peak_gpu_mib") > 0.0 && num("first_run_1_step_s") > 0.0,
+        "{line}"
+    );
+    let (ok, text) = bitdance(&["bench", "generate", "--weights", w, "--steps", "0"]);
+    assert!(!ok && text.contains("--steps"), "{text}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

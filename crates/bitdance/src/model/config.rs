@@ -56,6 +56,25 @@ pub struct ModelConfig {
 /// Names of the built-in configurations (the released ImageNet 256x256 models).
 pub const BUILTIN_CONFIGS: [&str; 6] = ["B-1x", "B-4x", "B-16x", "L-1x", "H-1x", "tiny"];
 
+/// A built-in name as `builtin` matches it: trimmed, upper case, no `BitDance-` prefix, `_` as `-`.
+fn builtin_key(name: &str) -> String {
+    let key = name.trim().to_ascii_uppercase().replace('_', "-");
+    key.strip_prefix("BITDANCE-").unwrap_or(&key).to_string()
+}
+
+/// The guidance scale the paper publishes for a released model (`B-4x` -> 3.9), for any name
+/// `ModelConfig::builtin` accepts; `None` for other models.
+pub fn published_cfg(name: &str) -> Option<f32> {
+    Some(match builtin_key(name).as_str() {
+        "B-1X" => 3.2,
+        "B-4X" => 3.9,
+        "B-16X" => 6.1,
+        "L-1X" => 4.0,
+        "H-1X" => 4.55,
+        _ => return None,
+    })
+}
+
 fn err(msg: String) -> Error {
     Error::Invalid(format!("model config: {msg}"))
 }
@@ -64,11 +83,7 @@ impl ModelConfig {
     /// A released model by name (`B-1x`, `B-4x`, `B-16x`, `L-1x`, `H-1x`; case-insensitive,
     /// an optional `BitDance-` prefix accepted).
     pub fn builtin(name: &str) -> Result<Self> {
-        let key = name.trim().to_ascii_uppercase();
-        let key = key
-            .strip_prefix("BITDANCE-")
-            .unwrap_or(&key)
-            .replace('_', "-");
+        let key = builtin_key(name);
         if key == "TINY" {
             return Ok(Self::tiny());
         }
@@ -307,6 +322,17 @@ impl ModelConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn published_cfg_accepts_the_names_builtin_accepts() {
+        for name in ["B-4x", "b-4x", " BitDance-B-4x", "bitdance_b_4x"] {
+            assert_eq!(super::published_cfg(name), Some(3.9), "{name}");
+            ModelConfig::builtin(name).unwrap();
+        }
+        assert_eq!(super::published_cfg("h-1x"), Some(4.55));
+        assert_eq!(super::published_cfg("tiny"), None);
+        assert_eq!(super::published_cfg("my-model.json"), None);
+    }
 
     #[test]
     fn builtins_validate_and_derive_the_official_sizes() {

@@ -5,6 +5,7 @@ mod ae_graph;
 mod ae_params;
 mod config;
 mod decoder;
+mod defaults;
 mod encoder;
 mod generate;
 mod head;
@@ -20,8 +21,14 @@ mod timestep;
 mod transformer;
 
 pub use ae_params::{decoder_parameters, encoder_parameters};
-pub use config::{AeConfig, ModelConfig, BUILTIN_CONFIGS};
+pub use config::{published_cfg, AeConfig, ModelConfig, BUILTIN_CONFIGS};
 pub use decoder::{decode, decode_grouped, decoder_forward, latent_statistics};
+#[cfg(feature = "default-model")]
+pub use defaults::DEFAULT_MODEL_BYTES;
+pub use defaults::{
+    recommended_settings, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME, FALLBACK_CFG,
+    OFFICIAL_HEAD_STEPS,
+};
 pub use encoder::{encode, encoded_size, encoder_forward, quantize, Quantized};
 pub use generate::{
     cfg_at, generate_tokens, latents_to_tokens, tokens_to_latents, CfgSchedule, SampleSettings,

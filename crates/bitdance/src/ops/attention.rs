@@ -29,7 +29,7 @@ fn default_wg(gpu: &crate::Gpu) -> u32 {
 /// Largest head dimension the attention kernels take.
 pub const MAX_HEAD_DIM: usize = 128;
 
-kernels! { ATTENTION;
+kernels! { ATTENTION_KERNELS = ATTENTION;
     FWD = "attn_fwd", &[RW, RW, R, R, R];
     DQ = "attn_dq", &[RW, RW, R, R, R, R, R, R];
     DKV = "attn_dkv", &[RW, RW, R, R, R, R, R, R];
@@ -46,6 +46,9 @@ const fn subgroup_form(kernel: Kernel, entry: &'static str) -> Kernel {
 const FWD_SG: Kernel = subgroup_form(FWD, "attn_fwd_sg");
 const DQ_SG: Kernel = subgroup_form(DQ, "attn_dq_sg");
 const DKV_SG: Kernel = subgroup_form(DKV, "attn_dkv_sg");
+/// The subgroup forms, for the binding contract test.
+#[cfg(test)]
+pub(crate) const ATTENTION_SG_KERNELS: &[Kernel] = &[FWD_SG, DQ_SG, DKV_SG];
 
 /// The kernels (forward, dq, dkv) for `wg` rows per workgroup on `gpu`: the subgroup forms
 /// when a workgroup of `WG_CPU` rows fits in one subgroup.
@@ -322,42 +325,4 @@ pub(crate) fn attention_backward_wg(
         grid,
     )?;
     Ok((dq, dk, dv))
-}
-
-/// Forward GFLOP/s (4*B*H*Tq*Tk*D flops a call, whatever the mask) of `attention` on random
-/// q [b, h, tq, d] against k, v [b, h, tk, d] (queries at the last tq positions), over `iters`
-/// calls after a warm-up.
-#[cfg(not(target_arch = "wasm32"))]
-#[allow(clippy::too_many_arguments)]
-pub fn bench_attention(
-    gpu: &crate::Gpu,
-    b: usize,
-    h: usize,
-    tq: usize,
-    tk: usize,
-    d: usize,
-    mask: AttentionMask,
-    iters: usize,
-) -> Result<f64> {
-    if tq > tk {
-        return Err(Error::Invalid(format!(
-            "bench_attention: tq {tq} > tk {tk}"
-        )));
-    }
-    let mut rng = crate::rng::Rng::new(7);
-    let q = Tensor::from_f32(gpu, &[b, h, tq, d], &rng.normal_vec(b * h * tq * d))?;
-    let k = Tensor::from_f32(gpu, &[b, h, tk, d], &rng.normal_vec(b * h * tk * d))?;
-    let v = Tensor::from_f32(gpu, &[b, h, tk, d], &rng.normal_vec(b * h * tk * d))?;
-    let scale = 1.0 / (d as f32).sqrt();
-    attention(&q, &k, &v, tk, tk - tq, mask, scale)?;
-    gpu.synchronize()?;
-    let iters = iters.max(1);
-    let start = std::time::Instant::now();
-    for _ in 0..iters {
-        attention(&q, &k, &v, tk, tk - tq, mask, scale)?;
-    }
-    gpu.synchronize()?;
-    let secs = start.elapsed().as_secs_f64();
-    let flops = 4.0 * (b * h * tq * tk * d) as f64 * iters as f64;
-    Ok(flops / secs / 1e9)
 }

@@ -24,7 +24,7 @@ const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64), ("G
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-kernels! { CONV;
+kernels! { CONV_KERNELS = CONV;
     CONV2D = "conv2d", &[RW, R, R, R];
     CONV2D_RB = "conv2d_rb", &[RW, R, R, R];
     CONV_PACK_X = "conv_pack_x", &[RW, R];
@@ -32,7 +32,7 @@ kernels! { CONV;
     GROUP_NORM = "group_norm", &[RW, R, R, R];
     DEPTH_TO_SPACE = "depth_to_space", &[RW, R];
 }
-kernels! { CONV_SG;
+kernels! { CONV_SG_KERNELS = CONV_SG;
     CONV2D_SG = "conv2d_sg", &[RW, R, R, R];
 }
 

@@ -13,7 +13,7 @@ pub const CONV_GRAD_VARIANTS: &[&[(&str, u32)]] = &[&[]];
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-kernels! { CONV_GRAD;
+kernels! { CONV_GRAD_KERNELS = CONV_GRAD;
     IM2COL = "im2col", &[RW, R];
     IM2COL_PACKED = "im2col_packed", &[RW, R];
     COL2IM = "col2im", &[RW, R];

@@ -10,7 +10,7 @@ use crate::{DType, Error, Result, Tensor};
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-kernels! { DATA;
+kernels! { DATA_KERNELS = DATA;
     COPY_REGION = "copy_region", &[RW, R];
     PAD_REGION = "pad_region", &[RW, R];
     GATHER_ROWS = "gather_rows", &[RW, R, R];

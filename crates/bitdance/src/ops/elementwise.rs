@@ -8,7 +8,7 @@ use crate::{DType, Error, Result, Tensor};
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-kernels! { ELEMENTWISE;
+kernels! { ELEMENTWISE_KERNELS = ELEMENTWISE;
     FILL = "fill", &[RW];
     AXPBY = "axpby", &[RW, R, R];
     AXPBY_INPLACE = "axpby_inplace", &[RW, R];

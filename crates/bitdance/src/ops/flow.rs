@@ -7,7 +7,7 @@ use crate::{Error, Result, Tensor};
 /// Define sets of `shaders/flow.wgsl` the runtime uses (validated by naga).
 pub const FLOW_VARIANTS: &[&[(&str, u32)]] = &[&[]];
 
-kernels! { FLOW;
+kernels! { FLOW_KERNELS = FLOW;
     STEP = "flow_step", &[Access::ReadWrite, Access::Read, Access::Read];
 }
 

@@ -9,7 +9,7 @@ use crate::{DType, Error, Result, Tensor};
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-kernels! { LAYOUT;
+kernels! { LAYOUT_KERNELS = LAYOUT;
     SPLIT_QKV = "split_qkv", &[RW, RW, RW, R];
     MERGE_QKV = "merge_qkv", &[RW, R, R, R];
     SWAP12 = "swap12", &[RW, R];

@@ -11,7 +11,7 @@ use crate::{DType, Error, Result, Tensor};
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-kernels! { LOSS;
+kernels! { LOSS_KERNELS = LOSS;
     SIGN_QUANTIZE = "sign_quantize", &[RW, R];
     LFQ_GROUP_INDICES = "lfq_group_indices", &[RW, R];
     MSE_PARTIAL = "mse_partial", &[RW, R, R];

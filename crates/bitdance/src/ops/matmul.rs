@@ -4,13 +4,13 @@
 
 mod geometry;
 mod launch;
+#[cfg(test)]
+pub(crate) use launch::{MATMUL_KERNELS, MATMUL_SG_KERNELS};
 mod tune;
 
 pub use tune::{
     autotune_matmul, default_matmul_config, matmul_candidates, matmul_config, set_matmul_config,
 };
-#[cfg(not(target_arch = "wasm32"))]
-pub use tune::{bench_matmul, bench_matmul_with};
 
 use crate::{DType, Result, Tensor};
 

@@ -1,10 +1,11 @@
 //! GPU ops: each family's launchers (forward and backward) over its WGSL entry points.
 //! CPU f64 references live in `crate::reference`, conformance checks in `crate::conformance`.
 
-/// Declares one `const NAME: Kernel` per entry point of `shader`:
-/// `kernels! { SHADER; NAME = "entry", &[bindings]; ... }`.
+/// Declares one `const NAME: Kernel` per entry point of `shader`, and the list `LIST` of them
+/// that the binding contract test (`contract.rs`) checks against the WGSL:
+/// `kernels! { LIST = SHADER; NAME = "entry", &[bindings]; ... }`.
 macro_rules! kernels {
-    ($shader:expr; $($name:ident = $entry:literal, $bindings:expr;)+) => {
+    ($list:ident = $shader:expr; $($name:ident = $entry:literal, $bindings:expr;)+) => {
         $(
             const $name: $crate::gpu::Kernel = $crate::gpu::Kernel {
                 shader: &$shader,
@@ -12,10 +13,15 @@ macro_rules! kernels {
                 bindings: $bindings,
             };
         )+
+        /// The kernels declared in this file for this shader.
+        #[cfg(test)]
+        pub(crate) const $list: &[$crate::gpu::Kernel] = &[$($name),+];
     };
 }
 
 pub mod attention;
+#[cfg(test)]
+mod contract;
 pub mod conv;
 mod conv_grad;
 pub mod data;

@@ -3,6 +3,8 @@
 //! every row is independent. Parameter gradients are deterministic column sums (no atomics).
 
 mod row_stats;
+#[cfg(test)]
+pub(crate) use row_stats::ROW_STATS_KERNELS;
 
 pub use row_stats::{row_stats, row_stats_backward};
 
@@ -34,7 +36,7 @@ const ROW_WG_GPU_DEFINE: (&str, u32) = ("ROW_WG", 64);
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-kernels! { NORM;
+kernels! { NORM_KERNELS = NORM;
     RMS_NORM = "rms_norm", &[RW, RW, R, R];
     LAYER_NORM = "layer_norm", &[RW, RW, RW, R, R, R];
     RMS_NORM_BACKWARD = "rms_norm_backward", &[RW, R, R, R, R];

@@ -7,7 +7,7 @@ use crate::{Error, Result, Tensor};
 
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
-kernels! { OPTIM;
+kernels! { OPTIM_KERNELS = OPTIM;
     ADAMW = "adamw", &[RW, RW, RW, R, R];
     ADAMW_EMA = "adamw_ema", &[RW, RW, RW, R, R, RW];
     CLIP_FACTOR = "clip_factor", &[RW, R];

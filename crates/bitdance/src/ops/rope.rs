@@ -19,7 +19,7 @@ pub const ROPE_MAX_HEAD_DIM: usize = 256;
 /// RoPE frequency base.
 const BASE: f64 = 10000.0;
 
-kernels! { ROPE;
+kernels! { ROPE_KERNELS = ROPE;
     ROPE_TABLE = "rope_table", &[Access::ReadWrite, Access::Read];
     ROPE_2D = "rope_2d", &[Access::ReadWrite, Access::Read, Access::Read];
 }

@@ -9,12 +9,12 @@ use crate::{DType, Result, Tensor};
 const RW: Access = Access::ReadWrite;
 const R: Access = Access::Read;
 
-kernels! { MATMUL;
+kernels! { MATMUL_KERNELS = MATMUL;
     MM_RB = "mm_rb", &[RW, R, R, R];
     MM_TILED = "mm_tiled", &[RW, R, R, R];
     PACK = "pack", &[RW, R];
 }
-kernels! { MATMUL_SG;
+kernels! { MATMUL_SG_KERNELS = MATMUL_SG;
     MM_SG = "mm_sg", &[RW, R, R, R];
 }
 

@@ -80,7 +80,7 @@ fn tune(gpu: &Gpu) -> Result<MatmulConfig> {
         // Best of three single runs: robust to a busy machine.
         let mut secs = f64::INFINITY;
         for _ in 0..3 {
-            secs = secs.min(time_matmul(gpu, m, k, n, true, config, 1)?);
+            secs = secs.min(time_linear(gpu, m, k, n, config)?);
         }
         log::debug!(
             "matmul autotune {config:?}: {:.2} GFLOP/s",
@@ -99,48 +99,16 @@ fn gflops(m: usize, k: usize, n: usize) -> f64 {
     2.0 * (m * k * n) as f64 / 1e9
 }
 
-/// Seconds per `a[m,k] · b` (b [k,n], or [n,k] with `trans_b`) after one warm-up run.
+/// Seconds of one linear-layer call `a[m,k] · w[n,k]ᵀ` under `config`, after one warm-up call.
 #[cfg(not(target_arch = "wasm32"))]
-fn time_matmul(
-    gpu: &Gpu,
-    m: usize,
-    k: usize,
-    n: usize,
-    trans_b: bool,
-    config: MatmulConfig,
-    iters: usize,
-) -> Result<f64> {
+fn time_linear(gpu: &Gpu, m: usize, k: usize, n: usize, config: MatmulConfig) -> Result<f64> {
     let mut rng = crate::rng::Rng::new(7);
     let a = crate::Tensor::from_f32(gpu, &[m, k], &rng.normal_vec(m * k))?;
-    let b_shape = if trans_b { [n, k] } else { [k, n] };
-    let b = crate::Tensor::from_f32(gpu, &b_shape, &rng.normal_vec(k * n))?;
-    drop(matmul_with(&a, &b, None, false, trans_b, config)?);
+    let w = crate::Tensor::from_f32(gpu, &[n, k], &rng.normal_vec(k * n))?;
+    drop(matmul_with(&a, &w, None, false, true, config)?);
     gpu.synchronize()?;
     let start = std::time::Instant::now();
-    for _ in 0..iters.max(1) {
-        drop(matmul_with(&a, &b, None, false, trans_b, config)?);
-    }
+    drop(matmul_with(&a, &w, None, false, true, config)?);
     gpu.synchronize()?;
-    Ok(start.elapsed().as_secs_f64() / iters.max(1) as f64)
-}
-
-/// GFLOP/s of `a[m,k] · b[k,n]` with the configuration `matmul` uses, over `iters` runs.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn bench_matmul(gpu: &Gpu, m: usize, k: usize, n: usize, iters: usize) -> Result<f64> {
-    bench_matmul_with(gpu, m, k, n, false, matmul_config(gpu), iters)
-}
-
-/// GFLOP/s of `a[m,k] · b` (b [k,n], or [n,k] with `trans_b`) under `config`.
-#[cfg(not(target_arch = "wasm32"))]
-pub fn bench_matmul_with(
-    gpu: &Gpu,
-    m: usize,
-    k: usize,
-    n: usize,
-    trans_b: bool,
-    config: MatmulConfig,
-    iters: usize,
-) -> Result<f64> {
-    let secs = time_matmul(gpu, m, k, n, trans_b, config, iters)?;
-    Ok(gflops(m, k, n) / secs)
+    Ok(start.elapsed().as_secs_f64())
 }

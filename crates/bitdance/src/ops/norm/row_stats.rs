@@ -5,7 +5,7 @@ use super::{check_len, item_dispatch, params, row_dispatch, rows_of, R, RW};
 use crate::shaders::NORM;
 use crate::{DType, Result, Tensor};
 
-kernels! { NORM;
+kernels! { ROW_STATS_KERNELS = NORM;
     ROW_STATS = "row_stats", &[RW, RW, R];
     ROW_STATS_BACKWARD = "row_stats_backward", &[RW, R, R, R, R, R];
 }

@@ -2,15 +2,13 @@
 //! (official recipe, random tokens) or of the tokenizer (random images), random weights,
 //! forward + backward + AdamW + EMA, after warm-up steps.
 
-use std::process::ExitCode;
-use std::time::Instant;
-
 use bitdance::model::{init_autoencoder, init_parameters, ParamStore};
 use bitdance::optim::{AdamWConfig, LrSchedule};
 use bitdance::rng::Rng;
 use bitdance::train::{ArBatch, ArRecipe, Task, TokenizerRecipe, TrainSettings, Trainer};
 use bitdance::Gpu;
 
+use super::timing::measure;
 use crate::files::load_config;
 
 /// One training step on the benchmark's fixed batch.
@@ -25,16 +23,16 @@ pub enum Model {
     Tokenizer,
 }
 
-/// Runs the benchmark: `batch` images per step, `iters` timed steps.
+/// Runs the benchmark: `batch` images per step, `repeats` timed steps after two warm-up steps.
 pub fn run(
     gpu: &Gpu,
     model: Model,
     config: &str,
     batch: usize,
-    iters: usize,
+    repeats: usize,
     json: bool,
     profile: bool,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<()> {
     let c = load_config(config)?;
     let mut rng = Rng::new(0);
     let params = match model {
@@ -88,52 +86,49 @@ pub fn run(
             (what, Box::new(step))
         }
     };
+    // Two untimed steps compile the pipelines and fill the buffer pool.
     for _ in 0..2 {
         step(&mut trainer)?;
     }
     gpu.reset_peak();
     let before = gpu.stats();
-    let start = Instant::now();
-    let iters = iters.max(1);
-    let mut step_secs = Vec::with_capacity(iters);
-    for _ in 0..iters {
-        let t = Instant::now();
-        step(&mut trainer)?;
-        step_secs.push(t.elapsed().as_secs_f64());
-    }
-    let secs = start.elapsed().as_secs_f64() / iters as f64;
-    // The median step resists a shared machine's stalls better than the mean.
-    step_secs.sort_by(f64::total_cmp);
-    let median = step_secs[iters / 2];
+    let steps = repeats.max(1);
+    let timing = measure(0, steps, || Ok(step(&mut trainer)?))?;
     let after = gpu.stats();
-    let dispatches = (after.dispatches - before.dispatches) / iters as u64;
-    let submits = (after.submits - before.submits) / iters as u64;
+    let dispatches = (after.dispatches - before.dispatches) / steps as u64;
+    let submits = (after.submits - before.submits) / steps as u64;
     let peak = after.peak_bytes as f64 / (1 << 20) as f64;
     let bench = match model {
         Model::Ar => "train",
         Model::Tokenizer => "train-tokenizer",
     };
+    let mean = timing.runs().iter().sum::<f64>() / steps as f64;
     if json {
         println!(
             "{}",
-            serde_json::json!({"bench": bench, "config": config, "batch": batch,
-                "steps_per_s": 1.0 / secs, "median_steps_per_s": 1.0 / median,
-                "images_per_s": batch as f64 / secs,
+            serde_json::json!({"bench": bench, "config": config, "batch": batch, "steps": steps,
+                "steps_per_s": 1.0 / timing.median(), "steps_per_s_best": 1.0 / timing.min(),
+                "steps_per_s_mean": 1.0 / mean,
+                "images_per_s": batch as f64 / timing.median(),
                 "dispatches_per_step": dispatches, "submits_per_step": submits,
                 "peak_gpu_mib": peak})
         );
     } else {
+        println!("{what}, {steps} timed steps after 2 warm-up steps:");
         println!(
-            "{what}: {:.3} steps/s (median step {:.3}; {:.1} images/s), {dispatches} dispatches and {submits} submit(s) per step, peak GPU memory {peak:.0} MiB",
-            1.0 / secs,
-            1.0 / median,
-            batch as f64 / secs
+            "  {:.3} steps/s (median step {:.1} ms, best {:.1} ms, mean {:.1} ms; {:.1} images/s)",
+            1.0 / timing.median(),
+            1e3 * timing.median(),
+            1e3 * timing.min(),
+            1e3 * mean,
+            batch as f64 / timing.median()
         );
+        println!("  {dispatches} dispatches and {submits} submit(s) per step, peak GPU memory {peak:.0} MiB");
     }
     if profile {
         gpu.start_profiling();
         step(&mut trainer)?;
-        crate::bench::print_profile(&gpu.stop_profiling(), "one training step");
+        super::print_profile(&gpu.stop_profiling(), "one training step");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# One check of a machine with a real GPU driver, under 8 minutes: the adapter, `bitdance
+# doctor` (every kernel against its f64 reference), then the benchmarks as JSON lines:
+# matmul, attention, conv, generate (B-1x, B-4x at batch 1, random weights, full sampler) and
+# training (tiny). Needs only the release binary: built here unless BITDANCE_BIN names one.
+# Usage: bash scripts/gpu-check.sh [OUT.jsonl]   (JSON lines also go to OUT, default gpu-check.jsonl)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-gpu-check.jsonl}
+: >"$out"
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/bitdance-xdg-$(id -u)}"
+mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+
+bin=${BITDANCE_BIN:-target/release/bitdance}
+if [[ ! -x $bin ]]; then
+  echo "gpu-check: building $bin"
+  cargo build --release -p bitdance-cli || exit 1
+fi
+
+failed=0
+# Runs one step with a time limit; JSON lines of its output go to $out as well.
+run() {
+  local limit=$1
+  shift
+  echo "==> $*"
+  local start=$SECONDS
+  timeout "$limit" "$bin" "$@" 2>&1 | tee >(grep '^{' >>"$out")
+  local status=${PIPESTATUS[0]}
+  if ((status != 0)); then
+    echo "gpu-check: FAILED ($status) after $((SECONDS - start)) s: $*"
+    failed=1
+  fi
+}
+
+run 90 doctor
+run 60 bench matmul --json
+run 30 bench attention --json
+run 30 bench conv --json
+run 60 bench train --json --repeats 20
+run 120 bench generate --config B-4x --json --repeats 3
+run 180 bench generate --config B-1x --json --repeats 2
+echo "gpu-check: JSON lines in $out"
+exit $failed
