@@ -268,7 +268,7 @@ fn shared_time_path_equals_the_per_row_head() {
             .unwrap()
             .read_f32()
             .unwrap();
-        let emb = head_condition(&store, &cond).unwrap();
+        let emb = head_condition(&c, &store, &cond).unwrap();
         let got = head_predict_at(&c, &store, &x, t, &emb)
             .unwrap()
             .read_f32()

@@ -134,7 +134,7 @@ fn kv_cache(p: usize) {
                 patch.extend_from_slice(&tokens[first..first + p * k]);
             }
             let patch = Tensor::from_f32(&g, &[b, p, k], &patch).unwrap();
-            embed_tokens(&m.store, &patch).unwrap()
+            embed_tokens(c, &m.store, &patch).unwrap()
         };
         let h = transformer_step(c, &m.store, &mut cache, &input).unwrap();
         let n = h.shape()[1];

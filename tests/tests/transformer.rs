@@ -126,7 +126,12 @@ fn cached_steps_reproduce_the_full_sequence() {
             let input = if step == 0 {
                 embed_prefix(&c, &store, &classes).unwrap()
             } else {
-                embed_tokens(&store, &ops::slice(&tokens, 1, (step - 1) * p, p).unwrap()).unwrap()
+                embed_tokens(
+                    &c,
+                    &store,
+                    &ops::slice(&tokens, 1, (step - 1) * p, p).unwrap(),
+                )
+                .unwrap()
             };
             let h = transformer_step(&c, &store, &mut cache, &input).unwrap();
             let n = h.shape()[1];

@@ -69,7 +69,7 @@ pub fn generate_tokens(
     for i in 0..steps {
         let input = match &last {
             None => embed_prefix(c, params, &all)?,
-            Some(tokens) => embed_tokens(params, tokens)?,
+            Some(tokens) => embed_tokens(c, params, tokens)?,
         };
         let h = transformer_step(c, params, &mut cache, &input)?;
         let n = h.shape()[1];

@@ -4,6 +4,8 @@
 //! tokens of a patch (`norm1`, `attn`, `norm2`, `w1`, `w2`) with 6 modulations per block.
 //! Consecutive blocks share one adaLN linear, as the official models do.
 
+use super::graph::{Eager, Graph};
+use super::weights::{from_store, from_vars, Head, Linear, PatchAttention};
 use super::{timestep_embedding, ModelConfig, ParamStore, ParamVars};
 use crate::autograd::{Tape, Var};
 use crate::ops::AttentionMask;
@@ -25,107 +27,8 @@ pub fn head_forward(
     t_freq: Var,
     cond: Var,
 ) -> Result<Var> {
-    let t = time_embedding(tape, params, t_freq)?;
-    let cond = linear(tape, params, cond, "cond_embed")?;
-    let y = tape.add(t, cond)?;
-    head_body(tape, c, params, x_t, y)
-}
-
-/// `time_embed.mlp` of `t_freq` [N, 256] -> [N, diff_dim].
-fn time_embedding(tape: &Tape, params: &ParamVars, t_freq: Var) -> Result<Var> {
-    let t = linear(tape, params, t_freq, "time_embed.mlp.0")?;
-    let t = tape.silu(t)?;
-    linear(tape, params, t, "time_embed.mlp.2")
-}
-
-/// The head's linear `head.net.{name}` (with bias).
-fn linear(tape: &Tape, params: &ParamVars, x: Var, name: &str) -> Result<Var> {
-    tape.linear(
-        x,
-        params.get(&format!("head.net.{name}.weight"))?,
-        Some(params.get(&format!("head.net.{name}.bias"))?),
-    )
-}
-
-/// The head after its conditioning: `x_t` [N, token_dim] and `y` = time + condition
-/// embedding [N, diff_dim] (before the SiLU that every adaLN linear starts with).
-fn head_body(tape: &Tape, c: &ModelConfig, params: &ParamVars, x_t: Var, y: Var) -> Result<Var> {
-    let w = |name: &str| params.get(&format!("head.net.{name}"));
-    let linear = |x: Var, name: &str| linear(tape, params, x, name);
-    let width = c.diff_dim;
-    let rows = tape.shape(x_t)[0];
-    let mut x = linear(x_t, "input_proj")?;
-    let y = tape.silu(y)?;
-
-    let parallel = c.parallel_num > 1;
-    let per_block = if parallel { 6 } else { 3 };
-    let switch = (c.diff_layers / c.diff_adanln_layers).max(1);
-    let mut mods: Vec<Var> = Vec::new();
-    for i in 0..c.diff_layers {
-        if i % switch == 0 {
-            let ada = linear(y, &format!("ada_ln_blocks.{}", i / switch))?;
-            mods = tape.split(ada, 1, &vec![width; per_block])?;
-        }
-        let b = format!("res_blocks.{i}");
-        let norm = |x: Var, name: &str| -> Result<Var> {
-            tape.layer_norm(
-                x,
-                Some((
-                    w(&format!("{b}.{name}.weight"))?,
-                    w(&format!("{b}.{name}.bias"))?,
-                )),
-                EPS,
-            )
-        };
-        let ffn = |h: Var| -> Result<Var> {
-            let h = linear(h, &format!("{b}.w1"))?;
-            let h = tape.swiglu(h)?;
-            linear(h, &format!("{b}.w2"))
-        };
-        // Chunk order of the adaLN output: scale, shift, gate (x2 for the transformer head).
-        if parallel {
-            let h = norm(x, "norm1")?;
-            let h = tape.modulate(h, mods[1], mods[0])?;
-            let h = attention(tape, c, h, rows, &|x, name| {
-                linear(x, &format!("{b}.attn.{name}"))
-            })?;
-            x = tape.gated_residual(x, mods[2], h)?;
-            let h = norm(x, "norm2")?;
-            let h = tape.modulate(h, mods[4], mods[3])?;
-            let h = ffn(h)?;
-            x = tape.gated_residual(x, mods[5], h)?;
-        } else {
-            let h = norm(x, "norm")?;
-            let h = tape.modulate(h, mods[1], mods[0])?;
-            let h = ffn(h)?;
-            x = tape.gated_residual(x, mods[2], h)?;
-        }
-    }
-    let fin = linear(y, "final_layer.ada_ln_modulation")?;
-    let halves = tape.split(fin, 1, &[width, width])?;
-    let (scale, shift) = (halves[0], halves[1]);
-    let x = tape.layer_norm(x, None, EPS)?;
-    let x = tape.modulate(x, shift, scale)?;
-    linear(x, "final_layer.linear")
-}
-
-/// Bidirectional attention within each patch of p consecutive rows (wqkv and wo with bias).
-fn attention(
-    tape: &Tape,
-    c: &ModelConfig,
-    h: Var,
-    rows: usize,
-    linear: &dyn Fn(Var, &str) -> Result<Var>,
-) -> Result<Var> {
-    let p = c.parallel_num;
-    let width = c.diff_dim;
-    let qkv = linear(h, "wqkv")?;
-    let qkv = tape.reshape(qkv, &[rows / p, p, 3 * width])?;
-    let (q, k, v) = tape.split_qkv(qkv, width / HEAD_DIM)?;
-    let o = tape.attention(q, k, v, AttentionMask::Full, 1.0 / (HEAD_DIM as f32).sqrt())?;
-    let o = tape.merge_heads(o)?;
-    let o = tape.reshape(o, &[rows, width])?;
-    linear(o, "wo")
+    let head = Head::fetch(c, &mut from_vars(params))?;
+    head_pass(tape, c, &head, &x_t, &t_freq, &cond)
 }
 
 /// The head on plain tensors (inference): see `head_forward`.
@@ -136,23 +39,15 @@ pub fn head_predict(
     t_freq: &Tensor,
     cond: &Tensor,
 ) -> Result<Tensor> {
-    let tape = Tape::new();
-    let (x, t, z) = (
-        tape.constant(x_t.clone()),
-        tape.constant(t_freq.clone()),
-        tape.constant(cond.clone()),
-    );
-    let out = head_forward(&tape, c, &ParamVars::new(&tape, params, false), x, t, z)?;
-    Ok(tape.value(out))
+    let head = Head::fetch(c, &mut from_store(params))?;
+    head_pass(&Eager, c, &head, x_t, t_freq, cond)
 }
 
 /// `cond_embed` of the head's conditions `cond` [N, dim] -> [N, diff_dim]: computed once per
 /// AR step and shared by all the head's sampling steps.
-pub fn head_condition(params: &ParamStore, cond: &Tensor) -> Result<Tensor> {
-    let tape = Tape::new();
-    let vars = ParamVars::new(&tape, params, false);
-    let out = linear(&tape, &vars, tape.constant(cond.clone()), "cond_embed")?;
-    Ok(tape.value(out))
+pub fn head_condition(c: &ModelConfig, params: &ParamStore, cond: &Tensor) -> Result<Tensor> {
+    let head = Head::fetch(c, &mut from_store(params))?;
+    linear(&Eager, &head.cond_embed, cond)
 }
 
 /// The head at one flow time `t` shared by every row (sampling): `x_t` [N, token_dim],
@@ -164,12 +59,129 @@ pub fn head_predict_at(
     t: f32,
     cond_emb: &Tensor,
 ) -> Result<Tensor> {
-    let tape = Tape::new();
-    let vars = ParamVars::new(&tape, params, false);
+    let head = Head::fetch(c, &mut from_store(params))?;
+    predict_at(c, &head, x_t, t, cond_emb)
+}
+
+/// `head_predict_at` with the head's weights already fetched (the sampler's inner loop).
+pub(crate) fn predict_at(
+    c: &ModelConfig,
+    head: &Head<Tensor>,
+    x_t: &Tensor,
+    t: f32,
+    cond_emb: &Tensor,
+) -> Result<Tensor> {
+    let g = &Eager;
     let freq = Tensor::from_f32(x_t.gpu(), &[1, 256], &timestep_embedding(&[t], 256))?;
-    let t_emb = time_embedding(&tape, &vars, tape.constant(freq))?;
-    let t_emb = tape.reshape(t_emb, &[c.diff_dim])?;
-    let y = tape.add_bias(tape.constant(cond_emb.clone()), t_emb)?;
-    let out = head_body(&tape, c, &vars, tape.constant(x_t.clone()), y)?;
-    Ok(tape.value(out))
+    let t_emb = g.reshape(&time_embedding(g, head, &freq)?, &[c.diff_dim])?;
+    let y = g.add_bias(cond_emb, &t_emb)?;
+    head_body(g, c, head, x_t, &y)
+}
+
+/// The whole head: time and condition embeddings, then the body.
+fn head_pass<G: Graph>(
+    g: &G,
+    c: &ModelConfig,
+    w: &Head<G::Value>,
+    x_t: &G::Value,
+    t_freq: &G::Value,
+    cond: &G::Value,
+) -> Result<G::Value> {
+    let t = time_embedding(g, w, t_freq)?;
+    let cond = linear(g, &w.cond_embed, cond)?;
+    let y = g.add(&t, &cond)?;
+    head_body(g, c, w, x_t, &y)
+}
+
+/// A linear layer with its optional bias.
+fn linear<G: Graph>(g: &G, l: &Linear<G::Value>, x: &G::Value) -> Result<G::Value> {
+    g.linear(x, &l.weight, l.bias.as_ref())
+}
+
+/// `time_embed.mlp` of `t_freq` [N, 256] -> [N, diff_dim].
+fn time_embedding<G: Graph>(g: &G, w: &Head<G::Value>, t_freq: &G::Value) -> Result<G::Value> {
+    let t = g.silu(&linear(g, &w.time_embed[0], t_freq)?)?;
+    linear(g, &w.time_embed[1], &t)
+}
+
+/// One adaLN modulation: `x * (1 + scale) + shift` before a sub-layer, `gate` on its output.
+struct Modulation<V> {
+    scale: V,
+    shift: V,
+    gate: V,
+}
+
+impl<V: Clone> Modulation<V> {
+    /// The modulation at chunk `first` of an adaLN output cut into chunks (the official
+    /// order: scale, shift, gate; the transformer head has two such triples).
+    fn at(chunks: &[V], first: usize) -> Self {
+        Self {
+            scale: chunks[first].clone(),
+            shift: chunks[first + 1].clone(),
+            gate: chunks[first + 2].clone(),
+        }
+    }
+}
+
+/// The head after its conditioning: `x_t` [N, token_dim] and `y` = time + condition
+/// embedding [N, diff_dim] (before the SiLU that every adaLN linear starts with).
+fn head_body<G: Graph>(
+    g: &G,
+    c: &ModelConfig,
+    w: &Head<G::Value>,
+    x_t: &G::Value,
+    y: &G::Value,
+) -> Result<G::Value> {
+    let width = c.diff_dim;
+    let rows = g.shape(x_t)[0];
+    let mut x = linear(g, &w.input_proj, x_t)?;
+    let y = g.silu(y)?;
+    let parallel = c.parallel_num > 1;
+    let chunks = if parallel { 6 } else { 3 };
+    let shared_by = (c.diff_layers / c.diff_adanln_layers).max(1);
+    let mut mods: Vec<G::Value> = Vec::new();
+    for (i, block) in w.blocks.iter().enumerate() {
+        if i % shared_by == 0 {
+            let ada = linear(g, &w.ada_ln[i / shared_by], &y)?;
+            mods = g.split(&ada, 1, &vec![width; chunks])?;
+        }
+        if let Some(attention) = &block.attention {
+            let m = Modulation::at(&mods, 0);
+            let n = &attention.norm;
+            let h = g.layer_norm(&x, Some((&n.weight, &n.bias)), EPS)?;
+            let h = g.modulate(&h, &m.shift, &m.scale)?;
+            let h = patch_attention(g, c, attention, &h, rows)?;
+            x = g.gated_residual(&x, &m.gate, &h)?;
+        }
+        let m = Modulation::at(&mods, if parallel { 3 } else { 0 });
+        let n = &block.mlp_norm;
+        let h = g.layer_norm(&x, Some((&n.weight, &n.bias)), EPS)?;
+        let h = g.modulate(&h, &m.shift, &m.scale)?;
+        let h = g.swiglu(&linear(g, &block.w1, &h)?)?;
+        let h = linear(g, &block.w2, &h)?;
+        x = g.gated_residual(&x, &m.gate, &h)?;
+    }
+    let fin = linear(g, &w.final_modulation, &y)?;
+    let halves = g.split(&fin, 1, &[width, width])?;
+    let (scale, shift) = (&halves[0], &halves[1]);
+    let x = g.layer_norm(&x, None, EPS)?;
+    let x = g.modulate(&x, shift, scale)?;
+    linear(g, &w.final_linear, &x)
+}
+
+/// Bidirectional attention within each patch of p consecutive rows of `h` [rows, width].
+fn patch_attention<G: Graph>(
+    g: &G,
+    c: &ModelConfig,
+    w: &PatchAttention<G::Value>,
+    h: &G::Value,
+    rows: usize,
+) -> Result<G::Value> {
+    let (p, width) = (c.parallel_num, c.diff_dim);
+    let qkv = g.reshape(&linear(g, &w.wqkv, h)?, &[rows / p, p, 3 * width])?;
+    let [q, k, v] = g.split_qkv(&qkv, width / HEAD_DIM)?;
+    let scale = 1.0 / (HEAD_DIM as f32).sqrt();
+    let o = g.attention(&q, &k, &v, AttentionMask::Full, scale, None)?;
+    let o = g.reshape(&g.merge_heads(&o)?, &[rows, width])?;
+    linear(g, &w.wo, &o)
 }

@@ -1,11 +1,12 @@
 //! Incremental decoding of the AR transformer with a KV cache: each AR step feeds only the new
 //! positions (class + query tokens first, then one sampled patch) and attends to the cache.
 
-use super::{sequence_mask, sequence_positions, ModelConfig, ParamStore};
+use super::graph::{CacheSlot, Eager, Graph};
+use super::transformer::{connect, trunk_blocks, EPS};
+use super::weights::{from_store, Connector, Trunk};
+use super::{sequence_positions, ModelConfig, ParamStore};
 use crate::ops::{self, RopeTable};
 use crate::{DType, Error, Result, Tensor};
-
-const EPS: f32 = 1e-6;
 
 /// Keys and values of every layer, [B, H, capacity, head_dim] each, and how many are filled.
 pub struct KvCache {
@@ -33,16 +34,15 @@ impl KvCache {
             positions: sequence_positions(c)?,
         })
     }
-}
 
-fn linear(params: &ParamStore, x: &Tensor, name: &str) -> Result<Tensor> {
-    ops::matmul(
-        x,
-        params.get(&format!("{name}.weight"))?,
-        params.get(&format!("{name}.bias")).ok(),
-        false,
-        true,
-    )
+    /// Layer `i`'s keys and values, new rows going at `len`.
+    pub(crate) fn slot(&self, i: usize) -> CacheSlot<'_> {
+        CacheSlot {
+            keys: &self.keys[i],
+            values: &self.values[i],
+            start: self.len,
+        }
+    }
 }
 
 /// The input rows of the first AR step: 64 class-token rows from `cls_embedding` (and the
@@ -61,9 +61,7 @@ pub fn embed_prefix(c: &ModelConfig, params: &ParamStore, classes: &[u32]) -> Re
     if c.parallel_num == 1 {
         return Ok(rows);
     }
-    let query = params.get("query_token")?;
-    let queries: Vec<&Tensor> = vec![query; b];
-    let queries = ops::concat(&queries, 0)?;
+    let queries = ops::tile(params.get("query_token")?, b)?;
     ops::concat(&[&rows, &queries], 1)
 }
 
@@ -95,14 +93,14 @@ fn class_rows(chunks: &[&Tensor], classes: &[u32]) -> Result<Tensor> {
 }
 
 /// `proj_in` of token bits [B, n, token_dim] -> [B, n, dim].
-pub fn embed_tokens(params: &ParamStore, tokens: &Tensor) -> Result<Tensor> {
-    let h = linear(params, tokens, "proj_in.w1")?;
-    let h = ops::swiglu(&h)?;
-    linear(params, &h, "proj_in.w2")
+pub fn embed_tokens(c: &ModelConfig, params: &ParamStore, tokens: &Tensor) -> Result<Tensor> {
+    let connector = Connector::fetch(c, &mut from_store(params))?;
+    connect(&Eager, &connector, tokens)
 }
 
 /// Runs `x` [B, n, dim] (the next n input positions) through the transformer against the cache,
-/// appends their keys and values, and returns `norm` of the hidden states [B, n, dim].
+/// appends their keys and values, and returns `norm` of the hidden states [B, n, dim]: the
+/// blocks of `transformer_forward`, run eagerly with the cache.
 pub fn transformer_step(
     c: &ModelConfig,
     params: &ParamStore,
@@ -110,81 +108,26 @@ pub fn transformer_step(
     x: &Tensor,
 ) -> Result<Tensor> {
     let s = x.shape().to_vec();
-    let (b, n, d) = (s[0], s[1], c.dim);
     let start = cache.len;
-    if s.len() != 3 || s[2] != d || start + n > c.sequence_len() {
+    if s.len() != 3 || s[2] != c.dim || start + s[1] > c.sequence_len() {
         return Err(Error::Shape {
             op: "transformer_step",
             detail: format!(
-                "input {s:?} at position {start} does not fit a sequence of {} x {d}",
-                c.sequence_len()
+                "input {s:?} at position {start} does not fit a sequence of {} x {}",
+                c.sequence_len(),
+                c.dim
             ),
         });
     }
-    let gpu = x.gpu();
-    let positions = Tensor::from_f32(gpu, &[n, 2], &cache.positions[2 * start..2 * (start + n)])?;
-    let (heads, head_dim) = (c.n_head, c.head_dim());
+    let n = s[1];
+    let trunk = Trunk::fetch(c, &mut from_store(params))?;
+    let positions = Tensor::from_f32(
+        x.gpu(),
+        &[n, 2],
+        &cache.positions[2 * start..2 * (start + n)],
+    )?;
     // One table of RoPE angles for these positions serves every layer's q and k.
-    let rope = RopeTable::new(&positions, 1, head_dim)?;
-    let mask = sequence_mask(c);
-    let (mut x, _) = ops::rms_norm(x, Some(params.get("emb_norm.weight")?), EPS)?;
-    for i in 0..c.n_layer {
-        let l = format!("layers.{i}");
-        let (h, _) = ops::rms_norm(
-            &x,
-            Some(params.get(&format!("{l}.attention_norm.weight"))?),
-            EPS,
-        )?;
-        let qkv = ops::matmul(
-            &h,
-            params.get(&format!("{l}.attention.wqkv.weight"))?,
-            None,
-            false,
-            true,
-        )?;
-        let (q, k, v) = ops::split_qkv(&qkv, heads)?;
-        // As in training: the heads of q, k [B, H, n, D] rotate as B·H sequences of one head.
-        let rotated = |x: &Tensor| -> Result<Tensor> {
-            rope.apply(&x.reshape(&[b * heads, n, 1, head_dim])?)?
-                .reshape(&[b, heads, n, head_dim])
-        };
-        let (q, k) = (rotated(&q)?, rotated(&k)?);
-        ops::kv_cache_write(&cache.keys[i], &k, start)?;
-        ops::kv_cache_write(&cache.values[i], &v, start)?;
-        let (o, _) = ops::attention(
-            &q,
-            &cache.keys[i],
-            &cache.values[i],
-            start + n,
-            start,
-            mask,
-            1.0 / (head_dim as f32).sqrt(),
-        )?;
-        let o = ops::matmul(
-            &ops::merge_heads(&o)?,
-            params.get(&format!("{l}.attention.wo.weight"))?,
-            None,
-            false,
-            true,
-        )?;
-        x = ops::add(&x, &o)?;
-        let (h, _) = ops::rms_norm(&x, Some(params.get(&format!("{l}.ffn_norm.weight"))?), EPS)?;
-        let h = ops::matmul(
-            &h,
-            params.get(&format!("{l}.feed_forward.w1.weight"))?,
-            None,
-            false,
-            true,
-        )?;
-        let h = ops::matmul(
-            &ops::swiglu(&h)?,
-            params.get(&format!("{l}.feed_forward.w2.weight"))?,
-            None,
-            false,
-            true,
-        )?;
-        x = ops::add(&x, &h)?;
-    }
-    cache.len += n;
-    Ok(ops::rms_norm(&x, Some(params.get("norm.weight")?), EPS)?.0)
+    let rope = RopeTable::new(&positions, 1, c.head_dim())?;
+    let h = trunk_blocks(&Eager, c, &trunk, x, &rope, Some(cache))?;
+    Eager.rms_norm(&h, &trunk.norm, EPS)
 }

@@ -8,6 +8,7 @@ mod decoder;
 mod defaults;
 mod encoder;
 mod generate;
+mod graph;
 mod head;
 mod init;
 mod kv_cache;
@@ -19,6 +20,7 @@ mod sampler;
 mod store;
 mod timestep;
 mod transformer;
+mod weights;
 
 pub use ae_params::{decoder_parameters, encoder_parameters};
 pub use config::{published_cfg, AeConfig, ModelConfig, BUILTIN_CONFIGS};
@@ -33,6 +35,7 @@ pub use encoder::{encode, encoded_size, encoder_forward, quantize, Quantized};
 pub use generate::{
     cfg_at, generate_tokens, latents_to_tokens, tokens_to_latents, CfgSchedule, SampleSettings,
 };
+pub use graph::{CacheSlot, Eager, Graph};
 pub use head::{head_condition, head_forward, head_predict, head_predict_at};
 pub use init::{init_autoencoder, init_parameters};
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
@@ -41,9 +44,13 @@ pub use loading::{
     CLASSES_KEY, CONFIG_KEY, VAE_PREFIX,
 };
 pub use noise_file::RecordedNoise;
-pub use params::{ar_parameters, decays, ParamSpec};
+pub use params::{decays, ParamSpec};
 pub use pipeline::{encode_tokens, generate_images, to_rgb8, Generated};
 pub use sampler::{linspace_grid, sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
 pub use store::{ParamStore, ParamVars};
 pub use timestep::timestep_embedding;
 pub use transformer::{sequence_mask, sequence_positions, transformer_forward};
+pub use weights::{
+    ar_parameters, Block, Connector, Fetch, Head, HeadBlock, Linear, NormAffine, PatchAttention,
+    Trunk,
+};

@@ -1,7 +1,10 @@
 //! Sampling the binary diffusion head: Euler-Maruyama over the official time grid with
 //! classifier-free guidance, a final plain Euler step of 0.05 at t = 0.95, then the sign.
 
-use super::{head_condition, head_predict_at, ModelConfig, ParamStore};
+use super::graph::Eager;
+use super::head::predict_at;
+use super::weights::{from_store, Head};
+use super::{Graph, ModelConfig, ParamStore};
 use crate::rng::Rng;
 use crate::{ops, Error, Result, Tensor};
 
@@ -95,14 +98,15 @@ pub fn sample_head(
     let rows = m / cfg_mult;
     let k = c.token_dim();
     let x = Tensor::from_f32(gpu, &[rows, k], &noise.draw(Draw::Initial, rows * k)?)?;
-    let cond_emb = head_condition(params, cond)?;
+    let head = Head::fetch(c, &mut from_store(params))?;
+    let cond_emb = Eager.linear(cond, &head.cond_embed.weight, head.cond_embed.bias.as_ref())?;
     let predict = |t: f32| -> Result<Tensor> {
         let combined = if guided {
             ops::concat(&[&x, &x], 0)?
         } else {
             x.clone()
         };
-        head_predict_at(c, params, &combined, t, &cond_emb)
+        predict_at(c, &head, &combined, t, &cond_emb)
     };
     let grid = time_grid(steps);
     let mut t = 0.0f32;

@@ -3,13 +3,15 @@
 //! with 2D RoPE and causal (1x) or block-causal (next-patch) attention, and the conditions
 //! `norm(h) + pos_for_diff` for the diffusion head.
 
-use super::{ModelConfig, ParamVars};
+use super::graph::Graph;
+use super::weights::{from_vars, Connector, Trunk};
+use super::{KvCache, ModelConfig, ParamVars};
 use crate::autograd::{Tape, Var};
 use crate::ops::{rope_positions_patch_raster, AttentionMask, RopeTable};
 use crate::{Error, Result, Tensor};
 
 /// RMSNorm epsilon of the transformer.
-const EPS: f32 = 1e-6;
+pub(crate) const EPS: f32 = 1e-6;
 
 /// RoPE positions [L, 2] of the input sequence: zeros for class and query tokens, then the
 /// image cells in the model's token order (patch-raster for next-patch), without the last patch.
@@ -56,54 +58,77 @@ pub fn transformer_forward(
         });
     }
     let b = s[0];
-    let gpu = class_idx.gpu();
-    let w = |name: &str| params.get(name);
+    let mut fetch = from_vars(params);
+    let connector = Connector::fetch(c, &mut fetch)?;
+    let trunk = Trunk::fetch(c, &mut fetch)?;
 
-    let cls = tape.embedding(w("cls_embedding.weight")?, class_idx)?;
+    let cls = tape.embedding(params.get("cls_embedding.weight")?, class_idx)?;
     let mut parts = vec![tape.reshape(cls, &[b, c.cls_token_num, d])?];
     if p > 1 {
-        let q = w("query_token")?;
-        parts.push(tape.tile(q, b)?);
+        parts.push(tape.tile(params.get("query_token")?, b)?);
     }
     let inputs = tape.slice(tokens, 1, 0, t - p)?;
-    let h = tape.linear(inputs, w("proj_in.w1.weight")?, Some(w("proj_in.w1.bias")?))?;
-    let h = tape.swiglu(h)?;
-    parts.push(tape.linear(h, w("proj_in.w2.weight")?, Some(w("proj_in.w2.bias")?))?);
+    parts.push(connect(tape, &connector, &inputs)?);
     let x = tape.concat(&parts, 1)?;
-    let mut x = tape.rms_norm(x, Some(w("emb_norm.weight")?), EPS)?;
 
     let len = c.sequence_len();
-    let positions = Tensor::from_f32(gpu, &[len, 2], &sequence_positions(c)?)?;
+    let positions = Tensor::from_f32(class_idx.gpu(), &[len, 2], &sequence_positions(c)?)?;
     let rope = RopeTable::new(&positions, 1, c.head_dim())?;
-    let (heads, head_dim) = (c.n_head, c.head_dim());
-    let mask = sequence_mask(c);
-    for i in 0..c.n_layer {
-        let l = format!("layers.{i}");
-        let h = tape.rms_norm(x, Some(w(&format!("{l}.attention_norm.weight"))?), EPS)?;
-        let qkv = tape.linear(h, w(&format!("{l}.attention.wqkv.weight"))?, None)?;
-        let (q, k, v) = tape.split_qkv(qkv, heads)?;
-        // RoPE depends only on the token and the place in the head, so the heads of
-        // q, k [B, H, T, D] rotate as B·H sequences of one head each.
-        let rotated = |x: Var| -> Result<Var> {
-            let x = tape.reshape(x, &[b * heads, len, 1, head_dim])?;
-            let x = tape.rope_2d(x, &rope)?;
-            tape.reshape(x, &[b, heads, len, head_dim])
-        };
-        let (q, k) = (rotated(q)?, rotated(k)?);
-        let o = tape.attention(q, k, v, mask, 1.0 / (head_dim as f32).sqrt())?;
-        let o = tape.merge_heads(o)?;
-        let o = tape.linear(o, w(&format!("{l}.attention.wo.weight"))?, None)?;
-        x = tape.add(x, o)?;
-        let h = tape.rms_norm(x, Some(w(&format!("{l}.ffn_norm.weight"))?), EPS)?;
-        let h = tape.linear(h, w(&format!("{l}.feed_forward.w1.weight"))?, None)?;
-        let h = tape.swiglu(h)?;
-        let h = tape.linear(h, w(&format!("{l}.feed_forward.w2.weight"))?, None)?;
-        x = tape.add(x, h)?;
-    }
+    let x = trunk_blocks(tape, c, &trunk, &x, &rope, None)?;
     let x = tape.slice(x, 1, len - t, t)?;
-    let x = tape.rms_norm(x, Some(w("norm.weight")?), EPS)?;
+    let x = tape.rms_norm(x, Some(trunk.norm), EPS)?;
     let x = tape.reshape(x, &[b, t * d])?;
-    let pos = tape.reshape(w("pos_for_diff.weight")?, &[t * d])?;
+    let pos = tape.reshape(params.get("pos_for_diff.weight")?, &[t * d])?;
     let x = tape.add_bias(x, pos)?;
     tape.reshape(x, &[b, t, d])
+}
+
+/// `proj_in` of token bits [B, n, token_dim] -> [B, n, dim].
+pub(crate) fn connect<G: Graph>(g: &G, w: &Connector<G::Value>, x: &G::Value) -> Result<G::Value> {
+    let h = g.linear(x, &w.w1.weight, w.w1.bias.as_ref())?;
+    let h = g.swiglu(&h)?;
+    g.linear(&h, &w.w2.weight, w.w2.bias.as_ref())
+}
+
+/// `emb_norm` and every block over the input rows `x` [B, n, dim] whose RoPE angles `rope`
+/// holds (before the final `norm`). With `cache`, the rows are the next n positions of the
+/// cached sequence: their keys and values are appended and they attend to the whole cache.
+pub(crate) fn trunk_blocks<G: Graph>(
+    g: &G,
+    c: &ModelConfig,
+    w: &Trunk<G::Value>,
+    x: &G::Value,
+    rope: &RopeTable,
+    cache: Option<&mut KvCache>,
+) -> Result<G::Value> {
+    let s = g.shape(x);
+    let (b, n) = (s[0], s[1]);
+    let (heads, head_dim) = (c.n_head, c.head_dim());
+    let mask = sequence_mask(c);
+    let scale = 1.0 / (head_dim as f32).sqrt();
+    let mut x = g.rms_norm(x, &w.emb_norm, EPS)?;
+    for (i, block) in w.layers.iter().enumerate() {
+        let h = g.rms_norm(&x, &block.attention_norm, EPS)?;
+        let qkv = g.linear(&h, &block.wqkv, None)?;
+        let [q, k, v] = g.split_qkv(&qkv, heads)?;
+        // RoPE depends only on the token and the place in the head, so the heads of
+        // q, k [B, H, n, D] rotate as B·H sequences of one head each.
+        let rotated = |x: &G::Value| -> Result<G::Value> {
+            let x = g.reshape(x, &[b * heads, n, 1, head_dim])?;
+            g.reshape(&g.rope(&x, rope)?, &[b, heads, n, head_dim])
+        };
+        let (q, k) = (rotated(&q)?, rotated(&k)?);
+        let slot = cache.as_deref().map(|cache| cache.slot(i));
+        let o = g.attention(&q, &k, &v, mask, scale, slot)?;
+        let o = g.linear(&g.merge_heads(&o)?, &block.wo, None)?;
+        x = g.add(&x, &o)?;
+        let h = g.rms_norm(&x, &block.ffn_norm, EPS)?;
+        let h = g.swiglu(&g.linear(&h, &block.w1, None)?)?;
+        let h = g.linear(&h, &block.w2, None)?;
+        x = g.add(&x, &h)?;
+    }
+    if let Some(cache) = cache {
+        cache.len += n;
+    }
+    Ok(x)
 }

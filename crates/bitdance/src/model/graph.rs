@@ -1,0 +1,261 @@
+//! The operations the models are written over, once: the autograd [`Tape`] implements them for
+//! training (values are `Var`s, backward recorded) and [`Eager`] for inference (values are
+//! tensors, each freed as soon as the model drops it). The KV cache is an optional argument of
+//! the attention, so a cached decoding step and a full-sequence pass run the same code.
+
+use crate::autograd::{Tape, Var};
+use crate::ops::{self, AttentionMask, RopeTable};
+use crate::{Error, Result, Tensor};
+
+/// Keys and values of one layer's cache ([B, H, capacity, D] each) and the position at which
+/// the attention's new rows go.
+pub struct CacheSlot<'a> {
+    /// Cached keys.
+    pub keys: &'a Tensor,
+    /// Cached values.
+    pub values: &'a Tensor,
+    /// Positions already filled; the new rows are written from here.
+    pub start: usize,
+}
+
+/// Model operations over values of type `Value` (shapes as the `ops` functions document).
+pub trait Graph {
+    /// A value: `Var` on the tape, `Tensor` eagerly.
+    type Value: Clone;
+
+    /// The shape of `x`.
+    fn shape(&self, x: &Self::Value) -> Vec<usize>;
+    /// `x` [.., K] · `w` [N, K]ᵀ (+ `bias` [N]).
+    fn linear(
+        &self,
+        x: &Self::Value,
+        w: &Self::Value,
+        bias: Option<&Self::Value>,
+    ) -> Result<Self::Value>;
+    /// RMSNorm over the last dim, times `weight`.
+    fn rms_norm(&self, x: &Self::Value, weight: &Self::Value, eps: f32) -> Result<Self::Value>;
+    /// LayerNorm over the last dim, with (weight, bias) when given.
+    fn layer_norm(
+        &self,
+        x: &Self::Value,
+        affine: Option<(&Self::Value, &Self::Value)>,
+        eps: f32,
+    ) -> Result<Self::Value>;
+    /// `a + b`, same shapes.
+    fn add(&self, a: &Self::Value, b: &Self::Value) -> Result<Self::Value>;
+    /// `x + bias` over the last dim.
+    fn add_bias(&self, x: &Self::Value, bias: &Self::Value) -> Result<Self::Value>;
+    /// SiLU.
+    fn silu(&self, x: &Self::Value) -> Result<Self::Value>;
+    /// SwiGLU of the two halves of the last dim: silu(a) * b -> half the width.
+    fn swiglu(&self, x: &Self::Value) -> Result<Self::Value>;
+    /// `x * (1 + scale) + shift` per row group (adaLN).
+    fn modulate(
+        &self,
+        x: &Self::Value,
+        shift: &Self::Value,
+        scale: &Self::Value,
+    ) -> Result<Self::Value>;
+    /// `x + gate * h` per row group (adaLN).
+    fn gated_residual(
+        &self,
+        x: &Self::Value,
+        gate: &Self::Value,
+        h: &Self::Value,
+    ) -> Result<Self::Value>;
+    /// The same values seen with another shape.
+    fn reshape(&self, x: &Self::Value, shape: &[usize]) -> Result<Self::Value>;
+    /// `x` cut along `axis` into parts of `sizes`.
+    fn split(&self, x: &Self::Value, axis: usize, sizes: &[usize]) -> Result<Vec<Self::Value>>;
+    /// The q, k, v [B, H, T, D] of a fused projection [B, T, 3·H·D].
+    fn split_qkv(&self, qkv: &Self::Value, heads: usize) -> Result<[Self::Value; 3]>;
+    /// [B, H, T, D] -> [B, T, H·D].
+    fn merge_heads(&self, x: &Self::Value) -> Result<Self::Value>;
+    /// 2D RoPE of x [B, T, H, D] by `table`'s angles.
+    fn rope(&self, x: &Self::Value, table: &RopeTable) -> Result<Self::Value>;
+    /// Masked attention of q [B, H, n, D] over k, v [B, H, n, D]; with `cache`, k and v are
+    /// first written at `cache.start` and q (positions start..start + n) attends to the
+    /// whole filled cache.
+    fn attention(
+        &self,
+        q: &Self::Value,
+        k: &Self::Value,
+        v: &Self::Value,
+        mask: AttentionMask,
+        scale: f32,
+        cache: Option<CacheSlot<'_>>,
+    ) -> Result<Self::Value>;
+}
+
+/// Inference: every op runs at once on tensors; nothing is recorded.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Eager;
+
+impl Graph for Eager {
+    type Value = Tensor;
+
+    fn shape(&self, x: &Tensor) -> Vec<usize> {
+        x.shape().to_vec()
+    }
+    fn linear(&self, x: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+        ops::matmul(x, w, bias, false, true)
+    }
+    fn rms_norm(&self, x: &Tensor, weight: &Tensor, eps: f32) -> Result<Tensor> {
+        Ok(ops::rms_norm(x, Some(weight), eps)?.0)
+    }
+    fn layer_norm(
+        &self,
+        x: &Tensor,
+        affine: Option<(&Tensor, &Tensor)>,
+        eps: f32,
+    ) -> Result<Tensor> {
+        let (w, b) = affine.unzip();
+        Ok(ops::layer_norm(x, w, b, eps)?.0)
+    }
+    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+        ops::add(a, b)
+    }
+    fn add_bias(&self, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+        ops::add_bias(x, bias)
+    }
+    fn silu(&self, x: &Tensor) -> Result<Tensor> {
+        ops::silu(x)
+    }
+    fn swiglu(&self, x: &Tensor) -> Result<Tensor> {
+        ops::swiglu(x)
+    }
+    fn modulate(&self, x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
+        ops::modulate(x, shift, scale)
+    }
+    fn gated_residual(&self, x: &Tensor, gate: &Tensor, h: &Tensor) -> Result<Tensor> {
+        ops::gated_residual(x, gate, h)
+    }
+    fn reshape(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
+        x.reshape(shape)
+    }
+    fn split(&self, x: &Tensor, axis: usize, sizes: &[usize]) -> Result<Vec<Tensor>> {
+        check_split(x.shape(), axis, sizes)?;
+        let mut start = 0;
+        sizes
+            .iter()
+            .map(|&len| {
+                start += len;
+                ops::slice(x, axis, start - len, len)
+            })
+            .collect()
+    }
+    fn split_qkv(&self, qkv: &Tensor, heads: usize) -> Result<[Tensor; 3]> {
+        let (q, k, v) = ops::split_qkv(qkv, heads)?;
+        Ok([q, k, v])
+    }
+    fn merge_heads(&self, x: &Tensor) -> Result<Tensor> {
+        ops::merge_heads(x)
+    }
+    fn rope(&self, x: &Tensor, table: &RopeTable) -> Result<Tensor> {
+        table.apply(x)
+    }
+    fn attention(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        mask: AttentionMask,
+        scale: f32,
+        cache: Option<CacheSlot<'_>>,
+    ) -> Result<Tensor> {
+        let n = q.shape().get(2).copied().unwrap_or(0);
+        let out = match cache {
+            None => {
+                let kv_len = k.shape().get(2).copied().unwrap_or(0);
+                ops::attention(q, k, v, kv_len, kv_len.saturating_sub(n), mask, scale)?
+            }
+            Some(slot) => {
+                ops::kv_cache_write(slot.keys, k, slot.start)?;
+                ops::kv_cache_write(slot.values, v, slot.start)?;
+                let filled = slot.start + n;
+                ops::attention(q, slot.keys, slot.values, filled, slot.start, mask, scale)?
+            }
+        };
+        Ok(out.0)
+    }
+}
+
+/// Training: every op is recorded with its backward.
+impl Graph for Tape {
+    type Value = Var;
+
+    fn shape(&self, x: &Var) -> Vec<usize> {
+        Tape::shape(self, *x)
+    }
+    fn linear(&self, x: &Var, w: &Var, bias: Option<&Var>) -> Result<Var> {
+        Tape::linear(self, *x, *w, bias.copied())
+    }
+    fn rms_norm(&self, x: &Var, weight: &Var, eps: f32) -> Result<Var> {
+        Tape::rms_norm(self, *x, Some(*weight), eps)
+    }
+    fn layer_norm(&self, x: &Var, affine: Option<(&Var, &Var)>, eps: f32) -> Result<Var> {
+        Tape::layer_norm(self, *x, affine.map(|(w, b)| (*w, *b)), eps)
+    }
+    fn add(&self, a: &Var, b: &Var) -> Result<Var> {
+        Tape::add(self, *a, *b)
+    }
+    fn add_bias(&self, x: &Var, bias: &Var) -> Result<Var> {
+        Tape::add_bias(self, *x, *bias)
+    }
+    fn silu(&self, x: &Var) -> Result<Var> {
+        Tape::silu(self, *x)
+    }
+    fn swiglu(&self, x: &Var) -> Result<Var> {
+        Tape::swiglu(self, *x)
+    }
+    fn modulate(&self, x: &Var, shift: &Var, scale: &Var) -> Result<Var> {
+        Tape::modulate(self, *x, *shift, *scale)
+    }
+    fn gated_residual(&self, x: &Var, gate: &Var, h: &Var) -> Result<Var> {
+        Tape::gated_residual(self, *x, *gate, *h)
+    }
+    fn reshape(&self, x: &Var, shape: &[usize]) -> Result<Var> {
+        Tape::reshape(self, *x, shape)
+    }
+    fn split(&self, x: &Var, axis: usize, sizes: &[usize]) -> Result<Vec<Var>> {
+        Tape::split(self, *x, axis, sizes)
+    }
+    fn split_qkv(&self, qkv: &Var, heads: usize) -> Result<[Var; 3]> {
+        let (q, k, v) = Tape::split_qkv(self, *qkv, heads)?;
+        Ok([q, k, v])
+    }
+    fn merge_heads(&self, x: &Var) -> Result<Var> {
+        Tape::merge_heads(self, *x)
+    }
+    fn rope(&self, x: &Var, table: &RopeTable) -> Result<Var> {
+        Tape::rope_2d(self, *x, table)
+    }
+    fn attention(
+        &self,
+        q: &Var,
+        k: &Var,
+        v: &Var,
+        mask: AttentionMask,
+        scale: f32,
+        cache: Option<CacheSlot<'_>>,
+    ) -> Result<Var> {
+        if cache.is_some() {
+            return Err(Error::Invalid(
+                "attention: the KV cache is for inference (Eager), not for the autograd tape"
+                    .into(),
+            ));
+        }
+        Tape::attention(self, *q, *k, *v, mask, scale)
+    }
+}
+
+/// Checks that `sizes` cover `axis` of `shape` exactly.
+fn check_split(shape: &[usize], axis: usize, sizes: &[usize]) -> Result<()> {
+    if shape.get(axis) != Some(&sizes.iter().sum()) {
+        return Err(Error::Shape {
+            op: "split",
+            detail: format!("sizes {sizes:?} do not cover axis {axis} of {shape:?}"),
+        });
+    }
+    Ok(())
+}
