@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# One check of a machine with a real GPU driver, under 8 minutes: the adapter, `bitdance
+# One check of a machine with a real GPU driver, under 8 minutes once built (the step limits add
+# up to 7 minutes): the adapter, `bitdance
 # doctor` (every kernel against its f64 reference), then the benchmarks as JSON lines:
 # matmul, attention, conv, generate (B-1x, B-4x at batch 1, random weights, full sampler) and
 # training (tiny). Needs only the release binary: built here unless BITDANCE_BIN names one.
@@ -18,26 +19,30 @@ if [[ ! -x $bin ]]; then
 fi
 
 failed=0
-# Runs one step with a time limit; JSON lines of its output go to $out as well.
+log=$(mktemp -t gpu-check.XXXXXX)
+trap 'rm -f "$log"' EXIT
+# Runs one step with a time limit; its JSON lines go to $out as well.
 run() {
   local limit=$1
   shift
   echo "==> $*"
   local start=$SECONDS
-  timeout "$limit" "$bin" "$@" 2>&1 | tee >(grep '^{' >>"$out")
-  local status=${PIPESTATUS[0]}
+  timeout "$limit" "$bin" "$@" >"$log" 2>&1
+  local status=$?
+  cat "$log"
+  grep '^{' "$log" >>"$out"
   if ((status != 0)); then
     echo "gpu-check: FAILED ($status) after $((SECONDS - start)) s: $*"
     failed=1
   fi
 }
 
-run 90 doctor
-run 60 bench matmul --json
-run 30 bench attention --json
-run 30 bench conv --json
-run 60 bench train --json --repeats 20
-run 120 bench generate --config B-4x --json --repeats 3
-run 180 bench generate --config B-1x --json --repeats 2
+run 60 doctor
+run 45 bench matmul --json
+run 20 bench attention --json
+run 20 bench conv --json
+run 45 bench train --json --repeats 20
+run 90 bench generate --config B-4x --json --repeats 3
+run 140 bench generate --config B-1x --json --repeats 2
 echo "gpu-check: JSON lines in $out"
 exit $failed

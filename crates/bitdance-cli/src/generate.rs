@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use bitdance::io::{save_safetensors, WeightFile};
 use bitdance::model::{
-    generate_images, load_generator, recommended_settings, to_rgb8, CfgSchedule, GaussianSource,
-    RecordedNoise, SampleSettings, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
+    builtin_name, generate_images, load_generator, recommended_settings, to_rgb8, CfgSchedule,
+    GaussianSource, RecordedNoise, SampleSettings, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL,
+    DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -38,7 +39,8 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 1)]
     per_class: usize,
     /// Guidance scale (1 turns guidance off). Default: the published value of a built-in
-    /// model, 3 for the default model, else 4.
+    /// model (named by --config or recognised from the weights' stored config), 3 for the
+    /// default model, else 4.
     #[arg(long)]
     cfg: Option<f32>,
     /// How guidance grows over the AR steps.
@@ -92,7 +94,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let model_name = match &args.weights {
         None => Some(DEFAULT_MODEL_NAME),
-        Some(_) => args.config.as_deref(),
+        Some(_) => args.config.as_deref().or(builtin_name(&c)),
     };
     let recommended = recommended_settings(model_name);
     let cfg = args.cfg.unwrap_or(recommended.cfg);

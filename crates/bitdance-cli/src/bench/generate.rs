@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    decode, generate_tokens, generation_parameters, load_generator, recommended_settings,
-    tokens_to_latents, CfgSchedule, ModelConfig, ParamStore, SampleSettings,
+    builtin_name, decode, generate_tokens, generation_parameters, load_generator,
+    recommended_settings, tokens_to_latents, CfgSchedule, ModelConfig, ParamStore, SampleSettings,
 };
 use bitdance::rng::Rng;
 use bitdance::Gpu;
@@ -103,11 +103,12 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
     let total = Timing::from_runs(runs.iter().map(|r| r.ar + r.decoder).collect()).per(per);
     let ar = Timing::from_runs(runs.iter().map(|r| r.ar).collect()).per(per);
     let decoder = Timing::from_runs(runs.iter().map(|r| r.decoder).collect()).per(per);
-    // t_ar(s) = transformer + (s + 1) x head evaluation; the warm 1-step run gives the second point.
+    // t_ar(s) = rest + (s + 1) x head evaluation, where the rest is the transformer steps, the
+    // embeddings and the token readback; the warm 1-step run gives the second point.
     let split = (opts.head_steps > 1).then(|| {
         let t1 = one_step.ar / per;
         let per_eval = ((ar.median() - t1) / (opts.head_steps - 1) as f64).max(0.0);
-        let head = per_eval * (opts.head_steps + 1) as f64;
+        let head = (per_eval * (opts.head_steps + 1) as f64).min(ar.median());
         (ar.median() - head, head)
     });
     let first_s = (first.ar + first.decoder) / per;
@@ -145,7 +146,7 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
         line("total", &total);
         line("AR loop", &ar);
         if let Some((transformer, head)) = split {
-            println!("      transformer ~{transformer:.2} s, head ~{head:.2} s (median; split by a warm run at 1 head step)");
+            println!("      head ~{head:.2} s, transformer and the rest ~{transformer:.2} s (median; split by a warm run at 1 head step)");
         }
         line("decoder", &decoder);
         println!("  peak GPU memory {peak_mib:.0} MiB");
@@ -199,7 +200,12 @@ fn load_model(
                 None => crate::train::config_from(&file, &label)?,
             };
             let store = load_generator(gpu, &c, &file, None)?;
-            Ok((opts.config.clone().unwrap_or(label), c, store))
+            let name = opts
+                .config
+                .clone()
+                .or_else(|| builtin_name(&c).map(String::from))
+                .unwrap_or(label);
+            Ok((name, c, store))
         }
         None => {
             let name = opts.config.clone().unwrap_or_else(|| "B-4x".into());

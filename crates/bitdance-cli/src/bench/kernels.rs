@@ -1,6 +1,8 @@
 //! `bitdance bench matmul | attention | conv`: GPU kernel throughput at BitDance-B shapes next to
-//! a CPU reference measured in the same run on every core (matrixmultiply's SGEMM, and
-//! attention or convolution built on it), both timed the same way: warm-up, then repeated runs.
+//! a CPU reference measured in the same run (matrixmultiply's SGEMM, multi-threaded on up to 4
+//! cores, and attention or convolution built on it), both timed the same way: warm-up, then
+//! repeated runs. Both sides are credited with the same FLOP count, so the ratio is a ratio of
+//! times.
 
 use bitdance::ops::{self, AttentionMask, MatmulConfig};
 use bitdance::rng::Rng;
@@ -12,8 +14,9 @@ use super::Report;
 /// Seconds of GPU work per timed run of a short kernel (calls are repeated to fill it).
 const RUN_S: f64 = 0.2;
 
-/// The transformer's linear layers at prefill (256 rows), one head step (8 rows: 4 tokens x
-/// cond/uncond) and a square reference, as x[m, k] · w[n, k]ᵀ, the form every linear uses.
+/// Linear layers x[m, k] · w[n, k]ᵀ (the form every linear uses) of the B transformer on a
+/// 256-row batch (training and batched sampling: qkv, FFN in, FFN out), of the head on one
+/// sampling step of a 4x model (8 rows: 4 tokens x cond/uncond), and a square reference.
 const LINEAR_SHAPES: [(usize, usize, usize); 5] = [
     (256, 768, 2304),
     (8, 768, 2304),
@@ -92,7 +95,10 @@ fn cpu_sgemm_timing(m: usize, k: usize, n: usize, repeats: usize) -> anyhow::Res
 pub fn attention(gpu: &Gpu, repeats: usize, out: &mut Report) -> anyhow::Result<()> {
     let (h, d) = (12, 64);
     for (tq, tk) in [(319usize, 319usize), (4, 319)] {
-        let flop = 4.0 * (h * tq * tk * d) as f64;
+        // QKᵀ and PV over the (query, key) pairs the causal mask leaves visible: query i (at
+        // position tk - tq + i) sees tk - tq + i + 1 keys.
+        let pairs: usize = (0..tq).map(|i| tk - tq + i + 1).sum();
+        let flop = 4.0 * (h * pairs * d) as f64;
         let mut rng = Rng::new(7);
         let q = Tensor::from_f32(gpu, &[1, h, tq, d], &rng.normal_vec(h * tq * d))?;
         let k = Tensor::from_f32(gpu, &[1, h, tk, d], &rng.normal_vec(h * tk * d))?;

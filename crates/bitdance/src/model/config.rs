@@ -75,6 +75,13 @@ pub fn published_cfg(name: &str) -> Option<f32> {
     })
 }
 
+/// The built-in name whose config equals `c` (a file that stores the B-4x config is B-4x).
+pub fn builtin_name(c: &ModelConfig) -> Option<&'static str> {
+    BUILTIN_CONFIGS
+        .into_iter()
+        .find(|name| ModelConfig::builtin(name).is_ok_and(|b| b == *c))
+}
+
 fn err(msg: String) -> Error {
     Error::Invalid(format!("model config: {msg}"))
 }
@@ -332,6 +339,11 @@ mod tests {
         assert_eq!(super::published_cfg("h-1x"), Some(4.55));
         assert_eq!(super::published_cfg("tiny"), None);
         assert_eq!(super::published_cfg("my-model.json"), None);
+        let b16 = ModelConfig::builtin("b-16x").unwrap();
+        assert_eq!(super::builtin_name(&b16), Some("B-16x"));
+        let mut other = b16;
+        other.num_classes = 10;
+        assert_eq!(super::builtin_name(&other), None);
     }
 
     #[test]

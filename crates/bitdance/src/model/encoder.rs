@@ -90,12 +90,8 @@ pub fn quantize(latent: &Tensor) -> Result<Quantized> {
     }
     let (b, z, hw) = (s[0], s[1], s[2] * s[3]);
     let codes = ops::sign_quantize(latent)?;
-    // Channels-last by a product with the identity: exact for ±1 codes.
-    let eye: Vec<f32> = (0..z * z)
-        .map(|i| if i / z == i % z { 1.0 } else { 0.0 })
-        .collect();
-    let eye = Tensor::from_f32(latent.gpu(), &[z, z], &eye)?;
-    let tokens = ops::matmul(&codes.reshape(&[b, z, hw])?, &eye, None, true, false)?;
+    // Channels-last: [B, z, hw] seen as z "heads" of hw rows of width 1, merged.
+    let tokens = ops::merge_heads(&codes.reshape(&[b, z, hw, 1])?)?;
     let indices = ops::lfq_group_indices(&tokens)?;
     Ok(Quantized {
         codes,

@@ -23,7 +23,7 @@ mod transformer;
 mod weights;
 
 pub use ae_params::{decoder_parameters, encoder_parameters};
-pub use config::{published_cfg, AeConfig, ModelConfig, BUILTIN_CONFIGS};
+pub use config::{builtin_name, published_cfg, AeConfig, ModelConfig, BUILTIN_CONFIGS};
 pub use decoder::{decode, decode_grouped, decoder_forward, latent_statistics};
 #[cfg(feature = "default-model")]
 pub use defaults::DEFAULT_MODEL_BYTES;

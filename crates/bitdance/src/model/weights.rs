@@ -10,7 +10,8 @@ use crate::{Result, Tensor};
 /// Supplies the value of the parameter `name` of `shape` (official PyTorch names and shapes).
 pub type Fetch<'a, V> = dyn FnMut(String, &[usize]) -> Result<V> + 'a;
 
-/// A fetch from a store of inference weights (the shape was checked when the store loaded).
+/// A fetch from a store of inference weights by name (shapes are the store's: `load_generator`
+/// checks them against the config when it loads a file).
 pub fn from_store(store: &ParamStore) -> impl FnMut(String, &[usize]) -> Result<Tensor> + '_ {
     move |name, _| store.get(&name).cloned()
 }

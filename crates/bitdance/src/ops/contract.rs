@@ -6,7 +6,7 @@ use naga::valid::{Capabilities, GlobalUse, ShaderStages, SubgroupOperationSet, V
 use naga::{AddressSpace, StorageAccess};
 
 use crate::gpu::{source_with_defines, Access, Kernel};
-use crate::shaders::{Shader, NORM_SG};
+use crate::shaders::{Shader, NORM, NORM_SG};
 
 /// Every declared kernel with the shaders it is dispatched with (the norm kernels also run on
 /// `norm_sg`, the same entry points with subgroup row sums).
@@ -34,7 +34,7 @@ fn declared() -> Vec<(Kernel, Vec<&'static Shader>)> {
         .flat_map(|list| list.iter())
         .map(|k| {
             let mut shaders = vec![k.shader];
-            if k.shader.name == "norm" {
+            if std::ptr::eq(k.shader, &NORM) {
                 shaders.push(&NORM_SG);
             }
             (*k, shaders)
