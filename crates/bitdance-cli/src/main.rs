@@ -51,6 +51,8 @@ fn main() -> std::process::ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    #[cfg(unix)]
+    quiet_wayland_probe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Doctor(args) => doctor::run(args),
@@ -68,6 +70,29 @@ fn main() -> std::process::ExitCode {
             eprintln!("error: {e:#}");
             std::process::ExitCode::from(2)
         }
+    }
+}
+
+/// Points `XDG_RUNTIME_DIR` at a private folder when it is unset or not a folder. wgpu always
+/// enables the Vulkan Wayland surface extension on Linux, Mesa's drivers then probe for a
+/// Wayland socket, and libwayland prints "error: XDG_RUNTIME_DIR is invalid or not set" on
+/// headless machines. The CLI never opens a window; the folder (owned by this user, mode 0700,
+/// never a symlink) only gives that probe a quiet place to find no socket.
+#[cfg(unix)]
+fn quiet_wayland_probe() {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| std::path::Path::new(&d).is_dir()) {
+        return;
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("bitdance-xdg-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    let private = std::fs::symlink_metadata(&dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0);
+    if private {
+        // Still single-threaded: nothing else reads the environment yet.
+        std::env::set_var("XDG_RUNTIME_DIR", &dir);
     }
 }
 

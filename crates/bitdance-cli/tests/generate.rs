@@ -242,3 +242,22 @@ fn bench_generate_times_full_runs_of_the_given_weights() {
     assert!(!ok && text.contains("--steps"), "{text}");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_headless_run_prints_no_error_lines() {
+    let d = dir().join("headless");
+    std::fs::create_dir_all(&d).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bitdance"))
+        .args(["generate", "-c", "3", "--steps", "2", "-o"])
+        .arg(d.join("digit.png"))
+        .env_remove("XDG_RUNTIME_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("error"),
+        "a successful run printed:\n{stderr}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
