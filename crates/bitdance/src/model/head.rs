@@ -8,7 +8,7 @@ use super::graph::{Eager, Graph};
 use super::weights::{from_store, from_vars, Head, Linear, PatchAttention};
 use super::{timestep_embedding, ModelConfig, ParamStore, ParamVars};
 use crate::autograd::{Tape, Var};
-use crate::ops::AttentionMask;
+use crate::ops::{self, AttentionMask};
 use crate::{Result, Tensor};
 
 /// LayerNorm epsilon of the head.
@@ -64,7 +64,7 @@ pub fn head_predict_at(
 }
 
 /// `head_predict_at` with the head's weights already fetched (the sampler's inner loop).
-pub(crate) fn predict_at(
+fn predict_at(
     c: &ModelConfig,
     head: &Head<Tensor>,
     x_t: &Tensor,
@@ -75,7 +75,83 @@ pub(crate) fn predict_at(
     let freq = Tensor::from_f32(x_t.gpu(), &[1, 256], &timestep_embedding(&[t], 256))?;
     let t_emb = g.reshape(&time_embedding(g, head, &freq)?, &[c.diff_dim])?;
     let y = g.add_bias(cond_emb, &t_emb)?;
-    head_body(g, c, head, x_t, &y)
+    head_body(g, c, head, x_t, &conditioning(g, c, head, &y)?)
+}
+
+/// Evaluations whose adaLN modulations `StepConditions` computes with one matmul per linear:
+/// at most this many rows (evaluations x rows per evaluation) at a time.
+const CONDITION_BLOCK_ROWS: usize = 512;
+
+/// The head's conditioning at every evaluation of one sampling run of rows with condition
+/// embeddings `cond_emb` [N, width]: the time MLP and every adaLN linear run on blocks of
+/// evaluations at once (the weights are read once per block, not once per evaluation), and
+/// `at(i)` hands out evaluation i's rows.
+pub(crate) struct StepConditions<'a> {
+    c: &'a ModelConfig,
+    head: &'a Head<Tensor>,
+    cond_emb: &'a Tensor,
+    times: Vec<f32>,
+    block: usize,
+    cached: Option<(usize, Conditioning<Tensor>)>,
+}
+
+impl<'a> StepConditions<'a> {
+    /// Conditions for evaluations at flow times `times` (in order of use).
+    pub(crate) fn new(
+        c: &'a ModelConfig,
+        head: &'a Head<Tensor>,
+        cond_emb: &'a Tensor,
+        times: Vec<f32>,
+    ) -> Self {
+        let rows = cond_emb.shape()[0].max(1);
+        Self {
+            c,
+            head,
+            cond_emb,
+            times,
+            block: (CONDITION_BLOCK_ROWS / rows).max(1),
+            cached: None,
+        }
+    }
+
+    /// The conditioning of evaluation `i` (rows [N, width] per modulation chunk).
+    pub(crate) fn at(&mut self, i: usize) -> Result<Conditioning<Tensor>> {
+        let block = i / self.block;
+        if self.cached.as_ref().map(|(b, _)| *b) != Some(block) {
+            self.cached = Some((block, self.compute(block)?));
+        }
+        let Some((_, all)) = &self.cached else {
+            unreachable!("set above")
+        };
+        let n = self.cond_emb.shape()[0];
+        let rows = |t: &Tensor| ops::slice(t, 0, (i % self.block) * n, n);
+        Ok(Conditioning {
+            blocks: all
+                .blocks
+                .iter()
+                .map(|chunks| chunks.iter().map(rows).collect())
+                .collect::<Result<_>>()?,
+            final_scale: rows(&all.final_scale)?,
+            final_shift: rows(&all.final_shift)?,
+        })
+    }
+
+    /// Modulations of every row of the evaluations of block `block`, evaluation-major.
+    fn compute(&self, block: usize) -> Result<Conditioning<Tensor>> {
+        let g = &Eager;
+        let first = block * self.block;
+        let times = &self.times[first..(first + self.block).min(self.times.len())];
+        let (steps, gpu) = (times.len(), self.cond_emb.gpu());
+        let (n, width) = (self.cond_emb.shape()[0], self.c.diff_dim);
+        let freq = Tensor::from_f32(gpu, &[steps, 256], &timestep_embedding(times, 256))?;
+        let t_emb = time_embedding(g, self.head, &freq)?;
+        // y = cond_emb + t_emb of each evaluation: a modulation with zero scale adds the
+        // evaluation's time embedding to its n rows.
+        let rows = ops::tile(self.cond_emb, steps)?.reshape(&[steps, n, width])?;
+        let zero = Tensor::zeros(gpu, &[steps, width])?;
+        let y = ops::modulate(&rows, &t_emb, &zero)?.reshape(&[steps * n, width])?;
+        conditioning(g, self.c, self.head, &y)
+    }
 }
 
 /// The whole head: time and condition embeddings, then the body.
@@ -90,7 +166,42 @@ fn head_pass<G: Graph>(
     let t = time_embedding(g, w, t_freq)?;
     let cond = linear(g, &w.cond_embed, cond)?;
     let y = g.add(&t, &cond)?;
-    head_body(g, c, w, x_t, &y)
+    head_body(g, c, w, x_t, &conditioning(g, c, w, &y)?)
+}
+
+/// The adaLN modulations of one head pass: per adaLN linear its chunks (scale, shift, gate,
+/// twice for the transformer head), and the final layer's scale and shift; each [N, width].
+pub(crate) struct Conditioning<V> {
+    blocks: Vec<Vec<V>>,
+    final_scale: V,
+    final_shift: V,
+}
+
+/// The modulations for conditioning rows `y` [N, width] (time + condition embedding, before
+/// the SiLU that every adaLN linear starts with).
+fn conditioning<G: Graph>(
+    g: &G,
+    c: &ModelConfig,
+    w: &Head<G::Value>,
+    y: &G::Value,
+) -> Result<Conditioning<G::Value>> {
+    let width = c.diff_dim;
+    let chunks = if c.parallel_num > 1 { 6 } else { 3 };
+    let y = g.silu(y)?;
+    let blocks = w
+        .ada_ln
+        .iter()
+        .map(|l| g.split(&linear(g, l, &y)?, 1, &vec![width; chunks]))
+        .collect::<Result<_>>()?;
+    let halves = g.split(&linear(g, &w.final_modulation, &y)?, 1, &[width, width])?;
+    let [final_scale, final_shift]: [G::Value; 2] = halves
+        .try_into()
+        .map_err(|_| crate::Error::Invalid("final modulation: two halves expected".into()))?;
+    Ok(Conditioning {
+        blocks,
+        final_scale,
+        final_shift,
+    })
 }
 
 /// A linear layer with its optional bias.
@@ -123,37 +234,29 @@ impl<V: Clone> Modulation<V> {
     }
 }
 
-/// The head after its conditioning: `x_t` [N, token_dim] and `y` = time + condition
-/// embedding [N, diff_dim] (before the SiLU that every adaLN linear starts with).
-fn head_body<G: Graph>(
+/// The head after its conditioning: `x_t` [N, token_dim] and the modulations of its rows.
+pub(crate) fn head_body<G: Graph>(
     g: &G,
     c: &ModelConfig,
     w: &Head<G::Value>,
     x_t: &G::Value,
-    y: &G::Value,
+    cond: &Conditioning<G::Value>,
 ) -> Result<G::Value> {
-    let width = c.diff_dim;
     let rows = g.shape(x_t)[0];
     let mut x = linear(g, &w.input_proj, x_t)?;
-    let y = g.silu(y)?;
     let parallel = c.parallel_num > 1;
-    let chunks = if parallel { 6 } else { 3 };
     let shared_by = (c.diff_layers / c.diff_adanln_layers).max(1);
-    let mut mods: Vec<G::Value> = Vec::new();
     for (i, block) in w.blocks.iter().enumerate() {
-        if i % shared_by == 0 {
-            let ada = linear(g, &w.ada_ln[i / shared_by], &y)?;
-            mods = g.split(&ada, 1, &vec![width; chunks])?;
-        }
+        let mods = &cond.blocks[i / shared_by];
         if let Some(attention) = &block.attention {
-            let m = Modulation::at(&mods, 0);
+            let m = Modulation::at(mods, 0);
             let n = &attention.norm;
             let h = g.layer_norm(&x, Some((&n.weight, &n.bias)), EPS)?;
             let h = g.modulate(&h, &m.shift, &m.scale)?;
             let h = patch_attention(g, c, attention, &h, rows)?;
             x = g.gated_residual(&x, &m.gate, &h)?;
         }
-        let m = Modulation::at(&mods, if parallel { 3 } else { 0 });
+        let m = Modulation::at(mods, if parallel { 3 } else { 0 });
         let n = &block.mlp_norm;
         let h = g.layer_norm(&x, Some((&n.weight, &n.bias)), EPS)?;
         let h = g.modulate(&h, &m.shift, &m.scale)?;
@@ -161,11 +264,8 @@ fn head_body<G: Graph>(
         let h = linear(g, &block.w2, &h)?;
         x = g.gated_residual(&x, &m.gate, &h)?;
     }
-    let fin = linear(g, &w.final_modulation, &y)?;
-    let halves = g.split(&fin, 1, &[width, width])?;
-    let (scale, shift) = (&halves[0], &halves[1]);
     let x = g.layer_norm(&x, None, EPS)?;
-    let x = g.modulate(&x, shift, scale)?;
+    let x = g.modulate(&x, &cond.final_shift, &cond.final_scale)?;
     linear(g, &w.final_linear, &x)
 }
 

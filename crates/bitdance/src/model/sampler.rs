@@ -2,7 +2,7 @@
 //! classifier-free guidance, a final plain Euler step of 0.05 at t = 0.95, then the sign.
 
 use super::graph::Eager;
-use super::head::predict_at;
+use super::head::{head_body, StepConditions};
 use super::weights::{from_store, Head};
 use super::{Graph, ModelConfig, ParamStore};
 use crate::rng::Rng;
@@ -100,24 +100,32 @@ pub fn sample_head(
     let x = Tensor::from_f32(gpu, &[rows, k], &noise.draw(Draw::Initial, rows * k)?)?;
     let head = Head::fetch(c, &mut from_store(params))?;
     let cond_emb = Eager.linear(cond, &head.cond_embed.weight, head.cond_embed.bias.as_ref())?;
-    let predict = |t: f32| -> Result<Tensor> {
+    // The flow time of every evaluation: the Euler-Maruyama steps accumulate dt in f32 as the
+    // official sampler does, then the final Euler step at 1 - LAST_STEP.
+    let grid = time_grid(steps);
+    let mut times = Vec::with_capacity(steps + 1);
+    let mut t = 0.0f32;
+    for i in 0..steps {
+        times.push(t);
+        t += grid[i + 1] - grid[i];
+    }
+    times.push(1.0 - LAST_STEP);
+    let mut conditions = StepConditions::new(c, &head, &cond_emb, times.clone());
+    let mut predict = |i: usize| -> Result<Tensor> {
         let combined = if guided {
             ops::concat(&[&x, &x], 0)?
         } else {
             x.clone()
         };
-        predict_at(c, &head, &combined, t, &cond_emb)
+        head_body(&Eager, c, &head, &combined, &conditions.at(i)?)
     };
-    let grid = time_grid(steps);
-    let mut t = 0.0f32;
     for i in 0..steps {
         let dt = grid[i + 1] - grid[i];
-        let pred = predict(t)?;
+        let pred = predict(i)?;
         let eps = Tensor::from_f32(gpu, &[rows, k], &noise.draw(Draw::Step(i), rows * k)?)?;
-        ops::flow_step(&x, &pred, Some(&eps), t, dt, cfg)?;
-        t += dt;
+        ops::flow_step(&x, &pred, Some(&eps), times[i], dt, cfg)?;
     }
-    let pred = predict(1.0 - LAST_STEP)?;
+    let pred = predict(steps)?;
     ops::flow_step(&x, &pred, None, 1.0 - LAST_STEP, LAST_STEP, cfg)?;
     ops::sign_quantize(&x)
 }
