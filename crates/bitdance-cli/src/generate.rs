@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use anyhow::Context;
 use bitdance::io::{save_safetensors, WeightFile};
 use bitdance::model::{
     builtin_name, generate_images, load_generator, recommended_settings, to_rgb8, CfgSchedule,
@@ -60,7 +61,7 @@ pub struct GenerateArgs {
     /// latent] per AR step s) instead of the seeded generator; needs a single pass.
     #[arg(long)]
     noise: Option<PathBuf>,
-    /// Output PNG (a grid when there are several images).
+    /// Output image, .png or .jpg (a grid when there are several images).
     #[arg(short, long, default_value = "bitdance.png")]
     output: PathBuf,
     /// Also write `tokens` [B, latent, h, w] (±1) and `image` [B, 3, H, W] (before clamping).
@@ -75,6 +76,15 @@ enum Schedule {
     Linear,
     /// cfg_i = cfg.
     Constant,
+}
+
+/// Host memory one `generate` run may hold for its images (tokens, float image, RGB, grid).
+const MAX_HOST_BYTES: usize = 8 << 30;
+
+/// Host bytes one image of model `c` takes until the grid is written.
+fn host_bytes_per_image(c: &bitdance::model::ModelConfig) -> usize {
+    let pixels = c.resolution * c.resolution;
+    4 * c.token_dim() * c.grid() * c.grid() + 4 * 3 * pixels + 2 * 3 * pixels
 }
 
 /// Runs `bitdance generate`.
@@ -117,13 +127,35 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     } else {
         args.classes.clone()
     };
-    let mut classes = Vec::new();
+    let count = requested
+        .len()
+        .checked_mul(args.per_class)
+        .filter(|&n| n.saturating_mul(host_bytes_per_image(&c)) <= MAX_HOST_BYTES)
+        .with_context(|| {
+            format!(
+                "{} class(es) x --per-class {} images need more than the {} GiB of host memory this command allows ({} MiB per {}x{} image)",
+                requested.len(),
+                args.per_class,
+                MAX_HOST_BYTES >> 30,
+                host_bytes_per_image(&c) >> 20,
+                c.resolution,
+                c.resolution
+            )
+        })?;
+    if args.batch == Some(0) {
+        anyhow::bail!("--batch must be at least 1");
+    }
+    let format = crate::grid::format_of(&args.output)?;
+    crate::files::check_writable(&args.output)?;
+    if let Some(path) = &args.save_tensors {
+        crate::files::check_writable(path)?;
+    }
+    let mut classes = Vec::with_capacity(count);
     for arg in &requested {
         let id = crate::classes::resolve(arg, c.num_classes, names.as_deref())?;
         classes.extend(std::iter::repeat_n(id, args.per_class));
     }
-    let count = classes.len();
-    let batch = args.batch.unwrap_or(count).clamp(1, count);
+    let batch = args.batch.unwrap_or(count).min(count);
     if args.noise.is_some() && batch < count {
         anyhow::bail!("--noise replays one pass: use --batch {count} (or leave it out)");
     }
@@ -186,8 +218,11 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     let side = c.resolution;
-    let png = crate::grid::png_grid(&to_rgb8(&image, count, side, side), count, side)?;
-    write_atomic(&args.output, &png)?;
+    let rgb = to_rgb8(&image, count, side, side);
+    write_atomic(
+        &args.output,
+        &crate::grid::encode_grid(&rgb, count, side, format)?,
+    )?;
     if let Some(path) = &args.save_tensors {
         let g = c.grid();
         let bytes = save_safetensors(

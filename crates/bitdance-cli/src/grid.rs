@@ -5,6 +5,32 @@ use anyhow::Context;
 /// Encodes `count` RGB images [count, side, side, 3] as one PNG grid of ceil(sqrt(count))
 /// columns with a 2-pixel gap (black).
 pub fn png_grid(rgb: &[u8], count: usize, side: usize) -> anyhow::Result<Vec<u8>> {
+    encode_grid(rgb, count, side, image::ImageFormat::Png)
+}
+
+/// The image format an output path asks for by its extension: `.png`, or `.jpg` / `.jpeg`
+/// (any case); anything else is refused, naming the path.
+pub fn format_of(path: &std::path::Path) -> anyhow::Result<image::ImageFormat> {
+    let ext = path
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    match ext.as_deref() {
+        Some("png") => Ok(image::ImageFormat::Png),
+        Some("jpg" | "jpeg") => Ok(image::ImageFormat::Jpeg),
+        _ => anyhow::bail!(
+            "{}: the output's extension must be .png or .jpg (.jpeg)",
+            path.display()
+        ),
+    }
+}
+
+/// `png_grid` in `format` (PNG, or JPEG at quality 95).
+pub fn encode_grid(
+    rgb: &[u8],
+    count: usize,
+    side: usize,
+    format: image::ImageFormat,
+) -> anyhow::Result<Vec<u8>> {
     let cols = (1..=count).find(|c| c * c >= count).unwrap_or(1);
     let rows = count.div_ceil(cols).max(1);
     let gap = if count > 1 { 2 } else { 0 };
@@ -25,9 +51,15 @@ pub fn png_grid(rgb: &[u8], count: usize, side: usize) -> anyhow::Result<Vec<u8>
         }
     }
     let mut out = std::io::Cursor::new(Vec::new());
-    canvas
-        .write_to(&mut out, image::ImageFormat::Png)
-        .context("encoding the PNG")?;
+    if format == image::ImageFormat::Jpeg {
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)
+            .encode_image(&canvas)
+            .context("encoding the JPEG")?;
+    } else {
+        canvas
+            .write_to(&mut out, format)
+            .with_context(|| format!("encoding the {format:?} image"))?;
+    }
     Ok(out.into_inner())
 }
 

@@ -261,3 +261,30 @@ fn a_headless_run_prints_no_error_lines() {
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn careless_output_and_batch_options_are_refused_before_any_work() {
+    let d = dir().join("careless");
+    std::fs::create_dir_all(&d).unwrap();
+    let out = |name: &str| d.join(name).to_str().unwrap().to_string();
+    let (ok, text) = bitdance(&["generate", "-c", "1", "--batch", "0", "-o", &out("a.png")]);
+    assert!(!ok && text.contains("--batch must be at least 1"), "{text}");
+    let (ok, text) = bitdance(&["generate", "-c", "1", "-o", &out("a.gif")]);
+    assert!(
+        !ok && text.contains("a.gif") && text.contains(".png or .jpg"),
+        "{text}"
+    );
+    let (ok, text) = bitdance(&["generate", "-c", "1", "-o", &out("missing/a.png")]);
+    assert!(
+        !ok && text.contains("is not writable") && !text.contains("s per image"),
+        "{text}"
+    );
+    let (ok, text) = bitdance(&["generate", "-c", "1", "--per-class", "1000000000"]);
+    assert!(!ok && text.contains("GiB of host memory"), "{text}");
+    // A .jpg output is a JPEG.
+    let (ok, text) = bitdance(&["generate", "-c", "1", "--steps", "2", "-o", &out("a.JPG")]);
+    assert!(ok, "{text}");
+    let bytes = std::fs::read(out("a.JPG")).unwrap();
+    assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF], "JPEG magic");
+    std::fs::remove_dir_all(&d).unwrap();
+}
