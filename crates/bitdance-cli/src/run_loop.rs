@@ -69,6 +69,41 @@ pub struct LoopArgs {
 }
 
 impl LoopArgs {
+    /// Refuses, naming the option and its value, what no run can train with: a non-finite or
+    /// non-positive learning rate (or one above 1, which only diverges), a final rate outside
+    /// [0, --lr], an EMA decay outside [0, 1), and zero steps, batch or checkpoint interval.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let lr = self.lr;
+        anyhow::ensure!(
+            lr.is_finite() && lr > 0.0 && lr <= 1.0,
+            "--lr {lr}: the learning rate must be a number in (0, 1]"
+        );
+        let min = self.min_lr;
+        anyhow::ensure!(
+            min.is_finite() && (0.0..=lr).contains(&min),
+            "--min-lr {min}: the final learning rate must be a number in [0, --lr {lr}]"
+        );
+        let ema = self.ema;
+        anyhow::ensure!(
+            ema.is_finite() && (0.0..1.0).contains(&ema),
+            "--ema {ema}: the EMA decay must be a number in [0, 1)"
+        );
+        for (name, value) in [
+            ("--steps", self.steps),
+            ("--batch", self.batch as u64),
+            ("--checkpoint-every", self.checkpoint_every),
+        ] {
+            anyhow::ensure!(value >= 1, "{name} {value}: must be at least 1");
+        }
+        if let Some(stop) = self.stop_after {
+            anyhow::ensure!(
+                stop >= 1,
+                "--stop-after {stop}: must be at least 1 (leave the run out to train nothing)"
+            );
+        }
+        Ok(())
+    }
+
     /// The learning-rate schedule these options describe.
     pub fn schedule(&self) -> bitdance::optim::LrSchedule {
         bitdance::optim::LrSchedule {

@@ -53,6 +53,30 @@ pub struct TrainArgs {
     run: LoopArgs,
 }
 
+impl TrainArgs {
+    /// Refuses bad values of the loop's options and of this command's own, naming each.
+    fn validate(&self) -> anyhow::Result<()> {
+        self.run.validate()?;
+        let rate = self.perturb_rate;
+        anyhow::ensure!(
+            rate.is_finite() && (0.0..1.0).contains(&rate),
+            "--perturb-rate {rate}: the bit-flip rate must be a number in [0, 1)"
+        );
+        let cfg = self.sample_cfg;
+        anyhow::ensure!(
+            cfg.is_finite() && cfg >= 0.0,
+            "--sample-cfg {cfg}: the guidance scale must be a finite number >= 0"
+        );
+        for (name, value) in [
+            ("--diff-batch-mul", self.diff_batch_mul),
+            ("--sample-steps", self.sample_steps),
+        ] {
+            anyhow::ensure!(value >= 1, "{name} {value}: must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 /// Arguments of `bitdance finetune`: `train` starting from given weights.
 #[derive(clap::Args)]
 pub struct FinetuneArgs {
@@ -81,6 +105,7 @@ pub fn config_from(file: &WeightFile, label: &str) -> anyhow::Result<ModelConfig
 }
 
 fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    args.validate()?;
     let out = &args.run.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let gpu = crate::open_gpu()?;

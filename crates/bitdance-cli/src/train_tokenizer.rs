@@ -47,6 +47,7 @@ pub struct TokenizerArgs {
 
 /// Runs `bitdance train-tokenizer`.
 pub fn run(args: TokenizerArgs) -> anyhow::Result<ExitCode> {
+    args.run.validate()?;
     let out = &args.run.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let gpu = crate::open_gpu()?;

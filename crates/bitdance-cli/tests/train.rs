@@ -299,3 +299,58 @@ fn a_killed_run_leaves_a_readable_checkpoint_that_resumes() {
     }
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn bad_hyper_parameters_are_refused_up_front_by_name() {
+    let root = dir("bad-options");
+    let data = dataset(&root);
+    let data = data.to_str().unwrap();
+    let out = root.join("run");
+    let out = out.to_str().unwrap();
+    let refused = |command: &str, option: &str, value: &str| {
+        let mut args = vec![command, "--data", data, "--out", out, option, value];
+        if command == "train" {
+            args.extend(["--tokenizer", "never-read.safetensors", "--config", "tiny"]);
+        }
+        let output = Command::new(env!("CARGO_BIN_EXE_bitdance"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stderr).to_string();
+        assert!(!output.status.success(), "{args:?} was accepted");
+        assert!(
+            text.contains(&format!("{option} ")) && text.contains("must"),
+            "{args:?}: {text}"
+        );
+    };
+    for (option, value) in [
+        ("--lr", "nan"),
+        ("--lr", "inf"),
+        ("--lr", "1e10"),
+        ("--lr", "0"),
+        ("--min-lr", "1"),
+        ("--ema", "nan"),
+        ("--ema", "1"),
+        ("--batch", "0"),
+        ("--steps", "0"),
+        ("--checkpoint-every", "0"),
+        ("--stop-after", "0"),
+    ] {
+        refused("train-tokenizer", option, value);
+        refused("train", option, value);
+    }
+    for (option, value) in [
+        ("--perturb-rate", "nan"),
+        ("--perturb-rate", "2"),
+        ("--diff-batch-mul", "0"),
+        ("--sample-steps", "0"),
+        ("--sample-cfg", "nan"),
+    ] {
+        refused("train", option, value);
+    }
+    assert!(
+        !Path::new(out).exists(),
+        "nothing is written for a refused run"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
