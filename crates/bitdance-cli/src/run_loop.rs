@@ -29,6 +29,10 @@ pub struct LoopArgs {
     /// Continue the run in --out from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Start a new run in an --out folder that already holds one, replacing its checkpoint,
+    /// model and log (without it such a folder is refused).
+    #[arg(long, conflicts_with = "resume")]
+    pub overwrite: bool,
     /// Total optimizer steps.
     #[arg(long, default_value_t = 1000)]
     pub steps: u64,
@@ -71,7 +75,8 @@ pub struct LoopArgs {
 impl LoopArgs {
     /// Refuses, naming the option and its value, what no run can train with: a non-finite or
     /// non-positive learning rate (or one above 1, which only diverges), a final rate outside
-    /// [0, --lr], an EMA decay outside [0, 1), and zero steps, batch or checkpoint interval.
+    /// [0, --lr], an EMA decay outside [0, 1), and zero steps, batch or checkpoint interval;
+    /// and a new run in a folder that holds one, unless --overwrite.
     pub fn validate(&self) -> anyhow::Result<()> {
         let lr = self.lr;
         anyhow::ensure!(
@@ -100,6 +105,16 @@ impl LoopArgs {
                 stop >= 1,
                 "--stop-after {stop}: must be at least 1 (leave the run out to train nothing)"
             );
+        }
+        let existing = [CHECKPOINT, LOG].map(|name| self.out.join(name));
+        if !self.resume && !self.overwrite {
+            if let Some(found) = existing.iter().find(|p| p.exists()) {
+                anyhow::bail!(
+                    "{} already holds a run ({} exists): continue it with --resume, or start over with --overwrite",
+                    self.out.display(),
+                    found.display()
+                );
+            }
         }
         Ok(())
     }

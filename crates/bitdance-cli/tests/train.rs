@@ -354,3 +354,56 @@ fn bad_hyper_parameters_are_refused_up_front_by_name() {
     );
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn a_new_run_never_replaces_an_existing_one_silently() {
+    let root = dir("existing");
+    let data = dataset(&root);
+    let cfg = config(&root);
+    let run = root.join("run");
+    let (data, cfg, run_s) = (
+        data.to_str().unwrap(),
+        cfg.to_str().unwrap(),
+        run.to_str().unwrap(),
+    );
+    let args = [
+        "train-tokenizer",
+        "--data",
+        data,
+        "--out",
+        run_s,
+        "--config",
+        cfg,
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--sample-every",
+        "0",
+    ];
+    bitdance(&args);
+    let checkpoint = std::fs::read(run.join("checkpoint.safetensors")).unwrap();
+    let log = std::fs::read(run.join("log.jsonl")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_bitdance"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "a second run was started over the first"
+    );
+    assert!(
+        text.contains("--resume") && text.contains("--overwrite"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(run.join("checkpoint.safetensors")).unwrap(),
+        checkpoint
+    );
+    assert_eq!(std::fs::read(run.join("log.jsonl")).unwrap(), log);
+    let mut again = args.to_vec();
+    again.push("--overwrite");
+    bitdance(&again);
+    std::fs::remove_dir_all(&root).unwrap();
+}
