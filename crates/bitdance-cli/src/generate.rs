@@ -218,6 +218,12 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     let side = c.resolution;
+    let bad = image.iter().filter(|v| !v.is_finite()).count();
+    anyhow::ensure!(
+        bad == 0,
+        "the generated images hold {bad} non-finite value(s) of {}: the weights overflow f32 (nothing written)",
+        image.len()
+    );
     let rgb = to_rgb8(&image, count, side, side);
     write_atomic(
         &args.output,

@@ -288,3 +288,49 @@ fn careless_output_and_batch_options_are_refused_before_any_work() {
     assert_eq!(&bytes[..3], &[0xFF, 0xD8, 0xFF], "JPEG magic");
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_weight_file_holding_a_nan_is_refused_naming_the_tensor() {
+    let d = dir().join("nan");
+    std::fs::create_dir_all(&d).unwrap();
+    let bytes = std::fs::read(weights(&d)).unwrap();
+    let file = WeightFile::parse(&bytes).unwrap();
+    let tensors: Vec<(String, Vec<usize>, Vec<f32>)> = file
+        .names()
+        .into_iter()
+        .map(|name| {
+            let mut values = file.to_f32(&name).unwrap();
+            if name == "norm.weight" {
+                values[3] = f32::NAN;
+            }
+            let shape = file.shape(&name).unwrap().to_vec();
+            (name, shape, values)
+        })
+        .collect();
+    let refs: Vec<(&str, &[usize], &[f32])> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
+        .collect();
+    let poisoned = d.join("poisoned.safetensors");
+    let meta = file.metadata();
+    std::fs::write(
+        &poisoned,
+        bitdance::io::save_safetensors(&refs, Some(&meta)).unwrap(),
+    )
+    .unwrap();
+    let out = d.join("never.png");
+    let (ok, text) = bitdance(&[
+        "generate",
+        "--weights",
+        poisoned.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("'norm.weight'") && text.contains("non-finite") && text.contains("element 3"),
+        "{text}"
+    );
+    assert!(!out.exists());
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -216,3 +216,28 @@ fn check_expected_lists_every_problem_at_once() {
     let msg = message(check_expected(&f, &only_a, &[]).unwrap_err());
     assert!(msg.contains("unexpected: 'model.b'"), "{msg}");
 }
+
+#[test]
+fn non_finite_values_are_refused_with_the_tensor_and_element() {
+    let w = [1.0f32, 2.0, f32::NAN, 4.0];
+    let bytes = save_safetensors(&[("norm.weight", &[2, 2], &w)], None).unwrap();
+    let f = WeightFile::parse_named("model.safetensors", &bytes).unwrap();
+    let msg = message(f.to_f32("norm.weight").unwrap_err());
+    for needle in ["model.safetensors", "'norm.weight'", "NaN", "element 2"] {
+        assert!(msg.contains(needle), "no {needle:?} in {msg}");
+    }
+    // The first row is whole and finite; the second holds the NaN.
+    assert_eq!(f.rows_f32("norm.weight", 0..1).unwrap(), vec![1.0, 2.0]);
+    assert!(f.rows_f32("norm.weight", 1..2).is_err());
+    // F16 infinity (0x7C00) in a half-precision file.
+    let h = raw(
+        r#"{"h":{"dtype":"F16","shape":[2],"data_offsets":[0,4]}}"#,
+        &[0x00, 0x3C, 0x00, 0x7C],
+    );
+    let f = WeightFile::parse_named("half.safetensors", &h).unwrap();
+    let msg = message(f.to_f32("h").unwrap_err());
+    assert!(
+        msg.contains("'h'") && msg.contains("inf") && msg.contains("element 1"),
+        "{msg}"
+    );
+}

@@ -91,6 +91,8 @@ impl<'a> WeightFile<'a> {
     }
 
     /// Rows `rows` (along the first dimension) of tensor `name` as f32; a 0-D tensor has 1 row.
+    /// A NaN or infinite value is an error naming the file, tensor and element: no weight,
+    /// moment or recorded draw is ever legitimately non-finite, and a run must not start from one.
     pub fn rows_f32(&self, name: &str, rows: Range<usize>) -> Result<Vec<f32>> {
         let info = self.info(name)?;
         let kind = self.float_kind(name, info)?;
@@ -124,6 +126,13 @@ impl<'a> WeightFile<'a> {
             })?;
         let mut out = Vec::with_capacity(rows.len() * row_elems);
         kind.decode_into(bytes, &mut out);
+        if let Some(i) = out.iter().position(|v| !v.is_finite()) {
+            let element = rows.start * row_elems + i;
+            return Err(Error::Invalid(format!(
+                "{}: tensor '{name}' {:?} holds a non-finite value ({}) at element {element}: the file is damaged or was written by a run that diverged",
+                self.label, info.shape, out[i]
+            )));
+        }
         Ok(out)
     }
 
