@@ -131,6 +131,52 @@ fn describe(v: &Value) -> String {
     }
 }
 
+/// Bytes of f32 a converted tensor may take: larger sizes are refused before any allocation,
+/// whatever its strides claim.
+const MAX_BYTES: u64 = 16 << 30;
+
+/// `MAX_BYTES` in f32 elements, within what this target's address space can allocate.
+fn max_elements() -> usize {
+    (MAX_BYTES.min(isize::MAX as u64) / 4) as usize
+}
+
+/// The element count of `t`, after checking with overflow-safe arithmetic that every element
+/// it addresses (offset + sum of (size - 1) x stride) lies inside a storage of `available`
+/// elements, and that the count is at most `max_elements()`.
+fn checked_extent(label: &str, name: &str, t: &TensorRef, available: usize) -> Result<usize> {
+    let bad = |what: String| Error::Invalid(format!("{label}: tensor '{name}' {what}"));
+    let n = t
+        .shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .filter(|&n| n <= max_elements())
+        .ok_or_else(|| {
+            bad(format!(
+                "has sizes {:?}: more than {} elements ({} GiB of f32)",
+                t.shape,
+                max_elements(),
+                MAX_BYTES >> 30
+            ))
+        })?;
+    if n == 0 {
+        return Ok(0);
+    }
+    let last = t
+        .shape
+        .iter()
+        .zip(&t.strides)
+        .try_fold(t.offset, |acc, (&d, &s)| acc.checked_add((d - 1).checked_mul(s)?))
+        .filter(|&last| last < available)
+        .ok_or_else(|| {
+            bad(format!(
+                "with sizes {:?}, strides {:?} and offset {} reads past its storage of {available} elements (truncated or forged)",
+                t.shape, t.strides, t.offset
+            ))
+        })?;
+    debug_assert!(last < available);
+    Ok(n)
+}
+
 /// The tensor's values from its storage, following offset and strides (`checked` holds the
 /// storages already CRC-checked, by path).
 fn gather<'a>(
@@ -174,7 +220,7 @@ fn gather<'a>(
             t.strides.len()
         )));
     }
-    let n: usize = t.shape.iter().product();
+    let n = checked_extent(label, name, t, storage.len() / size)?;
     let mut out = Vec::with_capacity(n);
     let mut index = vec![0usize; t.shape.len()];
     for _ in 0..n {
@@ -199,4 +245,43 @@ fn gather<'a>(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{checked_extent, max_elements, TensorRef};
+
+    fn tensor(offset: usize, shape: &[usize], strides: &[usize]) -> TensorRef {
+        TensorRef {
+            kind: "FloatStorage".into(),
+            key: "0".into(),
+            offset,
+            shape: shape.to_vec(),
+            strides: strides.to_vec(),
+        }
+    }
+
+    #[test]
+    fn sizes_strides_and_offsets_are_checked_against_the_storage_before_allocating() {
+        let ok = |t: &TensorRef, available| checked_extent("x.pt", "w", t, available);
+        assert_eq!(ok(&tensor(0, &[3, 2], &[2, 1]), 6).unwrap(), 6);
+        assert_eq!(ok(&tensor(1, &[2, 2], &[1, 2]), 6).unwrap(), 4);
+        assert_eq!(ok(&tensor(0, &[0, 5], &[5, 1]), 0).unwrap(), 0);
+        let err = |t: &TensorRef, available| ok(t, available).unwrap_err().to_string();
+        // The reported case: size 1 << 62 over a 16-byte storage.
+        let msg = err(&tensor(0, &[1 << 62], &[1]), 4);
+        assert!(
+            msg.contains("'w'") && msg.contains(&max_elements().to_string()),
+            "{msg}"
+        );
+        // Products and sums that overflow usize, a stride past the end, an offset past it.
+        assert!(err(&tensor(0, &[1 << 40, 1 << 40], &[1, 1]), 4).contains("more than"));
+        let msg = err(&tensor(0, &[2], &[usize::MAX]), 4);
+        assert!(
+            msg.contains("reads past its storage of 4 elements"),
+            "{msg}"
+        );
+        assert!(err(&tensor(0, &[3, 2], &[2, 1]), 5).contains("reads past"));
+        assert!(err(&tensor(usize::MAX, &[1], &[1]), 4).contains("reads past"));
+    }
 }

@@ -514,8 +514,9 @@ fn ints(r: &Reader, v: &Value, what: &str) -> Result<Vec<usize>> {
         Value::Tuple(items) | Value::List(items) => items
             .iter()
             .map(|i| match i {
-                Value::Int(n) if *n >= 0 => Ok(*n as usize),
-                _ => Err(r.err(format!("{what} holds a non-integer"))),
+                Value::Int(n) => usize::try_from(*n)
+                    .map_err(|_| r.err(format!("{what} holds the negative value {n}"))),
+                other => Err(r.err(format!("{what} holds {other:?}, not an integer"))),
             })
             .collect(),
         _ => Err(r.err(format!("{what} is not a tuple"))),
@@ -545,7 +546,8 @@ fn reduce(r: &Reader, func: Value, args: Value) -> Result<Value> {
             Ok(Value::Tensor(TensorRef {
                 kind: kind.clone(),
                 key: key.clone(),
-                offset: *offset as usize,
+                offset: usize::try_from(*offset)
+                    .map_err(|_| r.err(format!("tensor storage offset {offset} is negative")))?,
                 shape: ints(r, size, "tensor size")?,
                 strides: ints(r, stride, "tensor stride")?,
             }))
