@@ -60,7 +60,46 @@ pub fn fingerprint(data: &ImageFolder, c: &ModelConfig, tokenizer_bytes: &[u8]) 
     format!("{h:016x}")
 }
 
-/// Loads the cache at `path` when its fingerprint matches, else encodes `data` with the
+/// The cache in `bytes` when its fingerprint is `fingerprint` (`None` for another one, e.g.
+/// after the data or the tokenizer changed); an error when it claims the fingerprint but its
+/// contents do not fit `n` images of `per_image` ±1 values with their labels.
+fn read_matching(
+    label: &str,
+    bytes: &[u8],
+    n: usize,
+    per_image: usize,
+    fingerprint: &str,
+) -> anyhow::Result<Option<LatentCache>> {
+    let file = WeightFile::parse_named(label, bytes)?;
+    if file.metadata().get("fingerprint").map(String::as_str) != Some(fingerprint) {
+        return Ok(None);
+    }
+    let tokens = file.to_f32("tokens")?;
+    let labels = file.to_f32("labels")?;
+    anyhow::ensure!(
+        labels.len() == n && tokens.len() == 2 * n * per_image,
+        "it holds {} labels and {} token values; the dataset needs {n} and {} (its images and their flips)",
+        labels.len(),
+        tokens.len(),
+        2 * n * per_image
+    );
+    anyhow::ensure!(
+        tokens.iter().all(|&v| v == 1.0 || v == -1.0),
+        "its tokens are not all ±1"
+    );
+    anyhow::ensure!(
+        labels.iter().all(|&v| v >= 0.0 && v.fract() == 0.0),
+        "its labels are not all class indices"
+    );
+    Ok(Some(LatentCache {
+        tokens,
+        labels: labels.into_iter().map(|v| v as u32).collect(),
+        per_image,
+    }))
+}
+
+/// Loads the cache at `path` when its fingerprint matches and its contents fit the dataset,
+/// else (with a note when a cache that claims to match does not) encodes `data` with the
 /// tokenizer in `ae` and writes the cache atomically.
 pub fn load_or_encode(
     path: &Path,
@@ -71,19 +110,13 @@ pub fn load_or_encode(
 ) -> anyhow::Result<LatentCache> {
     let per_image = c.image_tokens() * c.token_dim();
     if let Ok(bytes) = std::fs::read(path) {
-        let file = WeightFile::parse_named(&path.display().to_string(), &bytes)?;
-        if file.metadata().get("fingerprint").map(String::as_str) == Some(fingerprint) {
-            let tokens = file.to_f32("tokens")?;
-            let labels = file
-                .to_f32("labels")?
-                .into_iter()
-                .map(|v| v as u32)
-                .collect();
-            return Ok(LatentCache {
-                tokens,
-                labels,
-                per_image,
-            });
+        let label = path.display().to_string();
+        match read_matching(&label, &bytes, data.len(), per_image, fingerprint) {
+            Ok(Some(cache)) => return Ok(cache),
+            Ok(None) => {}
+            Err(why) => eprintln!(
+                "note: the latent cache {label} is unusable ({why:#}): encoding the dataset again"
+            ),
         }
     }
     let gpu = ae.gpu()?;

@@ -177,10 +177,12 @@ fn tokenizer_then_ar_model_train_resume_exactly_and_generate() {
     }
     assert_eq!(losses(&straight), losses(&split));
 
-    // AR model on the tokenizer's tokens: the loss falls, then it generates.
+    // AR model on the tokenizer's tokens: the loss falls, then it generates. It stops at step
+    // 20, its token cache is cut short (same fingerprint), and the resumed run re-encodes it.
     let ar = root.join("ar");
     let tokenizer = s(&straight.join("model.safetensors"));
-    bitdance(&[
+    let ar_s = s(&ar);
+    let ar_args: &[&str] = &[
         "train",
         "--data",
         data,
@@ -189,7 +191,7 @@ fn tokenizer_then_ar_model_train_resume_exactly_and_generate() {
         "--tokenizer",
         &tokenizer,
         "--out",
-        &s(&ar),
+        &ar_s,
         "--steps",
         "40",
         "--batch",
@@ -204,7 +206,33 @@ fn tokenizer_then_ar_model_train_resume_exactly_and_generate() {
         "40",
         "--sample-steps",
         "2",
-    ]);
+    ];
+    let mut first_half = ar_args.to_vec();
+    first_half.extend(["--stop-after", "20"]);
+    bitdance(&first_half);
+    let cache_path = ar.join("latents.safetensors");
+    let cache = std::fs::read(&cache_path).unwrap();
+    let cache = WeightFile::parse(&cache).unwrap();
+    let tokens = cache.to_f32("tokens").unwrap();
+    let shape = cache.shape("tokens").unwrap().to_vec();
+    let short = [shape[0] / 2, shape[1], shape[2]];
+    let labels = cache.to_f32("labels").unwrap();
+    let cut = bitdance::io::save_safetensors(
+        &[
+            ("tokens", &short, &tokens[..tokens.len() / 2]),
+            ("labels", &[labels.len()], &labels),
+        ],
+        Some(&cache.metadata()),
+    )
+    .unwrap();
+    std::fs::write(&cache_path, cut).unwrap();
+    let mut resumed = ar_args.to_vec();
+    resumed.push("--resume");
+    let text = bitdance(&resumed);
+    assert!(
+        text.contains("unusable") && text.contains("encoding the dataset again"),
+        "{text}"
+    );
     let l = losses(&ar);
     let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
     let (first, last) = (mean(&l[..8]), mean(&l[l.len() - 8..]));
