@@ -84,6 +84,16 @@ fn hostile_and_broken_files_are_refused() {
             .to_string();
         assert!(err.contains("cut.pt"), "{err}");
     }
+    // A pre-1.6 torch.save stream: pickle protocol 2 and the legacy magic number.
+    let legacy = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.";
+    let err = read_state_dict("old.pt", legacy, Select::Model)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("old.pt") && err.contains("legacy torch.save"),
+        "{err}"
+    );
     let err = read_state_dict("x.pt", b"not a zip at all", Select::Model)
         .err()
         .unwrap()

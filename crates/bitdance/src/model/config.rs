@@ -56,6 +56,9 @@ pub struct ModelConfig {
 /// Names of the built-in configurations (the released ImageNet 256x256 models).
 pub const BUILTIN_CONFIGS: [&str; 6] = ["B-1x", "B-4x", "B-16x", "L-1x", "H-1x", "tiny"];
 
+/// Most autoencoder levels a config may have (each but the last halves the image side).
+const MAX_AE_LEVELS: usize = 12;
+
 /// A built-in name as `builtin` matches it: trimmed, upper case, no `BitDance-` prefix, `_` as `-`.
 fn builtin_key(name: &str) -> String {
     let key = name.trim().to_ascii_uppercase().replace('_', "-");
@@ -258,11 +261,19 @@ impl ModelConfig {
         if self.vae.ch_mult.is_empty() {
             return Err(err("vae.ch_mult must not be empty".into()));
         }
-        let levels = self.vae.ch_mult.len() as u32;
-        if 1usize << (levels - 1) != self.down_size {
+        let levels = self.vae.ch_mult.len();
+        let downsampling = u32::try_from(levels - 1)
+            .ok()
+            .and_then(|shift| 1usize.checked_shl(shift))
+            .filter(|_| levels <= MAX_AE_LEVELS)
+            .ok_or_else(|| {
+                err(format!(
+                    "vae.ch_mult has {levels} levels; at most {MAX_AE_LEVELS} are supported"
+                ))
+            })?;
+        if downsampling != self.down_size {
             return Err(err(format!(
-                "vae.ch_mult has {levels} levels, downsampling by {}, but down_size is {}",
-                1usize << (levels - 1),
+                "vae.ch_mult has {levels} levels, downsampling by {downsampling}, but down_size is {}",
                 self.down_size
             )));
         }
@@ -329,6 +340,16 @@ impl ModelConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn autoencoder_levels_are_bounded_before_any_shift() {
+        for levels in [13, 64, 65, 200] {
+            let mut c = ModelConfig::builtin("B-4x").unwrap();
+            c.vae.ch_mult = vec![1; levels];
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(&format!("{levels} levels; at most 12")), "{e}");
+        }
+    }
 
     #[test]
     fn published_cfg_accepts_the_names_builtin_accepts() {

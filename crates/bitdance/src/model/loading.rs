@@ -17,7 +17,10 @@ pub const CLASSES_KEY: &str = "bitdance.classes";
 /// converted official checkpoints).
 pub fn stored_config(file: &WeightFile<'_>) -> Result<Option<ModelConfig>> {
     match file.metadata().get(CONFIG_KEY) {
-        Some(json) => ModelConfig::from_json(file.label(), json).map(Some),
+        Some(json) => {
+            let source = format!("{} (metadata '{CONFIG_KEY}')", file.label());
+            ModelConfig::from_json(&source, json).map(Some)
+        }
         None => Ok(None),
     }
 }
@@ -125,4 +128,23 @@ pub fn load_autoencoder(gpu: &Gpu, ae: &AeConfig, file: &WeightFile<'_>) -> Resu
     } else {
         store.renamed(|n| format!("{VAE_PREFIX}{n}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{stored_config, CONFIG_KEY};
+    use crate::io::{save_safetensors, WeightFile};
+
+    #[test]
+    fn a_bad_stored_config_names_the_file_and_the_metadata_key() {
+        let meta =
+            std::collections::BTreeMap::from([(CONFIG_KEY.to_string(), "{1: 2}".to_string())]);
+        let bytes = save_safetensors(&[("x", &[1], &[0.5])], Some(&meta)).unwrap();
+        let file = WeightFile::parse_named("mine.safetensors", &bytes).unwrap();
+        let e = stored_config(&file).unwrap_err().to_string();
+        assert!(
+            e.contains("mine.safetensors") && e.contains("'bitdance.config'"),
+            "{e}"
+        );
+    }
 }

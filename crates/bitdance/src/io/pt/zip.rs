@@ -48,6 +48,13 @@ pub(super) fn entries(label: &str, bytes: &[u8]) -> Result<Vec<Entry>> {
             "{label}: not a readable torch.save zip archive ({what})"
         ))
     };
+    // Before PyTorch 1.6, torch.save wrote a bare pickle stream starting with its magic number
+    // (protocol 2, then a 10-byte long).
+    if bytes.starts_with(b"\x80\x02\x8a\x0a") {
+        return Err(Error::Invalid(format!(
+            "{label}: a legacy torch.save file (PyTorch < 1.6, not a zip archive): load it and save it again with a current PyTorch, then convert that file"
+        )));
+    }
     // End of central directory: the last "PK\5\6" within the final 64 KiB + 22 bytes.
     let tail = bytes.len().saturating_sub(65_557);
     let eocd = (tail..bytes.len().saturating_sub(21))
