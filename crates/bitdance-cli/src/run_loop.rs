@@ -149,6 +149,12 @@ pub fn run(
         );
         return Ok(());
     }
+    if let Some(stop) = args.stop_after.filter(|&stop| stop <= start_step) {
+        anyhow::bail!(
+            "--stop-after {stop}: the run in {} is already at step {start_step}; give a later step or leave the option out",
+            args.out.display()
+        );
+    }
     let log_path = args.out.join(LOG);
     truncate_log(&log_path, start_step)?;
     let mut log = std::fs::OpenOptions::new()

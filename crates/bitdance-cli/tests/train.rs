@@ -120,6 +120,36 @@ fn tokenizer_then_ar_model_train_resume_exactly_and_generate() {
     tok(&straight, &[]);
     let text = tok(&split, &["--stop-after", "3"]);
     assert!(text.contains("stopped after step 3"), "{text}");
+    // A pause point the run has passed is refused, not run through to the end.
+    let mut passed = vec![
+        "train-tokenizer",
+        "--data",
+        data,
+        "--config",
+        cfg,
+        "--steps",
+        "6",
+        "--batch",
+        "2",
+        "--lr",
+        "1e-3",
+        "--warmup",
+        "1",
+        "--checkpoint-every",
+        "2",
+        "--sample-every",
+        "0",
+        "--resume",
+        "--stop-after",
+        "2",
+    ];
+    let split_out = s(&split);
+    passed.extend(["--out", &split_out]);
+    let err = bitdance_fails(&passed);
+    assert!(
+        err.contains("--stop-after 2") && err.contains("already at step 3"),
+        "{err}"
+    );
     // Resuming with other batch options would draw other batches: refused, naming both.
     let mut wrong = vec![
         "train-tokenizer",
