@@ -91,37 +91,7 @@ fn tokenizer_then_ar_model_train_resume_exactly_and_generate() {
     let s = |p: &Path| p.to_str().unwrap().to_string();
 
     // Tokenizer: straight 6 steps, and 3 + resume + 3, must give identical files.
-    let tok = |out: &Path, extra: &[&str]| {
-        let mut args = vec![
-            "train-tokenizer",
-            "--data",
-            data,
-            "--config",
-            cfg,
-            "--steps",
-            "6",
-            "--batch",
-            "2",
-            "--lr",
-            "1e-3",
-            "--warmup",
-            "1",
-            "--checkpoint-every",
-            "2",
-            "--sample-every",
-            "0",
-        ];
-        let o = s(out);
-        args.extend(["--out", &o]);
-        args.extend_from_slice(extra);
-        bitdance(&args)
-    };
-    let (straight, split) = (root.join("tok-a"), root.join("tok-b"));
-    tok(&straight, &[]);
-    let text = tok(&split, &["--stop-after", "3"]);
-    assert!(text.contains("stopped after step 3"), "{text}");
-    // A pause point the run has passed is refused, not run through to the end.
-    let mut passed = vec![
+    let tok_args: Vec<&str> = vec![
         "train-tokenizer",
         "--data",
         data,
@@ -139,12 +109,22 @@ fn tokenizer_then_ar_model_train_resume_exactly_and_generate() {
         "2",
         "--sample-every",
         "0",
-        "--resume",
-        "--stop-after",
-        "2",
     ];
+    let tok = |out: &Path, extra: &[&str]| {
+        let o = s(out);
+        let mut args = tok_args.clone();
+        args.extend(["--out", &o]);
+        args.extend_from_slice(extra);
+        bitdance(&args)
+    };
+    let (straight, split) = (root.join("tok-a"), root.join("tok-b"));
+    tok(&straight, &[]);
+    let text = tok(&split, &["--stop-after", "3"]);
+    assert!(text.contains("stopped after step 3"), "{text}");
+    // A pause point the run has passed is refused, not run through to the end.
     let split_out = s(&split);
-    passed.extend(["--out", &split_out]);
+    let mut passed = tok_args.clone();
+    passed.extend(["--resume", "--stop-after", "2", "--out", &split_out]);
     let err = bitdance_fails(&passed);
     assert!(
         err.contains("--stop-after 2") && err.contains("already at step 3"),

@@ -60,22 +60,9 @@ pub fn head_predict_at(
     cond_emb: &Tensor,
 ) -> Result<Tensor> {
     let head = Head::fetch(c, &mut from_store(params))?;
-    predict_at(c, &head, x_t, t, cond_emb)
-}
-
-/// `head_predict_at` with the head's weights already fetched (the sampler's inner loop).
-fn predict_at(
-    c: &ModelConfig,
-    head: &Head<Tensor>,
-    x_t: &Tensor,
-    t: f32,
-    cond_emb: &Tensor,
-) -> Result<Tensor> {
-    let g = &Eager;
-    let freq = Tensor::from_f32(x_t.gpu(), &[1, 256], &timestep_embedding(&[t], 256))?;
-    let t_emb = g.reshape(&time_embedding(g, head, &freq)?, &[c.diff_dim])?;
-    let y = g.add_bias(cond_emb, &t_emb)?;
-    head_body(g, c, head, x_t, &conditioning(g, c, head, &y)?)
+    let times = [t];
+    let cond = StepConditions::new(c, &head, cond_emb, &times).at(0)?;
+    head_body(&Eager, c, &head, x_t, &cond)
 }
 
 /// Evaluations whose adaLN modulations `StepConditions` computes with one matmul per linear:
@@ -90,7 +77,7 @@ pub(crate) struct StepConditions<'a> {
     c: &'a ModelConfig,
     head: &'a Head<Tensor>,
     cond_emb: &'a Tensor,
-    times: Vec<f32>,
+    times: &'a [f32],
     block: usize,
     cached: Option<(usize, Conditioning<Tensor>)>,
 }
@@ -101,7 +88,7 @@ impl<'a> StepConditions<'a> {
         c: &'a ModelConfig,
         head: &'a Head<Tensor>,
         cond_emb: &'a Tensor,
-        times: Vec<f32>,
+        times: &'a [f32],
     ) -> Self {
         let rows = cond_emb.shape()[0].max(1);
         Self {

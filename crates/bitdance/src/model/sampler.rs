@@ -110,7 +110,7 @@ pub fn sample_head(
         t += grid[i + 1] - grid[i];
     }
     times.push(1.0 - LAST_STEP);
-    let mut conditions = StepConditions::new(c, &head, &cond_emb, times.clone());
+    let mut conditions = StepConditions::new(c, &head, &cond_emb, &times);
     let mut predict = |i: usize| -> Result<Tensor> {
         let combined = if guided {
             ops::concat(&[&x, &x], 0)?
