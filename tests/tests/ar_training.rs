@@ -148,3 +148,27 @@ fn a_non_finite_loss_stops_with_the_step_named() {
         "{msg}"
     );
 }
+
+#[test]
+fn a_state_holding_nan_is_never_written_as_a_checkpoint_or_model() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = tiny(4);
+    let mut t = trainer(&c, 10);
+    block_on(t.checkpoint()).unwrap();
+    let shape = t.params.get("norm.weight").unwrap().shape().to_vec();
+    let mut values = vec![1.0; shape.iter().product()];
+    values[1] = f32::NAN;
+    let poisoned = bitdance::Tensor::from_f32(&gpu(), &shape, &values).unwrap();
+    t.params.insert("norm.weight", poisoned);
+    let err = block_on(t.checkpoint()).unwrap_err().to_string();
+    assert!(
+        err.contains("not finite") && err.contains("'norm.weight' holds 1 NaN"),
+        "{err}"
+    );
+    // The exported model (the EMA) is still finite; the raw weights are not.
+    block_on(t.export_model(true, false)).unwrap();
+    let err = block_on(t.export_model(false, false))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nothing was written"), "{err}");
+}

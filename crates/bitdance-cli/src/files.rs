@@ -50,8 +50,10 @@ fn write_atomic_with(
     // existing name or symlink), renamed over the target once complete; dropped (deleted) on
     // any error, so the previous file stays whole.
     let context = || format!("writing {}", path.display());
+    let name = name.to_string_lossy();
+    remove_stale_temporaries(dir, &name);
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", name.to_string_lossy()))
+        .prefix(&format!(".{name}.{}.", std::process::id()))
         .suffix(".tmp")
         .tempfile_in(dir)
         .with_context(context)?;
@@ -62,6 +64,48 @@ fn write_atomic_with(
         .map_err(|e| e.error)
         .with_context(context)?;
     Ok(())
+}
+
+/// Deletes the temporaries of `name` in `dir` that a writer killed mid-write left behind:
+/// `.NAME.PID.XXXXXX.tmp` (and the older `.NAME.tmpPID`) whose process no longer runs.
+/// Failures are ignored: a leftover file costs space, never correctness.
+fn remove_stale_temporaries(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(rest) = file.to_str().and_then(|f| f.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let pid = match rest.strip_prefix("tmp") {
+            Some(old) => old.parse::<u32>().ok(),
+            None if rest.ends_with(".tmp") => rest.split('.').next().and_then(|p| p.parse().ok()),
+            None => None,
+        };
+        if pid.is_some_and(|pid| pid != std::process::id() && !process_runs(pid)) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Whether process `pid` exists (a temporary of a live writer is never touched).
+#[cfg(unix)]
+fn process_runs(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return true;
+    };
+    // Signal 0 checks existence only; EPERM means it exists under another user.
+    // SAFETY: kill with signal 0 sends nothing and has no memory effects.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Without a way to ask, every writer is taken to be alive (nothing is deleted).
+#[cfg(not(unix))]
+fn process_runs(_pid: u32) -> bool {
+    true
 }
 
 /// Checks that files can be created in `path`'s folder (before a long run that ends by writing
@@ -114,6 +158,35 @@ mod tests {
         assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
         assert!(!std::fs::symlink_metadata(&target).unwrap().is_symlink());
         assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn temporaries_of_killed_writers_are_removed_and_live_ones_kept() {
+        let dir = std::env::temp_dir().join(format!("bitdance-stale-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // A PID far above any pid_max (4194304) stands for a writer that was killed.
+        let dead = 999_999_999u32;
+        let stale = [
+            format!(".checkpoint.safetensors.{dead}.aB3xYz.tmp"),
+            format!(".checkpoint.safetensors.tmp{dead}"),
+        ];
+        let kept = [
+            // A live writer (this test's own parent, PID 1) and another file's temporary.
+            ".checkpoint.safetensors.1.aB3xYz.tmp".to_string(),
+            format!(".model.safetensors.{dead}.aB3xYz.tmp"),
+            "notes.txt".to_string(),
+        ];
+        for f in stale.iter().chain(&kept) {
+            std::fs::write(dir.join(f), b"x").unwrap();
+        }
+        write_atomic(dir.join("checkpoint.safetensors"), b"new").unwrap();
+        for f in &stale {
+            assert!(!dir.join(f).exists(), "{f} was left");
+        }
+        for f in &kept {
+            assert!(dir.join(f).exists(), "{f} was removed");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

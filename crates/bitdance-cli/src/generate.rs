@@ -167,6 +167,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let gpu = crate::open_gpu()?;
     let adapter = gpu.adapter();
+    gpu.check_memory(&c.generation_memory(batch))?;
     let load_start = Instant::now();
     let params = load_generator(&gpu, &c, &weights, vae.as_ref())?;
     drop(weights_bytes);

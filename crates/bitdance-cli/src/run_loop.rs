@@ -6,7 +6,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
-use bitdance::train::{StepStats, Trainer};
+use bitdance::io::WeightFile;
+use bitdance::train::{StepStats, Task, TrainSettings, Trainer};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::files::write_atomic;
@@ -26,7 +27,10 @@ pub struct LoopArgs {
     /// Run directory: checkpoint, model, log, caches, sample grids.
     #[arg(long)]
     pub out: std::path::PathBuf,
-    /// Continue the run in --out from its last checkpoint.
+    /// Continue the run in --out from its last checkpoint. Give the options the run was started
+    /// with (a differing one is refused, naming both values); the weights, the tokenizer and
+    /// the config come from the checkpoint; --stop-after, --checkpoint-every, --sample-every and
+    /// the sample options apply as given.
     #[arg(long)]
     pub resume: bool,
     /// Start a new run in an --out folder that already holds one, replacing its checkpoint,
@@ -206,10 +210,9 @@ pub fn run(
     Ok(())
 }
 
-/// On `--resume`, refuses options that would change the run: the batch options (they decide
-/// which batches are drawn) and the learning-rate schedule (stored in the checkpoint), naming
-/// what the run started with and what was given (older checkpoints without the batch record
-/// are taken as they are). Then records the batch options.
+/// Records the batch options (images per step, flips) in the run's metadata; on `--resume`
+/// first refuses batch options other than those the run was started with (they decide which
+/// batches are drawn; older checkpoints without the record are taken as they are).
 fn check_run_options(trainer: &mut Trainer, args: &LoopArgs) -> anyhow::Result<()> {
     let flips = if args.no_flip { "off" } else { "on" };
     let given = format!("--batch {}, flips {flips}", args.batch);
@@ -222,25 +225,101 @@ fn check_run_options(trainer: &mut Trainer, args: &LoopArgs) -> anyhow::Result<(
                 args.out.display()
             );
         }
-        let (stored, wanted) = (trainer.settings.schedule, args.schedule());
-        anyhow::ensure!(
-            stored == wanted,
-            "{}: the run was started with {}; resume it with the same schedule (given: {})",
-            args.out.display(),
-            describe_schedule(&stored),
-            describe_schedule(&wanted)
-        );
     }
     trainer.metadata.insert(DATA_OPTIONS_KEY.to_string(), given);
     Ok(())
 }
 
-/// A schedule as the options that give it.
-fn describe_schedule(s: &bitdance::optim::LrSchedule) -> String {
-    format!(
-        "--lr {} --min-lr {} --warmup {} --decay-start {} --steps {}",
-        s.peak, s.min_lr, s.warmup, s.decay_start, s.total
-    )
+/// The run in `--out`: with `--resume` the one its checkpoint holds, after refusing a run of
+/// another task and any option that differs from what the run was started with (both values
+/// named: a resumed run takes exactly the steps it would have taken); otherwise `start()`.
+/// The memory a run of `batch` images per step needs is checked first either way.
+pub fn open_run(
+    gpu: &bitdance::Gpu,
+    args: &LoopArgs,
+    wanted: &TrainSettings,
+    config: Option<&bitdance::model::ModelConfig>,
+    start: impl FnOnce() -> anyhow::Result<Trainer>,
+) -> anyhow::Result<Trainer> {
+    let trainer = if args.resume {
+        let path = args.out.join(CHECKPOINT);
+        let bytes = crate::files::read_bytes(&path).context("--resume needs a checkpoint")?;
+        let file = WeightFile::parse_named(&path.display().to_string(), &bytes)?;
+        let stored = Trainer::stored_settings(&file)?;
+        check_resumed_settings(&args.out, &stored, wanted)?;
+        Trainer::resume(gpu, &file, config)?
+    } else {
+        if let Some(c) = config {
+            gpu.check_memory(&wanted.task.memory(c, args.batch))?;
+        }
+        start()?
+    };
+    gpu.check_memory(&trainer.settings.task.memory(&trainer.config, args.batch))?;
+    Ok(trainer)
+}
+
+/// Refuses a resume whose task or options differ from the stored run's, naming each option
+/// with the value the run was started with and the value given.
+fn check_resumed_settings(
+    out: &Path,
+    stored: &TrainSettings,
+    wanted: &TrainSettings,
+) -> anyhow::Result<()> {
+    let (was, now) = (stored.task.command(), wanted.task.command());
+    anyhow::ensure!(
+        was == now,
+        "{} holds a run of `{was}`; continue it with `{was} --resume`, or start a `{now}` run \
+         in another folder",
+        out.display()
+    );
+    let (old, new) = (settings_options(stored), settings_options(wanted));
+    let differing: Vec<String> = old
+        .iter()
+        .zip(&new)
+        .filter(|(a, b)| a.1 != b.1)
+        .map(|(a, b)| format!("{} {} (given: {})", a.0, a.1, b.1))
+        .collect();
+    anyhow::ensure!(
+        differing.is_empty(),
+        "{}: the run was started with {}; resume it with the same options (a resumed run takes \
+         exactly the steps it would have taken)",
+        out.display(),
+        differing.join(", ")
+    );
+    Ok(())
+}
+
+/// Every setting of a run as (option, value), in a fixed order for a given task; settings the
+/// command line cannot change are named by their field.
+fn settings_options(s: &TrainSettings) -> Vec<(&'static str, String)> {
+    let l = &s.schedule;
+    let mut options = vec![
+        ("--steps", l.total.to_string()),
+        ("--lr", l.peak.to_string()),
+        ("--min-lr", l.min_lr.to_string()),
+        ("--warmup", l.warmup.to_string()),
+        ("--decay-start", l.decay_start.to_string()),
+        ("--ema", s.ema_decay.to_string()),
+        ("--seed", s.seed.to_string()),
+        ("adamw", format!("{:?}", s.adamw)),
+    ];
+    match s.task {
+        Task::Ar(r) => options.extend([
+            ("--perturb-rate", r.perturb_rate.to_string()),
+            ("--diff-batch-mul", r.diff_batch_mul.to_string()),
+            ("class_dropout", r.class_dropout.to_string()),
+            ("p_mean", r.p_mean.to_string()),
+            ("p_std", r.p_std.to_string()),
+        ]),
+        Task::Tokenizer(r) => options.extend([
+            ("--l1", r.l1.to_string()),
+            ("--mse", r.mse.to_string()),
+            ("--commitment", r.commitment.to_string()),
+            ("--entropy", r.entropy.to_string()),
+            ("temperature", r.temperature.to_string()),
+        ]),
+    }
+    options
 }
 
 /// Writes the checkpoint and the model file, each atomically.

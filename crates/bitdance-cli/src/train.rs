@@ -18,7 +18,7 @@ use bitdance::train::{ArBatch, ArRecipe, Task, TrainSettings, Trainer};
 use crate::dataset::ImageFolder;
 use crate::files::{load_config, read_bytes};
 use crate::latent_cache::{self, LatentCache};
-use crate::run_loop::{self, LoopArgs, CHECKPOINT};
+use crate::run_loop::{self, LoopArgs};
 
 /// File name of the token cache in the run directory.
 const CACHE: &str = "latents.safetensors";
@@ -127,37 +127,32 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let tokenizer_label = tokenizer_path.display().to_string();
     let tokenizer = WeightFile::parse_named(&tokenizer_label, &tokenizer_bytes)?;
 
-    let ckpt_bytes;
-    let mut trainer = if args.run.resume {
-        let path = out.join(CHECKPOINT);
-        ckpt_bytes = read_bytes(&path).context("--resume needs a checkpoint")?;
-        let file = WeightFile::parse_named(&path.display().to_string(), &ckpt_bytes)?;
-        let want = args.config.as_deref().map(load_config).transpose()?;
-        Trainer::resume(&gpu, &file, want.as_ref())?
-    } else {
-        let c = match (&args.config, &init_file) {
-            (Some(name), _) => load_config(name)?,
-            (None, Some(f)) => config_from(f, &init_label)?,
-            (None, None) => config_from(&tokenizer, &tokenizer_label)?,
-        };
+    let settings = TrainSettings {
+        task: Task::Ar(ArRecipe {
+            perturb_rate: args.perturb_rate,
+            diff_batch_mul: args.diff_batch_mul,
+            ..ArRecipe::default()
+        }),
+        adamw: AdamWConfig::default(),
+        schedule: args.run.schedule(),
+        ema_decay: args.run.ema,
+        seed: args.run.seed,
+    };
+    let c = match (&args.config, &init_file) {
+        (Some(name), _) => Some(load_config(name)?),
+        (None, _) if args.run.resume => None,
+        (None, Some(f)) => Some(config_from(f, &init_label)?),
+        (None, None) => Some(config_from(&tokenizer, &tokenizer_label)?),
+    };
+    let mut trainer = run_loop::open_run(&gpu, &args.run, &settings, c.as_ref(), || {
+        let c = c.clone().context("a new run needs a config")?;
         let params = match &init_file {
             Some(f) => ParamStore::from_weights(&gpu, f, &ar_parameters(&c))?,
             None => init_parameters(&gpu, &c, &mut Rng::new(args.run.seed))?,
         };
         let frozen = load_autoencoder(&gpu, &c.vae, &tokenizer)?;
-        let settings = TrainSettings {
-            task: Task::Ar(ArRecipe {
-                perturb_rate: args.perturb_rate,
-                diff_batch_mul: args.diff_batch_mul,
-                ..ArRecipe::default()
-            }),
-            adamw: AdamWConfig::default(),
-            schedule: args.run.schedule(),
-            ema_decay: args.run.ema,
-            seed: args.run.seed,
-        };
-        Trainer::new(c, params, frozen, settings)?
-    };
+        Ok(Trainer::new(c, params, frozen, settings)?)
+    })?;
     let c = trainer.config.clone();
     let data = ImageFolder::load(&args.data, c.resolution)?;
     if data.classes.len() > c.num_classes {

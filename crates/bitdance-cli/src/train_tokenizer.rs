@@ -15,7 +15,7 @@ use bitdance::Tensor;
 
 use crate::dataset::ImageFolder;
 use crate::files::{load_config, read_bytes};
-use crate::run_loop::{self, LoopArgs, CHECKPOINT};
+use crate::run_loop::{self, LoopArgs};
 
 /// Arguments of `bitdance train-tokenizer`.
 #[derive(clap::Args)]
@@ -45,27 +45,46 @@ pub struct TokenizerArgs {
     run: LoopArgs,
 }
 
+impl TokenizerArgs {
+    /// Refuses bad values of the loop's options and of the loss weights, naming each.
+    fn validate(&self) -> anyhow::Result<()> {
+        self.run.validate()?;
+        for (name, weight) in [
+            ("--l1", self.l1),
+            ("--mse", self.mse),
+            ("--commitment", self.commitment),
+            ("--entropy", self.entropy),
+        ] {
+            anyhow::ensure!(
+                weight.is_finite() && weight >= 0.0,
+                "{name} {weight}: a loss weight must be a finite number >= 0"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Runs `bitdance train-tokenizer`.
 pub fn run(args: TokenizerArgs) -> anyhow::Result<ExitCode> {
-    args.run.validate()?;
+    args.validate()?;
     let out = &args.run.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let gpu = crate::open_gpu()?;
-    let ckpt_bytes;
-    let mut trainer = if args.run.resume {
-        let path = out.join(CHECKPOINT);
-        ckpt_bytes = read_bytes(&path).context("--resume needs a checkpoint")?;
-        let file = WeightFile::parse_named(&path.display().to_string(), &ckpt_bytes)?;
-        Trainer::resume(&gpu, &file, Some(&load_config(&args.config)?))?
-    } else {
-        let c = load_config(&args.config)?;
-        let task = Task::Tokenizer(TokenizerRecipe {
+    let c = load_config(&args.config)?;
+    let settings = TrainSettings {
+        task: Task::Tokenizer(TokenizerRecipe {
             l1: args.l1,
             mse: args.mse,
             commitment: args.commitment,
             entropy: args.entropy,
             ..TokenizerRecipe::default()
-        });
+        }),
+        adamw: AdamWConfig::default(),
+        schedule: args.run.schedule(),
+        ema_decay: args.run.ema,
+        seed: args.run.seed,
+    };
+    let mut trainer = run_loop::open_run(&gpu, &args.run, &settings, Some(&c), || {
         let params = match &args.init {
             Some(path) => {
                 let bytes = read_bytes(path)?;
@@ -74,15 +93,13 @@ pub fn run(args: TokenizerArgs) -> anyhow::Result<ExitCode> {
             }
             None => bitdance::model::init_autoencoder(&gpu, &c.vae, &mut Rng::new(args.run.seed))?,
         };
-        let settings = TrainSettings {
-            task,
-            adamw: AdamWConfig::default(),
-            schedule: args.run.schedule(),
-            ema_decay: args.run.ema,
-            seed: args.run.seed,
-        };
-        Trainer::new(c, params, ParamStore::new(), settings)?
-    };
+        Ok(Trainer::new(
+            c.clone(),
+            params,
+            ParamStore::new(),
+            settings,
+        )?)
+    })?;
     let c = trainer.config.clone();
     let data = ImageFolder::load(&args.data, c.resolution)?;
     let a = gpu.adapter();

@@ -334,3 +334,82 @@ fn a_weight_file_holding_a_nan_is_refused_naming_the_tensor() {
     assert!(!out.exists());
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn oversized_configs_are_refused_with_the_figure_before_anything_is_allocated() {
+    let d = dir().join("oversized");
+    std::fs::create_dir_all(&d).unwrap();
+    // A 4.9 MB file's metadata claiming 3,000,000 layers: refused by key, naming the file.
+    let mut huge = tiny();
+    huge.n_layer = 3_000_000;
+    let meta = BTreeMap::from([("bitdance.config".to_string(), huge.to_json())]);
+    let bytes = bitdance::io::save_safetensors(&[("x", &[1], &[0.0])], Some(&meta)).unwrap();
+    let file = d.join("claims-3m-layers.safetensors");
+    std::fs::write(&file, bytes).unwrap();
+    let start = std::time::Instant::now();
+    let (ok, text) = bitdance(&["generate", "--weights", file.to_str().unwrap()]);
+    assert!(!ok, "{text}");
+    assert!(
+        text.contains("claims-3m-layers.safetensors")
+            && text.contains("'bitdance.config'")
+            && text.contains("n_layer 3000000 is above the largest supported value"),
+        "{text}"
+    );
+    assert!(start.elapsed().as_secs() < 20, "took {:?}", start.elapsed());
+    // Config files with a width of 1e9 (train, bench) or 3.2e8 autoencoder channels.
+    let mut wide = tiny();
+    wide.dim = 1_000_000_000;
+    let wide_path = d.join("wide.json");
+    std::fs::write(&wide_path, wide.to_json()).unwrap();
+    let wide_s = wide_path.to_str().unwrap();
+    let (ok, text) = bitdance(&["bench", "train", "--config", wide_s]);
+    assert!(!ok && text.contains("dim 1000000000 is above"), "{text}");
+    let mut channels = tiny();
+    channels.vae.ch = 320_000_000;
+    let ch_path = d.join("channels.json");
+    std::fs::write(&ch_path, channels.to_json()).unwrap();
+    let out = d.join("run");
+    let (ok, text) = bitdance(&[
+        "train-tokenizer",
+        "--data",
+        d.to_str().unwrap(),
+        "--config",
+        ch_path.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("vae.ch 320000000 is above"), "{text}");
+    // Within every bound but too large for the memory budget: refused with the estimate.
+    let mut big = ModelConfig::builtin("H-1x").unwrap();
+    (big.dim, big.diff_dim, big.n_layer, big.n_head) = (16384, 16384, 512, 128);
+    big.validate().unwrap();
+    let big_path = d.join("big.json");
+    std::fs::write(&big_path, big.to_json()).unwrap();
+    let (ok, text) = bitdance(&["bench", "train", "--config", big_path.to_str().unwrap()]);
+    assert!(
+        !ok && text.contains("needs about") && text.contains("memory budget of 16.00 GiB"),
+        "{text}"
+    );
+    // The budget is the user's to set; the embedded default model needs more than 1 MiB.
+    let out = Command::new(env!("CARGO_BIN_EXE_bitdance"))
+        .args(["generate", "-c", "1", "--steps", "1"])
+        .env("BITDANCE_MEMORY_BUDGET_GIB", "0.001")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("more than the memory budget of 1.0 MiB"),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_bitdance"))
+        .args(["generate", "-c", "1", "--steps", "1"])
+        .env("BITDANCE_MEMORY_BUDGET_GIB", "lots")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("BITDANCE_MEMORY_BUDGET_GIB=lots"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -147,6 +147,10 @@ fn tokenizer_then_ar_model_train_resume_exactly_and_generate() {
         "6",
         "--batch",
         "2",
+        "--lr",
+        "1e-3",
+        "--warmup",
+        "1",
         "--no-flip",
     ]);
     let err = bitdance_fails(&wrong);
@@ -174,8 +178,36 @@ fn tokenizer_then_ar_model_train_resume_exactly_and_generate() {
         "1",
     ]);
     assert!(
-        other_lr.contains("started with --lr 0.001") && other_lr.contains("given: --lr 0.0005"),
+        other_lr.contains("--lr 0.001 (given: 0.0005)"),
         "{other_lr}"
+    );
+    // Every other option that decides the steps is checked the same way, several at once.
+    let mut other_seed = tok_args.clone();
+    other_seed.extend(["--resume", "--out", &split_s, "--seed", "7", "--ema", "0.9"]);
+    other_seed.extend(["--l1", "2"]);
+    let err = bitdance_fails(&other_seed);
+    assert!(
+        err.contains("--ema 0.999 (given: 0.9)")
+            && err.contains("--seed 0 (given: 7)")
+            && err.contains("--l1 1 (given: 2)"),
+        "{err}"
+    );
+    // A tokenizer run is not resumed by `train` (it used to fail with "the parameter store is
+    // empty"); the message names the command that continues it.
+    let err = bitdance_fails(&[
+        "train",
+        "--data",
+        data,
+        "--tokenizer",
+        &s(&straight.join("model.safetensors")),
+        "--resume",
+        "--out",
+        &split_s,
+    ]);
+    assert!(
+        err.contains("holds a run of `bitdance train-tokenizer`")
+            && err.contains("bitdance train-tokenizer --resume"),
+        "{err}"
     );
     tok(&split, &["--resume"]);
     for file in ["checkpoint.safetensors", "model.safetensors"] {
@@ -385,6 +417,14 @@ fn bad_hyper_parameters_are_refused_up_front_by_name() {
         ("--sample-cfg", "nan"),
     ] {
         refused("train", option, value);
+    }
+    for (option, value) in [
+        ("--l1", "nan"),
+        ("--mse", "inf"),
+        ("--commitment", "inf"),
+        ("--entropy", "NaN"),
+    ] {
+        refused("train-tokenizer", option, value);
     }
     assert!(
         !Path::new(out).exists(),

@@ -54,6 +54,23 @@ pub enum Error {
         /// The adapter's value of that limit.
         limit: u64,
     },
+    /// A job's estimated memory is above the budget (`GpuOptions::memory_budget`).
+    #[error(
+        "{what} needs about {} ({parameters} parameters), more than the memory budget of {} \
+         (set BITDANCE_MEMORY_BUDGET_GIB to change it)",
+        gib(*needed),
+        gib(*budget)
+    )]
+    Memory {
+        /// The job, in words.
+        what: String,
+        /// Parameters of the models it holds.
+        parameters: u64,
+        /// Estimated bytes.
+        needed: u64,
+        /// The budget in bytes.
+        budget: u64,
+    },
     /// Host data does not match the declared shape.
     #[error("{what}: {found} values given for shape {shape:?} ({expected} expected)")]
     DataLength {
@@ -72,6 +89,15 @@ pub enum Error {
     /// An argument outside its valid range.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Bytes as GiB with two decimals (or MiB below one GiB), for messages.
+fn gib(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
 }
 
 /// Result alias of the core crate.

@@ -210,6 +210,7 @@ fn load_model(
         None => {
             let name = opts.config.clone().unwrap_or_else(|| "B-4x".into());
             let c = load_config(&name)?;
+            gpu.check_memory(&c.generation_memory(1))?;
             let store =
                 ParamStore::random(gpu, &generation_parameters(&c), &mut Rng::new(0), 0.02)?;
             Ok((name, c, store))

@@ -34,14 +34,15 @@ pub fn run(
     profile: bool,
 ) -> anyhow::Result<()> {
     let c = load_config(config)?;
+    let task = match model {
+        Model::Ar => Task::Ar(ArRecipe::default()),
+        Model::Tokenizer => Task::Tokenizer(TokenizerRecipe::default()),
+    };
+    gpu.check_memory(&task.memory(&c, batch))?;
     let mut rng = Rng::new(0);
     let params = match model {
         Model::Ar => init_parameters(gpu, &c, &mut rng)?,
         Model::Tokenizer => init_autoencoder(gpu, &c.vae, &mut rng)?,
-    };
-    let task = match model {
-        Model::Ar => Task::Ar(ArRecipe::default()),
-        Model::Tokenizer => Task::Tokenizer(TokenizerRecipe::default()),
     };
     let settings = TrainSettings {
         task,

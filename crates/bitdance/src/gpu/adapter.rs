@@ -2,8 +2,14 @@
 
 use crate::{Error, Result};
 
+/// Memory a job may need before it is refused (see `Gpu::check_memory`), unless set otherwise.
+pub const DEFAULT_MEMORY_BUDGET: u64 = 16 << 30;
+
+/// The environment variable that sets the memory budget, in GiB.
+pub const MEMORY_BUDGET_VAR: &str = "BITDANCE_MEMORY_BUDGET_GIB";
+
 /// How to pick the adapter and what to use of it; `from_env` reads `WGPU_BACKEND`,
-/// `BITDANCE_ADAPTER` and `BITDANCE_SUBGROUPS`.
+/// `BITDANCE_ADAPTER`, `BITDANCE_SUBGROUPS` and `BITDANCE_MEMORY_BUDGET_GIB`.
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
     /// Backend name: vulkan, metal, dx12, gl or webgpu; `None` means all.
@@ -13,19 +19,39 @@ pub struct GpuOptions {
     /// Never use subgroup operations, even where the adapter has them (the kernels then take
     /// their portable forms, as on the web).
     pub no_subgroups: bool,
+    /// Bytes a job may need (`None`: `DEFAULT_MEMORY_BUDGET`); larger jobs are refused up
+    /// front with their estimate instead of failing part way.
+    pub memory_budget: Option<u64>,
 }
 
 impl GpuOptions {
     /// Options from `WGPU_BACKEND` and `BITDANCE_ADAPTER` (unset or empty means no filter) and
-    /// `BITDANCE_SUBGROUPS` (`0` or `off`: no subgroup operations).
-    pub fn from_env() -> Self {
+    /// `BITDANCE_SUBGROUPS` (`0` or `off`: no subgroup operations) and
+    /// `BITDANCE_MEMORY_BUDGET_GIB` (a positive number of GiB); a budget that is not such a
+    /// number is an error naming it.
+    pub fn from_env() -> Result<Self> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let off = |v: String| matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "off");
-        Self {
+        let memory_budget = var(MEMORY_BUDGET_VAR)
+            .map(|v| {
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|gib| gib.is_finite() && *gib > 0.0)
+                    .map(|gib| (gib * (1u64 << 30) as f64) as u64)
+                    .ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "{MEMORY_BUDGET_VAR}={v}: expected a positive number of GiB"
+                        ))
+                    })
+            })
+            .transpose()?;
+        Ok(Self {
             backend: var("WGPU_BACKEND"),
             adapter: var("BITDANCE_ADAPTER"),
             no_subgroups: var("BITDANCE_SUBGROUPS").is_some_and(off),
-        }
+            memory_budget,
+        })
     }
 
     /// The wgpu backend set these options allow, or an error naming an unknown backend.

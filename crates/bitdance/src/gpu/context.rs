@@ -50,6 +50,7 @@ pub(crate) struct Inner {
     submits: AtomicU64,
     dispatches: AtomicU64,
     poison: AtomicU32,
+    memory_budget: u64,
     /// Per-kernel times while profiling (`Gpu::start_profiling`).
     profile: Mutex<Option<Profile>>,
 }
@@ -76,7 +77,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Gpu {
     /// Opens the adapter chosen by `WGPU_BACKEND` / `BITDANCE_ADAPTER` (best device type first).
     pub async fn from_env() -> Result<Self> {
-        Self::new(&GpuOptions::from_env()).await
+        Self::new(&GpuOptions::from_env()?).await
     }
 
     /// Opens the best adapter matching `options`, with its own limits and optional features.
@@ -140,6 +141,9 @@ impl Gpu {
                 submits: AtomicU64::new(0),
                 dispatches: AtomicU64::new(0),
                 poison: AtomicU32::new(0),
+                memory_budget: options
+                    .memory_budget
+                    .unwrap_or(super::adapter::DEFAULT_MEMORY_BUDGET),
                 profile: Mutex::new(None),
             }),
         })
@@ -153,6 +157,21 @@ impl Gpu {
     /// The raw wgpu adapter info (subgroup sizes included).
     pub fn info(&self) -> &wgpu::AdapterInfo {
         &self.inner.info
+    }
+
+    /// Refuses, with the estimate and the budget, a job whose estimated memory is above the
+    /// budget this context was opened with; called before anything of the job is allocated.
+    pub fn check_memory(&self, estimate: &crate::model::MemoryEstimate) -> Result<()> {
+        let budget = self.inner.memory_budget;
+        if estimate.bytes > budget {
+            return Err(Error::Memory {
+                what: estimate.what.clone(),
+                parameters: estimate.parameters,
+                needed: estimate.bytes,
+                budget,
+            });
+        }
+        Ok(())
     }
 
     /// The limits the device was created with (the adapter's own).

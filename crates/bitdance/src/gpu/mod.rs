@@ -8,7 +8,7 @@ mod profile;
 mod readback;
 mod recorder;
 
-pub use adapter::{AdapterSummary, GpuOptions};
+pub use adapter::{AdapterSummary, GpuOptions, DEFAULT_MEMORY_BUDGET, MEMORY_BUDGET_VAR};
 pub use context::{Gpu, GpuStats, PoisonGuard};
 pub use pipelines::{source_with_defines, Access, Kernel, VEC};
 pub use profile::KernelTime;

@@ -85,6 +85,22 @@ pub fn builtin_name(c: &ModelConfig) -> Option<&'static str> {
         .find(|name| ModelConfig::builtin(name).is_ok_and(|b| b == *c))
 }
 
+/// The largest value a config key may take: far above every released model, small enough that
+/// derived sizes cannot overflow (memory is checked separately, see `MemoryEstimate`).
+fn max_value(key: &str) -> usize {
+    match key {
+        "dim" | "diff_dim" => 16384,
+        "n_layer" | "n_head" | "diff_layers" | "diff_adanln_layers" => 512,
+        "resolution" | "down_size" => 4096,
+        "cls_token_num" | "vae.ch" => 4096,
+        "num_classes" => 1 << 20,
+        "parallel_num" => 256,
+        "patch_size" | "vae.num_res_blocks" | "vae.ch_mult" => 64,
+        // latent_dim and z_channels: at most 4 groups of 8 bits, checked below.
+        _ => 1024,
+    }
+}
+
 fn err(msg: String) -> Error {
     Error::Invalid(format!("model config: {msg}"))
 }
@@ -95,7 +111,9 @@ impl ModelConfig {
     pub fn builtin(name: &str) -> Result<Self> {
         let key = builtin_key(name);
         if key == "TINY" {
-            return Ok(Self::tiny());
+            let tiny = Self::tiny();
+            tiny.validate()?;
+            return Ok(tiny);
         }
         let (dim, n_layer, n_head, diff_layers, diff_adanln_layers, parallel_num) =
             match key.as_str() {
@@ -111,7 +129,7 @@ impl ModelConfig {
                     )))
                 }
             };
-        Ok(Self {
+        let config = Self {
             dim,
             n_layer,
             n_head,
@@ -131,7 +149,9 @@ impl ModelConfig {
                 num_res_blocks: 4,
                 z_channels: 32,
             },
-        })
+        };
+        config.validate()?;
+        Ok(config)
     }
 
     /// `tiny`: the small next-patch model this project trains and ships as its default
@@ -196,6 +216,18 @@ impl ModelConfig {
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(err(format!("{key} must be positive")));
+        }
+        // Bounded before any product is formed, so no size below can overflow, and a config
+        // asking for a million layers is refused here instead of by the allocator.
+        let largest = self.vae.ch_mult.iter().copied().max().unwrap_or(0);
+        let bounded = positive.iter().copied().chain([("vae.ch_mult", largest)]);
+        for (key, value) in bounded {
+            let max = max_value(key);
+            if value > max {
+                return Err(err(format!(
+                    "{key} {value} is above the largest supported value {max}"
+                )));
+            }
         }
         if !self.dim.is_multiple_of(self.n_head) {
             return Err(err(format!(
@@ -348,6 +380,32 @@ mod tests {
             c.vae.ch_mult = vec![1; levels];
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(&format!("{levels} levels; at most 12")), "{e}");
+        }
+    }
+
+    #[test]
+    fn sizes_past_their_bound_are_refused_by_name_before_any_product() {
+        type Bend = fn(&mut ModelConfig);
+        let cases: [(&str, Bend); 5] = [
+            ("n_layer 3000000", |c| c.n_layer = 3_000_000),
+            ("dim 1000000000", |c| c.dim = 1_000_000_000),
+            ("vae.ch 320000000", |c| c.vae.ch = 320_000_000),
+            ("vae.ch_mult 18446744073709551615", |c| {
+                c.vae.ch_mult[1] = usize::MAX
+            }),
+            ("patch_size 4611686018427387904", |c| c.patch_size = 1 << 62),
+        ];
+        for (named, bend) in cases {
+            let mut c = ModelConfig::builtin("B-4x").unwrap();
+            bend(&mut c);
+            let json = c.to_json();
+            let e = ModelConfig::from_json("big.json", &json)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("big.json") && e.contains(named) && e.contains("largest supported"),
+                "{e}"
+            );
         }
     }
 

@@ -39,6 +39,7 @@ fn rule(name: &str, shape: &[usize]) -> Init {
 /// Fresh parameters of `c`'s AR model and head, initialised as the official code does, drawn
 /// from `rng` in parameter order.
 pub fn init_parameters(gpu: &Gpu, c: &ModelConfig, rng: &mut Rng) -> Result<ParamStore> {
+    gpu.check_memory(&c.ar_weights_memory())?;
     let mut store = ParamStore::new();
     for spec in ar_parameters(c) {
         let n: usize = spec.shape.iter().product();
@@ -61,6 +62,7 @@ pub fn init_parameters(gpu: &Gpu, c: &ModelConfig, rng: &mut Rng) -> Result<Para
 /// initialisation, as the official autoencoder uses: conv and linear weights and biases
 /// U(-1/sqrt(fan_in), 1/sqrt(fan_in)), GroupNorm weights 1 and biases 0.
 pub fn init_autoencoder(gpu: &Gpu, ae: &AeConfig, rng: &mut Rng) -> Result<ParamStore> {
+    gpu.check_memory(&ae.weights_memory())?;
     let mut store = ParamStore::new();
     let specs: Vec<_> = encoder_parameters(ae)
         .into_iter()

@@ -58,6 +58,7 @@ pub fn load_generator(
     model: &WeightFile<'_>,
     vae: Option<&WeightFile<'_>>,
 ) -> Result<ParamStore> {
+    gpu.check_memory(&c.generation_memory(1))?;
     let ar: Vec<(String, Vec<usize>)> = ar_parameters(c)
         .into_iter()
         .map(|s| (s.name, s.shape))
@@ -109,6 +110,7 @@ pub fn load_generator(
 /// Loads the whole autoencoder (`vae.encoder.*` and `vae.decoder.*`, e.g. to encode a dataset)
 /// from `file`, whose names carry the `vae.` prefix or not; its other tensors are ignored.
 pub fn load_autoencoder(gpu: &Gpu, ae: &AeConfig, file: &WeightFile<'_>) -> Result<ParamStore> {
+    gpu.check_memory(&ae.weights_memory())?;
     let prefixed = file.names().iter().any(|n| n.starts_with(VAE_PREFIX));
     let specs: Vec<ParamSpec> = encoder_parameters(ae)
         .into_iter()

@@ -13,6 +13,7 @@ mod head;
 mod init;
 mod kv_cache;
 mod loading;
+mod memory;
 mod noise_file;
 mod params;
 mod pipeline;
@@ -43,6 +44,7 @@ pub use loading::{
     generation_parameters, load_autoencoder, load_generator, stored_class_names, stored_config,
     CLASSES_KEY, CONFIG_KEY, VAE_PREFIX,
 };
+pub use memory::MemoryEstimate;
 pub use noise_file::RecordedNoise;
 pub use params::{decays, ParamSpec};
 pub use pipeline::{encode_tokens, generate_images, to_rgb8, Generated};

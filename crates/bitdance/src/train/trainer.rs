@@ -10,8 +10,8 @@ use super::{adamw_update, ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, T
 use crate::autograd::{Tape, Var};
 use crate::io::{save_safetensors, save_safetensors_f16, WeightFile};
 use crate::model::{
-    ar_parameters, decays, decoder_parameters, encoder_parameters, ModelConfig, ParamSpec,
-    ParamStore, ParamVars,
+    ar_parameters, decays, decoder_parameters, encoder_parameters, MemoryEstimate, ModelConfig,
+    ParamSpec, ParamStore, ParamVars,
 };
 use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule};
 use crate::rng::Rng;
@@ -44,6 +44,22 @@ impl Task {
                 specs.extend(decoder_parameters(&c.vae));
                 specs
             }
+        }
+    }
+
+    /// The memory training `c` on batches of `batch` needs (see `MemoryEstimate`).
+    pub fn memory(&self, c: &ModelConfig, batch: usize) -> MemoryEstimate {
+        match self {
+            Task::Ar(recipe) => c.ar_training_memory(batch, recipe.diff_batch_mul),
+            Task::Tokenizer(_) => c.tokenizer_training_memory(batch),
+        }
+    }
+
+    /// The command that trains this task, for messages.
+    pub fn command(&self) -> &'static str {
+        match self {
+            Task::Ar(_) => "bitdance train",
+            Task::Tokenizer(_) => "bitdance train-tokenizer",
         }
     }
 }
@@ -84,6 +100,35 @@ struct SavedState {
     settings: TrainSettings,
     step: u64,
     rng: [u64; 4],
+}
+
+/// Refuses a state holding NaN or infinity, naming the first such tensor, so that what is
+/// written is always a state training can resume from (the previous file stays in place).
+fn ensure_finite(step: u64, host: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
+    for (name, _, values) in host {
+        let bad = values.iter().filter(|v| !v.is_finite()).count();
+        if bad > 0 {
+            return Err(Error::Invalid(format!(
+                "the training state at step {step} is not finite: '{name}' holds {bad} NaN or \
+                 infinite value(s) of {}; nothing was written, so the checkpoint on disk is \
+                 the last finite state",
+                values.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The scalar state of the run in a checkpoint, or an error naming the file and what is wrong.
+fn saved_state(file: &WeightFile<'_>) -> Result<SavedState> {
+    let json = file.metadata().get(TRAIN_KEY).cloned().ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: not a bitdance training checkpoint (no '{TRAIN_KEY}' metadata)",
+            file.label()
+        ))
+    })?;
+    serde_json::from_str(&json)
+        .map_err(|e| Error::Invalid(format!("{}: training state: {e}", file.label())))
 }
 
 /// A model in training: the trainable store (the task's parameters), a frozen one (for the AR
@@ -252,6 +297,7 @@ impl Trainer {
                 v.to_vec_f32().await?,
             );
         }
+        ensure_finite(self.optimizer.step, &host)?;
         let state = SavedState {
             settings: self.settings,
             step: self.optimizer.step,
@@ -287,6 +333,7 @@ impl Trainer {
         for (name, t) in trained.into_iter().chain(self.frozen.iter()) {
             host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
         }
+        ensure_finite(self.optimizer.step, &host)?;
         let mut meta = self.metadata.clone();
         meta.insert(CONFIG_KEY.to_string(), self.config.to_json());
         let views: Vec<(&str, &[usize], &[f32])> = host
@@ -313,6 +360,12 @@ impl Trainer {
         store
     }
 
+    /// The settings a checkpoint's run was started with (to compare with the options of a
+    /// resume before anything is loaded), or an error naming the file.
+    pub fn stored_settings(file: &WeightFile<'_>) -> Result<TrainSettings> {
+        Ok(saved_state(file)?.settings)
+    }
+
     /// Resumes a run from `checkpoint` (written by `checkpoint`): continuing gives exactly the
     /// steps an uninterrupted run would have taken. `config`, when given, must match the
     /// checkpoint's.
@@ -336,9 +389,8 @@ impl Trainer {
                 )));
             }
         }
-        let state: SavedState =
-            serde_json::from_str(meta.get(TRAIN_KEY).ok_or_else(|| missing(TRAIN_KEY))?)
-                .map_err(|e| Error::Invalid(format!("{}: training state: {e}", file.label())))?;
+        let state = saved_state(file)?;
+        gpu.check_memory(&state.settings.task.memory(&c, 1))?;
         let specs = state.settings.task.parameters(&c);
         let params = ParamStore::from_weights(gpu, file, &specs)?;
         let frozen_specs: Vec<_> = file
