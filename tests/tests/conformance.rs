@@ -1,53 +1,24 @@
-//! Every kernel family against its CPU f64 reference on the present adapter.
+//! Every kernel family against its CPU f64 reference on the present adapter: the families the
+//! core registers (`ops/mod.rs`), each on its own thread, one failure table per family.
 
+use bitdance::conformance;
 use bitdance_tests::assert_family;
 
 #[test]
-fn elementwise() {
-    assert_family("elementwise");
-}
-
-#[test]
-fn matmul() {
-    assert_family("matmul");
-}
-
-#[test]
-fn norm() {
-    assert_family("norm");
-}
-
-#[test]
-fn rope() {
-    assert_family("rope");
-}
-
-#[test]
-fn attention() {
-    assert_family("attention");
-}
-
-#[test]
-fn data() {
-    assert_family("data");
-}
-
-#[test]
-fn loss() {
-    assert_family("loss");
-}
-
-#[test]
-fn optim() {
-    assert_family("optim");
-}
-
-#[test]
-fn flow() {
-    assert_family("flow");
-}
-
-#[test]
-fn conv() {
-    assert_family("conv");
+fn every_registered_kernel_family_matches_its_reference() {
+    let names: Vec<&str> = conformance::families().iter().map(|f| f.name).collect();
+    assert!(names.len() >= 10, "families: {names:?}");
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let runs: Vec<_> = names
+            .iter()
+            .map(|&name| {
+                let run = move || assert_family(name);
+                (name, scope.spawn(run))
+            })
+            .collect();
+        runs.into_iter()
+            .filter_map(|(name, run)| run.join().is_err().then(|| name.to_string()))
+            .collect()
+    });
+    assert!(failures.is_empty(), "families failing: {failures:?}");
 }

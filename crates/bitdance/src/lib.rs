@@ -4,6 +4,7 @@
 pub mod autograd;
 pub mod conformance;
 pub mod error;
+#[macro_use]
 pub mod gpu;
 pub mod io;
 pub mod model;
@@ -11,7 +12,6 @@ pub mod ops;
 pub mod optim;
 pub mod reference;
 pub mod rng;
-pub mod shaders;
 pub mod tensor;
 pub mod train;
 

@@ -1,18 +1,18 @@
 //! Reverse-mode automatic differentiation: a tape of GPU ops, each with its backward.
 //!
-//! Build a graph with the op methods of [`Tape`] (see `basic.rs` and `nn.rs`), then call
+//! Build a graph with the op methods of [`Tape`] (each kernel family adds its own, in
+//! `ops/<family>/tape.rs`), then call
 //! [`Tape::backward`] on a scalar loss (or [`Tape::backward_with`] for any output and
 //! cotangent). Every recorded op runs on the GPU; nothing is read back.
-
-mod basic;
-mod conv;
-mod linear;
-mod losses;
-mod nn;
 
 use std::cell::RefCell;
 
 use crate::{Error, Result, Tensor};
+
+/// Gradients of an op's inputs in input order, every one present.
+pub(crate) fn wrap(g: Vec<Tensor>) -> Vec<Option<Tensor>> {
+    g.into_iter().map(Some).collect()
+}
 
 /// A value recorded on a tape (an index; cheap to copy).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

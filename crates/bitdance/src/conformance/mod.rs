@@ -1,18 +1,7 @@
-//! Kernel conformance checks: each GPU op against its f64 CPU reference on random inputs,
-//! odd shapes and NaN-poisoned outputs; each backward against finite differences. The same
+//! Kernel conformance: the harness (`Checker`, result rows, tolerances) that runs each kernel
+//! family's checks (`ops/<family>/check.rs`): each GPU op against its f64 CPU reference on
+//! random inputs, odd shapes and NaN-poisoned outputs; each backward against finite differences. The same
 //! checks back `bitdance doctor`, the native test suite and the browser tests.
-
-mod attention;
-mod conv;
-mod conv_grad;
-mod data;
-mod elementwise;
-mod flow;
-mod loss;
-mod matmul;
-mod norm;
-mod optim;
-mod rope;
 
 use crate::reference::relative_error;
 use crate::rng::Rng;
@@ -82,7 +71,7 @@ pub(crate) const NO_SUBGROUPS: &str =
 pub struct Family {
     /// Family name, e.g. "elementwise".
     pub name: &'static str,
-    run: for<'a> fn(&'a mut Checker) -> futures_lite::BoxFuture<'a>,
+    pub(crate) run: for<'a> fn(&'a mut Checker) -> futures_lite::BoxFuture<'a>,
 }
 
 /// The state the checks share: the GPU, a seeded RNG and the rows so far.
@@ -170,30 +159,9 @@ impl Checker {
     }
 }
 
-/// `Family { name: "m", run: m::run }` for each module `m`, in order.
-macro_rules! families {
-    ($($module:ident),+) => {
-        vec![$(Family {
-            name: stringify!($module),
-            run: |c| Box::pin($module::run(c)),
-        }),+]
-    };
-}
-
-/// Every family of checks, in dependency order.
+/// Every family of checks, in dependency order (registered in `crate::ops`).
 pub fn families() -> Vec<Family> {
-    families!(
-        elementwise,
-        matmul,
-        norm,
-        rope,
-        attention,
-        data,
-        loss,
-        optim,
-        flow,
-        conv
-    )
+    crate::ops::check_families()
 }
 
 /// Runs the named families (all when `only` is empty) on `gpu`; outputs are NaN-poisoned.

@@ -7,6 +7,8 @@ mod pool;
 mod profile;
 mod readback;
 mod recorder;
+#[macro_use]
+mod shader;
 
 pub use adapter::{AdapterSummary, GpuOptions, DEFAULT_MEMORY_BUDGET, MEMORY_BUDGET_VAR};
 pub use context::{Gpu, GpuStats, PoisonGuard};
@@ -14,4 +16,5 @@ pub use pipelines::{source_with_defines, Access, Kernel, VEC};
 pub use profile::KernelTime;
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::block_on;
+pub use shader::{Shader, Variants};
 pub use wgpu::Features;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use crate::shaders::Shader;
+use crate::gpu::Shader;
 
 /// How an entry point uses one of its storage bindings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,30 +5,14 @@
 use naga::valid::{Capabilities, GlobalUse, ShaderStages, SubgroupOperationSet, ValidationFlags};
 use naga::{AddressSpace, StorageAccess};
 
+use super::norm::{NORM, NORM_SG};
+use crate::gpu::Shader;
 use crate::gpu::{source_with_defines, Access, Kernel};
-use crate::shaders::{Shader, NORM, NORM_SG};
 
 /// Every declared kernel with the shaders it is dispatched with (the norm kernels also run on
 /// `norm_sg`, the same entry points with subgroup row sums).
 fn declared() -> Vec<(Kernel, Vec<&'static Shader>)> {
-    let lists: [&[Kernel]; 16] = [
-        super::optim::OPTIM_KERNELS,
-        super::data::DATA_KERNELS,
-        super::attention::ATTENTION_KERNELS,
-        super::attention::ATTENTION_SG_KERNELS,
-        super::elementwise::ELEMENTWISE_KERNELS,
-        super::layout::LAYOUT_KERNELS,
-        super::matmul::MATMUL_KERNELS,
-        super::matmul::MATMUL_SG_KERNELS,
-        super::conv::CONV_KERNELS,
-        super::conv::CONV_SG_KERNELS,
-        super::rope::ROPE_KERNELS,
-        super::flow::FLOW_KERNELS,
-        super::conv_grad::CONV_GRAD_KERNELS,
-        super::loss::LOSS_KERNELS,
-        super::norm::NORM_KERNELS,
-        super::norm::ROW_STATS_KERNELS,
-    ];
+    let lists = super::declared_kernels();
     lists
         .iter()
         .flat_map(|list| list.iter())

@@ -1,5 +1,5 @@
-//! GPU ops: each family's launchers (forward and backward) over its WGSL entry points.
-//! CPU f64 references live in `crate::reference`, conformance checks in `crate::conformance`.
+//! GPU ops, one folder per kernel family: launchers (forward and backward) over its WGSL entry
+//! points, CPU f64 references and conformance checks side by side.
 
 /// Declares one `const NAME: Kernel` per entry point of `shader`, and the list `LIST` of them
 /// that the binding contract test (`contract.rs`) checks against the WGSL:
@@ -19,33 +19,58 @@ macro_rules! kernels {
     };
 }
 
-pub mod attention;
+/// The kernel families, each a folder `ops/<family>/` holding its launchers (`mod.rs` and
+/// helpers), its CPU f64 references (`reference.rs`) and its conformance checks (`check.rs`);
+/// its WGSL lives in `shaders/`. One line per family here: the module, its ops re-exported,
+/// its references gathered in `crate::reference`, its checks run by `conformance::run` (in this
+/// order: each family's checks may rely on the families before it).
+macro_rules! families {
+    ($($family:ident),+ $(,)?) => {
+        $(pub mod $family;)+
+        $(pub use $family::*;)+
+
+        /// Every family's CPU references, re-exported by `crate::reference`.
+        pub mod references {
+            $(pub use super::$family::reference::*;)+
+        }
+
+        /// Every shader of every family, for validation.
+        #[cfg(test)]
+        pub(crate) fn all_shaders() -> Vec<&'static crate::gpu::Shader> {
+            [$($family::SHADERS),+].concat()
+        }
+
+        /// Every family's kernel declarations, for the binding contract test.
+        #[cfg(test)]
+        pub(crate) fn declared_kernels() -> Vec<&'static [crate::gpu::Kernel]> {
+            [$($family::KERNELS),+].concat()
+        }
+
+        /// Every family's conformance checks, in order.
+        pub(crate) fn check_families() -> Vec<crate::conformance::Family> {
+            vec![$(crate::conformance::Family {
+                name: stringify!($family),
+                run: |c| Box::pin($family::check::run(c)),
+            }),+]
+        }
+    };
+}
+
+families! {
+    elementwise,
+    matmul,
+    norm,
+    rope,
+    attention,
+    data,
+    loss,
+    optim,
+    flow,
+    conv,
+}
+
 #[cfg(test)]
 mod contract;
-pub mod conv;
-mod conv_grad;
-pub mod data;
-mod elementwise;
-pub mod flow;
-pub mod layout;
-pub mod loss;
-pub mod matmul;
-pub mod norm;
-pub mod optim;
-pub mod rope;
-
-pub use attention::*;
-pub use conv::*;
-pub use conv_grad::*;
-pub use data::*;
-pub use elementwise::*;
-pub use flow::*;
-pub use layout::*;
-pub use loss::*;
-pub use matmul::*;
-pub use norm::*;
-pub use optim::*;
-pub use rope::*;
 
 use crate::gpu::VEC;
 use crate::{Error, Result, Tensor};

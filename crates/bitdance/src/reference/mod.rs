@@ -1,26 +1,7 @@
-//! CPU references in f64 for every kernel family, and finite-difference gradients.
+//! CPU references in f64 for every kernel family (each kept in `ops/<family>/reference.rs`,
+//! re-exported here), and the helpers they share: finite-difference gradients, errors.
 
-mod attention;
-mod conv;
-mod data;
-mod elementwise;
-mod flow;
-mod loss;
-mod matmul;
-mod norm;
-mod optim;
-mod rope;
-
-pub use attention::*;
-pub use conv::*;
-pub use data::*;
-pub use elementwise::*;
-pub use flow::*;
-pub use loss::*;
-pub use matmul::*;
-pub use norm::*;
-pub use optim::*;
-pub use rope::*;
+pub use crate::ops::references::*;
 
 /// Vector-Jacobian product of `f` at `x` with cotangent `dy`, by central differences in f64.
 pub fn finite_difference_vjp(f: impl Fn(&[f64]) -> Vec<f64>, x: &[f64], dy: &[f64]) -> Vec<f64> {

@@ -3,7 +3,7 @@
 use super::geometry::Geometry;
 use super::MatmulConfig;
 use crate::gpu::{Access, Kernel};
-use crate::shaders::{MATMUL, MATMUL_SG};
+use super::{MATMUL, MATMUL_SG};
 use crate::{DType, Result, Tensor};
 
 const RW: Access = Access::ReadWrite;

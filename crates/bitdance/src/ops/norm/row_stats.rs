@@ -2,7 +2,7 @@
 //! forward and backward.
 
 use super::{check_len, item_dispatch, params, row_dispatch, rows_of, R, RW};
-use crate::shaders::NORM;
+use super::NORM;
 use crate::{DType, Result, Tensor};
 
 kernels! { ROW_STATS_KERNELS = NORM;

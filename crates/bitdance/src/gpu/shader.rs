@@ -1,0 +1,77 @@
+//! A WGSL shader as the runtime builds it: its source (one or more files of `shaders/`), the
+//! define sets it is built with, and whether it needs subgroup operations. Each kernel family
+//! declares its shaders in its folder (`ops/<family>/mod.rs`) with `shader!`.
+
+/// One WGSL file: its name and source (defines are prepended as `const`s at build time; `VEC`
+/// also declares the element types `V`, `VU` and `hsum`, see `gpu::source_with_defines`).
+#[derive(Debug)]
+pub struct Shader {
+    /// File stem, e.g. "matmul".
+    pub name: &'static str,
+    /// WGSL source text.
+    pub source: &'static str,
+    /// Define sets the runtime may use, each validated by naga in a unit test.
+    pub variants: Variants,
+    /// Uses subgroup operations: only built on adapters that have them (never on the web).
+    pub subgroups: bool,
+}
+
+/// The define sets of a shader.
+#[derive(Debug)]
+pub enum Variants {
+    /// Listed where the shader's launcher lives.
+    Listed(&'static [&'static [(&'static str, u32)]]),
+    /// Derived from another table (the matmul configurations).
+    Derived(fn() -> Vec<Vec<(&'static str, u32)>>),
+}
+
+impl Variants {
+    /// Every define set.
+    pub fn sets(&self) -> Vec<Vec<(&'static str, u32)>> {
+        match self {
+            Self::Listed(list) => list.iter().map(|set| set.to_vec()).collect(),
+            Self::Derived(derive) => derive(),
+        }
+    }
+}
+
+/// Declares `static NAME: Shader` from files of the top-level `shaders/` folder, concatenated
+/// in order: `shader!(NAME = "name", ["file", ...], variants, subgroups);`.
+macro_rules! shader {
+    ($(#[$doc:meta])* $ident:ident = $name:literal, [$($file:literal),+], $variants:expr, $subgroups:expr) => {
+        $(#[$doc])*
+        pub(crate) static $ident: $crate::gpu::Shader = $crate::gpu::Shader {
+            name: $name,
+            source: concat!($(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl"))),+),
+            variants: $variants,
+            subgroups: $subgroups,
+        };
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gpu::source_with_defines;
+
+    #[test]
+    fn every_shader_variant_passes_naga_validation() {
+        for shader in crate::ops::all_shaders() {
+            for defines in shader.variants.sets() {
+                let src = source_with_defines(shader, &defines);
+                let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
+                    panic!("{} {defines:?}: {}", shader.name, e.emit_to_string(&src))
+                });
+                let capabilities = if shader.subgroups {
+                    naga::valid::Capabilities::SUBGROUP
+                } else {
+                    naga::valid::Capabilities::empty()
+                };
+                naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+                    .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
+                    .subgroup_operations(naga::valid::SubgroupOperationSet::all())
+                    .validate(&module)
+                    .unwrap_or_else(|e| panic!("{} {defines:?}: {e:?}", shader.name));
+            }
+        }
+    }
+}

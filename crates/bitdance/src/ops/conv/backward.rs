@@ -1,0 +1,378 @@
+//! Backward ops of the autoencoder's convolution family, over `shaders/conv_grad.wgsl` and the
+//! matmul kernels: conv2d's input, weight and bias gradients (im2col + matmul + col2im),
+//! depth_to_space's inverse, and the per-row affine map of GroupNorm / AdaptiveGroupNorm.
+
+use crate::ops::{grid_1d, matmul, merge_heads, shape_err, Padding};
+use crate::gpu::{Access, Kernel};
+use super::CONV_GRAD;
+use crate::{DType, Result, Tensor};
+
+/// Define sets of `shaders/conv_grad.wgsl` (it has no defines).
+pub const CONV_GRAD_VARIANTS: &[&[(&str, u32)]] = &[&[]];
+
+const RW: Access = Access::ReadWrite;
+const R: Access = Access::Read;
+
+kernels! { CONV_GRAD_KERNELS = CONV_GRAD;
+    IM2COL = "im2col", &[RW, R];
+    IM2COL_PACKED = "im2col_packed", &[RW, R];
+    COL2IM = "col2im", &[RW, R];
+    SPACE_TO_DEPTH = "space_to_depth", &[RW, R];
+    ROW_AFFINE = "row_affine", &[RW, R, R, R];
+    ROW_AFFINE_BACKWARD = "row_affine_backward", &[RW, RW, RW, R, R, R];
+}
+
+/// Uniform words of `conv_grad.wgsl`.
+#[derive(Default)]
+struct Params {
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad_t: usize,
+    pad_l: usize,
+    total: usize,
+    len: usize,
+    period: usize,
+}
+
+impl Params {
+    fn words(&self) -> [u32; 16] {
+        let v = [
+            self.n,
+            self.c,
+            self.h,
+            self.w,
+            self.ho,
+            self.wo,
+            self.kh,
+            self.kw,
+            self.stride,
+            self.pad_t,
+            self.pad_l,
+            self.total,
+            self.len,
+            self.period,
+            0,
+            0,
+        ];
+        v.map(|x| x as u32)
+    }
+}
+
+fn dims4(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]> {
+    t.expect_dtype(op, what, DType::F32)?;
+    match *t.shape() {
+        [a, b, c, d] => Ok([a, b, c, d]),
+        _ => Err(shape_err(op, format!("{what} {:?} must be 4-D", t.shape()))),
+    }
+}
+
+fn elementwise(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], p: Params) -> Result<()> {
+    let gpu = out.gpu();
+    let grid = grid_1d(out, kernel.entry, p.total)?;
+    let mut tensors = vec![out];
+    tensors.extend_from_slice(inputs);
+    gpu.dispatch(kernel, &[], &tensors, &p.words(), grid)
+}
+
+/// Gradients of `conv2d_padded(x, weight, bias, stride, pad)` given dy [B, Cout, Ho, Wo]:
+/// (dx [B, Cin, H, W], dweight [Cout, Cin, kh, kw], dbias [Cout]). Batch entries are processed
+/// in groups whose patch matrix fits half a storage binding.
+pub fn conv2d_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    dy: &Tensor,
+    stride: usize,
+    pad: Padding,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "conv2d_backward";
+    let [b, cin, h, w] = dims4(OP, "x", x)?;
+    let [cout, wcin, kh, kw] = dims4(OP, "weight", weight)?;
+    let [db_, dc, ho, wo] = dims4(OP, "dy", dy)?;
+    let (hp, wp) = (h + pad.top + pad.bottom, w + pad.left + pad.right);
+    if wcin != cin
+        || db_ != b
+        || dc != cout
+        || stride == 0
+        || hp < kh
+        || wp < kw
+        || ho != (hp - kh) / stride + 1
+        || wo != (wp - kw) / stride + 1
+    {
+        return Err(shape_err(
+            OP,
+            format!(
+                "x {:?}, weight {:?}, dy {:?}, stride {stride}, {pad:?} do not form a convolution",
+                x.shape(),
+                weight.shape(),
+                dy.shape()
+            ),
+        ));
+    }
+    let gpu = x.gpu();
+    let (k2, pix, cq) = (kh * kw, ho * wo, cin.div_ceil(4));
+    let k = cin * k2;
+    // At stride 1 the input gradient is a convolution of dy (the fast forward kernels) and the
+    // patches come from the convolution's packed input, (tap, channel vec4) columns copied as
+    // vec4s; otherwise (channel, tap) columns, and the patches' gradients are gathered back
+    // from a matmul (col2im).
+    let as_convolution =
+        stride == 1 && pad.top < kh && pad.bottom < kh && pad.left < kw && pad.right < kw;
+    let k_cols = if as_convolution { k2 * 4 * cq } else { k };
+    let limit = gpu.limits().max_storage_buffer_binding_size as usize / 2;
+    let per_group = (limit / (4 * pix * k_cols).max(1)).clamp(1, b);
+    let mut dw: Option<Tensor> = None;
+    let mut dbias: Option<Tensor> = None;
+    let mut dx_parts = Vec::new();
+    if as_convolution {
+        dx_parts.push(super::conv2d_input_grad(dy, weight, pad)?);
+    }
+    for start in (0..b).step_by(per_group) {
+        let n = per_group.min(b - start);
+        let (xs, dys) = if n == b {
+            (x.clone(), dy.clone())
+        } else {
+            (
+                crate::ops::slice(x, 0, start, n)?,
+                crate::ops::slice(dy, 0, start, n)?,
+            )
+        };
+        let p = Params {
+            n,
+            c: cin,
+            h,
+            w,
+            ho,
+            wo,
+            kh,
+            kw,
+            stride,
+            pad_t: pad.top,
+            pad_l: pad.left,
+            ..Default::default()
+        };
+        let cols = Tensor::empty(gpu, &[n * pix, k_cols], DType::F32)?;
+        if as_convolution {
+            let xp = super::pack_input(&xs, pad)?;
+            let packed = Params {
+                c: cq,
+                h: h + pad.top + pad.bottom,
+                w: w + pad.left + pad.right,
+                total: n * pix * k2,
+                ..p
+            };
+            elementwise(&IM2COL_PACKED, &cols, &[&xp], packed)?;
+        } else {
+            let scalar = Params {
+                total: n * pix * cin,
+                ..p
+            };
+            elementwise(&IM2COL, &cols, &[&xs], scalar)?;
+        }
+        // dy as [Cout, n * pix] (channel rows) for the weight gradient.
+        let dy_chan = merge_heads(&dys.reshape(&[1, n, cout, pix])?)?.reshape(&[cout, n * pix])?;
+        let mut part_w = matmul(&dy_chan, &cols, None, false, false)?;
+        if as_convolution {
+            // [Cout, tap, 4 cq] -> [Cout, Cin, tap], dropping the padding channels.
+            part_w = merge_heads(&part_w.reshape(&[cout, k2, 4 * cq, 1])?)?;
+            if 4 * cq != cin {
+                part_w = crate::ops::slice(&part_w, 1, 0, cin)?;
+            }
+            part_w = part_w.reshape(&[cout, k])?;
+        }
+        // The bias gradient: the channel rows summed.
+        let part_b = crate::ops::sum_last(&dy_chan)?;
+        dw = Some(match dw {
+            None => part_w,
+            Some(acc) => crate::ops::add(&acc, &part_w)?,
+        });
+        dbias = Some(match dbias {
+            None => part_b,
+            Some(acc) => crate::ops::add(&acc, &part_b)?,
+        });
+        if as_convolution {
+            continue;
+        }
+        // dy as [n * pix, Cout] (pixel rows): the patches' gradients, gathered back by col2im.
+        let dy_rows = merge_heads(&dys.reshape(&[n, cout, pix, 1])?)?.reshape(&[n * pix, cout])?;
+        let dcols = matmul(&dy_rows, &weight.reshape(&[cout, k])?, None, false, false)?;
+        let dx = Tensor::empty(gpu, &[n, cin, h, w], DType::F32)?;
+        elementwise(
+            &COL2IM,
+            &dx,
+            &[&dcols],
+            Params {
+                total: n * cin * h * w,
+                ..p
+            },
+        )?;
+        dx_parts.push(dx);
+    }
+    let dx = if dx_parts.len() == 1 {
+        dx_parts.pop().unwrap_or_else(|| unreachable!())
+    } else {
+        let refs: Vec<&Tensor> = dx_parts.iter().collect();
+        crate::ops::concat(&refs, 0)?
+    };
+    let dw = dw
+        .ok_or_else(|| shape_err(OP, "empty batch".into()))?
+        .reshape(&[cout, cin, kh, kw])?;
+    let dbias = dbias
+        .ok_or_else(|| shape_err(OP, "empty batch".into()))?
+        .reshape(&[cout])?;
+    Ok((dx, dw, dbias))
+}
+
+/// The inverse of `depth_to_space` (and its gradient): y [B, C, sH, sW] -> x [B, s²C, H, W].
+pub fn space_to_depth(y: &Tensor, block: usize) -> Result<Tensor> {
+    const OP: &str = "space_to_depth";
+    let [b, c, hs, ws] = dims4(OP, "y", y)?;
+    if block == 0 || hs % block != 0 || ws % block != 0 {
+        return Err(shape_err(
+            OP,
+            format!(
+                "y {:?} is not divisible into {block}x{block} blocks",
+                y.shape()
+            ),
+        ));
+    }
+    let (h, w) = (hs / block, ws / block);
+    let x = Tensor::empty(y.gpu(), &[b, block * block * c, h, w], DType::F32)?;
+    let p = Params {
+        n: b,
+        c,
+        h,
+        w,
+        stride: block,
+        total: x.numel(),
+        ..Default::default()
+    };
+    elementwise(&SPACE_TO_DEPTH, &x, &[y], p)?;
+    Ok(x)
+}
+
+fn rows_len(op: &'static str, x: &Tensor, s: &Tensor, t: &Tensor) -> Result<(usize, usize)> {
+    let rows = s.numel();
+    if rows == 0 || t.numel() != rows || !x.numel().is_multiple_of(rows) {
+        return Err(shape_err(
+            op,
+            format!(
+                "x {:?} must split into one row per scale {:?} and shift {:?}",
+                x.shape(),
+                s.shape(),
+                t.shape()
+            ),
+        ));
+    }
+    Ok((rows, x.numel() / rows))
+}
+
+/// `y = x * s[r] + t[r]` for each of the R rows of x (rows = the R equal slices of x in memory,
+/// e.g. the (batch, channel) planes of NCHW): x [..], s and t with R elements. y has x's shape.
+pub fn row_affine(x: &Tensor, s: &Tensor, t: &Tensor) -> Result<Tensor> {
+    let (rows, _) = rows_len("row_affine", x, s, t)?;
+    affine_rows(x, s, t, rows, rows)
+}
+
+/// Gradients of `row_affine` given dy: (dx = dy * s[r], ds[r] = Σ dy x, dt[r] = Σ dy).
+pub fn row_affine_backward(
+    x: &Tensor,
+    s: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (rows, _) = rows_len("row_affine_backward", x, s, s)?;
+    affine_rows_backward(x, s, dy, rows, rows)
+}
+
+/// `y[b, c, ..] = x[b, c, ..] * weight[c] + bias[c]` for x [B, C, ..] (the affine part of
+/// GroupNorm): the per-channel vectors are read in place, not repeated per batch entry.
+pub fn channel_affine(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    let (planes, c) = channel_planes("channel_affine", x, weight, bias)?;
+    affine_rows(x, weight, bias, planes, c)
+}
+
+/// Gradients of `channel_affine` given dy: (dx, dweight [C], dbias [C]); the per-plane sums are
+/// added over the batch in a fixed order (deterministic).
+pub fn channel_affine_backward(
+    x: &Tensor,
+    weight: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let (planes, c) = channel_planes("channel_affine_backward", x, weight, weight)?;
+    let (dx, ds, dt) = affine_rows_backward(x, weight, dy, planes, c)?;
+    let per_channel = |t: Tensor| crate::ops::sum_rows(&t.reshape(&[planes / c, c])?);
+    Ok((dx, per_channel(ds)?, per_channel(dt)?))
+}
+
+/// (planes B * C, C) of x [B, C, ..] whose per-channel vectors s and t hold C elements.
+fn channel_planes(op: &'static str, x: &Tensor, s: &Tensor, t: &Tensor) -> Result<(usize, usize)> {
+    x.expect_dtype(op, "x", DType::F32)?;
+    match *x.shape() {
+        [b, c, ..] if c > 0 && s.numel() == c && t.numel() == c => Ok((b * c, c)),
+        _ => Err(shape_err(
+            op,
+            format!(
+                "x {:?} must be [B, C, ..] with C = the {} and {} per-channel elements",
+                x.shape(),
+                s.numel(),
+                t.numel()
+            ),
+        )),
+    }
+}
+
+/// `x * s[r % period] + t[r % period]` over the `rows` equal rows of x.
+fn affine_rows(x: &Tensor, s: &Tensor, t: &Tensor, rows: usize, period: usize) -> Result<Tensor> {
+    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let p = Params {
+        total: rows,
+        len: x.numel() / rows,
+        period,
+        ..Default::default()
+    };
+    let grid = grid_1d(x, "row_affine", x.numel())?;
+    x.gpu()
+        .dispatch(&ROW_AFFINE, &[], &[&y, x, s, t], &p.words(), grid)?;
+    Ok(y)
+}
+
+/// Backward of `affine_rows`: dx, and ds, dt per row ([rows], not yet summed per period).
+fn affine_rows_backward(
+    x: &Tensor,
+    s: &Tensor,
+    dy: &Tensor,
+    rows: usize,
+    period: usize,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    if dy.shape() != x.shape() {
+        return Err(shape_err(
+            "row_affine_backward",
+            format!("dy {:?} differs from x {:?}", dy.shape(), x.shape()),
+        ));
+    }
+    let gpu = x.gpu();
+    let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let ds = Tensor::empty(gpu, &[rows], DType::F32)?;
+    let dt = Tensor::empty(gpu, &[rows], DType::F32)?;
+    let p = Params {
+        total: rows,
+        len: x.numel() / rows,
+        period,
+        ..Default::default()
+    };
+    let grid = grid_1d(x, "row_affine_backward", rows)?;
+    gpu.dispatch(
+        &ROW_AFFINE_BACKWARD,
+        &[],
+        &[&dx, &ds, &dt, x, dy, s],
+        &p.words(),
+        grid,
+    )?;
+    Ok((dx, ds, dt))
+}

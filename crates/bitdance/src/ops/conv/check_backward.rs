@@ -1,0 +1,179 @@
+//! Conformance of the conv family's backward ops against f64 finite differences: conv2d's
+//! input, weight and bias gradients (strides 1 and 2, 3x3 and 1x1, asymmetric padding; dx as a
+//! transposed convolution or through col2im),
+//! space_to_depth as depth_to_space's adjoint, and the per-row affine map.
+
+use crate::conformance::{Checker, TOL, TOL_GRAD};
+use crate::ops::{self, Padding};
+use crate::reference::{self as cpu, finite_difference_vjp as fd_vjp, ConvDims};
+use crate::Result;
+
+/// (B, Cin, H, W, Cout, k, stride, padding (top, bottom, left, right)).
+type ConvCase = (usize, usize, usize, usize, usize, usize, usize, [usize; 4]);
+
+const CONVS: &[ConvCase] = &[
+    (2, 3, 5, 7, 4, 3, 1, [1, 1, 1, 1]),
+    (2, 3, 7, 6, 5, 3, 2, [1, 1, 1, 1]),
+    (1, 5, 5, 5, 3, 1, 1, [0, 0, 0, 0]),
+    (1, 2, 6, 5, 3, 3, 2, [0, 1, 0, 1]),
+    // Stride 1: dx is a convolution with the transposed, flipped weight (here asymmetric
+    // padding and more input channels than one tile of output channels of the dx convolution).
+    (2, 37, 6, 5, 6, 3, 1, [0, 2, 1, 2]),
+    // Padding beyond kernel - 1: dx through the matmul and col2im.
+    (1, 3, 4, 5, 2, 1, 1, [1, 0, 0, 1]),
+];
+
+pub(crate) async fn run(c: &mut Checker) {
+    for &case in CONVS {
+        if let Err(e) = check_conv(c, case).await {
+            c.fail("conv2d backward", format!("{case:?}"), e);
+        }
+    }
+    for case in [[2usize, 3, 2, 3, 2], [1, 2, 3, 2, 3]] {
+        if let Err(e) = check_space_to_depth(c, case).await {
+            c.fail("space_to_depth", format!("{case:?}"), e);
+        }
+    }
+    for (rows, len) in [(6usize, 11usize), (13, 64)] {
+        if let Err(e) = check_row_affine(c, rows, len).await {
+            c.fail("row_affine", format!("[{rows}, {len}]"), e);
+        }
+    }
+    for shape in [&[3usize, 5, 4, 7][..], &[2, 13, 64], &[1, 6, 1]] {
+        if let Err(e) = check_channel_affine(c, shape).await {
+            c.fail("channel_affine", format!("{shape:?}"), e);
+        }
+    }
+}
+
+async fn check_conv(c: &mut Checker, case: ConvCase) -> Result<()> {
+    let (b, cin, h, w, cout, k, stride, pad) = case;
+    let d = ConvDims {
+        b,
+        cin,
+        h,
+        w,
+        cout,
+        kh: k,
+        kw: k,
+        stride,
+        pad,
+    };
+    let (ho, wo) = d.out_hw();
+    let s = format!("[{b},{cin},{h},{w}]->{cout} {k}x{k} s{stride} pad{pad:?}");
+    let (x, xv) = c.randn(&[b, cin, h, w])?;
+    let (wt, wv) = c.randn(&[cout, cin, k, k])?;
+    let (_, bv) = c.randn(&[cout])?;
+    let (dy, dyv) = c.randn(&[b, cout, ho, wo])?;
+    let padding = Padding {
+        top: pad[0],
+        bottom: pad[1],
+        left: pad[2],
+        right: pad[3],
+    };
+    let (dx, dw, db) = ops::conv2d_backward(&x, &wt, &dy, stride, padding)?;
+    let fd = fd_vjp(|x| cpu::conv2d(x, &wv, Some(&bv), d), &xv, &dyv);
+    c.compare("conv2d backward dx", s.clone(), Ok(dx), &fd, TOL_GRAD)
+        .await;
+    let fd = fd_vjp(|w| cpu::conv2d(&xv, w, Some(&bv), d), &wv, &dyv);
+    c.compare("conv2d backward dweight", s.clone(), Ok(dw), &fd, TOL_GRAD)
+        .await;
+    let fd = fd_vjp(|bias| cpu::conv2d(&xv, &wv, Some(bias), d), &bv, &dyv);
+    c.compare("conv2d backward dbias", s, Ok(db), &fd, TOL_GRAD)
+        .await;
+    Ok(())
+}
+
+/// space_to_depth(dy) is the vector-Jacobian product of depth_to_space (a permutation).
+async fn check_space_to_depth(c: &mut Checker, case: [usize; 5]) -> Result<()> {
+    let [b, ch, h, w, s] = case;
+    let (_, xv) = c.randn(&[b, s * s * ch, h, w])?;
+    let (dy, dyv) = c.randn(&[b, ch, s * h, s * w])?;
+    let fd = fd_vjp(|x| cpu::depth_to_space(x, b, ch, h, w, s), &xv, &dyv);
+    let shape = format!("[{b},{ch},{},{}] block {s}", s * h, s * w);
+    c.compare(
+        "space_to_depth",
+        shape,
+        ops::space_to_depth(&dy, s),
+        &fd,
+        TOL,
+    )
+    .await;
+    Ok(())
+}
+
+async fn check_channel_affine(c: &mut Checker, shape: &[usize]) -> Result<()> {
+    let s = format!("{shape:?}");
+    let ch = shape[1];
+    let len: usize = shape[2..].iter().product();
+    let (x, xv) = c.randn(shape)?;
+    let (w, wv) = c.randn(&[ch])?;
+    let (b, bv) = c.randn(&[ch])?;
+    let (dy, dyv) = c.randn(shape)?;
+    let reference = |x: &[f64], w: &[f64], b: &[f64]| -> Vec<f64> {
+        x.iter()
+            .enumerate()
+            .map(|(i, v)| v * w[i / len % ch] + b[i / len % ch])
+            .collect()
+    };
+    let y = ops::channel_affine(&x, &w, &b);
+    c.compare(
+        "channel_affine",
+        s.clone(),
+        y,
+        &reference(&xv, &wv, &bv),
+        TOL,
+    )
+    .await;
+    let (dx, dw, db) = ops::channel_affine_backward(&x, &w, &dy)?;
+    let fd = fd_vjp(|x| reference(x, &wv, &bv), &xv, &dyv);
+    c.compare(
+        "channel_affine backward dx",
+        s.clone(),
+        Ok(dx),
+        &fd,
+        TOL_GRAD,
+    )
+    .await;
+    let fd = fd_vjp(|v| reference(&xv, v, &bv), &wv, &dyv);
+    c.compare(
+        "channel_affine backward dw",
+        s.clone(),
+        Ok(dw),
+        &fd,
+        TOL_GRAD,
+    )
+    .await;
+    let fd = fd_vjp(|v| reference(&xv, &wv, v), &bv, &dyv);
+    c.compare("channel_affine backward db", s, Ok(db), &fd, TOL_GRAD)
+        .await;
+    Ok(())
+}
+
+async fn check_row_affine(c: &mut Checker, rows: usize, len: usize) -> Result<()> {
+    let s = format!("[{rows}, {len}]");
+    let (x, xv) = c.randn(&[rows, len])?;
+    let (sc, sv) = c.randn(&[rows])?;
+    let (sh, tv) = c.randn(&[rows])?;
+    let (dy, dyv) = c.randn(&[rows, len])?;
+    let reference = |x: &[f64], s: &[f64], t: &[f64]| -> Vec<f64> {
+        x.iter()
+            .enumerate()
+            .map(|(i, v)| v * s[i / len] + t[i / len])
+            .collect()
+    };
+    let y = ops::row_affine(&x, &sc, &sh);
+    c.compare("row_affine", s.clone(), y, &reference(&xv, &sv, &tv), TOL)
+        .await;
+    let (dx, ds, dt) = ops::row_affine_backward(&x, &sc, &dy)?;
+    let fd = fd_vjp(|x| reference(x, &sv, &tv), &xv, &dyv);
+    c.compare("row_affine backward dx", s.clone(), Ok(dx), &fd, TOL_GRAD)
+        .await;
+    let fd = fd_vjp(|v| reference(&xv, v, &tv), &sv, &dyv);
+    c.compare("row_affine backward ds", s.clone(), Ok(ds), &fd, TOL_GRAD)
+        .await;
+    let fd = fd_vjp(|v| reference(&xv, &sv, v), &tv, &dyv);
+    c.compare("row_affine backward dt", s, Ok(dt), &fd, TOL_GRAD)
+        .await;
+    Ok(())
+}

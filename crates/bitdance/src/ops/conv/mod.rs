@@ -1,0 +1,542 @@
+//! Convolution-family ops of the binary autoencoder (forward): NCHW 2D convolution with zero
+//! padding, GroupNorm and DCR depth-to-space.
+
+pub(crate) mod reference;
+pub(crate) mod check;
+mod tape;
+mod backward;
+mod check_backward;
+
+pub use backward::*;
+
+use super::{grid_1d, shape_err};
+use crate::gpu::{Access, Kernel};
+use crate::{DType, Error, Result, Tensor};
+
+shader!(
+    /// `shaders/conv.wgsl` followed by the generated `shaders/conv_rb.wgsl` (the CPU form of the
+    /// convolution without subgroups).
+    CONV = "conv",
+    ["conv", "conv_rb"],
+    crate::gpu::Variants::Listed(CONV_VARIANTS),
+    false
+);
+shader!(
+    /// `shaders/conv.wgsl` followed by the generated `shaders/conv_sg.wgsl` (the convolution with
+    /// subgroup-broadcast weights, CPU adapters with 8-lane subgroups).
+    CONV_SG = "conv_sg",
+    ["conv", "conv_sg"],
+    crate::gpu::Variants::Listed(CONV_SG_VARIANTS),
+    true
+);
+shader!(
+    /// `shaders/conv_grad.wgsl`: im2col, col2im and the other backward helpers.
+    CONV_GRAD = "conv_grad",
+    ["conv_grad"],
+    crate::gpu::Variants::Listed(CONV_GRAD_VARIANTS),
+    false
+);
+
+/// The shaders of this family, for validation.
+#[cfg(test)]
+pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&CONV, &CONV_SG, &CONV_GRAD];
+
+
+/// Define sets of `shaders/conv.wgsl` the runtime uses (validated by naga): output channels per
+/// conv invocation (TC), output pixels per conv invocation (PX, a multiple of 4), conv threads
+/// per workgroup (CONV_WG) and GroupNorm threads per (batch, group) (GN_WG).
+pub const CONV_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, CPU_SG_DEFINES, GPU_DEFINES];
+/// Define sets of the subgroup build (`conv.wgsl` + `conv_sg.wgsl`): CPU adapters only.
+pub const CONV_SG_VARIANTS: &[&[(&str, u32)]] = &[CPU_SG_DEFINES];
+
+/// CPU adapters (llvmpipe): wide register blocks, few threads per barrier; TC and PX must
+/// match the written-out `conv2d_rb` (and `CPU_SG_DEFINES` `conv2d_sg`; `scripts/gen_conv.py`).
+const CPU_DEFINES: &[(&str, u32)] = &[("TC", 16), ("PX", 16), ("CONV_WG", 16), ("GN_WG", 16)];
+/// CPU adapters with 8-lane subgroups (`conv2d_sg`): more channels, fewer pixels per lane.
+const CPU_SG_DEFINES: &[(&str, u32)] = &[("TC", 32), ("PX", 8), ("CONV_WG", 16), ("GN_WG", 16)];
+/// GPUs: smaller blocks, more invocations.
+const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64), ("GN_WG", 256)];
+
+const RW: Access = Access::ReadWrite;
+const R: Access = Access::Read;
+
+kernels! { CONV_KERNELS = CONV;
+    CONV2D = "conv2d", &[RW, R, R, R];
+    CONV2D_RB = "conv2d_rb", &[RW, R, R, R];
+    CONV_PACK_X = "conv_pack_x", &[RW, R];
+    CONV_PACK_W = "conv_pack_w", &[RW, R];
+    GROUP_NORM = "group_norm", &[RW, R, R, R];
+    DEPTH_TO_SPACE = "depth_to_space", &[RW, R];
+}
+kernels! { CONV_SG_KERNELS = CONV_SG;
+    CONV2D_SG = "conv2d_sg", &[RW, R, R, R];
+}
+
+/// Which kernels and define set to use: the adapter's own, or the GPU (portable) ones anywhere,
+/// so conformance also covers the GPU path on CPU adapters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Path {
+    Auto,
+    Portable,
+}
+
+impl Path {
+    fn cpu(self, gpu: &crate::Gpu) -> bool {
+        self == Path::Auto && gpu.is_cpu()
+    }
+}
+
+fn defines(gpu: &crate::Gpu, path: Path) -> &'static [(&'static str, u32)] {
+    conv_form(gpu, path).1
+}
+
+/// The convolution kernel of `path` on this adapter and the define set every kernel of the
+/// family then uses: `conv2d_sg` on CPU adapters with subgroups of 8+ lanes, `conv2d_rb` on
+/// other CPU adapters, `conv2d` on GPUs.
+fn conv_form(gpu: &crate::Gpu, path: Path) -> (&'static Kernel, &'static [(&'static str, u32)]) {
+    match path.cpu(gpu) {
+        true if gpu.has_subgroups(8) => (&CONV2D_SG, CPU_SG_DEFINES),
+        true => (&CONV2D_RB, CPU_DEFINES),
+        false => (&CONV2D, GPU_DEFINES),
+    }
+}
+
+/// The value of define `name` on this adapter.
+fn define(gpu: &crate::Gpu, path: Path, name: &str) -> usize {
+    defines(gpu, path)
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map_or(1, |(_, v)| *v as usize)
+}
+
+/// Uniform words of `conv.wgsl` (its `Params` struct, in order).
+#[derive(Default)]
+struct Params {
+    n: usize,
+    cin: usize,
+    h: usize,
+    w: usize,
+    cout: usize,
+    ho: usize,
+    wo: usize,
+    kh: usize,
+    kw: usize,
+    stride: usize,
+    pad_t: usize,
+    pad_l: usize,
+    tiles_c: usize,
+    tiles_p: usize,
+    eps: f32,
+    total: usize,
+    hp: usize,
+    wp: usize,
+    cq: usize,
+    w_flip: usize,
+}
+
+impl Params {
+    fn words(&self) -> [u32; 20] {
+        let mut p = [
+            self.n,
+            self.cin,
+            self.h,
+            self.w,
+            self.cout,
+            self.ho,
+            self.wo,
+            self.kh,
+            self.kw,
+            self.stride,
+            self.pad_t,
+            self.pad_l,
+            self.tiles_c,
+            self.tiles_p,
+            0,
+            self.total,
+            self.hp,
+            self.wp,
+            self.cq,
+            self.w_flip,
+        ]
+        .map(|v| v as u32);
+        p[14] = self.eps.to_bits();
+        p
+    }
+}
+
+/// `[B, C, H, W]` of a rank-4 f32 tensor with no zero dim.
+fn nchw(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]> {
+    t.expect_dtype(op, what, DType::F32)?;
+    match *t.shape() {
+        [b, c, h, w] if b * c * h * w > 0 => Ok([b, c, h, w]),
+        _ => Err(shape_err(
+            op,
+            format!(
+                "{what} {:?} must be [B, C, H, W] with no zero dim",
+                t.shape()
+            ),
+        )),
+    }
+}
+
+/// Zero padding of a convolution: rows added on top and bottom, columns on the left and right.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Padding {
+    /// Rows of zeros above.
+    pub top: usize,
+    /// Rows of zeros below.
+    pub bottom: usize,
+    /// Columns of zeros on the left.
+    pub left: usize,
+    /// Columns of zeros on the right.
+    pub right: usize,
+}
+
+impl Padding {
+    /// The same padding `p` on all four sides (PyTorch `padding=p`).
+    pub fn same(p: usize) -> Self {
+        Self {
+            top: p,
+            bottom: p,
+            left: p,
+            right: p,
+        }
+    }
+}
+
+/// 2D convolution, PyTorch `nn.Conv2d` semantics (NCHW, zero padding, no dilation or groups):
+/// x [B, Cin, H, W], weight [Cout, Cin, kh, kw], bias [Cout] or none, symmetric `padding`.
+/// Returns y [B, Cout, Ho, Wo] with Ho = (H + 2p - kh) / stride + 1 (likewise Wo).
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    conv2d_padded(x, weight, bias, stride, Padding::same(padding))
+}
+
+/// `conv2d` with explicit (possibly asymmetric) zero padding:
+/// Ho = (H + top + bottom - kh) / stride + 1, Wo = (W + left + right - kw) / stride + 1.
+pub fn conv2d_padded(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: Padding,
+) -> Result<Tensor> {
+    conv2d_on(x, weight, bias, stride, pad, Path::Auto)
+}
+
+/// `conv2d_padded` on the kernels of `path`.
+pub(crate) fn conv2d_on(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: Padding,
+    path: Path,
+) -> Result<Tensor> {
+    conv2d_core(x, weight, WeightLayout::Forward, bias, stride, pad, path)
+}
+
+/// x [B, C, H, W] padded by `pad` and packed as NHWC vec4s of channels: [B, Hp, Wp, 4 ceil(C/4)]
+/// (zero border, zero channels past C), the layout the convolution kernels read.
+pub(crate) fn pack_input(x: &Tensor, pad: Padding) -> Result<Tensor> {
+    let [b, cin, h, w] = nchw("pack_input", "x", x)?;
+    let mut p = Params {
+        n: b,
+        cin,
+        h,
+        w,
+        pad_t: pad.top,
+        pad_l: pad.left,
+        hp: h + pad.top + pad.bottom,
+        wp: w + pad.left + pad.right,
+        cq: cin.div_ceil(4),
+        ..Default::default()
+    };
+    pack_input_with(x, &mut p, Path::Auto)
+}
+
+/// `pack_input` for the convolution described by `p` (n, cin, h, w, pads, hp, wp, cq).
+fn pack_input_with(x: &Tensor, p: &mut Params, path: Path) -> Result<Tensor> {
+    let gpu = x.gpu();
+    let xp = Tensor::empty(gpu, &[p.n, p.hp, p.wp, 4 * p.cq], DType::F32)?;
+    p.total = xp.numel() / 4;
+    gpu.dispatch(
+        &CONV_PACK_X,
+        defines(gpu, path),
+        &[&xp, x],
+        &p.words(),
+        grid_1d(x, "conv_pack_x", p.total)?,
+    )?;
+    Ok(xp)
+}
+
+/// How `conv2d_core` reads its weight tensor.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WeightLayout {
+    /// [Cout, Cin, kh, kw], as `nn.Conv2d` stores it.
+    Forward,
+    /// The weight of the convolution whose input gradient this is: [Cin, Cout, kh, kw] with
+    /// the taps reversed (a transposed convolution at stride 1).
+    TransposedFlipped,
+}
+
+/// The input gradient of a stride-1 convolution with `weight` [Cout, Cin, kh, kw] and padding
+/// `pad`, given dy [B, Cout, Ho, Wo]: the convolution of dy with the transposed, flipped weight
+/// at padding (kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right), each at most
+/// kernel - 1. Returns dx [B, Cin, Ho + kh - 1 - top - bottom, ...].
+pub(crate) fn conv2d_input_grad(dy: &Tensor, weight: &Tensor, pad: Padding) -> Result<Tensor> {
+    let [_, _, kh, kw] = nchw("conv2d_input_grad", "weight", weight)?;
+    let flipped = |p: usize, k: usize| {
+        (k - 1).checked_sub(p).ok_or_else(|| {
+            shape_err(
+                "conv2d_input_grad",
+                format!("padding {pad:?} exceeds the {kh}x{kw} kernel"),
+            )
+        })
+    };
+    let pad = Padding {
+        top: flipped(pad.top, kh)?,
+        bottom: flipped(pad.bottom, kh)?,
+        left: flipped(pad.left, kw)?,
+        right: flipped(pad.right, kw)?,
+    };
+    let layout = WeightLayout::TransposedFlipped;
+    conv2d_core(dy, weight, layout, None, 1, pad, Path::Auto)
+}
+
+/// The convolution of `conv2d_on`, its weight read as `layout` says.
+fn conv2d_core(
+    x: &Tensor,
+    weight: &Tensor,
+    layout: WeightLayout,
+    bias: Option<&Tensor>,
+    stride: usize,
+    pad: Padding,
+    path: Path,
+) -> Result<Tensor> {
+    const OP: &str = "conv2d";
+    let [b, cin, h, w] = nchw(OP, "x", x)?;
+    let [wo_ch, wi_ch, kh, kw] = nchw(OP, "weight", weight)?;
+    let (cout, wcin) = match layout {
+        WeightLayout::Forward => (wo_ch, wi_ch),
+        WeightLayout::TransposedFlipped => (wi_ch, wo_ch),
+    };
+    if wcin != cin {
+        return Err(shape_err(
+            OP,
+            format!(
+                "weight {:?} needs {cin} input channels to match x {:?}",
+                weight.shape(),
+                x.shape()
+            ),
+        ));
+    }
+    if stride == 0 {
+        return Err(shape_err(OP, "stride must be at least 1".into()));
+    }
+    let (hp, wp) = (h + pad.top + pad.bottom, w + pad.left + pad.right);
+    if hp < kh || wp < kw {
+        return Err(shape_err(
+            OP,
+            format!(
+                "kernel {kh}x{kw} larger than the padded input {hp}x{wp} (x {:?}, {pad:?})",
+                x.shape()
+            ),
+        ));
+    }
+    let (ho, wo) = ((hp - kh) / stride + 1, (wp - kw) / stride + 1);
+    let gpu = x.gpu();
+    let bias = match bias {
+        Some(bt) => {
+            bt.expect_dtype(OP, "bias", DType::F32)?;
+            if bt.numel() != cout {
+                return Err(shape_err(
+                    OP,
+                    format!("bias {:?} must have {cout} elements", bt.shape()),
+                ));
+            }
+            bt.clone()
+        }
+        None => Tensor::zeros(gpu, &[cout])?,
+    };
+    let y = Tensor::empty(gpu, &[b, cout, ho, wo], DType::F32)?;
+    let (tc, px) = (define(gpu, path, "TC"), define(gpu, path, "PX"));
+    let tiles_c = cout.div_ceil(tc);
+    let cq = cin.div_ceil(4);
+    let mut p = Params {
+        n: b,
+        cin,
+        h,
+        w,
+        cout,
+        ho,
+        wo,
+        kh,
+        kw,
+        stride,
+        pad_t: pad.top,
+        pad_l: pad.left,
+        tiles_c,
+        tiles_p: (ho * wo).div_ceil(px),
+        hp,
+        wp,
+        cq,
+        w_flip: usize::from(layout == WeightLayout::TransposedFlipped),
+        ..Default::default()
+    };
+    let xp = pack_input_with(x, &mut p, path)?;
+    let wpk = Tensor::empty(gpu, &[kh * kw * cq, tiles_c * tc, 4], DType::F32)?;
+    p.total = wpk.numel() / 4;
+    gpu.dispatch(
+        &CONV_PACK_W,
+        defines(gpu, path),
+        &[&wpk, weight],
+        &p.words(),
+        grid_1d(x, OP, p.total)?,
+    )?;
+    let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
+    let (gx, gy) = (
+        p.tiles_p.div_ceil(define(gpu, path, "CONV_WG")),
+        b * tiles_c,
+    );
+    if gx > max || gy > max {
+        return Err(Error::Limit {
+            what: OP.to_string(),
+            requested: gx.max(gy) as u64,
+            limit_name: "max_compute_workgroups_per_dimension",
+            limit: max as u64,
+        });
+    }
+    let (kernel, defines) = conv_form(gpu, path);
+    gpu.dispatch(
+        kernel,
+        defines,
+        &[&y, &xp, &wpk, &bias],
+        &p.words(),
+        [gx as u32, gy as u32, 1],
+    )?;
+    Ok(y)
+}
+
+/// GroupNorm, PyTorch `nn.GroupNorm` semantics (biased variance): x [B, C, H, W] with C divisible
+/// by `groups`, weight and bias [C] (ones / zeros when `None`). Returns y [B, C, H, W].
+pub fn group_norm(
+    x: &Tensor,
+    groups: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+) -> Result<Tensor> {
+    group_norm_on(x, groups, weight, bias, eps, Path::Auto)
+}
+
+/// `group_norm` with the define set of `path`.
+pub(crate) fn group_norm_on(
+    x: &Tensor,
+    groups: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+    path: Path,
+) -> Result<Tensor> {
+    const OP: &str = "group_norm";
+    let [b, c, h, w] = nchw(OP, "x", x)?;
+    if groups == 0 || c % groups != 0 {
+        return Err(shape_err(
+            OP,
+            format!(
+                "{groups} groups do not divide the channels of x {:?}",
+                x.shape()
+            ),
+        ));
+    }
+    let gpu = x.gpu();
+    let param = |t: Option<&Tensor>, what: &'static str, fill: f32| -> Result<Tensor> {
+        match t {
+            Some(t) => {
+                t.expect_dtype(OP, what, DType::F32)?;
+                if t.numel() != c {
+                    return Err(shape_err(
+                        OP,
+                        format!("{what} {:?} must have {c} elements", t.shape()),
+                    ));
+                }
+                Ok(t.clone())
+            }
+            None => Tensor::full(gpu, &[c], fill),
+        }
+    };
+    let wt = param(weight, "weight", 1.0)?;
+    let bt = param(bias, "bias", 0.0)?;
+    let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let rows = b * groups;
+    let p = Params {
+        n: b,
+        cin: c,
+        h,
+        w,
+        cout: groups,
+        eps,
+        total: rows,
+        ..Default::default()
+    }
+    .words();
+    let grid = gpu.grid(OP, rows as u32)?;
+    gpu.dispatch(
+        &GROUP_NORM,
+        defines(gpu, path),
+        &[&y, x, &wt, &bt],
+        &p,
+        grid,
+    )?;
+    Ok(y)
+}
+
+/// Depth-to-space, DCR order: x [B, s²C, H, W] -> y [B, C, sH, sW] for block s, with
+/// `y[b, c, s*i + b1, s*j + b2] = x[b, (s * b1 + b2) * C + c, i, j]` (channel splits as
+/// (b1, b2, c)).
+pub fn depth_to_space(x: &Tensor, block: usize) -> Result<Tensor> {
+    const OP: &str = "depth_to_space";
+    let [b, cs, h, w] = nchw(OP, "x", x)?;
+    let s2 = block * block;
+    if block == 0 || cs % s2 != 0 {
+        return Err(shape_err(
+            OP,
+            format!(
+                "x {:?} needs channels divisible by block² (block {block})",
+                x.shape()
+            ),
+        ));
+    }
+    let c = cs / s2;
+    let y = Tensor::empty(x.gpu(), &[b, c, block * h, block * w], DType::F32)?;
+    let n = y.numel();
+    let p = Params {
+        n: b,
+        cin: c,
+        h,
+        w,
+        stride: block,
+        total: n,
+        ..Default::default()
+    }
+    .words();
+    let grid = grid_1d(x, OP, n)?;
+    x.gpu().dispatch(
+        &DEPTH_TO_SPACE,
+        defines(x.gpu(), Path::Auto),
+        &[&y, x],
+        &p,
+        grid,
+    )?;
+    Ok(y)
+}
+
+/// Every kernel this family declares, for the binding contract test.
+#[cfg(test)]
+pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[backward::CONV_GRAD_KERNELS, CONV_KERNELS, CONV_SG_KERNELS];

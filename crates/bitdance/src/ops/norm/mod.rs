@@ -1,0 +1,515 @@
+//! Row-wise normalisation ops: RMSNorm, LayerNorm, row softmax, adaLN modulation and gated
+//! residuals, forward and backward. Rows are the product of the leading dims, D the last dim;
+//! every row is independent. Parameter gradients are deterministic column sums (no atomics).
+
+pub(crate) mod reference;
+pub(crate) mod check;
+mod tape;
+
+mod row_stats;
+
+pub use row_stats::{row_stats, row_stats_backward};
+
+use super::{grid_1d, shape_err};
+use crate::gpu::{Access, Kernel, VEC};
+use crate::{DType, Result, Tensor};
+
+shader!(
+    /// `shaders/norm.wgsl` with its row reductions through workgroup memory.
+    NORM = "norm",
+    ["norm", "norm_reduce"],
+    crate::gpu::Variants::Listed(NORM_VARIANTS),
+    false
+);
+shader!(
+    /// `shaders/norm.wgsl` with its row reductions as subgroup operations (CPU adapters).
+    NORM_SG = "norm_sg",
+    ["norm", "norm_reduce_sg"],
+    crate::gpu::Variants::Listed(NORM_SG_VARIANTS),
+    true
+);
+
+/// The shaders of this family, for validation.
+#[cfg(test)]
+pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&NORM, &NORM_SG];
+
+
+/// Define sets of `shaders/norm.wgsl` the runtime uses (validated by naga): threads per row
+/// (CPU, GPU) times the element width.
+pub const NORM_VARIANTS: &[&[(&str, u32)]] = &[
+    &[ROW_WG_CPU_DEFINE, (VEC, 1)],
+    &[ROW_WG_CPU_DEFINE, (VEC, 4)],
+    &[ROW_WG_GPU_DEFINE, (VEC, 1)],
+    &[ROW_WG_GPU_DEFINE, (VEC, 4)],
+];
+/// Define sets of the subgroup-reduction build of `shaders/norm.wgsl` (CPU adapters only).
+pub const NORM_SG_VARIANTS: &[&[(&str, u32)]] = &[
+    &[ROW_WG_CPU_DEFINE, (VEC, 1)],
+    &[ROW_WG_CPU_DEFINE, (VEC, 4)],
+];
+
+/// Threads per row on CPU adapters (llvmpipe): one SIMD vector, cheap barriers and final sums.
+const ROW_WG_CPU: u32 = 8;
+const ROW_WG_CPU_DEFINE: (&str, u32) = ("ROW_WG", ROW_WG_CPU);
+/// Threads per row on GPUs.
+const ROW_WG_GPU_DEFINE: (&str, u32) = ("ROW_WG", 64);
+
+const RW: Access = Access::ReadWrite;
+const R: Access = Access::Read;
+
+kernels! { NORM_KERNELS = NORM;
+    RMS_NORM = "rms_norm", &[RW, RW, R, R];
+    LAYER_NORM = "layer_norm", &[RW, RW, RW, R, R, R];
+    RMS_NORM_BACKWARD = "rms_norm_backward", &[RW, R, R, R, R];
+    LAYER_NORM_BACKWARD = "layer_norm_backward", &[RW, R, R, R, R, R];
+    RMS_PARAM_GRAD = "rms_param_grad", &[RW, R, R, R];
+    LN_PARAM_GRAD = "ln_param_grad", &[RW, RW, R, R, R, R];
+    COL_SUM = "col_sum", &[RW, R];
+    ROW_SUM = "row_sum", &[RW, R];
+    SOFTMAX = "softmax", &[RW, R];
+    SOFTMAX_BACKWARD = "softmax_backward", &[RW, R, R];
+    MODULATE = "modulate", &[RW, R, R, R];
+    MODULATE_BACKWARD = "modulate_backward", &[RW, RW, RW, R, R, R];
+    GATED_RESIDUAL = "gated_residual", &[RW, R, R, R];
+    GATED_RESIDUAL_BACKWARD = "gated_residual_backward", &[RW, RW, RW, R, R, R];
+}
+
+/// Uniform words of `norm.wgsl`: rows (or threads), d, eps, aux, total.
+fn params(rows: usize, d: usize, eps: f32, aux: usize, total: usize) -> [u32; 5] {
+    [
+        rows as u32,
+        d as u32,
+        eps.to_bits(),
+        aux as u32,
+        total as u32,
+    ]
+}
+
+/// (rows, D) of `x [.., D]`; D must be non-zero.
+fn rows_of(op: &'static str, x: &Tensor) -> Result<(usize, usize)> {
+    x.expect_dtype(op, "x", DType::F32)?;
+    let d = *x.shape().last().unwrap_or(&0);
+    if d == 0 {
+        return Err(shape_err(
+            op,
+            format!("x {:?} needs a non-empty last dim", x.shape()),
+        ));
+    }
+    Ok((x.numel() / d, d))
+}
+
+/// Checks that `t` has shape `[n]` (any shape with n elements is accepted).
+fn check_len(op: &'static str, what: &str, t: &Tensor, n: usize) -> Result<()> {
+    if t.numel() != n {
+        return Err(shape_err(
+            op,
+            format!("{what} {:?} must have {n} elements", t.shape()),
+        ));
+    }
+    Ok(())
+}
+
+fn check_same(op: &'static str, what: &str, t: &Tensor, x: &Tensor) -> Result<()> {
+    if t.shape() != x.shape() {
+        return Err(shape_err(
+            op,
+            format!("{what} {:?} differs from x {:?}", t.shape(), x.shape()),
+        ));
+    }
+    Ok(())
+}
+
+/// One workgroup per row, as a 2D grid when rows exceed the per-dimension limit, at element
+/// width `width` (1 or 4; p[1] = d counts elements of that width). On CPU adapters whose
+/// subgroups hold a row's 8 threads, the row sums are subgroup operations.
+fn row_dispatch(
+    kernel: &Kernel,
+    width: u32,
+    tensors: &[&Tensor],
+    p: [u32; 5],
+    rows: usize,
+) -> Result<()> {
+    let gpu = tensors[0].gpu();
+    let grid = gpu.grid(kernel.entry, rows as u32)?;
+    let defines = defines(gpu, width);
+    if gpu.is_cpu() && gpu.has_subgroups(ROW_WG_CPU) {
+        let kernel = Kernel {
+            shader: &NORM_SG,
+            ..*kernel
+        };
+        return gpu.dispatch(&kernel, &defines, tensors, &p, grid);
+    }
+    gpu.dispatch(kernel, &defines, tensors, &p, grid)
+}
+
+/// `row_dispatch` over vec4s when the row length d = p[1] is a multiple of 4 (d then counted
+/// in vec4s), else over scalars.
+fn row_dispatch_vec(
+    kernel: &Kernel,
+    tensors: &[&Tensor],
+    mut p: [u32; 5],
+    rows: usize,
+) -> Result<()> {
+    let width = if p[1].is_multiple_of(4) { 4 } else { 1 };
+    p[1] /= width;
+    row_dispatch(kernel, width, tensors, p, rows)
+}
+
+/// The define set of this adapter at element width `width` (one module per adapter and width
+/// serves every entry point).
+fn defines(gpu: &crate::Gpu, width: u32) -> [(&'static str, u32); 2] {
+    let row_wg = if gpu.is_cpu() {
+        ROW_WG_CPU_DEFINE
+    } else {
+        ROW_WG_GPU_DEFINE
+    };
+    [row_wg, (VEC, width)]
+}
+
+/// A group kernel over `items` work items with C = p[1]: over vec4s when C is a multiple of 4
+/// (items, rows and C then counted in vec4s), else over scalars.
+fn group_dispatch(
+    kernel: &Kernel,
+    tensors: &[&Tensor],
+    mut p: [u32; 5],
+    items: usize,
+) -> Result<()> {
+    if p[1].is_multiple_of(4) {
+        p[0] /= 4;
+        p[1] /= 4;
+        dispatch_items(kernel, 4, tensors, p, items / 4)
+    } else {
+        dispatch_items(kernel, 1, tensors, p, items)
+    }
+}
+
+/// One thread per item (workgroups of 256), over scalars.
+fn item_dispatch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], items: usize) -> Result<()> {
+    dispatch_items(kernel, 1, tensors, p, items)
+}
+
+fn dispatch_items(
+    kernel: &Kernel,
+    width: u32,
+    tensors: &[&Tensor],
+    p: [u32; 5],
+    items: usize,
+) -> Result<()> {
+    let gpu = tensors[0].gpu();
+    let grid = grid_1d(tensors[0], kernel.entry, items)?;
+    gpu.dispatch(kernel, &defines(gpu, width), tensors, &p, grid)
+}
+
+/// `weight`, or ones of length d when absent (after checking its length).
+fn weight_or(
+    op: &'static str,
+    w: Option<&Tensor>,
+    x: &Tensor,
+    d: usize,
+    fill: f32,
+) -> Result<Tensor> {
+    match w {
+        Some(w) => {
+            check_len(op, "weight", w, d)?;
+            Ok(w.clone())
+        }
+        None => Tensor::full(x.gpu(), &[d], fill),
+    }
+}
+
+/// Rows per chunk of the two-stage parameter-gradient sums: about sqrt(rows), at least 16.
+fn chunk_rows(rows: usize) -> usize {
+    ((rows as f64).sqrt().ceil() as usize).max(16)
+}
+
+/// Sums the partials `[chunks, d]` over chunks into `[d]` (identity when there is one chunk).
+fn finish_col_sum(part: Tensor, chunks: usize, d: usize) -> Result<Tensor> {
+    if chunks == 1 {
+        return part.reshape(&[d]);
+    }
+    let out = Tensor::empty(part.gpu(), &[d], DType::F32)?;
+    item_dispatch(&COL_SUM, &[&out, &part], params(d, d, 0.0, 0, chunks), d)?;
+    Ok(out)
+}
+
+/// RMSNorm: `y = x * rsqrt(mean(x²) + eps) * w` over the last dim. x [.., D], weight [D]
+/// (ones when `None`). Returns `(y [.., D], rstd [rows])`.
+pub fn rms_norm(x: &Tensor, weight: Option<&Tensor>, eps: f32) -> Result<(Tensor, Tensor)> {
+    let (rows, d) = rows_of("rms_norm", x)?;
+    let w = weight_or("rms_norm", weight, x, d, 1.0)?;
+    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let rstd = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
+    row_dispatch_vec(
+        &RMS_NORM,
+        &[&y, &rstd, x, &w],
+        params(rows, d, eps, 0, rows),
+        rows,
+    )?;
+    Ok((y, rstd))
+}
+
+/// Backward of `rms_norm` given the saved `rstd [rows]` and `dy [.., D]`.
+/// Returns `(dx [.., D], dweight [D])`, dweight only when `weight` is given.
+pub fn rms_norm_backward(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    rstd: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Option<Tensor>)> {
+    const OP: &str = "rms_norm_backward";
+    let (rows, d) = rows_of(OP, x)?;
+    check_same(OP, "dy", dy, x)?;
+    check_len(OP, "rstd", rstd, rows)?;
+    let w = weight_or(OP, weight, x, d, 1.0)?;
+    let dx = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    row_dispatch_vec(
+        &RMS_NORM_BACKWARD,
+        &[&dx, x, &w, rstd, dy],
+        params(rows, d, 0.0, 0, rows),
+        rows,
+    )?;
+    if weight.is_none() {
+        return Ok((dx, None));
+    }
+    let ch = chunk_rows(rows);
+    let chunks = rows.div_ceil(ch).max(1);
+    let part = Tensor::empty(x.gpu(), &[chunks, d], DType::F32)?;
+    item_dispatch(
+        &RMS_PARAM_GRAD,
+        &[&part, x, rstd, dy],
+        params(chunks * d, d, 0.0, ch, rows),
+        chunks * d,
+    )?;
+    Ok((dx, Some(finish_col_sum(part, chunks, d)?)))
+}
+
+/// LayerNorm: `y = (x - mean) * rsqrt(var + eps) * w + b` over the last dim (biased variance).
+/// x [.., D], weight and bias [D] (ones / zeros when `None`).
+/// Returns `(y [.., D], mean [rows], rstd [rows])`.
+pub fn layer_norm(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "layer_norm";
+    let (rows, d) = rows_of(OP, x)?;
+    let w = weight_or(OP, weight, x, d, 1.0)?;
+    let b = match bias {
+        Some(b) => {
+            check_len(OP, "bias", b, d)?;
+            b.clone()
+        }
+        None => Tensor::zeros(x.gpu(), &[d])?,
+    };
+    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let mean = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
+    let rstd = Tensor::empty(x.gpu(), &[rows], DType::F32)?;
+    row_dispatch_vec(
+        &LAYER_NORM,
+        &[&y, &mean, &rstd, x, &w, &b],
+        params(rows, d, eps, 0, rows),
+        rows,
+    )?;
+    Ok((y, mean, rstd))
+}
+
+/// Backward of `layer_norm` given the saved `mean`, `rstd [rows]` and `dy [.., D]`.
+/// Returns `(dx, dweight [D], dbias [D])`; the parameter gradients are computed only when
+/// `weight` is given (affine LayerNorm). For a bias-only LayerNorm, dbias is the column sum of dy.
+pub fn layer_norm_backward(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    mean: &Tensor,
+    rstd: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Option<Tensor>, Option<Tensor>)> {
+    const OP: &str = "layer_norm_backward";
+    let (rows, d) = rows_of(OP, x)?;
+    check_same(OP, "dy", dy, x)?;
+    check_len(OP, "mean", mean, rows)?;
+    check_len(OP, "rstd", rstd, rows)?;
+    let w = weight_or(OP, weight, x, d, 1.0)?;
+    let dx = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    row_dispatch_vec(
+        &LAYER_NORM_BACKWARD,
+        &[&dx, x, &w, mean, rstd, dy],
+        params(rows, d, 0.0, 0, rows),
+        rows,
+    )?;
+    if weight.is_none() {
+        return Ok((dx, None, None));
+    }
+    let ch = chunk_rows(rows);
+    let chunks = rows.div_ceil(ch).max(1);
+    let dw_part = Tensor::empty(x.gpu(), &[chunks, d], DType::F32)?;
+    let db_part = Tensor::empty(x.gpu(), &[chunks, d], DType::F32)?;
+    item_dispatch(
+        &LN_PARAM_GRAD,
+        &[&dw_part, &db_part, x, mean, rstd, dy],
+        params(chunks * d, d, 0.0, ch, rows),
+        chunks * d,
+    )?;
+    let dw = finish_col_sum(dw_part, chunks, d)?;
+    let db = finish_col_sum(db_part, chunks, d)?;
+    Ok((dx, Some(dw), Some(db)))
+}
+
+/// Numerically stable softmax over the last dim: x [.., D] -> y [.., D].
+pub fn softmax(x: &Tensor) -> Result<Tensor> {
+    let (rows, d) = rows_of("softmax", x)?;
+    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    row_dispatch(&SOFTMAX, 1, &[&y, x], params(rows, d, 0.0, 0, rows), rows)?;
+    Ok(y)
+}
+
+/// Sums over the last dim: x [.., D] -> [..] (one workgroup per row, a fixed order).
+pub fn sum_last(x: &Tensor) -> Result<Tensor> {
+    let (rows, d) = rows_of("sum_last", x)?;
+    let shape = &x.shape()[..x.shape().len() - 1];
+    let out = Tensor::empty(
+        x.gpu(),
+        if shape.is_empty() { &[1] } else { shape },
+        DType::F32,
+    )?;
+    row_dispatch_vec(&ROW_SUM, &[&out, x], params(rows, d, 0.0, 0, rows), rows)?;
+    Ok(out)
+}
+
+/// Backward of `softmax` from its output `y` and `dy` (both [.., D]): `dx = y * (dy - Σ y·dy)`.
+pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    const OP: &str = "softmax_backward";
+    let (rows, d) = rows_of(OP, y)?;
+    if dy.shape() != y.shape() {
+        return Err(shape_err(
+            OP,
+            format!("dy {:?} differs from y {:?}", dy.shape(), y.shape()),
+        ));
+    }
+    let dx = Tensor::empty(y.gpu(), y.shape(), DType::F32)?;
+    row_dispatch(
+        &SOFTMAX_BACKWARD,
+        1,
+        &[&dx, y, dy],
+        params(rows, d, 0.0, 0, rows),
+        rows,
+    )?;
+    Ok(dx)
+}
+
+/// (G, T, C) of `x [G, T.., C]` (T = 1 for [G, C]) with a per-group operand `[G, C]`
+/// (any shape of G*C elements whose first dim is G and last dim is C).
+fn groups(
+    op: &'static str,
+    x: &Tensor,
+    per_group: &[(&str, &Tensor)],
+) -> Result<(usize, usize, usize)> {
+    x.expect_dtype(op, "x", DType::F32)?;
+    let s = x.shape();
+    if s.len() < 2 || s[0] == 0 || s[s.len() - 1] == 0 {
+        return Err(shape_err(
+            op,
+            format!("x {s:?} must be [G, T, C] or [G, C] with G, C > 0"),
+        ));
+    }
+    let (g, c) = (s[0], s[s.len() - 1]);
+    let t = x.numel() / (g * c);
+    for (what, p) in per_group {
+        let ps = p.shape();
+        if p.numel() != g * c || ps.first() != Some(&g) || ps.last() != Some(&c) {
+            return Err(shape_err(
+                op,
+                format!("{what} {ps:?} must be [{g}, {c}] to broadcast over x {s:?}"),
+            ));
+        }
+    }
+    Ok((g, t, c))
+}
+
+/// adaLN modulation `x * (1 + scale) + shift`, arguments in the order (x, shift, scale):
+/// x [G, T, C] (or [G, C], T = 1), shift and scale [G, C] broadcast over the T tokens of
+/// group g. Returns y with the shape of x.
+pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
+    let (g, t, c) = groups("modulate", x, &[("shift", shift), ("scale", scale)])?;
+    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let n = g * t * c;
+    group_dispatch(
+        &MODULATE,
+        &[&y, x, shift, scale],
+        params(n, c, 0.0, t, 0),
+        n,
+    )?;
+    Ok(y)
+}
+
+/// Backward of `modulate`, arguments (x, scale, dy) with x, dy [G, T, C] and scale [G, C].
+/// Returns `(dx [G, T, C], dshift [G, C], dscale [G, C])` (shift/scale-shaped like `scale`).
+pub fn modulate_backward(
+    x: &Tensor,
+    scale: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "modulate_backward";
+    let (g, t, c) = groups(OP, x, &[("scale", scale)])?;
+    check_same(OP, "dy", dy, x)?;
+    let gpu = x.gpu();
+    let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
+    let dshift = Tensor::empty(gpu, scale.shape(), DType::F32)?;
+    let dscale = Tensor::empty(gpu, scale.shape(), DType::F32)?;
+    group_dispatch(
+        &MODULATE_BACKWARD,
+        &[&dx, &dshift, &dscale, x, scale, dy],
+        params(g * c, c, 0.0, t, 0),
+        g * c,
+    )?;
+    Ok((dx, dshift, dscale))
+}
+
+/// Gated residual `x + gate * h`, arguments in the order (x, gate, h): x and h [G, T, C]
+/// (or [G, C]), gate [G, C] broadcast over the T tokens of group g.
+pub fn gated_residual(x: &Tensor, gate: &Tensor, h: &Tensor) -> Result<Tensor> {
+    const OP: &str = "gated_residual";
+    let (g, t, c) = groups(OP, x, &[("gate", gate)])?;
+    check_same(OP, "h", h, x)?;
+    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let n = g * t * c;
+    group_dispatch(
+        &GATED_RESIDUAL,
+        &[&y, x, gate, h],
+        params(n, c, 0.0, t, 0),
+        n,
+    )?;
+    Ok(y)
+}
+
+/// Backward of `gated_residual`, arguments (gate, h, dy) with h, dy [G, T, C] and gate [G, C].
+/// Returns `(dx, dgate, dh)`: dx is a fresh copy of dy, dgate [G, C], dh [G, T, C].
+pub fn gated_residual_backward(
+    gate: &Tensor,
+    h: &Tensor,
+    dy: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    const OP: &str = "gated_residual_backward";
+    let (g, t, c) = groups(OP, h, &[("gate", gate)])?;
+    if dy.shape() != h.shape() {
+        return Err(shape_err(
+            OP,
+            format!("dy {:?} differs from h {:?}", dy.shape(), h.shape()),
+        ));
+    }
+    let gpu = h.gpu();
+    let dx = Tensor::empty(gpu, h.shape(), DType::F32)?;
+    let dgate = Tensor::empty(gpu, gate.shape(), DType::F32)?;
+    let dh = Tensor::empty(gpu, h.shape(), DType::F32)?;
+    group_dispatch(
+        &GATED_RESIDUAL_BACKWARD,
+        &[&dx, &dgate, &dh, gate, h, dy],
+        params(g * c, c, 0.0, t, 0),
+        g * c,
+    )?;
+    Ok((dx, dgate, dh))
+}
+
+/// Every kernel this family declares, for the binding contract test.
+#[cfg(test)]
+pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[NORM_KERNELS, row_stats::ROW_STATS_KERNELS];
