@@ -3,7 +3,7 @@
 //! GroupNorm (affine or not) and DCR depth-to-space.
 
 use crate::conformance::{Checker, TOL, TOL_LONG};
-use crate::ops::conv::{conv2d_on, group_norm_on, Path};
+use crate::ops::conv::{adaptive_group_norm_on, conv2d_on, group_norm_on, Path};
 use crate::ops::{self, Padding};
 use crate::reference::{self as cpu, ConvDims};
 use crate::Result;
@@ -59,6 +59,9 @@ pub(crate) async fn run(c: &mut Checker) {
                     c.fail(name("group_norm", path), format!("{case:?}"), e);
                 }
             }
+            if let Err(e) = check_adaptive_group_norm(c, case, path).await {
+                c.fail(name("adaptive_group_norm", path), format!("{case:?}"), e);
+            }
         }
     }
     for &case in DEPTH_TO_SPACE {
@@ -74,6 +77,7 @@ fn name(op: &'static str, path: Path) -> &'static str {
     match (op, path) {
         ("conv2d", Path::Portable) => "conv2d portable",
         ("group_norm", Path::Portable) => "group_norm portable",
+        ("adaptive_group_norm", Path::Portable) => "adaptive_group_norm portable",
         _ => op,
     }
 }
@@ -147,6 +151,24 @@ async fn check_group_norm(
         TOL
     };
     c.compare(name("group_norm", path), s, y, &r, tol).await;
+    Ok(())
+}
+
+async fn check_adaptive_group_norm(c: &mut Checker, case: [usize; 5], path: Path) -> Result<()> {
+    let [b, ch, h, w, groups] = case;
+    let eps = 1e-6;
+    let (x, xv) = c.randn(&[b, ch, h, w])?;
+    let (scale, sv) = c.randn(&[b, ch])?;
+    let (shift, tv) = c.randn(&[b, ch])?;
+    let r = cpu::adaptive_group_norm(&xv, ch, h * w, groups, &sv, &tv, eps);
+    let y = adaptive_group_norm_on(&x, groups, &scale, &shift, eps as f32, path);
+    let tol = if ch / groups * h * w > 256 {
+        TOL_LONG
+    } else {
+        TOL
+    };
+    let s = format!("[{b},{ch},{h},{w}] g{groups}");
+    c.compare(name("adaptive_group_norm", path), s, y, &r, tol).await;
     Ok(())
 }
 

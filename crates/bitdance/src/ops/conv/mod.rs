@@ -66,6 +66,7 @@ kernels! { CONV_KERNELS = CONV;
     CONV_PACK_X = "conv_pack_x", &[RW, R];
     CONV_PACK_W = "conv_pack_w", &[RW, R];
     GROUP_NORM = "group_norm", &[RW, R, R, R];
+    ADAPTIVE_GROUP_NORM = "adaptive_group_norm", &[RW, R, R, R];
     DEPTH_TO_SPACE = "depth_to_space", &[RW, R];
 }
 kernels! { CONV_SG_KERNELS = CONV_SG;
@@ -444,35 +445,80 @@ pub(crate) fn group_norm_on(
     eps: f32,
     path: Path,
 ) -> Result<Tensor> {
-    const OP: &str = "group_norm";
-    let [b, c, h, w] = nchw(OP, "x", x)?;
+    let [_, c, _, _] = nchw("group_norm", "x", x)?;
+    let gpu = x.gpu();
+    let or_fill = |t: Option<&Tensor>, fill: f32| match t {
+        Some(t) => Ok(t.clone()),
+        None => Tensor::full(gpu, &[c], fill),
+    };
+    let (w, b) = (or_fill(weight, 1.0)?, or_fill(bias, 0.0)?);
+    launch_group_norm(&GROUP_NORM, x, groups, [&w, &b], 1, eps, path)
+}
+
+/// AdaptiveGroupNorm in one pass: GroupNorm of x [B, C, H, W] without its own affine, then
+/// `y * scale[b, c] + shift[b, c]` with scale and shift [B, C] (the decoder's per-image
+/// modulation from the latent's statistics).
+pub fn adaptive_group_norm(
+    x: &Tensor,
+    groups: usize,
+    scale: &Tensor,
+    shift: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    adaptive_group_norm_on(x, groups, scale, shift, eps, Path::Auto)
+}
+
+/// `adaptive_group_norm` with the define set of `path`.
+pub(crate) fn adaptive_group_norm_on(
+    x: &Tensor,
+    groups: usize,
+    scale: &Tensor,
+    shift: &Tensor,
+    eps: f32,
+    path: Path,
+) -> Result<Tensor> {
+    let batch = x.shape().first().copied().unwrap_or(0);
+    let k = &ADAPTIVE_GROUP_NORM;
+    launch_group_norm(k, x, groups, [scale, shift], batch, eps, path)
+}
+
+/// Runs a GroupNorm kernel over x [B, C, H, W] in `groups` groups, with `affine` (scale, shift)
+/// of `copies` * C values each (per channel, or per (batch, channel)).
+fn launch_group_norm(
+    kernel: &Kernel,
+    x: &Tensor,
+    groups: usize,
+    affine: [&Tensor; 2],
+    copies: usize,
+    eps: f32,
+    path: Path,
+) -> Result<Tensor> {
+    let op = kernel.entry;
+    let [b, c, h, w] = nchw(op, "x", x)?;
     if groups == 0 || c % groups != 0 {
         return Err(shape_err(
-            OP,
+            op,
             format!(
                 "{groups} groups do not divide the channels of x {:?}",
                 x.shape()
             ),
         ));
     }
-    let gpu = x.gpu();
-    let param = |t: Option<&Tensor>, what: &'static str, fill: f32| -> Result<Tensor> {
-        match t {
-            Some(t) => {
-                t.expect_dtype(OP, what, DType::F32)?;
-                if t.numel() != c {
-                    return Err(shape_err(
-                        OP,
-                        format!("{what} {:?} must have {c} elements", t.shape()),
-                    ));
-                }
-                Ok(t.clone())
-            }
-            None => Tensor::full(gpu, &[c], fill),
+    for (t, what) in affine.iter().zip(["scale", "shift"]) {
+        t.expect_dtype(op, what, DType::F32)?;
+        if t.numel() != copies * c {
+            return Err(shape_err(
+                op,
+                format!(
+                    "{what} {:?} must have {} elements for x {:?}",
+                    t.shape(),
+                    copies * c,
+                    x.shape()
+                ),
+            ));
         }
-    };
-    let wt = param(weight, "weight", 1.0)?;
-    let bt = param(bias, "bias", 0.0)?;
+    }
+    let gpu = x.gpu();
     let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
     let rows = b * groups;
     let p = Params {
@@ -486,11 +532,11 @@ pub(crate) fn group_norm_on(
         ..Default::default()
     }
     .words();
-    let grid = gpu.grid(OP, rows as u32)?;
+    let grid = gpu.grid(op, rows as u32)?;
     gpu.dispatch(
-        &GROUP_NORM,
+        kernel,
         defines(gpu, path),
-        &[&y, x, &wt, &bt],
+        &[&y, x, affine[0], affine[1]],
         &p,
         grid,
     )?;

@@ -95,6 +95,24 @@ pub fn group_norm(
     y
 }
 
+/// AdaptiveGroupNorm of x [B, C, H·W]: GroupNorm without affine, then `scale[b, c]` and
+/// `shift[b, c]` ([B, C] each) per image and channel.
+pub fn adaptive_group_norm(
+    x: &[f64],
+    c: usize,
+    hw: usize,
+    groups: usize,
+    scale: &[f64],
+    shift: &[f64],
+    eps: f64,
+) -> Vec<f64> {
+    let y = group_norm(x, c, hw, groups, None, None, eps);
+    y.iter()
+        .enumerate()
+        .map(|(i, v)| v * scale[i / hw] + shift[i / hw])
+        .collect()
+}
+
 /// DCR depth-to-space of x [B, s²C, H, W] -> [B, C, sH, sW] (channel index splits as (b1, b2, c)).
 pub fn depth_to_space(x: &[f64], b: usize, c: usize, h: usize, w: usize, s: usize) -> Vec<f64> {
     let mut y = vec![0.0; x.len()];
