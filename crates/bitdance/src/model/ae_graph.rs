@@ -35,8 +35,9 @@ pub(super) trait AeGraph {
     fn depth_to_space(&self, x: &Self::V, block: usize) -> Result<Self::V>;
     /// Linear `{name}` with bias: x [N, in] -> [N, out].
     fn linear(&self, x: &Self::V, name: &str) -> Result<Self::V>;
-    /// `x * s[r] + t[r]` over the rows of x.
-    fn row_affine(&self, x: &Self::V, s: &Self::V, t: &Self::V) -> Result<Self::V>;
+    /// GroupNorm(32, eps 1e-6) without affine, then `scale[b, c]` and `shift[b, c]` ([B, C]).
+    fn adaptive_group_norm(&self, x: &Self::V, scale: &Self::V, shift: &Self::V)
+        -> Result<Self::V>;
     /// Per-(batch, channel) mean and sqrt(unbiased variance + eps) of z [B, C, h, w], each [B, C].
     fn channel_stats(&self, z: &Self::V) -> Result<(Self::V, Self::V)>;
     /// View with another shape.
@@ -72,15 +73,9 @@ pub(super) trait AeGraph {
         mean: &Self::V,
         std: &Self::V,
     ) -> Result<Self::V> {
-        let s = self.shape(x);
         let scale = self.linear(std, &format!("adaptive.{level}.gamma"))?;
         let shift = self.linear(mean, &format!("adaptive.{level}.beta"))?;
-        let y = self.group_norm(x, None)?;
-        let (scale, shift) = (
-            self.reshape(&scale, &[s[0] * s[1]])?,
-            self.reshape(&shift, &[s[0] * s[1]])?,
-        );
-        self.row_affine(&y, &scale, &shift)
+        self.adaptive_group_norm(x, &scale, &shift)
     }
 }
 
@@ -169,8 +164,8 @@ impl AeGraph for Infer<'_> {
         )
     }
 
-    fn row_affine(&self, x: &Tensor, s: &Tensor, t: &Tensor) -> Result<Tensor> {
-        ops::row_affine(x, s, t)
+    fn adaptive_group_norm(&self, x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
+        ops::adaptive_group_norm(x, GROUPS, scale, shift, EPS)
     }
 
     fn channel_stats(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -240,8 +235,14 @@ impl AeGraph for Train<'_, '_> {
         self.tape.linear(*x, w, Some(b))
     }
 
-    fn row_affine(&self, x: &Var, s: &Var, t: &Var) -> Result<Var> {
-        self.tape.row_affine(*x, *s, *t)
+    // Composed on the tape (the fused kernel has no backward): the GroupNorm, then the
+    // per-(batch, channel) affine map as one per-row affine over the [B·C] rows.
+    fn adaptive_group_norm(&self, x: &Var, scale: &Var, shift: &Var) -> Result<Var> {
+        let s = self.tape.shape(*x);
+        let y = self.group_norm(x, None)?;
+        let rows = [s[0] * s[1]];
+        let (scale, shift) = (self.reshape(scale, &rows)?, self.reshape(shift, &rows)?);
+        self.tape.row_affine(y, scale, shift)
     }
 
     fn channel_stats(&self, z: &Var) -> Result<(Var, Var)> {
