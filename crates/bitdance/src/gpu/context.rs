@@ -296,15 +296,24 @@ impl Gpu {
         Ok([groups.div_ceil(y), y, 1])
     }
 
-    /// Records one dispatch of `kernel` over `tensors` (bindings 1..) with uniform `params`.
-    pub fn dispatch(
+    /// Records one dispatch of `kernel` over `tensors` (bindings 1..) with uniform `params`,
+    /// which must be the uniform type the kernel declares.
+    pub fn dispatch<U: super::Uniform>(
         &self,
         kernel: &Kernel,
         defines: &[(&str, u32)],
         tensors: &[&Tensor],
-        params: &[u32],
+        params: &U,
         workgroups: [u32; 3],
     ) -> Result<()> {
+        if super::UniformLayout::of::<U>() != kernel.uniform {
+            return Err(Error::Invalid(format!(
+                "kernel {}: launched with the uniform {:?}, declared with {:?}",
+                kernel.entry,
+                U::FIELDS,
+                kernel.uniform.fields
+            )));
+        }
         let slots: Vec<u32> = (1..)
             .zip(kernel.bindings)
             .filter(|(_, a)| **a != super::Access::Skip)
@@ -338,7 +347,7 @@ impl Gpu {
         #[cfg(not(target_arch = "wasm32"))]
         let timer = self.profile_start()?;
         let mut recorder = lock(&self.inner.recorder);
-        let (ubuf, offset, size) = recorder.params(device, bytemuck::cast_slice(params));
+        let (ubuf, offset, size) = recorder.params(device, bytemuck::bytes_of(params));
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
             resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {

@@ -9,6 +9,8 @@ mod readback;
 mod recorder;
 #[macro_use]
 mod shader;
+#[macro_use]
+mod uniform;
 
 pub use adapter::{AdapterSummary, GpuOptions, DEFAULT_MEMORY_BUDGET, MEMORY_BUDGET_VAR};
 pub use context::{Gpu, GpuStats, PoisonGuard};
@@ -17,4 +19,5 @@ pub use profile::KernelTime;
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::block_on;
 pub use shader::{Shader, Variants};
+pub use uniform::{Uniform, UniformLayout};
 pub use wgpu::Features;

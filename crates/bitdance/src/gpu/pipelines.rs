@@ -26,6 +26,8 @@ pub struct Kernel {
     pub entry: &'static str,
     /// Access of storage bindings 1..=n, in order.
     pub bindings: &'static [Access],
+    /// The uniform (binding 0) the entry point reads.
+    pub uniform: super::UniformLayout,
 }
 
 /// The define that selects the element width of a shader written once for scalars and

@@ -3,7 +3,7 @@
 //! with, so a mismatch fails this test instead of a pipeline on some GPU.
 
 use naga::valid::{Capabilities, GlobalUse, ShaderStages, SubgroupOperationSet, ValidationFlags};
-use naga::{AddressSpace, StorageAccess};
+use naga::{AddressSpace, StorageAccess, TypeInner};
 
 use super::norm::{NORM, NORM_SG};
 use crate::gpu::Shader;
@@ -61,7 +61,9 @@ fn mismatches(kernel: &Kernel, shader: &Shader, defines: &[(&str, u32)]) -> Vec<
             continue;
         }
         match var.space {
-            AddressSpace::Uniform if binding.binding == 0 => {}
+            AddressSpace::Uniform if binding.binding == 0 => {
+                problems.extend(uniform_mismatch(kernel, &module.types[var.ty].inner));
+            }
             AddressSpace::Storage { access } if binding.binding >= 1 => {
                 let slot = binding.binding as usize - 1;
                 let wgsl = if access.contains(StorageAccess::STORE) {
@@ -95,6 +97,25 @@ fn mismatches(kernel: &Kernel, shader: &Shader, defines: &[(&str, u32)]) -> Vec<
         }
     }
     problems
+}
+
+/// How the launcher's uniform struct differs from the WGSL one (field names, byte offsets and
+/// size), if it does.
+fn uniform_mismatch(kernel: &Kernel, wgsl: &TypeInner) -> Option<String> {
+    let TypeInner::Struct { members, span } = wgsl else {
+        return Some("the uniform is not a struct".into());
+    };
+    let fields: Vec<(&str, usize)> = members
+        .iter()
+        .map(|m| (m.name.as_deref().unwrap_or("?"), m.offset as usize))
+        .collect();
+    let declared = kernel.uniform;
+    (fields != declared.fields || *span as usize != declared.size).then(|| {
+        format!(
+            "uniform: the WGSL struct is {fields:?} ({span} bytes), the launcher's {:?} ({} bytes)",
+            declared.fields, declared.size
+        )
+    })
 }
 
 #[test]
@@ -150,9 +171,50 @@ fn a_wrong_declaration_is_reported() {
     };
     let problems = mismatches(&extra, shaders[0], &defines).join("\n");
     assert!(problems.contains("binding 5 is declared"), "{problems}");
+    // A uniform whose fields are out of order, or one field short, is caught too.
+    let swapped_fields = Kernel {
+        uniform: crate::gpu::UniformLayout {
+            size: 20,
+            fields: &[
+                ("rows", 0),
+                ("d", 4),
+                ("aux", 8),
+                ("eps", 12),
+                ("total", 16),
+            ],
+        },
+        ..kernel
+    };
+    let problems = mismatches(&swapped_fields, shaders[0], &defines).join("\n");
+    assert!(problems.contains("uniform: the WGSL struct"), "{problems}");
+    let short = Kernel {
+        uniform: crate::gpu::UniformLayout {
+            size: 16,
+            fields: &kernel.uniform.fields[..4],
+        },
+        ..kernel
+    };
+    assert!(!mismatches(&short, shaders[0], &defines).is_empty());
     let renamed = Kernel {
         entry: "rms_norm_typo",
         ..kernel
     };
     assert!(mismatches(&renamed, shaders[0], &defines)[0].contains("no entry point"));
+}
+
+#[test]
+fn a_launch_with_another_kernels_uniform_is_refused() {
+    let gpu = pollster::block_on(crate::Gpu::from_env()).expect("a GPU for the tests");
+    let (fill, _) = declared()
+        .into_iter()
+        .find(|(k, _)| k.entry == "fill")
+        .expect("fill is declared");
+    let t = crate::Tensor::from_f32(&gpu, &[4], &[0.0; 4]).unwrap();
+    let vec1 = [(crate::gpu::VEC, 1)];
+    let norm_uniform = super::norm::Params::default();
+    let e = gpu
+        .dispatch(&fill, &vec1, &[&t], &norm_uniform, [1, 1, 1])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("kernel fill: launched with the uniform"), "{e}");
 }

@@ -1,21 +1,38 @@
 //! GPU ops, one folder per kernel family: launchers (forward and backward) over its WGSL entry
 //! points, CPU f64 references and conformance checks side by side.
 
-/// Declares one `const NAME: Kernel` per entry point of `shader`, and the list `LIST` of them
-/// that the binding contract test (`contract.rs`) checks against the WGSL:
-/// `kernels! { LIST = SHADER; NAME = "entry", &[bindings]; ... }`.
+/// Declares one `const NAME: Kernel` per entry point of `shader`, reading the uniform `Params`
+/// (binding 0) and storage bindings 1.. with the given access (`rw`, `r`, or `skip` for one the
+/// entry point leaves out), and the list `LIST` of them that the binding contract test
+/// (`contract.rs`) checks against the WGSL:
+/// `kernels! { LIST = SHADER, Params; NAME = "entry", [rw, r, r]; ... }`.
 macro_rules! kernels {
-    ($list:ident = $shader:expr; $($name:ident = $entry:literal, $bindings:expr;)+) => {
+    ($list:ident = $shader:expr, $uniform:ty;
+     $($name:ident = $entry:literal, [$($access:ident),* $(,)?];)+) => {
         $(
             const $name: $crate::gpu::Kernel = $crate::gpu::Kernel {
                 shader: &$shader,
                 entry: $entry,
-                bindings: $bindings,
+                bindings: &[$(access!($access)),*],
+                uniform: $crate::gpu::UniformLayout::of::<$uniform>(),
             };
         )+
         /// The kernels declared in this file for this shader.
         #[cfg(test)]
         pub(crate) const $list: &[$crate::gpu::Kernel] = &[$($name),+];
+    };
+}
+
+/// The `Access` of a binding in `kernels!`: `rw`, `r` or `skip`.
+macro_rules! access {
+    (rw) => {
+        $crate::gpu::Access::ReadWrite
+    };
+    (r) => {
+        $crate::gpu::Access::Read
+    };
+    (skip) => {
+        $crate::gpu::Access::Skip
     };
 }
 

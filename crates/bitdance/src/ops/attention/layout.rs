@@ -2,18 +2,28 @@
 //! its backward, head swaps ([B, T, H*D] <-> [B, H, T, D]) and KV-cache writes.
 
 use crate::ops::{check_f32, shape_err};
-use crate::gpu::{Access, Kernel, VEC};
+use crate::gpu::{Kernel, VEC};
 use super::LAYOUT;
 use crate::{DType, Error, Result, Tensor};
 
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
 
-kernels! { LAYOUT_KERNELS = LAYOUT;
-    SPLIT_QKV = "split_qkv", &[RW, RW, RW, R];
-    MERGE_QKV = "merge_qkv", &[RW, R, R, R];
-    SWAP12 = "swap12", &[RW, R];
-    CACHE_WRITE = "cache_write", &[RW, R];
+uniform! {
+    /// The uniform of `layout.wgsl` (`LParams`): n elements written, then four sizes whose
+    /// meaning each entry point gives (the third, c, is the innermost dim D).
+    struct Params {
+        n: u32,
+        a: u32,
+        b: u32,
+        c: u32,
+        d: u32,
+    }
+}
+
+kernels! { LAYOUT_KERNELS = LAYOUT, Params;
+    SPLIT_QKV = "split_qkv", [rw, rw, rw, r];
+    MERGE_QKV = "merge_qkv", [rw, r, r, r];
+    SWAP12 = "swap12", [rw, r];
+    CACHE_WRITE = "cache_write", [rw, r];
 }
 
 /// A layout kernel over n elements whose innermost dim is words[2] = D: moved as vec4s when D
@@ -29,7 +39,14 @@ fn launch_layout(
     let n = n / width as usize;
     let gpu = tensors[0].gpu();
     let grid = gpu.grid(kernel.entry, (n as u32).div_ceil(256))?;
-    let p = [n as u32, words[0], words[1], words[2], words[3]];
+    let [a, b, c, d] = words;
+    let p = Params {
+        n: n as u32,
+        a,
+        b,
+        c,
+        d,
+    };
     gpu.dispatch(kernel, &[(VEC, width)], tensors, &p, grid)
 }
 

@@ -10,7 +10,7 @@ mod layout;
 pub use layout::*;
 
 use super::{check_f32, shape_err};
-use crate::gpu::{Access, Kernel};
+use crate::gpu::Kernel;
 use crate::{DType, Error, Result, Tensor};
 
 shader!(
@@ -41,8 +41,6 @@ shader!(
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&ATTENTION, &ATTENTION_SG, &LAYOUT];
 
 
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
 
 /// Rows (queries or keys) per workgroup, `WG` in attention.wgsl. On CPU adapters lanes past the
 /// rows a tile needs still run (masked), so small tiles waste least (causal tails, decode with a
@@ -63,10 +61,34 @@ fn default_wg(gpu: &crate::Gpu) -> u32 {
 /// Largest head dimension the attention kernels take.
 pub const MAX_HEAD_DIM: usize = 128;
 
-kernels! { ATTENTION_KERNELS = ATTENTION;
-    FWD = "attn_fwd", &[RW, RW, R, R, R];
-    DQ = "attn_dq", &[RW, RW, R, R, R, R, R, R];
-    DKV = "attn_dkv", &[RW, RW, R, R, R, R, R, R];
+uniform! {
+    /// The uniform of `attention.wgsl` (and its subgroup forms).
+    struct Params {
+        /// Batch * heads.
+        bh: u32,
+        /// Query rows per head.
+        tq: u32,
+        /// Key / value rows per head (KV-cache capacity).
+        tk_cap: u32,
+        /// Keys in use: rows 0..kv_len.
+        kv_len: u32,
+        /// Absolute position of query row 0.
+        q_offset: u32,
+        /// 0 full, 1 causal, 2 block-causal.
+        mask_kind: u32,
+        /// Block-causal: position of the first group.
+        bstart: u32,
+        /// Block-causal: group size (> 0).
+        block: u32,
+        /// Softmax scale applied to q.k.
+        scale: f32,
+    }
+}
+
+kernels! { ATTENTION_KERNELS = ATTENTION, Params;
+    FWD = "attn_fwd", [rw, rw, r, r, r];
+    DQ = "attn_dq", [rw, rw, r, r, r, r, r, r];
+    DKV = "attn_dkv", [rw, rw, r, r, r, r, r, r];
 }
 
 /// The subgroup form of an attention kernel (`attention_sg.wgsl`).
@@ -75,6 +97,7 @@ const fn subgroup_form(kernel: Kernel, entry: &'static str) -> Kernel {
         shader: &ATTENTION_SG,
         entry,
         bindings: kernel.bindings,
+        uniform: kernel.uniform,
     }
 }
 const FWD_SG: Kernel = subgroup_form(FWD, "attn_fwd_sg");
@@ -216,19 +239,19 @@ fn check_attention(
     })
 }
 
-fn params(dims: Dims, kv_len: usize, q_offset: usize, mask: AttentionMask, scale: f32) -> [u32; 9] {
-    let [kind, start, block] = mask.words();
-    [
-        dims.bh as u32,
-        dims.tq as u32,
-        dims.tk_cap as u32,
-        kv_len as u32,
-        q_offset as u32,
-        kind,
-        start,
+fn params(dims: Dims, kv_len: usize, q_offset: usize, mask: AttentionMask, scale: f32) -> Params {
+    let [mask_kind, bstart, block] = mask.words();
+    Params {
+        bh: dims.bh as u32,
+        tq: dims.tq as u32,
+        tk_cap: dims.tk_cap as u32,
+        kv_len: kv_len as u32,
+        q_offset: q_offset as u32,
+        mask_kind,
+        bstart,
         block,
-        scale.to_bits(),
-    ]
+        scale,
+    }
 }
 
 fn groups(t: &Tensor, op: &str, bh: usize, rows: usize, wg: u32) -> Result<[u32; 3]> {

@@ -3,65 +3,52 @@
 //! depth_to_space's inverse, and the per-row affine map of GroupNorm / AdaptiveGroupNorm.
 
 use crate::ops::{grid_1d, matmul, merge_heads, shape_err, Padding};
-use crate::gpu::{Access, Kernel};
+use crate::gpu::Kernel;
 use super::CONV_GRAD;
 use crate::{DType, Result, Tensor};
 
 /// Define sets of `shaders/conv_grad.wgsl` (it has no defines).
 pub const CONV_GRAD_VARIANTS: &[&[(&str, u32)]] = &[&[]];
 
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
 
-kernels! { CONV_GRAD_KERNELS = CONV_GRAD;
-    IM2COL = "im2col", &[RW, R];
-    IM2COL_PACKED = "im2col_packed", &[RW, R];
-    COL2IM = "col2im", &[RW, R];
-    SPACE_TO_DEPTH = "space_to_depth", &[RW, R];
-    ROW_AFFINE = "row_affine", &[RW, R, R, R];
-    ROW_AFFINE_BACKWARD = "row_affine_backward", &[RW, RW, RW, R, R, R];
+kernels! { CONV_GRAD_KERNELS = CONV_GRAD, Params;
+    IM2COL = "im2col", [rw, r];
+    IM2COL_PACKED = "im2col_packed", [rw, r];
+    COL2IM = "col2im", [rw, r];
+    SPACE_TO_DEPTH = "space_to_depth", [rw, r];
+    ROW_AFFINE = "row_affine", [rw, r, r, r];
+    ROW_AFFINE_BACKWARD = "row_affine_backward", [rw, rw, rw, r, r, r];
 }
 
-/// Uniform words of `conv_grad.wgsl`.
-#[derive(Default)]
-struct Params {
-    n: usize,
-    c: usize,
-    h: usize,
-    w: usize,
-    ho: usize,
-    wo: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    pad_t: usize,
-    pad_l: usize,
-    total: usize,
-    len: usize,
-    period: usize,
-}
-
-impl Params {
-    fn words(&self) -> [u32; 16] {
-        let v = [
-            self.n,
-            self.c,
-            self.h,
-            self.w,
-            self.ho,
-            self.wo,
-            self.kh,
-            self.kw,
-            self.stride,
-            self.pad_t,
-            self.pad_l,
-            self.total,
-            self.len,
-            self.period,
-            0,
-            0,
-        ];
-        v.map(|x| x as u32)
+uniform! {
+    /// The uniform of `conv_grad.wgsl`.
+    struct Params {
+        /// Batch.
+        n: u32,
+        /// Input channels (im2col/col2im), output channels (space_to_depth).
+        c: u32,
+        /// Input height (im2col/col2im), output height (space_to_depth).
+        h: u32,
+        /// Input width.
+        w: u32,
+        /// Output height of the convolution.
+        ho: u32,
+        /// Output width of the convolution.
+        wo: u32,
+        kh: u32,
+        kw: u32,
+        /// Convolution stride, or the block of space_to_depth.
+        stride: u32,
+        pad_t: u32,
+        pad_l: u32,
+        /// Threads needed (element kernels) or rows (row kernels).
+        total: u32,
+        /// Row length (row kernels).
+        len: u32,
+        /// row_affine: rows r and r + period share s and t.
+        period: u32,
+        spare1: u32,
+        spare2: u32,
     }
 }
 
@@ -75,10 +62,10 @@ fn dims4(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]>
 
 fn elementwise(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], p: Params) -> Result<()> {
     let gpu = out.gpu();
-    let grid = grid_1d(out, kernel.entry, p.total)?;
+    let grid = grid_1d(out, kernel.entry, p.total as usize)?;
     let mut tensors = vec![out];
     tensors.extend_from_slice(inputs);
-    gpu.dispatch(kernel, &[], &tensors, &p.words(), grid)
+    gpu.dispatch(kernel, &[], &tensors, &p, grid)
 }
 
 /// Gradients of `conv2d_padded(x, weight, bias, stride, pad)` given dy [B, Cout, Ho, Wo]:
@@ -144,33 +131,33 @@ pub fn conv2d_backward(
             )
         };
         let p = Params {
-            n,
-            c: cin,
-            h,
-            w,
-            ho,
-            wo,
-            kh,
-            kw,
-            stride,
-            pad_t: pad.top,
-            pad_l: pad.left,
+            n: n as u32,
+            c: cin as u32,
+            h: h as u32,
+            w: w as u32,
+            ho: ho as u32,
+            wo: wo as u32,
+            kh: kh as u32,
+            kw: kw as u32,
+            stride: stride as u32,
+            pad_t: pad.top as u32,
+            pad_l: pad.left as u32,
             ..Default::default()
         };
         let cols = Tensor::empty(gpu, &[n * pix, k_cols], DType::F32)?;
         if as_convolution {
             let xp = super::pack_input(&xs, pad)?;
             let packed = Params {
-                c: cq,
-                h: h + pad.top + pad.bottom,
-                w: w + pad.left + pad.right,
-                total: n * pix * k2,
+                c: cq as u32,
+                h: (h + pad.top + pad.bottom) as u32,
+                w: (w + pad.left + pad.right) as u32,
+                total: (n * pix * k2) as u32,
                 ..p
             };
             elementwise(&IM2COL_PACKED, &cols, &[&xp], packed)?;
         } else {
             let scalar = Params {
-                total: n * pix * cin,
+                total: (n * pix * cin) as u32,
                 ..p
             };
             elementwise(&IM2COL, &cols, &[&xs], scalar)?;
@@ -208,7 +195,7 @@ pub fn conv2d_backward(
             &dx,
             &[&dcols],
             Params {
-                total: n * cin * h * w,
+                total: (n * cin * h * w) as u32,
                 ..p
             },
         )?;
@@ -245,12 +232,12 @@ pub fn space_to_depth(y: &Tensor, block: usize) -> Result<Tensor> {
     let (h, w) = (hs / block, ws / block);
     let x = Tensor::empty(y.gpu(), &[b, block * block * c, h, w], DType::F32)?;
     let p = Params {
-        n: b,
-        c,
-        h,
-        w,
-        stride: block,
-        total: x.numel(),
+        n: b as u32,
+        c: c as u32,
+        h: h as u32,
+        w: w as u32,
+        stride: block as u32,
+        total: x.numel() as u32,
         ..Default::default()
     };
     elementwise(&SPACE_TO_DEPTH, &x, &[y], p)?;
@@ -331,14 +318,14 @@ fn channel_planes(op: &'static str, x: &Tensor, s: &Tensor, t: &Tensor) -> Resul
 fn affine_rows(x: &Tensor, s: &Tensor, t: &Tensor, rows: usize, period: usize) -> Result<Tensor> {
     let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
     let p = Params {
-        total: rows,
-        len: x.numel() / rows,
-        period,
+        total: rows as u32,
+        len: (x.numel() / rows) as u32,
+        period: period as u32,
         ..Default::default()
     };
     let grid = grid_1d(x, "row_affine", x.numel())?;
     x.gpu()
-        .dispatch(&ROW_AFFINE, &[], &[&y, x, s, t], &p.words(), grid)?;
+        .dispatch(&ROW_AFFINE, &[], &[&y, x, s, t], &p, grid)?;
     Ok(y)
 }
 
@@ -361,9 +348,9 @@ fn affine_rows_backward(
     let ds = Tensor::empty(gpu, &[rows], DType::F32)?;
     let dt = Tensor::empty(gpu, &[rows], DType::F32)?;
     let p = Params {
-        total: rows,
-        len: x.numel() / rows,
-        period,
+        total: rows as u32,
+        len: (x.numel() / rows) as u32,
+        period: period as u32,
         ..Default::default()
     };
     let grid = grid_1d(x, "row_affine_backward", rows)?;
@@ -371,7 +358,7 @@ fn affine_rows_backward(
         &ROW_AFFINE_BACKWARD,
         &[],
         &[&dx, &ds, &dt, x, dy, s],
-        &p.words(),
+        &p,
         grid,
     )?;
     Ok((dx, ds, dt))

@@ -10,7 +10,7 @@ mod check_backward;
 pub use backward::*;
 
 use super::{grid_1d, shape_err};
-use crate::gpu::{Access, Kernel};
+use crate::gpu::Kernel;
 use crate::{DType, Error, Result, Tensor};
 
 shader!(
@@ -57,20 +57,18 @@ const CPU_SG_DEFINES: &[(&str, u32)] = &[("TC", 32), ("PX", 8), ("CONV_WG", 16),
 /// GPUs: smaller blocks, more invocations.
 const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64), ("GN_WG", 256)];
 
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
 
-kernels! { CONV_KERNELS = CONV;
-    CONV2D = "conv2d", &[RW, R, R, R];
-    CONV2D_RB = "conv2d_rb", &[RW, R, R, R];
-    CONV_PACK_X = "conv_pack_x", &[RW, R];
-    CONV_PACK_W = "conv_pack_w", &[RW, R];
-    GROUP_NORM = "group_norm", &[RW, R, R, R];
-    ADAPTIVE_GROUP_NORM = "adaptive_group_norm", &[RW, R, R, R];
-    DEPTH_TO_SPACE = "depth_to_space", &[RW, R];
+kernels! { CONV_KERNELS = CONV, Params;
+    CONV2D = "conv2d", [rw, r, r, r];
+    CONV2D_RB = "conv2d_rb", [rw, r, r, r];
+    CONV_PACK_X = "conv_pack_x", [rw, r];
+    CONV_PACK_W = "conv_pack_w", [rw, r];
+    GROUP_NORM = "group_norm", [rw, r, r, r];
+    ADAPTIVE_GROUP_NORM = "adaptive_group_norm", [rw, r, r, r];
+    DEPTH_TO_SPACE = "depth_to_space", [rw, r];
 }
-kernels! { CONV_SG_KERNELS = CONV_SG;
-    CONV2D_SG = "conv2d_sg", &[RW, R, R, R];
+kernels! { CONV_SG_KERNELS = CONV_SG, Params;
+    CONV2D_SG = "conv2d_sg", [rw, r, r, r];
 }
 
 /// Which kernels and define set to use: the adapter's own, or the GPU (portable) ones anywhere,
@@ -110,58 +108,43 @@ fn define(gpu: &crate::Gpu, path: Path, name: &str) -> usize {
         .map_or(1, |(_, v)| *v as usize)
 }
 
-/// Uniform words of `conv.wgsl` (its `Params` struct, in order).
-#[derive(Default)]
-struct Params {
-    n: usize,
-    cin: usize,
-    h: usize,
-    w: usize,
-    cout: usize,
-    ho: usize,
-    wo: usize,
-    kh: usize,
-    kw: usize,
-    stride: usize,
-    pad_t: usize,
-    pad_l: usize,
-    tiles_c: usize,
-    tiles_p: usize,
-    eps: f32,
-    total: usize,
-    hp: usize,
-    wp: usize,
-    cq: usize,
-    w_flip: usize,
-}
-
-impl Params {
-    fn words(&self) -> [u32; 20] {
-        let mut p = [
-            self.n,
-            self.cin,
-            self.h,
-            self.w,
-            self.cout,
-            self.ho,
-            self.wo,
-            self.kh,
-            self.kw,
-            self.stride,
-            self.pad_t,
-            self.pad_l,
-            self.tiles_c,
-            self.tiles_p,
-            0,
-            self.total,
-            self.hp,
-            self.wp,
-            self.cq,
-            self.w_flip,
-        ]
-        .map(|v| v as u32);
-        p[14] = self.eps.to_bits();
-        p
+uniform! {
+    /// The uniform of `conv.wgsl`.
+    struct Params {
+        /// Batch.
+        n: u32,
+        /// Input channels (conv), channels (group_norm), output channels (depth_to_space).
+        cin: u32,
+        /// Input height.
+        h: u32,
+        /// Input width.
+        w: u32,
+        /// Output channels (conv), groups (group_norm).
+        cout: u32,
+        /// Output height.
+        ho: u32,
+        /// Output width.
+        wo: u32,
+        kh: u32,
+        kw: u32,
+        stride: u32,
+        pad_t: u32,
+        pad_l: u32,
+        /// Channel tiles of TC (conv).
+        tiles_c: u32,
+        /// Pixel tiles of PX (conv).
+        tiles_p: u32,
+        eps: f32,
+        /// Threads needed (element kernels).
+        total: u32,
+        /// Padded input height (conv).
+        hp: u32,
+        /// Padded input width (conv).
+        wp: u32,
+        /// Input channels / 4, rounded up (conv).
+        cq: u32,
+        /// conv_pack_w: 1 = weight stored [cin, cout, kh, kw], taps reversed.
+        w_flip: u32,
     }
 }
 
@@ -247,15 +230,15 @@ pub(crate) fn conv2d_on(
 pub(crate) fn pack_input(x: &Tensor, pad: Padding) -> Result<Tensor> {
     let [b, cin, h, w] = nchw("pack_input", "x", x)?;
     let mut p = Params {
-        n: b,
-        cin,
-        h,
-        w,
-        pad_t: pad.top,
-        pad_l: pad.left,
-        hp: h + pad.top + pad.bottom,
-        wp: w + pad.left + pad.right,
-        cq: cin.div_ceil(4),
+        n: b as u32,
+        cin: cin as u32,
+        h: h as u32,
+        w: w as u32,
+        pad_t: pad.top as u32,
+        pad_l: pad.left as u32,
+        hp: (h + pad.top + pad.bottom) as u32,
+        wp: (w + pad.left + pad.right) as u32,
+        cq: cin.div_ceil(4) as u32,
         ..Default::default()
     };
     pack_input_with(x, &mut p, Path::Auto)
@@ -264,14 +247,16 @@ pub(crate) fn pack_input(x: &Tensor, pad: Padding) -> Result<Tensor> {
 /// `pack_input` for the convolution described by `p` (n, cin, h, w, pads, hp, wp, cq).
 fn pack_input_with(x: &Tensor, p: &mut Params, path: Path) -> Result<Tensor> {
     let gpu = x.gpu();
-    let xp = Tensor::empty(gpu, &[p.n, p.hp, p.wp, 4 * p.cq], DType::F32)?;
-    p.total = xp.numel() / 4;
+    let shape = [p.n, p.hp, p.wp, 4 * p.cq].map(|v| v as usize);
+    let xp = Tensor::empty(gpu, &shape, DType::F32)?;
+    let total = xp.numel() / 4;
+    p.total = total as u32;
     gpu.dispatch(
         &CONV_PACK_X,
         defines(gpu, path),
         &[&xp, x],
-        &p.words(),
-        grid_1d(x, "conv_pack_x", p.total)?,
+        p,
+        grid_1d(x, "conv_pack_x", total)?,
     )?;
     Ok(xp)
 }
@@ -370,39 +355,40 @@ fn conv2d_core(
     let tiles_c = cout.div_ceil(tc);
     let cq = cin.div_ceil(4);
     let mut p = Params {
-        n: b,
-        cin,
-        h,
-        w,
-        cout,
-        ho,
-        wo,
-        kh,
-        kw,
-        stride,
-        pad_t: pad.top,
-        pad_l: pad.left,
-        tiles_c,
-        tiles_p: (ho * wo).div_ceil(px),
-        hp,
-        wp,
-        cq,
-        w_flip: usize::from(layout == WeightLayout::TransposedFlipped),
+        n: b as u32,
+        cin: cin as u32,
+        h: h as u32,
+        w: w as u32,
+        cout: cout as u32,
+        ho: ho as u32,
+        wo: wo as u32,
+        kh: kh as u32,
+        kw: kw as u32,
+        stride: stride as u32,
+        pad_t: pad.top as u32,
+        pad_l: pad.left as u32,
+        tiles_c: tiles_c as u32,
+        tiles_p: (ho * wo).div_ceil(px) as u32,
+        hp: hp as u32,
+        wp: wp as u32,
+        cq: cq as u32,
+        w_flip: u32::from(layout == WeightLayout::TransposedFlipped),
         ..Default::default()
     };
     let xp = pack_input_with(x, &mut p, path)?;
     let wpk = Tensor::empty(gpu, &[kh * kw * cq, tiles_c * tc, 4], DType::F32)?;
-    p.total = wpk.numel() / 4;
+    let total = wpk.numel() / 4;
+    p.total = total as u32;
     gpu.dispatch(
         &CONV_PACK_W,
         defines(gpu, path),
         &[&wpk, weight],
-        &p.words(),
-        grid_1d(x, OP, p.total)?,
+        &p,
+        grid_1d(x, OP, total)?,
     )?;
     let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
     let (gx, gy) = (
-        p.tiles_p.div_ceil(define(gpu, path, "CONV_WG")),
+        (p.tiles_p as usize).div_ceil(define(gpu, path, "CONV_WG")),
         b * tiles_c,
     );
     if gx > max || gy > max {
@@ -418,7 +404,7 @@ fn conv2d_core(
         kernel,
         defines,
         &[&y, &xp, &wpk, &bias],
-        &p.words(),
+        &p,
         [gx as u32, gy as u32, 1],
     )?;
     Ok(y)
@@ -522,16 +508,16 @@ fn launch_group_norm(
     let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
     let rows = b * groups;
     let p = Params {
-        n: b,
-        cin: c,
-        h,
-        w,
-        cout: groups,
+        n: b as u32,
+        cin: c as u32,
+        h: h as u32,
+        w: w as u32,
+        cout: groups as u32,
         eps,
-        total: rows,
+        total: rows as u32,
         ..Default::default()
     }
-    .words();
+;
     let grid = gpu.grid(op, rows as u32)?;
     gpu.dispatch(
         kernel,
@@ -563,15 +549,15 @@ pub fn depth_to_space(x: &Tensor, block: usize) -> Result<Tensor> {
     let y = Tensor::empty(x.gpu(), &[b, c, block * h, block * w], DType::F32)?;
     let n = y.numel();
     let p = Params {
-        n: b,
-        cin: c,
-        h,
-        w,
-        stride: block,
-        total: n,
+        n: b as u32,
+        cin: c as u32,
+        h: h as u32,
+        w: w as u32,
+        stride: block as u32,
+        total: n as u32,
         ..Default::default()
     }
-    .words();
+;
     let grid = grid_1d(x, OP, n)?;
     x.gpu().dispatch(
         &DEPTH_TO_SPACE,

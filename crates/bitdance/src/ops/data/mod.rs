@@ -7,7 +7,7 @@ pub(crate) mod check;
 mod tape;
 
 use super::{grid_1d, shape_err};
-use crate::gpu::{Access, Kernel, VEC};
+use crate::gpu::{Kernel, VEC};
 use crate::{DType, Error, Result, Tensor};
 
 shader!(
@@ -23,15 +23,28 @@ shader!(
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&DATA];
 
 
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
 
-kernels! { DATA_KERNELS = DATA;
-    COPY_REGION = "copy_region", &[RW, R];
-    PAD_REGION = "pad_region", &[RW, R];
-    GATHER_ROWS = "gather_rows", &[RW, R, R];
-    EMBEDDING_BACKWARD = "embedding_backward", &[RW, R, R];
-    REDUCE_COLS = "reduce_cols", &[RW, R];
+uniform! {
+    /// The uniform of `data.wgsl`; each entry point gives p1..p6 and scale their meaning.
+    struct Params {
+        /// Work items of the dispatch.
+        n: u32,
+        p1: u32,
+        p2: u32,
+        p3: u32,
+        p4: u32,
+        p5: u32,
+        p6: u32,
+        scale: f32,
+    }
+}
+
+kernels! { DATA_KERNELS = DATA, Params;
+    COPY_REGION = "copy_region", [rw, r];
+    PAD_REGION = "pad_region", [rw, r];
+    GATHER_ROWS = "gather_rows", [rw, r, r];
+    EMBEDDING_BACKWARD = "embedding_backward", [rw, r, r];
+    REDUCE_COLS = "reduce_cols", [rw, r];
 }
 
 /// Define sets of `shaders/data.wgsl` the runtime uses (validated by naga).
@@ -43,31 +56,32 @@ pub(crate) const REDUCE_CHUNK: usize = 256;
 /// Threads per output column in `embedding_backward` aim for this many threads in total.
 const SCATTER_THREADS: usize = 4096;
 
-/// Uniform words of `data.wgsl`: n, p1..p6, scale.
-fn params(n: usize, p: [usize; 6], scale: f32) -> [u32; 8] {
-    [
-        n as u32,
-        p[0] as u32,
-        p[1] as u32,
-        p[2] as u32,
-        p[3] as u32,
-        p[4] as u32,
-        p[5] as u32,
-        scale.to_bits(),
-    ]
+/// The uniform of a data kernel over n work items.
+fn params(n: usize, p: [usize; 6], scale: f32) -> Params {
+    let [p1, p2, p3, p4, p5, p6] = p.map(|v| v as u32);
+    Params {
+        n: n as u32,
+        p1,
+        p2,
+        p3,
+        p4,
+        p5,
+        p6,
+        scale,
+    }
 }
 
-/// Dispatches `kernel` over p[0] work items of single words.
-fn launch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 8]) -> Result<()> {
+/// Dispatches `kernel` over p.n work items of single words.
+fn launch(kernel: &Kernel, tensors: &[&Tensor], p: Params) -> Result<()> {
     launch_width(kernel, 1, tensors, p)
 }
 
-/// Dispatches `kernel` over p[0] work items of `width` (1 or 4) words each.
-fn launch_width(kernel: &Kernel, width: u32, tensors: &[&Tensor], p: [u32; 8]) -> Result<()> {
-    if p[0] == 0 {
+/// Dispatches `kernel` over p.n work items of `width` (1 or 4) words each.
+fn launch_width(kernel: &Kernel, width: u32, tensors: &[&Tensor], p: Params) -> Result<()> {
+    if p.n == 0 {
         return Ok(());
     }
-    let grid = grid_1d(tensors[0], kernel.entry, p[0] as usize)?;
+    let grid = grid_1d(tensors[0], kernel.entry, p.n as usize)?;
     tensors[0]
         .gpu()
         .dispatch(kernel, &[(VEC, width)], tensors, &p, grid)

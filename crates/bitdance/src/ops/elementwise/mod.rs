@@ -5,7 +5,7 @@ pub(crate) mod check;
 mod tape;
 
 use super::{grid_1d, same_shape};
-use crate::gpu::{Access, Kernel, VEC};
+use crate::gpu::{Kernel, VEC};
 use crate::{DType, Error, Result, Tensor};
 
 shader!(
@@ -21,51 +21,63 @@ shader!(
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&ELEMENTWISE];
 
 
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
 
-kernels! { ELEMENTWISE_KERNELS = ELEMENTWISE;
-    FILL = "fill", &[RW];
-    AXPBY = "axpby", &[RW, R, R];
-    AXPBY_INPLACE = "axpby_inplace", &[RW, R];
-    MUL = "mul", &[RW, R, R];
-    SCALE = "scale", &[RW, R];
-    ADD_BCAST = "add_bcast", &[RW, R, R];
-    SCALE_BY_SCALAR = "scale_by_scalar", &[RW, R, R];
-    SILU = "silu", &[RW, R];
-    SILU_BACKWARD = "silu_backward", &[RW, R, R];
-    SWIGLU = "swiglu", &[RW, R];
-    SWIGLU_BACKWARD = "swiglu_backward", &[RW, R, R];
+kernels! { ELEMENTWISE_KERNELS = ELEMENTWISE, Params;
+    FILL = "fill", [rw];
+    AXPBY = "axpby", [rw, r, r];
+    AXPBY_INPLACE = "axpby_inplace", [rw, r];
+    MUL = "mul", [rw, r, r];
+    SCALE = "scale", [rw, r];
+    ADD_BCAST = "add_bcast", [rw, r, r];
+    SCALE_BY_SCALAR = "scale_by_scalar", [rw, r, r];
+    SILU = "silu", [rw, r];
+    SILU_BACKWARD = "silu_backward", [rw, r, r];
+    SWIGLU = "swiglu", [rw, r];
+    SWIGLU_BACKWARD = "swiglu_backward", [rw, r, r];
 }
 
-/// Uniform words of `elementwise.wgsl`: n, m, alpha, beta, bits.
-fn params(n: usize, m: usize, alpha: f32, beta: f32, bits: u32) -> [u32; 5] {
-    [n as u32, m as u32, alpha.to_bits(), beta.to_bits(), bits]
+uniform! {
+    /// The uniform of `elementwise.wgsl`.
+    struct Params {
+        /// Elements of the output.
+        n: u32,
+        /// Broadcast period (add_bcast) or half width (swiglu).
+        m: u32,
+        alpha: f32,
+        beta: f32,
+        /// Fill pattern.
+        bits: u32,
+    }
 }
 
-/// `launch` over vec4s when the element count n = p[0] and the period m = p[1] are multiples
-/// of 4 (both then counted in vec4s), else over scalars.
-fn launch_vec(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], mut p: [u32; 5]) -> Result<()> {
-    if p[0].is_multiple_of(4) && p[1].is_multiple_of(4) {
-        p[0] /= 4;
-        p[1] /= 4;
+/// The uniform of an element-wise op.
+fn params(n: usize, m: usize, alpha: f32, beta: f32, bits: u32) -> Params {
+    Params {
+        n: n as u32,
+        m: m as u32,
+        alpha,
+        beta,
+        bits,
+    }
+}
+
+/// `launch` over vec4s when the element count n and the period m are multiples of 4 (both
+/// then counted in vec4s), else over scalars.
+fn launch_vec(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], mut p: Params) -> Result<()> {
+    if p.n.is_multiple_of(4) && p.m.is_multiple_of(4) {
+        p.n /= 4;
+        p.m /= 4;
         launch(kernel, 4, out, inputs, p)
     } else {
         launch(kernel, 1, out, inputs, p)
     }
 }
 
-/// Dispatches `kernel` at element width `width` (1 or 4) over p[0] elements.
-fn launch(
-    kernel: &Kernel,
-    width: u32,
-    out: &Tensor,
-    inputs: &[&Tensor],
-    p: [u32; 5],
-) -> Result<()> {
+/// Dispatches `kernel` at element width `width` (1 or 4) over p.n elements.
+fn launch(kernel: &Kernel, width: u32, out: &Tensor, inputs: &[&Tensor], p: Params) -> Result<()> {
     let mut all = vec![out];
     all.extend_from_slice(inputs);
-    let grid = grid_1d(out, kernel.entry, p[0] as usize)?;
+    let grid = grid_1d(out, kernel.entry, p.n as usize)?;
     out.gpu().dispatch(kernel, &[(VEC, width)], &all, &p, grid)
 }
 

@@ -3,7 +3,6 @@
 pub(crate) mod reference;
 pub(crate) mod check;
 
-use crate::gpu::Access;
 use crate::{Error, Result, Tensor};
 
 shader!(
@@ -22,8 +21,24 @@ pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&FLOW];
 /// Define sets of `shaders/flow.wgsl` the runtime uses (validated by naga).
 pub const FLOW_VARIANTS: &[&[(&str, u32)]] = &[&[]];
 
-kernels! { FLOW_KERNELS = FLOW;
-    STEP = "flow_step", &[Access::ReadWrite, Access::Read, Access::Read];
+uniform! {
+    /// The uniform of `flow.wgsl`.
+    struct Params {
+        n: u32,
+        /// 1: combine pred[i] (cond) and pred[n + i] (uncond) with cfg.
+        guided: u32,
+        t: f32,
+        dt: f32,
+        cfg: f32,
+        /// sqrt(2 (1 - t) dt); 0 for the final Euler step.
+        noise_scale: f32,
+        /// 1: Euler-Maruyama drift v + (1 - t) score; 0: plain Euler.
+        maruyama: u32,
+    }
+}
+
+kernels! { FLOW_KERNELS = FLOW, Params;
+    STEP = "flow_step", [rw, r, r];
 }
 
 /// One sampler step, in place on `x` [n]: v = (pred - x) / max(1 - t, 0.05), guided as
@@ -60,15 +75,15 @@ pub fn flow_step(
     } else {
         0.0
     };
-    let p = [
-        n as u32,
-        guided as u32,
-        t.to_bits(),
-        dt.to_bits(),
-        cfg.to_bits(),
-        noise_scale.to_bits(),
-        noise.is_some() as u32,
-    ];
+    let p = Params {
+        n: n as u32,
+        guided: guided as u32,
+        t,
+        dt,
+        cfg,
+        noise_scale,
+        maruyama: noise.is_some() as u32,
+    };
     let grid = super::grid_1d(x, "flow_step", n)?;
     x.gpu()
         .dispatch(&STEP, &[], &[x, pred, noise.unwrap_or(pred)], &p, grid)

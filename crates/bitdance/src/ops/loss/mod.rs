@@ -8,7 +8,7 @@ mod tape;
 
 use super::data::{reduce_columns, reduce_parts};
 use super::{grid_1d, same_shape};
-use crate::gpu::{Access, Kernel};
+use crate::gpu::Kernel;
 use crate::{DType, Error, Result, Tensor};
 
 shader!(
@@ -24,20 +24,31 @@ shader!(
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&LOSS];
 
 
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
 
-kernels! { LOSS_KERNELS = LOSS;
-    SIGN_QUANTIZE = "sign_quantize", &[RW, R];
-    LFQ_GROUP_INDICES = "lfq_group_indices", &[RW, R];
-    MSE_PARTIAL = "mse_partial", &[RW, R, R];
-    MSE_BACKWARD = "mse_backward", &[RW, R, R, R];
-    L1_PARTIAL = "l1_partial", &[RW, R, R];
-    L1_BACKWARD = "l1_backward", &[RW, R, R, R];
-    LFQ_ENTROPY_PARTIAL = "lfq_entropy_partial", &[RW, R];
-    LFQ_ENTROPY_FINISH = "lfq_entropy_finish", &[RW, R];
-    LFQ_ENTROPY_WEIGHTS = "lfq_entropy_weights", &[RW, R];
-    LFQ_ENTROPY_BACKWARD = "lfq_entropy_backward", &[RW, R, R, R];
+uniform! {
+    /// The uniform of `loss.wgsl`; each entry point gives p1..p3, a and b their meaning.
+    struct Params {
+        /// Work items of the dispatch.
+        n: u32,
+        p1: u32,
+        p2: u32,
+        p3: u32,
+        a: f32,
+        b: f32,
+    }
+}
+
+kernels! { LOSS_KERNELS = LOSS, Params;
+    SIGN_QUANTIZE = "sign_quantize", [rw, r];
+    LFQ_GROUP_INDICES = "lfq_group_indices", [rw, r];
+    MSE_PARTIAL = "mse_partial", [rw, r, r];
+    MSE_BACKWARD = "mse_backward", [rw, r, r, r];
+    L1_PARTIAL = "l1_partial", [rw, r, r];
+    L1_BACKWARD = "l1_backward", [rw, r, r, r];
+    LFQ_ENTROPY_PARTIAL = "lfq_entropy_partial", [rw, r];
+    LFQ_ENTROPY_FINISH = "lfq_entropy_finish", [rw, r];
+    LFQ_ENTROPY_WEIGHTS = "lfq_entropy_weights", [rw, r];
+    LFQ_ENTROPY_BACKWARD = "lfq_entropy_backward", [rw, r, r, r];
 }
 
 /// Define sets of `shaders/loss.wgsl` the runtime uses (validated by naga).
@@ -52,23 +63,24 @@ const MAX_GROUP_BITS: usize = 8;
 /// Rows one thread of the entropy partial sums visits.
 const ENTROPY_CHUNK: usize = 64;
 
-/// Uniform words of `loss.wgsl`: n, p1..p3, a, b.
-fn params(n: usize, p: [usize; 3], a: f32, b: f32) -> [u32; 6] {
-    [
-        n as u32,
-        p[0] as u32,
-        p[1] as u32,
-        p[2] as u32,
-        a.to_bits(),
-        b.to_bits(),
-    ]
+/// The uniform of a loss kernel over n work items.
+fn params(n: usize, p: [usize; 3], a: f32, b: f32) -> Params {
+    Params {
+        n: n as u32,
+        p1: p[0] as u32,
+        p2: p[1] as u32,
+        p3: p[2] as u32,
+        a,
+        b,
+    }
 }
 
-fn launch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 6]) -> Result<()> {
-    if p[0] == 0 {
+/// Dispatches `kernel` over p.n work items (nothing when there are none).
+fn launch(kernel: &Kernel, tensors: &[&Tensor], p: Params) -> Result<()> {
+    if p.n == 0 {
         return Ok(());
     }
-    let grid = grid_1d(tensors[0], kernel.entry, p[0] as usize)?;
+    let grid = grid_1d(tensors[0], kernel.entry, p.n as usize)?;
     tensors[0].gpu().dispatch(kernel, &[], tensors, &p, grid)
 }
 

@@ -2,20 +2,18 @@
 
 use super::geometry::Geometry;
 use super::MatmulConfig;
-use crate::gpu::{Access, Kernel};
+use crate::gpu::Kernel;
 use super::{MATMUL, MATMUL_SG};
 use crate::{DType, Result, Tensor};
 
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
 
-kernels! { MATMUL_KERNELS = MATMUL;
-    MM_RB = "mm_rb", &[RW, R, R, R];
-    MM_TILED = "mm_tiled", &[RW, R, R, R];
-    PACK = "pack", &[RW, R];
+kernels! { MATMUL_KERNELS = MATMUL, Params;
+    MM_RB = "mm_rb", [rw, r, r, r];
+    MM_TILED = "mm_tiled", [rw, r, r, r];
+    PACK = "pack", [rw, r];
 }
-kernels! { MATMUL_SG_KERNELS = MATMUL_SG;
-    MM_SG = "mm_sg", &[RW, R, R, R];
+kernels! { MATMUL_SG_KERNELS = MATMUL_SG, Params;
+    MM_SG = "mm_sg", [rw, r, r, r];
 }
 
 /// A strided operand: element (b, r, k) or (b, k, s) at `b*batch + r*rs + k*ks`.
@@ -27,50 +25,37 @@ struct View<'a> {
     ks: usize,
 }
 
-/// The uniform words of `matmul.wgsl` (field order of its `Params`).
-#[derive(Default)]
-struct Params {
-    rows: usize,
-    cols: usize,
-    k: usize,
-    s_blocks: usize,
-    x_batch: usize,
-    x_rs: usize,
-    x_ks: usize,
-    y_batch: usize,
-    y_ks: usize,
-    y_ss: usize,
-    o_batch: usize,
-    o_rs: usize,
-    o_ss: usize,
-    bias_on_rows: bool,
-    p_rc: bool,
-    q_sc: bool,
-    has_bias: bool,
-}
-
-impl Params {
-    fn words(&self) -> [u32; 17] {
-        [
-            self.rows,
-            self.cols,
-            self.k,
-            self.s_blocks,
-            self.x_batch,
-            self.x_rs,
-            self.x_ks,
-            self.y_batch,
-            self.y_ks,
-            self.y_ss,
-            self.o_batch,
-            self.o_rs,
-            self.o_ss,
-            self.bias_on_rows as usize,
-            self.p_rc as usize,
-            self.q_sc as usize,
-            self.has_bias as usize,
-        ]
-        .map(|v| v as u32)
+uniform! {
+    /// The uniform of `matmul.wgsl` (and its generated forms).
+    struct Params {
+        /// R: output rows (pack: rows of X).
+        rows: u32,
+        /// S: output columns (pack: padded row length).
+        cols: u32,
+        /// K: reduction length (mm_rb: vec4 steps, ceil(K / 4)).
+        k: u32,
+        /// Workgroups along S (pack: total elements written).
+        s_blocks: u32,
+        /// X strides (mm_rb: in vec4s, as P): batch, rows, K.
+        x_batch: u32,
+        x_rs: u32,
+        x_ks: u32,
+        /// Y strides (mm_rb: in vec4s, as Q): batch, K, columns.
+        y_batch: u32,
+        y_ks: u32,
+        y_ss: u32,
+        /// Output strides: batch, rows, columns.
+        o_batch: u32,
+        o_rs: u32,
+        o_ss: u32,
+        /// 1: bias indexed by the row, 0: by the column.
+        bias_on_rows: u32,
+        /// mm_rb: P is read along its rows (1) or along K (0).
+        p_rc: u32,
+        /// mm_rb: Q is read along its columns (1) or along K (0).
+        q_sc: u32,
+        /// 1: add bias (else the bias binding is a dummy).
+        has_bias: u32,
     }
 }
 
@@ -133,13 +118,13 @@ fn vec4_operand<'a>(
     let packed = Tensor::empty(gpu, &[count, rows, kq * 4], DType::F32)?;
     let total = packed.numel();
     let params = Params {
-        rows,
-        cols: kq * 4,
-        k,
-        s_blocks: total,
-        x_batch: v.batch,
-        x_rs: v.rs,
-        x_ks: v.ks,
+        rows: rows as u32,
+        cols: (kq * 4) as u32,
+        k: k as u32,
+        s_blocks: total as u32,
+        x_batch: v.batch as u32,
+        x_rs: v.rs as u32,
+        x_ks: v.ks as u32,
         ..Default::default()
     };
     let grid = crate::ops::grid_1d(&packed, "matmul pack", total)?;
@@ -148,7 +133,7 @@ fn vec4_operand<'a>(
         &PACK,
         &MatmulConfig::CPU_DEFAULT.defines(),
         &[&packed, v.t],
-        &params.words(),
+        &params,
         grid,
     )?;
     Ok(Vec4Operand {
@@ -216,23 +201,23 @@ fn register(
     };
     let s_blocks = cols.div_ceil(t);
     let params = Params {
-        rows,
-        cols,
-        k: g.k.div_ceil(4),
-        s_blocks,
-        x_batch: x.batch,
-        x_rs: x.rs,
-        x_ks: x.ks,
-        y_batch: y.batch,
-        y_ks: y.ks,
-        y_ss: y.rs,
-        o_batch: g.m * g.n,
-        o_rs,
-        o_ss,
-        bias_on_rows: b_lanes,
-        p_rc: x.rows_contiguous,
-        q_sc: y.rows_contiguous,
-        has_bias: bias.is_some(),
+        rows: rows as u32,
+        cols: cols as u32,
+        k: g.k.div_ceil(4) as u32,
+        s_blocks: s_blocks as u32,
+        x_batch: x.batch as u32,
+        x_rs: x.rs as u32,
+        x_ks: x.ks as u32,
+        y_batch: y.batch as u32,
+        y_ks: y.ks as u32,
+        y_ss: y.rs as u32,
+        o_batch: (g.m * g.n) as u32,
+        o_rs: o_rs as u32,
+        o_ss: o_ss as u32,
+        bias_on_rows: b_lanes as u32,
+        p_rc: x.rows_contiguous as u32,
+        q_sc: y.rows_contiguous as u32,
+        has_bias: bias.is_some() as u32,
     };
     let groups = rows.div_ceil(wg * rp) * s_blocks;
     dispatch(
@@ -258,20 +243,20 @@ fn tiled(
     let tile = tile as usize;
     let s_blocks = g.n.div_ceil(tile);
     let params = Params {
-        rows: g.m,
-        cols: g.n,
-        k: g.k,
-        s_blocks,
-        x_batch: g.a_batch,
-        x_rs: g.a_ms,
-        x_ks: g.a_ks,
-        y_batch: g.b_batch,
-        y_ks: g.b_ks,
-        y_ss: g.b_ns,
-        o_batch: g.m * g.n,
-        o_rs: g.n,
+        rows: g.m as u32,
+        cols: g.n as u32,
+        k: g.k as u32,
+        s_blocks: s_blocks as u32,
+        x_batch: g.a_batch as u32,
+        x_rs: g.a_ms as u32,
+        x_ks: g.a_ks as u32,
+        y_batch: g.b_batch as u32,
+        y_ks: g.b_ks as u32,
+        y_ss: g.b_ns as u32,
+        o_batch: (g.m * g.n) as u32,
+        o_rs: g.n as u32,
         o_ss: 1,
-        has_bias: bias.is_some(),
+        has_bias: bias.is_some() as u32,
         ..Default::default()
     };
     let groups = g.m.div_ceil(tile) * s_blocks;
@@ -311,7 +296,7 @@ fn dispatch(
         kernel,
         &config.defines(),
         &[out, x, y, bias],
-        &params.words(),
+        params,
         [gx, gy, batch as u32],
     )
 }

@@ -11,7 +11,7 @@ mod row_stats;
 pub use row_stats::{row_stats, row_stats_backward};
 
 use super::{grid_1d, shape_err};
-use crate::gpu::{Access, Kernel, VEC};
+use crate::gpu::{Kernel, VEC};
 use crate::{DType, Result, Tensor};
 
 shader!(
@@ -54,35 +54,48 @@ const ROW_WG_CPU_DEFINE: (&str, u32) = ("ROW_WG", ROW_WG_CPU);
 /// Threads per row on GPUs.
 const ROW_WG_GPU_DEFINE: (&str, u32) = ("ROW_WG", 64);
 
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
 
-kernels! { NORM_KERNELS = NORM;
-    RMS_NORM = "rms_norm", &[RW, RW, R, R];
-    LAYER_NORM = "layer_norm", &[RW, RW, RW, R, R, R];
-    RMS_NORM_BACKWARD = "rms_norm_backward", &[RW, R, R, R, R];
-    LAYER_NORM_BACKWARD = "layer_norm_backward", &[RW, R, R, R, R, R];
-    RMS_PARAM_GRAD = "rms_param_grad", &[RW, R, R, R];
-    LN_PARAM_GRAD = "ln_param_grad", &[RW, RW, R, R, R, R];
-    COL_SUM = "col_sum", &[RW, R];
-    ROW_SUM = "row_sum", &[RW, R];
-    SOFTMAX = "softmax", &[RW, R];
-    SOFTMAX_BACKWARD = "softmax_backward", &[RW, R, R];
-    MODULATE = "modulate", &[RW, R, R, R];
-    MODULATE_BACKWARD = "modulate_backward", &[RW, RW, RW, R, R, R];
-    GATED_RESIDUAL = "gated_residual", &[RW, R, R, R];
-    GATED_RESIDUAL_BACKWARD = "gated_residual_backward", &[RW, RW, RW, R, R, R];
+uniform! {
+    /// The uniform of `norm.wgsl`.
+    struct Params {
+        /// Rows (row kernels), elements or (group, column) pairs (element kernels).
+        rows: u32,
+        /// Row length / channels C, in V elements.
+        d: u32,
+        eps: f32,
+        /// Tokens per group T (modulate, gated residual) or rows per chunk (param grads).
+        aux: u32,
+        /// Rows of the input of the param-grad and column-sum kernels.
+        total: u32,
+    }
 }
 
-/// Uniform words of `norm.wgsl`: rows (or threads), d, eps, aux, total.
-fn params(rows: usize, d: usize, eps: f32, aux: usize, total: usize) -> [u32; 5] {
-    [
-        rows as u32,
-        d as u32,
-        eps.to_bits(),
-        aux as u32,
-        total as u32,
-    ]
+kernels! { NORM_KERNELS = NORM, Params;
+    RMS_NORM = "rms_norm", [rw, rw, r, r];
+    LAYER_NORM = "layer_norm", [rw, rw, rw, r, r, r];
+    RMS_NORM_BACKWARD = "rms_norm_backward", [rw, r, r, r, r];
+    LAYER_NORM_BACKWARD = "layer_norm_backward", [rw, r, r, r, r, r];
+    RMS_PARAM_GRAD = "rms_param_grad", [rw, r, r, r];
+    LN_PARAM_GRAD = "ln_param_grad", [rw, rw, r, r, r, r];
+    COL_SUM = "col_sum", [rw, r];
+    ROW_SUM = "row_sum", [rw, r];
+    SOFTMAX = "softmax", [rw, r];
+    SOFTMAX_BACKWARD = "softmax_backward", [rw, r, r];
+    MODULATE = "modulate", [rw, r, r, r];
+    MODULATE_BACKWARD = "modulate_backward", [rw, rw, rw, r, r, r];
+    GATED_RESIDUAL = "gated_residual", [rw, r, r, r];
+    GATED_RESIDUAL_BACKWARD = "gated_residual_backward", [rw, rw, rw, r, r, r];
+}
+
+/// The uniform of a norm kernel.
+fn params(rows: usize, d: usize, eps: f32, aux: usize, total: usize) -> Params {
+    Params {
+        rows: rows as u32,
+        d: d as u32,
+        eps,
+        aux: aux as u32,
+        total: total as u32,
+    }
 }
 
 /// (rows, D) of `x [.., D]`; D must be non-zero.
@@ -120,13 +133,13 @@ fn check_same(op: &'static str, what: &str, t: &Tensor, x: &Tensor) -> Result<()
 }
 
 /// One workgroup per row, as a 2D grid when rows exceed the per-dimension limit, at element
-/// width `width` (1 or 4; p[1] = d counts elements of that width). On CPU adapters whose
+/// width `width` (1 or 4; p.d counts elements of that width). On CPU adapters whose
 /// subgroups hold a row's 8 threads, the row sums are subgroup operations.
 fn row_dispatch(
     kernel: &Kernel,
     width: u32,
     tensors: &[&Tensor],
-    p: [u32; 5],
+    p: Params,
     rows: usize,
 ) -> Result<()> {
     let gpu = tensors[0].gpu();
@@ -142,16 +155,16 @@ fn row_dispatch(
     gpu.dispatch(kernel, &defines, tensors, &p, grid)
 }
 
-/// `row_dispatch` over vec4s when the row length d = p[1] is a multiple of 4 (d then counted
-/// in vec4s), else over scalars.
+/// `row_dispatch` over vec4s when the row length p.d is a multiple of 4 (d then counted in
+/// vec4s), else over scalars.
 fn row_dispatch_vec(
     kernel: &Kernel,
     tensors: &[&Tensor],
-    mut p: [u32; 5],
+    mut p: Params,
     rows: usize,
 ) -> Result<()> {
-    let width = if p[1].is_multiple_of(4) { 4 } else { 1 };
-    p[1] /= width;
+    let width = if p.d.is_multiple_of(4) { 4 } else { 1 };
+    p.d /= width;
     row_dispatch(kernel, width, tensors, p, rows)
 }
 
@@ -166,17 +179,17 @@ fn defines(gpu: &crate::Gpu, width: u32) -> [(&'static str, u32); 2] {
     [row_wg, (VEC, width)]
 }
 
-/// A group kernel over `items` work items with C = p[1]: over vec4s when C is a multiple of 4
+/// A group kernel over `items` work items with C = p.d: over vec4s when C is a multiple of 4
 /// (items, rows and C then counted in vec4s), else over scalars.
 fn group_dispatch(
     kernel: &Kernel,
     tensors: &[&Tensor],
-    mut p: [u32; 5],
+    mut p: Params,
     items: usize,
 ) -> Result<()> {
-    if p[1].is_multiple_of(4) {
-        p[0] /= 4;
-        p[1] /= 4;
+    if p.d.is_multiple_of(4) {
+        p.rows /= 4;
+        p.d /= 4;
         dispatch_items(kernel, 4, tensors, p, items / 4)
     } else {
         dispatch_items(kernel, 1, tensors, p, items)
@@ -184,7 +197,7 @@ fn group_dispatch(
 }
 
 /// One thread per item (workgroups of 256), over scalars.
-fn item_dispatch(kernel: &Kernel, tensors: &[&Tensor], p: [u32; 5], items: usize) -> Result<()> {
+fn item_dispatch(kernel: &Kernel, tensors: &[&Tensor], p: Params, items: usize) -> Result<()> {
     dispatch_items(kernel, 1, tensors, p, items)
 }
 
@@ -192,7 +205,7 @@ fn dispatch_items(
     kernel: &Kernel,
     width: u32,
     tensors: &[&Tensor],
-    p: [u32; 5],
+    p: Params,
     items: usize,
 ) -> Result<()> {
     let gpu = tensors[0].gpu();

@@ -1,13 +1,13 @@
 //! Per-row mean and unbiased standard deviation (AdaptiveGroupNorm's latent statistics),
 //! forward and backward.
 
-use super::{check_len, item_dispatch, params, row_dispatch, rows_of, R, RW};
+use super::{check_len, item_dispatch, params, row_dispatch, rows_of, Params};
 use super::NORM;
 use crate::{DType, Result, Tensor};
 
-kernels! { ROW_STATS_KERNELS = NORM;
-    ROW_STATS = "row_stats", &[RW, RW, R];
-    ROW_STATS_BACKWARD = "row_stats_backward", &[RW, R, R, R, R, R];
+kernels! { ROW_STATS_KERNELS = NORM, Params;
+    ROW_STATS = "row_stats", [rw, rw, r];
+    ROW_STATS_BACKWARD = "row_stats_backward", [rw, r, r, r, r, r];
 }
 
 /// Mean and sqrt(unbiased variance + eps) of each row: x [.., D] -> ([rows], [rows]), rows the

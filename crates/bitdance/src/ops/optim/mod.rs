@@ -4,7 +4,7 @@
 pub(crate) mod reference;
 pub(crate) mod check;
 
-use crate::gpu::{Access, VEC};
+use crate::gpu::VEC;
 use crate::{Error, Result, Tensor};
 
 shader!(
@@ -20,12 +20,30 @@ shader!(
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&OPTIM];
 
 
-const RW: Access = Access::ReadWrite;
-const R: Access = Access::Read;
-kernels! { OPTIM_KERNELS = OPTIM;
-    ADAMW = "adamw", &[RW, RW, RW, R, R];
-    ADAMW_EMA = "adamw_ema", &[RW, RW, RW, R, R, RW];
-    CLIP_FACTOR = "clip_factor", &[RW, R];
+uniform! {
+    /// The uniform of `optim.wgsl`.
+    struct Params {
+        n: u32,
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+        /// 1 - beta1^t.
+        bias_correction1: f32,
+        /// 1 - beta2^t.
+        bias_correction2: f32,
+        /// clip_factor only.
+        max_norm: f32,
+        /// adamw_ema only.
+        ema_decay: f32,
+    }
+}
+
+kernels! { OPTIM_KERNELS = OPTIM, Params;
+    ADAMW = "adamw", [rw, rw, rw, r, r];
+    ADAMW_EMA = "adamw_ema", [rw, rw, rw, r, r, rw];
+    CLIP_FACTOR = "clip_factor", [rw, r];
 }
 
 /// Hyper-parameters of one AdamW update (torch.optim.AdamW semantics).
@@ -96,18 +114,18 @@ pub fn adamw_update(
         1
     };
     let n = param.numel() / width;
-    let p = [
-        n as u32,
-        h.lr.to_bits(),
-        h.beta1.to_bits(),
-        h.beta2.to_bits(),
-        h.eps.to_bits(),
-        h.weight_decay.to_bits(),
-        (bc1 as f32).to_bits(),
-        (bc2 as f32).to_bits(),
-        0,
-        ema.map_or(0.0, |(_, decay)| decay).to_bits(),
-    ];
+    let p = Params {
+        n: n as u32,
+        lr: h.lr,
+        beta1: h.beta1,
+        beta2: h.beta2,
+        eps: h.eps,
+        weight_decay: h.weight_decay,
+        bias_correction1: bc1 as f32,
+        bias_correction2: bc2 as f32,
+        max_norm: 0.0,
+        ema_decay: ema.map_or(0.0, |(_, decay)| decay),
+    };
     let grid = super::grid_1d(param, "adamw", n)?;
     let defines = [(VEC, width as u32)];
     match ema {
@@ -135,8 +153,10 @@ pub fn clip_factor(norm_squared: &Tensor, max_norm: f32) -> Result<Tensor> {
         });
     }
     let out = Tensor::empty(norm_squared.gpu(), &[2], crate::DType::F32)?;
-    let mut p = [0u32; 10];
-    p[8] = max_norm.to_bits();
+    let p = Params {
+        max_norm,
+        ..Params::default()
+    };
     norm_squared.gpu().dispatch(
         &CLIP_FACTOR,
         &[(VEC, 1)],

@@ -10,7 +10,6 @@ pub(crate) mod check;
 mod tape;
 
 use super::grid_1d;
-use crate::gpu::Access;
 use crate::{DType, Error, Result, Tensor};
 
 shader!(
@@ -35,9 +34,31 @@ pub const ROPE_MAX_HEAD_DIM: usize = 256;
 /// RoPE frequency base.
 const BASE: f64 = 10000.0;
 
-kernels! { ROPE_KERNELS = ROPE;
-    ROPE_TABLE = "rope_table", &[Access::ReadWrite, Access::Read];
-    ROPE_2D = "rope_2d", &[Access::ReadWrite, Access::Read, Access::Read];
+uniform! {
+    /// The uniform of `rope.wgsl`.
+    struct Params {
+        /// rope_2d: vec4s of x (B * T * hp / 2); rope_table: entries (T * hp).
+        n: u32,
+        /// Tokens.
+        t: u32,
+        /// Pairs per token: H * Dh / 2.
+        hp: u32,
+        /// Pairs per head: Dh / 2.
+        half: u32,
+        /// Frequencies: Dh / 4.
+        k: u32,
+        /// +1 forward, -1 backward.
+        sign: f32,
+        pad0: u32,
+        pad1: u32,
+        /// f_i = 10000^(-2i / (Dh/2)), computed in f64 and rounded to f32.
+        freqs: [[f32; 4]; ROPE_MAX_HEAD_DIM / 16],
+    }
+}
+
+kernels! { ROPE_KERNELS = ROPE, Params;
+    ROPE_TABLE = "rope_table", [rw, r];
+    ROPE_2D = "rope_2d", [rw, r, r];
 }
 
 /// The k = Dh/4 frequencies `10000^(-2i/(Dh/2))` in f64.
@@ -130,24 +151,21 @@ impl RopeTable {
     }
 }
 
-/// Uniform words of `rope.wgsl`: n, T, pairs per token, pairs and frequencies per head, sign,
-/// padding, then the frequencies.
-fn params(n: usize, t: usize, hp: usize, head_dim: usize, sign: f32) -> Vec<u32> {
-    let mut p = vec![
-        n as u32,
-        t as u32,
-        hp as u32,
-        (head_dim / 2) as u32,
-        (head_dim / 4) as u32,
-        sign.to_bits(),
-        0,
-        0,
-    ];
-    let mut freqs = [0u32; ROPE_MAX_HEAD_DIM / 4];
-    for (slot, f) in freqs.iter_mut().zip(rope_frequencies(head_dim)) {
-        *slot = (f as f32).to_bits();
+/// The uniform of a rope kernel over n items for T tokens of hp pairs and `head_dim`.
+fn params(n: usize, t: usize, hp: usize, head_dim: usize, sign: f32) -> Params {
+    let mut p = Params {
+        n: n as u32,
+        t: t as u32,
+        hp: hp as u32,
+        half: (head_dim / 2) as u32,
+        k: (head_dim / 4) as u32,
+        sign,
+        ..Params::default()
+    };
+    let slots = p.freqs.iter_mut().flatten();
+    for (slot, f) in slots.zip(rope_frequencies(head_dim)) {
+        *slot = f as f32;
     }
-    p.extend_from_slice(&freqs);
     p
 }
 
