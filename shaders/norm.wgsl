@@ -1,4 +1,5 @@
-// Row-wise normalisations (RMSNorm, LayerNorm), row softmax, adaLN modulation and gated residuals.
+// Row-wise normalisations (RMSNorm, LayerNorm) with their parameter gradients, row and column
+// sums, row softmax, and the row statistics of AdaptiveGroupNorm.
 //
 // Binding convention: outputs first (o1, o2, o3: read_write), then inputs (iN: read). Variables
 // that share a binding number are never used by the same entry point.
@@ -8,15 +9,15 @@
 // one: norm_reduce.wgsl (workgroup memory and a barrier) or norm_reduce_sg.wgsl (subgroup
 // operations, for CPU adapters whose subgroups hold a whole ROW_WG row).
 // Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
-// VEC (1 or 4) is the element width of the norm and group kernels: V is f32 or vec4<f32>
-// (vec4s when the row length or C is a multiple of 4: a quarter of the loads), and params.d
+// VEC (1 or 4) is the element width of the row kernels: V is f32 or vec4<f32>
+// (vec4s when the row length is a multiple of 4: a quarter of the loads), and params.d
 // and the element counts in params.rows count V elements.
 
 struct Params {
     rows: u32,   // rows (row kernels), elements or (group, column) pairs (element kernels)
     d: u32,      // row length / channels C, in V elements
     eps: f32,
-    aux: u32,    // tokens per group T (modulate, gated residual) or rows per chunk (param grads)
+    aux: u32,    // rows per chunk (param grads)
     total: u32,  // rows of the input of the param-grad and column-sum kernels
 }
 
@@ -218,82 +219,6 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var j = lid; j < d; j += ROW_WG) { s += i2[base + j] * i3[base + j]; }
     let dot = sum_a(lid, s);
     for (var j = lid; j < d; j += ROW_WG) { o1[base + j] = i2[base + j] * (i3[base + j] - dot); }
-}
-
-// Group kernels: x [G, T, C] with per-group [G, C] vectors broadcast over the T = params.aux
-// tokens; C = params.d, and params.d and params.rows count V elements.
-
-// Index in [G, C] of element i of [G, T, C].
-fn group_index(i: u32) -> u32 {
-    let c = params.d;
-    let gt = i / c;
-    return gt / params.aux * c + (i - gt * c);
-}
-
-// First element in [G, T, C] of the (g, c) pair gc of [G, C] (token k is k * C further).
-fn group_first(gc: u32) -> u32 {
-    let c = params.d;
-    let g = gc / c;
-    return g * params.aux * c + (gc - g * c);
-}
-
-// o1 = x * (1 + scale) + shift; shift/scale [G, C]; params.rows = G*T*C.
-// i2 = x, i3 = shift, i4 = scale
-@compute @workgroup_size(256)
-fn modulate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i >= params.rows { return; }
-    let gc = group_index(i);
-    o1v[i] = i2v[i] * (1.0 + i4v[gc]) + i3v[gc];
-}
-
-// One thread per (g, c), looping over the T tokens (deterministic sums); params.rows = G*C.
-// o1 = dx, o2 = dshift, o3 = dscale; i4 = x, i5 = scale, i6 = dy
-@compute @workgroup_size(256)
-fn modulate_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let gc = linear_id(gid, nwg);
-    if gc >= params.rows { return; }
-    let first = group_first(gc);
-    let a = 1.0 + i5v[gc];
-    var ds = V(0.0);
-    var dsc = V(0.0);
-    for (var k = 0u; k < params.aux; k++) {
-        let i = first + k * params.d;
-        let g = i6v[i];
-        o1v[i] = g * a;
-        ds += g;
-        dsc += g * i4v[i];
-    }
-    o2v[gc] = ds;
-    o3v[gc] = dsc;
-}
-
-// o1 = x + gate * h; x, h [G, T, C], gate [G, C]; params.rows = G*T*C. i2 = x, i3 = gate, i4 = h
-@compute @workgroup_size(256)
-fn gated_residual(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_id(gid, nwg);
-    if i >= params.rows { return; }
-    let gc = group_index(i);
-    o1v[i] = i2v[i] + i3v[gc] * i4v[i];
-}
-
-// One thread per (g, c); params.rows = G*C. o1 = dx (= dy), o2 = dgate, o3 = dh;
-// i4 = gate, i5 = h, i6 = dy
-@compute @workgroup_size(256)
-fn gated_residual_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let gc = linear_id(gid, nwg);
-    if gc >= params.rows { return; }
-    let first = group_first(gc);
-    let gate = i4v[gc];
-    var dg = V(0.0);
-    for (var k = 0u; k < params.aux; k++) {
-        let i = first + k * params.d;
-        let g = i6v[i];
-        o1v[i] = g;
-        o3v[i] = g * gate;
-        dg += g * i5v[i];
-    }
-    o2v[gc] = dg;
 }
 
 // Row statistics for AdaptiveGroupNorm: o1 = mean [rows], o2 = sqrt(unbiased var + eps) [rows]

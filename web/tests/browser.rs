@@ -12,6 +12,7 @@ const FAMILIES: &[&str] = &[
     "elementwise",
     "matmul",
     "norm",
+    "modulate",
     "rope",
     "attention",
     "data",
@@ -69,6 +70,11 @@ async fn matmul() {
 #[wasm_bindgen_test]
 async fn norm() {
     assert_family("norm").await;
+}
+
+#[wasm_bindgen_test]
+async fn modulate() {
+    assert_family("modulate").await;
 }
 
 #[wasm_bindgen_test]

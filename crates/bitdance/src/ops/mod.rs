@@ -77,6 +77,7 @@ families! {
     elementwise,
     matmul,
     norm,
+    modulate,
     rope,
     attention,
     data,

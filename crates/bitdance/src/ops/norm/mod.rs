@@ -1,5 +1,5 @@
-//! Row-wise normalisation ops: RMSNorm, LayerNorm, row softmax, adaLN modulation and gated
-//! residuals, forward and backward. Rows are the product of the leading dims, D the last dim;
+//! Row-wise normalisation ops: RMSNorm, LayerNorm, row softmax, row sums and statistics,
+//! forward and backward. Rows are the product of the leading dims, D the last dim;
 //! every row is independent. Parameter gradients are deterministic column sums (no atomics).
 
 pub(crate) mod reference;
@@ -63,7 +63,7 @@ uniform! {
         /// Row length / channels C, in V elements.
         d: u32,
         eps: f32,
-        /// Tokens per group T (modulate, gated residual) or rows per chunk (param grads).
+        /// Rows per chunk (param grads).
         aux: u32,
         /// Rows of the input of the param-grad and column-sum kernels.
         total: u32,
@@ -81,10 +81,6 @@ kernels! { NORM_KERNELS = NORM, Params;
     ROW_SUM = "row_sum", [rw, r];
     SOFTMAX = "softmax", [rw, r];
     SOFTMAX_BACKWARD = "softmax_backward", [rw, r, r];
-    MODULATE = "modulate", [rw, r, r, r];
-    MODULATE_BACKWARD = "modulate_backward", [rw, rw, rw, r, r, r];
-    GATED_RESIDUAL = "gated_residual", [rw, r, r, r];
-    GATED_RESIDUAL_BACKWARD = "gated_residual_backward", [rw, rw, rw, r, r, r];
 }
 
 /// The uniform of a norm kernel.
@@ -177,23 +173,6 @@ fn defines(gpu: &crate::Gpu, width: u32) -> [(&'static str, u32); 2] {
         ROW_WG_GPU_DEFINE
     };
     [row_wg, (VEC, width)]
-}
-
-/// A group kernel over `items` work items with C = p.d: over vec4s when C is a multiple of 4
-/// (items, rows and C then counted in vec4s), else over scalars.
-fn group_dispatch(
-    kernel: &Kernel,
-    tensors: &[&Tensor],
-    mut p: Params,
-    items: usize,
-) -> Result<()> {
-    if p.d.is_multiple_of(4) {
-        p.rows /= 4;
-        p.d /= 4;
-        dispatch_items(kernel, 4, tensors, p, items / 4)
-    } else {
-        dispatch_items(kernel, 1, tensors, p, items)
-    }
 }
 
 /// One thread per item (workgroups of 256), over scalars.
@@ -408,119 +387,6 @@ pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
         rows,
     )?;
     Ok(dx)
-}
-
-/// (G, T, C) of `x [G, T.., C]` (T = 1 for [G, C]) with a per-group operand `[G, C]`
-/// (any shape of G*C elements whose first dim is G and last dim is C).
-fn groups(
-    op: &'static str,
-    x: &Tensor,
-    per_group: &[(&str, &Tensor)],
-) -> Result<(usize, usize, usize)> {
-    x.expect_dtype(op, "x", DType::F32)?;
-    let s = x.shape();
-    if s.len() < 2 || s[0] == 0 || s[s.len() - 1] == 0 {
-        return Err(shape_err(
-            op,
-            format!("x {s:?} must be [G, T, C] or [G, C] with G, C > 0"),
-        ));
-    }
-    let (g, c) = (s[0], s[s.len() - 1]);
-    let t = x.numel() / (g * c);
-    for (what, p) in per_group {
-        let ps = p.shape();
-        if p.numel() != g * c || ps.first() != Some(&g) || ps.last() != Some(&c) {
-            return Err(shape_err(
-                op,
-                format!("{what} {ps:?} must be [{g}, {c}] to broadcast over x {s:?}"),
-            ));
-        }
-    }
-    Ok((g, t, c))
-}
-
-/// adaLN modulation `x * (1 + scale) + shift`, arguments in the order (x, shift, scale):
-/// x [G, T, C] (or [G, C], T = 1), shift and scale [G, C] broadcast over the T tokens of
-/// group g. Returns y with the shape of x.
-pub fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
-    let (g, t, c) = groups("modulate", x, &[("shift", shift), ("scale", scale)])?;
-    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    let n = g * t * c;
-    group_dispatch(
-        &MODULATE,
-        &[&y, x, shift, scale],
-        params(n, c, 0.0, t, 0),
-        n,
-    )?;
-    Ok(y)
-}
-
-/// Backward of `modulate`, arguments (x, scale, dy) with x, dy [G, T, C] and scale [G, C].
-/// Returns `(dx [G, T, C], dshift [G, C], dscale [G, C])` (shift/scale-shaped like `scale`).
-pub fn modulate_backward(
-    x: &Tensor,
-    scale: &Tensor,
-    dy: &Tensor,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    const OP: &str = "modulate_backward";
-    let (g, t, c) = groups(OP, x, &[("scale", scale)])?;
-    check_same(OP, "dy", dy, x)?;
-    let gpu = x.gpu();
-    let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
-    let dshift = Tensor::empty(gpu, scale.shape(), DType::F32)?;
-    let dscale = Tensor::empty(gpu, scale.shape(), DType::F32)?;
-    group_dispatch(
-        &MODULATE_BACKWARD,
-        &[&dx, &dshift, &dscale, x, scale, dy],
-        params(g * c, c, 0.0, t, 0),
-        g * c,
-    )?;
-    Ok((dx, dshift, dscale))
-}
-
-/// Gated residual `x + gate * h`, arguments in the order (x, gate, h): x and h [G, T, C]
-/// (or [G, C]), gate [G, C] broadcast over the T tokens of group g.
-pub fn gated_residual(x: &Tensor, gate: &Tensor, h: &Tensor) -> Result<Tensor> {
-    const OP: &str = "gated_residual";
-    let (g, t, c) = groups(OP, x, &[("gate", gate)])?;
-    check_same(OP, "h", h, x)?;
-    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    let n = g * t * c;
-    group_dispatch(
-        &GATED_RESIDUAL,
-        &[&y, x, gate, h],
-        params(n, c, 0.0, t, 0),
-        n,
-    )?;
-    Ok(y)
-}
-
-/// Backward of `gated_residual`, arguments (gate, h, dy) with h, dy [G, T, C] and gate [G, C].
-/// Returns `(dx, dgate, dh)`: dx is a fresh copy of dy, dgate [G, C], dh [G, T, C].
-pub fn gated_residual_backward(
-    gate: &Tensor,
-    h: &Tensor,
-    dy: &Tensor,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    const OP: &str = "gated_residual_backward";
-    let (g, t, c) = groups(OP, h, &[("gate", gate)])?;
-    if dy.shape() != h.shape() {
-        return Err(shape_err(
-            OP,
-            format!("dy {:?} differs from h {:?}", dy.shape(), h.shape()),
-        ));
-    }
-    let gpu = h.gpu();
-    let dx = Tensor::empty(gpu, h.shape(), DType::F32)?;
-    let dgate = Tensor::empty(gpu, gate.shape(), DType::F32)?;
-    let dh = Tensor::empty(gpu, h.shape(), DType::F32)?;
-    group_dispatch(
-        &GATED_RESIDUAL_BACKWARD,
-        &[&dx, &dgate, &dh, gate, h, dy],
-        params(g * c, c, 0.0, t, 0),
-        g * c,
-    )?;
-    Ok((dx, dgate, dh))
 }
 
 /// Every kernel this family declares, for the binding contract test.

@@ -1,5 +1,5 @@
 //! f64 references of the norm kernels: RMSNorm, LayerNorm, softmax, adaLN modulation and
-//! gated residuals. Rows have length `d`; per-group operands are [G, C] over x [G, T, C].
+//! row statistics. Rows have length `d`.
 
 /// RMSNorm of rows of length d: `(y, rstd per row)`; `w` defaults to ones.
 pub fn rms_norm(x: &[f64], w: Option<&[f64]>, d: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
@@ -51,26 +51,6 @@ pub fn softmax(x: &[f64], d: usize) -> Vec<f64> {
             let s: f64 = row.iter().map(|v| (v - m).exp()).sum();
             row.iter().map(move |v| (v - m).exp() / s)
         })
-        .collect()
-}
-
-/// `x * (1 + scale[g]) + shift[g]` with x [G, T, C] and shift/scale [G, C].
-pub fn modulate(x: &[f64], shift: &[f64], scale: &[f64], t: usize, c: usize) -> Vec<f64> {
-    x.iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let gc = i / (t * c) * c + i % c;
-            v * (1.0 + scale[gc]) + shift[gc]
-        })
-        .collect()
-}
-
-/// `x + gate[g] * h` with x, h [G, T, C] and gate [G, C].
-pub fn gated_residual(x: &[f64], gate: &[f64], h: &[f64], t: usize, c: usize) -> Vec<f64> {
-    x.iter()
-        .zip(h)
-        .enumerate()
-        .map(|(i, (v, hv))| v + gate[i / (t * c) * c + i % c] * hv)
         .collect()
 }
 

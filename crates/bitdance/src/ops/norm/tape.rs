@@ -1,7 +1,5 @@
-//! The norm family on the autograd tape: RMSNorm, LayerNorm, row statistics, softmax, adaLN
-//! modulation, gated residuals.
+//! The norm family on the autograd tape: RMSNorm, LayerNorm, row statistics, softmax.
 
-use crate::autograd::wrap;
 use crate::autograd::{Tape, Var};
 use crate::ops;
 use crate::{Result, Tensor};
@@ -82,34 +80,6 @@ impl Tape {
             y,
             &[x],
             Box::new(move |dy, _| Ok(vec![Some(ops::softmax_backward(&yv, dy)?)])),
-        ))
-    }
-
-    /// adaLN `x * (1 + scale) + shift`: x [G, T, C], shift and scale [G, C].
-    pub fn modulate(&self, x: Var, shift: Var, scale: Var) -> Result<Var> {
-        let (xv, sv) = (self.value(x), self.value(scale));
-        let y = ops::modulate(&xv, &self.value(shift), &sv)?;
-        Ok(self.push(
-            y,
-            &[x, shift, scale],
-            Box::new(move |dy, _| {
-                let (dx, dshift, dscale) = ops::modulate_backward(&xv, &sv, dy)?;
-                Ok(wrap(vec![dx, dshift, dscale]))
-            }),
-        ))
-    }
-
-    /// Gated residual `x + gate * h`: x and h [G, T, C], gate [G, C].
-    pub fn gated_residual(&self, x: Var, gate: Var, h: Var) -> Result<Var> {
-        let (gv, hv) = (self.value(gate), self.value(h));
-        let y = ops::gated_residual(&self.value(x), &gv, &hv)?;
-        Ok(self.push(
-            y,
-            &[x, gate, h],
-            Box::new(move |dy, _| {
-                let (dx, dgate, dh) = ops::gated_residual_backward(&gv, &hv, dy)?;
-                Ok(wrap(vec![dx, dgate, dh]))
-            }),
         ))
     }
 }
