@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check of the project, as CI runs it: dependencies, formatting, clippy (native and
-# wasm32), the native tests on the present adapter (Mesa lavapipe without a GPU) and its kernel
+# wasm32), the native tests on the present adapter (Mesa lavapipe without a GPU), a bounded
+# fuzzing run of every parser of untrusted bytes, and its kernel
 # checks again without subgroup operations, a check of the desktop app, the browser tests in
 # headless Chromium, and the demo page.
 # Runs every step even after a failure, prints a summary, exits non-zero if any step failed.
@@ -42,6 +43,9 @@ step "generated shaders" sh -c "python3 scripts/gen_matmul.py --check && python3
 step "clippy (native)" cargo clippy --workspace --all-targets -- -D warnings
 step "clippy (wasm32)" cargo clippy --target wasm32-unknown-unknown -p bitdance-web --all-targets -- -D warnings
 step "native tests" cargo test
+# Every parser of untrusted bytes under mutation fuzzing, 15 s per target (4 targets): no panic,
+# no abort, no allocation over the caps (fuzz/README.md).
+step "fuzz (bounded)" sh -c "cargo test -p bitdance-fuzz --quiet && cargo run -p bitdance-fuzz --quiet -- --seconds 15"
 # The same kernel checks on the portable kernel forms (no subgroup operations), as on the web.
 step "kernel checks without subgroups" env BITDANCE_SUBGROUPS=0 cargo test -p bitdance-tests --test conformance
 step "desktop check" cargo check -p bitdance-desktop

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use image::imageops::FilterType;
+use bitdance::io::image::decode_training_image;
 use image::RgbImage;
 
 /// A loaded image folder: pixels [N, 3, R, R] in [-1, 1] and labels [N].
@@ -36,37 +36,6 @@ fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .with_context(|| format!("listing {}", dir.display()))?;
     entries.sort();
     Ok(entries)
-}
-
-/// Resizes and center-crops `img` to `r` x `r` as the official data pipeline does.
-pub fn center_crop(img: RgbImage, r: usize) -> RgbImage {
-    let r32 = r as u32;
-    let mut img = img;
-    while img.width().min(img.height()) >= 2 * r32 {
-        // Box halving: the mean of each 2x2 block (PIL's BOX filter at an exact factor of 2).
-        let (w, h) = (img.width() / 2, img.height() / 2);
-        let src = &img;
-        img = RgbImage::from_fn(w, h, |x, y| {
-            let mut acc = [0u32; 3];
-            for (dx, dy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
-                let p = src.get_pixel(2 * x + dx, 2 * y + dy).0;
-                for c in 0..3 {
-                    acc[c] += p[c] as u32;
-                }
-            }
-            image::Rgb(acc.map(|v| ((v + 2) / 4) as u8))
-        });
-    }
-    let scale = r as f64 / img.width().min(img.height()) as f64;
-    let (w, h) = (
-        ((img.width() as f64 * scale).round() as u32).max(r32),
-        ((img.height() as f64 * scale).round() as u32).max(r32),
-    );
-    if (w, h) != img.dimensions() {
-        img = image::imageops::resize(&img, w, h, FilterType::CatmullRom);
-    }
-    let (x0, y0) = ((w - r32) / 2, (h - r32) / 2);
-    image::imageops::crop_imm(&img, x0, y0, r32, r32).to_image()
 }
 
 impl ImageFolder {
@@ -104,10 +73,11 @@ impl ImageFolder {
                     data.skipped += 1;
                     continue;
                 }
-                let img = image::open(&file)
-                    .with_context(|| format!("reading the image {}", file.display()))?
-                    .to_rgb8();
-                data.push(center_crop(img, resolution), label as u32);
+                let bytes = std::fs::read(&file)
+                    .with_context(|| format!("reading the image {}", file.display()))?;
+                let img = decode_training_image(&file.display().to_string(), &bytes, resolution)
+                    .with_context(|| format!("reading the image {}", file.display()))?;
+                data.push(img, label as u32);
                 count += 1;
             }
             if count == 0 {
@@ -206,15 +176,6 @@ mod tests {
             "white JPEG"
         );
         std::fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn large_images_are_halved_then_resized() {
-        let img = RgbImage::from_fn(40, 20, |x, _| image::Rgb([(x * 6) as u8, 0, 0]));
-        let out = center_crop(img, 8);
-        assert_eq!(out.dimensions(), (8, 8));
-        // Left to right the red ramp still rises.
-        assert!(out.get_pixel(0, 4).0[0] < out.get_pixel(7, 4).0[0]);
     }
 
     #[test]

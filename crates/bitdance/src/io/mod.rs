@@ -3,6 +3,7 @@
 
 mod check;
 mod convert;
+pub mod image;
 mod pt;
 mod save;
 mod upload;

@@ -241,3 +241,24 @@ fn non_finite_values_are_refused_with_the_tensor_and_element() {
         "{msg}"
     );
 }
+
+#[test]
+fn empty_tensors_whose_other_sizes_overflow_are_refused_at_parse() {
+    // Found by the fuzzer: safetensors accepts these (0 elements, 0 bytes), but the row size
+    // [2^40, 2^40] (and the row bytes 2^62 x 4) overflowed in rows_f32.
+    for shape in ["[0,1099511627776,1099511627776]", "[0,4611686018427387904]"] {
+        let header = format!(r#"{{"z":{{"dtype":"F32","shape":{shape},"data_offsets":[0,0]}}}}"#);
+        let msg =
+            message(WeightFile::parse_named("z.safetensors", &raw(&header, &[])).unwrap_err());
+        assert!(
+            msg.starts_with("z.safetensors: ") && msg.contains("'z'") && msg.contains("overflows"),
+            "{msg}"
+        );
+    }
+    // An empty tensor with sizes that fit still parses and reads as nothing.
+    let header = r#"{"e":{"dtype":"BF16","shape":[0,3],"data_offsets":[0,0]}}"#;
+    let bytes = raw(header, &[]);
+    let f = WeightFile::parse(&bytes).unwrap();
+    assert_eq!(f.to_f32("e").unwrap(), Vec::<f32>::new());
+    assert_eq!(f.rows_f32("e", 0..0).unwrap(), Vec::<f32>::new());
+}

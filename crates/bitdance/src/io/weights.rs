@@ -40,6 +40,7 @@ impl<'a> WeightFile<'a> {
     pub fn parse_named(label: &str, bytes: &'a [u8]) -> Result<Self> {
         let (n, meta) = SafeTensors::read_metadata(bytes)
             .map_err(|e| Error::Invalid(parse_error(label, bytes, e)))?;
+        check_sizes(label, &meta)?;
         Ok(WeightFile {
             label: label.to_string(),
             meta,
@@ -158,6 +159,31 @@ impl<'a> WeightFile<'a> {
             ))),
         }
     }
+}
+
+/// Refuses a tensor whose sizes, zeros left out, overflow a count of bits. safetensors accepts
+/// a shape such as [0, 2^40, 2^40] (no elements, so no data), but the readers multiply some of
+/// its sizes (a row's elements, a row's bytes): with this check every such product fits.
+fn check_sizes(label: &str, meta: &Metadata) -> Result<()> {
+    for name in meta.offset_keys() {
+        let Some(info) = meta.info(&name) else {
+            continue;
+        };
+        let bits = info
+            .shape
+            .iter()
+            .filter(|&&d| d != 0)
+            .try_fold(info.dtype.bitsize(), |acc, &d| acc.checked_mul(d));
+        if bits.is_none() {
+            return Err(Error::Invalid(format!(
+                "{label}: corrupted header: tensor '{name}' ({}, shape {:?}) has sizes whose \
+                 product overflows (a zero size makes it empty, but its other sizes must \
+                 still multiply to a byte count)",
+                info.dtype, info.shape
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The declared header length, when the 8-byte prefix is present.

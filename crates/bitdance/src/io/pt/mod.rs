@@ -45,6 +45,19 @@ pub struct PtStateDict {
 /// in errors). Refuses with a clear error: anything not a zip, pickles referencing globals other
 /// than tensors, storages and plain containers, unsupported dtypes, truncated data.
 pub fn read_state_dict(label: &str, bytes: &[u8], select: Select) -> Result<PtStateDict> {
+    read_within(label, bytes, select, values_budget(bytes.len()))
+}
+
+/// The f32 values a whole state dict may convert to: one per byte of the file, and at least
+/// 2^20. A checkpoint stores each value in 2 to 8 bytes, which leaves room for tied weights
+/// (tensors viewing one storage), while a forged pickle cannot make a small file claim
+/// gigabytes by viewing the same storage over and over.
+fn values_budget(file_len: usize) -> usize {
+    file_len.max(1 << 20)
+}
+
+/// `read_state_dict` converting at most `budget` values in all.
+fn read_within(label: &str, bytes: &[u8], select: Select, budget: usize) -> Result<PtStateDict> {
     let entries = zip::entries(label, bytes)?;
     let pkl = entries
         .iter()
@@ -94,6 +107,7 @@ pub fn read_state_dict(label: &str, bytes: &[u8], select: Select) -> Result<PtSt
     let mut tensors = BTreeMap::new();
     // Each storage is CRC-checked once, however many tensors view it.
     let mut checked = BTreeMap::new();
+    let mut left = budget;
     for (k, v) in dict {
         let Some(name) = key_of(&k) else {
             return Err(Error::Invalid(format!(
@@ -108,6 +122,13 @@ pub fn read_state_dict(label: &str, bytes: &[u8], select: Select) -> Result<PtSt
         };
         let name = name.strip_prefix("module.").unwrap_or(&name).to_string();
         let data = gather(label, bytes, &entries, &mut checked, &prefix, &name, &t)?;
+        left = left.checked_sub(data.len()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{label}: tensor '{name}' takes the state dict past {budget} values, one per \
+                 byte of the file (at least 2^20): its tensors view the same storages over and \
+                 over (forged?)"
+            ))
+        })?;
         tensors.insert(
             name,
             PtTensor {
@@ -142,7 +163,7 @@ fn max_elements() -> usize {
 
 /// The element count of `t`, after checking with overflow-safe arithmetic that every element
 /// it addresses (offset + sum of (size - 1) x stride) lies inside a storage of `available`
-/// elements, and that the count is at most `max_elements()`.
+/// elements, and that the count is at most `max_elements()` and at most `available`.
 fn checked_extent(label: &str, name: &str, t: &TensorRef, available: usize) -> Result<usize> {
     let bad = |what: String| Error::Invalid(format!("{label}: tensor '{name}' {what}"));
     let n = t
@@ -174,6 +195,15 @@ fn checked_extent(label: &str, name: &str, t: &TensorRef, available: usize) -> R
             ))
         })?;
     debug_assert!(last < available);
+    // A view can address fewer elements than it has (a stride of 0, overlapping strides): a
+    // few forged bytes could then claim gigabytes of f32. Every element read must be stored.
+    if n > available {
+        return Err(bad(format!(
+            "has sizes {:?} and strides {:?}: {n} elements over a storage of {available}; \
+             views that repeat elements (a stride of 0, overlapping strides) are not read",
+            t.shape, t.strides
+        )));
+    }
     Ok(n)
 }
 
@@ -249,7 +279,25 @@ fn gather<'a>(
 
 #[cfg(test)]
 mod tests {
-    use super::{checked_extent, max_elements, TensorRef};
+    use super::{checked_extent, max_elements, read_within, values_budget, Select, TensorRef};
+
+    #[test]
+    fn a_state_dict_converts_to_at_most_one_value_per_byte_of_the_file() {
+        let bare = include_bytes!("../../../../../tests/fixtures/pt/bare.pt");
+        assert_eq!(values_budget(bare.len()), 1 << 20);
+        assert_eq!(values_budget(3 << 20), 3 << 20);
+        // bare.pt holds 6 tensors of 12 + 6 + 4 + 30 + 6 + 36 = 94 values.
+        let all = read_within("bare.pt", bare, Select::Model, 94).unwrap();
+        assert_eq!(all.tensors.len(), 6);
+        let err = read_within("bare.pt", bare, Select::Model, 93)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.starts_with("bare.pt: tensor '") && err.contains("past 93 values"),
+            "{err}"
+        );
+    }
 
     fn tensor(offset: usize, shape: &[usize], strides: &[usize]) -> TensorRef {
         TensorRef {
@@ -283,5 +331,11 @@ mod tests {
         );
         assert!(err(&tensor(0, &[3, 2], &[2, 1]), 5).contains("reads past"));
         assert!(err(&tensor(usize::MAX, &[1], &[1]), 4).contains("reads past"));
+        // Found by the fuzzer: a stride-0 view of one float claiming 2^29 elements (2 GiB of
+        // f32 from a 4-byte storage), and overlapping strides; refused before allocating.
+        let msg = err(&tensor(0, &[1 << 29], &[0]), 1);
+        assert!(msg.contains("'w'") && msg.contains("stride of 0"), "{msg}");
+        assert!(err(&tensor(0, &[3, 3], &[1, 1]), 5).contains("over a storage of 5"));
+        assert_eq!(ok(&tensor(0, &[1], &[0]), 1).unwrap(), 1);
     }
 }
