@@ -9,6 +9,9 @@ use anyhow::Context;
 use bitdance::io::image::decode_training_image;
 use image::RgbImage;
 
+/// Most bytes the pixels of a loaded image folder may take (f32, [N, 3, R, R]).
+const MAX_DATASET_BYTES: u64 = 8 << 30;
+
 /// A loaded image folder: pixels [N, 3, R, R] in [-1, 1] and labels [N].
 pub struct ImageFolder {
     /// Class names (the sub-folder names, sorted); label i is `classes[i]`.
@@ -55,35 +58,57 @@ impl ImageFolder {
                 root.display()
             );
         }
+        // Every class's image files first, so the memory the pixels will take is known (and
+        // refused above the budget) before one image is decoded.
+        let mut listed = Vec::with_capacity(class_dirs.len());
+        let mut skipped = 0;
+        for dir in &class_dirs {
+            let (images, others): (Vec<PathBuf>, Vec<PathBuf>) = sorted_entries(dir)?
+                .into_iter()
+                .partition(|f| f.is_file() && is_image(f));
+            skipped += others.len();
+            if images.is_empty() {
+                anyhow::bail!("class folder {} holds no PNG or JPEG image", dir.display());
+            }
+            listed.push(images);
+        }
+        let count: usize = listed.iter().map(Vec::len).sum();
+        let bytes = (count as u64).saturating_mul(3 * 4 * (resolution as u64).pow(2));
+        anyhow::ensure!(
+            bytes <= MAX_DATASET_BYTES,
+            "{}: {count} image(s) at {resolution}x{resolution} take {:.1} GiB as f32 pixels, more \
+             than the {} GiB a dataset may hold in memory; train on a subset",
+            root.display(),
+            bytes as f64 / (1u64 << 30) as f64,
+            MAX_DATASET_BYTES >> 30
+        );
         let mut data = Self {
             classes: Vec::new(),
             resolution,
-            pixels: Vec::new(),
-            labels: Vec::new(),
-            skipped: 0,
+            pixels: Vec::with_capacity(count * 3 * resolution * resolution),
+            labels: Vec::with_capacity(count),
+            skipped,
         };
-        for (label, dir) in class_dirs.iter().enumerate() {
-            let name = dir
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let mut count = 0;
-            for file in sorted_entries(dir)? {
-                if !file.is_file() || !is_image(&file) {
-                    data.skipped += 1;
-                    continue;
-                }
+        for (label, (dir, files)) in class_dirs.iter().zip(listed).enumerate() {
+            for file in files {
                 let bytes = std::fs::read(&file)
                     .with_context(|| format!("reading the image {}", file.display()))?;
                 let img = decode_training_image(&file.display().to_string(), &bytes, resolution)
                     .with_context(|| format!("reading the image {}", file.display()))?;
                 data.push(img, label as u32);
-                count += 1;
             }
-            if count == 0 {
-                anyhow::bail!("class folder {} holds no PNG or JPEG image", dir.display());
-            }
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
             data.classes.push(name);
+        }
+        if data.skipped > 0 {
+            eprintln!(
+                "note: {} entries of {} are not PNG or JPEG files and were skipped",
+                data.skipped,
+                root.display()
+            );
         }
         Ok(data)
     }
@@ -192,6 +217,12 @@ mod tests {
         std::fs::write(d.join("empty/broken.png"), b"\x89PNG broken").unwrap();
         let err = format!("{:#}", ImageFolder::load(&d, 4).err().unwrap());
         assert!(err.contains("broken.png"), "{err}");
+        // Pixels past the budget are refused from the file count, before any image is read.
+        let err = ImageFolder::load(&d, 40_000).err().unwrap().to_string();
+        assert!(
+            err.contains("1 image(s) at 40000x40000") && err.contains("train on a subset"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

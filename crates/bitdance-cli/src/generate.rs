@@ -109,12 +109,18 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let recommended = recommended_settings(model_name);
     let cfg = args.cfg.unwrap_or(recommended.cfg);
     let steps = args.steps.unwrap_or(recommended.head_steps);
-    if !(cfg.is_finite() && cfg >= 0.0) || steps == 0 || args.per_class == 0 {
-        anyhow::bail!(
-            "--cfg must be a finite number >= 0, --steps and --per-class at least 1 (got {cfg}, {steps}, {})",
-            args.per_class
-        );
-    }
+    let settings = SampleSettings {
+        cfg,
+        schedule: match args.cfg_schedule {
+            Schedule::Linear => CfgSchedule::Linear,
+            Schedule::Constant => CfgSchedule::Constant,
+        },
+        head_steps: steps,
+    };
+    settings
+        .validate()
+        .with_context(|| format!("--cfg {cfg} --steps {steps}"))?;
+    anyhow::ensure!(args.per_class >= 1, "--per-class must be at least 1");
     let names = crate::classes::stored_names(&weights);
     let requested: Vec<String> = if args.classes.is_empty() {
         if c.num_classes > 16 {
@@ -180,14 +186,6 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let mut recorded = noise_file.as_ref().map(RecordedNoise::new);
     let mut rng = Rng::new(args.seed);
-    let settings = SampleSettings {
-        cfg,
-        schedule: match args.cfg_schedule {
-            Schedule::Linear => CfgSchedule::Linear,
-            Schedule::Constant => CfgSchedule::Constant,
-        },
-        head_steps: steps,
-    };
     let passes = count.div_ceil(batch);
     let bar = ProgressBar::new((passes * c.ar_steps()) as u64).with_style(
         ProgressStyle::with_template(

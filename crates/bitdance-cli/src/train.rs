@@ -9,7 +9,7 @@ use anyhow::Context;
 use bitdance::io::WeightFile;
 use bitdance::model::{
     ar_parameters, generate_images, init_parameters, load_autoencoder, stored_config, to_rgb8,
-    CfgSchedule, ModelConfig, ParamStore, SampleSettings,
+    CfgSchedule, ModelConfig, ParamStore, SampleSettings, MAX_HEAD_STEPS,
 };
 use bitdance::optim::AdamWConfig;
 use bitdance::rng::Rng;
@@ -67,12 +67,16 @@ impl TrainArgs {
             cfg.is_finite() && cfg >= 0.0,
             "--sample-cfg {cfg}: the guidance scale must be a finite number >= 0"
         );
-        for (name, value) in [
-            ("--diff-batch-mul", self.diff_batch_mul),
-            ("--sample-steps", self.sample_steps),
-        ] {
-            anyhow::ensure!(value >= 1, "{name} {value}: must be at least 1");
-        }
+        anyhow::ensure!(
+            self.diff_batch_mul >= 1,
+            "--diff-batch-mul {}: must be at least 1",
+            self.diff_batch_mul
+        );
+        let steps = self.sample_steps;
+        anyhow::ensure!(
+            (1..=MAX_HEAD_STEPS).contains(&steps),
+            "--sample-steps {steps}: must be at least 1 and at most {MAX_HEAD_STEPS}"
+        );
         Ok(())
     }
 }

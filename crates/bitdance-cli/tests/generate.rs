@@ -281,6 +281,14 @@ fn careless_output_and_batch_options_are_refused_before_any_work() {
     );
     let (ok, text) = bitdance(&["generate", "-c", "1", "--per-class", "1000000000"]);
     assert!(!ok && text.contains("GiB of host memory"), "{text}");
+    // A billion head steps would allocate their grid up front: refused, naming the bound.
+    let (ok, text) = bitdance(&["generate", "-c", "1", "--steps", "1000000000"]);
+    assert!(
+        !ok && text.contains("--steps 1000000000") && text.contains("between 1 and 10000"),
+        "{text}"
+    );
+    let (ok, text) = bitdance(&["generate", "-c", "1", "--cfg", "inf"]);
+    assert!(!ok && text.contains("guidance scale inf"), "{text}");
     // A .jpg output is a JPEG.
     let (ok, text) = bitdance(&["generate", "-c", "1", "--steps", "2", "-o", &out("a.JPG")]);
     assert!(ok, "{text}");
@@ -385,6 +393,12 @@ fn oversized_configs_are_refused_with_the_figure_before_anything_is_allocated() 
     big.validate().unwrap();
     let big_path = d.join("big.json");
     std::fs::write(&big_path, big.to_json()).unwrap();
+    // A batch of 10^8 images of the tiny model: refused with the estimate, nothing allocated.
+    let (ok, text) = bitdance(&["bench", "train", "--batch", "100000000"]);
+    assert!(
+        !ok && text.contains("training this model on batches of 100000000 needs about"),
+        "{text}"
+    );
     let (ok, text) = bitdance(&["bench", "train", "--config", big_path.to_str().unwrap()]);
     assert!(
         !ok && text.contains("needs about") && text.contains("memory budget of 16.00 GiB"),

@@ -414,6 +414,7 @@ fn bad_hyper_parameters_are_refused_up_front_by_name() {
         ("--perturb-rate", "2"),
         ("--diff-batch-mul", "0"),
         ("--sample-steps", "0"),
+        ("--sample-steps", "100000"),
         ("--sample-cfg", "nan"),
     ] {
         refused("train", option, value);

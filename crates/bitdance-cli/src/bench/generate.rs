@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use anyhow::Context;
+
 use bitdance::io::WeightFile;
 use bitdance::model::{
     builtin_name, decode, generate_tokens, generation_parameters, load_generator,
@@ -48,18 +50,19 @@ struct RunTimes {
 pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
     let (name, c, store) = load_model(gpu, opts)?;
     let cfg = opts.cfg.unwrap_or(recommended_settings(Some(&name)).cfg);
-    anyhow::ensure!(
-        cfg.is_finite() && cfg >= 0.0 && opts.head_steps > 0 && opts.batch > 0,
-        "bench generate: --cfg must be finite and >= 0, --steps and --batch at least 1"
-    );
-    let classes: Vec<u32> = (0..opts.batch)
-        .map(|i| (i * 7 % c.num_classes) as u32)
-        .collect();
+    anyhow::ensure!(opts.batch > 0, "bench generate: --batch must be at least 1");
     let settings = |head_steps| SampleSettings {
         cfg,
         schedule: CfgSchedule::Linear,
         head_steps,
     };
+    settings(opts.head_steps)
+        .validate()
+        .context("bench generate: --cfg or --steps")?;
+    gpu.check_memory(&c.generation_memory(opts.batch))?;
+    let classes: Vec<u32> = (0..opts.batch)
+        .map(|i| (i * 7 % c.num_classes) as u32)
+        .collect();
     let full_run = |head_steps: usize| -> anyhow::Result<RunTimes> {
         let start = Instant::now();
         let tokens = generate_tokens(

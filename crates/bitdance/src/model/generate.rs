@@ -28,6 +28,30 @@ pub struct SampleSettings {
     pub head_steps: usize,
 }
 
+/// Most head steps a sampler may be asked for (the official sampler takes 100): the step grid
+/// and the per-evaluation conditions are allocated up front.
+pub const MAX_HEAD_STEPS: usize = 10_000;
+
+impl SampleSettings {
+    /// Refuses, naming the value, a guidance scale that is not a finite number >= 0 and a
+    /// number of head steps outside 1..=`MAX_HEAD_STEPS`.
+    pub fn validate(&self) -> Result<()> {
+        let cfg = self.cfg;
+        if !(cfg.is_finite() && cfg >= 0.0) {
+            return Err(Error::Invalid(format!(
+                "guidance scale {cfg}: must be a finite number >= 0"
+            )));
+        }
+        if !(1..=MAX_HEAD_STEPS).contains(&self.head_steps) {
+            return Err(Error::Invalid(format!(
+                "{} head steps: must be between 1 and {MAX_HEAD_STEPS} (the official sampler takes 100)",
+                self.head_steps
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// The guidance scale at AR step `i` of `n` (1 means no guidance at that step).
 pub fn cfg_at(s: &SampleSettings, i: usize, n: usize) -> f32 {
     if s.cfg <= 1.0 {
@@ -52,6 +76,7 @@ pub fn generate_tokens(
     if classes.is_empty() {
         return Err(Error::Invalid("generate: no class given".into()));
     }
+    settings.validate()?;
     let guided = settings.cfg > 1.0;
     let b = classes.len();
     let mut all: Vec<u32> = classes.to_vec();

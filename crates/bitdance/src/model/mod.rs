@@ -35,6 +35,7 @@ pub use defaults::{
 pub use encoder::{encode, encoded_size, encoder_forward, quantize, Quantized};
 pub use generate::{
     cfg_at, generate_tokens, latents_to_tokens, tokens_to_latents, CfgSchedule, SampleSettings,
+    MAX_HEAD_STEPS,
 };
 pub use graph::{CacheSlot, Eager, Graph};
 pub use head::{head_condition, head_forward, head_predict, head_predict_at};
