@@ -1,125 +1,90 @@
-//! The autoencoder's building blocks over two backends: plain tensors for inference (weights
-//! may be held in row chunks; nothing is kept alive beyond its use) and tape values for
-//! training. The encoder and decoder are written once against `AeGraph`.
+//! The autoencoder's operations over the same two backends as the transformer (`Graph`): the
+//! autograd tape for training, `Eager` for inference (where a convolution's weight may be held
+//! in output-channel chunks). `ConvGraph` adds the image ops to `Graph`; the ResBlock, the
+//! norm + swish and the AdaptiveGroupNorm are written once over it, on typed weights.
 
-use super::{ParamStore, ParamVars};
+use super::ae_weights::{Conv, ResBlock};
+use super::graph::{Eager, Graph};
+use super::weights::{Linear, NormAffine};
 use crate::autograd::{Tape, Var};
-use crate::{ops, Result, Tensor};
+use crate::{ops, Error, Result, Tensor};
 
 /// GroupNorm groups and epsilon of every norm in the autoencoder.
 pub(super) const GROUPS: usize = 32;
 pub(super) const EPS: f32 = 1e-6;
 
-/// The operations of the autoencoder, reading parameters `{prefix}.{name}`.
-pub(super) trait AeGraph {
-    /// A value: a tensor, or a tape variable.
-    type V: Clone;
-    /// Shape of a value.
-    fn shape(&self, x: &Self::V) -> Vec<usize>;
-    /// Convolution with `{name}.weight` (and `{name}.bias`), symmetric padding.
+/// The image operations of the autoencoder, beside those of `Graph`.
+pub(super) trait ConvGraph: Graph {
+    /// 2D convolution of x [B, Cin, H, W] by `conv` (symmetric zero padding `pad`).
     fn conv(
         &self,
-        x: &Self::V,
-        name: &str,
-        bias: bool,
+        x: &Self::Value,
+        conv: &Conv<Self::Value>,
         stride: usize,
         pad: usize,
-    ) -> Result<Self::V>;
-    /// GroupNorm(32, eps 1e-6), with the affine `{name}.weight/bias` when `name` is given.
-    fn group_norm(&self, x: &Self::V, name: Option<&str>) -> Result<Self::V>;
-    /// Swish.
-    fn silu(&self, x: &Self::V) -> Result<Self::V>;
-    /// Sum.
-    fn add(&self, a: &Self::V, b: &Self::V) -> Result<Self::V>;
-    /// DCR depth-to-space by `block`.
-    fn depth_to_space(&self, x: &Self::V, block: usize) -> Result<Self::V>;
-    /// Linear `{name}` with bias: x [N, in] -> [N, out].
-    fn linear(&self, x: &Self::V, name: &str) -> Result<Self::V>;
+    ) -> Result<Self::Value>;
+    /// GroupNorm(32, eps 1e-6) of x [B, C, H, W], with the affine map when given.
+    fn group_norm(
+        &self,
+        x: &Self::Value,
+        affine: Option<&NormAffine<Self::Value>>,
+    ) -> Result<Self::Value>;
     /// GroupNorm(32, eps 1e-6) without affine, then `scale[b, c]` and `shift[b, c]` ([B, C]).
-    fn adaptive_group_norm(&self, x: &Self::V, scale: &Self::V, shift: &Self::V)
-        -> Result<Self::V>;
+    fn adaptive_group_norm(
+        &self,
+        x: &Self::Value,
+        scale: &Self::Value,
+        shift: &Self::Value,
+    ) -> Result<Self::Value>;
+    /// DCR depth-to-space by `block`.
+    fn depth_to_space(&self, x: &Self::Value, block: usize) -> Result<Self::Value>;
     /// Per-(batch, channel) mean and sqrt(unbiased variance + eps) of z [B, C, h, w], each [B, C].
-    fn channel_stats(&self, z: &Self::V) -> Result<(Self::V, Self::V)>;
-    /// View with another shape.
-    fn reshape(&self, x: &Self::V, shape: &[usize]) -> Result<Self::V>;
-
-    /// GroupNorm with affine `name`, then swish.
-    fn norm_silu(&self, x: &Self::V, name: &str) -> Result<Self::V> {
-        let y = self.group_norm(x, Some(name))?;
-        self.silu(&y)
-    }
-
-    /// ResBlock: norm1 -> swish -> conv1 3x3 -> norm2 -> swish -> conv2 3x3, plus the input,
-    /// through the 1x1 `nin_shortcut` when the channel count changes (the official rule).
-    fn res_block(&self, x: &Self::V, name: &str) -> Result<Self::V> {
-        let h = self.norm_silu(x, &format!("{name}.norm1"))?;
-        let h = self.conv(&h, &format!("{name}.conv1"), false, 1, 1)?;
-        let h = self.norm_silu(&h, &format!("{name}.norm2"))?;
-        let h = self.conv(&h, &format!("{name}.conv2"), false, 1, 1)?;
-        let residual = if self.shape(&h)[1] != self.shape(x)[1] {
-            self.conv(x, &format!("{name}.nin_shortcut"), false, 1, 0)?
-        } else {
-            x.clone()
-        };
-        self.add(&h, &residual)
-    }
-
-    /// AdaptiveGroupNorm `adaptive.{level}`: GroupNorm without affine, then per (batch, channel)
-    /// `gamma(std) * x + beta(mean)` from the latent's statistics (each [B, z]).
-    fn adaptive(
-        &self,
-        x: &Self::V,
-        level: usize,
-        mean: &Self::V,
-        std: &Self::V,
-    ) -> Result<Self::V> {
-        let scale = self.linear(std, &format!("adaptive.{level}.gamma"))?;
-        let shift = self.linear(mean, &format!("adaptive.{level}.beta"))?;
-        self.adaptive_group_norm(x, &scale, &shift)
-    }
+    fn channel_stats(&self, z: &Self::Value) -> Result<(Self::Value, Self::Value)>;
 }
 
-/// Inference on tensors; convolution weights may be held in output-channel chunks.
-pub(super) struct Infer<'a> {
-    pub params: &'a ParamStore,
-    pub prefix: &'static str,
+/// Linear layer with its bias.
+pub(super) fn linear<G: Graph>(g: &G, x: &G::Value, l: &Linear<G::Value>) -> Result<G::Value> {
+    g.linear(x, &l.weight, l.bias.as_ref())
 }
 
-impl Infer<'_> {
-    fn p(&self, name: &str) -> Result<&Tensor> {
-        self.params.get(&format!("{}.{name}", self.prefix))
-    }
+/// GroupNorm with its affine map, then swish.
+pub(super) fn norm_silu<G: ConvGraph>(
+    g: &G,
+    x: &G::Value,
+    norm: &NormAffine<G::Value>,
+) -> Result<G::Value> {
+    let y = g.group_norm(x, Some(norm))?;
+    g.silu(&y)
 }
 
-impl AeGraph for Infer<'_> {
-    type V = Tensor;
+/// ResBlock: norm1 -> swish -> conv1 3x3 -> norm2 -> swish -> conv2 3x3, plus the input,
+/// through the 1x1 `nin_shortcut` when the channel count changes.
+pub(super) fn res_block<G: ConvGraph>(
+    g: &G,
+    x: &G::Value,
+    b: &ResBlock<G::Value>,
+) -> Result<G::Value> {
+    let h = norm_silu(g, x, &b.norm1)?;
+    let h = g.conv(&h, &b.conv1, 1, 1)?;
+    let h = norm_silu(g, &h, &b.norm2)?;
+    let h = g.conv(&h, &b.conv2, 1, 1)?;
+    let residual = match &b.nin_shortcut {
+        Some(shortcut) => g.conv(x, shortcut, 1, 0)?,
+        None => x.clone(),
+    };
+    g.add(&h, &residual)
+}
 
-    fn shape(&self, x: &Tensor) -> Vec<usize> {
-        x.shape().to_vec()
-    }
-
-    fn conv(
-        &self,
-        x: &Tensor,
-        name: &str,
-        bias: bool,
-        stride: usize,
-        pad: usize,
-    ) -> Result<Tensor> {
-        let b = if bias {
-            Some(self.p(&format!("{name}.bias"))?)
-        } else {
-            None
-        };
-        let chunks = self
-            .params
-            .get_chunks(&format!("{}.{name}.weight", self.prefix))?;
-        if let [w] = chunks[..] {
+/// Eager: convolutions by chunks of output channels when the weight is split.
+impl ConvGraph for Eager {
+    fn conv(&self, x: &Tensor, conv: &Conv<Tensor>, stride: usize, pad: usize) -> Result<Tensor> {
+        let b = conv.bias.as_ref();
+        if let [w] = &conv.weight[..] {
             return ops::conv2d(x, w, b, stride, pad);
         }
-        let mut outputs = Vec::with_capacity(chunks.len());
+        let mut outputs = Vec::with_capacity(conv.weight.len());
         let mut first = 0;
-        for w in chunks {
+        for w in &conv.weight {
             let n = w.shape()[0];
             let bias = b.map(|b| ops::slice(b, 0, first, n)).transpose()?;
             outputs.push(ops::conv2d(x, w, bias.as_ref(), stride, pad)?);
@@ -129,43 +94,17 @@ impl AeGraph for Infer<'_> {
         ops::concat(&refs, 1)
     }
 
-    fn group_norm(&self, x: &Tensor, name: Option<&str>) -> Result<Tensor> {
-        match name {
-            Some(n) => ops::group_norm(
-                x,
-                GROUPS,
-                Some(self.p(&format!("{n}.weight"))?),
-                Some(self.p(&format!("{n}.bias"))?),
-                EPS,
-            ),
-            None => ops::group_norm(x, GROUPS, None, None, EPS),
-        }
-    }
-
-    fn silu(&self, x: &Tensor) -> Result<Tensor> {
-        ops::silu(x)
-    }
-
-    fn add(&self, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-        ops::add(a, b)
-    }
-
-    fn depth_to_space(&self, x: &Tensor, block: usize) -> Result<Tensor> {
-        ops::depth_to_space(x, block)
-    }
-
-    fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        ops::matmul(
-            x,
-            self.p(&format!("{name}.weight"))?,
-            Some(self.p(&format!("{name}.bias"))?),
-            false,
-            true,
-        )
+    fn group_norm(&self, x: &Tensor, affine: Option<&NormAffine<Tensor>>) -> Result<Tensor> {
+        let (w, b) = affine.map(|a| (&a.weight, &a.bias)).unzip();
+        ops::group_norm(x, GROUPS, w, b, EPS)
     }
 
     fn adaptive_group_norm(&self, x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
         ops::adaptive_group_norm(x, GROUPS, scale, shift, EPS)
+    }
+
+    fn depth_to_space(&self, x: &Tensor, block: usize) -> Result<Tensor> {
+        ops::depth_to_space(x, block)
     }
 
     fn channel_stats(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {
@@ -174,88 +113,41 @@ impl AeGraph for Infer<'_> {
         let (mean, std) = ops::row_stats(&rows, EPS)?;
         Ok((mean.reshape(&s[..2])?, std.reshape(&s[..2])?))
     }
-
-    fn reshape(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
-        x.reshape(shape)
-    }
 }
 
-/// Training on a tape (parameters whole, not chunked).
-pub(super) struct Train<'a, 'b> {
-    pub tape: &'a Tape,
-    pub params: &'a ParamVars<'b>,
-    pub prefix: &'static str,
-}
-
-impl Train<'_, '_> {
-    fn p(&self, name: &str) -> Result<Var> {
-        self.params.get(&format!("{}.{name}", self.prefix))
-    }
-}
-
-impl AeGraph for Train<'_, '_> {
-    type V = Var;
-
-    fn shape(&self, x: &Var) -> Vec<usize> {
-        self.tape.shape(*x)
-    }
-
-    fn conv(&self, x: &Var, name: &str, bias: bool, stride: usize, pad: usize) -> Result<Var> {
-        let b = bias.then(|| self.p(&format!("{name}.bias"))).transpose()?;
-        let w = self.p(&format!("{name}.weight"))?;
-        self.tape.conv2d(*x, w, b, stride, pad)
-    }
-
-    fn group_norm(&self, x: &Var, name: Option<&str>) -> Result<Var> {
-        let affine = match name {
-            Some(n) => Some((
-                self.p(&format!("{n}.weight"))?,
-                self.p(&format!("{n}.bias"))?,
-            )),
-            None => None,
+/// Training: weights whole (one chunk), every op recorded with its backward.
+impl ConvGraph for Tape {
+    fn conv(&self, x: &Var, conv: &Conv<Var>, stride: usize, pad: usize) -> Result<Var> {
+        let [w] = conv.weight[..] else {
+            return Err(Error::Invalid(
+                "conv: a weight held in chunks is for inference, not for the autograd tape".into(),
+            ));
         };
-        self.tape.group_norm(*x, GROUPS, affine, EPS)
+        self.conv2d(*x, w, conv.bias, stride, pad)
     }
 
-    fn silu(&self, x: &Var) -> Result<Var> {
-        self.tape.silu(*x)
+    fn group_norm(&self, x: &Var, affine: Option<&NormAffine<Var>>) -> Result<Var> {
+        Tape::group_norm(self, *x, GROUPS, affine.map(|a| (a.weight, a.bias)), EPS)
     }
 
-    fn add(&self, a: &Var, b: &Var) -> Result<Var> {
-        self.tape.add(*a, *b)
+    // Composed (the fused kernel has no backward): the GroupNorm, then the per-(batch, channel)
+    // affine map as one per-row affine over the [B·C] rows.
+    fn adaptive_group_norm(&self, x: &Var, scale: &Var, shift: &Var) -> Result<Var> {
+        let s = self.shape(*x);
+        let y = Tape::group_norm(self, *x, GROUPS, None, EPS)?;
+        let rows = [s[0] * s[1]];
+        let (scale, shift) = (self.reshape(*scale, &rows)?, self.reshape(*shift, &rows)?);
+        self.row_affine(y, scale, shift)
     }
 
     fn depth_to_space(&self, x: &Var, block: usize) -> Result<Var> {
-        self.tape.depth_to_space(*x, block)
-    }
-
-    fn linear(&self, x: &Var, name: &str) -> Result<Var> {
-        let w = self.p(&format!("{name}.weight"))?;
-        let b = self.p(&format!("{name}.bias"))?;
-        self.tape.linear(*x, w, Some(b))
-    }
-
-    // Composed on the tape (the fused kernel has no backward): the GroupNorm, then the
-    // per-(batch, channel) affine map as one per-row affine over the [B·C] rows.
-    fn adaptive_group_norm(&self, x: &Var, scale: &Var, shift: &Var) -> Result<Var> {
-        let s = self.tape.shape(*x);
-        let y = self.group_norm(x, None)?;
-        let rows = [s[0] * s[1]];
-        let (scale, shift) = (self.reshape(scale, &rows)?, self.reshape(shift, &rows)?);
-        self.tape.row_affine(y, scale, shift)
+        Tape::depth_to_space(self, *x, block)
     }
 
     fn channel_stats(&self, z: &Var) -> Result<(Var, Var)> {
-        let s = self.tape.shape(*z);
-        let rows = self.tape.reshape(*z, &[s[0] * s[1], s[2] * s[3]])?;
-        let (mean, std) = self.tape.row_stats(rows, EPS)?;
-        Ok((
-            self.tape.reshape(mean, &s[..2])?,
-            self.tape.reshape(std, &s[..2])?,
-        ))
-    }
-
-    fn reshape(&self, x: &Var, shape: &[usize]) -> Result<Var> {
-        self.tape.reshape(*x, shape)
+        let s = self.shape(*z);
+        let rows = self.reshape(*z, &[s[0] * s[1], s[2] * s[3]])?;
+        let (mean, std) = self.row_stats(rows, EPS)?;
+        Ok((self.reshape(mean, &s[..2])?, self.reshape(std, &s[..2])?))
     }
 }

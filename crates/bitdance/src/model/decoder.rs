@@ -1,7 +1,10 @@
 //! The binary autoencoder's decoder (`vae.decoder.*`): ±1 latents [B, z, h, w] -> images
 //! [B, 3, 16h, 16w] in [-1, 1] (before clamping), NCHW.
 
-use super::ae_graph::{AeGraph, Infer, Train};
+use super::ae_graph::{linear, norm_silu, res_block, ConvGraph};
+use super::ae_weights::Decoder;
+use super::graph::Eager;
+use super::weights::{from_store, from_vars};
 use super::{AeConfig, ParamStore, ParamVars};
 use crate::autograd::{Tape, Var};
 use crate::{Error, Result, Tensor};
@@ -58,10 +61,7 @@ pub fn decode_grouped(
             ),
         });
     }
-    let g = Infer {
-        params,
-        prefix: "vae.decoder",
-    };
+    let weights = Decoder::fetch(ae, &mut from_store(params))?;
     let per_image = widest_activation(ae, s[2], s[3]) * 4;
     // Half the budget: the convolutions also hold a zero-padded, channel-packed copy.
     let limit = max_bytes as usize / 2;
@@ -75,7 +75,7 @@ pub fn decode_grouped(
             &[n, s[1], s[2], s[3]],
             &z[start * plane..(start + n) * plane],
         )?;
-        parts.push(decoder_graph(&g, ae, &chunk)?);
+        parts.push(decoder_graph(&Eager, &weights, &chunk)?);
     }
     if parts.len() == 1 {
         return Ok(parts.remove(0));
@@ -112,33 +112,31 @@ pub fn decoder_forward(tape: &Tape, ae: &AeConfig, params: &ParamVars, z: Var) -
             detail: format!("latents {s:?}; expected [B, {}, h, w]", ae.z_channels),
         });
     }
-    let g = Train {
-        tape,
-        params,
-        prefix: "vae.decoder",
-    };
-    decoder_graph(&g, ae, &z)
+    let weights = Decoder::fetch(ae, &mut from_vars(params))?;
+    decoder_graph(tape, &weights, &z)
 }
 
 /// The decoder on either backend: conv_in, mid blocks, then per level (deepest first) the
-/// AdaptiveGroupNorm, ResBlocks and (but the last) the 2x depth-to-space upsampler; norm_out,
-/// swish, conv_out.
-fn decoder_graph<G: AeGraph>(g: &G, ae: &AeConfig, z: &G::V) -> Result<G::V> {
+/// AdaptiveGroupNorm from the latent's statistics, ResBlocks and (but the last) the 2x
+/// depth-to-space upsampler; norm_out, swish, conv_out.
+fn decoder_graph<G: ConvGraph>(g: &G, w: &Decoder<G::Value>, z: &G::Value) -> Result<G::Value> {
     let (mean, std) = g.channel_stats(z)?;
-    let mut x = g.conv(z, "conv_in", true, 1, 1)?;
-    for j in 0..ae.num_res_blocks {
-        x = g.res_block(&x, &format!("mid_block.{j}"))?;
+    let mut x = g.conv(z, &w.conv_in, 1, 1)?;
+    for block in &w.mid {
+        x = res_block(g, &x, block)?;
     }
-    for level in (0..ae.ch_mult.len()).rev() {
-        x = g.adaptive(&x, level, &mean, &std)?;
-        for j in 0..ae.num_res_blocks {
-            x = g.res_block(&x, &format!("up.{level}.block.{j}"))?;
+    for level in &w.levels {
+        let scale = linear(g, &std, &level.gamma)?;
+        let shift = linear(g, &mean, &level.beta)?;
+        x = g.adaptive_group_norm(&x, &scale, &shift)?;
+        for block in &level.blocks {
+            x = res_block(g, &x, block)?;
         }
-        if level > 0 {
-            x = g.conv(&x, &format!("up.{level}.upsample.conv1"), true, 1, 1)?;
+        if let Some(upsample) = &level.upsample {
+            x = g.conv(&x, upsample, 1, 1)?;
             x = g.depth_to_space(&x, 2)?;
         }
     }
-    let x = g.norm_silu(&x, "norm_out")?;
-    g.conv(&x, "conv_out", true, 1, 1)
+    let x = norm_silu(g, &x, &w.norm_out)?;
+    g.conv(&x, &w.conv_out, 1, 1)
 }

@@ -2,7 +2,10 @@
 //! pre-quantization latent [B, z, h, w], and the GFQ sign quantizer that turns it into ±1 codes
 //! and per-group code indices.
 
-use super::ae_graph::{AeGraph, Infer, Train};
+use super::ae_graph::{norm_silu, res_block, ConvGraph};
+use super::ae_weights::Encoder;
+use super::graph::Eager;
+use super::weights::{from_store, from_vars};
 use super::{AeConfig, ParamStore, ParamVars};
 use crate::autograd::{Tape, Var};
 use crate::{ops, Error, Result, Tensor};
@@ -19,22 +22,15 @@ pub fn encoded_size(ae: &AeConfig, n: usize) -> usize {
 /// norm_out, swish, 1x1 conv_out.
 pub fn encode(ae: &AeConfig, params: &ParamStore, images: &Tensor) -> Result<Tensor> {
     check_images(images.shape())?;
-    let g = Infer {
-        params,
-        prefix: "vae.encoder",
-    };
-    encoder_graph(&g, ae, images)
+    let weights = Encoder::fetch(ae, &mut from_store(params))?;
+    encoder_graph(&Eager, &weights, images)
 }
 
 /// `encode` recorded on `tape` (training the tokenizer): images [B, 3, H, W] -> latent.
 pub fn encoder_forward(tape: &Tape, ae: &AeConfig, params: &ParamVars, images: Var) -> Result<Var> {
     check_images(&tape.shape(images))?;
-    let g = Train {
-        tape,
-        params,
-        prefix: "vae.encoder",
-    };
-    encoder_graph(&g, ae, &images)
+    let weights = Encoder::fetch(ae, &mut from_vars(params))?;
+    encoder_graph(tape, &weights, &images)
 }
 
 fn check_images(s: &[usize]) -> Result<()> {
@@ -47,23 +43,27 @@ fn check_images(s: &[usize]) -> Result<()> {
     Ok(())
 }
 
-/// The encoder on either backend.
-fn encoder_graph<G: AeGraph>(g: &G, ae: &AeConfig, images: &G::V) -> Result<G::V> {
-    let levels = ae.ch_mult.len();
-    let mut x = g.conv(images, "conv_in", false, 1, 1)?;
-    for level in 0..levels {
-        for j in 0..ae.num_res_blocks {
-            x = g.res_block(&x, &format!("down.{level}.block.{j}"))?;
+/// The encoder on either backend: conv_in, per level its ResBlocks and (but the last) the
+/// stride-2 downsample, the mid blocks, norm_out, swish, the 1x1 conv_out.
+fn encoder_graph<G: ConvGraph>(
+    g: &G,
+    w: &Encoder<G::Value>,
+    images: &G::Value,
+) -> Result<G::Value> {
+    let mut x = g.conv(images, &w.conv_in, 1, 1)?;
+    for level in &w.levels {
+        for block in &level.blocks {
+            x = res_block(g, &x, block)?;
         }
-        if level + 1 < levels {
-            x = g.conv(&x, &format!("down.{level}.downsample"), true, 2, 1)?;
+        if let Some(down) = &level.downsample {
+            x = g.conv(&x, down, 2, 1)?;
         }
     }
-    for j in 0..ae.num_res_blocks {
-        x = g.res_block(&x, &format!("mid_block.{j}"))?;
+    for block in &w.mid {
+        x = res_block(g, &x, block)?;
     }
-    let x = g.norm_silu(&x, "norm_out")?;
-    g.conv(&x, "conv_out", true, 1, 0)
+    let x = norm_silu(g, &x, &w.norm_out)?;
+    g.conv(&x, &w.conv_out, 1, 0)
 }
 
 /// The GFQ quantizer's outputs for a latent [B, z, h, w].

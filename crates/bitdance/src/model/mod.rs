@@ -2,7 +2,7 @@
 //! issue the autoencoder, the AR transformer and the binary diffusion heads.
 
 mod ae_graph;
-mod ae_params;
+mod ae_weights;
 mod config;
 mod decoder;
 mod defaults;
@@ -23,7 +23,10 @@ mod timestep;
 mod transformer;
 mod weights;
 
-pub use ae_params::{decoder_parameters, encoder_parameters};
+pub use ae_weights::{
+    decoder_parameters, encoder_parameters, Conv, Decoder, DecoderLevel, Encoder, EncoderLevel,
+    ResBlock,
+};
 pub use config::{builtin_name, published_cfg, AeConfig, ModelConfig, BUILTIN_CONFIGS};
 pub use decoder::{decode, decode_grouped, decoder_forward, latent_statistics};
 #[cfg(feature = "default-model")]
@@ -55,5 +58,5 @@ pub use timestep::timestep_embedding;
 pub use transformer::{sequence_mask, sequence_positions, transformer_forward};
 pub use weights::{
     ar_parameters, Block, Connector, Fetch, Head, HeadBlock, Linear, NormAffine, PatchAttention,
-    Trunk,
+    Trunk, WeightSource,
 };

@@ -7,29 +7,71 @@ use super::{ModelConfig, ParamSpec, ParamStore, ParamVars};
 use crate::autograd::Var;
 use crate::{Result, Tensor};
 
-/// Supplies the value of the parameter `name` of `shape` (official PyTorch names and shapes).
-pub type Fetch<'a, V> = dyn FnMut(String, &[usize]) -> Result<V> + 'a;
+/// Supplies parameters by official PyTorch name and shape: inference tensors from a store,
+/// values on a training tape, or (for the parameter list) the specs themselves.
+pub trait WeightSource<V> {
+    /// The parameter `name` of `shape`.
+    fn get(&mut self, name: String, shape: &[usize]) -> Result<V>;
 
-/// A fetch from a store of inference weights by name (shapes are the store's: `load_generator`
-/// checks them against the config when it loads a file).
-pub fn from_store(store: &ParamStore) -> impl FnMut(String, &[usize]) -> Result<Tensor> + '_ {
-    move |name, _| store.get(&name).cloned()
+    /// The parameter `name` of `shape` as chunks of its first dimension, in order: one chunk
+    /// unless the source holds it split (a weight larger than one storage binding).
+    fn chunks(&mut self, name: String, shape: &[usize]) -> Result<Vec<V>> {
+        Ok(vec![self.get(name, shape)?])
+    }
 }
 
-/// A fetch of tape values (trainable or constant as `vars` says).
-pub fn from_vars<'a>(vars: &'a ParamVars<'a>) -> impl FnMut(String, &[usize]) -> Result<Var> + 'a {
-    move |name, _| vars.get(&name)
+/// A source of parameters of type `V`, as the `fetch` functions take it.
+pub type Fetch<'a, V> = dyn WeightSource<V> + 'a;
+
+/// Inference weights from a store, by name (shapes are the store's: `load_generator` checks
+/// them against the config when it loads a file); large ones in the store's row chunks.
+struct StoreSource<'a>(&'a ParamStore);
+
+impl WeightSource<Tensor> for StoreSource<'_> {
+    fn get(&mut self, name: String, _: &[usize]) -> Result<Tensor> {
+        self.0.get(&name).cloned()
+    }
+
+    fn chunks(&mut self, name: String, _: &[usize]) -> Result<Vec<Tensor>> {
+        Ok(self.0.get_chunks(&name)?.into_iter().cloned().collect())
+    }
 }
 
-/// A fetch that records every spec in `specs` (for `ar_parameters`).
-pub fn into_specs(specs: &mut Vec<ParamSpec>) -> impl FnMut(String, &[usize]) -> Result<()> + '_ {
-    move |name, shape| {
-        specs.push(ParamSpec {
+/// Tape values (trainable or constant as the vars say).
+struct VarsSource<'a>(&'a ParamVars<'a>);
+
+impl WeightSource<Var> for VarsSource<'_> {
+    fn get(&mut self, name: String, _: &[usize]) -> Result<Var> {
+        self.0.get(&name)
+    }
+}
+
+/// The specs of every parameter asked for (for the parameter lists).
+struct SpecsSource<'a>(&'a mut Vec<ParamSpec>);
+
+impl WeightSource<()> for SpecsSource<'_> {
+    fn get(&mut self, name: String, shape: &[usize]) -> Result<()> {
+        self.0.push(ParamSpec {
             name,
             shape: shape.to_vec(),
         });
         Ok(())
     }
+}
+
+/// Weights from a store of inference tensors.
+pub fn from_store(store: &ParamStore) -> impl WeightSource<Tensor> + '_ {
+    StoreSource(store)
+}
+
+/// Weights as tape values.
+pub fn from_vars<'a>(vars: &'a ParamVars<'a>) -> impl WeightSource<Var> + 'a {
+    VarsSource(vars)
+}
+
+/// A source that records every spec asked for in `specs` (it never fails).
+pub fn into_specs(specs: &mut Vec<ParamSpec>) -> impl WeightSource<()> + '_ {
+    SpecsSource(specs)
 }
 
 /// A linear layer `{prefix}.weight` [out, in] (PyTorch layout) and optional `{prefix}.bias`.
@@ -49,9 +91,9 @@ impl<V> Linear<V> {
         inp: usize,
         bias: bool,
     ) -> Result<Self> {
-        let weight = f(format!("{prefix}.weight"), &[out, inp])?;
+        let weight = f.get(format!("{prefix}.weight"), &[out, inp])?;
         let bias = if bias {
-            Some(f(format!("{prefix}.bias"), &[out])?)
+            Some(f.get(format!("{prefix}.bias"), &[out])?)
         } else {
             None
         };
@@ -68,10 +110,10 @@ pub struct NormAffine<V> {
 }
 
 impl<V> NormAffine<V> {
-    fn fetch(f: &mut Fetch<V>, prefix: &str, width: usize) -> Result<Self> {
+    pub(crate) fn fetch(f: &mut Fetch<V>, prefix: &str, width: usize) -> Result<Self> {
         Ok(Self {
-            weight: f(format!("{prefix}.weight"), &[width])?,
-            bias: f(format!("{prefix}.bias"), &[width])?,
+            weight: f.get(format!("{prefix}.weight"), &[width])?,
+            bias: f.get(format!("{prefix}.bias"), &[width])?,
         })
     }
 }
@@ -107,12 +149,13 @@ impl<V> Trunk<V> {
     /// Fetches the trunk of model `c`.
     pub fn fetch(c: &ModelConfig, f: &mut Fetch<V>) -> Result<Self> {
         let d = c.dim;
-        let emb_norm = f("emb_norm.weight".into(), &[d])?;
+        let emb_norm = f.get("emb_norm.weight".into(), &[d])?;
         let layers = (0..c.n_layer)
             .map(|i| {
                 let l = format!("layers.{i}");
-                let w =
-                    |f: &mut Fetch<V>, name: &str, shape: &[usize]| f(format!("{l}.{name}"), shape);
+                let w = |f: &mut Fetch<V>, name: &str, shape: &[usize]| {
+                    f.get(format!("{l}.{name}"), shape)
+                };
                 Ok(Block {
                     wqkv: w(f, "attention.wqkv.weight", &[3 * d, d])?,
                     wo: w(f, "attention.wo.weight", &[d, d])?,
@@ -126,7 +169,7 @@ impl<V> Trunk<V> {
         Ok(Self {
             emb_norm,
             layers,
-            norm: f("norm.weight".into(), &[d])?,
+            norm: f.get("norm.weight".into(), &[d])?,
         })
     }
 }
@@ -272,16 +315,16 @@ pub fn ar_parameters(c: &ModelConfig) -> Vec<ParamSpec> {
         let mut f = into_specs(&mut specs);
         let d = c.dim;
         // `into_specs` never fails.
-        let _ = f(
+        let _ = f.get(
             "cls_embedding.weight".into(),
             &[c.num_classes + 1, d * c.cls_token_num],
         );
         if c.parallel_num > 1 {
-            let _ = f("query_token".into(), &[1, c.parallel_num - 1, d]);
+            let _ = f.get("query_token".into(), &[1, c.parallel_num - 1, d]);
         }
         let _ = Connector::fetch(c, &mut f);
         let _ = Trunk::fetch(c, &mut f);
-        let _ = f("pos_for_diff.weight".into(), &[c.image_tokens(), d]);
+        let _ = f.get("pos_for_diff.weight".into(), &[c.image_tokens(), d]);
         let _ = Head::fetch(c, &mut f);
     }
     specs
