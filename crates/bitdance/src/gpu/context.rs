@@ -10,6 +10,9 @@ use super::profile::{KernelTime, Profile};
 use super::recorder::Recorder;
 use crate::{Error, Result, Tensor};
 
+/// Threads per workgroup of the kernels that run one thread per item (`Gpu::dispatch_items`).
+pub const ITEM_WORKGROUP: u32 = 256;
+
 /// Dispatches recorded before an automatic submit, bounding the encoder's size.
 const MAX_PENDING_DISPATCHES: u32 = 4096;
 
@@ -294,6 +297,41 @@ impl Gpu {
             });
         }
         Ok([groups.div_ceil(y), y, 1])
+    }
+
+    /// Records `kernel` with one thread per item over `items` items, in workgroups of
+    /// `ITEM_WORKGROUP` threads (a 2D grid past the per-dimension limit; the kernel rebuilds
+    /// the linear id and skips ids past the end).
+    pub fn dispatch_items<U: super::Uniform>(
+        &self,
+        kernel: &Kernel,
+        defines: &[(&str, u32)],
+        tensors: &[&Tensor],
+        params: &U,
+        items: usize,
+    ) -> Result<()> {
+        let groups = items.div_ceil(ITEM_WORKGROUP as usize);
+        let groups = u32::try_from(groups).map_err(|_| Error::Limit {
+            what: format!("dispatch of {}", kernel.entry),
+            requested: groups as u64,
+            limit_name: "workgroups of one dispatch (u32)",
+            limit: u32::MAX as u64,
+        })?;
+        self.dispatch_groups(kernel, defines, tensors, params, groups)
+    }
+
+    /// Records `kernel` over `groups` workgroups, as a 2D grid past the per-dimension limit
+    /// (the kernel rebuilds the linear workgroup id).
+    pub fn dispatch_groups<U: super::Uniform>(
+        &self,
+        kernel: &Kernel,
+        defines: &[(&str, u32)],
+        tensors: &[&Tensor],
+        params: &U,
+        groups: u32,
+    ) -> Result<()> {
+        let grid = self.grid(kernel.entry, groups)?;
+        self.dispatch(kernel, defines, tensors, params, grid)
     }
 
     /// Records one dispatch of `kernel` over `tensors` (bindings 1..) with uniform `params`,

@@ -13,7 +13,7 @@ mod shader;
 mod uniform;
 
 pub use adapter::{AdapterSummary, GpuOptions, DEFAULT_MEMORY_BUDGET, MEMORY_BUDGET_VAR};
-pub use context::{Gpu, GpuStats, PoisonGuard};
+pub use context::{Gpu, GpuStats, PoisonGuard, ITEM_WORKGROUP};
 pub use pipelines::{source_with_defines, Access, Kernel, VEC};
 pub use profile::KernelTime;
 #[cfg(not(target_arch = "wasm32"))]

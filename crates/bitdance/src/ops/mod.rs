@@ -121,11 +121,6 @@ pub(crate) fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()>
     Ok(())
 }
 
-/// Workgroups of 256 threads covering `n` elements, as a 2D grid when needed.
-pub(crate) fn grid_1d(a: &Tensor, op: &str, n: usize) -> Result<[u32; 3]> {
-    a.gpu().grid(op, (n as u32).div_ceil(256))
-}
-
 /// Copies the first `src.numel()` elements of `src` into the start of `dst` (recorded in order).
 pub fn copy_into(src: &Tensor, dst: &Tensor) -> Result<()> {
     if src.numel() > dst.numel() {

@@ -38,7 +38,6 @@ fn launch_layout(
     words[2] /= width;
     let n = n / width as usize;
     let gpu = tensors[0].gpu();
-    let grid = gpu.grid(kernel.entry, (n as u32).div_ceil(256))?;
     let [a, b, c, d] = words;
     let p = Params {
         n: n as u32,
@@ -47,7 +46,7 @@ fn launch_layout(
         c,
         d,
     };
-    gpu.dispatch(kernel, &[(VEC, width)], tensors, &p, grid)
+    gpu.dispatch_items(kernel, &[(VEC, width)], tensors, &p, n)
 }
 
 fn dims4(op: &'static str, x: &Tensor, what: &str) -> Result<[usize; 4]> {

@@ -254,8 +254,9 @@ fn params(dims: Dims, kv_len: usize, q_offset: usize, mask: AttentionMask, scale
     }
 }
 
-fn groups(t: &Tensor, op: &str, bh: usize, rows: usize, wg: u32) -> Result<[u32; 3]> {
-    t.gpu().grid(op, (bh * rows.div_ceil(wg as usize)) as u32)
+/// Workgroups of `wg` rows each over `rows` rows of every one of the `bh` heads.
+fn groups(bh: usize, rows: usize, wg: u32) -> u32 {
+    (bh * rows.div_ceil(wg as usize)) as u32
 }
 
 /// Scaled masked softmax attention over keys 0..kv_len of a (possibly larger, KV-cache) k, v.
@@ -294,14 +295,9 @@ pub(crate) fn attention_wg(
     let lse = Tensor::empty(gpu, &q.shape()[..3], DType::F32)?;
     let p = params(dims, kv_len, q_offset, mask, scale);
     let [fwd, _, _] = kernels_for(gpu, wg);
-    let grid = groups(q, fwd.entry, dims.bh, dims.tq, wg)?;
-    gpu.dispatch(
-        fwd,
-        &[("D4", (dims.d / 4) as u32), ("WG", wg)],
-        &[&out, &lse, q, k, v],
-        &p,
-        grid,
-    )?;
+    let defines = [("D4", (dims.d / 4) as u32), ("WG", wg)];
+    let tensors = [&out, &lse, q, k, v];
+    gpu.dispatch_groups(fwd, &defines, &tensors, &p, groups(dims.bh, dims.tq, wg))?;
     Ok((out, lse))
 }
 
@@ -363,24 +359,14 @@ pub(crate) fn attention_backward_wg(
     let dq = Tensor::empty(gpu, q.shape(), DType::F32)?;
     let dvec = Tensor::empty(gpu, lse.shape(), DType::F32)?;
     let [_, dq_kernel, dkv_kernel] = kernels_for(gpu, wg);
-    let grid = groups(q, dq_kernel.entry, dims.bh, dims.tq, wg)?;
-    gpu.dispatch(
-        dq_kernel,
-        &defines,
-        &[&dq, &dvec, q, k, v, dout, lse, out],
-        &p,
-        grid,
-    )?;
+    let tensors = [&dq, &dvec, q, k, v, dout, lse, out];
+    let grid = groups(dims.bh, dims.tq, wg);
+    gpu.dispatch_groups(dq_kernel, &defines, &tensors, &p, grid)?;
     let dk = Tensor::empty(gpu, k.shape(), DType::F32)?;
     let dv = Tensor::empty(gpu, k.shape(), DType::F32)?;
-    let grid = groups(k, dkv_kernel.entry, dims.bh, dims.tk_cap, wg)?;
-    gpu.dispatch(
-        dkv_kernel,
-        &defines,
-        &[&dk, &dv, q, k, v, dout, lse, &dvec],
-        &p,
-        grid,
-    )?;
+    let tensors = [&dk, &dv, q, k, v, dout, lse, &dvec];
+    let grid = groups(dims.bh, dims.tk_cap, wg);
+    gpu.dispatch_groups(dkv_kernel, &defines, &tensors, &p, grid)?;
     Ok((dq, dk, dv))
 }
 

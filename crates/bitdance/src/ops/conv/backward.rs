@@ -2,7 +2,7 @@
 //! matmul kernels: conv2d's input, weight and bias gradients (im2col + matmul + col2im),
 //! depth_to_space's inverse, and the per-row affine map of GroupNorm / AdaptiveGroupNorm.
 
-use crate::ops::{grid_1d, matmul, merge_heads, shape_err, Padding};
+use crate::ops::{matmul, merge_heads, shape_err, Padding};
 use crate::gpu::Kernel;
 use super::CONV_GRAD;
 use crate::{DType, Result, Tensor};
@@ -61,11 +61,10 @@ fn dims4(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]>
 }
 
 fn elementwise(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], p: Params) -> Result<()> {
-    let gpu = out.gpu();
-    let grid = grid_1d(out, kernel.entry, p.total as usize)?;
     let mut tensors = vec![out];
     tensors.extend_from_slice(inputs);
-    gpu.dispatch(kernel, &[], &tensors, &p, grid)
+    let items = p.total as usize;
+    out.gpu().dispatch_items(kernel, &[], &tensors, &p, items)
 }
 
 /// Gradients of `conv2d_padded(x, weight, bias, stride, pad)` given dy [B, Cout, Ho, Wo]:
@@ -323,9 +322,8 @@ fn affine_rows(x: &Tensor, s: &Tensor, t: &Tensor, rows: usize, period: usize) -
         period: period as u32,
         ..Default::default()
     };
-    let grid = grid_1d(x, "row_affine", x.numel())?;
     x.gpu()
-        .dispatch(&ROW_AFFINE, &[], &[&y, x, s, t], &p, grid)?;
+        .dispatch_items(&ROW_AFFINE, &[], &[&y, x, s, t], &p, x.numel())?;
     Ok(y)
 }
 
@@ -353,13 +351,7 @@ fn affine_rows_backward(
         period: period as u32,
         ..Default::default()
     };
-    let grid = grid_1d(x, "row_affine_backward", rows)?;
-    gpu.dispatch(
-        &ROW_AFFINE_BACKWARD,
-        &[],
-        &[&dx, &ds, &dt, x, dy, s],
-        &p,
-        grid,
-    )?;
+    let tensors = [&dx, &ds, &dt, x, dy, s];
+    gpu.dispatch_items(&ROW_AFFINE_BACKWARD, &[], &tensors, &p, rows)?;
     Ok((dx, ds, dt))
 }

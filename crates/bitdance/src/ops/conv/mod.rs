@@ -9,7 +9,7 @@ mod check_backward;
 
 pub use backward::*;
 
-use super::{grid_1d, shape_err};
+use super::shape_err;
 use crate::gpu::Kernel;
 use crate::{DType, Error, Result, Tensor};
 
@@ -251,13 +251,7 @@ fn pack_input_with(x: &Tensor, p: &mut Params, path: Path) -> Result<Tensor> {
     let xp = Tensor::empty(gpu, &shape, DType::F32)?;
     let total = xp.numel() / 4;
     p.total = total as u32;
-    gpu.dispatch(
-        &CONV_PACK_X,
-        defines(gpu, path),
-        &[&xp, x],
-        p,
-        grid_1d(x, "conv_pack_x", total)?,
-    )?;
+    gpu.dispatch_items(&CONV_PACK_X, defines(gpu, path), &[&xp, x], p, total)?;
     Ok(xp)
 }
 
@@ -379,13 +373,8 @@ fn conv2d_core(
     let wpk = Tensor::empty(gpu, &[kh * kw * cq, tiles_c * tc, 4], DType::F32)?;
     let total = wpk.numel() / 4;
     p.total = total as u32;
-    gpu.dispatch(
-        &CONV_PACK_W,
-        defines(gpu, path),
-        &[&wpk, weight],
-        &p,
-        grid_1d(x, OP, total)?,
-    )?;
+    let tensors = [&wpk, weight];
+    gpu.dispatch_items(&CONV_PACK_W, defines(gpu, path), &tensors, &p, total)?;
     let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
     let (gx, gy) = (
         (p.tiles_p as usize).div_ceil(define(gpu, path, "CONV_WG")),
@@ -516,16 +505,9 @@ fn launch_group_norm(
         eps,
         total: rows as u32,
         ..Default::default()
-    }
-;
-    let grid = gpu.grid(op, rows as u32)?;
-    gpu.dispatch(
-        kernel,
-        defines(gpu, path),
-        &[&y, x, affine[0], affine[1]],
-        &p,
-        grid,
-    )?;
+    };
+    let tensors = [&y, x, affine[0], affine[1]];
+    gpu.dispatch_groups(kernel, defines(gpu, path), &tensors, &p, rows as u32)?;
     Ok(y)
 }
 
@@ -556,16 +538,10 @@ pub fn depth_to_space(x: &Tensor, block: usize) -> Result<Tensor> {
         stride: block as u32,
         total: n as u32,
         ..Default::default()
-    }
-;
-    let grid = grid_1d(x, OP, n)?;
-    x.gpu().dispatch(
-        &DEPTH_TO_SPACE,
-        defines(x.gpu(), Path::Auto),
-        &[&y, x],
-        &p,
-        grid,
-    )?;
+    };
+    let defines = defines(x.gpu(), Path::Auto);
+    x.gpu()
+        .dispatch_items(&DEPTH_TO_SPACE, defines, &[&y, x], &p, n)?;
     Ok(y)
 }
 

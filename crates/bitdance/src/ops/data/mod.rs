@@ -6,7 +6,7 @@ pub(crate) mod reference;
 pub(crate) mod check;
 mod tape;
 
-use super::{grid_1d, shape_err};
+use super::shape_err;
 use crate::gpu::{Kernel, VEC};
 use crate::{DType, Error, Result, Tensor};
 
@@ -81,10 +81,10 @@ fn launch_width(kernel: &Kernel, width: u32, tensors: &[&Tensor], p: Params) -> 
     if p.n == 0 {
         return Ok(());
     }
-    let grid = grid_1d(tensors[0], kernel.entry, p.n as usize)?;
+    let items = p.n as usize;
     tensors[0]
         .gpu()
-        .dispatch(kernel, &[(VEC, width)], tensors, &p, grid)
+        .dispatch_items(kernel, &[(VEC, width)], tensors, &p, items)
 }
 
 /// `(outer, dim, inner)` of `shape` around `axis`.

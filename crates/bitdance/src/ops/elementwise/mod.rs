@@ -4,7 +4,7 @@ pub(crate) mod reference;
 pub(crate) mod check;
 mod tape;
 
-use super::{grid_1d, same_shape};
+use super::same_shape;
 use crate::gpu::{Kernel, VEC};
 use crate::{DType, Error, Result, Tensor};
 
@@ -77,8 +77,8 @@ fn launch_vec(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], mut p: Params) 
 fn launch(kernel: &Kernel, width: u32, out: &Tensor, inputs: &[&Tensor], p: Params) -> Result<()> {
     let mut all = vec![out];
     all.extend_from_slice(inputs);
-    let grid = grid_1d(out, kernel.entry, p.n as usize)?;
-    out.gpu().dispatch(kernel, &[(VEC, width)], &all, &p, grid)
+    let items = p.n as usize;
+    out.gpu().dispatch_items(kernel, &[(VEC, width)], &all, &p, items)
 }
 
 /// Fills every element of `t` with the 32-bit pattern `bits` (f32 or u32).

@@ -84,9 +84,8 @@ pub fn flow_step(
         noise_scale,
         maruyama: noise.is_some() as u32,
     };
-    let grid = super::grid_1d(x, "flow_step", n)?;
-    x.gpu()
-        .dispatch(&STEP, &[], &[x, pred, noise.unwrap_or(pred)], &p, grid)
+    let tensors = [x, pred, noise.unwrap_or(pred)];
+    x.gpu().dispatch_items(&STEP, &[], &tensors, &p, n)
 }
 
 /// Every kernel this family declares, for the binding contract test.

@@ -7,7 +7,7 @@ pub(crate) mod check;
 mod tape;
 
 use super::data::{reduce_columns, reduce_parts};
-use super::{grid_1d, same_shape};
+use super::same_shape;
 use crate::gpu::Kernel;
 use crate::{DType, Error, Result, Tensor};
 
@@ -80,8 +80,8 @@ fn launch(kernel: &Kernel, tensors: &[&Tensor], p: Params) -> Result<()> {
     if p.n == 0 {
         return Ok(());
     }
-    let grid = grid_1d(tensors[0], kernel.entry, p.n as usize)?;
-    tensors[0].gpu().dispatch(kernel, &[], tensors, &p, grid)
+    let items = p.n as usize;
+    tensors[0].gpu().dispatch_items(kernel, &[], tensors, &p, items)
 }
 
 fn check_scalar(op: &'static str, dloss: &Tensor) -> Result<()> {

@@ -127,15 +127,9 @@ fn vec4_operand<'a>(
         x_ks: v.ks as u32,
         ..Default::default()
     };
-    let grid = crate::ops::grid_1d(&packed, "matmul pack", total)?;
     // Pack does not depend on the configuration: one pipeline serves them all.
-    gpu.dispatch(
-        &PACK,
-        &MatmulConfig::CPU_DEFAULT.defines(),
-        &[&packed, v.t],
-        &params,
-        grid,
-    )?;
+    let defines = MatmulConfig::CPU_DEFAULT.defines();
+    gpu.dispatch_items(&PACK, &defines, &[&packed, v.t], &params, total)?;
     Ok(Vec4Operand {
         t: holder.insert(packed),
         batch: if v.batch == 0 { 0 } else { rows * kq },

@@ -5,7 +5,7 @@ pub(crate) mod check;
 pub(crate) mod reference;
 mod tape;
 
-use super::{grid_1d, shape_err};
+use super::shape_err;
 use crate::gpu::{Kernel, VEC};
 use crate::{DType, Result, Tensor};
 
@@ -53,10 +53,10 @@ fn launch(kernel: &Kernel, tensors: &[&Tensor], items: usize, c: usize, tokens: 
         c: (c / width) as u32,
         tokens: tokens as u32,
     };
-    let grid = grid_1d(tensors[0], kernel.entry, items / width)?;
+    let defines = [(VEC, width as u32)];
     tensors[0]
         .gpu()
-        .dispatch(kernel, &[(VEC, width as u32)], tensors, &p, grid)
+        .dispatch_items(kernel, &defines, tensors, &p, items / width)
 }
 
 /// Checks that `t` has the shape of x.

@@ -10,7 +10,7 @@ mod row_stats;
 
 pub use row_stats::{row_stats, row_stats_backward};
 
-use super::{grid_1d, shape_err};
+use super::shape_err;
 use crate::gpu::{Kernel, VEC};
 use crate::{DType, Result, Tensor};
 
@@ -139,16 +139,16 @@ fn row_dispatch(
     rows: usize,
 ) -> Result<()> {
     let gpu = tensors[0].gpu();
-    let grid = gpu.grid(kernel.entry, rows as u32)?;
     let defines = defines(gpu, width);
+    let groups = rows as u32;
     if gpu.is_cpu() && gpu.has_subgroups(ROW_WG_CPU) {
         let kernel = Kernel {
             shader: &NORM_SG,
             ..*kernel
         };
-        return gpu.dispatch(&kernel, &defines, tensors, &p, grid);
+        return gpu.dispatch_groups(&kernel, &defines, tensors, &p, groups);
     }
-    gpu.dispatch(kernel, &defines, tensors, &p, grid)
+    gpu.dispatch_groups(kernel, &defines, tensors, &p, groups)
 }
 
 /// `row_dispatch` over vec4s when the row length p.d is a multiple of 4 (d then counted in
@@ -177,19 +177,8 @@ fn defines(gpu: &crate::Gpu, width: u32) -> [(&'static str, u32); 2] {
 
 /// One thread per item (workgroups of 256), over scalars.
 fn item_dispatch(kernel: &Kernel, tensors: &[&Tensor], p: Params, items: usize) -> Result<()> {
-    dispatch_items(kernel, 1, tensors, p, items)
-}
-
-fn dispatch_items(
-    kernel: &Kernel,
-    width: u32,
-    tensors: &[&Tensor],
-    p: Params,
-    items: usize,
-) -> Result<()> {
     let gpu = tensors[0].gpu();
-    let grid = grid_1d(tensors[0], kernel.entry, items)?;
-    gpu.dispatch(kernel, &defines(gpu, width), tensors, &p, grid)
+    gpu.dispatch_items(kernel, &defines(gpu, 1), tensors, &p, items)
 }
 
 /// `weight`, or ones of length d when absent (after checking its length).

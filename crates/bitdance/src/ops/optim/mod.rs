@@ -126,19 +126,14 @@ pub fn adamw_update(
         max_norm: 0.0,
         ema_decay: ema.map_or(0.0, |(_, decay)| decay),
     };
-    let grid = super::grid_1d(param, "adamw", n)?;
     let defines = [(VEC, width as u32)];
+    let gpu = param.gpu();
     match ema {
-        Some((shadow, _)) => param.gpu().dispatch(
-            &ADAMW_EMA,
-            &defines,
-            &[param, m, v, grad, clip, shadow],
-            &p,
-            grid,
-        ),
-        None => param
-            .gpu()
-            .dispatch(&ADAMW, &defines, &[param, m, v, grad, clip], &p, grid),
+        Some((shadow, _)) => {
+            let tensors = [param, m, v, grad, clip, shadow];
+            gpu.dispatch_items(&ADAMW_EMA, &defines, &tensors, &p, n)
+        }
+        None => gpu.dispatch_items(&ADAMW, &defines, &[param, m, v, grad, clip], &p, n),
     }
 }
 

@@ -9,7 +9,6 @@ pub(crate) mod reference;
 pub(crate) mod check;
 mod tape;
 
-use super::grid_1d;
 use crate::{DType, Error, Result, Tensor};
 
 shader!(
@@ -103,10 +102,9 @@ impl RopeTable {
         let hp = heads * head_dim / 2;
         let table = Tensor::empty(positions.gpu(), &[t, hp, 2], DType::F32)?;
         let p = params(t * hp, t, hp, head_dim, 1.0);
-        let grid = grid_1d(positions, OP, t * hp)?;
         positions
             .gpu()
-            .dispatch(&ROPE_TABLE, &[], &[&table, positions], &p, grid)?;
+            .dispatch_items(&ROPE_TABLE, &[], &[&table, positions], &p, t * hp)?;
         Ok(Self {
             table,
             tokens: t,
@@ -125,9 +123,8 @@ impl RopeTable {
                 let quads = b * t * hp / 2;
                 let out = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
                 let p = params(quads, t, hp, dh, sign);
-                let grid = grid_1d(x, op, quads)?;
-                x.gpu()
-                    .dispatch(&ROPE_2D, &[], &[&out, x, &self.table], &p, grid)?;
+                let tensors = [&out, x, &self.table];
+                x.gpu().dispatch_items(&ROPE_2D, &[], &tensors, &p, quads)?;
                 Ok(out)
             }
             s => Err(Error::Shape {
