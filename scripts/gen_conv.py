@@ -78,15 +78,15 @@ def entry(name, broadcast, block):
     w("            for (var c = 0u; c < cq; c++) {\n")
     ind = "                "
     for q in range(PX):
-        w(f"{ind}let v{q} = x4[base{q} + xo];\n")
+        w(f"{ind}let v{q} = x_packed[base{q} + xo];\n")
     if broadcast:
         for m in range(TC // 8):
-            w(f"{ind}let kv{m} = w4[wi + {8 * m}u + li];\n")
+            w(f"{ind}let kv{m} = w_packed[wi + {8 * m}u + li];\n")
         for j in range(TC):
             w(f"{ind}let k{j} = subgroupBroadcast(kv{j // 8}, {j % 8}u);\n")
     else:
         for j in range(TC):
-            w(f"{ind}let k{j} = w4[wi + {j}u];\n")
+            w(f"{ind}let k{j} = w_packed[wi + {j}u];\n")
     for j in range(TC):
         for g in range(PX // 4):
             dots = ", ".join(f"dot(v{4 * g + e}, k{j})" for e in range(4))
@@ -114,13 +114,13 @@ def writer(put, px):
         f"fn {put}(b: u32, co: u32, p0: u32, {args}) {{\n",
         "    if co >= params.cout { return; }\n",
         "    let npix = params.ho * params.wo;\n",
-        "    let bias = i4[co];\n",
+        "    let bias_co = bias[co];\n",
         "    let ob = (b * params.cout + co) * npix + p0;\n",
         "    for (var q = 0u; q < 4u; q++) {\n",
     ]
     for g in range(px // 4):
         out.append(
-            f"        if p0 + {4 * g}u + q < npix {{ o1[ob + {4 * g}u + q] = v{g}[q] + bias; }}\n"
+            f"        if p0 + {4 * g}u + q < npix {{ y[ob + {4 * g}u + q] = v{g}[q] + bias_co; }}\n"
         )
     out += ["    }\n", "}\n"]
     return "".join(out)

@@ -26,24 +26,29 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> o1: array<f32>;
-@group(0) @binding(2) var<storage, read_write> o2: array<f32>;
-@group(0) @binding(3) var<storage, read_write> o3: array<f32>;
-@group(0) @binding(2) var<storage, read> i2: array<f32>;
-@group(0) @binding(3) var<storage, read> i3: array<f32>;
-@group(0) @binding(4) var<storage, read> i4: array<f32>;
-@group(0) @binding(5) var<storage, read> i5: array<f32>;
-@group(0) @binding(6) var<storage, read> i6: array<f32>;
-// im2col_packed: the same bindings as vec4s.
-@group(0) @binding(1) var<storage, read_write> o1v: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> i2v: array<vec4<f32>>;
+// Bindings are named for what they hold; names that share a binding number belong to
+// different entry points.
+@group(0) @binding(1) var<storage, read_write> cols: array<f32>;               // im2col
+@group(0) @binding(1) var<storage, read_write> cols_packed: array<vec4<f32>>;  // im2col_packed
+@group(0) @binding(1) var<storage, read_write> dx: array<f32>;                 // col2im, row_affine_backward
+@group(0) @binding(1) var<storage, read_write> y_out: array<f32>;              // space_to_depth, row_affine
+@group(0) @binding(2) var<storage, read> x_in: array<f32>;                        // im2col, space_to_depth, row_affine
+@group(0) @binding(2) var<storage, read> x_packed: array<vec4<f32>>;           // im2col_packed
+@group(0) @binding(2) var<storage, read> dcols: array<f32>;                    // col2im
+@group(0) @binding(2) var<storage, read_write> ds_rows: array<f32>;                 // row_affine_backward
+@group(0) @binding(3) var<storage, read> row_scale: array<f32>;                // row_affine
+@group(0) @binding(3) var<storage, read_write> dt_rows: array<f32>;                 // row_affine_backward
+@group(0) @binding(4) var<storage, read> row_shift: array<f32>;                // row_affine
+@group(0) @binding(4) var<storage, read> saved_x: array<f32>;                  // row_affine_backward
+@group(0) @binding(5) var<storage, read> dy: array<f32>;                       // row_affine_backward
+@group(0) @binding(6) var<storage, read> saved_scale: array<f32>;              // row_affine_backward
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
-// o1 = cols [n * ho * wo, c * kh * kw]: row (b, oy, ox), column (ci, i, j) holds
-// x[b, ci, oy * stride + i - pad_t, ox * stride + j - pad_l] (0 outside). i2 = x [n, c, h, w].
+// cols [n * ho * wo, c * kh * kw]: row (b, oy, ox), column (ci, i, j) holds
+// x_in[b, ci, oy * stride + i - pad_t, ox * stride + j - pad_l] (0 outside), x_in [n, c, h, w].
 // One thread per (row, ci) writes that pair's kh * kw consecutive columns, so the index
 // arithmetic (divisions are lane-by-lane loops on llvmpipe) is shared by all its taps.
 // params.total = n * ho * wo * c.
@@ -68,16 +73,16 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             let x = x0 + i32(j);
             var v = 0.0;
             if row_in && x >= 0 && u32(x) < params.w {
-                v = i2[plane + u32(y) * params.w + u32(x)];
+                v = x_in[plane + u32(y) * params.w + u32(x)];
             }
-            o1[o] = v;
+            cols[o] = v;
             o += 1u;
         }
     }
 }
 
 // im2col over the padded NHWC input of the convolution kernels (conv_pack_x), columns in
-// (tap, channel) order: o1v = cols [n * ho * wo, kh * kw, cq] vec4s, i2v = xp [n, hp, wp, cq]
+// (tap, channel) order: cols_packed [n * ho * wo, kh * kw, cq] vec4s, x_packed [n, hp, wp, cq]
 // vec4s (params.h, params.w = hp, wp; params.c = cq). One thread per (row, tap) copies the
 // tap's cq channel vec4s, contiguous on both sides. params.total = n * ho * wo * kh * kw.
 @compute @workgroup_size(256)
@@ -96,11 +101,11 @@ fn im2col_packed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let cq = params.c;
     let src = ((b * params.h + oy * params.stride + i) * params.w + ox * params.stride + j) * cq;
     let dst = id * cq;
-    for (var c = 0u; c < cq; c++) { o1v[dst + c] = i2v[src + c]; }
+    for (var c = 0u; c < cq; c++) { cols_packed[dst + c] = x_packed[src + c]; }
 }
 
-// The adjoint of im2col: o1 = dx [n, c, h, w], each element the sum of the column entries that
-// read it (at most kh * kw, gathered in a fixed order). i2 = dcols [n * ho * wo, c * kh * kw].
+// The adjoint of im2col: dx [n, c, h, w], each element the sum of the column entries that
+// read it (at most kh * kw, gathered in a fixed order). dcols [n * ho * wo, c * kh * kw].
 // Stride 1 (most convolutions) needs no division per tap.
 @compute @workgroup_size(256)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -135,14 +140,14 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             }
             if ox >= params.wo { continue; }
             let row = (b * params.ho + oy) * params.wo + ox;
-            acc += i2[row * cols + ci * k2 + i * params.kw + j];
+            acc += dcols[row * cols + ci * k2 + i * params.kw + j];
         }
     }
-    o1[id] = acc;
+    dx[id] = acc;
 }
 
-// The inverse of depth_to_space (DCR): o1 = x [n, s*s*c, h, w] from i2 = y [n, c, s*h, s*w],
-// block s = params.stride; x[b, (b1 * s + b2) * c + ch, i, j] = y[b, ch, s*i + b1, s*j + b2].
+// The inverse of depth_to_space (DCR): y_out [n, s*s*c, h, w] from x_in [n, c, s*h, s*w],
+// block s = params.stride: y_out[b, (b1 * s + b2) * c + ch, i, j] = x_in[b, ch, s*i + b1, s*j + b2].
 @compute @workgroup_size(256)
 fn space_to_depth(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
@@ -156,36 +161,37 @@ fn space_to_depth(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let ch = ic % params.c;
     let oy = s * i + blk / s;
     let ox = s * j + blk % s;
-    o1[id] = i2[((b * params.c + ch) * params.h * s + oy) * params.w * s + ox];
+    y_out[id] = x_in[((b * params.c + ch) * params.h * s + oy) * params.w * s + ox];
 }
 
-// o1 = y [rows, len] = x * s[k] + t[k], k = row % period; i2 = x, i3 = s, i4 = t [period].
+// y_out [rows, len] = x_in * row_scale[k] + row_shift[k], k = row % period (row_scale,
+// row_shift [period]).
 @compute @workgroup_size(256)
 fn row_affine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
     if id >= params.total * params.len { return; }
     let k = (id / params.len) % params.period;
-    o1[id] = i2[id] * i3[k] + i4[k];
+    y_out[id] = x_in[id] * row_scale[k] + row_shift[k];
 }
 
-// Backward of row_affine, one thread per row: o1 = dx = dy * s[row % period], o2 = ds [rows] =
-// sum(dy * x), o3 = dt [rows] = sum(dy) (per row: the caller sums rows sharing an entry).
-// i4 = x [rows, len], i5 = dy [rows, len], i6 = s [period].
+// Backward of row_affine, one thread per row: dx = dy * s[row % period], ds_rows [rows] =
+// sum(dy * x), dt_rows [rows] = sum(dy) (per row: the caller sums rows sharing an entry).
+// saved_x, dy [rows, len]; saved_scale [period].
 @compute @workgroup_size(256)
 fn row_affine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let row = linear_id(gid, nwg);
     if row >= params.total { return; }
     let len = params.len;
-    let s = i6[row % params.period];
+    let s = saved_scale[row % params.period];
     var ds = 0.0;
     var dt = 0.0;
     for (var k = 0u; k < len; k++) {
         let at = row * len + k;
-        let g = i5[at];
-        ds += g * i4[at];
+        let g = dy[at];
+        ds += g * saved_x[at];
         dt += g;
-        o1[at] = g * s;
+        dx[at] = g * s;
     }
-    o2[row] = ds;
-    o3[row] = dt;
+    ds_rows[row] = ds;
+    dt_rows[row] = dt;
 }

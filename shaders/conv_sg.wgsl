@@ -68,18 +68,18 @@ fn conv2d_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
             var xo = (ky * params.wp + kx) * cq;
             var wi = (ky * params.kw + kx) * cq * cout_p + c0;
             for (var c = 0u; c < cq; c++) {
-                let v0 = x4[base0 + xo];
-                let v1 = x4[base1 + xo];
-                let v2 = x4[base2 + xo];
-                let v3 = x4[base3 + xo];
-                let v4 = x4[base4 + xo];
-                let v5 = x4[base5 + xo];
-                let v6 = x4[base6 + xo];
-                let v7 = x4[base7 + xo];
-                let kv0 = w4[wi + 0u + li];
-                let kv1 = w4[wi + 8u + li];
-                let kv2 = w4[wi + 16u + li];
-                let kv3 = w4[wi + 24u + li];
+                let v0 = x_packed[base0 + xo];
+                let v1 = x_packed[base1 + xo];
+                let v2 = x_packed[base2 + xo];
+                let v3 = x_packed[base3 + xo];
+                let v4 = x_packed[base4 + xo];
+                let v5 = x_packed[base5 + xo];
+                let v6 = x_packed[base6 + xo];
+                let v7 = x_packed[base7 + xo];
+                let kv0 = w_packed[wi + 0u + li];
+                let kv1 = w_packed[wi + 8u + li];
+                let kv2 = w_packed[wi + 16u + li];
+                let kv3 = w_packed[wi + 24u + li];
                 let k0 = subgroupBroadcast(kv0, 0u);
                 let k1 = subgroupBroadcast(kv0, 1u);
                 let k2 = subgroupBroadcast(kv0, 2u);
@@ -220,10 +220,10 @@ fn conv2d_sg(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_i
 fn put_sg(b: u32, co: u32, p0: u32, v0: vec4<f32>, v1: vec4<f32>) {
     if co >= params.cout { return; }
     let npix = params.ho * params.wo;
-    let bias = i4[co];
+    let bias_co = bias[co];
     let ob = (b * params.cout + co) * npix + p0;
     for (var q = 0u; q < 4u; q++) {
-        if p0 + 0u + q < npix { o1[ob + 0u + q] = v0[q] + bias; }
-        if p0 + 4u + q < npix { o1[ob + 4u + q] = v1[q] + bias; }
+        if p0 + 0u + q < npix { y[ob + 0u + q] = v0[q] + bias_co; }
+        if p0 + 4u + q < npix { y[ob + 4u + q] = v1[q] + bias_co; }
     }
 }

@@ -1,8 +1,7 @@
 // Row-wise normalisations (RMSNorm, LayerNorm) with their parameter gradients, row and column
 // sums, row softmax, and the row statistics of AdaptiveGroupNorm.
 //
-// Binding convention: outputs first (o1, o2, o3: read_write), then inputs (iN: read). Variables
-// that share a binding number are never used by the same entry point.
+// Binding convention: outputs first (read_write), then inputs (read).
 // Row kernels run one workgroup of ROW_WG threads per row: row = wid.x + wid.y * nwg.x.
 // ROW_WG is a define (8 on CPU adapters, where fewer invocations per barrier win; 64 on GPUs).
 // The row reductions sum_a, sum_b, sum_ab and max_a come from a second file appended to this
@@ -22,23 +21,55 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read_write> o1: array<f32>;
-@group(0) @binding(2) var<storage, read_write> o2: array<f32>;
-@group(0) @binding(3) var<storage, read_write> o3: array<f32>;
-@group(0) @binding(2) var<storage, read> i2: array<f32>;
-@group(0) @binding(3) var<storage, read> i3: array<f32>;
-@group(0) @binding(4) var<storage, read> i4: array<f32>;
-@group(0) @binding(5) var<storage, read> i5: array<f32>;
-@group(0) @binding(6) var<storage, read> i6: array<f32>;
-// The same bindings as V elements, for rows and [G, T, C] tensors (per-row statistics stay f32).
-@group(0) @binding(1) var<storage, read_write> o1v: array<V>;
-@group(0) @binding(2) var<storage, read_write> o2v: array<V>;
-@group(0) @binding(3) var<storage, read_write> o3v: array<V>;
-@group(0) @binding(2) var<storage, read> i2v: array<V>;
-@group(0) @binding(3) var<storage, read> i3v: array<V>;
-@group(0) @binding(4) var<storage, read> i4v: array<V>;
-@group(0) @binding(5) var<storage, read> i5v: array<V>;
-@group(0) @binding(6) var<storage, read> i6v: array<V>;
+// Every binding is named for what it holds; names that share a binding number belong to
+// different entry points (listed beside each). The backward kernels read the forward's saved
+// values (saved_*) and the output gradient (d*). Rows are V elements, per-row values f32.
+// binding 1: the output
+@group(0) @binding(1) var<storage, read_write> y: array<V>;              // rms_norm, layer_norm
+@group(0) @binding(1) var<storage, read_write> dx: array<V>;             // *_norm_backward
+@group(0) @binding(1) var<storage, read_write> dw_partial: array<f32>;   // *_param_grad
+@group(0) @binding(1) var<storage, read_write> sums: array<f32>;         // col_sum, row_sum
+@group(0) @binding(1) var<storage, read_write> probs: array<f32>;        // softmax
+@group(0) @binding(1) var<storage, read_write> dlogits: array<f32>;      // softmax_backward
+@group(0) @binding(1) var<storage, read_write> mean_out1: array<f32>;    // row_stats
+@group(0) @binding(1) var<storage, read_write> dx_s: array<f32>;         // row_stats_backward
+// binding 2
+@group(0) @binding(2) var<storage, read_write> rstd_out: array<f32>;     // rms_norm
+@group(0) @binding(2) var<storage, read_write> mean_out: array<f32>;     // layer_norm
+@group(0) @binding(2) var<storage, read_write> db_partial: array<f32>;   // ln_param_grad
+@group(0) @binding(2) var<storage, read_write> std_out: array<f32>;      // row_stats
+@group(0) @binding(2) var<storage, read> saved_x: array<V>;              // *_norm_backward
+@group(0) @binding(2) var<storage, read> saved_xs: array<f32>;           // rms_param_grad, row_stats_backward
+@group(0) @binding(2) var<storage, read> rows_in: array<f32>;            // col_sum
+@group(0) @binding(2) var<storage, read> rows_inv: array<V>;             // row_sum
+@group(0) @binding(2) var<storage, read> logits: array<f32>;             // softmax
+@group(0) @binding(2) var<storage, read> saved_probs: array<f32>;        // softmax_backward
+// binding 3
+@group(0) @binding(3) var<storage, read_write> rstd_out3: array<f32>;    // layer_norm
+@group(0) @binding(3) var<storage, read> x: array<V>;                    // rms_norm
+@group(0) @binding(3) var<storage, read> saved_w: array<V>;              // *_norm_backward
+@group(0) @binding(3) var<storage, read> saved_rstd3: array<f32>;        // rms_param_grad
+@group(0) @binding(3) var<storage, read> saved_xs3: array<f32>;          // ln_param_grad
+@group(0) @binding(3) var<storage, read> dprobs: array<f32>;             // softmax_backward
+@group(0) @binding(3) var<storage, read> rows3: array<f32>;              // row_stats
+@group(0) @binding(3) var<storage, read> saved_mean3: array<f32>;        // row_stats_backward
+// binding 4
+@group(0) @binding(4) var<storage, read> w: array<V>;                    // rms_norm
+@group(0) @binding(4) var<storage, read> x_ln: array<V>;                 // layer_norm
+@group(0) @binding(4) var<storage, read> saved_rstd: array<f32>;         // rms_norm_backward
+@group(0) @binding(4) var<storage, read> saved_mean: array<f32>;         // layer_norm_backward, ln_param_grad
+@group(0) @binding(4) var<storage, read> dy_s: array<f32>;               // rms_param_grad
+@group(0) @binding(4) var<storage, read> saved_std: array<f32>;          // row_stats_backward
+// binding 5
+@group(0) @binding(5) var<storage, read> w_ln: array<V>;                 // layer_norm
+@group(0) @binding(5) var<storage, read> dy_rms: array<V>;               // rms_norm_backward
+@group(0) @binding(5) var<storage, read> saved_rstd5: array<f32>;        // layer_norm_backward, ln_param_grad
+@group(0) @binding(5) var<storage, read> dmean: array<f32>;              // row_stats_backward
+// binding 6
+@group(0) @binding(6) var<storage, read> b_ln: array<V>;                 // layer_norm
+@group(0) @binding(6) var<storage, read> dy: array<V>;                   // layer_norm_backward
+@group(0) @binding(6) var<storage, read> dys: array<f32>;                // ln_param_grad
+@group(0) @binding(6) var<storage, read> dstd: array<f32>;               // row_stats_backward
 
 fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return wid.x + wid.y * nwg.x;
@@ -51,7 +82,7 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 // The row kernels walk a row as params.d elements of V (the row has params.d * VEC floats),
 // each lane striding by ROW_WG.
 
-// o1 = y [rows, d], o2 = rstd [rows]; i3 = x, i4 = w [d]
+// y = x * rstd * w: x, y [rows, d], w [d]; rstd_out [rows].
 @compute @workgroup_size(ROW_WG)
 fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
@@ -60,13 +91,13 @@ fn rms_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let n = params.d;
     let base = row * n;
     var ss = 0.0;
-    for (var j = lid; j < n; j += ROW_WG) { let v = i3v[base + j]; ss += hsum(v * v); }
+    for (var j = lid; j < n; j += ROW_WG) { let v = x[base + j]; ss += hsum(v * v); }
     let r = inverseSqrt(sum_a(lid, ss) / f32(n * VEC) + params.eps);
-    for (var j = lid; j < n; j += ROW_WG) { o1v[base + j] = i3v[base + j] * r * i4v[j]; }
-    if lid == 0u { o2[row] = r; }
+    for (var j = lid; j < n; j += ROW_WG) { y[base + j] = x[base + j] * r * w[j]; }
+    if lid == 0u { rstd_out[row] = r; }
 }
 
-// o1 = y, o2 = mean [rows], o3 = rstd [rows]; i4 = x, i5 = w [d], i6 = b [d]
+// y = (x - mean) * rstd * w + b: x_ln, y [rows, d], w_ln, b_ln [d]; mean_out, rstd_out3 [rows].
 @compute @workgroup_size(ROW_WG)
 fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
@@ -75,19 +106,19 @@ fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let n = params.d;
     let base = row * n;
     var s = V(0.0);
-    for (var j = lid; j < n; j += ROW_WG) { s += i4v[base + j]; }
+    for (var j = lid; j < n; j += ROW_WG) { s += x_ln[base + j]; }
     let mean = sum_a(lid, hsum(s)) / f32(n * VEC);
     var ss = 0.0;
-    for (var j = lid; j < n; j += ROW_WG) { let v = i4v[base + j] - mean; ss += hsum(v * v); }
+    for (var j = lid; j < n; j += ROW_WG) { let v = x_ln[base + j] - mean; ss += hsum(v * v); }
     let r = inverseSqrt(sum_b(lid, ss) / f32(n * VEC) + params.eps);
     for (var j = lid; j < n; j += ROW_WG) {
-        o1v[base + j] = (i4v[base + j] - mean) * r * i5v[j] + i6v[j];
+        y[base + j] = (x_ln[base + j] - mean) * r * w_ln[j] + b_ln[j];
     }
-    if lid == 0u { o2[row] = mean; o3[row] = r; }
+    if lid == 0u { mean_out[row] = mean; rstd_out3[row] = r; }
 }
 
 // dx = r * (g - xhat * mean(g * xhat)), g = dy * w, xhat = x * r.
-// o1 = dx; i2 = x, i3 = w, i4 = rstd, i5 = dy
+// Inputs: saved_x [rows, d], saved_w [d], saved_rstd [rows], dy_rms [rows, d].
 @compute @workgroup_size(ROW_WG)
 fn rms_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                      @builtin(local_invocation_index) lid: u32) {
@@ -95,18 +126,18 @@ fn rms_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgro
     if row >= params.rows { return; }
     let n = params.d;
     let base = row * n;
-    let r = i4[row];
+    let r = saved_rstd[row];
     var s = 0.0;
-    for (var j = lid; j < n; j += ROW_WG) { s += hsum(i5v[base + j] * i3v[j] * i2v[base + j]) * r; }
+    for (var j = lid; j < n; j += ROW_WG) { s += hsum(dy_rms[base + j] * saved_w[j] * saved_x[base + j]) * r; }
     let c = sum_a(lid, s) / f32(n * VEC);
     for (var j = lid; j < n; j += ROW_WG) {
-        let xhat = i2v[base + j] * r;
-        o1v[base + j] = r * (i5v[base + j] * i3v[j] - xhat * c);
+        let xhat = saved_x[base + j] * r;
+        dx[base + j] = r * (dy_rms[base + j] * saved_w[j] - xhat * c);
     }
 }
 
 // dx = r * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w, xhat = (x - mean) * r.
-// o1 = dx; i2 = x, i3 = w, i4 = mean, i5 = rstd, i6 = dy
+// Inputs: saved_x [rows, d], saved_w [d], saved_mean and saved_rstd5 [rows], dy [rows, d].
 @compute @workgroup_size(ROW_WG)
 fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                        @builtin(local_invocation_index) lid: u32) {
@@ -114,24 +145,24 @@ fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
     if row >= params.rows { return; }
     let n = params.d;
     let base = row * n;
-    let mu = i4[row];
-    let r = i5[row];
+    let mu = saved_mean[row];
+    let r = saved_rstd5[row];
     var sg = V(0.0);
     var sgx = 0.0;
     for (var j = lid; j < n; j += ROW_WG) {
-        let g = i6v[base + j] * i3v[j];
+        let g = dy[base + j] * saved_w[j];
         sg += g;
-        sgx += hsum(g * (i2v[base + j] - mu)) * r;
+        sgx += hsum(g * (saved_x[base + j] - mu)) * r;
     }
     let m = sum_ab(lid, hsum(sg), sgx) / f32(n * VEC);
     for (var j = lid; j < n; j += ROW_WG) {
-        let xhat = (i2v[base + j] - mu) * r;
-        o1v[base + j] = r * (i6v[base + j] * i3v[j] - m.x - xhat * m.y);
+        let xhat = (saved_x[base + j] - mu) * r;
+        dx[base + j] = r * (dy[base + j] * saved_w[j] - m.x - xhat * m.y);
     }
 }
 
-// Partial column sums over chunks of `aux` rows: o1[chunk, j] = sum dy * x * rstd.
-// params.rows = chunks * d threads, params.total = rows. i2 = x, i3 = rstd, i4 = dy
+// Partial column sums over chunks of `aux` rows: dw_partial[chunk, j] = sum dy * x * rstd.
+// params.rows = chunks * d threads, params.total = rows. Inputs: saved_xs, saved_rstd3, dy_s.
 @compute @workgroup_size(256)
 fn rms_param_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
@@ -141,12 +172,12 @@ fn rms_param_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let j = id % d;
     let end = min(params.total, (chunk + 1u) * params.aux);
     var s = 0.0;
-    for (var r = chunk * params.aux; r < end; r++) { s += i4[r * d + j] * i2[r * d + j] * i3[r]; }
-    o1[id] = s;
+    for (var r = chunk * params.aux; r < end; r++) { s += dy_s[r * d + j] * saved_xs[r * d + j] * saved_rstd3[r]; }
+    dw_partial[id] = s;
 }
 
-// Partial column sums: o1[chunk, j] = sum dy * xhat (dweight), o2[chunk, j] = sum dy (dbias).
-// i3 = x, i4 = mean, i5 = rstd, i6 = dy
+// Partial column sums: dw_partial[chunk, j] = sum dy * xhat, db_partial[chunk, j] = sum dy.
+// Inputs: saved_xs3 [rows, d], saved_mean and saved_rstd5 [rows], dys [rows, d].
 @compute @workgroup_size(256)
 fn ln_param_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg);
@@ -158,25 +189,25 @@ fn ln_param_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     var sw = 0.0;
     var sb = 0.0;
     for (var r = chunk * params.aux; r < end; r++) {
-        let g = i6[r * d + j];
-        sw += g * (i3[r * d + j] - i4[r]) * i5[r];
+        let g = dys[r * d + j];
+        sw += g * (saved_xs3[r * d + j] - saved_mean[r]) * saved_rstd5[r];
         sb += g;
     }
-    o1[id] = sw;
-    o2[id] = sb;
+    dw_partial[id] = sw;
+    db_partial[id] = sb;
 }
 
-// o1[j] = sum over `total` rows of i2[r, j]; params.rows = d threads.
+// sums[j] = sum over `total` rows of rows_in[r, j]; params.rows = d threads.
 @compute @workgroup_size(256)
 fn col_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let j = linear_id(gid, nwg);
     if j >= params.rows { return; }
     var s = 0.0;
-    for (var r = 0u; r < params.total; r++) { s += i2[r * params.d + j]; }
-    o1[j] = s;
+    for (var r = 0u; r < params.total; r++) { s += rows_in[r * params.d + j]; }
+    sums[j] = s;
 }
 
-// o1[row] = the sum of row `row` of i2 [rows, d] (params.d elements of V).
+// sums[row] = the sum of row `row` of rows_inv [rows, d] (params.d elements of V).
 @compute @workgroup_size(ROW_WG)
 fn row_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
@@ -185,12 +216,12 @@ fn row_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let n = params.d;
     let base = row * n;
     var s = V(0.0);
-    for (var j = lid; j < n; j += ROW_WG) { s += i2v[base + j]; }
+    for (var j = lid; j < n; j += ROW_WG) { s += rows_inv[base + j]; }
     let total = sum_a(lid, hsum(s));
-    if lid == 0u { o1[row] = total; }
+    if lid == 0u { sums[row] = total; }
 }
 
-// o1 = softmax(i2) over each row.
+// probs = softmax(logits) over each row.
 @compute @workgroup_size(ROW_WG)
 fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
@@ -199,15 +230,15 @@ fn softmax(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let d = params.d;
     let base = row * d;
     var m = -3.0e38;
-    for (var j = lid; j < d; j += ROW_WG) { m = max(m, i2[base + j]); }
+    for (var j = lid; j < d; j += ROW_WG) { m = max(m, logits[base + j]); }
     let mx = max_a(lid, m);
     var s = 0.0;
-    for (var j = lid; j < d; j += ROW_WG) { s += exp(i2[base + j] - mx); }
+    for (var j = lid; j < d; j += ROW_WG) { s += exp(logits[base + j] - mx); }
     let inv = 1.0 / sum_b(lid, s);
-    for (var j = lid; j < d; j += ROW_WG) { o1[base + j] = exp(i2[base + j] - mx) * inv; }
+    for (var j = lid; j < d; j += ROW_WG) { probs[base + j] = exp(logits[base + j] - mx) * inv; }
 }
 
-// o1 = dx = y * (dy - sum(y * dy)); i2 = y, i3 = dy
+// dlogits = y * (dy - sum(y * dy)) with y = saved_probs and dy = dprobs.
 @compute @workgroup_size(ROW_WG)
 fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                     @builtin(local_invocation_index) lid: u32) {
@@ -216,13 +247,14 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     let d = params.d;
     let base = row * d;
     var s = 0.0;
-    for (var j = lid; j < d; j += ROW_WG) { s += i2[base + j] * i3[base + j]; }
+    for (var j = lid; j < d; j += ROW_WG) { s += saved_probs[base + j] * dprobs[base + j]; }
     let dot = sum_a(lid, s);
-    for (var j = lid; j < d; j += ROW_WG) { o1[base + j] = i2[base + j] * (i3[base + j] - dot); }
+    for (var j = lid; j < d; j += ROW_WG) { dlogits[base + j] = saved_probs[base + j] * (dprobs[base + j] - dot); }
 }
 
-// Row statistics for AdaptiveGroupNorm: o1 = mean [rows], o2 = sqrt(unbiased var + eps) [rows]
-// (torch `var` default, divisor d - 1; d = 1 divides by 1). i3 = x [rows, d]
+// Row statistics for AdaptiveGroupNorm: mean_out1 = mean [rows], std_out = sqrt(unbiased var +
+// eps) [rows]
+// (torch `var` default, divisor d - 1; d = 1 divides by 1) of rows3 [rows, d].
 @compute @workgroup_size(ROW_WG)
 fn row_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
@@ -231,16 +263,16 @@ fn row_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let d = params.d;
     let base = row * d;
     var s = 0.0;
-    for (var j = lid; j < d; j += ROW_WG) { s += i3[base + j]; }
+    for (var j = lid; j < d; j += ROW_WG) { s += rows3[base + j]; }
     let mean = sum_a(lid, s) / f32(d);
     var ss = 0.0;
-    for (var j = lid; j < d; j += ROW_WG) { let v = i3[base + j] - mean; ss += v * v; }
+    for (var j = lid; j < d; j += ROW_WG) { let v = rows3[base + j] - mean; ss += v * v; }
     let var_u = sum_b(lid, ss) / f32(max(d, 2u) - 1u);
-    if lid == 0u { o1[row] = mean; o2[row] = sqrt(var_u + params.eps); }
+    if lid == 0u { mean_out1[row] = mean; std_out[row] = sqrt(var_u + params.eps); }
 }
 
 // dx = dmean / d + dstd * (x - mean) / ((d - 1) * std).
-// o1 = dx [rows, d]; i2 = x, i3 = mean, i4 = std, i5 = dmean, i6 = dstd (all [rows] but x)
+// dx_s, saved_xs [rows, d]; saved_mean3, saved_std, dmean, dstd [rows].
 @compute @workgroup_size(256)
 fn row_stats_backward(@builtin(global_invocation_id) gid: vec3<u32>,
                       @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -249,5 +281,5 @@ fn row_stats_backward(@builtin(global_invocation_id) gid: vec3<u32>,
     let d = params.d;
     let row = id / d;
     let dv = f32(max(d, 2u) - 1u);
-    o1[id] = i5[row] / f32(d) + i6[row] * (i2[id] - i3[row]) / (dv * i4[row]);
+    dx_s[id] = dmean[row] / f32(d) + dstd[row] * (saved_xs[id] - saved_mean3[row]) / (dv * saved_std[row]);
 }
