@@ -1,8 +1,6 @@
 // Gradients of the autoencoder's convolution family, built around the matmul kernels:
 // im2col (the patches of x as matrix rows), col2im (the patches' gradients gathered back, no
-// atomics), space_to_depth (the inverse permutation of depth_to_space) and row_affine
-// (y = x * s[row % period] + t[row % period], the affine part of GroupNorm (period C) and
-// AdaptiveGroupNorm (period B * C)) with its backward.
+// atomics) and space_to_depth (the inverse permutation of depth_to_space).
 // Binding convention: outputs first (read_write), then inputs (read).
 // Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
 
@@ -18,11 +16,7 @@ struct Params {
     stride: u32, // convolution stride, or the block of space_to_depth
     pad_t: u32,
     pad_l: u32,
-    total: u32,  // threads needed (element kernels) or rows (row kernels)
-    len: u32,    // row length (row kernels)
-    period: u32, // row_affine: rows r and r + period share s and t
-    spare1: u32,
-    spare2: u32,
+    total: u32,  // threads needed
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -30,18 +24,11 @@ struct Params {
 // different entry points.
 @group(0) @binding(1) var<storage, read_write> cols: array<f32>;               // im2col
 @group(0) @binding(1) var<storage, read_write> cols_packed: array<vec4<f32>>;  // im2col_packed
-@group(0) @binding(1) var<storage, read_write> dx: array<f32>;                 // col2im, row_affine_backward
-@group(0) @binding(1) var<storage, read_write> y_out: array<f32>;              // space_to_depth, row_affine
-@group(0) @binding(2) var<storage, read> x_in: array<f32>;                        // im2col, space_to_depth, row_affine
+@group(0) @binding(1) var<storage, read_write> dx: array<f32>;                 // col2im
+@group(0) @binding(1) var<storage, read_write> y_out: array<f32>;              // space_to_depth
+@group(0) @binding(2) var<storage, read> x_in: array<f32>;                        // im2col, space_to_depth
 @group(0) @binding(2) var<storage, read> x_packed: array<vec4<f32>>;           // im2col_packed
 @group(0) @binding(2) var<storage, read> dcols: array<f32>;                    // col2im
-@group(0) @binding(2) var<storage, read_write> ds_rows: array<f32>;                 // row_affine_backward
-@group(0) @binding(3) var<storage, read> row_scale: array<f32>;                // row_affine
-@group(0) @binding(3) var<storage, read_write> dt_rows: array<f32>;                 // row_affine_backward
-@group(0) @binding(4) var<storage, read> row_shift: array<f32>;                // row_affine
-@group(0) @binding(4) var<storage, read> saved_x: array<f32>;                  // row_affine_backward
-@group(0) @binding(5) var<storage, read> dy: array<f32>;                       // row_affine_backward
-@group(0) @binding(6) var<storage, read> saved_scale: array<f32>;              // row_affine_backward
 
 fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
@@ -162,36 +149,4 @@ fn space_to_depth(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let oy = s * i + blk / s;
     let ox = s * j + blk % s;
     y_out[id] = x_in[((b * params.c + ch) * params.h * s + oy) * params.w * s + ox];
-}
-
-// y_out [rows, len] = x_in * row_scale[k] + row_shift[k], k = row % period (row_scale,
-// row_shift [period]).
-@compute @workgroup_size(256)
-fn row_affine(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = linear_id(gid, nwg);
-    if id >= params.total * params.len { return; }
-    let k = (id / params.len) % params.period;
-    y_out[id] = x_in[id] * row_scale[k] + row_shift[k];
-}
-
-// Backward of row_affine, one thread per row: dx = dy * s[row % period], ds_rows [rows] =
-// sum(dy * x), dt_rows [rows] = sum(dy) (per row: the caller sums rows sharing an entry).
-// saved_x, dy [rows, len]; saved_scale [period].
-@compute @workgroup_size(256)
-fn row_affine_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = linear_id(gid, nwg);
-    if row >= params.total { return; }
-    let len = params.len;
-    let s = saved_scale[row % params.period];
-    var ds = 0.0;
-    var dt = 0.0;
-    for (var k = 0u; k < len; k++) {
-        let at = row * len + k;
-        let g = dy[at];
-        ds += g * saved_x[at];
-        dt += g;
-        dx[at] = g * s;
-    }
-    ds_rows[row] = ds;
-    dt_rows[row] = dt;
 }

@@ -20,6 +20,7 @@ const FAMILIES: &[&str] = &[
     "optim",
     "flow",
     "conv",
+    "group_norm",
 ];
 
 async fn assert_family(name: &str) {
@@ -110,4 +111,9 @@ async fn flow() {
 #[wasm_bindgen_test]
 async fn conv() {
     assert_family("conv").await;
+}
+
+#[wasm_bindgen_test]
+async fn group_norm() {
+    assert_family("group_norm").await;
 }

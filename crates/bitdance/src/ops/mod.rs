@@ -85,6 +85,7 @@ families! {
     optim,
     flow,
     conv,
+    group_norm,
 }
 
 #[cfg(test)]

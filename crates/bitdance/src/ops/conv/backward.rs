@@ -1,6 +1,6 @@
 //! Backward ops of the autoencoder's convolution family, over `shaders/conv_grad.wgsl` and the
 //! matmul kernels: conv2d's input, weight and bias gradients (im2col + matmul + col2im),
-//! depth_to_space's inverse, and the per-row affine map of GroupNorm / AdaptiveGroupNorm.
+//! and depth_to_space's inverse.
 
 use crate::ops::{matmul, merge_heads, shape_err, Padding};
 use crate::gpu::Kernel;
@@ -16,8 +16,6 @@ kernels! { CONV_GRAD_KERNELS = CONV_GRAD, Params;
     IM2COL_PACKED = "im2col_packed", [rw, r];
     COL2IM = "col2im", [rw, r];
     SPACE_TO_DEPTH = "space_to_depth", [rw, r];
-    ROW_AFFINE = "row_affine", [rw, r, r, r];
-    ROW_AFFINE_BACKWARD = "row_affine_backward", [rw, rw, rw, r, r, r];
 }
 
 uniform! {
@@ -41,14 +39,8 @@ uniform! {
         stride: u32,
         pad_t: u32,
         pad_l: u32,
-        /// Threads needed (element kernels) or rows (row kernels).
+        /// Threads needed.
         total: u32,
-        /// Row length (row kernels).
-        len: u32,
-        /// row_affine: rows r and r + period share s and t.
-        period: u32,
-        spare1: u32,
-        spare2: u32,
     }
 }
 
@@ -241,117 +233,4 @@ pub fn space_to_depth(y: &Tensor, block: usize) -> Result<Tensor> {
     };
     elementwise(&SPACE_TO_DEPTH, &x, &[y], p)?;
     Ok(x)
-}
-
-fn rows_len(op: &'static str, x: &Tensor, s: &Tensor, t: &Tensor) -> Result<(usize, usize)> {
-    let rows = s.numel();
-    if rows == 0 || t.numel() != rows || !x.numel().is_multiple_of(rows) {
-        return Err(shape_err(
-            op,
-            format!(
-                "x {:?} must split into one row per scale {:?} and shift {:?}",
-                x.shape(),
-                s.shape(),
-                t.shape()
-            ),
-        ));
-    }
-    Ok((rows, x.numel() / rows))
-}
-
-/// `y = x * s[r] + t[r]` for each of the R rows of x (rows = the R equal slices of x in memory,
-/// e.g. the (batch, channel) planes of NCHW): x [..], s and t with R elements. y has x's shape.
-pub fn row_affine(x: &Tensor, s: &Tensor, t: &Tensor) -> Result<Tensor> {
-    let (rows, _) = rows_len("row_affine", x, s, t)?;
-    affine_rows(x, s, t, rows, rows)
-}
-
-/// Gradients of `row_affine` given dy: (dx = dy * s[r], ds[r] = Σ dy x, dt[r] = Σ dy).
-pub fn row_affine_backward(
-    x: &Tensor,
-    s: &Tensor,
-    dy: &Tensor,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let (rows, _) = rows_len("row_affine_backward", x, s, s)?;
-    affine_rows_backward(x, s, dy, rows, rows)
-}
-
-/// `y[b, c, ..] = x[b, c, ..] * weight[c] + bias[c]` for x [B, C, ..] (the affine part of
-/// GroupNorm): the per-channel vectors are read in place, not repeated per batch entry.
-pub fn channel_affine(x: &Tensor, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let (planes, c) = channel_planes("channel_affine", x, weight, bias)?;
-    affine_rows(x, weight, bias, planes, c)
-}
-
-/// Gradients of `channel_affine` given dy: (dx, dweight [C], dbias [C]); the per-plane sums are
-/// added over the batch in a fixed order (deterministic).
-pub fn channel_affine_backward(
-    x: &Tensor,
-    weight: &Tensor,
-    dy: &Tensor,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let (planes, c) = channel_planes("channel_affine_backward", x, weight, weight)?;
-    let (dx, ds, dt) = affine_rows_backward(x, weight, dy, planes, c)?;
-    let per_channel = |t: Tensor| crate::ops::sum_rows(&t.reshape(&[planes / c, c])?);
-    Ok((dx, per_channel(ds)?, per_channel(dt)?))
-}
-
-/// (planes B * C, C) of x [B, C, ..] whose per-channel vectors s and t hold C elements.
-fn channel_planes(op: &'static str, x: &Tensor, s: &Tensor, t: &Tensor) -> Result<(usize, usize)> {
-    x.expect_dtype(op, "x", DType::F32)?;
-    match *x.shape() {
-        [b, c, ..] if c > 0 && s.numel() == c && t.numel() == c => Ok((b * c, c)),
-        _ => Err(shape_err(
-            op,
-            format!(
-                "x {:?} must be [B, C, ..] with C = the {} and {} per-channel elements",
-                x.shape(),
-                s.numel(),
-                t.numel()
-            ),
-        )),
-    }
-}
-
-/// `x * s[r % period] + t[r % period]` over the `rows` equal rows of x.
-fn affine_rows(x: &Tensor, s: &Tensor, t: &Tensor, rows: usize, period: usize) -> Result<Tensor> {
-    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    let p = Params {
-        total: rows as u32,
-        len: (x.numel() / rows) as u32,
-        period: period as u32,
-        ..Default::default()
-    };
-    x.gpu()
-        .dispatch_items(&ROW_AFFINE, &[], &[&y, x, s, t], &p, x.numel())?;
-    Ok(y)
-}
-
-/// Backward of `affine_rows`: dx, and ds, dt per row ([rows], not yet summed per period).
-fn affine_rows_backward(
-    x: &Tensor,
-    s: &Tensor,
-    dy: &Tensor,
-    rows: usize,
-    period: usize,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    if dy.shape() != x.shape() {
-        return Err(shape_err(
-            "row_affine_backward",
-            format!("dy {:?} differs from x {:?}", dy.shape(), x.shape()),
-        ));
-    }
-    let gpu = x.gpu();
-    let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
-    let ds = Tensor::empty(gpu, &[rows], DType::F32)?;
-    let dt = Tensor::empty(gpu, &[rows], DType::F32)?;
-    let p = Params {
-        total: rows as u32,
-        len: (x.numel() / rows) as u32,
-        period: period as u32,
-        ..Default::default()
-    };
-    let tensors = [&dx, &ds, &dt, x, dy, s];
-    gpu.dispatch_items(&ROW_AFFINE_BACKWARD, &[], &tensors, &p, rows)?;
-    Ok((dx, ds, dt))
 }

@@ -1,9 +1,9 @@
 //! Conformance of the conv family (forward here, backward in `conv_grad`): 2D convolutions
 //! (3x3 and 1x1, strides 1 and 2, symmetric and asymmetric padding; every kernel form),
-//! GroupNorm (affine or not) and DCR depth-to-space.
+//! and DCR depth-to-space.
 
 use crate::conformance::{Checker, TOL, TOL_LONG};
-use crate::ops::conv::{adaptive_group_norm_on, conv2d_on, group_norm_on, Path};
+use crate::ops::conv::{conv2d_on, Path};
 use crate::ops::{self, Padding};
 use crate::reference::{self as cpu, ConvDims};
 use crate::Result;
@@ -33,14 +33,6 @@ const CONVS: &[ConvCase] = &[
     (2, 9, 20, 17, 37, 3, 1, [1, 1, 1, 1], true),
 ];
 
-/// (B, C, H, W, groups).
-const GROUP_NORMS: &[[usize; 5]] = &[
-    [2, 12, 5, 7, 4],
-    [1, 32, 9, 11, 32],
-    [3, 8, 3, 3, 1],
-    [1, 64, 17, 19, 32],
-];
-
 /// (B, C out, H, W, block).
 const DEPTH_TO_SPACE: &[[usize; 5]] = &[[2, 7, 5, 9, 2], [1, 3, 3, 5, 2], [1, 2, 2, 3, 3]];
 
@@ -51,16 +43,6 @@ pub(crate) async fn run(c: &mut Checker) {
         for &case in CONVS {
             if let Err(e) = check_conv(c, case, path).await {
                 c.fail(name("conv2d", path), format!("{case:?}"), e);
-            }
-        }
-        for &case in GROUP_NORMS {
-            for affine in [true, false] {
-                if let Err(e) = check_group_norm(c, case, affine, path).await {
-                    c.fail(name("group_norm", path), format!("{case:?}"), e);
-                }
-            }
-            if let Err(e) = check_adaptive_group_norm(c, case, path).await {
-                c.fail(name("adaptive_group_norm", path), format!("{case:?}"), e);
             }
         }
     }
@@ -76,8 +58,6 @@ pub(crate) async fn run(c: &mut Checker) {
 fn name(op: &'static str, path: Path) -> &'static str {
     match (op, path) {
         ("conv2d", Path::Portable) => "conv2d portable",
-        ("group_norm", Path::Portable) => "group_norm portable",
-        ("adaptive_group_norm", Path::Portable) => "adaptive_group_norm portable",
         _ => op,
     }
 }
@@ -116,59 +96,6 @@ async fn check_conv(c: &mut Checker, case: ConvCase, path: Path) -> Result<()> {
     };
     let tol = if cin * k * k > 64 { TOL_LONG } else { TOL };
     c.compare(name("conv2d", path), s, y, &r, tol).await;
-    Ok(())
-}
-
-async fn check_group_norm(
-    c: &mut Checker,
-    case: [usize; 5],
-    affine: bool,
-    path: Path,
-) -> Result<()> {
-    let [b, ch, h, w, groups] = case;
-    let eps = 1e-6;
-    let s = format!(
-        "[{b},{ch},{h},{w}] g{groups}{}",
-        if affine { " affine" } else { "" }
-    );
-    let (x, xv) = c.randn(&[b, ch, h, w])?;
-    let (wt, wv) = c.randn(&[ch])?;
-    let (bt, bv) = c.randn(&[ch])?;
-    let (wr, br) = (
-        affine.then_some(wv.as_slice()),
-        affine.then_some(bv.as_slice()),
-    );
-    let r = cpu::group_norm(&xv, ch, h * w, groups, wr, br, eps);
-    let (wo, bo) = (affine.then_some(&wt), affine.then_some(&bt));
-    let y = if path == Path::Auto {
-        ops::group_norm(&x, groups, wo, bo, eps as f32)
-    } else {
-        group_norm_on(&x, groups, wo, bo, eps as f32, path)
-    };
-    let tol = if ch / groups * h * w > 256 {
-        TOL_LONG
-    } else {
-        TOL
-    };
-    c.compare(name("group_norm", path), s, y, &r, tol).await;
-    Ok(())
-}
-
-async fn check_adaptive_group_norm(c: &mut Checker, case: [usize; 5], path: Path) -> Result<()> {
-    let [b, ch, h, w, groups] = case;
-    let eps = 1e-6;
-    let (x, xv) = c.randn(&[b, ch, h, w])?;
-    let (scale, sv) = c.randn(&[b, ch])?;
-    let (shift, tv) = c.randn(&[b, ch])?;
-    let r = cpu::adaptive_group_norm(&xv, ch, h * w, groups, &sv, &tv, eps);
-    let y = adaptive_group_norm_on(&x, groups, &scale, &shift, eps as f32, path);
-    let tol = if ch / groups * h * w > 256 {
-        TOL_LONG
-    } else {
-        TOL
-    };
-    let s = format!("[{b},{ch},{h},{w}] g{groups}");
-    c.compare(name("adaptive_group_norm", path), s, y, &r, tol).await;
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 //! Conformance of the conv family's backward ops against f64 finite differences: conv2d's
 //! input, weight and bias gradients (strides 1 and 2, 3x3 and 1x1, asymmetric padding; dx as a
 //! transposed convolution or through col2im),
-//! space_to_depth as depth_to_space's adjoint, and the per-row affine map.
+//! and space_to_depth as depth_to_space's adjoint.
 
 use crate::conformance::{Checker, TOL, TOL_GRAD};
 use crate::ops::{self, Padding};
@@ -32,16 +32,6 @@ pub(crate) async fn run(c: &mut Checker) {
     for case in [[2usize, 3, 2, 3, 2], [1, 2, 3, 2, 3]] {
         if let Err(e) = check_space_to_depth(c, case).await {
             c.fail("space_to_depth", format!("{case:?}"), e);
-        }
-    }
-    for (rows, len) in [(6usize, 11usize), (13, 64)] {
-        if let Err(e) = check_row_affine(c, rows, len).await {
-            c.fail("row_affine", format!("[{rows}, {len}]"), e);
-        }
-    }
-    for shape in [&[3usize, 5, 4, 7][..], &[2, 13, 64], &[1, 6, 1]] {
-        if let Err(e) = check_channel_affine(c, shape).await {
-            c.fail("channel_affine", format!("{shape:?}"), e);
         }
     }
 }
@@ -99,81 +89,5 @@ async fn check_space_to_depth(c: &mut Checker, case: [usize; 5]) -> Result<()> {
         TOL,
     )
     .await;
-    Ok(())
-}
-
-async fn check_channel_affine(c: &mut Checker, shape: &[usize]) -> Result<()> {
-    let s = format!("{shape:?}");
-    let ch = shape[1];
-    let len: usize = shape[2..].iter().product();
-    let (x, xv) = c.randn(shape)?;
-    let (w, wv) = c.randn(&[ch])?;
-    let (b, bv) = c.randn(&[ch])?;
-    let (dy, dyv) = c.randn(shape)?;
-    let reference = |x: &[f64], w: &[f64], b: &[f64]| -> Vec<f64> {
-        x.iter()
-            .enumerate()
-            .map(|(i, v)| v * w[i / len % ch] + b[i / len % ch])
-            .collect()
-    };
-    let y = ops::channel_affine(&x, &w, &b);
-    c.compare(
-        "channel_affine",
-        s.clone(),
-        y,
-        &reference(&xv, &wv, &bv),
-        TOL,
-    )
-    .await;
-    let (dx, dw, db) = ops::channel_affine_backward(&x, &w, &dy)?;
-    let fd = fd_vjp(|x| reference(x, &wv, &bv), &xv, &dyv);
-    c.compare(
-        "channel_affine backward dx",
-        s.clone(),
-        Ok(dx),
-        &fd,
-        TOL_GRAD,
-    )
-    .await;
-    let fd = fd_vjp(|v| reference(&xv, v, &bv), &wv, &dyv);
-    c.compare(
-        "channel_affine backward dw",
-        s.clone(),
-        Ok(dw),
-        &fd,
-        TOL_GRAD,
-    )
-    .await;
-    let fd = fd_vjp(|v| reference(&xv, &wv, v), &bv, &dyv);
-    c.compare("channel_affine backward db", s, Ok(db), &fd, TOL_GRAD)
-        .await;
-    Ok(())
-}
-
-async fn check_row_affine(c: &mut Checker, rows: usize, len: usize) -> Result<()> {
-    let s = format!("[{rows}, {len}]");
-    let (x, xv) = c.randn(&[rows, len])?;
-    let (sc, sv) = c.randn(&[rows])?;
-    let (sh, tv) = c.randn(&[rows])?;
-    let (dy, dyv) = c.randn(&[rows, len])?;
-    let reference = |x: &[f64], s: &[f64], t: &[f64]| -> Vec<f64> {
-        x.iter()
-            .enumerate()
-            .map(|(i, v)| v * s[i / len] + t[i / len])
-            .collect()
-    };
-    let y = ops::row_affine(&x, &sc, &sh);
-    c.compare("row_affine", s.clone(), y, &reference(&xv, &sv, &tv), TOL)
-        .await;
-    let (dx, ds, dt) = ops::row_affine_backward(&x, &sc, &dy)?;
-    let fd = fd_vjp(|x| reference(x, &sv, &tv), &xv, &dyv);
-    c.compare("row_affine backward dx", s.clone(), Ok(dx), &fd, TOL_GRAD)
-        .await;
-    let fd = fd_vjp(|v| reference(&xv, v, &tv), &sv, &dyv);
-    c.compare("row_affine backward ds", s.clone(), Ok(ds), &fd, TOL_GRAD)
-        .await;
-    let fd = fd_vjp(|v| reference(&xv, &sv, v), &tv, &dyv);
-    c.compare("row_affine backward dt", s, Ok(dt), &fd, TOL_GRAD)
-        .await;
     Ok(())
 }

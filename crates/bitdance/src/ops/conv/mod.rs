@@ -1,5 +1,5 @@
 //! Convolution-family ops of the binary autoencoder (forward): NCHW 2D convolution with zero
-//! padding, GroupNorm and DCR depth-to-space.
+//! padding and DCR depth-to-space.
 
 pub(crate) mod reference;
 pub(crate) mod check;
@@ -44,18 +44,18 @@ pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&CONV, &CONV_SG, &CONV_GRAD
 
 /// Define sets of `shaders/conv.wgsl` the runtime uses (validated by naga): output channels per
 /// conv invocation (TC), output pixels per conv invocation (PX, a multiple of 4), conv threads
-/// per workgroup (CONV_WG) and GroupNorm threads per (batch, group) (GN_WG).
+/// per workgroup (CONV_WG).
 pub const CONV_VARIANTS: &[&[(&str, u32)]] = &[CPU_DEFINES, CPU_SG_DEFINES, GPU_DEFINES];
 /// Define sets of the subgroup build (`conv.wgsl` + `conv_sg.wgsl`): CPU adapters only.
 pub const CONV_SG_VARIANTS: &[&[(&str, u32)]] = &[CPU_SG_DEFINES];
 
 /// CPU adapters (llvmpipe): wide register blocks, few threads per barrier; TC and PX must
 /// match the written-out `conv2d_rb` (and `CPU_SG_DEFINES` `conv2d_sg`; `scripts/gen_conv.py`).
-const CPU_DEFINES: &[(&str, u32)] = &[("TC", 16), ("PX", 16), ("CONV_WG", 16), ("GN_WG", 16)];
+const CPU_DEFINES: &[(&str, u32)] = &[("TC", 16), ("PX", 16), ("CONV_WG", 16)];
 /// CPU adapters with 8-lane subgroups (`conv2d_sg`): more channels, fewer pixels per lane.
-const CPU_SG_DEFINES: &[(&str, u32)] = &[("TC", 32), ("PX", 8), ("CONV_WG", 16), ("GN_WG", 16)];
+const CPU_SG_DEFINES: &[(&str, u32)] = &[("TC", 32), ("PX", 8), ("CONV_WG", 16)];
 /// GPUs: smaller blocks, more invocations.
-const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64), ("GN_WG", 256)];
+const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64)];
 
 
 kernels! { CONV_KERNELS = CONV, Params;
@@ -63,8 +63,6 @@ kernels! { CONV_KERNELS = CONV, Params;
     CONV2D_RB = "conv2d_rb", [rw, r, r, r];
     CONV_PACK_X = "conv_pack_x", [rw, r];
     CONV_PACK_W = "conv_pack_w", [rw, r];
-    GROUP_NORM = "group_norm", [rw, r, r, r];
-    ADAPTIVE_GROUP_NORM = "adaptive_group_norm", [rw, r, r, r];
     DEPTH_TO_SPACE = "depth_to_space", [rw, r];
 }
 kernels! { CONV_SG_KERNELS = CONV_SG, Params;
@@ -134,7 +132,6 @@ uniform! {
         tiles_c: u32,
         /// Pixel tiles of PX (conv).
         tiles_p: u32,
-        eps: f32,
         /// Threads needed (element kernels).
         total: u32,
         /// Padded input height (conv).
@@ -396,118 +393,6 @@ fn conv2d_core(
         &p,
         [gx as u32, gy as u32, 1],
     )?;
-    Ok(y)
-}
-
-/// GroupNorm, PyTorch `nn.GroupNorm` semantics (biased variance): x [B, C, H, W] with C divisible
-/// by `groups`, weight and bias [C] (ones / zeros when `None`). Returns y [B, C, H, W].
-pub fn group_norm(
-    x: &Tensor,
-    groups: usize,
-    weight: Option<&Tensor>,
-    bias: Option<&Tensor>,
-    eps: f32,
-) -> Result<Tensor> {
-    group_norm_on(x, groups, weight, bias, eps, Path::Auto)
-}
-
-/// `group_norm` with the define set of `path`.
-pub(crate) fn group_norm_on(
-    x: &Tensor,
-    groups: usize,
-    weight: Option<&Tensor>,
-    bias: Option<&Tensor>,
-    eps: f32,
-    path: Path,
-) -> Result<Tensor> {
-    let [_, c, _, _] = nchw("group_norm", "x", x)?;
-    let gpu = x.gpu();
-    let or_fill = |t: Option<&Tensor>, fill: f32| match t {
-        Some(t) => Ok(t.clone()),
-        None => Tensor::full(gpu, &[c], fill),
-    };
-    let (w, b) = (or_fill(weight, 1.0)?, or_fill(bias, 0.0)?);
-    launch_group_norm(&GROUP_NORM, x, groups, [&w, &b], 1, eps, path)
-}
-
-/// AdaptiveGroupNorm in one pass: GroupNorm of x [B, C, H, W] without its own affine, then
-/// `y * scale[b, c] + shift[b, c]` with scale and shift [B, C] (the decoder's per-image
-/// modulation from the latent's statistics).
-pub fn adaptive_group_norm(
-    x: &Tensor,
-    groups: usize,
-    scale: &Tensor,
-    shift: &Tensor,
-    eps: f32,
-) -> Result<Tensor> {
-    adaptive_group_norm_on(x, groups, scale, shift, eps, Path::Auto)
-}
-
-/// `adaptive_group_norm` with the define set of `path`.
-pub(crate) fn adaptive_group_norm_on(
-    x: &Tensor,
-    groups: usize,
-    scale: &Tensor,
-    shift: &Tensor,
-    eps: f32,
-    path: Path,
-) -> Result<Tensor> {
-    let batch = x.shape().first().copied().unwrap_or(0);
-    let k = &ADAPTIVE_GROUP_NORM;
-    launch_group_norm(k, x, groups, [scale, shift], batch, eps, path)
-}
-
-/// Runs a GroupNorm kernel over x [B, C, H, W] in `groups` groups, with `affine` (scale, shift)
-/// of `copies` * C values each (per channel, or per (batch, channel)).
-fn launch_group_norm(
-    kernel: &Kernel,
-    x: &Tensor,
-    groups: usize,
-    affine: [&Tensor; 2],
-    copies: usize,
-    eps: f32,
-    path: Path,
-) -> Result<Tensor> {
-    let op = kernel.entry;
-    let [b, c, h, w] = nchw(op, "x", x)?;
-    if groups == 0 || c % groups != 0 {
-        return Err(shape_err(
-            op,
-            format!(
-                "{groups} groups do not divide the channels of x {:?}",
-                x.shape()
-            ),
-        ));
-    }
-    for (t, what) in affine.iter().zip(["scale", "shift"]) {
-        t.expect_dtype(op, what, DType::F32)?;
-        if t.numel() != copies * c {
-            return Err(shape_err(
-                op,
-                format!(
-                    "{what} {:?} must have {} elements for x {:?}",
-                    t.shape(),
-                    copies * c,
-                    x.shape()
-                ),
-            ));
-        }
-    }
-    let gpu = x.gpu();
-    let y = Tensor::empty(gpu, x.shape(), DType::F32)?;
-    let rows = b * groups;
-    let p = Params {
-        n: b as u32,
-        cin: c as u32,
-        h: h as u32,
-        w: w as u32,
-        cout: groups as u32,
-        eps,
-        total: rows as u32,
-        ..Default::default()
-    };
-    let tensors = [&y, x, affine[0], affine[1]];
-    gpu.dispatch_groups(kernel, defines(gpu, path), &tensors, &p, rows as u32)?;
     Ok(y)
 }
 
