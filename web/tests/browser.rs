@@ -17,6 +17,7 @@ const FAMILIES: &[&str] = &[
     "attention",
     "data",
     "loss",
+    "lfq",
     "optim",
     "flow",
     "conv",
@@ -96,6 +97,11 @@ async fn data() {
 #[wasm_bindgen_test]
 async fn loss() {
     assert_family("loss").await;
+}
+
+#[wasm_bindgen_test]
+async fn lfq() {
+    assert_family("lfq").await;
 }
 
 #[wasm_bindgen_test]

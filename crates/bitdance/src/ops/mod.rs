@@ -82,6 +82,7 @@ families! {
     attention,
     data,
     loss,
+    lfq,
     optim,
     flow,
     conv,
