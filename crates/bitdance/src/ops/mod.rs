@@ -112,6 +112,17 @@ pub(crate) fn check_f32(op: &'static str, ts: &[(&'static str, &Tensor)]) -> Res
     Ok(())
 }
 
+/// Checks that the operand `what` (`t`) has the shape of x, naming both on mismatch.
+pub(crate) fn check_same(op: &'static str, what: &str, t: &Tensor, x: &Tensor) -> Result<()> {
+    if t.shape() != x.shape() {
+        return Err(shape_err(
+            op,
+            format!("{what} {:?} differs from x {:?}", t.shape(), x.shape()),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks that two shapes are equal, naming the op on mismatch.
 pub(crate) fn same_shape(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.shape() != b.shape() {

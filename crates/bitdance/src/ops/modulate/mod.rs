@@ -5,7 +5,7 @@ pub(crate) mod check;
 pub(crate) mod reference;
 mod tape;
 
-use super::shape_err;
+use super::{check_same, shape_err};
 use crate::gpu::{Kernel, VEC};
 use crate::{DType, Result, Tensor};
 
@@ -57,17 +57,6 @@ fn launch(kernel: &Kernel, tensors: &[&Tensor], items: usize, c: usize, tokens: 
     tensors[0]
         .gpu()
         .dispatch_items(kernel, &defines, tensors, &p, items / width)
-}
-
-/// Checks that `t` has the shape of x.
-fn check_same(op: &'static str, what: &str, t: &Tensor, x: &Tensor) -> Result<()> {
-    if t.shape() != x.shape() {
-        return Err(shape_err(
-            op,
-            format!("{what} {:?} differs from x {:?}", t.shape(), x.shape()),
-        ));
-    }
-    Ok(())
 }
 
 /// (G, T, C) of `x [G, T.., C]` (T = 1 for [G, C]) with a per-group operand `[G, C]`

@@ -10,7 +10,7 @@ mod row_stats;
 
 pub use row_stats::{row_stats, row_stats_backward};
 
-use super::shape_err;
+use super::{check_same, shape_err};
 use crate::gpu::{Kernel, VEC};
 use crate::{DType, Result, Tensor};
 
@@ -113,16 +113,6 @@ fn check_len(op: &'static str, what: &str, t: &Tensor, n: usize) -> Result<()> {
         return Err(shape_err(
             op,
             format!("{what} {:?} must have {n} elements", t.shape()),
-        ));
-    }
-    Ok(())
-}
-
-fn check_same(op: &'static str, what: &str, t: &Tensor, x: &Tensor) -> Result<()> {
-    if t.shape() != x.shape() {
-        return Err(shape_err(
-            op,
-            format!("{what} {:?} differs from x {:?}", t.shape(), x.shape()),
         ));
     }
     Ok(())
