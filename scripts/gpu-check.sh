@@ -12,14 +12,16 @@ out=${1:-gpu-check.jsonl}
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/bitdance-xdg-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
 
-bin=${BITDANCE_BIN:-target/release/bitdance}
-if [[ ! -x $bin ]]; then
-  echo "gpu-check: building $bin"
+# Built (or brought up to date) here unless BITDANCE_BIN names a binary: a stale release binary
+# would report figures of older code.
+bin=${BITDANCE_BIN:-}
+if [[ -z $bin ]]; then
   cargo build --release -p bitdance-cli || exit 1
+  bin=target/release/bitdance
 fi
 
 failed=0
-log=$(mktemp -t gpu-check.XXXXXX)
+log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Runs one step with a time limit; its JSON lines go to $out as well.
 run() {

@@ -67,7 +67,7 @@ fn write_atomic_with(
 }
 
 /// Deletes the temporaries of `name` in `dir` that a writer killed mid-write left behind:
-/// `.NAME.PID.XXXXXX.tmp` (and the older `.NAME.tmpPID`) whose process no longer runs.
+/// `.NAME.PID.<random>.tmp` (and the older `.NAME.tmpPID`) whose process no longer runs.
 /// Failures are ignored: a leftover file costs space, never correctness.
 fn remove_stale_temporaries(dir: &Path, name: &str) {
     let Ok(entries) = std::fs::read_dir(dir) else {
