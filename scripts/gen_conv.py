@@ -18,7 +18,7 @@ Usage: python3 scripts/gen_conv.py  (rewrites both files; --check only compares 
 from generated_files import write_or_check
 
 # (output channels, output pixels) per invocation of each form; the define sets in
-# crates/bitdance/src/ops/conv.rs (TC, PX) must match.
+# crates/bitdance/src/ops/conv/mod.rs (TC, PX) must match.
 RB_BLOCK = (16, 16)
 SG_BLOCK = (32, 8)
 

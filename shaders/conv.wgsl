@@ -9,10 +9,10 @@
 
 struct Params {
     n: u32,       // batch
-    cin: u32,     // input channels (conv), channels (group_norm), output channels (depth_to_space)
+    cin: u32,     // input channels (conv), output channels (depth_to_space)
     h: u32,       // input height
     w: u32,       // input width
-    cout: u32,    // output channels (conv), groups (group_norm)
+    cout: u32,    // output channels (conv)
     ho: u32,      // output height
     wo: u32,      // output width
     kh: u32,

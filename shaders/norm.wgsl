@@ -13,8 +13,8 @@
 // and the element counts in params.rows count V elements.
 
 struct Params {
-    rows: u32,   // rows (row kernels), elements or (group, column) pairs (element kernels)
-    d: u32,      // row length / channels C, in V elements
+    rows: u32,   // rows (row kernels) or threads (element kernels)
+    d: u32,      // row length, in V elements
     eps: f32,
     aux: u32,    // rows per chunk (param grads)
     total: u32,  // rows of the input of the param-grad and column-sum kernels
@@ -252,9 +252,8 @@ fn softmax_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     for (var j = lid; j < d; j += ROW_WG) { dlogits[base + j] = saved_probs[base + j] * (dprobs[base + j] - dot); }
 }
 
-// Row statistics for AdaptiveGroupNorm: mean_out1 = mean [rows], std_out = sqrt(unbiased var +
-// eps) [rows]
-// (torch `var` default, divisor d - 1; d = 1 divides by 1) of rows3 [rows, d].
+// Row statistics for AdaptiveGroupNorm of rows3 [rows, d]: mean_out1 = mean [rows], std_out =
+// sqrt(unbiased var + eps) [rows] (torch `var` default, divisor d - 1; d = 1 divides by 1).
 @compute @workgroup_size(ROW_WG)
 fn row_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {

@@ -93,8 +93,7 @@ impl ImageFolder {
             for file in files {
                 let bytes = std::fs::read(&file)
                     .with_context(|| format!("reading the image {}", file.display()))?;
-                let img = decode_training_image(&file.display().to_string(), &bytes, resolution)
-                    .with_context(|| format!("reading the image {}", file.display()))?;
+                let img = decode_training_image(&file.display().to_string(), &bytes, resolution)?;
                 data.push(img, label as u32);
             }
             let name = dir

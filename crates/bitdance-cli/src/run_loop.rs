@@ -233,7 +233,8 @@ fn check_run_options(trainer: &mut Trainer, args: &LoopArgs) -> anyhow::Result<(
 /// The run in `--out`: with `--resume` the one its checkpoint holds, after refusing a run of
 /// another task and any option that differs from what the run was started with (both values
 /// named: a resumed run takes exactly the steps it would have taken); otherwise `start()`.
-/// The memory a run of `batch` images per step needs is checked first either way.
+/// The memory a run of `--batch` images per step needs is checked first either way, before
+/// anything is allocated.
 pub fn open_run(
     gpu: &bitdance::Gpu,
     args: &LoopArgs,
@@ -247,14 +248,15 @@ pub fn open_run(
         let file = WeightFile::parse_named(&path.display().to_string(), &bytes)?;
         let stored = Trainer::stored_settings(&file)?;
         check_resumed_settings(&args.out, &stored, wanted)?;
+        if let Some(c) = bitdance::model::stored_config(&file)? {
+            gpu.check_memory(&stored.task.memory(&c, args.batch))?;
+        }
         Trainer::resume(gpu, &file, config)?
     } else {
-        if let Some(c) = config {
-            gpu.check_memory(&wanted.task.memory(c, args.batch))?;
-        }
+        let c = config.context("a new run needs a config")?;
+        gpu.check_memory(&wanted.task.memory(c, args.batch))?;
         start()?
     };
-    gpu.check_memory(&trainer.settings.task.memory(&trainer.config, args.batch))?;
     Ok(trainer)
 }
 

@@ -9,7 +9,7 @@ use anyhow::Context;
 use bitdance::io::WeightFile;
 use bitdance::model::{
     ar_parameters, generate_images, init_parameters, load_autoencoder, stored_config, to_rgb8,
-    CfgSchedule, ModelConfig, ParamStore, SampleSettings, MAX_HEAD_STEPS,
+    CfgSchedule, ModelConfig, ParamStore, SampleSettings,
 };
 use bitdance::optim::AdamWConfig;
 use bitdance::rng::Rng;
@@ -62,21 +62,15 @@ impl TrainArgs {
             rate.is_finite() && (0.0..1.0).contains(&rate),
             "--perturb-rate {rate}: the bit-flip rate must be a number in [0, 1)"
         );
-        let cfg = self.sample_cfg;
-        anyhow::ensure!(
-            cfg.is_finite() && cfg >= 0.0,
-            "--sample-cfg {cfg}: the guidance scale must be a finite number >= 0"
-        );
         anyhow::ensure!(
             self.diff_batch_mul >= 1,
             "--diff-batch-mul {}: must be at least 1",
             self.diff_batch_mul
         );
-        let steps = self.sample_steps;
-        anyhow::ensure!(
-            (1..=MAX_HEAD_STEPS).contains(&steps),
-            "--sample-steps {steps}: must be at least 1 and at most {MAX_HEAD_STEPS}"
-        );
+        let (cfg, steps) = (self.sample_cfg, self.sample_steps);
+        sample_settings(steps, cfg)
+            .validate()
+            .with_context(|| format!("--sample-cfg {cfg} --sample-steps {steps}"))?;
         Ok(())
     }
 }
@@ -238,21 +232,25 @@ fn sample_batch(
         .collect()
 }
 
+/// The sampling settings of the grids: `steps` head steps at guidance `cfg`, linear schedule.
+fn sample_settings(steps: usize, cfg: f32) -> SampleSettings {
+    SampleSettings {
+        cfg,
+        schedule: CfgSchedule::Linear,
+        head_steps: steps,
+    }
+}
+
 /// One image per class (up to 16) from the EMA weights, as a PNG grid.
 fn sample_grid(t: &Trainer, classes: usize, steps: usize, cfg: f32) -> anyhow::Result<Vec<u8>> {
     let c = &t.config;
     let ids: Vec<u32> = (0..classes.min(16) as u32).collect();
     let store = t.sampling_store(true);
-    let settings = SampleSettings {
-        cfg,
-        schedule: CfgSchedule::Linear,
-        head_steps: steps,
-    };
     let out = pollster::block_on(generate_images(
         c,
         &store,
         &ids,
-        &settings,
+        &sample_settings(steps, cfg),
         &mut Rng::new(0),
         &mut |_, _| {},
     ))?;

@@ -23,9 +23,10 @@ pub struct TokenizerArgs {
     /// Image folder: one sub-folder per class (PNG or JPEG); labels are not used.
     #[arg(long)]
     data: PathBuf,
-    /// Model config whose `vae` and `resolution` define the tokenizer (built-in name or JSON).
-    #[arg(long, default_value = "tiny")]
-    config: String,
+    /// Model config whose `vae` and `resolution` define the tokenizer (built-in name or JSON;
+    /// default `tiny` for a new run, the checkpoint's on --resume).
+    #[arg(long)]
+    config: Option<String>,
     /// Start from these autoencoder weights (`vae.*` or unprefixed) instead of a fresh init.
     #[arg(long)]
     init: Option<PathBuf>,
@@ -70,7 +71,11 @@ pub fn run(args: TokenizerArgs) -> anyhow::Result<ExitCode> {
     let out = &args.run.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let gpu = crate::open_gpu()?;
-    let c = load_config(&args.config)?;
+    let given = args.config.as_deref().map(load_config).transpose()?;
+    let c = match &given {
+        Some(c) => c.clone(),
+        None => load_config("tiny")?,
+    };
     let settings = TrainSettings {
         task: Task::Tokenizer(TokenizerRecipe {
             l1: args.l1,
@@ -84,7 +89,13 @@ pub fn run(args: TokenizerArgs) -> anyhow::Result<ExitCode> {
         ema_decay: args.run.ema,
         seed: args.run.seed,
     };
-    let mut trainer = run_loop::open_run(&gpu, &args.run, &settings, Some(&c), || {
+    // A new run trains `c`; a resumed one its checkpoint's config (checked against --config).
+    let config = if args.run.resume {
+        given.as_ref()
+    } else {
+        Some(&c)
+    };
+    let mut trainer = run_loop::open_run(&gpu, &args.run, &settings, config, || {
         let params = match &args.init {
             Some(path) => {
                 let bytes = read_bytes(path)?;

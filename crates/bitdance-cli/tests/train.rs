@@ -209,7 +209,15 @@ fn tokenizer_then_ar_model_train_resume_exactly_and_generate() {
             && err.contains("bitdance train-tokenizer --resume"),
         "{err}"
     );
-    tok(&split, &["--resume"]);
+    // Resumed without --config: the checkpoint's config (not the default `tiny`) is used.
+    let split_s2 = s(&split);
+    let no_config: Vec<&str> = tok_args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--config" && *a != cfg)
+        .chain(["--out", &split_s2, "--resume"])
+        .collect();
+    bitdance(&no_config);
     for file in ["checkpoint.safetensors", "model.safetensors"] {
         assert_eq!(
             std::fs::read(straight.join(file)).unwrap(),

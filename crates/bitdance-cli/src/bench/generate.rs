@@ -59,7 +59,6 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
     settings(opts.head_steps)
         .validate()
         .context("bench generate: --cfg or --steps")?;
-    gpu.check_memory(&c.generation_memory(opts.batch))?;
     let classes: Vec<u32> = (0..opts.batch)
         .map(|i| (i * 7 % c.num_classes) as u32)
         .collect();
@@ -202,6 +201,7 @@ fn load_model(
                 Some(name) => load_config(name)?,
                 None => crate::train::config_from(&file, &label)?,
             };
+            gpu.check_memory(&c.generation_memory(opts.batch))?;
             let store = load_generator(gpu, &c, &file, None)?;
             let name = opts
                 .config
@@ -213,7 +213,7 @@ fn load_model(
         None => {
             let name = opts.config.clone().unwrap_or_else(|| "B-4x".into());
             let c = load_config(&name)?;
-            gpu.check_memory(&c.generation_memory(1))?;
+            gpu.check_memory(&c.generation_memory(opts.batch))?;
             let store =
                 ParamStore::random(gpu, &generation_parameters(&c), &mut Rng::new(0), 0.02)?;
             Ok((name, c, store))

@@ -371,14 +371,12 @@ impl Trainer {
     /// checkpoint's.
     pub fn resume(gpu: &Gpu, file: &WeightFile<'_>, config: Option<&ModelConfig>) -> Result<Self> {
         let meta = file.metadata();
-        let missing = |key: &str| {
+        let c = crate::model::stored_config(file)?.ok_or_else(|| {
             Error::Invalid(format!(
-                "{}: not a bitdance training checkpoint (no '{key}' metadata)",
+                "{}: not a bitdance training checkpoint (no '{CONFIG_KEY}' metadata)",
                 file.label()
             ))
-        };
-        let stored = meta.get(CONFIG_KEY).ok_or_else(|| missing(CONFIG_KEY))?;
-        let c = ModelConfig::from_json(file.label(), stored)?;
+        })?;
         if let Some(want) = config {
             if *want != c {
                 return Err(Error::Invalid(format!(

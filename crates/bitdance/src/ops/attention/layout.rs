@@ -1,11 +1,10 @@
 //! Head layout permutations around attention: the fused qkv split into [B, H, T, D] heads and
 //! its backward, head swaps ([B, T, H*D] <-> [B, H, T, D]) and KV-cache writes.
 
-use crate::ops::{check_f32, shape_err};
-use crate::gpu::{Kernel, VEC};
 use super::LAYOUT;
+use crate::gpu::{Kernel, VEC};
+use crate::ops::{check_f32, shape_err};
 use crate::{DType, Error, Result, Tensor};
-
 
 uniform! {
     /// The uniform of `layout.wgsl` (`LParams`): n elements written, then four sizes whose

@@ -2,10 +2,10 @@
 //! block-causal masks and a preallocated KV cache (the head layout permutations are in
 //! `layout`).
 
-pub(crate) mod reference;
 pub(crate) mod check;
-mod tape;
 mod layout;
+pub(crate) mod reference;
+mod tape;
 
 pub use layout::*;
 
@@ -39,8 +39,6 @@ shader!(
 /// The shaders of this family, for validation.
 #[cfg(test)]
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&ATTENTION, &ATTENTION_SG, &LAYOUT];
-
-
 
 /// Rows (queries or keys) per workgroup, `WG` in attention.wgsl. On CPU adapters lanes past the
 /// rows a tile needs still run (masked), so small tiles waste least (causal tails, decode with a
@@ -372,5 +370,8 @@ pub(crate) fn attention_backward_wg(
 
 /// Every kernel this family declares, for the binding contract test.
 #[cfg(test)]
-pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] =
-    &[layout::LAYOUT_KERNELS, ATTENTION_KERNELS, ATTENTION_SG_KERNELS];
+pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[
+    layout::LAYOUT_KERNELS,
+    ATTENTION_KERNELS,
+    ATTENTION_SG_KERNELS,
+];

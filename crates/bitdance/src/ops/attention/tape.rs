@@ -1,9 +1,9 @@
 //! Attention and its head layouts on the autograd tape.
 
-use crate::Result;
 use crate::autograd::wrap;
 use crate::autograd::{Tape, Var};
 use crate::ops::{self, AttentionMask};
+use crate::Result;
 
 impl Tape {
     /// Masked attention over all keys of k, v (no cache): q, k, v [B, H, T, D].

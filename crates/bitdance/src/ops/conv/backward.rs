@@ -2,14 +2,13 @@
 //! matmul kernels: conv2d's input, weight and bias gradients (im2col + matmul + col2im),
 //! and depth_to_space's inverse.
 
-use crate::ops::{matmul, merge_heads, shape_err, Padding};
-use crate::gpu::Kernel;
 use super::CONV_GRAD;
+use crate::gpu::Kernel;
+use crate::ops::{matmul, merge_heads, shape_err, Padding};
 use crate::{DType, Result, Tensor};
 
 /// Define sets of `shaders/conv_grad.wgsl` (it has no defines).
 pub const CONV_GRAD_VARIANTS: &[&[(&str, u32)]] = &[&[]];
-
 
 kernels! { CONV_GRAD_KERNELS = CONV_GRAD, Params;
     IM2COL = "im2col", [rw, r];

@@ -1,4 +1,4 @@
-//! Conformance of the conv family (forward here, backward in `conv_grad`): 2D convolutions
+//! Conformance of the conv family (forward here, backward in `check_backward.rs`): 2D convolutions
 //! (3x3 and 1x1, strides 1 and 2, symmetric and asymmetric padding; every kernel form),
 //! and DCR depth-to-space.
 

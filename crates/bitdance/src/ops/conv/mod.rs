@@ -1,11 +1,11 @@
 //! Convolution-family ops of the binary autoencoder (forward): NCHW 2D convolution with zero
 //! padding and DCR depth-to-space.
 
-pub(crate) mod reference;
-pub(crate) mod check;
-mod tape;
 mod backward;
+pub(crate) mod check;
 mod check_backward;
+pub(crate) mod reference;
+mod tape;
 
 pub use backward::*;
 
@@ -41,7 +41,6 @@ shader!(
 #[cfg(test)]
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&CONV, &CONV_SG, &CONV_GRAD];
 
-
 /// Define sets of `shaders/conv.wgsl` the runtime uses (validated by naga): output channels per
 /// conv invocation (TC), output pixels per conv invocation (PX, a multiple of 4), conv threads
 /// per workgroup (CONV_WG).
@@ -56,7 +55,6 @@ const CPU_DEFINES: &[(&str, u32)] = &[("TC", 16), ("PX", 16), ("CONV_WG", 16)];
 const CPU_SG_DEFINES: &[(&str, u32)] = &[("TC", 32), ("PX", 8), ("CONV_WG", 16)];
 /// GPUs: smaller blocks, more invocations.
 const GPU_DEFINES: &[(&str, u32)] = &[("TC", 8), ("PX", 4), ("CONV_WG", 64)];
-
 
 kernels! { CONV_KERNELS = CONV, Params;
     CONV2D = "conv2d", [rw, r, r, r];
@@ -111,13 +109,13 @@ uniform! {
     struct Params {
         /// Batch.
         n: u32,
-        /// Input channels (conv), channels (group_norm), output channels (depth_to_space).
+        /// Input channels (conv), output channels (depth_to_space).
         cin: u32,
         /// Input height.
         h: u32,
         /// Input width.
         w: u32,
-        /// Output channels (conv), groups (group_norm).
+        /// Output channels (conv).
         cout: u32,
         /// Output height.
         ho: u32,
@@ -432,4 +430,5 @@ pub fn depth_to_space(x: &Tensor, block: usize) -> Result<Tensor> {
 
 /// Every kernel this family declares, for the binding contract test.
 #[cfg(test)]
-pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[backward::CONV_GRAD_KERNELS, CONV_KERNELS, CONV_SG_KERNELS];
+pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] =
+    &[backward::CONV_GRAD_KERNELS, CONV_KERNELS, CONV_SG_KERNELS];

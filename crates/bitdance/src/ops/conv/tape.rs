@@ -45,7 +45,4 @@ impl Tape {
             Box::new(move |dy, _| Ok(vec![Some(ops::space_to_depth(dy, block)?)])),
         ))
     }
-
-
-
 }

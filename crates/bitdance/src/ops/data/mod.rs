@@ -2,8 +2,8 @@
 //! backward, strided region copies (slice, concat, write_slice, slice backward) and
 //! deterministic two-stage reductions (column sums, sums, means, sums of squares).
 
-pub(crate) mod reference;
 pub(crate) mod check;
+pub(crate) mod reference;
 mod tape;
 
 use super::shape_err;
@@ -21,8 +21,6 @@ shader!(
 /// The shaders of this family, for validation.
 #[cfg(test)]
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&DATA];
-
-
 
 uniform! {
     /// The uniform of `data.wgsl`; each entry point gives p1..p6 and scale their meaning.

@@ -64,8 +64,14 @@ async fn check_shape(c: &mut Checker, shape: &[usize]) -> crate::Result<()> {
         let filled = crate::Tensor::empty(&c.gpu, shape, crate::DType::U32)?;
         let out = ops::fill_bits(&filled, bits).map(|_| filled);
         let expected = vec![bits; av.len()];
-        crate::ops::data::check::compare_u32(c, &format!("fill u32 {bits:#x}"), s.clone(), out, &expected)
-            .await;
+        crate::ops::data::check::compare_u32(
+            c,
+            &format!("fill u32 {bits:#x}"),
+            s.clone(),
+            out,
+            &expected,
+        )
+        .await;
     }
 
     let (bias, biasv) = c.randn(&[n])?;

@@ -1,7 +1,7 @@
 //! Element-wise ops: fill, a*x+b*y, mul, scale, row-broadcast add, SiLU and SwiGLU gating.
 
-pub(crate) mod reference;
 pub(crate) mod check;
+pub(crate) mod reference;
 mod tape;
 
 use super::same_shape;
@@ -19,8 +19,6 @@ shader!(
 /// The shaders of this family, for validation.
 #[cfg(test)]
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&ELEMENTWISE];
-
-
 
 kernels! { ELEMENTWISE_KERNELS = ELEMENTWISE, Params;
     FILL = "fill", [rw];
@@ -78,7 +76,8 @@ fn launch(kernel: &Kernel, width: u32, out: &Tensor, inputs: &[&Tensor], p: Para
     let mut all = vec![out];
     all.extend_from_slice(inputs);
     let items = p.n as usize;
-    out.gpu().dispatch_items(kernel, &[(VEC, width)], &all, &p, items)
+    out.gpu()
+        .dispatch_items(kernel, &[(VEC, width)], &all, &p, items)
 }
 
 /// Fills every element of `t` with the 32-bit pattern `bits` (f32 or u32).

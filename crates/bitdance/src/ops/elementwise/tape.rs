@@ -1,8 +1,8 @@
 //! Element-wise ops on the autograd tape.
 
-use crate::Result;
 use crate::autograd::{Tape, Var};
 use crate::ops;
+use crate::Result;
 
 impl Tape {
     /// `a + b` (same shapes).

@@ -1,7 +1,7 @@
 //! The fused sampling update of the binary diffusion head (Euler-Maruyama with CFG).
 
-pub(crate) mod reference;
 pub(crate) mod check;
+pub(crate) mod reference;
 
 use crate::{Error, Result, Tensor};
 
@@ -16,7 +16,6 @@ shader!(
 /// The shaders of this family, for validation.
 #[cfg(test)]
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&FLOW];
-
 
 /// Define sets of `shaders/flow.wgsl` the runtime uses (validated by naga).
 pub const FLOW_VARIANTS: &[&[(&str, u32)]] = &[&[]];

@@ -25,7 +25,11 @@ pub(crate) async fn run(c: &mut Checker) {
                 }
             }
             if let Err(e) = check_adaptive_group_norm(c, case, wg).await {
-                c.fail(&format!("adaptive_group_norm wg{wg}"), format!("{case:?}"), e);
+                c.fail(
+                    &format!("adaptive_group_norm wg{wg}"),
+                    format!("{case:?}"),
+                    e,
+                );
             }
         }
     }
@@ -41,12 +45,7 @@ pub(crate) async fn run(c: &mut Checker) {
     }
 }
 
-async fn check_group_norm(
-    c: &mut Checker,
-    case: [usize; 5],
-    affine: bool,
-    wg: u32,
-) -> Result<()> {
+async fn check_group_norm(c: &mut Checker, case: [usize; 5], affine: bool, wg: u32) -> Result<()> {
     let [b, ch, h, w, groups] = case;
     let eps = 1e-6;
     let s = format!(
@@ -68,7 +67,8 @@ async fn check_group_norm(
     } else {
         TOL
     };
-    c.compare(&format!("group_norm wg{wg}"), s, y, &r, tol).await;
+    c.compare(&format!("group_norm wg{wg}"), s, y, &r, tol)
+        .await;
     Ok(())
 }
 
@@ -86,7 +86,8 @@ async fn check_adaptive_group_norm(c: &mut Checker, case: [usize; 5], wg: u32) -
         TOL
     };
     let s = format!("[{b},{ch},{h},{w}] g{groups}");
-    c.compare(&format!("adaptive_group_norm wg{wg}"), s, y, &r, tol).await;
+    c.compare(&format!("adaptive_group_norm wg{wg}"), s, y, &r, tol)
+        .await;
     Ok(())
 }
 

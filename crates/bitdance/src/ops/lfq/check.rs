@@ -2,9 +2,9 @@
 //! entropy loss against f64 with its gradient against finite differences.
 
 use crate::conformance::{Checker, TOL, TOL_GRAD, TOL_LONG};
+use crate::ops;
 use crate::ops::data::check::compare_u32;
 use crate::ops::loss::check::randn_scaled;
-use crate::ops;
 use crate::reference::{self as cpu, finite_difference_vjp};
 use crate::{Result, Tensor};
 

@@ -15,7 +15,11 @@ pub(crate) async fn run(c: &mut Checker) {
 }
 
 /// Random normal values times `scale`, uploaded; returns the tensor and its f64 copy.
-pub(crate) fn randn_scaled(c: &mut Checker, shape: &[usize], scale: f32) -> Result<(Tensor, Vec<f64>)> {
+pub(crate) fn randn_scaled(
+    c: &mut Checker,
+    shape: &[usize],
+    scale: f32,
+) -> Result<(Tensor, Vec<f64>)> {
     let data: Vec<f32> = c
         .rng
         .normal_vec(shape.iter().product())

@@ -2,8 +2,8 @@
 //! scalar gradient from a GPU tensor (no readback). Their uniform and launch helpers also
 //! serve the quantizer's kernels (`ops/lfq`), whose WGSL is appended to `loss.wgsl`.
 
-pub(crate) mod reference;
 pub(crate) mod check;
+pub(crate) mod reference;
 mod tape;
 
 use super::data::{reduce_columns, reduce_parts};
@@ -22,8 +22,6 @@ shader!(
 /// The shaders of this family, for validation.
 #[cfg(test)]
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&LOSS];
-
-
 
 uniform! {
     /// The uniform of `loss.wgsl`; each entry point gives p1..p3, a and b their meaning.
@@ -48,9 +46,6 @@ kernels! { LOSS_KERNELS = LOSS, Params;
 /// Define sets of `shaders/loss.wgsl` the runtime uses (validated by naga).
 pub const LOSS_VARIANTS: &[&[(&str, u32)]] = &[&[]];
 
-
-
-
 /// The uniform of a loss kernel over n work items.
 pub(crate) fn params(n: usize, p: [usize; 3], a: f32, b: f32) -> Params {
     Params {
@@ -69,7 +64,9 @@ pub(crate) fn launch(kernel: &Kernel, tensors: &[&Tensor], p: Params) -> Result<
         return Ok(());
     }
     let items = p.n as usize;
-    tensors[0].gpu().dispatch_items(kernel, &[], tensors, &p, items)
+    tensors[0]
+        .gpu()
+        .dispatch_items(kernel, &[], tensors, &p, items)
 }
 
 pub(crate) fn check_scalar(op: &'static str, dloss: &Tensor) -> Result<()> {

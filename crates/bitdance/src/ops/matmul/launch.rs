@@ -2,10 +2,9 @@
 
 use super::geometry::Geometry;
 use super::MatmulConfig;
-use crate::gpu::Kernel;
 use super::{MATMUL, MATMUL_SG};
+use crate::gpu::Kernel;
 use crate::{DType, Result, Tensor};
-
 
 kernels! { MATMUL_KERNELS = MATMUL, Params;
     MM_RB = "mm_rb", [rw, r, r, r];

@@ -2,8 +2,8 @@
 //! configuration chosen per adapter (register blocking on CPU adapters, shared-memory tiles on
 //! GPUs; see `autotune_matmul`).
 
-pub(crate) mod reference;
 pub(crate) mod check;
+pub(crate) mod reference;
 mod tape;
 
 mod geometry;
@@ -35,7 +35,6 @@ shader!(
 /// The shaders of this family, for validation.
 #[cfg(test)]
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&MATMUL, &MATMUL_SG];
-
 
 /// One kernel configuration of `shaders/matmul.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -250,7 +249,8 @@ pub fn matmul_with(
 
 /// Every kernel this family declares, for the binding contract test.
 #[cfg(test)]
-pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[launch::MATMUL_KERNELS, launch::MATMUL_SG_KERNELS];
+pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] =
+    &[launch::MATMUL_KERNELS, launch::MATMUL_SG_KERNELS];
 
 #[cfg(test)]
 mod tests {

@@ -46,7 +46,13 @@ pub(crate) const KERNELS: &[&[Kernel]] = &[MODULATE_KERNELS];
 
 /// Dispatches `kernel` over `items` threads for C = `c` channels and T = `tokens`: over vec4s
 /// when C is a multiple of 4 (items and C then counted in vec4s), else over scalars.
-fn launch(kernel: &Kernel, tensors: &[&Tensor], items: usize, c: usize, tokens: usize) -> Result<()> {
+fn launch(
+    kernel: &Kernel,
+    tensors: &[&Tensor],
+    items: usize,
+    c: usize,
+    tokens: usize,
+) -> Result<()> {
     let width = if c.is_multiple_of(4) { 4 } else { 1 };
     let p = Params {
         n: (items / width) as u32,
@@ -113,7 +119,13 @@ pub fn modulate_backward(
     let dx = Tensor::empty(gpu, x.shape(), DType::F32)?;
     let dshift = Tensor::empty(gpu, scale.shape(), DType::F32)?;
     let dscale = Tensor::empty(gpu, scale.shape(), DType::F32)?;
-    launch(&MODULATE_BACKWARD, &[&dx, &dshift, &dscale, x, scale, dy], g * c, c, t)?;
+    launch(
+        &MODULATE_BACKWARD,
+        &[&dx, &dshift, &dscale, x, scale, dy],
+        g * c,
+        c,
+        t,
+    )?;
     Ok((dx, dshift, dscale))
 }
 
@@ -148,7 +160,12 @@ pub fn gated_residual_backward(
     let dx = Tensor::empty(gpu, h.shape(), DType::F32)?;
     let dgate = Tensor::empty(gpu, gate.shape(), DType::F32)?;
     let dh = Tensor::empty(gpu, h.shape(), DType::F32)?;
-    launch(&GATED_RESIDUAL_BACKWARD, &[&dx, &dgate, &dh, gate, h, dy], g * c, c, t)?;
+    launch(
+        &GATED_RESIDUAL_BACKWARD,
+        &[&dx, &dgate, &dh, gate, h, dy],
+        g * c,
+        c,
+        t,
+    )?;
     Ok((dx, dgate, dh))
 }
-

@@ -2,8 +2,8 @@
 //! forward and backward. Rows are the product of the leading dims, D the last dim;
 //! every row is independent. Parameter gradients are deterministic column sums (no atomics).
 
-pub(crate) mod reference;
 pub(crate) mod check;
+pub(crate) mod reference;
 mod tape;
 
 mod row_stats;
@@ -33,7 +33,6 @@ shader!(
 #[cfg(test)]
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&NORM, &NORM_SG];
 
-
 /// Define sets of `shaders/norm.wgsl` the runtime uses (validated by naga): threads per row
 /// (CPU, GPU) times the element width.
 pub const NORM_VARIANTS: &[&[(&str, u32)]] = &[
@@ -54,13 +53,12 @@ const ROW_WG_CPU_DEFINE: (&str, u32) = ("ROW_WG", ROW_WG_CPU);
 /// Threads per row on GPUs.
 const ROW_WG_GPU_DEFINE: (&str, u32) = ("ROW_WG", 64);
 
-
 uniform! {
     /// The uniform of `norm.wgsl`.
     struct Params {
-        /// Rows (row kernels), elements or (group, column) pairs (element kernels).
+        /// Rows (row kernels) or threads (element kernels).
         rows: u32,
-        /// Row length / channels C, in V elements.
+        /// Row length, in V elements.
         d: u32,
         eps: f32,
         /// Rows per chunk (param grads).

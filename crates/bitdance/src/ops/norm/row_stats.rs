@@ -1,8 +1,8 @@
 //! Per-row mean and unbiased standard deviation (AdaptiveGroupNorm's latent statistics),
 //! forward and backward.
 
-use super::{check_len, item_dispatch, params, row_dispatch, rows_of, Params};
 use super::NORM;
+use super::{check_len, item_dispatch, params, row_dispatch, rows_of, Params};
 use crate::{DType, Result, Tensor};
 
 kernels! { ROW_STATS_KERNELS = NORM, Params;

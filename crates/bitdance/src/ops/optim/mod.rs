@@ -1,8 +1,8 @@
 //! Optimizer kernels: the fused AdamW update (optionally with the weights' EMA) and the
 //! gradient-clipping factor.
 
-pub(crate) mod reference;
 pub(crate) mod check;
+pub(crate) mod reference;
 
 use crate::gpu::VEC;
 use crate::{Error, Result, Tensor};
@@ -18,7 +18,6 @@ shader!(
 /// The shaders of this family, for validation.
 #[cfg(test)]
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&OPTIM];
-
 
 uniform! {
     /// The uniform of `optim.wgsl`.

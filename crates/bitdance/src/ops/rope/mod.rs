@@ -5,8 +5,8 @@
 //! a = pos.x * f_j, pair k + j by a = pos.y * f_j. Image cell (row, col) has position
 //! (x, y) = (col + 1.5, row + 1.5); class and query tokens have (0, 0), the identity.
 
-pub(crate) mod reference;
 pub(crate) mod check;
+pub(crate) mod reference;
 mod tape;
 
 use crate::{DType, Error, Result, Tensor};
@@ -22,7 +22,6 @@ shader!(
 /// The shaders of this family, for validation.
 #[cfg(test)]
 pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&ROPE];
-
 
 /// Define sets of `shaders/rope.wgsl` the runtime uses (validated by naga).
 pub const ROPE_VARIANTS: &[&[(&str, u32)]] = &[&[]];

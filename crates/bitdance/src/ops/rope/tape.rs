@@ -1,8 +1,8 @@
 //! 2D RoPE on the autograd tape.
 
-use crate::Result;
 use crate::autograd::{Tape, Var};
 use crate::ops;
+use crate::Result;
 
 impl Tape {
     /// 2D RoPE of x [B, T, H, Dh] by the angles of `table` (a constant).
