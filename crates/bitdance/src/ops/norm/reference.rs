@@ -1,4 +1,5 @@
-//! f64 references of the norm kernels: RMSNorm, LayerNorm, softmax and row statistics. Rows have length `d`.
+//! f64 references of the norm kernels: RMSNorm, LayerNorm, softmax and row statistics. Rows
+//! have length `d`.
 
 /// RMSNorm of rows of length d: `(y, rstd per row)`; `w` defaults to ones.
 pub fn rms_norm(x: &[f64], w: Option<&[f64]>, d: usize, eps: f64) -> (Vec<f64>, Vec<f64>) {
