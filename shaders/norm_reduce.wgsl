@@ -1,5 +1,6 @@
-// Row reductions of norm.wgsl (appended to it) through workgroup memory: one barrier, then every
-// thread adds the partials in the same order (deterministic, identical in all threads).
+// Row reductions of the row kernels (appended after norm_common.wgsl and a kernel file) through
+// workgroup memory: one barrier, then every thread adds the partials in the same order
+// (deterministic, identical in all threads).
 
 var<workgroup> red_a: array<f32, ROW_WG>;
 var<workgroup> red_b: array<f32, ROW_WG>;

@@ -38,7 +38,7 @@ impl Variants {
 /// Declares `static NAME: Shader` from files of the top-level `shaders/` folder, concatenated
 /// in order: `shader!(NAME = "name", ["file", ...], variants, subgroups);`.
 macro_rules! shader {
-    ($(#[$doc:meta])* $ident:ident = $name:literal, [$($file:literal),+], $variants:expr, $subgroups:expr) => {
+    ($(#[$doc:meta])* $ident:ident = $name:expr, [$($file:literal),+], $variants:expr, $subgroups:expr) => {
         $(#[$doc])*
         pub(crate) static $ident: $crate::gpu::Shader = $crate::gpu::Shader {
             name: $name,

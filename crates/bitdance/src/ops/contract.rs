@@ -5,12 +5,12 @@
 use naga::valid::{Capabilities, GlobalUse, ShaderStages, SubgroupOperationSet, ValidationFlags};
 use naga::{AddressSpace, StorageAccess, TypeInner};
 
-use super::norm::{NORM, NORM_SG};
+use super::norm::subgroup_build;
 use crate::gpu::Shader;
 use crate::gpu::{source_with_defines, Access, Kernel};
 
-/// Every declared kernel with the shaders it is dispatched with (the norm kernels also run on
-/// `norm_sg`, the same entry points with subgroup row sums).
+/// Every declared kernel with the shaders it is dispatched with (the row kernels of the norm
+/// family also run on their subgroup builds).
 fn declared() -> Vec<(Kernel, Vec<&'static Shader>)> {
     let lists = super::declared_kernels();
     lists
@@ -18,9 +18,7 @@ fn declared() -> Vec<(Kernel, Vec<&'static Shader>)> {
         .flat_map(|list| list.iter())
         .map(|k| {
             let mut shaders = vec![k.shader];
-            if std::ptr::eq(k.shader, &NORM) {
-                shaders.push(&NORM_SG);
-            }
+            shaders.extend(subgroup_build(k.shader));
             (*k, shaders)
         })
         .collect()

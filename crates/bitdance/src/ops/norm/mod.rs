@@ -14,26 +14,62 @@ use super::{check_same, shape_err};
 use crate::gpu::{Kernel, VEC};
 use crate::{DType, Result, Tensor};
 
-shader!(
-    /// `shaders/norm.wgsl` with its row reductions through workgroup memory.
-    NORM = "norm",
-    ["norm", "norm_reduce"],
-    crate::gpu::Variants::Listed(NORM_VARIANTS),
-    false
-);
-shader!(
-    /// `shaders/norm.wgsl` with its row reductions as subgroup operations (CPU adapters).
-    NORM_SG = "norm_sg",
-    ["norm", "norm_reduce_sg"],
-    crate::gpu::Variants::Listed(NORM_SG_VARIANTS),
-    true
-);
+/// Declares a row-kernel shader twice: `norm_common` + `$file` + the row reductions through
+/// workgroup memory (`$plain`), and the same with subgroup reductions (`$sg`, CPU adapters).
+macro_rules! row_shader {
+    ($plain:ident, $sg:ident = $file:literal) => {
+        shader!(
+            #[doc = concat!("`shaders/", $file, ".wgsl` with row sums through workgroup memory.")]
+            $plain = $file,
+            ["norm_common", $file, "norm_reduce"],
+            crate::gpu::Variants::Listed(NORM_VARIANTS),
+            false
+        );
+        shader!(
+            #[doc = concat!("`shaders/", $file, ".wgsl` with row sums as subgroup operations.")]
+            $sg = concat!($file, "_sg"),
+            ["norm_common", $file, "norm_reduce_sg"],
+            crate::gpu::Variants::Listed(NORM_SG_VARIANTS),
+            true
+        );
+    };
+}
+
+row_shader!(RMS_NORM_SHADER, RMS_NORM_SG = "rms_norm");
+row_shader!(LAYER_NORM_SHADER, LAYER_NORM_SG = "layer_norm");
+row_shader!(SOFTMAX_SHADER, SOFTMAX_SG = "softmax");
+row_shader!(ROW_SUMS_SHADER, ROW_SUMS_SG = "row_sums");
+
+/// Each row-kernel shader with its subgroup build.
+const SUBGROUP_BUILDS: [(&crate::gpu::Shader, &crate::gpu::Shader); 4] = [
+    (&RMS_NORM_SHADER, &RMS_NORM_SG),
+    (&LAYER_NORM_SHADER, &LAYER_NORM_SG),
+    (&SOFTMAX_SHADER, &SOFTMAX_SG),
+    (&ROW_SUMS_SHADER, &ROW_SUMS_SG),
+];
+
+/// The subgroup build of a row-kernel shader of this family.
+pub(crate) fn subgroup_build(shader: &crate::gpu::Shader) -> Option<&'static crate::gpu::Shader> {
+    SUBGROUP_BUILDS
+        .iter()
+        .find(|(plain, _)| std::ptr::eq(*plain, shader))
+        .map(|(_, sg)| *sg)
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
-pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&NORM, &NORM_SG];
+pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[
+    &RMS_NORM_SHADER,
+    &RMS_NORM_SG,
+    &LAYER_NORM_SHADER,
+    &LAYER_NORM_SG,
+    &SOFTMAX_SHADER,
+    &SOFTMAX_SG,
+    &ROW_SUMS_SHADER,
+    &ROW_SUMS_SG,
+];
 
-/// Define sets of `shaders/norm.wgsl` the runtime uses (validated by naga): threads per row
+/// Define sets of the row-kernel shaders the runtime uses (validated by naga): threads per row
 /// (CPU, GPU) times the element width.
 pub const NORM_VARIANTS: &[&[(&str, u32)]] = &[
     &[ROW_WG_CPU_DEFINE, (VEC, 1)],
@@ -41,7 +77,7 @@ pub const NORM_VARIANTS: &[&[(&str, u32)]] = &[
     &[ROW_WG_GPU_DEFINE, (VEC, 1)],
     &[ROW_WG_GPU_DEFINE, (VEC, 4)],
 ];
-/// Define sets of the subgroup-reduction build of `shaders/norm.wgsl` (CPU adapters only).
+/// Define sets of the subgroup-reduction builds of the row-kernel shaders (CPU adapters only).
 pub const NORM_SG_VARIANTS: &[&[(&str, u32)]] = &[
     &[ROW_WG_CPU_DEFINE, (VEC, 1)],
     &[ROW_WG_CPU_DEFINE, (VEC, 4)],
@@ -54,7 +90,7 @@ const ROW_WG_CPU_DEFINE: (&str, u32) = ("ROW_WG", ROW_WG_CPU);
 const ROW_WG_GPU_DEFINE: (&str, u32) = ("ROW_WG", 64);
 
 uniform! {
-    /// The uniform of `norm.wgsl`.
+    /// The uniform of the row-kernel shaders (`norm_common.wgsl`).
     struct Params {
         /// Rows (row kernels) or threads (element kernels).
         rows: u32,
@@ -68,17 +104,23 @@ uniform! {
     }
 }
 
-kernels! { NORM_KERNELS = NORM, Params;
+kernels! { RMS_NORM_KERNELS = RMS_NORM_SHADER, Params;
     RMS_NORM = "rms_norm", [rw, rw, r, r];
-    LAYER_NORM = "layer_norm", [rw, rw, rw, r, r, r];
     RMS_NORM_BACKWARD = "rms_norm_backward", [rw, r, r, r, r];
+    RMS_PARAM_GRAD = "rms_param_grad", [rw, r, skip, r, r];
+}
+kernels! { LAYER_NORM_KERNELS = LAYER_NORM_SHADER, Params;
+    LAYER_NORM = "layer_norm", [rw, rw, rw, r, r, r];
     LAYER_NORM_BACKWARD = "layer_norm_backward", [rw, r, r, r, r, r];
-    RMS_PARAM_GRAD = "rms_param_grad", [rw, r, r, r];
-    LN_PARAM_GRAD = "ln_param_grad", [rw, rw, r, r, r, r];
-    COL_SUM = "col_sum", [rw, r];
-    ROW_SUM = "row_sum", [rw, r];
+    LN_PARAM_GRAD = "ln_param_grad", [rw, r, skip, r, r, r, rw];
+}
+kernels! { SOFTMAX_KERNELS = SOFTMAX_SHADER, Params;
     SOFTMAX = "softmax", [rw, r];
     SOFTMAX_BACKWARD = "softmax_backward", [rw, r, r];
+}
+kernels! { ROW_SUMS_KERNELS = ROW_SUMS_SHADER, Params;
+    COL_SUM = "col_sum", [rw, r];
+    ROW_SUM = "row_sum", [rw, r];
 }
 
 /// The uniform of a norm kernel.
@@ -129,9 +171,12 @@ fn row_dispatch(
     let gpu = tensors[0].gpu();
     let defines = defines(gpu, width);
     let groups = rows as u32;
-    if gpu.is_cpu() && gpu.has_subgroups(ROW_WG_CPU) {
+    if let (true, Some(sg)) = (
+        gpu.is_cpu() && gpu.has_subgroups(ROW_WG_CPU),
+        subgroup_build(kernel.shader),
+    ) {
         let kernel = Kernel {
-            shader: &NORM_SG,
+            shader: sg,
             ..*kernel
         };
         return gpu.dispatch_groups(&kernel, &defines, tensors, &p, groups);
@@ -315,7 +360,7 @@ pub fn layer_norm_backward(
     let db_part = Tensor::empty(x.gpu(), &[chunks, d], DType::F32)?;
     item_dispatch(
         &LN_PARAM_GRAD,
-        &[&dw_part, &db_part, x, mean, rstd, dy],
+        &[&dw_part, x, mean, rstd, dy, &db_part],
         params(chunks * d, d, 0.0, ch, rows),
         chunks * d,
     )?;
@@ -368,4 +413,10 @@ pub fn softmax_backward(y: &Tensor, dy: &Tensor) -> Result<Tensor> {
 
 /// Every kernel this family declares, for the binding contract test.
 #[cfg(test)]
-pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[NORM_KERNELS, row_stats::ROW_STATS_KERNELS];
+pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[
+    RMS_NORM_KERNELS,
+    LAYER_NORM_KERNELS,
+    SOFTMAX_KERNELS,
+    ROW_SUMS_KERNELS,
+    row_stats::ROW_STATS_KERNELS,
+];

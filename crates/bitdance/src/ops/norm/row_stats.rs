@@ -1,11 +1,11 @@
 //! Per-row mean and unbiased standard deviation (AdaptiveGroupNorm's latent statistics),
 //! forward and backward.
 
-use super::NORM;
+use super::ROW_SUMS_SHADER;
 use super::{check_len, item_dispatch, params, row_dispatch, rows_of, Params};
 use crate::{DType, Result, Tensor};
 
-kernels! { ROW_STATS_KERNELS = NORM, Params;
+kernels! { ROW_STATS_KERNELS = ROW_SUMS_SHADER, Params;
     ROW_STATS = "row_stats", [rw, rw, r];
     ROW_STATS_BACKWARD = "row_stats_backward", [rw, r, r, r, r, r];
 }

@@ -1,0 +1,83 @@
+// LayerNorm over rows of V elements: forward, input gradient and the partial sums of the weight
+// and bias gradients. Appended to norm_common.wgsl. ln_param_grad is an element kernel over
+// scalars: it is only dispatched at VEC = 1 (where V is f32); it leaves binding 3 (saved_w)
+// unused and writes db_partial at binding 7, so that the saved values keep the backward's
+// binding numbers.
+
+@group(0) @binding(1) var<storage, read_write> y: array<V>;            // layer_norm
+@group(0) @binding(1) var<storage, read_write> dx: array<V>;           // layer_norm_backward
+@group(0) @binding(1) var<storage, read_write> dw_partial: array<f32>; // ln_param_grad
+@group(0) @binding(2) var<storage, read_write> mean_out: array<f32>;   // layer_norm
+@group(0) @binding(2) var<storage, read> saved_x: array<V>;            // layer_norm_backward, ln_param_grad
+@group(0) @binding(3) var<storage, read_write> rstd_out: array<f32>;   // layer_norm
+@group(0) @binding(3) var<storage, read> saved_w: array<V>;            // layer_norm_backward
+@group(0) @binding(4) var<storage, read> x: array<V>;                  // layer_norm
+@group(0) @binding(4) var<storage, read> saved_mean: array<f32>;       // layer_norm_backward, ln_param_grad
+@group(0) @binding(5) var<storage, read> w: array<V>;                  // layer_norm
+@group(0) @binding(5) var<storage, read> saved_rstd: array<f32>;       // layer_norm_backward, ln_param_grad
+@group(0) @binding(6) var<storage, read> b: array<V>;                  // layer_norm
+@group(0) @binding(6) var<storage, read> dy: array<V>;                 // layer_norm_backward, ln_param_grad
+@group(0) @binding(7) var<storage, read_write> db_partial: array<f32>; // ln_param_grad
+
+// y = (x - mean) * rstd * w + b: x, y [rows, d], w, b [d]; mean_out, rstd_out [rows].
+@compute @workgroup_size(ROW_WG)
+fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let n = params.d;
+    let base = row * n;
+    var s = V(0.0);
+    for (var j = lid; j < n; j += ROW_WG) { s += x[base + j]; }
+    let mean = sum_a(lid, hsum(s)) / f32(n * VEC);
+    var ss = 0.0;
+    for (var j = lid; j < n; j += ROW_WG) { let v = x[base + j] - mean; ss += hsum(v * v); }
+    let r = inverseSqrt(sum_b(lid, ss) / f32(n * VEC) + params.eps);
+    for (var j = lid; j < n; j += ROW_WG) { y[base + j] = (x[base + j] - mean) * r * w[j] + b[j]; }
+    if lid == 0u { mean_out[row] = mean; rstd_out[row] = r; }
+}
+
+// dx = r * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w, xhat = (x - mean) * r.
+// Inputs: saved_x [rows, d], saved_w [d], saved_mean and saved_rstd [rows], dy [rows, d].
+@compute @workgroup_size(ROW_WG)
+fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(wid, nwg);
+    if row >= params.rows { return; }
+    let base = row * params.d;
+    let mu = saved_mean[row];
+    let r = saved_rstd[row];
+    var sg = V(0.0);
+    var sgx = 0.0;
+    for (var j = lid; j < params.d; j += ROW_WG) {
+        let g = dy[base + j] * saved_w[j];
+        sg += g;
+        sgx += hsum(g * (saved_x[base + j] - mu)) * r;
+    }
+    let m = sum_ab(lid, hsum(sg), sgx) / f32(params.d * VEC);
+    for (var j = lid; j < params.d; j += ROW_WG) {
+        let xhat = (saved_x[base + j] - mu) * r;
+        dx[base + j] = r * (dy[base + j] * saved_w[j] - m.x - xhat * m.y);
+    }
+}
+
+// Partial column sums over chunks of `aux` rows: dw_partial[chunk, j] = sum dy * xhat,
+// db_partial[chunk, j] = sum dy. params.rows = chunks * d threads, params.total = rows.
+@compute @workgroup_size(256)
+fn ln_param_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let id = linear_id(gid, nwg);
+    if id >= params.rows { return; }
+    let d = params.d;
+    let chunk = id / d;
+    let j = id % d;
+    let end = min(params.total, (chunk + 1u) * params.aux);
+    var sw = 0.0;
+    var sb = 0.0;
+    for (var r = chunk * params.aux; r < end; r++) {
+        let g = dy[r * d + j];
+        sw += hsum(g * (saved_x[r * d + j] - saved_mean[r])) * saved_rstd[r];
+        sb += hsum(g);
+    }
+    dw_partial[id] = sw;
+    db_partial[id] = sb;
+}

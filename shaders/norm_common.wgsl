@@ -1,0 +1,34 @@
+// What the row-wise kernels (rms_norm.wgsl, layer_norm.wgsl, softmax.wgsl, row_sums.wgsl,
+// norm_param_grad.wgsl) share: their uniform and how a thread finds its row or item. Each of
+// those files is built as norm_common + the file + a reduction file.
+//
+// Binding convention: outputs first (read_write), then inputs (read). Within one file, names
+// that share a binding number belong to different entry points (listed beside each); a
+// backward kernel reads the forward's saved values (saved_*) and the output gradient (d*).
+// Row kernels run one workgroup of ROW_WG threads per row: row = wid.x + wid.y * nwg.x.
+// ROW_WG is a define (8 on CPU adapters, where fewer invocations per barrier win; 64 on GPUs).
+// The row reductions sum_a, sum_b, sum_ab and max_a come from the appended reduction file:
+// norm_reduce.wgsl (workgroup memory and a barrier) or norm_reduce_sg.wgsl (subgroup
+// operations, for CPU adapters whose subgroups hold a whole ROW_WG row).
+// Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
+// VEC (1 or 4) is the element width of the row kernels: V is f32 or vec4<f32> (vec4s when the
+// row length is a multiple of 4: a quarter of the loads); params.d counts V elements, and the
+// row kernels walk a row as params.d elements of V, each lane striding by ROW_WG.
+
+struct Params {
+    rows: u32,   // rows (row kernels) or threads (element kernels)
+    d: u32,      // row length, in V elements
+    eps: f32,
+    aux: u32,    // rows per chunk (param grads)
+    total: u32,  // rows of the input of the param-grad and column-sum kernels
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+
+fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wid.x + wid.y * nwg.x;
+}
+
+fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * 256u;
+}
