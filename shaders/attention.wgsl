@@ -101,6 +101,82 @@ fn query_row(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> QueryRow {
     );
 }
 
+// The query row `row` times params.scale, into q.
+fn load_scaled_query(q: ptr<function, array<vec4<f32>, D4>>, row: u32) {
+    for (var d = 0u; d < D4; d++) {
+        (*q)[d] = q_r[row * D4 + d] * params.scale;
+    }
+}
+
+// The query row `row` times params.scale into q and its output gradient into g; returns
+// dvec = rowsum(dout * out) of that row.
+fn load_query_and_grad(
+    q: ptr<function, array<vec4<f32>, D4>>,
+    g: ptr<function, array<vec4<f32>, D4>>,
+    row: u32,
+) -> f32 {
+    var dvec = 0.0;
+    for (var d = 0u; d < D4; d++) {
+        (*q)[d] = q_r[row * D4 + d] * params.scale;
+        (*g)[d] = do_r[row * D4 + d];
+        dvec += dot((*g)[d], o_r[row * D4 + d]);
+    }
+    return dvec;
+}
+
+// Writes a query's results when its row lies inside the head: out_w = acc * factor and
+// row_w = value (attn_fwd: the output and the log-sum-exp; attn_dq: dq and dvec).
+fn store_query(qr: QueryRow, acc: ptr<function, array<vec4<f32>, D4>>, factor: f32, value: f32) {
+    if qr.i < params.tq {
+        for (var d = 0u; d < D4; d++) {
+            out_w[qr.row * D4 + d] = (*acc)[d] * factor;
+        }
+        row_w[qr.row] = value;
+    }
+}
+
+// A key invocation's place: head bh of its tile of WG keys, its key j (row: clamped below
+// kv_len, as the vec4 index of its start; live: j < kv_len), the first query that sees it
+// and the first query its whole tile needs (workgroup-uniform).
+struct KeyRow {
+    bh: u32,
+    j: u32,
+    row: u32,
+    live: bool,
+    i_first: u32,
+    i_start: u32,
+}
+
+fn key_row(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> KeyRow {
+    let tile = tile_of(wid, nwg, params.tk_cap);
+    let j = tile.y + lid;
+    let jc = min(j, params.kv_len - 1u);
+    var i_start = params.tq;
+    if tile.y < params.kv_len {
+        i_start = min(first_query(tile.y), params.tq);
+    }
+    return KeyRow(tile.x, j, (tile.x * params.tk_cap + jc) * D4, j < params.kv_len, first_query(jc), i_start);
+}
+
+// The key row times params.scale into k and the value row into v.
+fn load_key_value(kr: KeyRow, k: ptr<function, array<vec4<f32>, D4>>, v: ptr<function, array<vec4<f32>, D4>>) {
+    for (var d = 0u; d < D4; d++) {
+        (*k)[d] = k_r[kr.row + d] * params.scale;
+        (*v)[d] = v_r[kr.row + d];
+    }
+}
+
+// Writes a key's gradients (scale * dk into out_w, dv into dv_w) when it lies inside the cache.
+fn store_key(kr: KeyRow, dk: ptr<function, array<vec4<f32>, D4>>, dv: ptr<function, array<vec4<f32>, D4>>) {
+    if kr.j < params.tk_cap {
+        let w = (kr.bh * params.tk_cap + kr.j) * D4;
+        for (var d = 0u; d < D4; d++) {
+            out_w[w + d] = (*dk)[d] * params.scale;
+            dv_w[w + d] = (*dv)[d];
+        }
+    }
+}
+
 // Forward: online softmax over keys, four at a time (one rescale per four keys).
 @compute @workgroup_size(WG)
 fn attn_fwd(
@@ -112,19 +188,13 @@ fn attn_fwd(
     if qr.bh >= params.bh {
         return;
     }
-    let bh = qr.bh;
-    let i = qr.i;
-    let row = qr.row;
-    let n = qr.n;
-    let n_max = qr.n_max;
     var q: array<vec4<f32>, D4>;
-    for (var d = 0u; d < D4; d++) {
-        q[d] = q_r[row * D4 + d] * params.scale;
-    }
+    load_scaled_query(&q, qr.row);
     var acc: array<vec4<f32>, D4>;
     var m = NEG;
     var l = 0.0;
-    let kb = bh * params.tk_cap;
+    let kb = qr.bh * params.tk_cap;
+    let n_max = qr.n_max;
     for (var j = 0u; j < n_max; j += 4u) {
         let r0 = (kb + j) * D4;
         let r1 = (kb + min(j + 1u, n_max - 1u)) * D4;
@@ -139,7 +209,7 @@ fn attn_fwd(
                 dot(q[d], k_r[r3 + d]),
             );
         }
-        s = select(vec4<f32>(NEG), s, vec4<u32>(j, j + 1u, j + 2u, j + 3u) < vec4<u32>(n));
+        s = select(vec4<f32>(NEG), s, vec4<u32>(j, j + 1u, j + 2u, j + 3u) < vec4<u32>(qr.n));
         let mx = max(m, max(max(s.x, s.y), max(s.z, s.w)));
         let c = exp(m - mx);
         let p = exp(s - vec4<f32>(mx));
@@ -150,13 +220,7 @@ fn attn_fwd(
         }
         m = mx;
     }
-    if i < params.tq {
-        let inv = 1.0 / l;
-        for (var d = 0u; d < D4; d++) {
-            out_w[row * D4 + d] = acc[d] * inv;
-        }
-        row_w[row] = m + log(l);
-    }
+    store_query(qr, &acc, 1.0 / l, m + log(l));
 }
 
 // Backward, per query: dvec = rowsum(dout * out) (written for attn_dkv), and
@@ -171,23 +235,13 @@ fn attn_dq(
     if qr.bh >= params.bh {
         return;
     }
-    let bh = qr.bh;
-    let i = qr.i;
-    let row = qr.row;
-    let n = qr.n;
-    let n_max = qr.n_max;
     var q: array<vec4<f32>, D4>;
     var g: array<vec4<f32>, D4>;
-    var dvec = 0.0;
-    for (var d = 0u; d < D4; d++) {
-        q[d] = q_r[row * D4 + d] * params.scale;
-        g[d] = do_r[row * D4 + d];
-        dvec += dot(g[d], o_r[row * D4 + d]);
-    }
-    let lse = lse_r[row];
+    let dvec = load_query_and_grad(&q, &g, qr.row);
+    let lse = lse_r[qr.row];
     var acc: array<vec4<f32>, D4>;
-    let kb = bh * params.tk_cap;
-    for (var j = 0u; j < n_max; j++) {
+    let kb = qr.bh * params.tk_cap;
+    for (var j = 0u; j < qr.n_max; j++) {
         let r = (kb + j) * D4;
         var s = 0.0;
         var dp = 0.0;
@@ -195,18 +249,13 @@ fn attn_dq(
             s += dot(q[d], k_r[r + d]);
             dp += dot(g[d], v_r[r + d]);
         }
-        let p = select(0.0, exp(s - lse), j < n);
+        let p = select(0.0, exp(s - lse), j < qr.n);
         let ds = p * (dp - dvec);
         for (var d = 0u; d < D4; d++) {
             acc[d] += ds * k_r[r + d];
         }
     }
-    if i < params.tq {
-        for (var d = 0u; d < D4; d++) {
-            out_w[row * D4 + d] = acc[d] * params.scale;
-        }
-        row_w[row] = dvec;
-    }
+    store_query(qr, &acc, params.scale, dvec);
 }
 
 // Backward, per key j (all tk_cap rows; rows at or past kv_len get zeros):
@@ -217,30 +266,17 @@ fn attn_dkv(
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let tile = tile_of(wid, nwg, params.tk_cap);
-    let bh = tile.x;
-    if bh >= params.bh {
+    let kr = key_row(wid, nwg, lid);
+    if kr.bh >= params.bh {
         return;
     }
-    let j = tile.y + lid;
-    let jc = min(j, params.kv_len - 1u);
-    let live = j < params.kv_len;
-    let i_first = first_query(jc);
-    var i_start = params.tq;
-    if tile.y < params.kv_len {
-        i_start = min(first_query(tile.y), params.tq);
-    }
-    let kr = (bh * params.tk_cap + jc) * D4;
     var k: array<vec4<f32>, D4>;
     var v: array<vec4<f32>, D4>;
-    for (var d = 0u; d < D4; d++) {
-        k[d] = k_r[kr + d] * params.scale;
-        v[d] = v_r[kr + d];
-    }
+    load_key_value(kr, &k, &v);
     var dk: array<vec4<f32>, D4>;
     var dv: array<vec4<f32>, D4>;
-    let qb = bh * params.tq;
-    for (var i = i_start; i < params.tq; i++) {
+    let qb = kr.bh * params.tq;
+    for (var i = kr.i_start; i < params.tq; i++) {
         let r = (qb + i) * D4;
         var s = 0.0;
         var dp = 0.0;
@@ -248,18 +284,12 @@ fn attn_dkv(
             s += dot(q_r[r + d], k[d]);
             dp += dot(do_r[r + d], v[d]);
         }
-        let p = select(0.0, exp(s - lse_r[qb + i]), live && i >= i_first);
+        let p = select(0.0, exp(s - lse_r[qb + i]), kr.live && i >= kr.i_first);
         let ds = p * (dp - dvec_r[qb + i]);
         for (var d = 0u; d < D4; d++) {
             dv[d] += p * do_r[r + d];
             dk[d] += ds * q_r[r + d];
         }
     }
-    if j < params.tk_cap {
-        let w = (bh * params.tk_cap + j) * D4;
-        for (var d = 0u; d < D4; d++) {
-            out_w[w + d] = dk[d] * params.scale;
-            dv_w[w + d] = dv[d];
-        }
-    }
+    store_key(kr, &dk, &dv);
 }
