@@ -70,9 +70,16 @@ fn first_query(j: u32) -> u32 {
     return 0u;
 }
 
+// The builtins every attention kernel reads: its lane in the workgroup and the workgroup's place.
+struct Tile {
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+}
+
 // (head index bh, first row) of this workgroup's tile of WG rows out of `rows` per head.
-fn tile_of(wid: vec3<u32>, nwg: vec3<u32>, rows: u32) -> vec2<u32> {
-    let w = wid.x + wid.y * nwg.x;
+fn tile_of(at: Tile, rows: u32) -> vec2<u32> {
+    let w = at.wid.x + at.wid.y * at.nwg.x;
     let tiles = (rows + WG - 1u) / WG;
     return vec2<u32>(w / tiles, (w % tiles) * WG);
 }
@@ -88,13 +95,13 @@ struct QueryRow {
     n_max: u32,
 }
 
-fn query_row(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> QueryRow {
-    let tile = tile_of(wid, nwg, params.tq);
-    let ic = min(tile.y + lid, params.tq - 1u);
+fn query_row(at: Tile) -> QueryRow {
+    let tile = tile_of(at, params.tq);
+    let ic = min(tile.y + at.lid, params.tq - 1u);
     let last = min(tile.y + WG - 1u, params.tq - 1u);
     return QueryRow(
         tile.x,
-        tile.y + lid,
+        tile.y + at.lid,
         tile.x * params.tq + ic,
         visible_end(params.q_offset + ic),
         visible_end(params.q_offset + last),
@@ -147,9 +154,9 @@ struct KeyRow {
     i_start: u32,
 }
 
-fn key_row(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> KeyRow {
-    let tile = tile_of(wid, nwg, params.tk_cap);
-    let j = tile.y + lid;
+fn key_row(at: Tile) -> KeyRow {
+    let tile = tile_of(at, params.tk_cap);
+    let j = tile.y + at.lid;
     let jc = min(j, params.kv_len - 1u);
     var i_start = params.tq;
     if tile.y < params.kv_len {
@@ -179,12 +186,8 @@ fn store_key(kr: KeyRow, dk: ptr<function, array<vec4<f32>, D4>>, dv: ptr<functi
 
 // Forward: online softmax over keys, four at a time (one rescale per four keys).
 @compute @workgroup_size(WG)
-fn attn_fwd(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let qr = query_row(wid, nwg, lid);
+fn attn_fwd(at: Tile) {
+    let qr = query_row(at);
     if qr.bh >= params.bh {
         return;
     }
@@ -226,12 +229,8 @@ fn attn_fwd(
 // Backward, per query: dvec = rowsum(dout * out) (written for attn_dkv), and
 // dq = scale * sum_j p_ij (dout_i . v_j - dvec_i) k_j.
 @compute @workgroup_size(WG)
-fn attn_dq(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let qr = query_row(wid, nwg, lid);
+fn attn_dq(at: Tile) {
+    let qr = query_row(at);
     if qr.bh >= params.bh {
         return;
     }
@@ -261,12 +260,8 @@ fn attn_dq(
 // Backward, per key j (all tk_cap rows; rows at or past kv_len get zeros):
 // dv = sum_i p_ij dout_i, dk = scale * sum_i p_ij (dout_i . v_j - dvec_i) q_i.
 @compute @workgroup_size(WG)
-fn attn_dkv(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let kr = key_row(wid, nwg, lid);
+fn attn_dkv(at: Tile) {
+    let kr = key_row(at);
     if kr.bh >= params.bh {
         return;
     }

@@ -58,13 +58,8 @@ fn below8(first: u32, end: u32) -> array<vec4<bool>, 2> {
 }
 
 @compute @workgroup_size(WG)
-fn attn_fwd_sg(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let qr = query_row(wid, nwg, lid);
+fn attn_fwd_sg(at: Tile, @builtin(subgroup_invocation_id) lane: u32) {
+    let qr = query_row(at);
     if qr.bh >= params.bh {
         return;
     }
@@ -97,13 +92,8 @@ fn attn_fwd_sg(
 }
 
 @compute @workgroup_size(WG)
-fn attn_dq_sg(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let qr = query_row(wid, nwg, lid);
+fn attn_dq_sg(at: Tile, @builtin(subgroup_invocation_id) lane: u32) {
+    let qr = query_row(at);
     if qr.bh >= params.bh {
         return;
     }
@@ -133,13 +123,8 @@ fn attn_dq_sg(
 }
 
 @compute @workgroup_size(WG)
-fn attn_dkv_sg(
-    @builtin(local_invocation_index) lid: u32,
-    @builtin(subgroup_invocation_id) lane: u32,
-    @builtin(workgroup_id) wid: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-) {
-    let kr = key_row(wid, nwg, lid);
+fn attn_dkv_sg(at: Tile, @builtin(subgroup_invocation_id) lane: u32) {
+    let kr = key_row(at);
     if kr.bh >= params.bh {
         return;
     }

@@ -21,41 +21,39 @@
 
 // y = (x - mean) * rstd * w + b: x, y [rows, d], w, b [d]; mean_out, rstd_out [rows].
 @compute @workgroup_size(ROW_WG)
-fn layer_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_index) lid: u32) {
-    let row = row_id(wid, nwg);
+fn layer_norm(at: RowLane) {
+    let row = row_id(at);
     if row >= params.rows { return; }
     let n = params.d;
     let base = row * n;
     var s = V(0.0);
-    for (var j = lid; j < n; j += ROW_WG) { s += x[base + j]; }
-    let mean = sum_a(lid, hsum(s)) / f32(n * VEC);
+    for (var j = at.lid; j < n; j += ROW_WG) { s += x[base + j]; }
+    let mean = sum_a(at.lid, hsum(s)) / f32(n * VEC);
     var ss = 0.0;
-    for (var j = lid; j < n; j += ROW_WG) { let v = x[base + j] - mean; ss += hsum(v * v); }
-    let r = inverseSqrt(sum_b(lid, ss) / f32(n * VEC) + params.eps);
-    for (var j = lid; j < n; j += ROW_WG) { y[base + j] = (x[base + j] - mean) * r * w[j] + b[j]; }
-    if lid == 0u { mean_out[row] = mean; rstd_out[row] = r; }
+    for (var j = at.lid; j < n; j += ROW_WG) { let v = x[base + j] - mean; ss += hsum(v * v); }
+    let r = inverseSqrt(sum_b(at.lid, ss) / f32(n * VEC) + params.eps);
+    for (var j = at.lid; j < n; j += ROW_WG) { y[base + j] = (x[base + j] - mean) * r * w[j] + b[j]; }
+    if at.lid == 0u { mean_out[row] = mean; rstd_out[row] = r; }
 }
 
 // dx = r * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w, xhat = (x - mean) * r.
 // Inputs: saved_x [rows, d], saved_w [d], saved_mean and saved_rstd [rows], dy [rows, d].
 @compute @workgroup_size(ROW_WG)
-fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-                       @builtin(local_invocation_index) lid: u32) {
-    let row = row_id(wid, nwg);
+fn layer_norm_backward(at: RowLane) {
+    let row = row_id(at);
     if row >= params.rows { return; }
     let base = row * params.d;
     let mu = saved_mean[row];
     let r = saved_rstd[row];
     var sg = V(0.0);
     var sgx = 0.0;
-    for (var j = lid; j < params.d; j += ROW_WG) {
+    for (var j = at.lid; j < params.d; j += ROW_WG) {
         let g = dy[base + j] * saved_w[j];
         sg += g;
         sgx += hsum(g * (saved_x[base + j] - mu)) * r;
     }
-    let m = sum_ab(lid, hsum(sg), sgx) / f32(params.d * VEC);
-    for (var j = lid; j < params.d; j += ROW_WG) {
+    let m = sum_ab(at.lid, hsum(sg), sgx) / f32(params.d * VEC);
+    for (var j = at.lid; j < params.d; j += ROW_WG) {
         let xhat = (saved_x[base + j] - mu) * r;
         dx[base + j] = r * (dy[base + j] * saved_w[j] - m.x - xhat * m.y);
     }
@@ -64,8 +62,8 @@ fn layer_norm_backward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workg
 // Partial column sums over chunks of `aux` rows: dw_partial[chunk, j] = sum dy * xhat,
 // db_partial[chunk, j] = sum dy. params.rows = chunks * d threads, params.total = rows.
 @compute @workgroup_size(256)
-fn ln_param_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = linear_id(gid, nwg);
+fn ln_param_grad(at: Item) {
+    let id = linear_id(at);
     if id >= params.rows { return; }
     let d = params.d;
     let chunk = id / d;

@@ -25,10 +25,23 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 
-fn row_id(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.x + wid.y * nwg.x;
+// The builtins of a row kernel: its lane and its workgroup's place.
+struct RowLane {
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
 }
 
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
+// The builtins of an element kernel.
+struct Item {
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+}
+
+fn row_id(at: RowLane) -> u32 {
+    return at.wid.x + at.wid.y * at.nwg.x;
+}
+
+fn linear_id(at: Item) -> u32 {
+    return at.gid.x + at.gid.y * at.nwg.x * 256u;
 }
