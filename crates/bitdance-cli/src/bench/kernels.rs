@@ -4,7 +4,7 @@
 //! repeated runs. Both sides are credited with the same FLOP count, so the ratio is a ratio of
 //! times.
 
-use bitdance::ops::{self, AttentionMask, MatmulConfig};
+use bitdance::ops::{self, AttentionMask, AttentionSpan, MatmulConfig};
 use bitdance::rng::Rng;
 use bitdance::{Gpu, Tensor};
 
@@ -106,7 +106,12 @@ pub fn attention(gpu: &Gpu, repeats: usize, out: &mut Report) -> anyhow::Result<
         let scale = 1.0 / (d as f32).sqrt();
         let gpu_t = measure_calls(repeats, RUN_S, |calls| {
             for _ in 0..calls {
-                ops::attention(&q, &k, &v, tk, tk - tq, AttentionMask::Causal, scale)?;
+                ops::attention(
+                    &q,
+                    &k,
+                    &v,
+                    AttentionSpan::all_keys(tk, tq, AttentionMask::Causal, scale),
+                )?;
             }
             Ok(gpu.synchronize()?)
         })?;

@@ -4,7 +4,7 @@
 //! the attention, so a cached decoding step and a full-sequence pass run the same code.
 
 use crate::autograd::{Tape, Var};
-use crate::ops::{self, AttentionMask, RopeTable};
+use crate::ops::{self, AttentionMask, AttentionSpan, RopeTable};
 use crate::{Error, Result, Tensor};
 
 /// Keys and values of one layer's cache ([B, H, capacity, D] each) and the position at which
@@ -166,14 +166,15 @@ impl Graph for Eager {
         let n = q.shape().get(2).copied().unwrap_or(0);
         let out = match cache {
             None => {
-                let kv_len = k.shape().get(2).copied().unwrap_or(0);
-                ops::attention(q, k, v, kv_len, kv_len.saturating_sub(n), mask, scale)?
+                let tk = k.shape().get(2).copied().unwrap_or(0);
+                ops::attention(q, k, v, AttentionSpan::all_keys(tk, n, mask, scale))?
             }
             Some(slot) => {
                 ops::kv_cache_write(slot.keys, k, slot.start)?;
                 ops::kv_cache_write(slot.values, v, slot.start)?;
                 let filled = slot.start + n;
-                ops::attention(q, slot.keys, slot.values, filled, slot.start, mask, scale)?
+                let span = AttentionSpan::new(filled, slot.start, mask, scale);
+                ops::attention(q, slot.keys, slot.values, span)?
             }
         };
         Ok(out.0)

@@ -3,8 +3,7 @@
 //! the head layout helpers and their backwards.
 
 use crate::conformance::{Checker, TOL, TOL_GRAD, TOL_LONG};
-use crate::ops::attention::{attention_backward_wg, attention_wg};
-use crate::ops::{self, AttentionMask};
+use crate::ops::{self, AttentionMask, AttentionSpan};
 use crate::reference::{self as cpu, finite_difference_vjp, AttentionDims};
 use crate::Result;
 
@@ -46,6 +45,12 @@ fn describe(n: &AttentionDims, mask: AttentionMask) -> String {
 }
 
 /// The row label, naming the workgroup size when forced.
+/// The span of a checked call, at the workgroup size `wg` when one is pinned.
+fn span(n: AttentionDims, mask: AttentionMask, scale: f32, wg: Option<u32>) -> AttentionSpan {
+    let span = AttentionSpan::new(n.kv_len, n.q_offset, mask, scale);
+    wg.map_or(span, |wg| span.with_workgroup(wg))
+}
+
 fn label(s: String, wg: Option<u32>) -> String {
     match wg {
         Some(wg) => format!("{s} wg{wg}"),
@@ -138,10 +143,7 @@ async fn check_forward(
     let (k, kv) = c.randn(&[n.b, n.h, n.tk_cap, n.d])?;
     let (v, vv) = c.randn(&[n.b, n.h, n.tk_cap, n.d])?;
     let (ro, rl) = cpu::attention(&qv, &kv, &vv, n, mask, scale as f64);
-    let (o, l) = match wg {
-        None => ops::attention(&q, &k, &v, n.kv_len, n.q_offset, mask, scale)?,
-        Some(wg) => attention_wg(&q, &k, &v, n.kv_len, n.q_offset, mask, scale, wg)?,
-    };
+    let (o, l) = ops::attention(&q, &k, &v, span(n, mask, scale, wg))?;
     c.compare("attention", s.clone(), Ok(o), &ro, TOL_LONG)
         .await;
     c.compare("attention lse", s, Ok(l), &rl, TOL_LONG).await;
@@ -161,17 +163,9 @@ async fn check_backward(
     let (k, kv) = c.randn(&[n.b, n.h, n.tk_cap, n.d])?;
     let (v, vv) = c.randn(&[n.b, n.h, n.tk_cap, n.d])?;
     let (dout, dov) = c.randn(&[n.b, n.h, n.tq, n.d])?;
-    let (kl, qo) = (n.kv_len, n.q_offset);
-    let (dq, dk, dv) = match wg {
-        None => {
-            let (o, l) = ops::attention(&q, &k, &v, kl, qo, mask, scale)?;
-            ops::attention_backward(&q, &k, &v, &o, &l, &dout, kl, qo, mask, scale)?
-        }
-        Some(wg) => {
-            let (o, l) = attention_wg(&q, &k, &v, kl, qo, mask, scale, wg)?;
-            attention_backward_wg(&q, &k, &v, &o, &l, &dout, kl, qo, mask, scale, wg)?
-        }
-    };
+    let span = span(n, mask, scale, wg);
+    let (o, l) = ops::attention(&q, &k, &v, span)?;
+    let (dq, dk, dv) = ops::attention_backward(&q, &k, &v, &o, &l, &dout, span)?;
     let fq = finite_difference_vjp(|x| cpu::attention(x, &kv, &vv, n, mask, sc).0, &qv, &dov);
     let fk = finite_difference_vjp(|x| cpu::attention(&qv, x, &vv, n, mask, sc).0, &kv, &dov);
     let fv = finite_difference_vjp(|x| cpu::attention(&qv, &kv, x, n, mask, sc).0, &vv, &dov);

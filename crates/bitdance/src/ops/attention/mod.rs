@@ -47,14 +47,6 @@ pub(crate) const WG_CPU: u32 = 8;
 /// Rows per workgroup on GPUs.
 pub(crate) const WG_GPU: u32 = 64;
 
-fn default_wg(gpu: &crate::Gpu) -> u32 {
-    if gpu.is_cpu() {
-        WG_CPU
-    } else {
-        WG_GPU
-    }
-}
-
 /// Largest head dim: D4 = D / 4 runs 1..=32.
 /// Largest head dimension the attention kernels take.
 pub const MAX_HEAD_DIM: usize = 128;
@@ -174,6 +166,52 @@ impl AttentionMask {
     }
 }
 
+/// Which keys the queries of one attention call see, and how their logits are scaled.
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionSpan {
+    /// Keys in use: rows 0..kv_len of k and v (their capacity may be larger: a KV cache).
+    pub kv_len: usize,
+    /// Absolute position of query row 0 (decode: `kv_len - Tq`).
+    pub q_offset: usize,
+    /// Which keys each query position may see.
+    pub mask: AttentionMask,
+    /// Softmax scale applied to q·k.
+    pub scale: f32,
+    /// Rows per workgroup; `None` is the adapter's default (the checks pin each size).
+    workgroup: Option<u32>,
+}
+
+impl AttentionSpan {
+    /// Keys 0..kv_len, query row 0 at position `q_offset`.
+    pub fn new(kv_len: usize, q_offset: usize, mask: AttentionMask, scale: f32) -> Self {
+        Self {
+            kv_len,
+            q_offset,
+            mask,
+            scale,
+            workgroup: None,
+        }
+    }
+
+    /// Every one of the `tk` keys, the `tq` queries being the last positions (no cache).
+    pub fn all_keys(tk: usize, tq: usize, mask: AttentionMask, scale: f32) -> Self {
+        Self::new(tk, tk.saturating_sub(tq), mask, scale)
+    }
+
+    /// The same span run with `wg` rows per workgroup (`WG_CPU` or `WG_GPU`).
+    pub(crate) fn with_workgroup(self, wg: u32) -> Self {
+        Self {
+            workgroup: Some(wg),
+            ..self
+        }
+    }
+
+    fn workgroup_on(&self, gpu: &crate::Gpu) -> u32 {
+        self.workgroup
+            .unwrap_or(if gpu.is_cpu() { WG_CPU } else { WG_GPU })
+    }
+}
+
 /// Sizes of one attention call, read from q [B, H, Tq, D] and k [B, H, Tk_cap, D].
 #[derive(Clone, Copy, Debug)]
 struct Dims {
@@ -237,18 +275,18 @@ fn check_attention(
     })
 }
 
-fn params(dims: Dims, kv_len: usize, q_offset: usize, mask: AttentionMask, scale: f32) -> Params {
-    let [mask_kind, bstart, block] = mask.words();
+fn params(dims: Dims, span: &AttentionSpan) -> Params {
+    let [mask_kind, bstart, block] = span.mask.words();
     Params {
         bh: dims.bh as u32,
         tq: dims.tq as u32,
         tk_cap: dims.tk_cap as u32,
-        kv_len: kv_len as u32,
-        q_offset: q_offset as u32,
+        kv_len: span.kv_len as u32,
+        q_offset: span.q_offset as u32,
         mask_kind,
         bstart,
         block,
-        scale,
+        scale: span.scale,
     }
 }
 
@@ -259,39 +297,20 @@ fn groups(bh: usize, rows: usize, wg: u32) -> u32 {
 
 /// Scaled masked softmax attention over keys 0..kv_len of a (possibly larger, KV-cache) k, v.
 /// q [B, H, Tq, D], k, v [B, H, Tk_cap, D] (D a multiple of 4, at most 128); query row i sits at
-/// position `q_offset + i` (decode: `q_offset = kv_len - Tq`). Returns (out [B, H, Tq, D],
-/// lse [B, H, Tq]), lse being the log-sum-exp of the scaled masked logits (for the backward).
-#[allow(clippy::too_many_arguments)]
+/// position `span.q_offset + i`. Returns (out [B, H, Tq, D], lse [B, H, Tq]), lse being the
+/// log-sum-exp of the scaled masked logits (for the backward).
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    kv_len: usize,
-    q_offset: usize,
-    mask: AttentionMask,
-    scale: f32,
+    span: AttentionSpan,
 ) -> Result<(Tensor, Tensor)> {
-    let wg = default_wg(q.gpu());
-    attention_wg(q, k, v, kv_len, q_offset, mask, scale, wg)
-}
-
-/// `attention` with `wg` rows per workgroup (`WG_CPU` or `WG_GPU`).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attention_wg(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    kv_len: usize,
-    q_offset: usize,
-    mask: AttentionMask,
-    scale: f32,
-    wg: u32,
-) -> Result<(Tensor, Tensor)> {
-    let dims = check_attention("attention", q, k, v, kv_len, mask)?;
+    let dims = check_attention("attention", q, k, v, span.kv_len, span.mask)?;
     let gpu = q.gpu();
+    let wg = span.workgroup_on(gpu);
     let out = Tensor::empty(gpu, q.shape(), DType::F32)?;
     let lse = Tensor::empty(gpu, &q.shape()[..3], DType::F32)?;
-    let p = params(dims, kv_len, q_offset, mask, scale);
+    let p = params(dims, &span);
     let [fwd, _, _] = kernels_for(gpu, wg);
     let defines = [("D4", (dims.d / 4) as u32), ("WG", wg)];
     let tensors = [&out, &lse, q, k, v];
@@ -299,11 +318,10 @@ pub(crate) fn attention_wg(
     Ok((out, lse))
 }
 
-/// Gradients (dq, dk, dv) of `attention` given its inputs, its outputs (out, lse) and dout
-/// [B, H, Tq, D]; dk, dv have k's shape, zero in rows at or past kv_len. Deterministic
-/// (no atomics): one kernel per query for dq (also computing rowsum(dout * out)), one per key
-/// for dk and dv.
-#[allow(clippy::too_many_arguments)]
+/// Gradients (dq, dk, dv) of `attention` given its inputs, its outputs (out, lse), dout
+/// [B, H, Tq, D] and its span; dk, dv have k's shape, zero in rows at or past kv_len.
+/// Deterministic (no atomics): one kernel per query for dq (also computing rowsum(dout * out)),
+/// one per key for dk and dv.
 pub fn attention_backward(
     q: &Tensor,
     k: &Tensor,
@@ -311,32 +329,10 @@ pub fn attention_backward(
     out: &Tensor,
     lse: &Tensor,
     dout: &Tensor,
-    kv_len: usize,
-    q_offset: usize,
-    mask: AttentionMask,
-    scale: f32,
-) -> Result<(Tensor, Tensor, Tensor)> {
-    let wg = default_wg(q.gpu());
-    attention_backward_wg(q, k, v, out, lse, dout, kv_len, q_offset, mask, scale, wg)
-}
-
-/// `attention_backward` with `wg` rows per workgroup (`WG_CPU` or `WG_GPU`).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attention_backward_wg(
-    q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
-    out: &Tensor,
-    lse: &Tensor,
-    dout: &Tensor,
-    kv_len: usize,
-    q_offset: usize,
-    mask: AttentionMask,
-    scale: f32,
-    wg: u32,
+    span: AttentionSpan,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     let op = "attention_backward";
-    let dims = check_attention(op, q, k, v, kv_len, mask)?;
+    let dims = check_attention(op, q, k, v, span.kv_len, span.mask)?;
     check_f32(op, &[("out", out), ("lse", lse), ("dout", dout)])?;
     if out.shape() != q.shape() || dout.shape() != q.shape() || lse.shape() != &q.shape()[..3] {
         return Err(shape_err(
@@ -352,8 +348,9 @@ pub(crate) fn attention_backward_wg(
         ));
     }
     let gpu = q.gpu();
+    let wg = span.workgroup_on(gpu);
     let defines = [("D4", (dims.d / 4) as u32), ("WG", wg)];
-    let p = params(dims, kv_len, q_offset, mask, scale);
+    let p = params(dims, &span);
     let dq = Tensor::empty(gpu, q.shape(), DType::F32)?;
     let dvec = Tensor::empty(gpu, lse.shape(), DType::F32)?;
     let [_, dq_kernel, dkv_kernel] = kernels_for(gpu, wg);

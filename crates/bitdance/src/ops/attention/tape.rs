@@ -2,7 +2,7 @@
 
 use crate::autograd::wrap;
 use crate::autograd::{Tape, Var};
-use crate::ops::{self, AttentionMask};
+use crate::ops::{self, AttentionMask, AttentionSpan};
 use crate::Result;
 
 impl Tape {
@@ -16,17 +16,16 @@ impl Tape {
         scale: f32,
     ) -> Result<Var> {
         let (qv, kv, vv) = (self.value(q), self.value(k), self.value(v));
-        let kv_len = kv.shape().get(2).copied().unwrap_or(0);
-        let q_offset = kv_len.saturating_sub(qv.shape().get(2).copied().unwrap_or(0));
-        let (out, lse) = ops::attention(&qv, &kv, &vv, kv_len, q_offset, mask, scale)?;
+        let tk = kv.shape().get(2).copied().unwrap_or(0);
+        let span =
+            AttentionSpan::all_keys(tk, qv.shape().get(2).copied().unwrap_or(0), mask, scale);
+        let (out, lse) = ops::attention(&qv, &kv, &vv, span)?;
         let ov = out.clone();
         Ok(self.push(
             out,
             &[q, k, v],
             Box::new(move |dy, _| {
-                let (dq, dk, dv) = ops::attention_backward(
-                    &qv, &kv, &vv, &ov, &lse, dy, kv_len, q_offset, mask, scale,
-                )?;
+                let (dq, dk, dv) = ops::attention_backward(&qv, &kv, &vv, &ov, &lse, dy, span)?;
                 Ok(wrap(vec![dq, dk, dv]))
             }),
         ))
