@@ -456,17 +456,7 @@ fn autoencoder_ops() {
     use bitdance::reference::ConvDims;
     for (stride, pad, k) in [(1usize, 1usize, 3usize), (2, 1, 3), (1, 0, 1)] {
         let (b, cin, h, w, cout) = (2, 3, 5, 6, 4);
-        let d = ConvDims {
-            b,
-            cin,
-            h,
-            w,
-            cout,
-            kh: k,
-            kw: k,
-            stride,
-            pad: [pad; 4],
-        };
+        let d = ConvDims::from((b, cin, h, w, cout, k, stride, [pad; 4]));
         check(
             &format!("conv2d s{stride} p{pad} k{k}"),
             &[&[b, cin, h, w], &[cout, cin, k, k], &[cout]],

@@ -2,7 +2,7 @@
 //! matmul kernels: conv2d's input, weight and bias gradients (im2col + matmul + col2im),
 //! and depth_to_space's inverse.
 
-use super::CONV_GRAD;
+use super::{nchw, CONV_GRAD};
 use crate::gpu::Kernel;
 use crate::ops::{matmul, merge_heads, shape_err, Padding};
 use crate::{DType, Result, Tensor};
@@ -43,14 +43,6 @@ uniform! {
     }
 }
 
-fn dims4(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]> {
-    t.expect_dtype(op, what, DType::F32)?;
-    match *t.shape() {
-        [a, b, c, d] => Ok([a, b, c, d]),
-        _ => Err(shape_err(op, format!("{what} {:?} must be 4-D", t.shape()))),
-    }
-}
-
 fn elementwise(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], p: Params) -> Result<()> {
     let mut tensors = vec![out];
     tensors.extend_from_slice(inputs);
@@ -69,9 +61,9 @@ pub fn conv2d_backward(
     pad: Padding,
 ) -> Result<(Tensor, Tensor, Tensor)> {
     const OP: &str = "conv2d_backward";
-    let [b, cin, h, w] = dims4(OP, "x", x)?;
-    let [cout, wcin, kh, kw] = dims4(OP, "weight", weight)?;
-    let [db_, dc, ho, wo] = dims4(OP, "dy", dy)?;
+    let [b, cin, h, w] = nchw(OP, "x", x)?;
+    let [cout, wcin, kh, kw] = nchw(OP, "weight", weight)?;
+    let [db_, dc, ho, wo] = nchw(OP, "dy", dy)?;
     let (hp, wp) = (h + pad.top + pad.bottom, w + pad.left + pad.right);
     if wcin != cin
         || db_ != b
@@ -209,7 +201,7 @@ pub fn conv2d_backward(
 /// The inverse of `depth_to_space` (and its gradient): y [B, C, sH, sW] -> x [B, s²C, H, W].
 pub fn space_to_depth(y: &Tensor, block: usize) -> Result<Tensor> {
     const OP: &str = "space_to_depth";
-    let [b, c, hs, ws] = dims4(OP, "y", y)?;
+    let [b, c, hs, ws] = nchw(OP, "y", y)?;
     if block == 0 || hs % block != 0 || ws % block != 0 {
         return Err(shape_err(
             OP,

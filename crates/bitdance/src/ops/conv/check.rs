@@ -4,33 +4,23 @@
 
 use crate::conformance::{Checker, TOL, TOL_LONG};
 use crate::ops::conv::{conv2d_on, Path};
-use crate::ops::{self, Padding};
-use crate::reference::{self as cpu, ConvDims};
+use crate::ops;
+use crate::reference::{self as cpu, ConvCase, ConvDims};
 use crate::Result;
 
-/// (B, Cin, H, W, Cout, k, stride, padding (top, bottom, left, right), bias).
-type ConvCase = (
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    usize,
-    [usize; 4],
-    bool,
-);
+/// A convolution case and whether it has a bias.
+type BiasedCase = (ConvCase, bool);
 
-const CONVS: &[ConvCase] = &[
-    (2, 5, 9, 11, 7, 3, 1, [1, 1, 1, 1], true),
-    (2, 5, 9, 11, 7, 3, 2, [1, 1, 1, 1], true),
-    (1, 6, 7, 13, 9, 1, 1, [0, 0, 0, 0], false),
-    (2, 5, 9, 11, 7, 1, 2, [0, 0, 0, 0], true),
-    (1, 3, 8, 10, 5, 3, 2, [0, 1, 0, 1], true),
-    (1, 3, 10, 7, 1, 3, 1, [1, 1, 1, 1], false),
-    (1, 67, 6, 5, 13, 3, 1, [1, 1, 1, 1], true),
+const CONVS: &[BiasedCase] = &[
+    ((2, 5, 9, 11, 7, 3, 1, [1, 1, 1, 1]), true),
+    ((2, 5, 9, 11, 7, 3, 2, [1, 1, 1, 1]), true),
+    ((1, 6, 7, 13, 9, 1, 1, [0, 0, 0, 0]), false),
+    ((2, 5, 9, 11, 7, 1, 2, [0, 0, 0, 0]), true),
+    ((1, 3, 8, 10, 5, 3, 2, [0, 1, 0, 1]), true),
+    ((1, 3, 10, 7, 1, 3, 1, [1, 1, 1, 1]), false),
+    ((1, 67, 6, 5, 13, 3, 1, [1, 1, 1, 1]), true),
     // Several output-channel tiles and pixel workgroups of the CPU forms (16 x 16 per lane).
-    (2, 9, 20, 17, 37, 3, 1, [1, 1, 1, 1], true),
+    ((2, 9, 20, 17, 37, 3, 1, [1, 1, 1, 1]), true),
 ];
 
 /// (B, C out, H, W, block).
@@ -62,33 +52,15 @@ fn name(op: &'static str, path: Path) -> &'static str {
     }
 }
 
-async fn check_conv(c: &mut Checker, case: ConvCase, path: Path) -> Result<()> {
-    let (b, cin, h, w, cout, k, stride, pad, has_bias) = case;
-    let d = ConvDims {
-        b,
-        cin,
-        h,
-        w,
-        cout,
-        kh: k,
-        kw: k,
-        stride,
-        pad,
-    };
-    let s = format!(
-        "[{b},{cin},{h},{w}]->{cout} {k}x{k} s{stride} pad{pad:?}{}",
-        if has_bias { " bias" } else { "" }
-    );
+async fn check_conv(c: &mut Checker, (case, has_bias): BiasedCase, path: Path) -> Result<()> {
+    let d = ConvDims::from(case);
+    let (b, cin, h, w, cout, k, stride) = (d.b, d.cin, d.h, d.w, d.cout, d.kh, d.stride);
+    let s = format!("{}{}", d.label(), if has_bias { " bias" } else { "" });
     let (x, xv) = c.randn(&[b, cin, h, w])?;
     let (wt, wv) = c.randn(&[cout, cin, k, k])?;
     let (bt, bv) = c.randn(&[cout])?;
     let r = cpu::conv2d(&xv, &wv, has_bias.then_some(bv.as_slice()), d);
-    let padding = Padding {
-        top: pad[0],
-        bottom: pad[1],
-        left: pad[2],
-        right: pad[3],
-    };
+    let padding = d.padding();
     let y = if path == Path::Auto {
         ops::conv2d_padded(&x, &wt, has_bias.then_some(&bt), stride, padding)
     } else {

@@ -4,12 +4,9 @@
 //! and space_to_depth as depth_to_space's adjoint.
 
 use crate::conformance::{Checker, TOL, TOL_GRAD};
-use crate::ops::{self, Padding};
-use crate::reference::{self as cpu, finite_difference_vjp as fd_vjp, ConvDims};
+use crate::ops;
+use crate::reference::{self as cpu, finite_difference_vjp as fd_vjp, ConvCase, ConvDims};
 use crate::Result;
-
-/// (B, Cin, H, W, Cout, k, stride, padding (top, bottom, left, right)).
-type ConvCase = (usize, usize, usize, usize, usize, usize, usize, [usize; 4]);
 
 const CONVS: &[ConvCase] = &[
     (2, 3, 5, 7, 4, 3, 1, [1, 1, 1, 1]),
@@ -37,31 +34,15 @@ pub(crate) async fn run(c: &mut Checker) {
 }
 
 async fn check_conv(c: &mut Checker, case: ConvCase) -> Result<()> {
-    let (b, cin, h, w, cout, k, stride, pad) = case;
-    let d = ConvDims {
-        b,
-        cin,
-        h,
-        w,
-        cout,
-        kh: k,
-        kw: k,
-        stride,
-        pad,
-    };
+    let d = ConvDims::from(case);
+    let (b, cin, h, w, cout, k, stride) = (d.b, d.cin, d.h, d.w, d.cout, d.kh, d.stride);
     let (ho, wo) = d.out_hw();
-    let s = format!("[{b},{cin},{h},{w}]->{cout} {k}x{k} s{stride} pad{pad:?}");
+    let s = d.label();
     let (x, xv) = c.randn(&[b, cin, h, w])?;
     let (wt, wv) = c.randn(&[cout, cin, k, k])?;
     let (_, bv) = c.randn(&[cout])?;
     let (dy, dyv) = c.randn(&[b, cout, ho, wo])?;
-    let padding = Padding {
-        top: pad[0],
-        bottom: pad[1],
-        left: pad[2],
-        right: pad[3],
-    };
-    let (dx, dw, db) = ops::conv2d_backward(&x, &wt, &dy, stride, padding)?;
+    let (dx, dw, db) = ops::conv2d_backward(&x, &wt, &dy, stride, d.padding())?;
     let fd = fd_vjp(|x| cpu::conv2d(x, &wv, Some(&bv), d), &xv, &dyv);
     c.compare("conv2d backward dx", s.clone(), Ok(dx), &fd, TOL_GRAD)
         .await;

@@ -144,7 +144,7 @@ uniform! {
 }
 
 /// `[B, C, H, W]` of a rank-4 f32 tensor with no zero dim.
-fn nchw(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]> {
+pub(super) fn nchw(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]> {
     t.expect_dtype(op, what, DType::F32)?;
     match *t.shape() {
         [b, c, h, w] if b * c * h * w > 0 => Ok([b, c, h, w]),

@@ -23,7 +23,47 @@ pub struct ConvDims {
     pub pad: [usize; 4],
 }
 
+/// A checked convolution with a square kernel: (B, Cin, H, W, Cout, k, stride, padding (top,
+/// bottom, left, right)).
+pub type ConvCase = (usize, usize, usize, usize, usize, usize, usize, [usize; 4]);
+
+impl From<ConvCase> for ConvDims {
+    fn from((b, cin, h, w, cout, k, stride, pad): ConvCase) -> Self {
+        Self {
+            b,
+            cin,
+            h,
+            w,
+            cout,
+            kh: k,
+            kw: k,
+            stride,
+            pad,
+        }
+    }
+}
+
 impl ConvDims {
+    /// The padding as the ops take it.
+    pub fn padding(&self) -> crate::ops::Padding {
+        let [top, bottom, left, right] = self.pad;
+        crate::ops::Padding {
+            top,
+            bottom,
+            left,
+            right,
+        }
+    }
+
+    /// `[B,Cin,H,W]->Cout khxkw sS pad[..]`, naming a checked case.
+    pub fn label(&self) -> String {
+        let d = self;
+        format!(
+            "[{},{},{},{}]->{} {}x{} s{} pad{:?}",
+            d.b, d.cin, d.h, d.w, d.cout, d.kh, d.kw, d.stride, d.pad
+        )
+    }
+
     /// Output (height, width).
     pub fn out_hw(&self) -> (usize, usize) {
         let [t, bo, l, r] = self.pad;
