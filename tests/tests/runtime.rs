@@ -143,3 +143,31 @@ fn profiling_times_each_kernel_variant_then_stops() {
     assert!(gpu.stop_profiling().is_empty());
     assert_eq!(z.read_f32().unwrap().len(), 15);
 }
+
+#[test]
+fn row_views_share_storage_when_aligned_and_copy_otherwise() {
+    let gpu = gpu();
+    let align = gpu.limits().min_storage_buffer_offset_alignment as usize / 4;
+    // Rows of `align` floats: every row starts at a bindable offset.
+    let rows = 5;
+    let data: Vec<f32> = (0..rows * align).map(|i| i as f32).collect();
+    let t = Tensor::from_f32(&gpu, &[rows, align], &data).unwrap();
+    let view = t.rows(2, 2).unwrap();
+    assert!(view.same_storage(&t));
+    assert_eq!(view.shape(), &[2, align]);
+    assert_eq!(view.read_f32().unwrap(), data[2 * align..4 * align]);
+    // Kernels read and write through the view; the parent sees the writes.
+    let doubled = ops::add(&view, &view).unwrap();
+    assert_eq!(doubled.read_f32().unwrap()[0], 2.0 * data[2 * align]);
+    view.write_f32(&vec![-1.0; 2 * align]).unwrap();
+    let all = t.read_f32().unwrap();
+    assert!(all[2 * align..4 * align].iter().all(|&v| v == -1.0));
+    assert_eq!(all[..2 * align], data[..2 * align]);
+    assert_eq!(all[4 * align..], data[4 * align..]);
+    // A row of 3 floats cannot start at a bindable offset: the rows come as a copy.
+    let odd = Tensor::from_f32(&gpu, &[4, 3], &data[..12]).unwrap();
+    let copy = odd.rows(1, 2).unwrap();
+    assert!(!copy.same_storage(&odd));
+    assert_eq!(copy.read_f32().unwrap(), data[3..9]);
+    assert!(odd.rows(3, 2).is_err(), "rows past the end are refused");
+}

@@ -1,4 +1,5 @@
-//! GPU tensors: a pooled storage buffer with a shape and a dtype, always contiguous row-major.
+//! GPU tensors: a pooled storage buffer with a shape and a dtype, always contiguous row-major;
+//! a tensor may view a range of rows of another's storage (`Tensor::rows`).
 
 use std::sync::Arc;
 
@@ -32,6 +33,8 @@ impl Drop for Storage {
 #[derive(Clone)]
 pub struct Tensor {
     storage: Arc<Storage>,
+    /// Where the tensor starts in the storage buffer, in bytes (0 unless a view of rows).
+    offset: u64,
     shape: Vec<usize>,
     dtype: DType,
 }
@@ -62,6 +65,7 @@ impl Tensor {
                 gpu: gpu.clone(),
                 buffer: Some(gpu.acquire(bytes.max(4))),
             }),
+            offset: 0,
             shape: shape.to_vec(),
             dtype,
         };
@@ -136,7 +140,7 @@ impl Tensor {
             view.slice(..bytes.len()).copy_from_slice(bytes);
         }
         staging.unmap();
-        gpu.copy(&staging, 0, self.buffer(), 0, padded);
+        gpu.copy(&staging, 0, self.buffer(), self.offset, padded);
     }
 
     /// Overwrites the tensor with `data`; its length must match.
@@ -163,7 +167,35 @@ impl Tensor {
         }
         Ok(Tensor {
             storage: self.storage.clone(),
+            offset: self.offset,
             shape: shape.to_vec(),
+            dtype: self.dtype,
+        })
+    }
+
+    /// Rows `first..first + count` of dim 0 (shape `[count, ..]`): a view of the same storage
+    /// when the adapter can bind it there (the start a multiple of its storage-offset
+    /// alignment), else a copy. Writes through a view land in this tensor.
+    pub fn rows(&self, first: usize, count: usize) -> Result<Self> {
+        let total = self.shape.first().copied().unwrap_or(1);
+        if self.shape.is_empty() || first + count > total || count == 0 {
+            return Err(Error::Shape {
+                op: "rows",
+                detail: format!("rows {first}..{} of {:?}", first + count, self.shape),
+            });
+        }
+        let row_bytes = (self.numel() / total * 4) as u64;
+        let offset = self.offset + first as u64 * row_bytes;
+        let align = self.gpu().limits().min_storage_buffer_offset_alignment as u64;
+        if !offset.is_multiple_of(align) {
+            return crate::ops::slice(self, 0, first, count);
+        }
+        let mut shape = self.shape.clone();
+        shape[0] = count;
+        Ok(Tensor {
+            storage: self.storage.clone(),
+            offset,
+            shape,
             dtype: self.dtype,
         })
     }
@@ -172,7 +204,7 @@ impl Tensor {
     pub async fn to_vec_f32(&self) -> Result<Vec<f32>> {
         let bytes = self
             .gpu()
-            .read_buffer(self.buffer(), self.byte_len())
+            .read_buffer(self.buffer(), self.offset, self.byte_len())
             .await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
@@ -181,7 +213,7 @@ impl Tensor {
     pub async fn to_vec_u32(&self) -> Result<Vec<u32>> {
         let bytes = self
             .gpu()
-            .read_buffer(self.buffer(), self.byte_len())
+            .read_buffer(self.buffer(), self.offset, self.byte_len())
             .await?;
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
@@ -229,6 +261,11 @@ impl Tensor {
             .buffer
             .as_ref()
             .expect("storage buffer present until drop")
+    }
+
+    /// Where the tensor starts in `buffer()`, in bytes.
+    pub fn offset(&self) -> u64 {
+        self.offset
     }
 
     /// Whether two tensors share storage.

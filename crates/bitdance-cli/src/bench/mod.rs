@@ -2,6 +2,7 @@
 //! then repeated runs, min and median), next to a reference measured in the same run.
 
 mod generate;
+mod head;
 mod kernels;
 mod timing;
 mod train;
@@ -37,7 +38,7 @@ pub struct BenchArgs {
     /// `generate`: guidance scale (default: the published one of a built-in model, else 4).
     #[arg(long)]
     cfg: Option<f32>,
-    /// `generate`: head sampling steps per AR step.
+    /// `generate` / `head`: head sampling steps per AR step.
     #[arg(long, default_value_t = 100)]
     steps: usize,
     /// Images per pass for `generate` (times are per image; default 1) or per step for `train`
@@ -69,6 +70,9 @@ enum BenchKind {
     /// The full sampler of `bitdance generate` (default B-4x, random weights unless
     /// `--weights`): seconds per image, split into AR loop and decoder, and peak GPU memory.
     Generate,
+    /// The diffusion head's sampler for one AR step (`--config`, default B-4x, random weights,
+    /// `--steps` head steps with CFG rows): seconds per AR step and per evaluation.
+    Head,
 }
 
 /// Runs the chosen benchmark.
@@ -113,6 +117,18 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 head_steps: args.steps,
                 batch: args.batch.unwrap_or(1),
                 repeats: args.repeats.unwrap_or(1),
+                json: args.json,
+                profile: args.profile,
+            },
+        )?,
+        BenchKind::Head => head::run(
+            &gpu,
+            &head::HeadBench {
+                config: args.config,
+                cfg: args.cfg,
+                head_steps: args.steps,
+                batch: args.batch.unwrap_or(1),
+                repeats: args.repeats.unwrap_or(5),
                 json: args.json,
                 profile: args.profile,
             },

@@ -399,7 +399,7 @@ impl Gpu {
                 binding: *slot,
                 resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                     buffer: t.buffer(),
-                    offset: 0,
+                    offset: t.offset(),
                     size: wgpu::BufferSize::new(t.byte_len().max(4)),
                 }),
             });

@@ -32,9 +32,15 @@ impl Future for MapFuture {
 }
 
 impl Gpu {
-    /// Copies `bytes` bytes of `src` to the host: submits pending work, maps, awaits.
+    /// Copies `bytes` bytes of `src` from byte `src_offset` to the host: submits pending work,
+    /// maps, awaits.
     /// Native: the device is polled to completion here. Web: the browser resolves the map.
-    pub(crate) async fn read_buffer(&self, src: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    pub(crate) async fn read_buffer(
+        &self,
+        src: &wgpu::Buffer,
+        src_offset: u64,
+        bytes: u64,
+    ) -> Result<Vec<u8>> {
         if bytes == 0 {
             return Ok(Vec::new());
         }
@@ -45,7 +51,7 @@ impl Gpu {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        self.copy(src, 0, &staging, 0, padded);
+        self.copy(src, src_offset, &staging, 0, padded);
         self.flush()?;
         let state = Arc::new(Mutex::new(MapState::default()));
         let sink = state.clone();

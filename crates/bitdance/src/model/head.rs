@@ -111,7 +111,7 @@ impl<'a> StepConditions<'a> {
             unreachable!("set above")
         };
         let n = self.cond_emb.shape()[0];
-        let rows = |t: &Tensor| ops::slice(t, 0, (i % self.block) * n, n);
+        let rows = |t: &Tensor| t.rows((i % self.block) * n, n);
         Ok(Conditioning {
             blocks: all
                 .blocks

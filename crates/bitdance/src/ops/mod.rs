@@ -160,8 +160,13 @@ pub fn copy_into(src: &Tensor, dst: &Tensor) -> Result<()> {
             ),
         });
     }
-    src.gpu()
-        .copy(src.buffer(), 0, dst.buffer(), 0, src.byte_len());
+    src.gpu().copy(
+        src.buffer(),
+        src.offset(),
+        dst.buffer(),
+        dst.offset(),
+        src.byte_len(),
+    );
     Ok(())
 }
 

@@ -3,8 +3,8 @@
 //! and DCR depth-to-space.
 
 use crate::conformance::{Checker, TOL, TOL_LONG};
-use crate::ops::conv::{conv2d_on, Path};
 use crate::ops;
+use crate::ops::conv::{conv2d_on, Path};
 use crate::reference::{self as cpu, ConvCase, ConvDims};
 use crate::Result;
 
