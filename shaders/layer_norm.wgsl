@@ -4,20 +4,22 @@
 // unused and writes db_partial at binding 7, so that the saved values keep the backward's
 // binding numbers.
 
-@group(0) @binding(1) var<storage, read_write> y: array<V>;            // layer_norm
+@group(0) @binding(1) var<storage, read_write> y: array<V>;            // layer_norm, layer_norm_modulated
 @group(0) @binding(1) var<storage, read_write> dx: array<V>;           // layer_norm_backward
 @group(0) @binding(1) var<storage, read_write> dw_partial: array<f32>; // ln_param_grad
 @group(0) @binding(2) var<storage, read_write> mean_out: array<f32>;   // layer_norm
 @group(0) @binding(2) var<storage, read> saved_x: array<V>;            // layer_norm_backward, ln_param_grad
 @group(0) @binding(3) var<storage, read_write> rstd_out: array<f32>;   // layer_norm
 @group(0) @binding(3) var<storage, read> saved_w: array<V>;            // layer_norm_backward
-@group(0) @binding(4) var<storage, read> x: array<V>;                  // layer_norm
+@group(0) @binding(4) var<storage, read> x: array<V>;                  // layer_norm, layer_norm_modulated
 @group(0) @binding(4) var<storage, read> saved_mean: array<f32>;       // layer_norm_backward, ln_param_grad
-@group(0) @binding(5) var<storage, read> w: array<V>;                  // layer_norm
+@group(0) @binding(5) var<storage, read> w: array<V>;                  // layer_norm, layer_norm_modulated
 @group(0) @binding(5) var<storage, read> saved_rstd: array<f32>;       // layer_norm_backward, ln_param_grad
-@group(0) @binding(6) var<storage, read> b: array<V>;                  // layer_norm
+@group(0) @binding(6) var<storage, read> b: array<V>;                  // layer_norm, layer_norm_modulated
 @group(0) @binding(6) var<storage, read> dy: array<V>;                 // layer_norm_backward, ln_param_grad
 @group(0) @binding(7) var<storage, read_write> db_partial: array<f32>; // ln_param_grad
+@group(0) @binding(8) var<storage, read> shift: array<V>;              // layer_norm_modulated
+@group(0) @binding(9) var<storage, read> scale: array<V>;              // layer_norm_modulated
 
 // y = (x - mean) * rstd * w + b: x, y [rows, d], w, b [d]; mean_out, rstd_out [rows].
 @compute @workgroup_size(ROW_WG)
@@ -34,6 +36,29 @@ fn layer_norm(at: RowLane) {
     let r = inverseSqrt(sum_b(at.lid, ss) / f32(n * VEC) + params.eps);
     for (var j = at.lid; j < n; j += ROW_WG) { y[base + j] = (x[base + j] - mean) * r * w[j] + b[j]; }
     if at.lid == 0u { mean_out[row] = mean; rstd_out[row] = r; }
+}
+
+// adaLN before a sub-layer, inference only: y = LN(x) * (1 + scale[g]) + shift[g], g = row /
+// params.aux (the rows of x sharing a modulation row); LN's w and b apply when params.affine
+// is 1 (else they are bound to any buffer and not read). shift, scale [rows / aux, d].
+@compute @workgroup_size(ROW_WG)
+fn layer_norm_modulated(at: RowLane) {
+    let row = row_id(at);
+    if row >= params.rows { return; }
+    let n = params.d;
+    let base = row * n;
+    let m = (row / params.aux) * n;
+    var s = V(0.0);
+    for (var j = at.lid; j < n; j += ROW_WG) { s += x[base + j]; }
+    let mean = sum_a(at.lid, hsum(s)) / f32(n * VEC);
+    var ss = 0.0;
+    for (var j = at.lid; j < n; j += ROW_WG) { let v = x[base + j] - mean; ss += hsum(v * v); }
+    let r = inverseSqrt(sum_b(at.lid, ss) / f32(n * VEC) + params.eps);
+    for (var j = at.lid; j < n; j += ROW_WG) {
+        var h = (x[base + j] - mean) * r;
+        if params.affine == 1u { h = h * w[j] + b[j]; }
+        y[base + j] = h * (V(1.0) + scale[m + j]) + shift[m + j];
+    }
 }
 
 // dx = r * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w, xhat = (x - mean) * r.

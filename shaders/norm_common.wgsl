@@ -21,6 +21,7 @@ struct Params {
     eps: f32,
     aux: u32,    // rows per chunk (param grads)
     total: u32,  // rows of the input of the param-grad and column-sum kernels
+    affine: u32, // layer_norm_modulated: 1 when the weight and bias are bound
 }
 
 @group(0) @binding(0) var<uniform> params: Params;

@@ -56,6 +56,18 @@ pub trait Graph {
         shift: &Self::Value,
         scale: &Self::Value,
     ) -> Result<Self::Value>;
+    /// adaLN before a sub-layer: `modulate(layer_norm(x, affine, eps), shift, scale)`.
+    fn layer_norm_modulated(
+        &self,
+        x: &Self::Value,
+        affine: Option<(&Self::Value, &Self::Value)>,
+        shift: &Self::Value,
+        scale: &Self::Value,
+        eps: f32,
+    ) -> Result<Self::Value> {
+        let h = self.layer_norm(x, affine, eps)?;
+        self.modulate(&h, shift, scale)
+    }
     /// `x + gate * h` per row group (adaLN).
     fn gated_residual(
         &self,
@@ -126,6 +138,16 @@ impl Graph for Eager {
     }
     fn modulate(&self, x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
         ops::modulate(x, shift, scale)
+    }
+    fn layer_norm_modulated(
+        &self,
+        x: &Tensor,
+        affine: Option<(&Tensor, &Tensor)>,
+        shift: &Tensor,
+        scale: &Tensor,
+        eps: f32,
+    ) -> Result<Tensor> {
+        ops::layer_norm_modulated(x, affine, shift, scale, eps)
     }
     fn gated_residual(&self, x: &Tensor, gate: &Tensor, h: &Tensor) -> Result<Tensor> {
         ops::gated_residual(x, gate, h)

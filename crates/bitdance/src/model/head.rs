@@ -238,21 +238,20 @@ pub(crate) fn head_body<G: Graph>(
         if let Some(attention) = &block.attention {
             let m = Modulation::at(mods, 0);
             let n = &attention.norm;
-            let h = g.layer_norm(&x, Some((&n.weight, &n.bias)), EPS)?;
-            let h = g.modulate(&h, &m.shift, &m.scale)?;
+            let affine = Some((&n.weight, &n.bias));
+            let h = g.layer_norm_modulated(&x, affine, &m.shift, &m.scale, EPS)?;
             let h = patch_attention(g, c, attention, &h, rows)?;
             x = g.gated_residual(&x, &m.gate, &h)?;
         }
         let m = Modulation::at(mods, if parallel { 3 } else { 0 });
         let n = &block.mlp_norm;
-        let h = g.layer_norm(&x, Some((&n.weight, &n.bias)), EPS)?;
-        let h = g.modulate(&h, &m.shift, &m.scale)?;
+        let affine = Some((&n.weight, &n.bias));
+        let h = g.layer_norm_modulated(&x, affine, &m.shift, &m.scale, EPS)?;
         let h = g.swiglu(&linear(g, &block.w1, &h)?)?;
         let h = linear(g, &block.w2, &h)?;
         x = g.gated_residual(&x, &m.gate, &h)?;
     }
-    let x = g.layer_norm(&x, None, EPS)?;
-    let x = g.modulate(&x, &cond.final_shift, &cond.final_scale)?;
+    let x = g.layer_norm_modulated(&x, None, &cond.final_shift, &cond.final_scale, EPS)?;
     linear(g, &w.final_linear, &x)
 }
 

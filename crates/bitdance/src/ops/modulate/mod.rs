@@ -67,7 +67,7 @@ fn launch(
 
 /// (G, T, C) of `x [G, T.., C]` (T = 1 for [G, C]) with a per-group operand `[G, C]`
 /// (any shape of G*C elements whose first dim is G and last dim is C).
-fn groups(
+pub(crate) fn groups(
     op: &'static str,
     x: &Tensor,
     per_group: &[(&str, &Tensor)],

@@ -28,6 +28,9 @@ pub(crate) async fn run(c: &mut Checker) {
                 c.fail("layer_norm", format!("{shape:?}"), e);
             }
         }
+        if let Err(e) = check_layer_norm_modulated(c, shape).await {
+            c.fail("layer_norm_modulated", format!("{shape:?}"), e);
+        }
         if let Err(e) = check_softmax(c, shape).await {
             c.fail("softmax", format!("{shape:?}"), e);
         }
@@ -153,6 +156,30 @@ async fn check_layer_norm(c: &mut Checker, shape: &[usize], affine: bool) -> Res
         let db = db.ok_or_else(|| missing("dbias"));
         c.compare("layer_norm backward dbias", s, db, &fd, TOL_GRAD)
             .await;
+    }
+    Ok(())
+}
+
+/// The fused adaLN LayerNorm against LayerNorm then modulate in f64, with and without the
+/// affine parameters; the shape's first dim is the modulation groups.
+async fn check_layer_norm_modulated(c: &mut Checker, shape: &[usize]) -> Result<()> {
+    let (g, d) = (shape[0], last(shape));
+    let t = shape.iter().product::<usize>() / (g * d);
+    let (x, xv) = c.randn(shape)?;
+    let (w, wv) = c.randn(&[d])?;
+    let (b, bv) = c.randn(&[d])?;
+    let (shift, shv) = c.randn(&[g, d])?;
+    let (scale, scv) = c.randn(&[g, d])?;
+    for affine in [true, false] {
+        let s = format!("{shape:?}{}", if affine { " affine" } else { "" });
+        let (wr, br) = (
+            affine.then_some(wv.as_slice()),
+            affine.then_some(bv.as_slice()),
+        );
+        let h = cpu::layer_norm(&xv, wr, br, d, 1e-6).0;
+        let r = cpu::modulate(&h, &shv, &scv, t, d);
+        let y = ops::layer_norm_modulated(&x, affine.then_some((&w, &b)), &shift, &scale, 1e-6);
+        c.compare("layer_norm_modulated", s, y, &r, tol(d)).await;
     }
     Ok(())
 }

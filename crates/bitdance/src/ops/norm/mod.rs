@@ -101,6 +101,8 @@ uniform! {
         aux: u32,
         /// Rows of the input of the param-grad and column-sum kernels.
         total: u32,
+        /// `layer_norm_modulated`: 1 when the weight and bias are bound.
+        affine: u32,
     }
 }
 
@@ -113,6 +115,7 @@ kernels! { LAYER_NORM_KERNELS = LAYER_NORM_SHADER, Params;
     LAYER_NORM = "layer_norm", [rw, rw, rw, r, r, r];
     LAYER_NORM_BACKWARD = "layer_norm_backward", [rw, r, r, r, r, r];
     LN_PARAM_GRAD = "ln_param_grad", [rw, r, skip, r, r, r, rw];
+    LAYER_NORM_MODULATED = "layer_norm_modulated", [rw, skip, skip, r, r, r, skip, r, r];
 }
 kernels! { SOFTMAX_KERNELS = SOFTMAX_SHADER, Params;
     SOFTMAX = "softmax", [rw, r];
@@ -131,6 +134,7 @@ fn params(rows: usize, d: usize, eps: f32, aux: usize, total: usize) -> Params {
         eps,
         aux: aux as u32,
         total: total as u32,
+        affine: 0,
     }
 }
 
@@ -326,6 +330,37 @@ pub fn layer_norm(
         rows,
     )?;
     Ok((y, mean, rstd))
+}
+
+/// adaLN before a sub-layer (inference): `layer_norm(x, w, b) * (1 + scale) + shift` in one
+/// pass, x [G, T, D] (or [G, D]), shift and scale [G, D] broadcast over the T rows of group g,
+/// `affine` the LayerNorm's (weight, bias) [D] or none. Returns y shaped as x.
+pub fn layer_norm_modulated(
+    x: &Tensor,
+    affine: Option<(&Tensor, &Tensor)>,
+    shift: &Tensor,
+    scale: &Tensor,
+    eps: f32,
+) -> Result<Tensor> {
+    const OP: &str = "layer_norm_modulated";
+    let (groups, _, d) = super::modulate::groups(OP, x, &[("shift", shift), ("scale", scale)])?;
+    let rows = x.numel() / d;
+    let (w, b) = match affine {
+        Some((w, b)) => {
+            check_len(OP, "weight", w, d)?;
+            check_len(OP, "bias", b, d)?;
+            (w, b)
+        }
+        // Bound but not read (params.affine = 0).
+        None => (shift, shift),
+    };
+    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let p = Params {
+        affine: affine.is_some() as u32,
+        ..params(rows, d, eps, rows / groups, rows)
+    };
+    row_dispatch_vec(&LAYER_NORM_MODULATED, &[&y, x, w, b, shift, scale], p, rows)?;
+    Ok(y)
 }
 
 /// Backward of `layer_norm` given the saved `mean`, `rstd [rows]` and `dy [.., D]`.
