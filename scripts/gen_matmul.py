@@ -7,8 +7,9 @@ template, so the two stay the same kernel but for how they load the shared colum
                           subgroupBroadcast hands them to every lane (CPU adapters with
                           subgroups of at least 8 lanes)
 
-Each is appended to shaders/matmul.wgsl (parameters, bindings, q_index, put4). The kernel is
-written out for every register slot (RP <= 12 rows, T <= 32 columns per invocation) with
+Each is appended to shaders/matmul.wgsl (parameters, bias, q_index, put4) and an operand
+file (matmul_b32.wgsl or matmul_b16.wgsl: the X and Y bindings, load_p). The kernel is written
+out for every register slot (RP <= 12 rows, T <= 32 columns per invocation) with
 constant `if`s, because llvmpipe compiles run-time-indexed private arrays slowly.
 
 Usage: python3 scripts/gen_matmul.py  (rewrites both files; --check only compares them)
@@ -113,7 +114,7 @@ def entry(name, broadcast):
         ind = "            " if blk > 0 else "        "
         if blk > 0:
             w(f"        if RP > {4 * blk}u {{\n")
-        loads = ", ".join(f"p[pi{4 * blk + j} + pk]" for j in range(4))
+        loads = ", ".join(f"load_p(pi{4 * blk + j} + pk)" for j in range(4))
         w(f"{ind}let l{blk} = mat4x4<f32>({loads});\n")
         w(f"{ind}let lt{blk} = transpose(l{blk});\n")
         for j in range(4):

@@ -41,11 +41,9 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
-// mm_rb reads X and Y as vec4 along K (p, q); mm_tiled and pack read scalars (x, y).
-@group(0) @binding(2) var<storage, read> p: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> x: array<f32>;
-@group(0) @binding(3) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> y: array<f32>;
+// Bindings 2 and 3 (X and Y) come from the file appended after this one: matmul_b32.wgsl
+// (every operand f32) or matmul_b16.wgsl (the weights, B, in 16 bits). mm_rb reads X and Y
+// as vec4s along K through load_p and q; mm_tiled and pack read scalars through x and load_y.
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
 
 fn bias_at(r: u32, s: u32) -> f32 {
@@ -145,7 +143,7 @@ fn mm_tiled(
             let kg = kt + kk;
             var v = 0.0;
             if s < params.cols && kg < params.k {
-                v = y[yb + kg * params.y_ks + s * params.y_ss];
+                v = load_y(yb + kg * params.y_ks + s * params.y_ss);
             }
             ys[kk * TS + col / 4u][col % 4u] = v;
         }

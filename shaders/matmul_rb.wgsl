@@ -125,14 +125,14 @@ fn mm_rb(
         var p9: vec4<f32>;
         var p10: vec4<f32>;
         var p11: vec4<f32>;
-        let l0 = mat4x4<f32>(p[pi0 + pk], p[pi1 + pk], p[pi2 + pk], p[pi3 + pk]);
+        let l0 = mat4x4<f32>(load_p(pi0 + pk), load_p(pi1 + pk), load_p(pi2 + pk), load_p(pi3 + pk));
         let lt0 = transpose(l0);
         p0 = select(l0[0], lt0[0], p_rc);
         p1 = select(l0[1], lt0[1], p_rc);
         p2 = select(l0[2], lt0[2], p_rc);
         p3 = select(l0[3], lt0[3], p_rc);
         if RP > 4u {
-            let l1 = mat4x4<f32>(p[pi4 + pk], p[pi5 + pk], p[pi6 + pk], p[pi7 + pk]);
+            let l1 = mat4x4<f32>(load_p(pi4 + pk), load_p(pi5 + pk), load_p(pi6 + pk), load_p(pi7 + pk));
             let lt1 = transpose(l1);
             p4 = select(l1[0], lt1[0], p_rc);
             p5 = select(l1[1], lt1[1], p_rc);
@@ -140,7 +140,7 @@ fn mm_rb(
             p7 = select(l1[3], lt1[3], p_rc);
         }
         if RP > 8u {
-            let l2 = mat4x4<f32>(p[pi8 + pk], p[pi9 + pk], p[pi10 + pk], p[pi11 + pk]);
+            let l2 = mat4x4<f32>(load_p(pi8 + pk), load_p(pi9 + pk), load_p(pi10 + pk), load_p(pi11 + pk));
             let lt2 = transpose(l2);
             p8 = select(l2[0], lt2[0], p_rc);
             p9 = select(l2[1], lt2[1], p_rc);

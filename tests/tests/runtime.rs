@@ -171,3 +171,30 @@ fn row_views_share_storage_when_aligned_and_copy_otherwise() {
     assert_eq!(copy.read_f32().unwrap(), data[3..9]);
     assert!(odd.rows(3, 2).is_err(), "rows past the end are refused");
 }
+
+#[test]
+fn half_weights_round_trip_and_are_refused_where_the_kernels_cannot_read_them() {
+    let gpu = gpu();
+    let values = [1.0f32, -2.5, 1.0 + 2f32.powi(-11), 65504.0, 3.0e-6];
+    let t = Tensor::from_f32_as_f16(&gpu, &[5], &values).unwrap();
+    assert_eq!(t.dtype(), DType::F16);
+    assert_eq!(t.byte_len(), 12, "five halves fill three 32-bit words");
+    let back = t.read_f32().unwrap();
+    let want: Vec<f32> = values
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_f32())
+        .collect();
+    assert_eq!(back, want);
+    // K = 37 is not a whole number of vec4s: the 16-bit kernels cannot read it.
+    let a = Tensor::zeros(&gpu, &[3, 37]).unwrap();
+    let w = Tensor::from_f32_as_f16(&gpu, &[29, 37], &[0.5; 29 * 37]).unwrap();
+    let e = ops::matmul(&a, &w, None, false, true)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("multiple of 4"), "{e}");
+    // Weights read along N (no trans_b) are refused too; other ops refuse f16 by dtype.
+    let w = Tensor::from_f32_as_f16(&gpu, &[36, 8], &[0.5; 36 * 8]).unwrap();
+    let a = Tensor::zeros(&gpu, &[3, 36]).unwrap();
+    assert!(ops::matmul(&a, &w, None, false, false).is_err());
+    assert!(ops::add(&w, &w).is_err());
+}

@@ -6,13 +6,31 @@ use std::sync::Arc;
 use crate::gpu::Gpu;
 use crate::{Error, Result};
 
-/// Element type of a tensor; every dtype is 4 bytes wide.
+/// Element type of a tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
     /// 32-bit float.
     F32,
     /// 32-bit unsigned integer (indices, class labels, packed bits).
     U32,
+    /// IEEE 16-bit float, two per 32-bit word (element 2i in the low half): inference
+    /// weights, read by the kernels that take them and widened to f32 there.
+    F16,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 | DType::U32 => 4,
+            DType::F16 => 2,
+        }
+    }
+}
+
+/// Bytes of storage for `numel` elements of `dtype`, rounded up to whole 32-bit words.
+fn storage_bytes(numel: usize, dtype: DType) -> u64 {
+    ((numel * dtype.size()).div_ceil(4) * 4) as u64
 }
 
 /// The storage of a tensor; its buffer goes back to the pool when the last user drops it.
@@ -58,7 +76,7 @@ impl Tensor {
 
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
     fn alloc(gpu: &Gpu, shape: &[usize], dtype: DType, poison: bool) -> Result<Self> {
-        let bytes = (numel(shape) * 4) as u64;
+        let bytes = storage_bytes(numel(shape), dtype);
         gpu.check_binding(&format!("tensor of shape {shape:?}"), bytes)?;
         let t = Tensor {
             storage: Arc::new(Storage {
@@ -69,7 +87,7 @@ impl Tensor {
             shape: shape.to_vec(),
             dtype,
         };
-        if poison {
+        if poison && dtype != DType::F16 {
             crate::ops::fill_bits(&t, f32::NAN.to_bits())?;
         }
         Ok(t)
@@ -94,6 +112,21 @@ impl Tensor {
             shape,
             DType::F32,
             bytemuck::cast_slice(data),
+            data.len(),
+        )
+    }
+
+    /// Uploads `data` rounded to IEEE half precision (nearest even) as an f16 tensor.
+    pub fn from_f32_as_f16(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Self> {
+        let halves: Vec<u16> = data
+            .iter()
+            .map(|&v| half::f16::from_f32(v).to_bits())
+            .collect();
+        Self::upload(
+            gpu,
+            shape,
+            DType::F16,
+            bytemuck::cast_slice(&halves),
             data.len(),
         )
     }
@@ -184,7 +217,16 @@ impl Tensor {
                 detail: format!("rows {first}..{} of {:?}", first + count, self.shape),
             });
         }
-        let row_bytes = (self.numel() / total * 4) as u64;
+        let row_bytes = (self.numel() / total * self.dtype.size()) as u64;
+        if !row_bytes.is_multiple_of(4) {
+            return Err(Error::Shape {
+                op: "rows",
+                detail: format!(
+                    "rows of {:?} {:?} do not start on 32-bit words",
+                    self.dtype, self.shape
+                ),
+            });
+        }
         let offset = self.offset + first as u64 * row_bytes;
         let align = self.gpu().limits().min_storage_buffer_offset_alignment as u64;
         if !offset.is_multiple_of(align) {
@@ -200,12 +242,20 @@ impl Tensor {
         })
     }
 
-    /// Copies the values to the host as f32 (async: resolves once the GPU is done).
+    /// Copies the values to the host as f32, f16 widened (async: resolves once the GPU is
+    /// done).
     pub async fn to_vec_f32(&self) -> Result<Vec<f32>> {
         let bytes = self
             .gpu()
             .read_buffer(self.buffer(), self.offset, self.byte_len())
             .await?;
+        if self.dtype == DType::F16 {
+            let halves: Vec<u16> = bytemuck::pod_collect_to_vec(&bytes);
+            return Ok(halves[..self.numel()]
+                .iter()
+                .map(|&h| half::f16::from_bits(h).to_f32())
+                .collect());
+        }
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
@@ -245,9 +295,9 @@ impl Tensor {
         numel(&self.shape)
     }
 
-    /// Size of the data in bytes.
+    /// Size of the data in bytes (whole 32-bit words).
     pub fn byte_len(&self) -> u64 {
-        (self.numel() * 4) as u64
+        storage_bytes(self.numel(), self.dtype)
     }
 
     /// The GPU owning the storage.

@@ -8,7 +8,7 @@ use super::pipelines::{Kernel, PipelineCache};
 use super::pool::BufferPool;
 use super::profile::{KernelTime, Profile};
 use super::recorder::Recorder;
-use crate::{Error, Result, Tensor};
+use crate::{DType, Error, Result, Tensor};
 
 /// Threads per workgroup of the kernels that run one thread per item (`Gpu::dispatch_items`).
 pub const ITEM_WORKGROUP: u32 = 256;
@@ -350,6 +350,12 @@ impl Gpu {
                 kernel.entry,
                 U::FIELDS,
                 kernel.uniform.fields
+            )));
+        }
+        if !kernel.shader.reads_f16 && tensors.iter().any(|t| t.dtype() == DType::F16) {
+            return Err(Error::Invalid(format!(
+                "kernel {} ({}) reads 32-bit operands; an f16 tensor was bound",
+                kernel.entry, kernel.shader.name
             )));
         }
         let slots: Vec<u32> = (1..)

@@ -18,6 +18,8 @@ pub use pipelines::{source_with_defines, Access, Kernel, VEC};
 pub use profile::KernelTime;
 #[cfg(not(target_arch = "wasm32"))]
 pub use readback::block_on;
+#[cfg(test)]
+pub(crate) use shader::naga_capabilities;
 pub use shader::{Shader, Variants};
 pub use uniform::{Uniform, UniformLayout};
 pub use wgpu::Features;

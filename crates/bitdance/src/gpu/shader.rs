@@ -14,6 +14,8 @@ pub struct Shader {
     pub variants: Variants,
     /// Uses subgroup operations: only built on adapters that have them (never on the web).
     pub subgroups: bool,
+    /// Reads 16-bit (`DType::F16`) operands; the dispatch refuses f16 tensors for any other.
+    pub reads_f16: bool,
 }
 
 /// The define sets of a shader.
@@ -36,17 +38,39 @@ impl Variants {
 }
 
 /// Declares `static NAME: Shader` from files of the top-level `shaders/` folder, concatenated
-/// in order: `shader!(NAME = "name", ["file", ...], variants, subgroups);`.
+/// in order: `shader!(NAME = "name", ["file", ...], variants, subgroups);`, with `, f16` at
+/// the end for a shader that reads 16-bit operands.
 macro_rules! shader {
     ($(#[$doc:meta])* $ident:ident = $name:expr, [$($file:literal),+], $variants:expr, $subgroups:expr) => {
+        shader!($(#[$doc])* $ident = $name, [$($file),+], $variants, $subgroups, reads_f16: false);
+    };
+    ($(#[$doc:meta])* $ident:ident = $name:expr, [$($file:literal),+], $variants:expr, $subgroups:expr, f16) => {
+        shader!($(#[$doc])* $ident = $name, [$($file),+], $variants, $subgroups, reads_f16: true);
+    };
+    ($(#[$doc:meta])* $ident:ident = $name:expr, [$($file:literal),+], $variants:expr, $subgroups:expr, reads_f16: $f16:expr) => {
         $(#[$doc])*
         pub(crate) static $ident: $crate::gpu::Shader = $crate::gpu::Shader {
             name: $name,
             source: concat!($(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl"))),+),
             variants: $variants,
             subgroups: $subgroups,
+            reads_f16: $f16,
         };
     };
+}
+
+/// The naga capabilities a shader is validated with: subgroups where it uses them, and
+/// unpack2x16float (which wgpu grants on Vulkan, Metal, DX12 and WebGPU) where it reads f16.
+#[cfg(test)]
+pub(crate) fn naga_capabilities(shader: &Shader) -> naga::valid::Capabilities {
+    let mut c = naga::valid::Capabilities::empty();
+    if shader.subgroups {
+        c |= naga::valid::Capabilities::SUBGROUP;
+    }
+    if shader.reads_f16 {
+        c |= naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+    }
+    c
 }
 
 #[cfg(test)]
@@ -61,11 +85,7 @@ mod tests {
                 let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
                     panic!("{} {defines:?}: {}", shader.name, e.emit_to_string(&src))
                 });
-                let capabilities = if shader.subgroups {
-                    naga::valid::Capabilities::SUBGROUP
-                } else {
-                    naga::valid::Capabilities::empty()
-                };
+                let capabilities = crate::gpu::naga_capabilities(shader);
                 naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
                     .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
                     .subgroup_operations(naga::valid::SubgroupOperationSet::all())

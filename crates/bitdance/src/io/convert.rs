@@ -1,57 +1,20 @@
-//! Half-precision decoding: IEEE binary16 and bfloat16 bit patterns to f32 (exact).
+//! Half-precision conversions through the `half` crate: IEEE binary16 and bfloat16 bit
+//! patterns to f32 (exact), and f32 to binary16 (round to nearest even).
 
 /// Decodes an IEEE 754 binary16 bit pattern (subnormals, infinities and NaN included).
 pub fn f16_to_f32(bits: u16) -> f32 {
-    let sign = ((bits >> 15) as u32) << 31;
-    let exp = ((bits >> 10) & 0x1f) as u32;
-    let man = (bits & 0x3ff) as u32;
-    match exp {
-        0 => {
-            // Subnormal (or zero): man * 2^-24, exact in f32.
-            let magnitude = man as f32 * f32::from_bits(0x3380_0000);
-            f32::from_bits(sign | magnitude.to_bits())
-        }
-        0x1f => f32::from_bits(sign | 0x7f80_0000 | (man << 13)),
-        _ => f32::from_bits(sign | ((exp + 112) << 23) | (man << 13)),
-    }
+    half::f16::from_bits(bits).to_f32()
 }
 
 /// Encodes an f32 as IEEE binary16 with round-to-nearest-even (overflow to infinity,
 /// subnormals kept, NaN stays NaN).
 pub fn f32_to_f16(v: f32) -> u16 {
-    let bits = v.to_bits();
-    let sign = ((bits >> 16) & 0x8000) as u16;
-    let exp = ((bits >> 23) & 0xff) as i32;
-    let man = bits & 0x7f_ffff;
-    if exp == 0xff {
-        return sign | 0x7c00 | if man != 0 { 0x200 } else { 0 };
-    }
-    let e = exp - 127 + 15;
-    if e >= 0x1f {
-        return sign | 0x7c00;
-    }
-    // Full significand with the implicit bit, and how far it must shift right.
-    let (m, shift) = if e <= 0 {
-        if e < -10 {
-            return sign;
-        }
-        (man | 0x80_0000, (14 - e) as u32)
-    } else {
-        (man, 13)
-    };
-    let half = 1u32 << (shift - 1);
-    let rest = m & ((1 << shift) - 1);
-    let mut out = m >> shift;
-    if rest > half || (rest == half && out & 1 == 1) {
-        out += 1; // may carry into the exponent, which is the right result
-    }
-    let exp_bits = if e <= 0 { 0 } else { (e as u32) << 10 };
-    sign | (exp_bits + out) as u16
+    half::f16::from_f32(v).to_bits()
 }
 
 /// Decodes a bfloat16 bit pattern (the top half of an f32).
 pub fn bf16_to_f32(bits: u16) -> f32 {
-    f32::from_bits((bits as u32) << 16)
+    half::bf16::from_bits(bits).to_f32()
 }
 
 /// Little-endian element decoders of the float dtypes the loader accepts.

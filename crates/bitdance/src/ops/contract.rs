@@ -2,7 +2,7 @@
 //! match what its WGSL entry point really uses, under every define set its shader is built
 //! with, so a mismatch fails this test instead of a pipeline on some GPU.
 
-use naga::valid::{Capabilities, GlobalUse, ShaderStages, SubgroupOperationSet, ValidationFlags};
+use naga::valid::{GlobalUse, ShaderStages, SubgroupOperationSet, ValidationFlags};
 use naga::{AddressSpace, StorageAccess, TypeInner};
 
 use super::norm::subgroup_build;
@@ -29,11 +29,7 @@ fn declared() -> Vec<(Kernel, Vec<&'static Shader>)> {
 fn mismatches(kernel: &Kernel, shader: &Shader, defines: &[(&str, u32)]) -> Vec<String> {
     let src = source_with_defines(shader, defines);
     let module = naga::front::wgsl::parse_str(&src).expect("validated by the shader test");
-    let capabilities = if shader.subgroups {
-        Capabilities::SUBGROUP
-    } else {
-        Capabilities::empty()
-    };
+    let capabilities = crate::gpu::naga_capabilities(shader);
     let info = naga::valid::Validator::new(ValidationFlags::all(), capabilities)
         .subgroup_stages(ShaderStages::COMPUTE)
         .subgroup_operations(SubgroupOperationSet::all())

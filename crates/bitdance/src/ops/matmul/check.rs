@@ -1,11 +1,12 @@
 //! Conformance of the matmul kernels: every transpose combination, bias, batched and
-//! broadcast operands, odd and degenerate shapes, a long K, under every configuration;
-//! and the two backward compositions against finite differences.
+//! broadcast operands, odd and degenerate shapes, a long K, under every configuration, also
+//! with 16-bit weights (against f64 on the f16-rounded values); and the two backward
+//! compositions against finite differences.
 
 use crate::conformance::{CheckResult, Checker, NO_SUBGROUPS, TOL, TOL_GRAD, TOL_LONG};
 use crate::ops::{self, MatmulConfig, MATMUL_CONFIGS};
 use crate::reference::{finite_difference_vjp, matmul_ref, MatmulDims};
-use crate::Result;
+use crate::{Result, Tensor};
 
 /// One case: shapes of a and b as stored, bias or not, transposes.
 struct Case {
@@ -66,6 +67,15 @@ const CASES: &[Case] = &[
     case(&[4, 36], &[36, 212], false, false, false),
 ];
 
+/// Cases with 16-bit weights b [N, K] (K a multiple of 4), run under every configuration.
+const HALF_CASES: &[Case] = &[
+    case(&[8, 36], &[28, 36], true, false, true),
+    case(&[37, 68], &[29, 68], true, false, true),
+    case(&[3, 17, 36], &[29, 36], false, false, true),
+    case(&[1, 36], &[29, 36], true, false, true),
+    case(&[7, 1032], &[9, 1032], true, false, true),
+];
+
 pub(crate) async fn run(c: &mut Checker) {
     for &config in MATMUL_CONFIGS {
         if !config.runs_on(&c.gpu) {
@@ -78,6 +88,11 @@ pub(crate) async fn run(c: &mut Checker) {
         }
         let long = case(&[7, 1031], &[9, 1031], true, false, true);
         check(c, Some(config), &long, TOL_LONG).await;
+        for case in HALF_CASES {
+            if let Err(e) = check_half(c, config, case).await {
+                c.fail(&format!("matmul f16 weights [{config}]"), label(case), e);
+            }
+        }
     }
     check(c, None, &case(&[2, 0], &[0, 3], true, false, false), TOL).await;
     if let Err(e) = gram(c).await {
@@ -147,6 +162,31 @@ async fn check(c: &mut Checker, config: Option<MatmulConfig>, case: &Case, tol: 
         None => ops::matmul(&a, &b, bias_t, d.trans_a, d.trans_b),
     };
     c.compare(&op, label(case), out, &reference, tol).await;
+}
+
+/// f32 values of `v`, as the host uploads them.
+fn narrow(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+/// A case with b uploaded in 16 bits, against f64 on b's f16-rounded values.
+async fn check_half(c: &mut Checker, config: MatmulConfig, case: &Case) -> Result<()> {
+    let d = dims(case);
+    let (a, av) = c.randn(case.a)?;
+    let (_, bv) = c.randn(case.b)?;
+    let b = Tensor::from_f32_as_f16(&c.gpu, case.b, &narrow(&bv))?;
+    let rounded: Vec<f64> = b.to_vec_f32().await?.iter().map(|&v| v as f64).collect();
+    let bias = if case.bias {
+        Some(c.randn(&[d.n])?)
+    } else {
+        None
+    };
+    let reference = matmul_ref(&av, &rounded, bias.as_ref().map(|b| &b.1[..]), d);
+    let out = ops::matmul_with(&a, &b, bias.as_ref().map(|b| &b.0), false, true, config);
+    let tol = if d.k > 512 { TOL_LONG } else { TOL };
+    let op = format!("matmul f16 weights [{config}]");
+    c.compare(&op, label(case), out, &reference, tol).await;
+    Ok(())
 }
 
 /// x · xᵀ: the same tensor bound as both (read-only) operands.

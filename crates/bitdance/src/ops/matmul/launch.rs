@@ -2,7 +2,7 @@
 
 use super::geometry::Geometry;
 use super::MatmulConfig;
-use super::{MATMUL, MATMUL_SG};
+use super::{MATMUL, MATMUL_B16, MATMUL_SG, MATMUL_SG_B16};
 use crate::gpu::Kernel;
 use crate::{DType, Result, Tensor};
 
@@ -13,6 +13,13 @@ kernels! { MATMUL_KERNELS = MATMUL, Params;
 }
 kernels! { MATMUL_SG_KERNELS = MATMUL_SG, Params;
     MM_SG = "mm_sg", [rw, r, r, r];
+}
+kernels! { MATMUL_B16_KERNELS = MATMUL_B16, Params;
+    MM_RB_B16 = "mm_rb", [rw, r, r, r];
+    MM_TILED_B16 = "mm_tiled", [rw, r, r, r];
+}
+kernels! { MATMUL_SG_B16_KERNELS = MATMUL_SG_B16, Params;
+    MM_SG_B16 = "mm_sg", [rw, r, r, r];
 }
 
 /// A strided operand: element (b, r, k) or (b, k, s) at `b*batch + r*rs + k*ks`.
@@ -148,10 +155,14 @@ fn register(
     config: MatmulConfig,
 ) -> Result<()> {
     let gpu = out.gpu();
-    let (kernel, wg, t, rp) = match config {
-        MatmulConfig::Register { wg, t, rp } => (&MM_RB, wg, t, rp),
-        MatmulConfig::Subgroup { wg, t, rp } => (&MM_SG, wg, t, rp),
-        MatmulConfig::Tiled { .. } => unreachable!("register() records register blocks"),
+    // 16-bit weights are always streamed as P, the operand matmul_b16.wgsl reads in halves.
+    let half_b = b.dtype() == DType::F16;
+    let (kernel, wg, t, rp) = match (config, half_b) {
+        (MatmulConfig::Register { wg, t, rp }, false) => (&MM_RB, wg, t, rp),
+        (MatmulConfig::Register { wg, t, rp }, true) => (&MM_RB_B16, wg, t, rp),
+        (MatmulConfig::Subgroup { wg, t, rp }, false) => (&MM_SG, wg, t, rp),
+        (MatmulConfig::Subgroup { wg, t, rp }, true) => (&MM_SG_B16, wg, t, rp),
+        (MatmulConfig::Tiled { .. }, _) => unreachable!("register() records register blocks"),
     };
     if !config.runs_on(gpu) {
         return Err(crate::Error::Invalid(format!(
@@ -178,7 +189,7 @@ fn register(
     // Invocations stream the operand whose rows waste fewer lanes when rounded to blocks.
     let padded =
         |rows: usize, cols: usize| rows.div_ceil(wg * rp) * wg * rp * (cols.div_ceil(t) * t);
-    let b_lanes = padded(g.n, g.m) < padded(g.m, g.n);
+    let b_lanes = half_b || padded(g.n, g.m) < padded(g.m, g.n);
     let (x, y, rows, cols, o_rs, o_ss) = if b_lanes {
         (bp, ap, g.n, g.m, 1, g.n)
     } else {
@@ -253,15 +264,12 @@ fn tiled(
         ..Default::default()
     };
     let groups = g.m.div_ceil(tile) * s_blocks;
-    dispatch(
-        &MM_TILED,
-        config,
-        [out, a, b],
-        bias,
-        &params,
-        groups,
-        g.batch,
-    )
+    let kernel = if b.dtype() == DType::F16 {
+        &MM_TILED_B16
+    } else {
+        &MM_TILED
+    };
+    dispatch(kernel, config, [out, a, b], bias, &params, groups, g.batch)
 }
 
 /// Dispatches `kernel` on [out, x, y, bias] over `groups` workgroups for each of `batch`

@@ -17,24 +17,41 @@ pub use tune::{
 use crate::{DType, Result, Tensor};
 
 shader!(
-    /// `shaders/matmul.wgsl` followed by the generated `shaders/matmul_rb.wgsl`.
+    /// `shaders/matmul.wgsl` with f32 operands and the generated `shaders/matmul_rb.wgsl`.
     MATMUL = "matmul",
-    ["matmul", "matmul_rb"],
+    ["matmul", "matmul_b32", "matmul_rb"],
     crate::gpu::Variants::Derived(|| matmul_variants(false)),
     false
 );
 shader!(
-    /// `shaders/matmul.wgsl` followed by the generated `shaders/matmul_sg.wgsl` (the
-    /// subgroup-broadcast matmul reuses its parameters, bindings and helpers).
+    /// `shaders/matmul.wgsl` with f32 operands and the generated `shaders/matmul_sg.wgsl`
+    /// (the subgroup-broadcast matmul reuses its parameters, bindings and helpers).
     MATMUL_SG = "matmul_sg",
-    ["matmul", "matmul_sg"],
+    ["matmul", "matmul_b32", "matmul_sg"],
     crate::gpu::Variants::Derived(|| matmul_variants(true)),
     true
+);
+shader!(
+    /// `MATMUL` with the weights (B) in 16 bits (`shaders/matmul_b16.wgsl`).
+    MATMUL_B16 = "matmul_b16",
+    ["matmul", "matmul_b16", "matmul_rb"],
+    crate::gpu::Variants::Derived(|| matmul_variants(false)),
+    false,
+    f16
+);
+shader!(
+    /// `MATMUL_SG` with the weights (B) in 16 bits (`shaders/matmul_b16.wgsl`).
+    MATMUL_SG_B16 = "matmul_sg_b16",
+    ["matmul", "matmul_b16", "matmul_sg"],
+    crate::gpu::Variants::Derived(|| matmul_variants(true)),
+    true,
+    f16
 );
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
-pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&MATMUL, &MATMUL_SG];
+pub(crate) const SHADERS: &[&crate::gpu::Shader] =
+    &[&MATMUL, &MATMUL_SG, &MATMUL_B16, &MATMUL_SG_B16];
 
 /// One kernel configuration of `shaders/matmul.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -200,7 +217,8 @@ pub fn matmul_variants(subgroup: bool) -> Vec<Vec<(&'static str, u32)>> {
 /// a is [..batch, M, K] ([..batch, K, M] when `trans_a`); b is [..batch, K, N]
 /// ([..batch, N, K] when `trans_b`) with the same batch dims, or 2-D and shared by every
 /// batch entry (a linear layer is `matmul(x, w, Some(bias), false, true)` with PyTorch's
-/// w [out, in]); bias is [N]. Returns [..batch, M, N].
+/// w [out, in]); bias is [N]. b may be f16 when it is such weights (K a multiple of 4): the
+/// kernels widen it and sum in f32. Returns [..batch, M, N].
 pub fn matmul(
     a: &Tensor,
     b: &Tensor,
@@ -221,7 +239,9 @@ pub fn matmul_with(
     config: MatmulConfig,
 ) -> Result<Tensor> {
     a.expect_dtype("matmul", "a", DType::F32)?;
-    b.expect_dtype("matmul", "b", DType::F32)?;
+    if b.dtype() != DType::F16 {
+        b.expect_dtype("matmul", "b", DType::F32)?;
+    }
     if let Some(bias) = bias {
         bias.expect_dtype("matmul", "bias", DType::F32)?;
     }
@@ -232,6 +252,16 @@ pub fn matmul_with(
         trans_a,
         trans_b,
     )?;
+    if b.dtype() == DType::F16 && (g.b_ks != 1 || !g.k.is_multiple_of(4)) {
+        return Err(crate::Error::Shape {
+            op: "matmul",
+            detail: format!(
+                "16-bit b {:?} must be weights [N, K] read along K (trans_b) with K a multiple \
+                 of 4",
+                b.shape()
+            ),
+        });
+    }
     let gpu = a.gpu();
     if g.k == 0 {
         let zeros = Tensor::zeros(gpu, &g.out_shape)?;
@@ -249,8 +279,12 @@ pub fn matmul_with(
 
 /// Every kernel this family declares, for the binding contract test.
 #[cfg(test)]
-pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] =
-    &[launch::MATMUL_KERNELS, launch::MATMUL_SG_KERNELS];
+pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[
+    launch::MATMUL_KERNELS,
+    launch::MATMUL_SG_KERNELS,
+    launch::MATMUL_B16_KERNELS,
+    launch::MATMUL_SG_B16_KERNELS,
+];
 
 #[cfg(test)]
 mod tests {
