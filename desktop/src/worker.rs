@@ -133,6 +133,6 @@ fn load_model(gpu: &Gpu) -> bitdance::Result<(ModelConfig, ParamStore, Vec<Strin
         .ok_or_else(|| bitdance::Error::Invalid("the default model has no config".into()))?;
     let names = stored_class_names(&file)
         .unwrap_or_else(|| (0..config.num_classes).map(|k| k.to_string()).collect());
-    let params = load_generator(gpu, &config, &file, None)?;
+    let params = load_generator(gpu, &config, &file, None, bitdance::model::Precision::F16)?;
     Ok((config, params, names))
 }

@@ -34,7 +34,7 @@ fn generator_loads_by_official_names_without_the_encoder() {
     let c = tiny(4);
     let (_, bytes) = model_file(4, 1);
     let file = WeightFile::parse_named("model.safetensors", &bytes).unwrap();
-    let store = load_generator(&gpu(), &c, &file, None).unwrap();
+    let store = load_generator(&gpu(), &c, &file, None, bitdance::model::Precision::F32).unwrap();
     assert_eq!(store.len(), generation_parameters(&c).len());
     for spec in generation_parameters(&c) {
         assert_eq!(
@@ -82,11 +82,18 @@ fn a_separate_autoencoder_file_may_omit_the_vae_prefix() {
     let ae = pick(true, true);
     let ar_file = WeightFile::parse_named("ar.safetensors", &ar_only).unwrap();
     let ae_file = WeightFile::parse_named("ae.safetensors", &ae).unwrap();
-    let store = load_generator(&gpu(), &c, &ar_file, Some(&ae_file)).unwrap();
+    let store = load_generator(
+        &gpu(),
+        &c,
+        &ar_file,
+        Some(&ae_file),
+        bitdance::model::Precision::F32,
+    )
+    .unwrap();
     let name = "vae.decoder.conv_out.weight";
     assert_eq!(values(&store, name), file.to_f32(name).unwrap());
     // Without the autoencoder file the AR-only file lacks the decoder: every tensor is named.
-    let err = load_generator(&gpu(), &c, &ar_file, None)
+    let err = load_generator(&gpu(), &c, &ar_file, None, bitdance::model::Precision::F32)
         .err()
         .unwrap()
         .to_string();
@@ -129,7 +136,7 @@ fn every_missing_unexpected_and_misshaped_tensor_is_listed_once() {
         .collect();
     let broken = save_safetensors(&views, None).unwrap();
     let file = WeightFile::parse_named("broken.safetensors", &broken).unwrap();
-    let err = load_generator(&gpu(), &c, &file, None)
+    let err = load_generator(&gpu(), &c, &file, None, bitdance::model::Precision::F32)
         .err()
         .unwrap()
         .to_string();

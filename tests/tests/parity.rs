@@ -66,7 +66,14 @@ impl Loaded {
         let c = ModelConfig::from_json(m.name, m.config).unwrap();
         let weights = WeightFile::parse_named(m.name, m.weights).unwrap();
         let ae = WeightFile::parse_named("tiny_ae", AE).unwrap();
-        let store = load_generator(&gpu(), &c, &weights, Some(&ae)).unwrap();
+        let store = load_generator(
+            &gpu(),
+            &c,
+            &weights,
+            Some(&ae),
+            bitdance::model::Precision::F32,
+        )
+        .unwrap();
         let fx = WeightFile::parse_named(m.name, m.fixture).unwrap();
         Self {
             name: m.name,

@@ -33,7 +33,8 @@ pub async fn load_default_model() -> Result<String, JsError> {
         .ok_or_else(|| js("the default model has no config"))?;
     let names = stored_class_names(&file)
         .unwrap_or_else(|| (0..config.num_classes).map(|k| k.to_string()).collect());
-    let params = load_generator(&gpu, &config, &file, None).map_err(js)?;
+    let params =
+        load_generator(&gpu, &config, &file, None, bitdance::model::Precision::F16).map_err(js)?;
     let json = serde_json::to_string(&names).map_err(js)?;
     LOADED.with(|m| *m.borrow_mut() = Some((config, params, names)));
     Ok(json)

@@ -8,8 +8,8 @@ use anyhow::Context;
 use bitdance::io::{save_safetensors, WeightFile};
 use bitdance::model::{
     builtin_name, generate_images, load_generator, recommended_settings, to_rgb8, CfgSchedule,
-    GaussianSource, RecordedNoise, SampleSettings, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL,
-    DEFAULT_MODEL_NAME,
+    GaussianSource, Precision, RecordedNoise, SampleSettings, DEFAULT_MODEL_BYTES,
+    DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -67,6 +67,16 @@ pub struct GenerateArgs {
     /// Also write `tokens` [B, latent, h, w] (±1) and `image` [B, 3, H, W] (before clamping).
     #[arg(long)]
     save_tensors: Option<PathBuf>,
+    /// Precision of the linear weights on the GPU: f16 (half the memory and weight traffic,
+    /// sums in f32) or f32 (as trained; the golden parity runs). f32 where the adapter cannot
+    /// unpack 16-bit floats (GL).
+    #[arg(long, default_value = "f16", value_parser = parse_precision)]
+    precision: Precision,
+}
+
+/// `--precision` on the command line.
+pub fn parse_precision(s: &str) -> Result<Precision, String> {
+    Precision::parse(s).map_err(|e| e.to_string())
 }
 
 /// The guidance schedule names on the command line.
@@ -173,9 +183,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let gpu = crate::open_gpu()?;
     let adapter = gpu.adapter();
-    gpu.check_memory(&c.generation_memory(batch))?;
+    let precision = args.precision.on(&gpu);
+    gpu.check_memory(&c.generation_memory(batch, precision))?;
     let load_start = Instant::now();
-    let params = load_generator(&gpu, &c, &weights, vae.as_ref())?;
+    let params = load_generator(&gpu, &c, &weights, vae.as_ref(), precision)?;
     drop(weights_bytes);
     let load_s = load_start.elapsed().as_secs_f64();
     let noise_bytes = args.noise.as_ref().map(read_bytes).transpose()?;
@@ -255,7 +266,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         args.output.display()
     );
     println!(
-        "adapter: {} ({}, {}); weights loaded in {load_s:.1} s; {:.2} s per image ({seconds:.1} s in {passes} pass(es) of up to {batch}); peak GPU memory {:.0} MiB",
+        "adapter: {} ({}, {}); {precision} weights loaded in {load_s:.1} s; {:.2} s per image ({seconds:.1} s in {passes} pass(es) of up to {batch}); peak GPU memory {:.0} MiB",
         adapter.name,
         adapter.backend,
         adapter.device_type,

@@ -10,7 +10,7 @@ use bitdance::autograd::{Tape, Var};
 use bitdance::io::WeightFile;
 use bitdance::model::{
     decode, encode, generate_images, load_autoencoder, load_generator, quantize, CfgSchedule,
-    ParamStore, ParamVars, SampleSettings,
+    ParamStore, ParamVars, Precision, SampleSettings,
 };
 use bitdance::optim::{AdamW, AdamWConfig};
 use bitdance::rng::Rng;
@@ -47,6 +47,9 @@ pub struct QualityArgs {
     /// Train the classifier without mirrored images (for data such as digits).
     #[arg(long)]
     no_flip: bool,
+    /// Precision of the generator's linear weights (as `generate --precision`).
+    #[arg(long, default_value = "f16", value_parser = crate::generate::parse_precision)]
+    precision: Precision,
 }
 
 /// The classifier: three stride-2 3x3 convolutions with swish, then a linear layer.
@@ -225,7 +228,7 @@ pub fn run(args: QualityArgs) -> anyhow::Result<ExitCode> {
         psnr(&recon, &pixels)
     );
 
-    let model = load_generator(&gpu, &c, &file, None)?;
+    let model = load_generator(&gpu, &c, &file, None, args.precision)?;
     let settings = SampleSettings {
         cfg: args.cfg,
         schedule: CfgSchedule::Linear,

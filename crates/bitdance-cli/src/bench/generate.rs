@@ -10,8 +10,9 @@ use anyhow::Context;
 
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    builtin_name, decode, generate_tokens, generation_parameters, load_generator,
-    recommended_settings, tokens_to_latents, CfgSchedule, ModelConfig, ParamStore, SampleSettings,
+    builtin_name, decode, generate_tokens, generation_parameters, half_weights, load_generator,
+    recommended_settings, tokens_to_latents, CfgSchedule, ModelConfig, ParamStore, Precision,
+    SampleSettings,
 };
 use bitdance::rng::Rng;
 use bitdance::Gpu;
@@ -33,6 +34,8 @@ pub struct GenerateBench {
     pub batch: usize,
     /// Timed full runs.
     pub repeats: usize,
+    /// Precision of the linear weights.
+    pub precision: Precision,
     /// One JSON line instead of the table.
     pub json: bool,
     /// Also time every kernel of the AR loop (1 head step) and of the decoder.
@@ -123,6 +126,7 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::json!({"bench": "generate", "config": name, "weights": source,
+                "precision": opts.precision.on(gpu).name(),
                 "batch": opts.batch, "cfg": cfg, "head_steps": opts.head_steps,
                 "repeats": total.runs().len(),
                 "seconds_per_image": total.median(), "seconds_per_image_min": total.min(),
@@ -132,8 +136,10 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "generate {name} ({source} weights), batch {}, cfg {cfg} (linear), {} head steps",
-            opts.batch, opts.head_steps
+            "generate {name} ({source} weights, {} linear weights), batch {}, cfg {cfg} (linear), {} head steps",
+            opts.precision.on(gpu),
+            opts.batch,
+            opts.head_steps
         );
         println!(
             "  first run at 1 head step (pipeline compilation, buffers pooled): {first_s:.1} s per image"
@@ -201,8 +207,8 @@ fn load_model(
                 Some(name) => load_config(name)?,
                 None => crate::train::config_from(&file, &label)?,
             };
-            gpu.check_memory(&c.generation_memory(opts.batch))?;
-            let store = load_generator(gpu, &c, &file, None)?;
+            gpu.check_memory(&c.generation_memory(opts.batch, opts.precision.on(gpu)))?;
+            let store = load_generator(gpu, &c, &file, None, opts.precision)?;
             let name = opts
                 .config
                 .clone()
@@ -213,9 +219,14 @@ fn load_model(
         None => {
             let name = opts.config.clone().unwrap_or_else(|| "B-4x".into());
             let c = load_config(&name)?;
-            gpu.check_memory(&c.generation_memory(opts.batch))?;
-            let store =
-                ParamStore::random(gpu, &generation_parameters(&c), &mut Rng::new(0), 0.02)?;
+            gpu.check_memory(&c.generation_memory(opts.batch, opts.precision.on(gpu)))?;
+            let store = ParamStore::random_in(
+                gpu,
+                &generation_parameters(&c),
+                &mut Rng::new(0),
+                0.02,
+                &half_weights(&c, opts.precision.on(gpu)),
+            )?;
             Ok((name, c, store))
         }
     }

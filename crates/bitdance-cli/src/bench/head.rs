@@ -5,7 +5,9 @@
 
 use std::time::Instant;
 
-use bitdance::model::{generation_parameters, recommended_settings, sample_head, ParamStore};
+use bitdance::model::{
+    generation_parameters, half_weights, recommended_settings, sample_head, ParamStore, Precision,
+};
 use bitdance::rng::Rng;
 use bitdance::{Gpu, Tensor};
 
@@ -24,6 +26,8 @@ pub struct HeadBench {
     pub batch: usize,
     /// Timed runs.
     pub repeats: usize,
+    /// Precision of the linear weights.
+    pub precision: Precision,
     /// One JSON line instead of the table.
     pub json: bool,
     /// Also time every kernel of one run.
@@ -35,9 +39,15 @@ pub fn run(gpu: &Gpu, opts: &HeadBench) -> anyhow::Result<()> {
     let name = opts.config.clone().unwrap_or_else(|| "B-4x".into());
     let c = load_config(&name)?;
     anyhow::ensure!(opts.batch > 0, "bench head: --batch must be at least 1");
-    gpu.check_memory(&c.generation_memory(opts.batch))?;
+    gpu.check_memory(&c.generation_memory(opts.batch, opts.precision.on(gpu)))?;
     let cfg = opts.cfg.unwrap_or(recommended_settings(Some(&name)).cfg);
-    let store = ParamStore::random(gpu, &generation_parameters(&c), &mut Rng::new(0), 0.02)?;
+    let store = ParamStore::random_in(
+        gpu,
+        &generation_parameters(&c),
+        &mut Rng::new(0),
+        0.02,
+        &half_weights(&c, opts.precision.on(gpu)),
+    )?;
     let cfg_mult = if cfg > 1.0 { 2 } else { 1 };
     let rows = cfg_mult * opts.batch * c.parallel_num;
     let mut rng = Rng::new(1);
@@ -59,6 +69,7 @@ pub fn run(gpu: &Gpu, opts: &HeadBench) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::json!({"bench": "head", "config": name, "batch": opts.batch, "cfg": cfg,
+                "precision": opts.precision.on(gpu).name(),
                 "head_steps": opts.head_steps, "rows": rows, "repeats": step.runs().len(),
                 "seconds_per_ar_step": step.median(), "seconds_per_ar_step_min": step.min(),
                 "ms_per_evaluation": 1e3 * step.median() / evaluations,
@@ -66,8 +77,10 @@ pub fn run(gpu: &Gpu, opts: &HeadBench) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "head of {name} (random weights), batch {}, cfg {cfg}: {rows} rows, {} head steps",
-            opts.batch, opts.head_steps
+            "head of {name} (random weights, {} linear weights), batch {}, cfg {cfg}: {rows} rows, {} head steps",
+            opts.precision.on(gpu),
+            opts.batch,
+            opts.head_steps
         );
         println!("  first run (pipeline compilation, buffers pooled): {first:.3} s");
         println!(

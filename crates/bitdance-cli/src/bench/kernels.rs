@@ -26,7 +26,8 @@ const LINEAR_SHAPES: [(usize, usize, usize); 5] = [
 ];
 
 /// Matmul at `LINEAR_SHAPES` with the adapter's configuration (after autotune unless
-/// `no_autotune`), or with every candidate configuration when `all_configs`.
+/// `no_autotune`), or with every candidate configuration when `all_configs`; each with f32
+/// and with 16-bit weights.
 pub fn matmul(
     gpu: &Gpu,
     repeats: usize,
@@ -47,13 +48,16 @@ pub fn matmul(
         let flop = 2.0 * (m * k * n) as f64;
         let reference = cpu_sgemm_timing(m, k, n, repeats)?;
         for &config in &configs {
-            let gpu_t = gpu_matmul_timing(gpu, m, k, n, config, repeats)?;
-            let shape = if all_configs {
-                format!("[{m}x{k}]x[{n}x{k}]T {config}")
-            } else {
-                format!("[{m}x{k}]x[{n}x{k}]T")
-            };
-            out.row("matmul", &shape, flop, &gpu_t, &reference);
+            for half in [false, true] {
+                let gpu_t = gpu_matmul_timing(gpu, m, k, n, config, half, repeats)?;
+                let weights = if half { " f16" } else { "" };
+                let shape = if all_configs {
+                    format!("[{m}x{k}]x[{n}x{k}]T{weights} {config}")
+                } else {
+                    format!("[{m}x{k}]x[{n}x{k}]T{weights}")
+                };
+                out.row("matmul", &shape, flop, &gpu_t, &reference);
+            }
         }
     }
     Ok(())
@@ -65,11 +69,16 @@ fn gpu_matmul_timing(
     k: usize,
     n: usize,
     config: MatmulConfig,
+    half: bool,
     repeats: usize,
 ) -> anyhow::Result<Timing> {
     let mut rng = Rng::new(7);
     let a = Tensor::from_f32(gpu, &[m, k], &rng.normal_vec(m * k))?;
-    let w = Tensor::from_f32(gpu, &[n, k], &rng.normal_vec(k * n))?;
+    let w = if half {
+        Tensor::from_f32_as_f16(gpu, &[n, k], &rng.normal_vec(k * n))?
+    } else {
+        Tensor::from_f32(gpu, &[n, k], &rng.normal_vec(k * n))?
+    };
     measure_calls(repeats, RUN_S, |calls| {
         for _ in 0..calls {
             drop(ops::matmul_with(&a, &w, None, false, true, config)?);

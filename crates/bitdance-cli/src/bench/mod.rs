@@ -49,6 +49,9 @@ pub struct BenchArgs {
     /// generation).
     #[arg(long)]
     repeats: Option<usize>,
+    /// `generate` / `head`: precision of the linear weights (f16 or f32).
+    #[arg(long, default_value = "f16", value_parser = crate::generate::parse_precision)]
+    precision: bitdance::model::Precision,
     /// After `train`, `train-tokenizer` or `generate`: time every kernel alone (one step, or the
     /// AR loop at 1 head step and the decoder) and print where the time goes.
     #[arg(long)]
@@ -117,6 +120,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 head_steps: args.steps,
                 batch: args.batch.unwrap_or(1),
                 repeats: args.repeats.unwrap_or(1),
+                precision: args.precision,
                 json: args.json,
                 profile: args.profile,
             },
@@ -129,6 +133,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 head_steps: args.steps,
                 batch: args.batch.unwrap_or(1),
                 repeats: args.repeats.unwrap_or(5),
+                precision: args.precision,
                 json: args.json,
                 profile: args.profile,
             },

@@ -46,6 +46,8 @@ pub(crate) struct Inner {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// Shaders may call unpack2x16float (16-bit weights).
+    unpacks_f16: bool,
     pub pool: Mutex<BufferPool>,
     pipelines: Mutex<PipelineCache>,
     pub recorder: Mutex<Recorder>,
@@ -93,6 +95,10 @@ impl Gpu {
         let adapter = select_adapter(&instance, options).await?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let unpacks_f16 = adapter
+            .get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::SHADER_F16_IN_F32);
         let mut wanted = adapter.features() & OPTIONAL_FEATURES;
         if options.no_subgroups {
             wanted.remove(wgpu::Features::SUBGROUP);
@@ -137,6 +143,7 @@ impl Gpu {
                 info,
                 limits,
                 features,
+                unpacks_f16,
                 pool: Mutex::new(BufferPool::default()),
                 pipelines: Mutex::new(PipelineCache::default()),
                 recorder: Mutex::new(Recorder::new(align)),
@@ -193,6 +200,12 @@ impl Gpu {
         !cfg!(target_arch = "wasm32")
             && self.inner.features.contains(wgpu::Features::SUBGROUP)
             && self.inner.info.subgroup_min_size >= lanes
+    }
+
+    /// Whether shaders can unpack 16-bit floats (`unpack2x16float`), as 16-bit weights need:
+    /// every backend but GL.
+    pub fn unpacks_f16(&self) -> bool {
+        self.inner.unpacks_f16
     }
 
     /// Whether the device runs on the CPU (lavapipe, SwiftShader, WARP).

@@ -1,9 +1,11 @@
 //! Loading a model for generation from weight files by official names: the AR transformer and
 //! its head, and the autoencoder's decoder (the encoder is checked but never uploaded).
 
-use super::ParamStore;
+use std::collections::BTreeSet;
+
 use super::{
-    ar_parameters, decoder_parameters, encoder_parameters, AeConfig, ModelConfig, ParamSpec,
+    ar_matrices, ar_parameters, decoder_parameters, encoder_parameters, AeConfig, ModelConfig,
+    ParamSpec, ParamStore, Precision,
 };
 use crate::io::{check_expected, WeightFile};
 use crate::{Gpu, Result};
@@ -48,7 +50,17 @@ fn autoencoder_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         .collect()
 }
 
-/// Loads what generation needs. `model` holds the AR parameters and, as the official
+/// The parameters generation holds in 16 bits at `precision`: the AR model's and head's
+/// linear weights at f16, none at f32.
+pub fn half_weights(c: &ModelConfig, precision: Precision) -> BTreeSet<String> {
+    match precision {
+        Precision::F32 => BTreeSet::new(),
+        Precision::F16 => ar_matrices(c).into_iter().collect(),
+    }
+}
+
+/// Loads what generation needs, the linear weights at `precision` (f32 where the adapter
+/// cannot unpack 16-bit floats). `model` holds the AR parameters and, as the official
 /// checkpoints do, the autoencoder as `vae.*`; `vae` is an optional separate autoencoder file
 /// whose names carry the `vae.` prefix or not (it then replaces the model file's copy). Every
 /// file is checked in full first: one error lists each missing, unexpected or misshaped tensor.
@@ -57,8 +69,10 @@ pub fn load_generator(
     c: &ModelConfig,
     model: &WeightFile<'_>,
     vae: Option<&WeightFile<'_>>,
+    precision: Precision,
 ) -> Result<ParamStore> {
-    gpu.check_memory(&c.generation_memory(1))?;
+    let precision = precision.on(gpu);
+    gpu.check_memory(&c.generation_memory(1, precision))?;
     let ar: Vec<(String, Vec<usize>)> = ar_parameters(c)
         .into_iter()
         .map(|s| (s.name, s.shape))
@@ -69,7 +83,8 @@ pub fn load_generator(
         expected.extend(autoencoder_shapes(c));
     }
     check_expected(model, &expected, &[])?;
-    let mut store = ParamStore::from_weights(gpu, model, &ar_parameters(c))?;
+    let half = half_weights(c, precision);
+    let mut store = ParamStore::from_weights_in(gpu, model, &ar_parameters(c), &half)?;
     let decoder = decoder_parameters(&c.vae);
     match vae {
         None => store.extend(ParamStore::from_weights(gpu, model, &decoder)?),

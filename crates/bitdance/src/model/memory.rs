@@ -3,6 +3,7 @@
 
 use super::{
     ar_parameters, decoder_parameters, encoder_parameters, AeConfig, ModelConfig, ParamSpec,
+    Precision,
 };
 
 // Estimates are computed in f64: exact enough, and a product of the largest sizes a config may
@@ -70,19 +71,27 @@ impl ModelConfig {
         }
     }
 
-    /// Memory to generate `images` images at once: the AR model, head and decoder in f32, the
-    /// KV cache of both CFG branches, and the decoder's feature maps.
-    pub fn generation_memory(&self, images: usize) -> MemoryEstimate {
+    /// Memory to generate `images` images at once: the AR model, head and decoder (the linear
+    /// weights at `precision`, the rest f32), the KV cache of both CFG branches, and the
+    /// decoder's feature maps.
+    pub fn generation_memory(&self, images: usize, precision: Precision) -> MemoryEstimate {
         let mut specs = ar_parameters(self);
         specs.extend(decoder_parameters(&self.vae));
         let parameters = count(&specs);
+        let half = super::half_weights(self, precision);
+        let matrices: Vec<ParamSpec> = specs
+            .iter()
+            .filter(|s| half.contains(&s.name))
+            .cloned()
+            .collect();
+        let weights = parameters * F32 - count(&matrices) * (F32 - precision.weight_bytes());
         let rows = 2.0 * images as f64 * self.sequence_len() as f64;
         let kv_cache = 2.0 * self.n_layer as f64 * rows * self.dim as f64 * F32;
         let decoder = images as f64 * autoencoder_activations(self, 4.0);
         MemoryEstimate {
             what: format!("generating {images} image(s) with this model"),
             parameters: parameters as u64,
-            bytes: (parameters * F32 + kv_cache + decoder) as u64,
+            bytes: (weights + kv_cache + decoder) as u64,
         }
     }
 
@@ -128,18 +137,22 @@ impl ModelConfig {
 
 #[cfg(test)]
 mod tests {
-    use crate::model::ModelConfig;
+    use crate::model::{ModelConfig, Precision};
 
     #[test]
     fn released_models_fit_a_16_gib_budget_for_generation() {
         for name in ["B-1x", "B-4x", "B-16x", "L-1x", "H-1x"] {
             let c = ModelConfig::builtin(name).unwrap();
-            let e = c.generation_memory(1);
+            let e = c.generation_memory(1, Precision::F32);
             assert!(e.bytes < 8 << 30, "{name}: {e:?}");
         }
         // B-4x: 260M AR + head parameters and a 261M decoder; `bench generate` measured a
         // peak of 2397 MiB (2.51 GB) for one image.
-        let b4 = ModelConfig::builtin("B-4x").unwrap().generation_memory(1);
+        let b4 = ModelConfig::builtin("B-4x").unwrap();
+        let half = b4.generation_memory(1, Precision::F16);
+        let b4 = b4.generation_memory(1, Precision::F32);
+        // About 230M linear weights at 2 bytes instead of 4.
+        assert!(b4.bytes - half.bytes > 400_000_000, "{b4:?} vs {half:?}");
         assert!(
             (500_000_000..540_000_000).contains(&b4.parameters),
             "{b4:?}"

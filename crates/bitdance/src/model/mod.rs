@@ -17,6 +17,7 @@ mod memory;
 mod noise_file;
 mod params;
 mod pipeline;
+mod precision;
 mod sampler;
 mod store;
 mod timestep;
@@ -45,18 +46,19 @@ pub use head::{head_condition, head_forward, head_predict, head_predict_at};
 pub use init::{init_autoencoder, init_parameters};
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
 pub use loading::{
-    generation_parameters, load_autoencoder, load_generator, stored_class_names, stored_config,
-    CLASSES_KEY, CONFIG_KEY, VAE_PREFIX,
+    generation_parameters, half_weights, load_autoencoder, load_generator, stored_class_names,
+    stored_config, CLASSES_KEY, CONFIG_KEY, VAE_PREFIX,
 };
 pub use memory::MemoryEstimate;
 pub use noise_file::RecordedNoise;
 pub use params::{decays, ParamSpec};
 pub use pipeline::{encode_tokens, generate_images, to_rgb8, Generated};
+pub use precision::Precision;
 pub use sampler::{linspace_grid, sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
 pub use store::{ParamStore, ParamVars};
 pub use timestep::timestep_embedding;
 pub use transformer::{sequence_mask, sequence_positions, transformer_forward};
 pub use weights::{
-    ar_parameters, Block, Connector, Fetch, Head, HeadBlock, Linear, NormAffine, PatchAttention,
-    Trunk, WeightSource,
+    ar_matrices, ar_parameters, Block, Connector, Fetch, Head, HeadBlock, Linear, NormAffine,
+    PatchAttention, Trunk, WeightSource,
 };

@@ -1,6 +1,6 @@
 //! Named parameter tensors on the GPU, keyed by official names.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::ParamSpec;
 use crate::io::WeightFile;
@@ -16,6 +16,41 @@ pub struct ParamStore {
     chunked: BTreeMap<String, Vec<Tensor>>,
 }
 
+/// Every missing or misshaped tensor of `specs` in `file`, listed in one error.
+fn check_specs(file: &WeightFile<'_>, specs: &[ParamSpec]) -> Result<()> {
+    let mut problems = Vec::new();
+    for spec in specs {
+        match file.shape(&spec.name) {
+            Err(_) => problems.push(format!("  missing: '{}' {:?}", spec.name, spec.shape)),
+            Ok(found) if found != spec.shape.as_slice() => problems.push(format!(
+                "  misshaped: '{}': expected {:?}, found {found:?}",
+                spec.name, spec.shape
+            )),
+            Ok(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Invalid(format!(
+        "{}: {} problem(s) with the weights:\n{}",
+        file.label(),
+        problems.len(),
+        problems.join("\n")
+    )))
+}
+
+/// One tensor of `shape` from f32 `data`: rounded to 16 bits when `half` and the matmul
+/// kernels can read it so (rows of a multiple of 4 values), else f32.
+fn upload(gpu: &Gpu, shape: &[usize], data: &[f32], half: bool) -> Result<Tensor> {
+    let row = shape.last().copied().unwrap_or(0);
+    if half && shape.len() == 2 && row.is_multiple_of(4) {
+        Tensor::from_f32_as_f16(gpu, shape, data)
+    } else {
+        Tensor::from_f32(gpu, shape, data)
+    }
+}
+
 impl ParamStore {
     /// An empty store.
     pub fn new() -> Self {
@@ -25,8 +60,22 @@ impl ParamStore {
     /// Random normal parameters of the given specs scaled by `std` (tests and benchmarks;
     /// every tensor non-zero, unlike the official init which zeroes some layers).
     pub fn random(gpu: &Gpu, specs: &[ParamSpec], rng: &mut Rng, std: f32) -> Result<Self> {
+        Self::random_in(gpu, specs, rng, std, &BTreeSet::new())
+    }
+
+    /// `random`, holding the parameters named in `half` in 16 bits (see `upload`).
+    pub fn random_in(
+        gpu: &Gpu,
+        specs: &[ParamSpec],
+        rng: &mut Rng,
+        std: f32,
+        half: &BTreeSet<String>,
+    ) -> Result<Self> {
         let limit = gpu.limits().max_storage_buffer_binding_size;
-        Self::random_chunked(gpu, specs, rng, std, limit)
+        Self::build(gpu, specs, limit, half, |spec| {
+            let n: usize = spec.shape.iter().product();
+            Ok(rng.normal_vec(n).into_iter().map(|v| v * std).collect())
+        })
     }
 
     /// `random`, holding every parameter over `max_bytes` as row chunks of at most half that size.
@@ -37,13 +86,47 @@ impl ParamStore {
         std: f32,
         max_bytes: u64,
     ) -> Result<Self> {
-        let mut store = Self::new();
-        let limit = max_bytes as usize;
-        for spec in specs {
+        Self::build(gpu, specs, max_bytes, &BTreeSet::new(), |spec| {
             let n: usize = spec.shape.iter().product();
-            let data: Vec<f32> = rng.normal_vec(n).into_iter().map(|v| v * std).collect();
-            if n * 4 <= limit {
-                store.insert(&spec.name, Tensor::from_f32(gpu, &spec.shape, &data)?);
+            Ok(rng.normal_vec(n).into_iter().map(|v| v * std).collect())
+        })
+    }
+
+    /// Uploads the parameters `specs` from `file` (f32, f16 or bf16, converted to f32),
+    /// holding each one over half a storage binding as row chunks. Every missing or misshaped
+    /// tensor is listed in one error; tensors of the file not in `specs` are not loaded.
+    pub fn from_weights(gpu: &Gpu, file: &WeightFile<'_>, specs: &[ParamSpec]) -> Result<Self> {
+        Self::from_weights_in(gpu, file, specs, &BTreeSet::new())
+    }
+
+    /// `from_weights`, holding the parameters named in `half` in 16 bits (see `upload`).
+    pub fn from_weights_in(
+        gpu: &Gpu,
+        file: &WeightFile<'_>,
+        specs: &[ParamSpec],
+        half: &BTreeSet<String>,
+    ) -> Result<Self> {
+        let limit = gpu.limits().max_storage_buffer_binding_size;
+        check_specs(file, specs)?;
+        Self::build(gpu, specs, limit, half, |spec| file.to_f32(&spec.name))
+    }
+
+    /// Uploads every spec's values (from `values`, one tensor at a time: the host never holds
+    /// more than one widened), as row chunks when over half of `max_bytes`.
+    fn build(
+        gpu: &Gpu,
+        specs: &[ParamSpec],
+        max_bytes: u64,
+        half: &BTreeSet<String>,
+        mut values: impl FnMut(&ParamSpec) -> Result<Vec<f32>>,
+    ) -> Result<Self> {
+        let mut store = Self::new();
+        for spec in specs {
+            let data = values(spec)?;
+            let half = half.contains(&spec.name);
+            let n = data.len();
+            if (n as u64) * 4 <= max_bytes {
+                store.insert(&spec.name, upload(gpu, &spec.shape, &data, half)?);
                 continue;
             }
             let row = n / spec.shape[0].max(1);
@@ -51,23 +134,12 @@ impl ParamStore {
             for rows in chunk_ranges(&spec.shape, max_bytes) {
                 let mut shape = spec.shape.clone();
                 shape[0] = rows.len();
-                chunks.push(Tensor::from_f32(
-                    gpu,
-                    &shape,
-                    &data[rows.start * row..rows.end * row],
-                )?);
+                let part = &data[rows.start * row..rows.end * row];
+                chunks.push(upload(gpu, &shape, part, half)?);
             }
             store.insert_chunks(&spec.name, chunks);
         }
         Ok(store)
-    }
-
-    /// Uploads the parameters `specs` from `file` (f32, f16 or bf16, converted to f32),
-    /// holding each one over half a storage binding as row chunks. Every missing or misshaped
-    /// tensor is listed in one error; tensors of the file not in `specs` are not loaded.
-    pub fn from_weights(gpu: &Gpu, file: &WeightFile<'_>, specs: &[ParamSpec]) -> Result<Self> {
-        let limit = gpu.limits().max_storage_buffer_binding_size;
-        Self::from_weights_chunked(gpu, file, specs, limit)
     }
 
     /// `from_weights`, holding every parameter over `max_bytes` as row chunks of at most half
@@ -78,43 +150,10 @@ impl ParamStore {
         specs: &[ParamSpec],
         max_bytes: u64,
     ) -> Result<Self> {
-        let mut problems = Vec::new();
-        for spec in specs {
-            match file.shape(&spec.name) {
-                Err(_) => problems.push(format!("  missing: '{}' {:?}", spec.name, spec.shape)),
-                Ok(found) if found != spec.shape.as_slice() => problems.push(format!(
-                    "  misshaped: '{}': expected {:?}, found {found:?}",
-                    spec.name, spec.shape
-                )),
-                Ok(_) => {}
-            }
-        }
-        if !problems.is_empty() {
-            return Err(Error::Invalid(format!(
-                "{}: {} problem(s) with the weights:\n{}",
-                file.label(),
-                problems.len(),
-                problems.join("\n")
-            )));
-        }
-        let limit = max_bytes;
-        let mut store = Self::new();
-        for spec in specs {
-            let n: usize = spec.shape.iter().product();
-            if (n as u64) * 4 <= limit {
-                store.insert(&spec.name, crate::io::load_tensor(gpu, file, &spec.name)?);
-                continue;
-            }
-            let mut chunks = Vec::new();
-            for rows in chunk_ranges(&spec.shape, limit) {
-                let mut shape = spec.shape.clone();
-                shape[0] = rows.len();
-                let data = file.rows_f32(&spec.name, rows)?;
-                chunks.push(Tensor::from_f32(gpu, &shape, &data)?);
-            }
-            store.insert_chunks(&spec.name, chunks);
-        }
-        Ok(store)
+        check_specs(file, specs)?;
+        Self::build(gpu, specs, max_bytes, &BTreeSet::new(), |spec| {
+            file.to_f32(&spec.name)
+        })
     }
 
     /// Moves every parameter of `other` into this store (replacing same-named ones).

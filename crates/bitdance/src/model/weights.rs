@@ -18,6 +18,12 @@ pub trait WeightSource<V> {
     fn chunks(&mut self, name: String, shape: &[usize]) -> Result<Vec<V>> {
         Ok(vec![self.get(name, shape)?])
     }
+
+    /// The weight `name` [out, in] of a linear layer (read only by matmul, so inference may
+    /// hold it in 16 bits).
+    fn matrix(&mut self, name: String, shape: &[usize]) -> Result<V> {
+        self.get(name, shape)
+    }
 }
 
 /// A source of parameters of type `V`, as the `fetch` functions take it.
@@ -59,6 +65,20 @@ impl WeightSource<()> for SpecsSource<'_> {
     }
 }
 
+/// The names of the linear-layer weights asked for (`WeightSource::matrix`).
+struct MatrixNames<'a>(&'a mut Vec<String>);
+
+impl WeightSource<()> for MatrixNames<'_> {
+    fn get(&mut self, _: String, _: &[usize]) -> Result<()> {
+        Ok(())
+    }
+
+    fn matrix(&mut self, name: String, _: &[usize]) -> Result<()> {
+        self.0.push(name);
+        Ok(())
+    }
+}
+
 /// Weights from a store of inference tensors.
 pub fn from_store(store: &ParamStore) -> impl WeightSource<Tensor> + '_ {
     StoreSource(store)
@@ -91,7 +111,7 @@ impl<V> Linear<V> {
         inp: usize,
         bias: bool,
     ) -> Result<Self> {
-        let weight = f.get(format!("{prefix}.weight"), &[out, inp])?;
+        let weight = f.matrix(format!("{prefix}.weight"), &[out, inp])?;
         let bias = if bias {
             Some(f.get(format!("{prefix}.bias"), &[out])?)
         } else {
@@ -156,11 +176,14 @@ impl<V> Trunk<V> {
                 let w = |f: &mut Fetch<V>, name: &str, shape: &[usize]| {
                     f.get(format!("{l}.{name}"), shape)
                 };
+                let m = |f: &mut Fetch<V>, name: &str, shape: &[usize]| {
+                    f.matrix(format!("{l}.{name}"), shape)
+                };
                 Ok(Block {
-                    wqkv: w(f, "attention.wqkv.weight", &[3 * d, d])?,
-                    wo: w(f, "attention.wo.weight", &[d, d])?,
-                    w1: w(f, "feed_forward.w1.weight", &[2 * c.ffn_hidden(), d])?,
-                    w2: w(f, "feed_forward.w2.weight", &[d, c.ffn_hidden()])?,
+                    wqkv: m(f, "attention.wqkv.weight", &[3 * d, d])?,
+                    wo: m(f, "attention.wo.weight", &[d, d])?,
+                    w1: m(f, "feed_forward.w1.weight", &[2 * c.ffn_hidden(), d])?,
+                    w2: m(f, "feed_forward.w2.weight", &[d, c.ffn_hidden()])?,
                     attention_norm: w(f, "attention_norm.weight", &[d])?,
                     ffn_norm: w(f, "ffn_norm.weight", &[d])?,
                 })
@@ -311,21 +334,30 @@ impl<V> Head<V> {
 /// the head.
 pub fn ar_parameters(c: &ModelConfig) -> Vec<ParamSpec> {
     let mut specs = Vec::new();
-    {
-        let mut f = into_specs(&mut specs);
-        let d = c.dim;
-        // `into_specs` never fails.
-        let _ = f.get(
-            "cls_embedding.weight".into(),
-            &[c.num_classes + 1, d * c.cls_token_num],
-        );
-        if c.parallel_num > 1 {
-            let _ = f.get("query_token".into(), &[1, c.parallel_num - 1, d]);
-        }
-        let _ = Connector::fetch(c, &mut f);
-        let _ = Trunk::fetch(c, &mut f);
-        let _ = f.get("pos_for_diff.weight".into(), &[c.image_tokens(), d]);
-        let _ = Head::fetch(c, &mut f);
-    }
+    visit_ar(c, &mut into_specs(&mut specs));
     specs
+}
+
+/// The names of the AR model's and head's linear-layer weights (the ones inference may hold
+/// in 16 bits), in `ar_parameters` order.
+pub fn ar_matrices(c: &ModelConfig) -> Vec<String> {
+    let mut names = Vec::new();
+    visit_ar(c, &mut MatrixNames(&mut names));
+    names
+}
+
+/// Asks `f` for every AR and head parameter, in order (sources of `()` never fail).
+fn visit_ar(c: &ModelConfig, f: &mut Fetch<()>) {
+    let d = c.dim;
+    let _ = f.get(
+        "cls_embedding.weight".into(),
+        &[c.num_classes + 1, d * c.cls_token_num],
+    );
+    if c.parallel_num > 1 {
+        let _ = f.get("query_token".into(), &[1, c.parallel_num - 1, d]);
+    }
+    let _ = Connector::fetch(c, f);
+    let _ = Trunk::fetch(c, f);
+    let _ = f.get("pos_for_diff.weight".into(), &[c.image_tokens(), d]);
+    let _ = Head::fetch(c, f);
 }
