@@ -9,8 +9,8 @@ use bitdance::io::WeightFile;
 use bitdance::model::{
     decode, embed_prefix, embed_tokens, generate_tokens, head_predict, linspace_grid,
     load_generator, time_grid, timestep_embedding, tokens_to_latents, transformer_forward,
-    transformer_step, CfgSchedule, KvCache, ModelConfig, ParamStore, ParamVars, RecordedNoise,
-    SampleSettings,
+    transformer_step, CfgSchedule, KvCache, ModelConfig, ParamStore, ParamVars, Precision,
+    RecordedNoise, SampleSettings,
 };
 use bitdance::Tensor;
 use bitdance_tests::{assert_close, gpu};
@@ -62,18 +62,16 @@ struct Loaded {
 
 impl Loaded {
     fn new(p: usize) -> Self {
+        Self::at(p, Precision::F32)
+    }
+
+    /// The fixture model with its linear weights at `precision`.
+    fn at(p: usize, precision: Precision) -> Self {
         let m = model(p);
         let c = ModelConfig::from_json(m.name, m.config).unwrap();
         let weights = WeightFile::parse_named(m.name, m.weights).unwrap();
         let ae = WeightFile::parse_named("tiny_ae", AE).unwrap();
-        let store = load_generator(
-            &gpu(),
-            &c,
-            &weights,
-            Some(&ae),
-            bitdance::model::Precision::F32,
-        )
-        .unwrap();
+        let store = load_generator(&gpu(), &c, &weights, Some(&ae), precision).unwrap();
         let fx = WeightFile::parse_named(m.name, m.fixture).unwrap();
         Self {
             name: m.name,
@@ -193,10 +191,9 @@ fn head(p: usize) {
     );
 }
 
-/// A whole sampling run replaying the official draws: token signs, then the decoded images.
-fn sampling(p: usize) {
-    let m = Loaded::new(p);
-    let (c, g) = (&m.c, gpu());
+/// The tokens [B, T, token_dim] (model order) of the official sampling run's settings and
+/// recorded draws.
+fn sample_tokens(m: &Loaded, p: usize) -> Vec<f32> {
     let classes = m.classes("sample.classes");
     let settings = m.get("sample.settings");
     let settings = SampleSettings {
@@ -206,10 +203,25 @@ fn sampling(p: usize) {
     };
     let noise_file = WeightFile::parse_named("noise", model(p).noise).unwrap();
     let mut noise = RecordedNoise::new(&noise_file);
-    let tokens = generate_tokens(c, &m.store, &classes, &settings, &mut noise, &mut |_, _| {})
-        .unwrap()
-        .read_f32()
-        .unwrap();
+    generate_tokens(
+        &m.c,
+        &m.store,
+        &classes,
+        &settings,
+        &mut noise,
+        &mut |_, _| {},
+    )
+    .unwrap()
+    .read_f32()
+    .unwrap()
+}
+
+/// A whole sampling run replaying the official draws: token signs, then the decoded images.
+fn sampling(p: usize) {
+    let m = Loaded::new(p);
+    let (c, g) = (&m.c, gpu());
+    let classes = m.classes("sample.classes");
+    let tokens = sample_tokens(&m, p);
     let z = tokens_to_latents(c, &tokens).unwrap();
     let want = m.get("sample.latents");
     let same = z.iter().zip(&want).filter(|(a, b)| a == b).count();
@@ -234,6 +246,48 @@ fn sampling(p: usize) {
         &m.get("sample.images"),
         1e-3,
     );
+}
+
+/// 16-bit linear weights against the f32 path with the same draws: the share of token bits
+/// that agree (at least 99.9%), and the first AR step where one differs.
+fn half_weights(p: usize) {
+    let full = Loaded::new(p);
+    let half = Loaded::at(p, Precision::F16);
+    let held = bitdance::model::ar_matrices(&half.c)
+        .iter()
+        .filter(|n| half.store.get(n).unwrap().dtype() == bitdance::DType::F16)
+        .count();
+    assert!(held > 0, "{}: no weight is held in 16 bits", half.name);
+    let (a, b) = (sample_tokens(&full, p), sample_tokens(&half, p));
+    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    let token_dim = full.c.token_dim();
+    let first = a
+        .iter()
+        .zip(&b)
+        .position(|(x, y)| x != y)
+        .map(|i| (i / token_dim) % full.c.image_tokens() / p);
+    eprintln!(
+        "{}: {held} f16 weights; agree on {same} of {} token bits ({:.3}%); first differing AR step: {first:?}",
+        full.name,
+        a.len(),
+        100.0 * same as f64 / a.len() as f64
+    );
+    assert!(same as f64 >= 0.999 * a.len() as f64, "{}", full.name);
+}
+
+#[test]
+fn half_weights_1x() {
+    half_weights(1);
+}
+
+#[test]
+fn half_weights_4x() {
+    half_weights(4);
+}
+
+#[test]
+fn half_weights_16x() {
+    half_weights(16);
 }
 
 #[test]
