@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # One check of a machine with a real GPU driver, under 8 minutes once built (the step limits add
-# up to 7 minutes): the adapter, `bitdance
-# doctor` (every kernel against its f64 reference), then the benchmarks as JSON lines:
-# matmul, attention, conv, generate (B-1x, B-4x at batch 1, random weights, full sampler) and
-# training (tiny). Needs only the release binary: built here unless BITDANCE_BIN names one.
+# up to 7.5 minutes): the adapter, `bitdance doctor` (every kernel against its f64 reference,
+# 16-bit weights included), then the benchmarks as JSON lines: matmul (f32 and f16 weights),
+# attention, conv, training (tiny), and generate (B-4x and B-1x at batch 1, random weights, the
+# full sampler) with f16 and with f32 linear weights. Needs only the release binary: built here unless BITDANCE_BIN names one.
 # Usage: bash scripts/gpu-check.sh [OUT.jsonl]   (JSON lines also go to OUT, default gpu-check.jsonl)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,11 +40,13 @@ run() {
 }
 
 run 60 doctor
-run 45 bench matmul --json
-run 20 bench attention --json
-run 20 bench conv --json
-run 45 bench train --json --repeats 20
-run 90 bench generate --config B-4x --json --repeats 3
-run 140 bench generate --config B-1x --json --repeats 2
+run 40 bench matmul --json
+run 15 bench attention --json
+run 15 bench conv --json
+run 40 bench train --json --repeats 20
+for precision in f16 f32; do
+  run 60 bench generate --config B-4x --precision $precision --json --repeats 3
+  run 80 bench generate --config B-1x --precision $precision --json --repeats 2
+done
 echo "gpu-check: JSON lines in $out"
 exit $failed

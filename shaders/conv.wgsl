@@ -35,7 +35,8 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;             // conv2d, depth_to_space
 @group(0) @binding(1) var<storage, read_write> packed: array<vec4<f32>>;  // conv_pack_x, conv_pack_w
 @group(0) @binding(2) var<storage, read> x: array<f32>;                   // conv_pack_x, depth_to_space
-@group(0) @binding(2) var<storage, read> weight: array<f32>;              // conv_pack_w
+// binding 2 of conv_pack_w, `weight`, with its reader load_weight, comes from the file appended
+// after this one: conv_w32.wgsl (f32) or conv_w16.wgsl (16-bit weights of inference).
 @group(0) @binding(2) var<storage, read> x_packed: array<vec4<f32>>;      // conv2d
 @group(0) @binding(3) var<storage, read> w_packed: array<vec4<f32>>;      // conv2d
 @group(0) @binding(4) var<storage, read> bias: array<f32>;                // conv2d
@@ -154,7 +155,7 @@ fn conv_pack_w(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         let ic = min(ci, params.cin - 1u);
         let src = select((oc * params.cin + ic) * kk + tap, (ic * params.cout + oc) * kk + kk - 1u - tap,
                          flip);
-        if co < params.cout && ci < params.cin { v[e] = weight[src]; }
+        if co < params.cout && ci < params.cin { v[e] = load_weight(src); }
     }
     packed[i] = v;
 }

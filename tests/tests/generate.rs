@@ -106,3 +106,44 @@ fn tokens_and_latents_convert_both_ways() {
         assert_eq!(latents_to_tokens(&c, &z).unwrap(), tokens, "p={p}");
     }
 }
+
+/// The token agreement of 16-bit linear weights on the official B-4x architecture with random
+/// weights (std 0.02, as `bench generate`), 100 head steps, the same draws at f32 and f16.
+/// Minutes on lavapipe: run with `cargo test --release -p bitdance-tests --test generate --
+/// --ignored --nocapture`.
+#[test]
+#[ignore]
+fn half_weights_agree_with_f32_on_random_b4x() {
+    use bitdance::model::{generation_parameters, half_weights, ModelConfig, Precision};
+    let c = ModelConfig::builtin("B-4x").unwrap();
+    let g = gpu();
+    let settings = SampleSettings {
+        cfg: 3.9,
+        schedule: CfgSchedule::Linear,
+        head_steps: 100,
+    };
+    let sample = |precision| {
+        let half = half_weights(&c, precision);
+        let specs = generation_parameters(&c);
+        let store = ParamStore::random_in(&g, &specs, &mut Rng::new(0), 0.02, &half).unwrap();
+        let tokens = generate_tokens(
+            &c,
+            &store,
+            &[207],
+            &settings,
+            &mut Rng::new(1),
+            &mut |_, _| {},
+        );
+        tokens.unwrap().read_f32().unwrap()
+    };
+    let (a, b) = (sample(Precision::F32), sample(Precision::F16));
+    let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
+    let first = a.iter().zip(&b).position(|(x, y)| x != y);
+    let step = first.map(|i| i / c.token_dim() / c.parallel_num);
+    eprintln!(
+        "B-4x random weights: f16 agrees on {same} of {} token bits ({:.3}%); first differing AR step {step:?}",
+        a.len(),
+        100.0 * same as f64 / a.len() as f64
+    );
+    assert!(same as f64 >= 0.999 * a.len() as f64);
+}

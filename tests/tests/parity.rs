@@ -253,7 +253,7 @@ fn sampling(p: usize) {
 fn half_weights(p: usize) {
     let full = Loaded::new(p);
     let half = Loaded::at(p, Precision::F16);
-    let held = bitdance::model::ar_matrices(&half.c)
+    let held = bitdance::model::half_weights(&half.c, Precision::F16)
         .iter()
         .filter(|n| half.store.get(n).unwrap().dtype() == bitdance::DType::F16)
         .count();
@@ -273,6 +273,28 @@ fn half_weights(p: usize) {
         100.0 * same as f64 / a.len() as f64
     );
     assert!(same as f64 >= 0.999 * a.len() as f64, "{}", full.name);
+    // The decoder's convolutions with 16-bit weights, on the official tokens.
+    let c = &half.c;
+    let shape = [
+        half.classes("sample.classes").len(),
+        c.latent_dim,
+        c.grid(),
+        c.grid(),
+    ];
+    let images = decode(
+        &gpu(),
+        &c.vae,
+        &half.store,
+        &half.get("sample.latents"),
+        shape,
+    )
+    .unwrap();
+    assert_close(
+        &format!("{} decoded images, f16 weights", half.name),
+        &images.read_f32().unwrap(),
+        &half.get("sample.images"),
+        1e-2,
+    );
 }
 
 #[test]

@@ -212,6 +212,14 @@ pub fn encoder_parameters(ae: &AeConfig) -> Vec<ParamSpec> {
     specs
 }
 
+/// The names of the decoder's convolution and linear weights (the ones inference may hold in
+/// 16 bits).
+pub fn decoder_layer_weights(ae: &AeConfig) -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = Decoder::fetch(ae, &mut super::weights::LayerWeightNames(&mut names));
+    names
+}
+
 /// Every parameter of the decoder (`vae.decoder.*`), in a stable order.
 pub fn decoder_parameters(ae: &AeConfig) -> Vec<ParamSpec> {
     let mut specs = Vec::new();

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use super::{
-    ar_matrices, ar_parameters, decoder_parameters, encoder_parameters, AeConfig, ModelConfig,
-    ParamSpec, ParamStore, Precision,
+    ar_layer_weights, ar_parameters, decoder_layer_weights, decoder_parameters, encoder_parameters,
+    AeConfig, ModelConfig, ParamSpec, ParamStore, Precision,
 };
 use crate::io::{check_expected, WeightFile};
 use crate::{Gpu, Result};
@@ -50,12 +50,15 @@ fn autoencoder_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
         .collect()
 }
 
-/// The parameters generation holds in 16 bits at `precision`: the AR model's and head's
-/// linear weights at f16, none at f32.
+/// The parameters generation holds in 16 bits at `precision`: at f16 the AR model's and
+/// head's linear weights and the decoder's linear and convolution weights, none at f32.
 pub fn half_weights(c: &ModelConfig, precision: Precision) -> BTreeSet<String> {
     match precision {
         Precision::F32 => BTreeSet::new(),
-        Precision::F16 => ar_matrices(c).into_iter().collect(),
+        Precision::F16 => ar_layer_weights(c)
+            .into_iter()
+            .chain(decoder_layer_weights(&c.vae))
+            .collect(),
     }
 }
 
@@ -87,7 +90,7 @@ pub fn load_generator(
     let mut store = ParamStore::from_weights_in(gpu, model, &ar_parameters(c), &half)?;
     let decoder = decoder_parameters(&c.vae);
     match vae {
-        None => store.extend(ParamStore::from_weights(gpu, model, &decoder)?),
+        None => store.extend(ParamStore::from_weights_in(gpu, model, &decoder, &half)?),
         Some(file) => {
             let prefixed = file.names().iter().any(|n| n.starts_with(VAE_PREFIX));
             let strip = |name: &str| -> String {
@@ -109,7 +112,8 @@ pub fn load_generator(
                     shape: s.shape.clone(),
                 })
                 .collect();
-            let loaded = ParamStore::from_weights(gpu, file, &specs)?;
+            let half_here: BTreeSet<String> = half.iter().map(|n| strip(n)).collect();
+            let loaded = ParamStore::from_weights_in(gpu, file, &specs, &half_here)?;
             store.extend(loaded.renamed(|n| {
                 if prefixed {
                     n.to_string()

@@ -25,8 +25,8 @@ mod transformer;
 mod weights;
 
 pub use ae_weights::{
-    decoder_parameters, encoder_parameters, Conv, Decoder, DecoderLevel, Encoder, EncoderLevel,
-    ResBlock,
+    decoder_layer_weights, decoder_parameters, encoder_parameters, Conv, Decoder, DecoderLevel,
+    Encoder, EncoderLevel, ResBlock,
 };
 pub use config::{builtin_name, published_cfg, AeConfig, ModelConfig, BUILTIN_CONFIGS};
 pub use decoder::{decode, decode_grouped, decoder_forward, latent_statistics};
@@ -59,6 +59,6 @@ pub use store::{ParamStore, ParamVars};
 pub use timestep::timestep_embedding;
 pub use transformer::{sequence_mask, sequence_positions, transformer_forward};
 pub use weights::{
-    ar_matrices, ar_parameters, Block, Connector, Fetch, Head, HeadBlock, Linear, NormAffine,
+    ar_layer_weights, ar_parameters, Block, Connector, Fetch, Head, HeadBlock, Linear, NormAffine,
     PatchAttention, Trunk, WeightSource,
 };

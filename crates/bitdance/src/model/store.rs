@@ -40,11 +40,12 @@ fn check_specs(file: &WeightFile<'_>, specs: &[ParamSpec]) -> Result<()> {
     )))
 }
 
-/// One tensor of `shape` from f32 `data`: rounded to 16 bits when `half` and the matmul
-/// kernels can read it so (rows of a multiple of 4 values), else f32.
+/// One tensor of `shape` from f32 `data`: rounded to 16 bits when `half` and its kernels can
+/// read it so (a convolution weight, or a linear weight whose rows are a multiple of 4 values
+/// for matmul's vec4 loads), else f32.
 fn upload(gpu: &Gpu, shape: &[usize], data: &[f32], half: bool) -> Result<Tensor> {
     let row = shape.last().copied().unwrap_or(0);
-    if half && shape.len() == 2 && row.is_multiple_of(4) {
+    if half && (shape.len() == 4 || (shape.len() == 2 && row.is_multiple_of(4))) {
         Tensor::from_f32_as_f16(gpu, shape, data)
     } else {
         Tensor::from_f32(gpu, shape, data)

@@ -13,15 +13,16 @@ pub trait WeightSource<V> {
     /// The parameter `name` of `shape`.
     fn get(&mut self, name: String, shape: &[usize]) -> Result<V>;
 
-    /// The parameter `name` of `shape` as chunks of its first dimension, in order: one chunk
-    /// unless the source holds it split (a weight larger than one storage binding).
+    /// The convolution weight `name` of `shape` as chunks of its first dimension, in order: one
+    /// chunk unless the source holds it split (a weight larger than one storage binding). Read
+    /// only by the convolution's weight packing, so inference may hold it in 16 bits.
     fn chunks(&mut self, name: String, shape: &[usize]) -> Result<Vec<V>> {
         Ok(vec![self.get(name, shape)?])
     }
 
     /// The weight `name` [out, in] of a linear layer (read only by matmul, so inference may
     /// hold it in 16 bits).
-    fn matrix(&mut self, name: String, shape: &[usize]) -> Result<V> {
+    fn layer_weight(&mut self, name: String, shape: &[usize]) -> Result<V> {
         self.get(name, shape)
     }
 }
@@ -65,15 +66,21 @@ impl WeightSource<()> for SpecsSource<'_> {
     }
 }
 
-/// The names of the linear-layer weights asked for (`WeightSource::matrix`).
-struct MatrixNames<'a>(&'a mut Vec<String>);
+/// The names of the linear and convolution weights asked for (`WeightSource::layer_weight`
+/// and `chunks`): the tensors inference may hold in 16 bits.
+pub(crate) struct LayerWeightNames<'a>(pub(crate) &'a mut Vec<String>);
 
-impl WeightSource<()> for MatrixNames<'_> {
+impl WeightSource<()> for LayerWeightNames<'_> {
     fn get(&mut self, _: String, _: &[usize]) -> Result<()> {
         Ok(())
     }
 
-    fn matrix(&mut self, name: String, _: &[usize]) -> Result<()> {
+    fn chunks(&mut self, name: String, _: &[usize]) -> Result<Vec<()>> {
+        self.0.push(name);
+        Ok(vec![()])
+    }
+
+    fn layer_weight(&mut self, name: String, _: &[usize]) -> Result<()> {
         self.0.push(name);
         Ok(())
     }
@@ -111,7 +118,7 @@ impl<V> Linear<V> {
         inp: usize,
         bias: bool,
     ) -> Result<Self> {
-        let weight = f.matrix(format!("{prefix}.weight"), &[out, inp])?;
+        let weight = f.layer_weight(format!("{prefix}.weight"), &[out, inp])?;
         let bias = if bias {
             Some(f.get(format!("{prefix}.bias"), &[out])?)
         } else {
@@ -177,7 +184,7 @@ impl<V> Trunk<V> {
                     f.get(format!("{l}.{name}"), shape)
                 };
                 let m = |f: &mut Fetch<V>, name: &str, shape: &[usize]| {
-                    f.matrix(format!("{l}.{name}"), shape)
+                    f.layer_weight(format!("{l}.{name}"), shape)
                 };
                 Ok(Block {
                     wqkv: m(f, "attention.wqkv.weight", &[3 * d, d])?,
@@ -340,9 +347,9 @@ pub fn ar_parameters(c: &ModelConfig) -> Vec<ParamSpec> {
 
 /// The names of the AR model's and head's linear-layer weights (the ones inference may hold
 /// in 16 bits), in `ar_parameters` order.
-pub fn ar_matrices(c: &ModelConfig) -> Vec<String> {
+pub fn ar_layer_weights(c: &ModelConfig) -> Vec<String> {
     let mut names = Vec::new();
-    visit_ar(c, &mut MatrixNames(&mut names));
+    visit_ar(c, &mut LayerWeightNames(&mut names));
     names
 }
 

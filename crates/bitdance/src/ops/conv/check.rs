@@ -6,7 +6,7 @@ use crate::conformance::{Checker, TOL, TOL_LONG};
 use crate::ops;
 use crate::ops::conv::{conv2d_on, Path};
 use crate::reference::{self as cpu, ConvCase, ConvDims};
-use crate::Result;
+use crate::{Result, Tensor};
 
 /// A convolution case and whether it has a bias.
 type BiasedCase = (ConvCase, bool);
@@ -31,8 +31,10 @@ pub(crate) async fn run(c: &mut Checker) {
     // The adapter's own kernels, then the portable (GPU) ones, whatever the adapter.
     for path in [Path::Auto, Path::Portable] {
         for &case in CONVS {
-            if let Err(e) = check_conv(c, case, path).await {
-                c.fail(name("conv2d", path), format!("{case:?}"), e);
+            for half in [false, true] {
+                if let Err(e) = check_conv(c, case, path, half).await {
+                    c.fail(name("conv2d", path), format!("{case:?}"), e);
+                }
             }
         }
     }
@@ -52,12 +54,29 @@ fn name(op: &'static str, path: Path) -> &'static str {
     }
 }
 
-async fn check_conv(c: &mut Checker, (case, has_bias): BiasedCase, path: Path) -> Result<()> {
+/// One convolution case on `path`, its weight in 16 bits when `half` (against f64 on the
+/// f16-rounded weight).
+async fn check_conv(
+    c: &mut Checker,
+    (case, has_bias): BiasedCase,
+    path: Path,
+    half: bool,
+) -> Result<()> {
     let d = ConvDims::from(case);
     let (b, cin, h, w, cout, k, stride) = (d.b, d.cin, d.h, d.w, d.cout, d.kh, d.stride);
-    let s = format!("{}{}", d.label(), if has_bias { " bias" } else { "" });
+    let s = format!(
+        "{}{}{}",
+        d.label(),
+        if has_bias { " bias" } else { "" },
+        if half { " f16 weight" } else { "" }
+    );
     let (x, xv) = c.randn(&[b, cin, h, w])?;
-    let (wt, wv) = c.randn(&[cout, cin, k, k])?;
+    let (mut wt, mut wv) = c.randn(&[cout, cin, k, k])?;
+    if half {
+        let values: Vec<f32> = wv.iter().map(|&v| v as f32).collect();
+        wt = Tensor::from_f32_as_f16(&c.gpu, wt.shape(), &values)?;
+        wv = wt.to_vec_f32().await?.iter().map(|&v| v as f64).collect();
+    }
     let (bt, bv) = c.randn(&[cout])?;
     let r = cpu::conv2d(&xv, &wv, has_bias.then_some(bv.as_slice()), d);
     let padding = d.padding();

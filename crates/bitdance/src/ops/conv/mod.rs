@@ -14,20 +14,28 @@ use crate::gpu::Kernel;
 use crate::{DType, Error, Result, Tensor};
 
 shader!(
-    /// `shaders/conv.wgsl` followed by the generated `shaders/conv_rb.wgsl` (the CPU form of the
-    /// convolution without subgroups).
+    /// `shaders/conv.wgsl` (f32 weights) followed by the generated `shaders/conv_rb.wgsl` (the
+    /// CPU form of the convolution without subgroups).
     CONV = "conv",
-    ["conv", "conv_rb"],
+    ["conv", "conv_w32", "conv_rb"],
     crate::gpu::Variants::Listed(CONV_VARIANTS),
     false
 );
 shader!(
-    /// `shaders/conv.wgsl` followed by the generated `shaders/conv_sg.wgsl` (the convolution with
-    /// subgroup-broadcast weights, CPU adapters with 8-lane subgroups).
+    /// `shaders/conv.wgsl` (f32 weights) followed by the generated `shaders/conv_sg.wgsl` (the
+    /// convolution with subgroup-broadcast weights, CPU adapters with 8-lane subgroups).
     CONV_SG = "conv_sg",
-    ["conv", "conv_sg"],
+    ["conv", "conv_w32", "conv_sg"],
     crate::gpu::Variants::Listed(CONV_SG_VARIANTS),
     true
+);
+shader!(
+    /// `shaders/conv.wgsl` with 16-bit weights (`conv_w16.wgsl`), for conv_pack_w.
+    CONV_W16 = "conv_w16",
+    ["conv", "conv_w16"],
+    crate::gpu::Variants::Listed(CONV_VARIANTS),
+    false,
+    f16
 );
 shader!(
     /// `shaders/conv_grad.wgsl`: im2col, col2im and the other backward helpers.
@@ -39,7 +47,7 @@ shader!(
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
-pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&CONV, &CONV_SG, &CONV_GRAD];
+pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&CONV, &CONV_SG, &CONV_W16, &CONV_GRAD];
 
 /// Define sets of `shaders/conv.wgsl` the runtime uses (validated by naga): output channels per
 /// conv invocation (TC), output pixels per conv invocation (PX, a multiple of 4), conv threads
@@ -65,6 +73,9 @@ kernels! { CONV_KERNELS = CONV, Params;
 }
 kernels! { CONV_SG_KERNELS = CONV_SG, Params;
     CONV2D_SG = "conv2d_sg", [rw, r, r, r];
+}
+kernels! { CONV_W16_KERNELS = CONV_W16, Params;
+    CONV_PACK_W16 = "conv_pack_w", [rw, r];
 }
 
 /// Which kernels and define set to use: the adapter's own, or the GPU (portable) ones anywhere,
@@ -146,6 +157,11 @@ uniform! {
 /// `[B, C, H, W]` of a rank-4 f32 tensor with no zero dim.
 pub(super) fn nchw(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]> {
     t.expect_dtype(op, what, DType::F32)?;
+    dims4(op, what, t)
+}
+
+/// `[B, C, H, W]` of a rank-4 tensor of any dtype with no zero dim.
+fn dims4(op: &'static str, what: &'static str, t: &Tensor) -> Result<[usize; 4]> {
     match *t.shape() {
         [b, c, h, w] if b * c * h * w > 0 => Ok([b, c, h, w]),
         _ => Err(shape_err(
@@ -296,7 +312,11 @@ fn conv2d_core(
 ) -> Result<Tensor> {
     const OP: &str = "conv2d";
     let [b, cin, h, w] = nchw(OP, "x", x)?;
-    let [wo_ch, wi_ch, kh, kw] = nchw(OP, "weight", weight)?;
+    // The weight may be 16-bit (inference): conv_pack_w widens it.
+    if weight.dtype() != DType::F16 {
+        weight.expect_dtype(OP, "weight", DType::F32)?;
+    }
+    let [wo_ch, wi_ch, kh, kw] = dims4(OP, "weight", weight)?;
     let (cout, wcin) = match layout {
         WeightLayout::Forward => (wo_ch, wi_ch),
         WeightLayout::TransposedFlipped => (wi_ch, wo_ch),
@@ -369,7 +389,12 @@ fn conv2d_core(
     let total = wpk.numel() / 4;
     p.total = total as u32;
     let tensors = [&wpk, weight];
-    gpu.dispatch_items(&CONV_PACK_W, defines(gpu, path), &tensors, &p, total)?;
+    let pack = if weight.dtype() == DType::F16 {
+        &CONV_PACK_W16
+    } else {
+        &CONV_PACK_W
+    };
+    gpu.dispatch_items(pack, defines(gpu, path), &tensors, &p, total)?;
     let max = gpu.limits().max_compute_workgroups_per_dimension as usize;
     let (gx, gy) = (
         (p.tiles_p as usize).div_ceil(define(gpu, path, "CONV_WG")),
@@ -430,5 +455,9 @@ pub fn depth_to_space(x: &Tensor, block: usize) -> Result<Tensor> {
 
 /// Every kernel this family declares, for the binding contract test.
 #[cfg(test)]
-pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] =
-    &[backward::CONV_GRAD_KERNELS, CONV_KERNELS, CONV_SG_KERNELS];
+pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[
+    backward::CONV_GRAD_KERNELS,
+    CONV_KERNELS,
+    CONV_SG_KERNELS,
+    CONV_W16_KERNELS,
+];
