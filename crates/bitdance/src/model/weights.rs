@@ -20,8 +20,8 @@ pub trait WeightSource<V> {
         Ok(vec![self.get(name, shape)?])
     }
 
-    /// The weight `name` [out, in] of a linear layer (read only by matmul, so inference may
-    /// hold it in 16 bits).
+    /// The weight `name` [rows, width] of a linear layer or a table (read only by matmul or row
+    /// gathers, which widen 16-bit values, so inference may hold it in 16 bits).
     fn layer_weight(&mut self, name: String, shape: &[usize]) -> Result<V> {
         self.get(name, shape)
     }
@@ -356,7 +356,7 @@ pub fn ar_layer_weights(c: &ModelConfig) -> Vec<String> {
 /// Asks `f` for every AR and head parameter, in order (sources of `()` never fail).
 fn visit_ar(c: &ModelConfig, f: &mut Fetch<()>) {
     let d = c.dim;
-    let _ = f.get(
+    let _ = f.layer_weight(
         "cls_embedding.weight".into(),
         &[c.num_classes + 1, d * c.cls_token_num],
     );

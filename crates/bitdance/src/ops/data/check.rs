@@ -75,6 +75,17 @@ async fn gathers(c: &mut Checker) -> Result<()> {
     c.compare("embedding (zeros out of range)", s, out, &r, TOL)
         .await;
 
+    // A 16-bit table (odd width: rows straddle words) gathers into f32, out-of-range indices
+    // included, from a chunk holding rows 5.. of a larger table.
+    let values: Vec<f32> = tv.iter().map(|&x| x as f32).collect();
+    let half = Tensor::from_f32_as_f16(&c.gpu, &[v, d], &values)?;
+    let rounded: Vec<f64> = half.to_vec_f32().await?.iter().map(|&x| x as f64).collect();
+    let shifted: Vec<u32> = iv.iter().map(|&i| i.wrapping_sub(5)).collect();
+    let r = cpu::embedding(&rounded, d, &shifted);
+    let out = ops::embedding_rows(&half, &idx, 5).and_then(|t| t.reshape(&[15 * d]));
+    let s = format!("[{v}, {d}] f16 rows 5.. by [3, 5]");
+    c.compare("embedding (16-bit table)", s, out, &r, TOL).await;
+
     let s = format!("[{v}, {d}] by index {v}");
     match ops::embedding_checked(&table, &[0, 5, v as u32]) {
         Ok(_) => c.fail(

@@ -17,10 +17,18 @@ shader!(
     crate::gpu::Variants::Listed(DATA_VARIANTS),
     false
 );
+shader!(
+    /// `shaders/data.wgsl` with `shaders/data_f16.wgsl`: row gathers from 16-bit tables.
+    DATA_F16 = "data_f16",
+    ["data", "data_f16"],
+    crate::gpu::Variants::Listed(DATA_VARIANTS),
+    false,
+    f16
+);
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
-pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&DATA];
+pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&DATA, &DATA_F16];
 
 uniform! {
     /// The uniform of `data.wgsl`; each entry point gives p1..p6 and scale their meaning.
@@ -43,6 +51,9 @@ kernels! { DATA_KERNELS = DATA, Params;
     GATHER_ROWS = "gather_rows", [rw, r, r];
     EMBEDDING_BACKWARD = "embedding_backward", [rw, r, r];
     REDUCE_COLS = "reduce_cols", [rw, r];
+}
+kernels! { DATA_F16_KERNELS = DATA_F16, Params;
+    GATHER_ROWS_F16 = "gather_rows_f16", [rw, r, r];
 }
 
 /// Define sets of `shaders/data.wgsl` the runtime uses (validated by naga).
@@ -292,14 +303,20 @@ fn gather(
 ) -> Result<Tensor> {
     check_indices(op, idx)?;
     check_first_row(op, first_row, rows)?;
-    let out = Tensor::empty(src.gpu(), shape, src.dtype())?;
+    // A 16-bit table (inference's class table) gathers into f32 rows.
+    let (kernel, dtype) = match src.dtype() {
+        DType::F16 => (&GATHER_ROWS_F16, DType::F32),
+        dtype => (&GATHER_ROWS, dtype),
+    };
+    let out = Tensor::empty(src.gpu(), shape, dtype)?;
     let width = src.numel().checked_div(rows).unwrap_or(0);
     let p = params(idx.numel() * width, [width, rows, first_row, 0, 0, 0], 1.0);
-    launch(&GATHER_ROWS, &[&out, src, idx], p)?;
+    launch(kernel, &[&out, src, idx], p)?;
     Ok(out)
 }
 
-/// Embedding lookup: table [V, D], idx u32 of any shape -> idx.shape + [D].
+/// Embedding lookup: table [V, D] (f32, u32, or f16 widened to f32), idx u32 of any shape ->
+/// idx.shape + [D].
 /// The kernel cannot report bad indices: an index >= V yields a row of zeros
 /// (use `embedding_checked` to validate host-side indices).
 pub fn embedding(table: &Tensor, idx: &Tensor) -> Result<Tensor> {
@@ -512,4 +529,4 @@ pub fn sum_squares(tensors: &[&Tensor]) -> Result<Tensor> {
 
 /// Every kernel this family declares, for the binding contract test.
 #[cfg(test)]
-pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[DATA_KERNELS];
+pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[DATA_KERNELS, DATA_F16_KERNELS];
