@@ -12,6 +12,7 @@ use bitdance::model::{
     DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
+use bitdance::studio::{sha256_hex, token_hash, Recipe, RECIPE_VERSION};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::files::{load_config, read_bytes, write_atomic};
@@ -72,6 +73,15 @@ pub struct GenerateArgs {
     /// unpack 16-bit floats (GL).
     #[arg(long, default_value = "f16", value_parser = parse_precision)]
     precision: Precision,
+    /// Re-run the images of a PNG that `bitdance generate`, the desktop app or the web page
+    /// wrote: its recipe gives the classes, seed, batch and every sampling setting; --weights
+    /// (or the default model) must be the model it names by SHA-256. Reports whether the same
+    /// tokens came out (exit code 1 when they did not).
+    #[arg(
+        long,
+        conflicts_with_all = ["classes", "per_class", "cfg", "cfg_schedule", "steps", "seed", "batch", "noise", "precision"]
+    )]
+    recipe: Option<PathBuf>,
 }
 
 /// `--precision` on the command line.
@@ -98,11 +108,22 @@ fn host_bytes_per_image(c: &bitdance::model::ModelConfig) -> usize {
 }
 
 /// Runs `bitdance generate`.
-pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let recipe = match &args.recipe {
+        Some(path) => Some(Recipe::from_png(
+            &path.display().to_string(),
+            &read_bytes(path)?,
+        )?),
+        None => None,
+    };
     let weights_bytes = match &args.weights {
         Some(path) => read_bytes(path)?,
         None => DEFAULT_MODEL_BYTES.to_vec(),
     };
+    let model_sha256 = sha256_hex(&weights_bytes);
+    if let Some(r) = &recipe {
+        apply_recipe(&mut args, r, &model_sha256)?;
+    }
     let label = match &args.weights {
         Some(path) => path.display().to_string(),
         None => DEFAULT_MODEL_LABEL.to_string(),
@@ -235,10 +256,34 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         image.len()
     );
     let rgb = to_rgb8(&image, count, side, side);
-    write_atomic(
-        &args.output,
-        &crate::grid::encode_grid(&rgb, count, side, format)?,
-    )?;
+    let made = Recipe {
+        version: RECIPE_VERSION,
+        model: match &args.weights {
+            Some(path) => path.file_name().map_or_else(
+                || path.display().to_string(),
+                |n| n.to_string_lossy().into(),
+            ),
+            None => DEFAULT_MODEL_NAME.into(),
+        },
+        model_sha256,
+        vae_sha256: vae_bytes.as_deref().map(sha256_hex),
+        config: model_name.unwrap_or("custom").to_string(),
+        classes: classes.clone(),
+        batch,
+        seed: args.seed,
+        cfg,
+        schedule: settings.schedule,
+        head_steps: steps,
+        precision,
+        adapter: format!("{} ({})", adapter.name, adapter.backend),
+        token_hash: token_hash(&tokens),
+    };
+    let mut encoded = crate::grid::encode_grid(&rgb, count, side, format)?;
+    // Replayed draws (--noise) are not a seed: such images carry no recipe.
+    if format == image::ImageFormat::Png && args.noise.is_none() {
+        encoded = made.into_png(&encoded)?;
+    }
+    write_atomic(&args.output, &encoded)?;
     if let Some(path) = &args.save_tensors {
         let g = c.grid();
         let bytes = save_safetensors(
@@ -273,5 +318,53 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         seconds / count as f64,
         gpu.stats().peak_bytes as f64 / (1 << 20) as f64
     );
+    if let Some(r) = &recipe {
+        if r.token_hash == made.token_hash {
+            println!(
+                "reproduced: the tokens match the recipe's (hash {})",
+                &r.token_hash[..16]
+            );
+        } else {
+            println!(
+                "NOT reproduced: the tokens differ from the recipe's (hash {} here, {} in the recipe; made on {}, run on {})",
+                &made.token_hash[..16],
+                &r.token_hash[..16],
+                r.adapter,
+                made.adapter
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Takes the sampling settings of `recipe` into `args` after checking that the model is the
+/// one it was made with.
+fn apply_recipe(
+    args: &mut GenerateArgs,
+    recipe: &Recipe,
+    model_sha256: &str,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        recipe.model_sha256 == model_sha256,
+        "the recipe was made with model '{}' (SHA-256 {}); {} has SHA-256 {model_sha256}: give that model with --weights",
+        recipe.model,
+        recipe.model_sha256,
+        match &args.weights {
+            Some(p) => p.display().to_string(),
+            None => "the default model".into(),
+        }
+    );
+    args.cfg = Some(recipe.cfg);
+    args.cfg_schedule = match recipe.schedule {
+        CfgSchedule::Linear => Schedule::Linear,
+        CfgSchedule::Constant => Schedule::Constant,
+    };
+    args.steps = Some(recipe.head_steps);
+    args.seed = recipe.seed;
+    args.batch = Some(recipe.batch);
+    args.precision = recipe.precision;
+    args.classes = recipe.classes.iter().map(|k| k.to_string()).collect();
+    args.per_class = 1;
+    Ok(())
 }

@@ -427,3 +427,103 @@ fn oversized_configs_are_refused_with_the_figure_before_anything_is_allocated() 
     );
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_png_carries_its_recipe_and_the_recipe_reproduces_it() {
+    let d = dir().join("recipe");
+    std::fs::create_dir_all(&d).unwrap();
+    let w = weights(&d);
+    let (w, first, again) = (
+        w.to_str().unwrap(),
+        d.join("first.png"),
+        d.join("again.png"),
+    );
+    let args = [
+        "generate",
+        "--weights",
+        w,
+        "-c",
+        "1",
+        "-c",
+        "3",
+        "--per-class",
+        "2",
+    ];
+    let (ok, text) = bitdance(
+        &[
+            &args[..],
+            &[
+                "--seed",
+                "9",
+                "--batch",
+                "3",
+                "--steps",
+                "4",
+                "-o",
+                first.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{text}");
+    let png = std::fs::read(&first).unwrap();
+    let recipe = bitdance::studio::Recipe::from_png("first.png", &png).unwrap();
+    assert_eq!(recipe.classes, [1, 1, 3, 3]);
+    assert_eq!((recipe.batch, recipe.seed, recipe.head_steps), (3, 9, 4));
+    assert_eq!(
+        recipe.model_sha256,
+        bitdance::studio::sha256_hex(&std::fs::read(w).unwrap())
+    );
+
+    // The recipe alone re-runs it: the same tokens, the same file.
+    let (ok, text) = bitdance(&[
+        "generate",
+        "--weights",
+        w,
+        "--recipe",
+        first.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert!(
+        ok && text.contains("reproduced: the tokens match"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read(&again).unwrap(), png);
+
+    // Another model is refused by its SHA-256; a recipe whose tokens differ is reported.
+    let (ok, text) = bitdance(&[
+        "generate",
+        "--recipe",
+        first.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert!(
+        !ok && text.contains("SHA-256") && text.contains("--weights"),
+        "{text}"
+    );
+    let mut other = recipe.clone();
+    other.token_hash = "0".repeat(64);
+    let forged = d.join("forged.png");
+    std::fs::write(&forged, other.into_png(&png).unwrap()).unwrap();
+    let (ok, text) = bitdance(&[
+        "generate",
+        "--weights",
+        w,
+        "--recipe",
+        forged.to_str().unwrap(),
+        "-o",
+        again.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("NOT reproduced"), "{text}");
+    // A recipe and sampling options together are refused by the parser.
+    let (ok, text) = bitdance(&[
+        "generate",
+        "--recipe",
+        first.to_str().unwrap(),
+        "--seed",
+        "1",
+    ]);
+    assert!(!ok && text.contains("cannot be used with"), "{text}");
+}

@@ -12,6 +12,7 @@ pub mod ops;
 pub mod optim;
 pub mod reference;
 pub mod rng;
+pub mod studio;
 pub mod tensor;
 pub mod train;
 

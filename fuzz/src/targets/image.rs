@@ -51,7 +51,7 @@ fn kind(data: &[u8]) -> String {
 }
 
 /// The PNG chunks of `data` as (offset, length) of each chunk's length field, while they fit.
-fn chunks(data: &[u8]) -> Vec<(usize, usize)> {
+pub(super) fn chunks(data: &[u8]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut at = 8;
     while let Some(len) = data.get(at..at + 4) {
@@ -66,7 +66,7 @@ fn chunks(data: &[u8]) -> Vec<(usize, usize)> {
 }
 
 /// Rewrites every chunk's CRC-32 (the decoder would refuse most PNG mutants on it).
-fn fix_crcs(data: &mut [u8]) {
+pub(super) fn fix_crcs(data: &mut [u8]) {
     for (at, len) in chunks(data) {
         let crc = crc32fast::hash(&data[at + 4..at + 8 + len]);
         data[at + 8 + len..at + 12 + len].copy_from_slice(&crc.to_be_bytes());

@@ -36,7 +36,7 @@ macro_rules! registry {
     };
 }
 
-registry!(safetensors, pt, image, config);
+registry!(safetensors, pt, image, config, recipe);
 
 /// The element count of `shape`, or `None` when it overflows.
 pub fn numel(shape: &[usize]) -> Option<usize> {

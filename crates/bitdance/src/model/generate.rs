@@ -8,8 +8,9 @@ use super::{
 use crate::ops::{self, patch_raster_order};
 use crate::{Error, Result, Tensor};
 
-/// How the guidance scale grows over the AR steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the guidance scale grows over the AR steps (`linear`, `constant` in recipes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CfgSchedule {
     /// cfg_i = 1 + (cfg - 1) * i / steps (the official default).
     Linear,

@@ -3,12 +3,14 @@
 
 use crate::{Error, Gpu, Result};
 
-/// Storage of the AR model's and head's linear weights for generation (training is f32).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Storage of the layer weights for generation (training is f32); `f32` / `f16` in recipes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// Every weight in f32, as trained.
     F32,
-    /// Linear weights in IEEE half precision; embeddings, norms, biases and the decoder f32.
+    /// Linear and convolution weights and the class table in IEEE half precision; norms,
+    /// biases and the other embeddings f32.
     #[default]
     F16,
 }

@@ -1,0 +1,11 @@
+//! The layer the CLI, the desktop app and the web page share around generation: the recipe of
+//! an image (everything that determines it), its PNG text chunk, and the hashes that identify a
+//! model and a result. Written once here so an image made by any of them re-runs in the others.
+
+mod hash;
+mod png_text;
+mod recipe;
+
+pub use hash::{sha256_hex, token_hash};
+pub use png_text::{png_text_chunks, with_png_text, MAX_TEXT_BYTES};
+pub use recipe::{Recipe, RECIPE_KEYWORD, RECIPE_VERSION};
