@@ -23,38 +23,38 @@
 
 // y = (x - mean) * rstd * w + b: x, y [rows, d], w, b [d]; mean_out, rstd_out [rows].
 @compute @workgroup_size(ROW_WG)
-fn layer_norm(at: RowLane) {
+fn layer_norm(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
     let row = row_id(at);
     if row >= params.rows { return; }
     let n = params.d;
     let base = row * n;
     var s = V(0.0);
-    for (var j = at.lid; j < n; j += ROW_WG) { s += x[base + j]; }
-    let mean = sum_a(at.lid, hsum(s)) / f32(n * VEC);
+    for (var j = lid; j < n; j += ROW_WG) { s += x[base + j]; }
+    let mean = sum_a(lid, hsum(s)) / f32(n * VEC);
     var ss = 0.0;
-    for (var j = at.lid; j < n; j += ROW_WG) { let v = x[base + j] - mean; ss += hsum(v * v); }
-    let r = inverseSqrt(sum_b(at.lid, ss) / f32(n * VEC) + params.eps);
-    for (var j = at.lid; j < n; j += ROW_WG) { y[base + j] = (x[base + j] - mean) * r * w[j] + b[j]; }
-    if at.lid == 0u { mean_out[row] = mean; rstd_out[row] = r; }
+    for (var j = lid; j < n; j += ROW_WG) { let v = x[base + j] - mean; ss += hsum(v * v); }
+    let r = inverseSqrt(sum_b(lid, ss) / f32(n * VEC) + params.eps);
+    for (var j = lid; j < n; j += ROW_WG) { y[base + j] = (x[base + j] - mean) * r * w[j] + b[j]; }
+    if lid == 0u { mean_out[row] = mean; rstd_out[row] = r; }
 }
 
 // adaLN before a sub-layer, inference only: y = LN(x) * (1 + scale[g]) + shift[g], g = row /
 // params.aux (the rows of x sharing a modulation row); LN's w and b apply when params.affine
 // is 1 (else they are bound to any buffer and not read). shift, scale [rows / aux, d].
 @compute @workgroup_size(ROW_WG)
-fn layer_norm_modulated(at: RowLane) {
+fn layer_norm_modulated(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
     let row = row_id(at);
     if row >= params.rows { return; }
     let n = params.d;
     let base = row * n;
     let m = (row / params.aux) * n;
     var s = V(0.0);
-    for (var j = at.lid; j < n; j += ROW_WG) { s += x[base + j]; }
-    let mean = sum_a(at.lid, hsum(s)) / f32(n * VEC);
+    for (var j = lid; j < n; j += ROW_WG) { s += x[base + j]; }
+    let mean = sum_a(lid, hsum(s)) / f32(n * VEC);
     var ss = 0.0;
-    for (var j = at.lid; j < n; j += ROW_WG) { let v = x[base + j] - mean; ss += hsum(v * v); }
-    let r = inverseSqrt(sum_b(at.lid, ss) / f32(n * VEC) + params.eps);
-    for (var j = at.lid; j < n; j += ROW_WG) {
+    for (var j = lid; j < n; j += ROW_WG) { let v = x[base + j] - mean; ss += hsum(v * v); }
+    let r = inverseSqrt(sum_b(lid, ss) / f32(n * VEC) + params.eps);
+    for (var j = lid; j < n; j += ROW_WG) {
         var h = (x[base + j] - mean) * r;
         if params.affine == 1u { h = h * w[j] + b[j]; }
         y[base + j] = h * (V(1.0) + scale[m + j]) + shift[m + j];
@@ -64,7 +64,7 @@ fn layer_norm_modulated(at: RowLane) {
 // dx = r * (g - mean(g) - xhat * mean(g * xhat)), g = dy * w, xhat = (x - mean) * r.
 // Inputs: saved_x [rows, d], saved_w [d], saved_mean and saved_rstd [rows], dy [rows, d].
 @compute @workgroup_size(ROW_WG)
-fn layer_norm_backward(at: RowLane) {
+fn layer_norm_backward(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
     let row = row_id(at);
     if row >= params.rows { return; }
     let base = row * params.d;
@@ -72,13 +72,13 @@ fn layer_norm_backward(at: RowLane) {
     let r = saved_rstd[row];
     var sg = V(0.0);
     var sgx = 0.0;
-    for (var j = at.lid; j < params.d; j += ROW_WG) {
+    for (var j = lid; j < params.d; j += ROW_WG) {
         let g = dy[base + j] * saved_w[j];
         sg += g;
         sgx += hsum(g * (saved_x[base + j] - mu)) * r;
     }
-    let m = sum_ab(at.lid, hsum(sg), sgx) / f32(params.d * VEC);
-    for (var j = at.lid; j < params.d; j += ROW_WG) {
+    let m = sum_ab(lid, hsum(sg), sgx) / f32(params.d * VEC);
+    for (var j = lid; j < params.d; j += ROW_WG) {
         let xhat = (saved_x[base + j] - mu) * r;
         dx[base + j] = r * (dy[base + j] * saved_w[j] - m.x - xhat * m.y);
     }

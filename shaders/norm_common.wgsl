@@ -26,9 +26,10 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> params: Params;
 
-// The builtins of a row kernel: its lane and its workgroup's place.
-struct RowLane {
-    @builtin(local_invocation_index) lid: u32,
+// The builtins that place a row kernel's workgroup. Both are uniform, so the struct is, and
+// a row kernel may return early on them before its barriers (browsers check this); its lane,
+// local_invocation_index, is a separate parameter.
+struct RowPlace {
     @builtin(workgroup_id) wid: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 }
@@ -39,7 +40,7 @@ struct Item {
     @builtin(num_workgroups) nwg: vec3<u32>,
 }
 
-fn row_id(at: RowLane) -> u32 {
+fn row_id(at: RowPlace) -> u32 {
     return at.wid.x + at.wid.y * at.nwg.x;
 }
 

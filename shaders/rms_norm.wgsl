@@ -16,30 +16,30 @@
 
 // y = x * rstd * w: x, y [rows, d], w [d]; rstd_out [rows].
 @compute @workgroup_size(ROW_WG)
-fn rms_norm(at: RowLane) {
+fn rms_norm(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
     let row = row_id(at);
     if row >= params.rows { return; }
     let n = params.d;
     let base = row * n;
     var ss = 0.0;
-    for (var j = at.lid; j < n; j += ROW_WG) { let v = x[base + j]; ss += hsum(v * v); }
-    let r = inverseSqrt(sum_a(at.lid, ss) / f32(n * VEC) + params.eps);
-    for (var j = at.lid; j < n; j += ROW_WG) { y[base + j] = x[base + j] * r * w[j]; }
-    if at.lid == 0u { rstd_out[row] = r; }
+    for (var j = lid; j < n; j += ROW_WG) { let v = x[base + j]; ss += hsum(v * v); }
+    let r = inverseSqrt(sum_a(lid, ss) / f32(n * VEC) + params.eps);
+    for (var j = lid; j < n; j += ROW_WG) { y[base + j] = x[base + j] * r * w[j]; }
+    if lid == 0u { rstd_out[row] = r; }
 }
 
 // dx = r * (g - xhat * mean(g * xhat)), g = dy * w, xhat = x * r.
 // Inputs: saved_x [rows, d], saved_w [d], saved_rstd [rows], dy [rows, d].
 @compute @workgroup_size(ROW_WG)
-fn rms_norm_backward(at: RowLane) {
+fn rms_norm_backward(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
     let row = row_id(at);
     if row >= params.rows { return; }
     let base = row * params.d;
     let r = saved_rstd[row];
     var s = 0.0;
-    for (var j = at.lid; j < params.d; j += ROW_WG) { s += hsum(dy[base + j] * saved_w[j] * saved_x[base + j]) * r; }
-    let c = sum_a(at.lid, s) / f32(params.d * VEC);
-    for (var j = at.lid; j < params.d; j += ROW_WG) {
+    for (var j = lid; j < params.d; j += ROW_WG) { s += hsum(dy[base + j] * saved_w[j] * saved_x[base + j]) * r; }
+    let c = sum_a(lid, s) / f32(params.d * VEC);
+    for (var j = lid; j < params.d; j += ROW_WG) {
         let xhat = saved_x[base + j] * r;
         dx[base + j] = r * (dy[base + j] * saved_w[j] - xhat * c);
     }

@@ -26,30 +26,30 @@ fn col_sum(at: Item) {
 
 // sums[row] = the sum of row `row` of rows_in [rows, d] (params.d elements of V).
 @compute @workgroup_size(ROW_WG)
-fn row_sum(at: RowLane) {
+fn row_sum(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
     let row = row_id(at);
     if row >= params.rows { return; }
     var s = V(0.0);
-    for (var j = at.lid; j < params.d; j += ROW_WG) { s += rows_in[row * params.d + j]; }
-    let total = sum_a(at.lid, hsum(s));
-    if at.lid == 0u { sums[row] = total; }
+    for (var j = lid; j < params.d; j += ROW_WG) { s += rows_in[row * params.d + j]; }
+    let total = sum_a(lid, hsum(s));
+    if lid == 0u { sums[row] = total; }
 }
 
 // Row statistics of x [rows, d]: mean_out = mean [rows], std_out = sqrt(unbiased var + eps)
 // [rows] (torch `var` default, divisor d - 1; d = 1 divides by 1).
 @compute @workgroup_size(ROW_WG)
-fn row_stats(at: RowLane) {
+fn row_stats(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
     let row = row_id(at);
     if row >= params.rows { return; }
     let d = params.d;
     let base = row * d;
     var s = 0.0;
-    for (var j = at.lid; j < d; j += ROW_WG) { s += x[base + j]; }
-    let mean = sum_a(at.lid, s) / f32(d);
+    for (var j = lid; j < d; j += ROW_WG) { s += x[base + j]; }
+    let mean = sum_a(lid, s) / f32(d);
     var ss = 0.0;
-    for (var j = at.lid; j < d; j += ROW_WG) { let v = x[base + j] - mean; ss += v * v; }
-    let var_u = sum_b(at.lid, ss) / f32(max(d, 2u) - 1u);
-    if at.lid == 0u { mean_out[row] = mean; std_out[row] = sqrt(var_u + params.eps); }
+    for (var j = lid; j < d; j += ROW_WG) { let v = x[base + j] - mean; ss += v * v; }
+    let var_u = sum_b(lid, ss) / f32(max(d, 2u) - 1u);
+    if lid == 0u { mean_out[row] = mean; std_out[row] = sqrt(var_u + params.eps); }
 }
 
 // dx = dmean / d + dstd * (x - mean) / ((d - 1) * std).
