@@ -147,3 +147,56 @@ fn half_weights_agree_with_f32_on_random_b4x() {
     );
     assert!(same as f64 >= 0.999 * a.len() as f64);
 }
+
+#[test]
+fn a_stepwise_run_previews_and_ends_with_the_same_tokens() {
+    use bitdance::model::{decode_tokens, TokenSampler};
+    let c = tiny(4);
+    let g = gpu();
+    let mut specs = ar_parameters(&c);
+    specs.extend(decoder_parameters(&c.vae));
+    let store = ParamStore::random(&g, &specs, &mut Rng::new(4), 0.2).unwrap();
+    let settings = SampleSettings {
+        cfg: 3.0,
+        schedule: CfgSchedule::Linear,
+        head_steps: 3,
+    };
+    let whole = generate_tokens(
+        &c,
+        &store,
+        &[0, 4],
+        &settings,
+        &mut Rng::new(7),
+        &mut |_, _| {},
+    )
+    .unwrap()
+    .read_f32()
+    .unwrap();
+    let mut sampler = TokenSampler::new(&c, &store, &[0, 4], &settings).unwrap();
+    let mut noise = Rng::new(7);
+    let k = c.token_dim();
+    let per_image = c.image_tokens() * k;
+    assert!(sampler.step(&mut noise).unwrap());
+    // After one step: the first patch of each image sampled (±1), the rest zeros.
+    let preview = sampler.tokens_so_far().unwrap().read_f32().unwrap();
+    for image in preview.chunks(per_image) {
+        let (head, rest) = image.split_at(c.parallel_num * k);
+        assert!(head.iter().all(|v| v.abs() == 1.0) && rest.iter().all(|&v| v == 0.0));
+    }
+    let shown =
+        bitdance::gpu::block_on(decode_tokens(&c, &store, &sampler.tokens_so_far().unwrap()));
+    assert_eq!(shown.unwrap().count, 2);
+    // Driven to the end a step at a time: the same draws, the same tokens.
+    while sampler.step(&mut noise).unwrap() {}
+    assert_eq!(sampler.done(), c.ar_steps());
+    assert!(
+        !sampler.step(&mut noise).unwrap(),
+        "a finished run takes no step"
+    );
+    assert_eq!(sampler.finish().unwrap().read_f32().unwrap(), whole);
+    // A run stopped early has no final tokens.
+    let mut stopped = TokenSampler::new(&c, &store, &[0, 4], &settings).unwrap();
+    stopped.step(&mut Rng::new(7)).unwrap();
+    let e = stopped.finish().unwrap_err().to_string();
+    assert!(e.contains("stopped after 1 of"), "{e}");
+}

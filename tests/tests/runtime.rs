@@ -198,3 +198,13 @@ fn half_weights_round_trip_and_are_refused_where_the_kernels_cannot_read_them() 
     assert!(ops::matmul(&a, &w, None, false, false).is_err());
     assert!(ops::add(&w, &w).is_err());
 }
+
+#[test]
+fn empty_tensors_fill_and_add_without_a_dispatch() {
+    let gpu = gpu();
+    let e = Tensor::zeros(&gpu, &[2, 0, 8]).unwrap();
+    assert_eq!(
+        ops::add(&e, &e).unwrap().read_f32().unwrap(),
+        Vec::<f32>::new()
+    );
+}

@@ -323,6 +323,10 @@ impl Gpu {
         params: &U,
         items: usize,
     ) -> Result<()> {
+        // No work: nothing to record (an empty tensor would not fill its vec4 bindings).
+        if items == 0 {
+            return Ok(());
+        }
         let groups = items.div_ceil(ITEM_WORKGROUP as usize);
         let groups = u32::try_from(groups).map_err(|_| Error::Limit {
             what: format!("dispatch of {}", kernel.entry),

@@ -65,7 +65,8 @@ pub fn cfg_at(s: &SampleSettings, i: usize, n: usize) -> f32 {
 }
 
 /// Samples the tokens of one image per class: ±1 [B, T, token_dim] in the model's token order.
-/// `progress` is called after each AR step with (step, steps).
+/// `progress` is called after each AR step with (step, steps). (`TokenSampler` runs the same
+/// sampling a step at a time.)
 pub fn generate_tokens(
     c: &ModelConfig,
     params: &ParamStore,
@@ -74,37 +75,93 @@ pub fn generate_tokens(
     noise: &mut dyn GaussianSource,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Tensor> {
-    if classes.is_empty() {
-        return Err(Error::Invalid("generate: no class given".into()));
+    let mut sampler = TokenSampler::new(c, params, classes, settings)?;
+    while sampler.step(noise)? {
+        progress(sampler.done(), sampler.steps());
     }
-    settings.validate()?;
-    let guided = settings.cfg > 1.0;
-    let b = classes.len();
-    let mut all: Vec<u32> = classes.to_vec();
-    if guided {
-        all.extend(std::iter::repeat_n(c.num_classes as u32, b));
+    progress(sampler.done(), sampler.steps());
+    sampler.finish()
+}
+
+/// An AR sampling run advanced one step at a time, so that a front end can decode a preview
+/// of the tokens sampled so far (`tokens_so_far`) and stop between steps; `generate_tokens`
+/// runs it to the end. The draws depend only on the classes, the settings and the noise
+/// source, not on how the steps are driven.
+pub struct TokenSampler<'a> {
+    c: &'a ModelConfig,
+    params: &'a ParamStore,
+    settings: SampleSettings,
+    /// The images' classes, then the null class for each when guided.
+    rows: Vec<u32>,
+    images: usize,
+    cache: KvCache,
+    last: Option<Tensor>,
+    /// Each step's patch of every image [B, p, token_dim].
+    patches: Vec<Tensor>,
+}
+
+impl<'a> TokenSampler<'a> {
+    /// A run for one image per class id in `classes` (checked against the model when the
+    /// first step embeds them).
+    pub fn new(
+        c: &'a ModelConfig,
+        params: &'a ParamStore,
+        classes: &[u32],
+        settings: &SampleSettings,
+    ) -> Result<Self> {
+        if classes.is_empty() {
+            return Err(Error::Invalid("generate: no class given".into()));
+        }
+        settings.validate()?;
+        let images = classes.len();
+        let mut rows = classes.to_vec();
+        if settings.cfg > 1.0 {
+            rows.extend(std::iter::repeat_n(c.num_classes as u32, images));
+        }
+        let gpu = params.get("pos_for_diff.weight")?.gpu().clone();
+        Ok(Self {
+            c,
+            params,
+            settings: *settings,
+            cache: KvCache::new(c, &gpu, rows.len())?,
+            rows,
+            images,
+            last: None,
+            patches: Vec::with_capacity(c.ar_steps()),
+        })
     }
-    let rows = all.len();
-    let (p, d) = (c.parallel_num, c.dim);
-    let gpu = params.get("pos_for_diff.weight")?.gpu().clone();
-    let mut cache = KvCache::new(c, &gpu, rows)?;
-    let pos_for_diff = params.get("pos_for_diff.weight")?;
-    let steps = c.ar_steps();
-    let mut patches = Vec::with_capacity(steps);
-    let mut last: Option<Tensor> = None;
-    for i in 0..steps {
-        let input = match &last {
-            None => embed_prefix(c, params, &all)?,
+
+    /// AR steps of the whole run.
+    pub fn steps(&self) -> usize {
+        self.c.ar_steps()
+    }
+
+    /// AR steps taken so far.
+    pub fn done(&self) -> usize {
+        self.patches.len()
+    }
+
+    /// Samples the next patch of every image with draws from `noise`; returns whether steps
+    /// remain (false once the last patch is sampled, and for a finished run).
+    pub fn step(&mut self, noise: &mut dyn GaussianSource) -> Result<bool> {
+        let (c, params) = (self.c, self.params);
+        let i = self.done();
+        if i == self.steps() {
+            return Ok(false);
+        }
+        let (p, d, rows) = (c.parallel_num, c.dim, self.rows.len());
+        let input = match &self.last {
+            None => embed_prefix(c, params, &self.rows)?,
             Some(tokens) => embed_tokens(c, params, tokens)?,
         };
-        let h = transformer_step(c, params, &mut cache, &input)?;
+        let h = transformer_step(c, params, &mut self.cache, &input)?;
         let n = h.shape()[1];
         let h = ops::slice(&h, 1, n - p, p)?.reshape(&[rows * p, d])?;
-        let pos = ops::slice(pos_for_diff, 0, i * p, p)?;
+        let pos = ops::slice(params.get("pos_for_diff.weight")?, 0, i * p, p)?;
         let pos = ops::concat(&vec![&pos; rows], 0)?;
         let cond = ops::add(&h, &pos)?;
-        let cfg = cfg_at(settings, i, steps);
-        let sampled = sample_head(c, params, &cond, cfg, settings.head_steps, noise)?;
+        let cfg = cfg_at(&self.settings, i, self.steps());
+        let sampled = sample_head(c, params, &cond, cfg, self.settings.head_steps, noise)?;
         // With guidance at this step, one sample per image feeds both branches; without it
         // (step 0 of the linear schedule) every row was sampled on its own.
         let tokens = if cfg > 1.0 {
@@ -113,12 +170,36 @@ pub fn generate_tokens(
             sampled
         };
         let tokens = tokens.reshape(&[rows, p, c.token_dim()])?;
-        patches.push(ops::slice(&tokens, 0, 0, b)?);
-        last = Some(tokens);
-        progress(i + 1, steps);
+        self.patches.push(ops::slice(&tokens, 0, 0, self.images)?);
+        self.last = Some(tokens);
+        Ok(self.done() < self.steps())
     }
-    let refs: Vec<&Tensor> = patches.iter().collect();
-    ops::concat(&refs, 1)
+
+    /// The tokens sampled so far [B, T, token_dim] (model order), zeros where no patch is
+    /// sampled yet: decoded, a preview of the image to come.
+    pub fn tokens_so_far(&self) -> Result<Tensor> {
+        let c = self.c;
+        let rest = (self.steps() - self.done()) * c.parallel_num;
+        let gpu = self.params.get("pos_for_diff.weight")?.gpu();
+        let zeros = match rest {
+            0 => None,
+            _ => Some(Tensor::zeros(gpu, &[self.images, rest, c.token_dim()])?),
+        };
+        let parts: Vec<&Tensor> = self.patches.iter().chain(zeros.as_ref()).collect();
+        ops::concat(&parts, 1)
+    }
+
+    /// The tokens of the finished run [B, T, token_dim]; an error before its last step.
+    pub fn finish(self) -> Result<Tensor> {
+        if self.done() < self.steps() {
+            return Err(Error::Invalid(format!(
+                "generate: the run stopped after {} of {} AR steps",
+                self.done(),
+                self.steps()
+            )));
+        }
+        self.tokens_so_far()
+    }
 }
 
 /// Tokens [B, T, token_dim] in the model's token order -> latents [B, token_dim, g, g] (host,

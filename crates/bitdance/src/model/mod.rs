@@ -39,7 +39,7 @@ pub use defaults::{
 pub use encoder::{encode, encoded_size, encoder_forward, quantize, Quantized};
 pub use generate::{
     cfg_at, generate_tokens, latents_to_tokens, tokens_to_latents, CfgSchedule, SampleSettings,
-    MAX_HEAD_STEPS,
+    TokenSampler, MAX_HEAD_STEPS,
 };
 pub use graph::{CacheSlot, Eager, Graph};
 pub use head::{head_condition, head_forward, head_predict, head_predict_at};
@@ -52,7 +52,7 @@ pub use loading::{
 pub use memory::MemoryEstimate;
 pub use noise_file::RecordedNoise;
 pub use params::{decays, ParamSpec};
-pub use pipeline::{encode_tokens, generate_images, to_rgb8, Generated};
+pub use pipeline::{decode_tokens, encode_tokens, generate_images, to_rgb8, Generated};
 pub use precision::Precision;
 pub use sampler::{linspace_grid, sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
 pub use store::{ParamStore, ParamVars};

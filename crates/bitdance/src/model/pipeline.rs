@@ -17,8 +17,8 @@ pub struct Generated {
     pub count: usize,
 }
 
-/// Samples one image per class id in `classes`; `progress` is called after each AR step with
-/// (step, steps).
+/// Samples one image per class id in `classes` and decodes them; `progress` is called after
+/// each AR step with (step, steps).
 pub async fn generate_images(
     c: &ModelConfig,
     params: &ParamStore,
@@ -28,13 +28,28 @@ pub async fn generate_images(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Generated> {
     let tokens = generate_tokens(c, params, classes, settings, noise, progress)?;
-    let gpu = tokens.gpu().clone();
-    let tokens = tokens_to_latents(c, &tokens.to_vec_f32().await?)?;
-    let b = classes.len();
+    decode_tokens(c, params, &tokens).await
+}
+
+/// Decodes tokens [B, T, token_dim] (model order; a `TokenSampler`'s tokens so far for a
+/// preview) into images.
+pub async fn decode_tokens(
+    c: &ModelConfig,
+    params: &ParamStore,
+    tokens: &Tensor,
+) -> Result<Generated> {
+    let b = tokens.shape().first().copied().unwrap_or(0);
+    let latents = tokens_to_latents(c, &tokens.to_vec_f32().await?)?;
     let g = c.grid();
-    let image = decode(&gpu, &c.vae, params, &tokens, [b, c.token_dim(), g, g])?;
+    let image = decode(
+        tokens.gpu(),
+        &c.vae,
+        params,
+        &latents,
+        [b, c.token_dim(), g, g],
+    )?;
     Ok(Generated {
-        tokens,
+        tokens: latents,
         image: image.to_vec_f32().await?,
         count: b,
     })
