@@ -2,7 +2,7 @@
 # Every check of the project, as CI runs it: dependencies, formatting, clippy (native and
 # wasm32), the native tests on the present adapter (Mesa lavapipe without a GPU), a bounded
 # fuzzing run of every parser of untrusted bytes, and its kernel
-# checks again without subgroup operations, a check of the desktop app, the browser tests in
+# checks again without subgroup operations, the desktop app's UI tests (egui_kittest), the browser tests in
 # headless Chromium, and the demo page.
 # Runs every step even after a failure, prints a summary, exits non-zero if any step failed.
 set -uo pipefail
@@ -48,7 +48,7 @@ step "native tests" cargo test
 step "fuzz (bounded)" sh -c "cargo test -p bitdance-fuzz --quiet && cargo run -p bitdance-fuzz --quiet -- --seconds 15"
 # The same kernel checks on the portable kernel forms (no subgroup operations), as on the web.
 step "kernel checks without subgroups" env BITDANCE_SUBGROUPS=0 cargo test -p bitdance-tests --test conformance
-step "desktop check" cargo check -p bitdance-desktop
+step "desktop UI tests" cargo test -p bitdance-desktop
 step "browser tests" browser_tests
 step "web page" web_page
 

@@ -1,5 +1,6 @@
-//! The window: GPU summary, class picker and Generate with the embedded default model (the
-//! image appears when sampled, with a progress bar over the AR steps), conformance table.
+//! The window: GPU summary, class picker and Generate with the embedded default model (a
+//! preview of the image as its tokens are sampled, a progress bar over the AR steps, Stop),
+//! conformance table.
 
 use std::time::{Duration, Instant};
 
@@ -33,7 +34,12 @@ struct Generation {
     class: usize,
     seed: u64,
     progress: Option<(usize, usize)>,
+    started: Option<Instant>,
+    /// The image so far and the AR step it shows, while generating.
+    preview: Option<(egui::TextureHandle, usize)>,
     image: Option<(egui::TextureHandle, f64)>,
+    /// A note on the last run (stopped early).
+    note: Option<String>,
     error: Option<String>,
 }
 
@@ -48,8 +54,13 @@ pub struct BitDanceApp {
 impl BitDanceApp {
     /// Starts the GPU worker; the window shows while the GPU opens.
     pub fn new(cc: &eframe::CreationContext<'_>) -> Self {
+        Self::with_context(cc.egui_ctx.clone())
+    }
+
+    /// The app on egui context `ctx` (repainted when the worker reports).
+    pub fn with_context(ctx: egui::Context) -> Self {
         Self {
-            worker: Worker::spawn(cc.egui_ctx.clone()),
+            worker: Worker::spawn(ctx),
             gpu: GpuState::Opening,
             checks: Checks::default(),
             generation: Generation::default(),
@@ -77,15 +88,26 @@ impl BitDanceApp {
                 }
                 Event::ModelReady(names) => self.generation.classes = names,
                 Event::Progress(step, steps) => self.generation.progress = Some((step, steps)),
+                Event::Preview(rgb, side, step) => {
+                    let image = egui::ColorImage::from_rgb([side, side], &rgb);
+                    let texture = ctx.load_texture("preview", image, egui::TextureOptions::NEAREST);
+                    self.generation.preview = Some((texture, step));
+                }
                 Event::Image(rgb, side, secs) => {
                     let image = egui::ColorImage::from_rgb([side, side], &rgb);
                     let texture = ctx.load_texture("sample", image, egui::TextureOptions::NEAREST);
                     self.generation.image = Some((texture, secs));
                     self.generation.progress = None;
+                    self.generation.preview = None;
+                }
+                Event::Stopped(step) => {
+                    self.generation.note = Some(format!("stopped after AR step {step}"));
+                    self.generation.progress = None;
                 }
                 Event::GenerateFailed(e) => {
                     self.generation.error = Some(e);
                     self.generation.progress = None;
+                    self.generation.preview = None;
                 }
             }
         }
@@ -145,26 +167,44 @@ impl BitDanceApp {
             {
                 g.seed += 1;
                 g.error = None;
+                g.note = None;
                 g.progress = Some((0, 1));
+                g.started = Some(Instant::now());
                 self.worker.send(Command::Generate {
                     class: g.class as u32,
                     seed: g.seed,
                 });
             }
             if let Some((step, steps)) = g.progress {
+                if ui.button("Stop").clicked() {
+                    self.worker.stop();
+                }
+                let elapsed = g.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
                 ui.add(
                     egui::ProgressBar::new(step as f32 / steps.max(1) as f32)
                         .desired_width(200.0)
-                        .text(format!("AR step {step}/{steps}")),
+                        .text(format!("step {step} of {steps}, {elapsed:.1} s")),
                 );
+                ui.ctx().request_repaint_after(Duration::from_millis(100));
             }
         });
         if let Some(e) = &g.error {
             ui.colored_label(FAIL, e);
         }
-        if let Some((texture, secs)) = &g.image {
-            ui.add(egui::Image::new(texture).fit_to_exact_size(egui::vec2(192.0, 192.0)));
-            ui.label(format!("{secs:.1} s"));
+        if let Some(note) = &g.note {
+            ui.label(note);
+        }
+        let side = egui::vec2(192.0, 192.0);
+        match (&g.preview, &g.image) {
+            (Some((texture, step)), _) if g.progress.is_some() => {
+                ui.add(egui::Image::new(texture).fit_to_exact_size(side));
+                ui.label(format!("preview after AR step {step}"));
+            }
+            (_, Some((texture, secs))) => {
+                ui.add(egui::Image::new(texture).fit_to_exact_size(side));
+                ui.label(format!("{secs:.1} s"));
+            }
+            _ => {}
         }
     }
 
@@ -268,8 +308,9 @@ fn no_check() -> CheckResult {
     }
 }
 
-impl eframe::App for BitDanceApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+impl BitDanceApp {
+    /// One frame of the window's contents.
+    pub fn show(&mut self, ui: &mut egui::Ui) {
         self.poll_worker(&ui.ctx().clone());
         egui::CentralPanel::default_margins().show(ui, |ui| {
             self.gpu_section(ui);
@@ -281,11 +322,90 @@ impl eframe::App for BitDanceApp {
     }
 }
 
+impl eframe::App for BitDanceApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.show(ui);
+    }
+}
+
 /// A class in the picker: "index · name", or the name alone when it is the index (digits).
 fn class_label(id: usize, name: &str) -> String {
     if name == id.to_string() {
         name.to_string()
     } else {
         format!("{id} · {name}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use egui_kittest::kittest::Queryable;
+    use egui_kittest::Harness;
+
+    use eframe::egui;
+
+    use super::BitDanceApp;
+
+    /// Steps the UI until `done` holds, failing after `limit`.
+    fn step_until(
+        harness: &mut Harness<'_, BitDanceApp>,
+        limit: Duration,
+        what: &str,
+        done: impl Fn(&Harness<'_, BitDanceApp>) -> bool,
+    ) {
+        let start = Instant::now();
+        while !done(harness) {
+            assert!(
+                start.elapsed() < limit,
+                "{what} did not happen within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+            harness.step();
+        }
+    }
+
+    #[test]
+    fn generate_shows_the_image_forming_then_the_image() {
+        let app = BitDanceApp::with_context(egui::Context::default());
+        let mut harness = Harness::builder()
+            .with_size(egui::vec2(1000.0, 760.0))
+            .build_ui_state(|ui, app: &mut BitDanceApp| app.show(ui), app);
+        let limit = Duration::from_secs(120);
+        step_until(&mut harness, limit, "the model loading", |h| {
+            h.query_by_label("Generate").is_some()
+        });
+        harness.get_by_label("Generate").click();
+        harness.step();
+        // A preview of the tokens sampled so far appears while the run goes on.
+        step_until(&mut harness, limit, "a preview", |h| {
+            h.query_by_label_contains("preview after AR step").is_some()
+        });
+        assert!(harness.query_by_label("Stop").is_some());
+        step_until(&mut harness, limit, "the image", |h| {
+            h.query_by_label("Stop").is_none() && h.query_by_label_contains(" s").is_some()
+        });
+        assert!(harness.query_by_label_contains("preview after").is_none());
+    }
+
+    #[test]
+    fn stop_ends_a_run_between_ar_steps() {
+        let app = BitDanceApp::with_context(egui::Context::default());
+        let mut harness =
+            Harness::builder().build_ui_state(|ui, app: &mut BitDanceApp| app.show(ui), app);
+        let limit = Duration::from_secs(120);
+        step_until(&mut harness, limit, "the model loading", |h| {
+            h.query_by_label("Generate").is_some()
+        });
+        harness.get_by_label("Generate").click();
+        harness.step();
+        step_until(&mut harness, limit, "the run starting", |h| {
+            h.query_by_label("Stop").is_some()
+        });
+        harness.get_by_label("Stop").click();
+        step_until(&mut harness, limit, "the stop", |h| {
+            h.query_by_label_contains("stopped after AR step").is_some()
+        });
     }
 }

@@ -1,14 +1,18 @@
 //! A background thread that owns the app's own bitdance GPU (separate from eframe's renderer),
 //! so opening it and running checks never blocks the UI.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bitdance::conformance::{self, CheckResult};
 use bitdance::gpu::AdapterSummary;
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    generate_images, load_generator, recommended_settings, stored_class_names, stored_config,
-    to_rgb8, ModelConfig, ParamStore, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
+    decode_tokens, load_generator, recommended_settings, stored_class_names, stored_config,
+    to_rgb8, ModelConfig, ParamStore, TokenSampler, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL,
+    DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
 use bitdance::Gpu;
@@ -41,8 +45,13 @@ pub enum Event {
     ModelReady(Vec<String>),
     /// AR step `.0` of `.1` done.
     Progress(usize, usize),
+    /// The image so far (the tokens sampled up to AR step `.2`, the rest zero, decoded): RGB
+    /// bytes, side in pixels.
+    Preview(Vec<u8>, usize, usize),
     /// A generated image: RGB bytes, side in pixels, seconds taken.
     Image(Vec<u8>, usize, f64),
+    /// The run was stopped after AR step `.0`.
+    Stopped(usize),
     /// Loading the model or generating failed.
     GenerateFailed(String),
 }
@@ -50,6 +59,8 @@ pub enum Event {
 /// The UI's handle on the worker thread.
 pub struct Worker {
     commands: Sender<Command>,
+    /// Set by the UI to end the current generation at its next AR step.
+    stop: Arc<AtomicBool>,
     /// Events in the order they happened; drain once per frame.
     pub events: Receiver<Event>,
 }
@@ -59,20 +70,39 @@ impl Worker {
     pub fn spawn(ctx: egui::Context) -> Self {
         let (commands, command_rx) = channel();
         let (event_tx, events) = channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
         std::thread::Builder::new()
             .name("bitdance-gpu".into())
-            .spawn(move || run(ctx, command_rx, event_tx))
+            .spawn(move || run(ctx, command_rx, event_tx, flag))
             .expect("spawning the GPU thread");
-        Self { commands, events }
+        Self {
+            commands,
+            stop,
+            events,
+        }
+    }
+
+    /// Ends the current generation at its next AR step (an `Event::Stopped` follows).
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 
     /// Queues a command; ignored when the worker has stopped (its GPU failed to open).
     pub fn send(&self, command: Command) {
+        if matches!(command, Command::Generate { .. }) {
+            self.stop.store(false, Ordering::Relaxed);
+        }
         let _ = self.commands.send(command);
     }
 }
 
-fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>) {
+fn run(
+    ctx: egui::Context,
+    commands: Receiver<Command>,
+    events: Sender<Event>,
+    stop: Arc<AtomicBool>,
+) {
     let send = |event: Event| {
         let _ = events.send(event);
         ctx.request_repaint();
@@ -103,27 +133,64 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>) {
             }
             Command::Generate { class, seed } => {
                 let Some((c, params)) = &model else { continue };
-                let start = std::time::Instant::now();
-                let settings = recommended_settings(Some(DEFAULT_MODEL_NAME));
-                let result = pollster::block_on(generate_images(
-                    c,
-                    params,
-                    &[class],
-                    &settings,
-                    &mut Rng::new(seed),
-                    &mut |step, steps| send(Event::Progress(step, steps)),
-                ));
-                match result {
-                    Ok(out) => {
-                        let r = c.resolution;
-                        let rgb = to_rgb8(&out.image, 1, r, r);
-                        send(Event::Image(rgb, r, start.elapsed().as_secs_f64()));
-                    }
-                    Err(e) => send(Event::GenerateFailed(e.to_string())),
+                if let Err(e) = generate(&gpu, c, params, (class, seed), &stop, &send) {
+                    send(Event::GenerateFailed(e.to_string()));
                 }
             }
         }
     }
+}
+
+/// One image of `class`, a step at a time: progress after every AR step, a decoded preview
+/// whenever the steps since the last one took longer than a decode, and an early end when
+/// `stop` is set.
+fn generate(
+    gpu: &Gpu,
+    c: &ModelConfig,
+    params: &ParamStore,
+    (class, seed): (u32, u64),
+    stop: &AtomicBool,
+    send: &dyn Fn(Event),
+) -> bitdance::Result<()> {
+    let start = Instant::now();
+    let settings = recommended_settings(Some(DEFAULT_MODEL_NAME));
+    let mut sampler = TokenSampler::new(c, params, &[class], &settings)?;
+    let mut noise = Rng::new(seed);
+    let r = c.resolution;
+    let (mut since_preview, mut decode_cost) = (Duration::ZERO, Duration::ZERO);
+    loop {
+        let step_start = Instant::now();
+        let more = sampler.step(&mut noise)?;
+        // Waited for: the step's time is measured, and Stop takes effect within one step.
+        gpu.synchronize()?;
+        since_preview += step_start.elapsed();
+        send(Event::Progress(sampler.done(), sampler.steps()));
+        if !more {
+            break;
+        }
+        if stop.load(Ordering::Relaxed) {
+            send(Event::Stopped(sampler.done()));
+            return Ok(());
+        }
+        if since_preview >= decode_cost {
+            let decode_start = Instant::now();
+            let preview = pollster::block_on(decode_tokens(c, params, &sampler.tokens_so_far()?))?;
+            send(Event::Preview(
+                to_rgb8(&preview.image, 1, r, r),
+                r,
+                sampler.done(),
+            ));
+            decode_cost = decode_start.elapsed();
+            since_preview = Duration::ZERO;
+        }
+    }
+    let out = pollster::block_on(decode_tokens(c, params, &sampler.finish()?))?;
+    send(Event::Image(
+        to_rgb8(&out.image, 1, r, r),
+        r,
+        start.elapsed().as_secs_f64(),
+    ));
+    Ok(())
 }
 
 /// The embedded default model on `gpu`, its config and class names.
