@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Every check of the project, as CI runs it: dependencies, formatting, clippy (native and
 # wasm32), the native tests on the present adapter (Mesa lavapipe without a GPU), a bounded
-# fuzzing run of every parser of untrusted bytes, and its kernel
-# checks again without subgroup operations, the desktop app's UI tests (egui_kittest), the browser tests in
-# headless Chromium, and the demo page.
+# fuzzing run of every parser of untrusted bytes, the kernel checks again without subgroup
+# operations, the desktop app's UI tests (egui_kittest), the browser tests in headless
+# Chromium, and the demo page.
 # Runs every step even after a failure, prints a summary, exits non-zero if any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
