@@ -21,20 +21,28 @@
 @group(0) @binding(8) var<storage, read> shift: array<V>;              // layer_norm_modulated
 @group(0) @binding(9) var<storage, read> scale: array<V>;              // layer_norm_modulated
 
-// y = (x - mean) * rstd * w + b: x, y [rows, d], w, b [d]; mean_out, rstd_out [rows].
-@compute @workgroup_size(ROW_WG)
-fn layer_norm(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
-    let row = row_id(at);
-    if row >= params.rows { return; }
+// (mean, 1 / sqrt(biased variance + eps)) of the row of x starting at `base` (params.d
+// elements of V), through both row sums; every lane of the row calls it (it holds barriers).
+fn mean_rstd(base: u32, lid: u32) -> vec2<f32> {
     let n = params.d;
-    let base = row * n;
     var s = V(0.0);
     for (var j = lid; j < n; j += ROW_WG) { s += x[base + j]; }
     let mean = sum_a(lid, hsum(s)) / f32(n * VEC);
     var ss = 0.0;
     for (var j = lid; j < n; j += ROW_WG) { let v = x[base + j] - mean; ss += hsum(v * v); }
-    let r = inverseSqrt(sum_b(lid, ss) / f32(n * VEC) + params.eps);
-    for (var j = lid; j < n; j += ROW_WG) { y[base + j] = (x[base + j] - mean) * r * w[j] + b[j]; }
+    return vec2<f32>(mean, inverseSqrt(sum_b(lid, ss) / f32(n * VEC) + params.eps));
+}
+
+// y = (x - mean) * rstd * w + b: x, y [rows, d], w, b [d]; mean_out, rstd_out [rows].
+@compute @workgroup_size(ROW_WG)
+fn layer_norm(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(at);
+    if row >= params.rows { return; }
+    let base = row * params.d;
+    let stats = mean_rstd(base, lid);
+    let mean = stats.x;
+    let r = stats.y;
+    for (var j = lid; j < params.d; j += ROW_WG) { y[base + j] = (x[base + j] - mean) * r * w[j] + b[j]; }
     if lid == 0u { mean_out[row] = mean; rstd_out[row] = r; }
 }
 
@@ -45,16 +53,12 @@ fn layer_norm(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
 fn layer_norm_modulated(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
     let row = row_id(at);
     if row >= params.rows { return; }
-    let n = params.d;
-    let base = row * n;
-    let m = (row / params.aux) * n;
-    var s = V(0.0);
-    for (var j = lid; j < n; j += ROW_WG) { s += x[base + j]; }
-    let mean = sum_a(lid, hsum(s)) / f32(n * VEC);
-    var ss = 0.0;
-    for (var j = lid; j < n; j += ROW_WG) { let v = x[base + j] - mean; ss += hsum(v * v); }
-    let r = inverseSqrt(sum_b(lid, ss) / f32(n * VEC) + params.eps);
-    for (var j = lid; j < n; j += ROW_WG) {
+    let base = row * params.d;
+    let m = (row / params.aux) * params.d;
+    let stats = mean_rstd(base, lid);
+    let mean = stats.x;
+    let r = stats.y;
+    for (var j = lid; j < params.d; j += ROW_WG) {
         var h = (x[base + j] - mean) * r;
         if params.affine == 1u { h = h * w[j] + b[j]; }
         y[base + j] = h * (V(1.0) + scale[m + j]) + shift[m + j];

@@ -3,7 +3,7 @@
 //! parses is written back into the file and must read back equal.
 
 use bitdance::model::{CfgSchedule, Precision};
-use bitdance::studio::{png_text_chunks, Recipe, RECIPE_KEYWORD, RECIPE_VERSION};
+use bitdance::studio::{png_text_chunks, Recipe, RECIPE_KEYWORD};
 use image::{ImageFormat, RgbImage};
 
 use super::image::{chunks, fix_crcs};
@@ -68,22 +68,7 @@ fn seeds() -> Vec<(String, Vec<u8>)> {
     RgbImage::from_fn(4, 3, |x, y| image::Rgb([x as u8 * 60, y as u8 * 80, 7]))
         .write_to(&mut std::io::Cursor::new(&mut png), ImageFormat::Png)
         .expect("encode a seed image");
-    let recipe = Recipe {
-        version: RECIPE_VERSION,
-        model: "default".into(),
-        model_sha256: "5e".repeat(32),
-        vae_sha256: None,
-        config: "default".into(),
-        classes: vec![3, 3, 7],
-        batch: 2,
-        seed: 42,
-        cfg: 3.0,
-        schedule: CfgSchedule::Linear,
-        head_steps: 50,
-        precision: Precision::F16,
-        adapter: "llvmpipe (Vulkan)".into(),
-        token_hash: "0f".repeat(32),
-    };
+    let recipe = Recipe::example();
     let with = recipe.into_png(&png).expect("a seed recipe");
     let both = bitdance::studio::with_png_text(&with, "Comment", "made by bitdance")
         .expect("a comment chunk");

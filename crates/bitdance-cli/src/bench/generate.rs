@@ -20,7 +20,7 @@ use bitdance::Gpu;
 use super::timing::Timing;
 use crate::files::{load_config, read_bytes};
 
-/// Options of `bench generate`.
+/// Options of `bench generate` and `bench head` (which takes no weights).
 pub struct GenerateBench {
     /// Built-in name or JSON config; `None`: the weights' stored config, else B-4x.
     pub config: Option<String>,

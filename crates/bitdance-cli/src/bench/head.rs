@@ -6,36 +6,21 @@
 use std::time::Instant;
 
 use bitdance::model::{
-    generation_parameters, half_weights, recommended_settings, sample_head, ParamStore, Precision,
+    generation_parameters, half_weights, recommended_settings, sample_head, ParamStore,
 };
 use bitdance::rng::Rng;
 use bitdance::{Gpu, Tensor};
 
+use super::generate::GenerateBench;
 use super::timing::Timing;
 use crate::files::load_config;
 
-/// Options of `bench head`.
-pub struct HeadBench {
-    /// Built-in name or JSON config (default B-4x).
-    pub config: Option<String>,
-    /// Guidance scale (default: the config's published one); above 1 the rows are doubled.
-    pub cfg: Option<f32>,
-    /// Head sampling steps.
-    pub head_steps: usize,
-    /// Images sampled together.
-    pub batch: usize,
-    /// Timed runs.
-    pub repeats: usize,
-    /// Precision of the linear weights.
-    pub precision: Precision,
-    /// One JSON line instead of the table.
-    pub json: bool,
-    /// Also time every kernel of one run.
-    pub profile: bool,
-}
-
 /// Runs the benchmark and prints its figures.
-pub fn run(gpu: &Gpu, opts: &HeadBench) -> anyhow::Result<()> {
+pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        opts.weights.is_none(),
+        "bench head runs on random weights: --weights is for bench generate"
+    );
     let name = opts.config.clone().unwrap_or_else(|| "B-4x".into());
     let c = load_config(&name)?;
     anyhow::ensure!(opts.batch > 0, "bench head: --batch must be at least 1");

@@ -111,33 +111,25 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 args.profile,
             )?
         }
-        BenchKind::Generate => generate::run(
-            &gpu,
-            &generate::GenerateBench {
+        BenchKind::Generate | BenchKind::Head => {
+            let head = matches!(args.what, BenchKind::Head);
+            let opts = generate::GenerateBench {
                 config: args.config,
                 weights: args.weights,
                 cfg: args.cfg,
                 head_steps: args.steps,
                 batch: args.batch.unwrap_or(1),
-                repeats: args.repeats.unwrap_or(1),
+                repeats: args.repeats.unwrap_or(if head { 5 } else { 1 }),
                 precision: args.precision,
                 json: args.json,
                 profile: args.profile,
-            },
-        )?,
-        BenchKind::Head => head::run(
-            &gpu,
-            &head::HeadBench {
-                config: args.config,
-                cfg: args.cfg,
-                head_steps: args.steps,
-                batch: args.batch.unwrap_or(1),
-                repeats: args.repeats.unwrap_or(5),
-                precision: args.precision,
-                json: args.json,
-                profile: args.profile,
-            },
-        )?,
+            };
+            if head {
+                head::run(&gpu, &opts)?
+            } else {
+                generate::run(&gpu, &opts)?
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

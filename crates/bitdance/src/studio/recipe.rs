@@ -59,6 +59,27 @@ fn is_sha256(s: &str) -> bool {
 }
 
 impl Recipe {
+    /// A valid recipe with placeholder hashes (default model, classes 3, 3, 7), for tests and
+    /// fuzz seeds.
+    pub fn example() -> Self {
+        Self {
+            version: RECIPE_VERSION,
+            model: "default".into(),
+            model_sha256: "ab".repeat(32),
+            vae_sha256: None,
+            config: "default".into(),
+            classes: vec![3, 3, 7],
+            batch: 2,
+            seed: 42,
+            cfg: 3.0,
+            schedule: CfgSchedule::Linear,
+            head_steps: 50,
+            precision: Precision::F16,
+            adapter: "llvmpipe (Vulkan)".into(),
+            token_hash: "0f".repeat(32),
+        }
+    }
+
     /// The sampling settings.
     pub fn settings(&self) -> SampleSettings {
         SampleSettings {
@@ -150,23 +171,8 @@ impl Recipe {
 mod tests {
     use super::*;
 
-    pub(crate) fn example() -> Recipe {
-        Recipe {
-            version: RECIPE_VERSION,
-            model: "default".into(),
-            model_sha256: "ab".repeat(32),
-            vae_sha256: None,
-            config: "tiny".into(),
-            classes: vec![3, 3, 7],
-            batch: 3,
-            seed: 42,
-            cfg: 3.0,
-            schedule: CfgSchedule::Linear,
-            head_steps: 50,
-            precision: Precision::F16,
-            adapter: "llvmpipe (Vulkan)".into(),
-            token_hash: "0f".repeat(32),
-        }
+    fn example() -> Recipe {
+        Recipe::example()
     }
 
     #[test]
