@@ -1,8 +1,8 @@
 // Loads the wasm build (web/pkg, from scripts/web-build.sh), shows the adapter, runs the
 // conformance families one by one, then adds <div id="done" data-passed data-failed>.
 import init, {
-  adapter_info, conformance_families, run_conformance, load_default_model, generate,
-  recommended_sampling,
+  adapter_info, conformance_families, run_conformance, load_default_model, start_generation,
+  generation_step, generation_done, stop_generation, recommended_sampling,
 } from './pkg/bitdance_web.js';
 
 const $ = (id) => document.getElementById(id);
@@ -70,24 +70,46 @@ async function setupGenerator() {
   $('generate').disabled = false;
   $('gen-status').textContent = '';
   let seed = 0;
+  let stopped = false;
+  $('stop').onclick = () => {
+    stopped = true;
+    stop_generation();
+  };
+  // The image forms step by step: each AR step's tokens so far are decoded and drawn (each
+  // step awaits its readback, so the page keeps drawing between steps).
   $('generate').onclick = async () => {
     $('generate').disabled = true;
-    $('gen-status').textContent = 'Sampling…';
+    $('stop').disabled = false;
+    stopped = false;
     const t0 = performance.now();
+    const elapsed = () => ((performance.now() - t0) / 1000).toFixed(1);
     try {
       const { cfg, steps } = JSON.parse(recommended_sampling());
-      const rgba = await generate(Number(select.value), steps, cfg, ++seed);
-      const side = Math.round(Math.sqrt(rgba.length / 4));
-      const canvas = $('image');
-      canvas.width = side;
-      canvas.height = side;
-      canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), side, side), 0, 0);
-      $('gen-status').textContent = `${((performance.now() - t0) / 1000).toFixed(1)} s`;
+      const total = await start_generation(Number(select.value), steps, cfg, ++seed);
+      $('gen-status').textContent = `step 0 of ${total}`;
+      for (let done = 0; done < total && !stopped; ) {
+        const rgba = await generation_step();
+        if (stopped) break;
+        done = generation_done();
+        draw(rgba);
+        $('gen-status').textContent = done < total ? `step ${done} of ${total} (${elapsed()} s elapsed)` : `${elapsed()} s`;
+      }
+      if (stopped) $('gen-status').textContent = `stopped (${elapsed()} s elapsed)`;
     } catch (e) {
       $('gen-status').textContent = `Error: ${e instanceof Error ? e.message : e}`;
     }
     $('generate').disabled = false;
+    $('stop').disabled = true;
   };
+}
+
+// Draws RGBA bytes of a square image on the canvas.
+function draw(rgba) {
+  const side = Math.round(Math.sqrt(rgba.length / 4));
+  const canvas = $('image');
+  canvas.width = side;
+  canvas.height = side;
+  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), side, side), 0, 0);
 }
 
 async function main() {

@@ -4,16 +4,32 @@ use std::cell::RefCell;
 
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    generate_images, load_generator, recommended_settings, stored_class_names, stored_config,
-    to_rgb8, CfgSchedule, ModelConfig, ParamStore, SampleSettings, DEFAULT_MODEL_BYTES,
-    DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
+    decode_tokens, load_generator, recommended_settings, stored_class_names, stored_config,
+    to_rgb8, CfgSchedule, ModelConfig, ParamStore, SampleSettings, TokenSampler,
+    DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
 use wasm_bindgen::prelude::*;
 
+/// The default model on the page's GPU: its config, weights and class names. Loaded once and
+/// kept for the page's life (leaked), so a run in progress can borrow it across awaits.
+type Loaded = (ModelConfig, ParamStore, Vec<String>);
+
+/// A generation in progress: its sampler and noise, advanced by `generation_step`.
+struct Run {
+    sampler: TokenSampler<'static>,
+    noise: Rng,
+}
+
 thread_local! {
-    static LOADED: RefCell<Option<(ModelConfig, ParamStore, Vec<String>)>> =
-        const { RefCell::new(None) };
+    static LOADED: RefCell<Option<&'static Loaded>> = const { RefCell::new(None) };
+    static RUN: RefCell<Option<Run>> = const { RefCell::new(None) };
+}
+
+fn loaded() -> Result<&'static Loaded, JsError> {
+    LOADED
+        .with(|m| *m.borrow())
+        .ok_or_else(|| js("the model is not loaded"))
 }
 
 fn js(e: impl std::fmt::Display) -> JsError {
@@ -23,8 +39,8 @@ fn js(e: impl std::fmt::Display) -> JsError {
 /// Loads the default model onto the page's GPU (once); returns its class names as JSON.
 #[wasm_bindgen]
 pub async fn load_default_model() -> Result<String, JsError> {
-    if let Some(names) = LOADED.with(|m| m.borrow().as_ref().map(|(_, _, n)| n.clone())) {
-        return serde_json::to_string(&names).map_err(js);
+    if let Ok((_, _, names)) = loaded() {
+        return serde_json::to_string(names).map_err(js);
     }
     let gpu = crate::gpu().await.map_err(js)?;
     let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES).map_err(js)?;
@@ -36,7 +52,8 @@ pub async fn load_default_model() -> Result<String, JsError> {
     let params =
         load_generator(&gpu, &config, &file, None, bitdance::model::Precision::F16).map_err(js)?;
     let json = serde_json::to_string(&names).map_err(js)?;
-    LOADED.with(|m| *m.borrow_mut() = Some((config, params, names)));
+    let model: &'static Loaded = Box::leak(Box::new((config, params, names)));
+    LOADED.with(|m| *m.borrow_mut() = Some(model));
     Ok(json)
 }
 
@@ -47,33 +64,59 @@ pub fn recommended_sampling() -> String {
     serde_json::json!({"cfg": s.cfg, "steps": s.head_steps}).to_string()
 }
 
-/// Samples one image of `class` (head `steps`, guidance `cfg`, `seed`) with the default model;
-/// returns RGBA bytes of a square image whose side is the model's resolution.
+/// Starts sampling one image of `class` (head `steps`, guidance `cfg`, `seed`) with the
+/// default model, replacing a run in progress; returns its number of AR steps.
 #[wasm_bindgen]
-pub async fn generate(class: u32, steps: u32, cfg: f32, seed: u32) -> Result<Vec<u8>, JsError> {
+pub async fn start_generation(class: u32, steps: u32, cfg: f32, seed: u32) -> Result<u32, JsError> {
     load_default_model().await?;
-    let (config, params) = LOADED
-        .with(|m| m.borrow().as_ref().map(|(c, p, _)| (c.clone(), p.clone())))
-        .ok_or_else(|| js("the model is not loaded"))?;
+    let (config, params, _) = loaded()?;
     let settings = SampleSettings {
         cfg,
         schedule: CfgSchedule::Linear,
         head_steps: steps.max(1) as usize,
     };
-    let out = generate_images(
-        &config,
-        &params,
-        &[class],
-        &settings,
-        &mut Rng::new(seed as u64),
-        &mut |_, _| {},
-    )
-    .await
-    .map_err(js)?;
+    let sampler = TokenSampler::new(config, params, &[class], &settings).map_err(js)?;
+    let steps = sampler.steps() as u32;
+    let noise = Rng::new(seed as u64);
+    RUN.with(|r| *r.borrow_mut() = Some(Run { sampler, noise }));
+    Ok(steps)
+}
+
+/// Takes the next AR step of the run and returns the image so far (RGBA, a square of the
+/// model's resolution: the tokens sampled up to now decoded, the rest zero; the finished image
+/// after the last step). `generation_done` then says how many steps are taken.
+#[wasm_bindgen]
+pub async fn generation_step() -> Result<Vec<u8>, JsError> {
+    // The run leaves the slot while this step awaits its readback; a new start replaces it.
+    let mut run = RUN
+        .with(|r| r.borrow_mut().take())
+        .ok_or_else(|| js("no generation in progress"))?;
+    let (config, params, _) = loaded()?;
+    run.sampler.step(&mut run.noise).map_err(js)?;
+    let tokens = run.sampler.tokens_so_far().map_err(js)?;
+    let done = run.sampler.done();
+    RUN.with(|r| r.borrow_mut().get_or_insert(run).sampler.done());
+    let out = decode_tokens(config, params, &tokens).await.map_err(js)?;
+    DONE.with(|d| d.set(done as u32));
     let r = config.resolution;
-    let rgb = to_rgb8(&out.image, 1, r, r);
-    Ok(rgb
+    Ok(to_rgb8(&out.image, 1, r, r)
         .chunks(3)
         .flat_map(|p| [p[0], p[1], p[2], 255])
         .collect())
+}
+
+thread_local! {
+    static DONE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// AR steps the last `generation_step` had taken.
+#[wasm_bindgen]
+pub fn generation_done() -> u32 {
+    DONE.with(|d| d.get())
+}
+
+/// Ends the run in progress (Stop).
+#[wasm_bindgen]
+pub fn stop_generation() {
+    RUN.with(|r| *r.borrow_mut() = None);
 }

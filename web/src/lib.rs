@@ -1,10 +1,14 @@
 //! BitDance in the browser: opens WebGPU through the core crate, generates images with the
-//! embedded default model, and exposes the conformance checks to JavaScript. Results cross the boundary as JSON strings (see `report`).
+//! embedded default model a step at a time (the page draws each step's preview), and exposes
+//! the conformance checks to JavaScript. Results cross the boundary as JSON strings (see
+//! `report`).
 
 mod generate;
 mod report;
 
-pub use generate::{generate, load_default_model};
+pub use generate::{
+    generation_done, generation_step, load_default_model, start_generation, stop_generation,
+};
 
 use std::cell::RefCell;
 
