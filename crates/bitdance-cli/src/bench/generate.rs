@@ -20,7 +20,7 @@ use bitdance::Gpu;
 use super::timing::Timing;
 use crate::files::{load_config, read_bytes};
 
-/// Options of `bench generate` and `bench head` (which takes no weights).
+/// Options of `bench generate` and `bench head`.
 pub struct GenerateBench {
     /// Built-in name or JSON config; `None`: the weights' stored config, else B-4x.
     pub config: Option<String>,
@@ -194,7 +194,7 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
 
 /// The model's name (for the published cfg), config and parameters: from the weight file (its
 /// stored config unless `--config`), or random weights of `--config` (default B-4x).
-fn load_model(
+pub(super) fn load_model(
     gpu: &Gpu,
     opts: &GenerateBench,
 ) -> anyhow::Result<(String, ModelConfig, ParamStore)> {

@@ -1,38 +1,23 @@
 //! `bitdance bench head`: the binary diffusion head's sampler for one AR step (every head
-//! step with its CFG rows, the sign and the token readback) on random weights and conditions,
+//! step with its CFG rows, the sign and the token readback) on random conditions and the
+//! weights of `bench generate` (random unless `--weights`),
 //! timed after a warm-up run, repeated; the head is where a next-patch model spends most of
 //! its generation time.
 
 use std::time::Instant;
 
-use bitdance::model::{
-    generation_parameters, half_weights, recommended_settings, sample_head, ParamStore,
-};
+use bitdance::model::{recommended_settings, sample_head};
 use bitdance::rng::Rng;
 use bitdance::{Gpu, Tensor};
 
-use super::generate::GenerateBench;
+use super::generate::{load_model, GenerateBench};
 use super::timing::Timing;
-use crate::files::load_config;
 
 /// Runs the benchmark and prints its figures.
 pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
-    anyhow::ensure!(
-        opts.weights.is_none(),
-        "bench head runs on random weights: --weights is for bench generate"
-    );
-    let name = opts.config.clone().unwrap_or_else(|| "B-4x".into());
-    let c = load_config(&name)?;
     anyhow::ensure!(opts.batch > 0, "bench head: --batch must be at least 1");
-    gpu.check_memory(&c.generation_memory(opts.batch, opts.precision.on(gpu)))?;
+    let (name, c, store) = load_model(gpu, opts)?;
     let cfg = opts.cfg.unwrap_or(recommended_settings(Some(&name)).cfg);
-    let store = ParamStore::random_in(
-        gpu,
-        &generation_parameters(&c),
-        &mut Rng::new(0),
-        0.02,
-        &half_weights(&c, opts.precision.on(gpu)),
-    )?;
     let cfg_mult = if cfg > 1.0 { 2 } else { 1 };
     let rows = cfg_mult * opts.batch * c.parallel_num;
     let mut rng = Rng::new(1);
@@ -62,7 +47,8 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
         );
     } else {
         println!(
-            "head of {name} (random weights, {} linear weights), batch {}, cfg {cfg}: {rows} rows, {} head steps",
+            "head of {name} ({} weights, {} linear weights), batch {}, cfg {cfg}: {rows} rows, {} head steps",
+            opts.weights.as_ref().map_or("random".into(), |p| p.display().to_string()),
             opts.precision.on(gpu),
             opts.batch,
             opts.head_steps

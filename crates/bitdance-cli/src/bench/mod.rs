@@ -31,7 +31,7 @@ pub struct BenchArgs {
     /// (default: the weights' stored config, else B-4x, for generate; tiny for training).
     #[arg(long)]
     config: Option<String>,
-    /// `generate`: weights to sample with (safetensors by official names, e.g. the file that
+    /// `generate` / `head`: weights to sample with (safetensors by official names, e.g. the file that
     /// scripts/reference/bench_generate_torch.py writes); default: random weights.
     #[arg(long)]
     weights: Option<std::path::PathBuf>,
@@ -73,8 +73,9 @@ enum BenchKind {
     /// The full sampler of `bitdance generate` (default B-4x, random weights unless
     /// `--weights`): seconds per image, split into AR loop and decoder, and peak GPU memory.
     Generate,
-    /// The diffusion head's sampler for one AR step (`--config`, default B-4x, random weights,
-    /// `--steps` head steps with CFG rows): seconds per AR step and per evaluation.
+    /// The diffusion head's sampler for one AR step (`--config`, default B-4x, random weights
+    /// unless `--weights`, `--steps` head steps with CFG rows): seconds per AR step and per
+    /// evaluation.
     Head,
 }
 
