@@ -4,11 +4,12 @@ chromedriver, waits for <div id="done">, prints the adapter and the result, then
 and reads the canvas; fails unless the page ran on WebGPU with every check passing and drew a
 non-flat image with the default model. Standard library only.
 
-Usage: scripts/web-smoke.py [--timeout SECONDS] [--screenshot FILE.png]
+Usage: scripts/web-smoke.py [--timeout SECONDS] [--screenshot FILE.png] [--png FILE.png]
 """
 import argparse
 import base64
 import functools
+import hashlib
 import http.server
 import json
 import os
@@ -58,6 +59,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--timeout", type=float, default=240)
     ap.add_argument("--screenshot")
+    ap.add_argument("--png", help="also save the generated image's PNG (with its recipe) here")
     args = ap.parse_args()
     if not os.path.exists(os.path.join(ROOT, "web", "pkg", "bitdance_web_bg.wasm")):
         sys.exit("web/pkg is missing: run scripts/web-build.sh first")
@@ -130,6 +132,19 @@ def main():
         sys.exit(f"web page: Generate failed: {generated['status']}")
     if generated["max"] - generated["min"] < 64:
         sys.exit("web page: the generated image is (nearly) flat")
+    recipe = generated.get("recipe")
+    if recipe is None:
+        sys.exit("web page: the finished image offers no PNG with its recipe")
+    with open(os.path.join(ROOT, "assets", "model", "default.safetensors"), "rb") as f:
+        model_sha = hashlib.sha256(f.read()).hexdigest()
+    if recipe["classes"] != [GENERATE_CLASS] or recipe["model_sha256"] != model_sha:
+        sys.exit(f"web page: the PNG's recipe does not describe the run: {recipe}")
+    if args.png:
+        with open(args.png, "wb") as f:
+            f.write(generated["png"])
+    print(f"web page: the PNG carries its recipe (seed {recipe['seed']}, cfg {recipe['cfg']}, "
+          f"{recipe['head_steps']} head steps, {recipe['precision']}, token hash "
+          f"{recipe['token_hash'][:16]})")
 
 
 GENERATE_CLASS = 3
@@ -154,8 +169,33 @@ def generate_one(base, s, start, timeout):
         time.sleep(1)
         out = call(base, "POST", s + "/execute/sync", {"script": poll, "args": []})
         if out is not None:
+            out["recipe"], out["png"] = download_recipe(base, s)
             return out
     return None
+
+
+def download_recipe(base, s):
+    """(the recipe as a dict, the PNG bytes) the page offers for download, or (None, None)."""
+    fetch = """const done = arguments[arguments.length - 1];
+        const a = document.getElementById('download');
+        if (a.hidden || !a.href) { done(null); return; }
+        fetch(a.href).then((r) => r.arrayBuffer()).then((b) => {
+            let text = '';
+            for (const x of new Uint8Array(b)) text += String.fromCharCode(x);
+            done(btoa(text));
+        });"""
+    encoded = call(base, "POST", s + "/execute/async", {"script": fetch, "args": []})
+    if encoded is None:
+        return None, None
+    png = base64.b64decode(encoded)
+    at = 8
+    while at + 8 <= len(png):
+        length = int.from_bytes(png[at:at + 4], "big")
+        kind, data = png[at + 4:at + 8], png[at + 8:at + 8 + length]
+        if kind == b"tEXt" and data.startswith(b"bitdance-recipe\0"):
+            return json.loads(data.split(b"\0", 1)[1]), png
+        at += 12 + length
+    return None, png
 
 
 if __name__ == "__main__":

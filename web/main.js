@@ -2,7 +2,7 @@
 // conformance families one by one, then adds <div id="done" data-passed data-failed>.
 import init, {
   adapter_info, conformance_families, run_conformance, load_default_model, start_generation,
-  generation_step, generation_done, stop_generation, recommended_sampling,
+  generation_step, generation_done, generation_png, stop_generation, recommended_sampling,
 } from './pkg/bitdance_web.js';
 
 const $ = (id) => document.getElementById(id);
@@ -80,6 +80,7 @@ async function setupGenerator() {
   $('generate').onclick = async () => {
     $('generate').disabled = true;
     $('stop').disabled = false;
+    $('download').hidden = true;
     stopped = false;
     const t0 = performance.now();
     const elapsed = () => ((performance.now() - t0) / 1000).toFixed(1);
@@ -94,13 +95,27 @@ async function setupGenerator() {
         draw(rgba);
         $('gen-status').textContent = done < total ? `step ${done} of ${total} (${elapsed()} s elapsed)` : `${elapsed()} s`;
       }
-      if (stopped) $('gen-status').textContent = `stopped (${elapsed()} s elapsed)`;
+      if (stopped) {
+        $('gen-status').textContent = `stopped (${elapsed()} s elapsed)`;
+      } else {
+        offerDownload(Number(select.value), seed);
+      }
     } catch (e) {
       $('gen-status').textContent = `Error: ${e instanceof Error ? e.message : e}`;
     }
     $('generate').disabled = false;
     $('stop').disabled = true;
   };
+}
+
+// Offers the finished image as a PNG that carries its recipe (bitdance generate --recipe
+// re-runs it).
+function offerDownload(cls, seed) {
+  const link = $('download');
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(new Blob([generation_png()], { type: 'image/png' }));
+  link.download = `bitdance-class${cls}-seed${seed}.png`;
+  link.hidden = false;
 }
 
 // Draws RGBA bytes of a square image on the canvas.

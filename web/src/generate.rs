@@ -5,25 +5,32 @@ use std::cell::RefCell;
 use bitdance::io::WeightFile;
 use bitdance::model::{
     decode_tokens, load_generator, recommended_settings, stored_class_names, stored_config,
-    to_rgb8, CfgSchedule, ModelConfig, ParamStore, SampleSettings, TokenSampler,
+    to_rgb8, CfgSchedule, ModelConfig, ParamStore, Precision, SampleSettings, TokenSampler,
     DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
+use bitdance::studio::{sha256_hex, token_hash, Recipe, RECIPE_VERSION};
 use wasm_bindgen::prelude::*;
 
 /// The default model on the page's GPU: its config, weights and class names. Loaded once and
 /// kept for the page's life (leaked), so a run in progress can borrow it across awaits.
 type Loaded = (ModelConfig, ParamStore, Vec<String>);
 
-/// A generation in progress: its sampler and noise, advanced by `generation_step`.
+/// A generation in progress: its sampler and noise, advanced by `generation_step`, and what
+/// its recipe records.
 struct Run {
     sampler: TokenSampler<'static>,
     noise: Rng,
+    class: u32,
+    seed: u64,
+    settings: SampleSettings,
 }
 
 thread_local! {
     static LOADED: RefCell<Option<&'static Loaded>> = const { RefCell::new(None) };
     static RUN: RefCell<Option<Run>> = const { RefCell::new(None) };
+    /// The last finished image as a PNG carrying its recipe.
+    static LAST_PNG: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 fn loaded() -> Result<&'static Loaded, JsError> {
@@ -49,8 +56,7 @@ pub async fn load_default_model() -> Result<String, JsError> {
         .ok_or_else(|| js("the default model has no config"))?;
     let names = stored_class_names(&file)
         .unwrap_or_else(|| (0..config.num_classes).map(|k| k.to_string()).collect());
-    let params =
-        load_generator(&gpu, &config, &file, None, bitdance::model::Precision::F16).map_err(js)?;
+    let params = load_generator(&gpu, &config, &file, None, Precision::F16).map_err(js)?;
     let json = serde_json::to_string(&names).map_err(js)?;
     let model: &'static Loaded = Box::leak(Box::new((config, params, names)));
     LOADED.with(|m| *m.borrow_mut() = Some(model));
@@ -77,8 +83,16 @@ pub async fn start_generation(class: u32, steps: u32, cfg: f32, seed: u32) -> Re
     };
     let sampler = TokenSampler::new(config, params, &[class], &settings).map_err(js)?;
     let steps = sampler.steps() as u32;
-    let noise = Rng::new(seed as u64);
-    RUN.with(|r| *r.borrow_mut() = Some(Run { sampler, noise }));
+    let seed = seed as u64;
+    let noise = Rng::new(seed);
+    let run = Run {
+        sampler,
+        noise,
+        class,
+        seed,
+        settings,
+    };
+    RUN.with(|r| *r.borrow_mut() = Some(run));
     Ok(steps)
 }
 
@@ -94,15 +108,49 @@ pub async fn generation_step() -> Result<Vec<u8>, JsError> {
     let (config, params, _) = loaded()?;
     run.sampler.step(&mut run.noise).map_err(js)?;
     let tokens = run.sampler.tokens_so_far().map_err(js)?;
-    let done = run.sampler.done();
+    let (done, finished) = (
+        run.sampler.done(),
+        run.sampler.done() == run.sampler.steps(),
+    );
+    let (class, seed, settings) = (run.class, run.seed, run.settings);
     RUN.with(|r| r.borrow_mut().get_or_insert(run).sampler.done());
     let out = decode_tokens(config, params, &tokens).await.map_err(js)?;
     DONE.with(|d| d.set(done as u32));
     let r = config.resolution;
-    Ok(to_rgb8(&out.image, 1, r, r)
+    let rgb = to_rgb8(&out.image, 1, r, r);
+    if finished {
+        let gpu = crate::gpu().await.map_err(js)?;
+        let adapter = gpu.adapter();
+        let recipe = Recipe {
+            version: RECIPE_VERSION,
+            model: DEFAULT_MODEL_NAME.into(),
+            model_sha256: sha256_hex(DEFAULT_MODEL_BYTES),
+            vae_sha256: None,
+            config: DEFAULT_MODEL_NAME.into(),
+            classes: vec![class],
+            batch: 1,
+            seed,
+            cfg: settings.cfg,
+            schedule: settings.schedule,
+            head_steps: settings.head_steps,
+            precision: Precision::F16.on(&gpu),
+            adapter: format!("{} ({})", adapter.name, adapter.backend),
+            token_hash: token_hash(&out.tokens),
+        };
+        let png = recipe.png_of(&rgb, r as u32, r as u32).map_err(js)?;
+        LAST_PNG.with(|p| *p.borrow_mut() = png);
+    }
+    Ok(rgb
         .chunks(3)
         .flat_map(|p| [p[0], p[1], p[2], 255])
         .collect())
+}
+
+/// The last finished image as PNG bytes with its recipe (`bitdance generate --recipe` and the
+/// desktop app re-run it); empty before the first one.
+#[wasm_bindgen]
+pub fn generation_png() -> Vec<u8> {
+    LAST_PNG.with(|p| p.borrow().clone())
 }
 
 thread_local! {

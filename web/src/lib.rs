@@ -7,7 +7,8 @@ mod generate;
 mod report;
 
 pub use generate::{
-    generation_done, generation_step, load_default_model, start_generation, stop_generation,
+    generation_done, generation_png, generation_step, load_default_model, start_generation,
+    stop_generation,
 };
 
 use std::cell::RefCell;

@@ -147,6 +147,21 @@ impl Recipe {
         Ok(recipe)
     }
 
+    /// An RGB8 image (`width` x `height`, row-major) encoded as PNG with this recipe in it.
+    pub fn png_of(&self, rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>> {
+        let image = image::RgbImage::from_raw(width, height, rgb.to_vec()).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} RGB bytes for a {width}x{height} image",
+                rgb.len()
+            ))
+        })?;
+        let mut png = Vec::new();
+        image
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .map_err(|e| Error::Invalid(format!("PNG encoding: {e}")))?;
+        self.into_png(&png)
+    }
+
     /// `png` with this recipe in its `bitdance-recipe` text chunk.
     pub fn into_png(&self, png: &[u8]) -> Result<Vec<u8>> {
         with_png_text(png, RECIPE_KEYWORD, &self.to_json())
@@ -185,6 +200,9 @@ mod tests {
             .unwrap();
         let with = r.into_png(&png).unwrap();
         assert_eq!(Recipe::from_png("a.png", &with).unwrap(), r);
+        let encoded = r.png_of(&[9; 12], 2, 2).unwrap();
+        assert_eq!(Recipe::from_png("b.png", &encoded).unwrap(), r);
+        assert!(r.png_of(&[9; 11], 2, 2).is_err());
         let e = Recipe::from_png("plain.png", &png).unwrap_err().to_string();
         assert!(
             e.contains("plain.png") && e.contains("no BitDance recipe"),
