@@ -113,7 +113,10 @@ pub async fn generation_step() -> Result<Vec<u8>, JsError> {
         run.sampler.done() == run.sampler.steps(),
     );
     let (class, seed, settings) = (run.class, run.seed, run.settings);
-    RUN.with(|r| r.borrow_mut().get_or_insert(run).sampler.done());
+    // Back in its slot before the await, unless a new start replaced it (then it ends here).
+    RUN.with(|r| {
+        r.borrow_mut().get_or_insert(run);
+    });
     let out = decode_tokens(config, params, &tokens).await.map_err(js)?;
     DONE.with(|d| d.set(done as u32));
     let r = config.resolution;

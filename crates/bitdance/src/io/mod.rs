@@ -6,14 +6,12 @@ mod convert;
 pub mod image;
 mod pt;
 mod save;
-mod upload;
 mod weights;
 
 pub use check::check_expected;
 pub use convert::{bf16_to_f32, f16_to_f32, f32_to_f16};
 pub use pt::{read_state_dict, PtStateDict, PtTensor, Select};
 pub use save::{save_safetensors, save_safetensors_f16};
-pub use upload::{load_rows_chunked, load_tensor};
 pub use weights::WeightFile;
 
 #[cfg(test)]
