@@ -2,24 +2,8 @@
 // im2col (the patches of x as matrix rows), col2im (the patches' gradients gathered back, no
 // atomics) and space_to_depth (the inverse permutation of depth_to_space).
 // Binding convention: outputs first (read_write), then inputs (read).
-// Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
+// Its uniform, binding 0 and index helpers come from conv_common.wgsl, prepended.
 
-struct Params {
-    n: u32,      // batch
-    c: u32,      // input channels (im2col/col2im), output channels (space_to_depth)
-    h: u32,      // input height (im2col/col2im), output height (space_to_depth)
-    w: u32,      // input width
-    ho: u32,     // output height of the convolution
-    wo: u32,     // output width of the convolution
-    kh: u32,
-    kw: u32,
-    stride: u32, // convolution stride, or the block of space_to_depth
-    pad_t: u32,
-    pad_l: u32,
-    total: u32,  // threads needed
-}
-
-@group(0) @binding(0) var<uniform> params: Params;
 // Bindings are named for what they hold; names that share a binding number belong to
 // different entry points.
 @group(0) @binding(1) var<storage, read_write> cols: array<f32>;               // im2col
@@ -30,10 +14,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> x_packed: array<vec4<f32>>;           // im2col_packed
 @group(0) @binding(2) var<storage, read> dcols: array<f32>;                    // col2im
 
-fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * 256u;
-}
-
 // cols [n * ho * wo, c * kh * kw]: row (b, oy, ox), column (ci, i, j) holds
 // x_in[b, ci, oy * stride + i - pad_t, ox * stride + j - pad_l] (0 outside), x_in [n, c, h, w].
 // One thread per (row, ci) writes that pair's kh * kw consecutive columns, so the index
@@ -41,18 +21,15 @@ fn linear_id(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 // params.total = n * ho * wo * c.
 @compute @workgroup_size(256)
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = linear_id(gid, nwg);
+    let id = linear_id(gid, nwg, 256u);
     if id >= params.total { return; }
-    let r = id / params.c;
-    let ci = id - r * params.c;
-    let t = r / params.wo;
-    let ox = r - t * params.wo;
-    let b = t / params.ho;
-    let oy = t - b * params.ho;
-    let y0 = i32(oy * params.stride) - i32(params.pad_t);
-    let x0 = i32(ox * params.stride) - i32(params.pad_l);
-    let plane = (b * params.c + ci) * params.h * params.w;
-    var o = id * params.kh * params.kw;
+    let r = id / params.cin;
+    let ci = id - r * params.cin;
+    let o = pixel_of(r, params.ho, params.wo);
+    let y0 = i32(o.y * params.stride) - i32(params.pad_t);
+    let x0 = i32(o.x * params.stride) - i32(params.pad_l);
+    let plane = (o.b * params.cin + ci) * params.h * params.w;
+    var at = id * params.kh * params.kw;
     for (var i = 0u; i < params.kh; i++) {
         let y = y0 + i32(i);
         let row_in = y >= 0 && u32(y) < params.h;
@@ -62,31 +39,28 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             if row_in && x >= 0 && u32(x) < params.w {
                 v = x_in[plane + u32(y) * params.w + u32(x)];
             }
-            cols[o] = v;
-            o += 1u;
+            cols[at] = v;
+            at += 1u;
         }
     }
 }
 
 // im2col over the padded NHWC input of the convolution kernels (conv_pack_x), columns in
 // (tap, channel) order: cols_packed [n * ho * wo, kh * kw, cq] vec4s, x_packed [n, hp, wp, cq]
-// vec4s (params.h, params.w = hp, wp; params.c = cq). One thread per (row, tap) copies the
+// vec4s. One thread per (row, tap) copies the
 // tap's cq channel vec4s, contiguous on both sides. params.total = n * ho * wo * kh * kw.
 @compute @workgroup_size(256)
 fn im2col_packed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = linear_id(gid, nwg);
+    let id = linear_id(gid, nwg, 256u);
     if id >= params.total { return; }
     let k2 = params.kh * params.kw;
     let r = id / k2;
     let tap = id - r * k2;
     let i = tap / params.kw;
     let j = tap - i * params.kw;
-    let t = r / params.wo;
-    let ox = r - t * params.wo;
-    let b = t / params.ho;
-    let oy = t - b * params.ho;
-    let cq = params.c;
-    let src = ((b * params.h + oy * params.stride + i) * params.w + ox * params.stride + j) * cq;
+    let o = pixel_of(r, params.ho, params.wo);
+    let cq = params.cq;
+    let src = ((o.b * params.hp + o.y * params.stride + i) * params.wp + o.x * params.stride + j) * cq;
     let dst = id * cq;
     for (var c = 0u; c < cq; c++) { cols_packed[dst + c] = x_packed[src + c]; }
 }
@@ -96,16 +70,15 @@ fn im2col_packed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
 // Stride 1 (most convolutions) needs no division per tap.
 @compute @workgroup_size(256)
 fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = linear_id(gid, nwg);
+    let id = linear_id(gid, nwg, 256u);
     if id >= params.total { return; }
-    let t1 = id / params.w;
-    let x = id - t1 * params.w;
-    let t2 = t1 / params.h;
-    let y = t1 - t2 * params.h;
-    let b = t2 / params.c;
-    let ci = t2 - b * params.c;
+    let p = pixel_of(id, params.h, params.w);
+    let x = p.x;
+    let y = p.y;
+    let b = p.b / params.cin;
+    let ci = p.b - b * params.cin;
     let k2 = params.kh * params.kw;
-    let cols = params.c * k2;
+    let cols = params.cin * k2;
     let s = params.stride;
     var acc = 0.0;
     for (var i = 0u; i < params.kh; i++) {
@@ -133,20 +106,11 @@ fn col2im(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     dx[id] = acc;
 }
 
-// The inverse of depth_to_space (DCR): y_out [n, s*s*c, h, w] from x_in [n, c, s*h, s*w],
-// block s = params.stride: y_out[b, (b1 * s + b2) * c + ch, i, j] = x_in[b, ch, s*i + b1, s*j + b2].
+// The inverse of depth_to_space: y_out [n, s*s*c, h, w] from x_in [n, c, s*h, s*w] (DCR, see
+// depth_index), one thread per element of x_in (a permutation: each output written once).
 @compute @workgroup_size(256)
 fn space_to_depth(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let id = linear_id(gid, nwg);
+    let id = linear_id(gid, nwg, 256u);
     if id >= params.total { return; }
-    let s = params.stride;
-    let j = id % params.w;
-    let i = (id / params.w) % params.h;
-    let ic = (id / (params.w * params.h)) % (s * s * params.c);
-    let b = id / (params.w * params.h * s * s * params.c);
-    let blk = ic / params.c;
-    let ch = ic % params.c;
-    let oy = s * i + blk / s;
-    let ox = s * j + blk % s;
-    y_out[id] = x_in[((b * params.c + ch) * params.h * s + oy) * params.w * s + ox];
+    y_out[depth_index(id)] = x_in[id];
 }

@@ -86,16 +86,20 @@ fn silu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     }
 }
 
+// Element i of a [rows, m] tensor as the index of its gate partner in [rows, 2m] (row * 2m + col);
+// the other partner is m further.
+fn gate_index(i: u32) -> u32 {
+    return i + (i / params.m) * params.m;
+}
+
 // a: [rows, 2m] -> out: [rows, m] = silu(a[:, :m]) * a[:, m:]
 @compute @workgroup_size(256)
 fn swiglu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if i < params.n {
-        let row = i / params.m;
-        let col = i - row * params.m;
-        let h1 = a[row * 2u * params.m + col];
-        let h2 = a[row * 2u * params.m + params.m + col];
-        out[i] = h1 * sigmoid(h1) * h2;
+        let at = gate_index(i);
+        let h1 = a[at];
+        out[i] = h1 * sigmoid(h1) * a[at + params.m];
     }
 }
 
@@ -105,9 +109,7 @@ fn swiglu(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 fn swiglu_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg);
     if i < params.n {
-        let row = i / params.m;
-        let j = i - row * params.m;
-        let at = row * 2u * params.m + j;
+        let at = gate_index(i);
         let h1 = a[at];
         let h2 = a[at + params.m];
         let dy = b[i];

@@ -94,15 +94,13 @@ fn layer_norm_backward(at: RowPlace, @builtin(local_invocation_index) lid: u32) 
 fn ln_param_grad(at: Item) {
     let id = linear_id(at);
     if id >= params.rows { return; }
-    let d = params.d;
-    let chunk = id / d;
-    let j = id % d;
-    let end = min(params.total, (chunk + 1u) * params.aux);
+    let cc = chunk_column(id);
     var sw = 0.0;
     var sb = 0.0;
-    for (var r = chunk * params.aux; r < end; r++) {
-        let g = dy[r * d + j];
-        sw += hsum(g * (saved_x[r * d + j] - saved_mean[r])) * saved_rstd[r];
+    for (var r = cc.first; r < cc.end; r++) {
+        let ix = r * params.d + cc.j;
+        let g = dy[ix];
+        sw += hsum(g * (saved_x[ix] - saved_mean[r])) * saved_rstd[r];
         sb += hsum(g);
     }
     dw_partial[id] = sw;

@@ -47,3 +47,17 @@ fn row_id(at: RowPlace) -> u32 {
 fn linear_id(at: Item) -> u32 {
     return at.gid.x + at.gid.y * at.nwg.x * 256u;
 }
+
+// Column j of the param-grad kernels' thread `id` (params.rows = chunks * d threads) and the
+// rows first..end of its chunk of params.aux rows (params.total rows in all).
+struct ChunkColumn {
+    j: u32,
+    first: u32,
+    end: u32,
+}
+
+fn chunk_column(id: u32) -> ChunkColumn {
+    let chunk = id / params.d;
+    let first = chunk * params.aux;
+    return ChunkColumn(id - chunk * params.d, first, min(params.total, first + params.aux));
+}

@@ -51,11 +51,11 @@ fn rms_norm_backward(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
 fn rms_param_grad(at: Item) {
     let id = linear_id(at);
     if id >= params.rows { return; }
-    let d = params.d;
-    let chunk = id / d;
-    let j = id % d;
-    let end = min(params.total, (chunk + 1u) * params.aux);
+    let cc = chunk_column(id);
     var s = 0.0;
-    for (var r = chunk * params.aux; r < end; r++) { s += hsum(dy[r * d + j] * saved_x[r * d + j]) * saved_rstd[r]; }
+    for (var r = cc.first; r < cc.end; r++) {
+        let ix = r * params.d + cc.j;
+        s += hsum(dy[ix] * saved_x[ix]) * saved_rstd[r];
+    }
     dw_partial[id] = s;
 }

@@ -2,7 +2,7 @@
 //! matmul kernels: conv2d's input, weight and bias gradients (im2col + matmul + col2im),
 //! and depth_to_space's inverse.
 
-use super::{nchw, CONV_GRAD};
+use super::{nchw, Params, CONV_GRAD};
 use crate::gpu::Kernel;
 use crate::ops::{matmul, merge_heads, shape_err, Padding};
 use crate::{DType, Result, Tensor};
@@ -15,32 +15,6 @@ kernels! { CONV_GRAD_KERNELS = CONV_GRAD, Params;
     IM2COL_PACKED = "im2col_packed", [rw, r];
     COL2IM = "col2im", [rw, r];
     SPACE_TO_DEPTH = "space_to_depth", [rw, r];
-}
-
-uniform! {
-    /// The uniform of `conv_grad.wgsl`.
-    struct Params {
-        /// Batch.
-        n: u32,
-        /// Input channels (im2col/col2im), output channels (space_to_depth).
-        c: u32,
-        /// Input height (im2col/col2im), output height (space_to_depth).
-        h: u32,
-        /// Input width.
-        w: u32,
-        /// Output height of the convolution.
-        ho: u32,
-        /// Output width of the convolution.
-        wo: u32,
-        kh: u32,
-        kw: u32,
-        /// Convolution stride, or the block of space_to_depth.
-        stride: u32,
-        pad_t: u32,
-        pad_l: u32,
-        /// Threads needed.
-        total: u32,
-    }
 }
 
 fn elementwise(kernel: &Kernel, out: &Tensor, inputs: &[&Tensor], p: Params) -> Result<()> {
@@ -112,27 +86,11 @@ pub fn conv2d_backward(
                 crate::ops::slice(dy, 0, start, n)?,
             )
         };
-        let p = Params {
-            n: n as u32,
-            c: cin as u32,
-            h: h as u32,
-            w: w as u32,
-            ho: ho as u32,
-            wo: wo as u32,
-            kh: kh as u32,
-            kw: kw as u32,
-            stride: stride as u32,
-            pad_t: pad.top as u32,
-            pad_l: pad.left as u32,
-            ..Default::default()
-        };
+        let p = Params::convolution(n, cin, [h, w], [kh, kw], stride, pad);
         let cols = Tensor::empty(gpu, &[n * pix, k_cols], DType::F32)?;
         if as_convolution {
             let xp = super::pack_input(&xs, pad)?;
             let packed = Params {
-                c: cq as u32,
-                h: (h + pad.top + pad.bottom) as u32,
-                w: (w + pad.left + pad.right) as u32,
                 total: (n * pix * k2) as u32,
                 ..p
             };
@@ -213,15 +171,7 @@ pub fn space_to_depth(y: &Tensor, block: usize) -> Result<Tensor> {
     }
     let (h, w) = (hs / block, ws / block);
     let x = Tensor::empty(y.gpu(), &[b, block * block * c, h, w], DType::F32)?;
-    let p = Params {
-        n: b as u32,
-        c: c as u32,
-        h: h as u32,
-        w: w as u32,
-        stride: block as u32,
-        total: x.numel() as u32,
-        ..Default::default()
-    };
+    let p = Params::blocks(b, c, [h, w], block);
     elementwise(&SPACE_TO_DEPTH, &x, &[y], p)?;
     Ok(x)
 }

@@ -17,7 +17,7 @@ shader!(
     /// `shaders/conv.wgsl` (f32 weights) followed by the generated `shaders/conv_rb.wgsl` (the
     /// CPU form of the convolution without subgroups).
     CONV = "conv",
-    ["conv", "conv_w32", "conv_rb"],
+    ["conv_common", "conv", "conv_w32", "conv_rb"],
     crate::gpu::Variants::Listed(CONV_VARIANTS),
     false
 );
@@ -25,22 +25,22 @@ shader!(
     /// `shaders/conv.wgsl` (f32 weights) followed by the generated `shaders/conv_sg.wgsl` (the
     /// convolution with subgroup-broadcast weights, CPU adapters with 8-lane subgroups).
     CONV_SG = "conv_sg",
-    ["conv", "conv_w32", "conv_sg"],
+    ["conv_common", "conv", "conv_w32", "conv_sg"],
     crate::gpu::Variants::Listed(CONV_SG_VARIANTS),
     true
 );
 shader!(
     /// `shaders/conv.wgsl` with 16-bit weights (`conv_w16.wgsl`), for conv_pack_w.
     CONV_W16 = "conv_w16",
-    ["conv", "conv_w16"],
+    ["conv_common", "conv", "conv_w16"],
     crate::gpu::Variants::Listed(CONV_VARIANTS),
     false,
     f16
 );
 shader!(
-    /// `shaders/conv_grad.wgsl`: im2col, col2im and the other backward helpers.
+    /// `shaders/conv_grad.wgsl` (after `conv_common.wgsl`): im2col, col2im and the other backward helpers.
     CONV_GRAD = "conv_grad",
-    ["conv_grad"],
+    ["conv_common", "conv_grad"],
     crate::gpu::Variants::Listed(CONV_GRAD_VARIANTS),
     false
 );
@@ -116,11 +116,11 @@ fn define(gpu: &crate::Gpu, path: Path, name: &str) -> usize {
 }
 
 uniform! {
-    /// The uniform of `conv.wgsl`.
+    /// The uniform of the whole family (`conv_common.wgsl`).
     struct Params {
         /// Batch.
         n: u32,
-        /// Input channels (conv), output channels (depth_to_space).
+        /// Input channels (conv, im2col, col2im), output channels (depth_to_space, space_to_depth).
         cin: u32,
         /// Input height.
         h: u32,
@@ -240,18 +240,7 @@ pub(crate) fn conv2d_on(
 /// (zero border, zero channels past C), the layout the convolution kernels read.
 pub(crate) fn pack_input(x: &Tensor, pad: Padding) -> Result<Tensor> {
     let [b, cin, h, w] = nchw("pack_input", "x", x)?;
-    let mut p = Params {
-        n: b as u32,
-        cin: cin as u32,
-        h: h as u32,
-        w: w as u32,
-        pad_t: pad.top as u32,
-        pad_l: pad.left as u32,
-        hp: (h + pad.top + pad.bottom) as u32,
-        wp: (w + pad.left + pad.right) as u32,
-        cq: cin.div_ceil(4) as u32,
-        ..Default::default()
-    };
+    let mut p = Params::convolution(b, cin, [h, w], [1, 1], 1, pad);
     pack_input_with(x, &mut p, Path::Auto)
 }
 
@@ -364,25 +353,11 @@ fn conv2d_core(
     let tiles_c = cout.div_ceil(tc);
     let cq = cin.div_ceil(4);
     let mut p = Params {
-        n: b as u32,
-        cin: cin as u32,
-        h: h as u32,
-        w: w as u32,
         cout: cout as u32,
-        ho: ho as u32,
-        wo: wo as u32,
-        kh: kh as u32,
-        kw: kw as u32,
-        stride: stride as u32,
-        pad_t: pad.top as u32,
-        pad_l: pad.left as u32,
         tiles_c: tiles_c as u32,
         tiles_p: (ho * wo).div_ceil(px) as u32,
-        hp: hp as u32,
-        wp: wp as u32,
-        cq: cq as u32,
         w_flip: u32::from(layout == WeightLayout::TransposedFlipped),
-        ..Default::default()
+        ..Params::convolution(b, cin, [h, w], [kh, kw], stride, pad)
     };
     let xp = pack_input_with(x, &mut p, path)?;
     let wpk = Tensor::empty(gpu, &[kh * kw * cq, tiles_c * tc, 4], DType::F32)?;
@@ -438,19 +413,60 @@ pub fn depth_to_space(x: &Tensor, block: usize) -> Result<Tensor> {
     let c = cs / s2;
     let y = Tensor::empty(x.gpu(), &[b, c, block * h, block * w], DType::F32)?;
     let n = y.numel();
-    let p = Params {
-        n: b as u32,
-        cin: c as u32,
-        h: h as u32,
-        w: w as u32,
-        stride: block as u32,
-        total: n as u32,
-        ..Default::default()
-    };
+    let p = Params::blocks(b, c, [h, w], block);
     let defines = defines(x.gpu(), Path::Auto);
     x.gpu()
         .dispatch_items(&DEPTH_TO_SPACE, defines, &[&y, x], &p, n)?;
     Ok(y)
+}
+
+impl Params {
+    /// The geometry of depth_to_space and space_to_depth: `n` spatial images [c, block * h,
+    /// block * w] paired with depth images [block² c, h, w], one thread per element.
+    fn blocks(n: usize, c: usize, [h, w]: [usize; 2], block: usize) -> Params {
+        let u = |v: usize| v as u32;
+        Params {
+            n: u(n),
+            cin: u(c),
+            h: u(h),
+            w: u(w),
+            stride: u(block),
+            total: u(n * c * block * block * h * w),
+            ..Default::default()
+        }
+    }
+
+    /// The geometry of a convolution of `n` images [cin, h, w] by `[kh, kw]` taps at `stride`
+    /// with zero padding `pad` (validated by the caller): the output size, the padded size and
+    /// the input channels in vec4s included.
+    fn convolution(
+        n: usize,
+        cin: usize,
+        [h, w]: [usize; 2],
+        [kh, kw]: [usize; 2],
+        stride: usize,
+        pad: Padding,
+    ) -> Params {
+        let (hp, wp) = (h + pad.top + pad.bottom, w + pad.left + pad.right);
+        let u = |v: usize| v as u32;
+        Params {
+            n: u(n),
+            cin: u(cin),
+            h: u(h),
+            w: u(w),
+            ho: u((hp - kh) / stride + 1),
+            wo: u((wp - kw) / stride + 1),
+            kh: u(kh),
+            kw: u(kw),
+            stride: u(stride),
+            pad_t: u(pad.top),
+            pad_l: u(pad.left),
+            hp: u(hp),
+            wp: u(wp),
+            cq: u(cin.div_ceil(4)),
+            ..Default::default()
+        }
+    }
 }
 
 /// Every kernel this family declares, for the binding contract test.

@@ -6,11 +6,10 @@ use crate::reference::{self as cpu, finite_difference_vjp};
 use crate::{Result, Tensor};
 
 pub(crate) async fn run(c: &mut Checker) {
-    if let Err(e) = mse(c).await {
-        c.fail("mse_loss", String::new(), e);
-    }
-    if let Err(e) = l1(c).await {
-        c.fail("l1_loss", String::new(), e);
+    for loss in [&MSE, &L1] {
+        if let Err(e) = check_pair_loss(c, loss).await {
+            c.fail(loss.name, String::new(), e);
+        }
     }
 }
 
@@ -30,43 +29,37 @@ pub(crate) fn randn_scaled(
     Ok((t, crate::reference::widen(&data)))
 }
 
-async fn l1(c: &mut Checker) -> Result<()> {
-    for (shape, tol) in [(vec![37usize, 67], TOL), (vec![100_003], TOL_LONG)] {
-        let (a, av) = c.randn(&shape)?;
-        let (b, bv) = c.randn(&shape)?;
-        let r = cpu::l1_loss(&av, &bv);
-        c.compare(
-            "l1_loss",
-            format!("{shape:?}"),
-            ops::l1_loss(&a, &b),
-            &[r],
-            tol,
-        )
-        .await;
-    }
-    // Random normal pairs are never within the finite-difference step of a kink.
-    let shape = [7usize, 37];
-    let (a, av) = c.randn(&shape)?;
-    let (b, bv) = c.randn(&shape)?;
-    let (dloss, dv) = c.randn(&[1])?;
-    let s = format!("{shape:?}");
-    let (da, db) = ops::l1_loss_backward(&a, &b, &dloss)?;
-    let fd = finite_difference_vjp(|t| vec![cpu::l1_loss(t, &bv)], &av, &dv);
-    c.compare("l1_loss backward (a)", s.clone(), Ok(da), &fd, TOL_GRAD)
-        .await;
-    let fd = finite_difference_vjp(|t| vec![cpu::l1_loss(&av, t)], &bv, &dv);
-    c.compare("l1_loss backward (b)", s, Ok(db), &fd, TOL_GRAD)
-        .await;
-    Ok(())
+/// A pair loss and its gradient, with the f64 reference.
+struct PairLoss {
+    name: &'static str,
+    forward: fn(&Tensor, &Tensor) -> Result<Tensor>,
+    backward: fn(&Tensor, &Tensor, &Tensor) -> Result<(Tensor, Tensor)>,
+    reference: fn(&[f64], &[f64]) -> f64,
 }
 
-async fn mse(c: &mut Checker) -> Result<()> {
+const L1: PairLoss = PairLoss {
+    name: "l1_loss",
+    forward: ops::l1_loss,
+    backward: ops::l1_loss_backward,
+    reference: cpu::l1_loss,
+};
+
+const MSE: PairLoss = PairLoss {
+    name: "mse_loss",
+    forward: ops::mse_loss,
+    backward: ops::mse_loss_backward,
+    reference: cpu::mse_loss,
+};
+
+/// The loss on an odd shape and a long vector, and both gradients by finite differences (random
+/// normal pairs are never within the step of L1's kink).
+async fn check_pair_loss(c: &mut Checker, loss: &PairLoss) -> Result<()> {
     for (shape, tol) in [(vec![37usize, 67], TOL), (vec![100_003], TOL_LONG)] {
         let (a, av) = c.randn(&shape)?;
         let (b, bv) = c.randn(&shape)?;
-        let s = format!("{shape:?}");
-        let r = cpu::mse_loss(&av, &bv);
-        c.compare("mse_loss", s, ops::mse_loss(&a, &b), &[r], tol)
+        let r = (loss.reference)(&av, &bv);
+        let got = (loss.forward)(&a, &b);
+        c.compare(loss.name, format!("{shape:?}"), got, &[r], tol)
             .await;
     }
     let shape = [7usize, 37];
@@ -74,16 +67,12 @@ async fn mse(c: &mut Checker) -> Result<()> {
     let (b, bv) = c.randn(&shape)?;
     let (dloss, dv) = c.randn(&[1])?;
     let s = format!("{shape:?}");
-    match ops::mse_loss_backward(&a, &b, &dloss) {
-        Ok((da, db)) => {
-            let fd = finite_difference_vjp(|t| vec![cpu::mse_loss(t, &bv)], &av, &dv);
-            c.compare("mse_loss backward (a)", s.clone(), Ok(da), &fd, TOL_GRAD)
-                .await;
-            let fd = finite_difference_vjp(|t| vec![cpu::mse_loss(&av, t)], &bv, &dv);
-            c.compare("mse_loss backward (b)", s, Ok(db), &fd, TOL_GRAD)
-                .await;
-        }
-        Err(e) => c.fail("mse_loss backward", s, e),
-    }
+    let (da, db) = (loss.backward)(&a, &b, &dloss)?;
+    let fd = finite_difference_vjp(|t| vec![(loss.reference)(t, &bv)], &av, &dv);
+    let name = format!("{} backward (a)", loss.name);
+    c.compare(&name, s.clone(), Ok(da), &fd, TOL_GRAD).await;
+    let fd = finite_difference_vjp(|t| vec![(loss.reference)(&av, t)], &bv, &dv);
+    let name = format!("{} backward (b)", loss.name);
+    c.compare(&name, s, Ok(db), &fd, TOL_GRAD).await;
     Ok(())
 }

@@ -65,6 +65,47 @@ uniform! {
     }
 }
 
+impl Params {
+    /// The uniform of a product: `[rows, cols, k, s_blocks]`, X strides `[batch, rows, K]`,
+    /// Y strides `[batch, K, columns]`, output strides `[batch, rows, columns]`.
+    fn product(
+        [rows, cols, k, s_blocks]: [usize; 4],
+        x: [usize; 3],
+        y: [usize; 3],
+        o: [usize; 3],
+        has_bias: bool,
+    ) -> Params {
+        let u = |v: usize| v as u32;
+        Params {
+            rows: u(rows),
+            cols: u(cols),
+            k: u(k),
+            s_blocks: u(s_blocks),
+            x_batch: u(x[0]),
+            x_rs: u(x[1]),
+            x_ks: u(x[2]),
+            y_batch: u(y[0]),
+            y_ks: u(y[1]),
+            y_ss: u(y[2]),
+            o_batch: u(o[0]),
+            o_rs: u(o[1]),
+            o_ss: u(o[2]),
+            has_bias: has_bias as u32,
+            ..Default::default()
+        }
+    }
+}
+
+/// One product to record: `out = a·b (+ bias)` laid out as `g` describes.
+#[derive(Clone, Copy)]
+struct Product<'a> {
+    g: &'a Geometry,
+    a: &'a Tensor,
+    b: &'a Tensor,
+    bias: Option<&'a Tensor>,
+    out: &'a Tensor,
+}
+
 /// Records `out = a·b (+ bias)` with `config`; `out` has the shape of `g.out_shape`.
 pub(super) fn record(
     g: &Geometry,
@@ -74,11 +115,10 @@ pub(super) fn record(
     out: &Tensor,
     config: MatmulConfig,
 ) -> Result<()> {
+    let product = Product { g, a, b, bias, out };
     match config {
-        MatmulConfig::Register { .. } | MatmulConfig::Subgroup { .. } => {
-            register(g, a, b, bias, out, config)
-        }
-        MatmulConfig::Tiled { ts, .. } => tiled(g, a, b, bias, out, config, ts * 4),
+        MatmulConfig::Register { .. } | MatmulConfig::Subgroup { .. } => register(product, config),
+        MatmulConfig::Tiled { ts, .. } => tiled(product, config, ts * 4),
     }
 }
 
@@ -123,16 +163,8 @@ fn vec4_operand<'a>(
     let gpu = v.t.gpu();
     let packed = Tensor::empty(gpu, &[count, rows, kq * 4], DType::F32)?;
     let total = packed.numel();
-    let params = Params {
-        rows: rows as u32,
-        cols: (kq * 4) as u32,
-        k: k as u32,
-        s_blocks: total as u32,
-        x_batch: v.batch as u32,
-        x_rs: v.rs as u32,
-        x_ks: v.ks as u32,
-        ..Default::default()
-    };
+    let x = [v.batch, v.rs, v.ks];
+    let params = Params::product([rows, kq * 4, k, total], x, [0; 3], [0; 3], false);
     // Pack does not depend on the configuration: one pipeline serves them all.
     let defines = MatmulConfig::CPU_DEFAULT.defines();
     gpu.dispatch_items(&PACK, &defines, &[&packed, v.t], &params, total)?;
@@ -146,14 +178,8 @@ fn vec4_operand<'a>(
 }
 
 /// Records mm_rb or mm_sg (`config` is `Register` or `Subgroup`).
-fn register(
-    g: &Geometry,
-    a: &Tensor,
-    b: &Tensor,
-    bias: Option<&Tensor>,
-    out: &Tensor,
-    config: MatmulConfig,
-) -> Result<()> {
+fn register(product: Product, config: MatmulConfig) -> Result<()> {
+    let Product { g, a, b, bias, out } = product;
     let gpu = out.gpu();
     // 16-bit weights are always streamed as P, the operand matmul_b16.wgsl reads in halves.
     let half_b = b.dtype() == DType::F16;
@@ -205,23 +231,16 @@ fn register(
     };
     let s_blocks = cols.div_ceil(t);
     let params = Params {
-        rows: rows as u32,
-        cols: cols as u32,
-        k: g.k.div_ceil(4) as u32,
-        s_blocks: s_blocks as u32,
-        x_batch: x.batch as u32,
-        x_rs: x.rs as u32,
-        x_ks: x.ks as u32,
-        y_batch: y.batch as u32,
-        y_ks: y.ks as u32,
-        y_ss: y.rs as u32,
-        o_batch: (g.m * g.n) as u32,
-        o_rs: o_rs as u32,
-        o_ss: o_ss as u32,
         bias_on_rows: b_lanes as u32,
         p_rc: x.rows_contiguous as u32,
         q_sc: y.rows_contiguous as u32,
-        has_bias: bias.is_some() as u32,
+        ..Params::product(
+            [rows, cols, g.k.div_ceil(4), s_blocks],
+            [x.batch, x.rs, x.ks],
+            [y.batch, y.ks, y.rs],
+            [g.m * g.n, o_rs, o_ss],
+            bias.is_some(),
+        )
     };
     let groups = rows.div_ceil(wg * rp) * s_blocks;
     dispatch(
@@ -235,34 +254,17 @@ fn register(
     )
 }
 
-fn tiled(
-    g: &Geometry,
-    a: &Tensor,
-    b: &Tensor,
-    bias: Option<&Tensor>,
-    out: &Tensor,
-    config: MatmulConfig,
-    tile: u32,
-) -> Result<()> {
+fn tiled(product: Product, config: MatmulConfig, tile: u32) -> Result<()> {
+    let Product { g, a, b, bias, out } = product;
     let tile = tile as usize;
     let s_blocks = g.n.div_ceil(tile);
-    let params = Params {
-        rows: g.m as u32,
-        cols: g.n as u32,
-        k: g.k as u32,
-        s_blocks: s_blocks as u32,
-        x_batch: g.a_batch as u32,
-        x_rs: g.a_ms as u32,
-        x_ks: g.a_ks as u32,
-        y_batch: g.b_batch as u32,
-        y_ks: g.b_ks as u32,
-        y_ss: g.b_ns as u32,
-        o_batch: (g.m * g.n) as u32,
-        o_rs: g.n as u32,
-        o_ss: 1,
-        has_bias: bias.is_some() as u32,
-        ..Default::default()
-    };
+    let params = Params::product(
+        [g.m, g.n, g.k, s_blocks],
+        [g.a_batch, g.a_ms, g.a_ks],
+        [g.b_batch, g.b_ks, g.b_ns],
+        [g.m * g.n, g.n, 1],
+        bias.is_some(),
+    );
     let groups = g.m.div_ceil(tile) * s_blocks;
     let kernel = if b.dtype() == DType::F16 {
         &MM_TILED_B16
