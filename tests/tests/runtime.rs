@@ -27,6 +27,37 @@ fn freed_buffers_are_reused_and_counted() {
 }
 
 #[test]
+fn a_new_phase_frees_the_buffers_of_the_last_and_uploads_are_not_pooled() {
+    let gpu = bitdance::gpu::block_on(bitdance::Gpu::from_env()).unwrap();
+    const MIB: usize = 1 << 20;
+    // One phase: four 32 MiB buffers, then freed (pooled: the next step would reuse them).
+    let phase: Vec<Tensor> = (0..4)
+        .map(|_| Tensor::empty(&gpu, &[8 * MIB], DType::F32).unwrap())
+        .collect();
+    drop(phase);
+    let pooled = gpu.stats().pooled_bytes;
+    assert!(pooled >= 128 * MIB as u64, "{:?}", gpu.stats());
+    // The same size again is served from the pool, without allocating.
+    let before = gpu.stats();
+    drop(Tensor::empty(&gpu, &[8 * MIB], DType::F32).unwrap());
+    assert_eq!(gpu.stats().allocations, before.allocations);
+    // A size the pool does not hold starts a new phase: the old free buffers go, but for a
+    // reserve of 64 MiB (the live bytes here are small).
+    let next = Tensor::empty(&gpu, &[12 * MIB], DType::F32).unwrap();
+    let after = gpu.stats();
+    assert!(after.pooled_bytes <= 64 * MIB as u64, "{after:?}");
+    assert!(after.peak_bytes >= after.live_bytes + after.pooled_bytes);
+    drop(next);
+    // Uploads are sized to their data and freed, not pooled, when dropped.
+    let upload = Tensor::from_f32(&gpu, &[1000, 1001], &vec![1.0; 1_001_000]).unwrap();
+    let (live, pooled) = (gpu.stats().live_bytes, gpu.stats().pooled_bytes);
+    drop(upload);
+    let end = gpu.stats();
+    assert_eq!(live - end.live_bytes, (4_004_000u64).div_ceil(256) * 256);
+    assert_eq!(end.pooled_bytes, pooled, "{end:?}");
+}
+
+#[test]
 fn many_ops_cost_one_submit_at_the_readback() {
     let gpu = bitdance::gpu::block_on(bitdance::Gpu::from_env()).unwrap();
     let mut x = Tensor::from_f32(&gpu, &[257], &vec![0.5; 257]).unwrap();
@@ -207,4 +238,28 @@ fn empty_tensors_fill_and_add_without_a_dispatch() {
         ops::add(&e, &e).unwrap().read_f32().unwrap(),
         Vec::<f32>::new()
     );
+}
+
+#[test]
+fn webgpu_limits_are_what_a_browser_grants_and_bound_every_tensor() {
+    let options = bitdance::gpu::GpuOptions {
+        webgpu_limits: true,
+        ..bitdance::gpu::GpuOptions::from_env().unwrap()
+    };
+    let gpu = bitdance::gpu::block_on(bitdance::Gpu::new(&options)).unwrap();
+    let limits = gpu.limits();
+    assert_eq!(limits.max_storage_buffer_binding_size, 128 << 20);
+    assert_eq!(limits.max_buffer_size, 256 << 20);
+    // One element past a 128 MiB binding is refused by name, before any allocation.
+    let err = Tensor::empty(&gpu, &[(32 << 20) + 1], DType::F32).unwrap_err();
+    assert!(
+        err.to_string().contains("max_storage_buffer_binding_size"),
+        "{err}"
+    );
+    let stats = gpu.stats();
+    assert_eq!(stats.largest_buffer_bytes, 0, "{stats:?}");
+    // Dispatches record the largest binding they used.
+    let x = Tensor::from_f32(&gpu, &[1000], &vec![1.0; 1000]).unwrap();
+    let _y = ops::silu(&x).unwrap();
+    assert_eq!(gpu.stats().largest_binding_bytes, 4000);
 }

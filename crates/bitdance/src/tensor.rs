@@ -71,17 +71,18 @@ pub fn numel(shape: &[usize]) -> usize {
 impl Tensor {
     /// An uninitialised tensor (NaN-filled when the GPU's poison mode is on).
     pub fn empty(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Self> {
-        Self::alloc(gpu, shape, dtype, gpu.poison_outputs())
+        Self::alloc(gpu, shape, dtype, gpu.poison_outputs(), false)
     }
 
     #[cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
-    fn alloc(gpu: &Gpu, shape: &[usize], dtype: DType, poison: bool) -> Result<Self> {
+    /// `exact`: sized to the data (uploads, kept as they are) instead of a reusable size class.
+    fn alloc(gpu: &Gpu, shape: &[usize], dtype: DType, poison: bool, exact: bool) -> Result<Self> {
         let bytes = storage_bytes(numel(shape), dtype);
         gpu.check_binding(&format!("tensor of shape {shape:?}"), bytes)?;
         let t = Tensor {
             storage: Arc::new(Storage {
                 gpu: gpu.clone(),
-                buffer: Some(gpu.acquire(bytes.max(4))),
+                buffer: Some(gpu.acquire(bytes.max(4), exact)),
             }),
             offset: 0,
             shape: shape.to_vec(),
@@ -95,7 +96,7 @@ impl Tensor {
 
     /// A tensor filled with `value`.
     pub fn full(gpu: &Gpu, shape: &[usize], value: f32) -> Result<Self> {
-        let t = Self::alloc(gpu, shape, DType::F32, false)?;
+        let t = Self::alloc(gpu, shape, DType::F32, false, false)?;
         crate::ops::fill_bits(&t, value.to_bits())?;
         Ok(t)
     }
@@ -151,7 +152,7 @@ impl Tensor {
                 found: len,
             });
         }
-        let t = Self::alloc(gpu, shape, dtype, false)?;
+        let t = Self::alloc(gpu, shape, dtype, false, true)?;
         t.write_bytes(bytes);
         Ok(t)
     }

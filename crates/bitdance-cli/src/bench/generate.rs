@@ -43,10 +43,15 @@ pub struct GenerateBench {
 }
 
 /// Seconds of one full run: the AR loop up to the token readback, then the decoder up to the
-/// image readback.
+/// image readback; and the peak bytes the device held for tensors in each phase.
 struct RunTimes {
     ar: f64,
     decoder: f64,
+    ar_peak: u64,
+    decoder_peak: u64,
+    /// The largest storage binding and buffer of either phase.
+    largest_binding: u64,
+    largest_buffer: u64,
 }
 
 /// Runs the benchmark and prints its figures.
@@ -66,6 +71,8 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
         .map(|i| (i * 7 % c.num_classes) as u32)
         .collect();
     let full_run = |head_steps: usize| -> anyhow::Result<RunTimes> {
+        gpu.synchronize()?;
+        gpu.reset_peak();
         let start = Instant::now();
         let tokens = generate_tokens(
             &c,
@@ -77,6 +84,8 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
         )?;
         let host = tokens.read_f32()?;
         let ar = start.elapsed().as_secs_f64();
+        let ar_stats = gpu.stats();
+        gpu.reset_peak();
         let z = tokens_to_latents(&c, &host)?;
         let g = c.grid();
         let image = decode(
@@ -91,19 +100,35 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
             pixels.iter().all(|v| v.is_finite()),
             "bench generate: the image holds non-finite values"
         );
+        let decoder_stats = gpu.stats();
         Ok(RunTimes {
             ar,
             decoder: start.elapsed().as_secs_f64() - ar,
+            ar_peak: ar_stats.peak_bytes,
+            decoder_peak: decoder_stats.peak_bytes,
+            largest_binding: (ar_stats.largest_binding_bytes)
+                .max(decoder_stats.largest_binding_bytes),
+            largest_buffer: (ar_stats.largest_buffer_bytes).max(decoder_stats.largest_buffer_bytes),
         })
     };
     gpu.synchronize()?;
-    gpu.reset_peak();
+    let weights_mib = mib(gpu.stats().live_bytes);
     let first = full_run(1)?;
     let one_step = full_run(1)?;
     let runs: Vec<RunTimes> = (0..opts.repeats.max(1))
         .map(|_| full_run(opts.head_steps))
         .collect::<anyhow::Result<_>>()?;
-    let peak_mib = gpu.stats().peak_bytes as f64 / (1 << 20) as f64;
+    // The timed runs' phases: the device's peak after the warm runs pooled their buffers.
+    let ar_peak_mib = mib(runs.iter().map(|r| r.ar_peak).max().unwrap_or(0));
+    let decoder_peak_mib = mib(runs.iter().map(|r| r.decoder_peak).max().unwrap_or(0));
+    let peak_mib = ar_peak_mib.max(decoder_peak_mib);
+    let binding_mib = mib(runs.iter().map(|r| r.largest_binding).max().unwrap_or(0));
+    let buffer_mib = mib(runs.iter().map(|r| r.largest_buffer).max().unwrap_or(0));
+    let limits = gpu.limits();
+    let (binding_limit, buffer_limit) = (
+        mib(limits.max_storage_buffer_binding_size),
+        mib(limits.max_buffer_size),
+    );
     let per = opts.batch as f64;
     let total = Timing::from_runs(runs.iter().map(|r| r.ar + r.decoder).collect()).per(per);
     let ar = Timing::from_runs(runs.iter().map(|r| r.ar).collect()).per(per);
@@ -132,7 +157,10 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
                 "seconds_per_image": total.median(), "seconds_per_image_min": total.min(),
                 "ar_loop_s": ar.median(), "transformer_s": transformer, "head_s": head,
                 "decoder_s": decoder.median(), "first_run_1_step_s": first_s,
-                "peak_gpu_mib": peak_mib})
+                "peak_gpu_mib": peak_mib, "ar_loop_peak_mib": ar_peak_mib,
+                "decoder_peak_mib": decoder_peak_mib, "weights_mib": weights_mib,
+                "largest_binding_mib": binding_mib, "largest_buffer_mib": buffer_mib,
+                "binding_limit_mib": binding_limit, "buffer_limit_mib": buffer_limit})
         );
     } else {
         println!(
@@ -157,7 +185,12 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
             println!("      head ~{head:.2} s, transformer and the rest ~{transformer:.2} s (median; split by a warm run at 1 head step)");
         }
         line("decoder", &decoder);
-        println!("  peak GPU memory {peak_mib:.0} MiB");
+        println!(
+            "  peak GPU memory {peak_mib:.0} MiB held for tensors (AR loop {ar_peak_mib:.0}, decoder {decoder_peak_mib:.0}; weights {weights_mib:.0})"
+        );
+        println!(
+            "  largest storage binding {binding_mib:.1} MiB (limit {binding_limit:.0}), largest buffer {buffer_mib:.1} MiB (limit {buffer_limit:.0})"
+        );
     }
     if opts.profile {
         gpu.start_profiling();
@@ -230,4 +263,9 @@ pub(super) fn load_model(
             Ok((name, c, store))
         }
     }
+}
+
+/// Bytes in MiB.
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1 << 20) as f64
 }

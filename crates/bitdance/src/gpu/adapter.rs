@@ -7,6 +7,8 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 16 << 30;
 
 /// The environment variable that sets the memory budget, in GiB.
 pub const MEMORY_BUDGET_VAR: &str = "BITDANCE_MEMORY_BUDGET_GIB";
+/// The environment variable choosing the limits requested: `webgpu` or `adapter`.
+pub const LIMITS_VAR: &str = "BITDANCE_LIMITS";
 
 /// How to pick the adapter and what to use of it; `from_env` reads `WGPU_BACKEND`,
 /// `BITDANCE_ADAPTER`, `BITDANCE_SUBGROUPS` and `BITDANCE_MEMORY_BUDGET_GIB`.
@@ -22,13 +24,17 @@ pub struct GpuOptions {
     /// Bytes a job may need (`None`: `DEFAULT_MEMORY_BUDGET`); larger jobs are refused up
     /// front with their estimate instead of failing part way.
     pub memory_budget: Option<u64>,
+    /// Ask for WebGPU's default limits (128 MiB per storage binding, 256 MiB per buffer, ...)
+    /// instead of the adapter's own: what any browser grants, checked on a native adapter.
+    pub webgpu_limits: bool,
 }
 
 impl GpuOptions {
     /// Options from `WGPU_BACKEND` and `BITDANCE_ADAPTER` (unset or empty means no filter) and
     /// `BITDANCE_SUBGROUPS` (`0` or `off`: no subgroup operations) and
-    /// `BITDANCE_MEMORY_BUDGET_GIB` (a positive number of GiB); a budget that is not such a
-    /// number is an error naming it.
+    /// `BITDANCE_MEMORY_BUDGET_GIB` (a positive number of GiB) and `BITDANCE_LIMITS` (`webgpu`:
+    /// WebGPU's default limits, `adapter` or unset: the adapter's); a value that is not one of
+    /// these is an error naming it.
     pub fn from_env() -> Result<Self> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let off = |v: String| matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "off");
@@ -46,11 +52,22 @@ impl GpuOptions {
                     })
             })
             .transpose()?;
+        let webgpu_limits = match var(LIMITS_VAR).map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if v == "adapter" => false,
+            Some(v) if v == "webgpu" => true,
+            Some(v) => {
+                return Err(Error::Invalid(format!(
+                    "{LIMITS_VAR}={v}: expected webgpu or adapter"
+                )))
+            }
+        };
         Ok(Self {
             backend: var("WGPU_BACKEND"),
             adapter: var("BITDANCE_ADAPTER"),
             no_subgroups: var("BITDANCE_SUBGROUPS").is_some_and(off),
             memory_budget,
+            webgpu_limits,
         })
     }
 

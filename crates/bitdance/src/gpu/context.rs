@@ -30,8 +30,17 @@ pub struct GpuStats {
     pub dispatches: u64,
     /// Bytes of tensor buffers in use now.
     pub live_bytes: u64,
-    /// Highest `live_bytes` since creation or the last `reset_peak`.
+    /// Highest bytes of tensor buffers the device held (in use plus pooled) since creation or
+    /// the last `reset_peak`: the memory figure to report.
     pub peak_bytes: u64,
+    /// Highest `live_bytes` since creation or the last `reset_peak`.
+    pub peak_live_bytes: u64,
+    /// Largest storage binding a dispatch used since creation or the last `reset_peak`
+    /// (bounded by `max_storage_buffer_binding_size`).
+    pub largest_binding_bytes: u64,
+    /// Largest tensor buffer allocated since creation or the last `reset_peak` (bounded by
+    /// `max_buffer_size`).
+    pub largest_buffer_bytes: u64,
     /// Bytes held free in the pool for reuse.
     pub pooled_bytes: u64,
     /// Buffers created by the pool.
@@ -54,6 +63,7 @@ pub(crate) struct Inner {
     error: Arc<Mutex<Option<String>>>,
     submits: AtomicU64,
     dispatches: AtomicU64,
+    largest_binding: AtomicU64,
     poison: AtomicU32,
     memory_budget: u64,
     /// Per-kernel times while profiling (`Gpu::start_profiling`).
@@ -94,7 +104,10 @@ impl Gpu {
         let instance = wgpu::Instance::new(desc);
         let adapter = select_adapter(&instance, options).await?;
         let info = adapter.get_info();
-        let limits = adapter.limits();
+        let limits = match options.webgpu_limits {
+            true => wgpu::Limits::default(),
+            false => adapter.limits(),
+        };
         let unpacks_f16 = adapter
             .get_downlevel_capabilities()
             .flags
@@ -150,6 +163,7 @@ impl Gpu {
                 error,
                 submits: AtomicU64::new(0),
                 dispatches: AtomicU64::new(0),
+                largest_binding: AtomicU64::new(0),
                 poison: AtomicU32::new(0),
                 memory_budget: options
                     .memory_budget
@@ -227,16 +241,22 @@ impl Gpu {
             dispatches: self.inner.dispatches.load(Ordering::Relaxed),
             live_bytes: pool.live_bytes,
             peak_bytes: pool.peak_bytes,
+            peak_live_bytes: pool.peak_live_bytes,
+            largest_binding_bytes: self.inner.largest_binding.load(Ordering::Relaxed),
+            largest_buffer_bytes: pool.largest_buffer_bytes,
             pooled_bytes: pool.pooled_bytes,
             allocations: pool.allocations,
             reuses: pool.reuses,
         }
     }
 
-    /// Sets the peak byte counter to the bytes live now.
+    /// Sets the peak byte counters to the bytes held and live now.
     pub fn reset_peak(&self) {
         let mut pool = lock(&self.inner.pool);
-        pool.peak_bytes = pool.live_bytes;
+        pool.peak_bytes = pool.live_bytes + pool.pooled_bytes;
+        pool.peak_live_bytes = pool.live_bytes;
+        pool.largest_buffer_bytes = 0;
+        self.inner.largest_binding.store(0, Ordering::Relaxed);
     }
 
     /// Frees every pooled (unused) buffer.
@@ -271,8 +291,10 @@ impl Gpu {
         }
     }
 
-    pub(crate) fn acquire(&self, bytes: u64) -> wgpu::Buffer {
-        lock(&self.inner.pool).acquire(&self.inner.device, bytes, self.inner.limits.max_buffer_size)
+    /// A storage buffer of at least `bytes` from the pool (`exact`: see `BufferPool::acquire`).
+    pub(crate) fn acquire(&self, bytes: u64, exact: bool) -> wgpu::Buffer {
+        let max = self.inner.limits.max_buffer_size;
+        lock(&self.inner.pool).acquire(&self.inner.device, bytes, max, exact)
     }
 
     pub(crate) fn release(&self, buffer: wgpu::Buffer) {
@@ -402,6 +424,7 @@ impl Gpu {
         }
         for t in tensors {
             self.check_binding(kernel.entry, t.byte_len())?;
+            (self.inner.largest_binding).fetch_max(t.byte_len(), Ordering::Relaxed);
         }
         let device = &self.inner.device;
         let (pipeline, layout) = lock(&self.inner.pipelines).get(device, kernel, defines);

@@ -12,7 +12,9 @@ mod shader;
 #[macro_use]
 mod uniform;
 
-pub use adapter::{AdapterSummary, GpuOptions, DEFAULT_MEMORY_BUDGET, MEMORY_BUDGET_VAR};
+pub use adapter::{
+    AdapterSummary, GpuOptions, DEFAULT_MEMORY_BUDGET, LIMITS_VAR, MEMORY_BUDGET_VAR,
+};
 pub use context::{Gpu, GpuStats, PoisonGuard, ITEM_WORKGROUP};
 pub use pipelines::{source_with_defines, Access, Kernel, VEC};
 pub use profile::KernelTime;

@@ -37,7 +37,13 @@ pub fn decode(
     shape: [usize; 4],
 ) -> Result<Tensor> {
     let limit = gpu.limits().max_storage_buffer_binding_size;
-    decode_grouped(gpu, ae, params, z, shape, limit)
+    // The decoder's feature maps share no sizes with the AR loop's buffers: pooled buffers of
+    // the phase before are freed first, and the decoder's own after, so the device holds the
+    // weights and one phase's buffers at a time.
+    gpu.trim_pool();
+    let image = decode_grouped(gpu, ae, params, z, shape, limit);
+    gpu.trim_pool();
+    image
 }
 
 /// `decode` with `max_bytes` as the budget of one group's widest activation (and its padded
