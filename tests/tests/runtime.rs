@@ -27,34 +27,28 @@ fn freed_buffers_are_reused_and_counted() {
 }
 
 #[test]
-fn a_new_phase_frees_the_buffers_of_the_last_and_uploads_are_not_pooled() {
+fn trimming_frees_the_pool_and_uploads_are_not_pooled() {
     let gpu = bitdance::gpu::block_on(bitdance::Gpu::from_env()).unwrap();
     const MIB: usize = 1 << 20;
-    // One phase: four 32 MiB buffers, then freed (pooled: the next step would reuse them).
     let phase: Vec<Tensor> = (0..4)
         .map(|_| Tensor::empty(&gpu, &[8 * MIB], DType::F32).unwrap())
         .collect();
     drop(phase);
-    let pooled = gpu.stats().pooled_bytes;
-    assert!(pooled >= 128 * MIB as u64, "{:?}", gpu.stats());
+    let held = gpu.stats();
+    assert!(held.pooled_bytes >= 128 * MIB as u64, "{held:?}");
+    assert!(held.peak_bytes >= held.live_bytes + held.pooled_bytes);
     // The same size again is served from the pool, without allocating.
-    let before = gpu.stats();
     drop(Tensor::empty(&gpu, &[8 * MIB], DType::F32).unwrap());
-    assert_eq!(gpu.stats().allocations, before.allocations);
-    // A size the pool does not hold starts a new phase: the old free buffers go, but for a
-    // reserve of 64 MiB (the live bytes here are small).
-    let next = Tensor::empty(&gpu, &[12 * MIB], DType::F32).unwrap();
-    let after = gpu.stats();
-    assert!(after.pooled_bytes <= 64 * MIB as u64, "{after:?}");
-    assert!(after.peak_bytes >= after.live_bytes + after.pooled_bytes);
-    drop(next);
+    assert_eq!(gpu.stats().allocations, held.allocations);
+    gpu.trim_pool();
+    assert_eq!(gpu.stats().pooled_bytes, 0);
     // Uploads are sized to their data and freed, not pooled, when dropped.
     let upload = Tensor::from_f32(&gpu, &[1000, 1001], &vec![1.0; 1_001_000]).unwrap();
-    let (live, pooled) = (gpu.stats().live_bytes, gpu.stats().pooled_bytes);
+    let live = gpu.stats().live_bytes;
     drop(upload);
     let end = gpu.stats();
     assert_eq!(live - end.live_bytes, (4_004_000u64).div_ceil(256) * 256);
-    assert_eq!(end.pooled_bytes, pooled, "{end:?}");
+    assert_eq!(end.pooled_bytes, 0, "{end:?}");
 }
 
 #[test]

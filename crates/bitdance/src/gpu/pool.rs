@@ -1,6 +1,6 @@
 //! A buffer pool that reuses freed storage buffers by size class and counts bytes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 
 /// Storage buffers every tensor gets: read/write in shaders, copy source and destination.
 pub(crate) const TENSOR_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
@@ -18,16 +18,10 @@ pub(crate) fn size_class(bytes: u64) -> u64 {
     bytes.div_ceil(step) * step
 }
 
-/// Free bytes the pool keeps at least when it must allocate (see `BufferPool::acquire`).
-const POOL_KEEP_MIN: u64 = 64 << 20;
-
 /// Free buffers by size class plus live/peak byte counters.
 #[derive(Default)]
 pub(crate) struct BufferPool {
-    /// Free buffers per size class, oldest release first, each with its release stamp.
-    free: HashMap<u64, VecDeque<(u64, wgpu::Buffer)>>,
-    /// Releases so far (the stamp of the next one).
-    releases: u64,
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
     pub live_bytes: u64,
     /// Highest live + pooled bytes: what the device held for tensors.
     pub peak_bytes: u64,
@@ -55,17 +49,13 @@ impl BufferPool {
             false => size_class(bytes),
         };
         let class = class.min(max_buffer.max(bytes));
-        let buffer = match self.free.get_mut(&class).and_then(VecDeque::pop_back) {
-            Some((_, buffer)) => {
+        let buffer = match self.free.get_mut(&class).and_then(Vec::pop) {
+            Some(buffer) => {
                 self.pooled_bytes -= class;
                 self.reuses += 1;
                 buffer
             }
             None => {
-                // A size not seen lately: a new phase (the decoder after the AR loop, a larger
-                // level). Free buffers left by earlier phases go first, so the device holds
-                // what is in use plus a bounded reserve rather than every size ever used.
-                self.evict_to((self.live_bytes / 16).max(POOL_KEEP_MIN));
                 self.allocations += 1;
                 device.create_buffer(&wgpu::BufferDescriptor {
                     label: Some("tensor"),
@@ -91,31 +81,7 @@ impl BufferPool {
             return;
         }
         self.pooled_bytes += class;
-        self.releases += 1;
-        let stamp = self.releases;
-        self.free
-            .entry(class)
-            .or_default()
-            .push_back((stamp, buffer));
-    }
-
-    /// Frees the longest-unused free buffers until at most `keep` bytes stay pooled.
-    fn evict_to(&mut self, keep: u64) {
-        while self.pooled_bytes > keep {
-            let oldest = self
-                .free
-                .iter()
-                .filter_map(|(class, q)| q.front().map(|(stamp, _)| (*stamp, *class)))
-                .min();
-            let Some((_, class)) = oldest else { break };
-            if let Some(q) = self.free.get_mut(&class) {
-                q.pop_front();
-                if q.is_empty() {
-                    self.free.remove(&class);
-                }
-            }
-            self.pooled_bytes -= class;
-        }
+        self.free.entry(class).or_default().push(buffer);
     }
 
     /// Drops every free buffer (the memory goes back to the driver).

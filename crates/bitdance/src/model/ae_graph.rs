@@ -40,6 +40,9 @@ pub(super) trait ConvGraph: Graph {
     fn depth_to_space(&self, x: &Self::Value, block: usize) -> Result<Self::Value>;
     /// Per-(batch, channel) mean and sqrt(unbiased variance + eps) of z [B, C, h, w], each [B, C].
     fn channel_stats(&self, z: &Self::Value) -> Result<(Self::Value, Self::Value)>;
+    /// The decoder moved to a larger resolution, whose feature maps share no size with those
+    /// before: inference frees the pooled buffers of the last level (`x`: the new input).
+    fn next_level(&self, _x: &Self::Value) {}
 }
 
 /// Linear layer with its bias.
@@ -105,6 +108,10 @@ impl ConvGraph for Eager {
 
     fn depth_to_space(&self, x: &Tensor, block: usize) -> Result<Tensor> {
         ops::depth_to_space(x, block)
+    }
+
+    fn next_level(&self, x: &Tensor) {
+        x.gpu().trim_pool();
     }
 
     fn channel_stats(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {

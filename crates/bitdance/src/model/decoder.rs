@@ -141,6 +141,7 @@ fn decoder_graph<G: ConvGraph>(g: &G, w: &Decoder<G::Value>, z: &G::Value) -> Re
         if let Some(upsample) = &level.upsample {
             x = g.conv(&x, upsample, 1, 1)?;
             x = g.depth_to_space(&x, 2)?;
+            g.next_level(&x);
         }
     }
     let x = norm_silu(g, &x, &w.norm_out)?;
