@@ -27,7 +27,7 @@ fn freed_buffers_are_reused_and_counted() {
 }
 
 #[test]
-fn trimming_frees_the_pool_and_uploads_are_not_pooled() {
+fn trimming_frees_the_pool_and_weights_are_not_pooled() {
     let gpu = bitdance::gpu::block_on(bitdance::Gpu::from_env()).unwrap();
     const MIB: usize = 1 << 20;
     let phase: Vec<Tensor> = (0..4)
@@ -42,13 +42,19 @@ fn trimming_frees_the_pool_and_uploads_are_not_pooled() {
     assert_eq!(gpu.stats().allocations, held.allocations);
     gpu.trim_pool();
     assert_eq!(gpu.stats().pooled_bytes, 0);
-    // Uploads are sized to their data and freed, not pooled, when dropped.
-    let upload = Tensor::from_f32(&gpu, &[1000, 1001], &vec![1.0; 1_001_000]).unwrap();
+    // Weights are sized to their data and freed, not pooled, when dropped.
+    let data = vec![1.0; 1_001_000];
+    let upload = Tensor::weight_from_f32(&gpu, &[1000, 1001], &data, DType::F32).unwrap();
     let live = gpu.stats().live_bytes;
     drop(upload);
     let end = gpu.stats();
     assert_eq!(live - end.live_bytes, (4_004_000u64).div_ceil(256) * 256);
     assert_eq!(end.pooled_bytes, 0, "{end:?}");
+    // Per-step uploads reuse pooled buffers.
+    drop(Tensor::from_f32(&gpu, &[1000, 1001], &data).unwrap());
+    let before = gpu.stats();
+    drop(Tensor::from_f32(&gpu, &[1000, 1001], &data).unwrap());
+    assert_eq!(gpu.stats().reuses, before.reuses + 1);
 }
 
 #[test]

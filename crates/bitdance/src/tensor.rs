@@ -33,6 +33,15 @@ fn storage_bytes(numel: usize, dtype: DType) -> u64 {
     ((numel * dtype.size()).div_ceil(4) * 4) as u64
 }
 
+/// `data` as IEEE halves (nearest even), as bytes.
+fn halves(data: &[f32]) -> Vec<u8> {
+    let h: Vec<u16> = data
+        .iter()
+        .map(|&v| half::f16::from_f32(v).to_bits())
+        .collect();
+    bytemuck::cast_slice(&h).to_vec()
+}
+
 /// The storage of a tensor; its buffer goes back to the pool when the last user drops it.
 struct Storage {
     gpu: Gpu,
@@ -114,22 +123,30 @@ impl Tensor {
             DType::F32,
             bytemuck::cast_slice(data),
             data.len(),
+            false,
         )
     }
 
     /// Uploads `data` rounded to IEEE half precision (nearest even) as an f16 tensor.
     pub fn from_f32_as_f16(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Self> {
-        let halves: Vec<u16> = data
-            .iter()
-            .map(|&v| half::f16::from_f32(v).to_bits())
-            .collect();
-        Self::upload(
-            gpu,
-            shape,
-            DType::F16,
-            bytemuck::cast_slice(&halves),
-            data.len(),
-        )
+        Self::upload(gpu, shape, DType::F16, &halves(data), data.len(), false)
+    }
+
+    /// Uploads a weight kept for the session as `dtype` (F32, or F16 rounded to nearest even),
+    /// in a buffer sized to its data rather than a pooled size class (up to 12.5% larger);
+    /// freed, not pooled, when dropped. Per-step uploads use `from_f32`, which reuses buffers.
+    pub fn weight_from_f32(gpu: &Gpu, shape: &[usize], data: &[f32], dtype: DType) -> Result<Self> {
+        match dtype {
+            DType::F16 => Self::upload(gpu, shape, dtype, &halves(data), data.len(), true),
+            _ => Self::upload(
+                gpu,
+                shape,
+                DType::F32,
+                bytemuck::cast_slice(data),
+                data.len(),
+                true,
+            ),
+        }
     }
 
     /// Uploads `data` as a u32 tensor (indices, labels).
@@ -140,10 +157,19 @@ impl Tensor {
             DType::U32,
             bytemuck::cast_slice(data),
             data.len(),
+            false,
         )
     }
 
-    fn upload(gpu: &Gpu, shape: &[usize], dtype: DType, bytes: &[u8], len: usize) -> Result<Self> {
+    /// `exact`: see `weight_from_f32`.
+    fn upload(
+        gpu: &Gpu,
+        shape: &[usize],
+        dtype: DType,
+        bytes: &[u8],
+        len: usize,
+        exact: bool,
+    ) -> Result<Self> {
         if len != numel(shape) {
             return Err(Error::DataLength {
                 what: format!("upload of a {dtype:?} tensor"),
@@ -152,7 +178,7 @@ impl Tensor {
                 found: len,
             });
         }
-        let t = Self::alloc(gpu, shape, dtype, false, true)?;
+        let t = Self::alloc(gpu, shape, dtype, false, exact)?;
         t.write_bytes(bytes);
         Ok(t)
     }

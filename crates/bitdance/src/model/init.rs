@@ -6,7 +6,7 @@ use super::{
     ar_parameters, decoder_parameters, encoder_parameters, AeConfig, ModelConfig, ParamStore,
 };
 use crate::rng::Rng;
-use crate::{Gpu, Result, Tensor};
+use crate::{DType, Gpu, Result, Tensor};
 
 /// How one parameter starts.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -53,7 +53,10 @@ pub fn init_parameters(gpu: &Gpu, c: &ModelConfig, rng: &mut Rng) -> Result<Para
                 rng.uniform_vec(n, -a, a)
             }
         };
-        store.insert(&spec.name, Tensor::from_f32(gpu, &spec.shape, &data)?);
+        store.insert(
+            &spec.name,
+            Tensor::weight_from_f32(gpu, &spec.shape, &data, DType::F32)?,
+        );
     }
     Ok(store)
 }
@@ -85,7 +88,10 @@ pub fn init_autoencoder(gpu: &Gpu, ae: &AeConfig, rng: &mut Rng) -> Result<Param
             let a = 1.0 / (fan_in as f32).sqrt();
             rng.uniform_vec(n, -a, a)
         };
-        store.insert(&spec.name, Tensor::from_f32(gpu, &spec.shape, &data)?);
+        store.insert(
+            &spec.name,
+            Tensor::weight_from_f32(gpu, &spec.shape, &data, DType::F32)?,
+        );
     }
     Ok(store)
 }

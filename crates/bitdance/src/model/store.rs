@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::ParamSpec;
 use crate::io::WeightFile;
 use crate::rng::Rng;
-use crate::{Error, Gpu, Result, Tensor};
+use crate::{DType, Error, Gpu, Result, Tensor};
 
 /// The parameters of a model, by official name. A parameter larger than one storage binding
 /// (the decoder's last upsampling conv, the B class table) is held as row chunks along its
@@ -45,11 +45,11 @@ fn check_specs(file: &WeightFile<'_>, specs: &[ParamSpec]) -> Result<()> {
 /// for matmul's vec4 loads), else f32.
 fn upload(gpu: &Gpu, shape: &[usize], data: &[f32], half: bool) -> Result<Tensor> {
     let row = shape.last().copied().unwrap_or(0);
-    if half && (shape.len() == 4 || (shape.len() == 2 && row.is_multiple_of(4))) {
-        Tensor::from_f32_as_f16(gpu, shape, data)
-    } else {
-        Tensor::from_f32(gpu, shape, data)
-    }
+    let dtype = match half && (shape.len() == 4 || (shape.len() == 2 && row.is_multiple_of(4))) {
+        true => DType::F16,
+        false => DType::F32,
+    };
+    Tensor::weight_from_f32(gpu, shape, data, dtype)
 }
 
 impl ParamStore {
