@@ -40,6 +40,18 @@ fn trimming_frees_the_pool_and_weights_are_not_pooled() {
     // The same size again is served from the pool, without allocating.
     drop(Tensor::empty(&gpu, &[8 * MIB], DType::F32).unwrap());
     assert_eq!(gpu.stats().allocations, held.allocations);
+    // A phase frees what it pooled, level by level and at its end, and nothing from before.
+    let pooled_before = gpu.stats().pooled_bytes;
+    let phase = gpu.pool_phase();
+    drop(Tensor::empty(&gpu, &[3 * MIB], DType::F32).unwrap());
+    assert!(gpu.stats().pooled_bytes > pooled_before);
+    gpu.trim_phase();
+    assert_eq!(gpu.stats().pooled_bytes, pooled_before);
+    drop(Tensor::empty(&gpu, &[5 * MIB], DType::F32).unwrap());
+    // A buffer pooled before the phase and used in it counts as the phase's.
+    drop(Tensor::empty(&gpu, &[8 * MIB], DType::F32).unwrap());
+    drop(phase);
+    assert_eq!(gpu.stats().pooled_bytes, pooled_before - 32 * MIB as u64);
     gpu.trim_pool();
     assert_eq!(gpu.stats().pooled_bytes, 0);
     // Weights are sized to their data and freed, not pooled, when dropped.

@@ -64,6 +64,8 @@ pub(crate) struct Inner {
     submits: AtomicU64,
     dispatches: AtomicU64,
     largest_binding: AtomicU64,
+    /// The release marks of the open `pool_phase`s, innermost last.
+    phases: Mutex<Vec<u64>>,
     poison: AtomicU32,
     memory_budget: u64,
     /// Per-kernel times while profiling (`Gpu::start_profiling`).
@@ -164,6 +166,7 @@ impl Gpu {
                 submits: AtomicU64::new(0),
                 dispatches: AtomicU64::new(0),
                 largest_binding: AtomicU64::new(0),
+                phases: Mutex::new(Vec::new()),
                 poison: AtomicU32::new(0),
                 memory_budget: options
                     .memory_budget
@@ -261,7 +264,27 @@ impl Gpu {
 
     /// Frees every pooled (unused) buffer.
     pub fn trim_pool(&self) {
-        lock(&self.inner.pool).trim();
+        lock(&self.inner.pool).trim_since(0);
+    }
+
+    /// Starts a phase of work whose buffers share no sizes with the work around it (the
+    /// decoder's feature maps): until the guard drops, `trim_phase` frees the pooled buffers
+    /// the phase released, and the drop frees them all, leaving those pooled before it.
+    pub fn pool_phase(&self) -> PoolPhase {
+        let mark = lock(&self.inner.pool).releases;
+        lock(&self.inner.phases).push(mark);
+        PoolPhase {
+            gpu: self.clone(),
+            mark,
+        }
+    }
+
+    /// Frees the pooled buffers released since the innermost `pool_phase` began (none
+    /// outside a phase).
+    pub fn trim_phase(&self) {
+        if let Some(&mark) = lock(&self.inner.phases).last() {
+            lock(&self.inner.pool).trim_since(mark);
+        }
     }
 
     /// While the returned guard lives, every new op output is filled with NaN first, so
@@ -534,5 +557,25 @@ impl Gpu {
         recorder
             .encoder(&self.inner.device)
             .copy_buffer_to_buffer(src, src_off, dst, dst_off, bytes);
+    }
+}
+
+/// A phase of pooled buffers (`Gpu::pool_phase`); dropping it frees what the phase pooled.
+pub struct PoolPhase {
+    gpu: Gpu,
+    /// The pool's release count when the phase began.
+    mark: u64,
+}
+
+impl Drop for PoolPhase {
+    fn drop(&mut self) {
+        let mut phases = lock(&self.gpu.inner.phases);
+        // Phases usually end innermost first; one that outlives a later one (a run replaced
+        // by the next) removes its own mark.
+        if let Some(at) = phases.iter().rposition(|m| *m == self.mark) {
+            phases.remove(at);
+        }
+        drop(phases);
+        lock(&self.gpu.inner.pool).trim_since(self.mark);
     }
 }

@@ -15,7 +15,7 @@ mod uniform;
 pub use adapter::{
     AdapterSummary, GpuOptions, DEFAULT_MEMORY_BUDGET, LIMITS_VAR, MEMORY_BUDGET_VAR,
 };
-pub use context::{Gpu, GpuStats, PoisonGuard, ITEM_WORKGROUP};
+pub use context::{Gpu, GpuStats, PoisonGuard, PoolPhase, ITEM_WORKGROUP};
 pub use pipelines::{source_with_defines, Access, Kernel, VEC};
 pub use profile::KernelTime;
 #[cfg(not(target_arch = "wasm32"))]

@@ -21,7 +21,10 @@ pub(crate) fn size_class(bytes: u64) -> u64 {
 /// Free buffers by size class plus live/peak byte counters.
 #[derive(Default)]
 pub(crate) struct BufferPool {
-    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    /// Free buffers per size class, each with the stamp of its release.
+    free: HashMap<u64, Vec<(u64, wgpu::Buffer)>>,
+    /// Releases so far: the stamp of the last one.
+    pub releases: u64,
     pub live_bytes: u64,
     /// Highest live + pooled bytes: what the device held for tensors.
     pub peak_bytes: u64,
@@ -50,7 +53,7 @@ impl BufferPool {
         };
         let class = class.min(max_buffer.max(bytes));
         let buffer = match self.free.get_mut(&class).and_then(Vec::pop) {
-            Some(buffer) => {
+            Some((_, buffer)) => {
                 self.pooled_bytes -= class;
                 self.reuses += 1;
                 buffer
@@ -81,13 +84,22 @@ impl BufferPool {
             return;
         }
         self.pooled_bytes += class;
-        self.free.entry(class).or_default().push(buffer);
+        self.releases += 1;
+        let stamp = self.releases;
+        self.free.entry(class).or_default().push((stamp, buffer));
     }
 
-    /// Drops every free buffer (the memory goes back to the driver).
-    pub fn trim(&mut self) {
-        self.free.clear();
-        self.pooled_bytes = 0;
+    /// Drops the free buffers released after release `mark` (0: all of them); the memory goes
+    /// back to the driver.
+    pub fn trim_since(&mut self, mark: u64) {
+        let mut freed = 0;
+        for (class, buffers) in self.free.iter_mut() {
+            let before = buffers.len();
+            buffers.retain(|(stamp, _)| *stamp <= mark);
+            freed += (before - buffers.len()) as u64 * class;
+        }
+        self.free.retain(|_, buffers| !buffers.is_empty());
+        self.pooled_bytes -= freed;
     }
 }
 

@@ -41,7 +41,8 @@ pub(super) trait ConvGraph: Graph {
     /// Per-(batch, channel) mean and sqrt(unbiased variance + eps) of z [B, C, h, w], each [B, C].
     fn channel_stats(&self, z: &Self::Value) -> Result<(Self::Value, Self::Value)>;
     /// The decoder moved to a larger resolution, whose feature maps share no size with those
-    /// before: inference frees the pooled buffers of the last level (`x`: the new input).
+    /// before: inference frees the pooled buffers of the last level (`x`: the new input; see
+    /// `Gpu::pool_phase`).
     fn next_level(&self, _x: &Self::Value) {}
 }
 
@@ -111,7 +112,7 @@ impl ConvGraph for Eager {
     }
 
     fn next_level(&self, x: &Tensor) {
-        x.gpu().trim_pool();
+        x.gpu().trim_phase();
     }
 
     fn channel_stats(&self, z: &Tensor) -> Result<(Tensor, Tensor)> {

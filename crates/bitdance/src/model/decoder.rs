@@ -37,13 +37,11 @@ pub fn decode(
     shape: [usize; 4],
 ) -> Result<Tensor> {
     let limit = gpu.limits().max_storage_buffer_binding_size;
-    // The decoder's feature maps share no sizes with the AR loop's buffers: pooled buffers of
-    // the phase before are freed first, and the decoder's own after, so the device holds the
-    // weights and one phase's buffers at a time.
-    gpu.trim_pool();
-    let image = decode_grouped(gpu, ae, params, z, shape, limit);
-    gpu.trim_pool();
-    image
+    // The feature maps share no sizes with other work (nor between levels): what the decoder
+    // pools is freed level by level and at its end, leaving the sampler's buffers as they are
+    // (a preview decodes between AR steps).
+    let _phase = gpu.pool_phase();
+    decode_grouped(gpu, ae, params, z, shape, limit)
 }
 
 /// `decode` with `max_bytes` as the budget of one group's widest activation (and its padded

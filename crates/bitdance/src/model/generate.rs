@@ -98,6 +98,9 @@ pub struct TokenSampler<'a> {
     last: Option<Tensor>,
     /// Each step's patch of every image [B, p, token_dim].
     patches: Vec<Tensor>,
+    /// The run's buffers (KV cache, per-step temporaries) are freed from the pool when it
+    /// ends; declared last, so it drops after the tensors above.
+    _phase: crate::gpu::PoolPhase,
 }
 
 impl<'a> TokenSampler<'a> {
@@ -119,6 +122,7 @@ impl<'a> TokenSampler<'a> {
             rows.extend(std::iter::repeat_n(c.num_classes as u32, images));
         }
         let gpu = params.get("pos_for_diff.weight")?.gpu().clone();
+        let phase = gpu.pool_phase();
         Ok(Self {
             c,
             params,
@@ -128,6 +132,7 @@ impl<'a> TokenSampler<'a> {
             images,
             last: None,
             patches: Vec::with_capacity(c.ar_steps()),
+            _phase: phase,
         })
     }
 
