@@ -9,7 +9,7 @@ use bitdance::model::{
     DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
-use bitdance::studio::{sha256_hex, token_hash, Recipe, RECIPE_VERSION};
+use bitdance::studio::{sha256_hex, Recipe, RecipeModel, RunRecord};
 use wasm_bindgen::prelude::*;
 
 /// The default model on the page's GPU: its config, weights and class names. Loaded once and
@@ -31,6 +31,8 @@ thread_local! {
     static RUN: RefCell<Option<Run>> = const { RefCell::new(None) };
     /// The last finished image as a PNG carrying its recipe.
     static LAST_PNG: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    /// AR steps the last `generation_step` had taken.
+    static DONE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 fn loaded() -> Result<&'static Loaded, JsError> {
@@ -113,33 +115,34 @@ pub async fn generation_step() -> Result<Vec<u8>, JsError> {
         run.sampler.done() == run.sampler.steps(),
     );
     let (class, seed, settings) = (run.class, run.seed, run.settings);
-    // Back in its slot before the await, unless a new start replaced it (then it ends here).
-    RUN.with(|r| {
-        r.borrow_mut().get_or_insert(run);
-    });
+    // Back in its slot before the await, unless a new start replaced it or it is finished (then
+    // it ends here, and the pool frees its buffers).
+    if !finished {
+        RUN.with(|r| {
+            r.borrow_mut().get_or_insert(run);
+        });
+    }
     let out = decode_tokens(config, params, &tokens).await.map_err(js)?;
     DONE.with(|d| d.set(done as u32));
     let r = config.resolution;
     let rgb = to_rgb8(&out.image, 1, r, r);
     if finished {
         let gpu = crate::gpu().await.map_err(js)?;
-        let adapter = gpu.adapter();
-        let recipe = Recipe {
-            version: RECIPE_VERSION,
-            model: DEFAULT_MODEL_NAME.into(),
-            model_sha256: sha256_hex(DEFAULT_MODEL_BYTES),
+        let model = RecipeModel {
+            name: DEFAULT_MODEL_NAME.into(),
+            sha256: sha256_hex(DEFAULT_MODEL_BYTES),
             vae_sha256: None,
             config: DEFAULT_MODEL_NAME.into(),
-            classes: vec![class],
+        };
+        let run = RunRecord {
+            classes: &[class],
             batch: 1,
             seed,
-            cfg: settings.cfg,
-            schedule: settings.schedule,
-            head_steps: settings.head_steps,
+            settings: &settings,
             precision: Precision::F16.on(&gpu),
-            adapter: format!("{} ({})", adapter.name, adapter.backend),
-            token_hash: token_hash(&out.tokens),
+            tokens: &out.tokens,
         };
+        let recipe = Recipe::of_run(model, run, &gpu);
         let png = recipe.png_of(&rgb, r as u32, r as u32).map_err(js)?;
         LAST_PNG.with(|p| *p.borrow_mut() = png);
     }
@@ -154,10 +157,6 @@ pub async fn generation_step() -> Result<Vec<u8>, JsError> {
 #[wasm_bindgen]
 pub fn generation_png() -> Vec<u8> {
     LAST_PNG.with(|p| p.borrow().clone())
-}
-
-thread_local! {
-    static DONE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// AR steps the last `generation_step` had taken.

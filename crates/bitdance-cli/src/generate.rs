@@ -12,7 +12,7 @@ use bitdance::model::{
     DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
-use bitdance::studio::{sha256_hex, token_hash, Recipe, RECIPE_VERSION};
+use bitdance::studio::{sha256_hex, Recipe, RecipeModel, RunRecord};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::files::{load_config, read_bytes, write_atomic};
@@ -256,28 +256,27 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
         image.len()
     );
     let rgb = to_rgb8(&image, count, side, side);
-    let made = Recipe {
-        version: RECIPE_VERSION,
-        model: match &args.weights {
+    let model = RecipeModel {
+        name: match &args.weights {
             Some(path) => path.file_name().map_or_else(
                 || path.display().to_string(),
                 |n| n.to_string_lossy().into(),
             ),
             None => DEFAULT_MODEL_NAME.into(),
         },
-        model_sha256,
+        sha256: model_sha256,
         vae_sha256: vae_bytes.as_deref().map(sha256_hex),
         config: model_name.unwrap_or("custom").to_string(),
-        classes: classes.clone(),
+    };
+    let run = RunRecord {
+        classes: &classes,
         batch,
         seed: args.seed,
-        cfg,
-        schedule: settings.schedule,
-        head_steps: steps,
+        settings: &settings,
         precision,
-        adapter: format!("{} ({})", adapter.name, adapter.backend),
-        token_hash: token_hash(&tokens),
+        tokens: &tokens,
     };
+    let made = Recipe::of_run(model, run, &gpu);
     let mut encoded = crate::grid::encode_grid(&rgb, count, side, format)?;
     // Replayed draws (--noise) are not a seed: such images carry no recipe.
     if format == image::ImageFormat::Png && args.noise.is_none() {

@@ -8,4 +8,4 @@ mod recipe;
 
 pub use hash::{sha256_hex, token_hash};
 pub use png_text::{png_text_chunks, with_png_text, MAX_TEXT_BYTES};
-pub use recipe::{Recipe, RECIPE_KEYWORD, RECIPE_VERSION};
+pub use recipe::{Recipe, RecipeModel, RunRecord, RECIPE_KEYWORD, RECIPE_VERSION};

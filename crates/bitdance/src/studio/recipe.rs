@@ -58,7 +58,58 @@ fn is_sha256(s: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// The model a run used, as a recipe names it.
+#[derive(Clone, Debug)]
+pub struct RecipeModel {
+    /// The model as its user named it: a file name, or `default`.
+    pub name: String,
+    /// SHA-256 of its weight file.
+    pub sha256: String,
+    /// SHA-256 of a separate autoencoder file, when one was used.
+    pub vae_sha256: Option<String>,
+    /// A built-in config name, or `custom`.
+    pub config: String,
+}
+
+/// What a finished run sampled: its classes, batch and seed, and the tokens it gave.
+pub struct RunRecord<'a> {
+    /// The class of every image, in order.
+    pub classes: &'a [u32],
+    /// Images sampled together per pass.
+    pub batch: usize,
+    /// Seed of the Gaussian draws.
+    pub seed: u64,
+    /// The sampling settings.
+    pub settings: &'a SampleSettings,
+    /// The precision the weights were used at (after `Precision::on`).
+    pub precision: Precision,
+    /// The sampled tokens of all images, in order.
+    pub tokens: &'a [f32],
+}
+
 impl Recipe {
+    /// The recipe of a finished run of `model` on `gpu` (the CLI, desktop and web all write
+    /// theirs this way).
+    pub fn of_run(model: RecipeModel, run: RunRecord, gpu: &crate::Gpu) -> Self {
+        let adapter = gpu.adapter();
+        Self {
+            version: RECIPE_VERSION,
+            model: model.name,
+            model_sha256: model.sha256,
+            vae_sha256: model.vae_sha256,
+            config: model.config,
+            classes: run.classes.to_vec(),
+            batch: run.batch,
+            seed: run.seed,
+            cfg: run.settings.cfg,
+            schedule: run.settings.schedule,
+            head_steps: run.settings.head_steps,
+            precision: run.precision,
+            adapter: format!("{} ({})", adapter.name, adapter.backend),
+            token_hash: super::token_hash(run.tokens),
+        }
+    }
+
     /// A valid recipe with placeholder hashes (default model, classes 3, 3, 7), for tests and
     /// fuzz seeds.
     pub fn example() -> Self {
