@@ -7,12 +7,12 @@ use std::time::Instant;
 use anyhow::Context;
 use bitdance::io::{save_safetensors, WeightFile};
 use bitdance::model::{
-    builtin_name, generate_images, load_generator, recommended_settings, to_rgb8, CfgSchedule,
-    GaussianSource, Precision, RecordedNoise, SampleSettings, DEFAULT_MODEL_BYTES,
-    DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
+    builtin_name, generate_images, load_generator, recommended_settings, stored_class_names,
+    to_rgb8, CfgSchedule, GaussianSource, Precision, RecordedNoise, SampleSettings,
+    DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
-use bitdance::studio::{sha256_hex, Recipe, RecipeModel, RunRecord};
+use bitdance::studio::{sha256_hex, ClassNames, Recipe, RecipeModel, RunRecord};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::files::{load_config, read_bytes, write_atomic};
@@ -152,7 +152,7 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
         .validate()
         .with_context(|| format!("--cfg {cfg} --steps {steps}"))?;
     anyhow::ensure!(args.per_class >= 1, "--per-class must be at least 1");
-    let names = crate::classes::stored_names(&weights);
+    let names = ClassNames::for_model(c.num_classes, stored_class_names(&weights));
     let requested: Vec<String> = if args.classes.is_empty() {
         if c.num_classes > 16 {
             anyhow::bail!(
@@ -189,7 +189,7 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
     }
     let mut classes = Vec::with_capacity(count);
     for arg in &requested {
-        let id = crate::classes::resolve(arg, c.num_classes, names.as_deref())?;
+        let id = names.resolve(arg)?;
         classes.extend(std::iter::repeat_n(id, args.per_class));
     }
     let batch = args.batch.unwrap_or(count).min(count);
@@ -296,12 +296,10 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
     }
     let names: Vec<String> = classes
         .iter()
-        .map(
-            |&k| match crate::classes::name_of(k as usize, c.num_classes, names.as_deref()) {
-                Some(n) => format!("{k} ({n})"),
-                _ => k.to_string(),
-            },
-        )
+        .map(|&k| match names.short_name(k as usize) {
+            Some(n) if n != k.to_string() => format!("{k} ({n})"),
+            _ => k.to_string(),
+        })
         .collect();
     println!(
         "{count} image(s) of {side}x{side}, classes {}, cfg {cfg}, {} head steps -> {}",

@@ -1,7 +1,6 @@
 //! `bitdance`: check a GPU, benchmark the kernels, and (with the model issues) generate and train.
 
 mod bench;
-mod classes;
 mod convert;
 mod dataset;
 mod doctor;

@@ -163,7 +163,7 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     }
     let names: Vec<String> = data.classes.iter().map(|n| display_name(n)).collect();
     trainer.metadata.insert(
-        crate::classes::CLASSES_KEY.to_string(),
+        bitdance::model::CLASSES_KEY.to_string(),
         serde_json::to_string(&names)?,
     );
     let print = latent_cache::fingerprint(&data, &c, &tokenizer_bytes);

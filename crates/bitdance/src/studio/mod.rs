@@ -1,11 +1,13 @@
-//! The layer the CLI, the desktop app and the web page share around generation: the recipe of
-//! an image (everything that determines it), its PNG text chunk, and the hashes that identify a
+//! The layer the CLI, the desktop app and the web page share around generation: class names and
+//! their search, the recipe of an image (everything that determines it), its PNG text chunk, and the hashes that identify a
 //! model and a result. Written once here so an image made by any of them re-runs in the others.
 
+mod classes;
 mod hash;
 mod png_text;
 mod recipe;
 
+pub use classes::{imagenet_name, ClassMatch, ClassNames};
 pub use hash::{sha256_hex, token_hash};
 pub use png_text::{png_text_chunks, with_png_text, MAX_TEXT_BYTES};
 pub use recipe::{Recipe, RecipeModel, RunRecord, RECIPE_KEYWORD, RECIPE_VERSION};
