@@ -2,11 +2,11 @@
 //! every problem listed at once, recorded noise replayed draw for draw.
 
 use bitdance::gpu::block_on;
-use bitdance::io::{save_safetensors, WeightFile};
+use bitdance::io::{header_size, save_safetensors, WeightFile};
 use bitdance::model::{
     ar_parameters, decoder_parameters, embed_prefix, encoder_parameters, generate_tokens,
-    generation_parameters, load_generator, CfgSchedule, Draw, GaussianSource, ParamSpec,
-    ParamStore, RecordedNoise, SampleSettings,
+    generation_parameters, load_generator, CfgSchedule, Draw, GaussianSource, GeneratorLoader,
+    LoadFile, ParamSpec, ParamStore, RecordedNoise, SampleSettings,
 };
 use bitdance::rng::Rng;
 use bitdance_tests::{gpu, tiny_config as tiny};
@@ -46,6 +46,73 @@ fn generator_loads_by_official_names_without_the_encoder() {
     }
     let err = store.get("vae.encoder.conv_in.weight").unwrap_err();
     assert!(err.to_string().contains("missing parameter"), "{err}");
+}
+
+/// The web page's path: only the header in memory, each tensor read by its byte range, as a
+/// Blob is read; the same values as loading from memory, progress counted in bytes.
+#[test]
+fn a_generator_streams_from_its_header_and_byte_ranges() {
+    let c = tiny(4);
+    let (_, bytes) = model_file(4, 3);
+    let head = &bytes[..header_size("model.safetensors", &bytes[..8]).unwrap()];
+    let file = WeightFile::from_header("model.safetensors", head, bytes.len() as u64).unwrap();
+    let precision = bitdance::model::Precision::F32;
+    let mut loader = GeneratorLoader::new(&gpu(), &c, &file, None, precision).unwrap();
+    let (done, total) = loader.progress();
+    assert_eq!(done, 0);
+    let mut reads = 0;
+    while let Some(read) = loader.next_read().cloned() {
+        assert_eq!(read.file, LoadFile::Model);
+        let range = read.range.start as usize..read.range.end as usize;
+        if reads == 0 {
+            let short = &bytes[range.start..range.end - 1];
+            let e = loader.upload(short).unwrap_err().to_string();
+            assert!(e.contains(&read.name) && e.contains("were read"), "{e}");
+        }
+        loader.upload(&bytes[range]).unwrap();
+        reads += 1;
+    }
+    assert_eq!(loader.progress(), (total, total));
+    assert_eq!(reads, generation_parameters(&c).len());
+    let streamed = loader.finish().unwrap();
+    let whole = WeightFile::parse(&bytes).unwrap();
+    for spec in generation_parameters(&c) {
+        assert_eq!(
+            values(&streamed, &spec.name),
+            whole.to_f32(&spec.name).unwrap(),
+            "{}",
+            spec.name
+        );
+    }
+    // A header-only file holds no data: reading it in place is refused by name.
+    let e = file.to_f32("cls_embedding.weight").unwrap_err().to_string();
+    assert!(e.contains("only the header"), "{e}");
+    // The header must describe exactly the file's length.
+    let e = WeightFile::from_header("m", head, bytes.len() as u64 - 1)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("m: truncated"), "{e}");
+    let e = WeightFile::from_header("m", head, bytes.len() as u64 + 4)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("data length mismatch"), "{e}");
+    let e = WeightFile::from_header("m", &head[..head.len() - 1], bytes.len() as u64)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("were given"), "{e}");
+    let e = header_size("m", &[1, 2]).unwrap_err().to_string();
+    assert!(e.contains("shorter than the 8-byte"), "{e}");
+    let e = header_size("m", &u64::MAX.to_le_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("over the 100 MB limit"), "{e}");
+    // A loader stopped half way says what remains.
+    let mut partial = GeneratorLoader::new(&gpu(), &c, &file, None, precision).unwrap();
+    let first = partial.next_read().cloned().unwrap();
+    let range = first.range.start as usize..first.range.end as usize;
+    partial.upload(&bytes[range]).unwrap();
+    let e = partial.finish().err().unwrap().to_string();
+    assert!(e.contains("tensors remain"), "{e}");
 }
 
 #[test]
@@ -268,4 +335,30 @@ fn recorded_noise_replays_a_run_exactly() {
         err.contains("noise.safetensors: 'eps.0' has shape [3, 4, 4, 32]"),
         "{err}"
     );
+}
+
+/// A model whose rows or feature maps cannot fit the device's binding limit is refused before
+/// anything is uploaded, naming what does not fit and the limit.
+#[test]
+fn a_model_past_the_binding_limit_is_refused_by_name() {
+    let c = tiny(4);
+    let (_, bytes) = model_file(4, 5);
+    let file = WeightFile::parse_named("model.safetensors", &bytes).unwrap();
+    let options = bitdance::GpuOptions {
+        max_binding_bytes: Some(256),
+        ..bitdance::GpuOptions::from_env().unwrap()
+    };
+    let small = block_on(bitdance::Gpu::new(&options)).unwrap();
+    assert_eq!(small.limits().max_storage_buffer_binding_size, 256);
+    let precision = bitdance::model::Precision::F32;
+    let e = GeneratorLoader::new(&small, &c, &file, None, precision)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("max_storage_buffer_binding_size = 256")
+            && (e.contains("feature map") || e.contains("a row of weight")),
+        "{e}"
+    );
+    assert_eq!(small.stats().live_bytes, 0, "nothing was uploaded");
 }

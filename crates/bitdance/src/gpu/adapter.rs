@@ -27,6 +27,9 @@ pub struct GpuOptions {
     /// Ask for WebGPU's default limits (128 MiB per storage binding, 256 MiB per buffer, ...)
     /// instead of the adapter's own: what any browser grants, checked on a native adapter.
     pub webgpu_limits: bool,
+    /// Caps the storage binding size below what is granted (bytes): a smaller device, checked
+    /// on this one (tests of the refusals, the web page's `?max_binding_mib=`).
+    pub max_binding_bytes: Option<u64>,
 }
 
 impl GpuOptions {
@@ -68,6 +71,7 @@ impl GpuOptions {
             no_subgroups: var("BITDANCE_SUBGROUPS").is_some_and(off),
             memory_budget,
             webgpu_limits,
+            max_binding_bytes: None,
         })
     }
 

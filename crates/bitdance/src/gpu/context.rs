@@ -106,10 +106,14 @@ impl Gpu {
         let instance = wgpu::Instance::new(desc);
         let adapter = select_adapter(&instance, options).await?;
         let info = adapter.get_info();
-        let limits = match options.webgpu_limits {
+        let mut limits = match options.webgpu_limits {
             true => wgpu::Limits::default(),
             false => adapter.limits(),
         };
+        if let Some(cap) = options.max_binding_bytes {
+            let binding = &mut limits.max_storage_buffer_binding_size;
+            *binding = (*binding).min(cap);
+        }
         let unpacks_f16 = adapter
             .get_downlevel_capabilities()
             .flags

@@ -1,4 +1,5 @@
-//! A parsed safetensors file borrowed from its bytes: names, shapes, dtypes, f32 conversion.
+//! A parsed safetensors file: names, shapes, dtypes, f32 conversion. Either borrowed from its
+//! bytes in memory, or only its header (a file read by range elsewhere, e.g. a browser Blob).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -12,11 +13,15 @@ use crate::{Error, Result};
 /// Length of the little-endian u64 header-size prefix.
 const PREFIX: usize = 8;
 
-/// A safetensors file parsed from bytes (header checked, data borrowed, nothing converted yet).
+/// A safetensors file parsed from bytes (header checked, data borrowed, nothing converted yet),
+/// or from its header alone (`from_header`: the data stays where it is, read by range).
 pub struct WeightFile<'a> {
     label: String,
     meta: Metadata,
-    data: &'a [u8],
+    /// The tensor data, when in memory (`None` for a header-only file).
+    data: Option<&'a [u8]>,
+    /// Offset of the tensor data in the file (prefix plus header).
+    data_start: u64,
 }
 
 impl std::fmt::Debug for WeightFile<'_> {
@@ -27,6 +32,74 @@ impl std::fmt::Debug for WeightFile<'_> {
             self.label,
             self.names().len()
         )
+    }
+}
+
+/// How many bytes from a file's start hold its prefix and header, from its first 8 bytes
+/// (`prefix`); what `WeightFile::from_header` needs. Errors name the file (`label`).
+pub fn header_size(label: &str, prefix: &[u8]) -> Result<usize> {
+    const MAX_HEADER: u64 = 100_000_000;
+    match header_len(prefix) {
+        None => Err(Error::Invalid(format!(
+            "{label}: truncated: {} bytes, shorter than the 8-byte header-length prefix",
+            prefix.len()
+        ))),
+        Some(n) if n > MAX_HEADER => Err(Error::Invalid(format!(
+            "{label}: corrupted header: the prefix declares a {n}-byte header, \
+             over the 100 MB limit (not a safetensors file?)"
+        ))),
+        Some(n) => Ok(PREFIX + n as usize),
+    }
+}
+
+impl WeightFile<'static> {
+    /// Parses only the header of a safetensors file of `file_len` bytes: `head` is its first
+    /// `header_size` bytes. Names, shapes, dtypes and metadata are checked as `parse` checks
+    /// them (the offsets must end exactly at `file_len`); tensor data is then read by range
+    /// (`data_range`) and widened with `decode_f32`, so the file is never whole in memory.
+    pub fn from_header(label: &str, head: &[u8], file_len: u64) -> Result<Self> {
+        let n = header_size(label, head)? - PREFIX;
+        if head.len() != PREFIX + n {
+            return Err(Error::Invalid(format!(
+                "{label}: the header is {} bytes but {} were given",
+                PREFIX + n,
+                head.len()
+            )));
+        }
+        // `read_metadata` checks the header in full, then the data length: with no data given,
+        // a header whose tensors hold bytes ends in `MetadataIncompleteBuffer`, checked here
+        // against the file's real length.
+        let meta = match SafeTensors::read_metadata(head) {
+            Ok((_, meta)) => meta,
+            Err(SafeTensorError::MetadataIncompleteBuffer) => {
+                serde_json::from_slice::<Metadata>(&head[PREFIX..]).map_err(|e| {
+                    Error::Invalid(format!(
+                        "{label}: corrupted header (invalid JSON or fields): {e}"
+                    ))
+                })?
+            }
+            Err(e) => return Err(Error::Invalid(parse_error(label, head, e))),
+        };
+        let need = (PREFIX + n + meta.data_len()) as u64;
+        if need != file_len {
+            let what = if need > file_len {
+                "truncated"
+            } else {
+                "data length mismatch"
+            };
+            return Err(Error::Invalid(format!(
+                "{label}: {what}: the tensors need {} bytes of data but {} bytes follow the header",
+                meta.data_len(),
+                file_len.saturating_sub((PREFIX + n) as u64)
+            )));
+        }
+        check_sizes(label, &meta)?;
+        Ok(WeightFile {
+            label: label.to_string(),
+            meta,
+            data: None,
+            data_start: (PREFIX + n) as u64,
+        })
     }
 }
 
@@ -44,8 +117,60 @@ impl<'a> WeightFile<'a> {
         Ok(WeightFile {
             label: label.to_string(),
             meta,
-            data: &bytes[PREFIX + n..],
+            data: Some(&bytes[PREFIX + n..]),
+            data_start: (PREFIX + n) as u64,
         })
+    }
+
+    /// The bytes `range` of the file (in memory), e.g. a tensor's `data_range`; an error for a
+    /// header-only file or a range past the end.
+    pub fn bytes(&self, range: Range<u64>) -> Result<&'a [u8]> {
+        let data = self.data.ok_or_else(|| self.not_in_memory())?;
+        let start = range.start.checked_sub(self.data_start);
+        let end = range.end.checked_sub(self.data_start);
+        start
+            .zip(end)
+            .and_then(|(s, e)| data.get(usize::try_from(s).ok()?..usize::try_from(e).ok()?))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "{}: bytes {range:?} are outside the tensor data ({} bytes from offset {})",
+                    self.label,
+                    data.len(),
+                    self.data_start
+                ))
+            })
+    }
+
+    /// The byte range of tensor `name`'s data within the whole file.
+    pub fn data_range(&self, name: &str) -> Result<Range<u64>> {
+        let (start, end) = self.info(name)?.data_offsets;
+        Ok(self.data_start + start as u64..self.data_start + end as u64)
+    }
+
+    /// Tensor `name` as f32 from its stored bytes (the file's `data_range` of it), with the
+    /// checks of `rows_f32`.
+    pub fn decode_f32(&self, name: &str, bytes: &[u8]) -> Result<Vec<f32>> {
+        let info = self.info(name)?;
+        let kind = self.float_kind(name, info)?;
+        let n: usize = info.shape.iter().product();
+        if bytes.len() != n * kind.size() {
+            return Err(Error::Invalid(format!(
+                "{}: tensor '{name}' ({}, shape {:?}) needs {} bytes, {} were read",
+                self.label,
+                info.dtype,
+                info.shape,
+                n * kind.size(),
+                bytes.len()
+            )));
+        }
+        self.decode_checked(name, info, kind, bytes, 0)
+    }
+
+    fn not_in_memory(&self) -> Error {
+        Error::Invalid(format!(
+            "{}: only the header is in memory; read a tensor by its data_range and decode_f32",
+            self.label
+        ))
     }
 
     /// The label given at parse time (file name), used in error messages.
@@ -92,8 +217,7 @@ impl<'a> WeightFile<'a> {
     }
 
     /// Rows `rows` (along the first dimension) of tensor `name` as f32; a 0-D tensor has 1 row.
-    /// A NaN or infinite value is an error naming the file, tensor and element: no weight,
-    /// moment or recorded draw is ever legitimately non-finite, and a run must not start from one.
+    /// A NaN or infinite value is an error naming the file, tensor and element.
     pub fn rows_f32(&self, name: &str, rows: Range<usize>) -> Result<Vec<f32>> {
         let info = self.info(name)?;
         let kind = self.float_kind(name, info)?;
@@ -112,8 +236,8 @@ impl<'a> WeightFile<'a> {
         }
         let row_bytes = row_elems * kind.size();
         let (start, end) = info.data_offsets;
-        let bytes = self
-            .data
+        let data = self.data.ok_or_else(|| self.not_in_memory())?;
+        let bytes = data
             .get(start + rows.start * row_bytes..start + rows.end * row_bytes)
             .filter(|_| end - start == n_rows * row_bytes)
             .ok_or_else(|| {
@@ -125,10 +249,24 @@ impl<'a> WeightFile<'a> {
                     end - start
                 ))
             })?;
-        let mut out = Vec::with_capacity(rows.len() * row_elems);
+        self.decode_checked(name, info, kind, bytes, rows.start * row_elems)
+    }
+
+    /// `bytes` of tensor `name` widened to f32, refusing a non-finite value (named by its
+    /// element, counted from `first_element`): no weight, moment or recorded draw is ever
+    /// legitimately non-finite, and a run must not start from one.
+    fn decode_checked(
+        &self,
+        name: &str,
+        info: &TensorInfo,
+        kind: FloatKind,
+        bytes: &[u8],
+        first_element: usize,
+    ) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(bytes.len() / kind.size());
         kind.decode_into(bytes, &mut out);
         if let Some(i) = out.iter().position(|v| !v.is_finite()) {
-            let element = rows.start * row_elems + i;
+            let element = first_element + i;
             return Err(Error::Invalid(format!(
                 "{}: tensor '{name}' {:?} holds a non-finite value ({}) at element {element}: the file is damaged or was written by a run that diverged",
                 self.label, info.shape, out[i]

@@ -5,9 +5,9 @@ use std::collections::BTreeSet;
 
 use super::{
     ar_layer_weights, ar_parameters, decoder_layer_weights, decoder_parameters, encoder_parameters,
-    AeConfig, ModelConfig, ParamSpec, ParamStore, Precision,
+    AeConfig, GeneratorLoader, ModelConfig, ParamSpec, ParamStore, Precision,
 };
-use crate::io::{check_expected, WeightFile};
+use crate::io::WeightFile;
 use crate::{Gpu, Result};
 
 /// Metadata key of the model config (JSON) in weight files and checkpoints.
@@ -42,14 +42,6 @@ pub fn generation_parameters(c: &ModelConfig) -> Vec<ParamSpec> {
     specs
 }
 
-fn autoencoder_shapes(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
-    encoder_parameters(&c.vae)
-        .into_iter()
-        .chain(decoder_parameters(&c.vae))
-        .map(|s| (s.name, s.shape))
-        .collect()
-}
-
 /// The parameters generation holds in 16 bits at `precision`: at f16 the AR model's and
 /// head's linear weights and the decoder's linear and convolution weights, none at f32.
 pub fn half_weights(c: &ModelConfig, precision: Precision) -> BTreeSet<String> {
@@ -74,56 +66,7 @@ pub fn load_generator(
     vae: Option<&WeightFile<'_>>,
     precision: Precision,
 ) -> Result<ParamStore> {
-    let precision = precision.on(gpu);
-    gpu.check_memory(&c.generation_memory(1, precision))?;
-    let ar: Vec<(String, Vec<usize>)> = ar_parameters(c)
-        .into_iter()
-        .map(|s| (s.name, s.shape))
-        .collect();
-    let model_has_vae = model.names().iter().any(|n| n.starts_with(VAE_PREFIX));
-    let mut expected = ar;
-    if model_has_vae || vae.is_none() {
-        expected.extend(autoencoder_shapes(c));
-    }
-    check_expected(model, &expected, &[])?;
-    let half = half_weights(c, precision);
-    let mut store = ParamStore::from_weights_in(gpu, model, &ar_parameters(c), &half)?;
-    let decoder = decoder_parameters(&c.vae);
-    match vae {
-        None => store.extend(ParamStore::from_weights_in(gpu, model, &decoder, &half)?),
-        Some(file) => {
-            let prefixed = file.names().iter().any(|n| n.starts_with(VAE_PREFIX));
-            let strip = |name: &str| -> String {
-                if prefixed {
-                    name.to_string()
-                } else {
-                    name.trim_start_matches(VAE_PREFIX).to_string()
-                }
-            };
-            let shapes: Vec<(String, Vec<usize>)> = autoencoder_shapes(c)
-                .into_iter()
-                .map(|(n, s)| (strip(&n), s))
-                .collect();
-            check_expected(file, &shapes, &[])?;
-            let specs: Vec<ParamSpec> = decoder
-                .iter()
-                .map(|s| ParamSpec {
-                    name: strip(&s.name),
-                    shape: s.shape.clone(),
-                })
-                .collect();
-            let half_here: BTreeSet<String> = half.iter().map(|n| strip(n)).collect();
-            let loaded = ParamStore::from_weights_in(gpu, file, &specs, &half_here)?;
-            store.extend(loaded.renamed(|n| {
-                if prefixed {
-                    n.to_string()
-                } else {
-                    format!("{VAE_PREFIX}{n}")
-                }
-            }));
-        }
-    }
-    Ok(store)
+    GeneratorLoader::new(gpu, c, model, vae, precision)?.load_in_memory()
 }
 
 /// Loads the whole autoencoder (`vae.encoder.*` and `vae.decoder.*`, e.g. to encode a dataset)

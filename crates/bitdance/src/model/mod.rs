@@ -8,6 +8,7 @@ mod decoder;
 mod defaults;
 mod encoder;
 mod generate;
+mod generator_loader;
 mod graph;
 mod head;
 mod init;
@@ -41,6 +42,7 @@ pub use generate::{
     cfg_at, generate_tokens, latents_to_tokens, tokens_to_latents, CfgSchedule, SampleSettings,
     TokenSampler, MAX_HEAD_STEPS,
 };
+pub use generator_loader::{decoder_feature_map, GeneratorLoader, LoadFile, TensorRead};
 pub use graph::{CacheSlot, Eager, Graph};
 pub use head::{head_condition, head_forward, head_predict, head_predict_at};
 pub use init::{init_autoencoder, init_parameters};

@@ -124,23 +124,36 @@ impl ParamStore {
         let mut store = Self::new();
         for spec in specs {
             let data = values(spec)?;
-            let half = half.contains(&spec.name);
-            let n = data.len();
-            if (n as u64) * 4 <= max_bytes {
-                store.insert(&spec.name, upload(gpu, &spec.shape, &data, half)?);
-                continue;
-            }
-            let row = n / spec.shape[0].max(1);
-            let mut chunks = Vec::new();
-            for rows in chunk_ranges(&spec.shape, max_bytes) {
-                let mut shape = spec.shape.clone();
-                shape[0] = rows.len();
-                let part = &data[rows.start * row..rows.end * row];
-                chunks.push(upload(gpu, &shape, part, half)?);
-            }
-            store.insert_chunks(&spec.name, chunks);
+            store.upload(gpu, spec, &data, max_bytes, half.contains(&spec.name))?;
         }
         Ok(store)
+    }
+
+    /// Uploads one parameter `spec` from its f32 `data` (16-bit when `half`, see `upload`), as
+    /// row chunks when over half of `max_bytes`.
+    pub fn upload(
+        &mut self,
+        gpu: &Gpu,
+        spec: &ParamSpec,
+        data: &[f32],
+        max_bytes: u64,
+        half: bool,
+    ) -> Result<()> {
+        let n = data.len();
+        if (n as u64) * 4 <= max_bytes {
+            self.insert(&spec.name, upload(gpu, &spec.shape, data, half)?);
+            return Ok(());
+        }
+        let row = n / spec.shape[0].max(1);
+        let mut chunks = Vec::new();
+        for rows in chunk_ranges(&spec.shape, max_bytes) {
+            let mut shape = spec.shape.clone();
+            shape[0] = rows.len();
+            let part = &data[rows.start * row..rows.end * row];
+            chunks.push(upload(gpu, &shape, part, half)?);
+        }
+        self.insert_chunks(&spec.name, chunks);
+        Ok(())
     }
 
     /// `from_weights`, holding every parameter over `max_bytes` as row chunks of at most half
