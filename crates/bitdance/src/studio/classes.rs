@@ -185,7 +185,7 @@ fn match_rank(wanted: &str, index: usize, name: &str) -> Option<u8> {
     }
     let lower = name.to_lowercase();
     let syns: Vec<&str> = synonyms(&lower).collect();
-    if syns.iter().any(|s| *s == wanted) {
+    if syns.contains(&wanted) {
         return Some(1);
     }
     if syns.iter().any(|s| s.starts_with(wanted)) {
