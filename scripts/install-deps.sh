@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need on Debian 12, skipping whatever is already there:
-# Mesa lavapipe (Vulkan on the CPU), Chromium + chromedriver (WebGPU on SwiftShader),
-# the wasm32 Rust target, clippy/rustfmt, and wasm-bindgen-cli at the Cargo.lock version.
+# Mesa lavapipe (Vulkan on the CPU), Chromium + chromedriver (WebGPU on SwiftShader), Node.js
+# and the page tests' npm packages (playwright-core, web/e2e/package-lock.json), the wasm32
+# Rust target, clippy/rustfmt, and wasm-bindgen-cli at the Cargo.lock version.
 # With --native only what the CLI needs to run (lavapipe): the README's main job.
 # Quiet when all goes well; on failure prints the log and exits non-zero.
 set -euo pipefail
@@ -22,11 +23,12 @@ run() {
 sudo=""
 if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 
-# apt packages (python3 drives the page smoke test; present on most images already).
+# apt packages (node and npm drive the page tests; present on most images already).
 packages=(mesa-vulkan-drivers libvulkan1)
 if ! $native; then
   packages+=(chromium chromium-driver)
-  command -v python3 >/dev/null || packages+=(python3)
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -73,5 +75,11 @@ fi
 if [[ $(wasm-bindgen --version 2>/dev/null) != "wasm-bindgen $version" ]]; then
   echo "install-deps: wasm-bindgen $version is installed but not first on PATH ($(command -v wasm-bindgen))" >&2
   exit 1
+fi
+# The page tests' npm packages, exactly as locked (playwright-core drives Debian's chromium;
+# it downloads no browser).
+if [[ ! -d web/e2e/node_modules/playwright-core ]] || [[ web/e2e/package-lock.json -nt web/e2e/node_modules ]]; then
+  echo "install-deps: npm ci in web/e2e"
+  run env PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix web/e2e --no-audit --no-fund
 fi
 echo "install-deps: ok (lavapipe, chromium $(chromium --version 2>/dev/null | awk '{print $2}'), wasm-bindgen $version)"

@@ -3,7 +3,7 @@
 # wasm32), the native tests on the present adapter (Mesa lavapipe without a GPU), a bounded
 # fuzzing run of every parser of untrusted bytes, the kernel checks again without subgroup
 # operations, the desktop app's UI tests (egui_kittest), the browser tests in headless
-# Chromium, and the demo page.
+# Chromium, and the studio page driven end to end (Playwright).
 # Runs every step even after a failure, prints a summary, exits non-zero if any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,9 +33,6 @@ browser_tests() {
     cargo test --target wasm32-unknown-unknown -p bitdance-web --test browser
 }
 
-web_page() {
-  bash scripts/web-build.sh --dev && python3 scripts/web-smoke.py
-}
 
 total=$SECONDS
 step "format" cargo fmt --all -- --check
@@ -50,7 +47,7 @@ step "fuzz (bounded)" sh -c "cargo test -p bitdance-fuzz --quiet && cargo run -p
 step "kernel checks without subgroups" env BITDANCE_SUBGROUPS=0 cargo test -p bitdance-tests --test conformance
 step "desktop UI tests" cargo test -p bitdance-desktop
 step "browser tests" browser_tests
-step "web page" web_page
+step "web studio (Playwright)" bash scripts/web-e2e.sh
 
 echo
 echo "==> summary ($((SECONDS - total)) s)"

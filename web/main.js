@@ -1,161 +1,685 @@
-// Loads the wasm build (web/pkg, from scripts/web-build.sh), shows the adapter, runs the
-// conformance families one by one, then adds <div id="done" data-passed data-failed>.
-import init, {
-  adapter_info, conformance_families, run_conformance, load_default_model, start_generation,
-  generation_step, generation_done, generation_png, stop_generation, recommended_sampling,
-} from './pkg/bitdance_web.js';
-
+// The studio page. It only draws: the engine (GPU, models, storage) runs in web/worker.js and
+// answers requests; this file wires the controls, shows previews as they arrive, keeps the
+// gallery on screen and restores recipes from dropped PNGs.
 const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
 
-function cell(text, cls) {
-  const td = document.createElement('td');
-  td.textContent = text;
-  if (cls) td.className = cls;
-  return td;
+// What the tests read: frames drawn and long tasks seen on this (main) thread, and the events
+// of the last generation.
+const probe = (window.studioProbe = { frames: 0, longTasks: [], steps: [], previews: [] });
+(function countFrames() {
+  probe.frames += 1;
+  requestAnimationFrame(countFrames);
+})();
+try {
+  new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) probe.longTasks.push(Math.round(e.duration));
+  }).observe({ type: 'longtask', buffered: true });
+} catch {
+  // no long-task entries in this browser
 }
 
-// Chromium hides the adapter's description; its vendor and architecture fill in for the name.
-async function browserAdapterName() {
-  const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
-  const info = adapter?.info;
-  return info ? [info.vendor, info.architecture, info.device].filter(Boolean).join(' ') : '';
-}
+// ---------------------------------------------------------------------------------------------
+// The engine in its worker: request(op, args) answers with a promise; events go to listeners.
 
-function showAdapter(a, fallbackName) {
-  const items = [
-    ['Name', a.name || fallbackName || 'not disclosed by the browser'], ['Backend', a.backend], ['Type', a.device_type], ['Driver', a.driver || '—'],
-    ['Max storage binding', `${(a.limits.max_storage_buffer_binding_size / 2 ** 20).toFixed(0)} MiB`],
-    ['Max invocations / workgroup', a.limits.max_compute_invocations_per_workgroup],
-    ['Features', a.features.join(', ') || 'none'],
-  ];
-  for (const [k, v] of items) {
-    const dt = document.createElement('dt');
-    const dd = document.createElement('dd');
-    dt.textContent = k;
-    dd.textContent = v;
-    $('adapter').append(dt, dd);
+class Engine {
+  constructor(onEvent) {
+    this.onEvent = onEvent;
+    this.pending = new Map();
+    this.next = 1;
+    this.start();
+  }
+
+  start() {
+    this.worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    this.worker.onmessage = ({ data }) => {
+      if (data.event) return this.onEvent(data);
+      const waiter = this.pending.get(data.id);
+      this.pending.delete(data.id);
+      if (!waiter) return;
+      if (data.ok) waiter.resolve(data.result);
+      else waiter.reject(new Error(data.error));
+    };
+    this.worker.onerror = (e) => this.onEvent({ event: 'fatal', message: e.message || 'the engine failed to start' });
+  }
+
+  // Ends the worker (after a wasm panic it cannot be trusted) and starts a fresh one.
+  restart() {
+    this.worker.terminate();
+    for (const w of this.pending.values()) w.reject(new Error('the engine was restarted'));
+    this.pending.clear();
+    this.start();
+  }
+
+  request(op, args = {}, transfer = []) {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ id, op, ...args }, transfer);
+    });
   }
 }
 
-function showRow(r) {
-  const tr = document.createElement('tr');
-  if (!r.passed) tr.className = 'fail';
-  const err = r.rel_error !== null ? r.rel_error.toExponential(2) : r.error || r.skipped ? '—' : 'NaN';
-  const tol = r.tolerance === null ? '' : r.tolerance.toExponential(0);
-  const status = r.skipped ? `skipped: ${r.skipped}` : r.passed ? 'ok' : `FAIL${r.error ? ': ' + r.error : ''}`;
-  tr.append(
-    cell(r.family), cell(r.op), cell(r.shapes), cell(err, 'num'), cell(tol, 'num'),
-    cell(status, r.skipped ? 'skip' : r.passed ? 'ok' : 'fail'),
-  );
-  $('conformance').tBodies[0].append(tr);
+// ---------------------------------------------------------------------------------------------
+// State
+
+const state = {
+  model: null, // the loaded model's card
+  adapter: null,
+  families: [],
+  cls: null, // {index, name, label}
+  running: false,
+  recipe: null, // a recipe restored from a PNG: {source, recipe}
+  gallery: [],
+};
+
+const engine = new Engine(onEngineEvent);
+
+function onEngineEvent(e) {
+  switch (e.event) {
+    case 'step':
+      probe.steps.push({ done: e.done, total: e.total, at: performance.now() });
+      $('progress-bar').style.width = `${(100 * e.done) / e.total}%`;
+      $('gen-status').textContent = `Step ${e.done} of ${e.total} · ${(e.elapsed / 1000).toFixed(1)} s`;
+      break;
+    case 'preview':
+      probe.previews.push({ done: e.done, hash: quickHash(e.rgba) });
+      draw(e.rgba);
+      break;
+    case 'progress':
+      showOpenProgress(e);
+      break;
+    case 'fatal':
+      recover(e.message);
+      break;
+    default:
+      break;
+  }
 }
 
-function finish(passed, failed, error, skipped = 0) {
-  const done = document.createElement('div');
-  done.id = 'done';
-  done.dataset.passed = passed;
-  done.dataset.failed = failed;
-  done.dataset.skipped = skipped;
-  if (error) done.dataset.error = error;
-  done.hidden = true;
-  document.body.append(done);
+// A cheap fingerprint of an image, so the tests can count distinct previews.
+function quickHash(bytes) {
+  let h = 2166136261;
+  for (let i = 0; i < bytes.length; i += 7) h = Math.imul(h ^ bytes[i], 16777619);
+  return h >>> 0;
 }
 
-// Fills the class picker from the default model and wires the Generate button.
-async function setupGenerator() {
-  const names = JSON.parse(await load_default_model());
-  const select = $('class');
-  names.forEach((name, id) => select.add(new Option(name === String(id) ? name : `${id} · ${name}`, id)));
-  select.disabled = false;
-  $('generate').disabled = false;
-  $('gen-status').textContent = '';
-  let seed = 0;
-  let stopped = false;
-  $('stop').onclick = () => {
-    stopped = true;
-    stop_generation();
-  };
-  // The image forms step by step: each AR step's tokens so far are decoded and drawn (each
-  // step awaits its readback, so the page keeps drawing between steps).
-  $('generate').onclick = async () => {
-    $('generate').disabled = true;
-    $('stop').disabled = false;
-    $('download').hidden = true;
-    stopped = false;
-    const t0 = performance.now();
-    const elapsed = () => ((performance.now() - t0) / 1000).toFixed(1);
-    try {
-      const { cfg, steps } = JSON.parse(recommended_sampling());
-      const total = await start_generation(Number(select.value), steps, cfg, ++seed);
-      $('gen-status').textContent = `step 0 of ${total}`;
-      for (let done = 0; done < total && !stopped; ) {
-        const rgba = await generation_step();
-        if (stopped) break;
-        done = generation_done();
-        draw(rgba);
-        $('gen-status').textContent = done < total ? `step ${done} of ${total} (${elapsed()} s elapsed)` : `${elapsed()} s`;
-      }
-      if (stopped) {
-        $('gen-status').textContent = `stopped (${elapsed()} s elapsed)`;
-      } else {
-        offerDownload(Number(select.value), seed);
-      }
-    } catch (e) {
-      $('gen-status').textContent = `Error: ${e instanceof Error ? e.message : e}`;
-    }
-    $('generate').disabled = false;
-    $('stop').disabled = true;
-  };
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+
+function notice(text, kind = 'warn') {
+  const n = $('notice');
+  n.textContent = text;
+  n.className = `notice ${kind === 'error' ? 'error' : ''}`;
+  n.hidden = !text;
 }
 
-// Offers the finished image as a PNG that carries its recipe (bitdance generate --recipe
-// re-runs it).
-function offerDownload(cls, seed) {
-  const link = $('download');
-  if (link.href) URL.revokeObjectURL(link.href);
-  link.href = URL.createObjectURL(new Blob([generation_png()], { type: 'image/png' }));
-  link.download = `bitdance-class${cls}-seed${seed}.png`;
-  link.hidden = false;
+const message = (e) => (e instanceof Error ? e.message : String(e));
+
+function bytes(n) {
+  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
+  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
+  return `${(n / 2 ** 10).toFixed(0)} KiB`;
 }
 
-// Draws RGBA bytes of a square image on the canvas.
+function params_(n) {
+  return n >= 1e9 ? `${(n / 1e9).toFixed(2)} B` : n >= 1e6 ? `${(n / 1e6).toFixed(1)} M` : `${(n / 1e3).toFixed(0)} K`;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'class') node.className = v;
+    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  node.append(...children);
+  return node;
+}
+
 function draw(rgba) {
   const side = Math.round(Math.sqrt(rgba.length / 4));
   const canvas = $('image');
   canvas.width = side;
   canvas.height = side;
-  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba), side, side), 0, 0);
+  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer ?? rgba), side, side), 0, 0);
+  canvas.style.imageRendering = side < 128 ? 'pixelated' : 'auto';
+  $('placeholder').hidden = true;
 }
 
-async function main() {
-  await init();
-  if (!navigator.gpu) throw new Error('this browser exposes no WebGPU (navigator.gpu is missing)');
-  $('status').textContent = 'Opening the GPU…';
-  showAdapter(JSON.parse(await adapter_info()), await browserAdapterName());
-  await setupGenerator();
+const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
+
+// ---------------------------------------------------------------------------------------------
+// Tabs
+
+function showTab(name) {
+  for (const t of ['create', 'models', 'gpu']) {
+    $(`tab-${t}`).setAttribute('aria-selected', String(t === name));
+    $(`panel-${t}`).hidden = t !== name;
+  }
+  if (name === 'models') refreshModels();
+  if (name === 'gpu') refreshMemory();
+}
+for (const t of ['create', 'models', 'gpu']) $(`tab-${t}`).onclick = () => showTab(t);
+$('change-model').onclick = () => showTab('models');
+
+// ---------------------------------------------------------------------------------------------
+// The model
+
+function showModel(card) {
+  if (!card) return;
+  state.model = card;
+  $('model-name').textContent = card.name === 'default' ? 'Default model (MNIST digits)' : card.name;
+  $('model-meta').textContent = `${card.config} · ${card.resolution}×${card.resolution} · ${card.classes} classes · ${params_(card.parameters)} parameters · ${card.precision}`;
+  $('cfg').value = card.cfg;
+  $('cfg-value').textContent = Number(card.cfg).toFixed(2);
+  $('steps').value = card.steps;
+  $('schedule').value = 'linear';
+  $('class-search').disabled = false;
+  setClass(null);
+  $('generate').disabled = true;
+  $('gen-status').textContent = 'Pick a class.';
+  // A small model: pick its first class so one click generates.
+  if (card.classes <= 16) {
+    engine.request('search', { query: '', limit: 1 }).then(([first]) => first && setClass(first));
+  }
+}
+
+function setClass(hit) {
+  state.cls = hit;
+  const chosen = $('class-chosen');
+  chosen.textContent = hit ? `Class ${hit.label}` : 'No class chosen';
+  chosen.classList.toggle('set', !!hit);
+  $('generate').disabled = !hit || state.running;
+  if (hit && !state.running) $('gen-status').textContent = 'Ready.';
+}
+
+// Type-to-search over the model's class names, with arrow keys and Enter.
+let searchSerial = 0;
+let activeHit = -1;
+let hits = [];
+async function search() {
+  const serial = ++searchSerial;
+  const query = $('class-search').value;
+  const found = await engine.request('search', { query, limit: 60 });
+  if (serial !== searchSerial) return;
+  hits = found;
+  activeHit = found.length ? 0 : -1;
+  renderHits();
+}
+
+function renderHits() {
+  const list = $('class-list');
+  list.replaceChildren(
+    ...hits.map((h, i) => el('li', {
+      role: 'option', 'aria-selected': String(i === activeHit), 'data-index': h.index,
+      onmousedown: (ev) => { ev.preventDefault(); choose(h); },
+    }, h.label)),
+  );
+  if (!hits.length) list.append(el('li', { class: 'muted', 'aria-disabled': 'true' }, 'No class matches'));
+  list.hidden = false;
+  $('class-search').setAttribute('aria-expanded', 'true');
+  list.querySelector('[aria-selected="true"]')?.scrollIntoView({ block: 'nearest' });
+}
+
+function closeHits() {
+  $('class-list').hidden = true;
+  $('class-search').setAttribute('aria-expanded', 'false');
+}
+
+function choose(hit) {
+  setClass(hit);
+  $('class-search').value = '';
+  closeHits();
+}
+
+$('class-search').addEventListener('input', search);
+$('class-search').addEventListener('focus', search);
+$('class-search').addEventListener('blur', () => setTimeout(closeHits, 100));
+$('class-search').addEventListener('keydown', (ev) => {
+  if (ev.key === 'ArrowDown' || ev.key === 'ArrowUp') {
+    ev.preventDefault();
+    if (!hits.length) return;
+    activeHit = (activeHit + (ev.key === 'ArrowDown' ? 1 : hits.length - 1)) % hits.length;
+    renderHits();
+  } else if (ev.key === 'Enter' && activeHit >= 0) {
+    ev.preventDefault();
+    choose(hits[activeHit]);
+  } else if (ev.key === 'Escape') {
+    closeHits();
+  }
+});
+
+$('cfg').addEventListener('input', () => { $('cfg-value').textContent = Number($('cfg').value).toFixed(2); });
+$('dice').onclick = () => { $('seed').value = randomSeed(); };
+
+// ---------------------------------------------------------------------------------------------
+// Generation
+
+function settings() {
+  const steps = Math.round(Number($('steps').value));
+  const seed = Math.round(Number($('seed').value));
+  const count = Math.round(Number($('count').value));
+  if (!(steps >= 1 && steps <= 1000)) throw new Error('head steps must be between 1 and 1000');
+  if (!(seed >= 0 && seed <= 2 ** 32 - 1)) throw new Error('the seed must be a whole number from 0 to 4294967295');
+  if (!(count >= 1 && count <= 16)) throw new Error('images must be between 1 and 16');
+  return { cls: state.cls.index, cfg: Number($('cfg').value), steps, schedule: $('schedule').value, seed, count };
+}
+
+function setRunning(running) {
+  state.running = running;
+  $('generate').disabled = running || !state.cls;
+  $('stop').disabled = !running;
+  $('change-model').disabled = running;
+  document.body.dataset.state = running ? 'generating' : 'ready';
+}
+
+// Runs `count` images (seeds seed, seed+1, ...); returns the last result (null when stopped).
+async function run(s) {
+  setRunning(true);
+  probe.steps = [];
+  probe.previews = [];
+  $('download').hidden = true;
+  let last = null;
+  try {
+    for (let i = 0; i < s.count; i++) {
+      const result = await engine.request('generate', { ...s, seed: s.seed + i });
+      if (!result) {
+        $('gen-status').textContent = 'Stopped.';
+        return null;
+      }
+      draw(result.rgba);
+      offerDownload(result.png, result.recipe);
+      addToGallery(result.item);
+      $('gen-status').textContent = `Done in ${result.seconds.toFixed(1)} s${s.count > 1 ? ` (image ${i + 1} of ${s.count})` : ''}.`;
+      last = result;
+    }
+    if (!$('seed-lock').checked) $('seed').value = randomSeed();
+    return last;
+  } catch (e) {
+    $('gen-status').textContent = `Error: ${message(e)}`;
+    return null;
+  } finally {
+    setRunning(false);
+  }
+}
+
+$('generate').onclick = async () => {
+  let s;
+  try {
+    s = settings();
+  } catch (e) {
+    $('gen-status').textContent = message(e);
+    return;
+  }
+  await run(s);
+};
+$('stop').onclick = () => engine.request('stop');
+
+function fileName(recipe) {
+  const cls = state.model?.name === recipe.model ? (state.cls?.label ?? '') : '';
+  const tag = cls.replace(/^\d+ · /, '').split(',')[0].trim().replace(/[^\w-]+/g, '-');
+  return `bitdance-${recipe.config}-c${recipe.classes[0]}${tag ? `-${tag}` : ''}-s${recipe.seed}.png`;
+}
+
+function offerDownload(png, recipe) {
+  const link = $('download');
+  if (link.href) URL.revokeObjectURL(link.href);
+  link.href = URL.createObjectURL(new Blob([png], { type: 'image/png' }));
+  link.download = fileName(recipe);
+  link.hidden = false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gallery
+
+function tile(item) {
+  const url = URL.createObjectURL(new Blob([item.png], { type: 'image/png' }));
+  const r = item.recipe;
+  const download = el('a', { class: 'button', href: url, download: fileName(r), title: 'Download the PNG (its recipe inside)' }, 'Save');
+  return el('div', { class: 'tile', 'data-name': item.name },
+    el('img', { src: url, alt: `class ${r.classes[0]}, seed ${r.seed}` }),
+    el('div', { class: 'meta' },
+      el('strong', {}, `class ${r.classes[0]} · seed ${r.seed}`),
+      `${r.model === 'default' ? 'default' : r.config} · cfg ${r.cfg} · ${r.head_steps} steps`),
+    el('div', { class: 'tile-actions' },
+      download,
+      el('button', { title: 'Restore this recipe', onclick: () => showRecipe(item.name, r) }, 'Recipe'),
+      el('button', { title: 'Delete', onclick: () => removeImage(item.name) }, '✕')),
+  );
+}
+
+function renderGallery() {
+  $('gallery').replaceChildren(...state.gallery.map(tile));
+  $('gallery-count').textContent = state.gallery.length ? `${state.gallery.length} image${state.gallery.length > 1 ? 's' : ''}, kept in this browser` : '';
+}
+
+function addToGallery(item) {
+  state.gallery.unshift(item);
+  renderGallery();
+}
+
+async function removeImage(name) {
+  await engine.request('deleteImage', { name });
+  state.gallery = state.gallery.filter((i) => i.name !== name);
+  renderGallery();
+}
+
+$('clear-gallery').onclick = async () => {
+  await engine.request('clearGallery');
+  state.gallery = [];
+  renderGallery();
+};
+
+// ---------------------------------------------------------------------------------------------
+// Recipes: a dropped PNG restores its settings; Reproduce re-runs it and compares token hashes.
+
+function showRecipe(source, recipe) {
+  state.recipe = { source, recipe };
+  $('recipe-source').textContent = source;
+  $('recipe-text').textContent = `model ${recipe.model} (${recipe.config}, SHA-256 ${recipe.model_sha256.slice(0, 12)}…) · class ${recipe.classes.join(', ')} · seed ${recipe.seed} · cfg ${recipe.cfg} (${recipe.schedule}) · ${recipe.head_steps} head steps · ${recipe.precision} · made on ${recipe.adapter} · tokens ${recipe.token_hash.slice(0, 12)}…`;
+  const result = $('recipe-result');
+  result.textContent = '';
+  delete result.dataset.match;
+  $('recipe-box').hidden = false;
+  $('cfg').value = recipe.cfg;
+  $('cfg-value').textContent = Number(recipe.cfg).toFixed(2);
+  $('steps').value = recipe.head_steps;
+  $('schedule').value = recipe.schedule;
+  $('seed').value = recipe.seed;
+  $('seed-lock').checked = true;
+  $('count').value = 1;
+}
+
+$('recipe-close').onclick = () => {
+  $('recipe-box').hidden = true;
+  state.recipe = null;
+};
+
+// Loads the recipe's model if another one is loaded.
+async function modelFor(recipe) {
+  if (state.model?.sha256 === recipe.model_sha256) return;
+  if (recipe.model === 'default') {
+    showModel(await engine.request('openDefault'));
+    if (state.model.sha256 === recipe.model_sha256) return;
+  }
+  const cached = (await engine.request('models')).find((m) => m.sha256 === recipe.model_sha256);
+  if (!cached) throw new Error(`this recipe needs the model ${recipe.model} (SHA-256 ${recipe.model_sha256.slice(0, 12)}…): open it in Models first`);
+  showModel(await engine.request('openCached', { sha256: cached.sha256 }));
+}
+
+$('reproduce').onclick = async () => {
+  const { recipe } = state.recipe ?? {};
+  if (!recipe) return;
+  const result = $('recipe-result');
+  try {
+    if (recipe.classes.length !== 1 || recipe.batch !== 1) {
+      throw new Error(`this recipe holds ${recipe.classes.length} images sampled ${recipe.batch} at a time; re-run it with bitdance generate --recipe`);
+    }
+    await modelFor(recipe);
+    const [hit] = await engine.request('search', { query: String(recipe.classes[0]), limit: 1 });
+    setClass(hit);
+    showRecipe(state.recipe.source, recipe);
+    result.textContent = 'Running…';
+    const out = await run({ cls: recipe.classes[0], cfg: recipe.cfg, steps: recipe.head_steps, schedule: recipe.schedule, seed: recipe.seed, count: 1 });
+    if (!out) {
+      result.textContent = 'Stopped.';
+      return;
+    }
+    const match = out.recipe.token_hash === recipe.token_hash;
+    result.dataset.match = String(match);
+    result.className = match ? 'ok' : 'bad';
+    result.textContent = match
+      ? 'Reproduced: the same tokens, bit for bit'
+      : `Different tokens (this adapter: ${out.recipe.adapter}; the recipe's: ${recipe.adapter})`;
+  } catch (e) {
+    result.className = 'bad';
+    result.textContent = message(e);
+  }
+};
+
+async function openRecipePng(file) {
+  try {
+    const recipe = await engine.request('readRecipe', { name: file.name, bytes: await file.arrayBuffer() });
+    showTab('create');
+    showRecipe(file.name, recipe);
+  } catch (e) {
+    notice(message(e), 'error');
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Models
+
+function showOpenProgress(e) {
+  const box = $('open-progress');
+  box.hidden = false;
+  const verb = { hash: 'Checking', verify: 'Verifying', copy: 'Saving', load: 'Loading' }[e.phase] ?? e.phase;
+  $('open-label').textContent = `${verb} ${e.label}: ${bytes(e.done)} of ${bytes(e.total)}`;
+  $('open-bar').style.width = `${(100 * e.done) / Math.max(1, e.total)}%`;
+  if (state.model && !state.running) $('gen-status').textContent = $('open-label').textContent;
+}
+
+async function openModel(op, args = {}) {
+  document.body.dataset.state = 'loading';
+  $('generate').disabled = true;
+  try {
+    const card = await engine.request(op, args);
+    showModel(card);
+    notice('');
+    await refreshModels();
+    return card;
+  } catch (e) {
+    notice(message(e), 'error');
+    $('gen-status').textContent = message(e);
+    return null;
+  } finally {
+    $('open-progress').hidden = true;
+    document.body.dataset.state = 'ready';
+    setClass(state.cls);
+  }
+}
+
+async function openFiles(files) {
+  const list = [...files];
+  const pngs = list.filter((f) => f.name.toLowerCase().endsWith('.png'));
+  const models = list.filter((f) => f.name.toLowerCase().endsWith('.safetensors'));
+  if (pngs.length) return openRecipePng(pngs[0]);
+  if (!models.length) return notice(`${list.map((f) => f.name).join(', ')}: not a .safetensors model or a BitDance PNG`, 'error');
+  showTab('models');
+  await openModel('openFiles', { files: models });
+}
+
+$('model-file').addEventListener('change', async (ev) => {
+  await openFiles(ev.target.files);
+  ev.target.value = '';
+});
+
+async function refreshModels() {
+  const models = await engine.request('models');
+  const current = state.model?.sha256;
+  const row = (name, card, size, sha, actions) => el('tr', { class: sha === current ? 'current' : '' },
+    el('td', {}, name), el('td', {}, card?.config ?? '—'), el('td', { class: 'num' }, card ? String(card.classes) : '—'),
+    el('td', { class: 'num' }, size), el('td', {}, el('code', { title: sha ?? '' }, sha ? `${sha.slice(0, 12)}…` : 'built in')),
+    el('td', {}, el('div', { class: 'actions' }, ...actions)));
+  const use = (label, fn, disabled) => {
+    const b = el('button', { onclick: fn }, label);
+    b.disabled = disabled;
+    return b;
+  };
+  const rows = [row('Default model (MNIST digits)', { config: 'tiny', classes: 10 }, '4.9 MB', null,
+    [use(state.model?.name === 'default' ? 'In use' : 'Use', () => openModel('openDefault'), state.model?.name === 'default')])];
+  for (const m of models) {
+    const size = m.size + (m.vae?.size ?? 0);
+    rows.push(row(m.vae ? `${m.name} + ${m.vae.name}` : m.name, m.card, bytes(size), m.sha256, [
+      use(m.sha256 === current ? 'In use' : 'Use', () => { showTab('create'); openModel('openCached', { sha256: m.sha256 }); }, m.sha256 === current),
+      use('Delete', async () => {
+        await engine.request('deleteModel', { sha256: m.sha256 });
+        if (m.sha256 === current) await openModel('openDefault');
+        refreshModels();
+      }),
+    ]));
+  }
+  $('model-table').tBodies[0].replaceChildren(...rows);
+}
+
+// Drag and drop anywhere on the page.
+window.addEventListener('dragover', (ev) => {
+  ev.preventDefault();
+  document.body.classList.add('dragging');
+});
+window.addEventListener('dragleave', (ev) => {
+  if (!ev.relatedTarget) document.body.classList.remove('dragging');
+});
+window.addEventListener('drop', (ev) => {
+  ev.preventDefault();
+  document.body.classList.remove('dragging');
+  if (ev.dataTransfer?.files?.length) openFiles(ev.dataTransfer.files);
+});
+
+// ---------------------------------------------------------------------------------------------
+// GPU panel and kernel checks
+
+function showAdapter(a) {
+  const name = a.name || a.browser_name || 'WebGPU adapter';
+  const backend = a.backend === 'BrowserWebGpu' ? 'WebGPU' : a.backend;
+  $('adapter-chip').textContent = `${name} · ${backend}`;
+  const items = [
+    ['Name', a.name || a.browser_name || 'not disclosed by the browser'], ['Backend', a.backend], ['Type', a.device_type],
+    ['Driver', a.driver || '—'],
+    ['Max storage binding', bytes(a.limits.max_storage_buffer_binding_size)],
+    ['Max buffer', bytes(a.limits.max_buffer_size)],
+    ['Max invocations / workgroup', a.limits.max_compute_invocations_per_workgroup],
+    ['Features', a.features.join(', ') || 'none'],
+  ];
+  $('adapter').replaceChildren(...items.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
+}
+
+async function refreshMemory() {
+  try {
+    const m = await engine.request('memory');
+    $('memory').textContent = `GPU memory held now ${bytes(m.held)}, at peak ${bytes(m.peak)}; largest binding ${bytes(m.largest_binding)}.`;
+  } catch {
+    // the engine is busy starting
+  }
+}
+
+function cell(text, cls) {
+  return el('td', cls ? { class: cls } : {}, text);
+}
+
+function showRow(r) {
+  const err = r.rel_error !== null ? r.rel_error.toExponential(2) : r.error || r.skipped ? '—' : 'NaN';
+  const tol = r.tolerance === null ? '' : r.tolerance.toExponential(0);
+  const status = r.skipped ? `skipped: ${r.skipped}` : r.passed ? 'ok' : `FAIL${r.error ? `: ${r.error}` : ''}`;
+  const tr = el('tr', {}, cell(r.family), cell(r.op), cell(r.shapes), cell(err, 'num'), cell(tol, 'num'),
+    cell(status, r.skipped ? 'skip' : r.passed ? 'ok' : 'fail'));
+  $('conformance').tBodies[0].append(tr);
+}
+
+// Marks the checks' end for the tests: <div id="done" data-passed data-failed data-skipped>.
+function finishChecks(passed, failed, skipped, error) {
+  document.getElementById('done')?.remove();
+  const done = el('div', { id: 'done', hidden: '' });
+  Object.assign(done.dataset, { passed, failed, skipped });
+  if (error) done.dataset.error = error;
+  document.body.append(done);
+}
+
+$('run-checks').onclick = async () => {
+  $('run-checks').disabled = true;
+  $('conformance').tBodies[0].replaceChildren();
   let passed = 0;
   let failed = 0;
   let skipped = 0;
-  for (const family of conformance_families()) {
-    $('status').textContent = `Running ${family} checks…`;
-    const t0 = performance.now();
-    const result = JSON.parse(await run_conformance(family));
-    result.rows.forEach(showRow);
-    passed += result.passed;
-    failed += result.failed;
-    skipped += result.skipped;
-    console.log(`${family}: ${result.passed} passed, ${result.failed} failed, ${result.skipped} skipped in ${(performance.now() - t0).toFixed(0)} ms`);
+  try {
+    for (const family of state.families) {
+      $('summary').textContent = `Running ${family}…`;
+      const result = await engine.request('conformance', { family });
+      result.rows.forEach(showRow);
+      passed += result.passed;
+      failed += result.failed;
+      skipped += result.skipped;
+    }
+    $('summary').textContent = `${passed} passed, ${failed} failed, ${skipped} skipped.`;
+    $('summary').className = failed ? 'fail' : 'ok';
+    finishChecks(passed, failed, skipped);
+  } catch (e) {
+    $('summary').textContent = `Error: ${message(e)}`;
+    finishChecks(passed, failed, skipped, message(e));
+  } finally {
+    $('run-checks').disabled = false;
   }
-  $('status').textContent = 'Done.';
-  $('summary').textContent = `${passed} passed, ${failed} failed, ${skipped} skipped.`;
-  $('summary').className = failed ? 'fail' : 'ok';
-  finish(passed, failed, null, skipped);
+};
+
+// ---------------------------------------------------------------------------------------------
+// Start, and recovery after a crash of the engine
+
+async function start() {
+  document.body.dataset.state = 'loading';
+  const maxBindingKib = Number(params.get('max_binding_kib')) || undefined;
+  const boot = await engine.request('init', { maxBindingKib });
+  state.adapter = boot.adapter;
+  state.families = boot.families;
+  showAdapter(boot.adapter);
+  if (boot.model) showModel(boot.model);
+  else $('model-name').textContent = 'No model loaded';
+  if (boot.notice) notice(boot.notice, 'error');
+  state.gallery = await engine.request('gallery');
+  renderGallery();
+  if (!$('seed').value) $('seed').value = randomSeed();
+  document.body.dataset.state = 'ready';
+  const url = params.get('model');
+  if (url) await openFromUrls(url, params.get('vae'));
 }
 
-main().catch((e) => {
-  const msg = e instanceof Error ? e.message : String(e);
-  $('status').textContent = `Error: ${msg}`;
-  $('status').className = 'error';
-  console.error(e);
-  finish(0, 0, msg);
-});
+// Fetches a model (and its autoencoder) from URLs given in the query string, then opens them.
+async function openFromUrls(modelUrl, vaeUrl) {
+  try {
+    const fetchFile = async (u) => {
+      const r = await fetch(u);
+      if (!r.ok) throw new Error(`${u}: HTTP ${r.status}`);
+      return new File([await r.blob()], decodeURIComponent(new URL(u, location.href).pathname.split('/').pop()));
+    };
+    const files = [await fetchFile(modelUrl)];
+    if (vaeUrl) files.push(await fetchFile(vaeUrl));
+    await openModel('openFiles', { files });
+  } catch (e) {
+    notice(message(e), 'error');
+  }
+}
+
+let restarts = 0;
+async function recover(reason) {
+  notice(`The engine stopped (${reason}). Restarting it…`, 'error');
+  setRunning(false);
+  if (++restarts > 3) return notice(`The engine keeps failing (${reason}); reload the page.`, 'error');
+  engine.restart();
+  try {
+    await start();
+    notice(`The engine stopped (${reason}) and was restarted; your images and models are kept.`);
+  } catch (e) {
+    notice(`The engine could not restart: ${message(e)}`, 'error');
+  }
+}
+
+if (!navigator.gpu) {
+  document.querySelector('main').hidden = true;
+  document.querySelector('nav').hidden = true;
+  $('adapter-chip').textContent = 'No WebGPU';
+  $('no-webgpu').hidden = false;
+  document.body.dataset.state = 'no-webgpu';
+} else {
+  start().catch((e) => {
+    const text = message(e);
+    if (/adapter|WebGPU|GPU device/i.test(text)) {
+      $('no-webgpu-detail').textContent = text;
+      $('no-webgpu').hidden = false;
+      document.querySelector('main').hidden = true;
+    }
+    notice(`Could not start: ${text}`, 'error');
+    $('gen-status').textContent = text;
+    document.body.dataset.state = 'error';
+    finishChecks(0, 0, 0, text);
+  });
+}

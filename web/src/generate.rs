@@ -1,25 +1,22 @@
-//! Image generation in the browser with the embedded default model.
+//! Generation a step at a time for the worker: start, one AR step per call (awaiting the GPU,
+//! so the worker takes messages such as Stop between steps), a preview of the tokens so far
+//! when the worker asks, and the finished image as a PNG carrying its recipe.
 
 use std::cell::RefCell;
+use std::rc::Rc;
 
-use bitdance::io::WeightFile;
-use bitdance::model::{
-    decode_tokens, load_generator, recommended_settings, stored_class_names, stored_config,
-    to_rgb8, CfgSchedule, ModelConfig, ParamStore, Precision, SampleSettings, TokenSampler,
-    DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
-};
+use bitdance::model::{decode_tokens, to_rgb8, CfgSchedule, SampleSettings, TokenSampler};
 use bitdance::rng::Rng;
-use bitdance::studio::{sha256_hex, Recipe, RecipeModel, RunRecord};
+use bitdance::studio::{Recipe, RecipeModel, RunRecord};
 use wasm_bindgen::prelude::*;
 
-/// The default model on the page's GPU: its config, weights and class names. Loaded once and
-/// kept for the page's life (leaked), so a run in progress can borrow it across awaits.
-type Loaded = (ModelConfig, ParamStore, Vec<String>);
+use crate::js;
+use crate::models::{loaded, Loaded};
 
-/// A generation in progress: its sampler and noise, advanced by `generation_step`, and what
-/// its recipe records.
+/// A generation in progress: its model, sampler and noise, and what its recipe records.
 struct Run {
-    sampler: TokenSampler<'static>,
+    model: Rc<Loaded>,
+    sampler: TokenSampler,
     noise: Rng,
     class: u32,
     seed: u64,
@@ -27,69 +24,61 @@ struct Run {
 }
 
 thread_local! {
-    static LOADED: RefCell<Option<&'static Loaded>> = const { RefCell::new(None) };
     static RUN: RefCell<Option<Run>> = const { RefCell::new(None) };
-    /// The last finished image as a PNG carrying its recipe.
-    static LAST_PNG: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    /// AR steps the last `generation_step` had taken.
-    static DONE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
-fn loaded() -> Result<&'static Loaded, JsError> {
-    LOADED
-        .with(|m| *m.borrow())
-        .ok_or_else(|| js("the model is not loaded"))
+fn take_run() -> Result<Run, JsError> {
+    RUN.with(|r| r.borrow_mut().take())
+        .ok_or_else(|| js("no generation in progress (it was stopped, or replaced by a new one)"))
 }
 
-fn js(e: impl std::fmt::Display) -> JsError {
-    JsError::new(&e.to_string())
+/// Back in its slot, unless a new start replaced it while it was out.
+fn put_back(run: Run) {
+    RUN.with(|r| {
+        r.borrow_mut().get_or_insert(run);
+    });
 }
 
-/// Loads the default model onto the page's GPU (once); returns its class names as JSON.
+/// Starts sampling one image of `class` with the loaded model (head `steps`, guidance `cfg`,
+/// `schedule` "linear" or "constant", `seed`), replacing a run in progress; returns its number
+/// of AR steps.
 #[wasm_bindgen]
-pub async fn load_default_model() -> Result<String, JsError> {
-    if let Ok((_, _, names)) = loaded() {
-        return serde_json::to_string(names).map_err(js);
-    }
-    let gpu = crate::gpu().await.map_err(js)?;
-    let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES).map_err(js)?;
-    let config = stored_config(&file)
-        .map_err(js)?
-        .ok_or_else(|| js("the default model has no config"))?;
-    let names = stored_class_names(&file)
-        .unwrap_or_else(|| (0..config.num_classes).map(|k| k.to_string()).collect());
-    let params = load_generator(&gpu, &config, &file, None, Precision::F16).map_err(js)?;
-    let json = serde_json::to_string(&names).map_err(js)?;
-    let model: &'static Loaded = Box::leak(Box::new((config, params, names)));
-    LOADED.with(|m| *m.borrow_mut() = Some(model));
-    Ok(json)
-}
-
-/// The default model's recommended sampling settings as JSON: `{"cfg": 3.0, "steps": 50}`.
-#[wasm_bindgen]
-pub fn recommended_sampling() -> String {
-    let s = recommended_settings(Some(DEFAULT_MODEL_NAME));
-    serde_json::json!({"cfg": s.cfg, "steps": s.head_steps}).to_string()
-}
-
-/// Starts sampling one image of `class` (head `steps`, guidance `cfg`, `seed`) with the
-/// default model, replacing a run in progress; returns its number of AR steps.
-#[wasm_bindgen]
-pub async fn start_generation(class: u32, steps: u32, cfg: f32, seed: u32) -> Result<u32, JsError> {
-    load_default_model().await?;
-    let (config, params, _) = loaded()?;
+pub fn start_generation(
+    class: u32,
+    steps: u32,
+    cfg: f32,
+    schedule: &str,
+    seed: u64,
+) -> Result<u32, JsError> {
+    let model = loaded()?;
+    let schedule = match schedule {
+        "linear" => CfgSchedule::Linear,
+        "constant" => CfgSchedule::Constant,
+        other => {
+            return Err(js(format!(
+                "unknown cfg schedule '{other}' (linear or constant)"
+            )))
+        }
+    };
     let settings = SampleSettings {
         cfg,
-        schedule: CfgSchedule::Linear,
-        head_steps: steps.max(1) as usize,
+        schedule,
+        head_steps: steps as usize,
     };
-    let sampler = TokenSampler::new(config, params, &[class], &settings).map_err(js)?;
+    settings.validate().map_err(js)?;
+    let classes = model.card.classes.len();
+    if class as usize >= classes {
+        return Err(js(format!(
+            "class {class} is out of range: the model has {classes} classes"
+        )));
+    }
+    let sampler =
+        TokenSampler::new(&model.card.config, &model.params, &[class], &settings).map_err(js)?;
     let steps = sampler.steps() as u32;
-    let seed = seed as u64;
-    let noise = Rng::new(seed);
     let run = Run {
+        model,
         sampler,
-        noise,
+        noise: Rng::new(seed),
         class,
         seed,
         settings,
@@ -98,74 +87,92 @@ pub async fn start_generation(class: u32, steps: u32, cfg: f32, seed: u32) -> Re
     Ok(steps)
 }
 
-/// Takes the next AR step of the run and returns the image so far (RGBA, a square of the
-/// model's resolution: the tokens sampled up to now decoded, the rest zero; the finished image
-/// after the last step). `generation_done` then says how many steps are taken.
+/// Takes the next AR step and waits for the GPU to finish it; returns the steps done.
 #[wasm_bindgen]
-pub async fn generation_step() -> Result<Vec<u8>, JsError> {
-    // The run leaves the slot while this step awaits its readback; a new start replaces it.
-    let mut run = RUN
-        .with(|r| r.borrow_mut().take())
-        .ok_or_else(|| js("no generation in progress"))?;
-    let (config, params, _) = loaded()?;
+pub async fn generation_step() -> Result<u32, JsError> {
+    let mut run = take_run()?;
+    let gpu = run.model.params.gpu().map_err(js)?;
     run.sampler.step(&mut run.noise).map_err(js)?;
-    let tokens = run.sampler.tokens_so_far().map_err(js)?;
-    let (done, finished) = (
-        run.sampler.done(),
-        run.sampler.done() == run.sampler.steps(),
-    );
-    let (class, seed, settings) = (run.class, run.seed, run.settings);
-    // Back in its slot before the await, unless a new start replaced it or it is finished (then
-    // it ends here, and the pool frees its buffers).
-    if !finished {
-        RUN.with(|r| {
-            r.borrow_mut().get_or_insert(run);
-        });
-    }
-    let out = decode_tokens(config, params, &tokens).await.map_err(js)?;
-    DONE.with(|d| d.set(done as u32));
-    let r = config.resolution;
-    let rgb = to_rgb8(&out.image, 1, r, r);
-    if finished {
-        let gpu = crate::gpu().await.map_err(js)?;
-        let model = RecipeModel {
-            name: DEFAULT_MODEL_NAME.into(),
-            sha256: sha256_hex(DEFAULT_MODEL_BYTES),
-            vae_sha256: None,
-            config: DEFAULT_MODEL_NAME.into(),
-        };
-        let run = RunRecord {
-            classes: &[class],
-            batch: 1,
-            seed,
-            settings: &settings,
-            precision: Precision::F16.on(&gpu),
-            tokens: &out.tokens,
-        };
-        let recipe = Recipe::of_run(model, run, &gpu);
-        let png = recipe.png_of(&rgb, r as u32, r as u32).map_err(js)?;
-        LAST_PNG.with(|p| *p.borrow_mut() = png);
-    }
-    Ok(rgb
-        .chunks(3)
+    let done = run.sampler.done() as u32;
+    put_back(run);
+    gpu.finished().await.map_err(js)?;
+    Ok(done)
+}
+
+/// RGBA bytes of a square image of the model's resolution.
+fn rgba(rgb: &[u8]) -> Vec<u8> {
+    rgb.chunks(3)
         .flat_map(|p| [p[0], p[1], p[2], 255])
-        .collect())
+        .collect()
 }
 
-/// The last finished image as PNG bytes with its recipe (`bitdance generate --recipe` and the
-/// desktop app re-run it); empty before the first one.
+/// The image so far: the tokens sampled up to now decoded, the rest zero (RGBA).
 #[wasm_bindgen]
-pub fn generation_png() -> Vec<u8> {
-    LAST_PNG.with(|p| p.borrow().clone())
+pub async fn generation_preview() -> Result<Vec<u8>, JsError> {
+    let run = take_run()?;
+    let tokens = run.sampler.tokens_so_far().map_err(js)?;
+    let model = run.model.clone();
+    put_back(run);
+    let out = decode_tokens(&model.card.config, &model.params, &tokens)
+        .await
+        .map_err(js)?;
+    let r = model.card.config.resolution;
+    Ok(rgba(&to_rgb8(&out.image, 1, r, r)))
 }
 
-/// AR steps the last `generation_step` had taken.
+/// Ends the finished run and decodes its image: returns `{rgba: Uint8Array, png: Uint8Array,
+/// recipe: string}`, the PNG carrying the recipe (JSON, with the token hash) in its text chunk.
 #[wasm_bindgen]
-pub fn generation_done() -> u32 {
-    DONE.with(|d| d.get())
+pub async fn generation_finish() -> Result<JsValue, JsError> {
+    let run = take_run()?;
+    if run.sampler.done() < run.sampler.steps() {
+        let (done, steps) = (run.sampler.done(), run.sampler.steps());
+        put_back(run);
+        return Err(js(format!(
+            "the run is at step {done} of {steps}: not finished"
+        )));
+    }
+    let Run {
+        model,
+        sampler,
+        class,
+        seed,
+        settings,
+        ..
+    } = run;
+    let tokens = sampler.finish().map_err(js)?;
+    let gpu = model.params.gpu().map_err(js)?;
+    let out = decode_tokens(&model.card.config, &model.params, &tokens)
+        .await
+        .map_err(js)?;
+    let r = model.card.config.resolution;
+    let rgb = to_rgb8(&out.image, 1, r, r);
+    let recipe_model = RecipeModel {
+        name: model.card.name.clone(),
+        sha256: model.sha256.clone(),
+        vae_sha256: model.vae_sha256.clone(),
+        config: model.card.config_name().to_string(),
+    };
+    let record = RunRecord {
+        classes: &[class],
+        batch: 1,
+        seed,
+        settings: &settings,
+        precision: model.precision,
+        tokens: &out.tokens,
+    };
+    let recipe = Recipe::of_run(recipe_model, record, &gpu);
+    let png = recipe.png_of(&rgb, r as u32, r as u32).map_err(js)?;
+    let result = js_sys::Object::new();
+    let set = |k: &str, v: JsValue| js_sys::Reflect::set(&result, &k.into(), &v);
+    set("rgba", js_sys::Uint8Array::from(&rgba(&rgb)[..]).into())
+        .and_then(|_| set("png", js_sys::Uint8Array::from(&png[..]).into()))
+        .and_then(|_| set("recipe", recipe.to_json().into()))
+        .map_err(|e| js(format!("building the result: {e:?}")))?;
+    Ok(result.into())
 }
 
-/// Ends the run in progress (Stop).
+/// Ends the run in progress (Stop); its buffers go back to the pool.
 #[wasm_bindgen]
 pub fn stop_generation() {
     RUN.with(|r| *r.borrow_mut() = None);

@@ -1,17 +1,21 @@
-//! BitDance in the browser: opens WebGPU through the core crate, generates images with the
-//! embedded default model a step at a time (the page draws each step's preview), and exposes
-//! the conformance checks to JavaScript. Results cross the boundary as JSON strings (see
-//! `report`).
+//! BitDance in the browser: the engine the page's Web Worker runs (web/worker.js). It opens
+//! WebGPU through the core crate, loads models (the embedded default, or files read from Blobs
+//! tensor by tensor), generates a step at a time with previews, reads recipes from PNGs, and
+//! runs the conformance checks. Results cross the boundary as JSON strings or byte arrays.
 
+mod blob;
 mod generate;
+mod models;
 mod report;
 
 pub use generate::{
-    generation_done, generation_png, generation_step, load_default_model, start_generation,
-    stop_generation,
+    generation_finish, generation_preview, generation_step, start_generation, stop_generation,
+};
+pub use models::{
+    hash_blob, model_card, open_default_model, open_model, read_recipe, search_classes,
 };
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use bitdance::conformance;
 use bitdance::{Gpu, GpuOptions};
@@ -19,17 +23,36 @@ use wasm_bindgen::prelude::*;
 
 thread_local! {
     static GPU: RefCell<Option<Gpu>> = const { RefCell::new(None) };
+    /// The binding cap asked for before the GPU opened (`set_max_binding_kib`).
+    static MAX_BINDING: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
-/// The page's GPU, opened on first use and shared by every later call.
+/// Caps the storage binding size the GPU is opened with (KiB), to check how a model would be
+/// refused on a smaller device; takes effect if called before the first GPU use.
+#[wasm_bindgen]
+pub fn set_max_binding_kib(kib: u32) {
+    MAX_BINDING.with(|m| m.set(Some((kib as u64) << 10)));
+}
+
+/// The engine's GPU, opened on first use (with the adapter's own limits) and shared by every
+/// later call.
 pub async fn gpu() -> bitdance::Result<Gpu> {
     console_error_panic_hook::set_once();
     if let Some(gpu) = GPU.with(|g| g.borrow().clone()) {
         return Ok(gpu);
     }
-    let gpu = Gpu::new(&GpuOptions::default()).await?;
+    let options = GpuOptions {
+        max_binding_bytes: MAX_BINDING.with(Cell::get),
+        ..GpuOptions::default()
+    };
+    let gpu = Gpu::new(&options).await?;
     GPU.with(|g| *g.borrow_mut() = Some(gpu.clone()));
     Ok(gpu)
+}
+
+/// A core error as a JavaScript `Error` with the same message.
+pub(crate) fn js(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
 }
 
 /// Names of the conformance families, in the order they run.
@@ -44,8 +67,22 @@ pub fn conformance_families() -> Vec<String> {
 /// Adapter name, backend, type, driver, key limits and features, as a JSON object.
 #[wasm_bindgen]
 pub async fn adapter_info() -> Result<String, JsError> {
-    let gpu = gpu().await.map_err(|e| JsError::new(&e.to_string()))?;
+    let gpu = gpu().await.map_err(js)?;
     Ok(report::adapter(&gpu).to_string())
+}
+
+/// GPU memory now held and at peak (bytes, in use plus pooled) as JSON
+/// `{held, peak, largest_binding}`.
+#[wasm_bindgen]
+pub async fn memory_stats() -> Result<String, JsError> {
+    let gpu = gpu().await.map_err(js)?;
+    let s = gpu.stats();
+    Ok(serde_json::json!({
+        "held": s.live_bytes + s.pooled_bytes,
+        "peak": s.peak_bytes,
+        "largest_binding": s.largest_binding_bytes,
+    })
+    .to_string())
 }
 
 /// Runs one conformance family (all when `family` is omitted) and returns JSON
@@ -54,14 +91,10 @@ pub async fn adapter_info() -> Result<String, JsError> {
 /// A family that ran no check yields one failed row.
 #[wasm_bindgen]
 pub async fn run_conformance(family: Option<String>) -> Result<String, JsError> {
-    let gpu = gpu().await.map_err(|e| JsError::new(&e.to_string()))?;
+    let gpu = gpu().await.map_err(js)?;
     let names = match family {
         Some(name) if conformance_families().contains(&name) => vec![name],
-        Some(name) => {
-            return Err(JsError::new(&format!(
-                "unknown conformance family '{name}'"
-            )))
-        }
+        Some(name) => return Err(js(format!("unknown conformance family '{name}'"))),
         None => conformance_families(),
     };
     let mut table = Vec::new();

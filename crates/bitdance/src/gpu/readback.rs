@@ -32,6 +32,29 @@ impl Future for MapFuture {
 }
 
 impl Gpu {
+    /// Submits pending work and resolves when the GPU has done everything submitted: on the
+    /// web, the point between steps where a worker takes its messages (Stop) again.
+    pub async fn finished(&self) -> Result<()> {
+        self.flush()?;
+        let state = Arc::new(Mutex::new(MapState::default()));
+        let sink = state.clone();
+        self.inner.queue.on_submitted_work_done(move || {
+            let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+            s.done = Some(Ok(()));
+            if let Some(w) = s.waker.take() {
+                w.wake();
+            }
+        });
+        self.inner
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
+        MapFuture(state)
+            .await
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+        self.take_error()
+    }
+
     /// Copies `bytes` bytes of `src` from byte `src_offset` to the host: submits pending work,
     /// maps, awaits.
     /// Native: the device is polled to completion here. Web: the browser resolves the map.

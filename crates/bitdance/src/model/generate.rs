@@ -87,9 +87,10 @@ pub fn generate_tokens(
 /// of the tokens sampled so far (`tokens_so_far`) and stop between steps; `generate_tokens`
 /// runs it to the end. The draws depend only on the classes, the settings and the noise
 /// source, not on how the steps are driven.
-pub struct TokenSampler<'a> {
-    c: &'a ModelConfig,
-    params: &'a ParamStore,
+pub struct TokenSampler {
+    c: ModelConfig,
+    /// The model's parameters (shared handles: a clone holds the same GPU buffers).
+    params: ParamStore,
     settings: SampleSettings,
     /// The images' classes, then the null class for each when guided.
     rows: Vec<u32>,
@@ -103,12 +104,12 @@ pub struct TokenSampler<'a> {
     _phase: crate::gpu::PoolPhase,
 }
 
-impl<'a> TokenSampler<'a> {
+impl TokenSampler {
     /// A run for one image per class id in `classes` (checked against the model when the
     /// first step embeds them).
     pub fn new(
-        c: &'a ModelConfig,
-        params: &'a ParamStore,
+        c: &ModelConfig,
+        params: &ParamStore,
         classes: &[u32],
         settings: &SampleSettings,
     ) -> Result<Self> {
@@ -124,8 +125,8 @@ impl<'a> TokenSampler<'a> {
         let gpu = params.get("pos_for_diff.weight")?.gpu().clone();
         let phase = gpu.pool_phase();
         Ok(Self {
-            c,
-            params,
+            c: c.clone(),
+            params: params.clone(),
             settings: *settings,
             cache: KvCache::new(c, &gpu, rows.len())?,
             rows,
@@ -149,7 +150,7 @@ impl<'a> TokenSampler<'a> {
     /// Samples the next patch of every image with draws from `noise`; returns whether steps
     /// remain (false once the last patch is sampled, and for a finished run).
     pub fn step(&mut self, noise: &mut dyn GaussianSource) -> Result<bool> {
-        let (c, params) = (self.c, self.params);
+        let (c, params) = (&self.c, &self.params);
         let i = self.done();
         if i == self.steps() {
             return Ok(false);
@@ -183,7 +184,7 @@ impl<'a> TokenSampler<'a> {
     /// The tokens sampled so far [B, T, token_dim] (model order), zeros where no patch is
     /// sampled yet: decoded, a preview of the image to come.
     pub fn tokens_so_far(&self) -> Result<Tensor> {
-        let c = self.c;
+        let c = &self.c;
         let rest = (self.steps() - self.done()) * c.parallel_num;
         let gpu = self.params.get("pos_for_diff.weight")?.gpu();
         let zeros = match rest {

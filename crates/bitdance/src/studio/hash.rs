@@ -7,6 +7,28 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// SHA-256 of a file fed in pieces (a model read from a Blob or a disk in chunks).
+#[derive(Clone, Default)]
+pub struct FileHasher(Sha256);
+
+impl FileHasher {
+    /// A hasher that has seen nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds the next bytes of the file.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The SHA-256 of everything fed, as 64 lowercase hex digits (equal to `sha256_hex` of the
+    /// whole file).
+    pub fn finish(self) -> String {
+        hex(&self.0.finalize())
+    }
+}
+
 /// SHA-256 of the signs of ±1 tokens (one bit each, 1 for +1, packed little-endian in order),
 /// as 64 hex digits: equal hashes mean the same sampled image, bit for bit, before decoding.
 pub fn token_hash(tokens: &[f32]) -> String {
@@ -29,6 +51,16 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_hashed_in_pieces_hashes_as_a_whole() {
+        let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        let mut h = FileHasher::new();
+        for piece in bytes.chunks(333) {
+            h.update(piece);
+        }
+        assert_eq!(h.finish(), sha256_hex(&bytes));
+    }
 
     #[test]
     fn sha256_matches_the_standard_vector() {

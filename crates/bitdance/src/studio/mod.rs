@@ -4,10 +4,12 @@
 
 mod classes;
 mod hash;
+mod model_card;
 mod png_text;
 mod recipe;
 
 pub use classes::{imagenet_name, ClassMatch, ClassNames};
-pub use hash::{sha256_hex, token_hash};
+pub use hash::{sha256_hex, token_hash, FileHasher};
+pub use model_card::ModelCard;
 pub use png_text::{png_text_chunks, with_png_text, MAX_TEXT_BYTES};
 pub use recipe::{Recipe, RecipeModel, RunRecord, RECIPE_KEYWORD, RECIPE_VERSION};

@@ -1,0 +1,169 @@
+//! What a model file is before it loads: its config (stored, else the released config its
+//! tensors match), class names, size, recommended sampling and memory need. The apps list and
+//! check models with it; the same card for a file in the CLI, the desktop app and the web page.
+
+use crate::io::WeightFile;
+use crate::model::{
+    ar_parameters, builtin_name, decoder_feature_map, recommended_settings, stored_class_names,
+    stored_config, ModelConfig, Precision, SampleSettings, BUILTIN_CONFIGS, DEFAULT_MODEL_NAME,
+    VAE_PREFIX,
+};
+use crate::{Error, Result};
+
+use super::ClassNames;
+
+/// A model file described from its header alone.
+#[derive(Clone, Debug)]
+pub struct ModelCard {
+    /// What the user calls it (the file name, or "default").
+    pub name: String,
+    /// The built-in config it is (`B-4x`, `tiny`, ...), or `None` for a custom one.
+    pub builtin: Option<&'static str>,
+    /// Its architecture.
+    pub config: ModelConfig,
+    /// Its class names (stored, ImageNet's, or indices).
+    pub classes: ClassNames,
+    /// Parameters generation loads (AR model, head and decoder).
+    pub parameters: u64,
+    /// Whether the file holds the autoencoder too (`vae.*`); else it needs a separate one.
+    pub has_autoencoder: bool,
+    /// The sampling settings recommended for it (published cfg for released models).
+    pub settings: SampleSettings,
+}
+
+impl ModelCard {
+    /// Describes `file` (called `name`): its stored config, else the released config whose
+    /// tensor shapes it matches; an error naming the file when neither is found.
+    pub fn of_file(name: &str, file: &WeightFile<'_>) -> Result<Self> {
+        let config = match stored_config(file)? {
+            Some(c) => c,
+            None => matching_builtin(file)?,
+        };
+        let builtin = builtin_name(&config);
+        let recommended = match name == DEFAULT_MODEL_NAME {
+            true => Some(DEFAULT_MODEL_NAME),
+            false => builtin,
+        };
+        let mut specs = ar_parameters(&config);
+        specs.extend(crate::model::decoder_parameters(&config.vae));
+        let parameters = specs
+            .iter()
+            .map(|s| s.shape.iter().product::<usize>() as u64)
+            .sum();
+        Ok(ModelCard {
+            name: name.to_string(),
+            builtin,
+            classes: ClassNames::for_model(config.num_classes, stored_class_names(file)),
+            parameters,
+            has_autoencoder: file.names().iter().any(|n| n.starts_with(VAE_PREFIX)),
+            settings: recommended_settings(recommended),
+            config,
+        })
+    }
+
+    /// The config's name as shown: the built-in name, or "custom".
+    pub fn config_name(&self) -> &str {
+        self.builtin.unwrap_or("custom")
+    }
+
+    /// Bytes generation of one image holds on the device at `precision` (weights, KV cache,
+    /// decoder maps; see `ModelConfig::generation_memory`).
+    pub fn memory_bytes(&self, precision: Precision) -> u64 {
+        self.config.generation_memory(1, precision).bytes
+    }
+
+    /// The largest single storage binding generation needs, named, in bytes.
+    pub fn largest_binding(&self) -> (String, u64) {
+        decoder_feature_map(&self.config)
+    }
+
+    /// The card as JSON for the apps: name, config, resolution, classes, parameters, the
+    /// autoencoder flag, recommended cfg and steps, memory at f16 and f32, largest binding.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (binding_what, binding_bytes) = self.largest_binding();
+        serde_json::json!({
+            "name": self.name,
+            "config": self.config_name(),
+            "resolution": self.config.resolution,
+            "parallel_num": self.config.parallel_num,
+            "classes": self.classes.len(),
+            "parameters": self.parameters,
+            "has_autoencoder": self.has_autoencoder,
+            "cfg": self.settings.cfg,
+            "steps": self.settings.head_steps,
+            "memory_f16": self.memory_bytes(Precision::F16),
+            "memory_f32": self.memory_bytes(Precision::F32),
+            "largest_binding": {"what": binding_what, "bytes": binding_bytes},
+        })
+    }
+}
+
+/// The released config whose AR tensors `file` holds with the right shapes.
+fn matching_builtin(file: &WeightFile<'_>) -> Result<ModelConfig> {
+    for name in BUILTIN_CONFIGS {
+        let Ok(c) = ModelConfig::builtin(name) else {
+            continue;
+        };
+        let fits = ar_parameters(&c).iter().all(|s| {
+            file.shape(&s.name)
+                .is_ok_and(|found| found == s.shape.as_slice())
+        });
+        if fits {
+            return Ok(c);
+        }
+    }
+    Err(Error::Invalid(format!(
+        "{}: stores no config (metadata 'bitdance.config') and its tensors match none of the \
+         released configs ({}); is it a BitDance model?",
+        file.label(),
+        BUILTIN_CONFIGS.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::save_safetensors;
+
+    #[test]
+    fn a_file_without_a_config_is_matched_by_shapes_or_refused_by_name() {
+        let c = ModelConfig::builtin("tiny").unwrap();
+        let host: Vec<(String, Vec<usize>, Vec<f32>)> = ar_parameters(&c)
+            .into_iter()
+            .map(|s| {
+                let n = s.shape.iter().product();
+                (s.name, s.shape, vec![0.0; n])
+            })
+            .collect();
+        let views: Vec<(&str, &[usize], &[f32])> = host
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
+            .collect();
+        let bytes = save_safetensors(&views, None).unwrap();
+        let file = WeightFile::parse_named("ar.safetensors", &bytes).unwrap();
+        let card = ModelCard::of_file("ar.safetensors", &file).unwrap();
+        assert_eq!(card.config_name(), "tiny");
+        assert!(!card.has_autoencoder);
+        assert_eq!(card.classes.len(), c.num_classes);
+        let json = card.to_json();
+        assert_eq!(json["config"], "tiny");
+        assert!(json["memory_f16"].as_u64().unwrap() < json["memory_f32"].as_u64().unwrap());
+
+        let other = save_safetensors(&[("x", &[2], &[1.0, 2.0])], None).unwrap();
+        let file = WeightFile::parse_named("x.safetensors", &other).unwrap();
+        let e = ModelCard::of_file("x.safetensors", &file)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x.safetensors") && e.contains("B-4x"), "{e}");
+    }
+
+    #[cfg(feature = "default-model")]
+    #[test]
+    fn the_default_model_card_has_its_digits_and_evaluated_settings() {
+        let file = WeightFile::parse(crate::model::DEFAULT_MODEL_BYTES).unwrap();
+        let card = ModelCard::of_file(DEFAULT_MODEL_NAME, &file).unwrap();
+        assert_eq!(card.classes.len(), 10);
+        assert_eq!(card.settings.cfg, 3.0);
+        assert!(card.has_autoencoder);
+    }
+}

@@ -1,0 +1,268 @@
+// The studio page driven as a person uses it, in Debian's headless Chromium (SwiftShader
+// WebGPU), with no network: generation with previews and a responsive main thread, a model
+// opened from a file and generated from the cache after a reload, a damaged cache refused, a
+// PNG's recipe dropped back and reproduced bit for bit, a model past a lowered binding limit
+// refused by name, a browser without WebGPU told so, and the kernel checks in the GPU tab.
+//
+// Usage: node studio.mjs MODEL.safetensors [--screenshots DIR]
+// (scripts/web-e2e.sh builds the page and the model, then runs this.)
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import assert from 'node:assert/strict';
+import { serve, browser } from './browser.mjs';
+
+const [modelPath] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const shotsAt = process.argv.indexOf('--screenshots');
+const shots = shotsAt > 0 ? process.argv[shotsAt + 1] : null;
+if (!modelPath) {
+  console.error('usage: node studio.mjs MODEL.safetensors [--screenshots DIR]');
+  process.exit(2);
+}
+if (shots) await mkdir(shots, { recursive: true });
+
+const LONG_TASK_MS = 100;
+const results = [];
+const timings = {};
+
+async function test(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    results.push([name, 'PASS', Date.now() - t0]);
+    console.log(`PASS ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+  } catch (e) {
+    results.push([name, 'FAIL', Date.now() - t0]);
+    console.log(`FAIL ${name}: ${e.stack || e}`);
+  }
+}
+
+async function shot(page, name) {
+  if (shots) await page.screenshot({ path: join(shots, `${name}.png`) });
+}
+
+// Waits until the page is idle ('ready', or another final state).
+async function settled(page, timeout = 180_000) {
+  await page.waitForFunction(() => ['ready', 'error', 'no-webgpu'].includes(document.body.dataset.state), null, { timeout });
+}
+
+async function open(context, url) {
+  const page = await context.newPage();
+  page.on('pageerror', (e) => console.log(`  page error: ${e.message}`));
+  page.on('console', (m) => m.type() === 'error' && !m.text().includes('404') && console.log(`  console: ${m.text()}`));
+  await page.goto(url);
+  await settled(page);
+  return page;
+}
+
+// Generates with the current settings; returns what the probe saw.
+async function generate(page) {
+  await page.waitForFunction(() => !document.getElementById('generate').disabled, null, { timeout: 60_000 });
+  const before = await page.evaluate(() => ({ frames: studioProbe.frames, longTasks: studioProbe.longTasks.length, t: performance.now() }));
+  await page.click('#generate');
+  await page.waitForFunction(() => document.body.dataset.state === 'generating', null, { timeout: 10_000 });
+  await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 300_000 });
+  return page.evaluate((b) => ({
+    steps: studioProbe.steps,
+    previews: studioProbe.previews,
+    frames: studioProbe.frames - b.frames,
+    seconds: (performance.now() - b.t) / 1000,
+    longTasks: studioProbe.longTasks.slice(b.longTasks),
+    status: document.getElementById('gen-status').textContent,
+  }), before);
+}
+
+// Spread of the canvas's pixel values: 0 for a flat image.
+async function canvasSpread(page) {
+  return page.evaluate(() => {
+    const c = document.getElementById('image');
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let min = 255;
+    let max = 0;
+    for (let i = 0; i < d.length; i += 4) {
+      min = Math.min(min, d[i]);
+      max = Math.max(max, d[i]);
+    }
+    return max - min;
+  });
+}
+
+// The tEXt chunks of a PNG, as {keyword: text}.
+function pngText(bytes) {
+  const out = {};
+  let at = 8;
+  while (at + 8 <= bytes.length) {
+    const len = bytes.readUInt32BE(at);
+    const type = bytes.toString('latin1', at + 4, at + 8);
+    if (type === 'tEXt') {
+      const data = bytes.subarray(at + 8, at + 8 + len);
+      const nul = data.indexOf(0);
+      out[data.toString('latin1', 0, nul)] = data.toString('latin1', nul + 1);
+    }
+    at += 12 + len;
+  }
+  return out;
+}
+
+// Drops files (name -> bytes) on the page, as a drag from the desktop does.
+async function drop(page, files) {
+  const payload = Object.entries(files).map(([name, b]) => [name, Buffer.from(b).toString('base64')]);
+  await page.evaluate((list) => {
+    const dt = new DataTransfer();
+    for (const [name, b64] of list) {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      dt.items.add(new File([bytes], name));
+    }
+    window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, payload);
+}
+
+const { server, url } = await serve();
+const { context } = await browser();
+const modelName = basename(modelPath);
+
+await test('generates with the default model: previews stream, the main thread stays responsive', async () => {
+  const page = await open(context, url);
+  await shot(page, 'create-start');
+  assert.match(await page.textContent('#model-name'), /Default model/);
+  const run = await generate(page);
+  assert.match(run.status, /^Done in/, run.status);
+  const total = run.steps.at(-1)?.total;
+  assert.ok(total >= 2 && run.steps.at(-1).done === total, `steps ${JSON.stringify(run.steps)}`);
+  assert.ok(run.steps.length >= total, 'a step event per AR step');
+  const distinct = new Set(run.previews.map((p) => p.hash)).size;
+  assert.ok(distinct >= 2, `at least two distinct previews, got ${distinct}`);
+  assert.ok(run.previews.every((p) => p.done < total), 'previews come before the final image');
+  assert.ok((await canvasSpread(page)) > 64, 'the final image is not flat');
+  const fps = run.frames / run.seconds;
+  assert.ok(fps >= 20, `the page kept drawing: ${fps.toFixed(0)} frames/s`);
+  const long = run.longTasks.filter((d) => d > LONG_TASK_MS);
+  assert.deepEqual(long, [], `long tasks on the main thread: ${long}`);
+  timings.default = { seconds: run.seconds, firstPreview: run.steps[0] ? null : null, fps };
+  const firstPreviewAt = await page.evaluate(() => studioProbe.steps[0]?.at);
+  timings.default.steps = run.steps.length;
+  timings.default.firstStepMs = Math.round(firstPreviewAt ?? 0);
+  console.log(`  ${total} AR steps in ${run.seconds.toFixed(1)} s, ${distinct} distinct previews, ${fps.toFixed(0)} frames/s, longest task ${Math.max(0, ...run.longTasks)} ms`);
+  await shot(page, 'create-done');
+
+  // Search: type, pick with the keyboard.
+  await page.fill('#class-search', '7');
+  await page.waitForSelector('#class-list li[data-index="7"]');
+  await page.keyboard.press('Enter');
+  assert.match(await page.textContent('#class-chosen'), /Class 7/);
+  await page.close();
+});
+
+await test('a downloaded PNG carries its recipe; dropped back, it reproduces the same tokens', async () => {
+  const page = await open(context, url);
+  await page.fill('#seed', '4242');
+  await page.check('#seed-lock');
+  await generate(page);
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+  const png = await readFile(await download.path());
+  const recipe = JSON.parse(pngText(png)['bitdance-recipe']);
+  assert.equal(recipe.seed, 4242);
+  assert.equal(recipe.model, 'default');
+  assert.match(recipe.token_hash, /^[0-9a-f]{64}$/);
+  assert.ok(download.suggestedFilename().endsWith('-s4242.png'), download.suggestedFilename());
+  // A fresh page, settings changed, then the PNG dropped on it.
+  await page.reload();
+  await settled(page);
+  await page.fill('#seed', '1');
+  await drop(page, { [download.suggestedFilename()]: png });
+  await page.waitForSelector('#recipe-box:not([hidden])');
+  assert.equal(await page.inputValue('#seed'), '4242', 'the recipe restored the seed');
+  await page.click('#reproduce');
+  await page.waitForSelector('#recipe-result[data-match]', { timeout: 300_000 });
+  assert.equal(await page.getAttribute('#recipe-result', 'data-match'), 'true', await page.textContent('#recipe-result'));
+  await shot(page, 'create-reproduced');
+  // The gallery kept both images across the reload.
+  assert.ok((await page.locator('#gallery .tile').count()) >= 2);
+  await page.close();
+});
+
+let sha;
+await test('a model file opened once is cached and generates after a reload without the file', async () => {
+  const page = await open(context, url);
+  await page.click('#tab-models');
+  await page.setInputFiles('#model-file', modelPath);
+  await page.waitForFunction((n) => document.getElementById('model-name').textContent === n, modelName, { timeout: 120_000 });
+  await settled(page);
+  const row = page.locator('#model-table tbody tr.current');
+  await row.waitFor();
+  sha = await row.locator('code').getAttribute('title');
+  assert.match(sha, /^[0-9a-f]{64}$/);
+  assert.match(await row.textContent(), /tiny/);
+  await shot(page, 'models');
+  await page.reload();
+  await settled(page);
+  assert.equal(await page.textContent('#model-name'), modelName, 'the cached model loads on the next visit');
+  const run = await generate(page);
+  assert.match(run.status, /^Done in/, run.status);
+  assert.ok((await canvasSpread(page)) > 32);
+  await page.close();
+});
+
+await test('a damaged cache entry is refused with a message and removed', async () => {
+  assert.ok(sha, 'the previous test cached a model');
+  const page = await open(context, url);
+  await page.evaluate(async (name) => {
+    const models = await (await navigator.storage.getDirectory()).getDirectoryHandle('models');
+    const handle = await models.getFileHandle(name);
+    const file = await handle.getFile();
+    const w = await handle.createWritable({ keepExistingData: true });
+    await w.write({ type: 'write', position: Math.floor(file.size / 2), data: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]) });
+    await w.close();
+  }, `${sha}.safetensors`);
+  await page.reload();
+  await settled(page);
+  const notice = await page.textContent('#notice');
+  assert.match(notice, /damaged/, notice);
+  assert.match(notice, new RegExp(modelName.replace('.', '\\.')));
+  assert.match(await page.textContent('#model-name'), /Default model/);
+  await page.click('#tab-models');
+  await page.waitForFunction(() => document.querySelectorAll('#model-table tbody tr').length === 1);
+  await page.close();
+});
+
+await test('a model past a lowered binding limit is refused by name', async () => {
+  const page = await open(context, `${url}?max_binding_kib=16`);
+  const notice = await page.textContent('#notice');
+  assert.match(notice, /max_storage_buffer_binding_size = 16384/, notice);
+  assert.match(notice, /feature map|a row of weight/, notice);
+  await page.click('#tab-models');
+  await page.setInputFiles('#model-file', modelPath);
+  await page.waitForFunction(() => /exceeds the adapter limit/.test(document.getElementById('notice').textContent), null, { timeout: 120_000 });
+  await page.close();
+});
+
+await test('a browser without WebGPU is told which browsers have it', async () => {
+  const page = await context.newPage();
+  await page.addInitScript(() => {
+    delete Navigator.prototype.gpu;
+  });
+  await page.goto(url);
+  await page.waitForSelector('#no-webgpu:not([hidden])');
+  assert.match(await page.textContent('#no-webgpu'), /Chrome/);
+  await page.close();
+});
+
+await test('the kernel checks pass on this adapter (GPU tab)', async () => {
+  const page = await open(context, url);
+  await page.click('#tab-gpu');
+  await page.click('#run-checks');
+  await page.waitForSelector('#done', { state: 'attached', timeout: 300_000 });
+  const done = await page.evaluate(() => ({ ...document.getElementById('done').dataset }));
+  console.log(`  kernel checks: ${done.passed} passed, ${done.failed} failed, ${done.skipped} skipped`);
+  assert.equal(done.error, undefined, done.error);
+  assert.equal(done.failed, '0');
+  assert.ok(Number(done.passed) > 50);
+  await shot(page, 'gpu');
+  await page.close();
+});
+
+await context.close();
+server.close();
+if (shots) await writeFile(join(shots, 'timings.json'), JSON.stringify(timings, null, 2));
+const failed = results.filter((r) => r[1] === 'FAIL');
+console.log(`\n${results.length - failed.length} passed, ${failed.length} failed`);
+process.exit(failed.length ? 1 : 0);

@@ -1,0 +1,193 @@
+// What the studio keeps in the Origin Private File System (used from the worker only):
+//   models/<sha256>.safetensors   a model or autoencoder file, named by its SHA-256
+//   models/<sha256>.json          the entry of an opened model (name, sizes, its autoencoder,
+//                                 its card); written last, so a half-copied model has none
+//   gallery/<stamp>.png + .json   the images made, with their recipes
+//   state.json                    the model last used, loaded again on the next visit
+// Files are written under a temporary name and then renamed, so a reload mid-write leaves
+// either the old file or the new one, never half of it.
+
+async function root() {
+  return navigator.storage.getDirectory();
+}
+
+async function dir(name) {
+  return (await root()).getDirectoryHandle(name, { create: true });
+}
+
+async function fileOf(parent, name) {
+  try {
+    return await (await parent.getFileHandle(name)).getFile();
+  } catch {
+    return null;
+  }
+}
+
+async function remove(parent, name) {
+  try {
+    await parent.removeEntry(name);
+  } catch {
+    // already gone
+  }
+}
+
+// Writes `blob` (or bytes) to `parent/name` through `name.part`, reporting bytes written.
+async function writeFile(parent, name, data, onProgress = () => {}) {
+  const blob = data instanceof Blob ? data : new Blob([data]);
+  const tmp = `${name}.part`;
+  const handle = await parent.getFileHandle(tmp, { create: true });
+  const access = await handle.createSyncAccessHandle();
+  try {
+    access.truncate(0);
+    const reader = blob.stream().getReader();
+    let at = 0;
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      access.write(value, { at });
+      at += value.length;
+      onProgress(at, blob.size);
+    }
+    access.flush();
+  } finally {
+    access.close();
+  }
+  await remove(parent, name);
+  await handle.move(name);
+}
+
+async function readJson(parent, name) {
+  const file = await fileOf(parent, name);
+  if (!file) return null;
+  try {
+    return JSON.parse(await file.text());
+  } catch {
+    return null;
+  }
+}
+
+const writeJson = (parent, name, value) => writeFile(parent, name, JSON.stringify(value));
+
+// Copies a model (and its optional autoencoder), each {name, sha256, blob}, into the cache;
+// a file already cached under its SHA-256 is not copied again. Returns the entry.
+export async function saveModel(model, vae, onProgress) {
+  const models = await dir('models');
+  const parts = [model, vae].filter(Boolean);
+  const total = parts.reduce((n, p) => n + p.blob.size, 0);
+  let before = 0;
+  for (const part of parts) {
+    const name = `${part.sha256}.safetensors`;
+    const cached = await fileOf(models, name);
+    if (!cached || cached.size !== part.blob.size) {
+      await writeFile(models, name, part.blob, (done) => onProgress(before + done, total));
+    }
+    before += part.blob.size;
+    onProgress(before, total);
+  }
+  const old = await readJson(models, `${model.sha256}.json`);
+  const entry = {
+    name: model.name,
+    sha256: model.sha256,
+    size: model.blob.size,
+    vae: vae ? { name: vae.name, sha256: vae.sha256, size: vae.blob.size } : null,
+    added: old?.added ?? Date.now(),
+    card: old?.card ?? null,
+  };
+  await writeJson(models, `${model.sha256}.json`, entry);
+  return entry;
+}
+
+// Records the card (config, classes, ...) a loaded model showed, for the models list.
+export async function saveCard(sha256, card) {
+  const models = await dir('models');
+  const entry = await readJson(models, `${sha256}.json`);
+  if (entry) await writeJson(models, `${sha256}.json`, { ...entry, card });
+}
+
+// Every cached model whose files are all present, newest first.
+export async function listModels() {
+  const models = await dir('models');
+  const out = [];
+  for await (const [name] of models.entries()) {
+    if (!name.endsWith('.json')) continue;
+    const entry = await readJson(models, name);
+    if (!entry) continue;
+    const file = await fileOf(models, `${entry.sha256}.safetensors`);
+    const vae = entry.vae && (await fileOf(models, `${entry.vae.sha256}.safetensors`));
+    if (file && (!entry.vae || vae)) out.push(entry);
+  }
+  return out.sort((a, b) => b.added - a.added);
+}
+
+// The files of a cached model entry: {model, vae} (Files from the cache).
+export async function modelFiles(entry) {
+  const models = await dir('models');
+  const model = await fileOf(models, `${entry.sha256}.safetensors`);
+  if (!model) throw new Error(`${entry.name} is no longer in the cache`);
+  const vae = entry.vae ? await fileOf(models, `${entry.vae.sha256}.safetensors`) : undefined;
+  if (entry.vae && !vae) throw new Error(`the autoencoder of ${entry.name} is no longer in the cache`);
+  return { model, vae: vae ?? undefined };
+}
+
+// Removes a cached model, and its autoencoder unless another entry uses it.
+export async function deleteModel(sha256) {
+  const models = await dir('models');
+  const entry = await readJson(models, `${sha256}.json`);
+  await remove(models, `${sha256}.json`);
+  await remove(models, `${sha256}.safetensors`);
+  if (entry?.vae) {
+    const others = await listModels();
+    if (!others.some((m) => m.vae?.sha256 === entry.vae.sha256)) {
+      await remove(models, `${entry.vae.sha256}.safetensors`);
+    }
+  }
+  const state = await readJson(await root(), 'state.json');
+  if (state?.lastModel === sha256) await setLastModel(null);
+}
+
+// The cached model used last (null: the default model).
+export async function lastModel() {
+  const state = await readJson(await root(), 'state.json');
+  if (!state?.lastModel) return null;
+  return (await listModels()).find((m) => m.sha256 === state.lastModel) ?? null;
+}
+
+export async function setLastModel(sha256) {
+  await writeJson(await root(), 'state.json', { lastModel: sha256 });
+}
+
+// Keeps a finished image (PNG with its recipe chunk) and its recipe; returns the item.
+export async function saveImage(png, recipe) {
+  const gallery = await dir('gallery');
+  const stamp = `${Date.now().toString().padStart(15, '0')}-c${recipe.classes[0]}-s${recipe.seed}`;
+  await writeFile(gallery, `${stamp}.png`, png);
+  await writeJson(gallery, `${stamp}.json`, recipe);
+  return { name: stamp, png, recipe };
+}
+
+// Every kept image, newest first: {name, png, recipe}.
+export async function listImages() {
+  const gallery = await dir('gallery');
+  const names = [];
+  for await (const [name] of gallery.entries()) {
+    if (name.endsWith('.png')) names.push(name.slice(0, -4));
+  }
+  names.sort().reverse();
+  const out = [];
+  for (const name of names) {
+    const file = await fileOf(gallery, `${name}.png`);
+    const recipe = await readJson(gallery, `${name}.json`);
+    if (file && recipe) out.push({ name, png: new Uint8Array(await file.arrayBuffer()), recipe });
+  }
+  return out;
+}
+
+export async function deleteImage(name) {
+  const gallery = await dir('gallery');
+  await remove(gallery, `${name}.png`);
+  await remove(gallery, `${name}.json`);
+}
+
+export async function clearImages() {
+  await (await root()).removeEntry('gallery', { recursive: true }).catch(() => {});
+}

@@ -1,0 +1,213 @@
+// The engine's Web Worker: every GPU call, model load, hash and file write happens here, so the
+// page's main thread only draws. Requests arrive as {id, op, ...}; each gets one reply
+// {id, ok, result | error}. Long jobs also post events {event, ...} (progress, steps, previews).
+// Requests interleave at every await, so Stop and class searches are answered mid-generation.
+import init, * as engine from './pkg/bitdance_web.js';
+import * as store from './store.js';
+
+let stopRequested = false;
+let busy = null; // the long job running now ("generate", "open"), one at a time
+
+const post = (message, transfer = []) => self.postMessage(message, transfer);
+const event = (name, fields = {}, transfer = []) => post({ event: name, ...fields }, transfer);
+
+// Throttled byte progress for a phase ("hash", "copy", "load") of the job `job`.
+function progress(job, phase, label) {
+  let last = 0;
+  return (done, total) => {
+    const now = performance.now();
+    if (done < total && now - last < 100) return;
+    last = now;
+    event('progress', { job, phase, label, done, total });
+  };
+}
+
+async function currentModel() {
+  return JSON.parse(engine.model_card());
+}
+
+// Opens files picked or dropped on the page: finds the model and its optional autoencoder,
+// hashes them, copies them into the Origin Private File System, then loads from the copies.
+async function openFiles(files) {
+  const roles = await Promise.all(files.map((f) => engine.file_role(f.name, f)));
+  const model = files[roles.indexOf('model')];
+  const vae = files[roles.indexOf('autoencoder')];
+  if (!model) throw new Error(`no model among ${files.map((f) => f.name).join(', ')}: only an autoencoder`);
+  if (files.length > 2 || roles.filter((r) => r === 'model').length > 1) {
+    throw new Error('open one model, optionally with its autoencoder file');
+  }
+  const sha = await engine.hash_blob(model, progress('open', 'hash', model.name));
+  const vaeSha = vae ? await engine.hash_blob(vae, progress('open', 'hash', vae.name)) : undefined;
+  const stored = await store.saveModel(
+    { name: model.name, sha256: sha, blob: model },
+    vae && { name: vae.name, sha256: vaeSha, blob: vae },
+    progress('open', 'copy', model.name),
+  );
+  return loadStored(stored, false);
+}
+
+// Loads a cached model; `verify` re-hashes its files first and removes an entry that differs.
+async function loadStored(entry, verify) {
+  const files = await store.modelFiles(entry);
+  if (verify) {
+    for (const [file, sha, name] of [[files.model, entry.sha256, entry.name], [files.vae, entry.vae?.sha256, entry.vae?.name]]) {
+      if (!file) continue;
+      const found = await engine.hash_blob(file, progress('open', 'verify', name));
+      if (found !== sha) {
+        await store.deleteModel(entry.sha256);
+        throw new Error(`the cached copy of ${name} is damaged (SHA-256 ${found.slice(0, 12)}… instead of ${sha.slice(0, 12)}…); it was removed: open the file again`);
+      }
+    }
+  }
+  const card = JSON.parse(await engine.open_model(
+    entry.name, files.model, entry.sha256, files.vae, entry.vae?.sha256, progress('open', 'load', entry.name),
+  ));
+  await store.saveCard(entry.sha256, card);
+  await store.setLastModel(entry.sha256);
+  return card;
+}
+
+// One image, a step at a time: a step event after each AR step, a preview whenever the time
+// since the last one exceeds what a decode costs (so previews take at most about half the
+// time), the finished image with its PNG and recipe at the end; null when stopped.
+async function generate({ cls, cfg, steps, schedule, seed }) {
+  stopRequested = false;
+  const t0 = performance.now();
+  const total = engine.start_generation(cls, steps, cfg, schedule, BigInt(seed));
+  event('step', { done: 0, total, elapsed: 0 });
+  let decodeCost = 0;
+  let lastPreview = performance.now();
+  for (let done = 0; done < total; ) {
+    done = await engine.generation_step();
+    if (stopRequested) {
+      engine.stop_generation();
+      return null;
+    }
+    event('step', { done, total, elapsed: performance.now() - t0 });
+    if (done < total && performance.now() - lastPreview >= decodeCost) {
+      const d0 = performance.now();
+      const rgba = await engine.generation_preview();
+      decodeCost = performance.now() - d0;
+      lastPreview = performance.now();
+      event('preview', { done, total, rgba }, [rgba.buffer]);
+      if (stopRequested) {
+        engine.stop_generation();
+        return null;
+      }
+    }
+  }
+  const out = await engine.generation_finish();
+  const recipe = JSON.parse(out.recipe);
+  const item = await store.saveImage(out.png, recipe);
+  return { rgba: out.rgba, png: out.png, recipe, item, seconds: (performance.now() - t0) / 1000 };
+}
+
+const ops = {
+  async init({ maxBindingKib }) {
+    if (maxBindingKib) engine.set_max_binding_kib(maxBindingKib);
+    const adapter = JSON.parse(await engine.adapter_info());
+    // Browsers may hide the adapter's name from wgpu; its vendor and architecture stand in.
+    const info = (await navigator.gpu.requestAdapter())?.info;
+    adapter.browser_name = info ? [info.vendor, info.architecture, info.device].filter(Boolean).join(' ') : '';
+    let model;
+    let notice;
+    const last = await store.lastModel();
+    if (last) {
+      try {
+        model = await loadStored(last, true);
+      } catch (e) {
+        notice = e.message;
+      }
+    }
+    if (!model) {
+      try {
+        model = JSON.parse(await engine.open_default_model());
+      } catch (e) {
+        notice = `The default model cannot load on this adapter: ${e.message}`;
+        model = null;
+      }
+    }
+    return { adapter, model, notice, families: engine.conformance_families() };
+  },
+  async models() {
+    return store.listModels();
+  },
+  async openFiles({ files }) {
+    return openFiles(files);
+  },
+  async openCached({ sha256 }) {
+    const entry = (await store.listModels()).find((m) => m.sha256 === sha256);
+    if (!entry) throw new Error(`no cached model with SHA-256 ${sha256}`);
+    return loadStored(entry, true);
+  },
+  async openDefault() {
+    await store.setLastModel(null);
+    return JSON.parse(await engine.open_default_model());
+  },
+  async deleteModel({ sha256 }) {
+    await store.deleteModel(sha256);
+    return store.listModels();
+  },
+  async search({ query, limit }) {
+    return JSON.parse(engine.search_classes(query, limit));
+  },
+  async generate(args) {
+    return generate(args);
+  },
+  async stop() {
+    stopRequested = true;
+    return true;
+  },
+  async gallery() {
+    return store.listImages();
+  },
+  async deleteImage({ name }) {
+    await store.deleteImage(name);
+    return true;
+  },
+  async clearGallery() {
+    await store.clearImages();
+    return true;
+  },
+  async readRecipe({ name, bytes }) {
+    return JSON.parse(engine.read_recipe(name, new Uint8Array(bytes)));
+  },
+  async memory() {
+    return JSON.parse(await engine.memory_stats());
+  },
+  async model() {
+    return currentModel();
+  },
+  async conformance({ family }) {
+    return JSON.parse(await engine.run_conformance(family));
+  },
+};
+
+// Jobs that use the GPU for long run one at a time; the rest answer at once.
+const exclusive = new Set(['generate', 'openFiles', 'openCached', 'openDefault', 'conformance']);
+
+const ready = init();
+self.onmessage = async ({ data }) => {
+  const { id, op, ...args } = data;
+  try {
+    await ready;
+    if (!ops[op]) throw new Error(`unknown request '${op}'`);
+    if (exclusive.has(op)) {
+      if (busy) throw new Error(`busy: ${busy} is running`);
+      busy = op;
+    }
+    try {
+      const result = await ops[op](args);
+      const transfer = result?.rgba ? [result.rgba.buffer] : [];
+      post({ id, ok: true, result }, transfer);
+    } finally {
+      if (exclusive.has(op)) busy = null;
+    }
+  } catch (e) {
+    post({ id, ok: false, error: e instanceof Error ? e.message : String(e) });
+    // A Rust panic aborts as a RuntimeError; the module's state cannot be trusted after it.
+    if (e instanceof WebAssembly.RuntimeError) event('fatal', { message: `engine panic: ${e.message}` });
+  }
+};
+self.onerror = (e) => event('fatal', { message: e.message || String(e) });
+self.onunhandledrejection = (e) => event('fatal', { message: e.reason?.message || String(e.reason) });
