@@ -74,6 +74,7 @@ const state = {
 };
 
 const engine = new Engine(onEngineEvent);
+probe.engine = engine;
 
 function onEngineEvent(e) {
   switch (e.event) {
@@ -558,7 +559,7 @@ function showAdapter(a) {
 async function refreshMemory() {
   try {
     const m = await engine.request('memory');
-    $('memory').textContent = `GPU memory held now ${bytes(m.held)}, at peak ${bytes(m.peak)}; largest binding ${bytes(m.largest_binding)}.`;
+    $('memory').textContent = `GPU memory held now ${bytes(m.held)}, at peak ${bytes(m.peak)}; largest binding ${bytes(m.largest_binding)}; engine heap ${bytes(m.wasm_heap)}.`;
   } catch {
     // the engine is busy starting
   }
@@ -657,7 +658,7 @@ async function recover(reason) {
   engine.restart();
   try {
     await start();
-    notice(`The engine stopped (${reason}) and was restarted; your images and models are kept.`);
+    notice(`The engine stopped (${reason}); it was restarted and ${state.model?.name === 'default' ? 'the default model' : state.model?.name} reloaded. Your images and models are kept.`);
   } catch (e) {
     notice(`The engine could not restart: ${message(e)}`, 'error');
   }

@@ -178,6 +178,10 @@ const ops = {
   async model() {
     return currentModel();
   },
+  async loseDevice() {
+    await engine.lose_device();
+    return true;
+  },
   async conformance({ family }) {
     return JSON.parse(await engine.run_conformance(family));
   },
@@ -205,8 +209,11 @@ self.onmessage = async ({ data }) => {
     }
   } catch (e) {
     post({ id, ok: false, error: e instanceof Error ? e.message : String(e) });
-    // A Rust panic aborts as a RuntimeError; the module's state cannot be trusted after it.
+    // A Rust panic aborts as a RuntimeError; the module's state cannot be trusted after it. A
+    // lost device cannot be used again. Either way the page starts a fresh worker, which
+    // reopens the GPU and reloads the model from the cache.
     if (e instanceof WebAssembly.RuntimeError) event('fatal', { message: `engine panic: ${e.message}` });
+    else if (/GPU device was lost/.test(e?.message)) event('fatal', { message: 'the GPU device was lost' });
   }
 };
 self.onerror = (e) => event('fatal', { message: e.message || String(e) });

@@ -275,3 +275,17 @@ fn webgpu_limits_are_what_a_browser_grants_and_bound_every_tensor() {
     let _y = ops::silu(&x).unwrap();
     assert_eq!(gpu.stats().largest_binding_bytes, 4000);
 }
+
+/// A lost device (here destroyed on purpose, as a driver reset would) turns every later call
+/// into `Error::DeviceLost`, which the apps catch to reopen the GPU and reload the model.
+#[test]
+fn a_lost_device_is_reported_as_such() {
+    let gpu = bitdance::gpu::block_on(bitdance::Gpu::from_env()).unwrap();
+    let x = Tensor::from_f32(&gpu, &[4], &[1.0, 2.0, 3.0, 4.0]).unwrap();
+    assert!(gpu.lost().is_none());
+    gpu.device().destroy();
+    let e = x.read_f32().unwrap_err();
+    assert!(gpu.lost().is_some(), "the device-lost callback fired: {e}");
+    assert!(matches!(e, bitdance::Error::DeviceLost(_)), "{e}");
+    assert!(e.to_string().contains("was lost"), "{e}");
+}

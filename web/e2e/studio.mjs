@@ -235,6 +235,18 @@ await test('a model past a lowered binding limit is refused by name', async () =
   await page.close();
 });
 
+await test('a lost GPU device is reported, the engine restarts and generates again', async () => {
+  const page = await open(context, url);
+  await page.evaluate(() => studioProbe.engine.request('loseDevice'));
+  await page.click('#generate');
+  await page.waitForFunction(() => /was restarted/.test(document.getElementById('notice').textContent), null, { timeout: 120_000 });
+  assert.match(await page.textContent('#notice'), /GPU device was lost/);
+  await settled(page);
+  const run = await generate(page);
+  assert.match(run.status, /^Done in/, run.status);
+  await page.close();
+});
+
 await test('a browser without WebGPU is told which browsers have it', async () => {
   const page = await context.newPage();
   await page.addInitScript(() => {

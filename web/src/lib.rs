@@ -55,6 +55,14 @@ pub(crate) fn js(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// Destroys the GPU device as a driver reset would, so the page's recovery can be tested: every
+/// later call fails with "the GPU device was lost".
+#[wasm_bindgen]
+pub async fn lose_device() -> Result<(), JsError> {
+    gpu().await.map_err(js)?.device().destroy();
+    Ok(())
+}
+
 /// Names of the conformance families, in the order they run.
 #[wasm_bindgen]
 pub fn conformance_families() -> Vec<String> {
@@ -71,8 +79,9 @@ pub async fn adapter_info() -> Result<String, JsError> {
     Ok(report::adapter(&gpu).to_string())
 }
 
-/// GPU memory now held and at peak (bytes, in use plus pooled) as JSON
-/// `{held, peak, largest_binding}`.
+/// GPU memory now held and at peak (bytes, in use plus pooled), the largest binding, and the
+/// wasm heap's size (it only grows, so it is the peak) as JSON
+/// `{held, peak, largest_binding, wasm_heap}`.
 #[wasm_bindgen]
 pub async fn memory_stats() -> Result<String, JsError> {
     let gpu = gpu().await.map_err(js)?;
@@ -81,8 +90,18 @@ pub async fn memory_stats() -> Result<String, JsError> {
         "held": s.live_bytes + s.pooled_bytes,
         "peak": s.peak_bytes,
         "largest_binding": s.largest_binding_bytes,
+        "wasm_heap": wasm_heap_bytes(),
     })
     .to_string())
+}
+
+/// Bytes of the wasm linear memory (it never shrinks: the peak of the heap).
+fn wasm_heap_bytes() -> f64 {
+    let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().unchecked_into();
+    memory
+        .buffer()
+        .unchecked_into::<js_sys::ArrayBuffer>()
+        .byte_length() as f64
 }
 
 /// Runs one conformance family (all when `family` is omitted) and returns JSON

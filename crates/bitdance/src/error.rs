@@ -86,6 +86,10 @@ pub enum Error {
     /// The GPU reported a validation or out-of-memory error, or readback failed.
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// The device is gone (a driver reset, a GPU unplugged, the browser reclaiming it): every
+    /// tensor on it is lost; open a new `Gpu` and load the model again.
+    #[error("the GPU device was lost ({0}); reopen it and load the model again")]
+    DeviceLost(String),
     /// An argument outside its valid range.
     #[error("{0}")]
     Invalid(String),

@@ -61,6 +61,8 @@ pub(crate) struct Inner {
     pipelines: Mutex<PipelineCache>,
     pub recorder: Mutex<Recorder>,
     error: Arc<Mutex<Option<String>>>,
+    /// Why the device was lost (set by wgpu's device-lost callback).
+    lost: Arc<Mutex<Option<String>>>,
     submits: AtomicU64,
     dispatches: AtomicU64,
     largest_binding: AtomicU64,
@@ -154,6 +156,11 @@ impl Gpu {
                 *slot = Some(e.to_string());
             }
         }));
+        let lost = Arc::new(Mutex::new(None::<String>));
+        let lost_sink = lost.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            *lock(&lost_sink) = Some(format!("{reason:?}: {message}"));
+        });
         let align = limits.min_uniform_buffer_offset_alignment;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -167,6 +174,7 @@ impl Gpu {
                 pipelines: Mutex::new(PipelineCache::default()),
                 recorder: Mutex::new(Recorder::new(align)),
                 error,
+                lost,
                 submits: AtomicU64::new(0),
                 dispatches: AtomicU64::new(0),
                 largest_binding: AtomicU64::new(0),
@@ -310,9 +318,26 @@ impl Gpu {
         self.take_error()
     }
 
-    /// The first GPU error reported since the last call, as an `Error::Gpu`.
+    /// Why the device was lost, if it was (then every call fails with `Error::DeviceLost`).
+    pub fn lost(&self) -> Option<String> {
+        lock(&self.inner.lost).clone()
+    }
+
+    /// The first GPU error reported since the last call, as an `Error::Gpu`; once the device
+    /// is lost, always `Error::DeviceLost`.
     pub fn take_error(&self) -> Result<()> {
-        match lock(&self.inner.error).take() {
+        if let Some(reason) = self.lost() {
+            return Err(Error::DeviceLost(reason));
+        }
+        let error = lock(&self.inner.error).take();
+        if error.is_some() {
+            // An error may be the first sign of a lost device: a poll runs its callback.
+            let _ = self.inner.device.poll(wgpu::PollType::Poll);
+            if let Some(reason) = self.lost() {
+                return Err(Error::DeviceLost(reason));
+            }
+        }
+        match error {
             Some(msg) => Err(Error::Gpu(msg)),
             None => Ok(()),
         }

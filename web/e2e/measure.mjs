@@ -1,0 +1,49 @@
+// Measures the studio in headless Chromium with a large model: open from a URL (?model=),
+// hash + copy into OPFS + load tensor by tensor, then a reload that loads from the cache, then
+// one image at the given head steps. Prints load times, the engine's wasm heap, peak GPU bytes,
+// time to the first preview and per image as JSON. Not a test (minutes for a B model).
+// Usage: node measure.mjs MODEL.safetensors [--steps N] [--class K]
+import { basename } from 'node:path';
+import { serve, browser } from './browser.mjs';
+
+const args = process.argv.slice(2);
+const opt = (name, dflt) => (args.includes(name) ? args[args.indexOf(name) + 1] : dflt);
+const model = args.find((a) => a.endsWith('.safetensors'));
+const steps = opt('--steps', '1');
+const cls = opt('--class', '207');
+const { server, url } = await serve({ [basename(model)]: model });
+const { context } = await browser();
+const page = await context.newPage();
+page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
+const settled = () => page.waitForFunction(() => document.body.dataset.state === 'ready' && document.getElementById('model-name').textContent !== 'Loading…', null, { timeout: 3_600_000 });
+const memory = () => page.evaluate(() => studioProbe.engine.request('memory'));
+const out = { model: basename(model) };
+
+let t = Date.now();
+await page.goto(`${url}?model=/files/${encodeURIComponent(basename(model))}`);
+await page.waitForFunction((n) => document.getElementById('model-name').textContent === n, basename(model), { timeout: 3_600_000 });
+await settled();
+out.first_open_s = (Date.now() - t) / 1000;
+out.after_first_open = await memory();
+await page.goto(url);
+t = Date.now();
+await settled();
+out.cached_open_s = (Date.now() - t) / 1000;
+out.card = await page.evaluate(() => studioProbe.engine.request('model'));
+await page.fill('#class-search', cls);
+await page.waitForSelector(`#class-list li[data-index="${cls}"]`);
+await page.keyboard.press('Enter');
+await page.fill('#steps', steps);
+t = Date.now();
+await page.click('#generate');
+await page.waitForFunction(() => studioProbe.previews.length > 0 || document.body.dataset.state === 'ready', null, { timeout: 3_600_000 });
+out.first_preview_s = (Date.now() - t) / 1000;
+await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 3_600_000 });
+out.image_s = (Date.now() - t) / 1000;
+out.status = await page.textContent('#gen-status');
+out.after_image = await memory();
+out.head_steps = Number(steps);
+console.log(JSON.stringify(out, null, 2));
+await page.screenshot({ path: '/tmp/measure.png' });
+await context.close();
+server.close();
