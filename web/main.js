@@ -93,6 +93,18 @@ function onEngineEvent(e) {
     case 'fatal':
       recover(e.message);
       break;
+    case 'trainStep':
+      onTrainStep(e);
+      break;
+    case 'trainSamples':
+      drawGrid(e);
+      break;
+    case 'trainPhase':
+      $('train-status').textContent = e.text;
+      break;
+    case 'trainInfo':
+      $('train-status').textContent = `Training on ${e.images} images of ${e.classes.length} classes (${e.classes.join(', ')})`;
+      break;
     default:
       break;
   }
@@ -153,15 +165,17 @@ const randomSeed = () => Math.floor(Math.random() * 2 ** 31);
 // ---------------------------------------------------------------------------------------------
 // Tabs
 
+const TABS = ['create', 'models', 'train', 'gpu'];
 function showTab(name) {
-  for (const t of ['create', 'models', 'gpu']) {
+  for (const t of TABS) {
     $(`tab-${t}`).setAttribute('aria-selected', String(t === name));
     $(`panel-${t}`).hidden = t !== name;
   }
   if (name === 'models') refreshModels();
   if (name === 'gpu') refreshMemory();
+  if (name === 'train') refreshTraining();
 }
-for (const t of ['create', 'models', 'gpu']) $(`tab-${t}`).onclick = () => showTab(t);
+for (const t of TABS) $(`tab-${t}`).onclick = () => showTab(t);
 $('change-model').onclick = () => showTab('models');
 
 // ---------------------------------------------------------------------------------------------
@@ -539,6 +553,201 @@ window.addEventListener('drop', (ev) => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// Fine-tuning
+
+const training = { files: null, log: [], running: false, steps: 0 };
+probe.train = training;
+
+function trainOptions() {
+  const num = (id) => Number($(id).value);
+  const o = {
+    steps: Math.round(num('train-steps')), batch: Math.round(num('train-batch')), lr: num('train-lr'),
+    warmup: Math.round(num('train-warmup')), ema: num('train-ema'), seed: Math.round(num('train-seed')),
+    flips: $('train-flip').checked, checkpointEvery: Math.round(num('train-ckpt')),
+    sampleEvery: Math.round(num('train-samples')), sampleSteps: 25, sampleCfg: 3,
+  };
+  if (!(o.steps >= 1 && o.batch >= 1 && o.checkpointEvery >= 1 && o.sampleEvery >= 0 && o.warmup >= 0 && o.seed >= 0)) {
+    throw new Error('steps, batch and checkpoint interval must be at least 1; warmup, samples and seed at least 0');
+  }
+  if (!(o.lr > 0 && o.lr < 1)) throw new Error('the learning rate must be between 0 and 1');
+  if (!(o.ema >= 0 && o.ema < 1)) throw new Error('the EMA decay must be in [0, 1)');
+  return o;
+}
+
+function classFolders(files) {
+  const classes = new Map();
+  for (const f of files) {
+    const parts = f.webkitRelativePath.split('/');
+    if (parts.length < 2 || !/\.(png|jpe?g)$/i.test(f.name)) continue;
+    const cls = parts[parts.length - 2];
+    classes.set(cls, (classes.get(cls) ?? 0) + 1);
+  }
+  return classes;
+}
+
+$('train-folder').addEventListener('change', async (ev) => {
+  const files = [...ev.target.files];
+  const classes = classFolders(files);
+  const count = [...classes.values()].reduce((a, b) => a + b, 0);
+  training.files = count ? files : null;
+  $('train-data').textContent = count
+    ? `${count} images in ${classes.size} classes: ${[...classes.keys()].sort().join(", ")}`
+    : 'No PNG or JPEG images in class sub-folders: choose another folder';
+  $('train-start').disabled = !count || training.running;
+  await estimate();
+});
+$('train-batch').addEventListener('change', estimate);
+
+async function estimate() {
+  try {
+    const batch = Math.max(1, Math.round(Number($('train-batch').value)));
+    const m = await engine.request('finetuneEstimate', { batch });
+    const limit = state.adapter?.limits?.max_buffer_size;
+    $('train-estimate').textContent = `Needs about ${bytes(m.bytes)} of GPU memory (${params_(m.parameters)} parameters, batch ${batch})${limit ? `; this adapter's largest buffer is ${bytes(limit)}` : ''}. Step time shows after the first steps.`;
+  } catch (e) {
+    $('train-estimate').textContent = message(e);
+  }
+}
+
+function onTrainStep(e) {
+  training.log.push({ step: e.step, loss: e.loss });
+  $('train-bar').style.width = `${(100 * e.step) / e.steps}%`;
+  const left = e.rate > 0 ? (e.steps - e.step) / e.rate : NaN;
+  $('train-status').textContent = `Step ${e.step} of ${e.steps} · loss ${e.loss.toFixed(4)} · lr ${e.lr.toExponential(1)}`;
+  $('train-rate').textContent = Number.isFinite(left) ? `${e.rate.toFixed(2)} steps/s · ${formatTime(left)} left` : '';
+  drawLoss();
+}
+
+function formatTime(s) {
+  return s >= 3600 ? `${(s / 3600).toFixed(1)} h` : s >= 60 ? `${Math.round(s / 60)} min` : `${Math.round(s)} s`;
+}
+
+// The loss per step, and its running mean over 10 steps.
+function drawLoss() {
+  const c = $('train-loss');
+  const ctx = c.getContext('2d');
+  const w = c.width;
+  const h = c.height;
+  ctx.clearRect(0, 0, w, h);
+  const log = training.log;
+  if (log.length < 2) return;
+  const losses = log.map((p) => p.loss);
+  const lo = Math.min(...losses);
+  const hi = Math.max(...losses);
+  const x = (i) => 40 + ((w - 50) * i) / Math.max(1, log.length - 1);
+  const y = (v) => h - 20 - ((h - 30) * (v - lo)) / Math.max(1e-9, hi - lo);
+  ctx.fillStyle = '#9aa3b2';
+  ctx.font = '11px system-ui';
+  ctx.fillText(hi.toFixed(3), 2, 14);
+  ctx.fillText(lo.toFixed(3), 2, h - 22);
+  ctx.fillText(`step ${log.at(-1).step}`, w - 70, h - 4);
+  const line = (values, color, width) => {
+    ctx.strokeStyle = color;
+    ctx.lineWidth = width;
+    ctx.beginPath();
+    values.forEach((v, i) => (i ? ctx.lineTo(x(i), y(v)) : ctx.moveTo(x(i), y(v))));
+    ctx.stroke();
+  };
+  line(losses, '#3b4252', 1);
+  const mean = losses.map((_, i) => {
+    const part = losses.slice(Math.max(0, i - 9), i + 1);
+    return part.reduce((a, b) => a + b, 0) / part.length;
+  });
+  line(mean, '#7c9cff', 2);
+}
+
+function drawGrid(e) {
+  const height = e.rgba.length / 4 / e.width;
+  const c = $('train-grid');
+  c.width = e.width;
+  c.height = height;
+  c.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(e.rgba.buffer ?? e.rgba), e.width, height), 0, 0);
+  $('train-samples-step').textContent = `after step ${e.step}`;
+}
+
+function setTraining(running) {
+  training.running = running;
+  $('train-start').disabled = running || !training.files;
+  $('train-pause').disabled = !running;
+  $('train-folder').disabled = running;
+  document.body.dataset.training = running ? 'running' : 'idle';
+}
+
+async function train(op, args) {
+  setTraining(true);
+  $('train-done').hidden = true;
+  $('train-resume').hidden = true;
+  try {
+    const result = await engine.request(op, args);
+    training.log = result.log.map((p) => ({ step: p.step, loss: p.loss }));
+    drawLoss();
+    if (result.paused) {
+      $('train-status').textContent = `Paused at step ${result.step}: the checkpoint is kept, Resume continues exactly.`;
+      $('train-resume').hidden = false;
+    } else {
+      $('train-status').textContent = `Done: ${result.model.name} is in your models.`;
+      showTrained(result.model);
+    }
+    document.body.dataset.trainResult = result.paused ? 'paused' : 'finished';
+  } catch (e) {
+    $('train-status').textContent = `Error: ${message(e)}`;
+    document.body.dataset.trainResult = 'error';
+  } finally {
+    setTraining(false);
+    refreshTraining();
+  }
+}
+
+function showTrained(model) {
+  $('train-done').hidden = false;
+  $('train-use').onclick = () => {
+    showTab('create');
+    openModel('openCached', { sha256: model.sha256 });
+  };
+  $('train-download').onclick = async (ev) => {
+    ev.preventDefault();
+    const png = await engine.request('modelBytes', { sha256: model.sha256 });
+    const a = el('a', { href: URL.createObjectURL(new Blob([png])), download: 'model.safetensors' });
+    a.click();
+  };
+}
+
+$('train-start').onclick = () => {
+  let options;
+  try {
+    options = trainOptions();
+  } catch (e) {
+    $('train-status').textContent = message(e);
+    return;
+  }
+  training.log = [];
+  const paths = training.files.map((f) => f.webkitRelativePath);
+  train('finetuneStart', { files: training.files, paths, options });
+};
+$('train-pause').onclick = () => {
+  engine.request('finetunePause');
+  $('train-status').textContent = 'Pausing after this step…';
+};
+$('train-resume').onclick = () => train('finetuneResume', {});
+
+// Shows a run kept from an earlier visit (Resume) and the starting model.
+async function refreshTraining() {
+  $('train-base').textContent = state.model ? (state.model.name === 'default' ? 'Default model (MNIST digits)' : state.model.name) : '—';
+  if (training.running) return;
+  const run = await engine.request('finetuneState');
+  if (!run) return;
+  training.log = run.log.map((p) => ({ step: p.step, loss: p.loss }));
+  drawLoss();
+  if (run.finished) {
+    $('train-status').textContent = `Last run: ${run.options.steps} steps on ${run.images} images; ${run.model.name} is in your models.`;
+    showTrained(run.model);
+  } else if (run.checkpoint) {
+    $('train-status').textContent = `A run on ${run.images} images stopped at step ${run.step} of ${run.options.steps}.`;
+    $('train-resume').hidden = false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // GPU panel and kernel checks
 
 function showAdapter(a) {
@@ -628,6 +837,7 @@ async function start() {
   if (boot.notice) notice(boot.notice, 'error');
   state.gallery = await engine.request('gallery');
   renderGallery();
+  await refreshTraining();
   if (!$('seed').value) $('seed').value = randomSeed();
   document.body.dataset.state = 'ready';
   const url = params.get('model');

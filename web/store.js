@@ -191,3 +191,69 @@ export async function deleteImage(name) {
 export async function clearImages() {
   await (await root()).removeEntry('gallery', { recursive: true }).catch(() => {});
 }
+
+// ---------------------------------------------------------------------------------------------
+// Fine-tuning runs: finetune/data/<class>/<file> (the images, so a run resumes after a reload),
+// finetune/checkpoint-<step>.safetensors (written whole, then named in the state), and
+// finetune/state.json (options, base model, the checkpoint in force, the loss log up to it).
+
+async function runDir() {
+  return dir('finetune');
+}
+
+// The images of the run's dataset are copied in: {class, name, blob} each.
+export async function saveDataset(images, onProgress = () => {}) {
+  const root = await runDir();
+  await root.removeEntry('data', { recursive: true }).catch(() => {});
+  const data = await root.getDirectoryHandle('data', { create: true });
+  let done = 0;
+  for (const { cls, name, blob } of images) {
+    const folder = await data.getDirectoryHandle(cls, { create: true });
+    await writeFile(folder, name, blob);
+    onProgress(++done, images.length);
+  }
+}
+
+// The run's images: [{cls, name, file}], classes and files in name order.
+export async function datasetFiles() {
+  const data = await (await runDir()).getDirectoryHandle('data');
+  const out = [];
+  const classes = [];
+  for await (const [name, handle] of data.entries()) if (handle.kind === 'directory') classes.push(name);
+  for (const cls of classes.sort()) {
+    const folder = await data.getDirectoryHandle(cls);
+    const names = [];
+    for await (const [name, handle] of folder.entries()) {
+      if (handle.kind === 'file' && !name.endsWith('.part')) names.push(name);
+    }
+    for (const name of names.sort()) out.push({ cls, name, file: await fileOf(folder, name) });
+  }
+  return out;
+}
+
+export async function runState() {
+  return readJson(await runDir(), 'state.json');
+}
+
+export async function saveRunState(state) {
+  await writeJson(await runDir(), 'state.json', state);
+}
+
+// Writes the checkpoint of `step`, then the state naming it, then removes the older one: a
+// reload at any point leaves a state whose checkpoint is whole.
+export async function saveCheckpoint(bytes, state) {
+  const root = await runDir();
+  const name = `checkpoint-${state.step}.safetensors`;
+  const previous = (await runState())?.checkpoint;
+  await writeFile(root, name, bytes);
+  await saveRunState({ ...state, checkpoint: name });
+  if (previous && previous !== name) await remove(root, previous);
+}
+
+export async function checkpointFile(state) {
+  return fileOf(await runDir(), state.checkpoint);
+}
+
+export async function clearRun() {
+  await (await root()).removeEntry('finetune', { recursive: true }).catch(() => {});
+}

@@ -6,6 +6,7 @@ import init, * as engine from './pkg/bitdance_web.js';
 import * as store from './store.js';
 
 let stopRequested = false;
+let pauseRequested = false;
 let busy = null; // the long job running now ("generate", "open"), one at a time
 
 const post = (message, transfer = []) => self.postMessage(message, transfer);
@@ -102,6 +103,84 @@ async function generate({ cls, cfg, steps, schedule, seed }) {
   return { rgba: out.rgba, png: out.png, recipe, item, seconds: (performance.now() - t0) / 1000 };
 }
 
+// ---------------------------------------------------------------------------------------------
+// Fine-tuning: the same trainer as `bitdance finetune`. The dataset is copied into OPFS and a
+// checkpoint written every `checkpointEvery` steps, so a reload resumes exactly.
+
+const IMAGE = /\.(png|jpe?g)$/i;
+
+// Images grouped by their class folder (the parent of each file in the picked folder);
+// `paths` are the files' paths in the folder (a File's own path does not survive postMessage).
+function datasetOf(files, paths) {
+  const images = [];
+  for (const [i, f] of files.entries()) {
+    const parts = (paths[i] || f.name).split('/');
+    if (parts.length < 2 || !IMAGE.test(f.name)) continue;
+    images.push({ cls: parts[parts.length - 2], name: f.name, blob: f });
+  }
+  if (!images.length) throw new Error('no images in class folders: pick a folder whose sub-folders (one per class) hold PNG or JPEG files');
+  return images;
+}
+
+async function baseOf(card) {
+  if (card.name === 'default') return { blob: undefined, name: '', sha256: card.sha256 };
+  const entry = (await store.listModels()).find((m) => m.sha256 === card.sha256);
+  if (!entry) throw new Error(`${card.name} is not in the cache`);
+  return { blob: (await store.modelFiles(entry)).model, name: card.name, sha256: card.sha256 };
+}
+
+async function loadDataset(resolution) {
+  const files = await store.datasetFiles();
+  engine.finetune_new_dataset(resolution);
+  let n = 0;
+  for (const { cls, name, file } of files) {
+    engine.finetune_add_image(cls, name, new Uint8Array(await file.arrayBuffer()));
+    if (++n % 50 === 0) event('trainPhase', { text: `Reading images: ${n} of ${files.length}` });
+  }
+  return files.length;
+}
+
+const encodeProgress = (done, total) => event('trainPhase', { text: `Encoding the images with the tokenizer: ${done} of ${total}` });
+
+// Steps until the run ends or Pause; a checkpoint at every `checkpointEvery` steps and at a
+// pause, sample grids every `sampleEvery`; at the end the model goes to the cache.
+async function trainLoop(state) {
+  const o = state.options;
+  pauseRequested = false;
+  let t0 = performance.now();
+  let s0 = state.step;
+  while (state.step < o.steps) {
+    const s = JSON.parse(await engine.finetune_step());
+    state.step = s.step;
+    state.log.push({ step: s.step, loss: s.loss, lr: s.lr });
+    const rate = (state.step - s0) / ((performance.now() - t0) / 1000);
+    event('trainStep', { ...s, steps: o.steps, rate });
+    const last = state.step === o.steps;
+    if (state.step % o.checkpointEvery === 0 || last || pauseRequested) {
+      await store.saveCheckpoint(await engine.finetune_checkpoint(), state);
+    }
+    if (o.sampleEvery && (state.step % o.sampleEvery === 0 || last)) {
+      const [rgba, width] = await engine.finetune_samples(o.sampleSteps, o.sampleCfg);
+      event('trainSamples', { rgba, width, step: state.step }, [rgba.buffer]);
+      // Samples take a while; the rate counts training steps only.
+      t0 = performance.now();
+      s0 = state.step;
+    }
+    if (pauseRequested && !last) return { paused: true, step: state.step, log: state.log };
+  }
+  event('trainPhase', { text: 'Saving the model…' });
+  const bytes = await engine.finetune_export();
+  engine.finetune_stop();
+  const name = `finetuned-${state.base.name ? state.base.name.replace(/\.safetensors$/, '') : 'default'}-${o.steps}steps.safetensors`;
+  const file = new File([bytes], name);
+  const sha = await engine.hash_blob(file, () => {});
+  const entry = await store.saveModel({ name, sha256: sha, blob: file }, null, () => {});
+  state.finished = true;
+  state.model = { name, sha256: sha };
+  await store.saveRunState(state);
+  return { finished: true, model: entry, log: state.log };
+}
+
 const ops = {
   async init({ maxBindingKib }) {
     if (maxBindingKib) engine.set_max_binding_kib(maxBindingKib);
@@ -178,6 +257,52 @@ const ops = {
   async model() {
     return currentModel();
   },
+  async finetuneEstimate({ batch }) {
+    const base = await baseOf(await currentModel());
+    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch));
+  },
+  async finetuneState() {
+    return store.runState();
+  },
+  async finetuneStart({ files, paths, options }) {
+    const card = await currentModel();
+    const images = datasetOf(files, paths);
+    await store.clearRun();
+    event('trainPhase', { text: `Copying ${images.length} images into the browser's storage…` });
+    await store.saveDataset(images);
+    const base = await baseOf(card);
+    const count = await loadDataset(card.resolution);
+    const info = JSON.parse(await engine.finetune_start(base.blob, base.name, JSON.stringify(options), encodeProgress));
+    const state = { options, base: { name: base.name || 'default', sha256: base.sha256 }, resolution: card.resolution, images: count, classes: info.classes, step: 0, log: [], finished: false };
+    await store.saveRunState(state);
+    event('trainInfo', { images: count, classes: info.classes, step: 0, steps: options.steps });
+    return trainLoop(state);
+  },
+  async finetuneResume() {
+    const state = await store.runState();
+    if (!state || state.finished) throw new Error('no fine-tuning run to resume');
+    if (!state.checkpoint) throw new Error('the run stopped before its first checkpoint: start it again');
+    const count = await loadDataset(state.resolution);
+    const checkpoint = await store.checkpointFile(state);
+    const info = JSON.parse(await engine.finetune_resume(checkpoint, JSON.stringify(state.options), encodeProgress));
+    if (info.step !== state.step) throw new Error(`the checkpoint is at step ${info.step}, the run's state at ${state.step}`);
+    event('trainInfo', { images: count, classes: info.classes, step: info.step, steps: state.options.steps });
+    return trainLoop(state);
+  },
+  async modelBytes({ sha256 }) {
+    const entry = (await store.listModels()).find((m) => m.sha256 === sha256);
+    if (!entry) throw new Error(`no cached model with SHA-256 ${sha256}`);
+    return new Uint8Array(await (await store.modelFiles(entry)).model.arrayBuffer());
+  },
+  async finetunePause() {
+    pauseRequested = true;
+    return true;
+  },
+  async finetuneDiscard() {
+    engine.finetune_stop();
+    await store.clearRun();
+    return true;
+  },
   async loseDevice() {
     await engine.lose_device();
     return true;
@@ -188,7 +313,7 @@ const ops = {
 };
 
 // Jobs that use the GPU for long run one at a time; the rest answer at once.
-const exclusive = new Set(['generate', 'openFiles', 'openCached', 'openDefault', 'conformance']);
+const exclusive = new Set(['generate', 'openFiles', 'openCached', 'openDefault', 'conformance', 'finetuneStart', 'finetuneResume']);
 
 const ready = init();
 self.onmessage = async ({ data }) => {

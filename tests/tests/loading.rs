@@ -362,3 +362,58 @@ fn a_model_past_the_binding_limit_is_refused_by_name() {
     );
     assert_eq!(small.stats().live_bytes, 0, "nothing was uploaded");
 }
+
+/// Large tensors are read a run of rows at a time (the web page's 98 MB class table): with
+/// pieces of 1 KiB every tensor comes in many reads, and the values equal a whole load, at f32
+/// and at f16.
+#[test]
+fn tensors_read_in_pieces_load_the_same_values() {
+    let c = tiny(4);
+    let (_, bytes) = model_file(4, 7);
+    let file = WeightFile::parse_named("model.safetensors", &bytes).unwrap();
+    for precision in [
+        bitdance::model::Precision::F32,
+        bitdance::model::Precision::F16,
+    ] {
+        let whole = load_generator(&gpu(), &c, &file, None, precision).unwrap();
+        let mut loader =
+            GeneratorLoader::with_pieces(&gpu(), &c, &file, None, precision, 1024).unwrap();
+        let mut reads = 0;
+        while let Some(read) = loader.next_read().cloned() {
+            loader
+                .upload(file.bytes(read.range.clone()).unwrap())
+                .unwrap();
+            reads += 1;
+        }
+        assert!(reads > 2 * generation_parameters(&c).len(), "{reads} reads");
+        let pieced = loader.finish().unwrap();
+        for spec in generation_parameters(&c) {
+            assert_eq!(
+                values(&pieced, &spec.name),
+                values(&whole, &spec.name),
+                "{} at {precision:?}",
+                spec.name
+            );
+        }
+    }
+}
+
+/// Rows written in runs that cross the row chunks of a parameter land where they belong.
+#[test]
+fn rows_written_across_chunks_land_in_place() {
+    let spec = ParamSpec {
+        name: "table".into(),
+        shape: vec![10, 6],
+    };
+    let mut store = ParamStore::new();
+    // 48 bytes per chunk half: 2 rows of 6 f32 each, so 5 chunks.
+    store.allocate(&gpu(), &spec, 96, false).unwrap();
+    assert_eq!(store.get_chunks("table").unwrap().len(), 5);
+    let all: Vec<f32> = (0..60).map(|v| v as f32).collect();
+    store.write_rows("table", 0, &all[..18]).unwrap();
+    store.write_rows("table", 3, &all[18..42]).unwrap();
+    store.write_rows("table", 7, &all[42..]).unwrap();
+    assert_eq!(values(&store, "table"), all);
+    let e = store.write_rows("table", 9, &all[..12]).unwrap_err();
+    assert!(e.to_string().contains("rows past"), "{e}");
+}

@@ -4,18 +4,18 @@
 // PNG's recipe dropped back and reproduced bit for bit, a model past a lowered binding limit
 // refused by name, a browser without WebGPU told so, and the kernel checks in the GPU tab.
 //
-// Usage: node studio.mjs MODEL.safetensors [--screenshots DIR]
+// Usage: node studio.mjs MODEL.safetensors DATA_DIR [--screenshots DIR]
 // (scripts/web-e2e.sh builds the page and the model, then runs this.)
 import { readFile, writeFile, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import assert from 'node:assert/strict';
 import { serve, browser } from './browser.mjs';
 
-const [modelPath] = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const [modelPath, dataDir] = process.argv.slice(2).filter((a, i, all) => !a.startsWith('--') && all[i - 1] !== '--screenshots');
 const shotsAt = process.argv.indexOf('--screenshots');
 const shots = shotsAt > 0 ? process.argv[shotsAt + 1] : null;
-if (!modelPath) {
-  console.error('usage: node studio.mjs MODEL.safetensors [--screenshots DIR]');
+if (!modelPath || !dataDir) {
+  console.error('usage: node studio.mjs MODEL.safetensors DATA_DIR [--screenshots DIR]');
   process.exit(2);
 }
 if (shots) await mkdir(shots, { recursive: true });
@@ -24,7 +24,9 @@ const LONG_TASK_MS = 100;
 const results = [];
 const timings = {};
 
+// ONLY=<part of a name> runs the matching tests alone (when iterating on one).
 async function test(name, fn) {
+  if (process.env.ONLY && !name.includes(process.env.ONLY)) return;
   const t0 = Date.now();
   try {
     await fn();
@@ -241,6 +243,58 @@ await test('a lost GPU device is reported, the engine restarts and generates aga
   await page.click('#generate');
   await page.waitForFunction(() => /was restarted/.test(document.getElementById('notice').textContent), null, { timeout: 120_000 });
   assert.match(await page.textContent('#notice'), /GPU device was lost/);
+  await settled(page);
+  const run = await generate(page);
+  assert.match(run.status, /^Done in/, run.status);
+  await page.close();
+});
+
+// Fine-tunes on the data folder with `steps` steps; `interrupt(page)` may reload mid-run.
+async function fineTune(page, steps, interrupt) {
+  await page.click('#tab-train');
+  await page.setInputFiles('#train-folder', dataDir);
+  await page.waitForFunction(() => !document.getElementById('train-start').disabled);
+  await page.fill('#train-steps', String(steps));
+  await page.fill('#train-batch', '2');
+  await page.fill('#train-ckpt', '2');
+  await page.fill('#train-samples', String(steps));
+  await page.fill('#train-seed', '5');
+  await page.click('#train-start');
+  if (interrupt) return interrupt(page);
+  await page.waitForFunction(() => document.body.dataset.trainResult, null, { timeout: 300_000 });
+  assert.equal(await page.evaluate(() => document.body.dataset.trainResult), 'finished', await page.textContent('#train-status'));
+  return page.evaluate(() => studioProbe.train.log);
+}
+
+await test('fine-tuning runs in the page, survives a reload and resumes exactly', async () => {
+  const steps = 6;
+  const page = await open(context, url);
+  const whole = await fineTune(page, steps);
+  assert.equal(whole.length, steps);
+  assert.ok(whole.every((p) => Number.isFinite(p.loss)), JSON.stringify(whole));
+  await shot(page, 'finetune');
+  assert.match(await page.textContent('#train-samples-step'), new RegExp(`step ${steps}`));
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#train-download')]);
+  const bytes = await readFile(await download.path());
+  assert.ok(bytes.length > 1e6 && bytes.readBigUInt64LE(0) < 1e8, 'a safetensors file');
+  // The same run, the page reloaded after its third step (the checkpoint is at step 2).
+  const t0 = Date.now();
+  await fineTune(page, steps, async (p) => {
+    await p.waitForFunction(() => studioProbe.train.log.length >= 3, null, { timeout: 300_000 });
+  });
+  await page.reload();
+  await settled(page);
+  await page.click('#tab-train');
+  await page.waitForSelector('#train-resume:not([hidden])');
+  assert.match(await page.textContent('#train-status'), /stopped at step 2 of 6/);
+  await page.click('#train-resume');
+  await page.waitForFunction(() => document.body.dataset.trainResult, null, { timeout: 300_000 });
+  const resumed = await page.evaluate(() => studioProbe.train.log);
+  assert.deepEqual(resumed, whole, 'the resumed run took the same steps with the same losses');
+  console.log(`  ${steps} steps, losses ${whole.map((p) => p.loss.toFixed(4)).join(' ')}; interrupted run ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  // The fine-tuned model generates.
+  await page.click('#train-use');
+  await page.waitForFunction(() => /finetuned/.test(document.getElementById('model-name').textContent), null, { timeout: 60_000 });
   await settled(page);
   const run = await generate(page);
   assert.match(run.status, /^Done in/, run.status);

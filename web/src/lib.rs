@@ -1,13 +1,19 @@
 //! BitDance in the browser: the engine the page's Web Worker runs (web/worker.js). It opens
 //! WebGPU through the core crate, loads models (the embedded default, or files read from Blobs
 //! tensor by tensor), generates a step at a time with previews, reads recipes from PNGs, and
-//! runs the conformance checks. Results cross the boundary as JSON strings or byte arrays.
+//! fine-tunes with the core's trainer, and runs the conformance checks. Results cross the boundary as JSON strings or byte arrays.
 
 mod blob;
+mod finetune;
 mod generate;
 mod models;
 mod report;
 
+pub use finetune::{
+    finetune_add_image, finetune_checkpoint, finetune_estimate, finetune_export,
+    finetune_new_dataset, finetune_resume, finetune_samples, finetune_start, finetune_step,
+    finetune_stop,
+};
 pub use generate::{
     generation_finish, generation_preview, generation_step, start_generation, stop_generation,
 };

@@ -6,22 +6,24 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use bitdance::io::image::decode_training_image;
-use image::RgbImage;
+use bitdance::train::TrainingImages;
 
 /// Most bytes the pixels of a loaded image folder may take (f32, [N, 3, R, R]).
 const MAX_DATASET_BYTES: u64 = 8 << 30;
 
-/// A loaded image folder: pixels [N, 3, R, R] in [-1, 1] and labels [N].
+/// A loaded image folder: the core's `TrainingImages` (class names are the sub-folder names,
+/// sorted), and what was skipped.
 pub struct ImageFolder {
-    /// Class names (the sub-folder names, sorted); label i is `classes[i]`.
-    pub classes: Vec<String>,
-    /// Side of every image.
-    pub resolution: usize,
-    pixels: Vec<f32>,
-    labels: Vec<u32>,
+    data: TrainingImages,
     /// Files that are not PNG or JPEG (by extension), skipped.
     pub skipped: usize,
+}
+
+impl std::ops::Deref for ImageFolder {
+    type Target = TrainingImages;
+    fn deref(&self) -> &TrainingImages {
+        &self.data
+    }
 }
 
 fn is_image(path: &Path) -> bool {
@@ -83,24 +85,21 @@ impl ImageFolder {
             MAX_DATASET_BYTES >> 30
         );
         let mut data = Self {
-            classes: Vec::new(),
-            resolution,
-            pixels: Vec::with_capacity(count * 3 * resolution * resolution),
-            labels: Vec::with_capacity(count),
+            data: TrainingImages::new(resolution),
             skipped,
         };
-        for (label, (dir, files)) in class_dirs.iter().zip(listed).enumerate() {
-            for file in files {
-                let bytes = std::fs::read(&file)
-                    .with_context(|| format!("reading the image {}", file.display()))?;
-                let img = decode_training_image(&file.display().to_string(), &bytes, resolution)?;
-                data.push(img, label as u32);
-            }
+        for (dir, files) in class_dirs.iter().zip(listed) {
             let name = dir
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            data.classes.push(name);
+            let label = data.data.class_id(&name);
+            for file in files {
+                let bytes = std::fs::read(&file)
+                    .with_context(|| format!("reading the image {}", file.display()))?;
+                data.data
+                    .push_encoded(&file.display().to_string(), &bytes, label)?;
+            }
         }
         if data.skipped > 0 {
             eprintln!(
@@ -111,57 +110,12 @@ impl ImageFolder {
         }
         Ok(data)
     }
-
-    fn push(&mut self, img: RgbImage, label: u32) {
-        let plane = self.resolution * self.resolution;
-        let start = self.pixels.len();
-        self.pixels.resize(start + 3 * plane, 0.0);
-        for (i, p) in img.pixels().enumerate() {
-            for c in 0..3 {
-                self.pixels[start + c * plane + i] = p.0[c] as f32 / 127.5 - 1.0;
-            }
-        }
-        self.labels.push(label);
-    }
-
-    /// Number of images.
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// Pixels of image `i`: [3, R, R] in [-1, 1].
-    pub fn image(&self, i: usize) -> &[f32] {
-        let n = 3 * self.resolution * self.resolution;
-        &self.pixels[i * n..(i + 1) * n]
-    }
-
-    /// Label of image `i`.
-    pub fn label(&self, i: usize) -> u32 {
-        self.labels[i]
-    }
-
-    /// Images `indices` as one batch [B, 3, R, R], each mirrored left-right where `flip[i]`,
-    /// and their labels.
-    pub fn batch(&self, indices: &[usize], flip: &[bool]) -> (Vec<f32>, Vec<u32>) {
-        let r = self.resolution;
-        let mut out = Vec::with_capacity(indices.len() * 3 * r * r);
-        for (k, &i) in indices.iter().enumerate() {
-            let img = self.image(i);
-            if flip.get(k).copied().unwrap_or(false) {
-                for row in img.chunks(r) {
-                    out.extend(row.iter().rev());
-                }
-            } else {
-                out.extend_from_slice(img);
-            }
-        }
-        (out, indices.iter().map(|&i| self.labels[i]).collect())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::RgbImage;
 
     fn temp(name: &str) -> PathBuf {
         let d =

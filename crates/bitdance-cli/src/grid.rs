@@ -31,25 +31,7 @@ pub fn encode_grid(
     side: usize,
     format: image::ImageFormat,
 ) -> anyhow::Result<Vec<u8>> {
-    let cols = (1..=count).find(|c| c * c >= count).unwrap_or(1);
-    let rows = count.div_ceil(cols).max(1);
-    let gap = if count > 1 { 2 } else { 0 };
-    let width = cols * side + (cols - 1) * gap;
-    let height = rows * side + (rows - 1) * gap;
-    let mut canvas = image::RgbImage::new(width as u32, height as u32);
-    for i in 0..count {
-        let (x0, y0) = ((i % cols) * (side + gap), (i / cols) * (side + gap));
-        for y in 0..side {
-            for x in 0..side {
-                let p = ((i * side + y) * side + x) * 3;
-                canvas.put_pixel(
-                    (x0 + x) as u32,
-                    (y0 + y) as u32,
-                    image::Rgb([rgb[p], rgb[p + 1], rgb[p + 2]]),
-                );
-            }
-        }
-    }
+    let canvas = bitdance::studio::tile_grid(rgb, count, side);
     let mut out = std::io::Cursor::new(Vec::new());
     if format == image::ImageFormat::Jpeg {
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 95)

@@ -1,43 +1,16 @@
-//! The dataset's tokens, encoded once by the frozen tokenizer and cached on disk: every image
-//! and its horizontal flip, in the AR model's token order.
+//! The dataset's tokens (the core's `LatentCache`: every image and its horizontal flip, in the
+//! AR model's token order), encoded once by the frozen tokenizer and cached on disk.
 
 use std::path::Path;
 
 use anyhow::Context;
 use bitdance::io::{save_safetensors, WeightFile};
-use bitdance::model::{encode_tokens, ModelConfig, ParamStore};
-use bitdance::Tensor;
+use bitdance::model::{ModelConfig, ParamStore};
+use bitdance::train::LatentCache;
 use indicatif::ProgressBar;
 
 use crate::dataset::ImageFolder;
 use crate::files::write_atomic;
-
-/// Images encoded per pass.
-const ENCODE_BATCH: usize = 8;
-
-/// Cached tokens of a dataset: `tokens` [2N, T, token_dim] (image i at i, its flip at N + i)
-/// and labels [N].
-pub struct LatentCache {
-    /// ±1 tokens, images then their flips.
-    pub tokens: Vec<f32>,
-    /// Class id per image.
-    pub labels: Vec<u32>,
-    /// Values per image (T x token_dim).
-    pub per_image: usize,
-}
-
-impl LatentCache {
-    /// Number of images (flips not counted).
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    /// Tokens of image `i`, flipped or not.
-    pub fn image(&self, i: usize, flipped: bool) -> &[f32] {
-        let at = if flipped { self.len() + i } else { i };
-        &self.tokens[at * self.per_image..(at + 1) * self.per_image]
-    }
-}
 
 /// A fingerprint of what the cache depends on: images, resolution, tokenizer weights.
 pub fn fingerprint(data: &ImageFolder, c: &ModelConfig, tokenizer_bytes: &[u8]) -> String {
@@ -119,36 +92,26 @@ pub fn load_or_encode(
             ),
         }
     }
-    let gpu = ae.gpu()?;
     let n = data.len();
-    let r = c.resolution;
     let bar = ProgressBar::new(2 * n as u64).with_message("encoding the dataset");
-    let mut tokens = Vec::with_capacity(2 * n * per_image);
-    for flipped in [false, true] {
-        let all: Vec<usize> = (0..n).collect();
-        for chunk in all.chunks(ENCODE_BATCH) {
-            let (pixels, _) = data.batch(chunk, &vec![flipped; chunk.len()]);
-            let images = Tensor::from_f32(&gpu, &[chunk.len(), 3, r, r], &pixels)?;
-            tokens.extend(pollster::block_on(encode_tokens(c, ae, &images))?);
-            bar.inc(chunk.len() as u64);
-        }
-    }
+    let cache = pollster::block_on(LatentCache::encode(c, ae, data, &mut |done, _| {
+        bar.set_position(done as u64)
+    }))?;
     bar.finish_and_clear();
-    let labels: Vec<u32> = (0..n).map(|i| data.label(i)).collect();
-    let label_values: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
+    let label_values: Vec<f32> = cache.labels.iter().map(|&l| l as f32).collect();
     let meta =
         std::collections::BTreeMap::from([("fingerprint".to_string(), fingerprint.to_string())]);
     let bytes = save_safetensors(
         &[
-            ("tokens", &[2 * n, c.image_tokens(), c.token_dim()], &tokens),
+            (
+                "tokens",
+                &[2 * n, c.image_tokens(), c.token_dim()],
+                &cache.tokens,
+            ),
             ("labels", &[n], &label_values),
         ],
         Some(&meta),
     )?;
     write_atomic(path, &bytes).context("writing the latent cache")?;
-    Ok(LatentCache {
-        tokens,
-        labels,
-        per_image,
-    })
+    Ok(cache)
 }

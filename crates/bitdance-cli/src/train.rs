@@ -13,11 +13,11 @@ use bitdance::model::{
 };
 use bitdance::optim::AdamWConfig;
 use bitdance::rng::Rng;
-use bitdance::train::{ArBatch, ArRecipe, Task, TrainSettings, Trainer};
+use bitdance::train::{class_display_name, ArBatch, ArRecipe, Task, TrainSettings, Trainer};
 
 use crate::dataset::ImageFolder;
 use crate::files::{load_config, read_bytes};
-use crate::latent_cache::{self, LatentCache};
+use crate::latent_cache;
 use crate::run_loop::{self, LoopArgs};
 
 /// File name of the token cache in the run directory.
@@ -161,7 +161,7 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             c.num_classes
         );
     }
-    let names: Vec<String> = data.classes.iter().map(|n| display_name(n)).collect();
+    let names: Vec<String> = data.classes.iter().map(|n| class_display_name(n)).collect();
     trainer.metadata.insert(
         bitdance::model::CLASSES_KEY.to_string(),
         serde_json::to_string(&names)?,
@@ -188,7 +188,7 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         &mut trainer,
         &args.run,
         |t, step| {
-            let labels = sample_batch(&cache, batch, seed, step, flips, &mut tokens);
+            let labels = cache.sample_batch(batch, seed, step, flips, &mut tokens);
             let b = ArBatch {
                 tokens: &tokens,
                 classes: &labels,
@@ -198,38 +198,6 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         |t| sample_grid(t, classes, args.sample_steps, args.sample_cfg),
     )?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A class folder's name without a leading "<index>-" (e.g. "7-sneaker" -> "sneaker").
-fn display_name(folder: &str) -> String {
-    match folder.split_once('-') {
-        Some((index, rest)) if index.chars().all(|c| c.is_ascii_digit()) && !rest.is_empty() => {
-            rest.to_string()
-        }
-        _ => folder.to_string(),
-    }
-}
-
-/// The batch of `step`: images drawn with replacement and coin-flip mirrored (when `flips`) by
-/// an RNG seeded from (seed, step), so a resumed run draws the same batches.
-fn sample_batch(
-    cache: &LatentCache,
-    batch: usize,
-    seed: u64,
-    step: u64,
-    flips: bool,
-    tokens: &mut Vec<f32>,
-) -> Vec<u32> {
-    let mut rng = Rng::new(seed ^ 0x5eed_da7a ^ step.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    tokens.clear();
-    (0..batch)
-        .map(|_| {
-            let i = rng.below(cache.len() as u64) as usize;
-            let flipped = rng.below(2) == 1 && flips;
-            tokens.extend_from_slice(cache.image(i, flipped));
-            cache.labels[i]
-        })
-        .collect()
 }
 
 /// The sampling settings of the grids: `steps` head steps at guidance `cfg`, linear schedule.
@@ -256,36 +224,4 @@ fn sample_grid(t: &Trainer, classes: usize, steps: usize, cfg: f32) -> anyhow::R
     ))?;
     let r = c.resolution;
     crate::grid::png_grid(&to_rgb8(&out.image, out.count, r, r), out.count, r)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Two images of one token each (values 1 and 2) and their flips (-1 and -2).
-    fn cache() -> LatentCache {
-        LatentCache {
-            tokens: vec![1.0, 2.0, -1.0, -2.0],
-            labels: vec![0, 1],
-            per_image: 1,
-        }
-    }
-
-    #[test]
-    fn batches_mirror_only_when_flips_are_on() {
-        let mut tokens = Vec::new();
-        let mut flipped = 0;
-        for step in 0..20 {
-            let labels = sample_batch(&cache(), 8, 3, step, true, &mut tokens);
-            for (t, l) in tokens.iter().zip(&labels) {
-                assert_eq!(t.abs() as u32, l + 1);
-            }
-            flipped += tokens.iter().filter(|t| **t < 0.0).count();
-            // The same draws with flips off: the same images, never mirrored.
-            let again = sample_batch(&cache(), 8, 3, step, false, &mut tokens);
-            assert_eq!(again, labels);
-            assert!(tokens.iter().all(|t| *t > 0.0));
-        }
-        assert!((40..120).contains(&flipped), "{flipped} of 160 mirrored");
-    }
 }

@@ -149,6 +149,58 @@ impl Tensor {
         }
     }
 
+    /// A weight of `shape` held as `dtype` (F32 or F16), sized to its data and not pooled, its
+    /// values still to be written (`write_rows_f32`): for weights uploaded a piece at a time.
+    pub fn weight_uninit(gpu: &Gpu, shape: &[usize], dtype: DType) -> Result<Self> {
+        let dtype = if dtype == DType::F16 {
+            DType::F16
+        } else {
+            DType::F32
+        };
+        Self::alloc(gpu, shape, dtype, false, true)
+    }
+
+    /// Writes `data` (f32, converted to the tensor's dtype) over rows `first_row..` along the
+    /// first dimension, ordered after work already recorded. The rows' bytes must start and end
+    /// on 4-byte boundaries (always for f32; for f16, rows of an even number of values).
+    pub fn write_rows_f32(&self, first_row: usize, data: &[f32]) -> Result<()> {
+        let row = self.shape.iter().skip(1).product::<usize>().max(1);
+        let rows = self.shape.first().copied().unwrap_or(1);
+        let size = match self.dtype {
+            DType::F16 => 2,
+            DType::F32 => 4,
+            other => {
+                return Err(Error::DType {
+                    op: "write_rows_f32",
+                    what: "tensor",
+                    expected: DType::F32,
+                    found: other,
+                })
+            }
+        };
+        let n_rows = data.len() / row;
+        if !data.len().is_multiple_of(row)
+            || first_row + n_rows > rows
+            || !(row * size).is_multiple_of(4)
+        {
+            return Err(Error::Shape {
+                op: "write_rows_f32",
+                detail: format!(
+                    "{} values from row {first_row} into {:?} ({:?}, rows of {row} values)",
+                    data.len(),
+                    self.shape,
+                    self.dtype
+                ),
+            });
+        }
+        let offset = (first_row * row * size) as u64;
+        match self.dtype {
+            DType::F16 => self.write_bytes_at(offset, &halves(data)),
+            _ => self.write_bytes_at(offset, bytemuck::cast_slice(data)),
+        }
+        Ok(())
+    }
+
     /// Uploads `data` as a u32 tensor (indices, labels).
     pub fn from_u32(gpu: &Gpu, shape: &[usize], data: &[u32]) -> Result<Self> {
         Self::upload(
@@ -185,6 +237,12 @@ impl Tensor {
 
     /// Overwrites the whole tensor with `bytes`, ordered after work already recorded.
     pub(crate) fn write_bytes(&self, bytes: &[u8]) {
+        self.write_bytes_at(0, bytes);
+    }
+
+    /// Overwrites the tensor's bytes from `offset` (a multiple of 4) with `bytes`, ordered after
+    /// work already recorded.
+    fn write_bytes_at(&self, offset: u64, bytes: &[u8]) {
         if bytes.is_empty() {
             return;
         }
@@ -200,7 +258,7 @@ impl Tensor {
             view.slice(..bytes.len()).copy_from_slice(bytes);
         }
         staging.unmap();
-        gpu.copy(&staging, 0, self.buffer(), self.offset, padded);
+        gpu.copy(&staging, 0, self.buffer(), self.offset + offset, padded);
     }
 
     /// Overwrites the tensor with `data`; its length must match.

@@ -150,20 +150,41 @@ impl<'a> WeightFile<'a> {
     /// Tensor `name` as f32 from its stored bytes (the file's `data_range` of it), with the
     /// checks of `rows_f32`.
     pub fn decode_f32(&self, name: &str, bytes: &[u8]) -> Result<Vec<f32>> {
+        let rows = self.shape(name)?.first().copied().unwrap_or(1);
+        self.decode_rows_f32(name, 0..rows, bytes)
+    }
+
+    /// Rows `rows` (along the first dimension) of tensor `name` as f32 from their stored bytes
+    /// (`row_range` of them), with the checks of `rows_f32`.
+    pub fn decode_rows_f32(
+        &self,
+        name: &str,
+        rows: Range<usize>,
+        bytes: &[u8],
+    ) -> Result<Vec<f32>> {
         let info = self.info(name)?;
         let kind = self.float_kind(name, info)?;
-        let n: usize = info.shape.iter().product();
-        if bytes.len() != n * kind.size() {
+        let row: usize = info.shape.iter().skip(1).product();
+        let need = rows.len() * row * kind.size();
+        if bytes.len() != need {
             return Err(Error::Invalid(format!(
-                "{}: tensor '{name}' ({}, shape {:?}) needs {} bytes, {} were read",
+                "{}: tensor '{name}' ({}, shape {:?}) needs {need} bytes for rows {rows:?}, {} were read",
                 self.label,
                 info.dtype,
                 info.shape,
-                n * kind.size(),
                 bytes.len()
             )));
         }
-        self.decode_checked(name, info, kind, bytes, 0)
+        self.decode_checked(name, info, kind, bytes, rows.start * row)
+    }
+
+    /// The byte range of rows `rows` (along the first dimension) of tensor `name` in the file.
+    pub fn row_range(&self, name: &str, rows: Range<usize>) -> Result<Range<u64>> {
+        let info = self.info(name)?;
+        let kind = self.float_kind(name, info)?;
+        let row_bytes = (info.shape.iter().skip(1).product::<usize>() * kind.size()) as u64;
+        let start = self.data_range(name)?.start;
+        Ok(start + rows.start as u64 * row_bytes..start + rows.end as u64 * row_bytes)
     }
 
     fn not_in_memory(&self) -> Error {

@@ -13,6 +13,11 @@ use super::{
 use crate::io::{check_expected, WeightFile};
 use crate::{Error, Gpu, Result};
 
+/// Most bytes of a file read at once: a larger tensor (the B models' class table is 98 MB at
+/// f16) is read, widened and uploaded a run of rows at a time, so the host holds a few times
+/// this, not a few times the tensor.
+pub const PIECE_BYTES: u64 = 8 << 20;
+
 /// Which file a tensor is read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LoadFile {
@@ -22,7 +27,8 @@ pub enum LoadFile {
     Vae,
 }
 
-/// One tensor the loader needs next: its file, its name there and its byte range in the file.
+/// What the loader needs next: its file, the tensor's name there, and the byte range in the
+/// file (the whole tensor, or a run of its rows).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TensorRead {
     /// The file to read from.
@@ -33,11 +39,15 @@ pub struct TensorRead {
     pub range: Range<u64>,
 }
 
-/// One upload of the plan: where the tensor is, what it becomes, and whether it is 16-bit.
+/// One upload of the plan: where the rows are, what they become, whether it is 16-bit, and
+/// which rows of the tensor (all of them, or a piece).
 struct Step {
     read: TensorRead,
     spec: ParamSpec,
     half: bool,
+    rows: Range<usize>,
+    /// Whether the tensor is read in pieces (then the first allocates it).
+    pieced: bool,
 }
 
 /// A generator being loaded: `next_read` names the bytes to fetch, `upload` takes them.
@@ -64,6 +74,18 @@ impl<'f> GeneratorLoader<'f> {
         vae: Option<&'f WeightFile<'f>>,
         precision: Precision,
     ) -> Result<Self> {
+        Self::with_pieces(gpu, c, model, vae, precision, PIECE_BYTES)
+    }
+
+    /// `new`, reading tensors over `piece_bytes` a run of rows at a time.
+    pub fn with_pieces(
+        gpu: &Gpu,
+        c: &ModelConfig,
+        model: &'f WeightFile<'f>,
+        vae: Option<&'f WeightFile<'f>>,
+        precision: Precision,
+        piece_bytes: u64,
+    ) -> Result<Self> {
         let precision = precision.on(gpu);
         gpu.check_memory(&c.generation_memory(1, precision))?;
         check_bindings(gpu, c)?;
@@ -79,11 +101,17 @@ impl<'f> GeneratorLoader<'f> {
         }
         check_expected(model, &expected, &[])?;
         let half = half_weights(c, precision);
-        let mut steps = plan(model, LoadFile::Model, &ar, &half, &|n| n.to_string())?;
+        let same = |n: &str| n.to_string();
+        let mut steps = plan(model, LoadFile::Model, &ar, &half, &same, piece_bytes)?;
         match vae {
-            None => steps.extend(plan(model, LoadFile::Model, &decoder, &half, &|n| {
-                n.to_string()
-            })?),
+            None => steps.extend(plan(
+                model,
+                LoadFile::Model,
+                &decoder,
+                &half,
+                &same,
+                piece_bytes,
+            )?),
             Some(file) => {
                 let prefixed = file.names().iter().any(|n| n.starts_with(VAE_PREFIX));
                 check_expected(file, &autoencoder_shapes(c, prefixed), &[])?;
@@ -91,7 +119,14 @@ impl<'f> GeneratorLoader<'f> {
                     true => name.to_string(),
                     false => name.trim_start_matches(VAE_PREFIX).to_string(),
                 };
-                steps.extend(plan(file, LoadFile::Vae, &decoder, &half, &in_file)?);
+                steps.extend(plan(
+                    file,
+                    LoadFile::Vae,
+                    &decoder,
+                    &half,
+                    &in_file,
+                    piece_bytes,
+                )?);
             }
         }
         let bytes_total = steps
@@ -110,13 +145,13 @@ impl<'f> GeneratorLoader<'f> {
         })
     }
 
-    /// The tensor to read next, `None` when every one is uploaded.
+    /// The bytes to read next (a tensor, or a run of its rows), `None` when all are uploaded.
     pub fn next_read(&self) -> Option<&TensorRead> {
         self.steps.get(self.next).map(|s| &s.read)
     }
 
-    /// Uploads the bytes of the tensor `next_read` named (widened, checked for non-finite
-    /// values, then held at its precision) and moves to the next one.
+    /// Uploads the bytes `next_read` named (widened, checked for non-finite values, then held
+    /// at its precision) and moves to the next read.
     pub fn upload(&mut self, bytes: &[u8]) -> Result<()> {
         let step = self
             .steps
@@ -126,10 +161,19 @@ impl<'f> GeneratorLoader<'f> {
             LoadFile::Model => self.model,
             LoadFile::Vae => self.vae.unwrap_or(self.model),
         };
-        let data = file.decode_f32(&step.read.name, bytes)?;
+        let data = file.decode_rows_f32(&step.read.name, step.rows.clone(), bytes)?;
         let limit = self.gpu.limits().max_storage_buffer_binding_size;
-        self.store
-            .upload(&self.gpu, &step.spec, &data, limit, step.half)?;
+        if !step.pieced {
+            self.store
+                .upload(&self.gpu, &step.spec, &data, limit, step.half)?;
+        } else {
+            if step.rows.start == 0 {
+                self.store
+                    .allocate(&self.gpu, &step.spec, limit, step.half)?;
+            }
+            self.store
+                .write_rows(&step.spec.name, step.rows.start, &data)?;
+        }
         self.bytes_done += step.read.range.end - step.read.range.start;
         self.next += 1;
         Ok(())
@@ -167,29 +211,51 @@ impl<'f> GeneratorLoader<'f> {
     }
 }
 
-/// One step per spec: the tensor `in_file(spec.name)` of `file`, uploaded under `spec.name`.
+/// The steps of every spec: the tensor `in_file(spec.name)` of `file`, uploaded under
+/// `spec.name`, whole, or in runs of rows of at most `piece_bytes` (tensors whose rows hold an
+/// even number of values, so that 16-bit rows end on 4-byte boundaries).
 fn plan(
     file: &WeightFile<'_>,
     which: LoadFile,
     specs: &[ParamSpec],
     half: &BTreeSet<String>,
     in_file: &dyn Fn(&str) -> String,
+    piece_bytes: u64,
 ) -> Result<Vec<Step>> {
-    specs
-        .iter()
-        .map(|spec| {
-            let name = in_file(&spec.name);
-            Ok(Step {
+    let mut steps = Vec::new();
+    for spec in specs {
+        let name = in_file(&spec.name);
+        let whole = file.data_range(&name)?;
+        let rows = spec.shape.first().copied().unwrap_or(1);
+        let row_values: usize = spec.shape.iter().skip(1).product();
+        let row_bytes = (whole.end - whole.start) / rows.max(1) as u64;
+        let per_piece = (piece_bytes / row_bytes.max(1)).max(1) as usize;
+        let pieced = spec.shape.len() >= 2 && row_values.is_multiple_of(2) && per_piece < rows;
+        let pieces: Vec<Range<usize>> = match pieced {
+            true => (0..rows)
+                .step_by(per_piece)
+                .map(|r| r..(r + per_piece).min(rows))
+                .collect(),
+            false => std::iter::once(0..rows).collect(),
+        };
+        for part in pieces {
+            steps.push(Step {
                 read: TensorRead {
                     file: which,
-                    range: file.data_range(&name)?,
-                    name,
+                    range: match pieced {
+                        true => file.row_range(&name, part.clone())?,
+                        false => whole.clone(),
+                    },
+                    name: name.clone(),
                 },
                 spec: spec.clone(),
                 half: half.contains(&spec.name),
-            })
-        })
-        .collect()
+                rows: part,
+                pieced,
+            });
+        }
+    }
+    Ok(steps)
 }
 
 /// Every autoencoder tensor's name (with the `vae.` prefix or not) and shape.

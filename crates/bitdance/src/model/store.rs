@@ -44,12 +44,18 @@ fn check_specs(file: &WeightFile<'_>, specs: &[ParamSpec]) -> Result<()> {
 /// read it so (a convolution weight, or a linear weight whose rows are a multiple of 4 values
 /// for matmul's vec4 loads), else f32.
 fn upload(gpu: &Gpu, shape: &[usize], data: &[f32], half: bool) -> Result<Tensor> {
+    Tensor::weight_from_f32(gpu, shape, data, weight_dtype(shape, half))
+}
+
+/// The dtype a weight of `shape` is held in: 16-bit when `half` and its kernels can read it so
+/// (a convolution weight, or a linear weight whose rows are a multiple of 4 values for matmul's
+/// vec4 loads), else f32.
+fn weight_dtype(shape: &[usize], half: bool) -> DType {
     let row = shape.last().copied().unwrap_or(0);
-    let dtype = match half && (shape.len() == 4 || (shape.len() == 2 && row.is_multiple_of(4))) {
+    match half && (shape.len() == 4 || (shape.len() == 2 && row.is_multiple_of(4))) {
         true => DType::F16,
         false => DType::F32,
-    };
-    Tensor::weight_from_f32(gpu, shape, data, dtype)
+    }
 }
 
 impl ParamStore {
@@ -168,6 +174,60 @@ impl ParamStore {
         Self::build(gpu, specs, max_bytes, &BTreeSet::new(), |spec| {
             file.to_f32(&spec.name)
         })
+    }
+
+    /// Allocates parameter `spec` (as `upload` would hold it: 16-bit when `half` allows, row
+    /// chunks when over half of `max_bytes`) for its values to be written with `write_rows`.
+    pub fn allocate(
+        &mut self,
+        gpu: &Gpu,
+        spec: &ParamSpec,
+        max_bytes: u64,
+        half: bool,
+    ) -> Result<()> {
+        let n: u64 = spec.shape.iter().map(|&d| d as u64).product();
+        let dtype = weight_dtype(&spec.shape, half);
+        if n * 4 <= max_bytes {
+            self.insert(&spec.name, Tensor::weight_uninit(gpu, &spec.shape, dtype)?);
+            return Ok(());
+        }
+        let chunks = chunk_ranges(&spec.shape, max_bytes)
+            .into_iter()
+            .map(|rows| {
+                let mut shape = spec.shape.clone();
+                shape[0] = rows.len();
+                Tensor::weight_uninit(gpu, &shape, dtype)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        self.insert_chunks(&spec.name, chunks);
+        Ok(())
+    }
+
+    /// Writes rows `first_row..` (along the first dimension) of parameter `name` from f32
+    /// `data`, across its row chunks, converted to the dtype it is held in.
+    pub fn write_rows(&self, name: &str, first_row: usize, data: &[f32]) -> Result<()> {
+        let chunks = self.get_chunks(name)?;
+        let row = chunks[0].shape().iter().skip(1).product::<usize>().max(1);
+        let mut at = 0; // first row of the current chunk
+        let mut data = data;
+        let mut row_now = first_row;
+        for chunk in chunks {
+            let rows = chunk.shape().first().copied().unwrap_or(1);
+            if row_now < at + rows && !data.is_empty() {
+                let take = (at + rows - row_now).min(data.len() / row);
+                chunk.write_rows_f32(row_now - at, &data[..take * row])?;
+                data = &data[take * row..];
+                row_now += take;
+            }
+            at += rows;
+        }
+        if !data.is_empty() {
+            return Err(Error::Shape {
+                op: "ParamStore::write_rows",
+                detail: format!("'{name}': rows past its {at} rows written from row {first_row}"),
+            });
+        }
+        Ok(())
     }
 
     /// Moves every parameter of `other` into this store (replacing same-named ones).

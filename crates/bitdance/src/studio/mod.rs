@@ -3,12 +3,14 @@
 //! model and a result. Written once here so an image made by any of them re-runs in the others.
 
 mod classes;
+mod grid;
 mod hash;
 mod model_card;
 mod png_text;
 mod recipe;
 
 pub use classes::{imagenet_name, ClassMatch, ClassNames};
+pub use grid::tile_grid;
 pub use hash::{sha256_hex, token_hash, FileHasher};
 pub use model_card::ModelCard;
 pub use png_text::{png_text_chunks, with_png_text, MAX_TEXT_BYTES};

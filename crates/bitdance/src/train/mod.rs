@@ -3,12 +3,14 @@
 //! RNG) with exact resume.
 
 mod ar_loss;
+mod data;
 mod recipe;
 mod tokenizer_loss;
 mod trainer;
 mod update;
 
 pub use ar_loss::{ar_loss, ArBatch, ArDraws};
+pub use data::{class_display_name, LatentCache, TrainingImages};
 pub use recipe::ArRecipe;
 pub use tokenizer_loss::{tokenizer_loss, TokenizerLosses, TokenizerRecipe, ENTROPY_GROUPS};
 pub use trainer::{
