@@ -68,28 +68,25 @@ async function loadStored(entry, verify) {
   return card;
 }
 
-// One image, a step at a time: a step event after each AR step, a preview whenever the time
-// since the last one exceeds what a decode costs (so previews take at most about half the
-// time), the finished image with its PNG and recipe at the end; null when stopped.
+// One image, a step at a time: a step event after each AR step, a preview when the engine's
+// pacer says one is due (once the steps since the last cost a decode, so previews take at most
+// about half the time), the finished image with its PNG and recipe at the end; null when
+// stopped.
 async function generate({ cls, cfg, steps, schedule, seed }) {
   stopRequested = false;
   const t0 = performance.now();
   const total = engine.start_generation(cls, steps, cfg, schedule, BigInt(seed));
   event('step', { done: 0, total, elapsed: 0 });
-  let decodeCost = 0;
-  let lastPreview = performance.now();
   for (let done = 0; done < total; ) {
-    done = await engine.generation_step();
+    const [taken, previewDue] = await engine.generation_step();
+    done = taken;
     if (stopRequested) {
       engine.stop_generation();
       return null;
     }
     event('step', { done, total, elapsed: performance.now() - t0 });
-    if (done < total && performance.now() - lastPreview >= decodeCost) {
-      const d0 = performance.now();
+    if (previewDue) {
       const rgba = await engine.generation_preview();
-      decodeCost = performance.now() - d0;
-      lastPreview = performance.now();
       event('preview', { done, total, rgba }, [rgba.buffer]);
       if (stopRequested) {
         engine.stop_generation();

@@ -4,17 +4,17 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bitdance::conformance::{self, CheckResult};
 use bitdance::gpu::AdapterSummary;
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    decode_tokens, load_generator, recommended_settings, stored_class_names, stored_config,
-    to_rgb8, ModelConfig, ParamStore, TokenSampler, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL,
+    builtin_name, load_generator, recommended_settings, stored_class_names, stored_config,
+    ModelConfig, ParamStore, Precision, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL,
     DEFAULT_MODEL_NAME,
 };
-use bitdance::rng::Rng;
+use bitdance::studio::{sha256_hex, ImageRun, RecipeModel};
 use bitdance::Gpu;
 use eframe::egui;
 
@@ -141,9 +141,8 @@ fn run(
     }
 }
 
-/// One image of `class`, a step at a time: progress after every AR step, a decoded preview
-/// whenever the steps since the last one took longer than a decode, and an early end when
-/// `stop` is set.
+/// One image of `class`, a step at a time (the core's `ImageRun`): progress after every AR
+/// step, a decoded preview when its pacer says one is due, and an early end when `stop` is set.
 fn generate(
     gpu: &Gpu,
     c: &ModelConfig,
@@ -154,40 +153,39 @@ fn generate(
 ) -> bitdance::Result<()> {
     let start = Instant::now();
     let settings = recommended_settings(Some(DEFAULT_MODEL_NAME));
-    let mut sampler = TokenSampler::new(c, params, &[class], &settings)?;
-    let mut noise = Rng::new(seed);
-    let r = c.resolution;
-    let (mut since_preview, mut decode_cost) = (Duration::ZERO, Duration::ZERO);
+    let model = RecipeModel {
+        name: DEFAULT_MODEL_NAME.into(),
+        sha256: sha256_hex(DEFAULT_MODEL_BYTES),
+        vae_sha256: None,
+        config: builtin_name(c).unwrap_or("custom").into(),
+    };
+    let precision = Precision::F16.on(gpu);
+    let mut run = ImageRun::new(c, params, model, precision, class, &settings, seed)?;
     loop {
         let step_start = Instant::now();
-        let more = sampler.step(&mut noise)?;
+        let more = run.step()?;
         // Waited for: the step's time is measured, and Stop takes effect within one step.
         gpu.synchronize()?;
-        since_preview += step_start.elapsed();
-        send(Event::Progress(sampler.done(), sampler.steps()));
+        let due = run.pacer.stepped(step_start.elapsed().as_secs_f64());
+        send(Event::Progress(run.done(), run.steps()));
         if !more {
             break;
         }
         if stop.load(Ordering::Relaxed) {
-            send(Event::Stopped(sampler.done()));
+            send(Event::Stopped(run.done()));
             return Ok(());
         }
-        if since_preview >= decode_cost {
+        if due {
             let decode_start = Instant::now();
-            let preview = pollster::block_on(decode_tokens(c, params, &sampler.tokens_so_far()?))?;
-            send(Event::Preview(
-                to_rgb8(&preview.image, 1, r, r),
-                r,
-                sampler.done(),
-            ));
-            decode_cost = decode_start.elapsed();
-            since_preview = Duration::ZERO;
+            let rgb = pollster::block_on(run.preview())?;
+            send(Event::Preview(rgb, run.side(), run.done()));
+            run.pacer.decoded(decode_start.elapsed().as_secs_f64());
         }
     }
-    let out = pollster::block_on(decode_tokens(c, params, &sampler.finish()?))?;
+    let image = pollster::block_on(run.finish())?;
     send(Event::Image(
-        to_rgb8(&out.image, 1, r, r),
-        r,
+        image.rgb,
+        image.side,
         start.elapsed().as_secs_f64(),
     ));
     Ok(())
