@@ -1,54 +1,63 @@
-//! The window: GPU summary, class picker and Generate with the embedded default model (a
-//! preview of the image as its tokens are sampled, a progress bar over the AR steps, Stop),
-//! conformance table.
+//! The window: a top bar with the panels (Generate, Models, Gallery, GPU), the worker's events
+//! turned into state, and files dropped on the window (a model opens, a PNG restores its recipe).
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bitdance::conformance::CheckResult;
-use bitdance::gpu::AdapterSummary;
-use eframe::egui::{self, Color32, RichText};
+use bitdance::studio::Recipe;
+use eframe::egui::{self, Color32};
 
-use crate::worker::{Command, Event, Worker};
+use crate::gallery::Gallery;
+use crate::generate::GenerateState;
+use crate::models::ModelsState;
+use crate::storage;
+use crate::worker::{AdapterInfo, Command, Event, LoadedModel, Worker};
 
-const OK: Color32 = Color32::from_rgb(40, 160, 70);
-const FAIL: Color32 = Color32::from_rgb(220, 60, 60);
+pub const OK: Color32 = Color32::from_rgb(60, 180, 90);
+pub const FAIL: Color32 = Color32::from_rgb(230, 80, 80);
 
-enum GpuState {
+/// The GPU as the app knows it.
+pub enum GpuState {
     Opening,
-    Ready(AdapterSummary),
+    Ready(AdapterInfo),
     Failed(String),
 }
 
 /// Conformance rows so far, tagged with their family, and the run's timing.
 #[derive(Default)]
-struct Checks {
-    rows: Vec<(String, CheckResult)>,
-    started: Option<Instant>,
-    elapsed: Option<Duration>,
+pub struct Checks {
+    pub rows: Vec<(String, CheckResult)>,
+    pub started: Option<Instant>,
+    pub elapsed: Option<Duration>,
 }
 
-/// The generator's state as the UI shows it.
-#[derive(Default)]
-struct Generation {
-    classes: Vec<String>,
-    class: usize,
-    seed: u64,
-    progress: Option<(usize, usize)>,
-    started: Option<Instant>,
-    /// The image so far and the AR step it shows, while generating.
-    preview: Option<(egui::TextureHandle, usize)>,
-    image: Option<(egui::TextureHandle, f64)>,
-    /// A note on the last run (stopped early).
-    note: Option<String>,
-    error: Option<String>,
+impl Checks {
+    pub fn running(&self) -> bool {
+        self.started.is_some() && self.elapsed.is_none()
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    Generate,
+    Models,
+    Gallery,
+    Gpu,
 }
 
 /// The app's state; the GPU itself lives on the worker thread.
 pub struct BitDanceApp {
-    worker: Worker,
-    gpu: GpuState,
-    checks: Checks,
-    generation: Generation,
+    pub worker: Worker,
+    pub gpu: GpuState,
+    pub checks: Checks,
+    pub model: Option<LoadedModel>,
+    pub panel: Panel,
+    pub generate: GenerateState,
+    pub models: ModelsState,
+    pub gallery: Gallery,
+    /// A message for the user at the top of the window (an error, a restored recipe).
+    pub notice: Option<(String, bool)>,
 }
 
 impl BitDanceApp {
@@ -63,12 +72,18 @@ impl BitDanceApp {
             worker: Worker::spawn(ctx),
             gpu: GpuState::Opening,
             checks: Checks::default(),
-            generation: Generation::default(),
+            model: None,
+            panel: Panel::Generate,
+            generate: GenerateState::default(),
+            models: ModelsState::load(),
+            gallery: Gallery::load(),
+            notice: None,
         }
     }
 
-    fn running(&self) -> bool {
-        self.checks.started.is_some() && self.checks.elapsed.is_none()
+    /// Sets the message at the top (`error` colours it).
+    pub fn tell(&mut self, text: impl Into<String>, error: bool) {
+        self.notice = Some((text.into(), error));
     }
 
     fn poll_worker(&mut self, ctx: &egui::Context) {
@@ -77,7 +92,9 @@ impl BitDanceApp {
                 Event::Opened(adapter) => self.gpu = GpuState::Ready(adapter),
                 Event::OpenFailed(reason) => self.gpu = GpuState::Failed(reason),
                 Event::Family(family, rows) if rows.is_empty() => {
-                    self.checks.rows.push((family, no_check()));
+                    self.checks
+                        .rows
+                        .push((family, crate::gpu_panel::no_check()));
                 }
                 Event::Family(family, rows) => {
                     let tagged = rows.into_iter().map(|r| (family.clone(), r));
@@ -86,326 +103,167 @@ impl BitDanceApp {
                 Event::ChecksDone => {
                     self.checks.elapsed = self.checks.started.map(|t| t.elapsed());
                 }
-                Event::ModelReady(names) => self.generation.classes = names,
-                Event::Progress(step, steps) => self.generation.progress = Some((step, steps)),
+                Event::Loading(name, done, total) => {
+                    self.models.loading = Some((name, done, total))
+                }
+                Event::ModelReady(m) => {
+                    self.models.loading = None;
+                    if let Some(path) = &m.path {
+                        self.models.remember(path.clone(), &m);
+                    }
+                    self.generate.model_changed(&m);
+                    self.model = Some(m);
+                    self.generate.after_model_ready(&self.worker);
+                }
+                Event::ModelFailed(e) => {
+                    self.models.loading = None;
+                    self.tell(e, true);
+                }
+                Event::Progress(step, steps) => self.generate.progress = Some((step, steps)),
                 Event::Preview(rgb, side, step) => {
                     let image = egui::ColorImage::from_rgb([side, side], &rgb);
                     let texture = ctx.load_texture("preview", image, egui::TextureOptions::NEAREST);
-                    self.generation.preview = Some((texture, step));
+                    self.generate.preview = Some((texture, step));
                 }
-                Event::Image(rgb, side, secs) => {
-                    let image = egui::ColorImage::from_rgb([side, side], &rgb);
-                    let texture = ctx.load_texture("sample", image, egui::TextureOptions::NEAREST);
-                    self.generation.image = Some((texture, secs));
-                    self.generation.progress = None;
-                    self.generation.preview = None;
+                Event::Image(image, secs) => {
+                    let rgb = egui::ColorImage::from_rgb([image.side, image.side], &image.rgb);
+                    let texture = ctx.load_texture("sample", rgb, egui::TextureOptions::NEAREST);
+                    match storage::keep_image(&image.png, &image.recipe) {
+                        Ok(item) => self.gallery.add(item),
+                        Err(e) => self.tell(format!("the image could not be kept: {e}"), true),
+                    }
+                    let reproduced = self.generate.finished(texture, secs, &image.recipe);
+                    if let Some(report) = reproduced {
+                        let matched = report.0;
+                        self.tell(report.1, !matched);
+                    }
+                    self.generate.run_next(&self.worker);
                 }
                 Event::Stopped(step) => {
-                    self.generation.note = Some(format!("stopped after AR step {step}"));
-                    self.generation.progress = None;
+                    self.generate.stopped(step);
                 }
                 Event::GenerateFailed(e) => {
-                    self.generation.error = Some(e);
-                    self.generation.progress = None;
-                    self.generation.preview = None;
+                    self.generate.failed(e);
                 }
             }
         }
     }
 
-    fn gpu_section(&self, ui: &mut egui::Ui) {
-        ui.heading("GPU");
-        match &self.gpu {
-            GpuState::Opening => {
-                ui.horizontal(|ui| {
-                    ui.spinner();
-                    ui.label("Opening the GPU…");
-                });
-            }
-            GpuState::Failed(reason) => {
-                ui.colored_label(FAIL, format!("No GPU: {reason}"));
-            }
-            GpuState::Ready(a) => {
-                egui::Grid::new("adapter").num_columns(2).show(ui, |ui| {
-                    for (key, value) in [
-                        ("Name", &a.name),
-                        ("Backend", &a.backend),
-                        ("Type", &a.device_type),
-                        ("Driver", &a.driver),
-                    ] {
-                        ui.strong(key);
-                        ui.label(value);
-                        ui.end_row();
-                    }
-                });
-            }
+    /// Files dropped on the window: a `.safetensors` model (with its autoencoder) opens, a PNG
+    /// made by BitDance restores its recipe.
+    fn take_dropped(&mut self, ctx: &egui::Context) {
+        let paths: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        if paths.is_empty() {
+            return;
+        }
+        let (pngs, models): (Vec<PathBuf>, Vec<PathBuf>) = paths
+            .into_iter()
+            .partition(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")));
+        if let Some(png) = pngs.first() {
+            self.restore_recipe_from(png);
+        } else if !models.is_empty() {
+            self.open_files(models);
         }
     }
 
-    fn generate_section(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Generate (default model)");
-        let g = &mut self.generation;
-        if g.classes.is_empty() {
-            match &g.error {
-                Some(e) => ui.colored_label(FAIL, e),
-                None => ui.label("Loading the model…"),
-            };
-            return;
-        }
-        ui.horizontal(|ui| {
-            egui::ComboBox::from_label("class")
-                .selected_text(class_label(g.class, &g.classes[g.class]))
-                .show_ui(ui, |ui| {
-                    for (id, name) in g.classes.iter().enumerate() {
-                        ui.selectable_value(&mut g.class, id, class_label(id, name));
-                    }
-                });
-            let busy = g.progress.is_some();
-            if ui
-                .add_enabled(!busy, egui::Button::new("Generate"))
-                .clicked()
-            {
-                g.seed += 1;
-                g.error = None;
-                g.note = None;
-                g.progress = Some((0, 1));
-                g.started = Some(Instant::now());
-                self.worker.send(Command::Generate {
-                    class: g.class as u32,
-                    seed: g.seed,
-                });
-            }
-            if let Some((step, steps)) = g.progress {
-                if ui.button("Stop").clicked() {
-                    self.worker.stop();
-                }
-                let elapsed = g.started.map_or(0.0, |t| t.elapsed().as_secs_f64());
-                ui.add(
-                    egui::ProgressBar::new(step as f32 / steps.max(1) as f32)
-                        .desired_width(200.0)
-                        .text(format!("step {step} of {steps}, {elapsed:.1} s")),
-                );
-                ui.ctx().request_repaint_after(Duration::from_millis(100));
-            }
-        });
-        if let Some(e) = &g.error {
-            ui.colored_label(FAIL, e);
-        }
-        if let Some(note) = &g.note {
-            ui.label(note);
-        }
-        let side = egui::vec2(192.0, 192.0);
-        match (&g.preview, &g.image) {
-            (Some((texture, step)), _) if g.progress.is_some() => {
-                ui.add(egui::Image::new(texture).fit_to_exact_size(side));
-                ui.label(format!("preview after AR step {step}"));
-            }
-            (_, Some((texture, secs))) => {
-                ui.add(egui::Image::new(texture).fit_to_exact_size(side));
-                ui.label(format!("{secs:.1} s"));
-            }
-            _ => {}
-        }
-    }
-
-    fn checks_section(&mut self, ui: &mut egui::Ui) {
-        ui.heading("Kernel conformance");
-        ui.horizontal(|ui| {
-            let ready = matches!(self.gpu, GpuState::Ready(_)) && !self.running();
-            if ui
-                .add_enabled(ready, egui::Button::new("Run conformance checks"))
-                .clicked()
-            {
-                self.checks = Checks {
-                    started: Some(Instant::now()),
-                    ..Default::default()
-                };
-                self.worker.send(Command::RunChecks);
-            }
-            let passed = self.checks.rows.iter().filter(|(_, r)| r.passed()).count();
-            let failed = self.checks.rows.len() - passed;
-            if self.running() {
-                ui.spinner();
-                ui.label(format!("{passed} passed, {failed} failed so far…"));
-            } else if let Some(t) = self.checks.elapsed {
-                let color = if failed == 0 { OK } else { FAIL };
-                let summary = format!(
-                    "{passed} passed, {failed} failed in {:.1} s",
-                    t.as_secs_f64()
-                );
-                ui.colored_label(color, summary);
-            } else {
-                ui.label("Each GPU kernel against its f64 CPU reference.");
-            }
-        });
-        if self.checks.rows.is_empty() {
-            return;
-        }
-        egui::ScrollArea::vertical()
-            .auto_shrink([false, false])
-            .show(ui, |ui| {
-                egui::Grid::new("checks")
-                    .num_columns(6)
-                    .striped(true)
-                    .show(ui, |ui| {
-                        for head in [
-                            "Family",
-                            "Op",
-                            "Shapes",
-                            "Rel. error",
-                            "Tolerance",
-                            "Result",
-                        ] {
-                            ui.strong(head);
-                        }
-                        ui.end_row();
-                        for (family, r) in &self.checks.rows {
-                            table_row(ui, family, r);
-                        }
-                    });
+    /// Reads the recipe of a PNG and restores its settings in the Generate panel.
+    pub fn restore_recipe_from(&mut self, png: &std::path::Path) {
+        let read = std::fs::read(png)
+            .map_err(|e| format!("{}: {e}", png.display()))
+            .and_then(|b| {
+                Recipe::from_png(&png.display().to_string(), &b).map_err(|e| e.to_string())
             });
+        match read {
+            Ok(recipe) => self.restore_recipe(recipe),
+            Err(e) => self.tell(e, true),
+        }
     }
-}
 
-fn table_row(ui: &mut egui::Ui, family: &str, r: &CheckResult) {
-    ui.label(family);
-    ui.label(&r.op);
-    ui.label(&r.shapes);
-    ui.monospace(if r.error.is_some() && r.rel_error.is_nan() {
-        "—".to_string()
-    } else {
-        format!("{:.2e}", r.rel_error)
-    });
-    ui.monospace(if r.tolerance.is_nan() {
-        String::new()
-    } else {
-        format!("{:.0e}", r.tolerance)
-    });
-    if let Some(why) = &r.skipped {
-        ui.label(format!("skipped: {why}"));
-    } else if r.passed() {
-        ui.label(RichText::new("ok").color(OK));
-    } else {
-        let why = r
-            .error
-            .as_deref()
-            .map(|e| format!(": {e}"))
-            .unwrap_or_default();
-        ui.label(RichText::new(format!("FAIL{why}")).color(FAIL));
+    /// Restores `recipe`'s settings in the Generate panel (Reproduce re-runs it).
+    pub fn restore_recipe(&mut self, recipe: Recipe) {
+        self.tell(
+            format!(
+                "Restored the recipe: {} · class {} · seed {} · cfg {} · {} head steps",
+                recipe.model, recipe.classes[0], recipe.seed, recipe.cfg, recipe.head_steps
+            ),
+            false,
+        );
+        self.generate.restore(recipe, self.model.as_ref());
+        self.panel = Panel::Generate;
     }
-    ui.end_row();
-}
 
-/// The row shown for a family that ran no check (it counts as a failure).
-fn no_check() -> CheckResult {
-    CheckResult {
-        op: "(none)".into(),
-        shapes: String::new(),
-        rel_error: f64::NAN,
-        tolerance: f64::NAN,
-        error: Some("ran no check".into()),
-        skipped: None,
+    /// Opens model files (one model, optionally with its autoencoder file).
+    pub fn open_files(&mut self, files: Vec<PathBuf>) {
+        match crate::models::split_model_files(&files) {
+            Ok((model, vae)) => {
+                self.worker.send(Command::OpenFile { model, vae });
+                self.panel = Panel::Models;
+            }
+            Err(e) => self.tell(e, true),
+        }
     }
-}
 
-impl BitDanceApp {
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.heading(egui::RichText::new("BitDance").strong());
+            ui.add_space(16.0);
+            for (panel, label) in [
+                (Panel::Generate, "Create"),
+                (Panel::Models, "Models"),
+                (Panel::Gallery, "Gallery"),
+                (Panel::Gpu, "GPU"),
+            ] {
+                if ui.selectable_label(self.panel == panel, label).clicked() {
+                    self.panel = panel;
+                }
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                let text = match &self.gpu {
+                    GpuState::Opening => "opening the GPU…".to_string(),
+                    GpuState::Ready(a) => format!("{} · {}", a.summary.name, a.summary.backend),
+                    GpuState::Failed(_) => "no GPU".to_string(),
+                };
+                ui.weak(text);
+            });
+        });
+        if let Some((text, error)) = self.notice.clone() {
+            ui.horizontal(|ui| {
+                let color = if error { FAIL } else { OK };
+                ui.colored_label(color, text);
+                if ui.small_button("Dismiss").clicked() {
+                    self.notice = None;
+                }
+            });
+        }
+    }
+
     /// One frame of the window's contents.
     pub fn show(&mut self, ui: &mut egui::Ui) {
-        self.poll_worker(&ui.ctx().clone());
-        egui::CentralPanel::default_margins().show(ui, |ui| {
-            self.gpu_section(ui);
-            ui.separator();
-            self.generate_section(ui);
-            ui.separator();
-            self.checks_section(ui);
+        let ctx = ui.ctx().clone();
+        self.poll_worker(&ctx);
+        self.take_dropped(&ctx);
+        egui::Panel::top("bar").show(ui, |ui| self.top_bar(ui));
+        egui::CentralPanel::default_margins().show(ui, |ui| match self.panel {
+            Panel::Generate => crate::generate::show(self, ui),
+            Panel::Models => crate::models::show(self, ui),
+            Panel::Gallery => crate::gallery::show(self, ui),
+            Panel::Gpu => crate::gpu_panel::show(self, ui),
         });
+        if self.generate.progress.is_some() || self.models.loading.is_some() {
+            ctx.request_repaint_after(Duration::from_millis(100));
+        }
     }
 }
 
 impl eframe::App for BitDanceApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
-    }
-}
-
-/// A class in the picker: "index · name", or the name alone when it is the index (digits).
-fn class_label(id: usize, name: &str) -> String {
-    if name == id.to_string() {
-        name.to_string()
-    } else {
-        format!("{id} · {name}")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use egui_kittest::kittest::Queryable;
-    use egui_kittest::Harness;
-
-    use eframe::egui;
-
-    use super::BitDanceApp;
-
-    /// Steps the UI until `done` holds, failing after `limit`.
-    fn step_until(
-        harness: &mut Harness<'_, BitDanceApp>,
-        limit: Duration,
-        what: &str,
-        done: impl Fn(&Harness<'_, BitDanceApp>) -> bool,
-    ) {
-        let start = Instant::now();
-        while !done(harness) {
-            assert!(
-                start.elapsed() < limit,
-                "{what} did not happen within {limit:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-            harness.step();
-        }
-    }
-
-    #[test]
-    fn generate_shows_the_image_forming_then_the_image() {
-        let app = BitDanceApp::with_context(egui::Context::default());
-        let mut harness = Harness::builder()
-            .with_size(egui::vec2(1000.0, 760.0))
-            .build_ui_state(|ui, app: &mut BitDanceApp| app.show(ui), app);
-        let limit = Duration::from_secs(120);
-        step_until(&mut harness, limit, "the model loading", |h| {
-            h.query_by_label("Generate").is_some()
-        });
-        harness.get_by_label("Generate").click();
-        harness.step();
-        // A preview of the tokens sampled so far appears while the run goes on.
-        step_until(&mut harness, limit, "a preview", |h| {
-            h.query_by_label_contains("preview after AR step").is_some()
-        });
-        assert!(harness.query_by_label("Stop").is_some());
-        step_until(&mut harness, limit, "the image", |h| {
-            h.query_by_label("Stop").is_none() && h.query_by_label_contains(" s").is_some()
-        });
-        assert!(harness.query_by_label_contains("preview after").is_none());
-    }
-
-    #[test]
-    fn stop_ends_a_run_between_ar_steps() {
-        let app = BitDanceApp::with_context(egui::Context::default());
-        let mut harness =
-            Harness::builder().build_ui_state(|ui, app: &mut BitDanceApp| app.show(ui), app);
-        let limit = Duration::from_secs(120);
-        step_until(&mut harness, limit, "the model loading", |h| {
-            h.query_by_label("Generate").is_some()
-        });
-        harness.get_by_label("Generate").click();
-        harness.step();
-        step_until(&mut harness, limit, "the run starting", |h| {
-            h.query_by_label("Stop").is_some()
-        });
-        harness.get_by_label("Stop").click();
-        step_until(&mut harness, limit, "the stop", |h| {
-            h.query_by_label_contains("stopped after AR step").is_some()
-        });
     }
 }

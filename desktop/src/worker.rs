@@ -1,6 +1,8 @@
 //! A background thread that owns the app's own bitdance GPU (separate from eframe's renderer),
-//! so opening it and running checks never blocks the UI.
+//! so opening it, loading models, generating and running checks never block the UI. Commands
+//! run in the order sent (an Open followed by a Generate generates with the opened model).
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -10,11 +12,10 @@ use bitdance::conformance::{self, CheckResult};
 use bitdance::gpu::AdapterSummary;
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    builtin_name, load_generator, recommended_settings, stored_class_names, stored_config,
-    ModelConfig, ParamStore, Precision, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL,
-    DEFAULT_MODEL_NAME,
+    GeneratorLoader, ParamStore, Precision, SampleSettings, DEFAULT_MODEL_BYTES,
+    DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
-use bitdance::studio::{sha256_hex, ImageRun, RecipeModel};
+use bitdance::studio::{sha256_hex, FinishedImage, ImageRun, ModelCard, RecipeModel};
 use bitdance::Gpu;
 use eframe::egui;
 
@@ -22,37 +23,80 @@ use eframe::egui;
 pub enum Command {
     /// Run every conformance family, reporting each as it finishes.
     RunChecks,
-    /// Sample one image of `class` with the default model.
+    /// Load the embedded default model.
+    OpenDefault,
+    /// Load a `.safetensors` model, with an optional separate autoencoder file.
+    OpenFile {
+        /// The model file.
+        model: PathBuf,
+        /// A separate autoencoder file.
+        vae: Option<PathBuf>,
+    },
+    /// Sample one image of `class` with the loaded model.
     Generate {
         /// Class id.
         class: u32,
+        /// Guidance, schedule and head steps.
+        settings: SampleSettings,
         /// Seed of the sampler.
         seed: u64,
     },
 }
 
+/// The adapter as the GPU panel shows it.
+#[derive(Clone, Debug)]
+pub struct AdapterInfo {
+    /// Name, backend, type, driver.
+    pub summary: AdapterSummary,
+    /// Key limits, as (name, value) in bytes or counts.
+    pub limits: Vec<(&'static str, u64)>,
+    /// Enabled optional features.
+    pub features: Vec<String>,
+}
+
+/// A loaded model as the UI knows it.
+#[derive(Clone, Debug)]
+pub struct LoadedModel {
+    /// Its card (config, classes, recommended settings).
+    pub card: ModelCard,
+    /// SHA-256 of the model file.
+    pub sha256: String,
+    /// SHA-256 of a separate autoencoder file, when one was opened.
+    pub vae_sha256: Option<String>,
+    /// Where it came from (`None`: the embedded default).
+    pub path: Option<PathBuf>,
+    /// The precision of its layer weights.
+    pub precision: Precision,
+    /// Bytes the GPU holds for it after loading.
+    pub held_bytes: u64,
+}
+
 /// What the worker reports back.
 pub enum Event {
     /// The GPU is open.
-    Opened(AdapterSummary),
+    Opened(AdapterInfo),
     /// No GPU could be opened; the reason.
     OpenFailed(String),
     /// One family's rows (empty when the family ran no check).
     Family(String, Vec<CheckResult>),
     /// Every family has run.
     ChecksDone,
-    /// The default model is loaded: its class names.
-    ModelReady(Vec<String>),
+    /// A model is being loaded: its name, then bytes done of total.
+    Loading(String, u64, u64),
+    /// A model is loaded and used from now on.
+    ModelReady(LoadedModel),
+    /// Loading a model failed (the previous one stays).
+    ModelFailed(String),
     /// AR step `.0` of `.1` done.
     Progress(usize, usize),
     /// The image so far (the tokens sampled up to AR step `.2`, the rest zero, decoded): RGB
     /// bytes, side in pixels.
     Preview(Vec<u8>, usize, usize),
-    /// A generated image: RGB bytes, side in pixels, seconds taken.
-    Image(Vec<u8>, usize, f64),
+    /// A generated image with its recipe and PNG, and the seconds it took.
+    Image(Box<FinishedImage>, f64),
     /// The run was stopped after AR step `.0`.
     Stopped(usize),
-    /// Loading the model or generating failed.
+    /// Generating failed.
     GenerateFailed(String),
 }
 
@@ -66,7 +110,8 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts the thread; it opens the GPU chosen by `WGPU_BACKEND` / `BITDANCE_ADAPTER` at once.
+    /// Starts the thread; it opens the GPU chosen by `WGPU_BACKEND` / `BITDANCE_ADAPTER` at once
+    /// and loads the default model.
     pub fn spawn(ctx: egui::Context) -> Self {
         let (commands, command_rx) = channel();
         let (event_tx, events) = channel();
@@ -97,6 +142,12 @@ impl Worker {
     }
 }
 
+/// The model generation uses: what the UI knows of it, and its weights.
+struct Model {
+    info: LoadedModel,
+    params: ParamStore,
+}
+
 fn run(
     ctx: egui::Context,
     commands: Receiver<Command>,
@@ -111,17 +162,16 @@ fn run(
         Ok(gpu) => gpu,
         Err(e) => return send(Event::OpenFailed(e.to_string())),
     };
-    send(Event::Opened(gpu.adapter()));
-    let model = match load_model(&gpu) {
-        Ok((config, params, names)) => {
-            send(Event::ModelReady(names));
-            Some((config, params))
+    send(Event::Opened(adapter_info(&gpu)));
+    let mut model: Option<Model> = None;
+    let open = |model: &mut Option<Model>, what: Result<Model, String>| match what {
+        Ok(m) => {
+            send(Event::ModelReady(m.info.clone()));
+            *model = Some(m);
         }
-        Err(e) => {
-            send(Event::GenerateFailed(e.to_string()));
-            None
-        }
+        Err(e) => send(Event::ModelFailed(e)),
     };
+    open(&mut model, load_default(&gpu).map_err(|e| e.to_string()));
     for command in commands {
         match command {
             Command::RunChecks => {
@@ -131,9 +181,26 @@ fn run(
                 }
                 send(Event::ChecksDone);
             }
-            Command::Generate { class, seed } => {
-                let Some((c, params)) = &model else { continue };
-                if let Err(e) = generate(&gpu, c, params, (class, seed), &stop, &send) {
+            Command::OpenDefault => open(&mut model, load_default(&gpu).map_err(|e| e.to_string())),
+            Command::OpenFile { model: path, vae } => {
+                drop(model.take()); // its buffers are freed before the next model loads
+                let loaded = load_file(&gpu, &path, vae.as_deref(), &send);
+                let fallback = loaded.is_err();
+                open(&mut model, loaded);
+                if fallback {
+                    open(&mut model, load_default(&gpu).map_err(|e| e.to_string()));
+                }
+            }
+            Command::Generate {
+                class,
+                settings,
+                seed,
+            } => {
+                let Some(m) = &model else {
+                    send(Event::GenerateFailed("no model is loaded".into()));
+                    continue;
+                };
+                if let Err(e) = generate(&gpu, m, (class, settings, seed), &stop, &send) {
                     send(Event::GenerateFailed(e.to_string()));
                 }
             }
@@ -141,26 +208,134 @@ fn run(
     }
 }
 
+fn adapter_info(gpu: &Gpu) -> AdapterInfo {
+    let l = gpu.limits();
+    AdapterInfo {
+        summary: gpu.adapter(),
+        limits: vec![
+            ("max storage binding", l.max_storage_buffer_binding_size),
+            ("max buffer", l.max_buffer_size),
+            (
+                "storage buffers per stage",
+                l.max_storage_buffers_per_shader_stage as u64,
+            ),
+            (
+                "invocations per workgroup",
+                l.max_compute_invocations_per_workgroup as u64,
+            ),
+            (
+                "workgroup memory",
+                l.max_compute_workgroup_storage_size as u64,
+            ),
+        ],
+        features: gpu
+            .features()
+            .iter()
+            .filter_map(|f| f.as_str().map(str::to_string))
+            .collect(),
+    }
+}
+
+/// The embedded default model.
+fn load_default(gpu: &Gpu) -> bitdance::Result<Model> {
+    let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES)?;
+    let card = ModelCard::of_file(DEFAULT_MODEL_NAME, &file)?;
+    let precision = Precision::F16.on(gpu);
+    let params =
+        GeneratorLoader::new(gpu, &card.config, &file, None, precision)?.load_in_memory()?;
+    Ok(Model {
+        info: LoadedModel {
+            card,
+            sha256: sha256_hex(DEFAULT_MODEL_BYTES),
+            vae_sha256: None,
+            path: None,
+            precision,
+            held_bytes: gpu.stats().live_bytes,
+        },
+        params,
+    })
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A model file (and optional autoencoder file), loaded tensor by tensor with progress.
+fn load_file(
+    gpu: &Gpu,
+    path: &std::path::Path,
+    vae: Option<&std::path::Path>,
+    send: &dyn Fn(Event),
+) -> Result<Model, String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_else(|| path.display().to_string());
+    send(Event::Loading(name.clone(), 0, 1));
+    let bytes = read(path)?;
+    let vae_bytes = vae.map(read).transpose()?;
+    let file = WeightFile::parse_named(&name, &bytes).map_err(|e| e.to_string())?;
+    let vae_label = vae.map(|p| p.display().to_string()).unwrap_or_default();
+    let vae_file = vae_bytes
+        .as_deref()
+        .map(|b| WeightFile::parse_named(&vae_label, b))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let card = ModelCard::of_file(&name, &file).map_err(|e| e.to_string())?;
+    let precision = Precision::F16.on(gpu);
+    let mut loader = GeneratorLoader::new(gpu, &card.config, &file, vae_file.as_ref(), precision)
+        .map_err(|e| e.to_string())?;
+    while let Some(r) = loader.next_read().cloned() {
+        let source = match (r.file, &vae_file) {
+            (bitdance::model::LoadFile::Vae, Some(v)) => v,
+            _ => &file,
+        };
+        let piece = source.bytes(r.range).map_err(|e| e.to_string())?;
+        loader.upload(piece).map_err(|e| e.to_string())?;
+        let (done, total) = loader.progress();
+        send(Event::Loading(name.clone(), done, total));
+    }
+    let params = loader.finish().map_err(|e| e.to_string())?;
+    Ok(Model {
+        info: LoadedModel {
+            card,
+            sha256: sha256_hex(&bytes),
+            vae_sha256: vae_bytes.as_deref().map(sha256_hex),
+            path: Some(path.to_path_buf()),
+            precision,
+            held_bytes: gpu.stats().live_bytes,
+        },
+        params,
+    })
+}
+
 /// One image of `class`, a step at a time (the core's `ImageRun`): progress after every AR
 /// step, a decoded preview when its pacer says one is due, and an early end when `stop` is set.
 fn generate(
     gpu: &Gpu,
-    c: &ModelConfig,
-    params: &ParamStore,
-    (class, seed): (u32, u64),
+    m: &Model,
+    (class, settings, seed): (u32, SampleSettings, u64),
     stop: &AtomicBool,
     send: &dyn Fn(Event),
 ) -> bitdance::Result<()> {
     let start = Instant::now();
-    let settings = recommended_settings(Some(DEFAULT_MODEL_NAME));
-    let model = RecipeModel {
-        name: DEFAULT_MODEL_NAME.into(),
-        sha256: sha256_hex(DEFAULT_MODEL_BYTES),
-        vae_sha256: None,
-        config: builtin_name(c).unwrap_or("custom").into(),
+    let card = &m.info.card;
+    let recipe_model = RecipeModel {
+        name: card.name.clone(),
+        sha256: m.info.sha256.clone(),
+        vae_sha256: m.info.vae_sha256.clone(),
+        config: card.config_name().to_string(),
     };
-    let precision = Precision::F16.on(gpu);
-    let mut run = ImageRun::new(c, params, model, precision, class, &settings, seed)?;
+    let mut run = ImageRun::new(
+        &card.config,
+        &m.params,
+        recipe_model,
+        m.info.precision,
+        class,
+        &settings,
+        seed,
+    )?;
+    send(Event::Progress(0, run.steps()));
     loop {
         let step_start = Instant::now();
         let more = run.step()?;
@@ -183,21 +358,6 @@ fn generate(
         }
     }
     let image = pollster::block_on(run.finish())?;
-    send(Event::Image(
-        image.rgb,
-        image.side,
-        start.elapsed().as_secs_f64(),
-    ));
+    send(Event::Image(Box::new(image), start.elapsed().as_secs_f64()));
     Ok(())
-}
-
-/// The embedded default model on `gpu`, its config and class names.
-fn load_model(gpu: &Gpu) -> bitdance::Result<(ModelConfig, ParamStore, Vec<String>)> {
-    let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES)?;
-    let config = stored_config(&file)?
-        .ok_or_else(|| bitdance::Error::Invalid("the default model has no config".into()))?;
-    let names = stored_class_names(&file)
-        .unwrap_or_else(|| (0..config.num_classes).map(|k| k.to_string()).collect());
-    let params = load_generator(gpu, &config, &file, None, bitdance::model::Precision::F16)?;
-    Ok((config, params, names))
 }

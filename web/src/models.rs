@@ -8,7 +8,7 @@ use std::rc::Rc;
 use bitdance::io::{header_size, WeightFile};
 use bitdance::model::{GeneratorLoader, LoadFile, ParamStore, Precision, DEFAULT_MODEL_NAME};
 use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
-use bitdance::studio::{sha256_hex, FileHasher, ModelCard, Recipe};
+use bitdance::studio::{sha256_hex, FileHasher, FileRole, ModelCard, Recipe};
 use wasm_bindgen::prelude::*;
 use web_sys::Blob;
 
@@ -109,14 +109,9 @@ async fn header_of(name: &str, blob: &Blob) -> Result<WeightFile<'static>, JsErr
 #[wasm_bindgen]
 pub async fn file_role(name: String, blob: Blob) -> Result<String, JsError> {
     let file = header_of(&name, &blob).await?;
-    let autoencoder = |n: &String| {
-        let n = n.strip_prefix(bitdance::model::VAE_PREFIX).unwrap_or(n);
-        n.starts_with("encoder.") || n.starts_with("decoder.") || n.starts_with("quant")
-    };
-    let names = file.names();
-    Ok(match !names.is_empty() && names.iter().all(autoencoder) {
-        true => "autoencoder",
-        false => "model",
+    Ok(match bitdance::studio::file_role(&file) {
+        FileRole::Autoencoder => "autoencoder",
+        FileRole::Model => "model",
     }
     .into())
 }

@@ -98,6 +98,29 @@ impl ModelCard {
     }
 }
 
+/// What a weight file holds, from its tensor names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileRole {
+    /// An AR model (with or without its autoencoder).
+    Model,
+    /// Only an autoencoder (`vae.*`, `encoder.*`, `decoder.*` and `quant*` tensors).
+    Autoencoder,
+}
+
+/// Whether `file` is a model or only an autoencoder, so that two files opened together are
+/// told apart.
+pub fn file_role(file: &WeightFile<'_>) -> FileRole {
+    let autoencoder = |n: &String| {
+        let n = n.strip_prefix(VAE_PREFIX).unwrap_or(n);
+        n.starts_with("encoder.") || n.starts_with("decoder.") || n.starts_with("quant")
+    };
+    let names = file.names();
+    match !names.is_empty() && names.iter().all(autoencoder) {
+        true => FileRole::Autoencoder,
+        false => FileRole::Model,
+    }
+}
+
 /// The released config whose AR tensors `file` holds with the right shapes.
 fn matching_builtin(file: &WeightFile<'_>) -> Result<ModelConfig> {
     for name in BUILTIN_CONFIGS {
@@ -148,6 +171,12 @@ mod tests {
         let json = card.to_json();
         assert_eq!(json["config"], "tiny");
         assert!(json["memory_f16"].as_u64().unwrap() < json["memory_f32"].as_u64().unwrap());
+
+        assert_eq!(file_role(&file), FileRole::Model);
+        let ae =
+            save_safetensors(&[("vae.decoder.conv_in.weight", &[2], &[1.0, 2.0])], None).unwrap();
+        let ae = WeightFile::parse(&ae).unwrap();
+        assert_eq!(file_role(&ae), FileRole::Autoencoder);
 
         let other = save_safetensors(&[("x", &[2], &[1.0, 2.0])], None).unwrap();
         let file = WeightFile::parse_named("x.safetensors", &other).unwrap();

@@ -1,0 +1,157 @@
+//! The Gallery panel: every image made here (now and in earlier runs), kept as PNGs carrying
+//! their recipes in the app's data folder: the recipe shown, Save as…, Use recipe, Reproduce,
+//! Variations (nearby seeds), Delete.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use eframe::egui;
+
+use crate::app::BitDanceApp;
+use crate::storage::{self, GalleryItem};
+
+/// The gallery's images and their thumbnails (decoded when first shown).
+pub struct Gallery {
+    pub items: Vec<GalleryItem>,
+    thumbnails: HashMap<PathBuf, egui::TextureHandle>,
+}
+
+impl Gallery {
+    /// The images in the data folder.
+    pub fn load() -> Self {
+        Self {
+            items: storage::gallery(),
+            thumbnails: HashMap::new(),
+        }
+    }
+
+    /// A new image, shown first.
+    pub fn add(&mut self, item: GalleryItem) {
+        self.items.insert(0, item);
+    }
+
+    fn thumbnail(&mut self, ctx: &egui::Context, path: &PathBuf) -> Option<egui::TextureHandle> {
+        if let Some(t) = self.thumbnails.get(path) {
+            return Some(t.clone());
+        }
+        let bytes = std::fs::read(path).ok()?;
+        let rgb = image::load_from_memory(&bytes).ok()?.to_rgb8();
+        let (w, h) = rgb.dimensions();
+        let image = egui::ColorImage::from_rgb([w as usize, h as usize], rgb.as_raw());
+        let texture = ctx.load_texture(
+            path.display().to_string(),
+            image,
+            egui::TextureOptions::NEAREST,
+        );
+        self.thumbnails.insert(path.clone(), texture.clone());
+        Some(texture)
+    }
+}
+
+enum Action {
+    Restore(usize),
+    Reproduce(usize),
+    Variations(usize),
+    SaveAs(usize),
+    Delete(usize),
+}
+
+/// Draws the panel.
+pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        ui.heading("Gallery");
+        ui.weak(format!(
+            "{} images in {}",
+            app.gallery.items.len(),
+            storage::gallery_dir().display()
+        ));
+    });
+    if app.gallery.items.is_empty() {
+        ui.weak("Images you make appear here, with the recipe that made them.");
+        return;
+    }
+    let ctx = ui.ctx().clone();
+    let mut action = None;
+    egui::ScrollArea::vertical().show(ui, |ui| {
+        ui.horizontal_wrapped(|ui| {
+            for i in 0..app.gallery.items.len() {
+                let path = app.gallery.items[i].path.clone();
+                let recipe = app.gallery.items[i].recipe.clone();
+                ui.group(|ui| {
+                    ui.set_width(170.0);
+                    ui.vertical(|ui| {
+                        if let Some(t) = app.gallery.thumbnail(&ctx, &path) {
+                            ui.add(
+                                egui::Image::new(&t).fit_to_exact_size(egui::vec2(160.0, 160.0)),
+                            );
+                        }
+                        ui.label(format!(
+                            "class {} · seed {}",
+                            recipe.classes[0], recipe.seed
+                        ));
+                        ui.weak(format!(
+                            "{} · cfg {} · {} steps",
+                            recipe.config, recipe.cfg, recipe.head_steps
+                        ))
+                        .on_hover_text(recipe.to_json());
+                        ui.horizontal_wrapped(|ui| {
+                            if ui.small_button("Use recipe").clicked() {
+                                action = Some(Action::Restore(i));
+                            }
+                            if ui.small_button("Reproduce").clicked() {
+                                action = Some(Action::Reproduce(i));
+                            }
+                            if ui.small_button("Variations").clicked() {
+                                action = Some(Action::Variations(i));
+                            }
+                            if ui.small_button("Save as…").clicked() {
+                                action = Some(Action::SaveAs(i));
+                            }
+                            if ui.small_button("Delete").clicked() {
+                                action = Some(Action::Delete(i));
+                            }
+                        });
+                    });
+                });
+            }
+        });
+    });
+    match action {
+        Some(Action::Restore(i)) => {
+            let recipe = app.gallery.items[i].recipe.clone();
+            app.restore_recipe(recipe);
+        }
+        Some(Action::Reproduce(i)) => {
+            let recipe = app.gallery.items[i].recipe.clone();
+            app.restore_recipe(recipe.clone());
+            crate::generate::reproduce(app, recipe);
+        }
+        Some(Action::Variations(i)) => {
+            let recipe = app.gallery.items[i].recipe.clone();
+            app.restore_recipe(recipe);
+            app.generate.variations(&app.worker, 4);
+        }
+        Some(Action::SaveAs(i)) => {
+            let item = &app.gallery.items[i];
+            let name = item
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_else(|| "bitdance.png".into());
+            if let Some(to) = rfd::FileDialog::new()
+                .set_file_name(name)
+                .add_filter("PNG", &["png"])
+                .save_file()
+            {
+                if let Err(e) = std::fs::copy(&item.path, &to) {
+                    app.tell(format!("{}: {e}", to.display()), true);
+                }
+            }
+        }
+        Some(Action::Delete(i)) => {
+            let item = app.gallery.items.remove(i);
+            let _ = std::fs::remove_file(&item.path);
+        }
+        None => {}
+    }
+}

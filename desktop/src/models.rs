@@ -1,0 +1,210 @@
+//! The Models panel: open `.safetensors` models (a file dialog or a drop on the window; one
+//! file, or a model and its autoencoder), the recent ones with their config, classes, size and
+//! memory need against the adapter, and the default model.
+
+use std::path::{Path, PathBuf};
+
+use bitdance::io::{header_size, WeightFile};
+use bitdance::model::Precision;
+use bitdance::studio::{file_role, FileRole, ModelCard};
+use eframe::egui;
+
+use crate::app::{BitDanceApp, GpuState, FAIL};
+use crate::storage::{self, RecentModel};
+use crate::worker::{Command, LoadedModel};
+
+/// The panel's state.
+pub struct ModelsState {
+    pub recent: Vec<RecentModel>,
+    /// A model loading: its name, bytes done and in all.
+    pub loading: Option<(String, u64, u64)>,
+}
+
+impl ModelsState {
+    /// The recent models from the config directory.
+    pub fn load() -> Self {
+        Self {
+            recent: storage::recent_models(),
+            loading: None,
+        }
+    }
+
+    /// Records a model opened from `path`.
+    pub fn remember(&mut self, path: PathBuf, m: &LoadedModel) {
+        let vae = self
+            .recent
+            .iter()
+            .find(|r| r.path == path)
+            .and_then(|r| r.vae.clone());
+        let entry = RecentModel {
+            path,
+            vae,
+            config: m.card.config_name().to_string(),
+            classes: m.card.classes.len(),
+            parameters: m.card.parameters,
+            sha256: m.sha256.clone(),
+        };
+        if let Ok(list) = storage::remember(entry) {
+            self.recent = list;
+        }
+    }
+}
+
+/// The header of a safetensors file on disk (the data stays on disk).
+fn header(path: &Path) -> Result<WeightFile<'static>, String> {
+    use std::io::Read;
+    let label = path.display().to_string();
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{label}: {e}"))?;
+    let len = f.metadata().map_err(|e| format!("{label}: {e}"))?.len();
+    let mut prefix = [0u8; 8];
+    f.read_exact(&mut prefix)
+        .map_err(|_| format!("{label}: too short for a safetensors file"))?;
+    let n = header_size(&label, &prefix).map_err(|e| e.to_string())?;
+    let mut head = prefix.to_vec();
+    head.resize(n, 0);
+    f.read_exact(&mut head[8..])
+        .map_err(|e| format!("{label}: truncated header: {e}"))?;
+    WeightFile::from_header(&label, &head, len).map_err(|e| e.to_string())
+}
+
+/// Which of `files` is the model and which (if any) its autoencoder, from their headers.
+pub fn split_model_files(files: &[PathBuf]) -> Result<(PathBuf, Option<PathBuf>), String> {
+    let mut model = None;
+    let mut vae = None;
+    for path in files {
+        let slot = match file_role(&header(path)?) {
+            FileRole::Model => &mut model,
+            FileRole::Autoencoder => &mut vae,
+        };
+        if slot.replace(path.clone()).is_some() || files.len() > 2 {
+            return Err("open one model, optionally with its autoencoder file".into());
+        }
+    }
+    let model = model.ok_or("these files hold only an autoencoder: open its model too")?;
+    Ok((model, vae))
+}
+
+/// What a model file needs, from its header: its card, or why it cannot be read.
+fn card_of(path: &Path) -> Result<ModelCard, String> {
+    let file = header(path)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    ModelCard::of_file(&name, &file).map_err(|e| e.to_string())
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Draws the panel.
+pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
+    ui.heading("Models");
+    ui.label(
+        "A .safetensors model: one written by `bitdance train`, or a converted official BitDance \
+         B/L/H (1x, 4x, 16x) with its autoencoder, as one file or two. Drop files on the window \
+         or open them here.",
+    );
+    ui.horizontal(|ui| {
+        let idle = app.models.loading.is_none() && app.generate.progress.is_none();
+        if ui
+            .add_enabled(idle, egui::Button::new("Open model…"))
+            .clicked()
+        {
+            if let Some(files) = rfd::FileDialog::new()
+                .add_filter("safetensors", &["safetensors"])
+                .set_title("Open a BitDance model (and its autoencoder)")
+                .pick_files()
+            {
+                app.open_files(files);
+            }
+        }
+        if ui
+            .add_enabled(idle, egui::Button::new("Use the default model"))
+            .clicked()
+        {
+            app.worker.send(Command::OpenDefault);
+        }
+    });
+    if let Some((name, done, total)) = &app.models.loading {
+        ui.add(
+            egui::ProgressBar::new(*done as f32 / (*total).max(1) as f32).text(format!(
+                "loading {name}: {} of {}",
+                gib(*done),
+                gib(*total)
+            )),
+        );
+    }
+    if let Some(m) = &app.model {
+        ui.separator();
+        ui.label(egui::RichText::new("In use").strong());
+        ui.label(format!(
+            "{} · {} · {} classes · {:.1} M parameters · {} held on the GPU · SHA-256 {}…",
+            crate::generate::model_title(m),
+            m.card.config_name(),
+            m.card.classes.len(),
+            m.card.parameters as f64 / 1e6,
+            gib(m.held_bytes),
+            &m.sha256[..12]
+        ));
+    }
+    ui.separator();
+    ui.label(egui::RichText::new("Recent").strong());
+    if app.models.recent.is_empty() {
+        ui.weak("Models you open are listed here, with what they need.");
+        return;
+    }
+    let max_buffer = match &app.gpu {
+        GpuState::Ready(a) => a
+            .limits
+            .iter()
+            .find(|(k, _)| *k == "max buffer")
+            .map(|(_, v)| *v),
+        _ => None,
+    };
+    let mut open = None;
+    egui::Grid::new("recent")
+        .num_columns(5)
+        .striped(true)
+        .show(ui, |ui| {
+            for head in ["Model", "Config", "Classes", "Needs (f16)", ""] {
+                ui.strong(head);
+            }
+            ui.end_row();
+            for r in &app.models.recent {
+                ui.label(
+                    r.path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default(),
+                )
+                .on_hover_text(r.path.display().to_string());
+                ui.label(&r.config);
+                ui.label(r.classes.to_string());
+                match card_of(&r.path) {
+                    Ok(card) => {
+                        let need = card.memory_bytes(Precision::F16);
+                        let text = gib(need);
+                        let (binding_what, binding) = card.largest_binding();
+                        let tip = format!(
+                            "weights, KV cache and decoder maps; largest binding {} ({binding_what}){}",
+                            gib(binding),
+                            max_buffer.map(|b| format!("; this adapter's largest buffer {}", gib(b))).unwrap_or_default()
+                        );
+                        ui.label(text).on_hover_text(tip);
+                    }
+                    Err(e) => {
+                        ui.colored_label(FAIL, "unreadable").on_hover_text(e);
+                    }
+                }
+                if ui.button("Open").clicked() {
+                    open = Some((r.path.clone(), r.vae.clone()));
+                }
+                ui.end_row();
+            }
+        });
+    if let Some((model, vae)) = open {
+        app.worker.send(Command::OpenFile { model, vae });
+    }
+}

@@ -1,0 +1,126 @@
+//! Where the app keeps things between runs: the gallery (PNGs with their recipes) in the
+//! platform's data directory, the recent models in its config directory. `BITDANCE_HOME`
+//! replaces both (tests, portable installs).
+
+use std::path::{Path, PathBuf};
+
+use bitdance::studio::Recipe;
+use serde::{Deserialize, Serialize};
+
+/// Most recent models remembered.
+const MAX_RECENT: usize = 12;
+
+fn home_override() -> Option<PathBuf> {
+    std::env::var_os("BITDANCE_HOME").map(PathBuf::from)
+}
+
+/// The folder of the gallery's images.
+pub fn gallery_dir() -> PathBuf {
+    home_override()
+        .or_else(dirs::data_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("bitdance")
+        .join("gallery")
+}
+
+fn recent_file() -> PathBuf {
+    home_override()
+        .or_else(dirs::config_dir)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("bitdance")
+        .join("recent-models.json")
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, so a crash leaves the
+/// old file or the new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("part");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(tmp, path)
+}
+
+/// A model opened before, as the models panel lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecentModel {
+    /// The model file.
+    pub path: PathBuf,
+    /// Its separate autoencoder file, if any.
+    pub vae: Option<PathBuf>,
+    /// Its config name, classes and parameters, as shown.
+    pub config: String,
+    /// Number of classes.
+    pub classes: usize,
+    /// Parameters generation loads.
+    pub parameters: u64,
+    /// SHA-256 of the model file.
+    pub sha256: String,
+}
+
+/// The recent models, newest first (an unreadable list is empty).
+pub fn recent_models() -> Vec<RecentModel> {
+    std::fs::read(recent_file())
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Puts `model` first in the recent list (replacing an entry of the same file).
+pub fn remember(model: RecentModel) -> std::io::Result<Vec<RecentModel>> {
+    let mut list = recent_models();
+    list.retain(|m| m.path != model.path);
+    list.insert(0, model);
+    list.truncate(MAX_RECENT);
+    write_atomic(&recent_file(), &serde_json::to_vec_pretty(&list)?)?;
+    Ok(list)
+}
+
+/// One image of the gallery: its PNG file and the recipe inside it.
+#[derive(Clone, Debug)]
+pub struct GalleryItem {
+    /// The PNG.
+    pub path: PathBuf,
+    /// Its recipe.
+    pub recipe: Recipe,
+}
+
+/// Saves a finished image's PNG (carrying `recipe`) into the gallery; returns its item.
+pub fn keep_image(png: &[u8], recipe: &Recipe) -> std::io::Result<GalleryItem> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    let name = format!(
+        "{stamp:015}-{}-c{}-s{}.png",
+        recipe.config, recipe.classes[0], recipe.seed
+    );
+    let path = gallery_dir().join(name);
+    write_atomic(&path, png)?;
+    Ok(GalleryItem {
+        path,
+        recipe: recipe.clone(),
+    })
+}
+
+/// Every image of the gallery with a readable recipe, newest first.
+pub fn gallery() -> Vec<GalleryItem> {
+    let Ok(entries) = std::fs::read_dir(gallery_dir()) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "png"))
+        .collect();
+    paths.sort();
+    paths.reverse();
+    paths
+        .into_iter()
+        .filter_map(|path| {
+            let bytes = std::fs::read(&path).ok()?;
+            let recipe = Recipe::from_png(&path.display().to_string(), &bytes).ok()?;
+            Some(GalleryItem { path, recipe })
+        })
+        .collect()
+}

@@ -1,0 +1,127 @@
+//! The studio driven through egui_kittest (AccessKit queries), its GPU on the present adapter,
+//! its files in a temporary BITDANCE_HOME.
+
+use std::time::{Duration, Instant};
+
+use bitdance::studio::Recipe;
+use eframe::egui;
+use egui_kittest::kittest::Queryable;
+use egui_kittest::Harness;
+
+use crate::app::BitDanceApp;
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// One home for every test of this process (the variable is process-wide).
+fn home() -> &'static std::path::Path {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = HOME.get_or_init(|| tempfile::tempdir().expect("a temporary folder"));
+    // SAFETY: set once, before any app of this process reads it.
+    unsafe { std::env::set_var("BITDANCE_HOME", dir.path()) };
+    dir.path()
+}
+
+fn harness() -> Harness<'static, BitDanceApp> {
+    home();
+    let app = BitDanceApp::with_context(egui::Context::default());
+    Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .build_ui_state(|ui, app: &mut BitDanceApp| app.show(ui), app)
+}
+
+/// Steps the UI until `done` holds, failing after `LIMIT`.
+fn step_until(
+    harness: &mut Harness<'_, BitDanceApp>,
+    what: &str,
+    done: impl Fn(&Harness<'_, BitDanceApp>) -> bool,
+) {
+    let start = Instant::now();
+    while !done(harness) {
+        assert!(
+            start.elapsed() < LIMIT,
+            "{what} did not happen within {LIMIT:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        harness.step();
+    }
+}
+
+fn ready(h: &mut Harness<'_, BitDanceApp>) {
+    step_until(h, "the model loading", |h| {
+        h.query_by_label("Generate").is_some()
+    });
+}
+
+#[test]
+fn generate_shows_the_image_forming_then_keeps_it_with_its_recipe() {
+    let mut h = harness();
+    ready(&mut h);
+    h.get_by_label("Generate").click();
+    h.step();
+    step_until(&mut h, "a preview", |h| {
+        h.query_by_label_contains("preview after AR step").is_some()
+    });
+    step_until(&mut h, "the image", |h| {
+        h.query_by_label_contains("done in").is_some()
+    });
+    let item = h.state().gallery.items[0].clone();
+    let png = std::fs::read(&item.path).unwrap();
+    let recipe = Recipe::from_png("kept", &png).unwrap();
+    assert_eq!(recipe, item.recipe);
+    assert!(item.path.starts_with(home()));
+}
+
+#[test]
+fn typing_a_class_finds_it_and_picks_it() {
+    let mut h = harness();
+    ready(&mut h);
+    h.get_by_label("Search classes").click();
+    h.step();
+    h.get_by_label("Search classes").type_text("7");
+    h.step();
+    h.get_by_label("7").click();
+    h.step();
+    h.step();
+    let chosen: Vec<usize> = h.state().generate.chosen.iter().map(|c| c.index).collect();
+    assert_eq!(chosen, [0, 7], "class 7 joins the chosen ones");
+    assert!(h.query_by_label("7 ×").is_some(), "and shows as a chip");
+}
+
+#[test]
+fn a_kept_image_reproduces_with_the_same_tokens() {
+    let mut h = harness();
+    ready(&mut h);
+    h.state_mut().generate.seed = 77;
+    h.get_by_label("Generate").click();
+    h.step();
+    step_until(&mut h, "the image", |h| {
+        h.query_by_label_contains("done in").is_some()
+    });
+    h.get_by_label("Gallery").click();
+    h.step();
+    h.get_all_by_label("Reproduce").next().unwrap().click();
+    h.step();
+    step_until(&mut h, "the reproduction", |h| {
+        h.query_by_label_contains("Reproduced: the same tokens")
+            .is_some()
+            || h.query_by_label_contains("Not reproduced").is_some()
+    });
+    assert!(h
+        .query_by_label_contains("Reproduced: the same tokens")
+        .is_some());
+}
+
+#[test]
+fn stop_ends_a_run_between_ar_steps() {
+    let mut h = harness();
+    ready(&mut h);
+    h.get_by_label("Generate").click();
+    h.step();
+    step_until(&mut h, "the run starting", |h| {
+        h.query_by_label_contains("step ").is_some()
+    });
+    h.get_by_label("Stop").click();
+    step_until(&mut h, "the stop", |h| {
+        h.query_by_label_contains("stopped after AR step").is_some()
+    });
+}
