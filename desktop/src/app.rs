@@ -68,6 +68,7 @@ impl BitDanceApp {
 
     /// The app on egui context `ctx` (repainted when the worker reports).
     pub fn with_context(ctx: egui::Context) -> Self {
+        style(&ctx);
         Self {
             worker: Worker::spawn(ctx),
             gpu: GpuState::Opening,
@@ -261,6 +262,30 @@ impl BitDanceApp {
         }
     }
 }
+
+/// Roomier spacing, larger text and the studio's accent colour.
+fn style(ctx: &egui::Context) {
+    ctx.global_style_mut(|s| {
+        s.spacing.item_spacing = egui::vec2(8.0, 8.0);
+        s.spacing.button_padding = egui::vec2(10.0, 5.0);
+        s.spacing.slider_width = 140.0;
+        s.spacing.interact_size.y = 26.0;
+        for (text, size) in [
+            (egui::TextStyle::Body, 15.0),
+            (egui::TextStyle::Button, 15.0),
+            (egui::TextStyle::Heading, 22.0),
+            (egui::TextStyle::Small, 12.0),
+        ] {
+            if let Some(font) = s.text_styles.get_mut(&text) {
+                font.size = size;
+            }
+        }
+        s.visuals.selection.bg_fill = ACCENT;
+    });
+}
+
+/// The studio's accent colour (primary buttons, the selected panel).
+pub const ACCENT: Color32 = Color32::from_rgb(92, 120, 230);
 
 impl eframe::App for BitDanceApp {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {

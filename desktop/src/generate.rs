@@ -55,7 +55,7 @@ impl Default for GenerateState {
             cfg: 3.0,
             schedule: CfgSchedule::Linear,
             head_steps: 50,
-            seed: 1,
+            seed: random_seed(),
             seed_locked: false,
             per_class: 1,
             queue: VecDeque::new(),
@@ -329,7 +329,10 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     ui.separator();
     ui.horizontal(|ui| {
         let can = !g.busy() && !g.chosen.is_empty();
-        if ui.add_enabled(can, egui::Button::new("Generate")).clicked() {
+        let generate = egui::Button::new(egui::RichText::new("Generate").strong())
+            .fill(crate::app::ACCENT)
+            .min_size(egui::vec2(160.0, 34.0));
+        if ui.add_enabled(can, generate).clicked() {
             g.start(&app.worker);
         }
         if ui
@@ -434,24 +437,34 @@ fn stage(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     }
     let side = ui
         .available_width()
-        .min(ui.available_height() - 40.0)
-        .clamp(128.0, 512.0);
+        .min(ui.available_height() - 60.0)
+        .clamp(128.0, 560.0);
     let size = egui::vec2(side, side);
-    match (&g.preview, &g.image) {
+    let shown = match (&g.preview, &g.image) {
         (Some((texture, step)), _) if g.progress.is_some() => {
-            ui.add(egui::Image::new(texture).fit_to_exact_size(size));
-            ui.label(format!("preview after AR step {step}"));
+            Some((texture, format!("preview after AR step {step}")))
         }
-        (_, Some((texture, secs))) => {
+        (_, Some((texture, secs))) => Some((texture, format!("done in {secs:.1} s"))),
+        _ => None,
+    };
+    ui.vertical_centered(|ui| match shown {
+        Some((texture, caption)) => {
             ui.add(egui::Image::new(texture).fit_to_exact_size(size));
-            ui.label(format!("done in {secs:.1} s"));
+            ui.label(caption);
         }
-        _ => {
-            ui.weak(
-                "Pick a class and press Generate: the image forms patch by patch as it is sampled.",
+        None => {
+            let (rect, _) = ui.allocate_exact_size(size, egui::Sense::hover());
+            ui.painter()
+                .rect_filled(rect, 8.0, ui.visuals().extreme_bg_color);
+            ui.painter().text(
+                rect.center(),
+                egui::Align2::CENTER_CENTER,
+                "Pick a class and press Generate:\nthe image forms patch by patch as it is sampled.",
+                egui::FontId::proportional(15.0),
+                ui.visuals().weak_text_color(),
             );
         }
-    }
+    });
 }
 
 /// How the panels name a model.

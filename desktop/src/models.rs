@@ -94,8 +94,12 @@ fn card_of(path: &Path) -> Result<ModelCard, String> {
     ModelCard::of_file(&name, &file).map_err(|e| e.to_string())
 }
 
+/// Bytes in MiB below 1 GiB, else GiB.
 fn gib(bytes: u64) -> String {
-    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+    match bytes < 1 << 30 {
+        true => format!("{:.1} MiB", bytes as f64 / (1u64 << 20) as f64),
+        false => format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64),
+    }
 }
 
 /// Draws the panel.
