@@ -31,28 +31,42 @@ impl Future for MapFuture {
     }
 }
 
+/// A callback that settles `state` with `result` and wakes its waiter.
+fn settle(state: &Arc<Mutex<MapState>>) -> impl FnOnce(Result<(), String>) + Send + 'static {
+    let sink = state.clone();
+    move |result| {
+        let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
+        s.done = Some(result);
+        if let Some(w) = s.waker.take() {
+            w.wake();
+        }
+    }
+}
+
 impl Gpu {
-    /// Submits pending work and resolves when the GPU has done everything submitted: on the
-    /// web, the point between steps where a worker takes its messages (Stop) again.
-    pub async fn finished(&self) -> Result<()> {
-        self.flush()?;
-        let state = Arc::new(Mutex::new(MapState::default()));
-        let sink = state.clone();
-        self.inner.queue.on_submitted_work_done(move || {
-            let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
-            s.done = Some(Ok(()));
-            if let Some(w) = s.waker.take() {
-                w.wake();
-            }
-        });
+    /// Polls the device (native: until the queue is done, firing the callbacks; a no-op on the
+    /// web, where the browser fires them), then awaits `state`; `what` names a failure.
+    async fn settled(&self, state: Arc<Mutex<MapState>>, what: &str) -> Result<()> {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
             .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
         MapFuture(state)
             .await
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+            .map_err(|e| Error::Gpu(format!("{what} failed: {e}")))?;
         self.take_error()
+    }
+
+    /// Submits pending work and resolves when the GPU has done everything submitted: on the
+    /// web, the point between steps where a worker takes its messages (Stop) again.
+    pub async fn finished(&self) -> Result<()> {
+        self.flush()?;
+        let state = Arc::new(Mutex::new(MapState::default()));
+        let done = settle(&state);
+        self.inner
+            .queue
+            .on_submitted_work_done(move || done(Ok(())));
+        self.settled(state, "waiting for the GPU").await
     }
 
     /// Copies `bytes` bytes of `src` from byte `src_offset` to the host: submits pending work,
@@ -77,23 +91,11 @@ impl Gpu {
         self.copy(src, src_offset, &staging, 0, padded);
         self.flush()?;
         let state = Arc::new(Mutex::new(MapState::default()));
-        let sink = state.clone();
+        let done = settle(&state);
         staging.map_async(wgpu::MapMode::Read, .., move |result| {
-            let mut s = sink.lock().unwrap_or_else(|p| p.into_inner());
-            s.done = Some(result.map_err(|e| e.to_string()));
-            if let Some(w) = s.waker.take() {
-                w.wake();
-            }
+            done(result.map_err(|e| e.to_string()))
         });
-        // No-op on the web; on native this waits for the queue, then fires the callback.
-        self.inner
-            .device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
-        MapFuture(state)
-            .await
-            .map_err(|e| Error::Gpu(format!("readback map failed: {e}")))?;
-        self.take_error()?;
+        self.settled(state, "readback map").await?;
         let data = {
             let view = staging
                 .get_mapped_range(..)

@@ -297,20 +297,11 @@ fn check_bindings(gpu: &Gpu, c: &ModelConfig) -> Result<()> {
 
 /// The decoder's largest feature map of one image, in f32 bytes, named.
 pub fn decoder_feature_map(c: &ModelConfig) -> (String, u64) {
-    let side = c.resolution as u64;
-    let ch = c.vae.ch as u64;
-    c.vae
-        .ch_mult
-        .iter()
-        .enumerate()
-        .map(|(level, &m)| {
-            let s = side >> level;
+    super::memory::level_maps(c)
+        .map(|(s, channels)| {
             (
-                format!(
-                    "the decoder's feature map at {s}x{s} ({} channels)",
-                    ch * m as u64
-                ),
-                4 * s * s * ch * m as u64,
+                format!("the decoder's feature map at {s}x{s} ({channels} channels)"),
+                4 * s * s * channels,
             )
         })
         .max_by_key(|(_, bytes)| *bytes)

@@ -32,18 +32,20 @@ fn count(specs: &[ParamSpec]) -> f64 {
 /// Bytes of the activations the autoencoder's widest part keeps for one image, in f32: every
 /// level's feature maps, `live` copies of each (the resblocks' norms, convs and residuals).
 fn autoencoder_activations(c: &ModelConfig, live: f64) -> f64 {
-    let side = c.resolution as f64;
-    let ch = c.vae.ch as f64;
+    level_maps(c)
+        .map(|(side, channels)| (side * side * channels) as f64 * live)
+        .sum::<f64>()
+        * F32
+}
+
+/// Each autoencoder level's feature map for one image: (side in pixels, channels).
+pub(crate) fn level_maps(c: &ModelConfig) -> impl Iterator<Item = (u64, u64)> + '_ {
+    let ch = c.vae.ch as u64;
     c.vae
         .ch_mult
         .iter()
         .enumerate()
-        .map(|(level, &m)| {
-            let s = side / 2f64.powi(level as i32);
-            s * s * ch * m as f64 * live
-        })
-        .sum::<f64>()
-        * F32
+        .map(move |(level, &m)| ((c.resolution as u64) >> level, ch * m as u64))
 }
 
 impl AeConfig {
