@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the browser demo: the bitdance-web crate for wasm32, then wasm-bindgen --target web
+# Builds the browser studio: the bitdance-web crate for wasm32, then wasm-bindgen --target web
 # into web/pkg (git-ignored). Serve web/ with any static server, e.g.
 #   python3 -m http.server -d web 8000   and open http://localhost:8000
 # Usage: scripts/web-build.sh [--dev]   (--dev: unoptimized profile, faster to build)
@@ -24,4 +24,14 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_d
 out_dir=$([[ $profile == dev ]] && echo debug || echo release)
 wasm-bindgen --target web --no-typescript --out-dir web/pkg \
   "$target_dir/wasm32-unknown-unknown/$out_dir/bitdance_web.wasm"
-echo "built web/pkg ($profile); serve with: python3 -m http.server -d web 8000"
+# The bundled fine-tuning sample: 24 images of each Fashion-MNIST class, and their list.
+sample=web/datasets/fashion-mnist
+rm -rf "$sample" && mkdir -p "$sample"
+for class_dir in assets/datasets/fashion-mnist/train/*/; do
+  class=$(basename "$class_dir")
+  mkdir -p "$sample/$class"
+  find "$class_dir" -name '*.png' | sort | head -24 | xargs -I{} cp {} "$sample/$class/"
+done
+(cd "$sample" && find . -name '*.png' | sed 's|^\./||' | sort |
+  python3 -c 'import json,sys; print(json.dumps({"files": sys.stdin.read().split()}))' > manifest.json)
+echo "built web/pkg ($profile) and web/datasets; serve with: python3 -m http.server -d web 8000"

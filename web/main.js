@@ -555,7 +555,8 @@ window.addEventListener('drop', (ev) => {
 // ---------------------------------------------------------------------------------------------
 // Fine-tuning
 
-const training = { files: null, log: [], running: false, steps: 0 };
+// The chosen images and their paths in the folder ("class/file.png").
+const training = { files: null, paths: null, log: [], running: false, steps: 0 };
 probe.train = training;
 
 function trainOptions() {
@@ -574,10 +575,10 @@ function trainOptions() {
   return o;
 }
 
-function classFolders(files) {
+function classFolders(files, paths) {
   const classes = new Map();
-  for (const f of files) {
-    const parts = f.webkitRelativePath.split('/');
+  for (const [i, f] of files.entries()) {
+    const parts = paths[i].split('/');
     if (parts.length < 2 || !/\.(png|jpe?g)$/i.test(f.name)) continue;
     const cls = parts[parts.length - 2];
     classes.set(cls, (classes.get(cls) ?? 0) + 1);
@@ -585,17 +586,34 @@ function classFolders(files) {
   return classes;
 }
 
-$('train-folder').addEventListener('change', async (ev) => {
-  const files = [...ev.target.files];
-  const classes = classFolders(files);
+async function chooseDataset(files, paths) {
+  const classes = classFolders(files, paths);
   const count = [...classes.values()].reduce((a, b) => a + b, 0);
   training.files = count ? files : null;
+  training.paths = count ? paths : null;
   $('train-data').textContent = count
     ? `${count} images in ${classes.size} classes: ${[...classes.keys()].sort().join(", ")}`
     : 'No PNG or JPEG images in class sub-folders: choose another folder';
   $('train-start').disabled = !count || training.running;
   await estimate();
+}
+
+$('train-folder').addEventListener('change', (ev) => {
+  const files = [...ev.target.files];
+  chooseDataset(files, files.map((f) => f.webkitRelativePath));
 });
+
+// The sample web-build.sh bundles: datasets/fashion-mnist/<class>/<n>.png and their list.
+$('train-sample').onclick = async () => {
+  try {
+    const base = 'datasets/fashion-mnist/';
+    const { files } = await (await fetch(`${base}manifest.json`)).json();
+    const blobs = await Promise.all(files.map(async (p) => new File([await (await fetch(base + p)).blob()], p.split('/').pop())));
+    await chooseDataset(blobs, files);
+  } catch (e) {
+    $('train-data').textContent = `The bundled sample is missing (${message(e)}): build the page with scripts/web-build.sh`;
+  }
+};
 $('train-batch').addEventListener('change', estimate);
 
 async function estimate() {
@@ -721,8 +739,7 @@ $('train-start').onclick = () => {
     return;
   }
   training.log = [];
-  const paths = training.files.map((f) => f.webkitRelativePath);
-  train('finetuneStart', { files: training.files, paths, options });
+  train('finetuneStart', { files: training.files, paths: training.paths, options });
 };
 $('train-pause').onclick = () => {
   engine.request('finetunePause');

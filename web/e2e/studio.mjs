@@ -301,6 +301,17 @@ await test('fine-tuning runs in the page, survives a reload and resumes exactly'
   await page.close();
 });
 
+await test('the bundled fine-tuning sample is offered with its classes and memory need', async () => {
+  const page = await open(context, url);
+  await page.click('#tab-train');
+  await page.click('#train-sample');
+  await page.waitForFunction(() => /240 images in 10 classes/.test(document.getElementById('train-data').textContent));
+  assert.match(await page.textContent('#train-data'), /0-tshirt, 1-trouser/);
+  await page.waitForFunction(() => /Needs about/.test(document.getElementById('train-estimate').textContent));
+  assert.equal(await page.isDisabled('#train-start'), false);
+  await page.close();
+});
+
 await test('a browser without WebGPU is told which browsers have it', async () => {
   const page = await context.newPage();
   await page.addInitScript(() => {
