@@ -146,6 +146,15 @@ impl BitDanceApp {
                 Event::GenerateFailed(e) => {
                     self.generate.failed(e);
                 }
+                Event::Recovered(reason) => {
+                    self.generate
+                        .failed(format!("the GPU device was lost ({reason})"));
+                    self.tell(
+                        "The GPU device was lost: it was reopened and the model loaded again. \
+                         Generate to continue.",
+                        true,
+                    );
+                }
             }
         }
     }

@@ -125,3 +125,23 @@ fn stop_ends_a_run_between_ar_steps() {
         h.query_by_label_contains("stopped after AR step").is_some()
     });
 }
+
+#[test]
+fn a_lost_device_is_reopened_and_the_model_reloaded() {
+    let mut h = harness();
+    ready(&mut h);
+    h.state().worker.send(crate::worker::Command::LoseDevice);
+    h.get_by_label("Generate").click();
+    h.step();
+    step_until(&mut h, "the recovery", |h| {
+        h.query_by_label_contains("was reopened").is_some()
+    });
+    step_until(&mut h, "the model again", |h| {
+        h.query_by_label("Generate").is_some() && h.state().generate.progress.is_none()
+    });
+    h.get_by_label("Generate").click();
+    h.step();
+    step_until(&mut h, "an image on the new device", |h| {
+        h.query_by_label_contains("done in").is_some()
+    });
+}

@@ -32,6 +32,9 @@ pub enum Command {
         /// A separate autoencoder file.
         vae: Option<PathBuf>,
     },
+    /// Destroy the GPU device, as a driver reset would (tests of the recovery).
+    #[cfg(test)]
+    LoseDevice,
     /// Sample one image of `class` with the loaded model.
     Generate {
         /// Class id.
@@ -98,6 +101,8 @@ pub enum Event {
     Stopped(usize),
     /// Generating failed.
     GenerateFailed(String),
+    /// The device was lost (the reason); the GPU was reopened and the model reloaded.
+    Recovered(String),
 }
 
 /// The UI's handle on the worker thread.
@@ -158,7 +163,7 @@ fn run(
         let _ = events.send(event);
         ctx.request_repaint();
     };
-    let gpu = match pollster::block_on(Gpu::from_env()) {
+    let mut gpu = match pollster::block_on(Gpu::from_env()) {
         Ok(gpu) => gpu,
         Err(e) => return send(Event::OpenFailed(e.to_string())),
     };
@@ -200,10 +205,29 @@ fn run(
                     send(Event::GenerateFailed("no model is loaded".into()));
                     continue;
                 };
-                if let Err(e) = generate(&gpu, m, (class, settings, seed), &stop, &send) {
-                    send(Event::GenerateFailed(e.to_string()));
+                match generate(&gpu, m, (class, settings, seed), &stop, &send) {
+                    Ok(()) => {}
+                    Err(bitdance::Error::DeviceLost(reason)) => {
+                        // Every tensor went with the device: reopen it, load the model again.
+                        let path = m.info.path.clone();
+                        drop(model.take());
+                        match pollster::block_on(Gpu::from_env()) {
+                            Ok(fresh) => gpu = fresh,
+                            Err(e) => return send(Event::OpenFailed(e.to_string())),
+                        }
+                        send(Event::Opened(adapter_info(&gpu)));
+                        let reloaded = match path {
+                            Some(p) => load_file(&gpu, &p, None, &send),
+                            None => load_default(&gpu).map_err(|e| e.to_string()),
+                        };
+                        open(&mut model, reloaded);
+                        send(Event::Recovered(reason));
+                    }
+                    Err(e) => send(Event::GenerateFailed(e.to_string())),
                 }
             }
+            #[cfg(test)]
+            Command::LoseDevice => gpu.device().destroy(),
         }
     }
 }
