@@ -109,8 +109,8 @@ impl BitDanceApp {
                 }
                 Event::ModelReady(m) => {
                     self.models.loading = None;
-                    if let Some(path) = &m.path {
-                        self.models.remember(path.clone(), &m);
+                    if m.path.is_some() {
+                        self.models.remember(&m);
                     }
                     self.generate.model_changed(&m);
                     self.model = Some(m);
@@ -209,15 +209,11 @@ impl BitDanceApp {
         self.panel = Panel::Generate;
     }
 
-    /// Opens model files (one model, optionally with its autoencoder file).
+    /// Opens model files (one model, optionally with its autoencoder file; `.safetensors` or
+    /// official `.pt` checkpoints).
     pub fn open_files(&mut self, files: Vec<PathBuf>) {
-        match crate::models::split_model_files(&files) {
-            Ok((model, vae)) => {
-                self.worker.send(Command::OpenFile { model, vae });
-                self.panel = Panel::Models;
-            }
-            Err(e) => self.tell(e, true),
-        }
+        self.worker.send(Command::OpenFiles(files));
+        self.panel = Panel::Models;
     }
 
     fn top_bar(&mut self, ui: &mut egui::Ui) {

@@ -394,10 +394,7 @@ pub fn reproduce(app: &mut BitDanceApp, recipe: Recipe) {
         .cloned();
     let command = match (recipe.model.as_str(), recent) {
         ("default", _) => Command::OpenDefault,
-        (_, Some(m)) => Command::OpenFile {
-            model: m.path,
-            vae: m.vae,
-        },
+        (_, Some(m)) => Command::OpenFiles(std::iter::once(m.path).chain(m.vae).collect()),
         (name, None) => {
             app.tell(
                 format!(

@@ -2,11 +2,11 @@
 //! file, or a model and its autoencoder), the recent ones with their config, classes, size and
 //! memory need against the adapter, and the default model.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bitdance::io::{header_size, WeightFile};
 use bitdance::model::Precision;
-use bitdance::studio::{file_role, FileRole, ModelCard};
+use bitdance::studio::ModelCard;
 use eframe::egui;
 
 use crate::app::{BitDanceApp, GpuState, FAIL};
@@ -29,16 +29,14 @@ impl ModelsState {
         }
     }
 
-    /// Records a model opened from `path`.
-    pub fn remember(&mut self, path: PathBuf, m: &LoadedModel) {
-        let vae = self
-            .recent
-            .iter()
-            .find(|r| r.path == path)
-            .and_then(|r| r.vae.clone());
+    /// Records a model opened from files.
+    pub fn remember(&mut self, m: &LoadedModel) {
+        let Some(path) = m.path.clone() else {
+            return;
+        };
         let entry = RecentModel {
             path,
-            vae,
+            vae: m.vae_path.clone(),
             config: m.card.config_name().to_string(),
             classes: m.card.classes.len(),
             parameters: m.card.parameters,
@@ -67,23 +65,6 @@ fn header(path: &Path) -> Result<WeightFile<'static>, String> {
     WeightFile::from_header(&label, &head, len).map_err(|e| e.to_string())
 }
 
-/// Which of `files` is the model and which (if any) its autoencoder, from their headers.
-pub fn split_model_files(files: &[PathBuf]) -> Result<(PathBuf, Option<PathBuf>), String> {
-    let mut model = None;
-    let mut vae = None;
-    for path in files {
-        let slot = match file_role(&header(path)?) {
-            FileRole::Model => &mut model,
-            FileRole::Autoencoder => &mut vae,
-        };
-        if slot.replace(path.clone()).is_some() || files.len() > 2 {
-            return Err("open one model, optionally with its autoencoder file".into());
-        }
-    }
-    let model = model.ok_or("these files hold only an autoencoder: open its model too")?;
-    Ok((model, vae))
-}
-
 /// What a model file needs, from its header: its card, or why it cannot be read.
 fn card_of(path: &Path) -> Result<ModelCard, String> {
     let file = header(path)?;
@@ -106,9 +87,10 @@ fn gib(bytes: u64) -> String {
 pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     ui.heading("Models");
     ui.label(
-        "A .safetensors model: one written by `bitdance train`, or a converted official BitDance \
-         B/L/H (1x, 4x, 16x) with its autoencoder, as one file or two. Drop files on the window \
-         or open them here.",
+        "A .safetensors model written by `bitdance train`, or an official BitDance B/L/H (1x, 4x, \
+         16x) checkpoint with its autoencoder, as one file or two: converted .safetensors, or the \
+         .pt files themselves (read by a safe reader that executes nothing). Drop files on the \
+         window or open them here.",
     );
     ui.horizontal(|ui| {
         let idle = app.models.loading.is_none() && app.generate.progress.is_none();
@@ -117,7 +99,7 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
             .clicked()
         {
             if let Some(files) = rfd::FileDialog::new()
-                .add_filter("safetensors", &["safetensors"])
+                .add_filter("BitDance model", &["safetensors", "pt"])
                 .set_title("Open a BitDance model (and its autoencoder)")
                 .pick_files()
             {
@@ -187,6 +169,9 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
                 ui.label(&r.config);
                 ui.label(r.classes.to_string());
                 match card_of(&r.path) {
+                    _ if r.path.extension().is_some_and(|e| e == "pt") => {
+                        ui.weak("(converted when opened)");
+                    }
                     Ok(card) => {
                         let need = card.memory_bytes(Precision::F16);
                         let text = gib(need);
@@ -203,12 +188,12 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
                     }
                 }
                 if ui.button("Open").clicked() {
-                    open = Some((r.path.clone(), r.vae.clone()));
+                    open = Some(std::iter::once(r.path.clone()).chain(r.vae.clone()).collect::<Vec<_>>());
                 }
                 ui.end_row();
             }
         });
-    if let Some((model, vae)) = open {
-        app.worker.send(Command::OpenFile { model, vae });
+    if let Some(files) = open {
+        app.worker.send(Command::OpenFiles(files));
     }
 }

@@ -145,3 +145,37 @@ fn a_lost_device_is_reopened_and_the_model_reloaded() {
         h.query_by_label_contains("done in").is_some()
     });
 }
+
+#[test]
+fn a_model_file_opens_is_remembered_and_a_pt_file_is_read_safely() {
+    let mut h = harness();
+    ready(&mut h);
+    let file = home().join("digits.safetensors");
+    std::fs::write(&file, bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
+    h.state_mut().open_files(vec![file.clone()]);
+    step_until(&mut h, "the opened model", |h| {
+        h.state()
+            .model
+            .as_ref()
+            .is_some_and(|m| m.path.as_deref() == Some(file.as_path()))
+    });
+    h.step();
+    assert!(h.get_all_by_label_contains("digits.safetensors").next().is_some());
+    assert!(crate::storage::recent_models()
+        .iter()
+        .any(|r| r.path == file));
+    // An official-format .pt checkpoint that is no BitDance model: read by the safe reader,
+    // then refused by name, and the default model comes back.
+    let pt = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus/pt/fixture-checkpoint.pt");
+    h.state_mut().open_files(vec![pt]);
+    step_until(&mut h, "the refusal", |h| {
+        h.state()
+            .notice
+            .as_ref()
+            .is_some_and(|(text, error)| *error && text.contains("fixture-checkpoint.pt"))
+    });
+    step_until(&mut h, "the default model again", |h| {
+        h.state().model.as_ref().is_some_and(|m| m.path.is_none())
+    });
+}

@@ -2,7 +2,7 @@
 //! so opening it, loading models, generating and running checks never block the UI. Commands
 //! run in the order sent (an Open followed by a Generate generates with the opened model).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
@@ -10,12 +10,14 @@ use std::time::Instant;
 
 use bitdance::conformance::{self, CheckResult};
 use bitdance::gpu::AdapterSummary;
-use bitdance::io::WeightFile;
+use bitdance::io::{read_state_dict, Select, WeightFile};
 use bitdance::model::{
-    GeneratorLoader, ParamStore, Precision, SampleSettings, DEFAULT_MODEL_BYTES,
+    GeneratorLoader, LoadFile, ParamStore, Precision, SampleSettings, DEFAULT_MODEL_BYTES,
     DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
-use bitdance::studio::{sha256_hex, FinishedImage, ImageRun, ModelCard, RecipeModel};
+use bitdance::studio::{
+    file_role, sha256_hex, FileRole, FinishedImage, ImageRun, ModelCard, RecipeModel,
+};
 use bitdance::Gpu;
 use eframe::egui;
 
@@ -25,13 +27,10 @@ pub enum Command {
     RunChecks,
     /// Load the embedded default model.
     OpenDefault,
-    /// Load a `.safetensors` model, with an optional separate autoencoder file.
-    OpenFile {
-        /// The model file.
-        model: PathBuf,
-        /// A separate autoencoder file.
-        vae: Option<PathBuf>,
-    },
+    /// Load a model from files: one model, optionally with its separate autoencoder, each a
+    /// `.safetensors` file or an official `.pt` checkpoint (converted in memory by the safe
+    /// reader, nothing executed); which is which is read from their tensors.
+    OpenFiles(Vec<PathBuf>),
     /// Destroy the GPU device, as a driver reset would (tests of the recovery).
     #[cfg(test)]
     LoseDevice,
@@ -68,6 +67,8 @@ pub struct LoadedModel {
     pub vae_sha256: Option<String>,
     /// Where it came from (`None`: the embedded default).
     pub path: Option<PathBuf>,
+    /// Its separate autoencoder file, if one was opened.
+    pub vae_path: Option<PathBuf>,
     /// The precision of its layer weights.
     pub precision: Precision,
     /// Bytes the GPU holds for it after loading.
@@ -187,9 +188,9 @@ fn run(
                 send(Event::ChecksDone);
             }
             Command::OpenDefault => open(&mut model, load_default(&gpu).map_err(|e| e.to_string())),
-            Command::OpenFile { model: path, vae } => {
+            Command::OpenFiles(paths) => {
                 drop(model.take()); // its buffers are freed before the next model loads
-                let loaded = load_file(&gpu, &path, vae.as_deref(), &send);
+                let loaded = load_files(&gpu, &paths, &send);
                 let fallback = loaded.is_err();
                 open(&mut model, loaded);
                 if fallback {
@@ -209,16 +210,22 @@ fn run(
                     Ok(()) => {}
                     Err(bitdance::Error::DeviceLost(reason)) => {
                         // Every tensor went with the device: reopen it, load the model again.
-                        let path = m.info.path.clone();
+                        let paths: Vec<PathBuf> = m
+                            .info
+                            .path
+                            .iter()
+                            .chain(&m.info.vae_path)
+                            .cloned()
+                            .collect();
                         drop(model.take());
                         match pollster::block_on(Gpu::from_env()) {
                             Ok(fresh) => gpu = fresh,
                             Err(e) => return send(Event::OpenFailed(e.to_string())),
                         }
                         send(Event::Opened(adapter_info(&gpu)));
-                        let reloaded = match path {
-                            Some(p) => load_file(&gpu, &p, None, &send),
-                            None => load_default(&gpu).map_err(|e| e.to_string()),
+                        let reloaded = match paths.is_empty() {
+                            false => load_files(&gpu, &paths, &send),
+                            true => load_default(&gpu).map_err(|e| e.to_string()),
                         };
                         open(&mut model, reloaded);
                         send(Event::Recovered(reason));
@@ -273,6 +280,7 @@ fn load_default(gpu: &Gpu) -> bitdance::Result<Model> {
             sha256: sha256_hex(DEFAULT_MODEL_BYTES),
             vae_sha256: None,
             path: None,
+            vae_path: None,
             precision,
             held_bytes: gpu.stats().live_bytes,
         },
@@ -280,52 +288,90 @@ fn load_default(gpu: &Gpu) -> bitdance::Result<Model> {
     })
 }
 
-fn read(path: &std::path::Path) -> Result<Vec<u8>, String> {
+fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// A model file (and optional autoencoder file), loaded tensor by tensor with progress.
-fn load_file(
-    gpu: &Gpu,
-    path: &std::path::Path,
-    vae: Option<&std::path::Path>,
-    send: &dyn Fn(Event),
-) -> Result<Model, String> {
-    let name = path
-        .file_name()
+fn file_name(path: &Path) -> String {
+    path.file_name()
         .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_else(|| path.display().to_string());
-    send(Event::Loading(name.clone(), 0, 1));
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// The bytes of `path` as safetensors: read as they are, or an official `.pt` checkpoint
+/// converted in memory (its `model` weights, under their official names).
+fn safetensors_of(path: &Path, send: &dyn Fn(Event)) -> Result<Vec<u8>, String> {
+    let name = file_name(path);
+    send(Event::Loading(format!("reading {name}"), 0, 1));
     let bytes = read(path)?;
-    let vae_bytes = vae.map(read).transpose()?;
-    let file = WeightFile::parse_named(&name, &bytes).map_err(|e| e.to_string())?;
-    let vae_label = vae.map(|p| p.display().to_string()).unwrap_or_default();
-    let vae_file = vae_bytes
-        .as_deref()
-        .map(|b| WeightFile::parse_named(&vae_label, b))
-        .transpose()
+    if !path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("pt"))
+    {
+        return Ok(bytes);
+    }
+    send(Event::Loading(
+        format!("converting {name} (.pt, nothing executed)"),
+        0,
+        1,
+    ));
+    let label = path.display().to_string();
+    read_state_dict(&label, &bytes, Select::Model)
+        .and_then(|sd| sd.to_safetensors(""))
+        .map_err(|e| e.to_string())
+}
+
+/// A model opened from files (one model, optionally its autoencoder; `.safetensors` or `.pt`),
+/// told apart by their tensors, loaded tensor by tensor with progress.
+fn load_files(gpu: &Gpu, paths: &[PathBuf], send: &dyn Fn(Event)) -> Result<Model, String> {
+    if paths.is_empty() || paths.len() > 2 {
+        return Err("open one model, optionally with its autoencoder file".into());
+    }
+    let contents: Vec<Vec<u8>> = paths
+        .iter()
+        .map(|p| safetensors_of(p, send))
+        .collect::<Result<_, _>>()?;
+    let files: Vec<WeightFile<'_>> = paths
+        .iter()
+        .zip(&contents)
+        .map(|(p, b)| WeightFile::parse_named(&p.display().to_string(), b))
+        .collect::<bitdance::Result<_>>()
         .map_err(|e| e.to_string())?;
-    let card = ModelCard::of_file(&name, &file).map_err(|e| e.to_string())?;
+    let roles: Vec<FileRole> = files.iter().map(file_role).collect();
+    let model_at = match roles.iter().filter(|r| **r == FileRole::Model).count() {
+        1 => roles
+            .iter()
+            .position(|r| *r == FileRole::Model)
+            .unwrap_or(0),
+        0 => return Err("these files hold only an autoencoder: open its model too".into()),
+        _ => return Err("open one model, optionally with its autoencoder file".into()),
+    };
+    let vae_at = (paths.len() == 2).then_some(1 - model_at);
+    let name = file_name(&paths[model_at]);
+    let file = &files[model_at];
+    let vae_file = vae_at.map(|i| &files[i]);
+    let card = ModelCard::of_file(&name, file).map_err(|e| e.to_string())?;
     let precision = Precision::F16.on(gpu);
-    let mut loader = GeneratorLoader::new(gpu, &card.config, &file, vae_file.as_ref(), precision)
+    let mut loader = GeneratorLoader::new(gpu, &card.config, file, vae_file, precision)
         .map_err(|e| e.to_string())?;
     while let Some(r) = loader.next_read().cloned() {
-        let source = match (r.file, &vae_file) {
-            (bitdance::model::LoadFile::Vae, Some(v)) => v,
-            _ => &file,
+        let source = match (r.file, vae_file) {
+            (LoadFile::Vae, Some(v)) => v,
+            _ => file,
         };
         let piece = source.bytes(r.range).map_err(|e| e.to_string())?;
         loader.upload(piece).map_err(|e| e.to_string())?;
         let (done, total) = loader.progress();
-        send(Event::Loading(name.clone(), done, total));
+        send(Event::Loading(format!("loading {name}"), done, total));
     }
     let params = loader.finish().map_err(|e| e.to_string())?;
     Ok(Model {
         info: LoadedModel {
             card,
-            sha256: sha256_hex(&bytes),
-            vae_sha256: vae_bytes.as_deref().map(sha256_hex),
-            path: Some(path.to_path_buf()),
+            sha256: sha256_hex(&contents[model_at]),
+            vae_sha256: vae_at.map(|i| sha256_hex(&contents[i])),
+            path: Some(paths[model_at].clone()),
+            vae_path: vae_at.map(|i| paths[i].clone()),
             precision,
             held_bytes: gpu.stats().live_bytes,
         },

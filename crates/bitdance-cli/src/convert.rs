@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bitdance::io::{read_state_dict, save_safetensors, Select};
+use bitdance::io::{read_state_dict, Select};
 
 use crate::files::{read_bytes, write_atomic};
 
@@ -31,17 +31,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let select = if args.ema { Select::Ema } else { Select::Model };
     let sd = read_state_dict(&label, &bytes, select)?;
     drop(bytes);
-    let names: Vec<String> = sd
-        .tensors
-        .keys()
-        .map(|n| format!("{}{n}", args.prefix))
-        .collect();
-    let views: Vec<(&str, &[usize], &[f32])> = names
-        .iter()
-        .zip(sd.tensors.values())
-        .map(|(n, t)| (n.as_str(), t.shape.as_slice(), t.data.as_slice()))
-        .collect();
-    let out = save_safetensors(&views, None)?;
+    let out = sd.to_safetensors(&args.prefix)?;
     write_atomic(&args.output, &out)?;
     let params: usize = sd.tensors.values().map(|t| t.data.len()).sum();
     let mut dtypes: Vec<&str> = sd.tensors.values().map(|t| t.dtype.as_str()).collect();

@@ -41,6 +41,25 @@ pub struct PtStateDict {
     pub skipped: Vec<String>,
 }
 
+impl PtStateDict {
+    /// The tensors as f32 safetensors bytes under their names with `prefix` added (e.g. `vae.`
+    /// for a standalone autoencoder), no metadata: what `bitdance convert` writes and the apps
+    /// load when a `.pt` file is opened.
+    pub fn to_safetensors(&self, prefix: &str) -> Result<Vec<u8>> {
+        let names: Vec<String> = self
+            .tensors
+            .keys()
+            .map(|n| format!("{prefix}{n}"))
+            .collect();
+        let views: Vec<(&str, &[usize], &[f32])> = names
+            .iter()
+            .zip(self.tensors.values())
+            .map(|(n, t)| (n.as_str(), t.shape.as_slice(), t.data.as_slice()))
+            .collect();
+        crate::io::save_safetensors(&views, None)
+    }
+}
+
 /// Reads the selected state dict of the `torch.save` archive `bytes` (`label` names the file
 /// in errors). Refuses with a clear error: anything not a zip, pickles referencing globals other
 /// than tensors, storages and plain containers, unsupported dtypes, truncated data.
