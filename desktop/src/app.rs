@@ -113,7 +113,7 @@ impl BitDanceApp {
                         self.models.remember(&m);
                     }
                     self.generate.model_changed(&m);
-                    self.model = Some(m);
+                    self.model = Some(*m);
                     self.generate.after_model_ready(&self.worker);
                 }
                 Event::ModelFailed(e) => {

@@ -88,7 +88,7 @@ pub enum Event {
     /// A model is being loaded: its name, then bytes done of total.
     Loading(String, u64, u64),
     /// A model is loaded and used from now on.
-    ModelReady(LoadedModel),
+    ModelReady(Box<LoadedModel>),
     /// Loading a model failed (the previous one stays).
     ModelFailed(String),
     /// AR step `.0` of `.1` done.
@@ -172,7 +172,7 @@ fn run(
     let mut model: Option<Model> = None;
     let open = |model: &mut Option<Model>, what: Result<Model, String>| match what {
         Ok(m) => {
-            send(Event::ModelReady(m.info.clone()));
+            send(Event::ModelReady(Box::new(m.info.clone())));
             *model = Some(m);
         }
         Err(e) => send(Event::ModelFailed(e)),
