@@ -160,7 +160,10 @@ fn a_model_file_opens_is_remembered_and_a_pt_file_is_read_safely() {
             .is_some_and(|m| m.path.as_deref() == Some(file.as_path()))
     });
     h.step();
-    assert!(h.get_all_by_label_contains("digits.safetensors").next().is_some());
+    assert!(h
+        .get_all_by_label_contains("digits.safetensors")
+        .next()
+        .is_some());
     assert!(crate::storage::recent_models()
         .iter()
         .any(|r| r.path == file));
