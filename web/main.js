@@ -487,6 +487,9 @@ async function openModel(op, args = {}) {
   } catch (e) {
     notice(message(e), 'error');
     $('gen-status').textContent = message(e);
+    // The engine fell back to the default model when this one could not load.
+    const card = await engine.request('model').catch(() => null);
+    if (card) showModel(card);
     return null;
   } finally {
     $('open-progress').hidden = true;
@@ -504,6 +507,8 @@ async function openFiles(files) {
   showTab('models');
   await openModel('openFiles', { files: models });
 }
+
+$('precision').addEventListener('change', () => openModel('setPrecision', { precision: $('precision').value }));
 
 $('model-file').addEventListener('change', async (ev) => {
   await openFiles(ev.target.files);

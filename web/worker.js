@@ -178,6 +178,17 @@ async function trainLoop(state) {
   return { finished: true, model: entry, log: state.log };
 }
 
+// A model that fails to load leaves none loaded: the default model comes back, and the error
+// still reaches the page.
+async function withFallback(load) {
+  try {
+    return await load();
+  } catch (e) {
+    await engine.open_default_model().catch(() => {});
+    throw e;
+  }
+}
+
 const ops = {
   async init({ maxBindingKib }) {
     if (maxBindingKib) engine.set_max_binding_kib(maxBindingKib);
@@ -209,12 +220,18 @@ const ops = {
     return store.listModels();
   },
   async openFiles({ files }) {
-    return openFiles(files);
+    return withFallback(() => openFiles(files));
   },
   async openCached({ sha256 }) {
     const entry = (await store.listModels()).find((m) => m.sha256 === sha256);
     if (!entry) throw new Error(`no cached model with SHA-256 ${sha256}`);
-    return loadStored(entry, true);
+    return withFallback(() => loadStored(entry, true));
+  },
+  async setPrecision({ precision }) {
+    engine.set_precision(precision);
+    const card = await currentModel().catch(() => null);
+    if (!card || card.name === 'default') return JSON.parse(await engine.open_default_model());
+    return withFallback(async () => loadStored((await store.listModels()).find((m) => m.sha256 === card.sha256), false));
   },
   async openDefault() {
     await store.setLastModel(null);
@@ -310,7 +327,7 @@ const ops = {
 };
 
 // Jobs that use the GPU for long run one at a time; the rest answer at once.
-const exclusive = new Set(['generate', 'openFiles', 'openCached', 'openDefault', 'conformance', 'finetuneStart', 'finetuneResume']);
+const exclusive = new Set(['generate', 'openFiles', 'openCached', 'openDefault', 'setPrecision', 'conformance', 'finetuneStart', 'finetuneResume']);
 
 const ready = init();
 self.onmessage = async ({ data }) => {

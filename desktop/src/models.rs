@@ -113,6 +113,21 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
             app.worker.send(Command::OpenDefault);
         }
     });
+    if let Some(m) = &app.model {
+        let mut chosen = m.precision;
+        egui::ComboBox::from_label("weights on the GPU")
+            .selected_text(match chosen {
+                Precision::F16 => "16-bit (half the memory)",
+                Precision::F32 => "32-bit, as trained",
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut chosen, Precision::F16, "16-bit (half the memory)");
+                ui.selectable_value(&mut chosen, Precision::F32, "32-bit, as trained");
+            });
+        if chosen != m.precision && app.generate.progress.is_none() {
+            app.worker.send(Command::SetPrecision(chosen));
+        }
+    }
     if let Some((name, done, total)) = &app.models.loading {
         ui.add(
             egui::ProgressBar::new(*done as f32 / (*total).max(1) as f32).text(format!(

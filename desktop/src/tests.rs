@@ -182,3 +182,33 @@ fn a_model_file_opens_is_remembered_and_a_pt_file_is_read_safely() {
         h.state().model.as_ref().is_some_and(|m| m.path.is_none())
     });
 }
+
+#[test]
+fn the_weights_reload_at_32_bits_and_generate() {
+    use bitdance::model::Precision;
+    let mut h = harness();
+    ready(&mut h);
+    h.get_by_label("Models").click();
+    h.step();
+    assert!(
+        h.query_by_label("weights on the GPU").is_some(),
+        "the Models panel has the precision switch"
+    );
+    h.state()
+        .worker
+        .send(crate::worker::Command::SetPrecision(Precision::F32));
+    step_until(&mut h, "the reload at f32", |h| {
+        h.state()
+            .model
+            .as_ref()
+            .is_some_and(|m| m.precision == Precision::F32)
+    });
+    h.get_by_label("Create").click();
+    h.step();
+    h.get_by_label("Generate").click();
+    h.step();
+    step_until(&mut h, "the image", |h| {
+        h.query_by_label_contains("done in").is_some()
+    });
+    assert_eq!(h.state().gallery.items[0].recipe.precision, Precision::F32);
+}

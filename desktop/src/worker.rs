@@ -31,6 +31,8 @@ pub enum Command {
     /// `.safetensors` file or an official `.pt` checkpoint (converted in memory by the safe
     /// reader, nothing executed); which is which is read from their tensors.
     OpenFiles(Vec<PathBuf>),
+    /// Hold the layer weights at this precision from now on, reloading the model in use.
+    SetPrecision(Precision),
     /// Destroy the GPU device, as a driver reset would (tests of the recovery).
     #[cfg(test)]
     LoseDevice,
@@ -170,6 +172,7 @@ fn run(
     };
     send(Event::Opened(adapter_info(&gpu)));
     let mut model: Option<Model> = None;
+    let mut precision = Precision::F16;
     let open = |model: &mut Option<Model>, what: Result<Model, String>| match what {
         Ok(m) => {
             send(Event::ModelReady(Box::new(m.info.clone())));
@@ -177,7 +180,10 @@ fn run(
         }
         Err(e) => send(Event::ModelFailed(e)),
     };
-    open(&mut model, load_default(&gpu).map_err(|e| e.to_string()));
+    open(
+        &mut model,
+        load_default(&gpu, precision).map_err(|e| e.to_string()),
+    );
     for command in commands {
         match command {
             Command::RunChecks => {
@@ -187,14 +193,38 @@ fn run(
                 }
                 send(Event::ChecksDone);
             }
-            Command::OpenDefault => open(&mut model, load_default(&gpu).map_err(|e| e.to_string())),
+            Command::OpenDefault => open(
+                &mut model,
+                load_default(&gpu, precision).map_err(|e| e.to_string()),
+            ),
+            Command::SetPrecision(p) => {
+                precision = p;
+                let paths: Vec<PathBuf> = model
+                    .as_ref()
+                    .map(|m| {
+                        m.info
+                            .path
+                            .iter()
+                            .chain(&m.info.vae_path)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                drop(model.take());
+                let reloaded = match paths.is_empty() {
+                    false => load_files(&gpu, &paths, precision, &send),
+                    true => load_default(&gpu, precision).map_err(|e| e.to_string()),
+                };
+                open(&mut model, reloaded);
+            }
             Command::OpenFiles(paths) => {
                 drop(model.take()); // its buffers are freed before the next model loads
-                let loaded = load_files(&gpu, &paths, &send);
+                let loaded = load_files(&gpu, &paths, precision, &send);
                 let fallback = loaded.is_err();
                 open(&mut model, loaded);
                 if fallback {
-                    open(&mut model, load_default(&gpu).map_err(|e| e.to_string()));
+                    let default = load_default(&gpu, precision).map_err(|e| e.to_string());
+                    open(&mut model, default);
                 }
             }
             Command::Generate {
@@ -224,8 +254,8 @@ fn run(
                         }
                         send(Event::Opened(adapter_info(&gpu)));
                         let reloaded = match paths.is_empty() {
-                            false => load_files(&gpu, &paths, &send),
-                            true => load_default(&gpu).map_err(|e| e.to_string()),
+                            false => load_files(&gpu, &paths, precision, &send),
+                            true => load_default(&gpu, precision).map_err(|e| e.to_string()),
                         };
                         open(&mut model, reloaded);
                         send(Event::Recovered(reason));
@@ -267,11 +297,11 @@ fn adapter_info(gpu: &Gpu) -> AdapterInfo {
     }
 }
 
-/// The embedded default model.
-fn load_default(gpu: &Gpu) -> bitdance::Result<Model> {
+/// The embedded default model, its layer weights at `precision`.
+fn load_default(gpu: &Gpu, precision: Precision) -> bitdance::Result<Model> {
     let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES)?;
     let card = ModelCard::of_file(DEFAULT_MODEL_NAME, &file)?;
-    let precision = Precision::F16.on(gpu);
+    let precision = precision.on(gpu);
     let params =
         GeneratorLoader::new(gpu, &card.config, &file, None, precision)?.load_in_memory()?;
     Ok(Model {
@@ -322,8 +352,14 @@ fn safetensors_of(path: &Path, send: &dyn Fn(Event)) -> Result<Vec<u8>, String> 
 }
 
 /// A model opened from files (one model, optionally its autoencoder; `.safetensors` or `.pt`),
-/// told apart by their tensors, loaded tensor by tensor with progress.
-fn load_files(gpu: &Gpu, paths: &[PathBuf], send: &dyn Fn(Event)) -> Result<Model, String> {
+/// told apart by their tensors, loaded tensor by tensor with progress, its layer weights at
+/// `precision`.
+fn load_files(
+    gpu: &Gpu,
+    paths: &[PathBuf],
+    precision: Precision,
+    send: &dyn Fn(Event),
+) -> Result<Model, String> {
     if paths.is_empty() || paths.len() > 2 {
         return Err("open one model, optionally with its autoencoder file".into());
     }
@@ -351,7 +387,7 @@ fn load_files(gpu: &Gpu, paths: &[PathBuf], send: &dyn Fn(Event)) -> Result<Mode
     let file = &files[model_at];
     let vae_file = vae_at.map(|i| &files[i]);
     let card = ModelCard::of_file(&name, file).map_err(|e| e.to_string())?;
-    let precision = Precision::F16.on(gpu);
+    let precision = precision.on(gpu);
     let mut loader = GeneratorLoader::new(gpu, &card.config, file, vae_file, precision)
         .map_err(|e| e.to_string())?;
     while let Some(r) = loader.next_read().cloned() {

@@ -237,6 +237,21 @@ await test('a model past a lowered binding limit is refused by name', async () =
   await page.close();
 });
 
+await test('the weights switch between 16 and 32 bits, and both generate', async () => {
+  const page = await open(context, url);
+  assert.match(await page.textContent('#model-meta'), /f16$/);
+  await page.click('#tab-models');
+  await page.selectOption('#precision', 'f32');
+  await page.waitForFunction(() => /f32$/.test(document.getElementById('model-meta').textContent), null, { timeout: 60_000 });
+  await settled(page);
+  await page.click('#tab-create');
+  const run = await generate(page);
+  assert.match(run.status, /^Done in/, run.status);
+  const recipe = await page.evaluate(() => studioProbe.engine.request('gallery').then((g) => g[0].recipe));
+  assert.equal(recipe.precision, 'f32');
+  await page.close();
+});
+
 await test('a lost GPU device is reported, the engine restarts and generates again', async () => {
   const page = await open(context, url);
   await page.evaluate(() => studioProbe.engine.request('loseDevice'));

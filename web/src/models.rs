@@ -34,6 +34,21 @@ pub struct Loaded {
 
 thread_local! {
     static LOADED: RefCell<Option<Rc<Loaded>>> = const { RefCell::new(None) };
+    /// The precision models are loaded at (`set_precision`).
+    static PRECISION: std::cell::Cell<Precision> = const { std::cell::Cell::new(Precision::F16) };
+}
+
+/// Sets the precision of the layer weights for the models loaded from now on: "f16" (half the
+/// memory and weight traffic; the default) or "f32" (as trained).
+#[wasm_bindgen]
+pub fn set_precision(name: &str) -> Result<(), JsError> {
+    let p = Precision::parse(name).map_err(js)?;
+    PRECISION.with(|c| c.set(p));
+    Ok(())
+}
+
+fn precision(gpu: &bitdance::Gpu) -> Precision {
+    PRECISION.with(|c| c.get()).on(gpu)
 }
 
 /// The model loaded now, or an error saying none is.
@@ -61,15 +76,15 @@ fn card_json(model: &Loaded) -> serde_json::Value {
 /// Loads the embedded default model (unless it is the one loaded); returns its card as JSON.
 #[wasm_bindgen]
 pub async fn open_default_model() -> Result<String, JsError> {
+    let gpu = crate::gpu().await.map_err(js)?;
     if let Ok(m) = loaded() {
-        if m.card.name == DEFAULT_MODEL_NAME {
+        if m.card.name == DEFAULT_MODEL_NAME && m.precision == precision(&gpu) {
             return Ok(card_json(&m).to_string());
         }
     }
-    let gpu = crate::gpu().await.map_err(js)?;
     let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES).map_err(js)?;
     let card = ModelCard::of_file(DEFAULT_MODEL_NAME, &file).map_err(js)?;
-    let precision = Precision::F16.on(&gpu);
+    let precision = precision(&gpu);
     let params = GeneratorLoader::new(&gpu, &card.config, &file, None, precision)
         .and_then(GeneratorLoader::load_in_memory)
         .map_err(js)?;
@@ -146,13 +161,15 @@ pub async fn open_model(
     progress: js_sys::Function,
 ) -> Result<String, JsError> {
     let gpu = crate::gpu().await.map_err(js)?;
+    // The model in use leaves the GPU first: two large models need not fit at once.
+    LOADED.with(|m| *m.borrow_mut() = None);
     let file = header_of(&name, &model).await?;
     let vae_file = match &vae {
         Some(blob) => Some(header_of(&format!("{name} (autoencoder)"), blob).await?),
         None => None,
     };
     let card = ModelCard::of_file(&name, &file).map_err(js)?;
-    let precision = Precision::F16.on(&gpu);
+    let precision = precision(&gpu);
     let mut loader = GeneratorLoader::new(&gpu, &card.config, &file, vae_file.as_ref(), precision)
         .map_err(js)?;
     while let Some(read) = loader.next_read().cloned() {
