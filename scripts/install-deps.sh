@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need on Debian 12, skipping whatever is already there:
-# Mesa lavapipe (Vulkan on the CPU), Chromium + chromedriver (WebGPU on SwiftShader), Node.js
+# Mesa lavapipe (Vulkan on the CPU), Chromium + chromedriver (WebGPU on SwiftShader), Xvfb with
+# xdotool and ImageMagick (the desktop app under a virtual display), Node.js
 # and the page tests' npm packages (playwright-core, web/e2e/package-lock.json), the wasm32
 # Rust target, clippy/rustfmt, and wasm-bindgen-cli at the Cargo.lock version.
 # With --native only what the CLI needs to run (lavapipe): the README's main job.
@@ -26,7 +27,7 @@ if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 # apt packages (node and npm drive the page tests; present on most images already).
 packages=(mesa-vulkan-drivers libvulkan1)
 if ! $native; then
-  packages+=(chromium chromium-driver)
+  packages+=(chromium chromium-driver xvfb xauth xdotool imagemagick)
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)
 fi

@@ -2,8 +2,8 @@
 # Every check of the project, as CI runs it: dependencies, formatting, clippy (native and
 # wasm32), the native tests on the present adapter (Mesa lavapipe without a GPU), a bounded
 # fuzzing run of every parser of untrusted bytes, the kernel checks again without subgroup
-# operations, the desktop app's UI tests (egui_kittest), the browser tests in headless
-# Chromium, and the studio page driven end to end (Playwright).
+# operations, the desktop app's UI tests (egui_kittest) and the app itself under Xvfb, the
+# browser tests in headless Chromium, and the studio page driven end to end (Playwright).
 # Runs every step even after a failure, prints a summary, exits non-zero if any step failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +46,7 @@ step "fuzz (bounded)" sh -c "cargo test -p bitdance-fuzz --quiet && cargo run -p
 # The same kernel checks on the portable kernel forms (no subgroup operations), as on the web.
 step "kernel checks without subgroups" env BITDANCE_SUBGROUPS=0 cargo test -p bitdance-tests --test conformance
 step "desktop UI tests" cargo test -p bitdance-desktop
+step "desktop app under Xvfb" bash scripts/desktop-smoke.sh
 step "browser tests" browser_tests
 step "web studio (Playwright)" bash scripts/web-e2e.sh
 
