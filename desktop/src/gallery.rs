@@ -1,6 +1,7 @@
 //! The Gallery panel: every image made here (now and in earlier runs), kept as PNGs carrying
 //! their recipes in the app's data folder: the recipe shown, Save as…, Use recipe, Reproduce,
-//! Variations (nearby seeds), Delete.
+//! Variations (nearby seeds), Delete, and two images compared side by side with the settings
+//! that differ.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -14,6 +15,8 @@ use crate::storage::{self, GalleryItem};
 pub struct Gallery {
     pub items: Vec<GalleryItem>,
     thumbnails: HashMap<PathBuf, egui::TextureHandle>,
+    /// The images picked for comparison (at most two), by file.
+    pub compare: Vec<PathBuf>,
 }
 
 impl Gallery {
@@ -22,6 +25,7 @@ impl Gallery {
         Self {
             items: storage::gallery(),
             thumbnails: HashMap::new(),
+            compare: Vec::new(),
         }
     }
 
@@ -48,12 +52,68 @@ impl Gallery {
     }
 }
 
+/// The recipe fields in which `a` and `b` differ, as "field: a vs b".
+pub fn differences(a: &bitdance::studio::Recipe, b: &bitdance::studio::Recipe) -> Vec<String> {
+    let (serde_json::Value::Object(x), serde_json::Value::Object(y)) = (
+        serde_json::to_value(a).unwrap_or_default(),
+        serde_json::to_value(b).unwrap_or_default(),
+    ) else {
+        return Vec::new();
+    };
+    x.iter()
+        .filter(|(k, v)| y.get(*k) != Some(v))
+        .map(|(k, v)| {
+            let other = y.get(k).map(|w| w.to_string()).unwrap_or_default();
+            format!("{k}: {v} vs {other}")
+        })
+        .collect()
+}
+
+/// The two images picked, side by side, with what differs in their recipes.
+fn comparison(app: &mut BitDanceApp, ui: &mut egui::Ui, ctx: &egui::Context) {
+    let picked: Vec<GalleryItem> = app
+        .gallery
+        .compare
+        .iter()
+        .filter_map(|p| app.gallery.items.iter().find(|i| &i.path == p).cloned())
+        .collect();
+    let [a, b] = picked.as_slice() else {
+        return;
+    };
+    ui.group(|ui| {
+        ui.horizontal(|ui| {
+            for item in [a, b] {
+                ui.vertical(|ui| {
+                    if let Some(t) = app.gallery.thumbnail(ctx, &item.path) {
+                        ui.add(egui::Image::new(&t).fit_to_exact_size(egui::vec2(256.0, 256.0)));
+                    }
+                    ui.label(format!(
+                        "class {} · seed {}",
+                        item.recipe.classes[0], item.recipe.seed
+                    ));
+                });
+            }
+            ui.vertical(|ui| {
+                let diff = differences(&a.recipe, &b.recipe);
+                ui.strong(format!("Differences: {}", diff.len()));
+                for line in diff {
+                    ui.label(line);
+                }
+                if ui.button("Close the comparison").clicked() {
+                    app.gallery.compare.clear();
+                }
+            });
+        });
+    });
+}
+
 enum Action {
     Restore(usize),
     Reproduce(usize),
     Variations(usize),
     SaveAs(usize),
     Delete(usize),
+    Compare(usize),
 }
 
 /// Draws the panel.
@@ -71,6 +131,7 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         return;
     }
     let ctx = ui.ctx().clone();
+    comparison(app, ui, &ctx);
     let mut action = None;
     egui::ScrollArea::vertical().show(ui, |ui| {
         ui.horizontal_wrapped(|ui| {
@@ -109,6 +170,10 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
                             }
                             if ui.small_button("Delete").clicked() {
                                 action = Some(Action::Delete(i));
+                            }
+                            let picked = app.gallery.compare.contains(&path);
+                            if ui.selectable_label(picked, "Compare").clicked() {
+                                action = Some(Action::Compare(i));
                             }
                         });
                     });
@@ -150,7 +215,23 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         }
         Some(Action::Delete(i)) => {
             let item = app.gallery.items.remove(i);
+            app.gallery.compare.retain(|p| p != &item.path);
             let _ = std::fs::remove_file(&item.path);
+        }
+        Some(Action::Compare(i)) => {
+            let path = app.gallery.items[i].path.clone();
+            let c = &mut app.gallery.compare;
+            match c.iter().position(|p| p == &path) {
+                Some(at) => {
+                    c.remove(at);
+                }
+                None => {
+                    if c.len() == 2 {
+                        c.remove(0);
+                    }
+                    c.push(path);
+                }
+            }
         }
         None => {}
     }

@@ -212,3 +212,33 @@ fn the_weights_reload_at_32_bits_and_generate() {
     });
     assert_eq!(h.state().gallery.items[0].recipe.precision, Precision::F32);
 }
+
+#[test]
+fn two_kept_images_compare_side_by_side_with_their_differences() {
+    let mut h = harness();
+    ready(&mut h);
+    h.state_mut().generate.seed = 500;
+    h.state_mut().generate.per_class = 2;
+    h.get_by_label("Generate").click();
+    h.step();
+    step_until(&mut h, "two images", |h| {
+        h.state().gallery.items.len() >= 2 && h.state().generate.progress.is_none()
+    });
+    let seeds: Vec<u64> = h.state().gallery.items[..2]
+        .iter()
+        .map(|i| i.recipe.seed)
+        .collect();
+    assert_eq!(seeds, [501, 500], "the newest first, one seed apart");
+    h.get_by_label("Gallery").click();
+    h.step();
+    for _ in 0..2 {
+        let unpicked: Vec<_> = h.get_all_by_label("Compare").collect();
+        let n = h.state().gallery.compare.len();
+        unpicked[n].click();
+        h.step();
+    }
+    h.step();
+    assert!(h.query_by_label_contains("Differences:").is_some());
+    assert!(h.query_by_label_contains("seed: 501 vs 500").is_some());
+    assert!(h.query_by_label_contains("token_hash").is_some());
+}
