@@ -24,10 +24,12 @@ run() {
 sudo=""
 if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
 
-# apt packages (node and npm drive the page tests; present on most images already).
+# apt packages (python3 checks the generated shaders and lists the web sample; node and npm drive
+# the page tests; both are present on most images already).
 packages=(mesa-vulkan-drivers libvulkan1)
 if ! $native; then
   packages+=(chromium chromium-driver xvfb xauth xdotool imagemagick)
+  command -v python3 >/dev/null || packages+=(python3)
   command -v node >/dev/null || packages+=(nodejs)
   command -v npm >/dev/null || packages+=(npm)
 fi

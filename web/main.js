@@ -150,13 +150,19 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// Paints RGBA bytes `width` pixels wide on `canvas`, sized to them.
+function paint(canvas, rgba, width) {
+  const height = rgba.length / 4 / width;
+  canvas.width = width;
+  canvas.height = height;
+  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer ?? rgba), width, height), 0, 0);
+}
+
+// Draws a square image on the stage (pixelated when small).
 function draw(rgba) {
   const side = Math.round(Math.sqrt(rgba.length / 4));
-  const canvas = $('image');
-  canvas.width = side;
-  canvas.height = side;
-  canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer ?? rgba), side, side), 0, 0);
-  canvas.style.imageRendering = side < 128 ? 'pixelated' : 'auto';
+  paint($('image'), rgba, side);
+  $('image').style.imageRendering = side < 128 ? 'pixelated' : 'auto';
   $('placeholder').hidden = true;
 }
 
@@ -680,11 +686,7 @@ function drawLoss() {
 }
 
 function drawGrid(e) {
-  const height = e.rgba.length / 4 / e.width;
-  const c = $('train-grid');
-  c.width = e.width;
-  c.height = height;
-  c.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(e.rgba.buffer ?? e.rgba), e.width, height), 0, 0);
+  paint($('train-grid'), e.rgba, e.width);
   $('train-samples-step').textContent = `after step ${e.step}`;
 }
 

@@ -68,8 +68,9 @@ async function readJson(parent, name) {
 
 const writeJson = (parent, name, value) => writeFile(parent, name, JSON.stringify(value));
 
-// Copies a model (and its optional autoencoder), each {name, sha256, blob}, into the cache;
-// a file already cached under its SHA-256 is not copied again. Returns the entry.
+// Copies a model (and its optional autoencoder), each {name, sha256, blob}, into the cache,
+// replacing any copy under that SHA-256 (which could have been damaged since: the copy is
+// loaded next without being hashed again). Returns the entry.
 export async function saveModel(model, vae, onProgress) {
   const models = await dir('models');
   const parts = [model, vae].filter(Boolean);
@@ -77,10 +78,7 @@ export async function saveModel(model, vae, onProgress) {
   let before = 0;
   for (const part of parts) {
     const name = `${part.sha256}.safetensors`;
-    const cached = await fileOf(models, name);
-    if (!cached || cached.size !== part.blob.size) {
-      await writeFile(models, name, part.blob, (done) => onProgress(before + done, total));
-    }
+    await writeFile(models, name, part.blob, (done) => onProgress(before + done, total));
     before += part.blob.size;
     onProgress(before, total);
   }

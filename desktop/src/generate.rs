@@ -244,15 +244,14 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
 }
 
 fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
-    let Some(model) = app.model.clone() else {
+    let Some(model) = &app.model else {
         ui.horizontal(|ui| {
             ui.spinner();
             ui.label("Loading the model…");
         });
         return;
     };
-    let g = &mut app.generate;
-    ui.label(egui::RichText::new(model_title(&model)).strong());
+    ui.label(egui::RichText::new(model_title(model)).strong());
     ui.weak(format!(
         "{} · {}×{} · {} classes · {}",
         model.card.config_name(),
@@ -261,6 +260,7 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         model.card.classes.len(),
         format!("{:?}", model.precision).to_lowercase()
     ));
+    let g = &mut app.generate;
     ui.separator();
     let label = ui.label("Search classes");
     let search = ui.add(

@@ -16,6 +16,8 @@ use crate::worker::{Command, LoadedModel};
 /// The panel's state.
 pub struct ModelsState {
     pub recent: Vec<RecentModel>,
+    /// What each recent file needs, read from its header once (not every frame).
+    cards: std::collections::HashMap<std::path::PathBuf, Result<ModelCard, String>>,
     /// A model loading: its name, bytes done and in all.
     pub loading: Option<(String, u64, u64)>,
 }
@@ -25,6 +27,7 @@ impl ModelsState {
     pub fn load() -> Self {
         Self {
             recent: storage::recent_models(),
+            cards: Default::default(),
             loading: None,
         }
     }
@@ -42,6 +45,7 @@ impl ModelsState {
             parameters: m.card.parameters,
             sha256: m.sha256.clone(),
         };
+        self.cards.remove(&entry.path);
         if let Ok(list) = storage::remember(entry) {
             self.recent = list;
         }
@@ -165,6 +169,7 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         _ => None,
     };
     let mut open = None;
+    let ModelsState { recent, cards, .. } = &mut app.models;
     egui::Grid::new("recent")
         .num_columns(5)
         .striped(true)
@@ -173,7 +178,7 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
                 ui.strong(head);
             }
             ui.end_row();
-            for r in &app.models.recent {
+            for r in recent.iter() {
                 ui.label(
                     r.path
                         .file_name()
@@ -183,7 +188,8 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
                 .on_hover_text(r.path.display().to_string());
                 ui.label(&r.config);
                 ui.label(r.classes.to_string());
-                match card_of(&r.path) {
+                let card = cards.entry(r.path.clone()).or_insert_with(|| card_of(&r.path));
+                match card {
                     _ if r.path.extension().is_some_and(|e| e == "pt") => {
                         ui.weak("(converted when opened)");
                     }
@@ -199,7 +205,7 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
                         ui.label(text).on_hover_text(tip);
                     }
                     Err(e) => {
-                        ui.colored_label(FAIL, "unreadable").on_hover_text(e);
+                        ui.colored_label(FAIL, "unreadable").on_hover_text(e.as_str());
                     }
                 }
                 if ui.button("Open").clicked() {

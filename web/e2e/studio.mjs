@@ -6,7 +6,7 @@
 //
 // Usage: node studio.mjs MODEL.safetensors DATA_DIR [--screenshots DIR]
 // (scripts/web-e2e.sh builds the page and the model, then runs this.)
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, mkdir } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import assert from 'node:assert/strict';
 import { serve, browser } from './browser.mjs';
@@ -22,7 +22,6 @@ if (shots) await mkdir(shots, { recursive: true });
 
 const LONG_TASK_MS = 100;
 const results = [];
-const timings = {};
 
 // ONLY=<part of a name> runs the matching tests alone (when iterating on one).
 async function test(name, fn) {
@@ -139,10 +138,6 @@ await test('generates with the default model: previews stream, the main thread s
   assert.ok(fps >= 20, `the page kept drawing: ${fps.toFixed(0)} frames/s`);
   const long = run.longTasks.filter((d) => d > LONG_TASK_MS);
   assert.deepEqual(long, [], `long tasks on the main thread: ${long}`);
-  timings.default = { seconds: run.seconds, firstPreview: run.steps[0] ? null : null, fps };
-  const firstPreviewAt = await page.evaluate(() => studioProbe.steps[0]?.at);
-  timings.default.steps = run.steps.length;
-  timings.default.firstStepMs = Math.round(firstPreviewAt ?? 0);
   console.log(`  ${total} AR steps in ${run.seconds.toFixed(1)} s, ${distinct} distinct previews, ${fps.toFixed(0)} frames/s, longest task ${Math.max(0, ...run.longTasks)} ms`);
   await shot(page, 'create-done');
 
@@ -354,7 +349,6 @@ await test('the kernel checks pass on this adapter (GPU tab)', async () => {
 
 await context.close();
 server.close();
-if (shots) await writeFile(join(shots, 'timings.json'), JSON.stringify(timings, null, 2));
 const failed = results.filter((r) => r[1] === 'FAIL');
 console.log(`\n${results.length - failed.length} passed, ${failed.length} failed`);
 process.exit(failed.length ? 1 : 0);

@@ -48,6 +48,22 @@ pub struct RunOptions {
     pub flips: bool,
 }
 
+impl RunOptions {
+    /// The options in `json` (from the worker), checked.
+    fn parse(json: &str) -> Result<Self, JsError> {
+        let o: RunOptions =
+            serde_json::from_str(json).map_err(|e| js(format!("fine-tuning options: {e}")))?;
+        let valid =
+            o.steps >= 1 && o.batch >= 1 && o.lr > 0.0 && o.lr < 1.0 && (0.0..1.0).contains(&o.ema);
+        if !valid {
+            return Err(js(format!(
+                "fine-tuning options: steps and batch must be at least 1, the learning rate in (0, 1), the EMA decay in [0, 1) (got {o:?})"
+            )));
+        }
+        Ok(o)
+    }
+}
+
 /// A run in progress: the trainer, the dataset's tokens and how batches are drawn.
 struct Run {
     trainer: Trainer,
@@ -115,16 +131,24 @@ async fn base_bytes(base: Option<Blob>) -> Result<Vec<u8>, JsError> {
 }
 
 /// Memory the run needs, as JSON `{bytes, parameters}` for the page's estimate, for a model of
-/// the base's config trained on batches of `batch`.
+/// the base's config (read from its header) trained on batches of `batch`.
 #[wasm_bindgen]
 pub async fn finetune_estimate(
     base: Option<Blob>,
     name: String,
     batch: u32,
 ) -> Result<String, JsError> {
-    let bytes = base_bytes(base).await?;
-    let file = WeightFile::parse_named(&name, &bytes).map_err(js)?;
-    let card = bitdance::studio::ModelCard::of_file(&name, &file).map_err(js)?;
+    let card = match base {
+        Some(blob) => {
+            let file = crate::models::header_of(&name, &blob).await?;
+            bitdance::studio::ModelCard::of_file(&name, &file).map_err(js)?
+        }
+        None => {
+            let file =
+                WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES).map_err(js)?;
+            bitdance::studio::ModelCard::of_file(DEFAULT_MODEL_LABEL, &file).map_err(js)?
+        }
+    };
     let m = Task::Ar(ArRecipe::default()).memory(&card.config, batch as usize);
     Ok(serde_json::json!({"bytes": m.bytes, "parameters": m.parameters}).to_string())
 }
@@ -135,8 +159,9 @@ async fn begin(
     o: &RunOptions,
     progress: &js_sys::Function,
 ) -> Result<String, JsError> {
+    // Moved out, not copied: once encoded, the pixels are not needed again.
     let data = DATA
-        .with(|d| d.borrow().clone())
+        .with(|d| d.borrow_mut().take())
         .ok_or_else(|| js("no dataset: add the images first"))?;
     if data.is_empty() {
         return Err(js("the dataset holds no image"));
@@ -191,13 +216,7 @@ pub async fn finetune_start(
     options: &str,
     progress: js_sys::Function,
 ) -> Result<String, JsError> {
-    let o: RunOptions =
-        serde_json::from_str(options).map_err(|e| js(format!("fine-tuning options: {e}")))?;
-    if o.steps == 0 || o.batch == 0 || !(o.lr > 0.0 && o.lr < 1.0) || !(0.0..1.0).contains(&o.ema) {
-        return Err(js(format!(
-            "fine-tuning options: steps and batch must be at least 1, the learning rate in (0, 1), the EMA decay in [0, 1) (got {o:?})"
-        )));
-    }
+    let o = RunOptions::parse(options)?;
     let gpu = crate::gpu().await.map_err(js)?;
     let label = if name.is_empty() {
         DEFAULT_MODEL_LABEL.to_string()
@@ -238,8 +257,7 @@ pub async fn finetune_resume(
     options: &str,
     progress: js_sys::Function,
 ) -> Result<String, JsError> {
-    let o: RunOptions =
-        serde_json::from_str(options).map_err(|e| js(format!("fine-tuning options: {e}")))?;
+    let o = RunOptions::parse(options)?;
     let gpu = crate::gpu().await.map_err(js)?;
     let bytes = read_range(&checkpoint, 0, size(&checkpoint)).await?;
     let file = WeightFile::parse_named("the fine-tuning checkpoint", &bytes).map_err(js)?;

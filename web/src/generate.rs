@@ -83,7 +83,7 @@ pub fn start_generation(
 #[wasm_bindgen]
 pub async fn generation_step() -> Result<Vec<u32>, JsError> {
     let mut run = take_run()?;
-    let gpu = loaded()?.params.gpu().map_err(js)?;
+    let gpu = run.gpu().map_err(js)?;
     let t0 = now_secs();
     run.step().map_err(js)?;
     let done = run.done() as u32;

@@ -105,7 +105,7 @@ pub fn model_card() -> Result<String, JsError> {
 }
 
 /// Parses the header of `blob` (called `name`).
-async fn header_of(name: &str, blob: &Blob) -> Result<WeightFile<'static>, JsError> {
+pub(crate) async fn header_of(name: &str, blob: &Blob) -> Result<WeightFile<'static>, JsError> {
     let len = size(blob);
     let prefix = read_range(blob, 0, 8.min(len)).await?;
     let n = header_size(name, &prefix).map_err(js)? as u64;

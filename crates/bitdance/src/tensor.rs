@@ -33,13 +33,11 @@ fn storage_bytes(numel: usize, dtype: DType) -> u64 {
     ((numel * dtype.size()).div_ceil(4) * 4) as u64
 }
 
-/// `data` as IEEE halves (nearest even), as bytes.
-fn halves(data: &[f32]) -> Vec<u8> {
-    let h: Vec<u16> = data
-        .iter()
+/// `data` as IEEE halves (nearest even), as bits.
+fn halves(data: &[f32]) -> Vec<u16> {
+    data.iter()
         .map(|&v| half::f16::from_f32(v).to_bits())
-        .collect();
-    bytemuck::cast_slice(&h).to_vec()
+        .collect()
 }
 
 /// The storage of a tensor; its buffer goes back to the pool when the last user drops it.
@@ -129,7 +127,14 @@ impl Tensor {
 
     /// Uploads `data` rounded to IEEE half precision (nearest even) as an f16 tensor.
     pub fn from_f32_as_f16(gpu: &Gpu, shape: &[usize], data: &[f32]) -> Result<Self> {
-        Self::upload(gpu, shape, DType::F16, &halves(data), data.len(), false)
+        Self::upload(
+            gpu,
+            shape,
+            DType::F16,
+            bytemuck::cast_slice(&halves(data)),
+            data.len(),
+            false,
+        )
     }
 
     /// Uploads a weight kept for the session as `dtype` (F32, or F16 rounded to nearest even),
@@ -137,7 +142,17 @@ impl Tensor {
     /// freed, not pooled, when dropped. Per-step uploads use `from_f32`, which reuses buffers.
     pub fn weight_from_f32(gpu: &Gpu, shape: &[usize], data: &[f32], dtype: DType) -> Result<Self> {
         match dtype {
-            DType::F16 => Self::upload(gpu, shape, dtype, &halves(data), data.len(), true),
+            DType::F16 => {
+                let bits = halves(data);
+                Self::upload(
+                    gpu,
+                    shape,
+                    dtype,
+                    bytemuck::cast_slice(&bits),
+                    data.len(),
+                    true,
+                )
+            }
             _ => Self::upload(
                 gpu,
                 shape,
@@ -195,7 +210,7 @@ impl Tensor {
         }
         let offset = (first_row * row * size) as u64;
         match self.dtype {
-            DType::F16 => self.write_bytes_at(offset, &halves(data)),
+            DType::F16 => self.write_bytes_at(offset, bytemuck::cast_slice(&halves(data))),
             _ => self.write_bytes_at(offset, bytemuck::cast_slice(data)),
         }
         Ok(())

@@ -56,7 +56,8 @@ impl WeightFile<'static> {
     /// Parses only the header of a safetensors file of `file_len` bytes: `head` is its first
     /// `header_size` bytes. Names, shapes, dtypes and metadata are checked as `parse` checks
     /// them (the offsets must end exactly at `file_len`); tensor data is then read by range
-    /// (`data_range`) and widened with `decode_f32`, so the file is never whole in memory.
+    /// (`data_range`, `row_range`) and widened with `decode_rows_f32`, so the file is never whole
+    /// in memory.
     pub fn from_header(label: &str, head: &[u8], file_len: u64) -> Result<Self> {
         let n = header_size(label, head)? - PREFIX;
         if head.len() != PREFIX + n {
@@ -147,13 +148,6 @@ impl<'a> WeightFile<'a> {
         Ok(self.data_start + start as u64..self.data_start + end as u64)
     }
 
-    /// Tensor `name` as f32 from its stored bytes (the file's `data_range` of it), with the
-    /// checks of `rows_f32`.
-    pub fn decode_f32(&self, name: &str, bytes: &[u8]) -> Result<Vec<f32>> {
-        let rows = self.shape(name)?.first().copied().unwrap_or(1);
-        self.decode_rows_f32(name, 0..rows, bytes)
-    }
-
     /// Rows `rows` (along the first dimension) of tensor `name` as f32 from their stored bytes
     /// (`row_range` of them), with the checks of `rows_f32`.
     pub fn decode_rows_f32(
@@ -189,7 +183,7 @@ impl<'a> WeightFile<'a> {
 
     fn not_in_memory(&self) -> Error {
         Error::Invalid(format!(
-            "{}: only the header is in memory; read a tensor by its data_range and decode_f32",
+            "{}: only the header is in memory; read a tensor by its data_range and decode_rows_f32",
             self.label
         ))
     }

@@ -103,19 +103,11 @@ impl ParamStore {
     /// holding each one over half a storage binding as row chunks. Every missing or misshaped
     /// tensor is listed in one error; tensors of the file not in `specs` are not loaded.
     pub fn from_weights(gpu: &Gpu, file: &WeightFile<'_>, specs: &[ParamSpec]) -> Result<Self> {
-        Self::from_weights_in(gpu, file, specs, &BTreeSet::new())
-    }
-
-    /// `from_weights`, holding the parameters named in `half` in 16 bits (see `upload`).
-    pub fn from_weights_in(
-        gpu: &Gpu,
-        file: &WeightFile<'_>,
-        specs: &[ParamSpec],
-        half: &BTreeSet<String>,
-    ) -> Result<Self> {
         let limit = gpu.limits().max_storage_buffer_binding_size;
         check_specs(file, specs)?;
-        Self::build(gpu, specs, limit, half, |spec| file.to_f32(&spec.name))
+        Self::build(gpu, specs, limit, &BTreeSet::new(), |spec| {
+            file.to_f32(&spec.name)
+        })
     }
 
     /// Uploads every spec's values (from `values`, one tensor at a time: the host never holds

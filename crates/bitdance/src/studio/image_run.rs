@@ -108,6 +108,11 @@ impl ImageRun {
         self.sampler.steps()
     }
 
+    /// The GPU the run is on (to await its work between steps).
+    pub fn gpu(&self) -> Result<crate::Gpu> {
+        self.params.gpu()
+    }
+
     /// Side of the image in pixels.
     pub fn side(&self) -> usize {
         self.config.resolution
