@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/bitdance-xdg-$(id -u)}"
 mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+# A one-off build gains nothing from incremental caches, which doubled the target's size.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 if ! bash scripts/install-deps.sh; then
   echo "test.sh: installing dependencies failed" >&2
@@ -53,6 +55,7 @@ step "web studio (Playwright)" bash scripts/web-e2e.sh
 echo
 echo "==> summary ($((SECONDS - total)) s)"
 printf '  %s\n' "${summary[@]}"
+echo "  disk: target $(du -sh "${CARGO_TARGET_DIR:-target}" 2>/dev/null | cut -f1), $(df -h --output=avail . | tail -1 | tr -d ' ') free"
 if ((failed)); then
   echo "test.sh: FAILED"
   exit 1

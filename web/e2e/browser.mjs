@@ -2,6 +2,7 @@
 // playwright-core with the flags of web/webdriver.json (never a downloaded browser).
 import { createServer } from 'node:http';
 import { readFile, mkdtemp } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
 import { join, extname, dirname } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -29,9 +30,12 @@ export function serve(extra = {}) {
 }
 
 // A persistent Chromium profile (OPFS survives reloads and restarts of the browser on it).
+// A profile made here (models cached in its OPFS reach gigabytes) is removed when node exits,
+// whether the run passed or failed.
 export async function browser(profile) {
   const flags = JSON.parse(await readFile(join(WEB, 'webdriver.json'), 'utf8'))['goog:chromeOptions'];
   const dir = profile ?? (await mkdtemp(join(tmpdir(), 'bitdance-chromium-')));
+  if (!profile) process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
   const context = await chromium.launchPersistentContext(dir, {
     executablePath: process.env.CHROMIUM ?? flags.binary,
     args: flags.args,
