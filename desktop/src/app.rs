@@ -1,4 +1,4 @@
-//! The window: a top bar with the panels (Generate, Models, Gallery, GPU), the worker's events
+//! The window: a top bar with the panels (Create, Models, Gallery, Fine-tune, GPU), the worker's events
 //! turned into state, and files dropped on the window (a model opens, a PNG restores its recipe).
 
 use std::path::PathBuf;
@@ -8,6 +8,7 @@ use bitdance::conformance::CheckResult;
 use bitdance::studio::Recipe;
 use eframe::egui::{self, Color32};
 
+use crate::finetune::FinetuneState;
 use crate::gallery::Gallery;
 use crate::generate::GenerateState;
 use crate::models::ModelsState;
@@ -43,6 +44,7 @@ pub enum Panel {
     Generate,
     Models,
     Gallery,
+    Finetune,
     Gpu,
 }
 
@@ -56,6 +58,7 @@ pub struct BitDanceApp {
     pub generate: GenerateState,
     pub models: ModelsState,
     pub gallery: Gallery,
+    pub finetune: FinetuneState,
     /// A message for the user at the top of the window (an error, a restored recipe).
     pub notice: Option<(String, bool)>,
 }
@@ -78,6 +81,7 @@ impl BitDanceApp {
             generate: GenerateState::default(),
             models: ModelsState::load(),
             gallery: Gallery::load(),
+            finetune: FinetuneState::default(),
             notice: None,
         }
     }
@@ -145,6 +149,16 @@ impl BitDanceApp {
                 }
                 Event::GenerateFailed(e) => {
                     self.generate.failed(e);
+                }
+                Event::Train(event) => self.finetune.on_event(ctx, event),
+                Event::Recovered(reason) if self.finetune.busy() => {
+                    self.tell(
+                        format!(
+                            "The GPU device was lost ({reason}): it was reopened and the run \
+                             continues from its last checkpoint."
+                        ),
+                        true,
+                    );
                 }
                 Event::Recovered(reason) => {
                     self.generate
@@ -224,6 +238,7 @@ impl BitDanceApp {
                 (Panel::Generate, "Create"),
                 (Panel::Models, "Models"),
                 (Panel::Gallery, "Gallery"),
+                (Panel::Finetune, "Fine-tune"),
                 (Panel::Gpu, "GPU"),
             ] {
                 if ui.selectable_label(self.panel == panel, label).clicked() {
@@ -260,9 +275,11 @@ impl BitDanceApp {
             Panel::Generate => crate::generate::show(self, ui),
             Panel::Models => crate::models::show(self, ui),
             Panel::Gallery => crate::gallery::show(self, ui),
+            Panel::Finetune => crate::finetune::show(self, ui),
             Panel::Gpu => crate::gpu_panel::show(self, ui),
         });
-        if self.generate.progress.is_some() || self.models.loading.is_some() {
+        if self.generate.progress.is_some() || self.models.loading.is_some() || self.finetune.busy()
+        {
             ctx.request_repaint_after(Duration::from_millis(100));
         }
     }

@@ -102,7 +102,8 @@ impl GenerateState {
         }
     }
 
-    fn busy(&self) -> bool {
+    /// Whether an image is being sampled.
+    pub fn busy(&self) -> bool {
         self.progress.is_some()
     }
 
@@ -260,6 +261,7 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         model.card.classes.len(),
         format!("{:?}", model.precision).to_lowercase()
     ));
+    let training = app.finetune.busy();
     let g = &mut app.generate;
     ui.separator();
     let label = ui.label("Search classes");
@@ -328,11 +330,16 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     ui.add(egui::Slider::new(&mut g.per_class, 1..=16).text("images per class"));
     ui.separator();
     ui.horizontal(|ui| {
-        let can = !g.busy() && !g.chosen.is_empty();
+        let can = !g.busy() && !g.chosen.is_empty() && !training;
         let generate = egui::Button::new(egui::RichText::new("Generate").strong())
             .fill(crate::app::ACCENT)
             .min_size(egui::vec2(160.0, 34.0));
-        if ui.add_enabled(can, generate).clicked() {
+        let hint = if training {
+            "the GPU is fine-tuning: pause the run to generate"
+        } else {
+            "sample the chosen classes"
+        };
+        if ui.add_enabled(can, generate).on_hover_text(hint).clicked() {
             g.start(&app.worker);
         }
         if ui

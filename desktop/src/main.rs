@@ -1,14 +1,18 @@
 //! BitDance desktop studio: open any BitDance model, search its classes, watch the image form
-//! as it is sampled, keep and reproduce images by their recipes, check the GPU.
+//! as it is sampled, keep and reproduce images by their recipes, fine-tune on your own images,
+//! check the GPU.
 
 mod app;
+mod finetune;
 mod gallery;
 mod generate;
 mod gpu_panel;
 mod models;
+mod runs;
 mod storage;
 #[cfg(test)]
 mod tests;
+mod training;
 mod worker;
 
 fn main() -> eframe::Result {

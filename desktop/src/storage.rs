@@ -2,9 +2,10 @@
 //! platform's data directory, the recent models in its config directory. `BITDANCE_HOME`
 //! replaces both (tests, portable installs).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use bitdance::studio::Recipe;
+use bitdance_files::files::write_atomic;
 use serde::{Deserialize, Serialize};
 
 /// Most recent models remembered.
@@ -14,13 +15,17 @@ fn home_override() -> Option<PathBuf> {
     std::env::var_os("BITDANCE_HOME").map(PathBuf::from)
 }
 
-/// The folder of the gallery's images.
-pub fn gallery_dir() -> PathBuf {
+/// The app's data folder (gallery, fine-tuning runs).
+pub fn data_dir() -> PathBuf {
     home_override()
         .or_else(dirs::data_dir)
         .unwrap_or_else(std::env::temp_dir)
         .join("bitdance")
-        .join("gallery")
+}
+
+/// The folder of the gallery's images.
+pub fn gallery_dir() -> PathBuf {
+    data_dir().join("gallery")
 }
 
 fn recent_file() -> PathBuf {
@@ -29,17 +34,6 @@ fn recent_file() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
         .join("bitdance")
         .join("recent-models.json")
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder, so a crash leaves the
-/// old file or the new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("part");
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(tmp, path)
 }
 
 /// A model opened before, as the models panel lists it.
@@ -68,7 +62,7 @@ pub fn recent_models() -> Vec<RecentModel> {
 }
 
 /// Puts `model` first in the recent list (replacing an entry of the same file).
-pub fn remember(model: RecentModel) -> std::io::Result<Vec<RecentModel>> {
+pub fn remember(model: RecentModel) -> anyhow::Result<Vec<RecentModel>> {
     let mut list = recent_models();
     list.retain(|m| m.path != model.path);
     list.insert(0, model);
@@ -87,7 +81,7 @@ pub struct GalleryItem {
 }
 
 /// Saves a finished image's PNG (carrying `recipe`) into the gallery; returns its item.
-pub fn keep_image(png: &[u8], recipe: &Recipe) -> std::io::Result<GalleryItem> {
+pub fn keep_image(png: &[u8], recipe: &Recipe) -> anyhow::Result<GalleryItem> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())

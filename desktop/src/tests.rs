@@ -242,3 +242,124 @@ fn two_kept_images_compare_side_by_side_with_their_differences() {
     assert!(h.query_by_label_contains("seed: 501 vs 500").is_some());
     assert!(h.query_by_label_contains("token_hash").is_some());
 }
+
+/// Two classes of three Fashion-MNIST images each, as a folder of class folders.
+fn small_dataset() -> std::path::PathBuf {
+    let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../assets/datasets/fashion-mnist/train");
+    let root = home().join("small-dataset");
+    for class in ["0-tshirt", "1-trouser"] {
+        std::fs::create_dir_all(root.join(class)).unwrap();
+        for i in 0..3 {
+            let name = format!("{i:04}.png");
+            std::fs::copy(assets.join(class).join(&name), root.join(class).join(&name)).unwrap();
+        }
+    }
+    root
+}
+
+fn run_status(h: &Harness<'_, BitDanceApp>) -> Option<crate::finetune::RunStatus> {
+    h.state().finetune.view.as_ref().map(|v| v.status.clone())
+}
+
+fn run_dir(h: &Harness<'_, BitDanceApp>) -> bitdance_files::run_dir::RunDir {
+    h.state()
+        .finetune
+        .view
+        .as_ref()
+        .unwrap()
+        .request
+        .dir
+        .clone()
+}
+
+fn start_small_run(h: &mut Harness<'_, BitDanceApp>) {
+    use bitdance::train::FinetuneOptions;
+    let data = small_dataset();
+    let f = &mut h.state_mut().finetune;
+    f.data = crate::runs::DataSource::Folder(data);
+    f.options = FinetuneOptions {
+        steps: 8,
+        batch: 2,
+        lr: 1e-3,
+        warmup: 1,
+        ema: 0.9,
+        seed: 5,
+        flips: false,
+    };
+    f.sample_every = 4;
+    f.checkpoint_every = 3;
+    h.get_by_label("Fine-tune").click();
+    h.step();
+    h.get_by_label("Start fine-tuning").click();
+    h.step();
+}
+
+#[test]
+fn finetuning_paused_and_resumed_after_a_restart_takes_the_steps_of_an_uninterrupted_run() {
+    use crate::finetune::RunStatus;
+    let mut h = harness();
+    ready(&mut h);
+    // The reference: eight steps without a break.
+    start_small_run(&mut h);
+    step_until(&mut h, "the uninterrupted run", |h| {
+        matches!(run_status(h), Some(RunStatus::Done | RunStatus::Failed(_)))
+    });
+    assert_eq!(run_status(&h), Some(RunStatus::Done));
+    let whole = run_dir(&h);
+    let reference = whole.losses();
+    assert_eq!(reference.len(), 8);
+    assert!(whole.sample_path(4).exists() && whole.sample_path(8).exists());
+    h.step();
+    assert!(h.query_by_label_contains("Samples at step 8").is_some());
+    assert!(h.query_by_label_contains("Done: 8 steps").is_some());
+
+    // The same run, paused after a couple of steps.
+    start_small_run(&mut h);
+    step_until(&mut h, "two steps", |h| {
+        h.state()
+            .finetune
+            .view
+            .as_ref()
+            .is_some_and(|v| v.step >= 2)
+    });
+    h.get_by_label("Pause").click();
+    h.step();
+    step_until(&mut h, "the pause", |h| {
+        run_status(h) == Some(RunStatus::Paused)
+    });
+    let paused = run_dir(&h);
+    assert_ne!(paused, whole);
+    let at = h.state().finetune.view.as_ref().unwrap().step;
+    assert!((2..8).contains(&at), "paused at step {at}");
+
+    // Quit, start the app again, continue the run from the list.
+    drop(h);
+    let mut h = harness();
+    ready(&mut h);
+    h.get_by_label("Fine-tune").click();
+    h.step();
+    h.get_all_by_label("Continue").next().unwrap().click();
+    h.step();
+    step_until(&mut h, "the resumed run", |h| {
+        matches!(run_status(h), Some(RunStatus::Done | RunStatus::Failed(_)))
+    });
+    assert_eq!(run_status(&h), Some(RunStatus::Done));
+    assert_eq!(run_dir(&h), paused);
+    assert_eq!(
+        paused.losses(),
+        reference,
+        "the same losses as the uninterrupted run"
+    );
+
+    // The fine-tuned model generates.
+    h.get_by_label("Use this model").click();
+    h.step();
+    let model = paused.model_path();
+    step_until(&mut h, "the fine-tuned model", |h| {
+        h.state()
+            .model
+            .as_ref()
+            .is_some_and(|m| m.path.as_deref() == Some(model.as_path()))
+    });
+}

@@ -21,6 +21,8 @@ use bitdance::studio::{
 use bitdance::Gpu;
 use eframe::egui;
 
+use crate::training::{self, FinetuneRequest, TrainEvent};
+
 /// What the UI asks of the worker.
 pub enum Command {
     /// Run every conformance family, reporting each as it finishes.
@@ -36,6 +38,9 @@ pub enum Command {
     /// Destroy the GPU device, as a driver reset would (tests of the recovery).
     #[cfg(test)]
     LoseDevice,
+    /// Take the steps of a fine-tuning run (new, or continued from its checkpoint) until it
+    /// ends or is paused.
+    Finetune(Box<FinetuneRequest>),
     /// Sample one image of `class` with the loaded model.
     Generate {
         /// Class id.
@@ -106,6 +111,8 @@ pub enum Event {
     GenerateFailed(String),
     /// The device was lost (the reason); the GPU was reopened and the model reloaded.
     Recovered(String),
+    /// What a fine-tuning run reports.
+    Train(TrainEvent),
 }
 
 /// The UI's handle on the worker thread.
@@ -113,6 +120,8 @@ pub struct Worker {
     commands: Sender<Command>,
     /// Set by the UI to end the current generation at its next AR step.
     stop: Arc<AtomicBool>,
+    /// Set by the UI to pause the fine-tuning run before its next step.
+    pause: Arc<AtomicBool>,
     /// Events in the order they happened; drain once per frame.
     pub events: Receiver<Event>,
 }
@@ -124,14 +133,19 @@ impl Worker {
         let (commands, command_rx) = channel();
         let (event_tx, events) = channel();
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let pause = Arc::new(AtomicBool::new(false));
+        let flags = Flags {
+            stop: stop.clone(),
+            pause: pause.clone(),
+        };
         std::thread::Builder::new()
             .name("bitdance-gpu".into())
-            .spawn(move || run(ctx, command_rx, event_tx, flag))
+            .spawn(move || run(ctx, command_rx, event_tx, flags))
             .expect("spawning the GPU thread");
         Self {
             commands,
             stop,
+            pause,
             events,
         }
     }
@@ -141,13 +155,27 @@ impl Worker {
         self.stop.store(true, Ordering::Relaxed);
     }
 
+    /// Pauses the fine-tuning run before its next step (its checkpoint is written, then an
+    /// `Event::Train(TrainEvent::Paused)` follows).
+    pub fn pause_training(&self) {
+        self.pause.store(true, Ordering::Relaxed);
+    }
+
     /// Queues a command; ignored when the worker has stopped (its GPU failed to open).
     pub fn send(&self, command: Command) {
-        if matches!(command, Command::Generate { .. }) {
-            self.stop.store(false, Ordering::Relaxed);
+        match command {
+            Command::Generate { .. } => self.stop.store(false, Ordering::Relaxed),
+            Command::Finetune(_) => self.pause.store(false, Ordering::Relaxed),
+            _ => {}
         }
         let _ = self.commands.send(command);
     }
+}
+
+/// The UI's flags the worker reads between steps.
+struct Flags {
+    stop: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
 }
 
 /// The model generation uses: what the UI knows of it, and its weights.
@@ -156,12 +184,8 @@ struct Model {
     params: ParamStore,
 }
 
-fn run(
-    ctx: egui::Context,
-    commands: Receiver<Command>,
-    events: Sender<Event>,
-    stop: Arc<AtomicBool>,
-) {
+fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, flags: Flags) {
+    let Flags { stop, pause } = flags;
     let send = |event: Event| {
         let _ = events.send(event);
         ctx.request_repaint();
@@ -184,6 +208,36 @@ fn run(
         &mut model,
         load_default(&gpu, precision).map_err(|e| e.to_string()),
     );
+    // After a lost device (every tensor went with it): reopen the GPU and load the model in use
+    // again; false when no GPU opens (reported).
+    let recover = |gpu: &mut Gpu, model: &mut Option<Model>, precision: Precision| -> bool {
+        let paths: Vec<PathBuf> = model
+            .as_ref()
+            .map(|m| {
+                m.info
+                    .path
+                    .iter()
+                    .chain(&m.info.vae_path)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        drop(model.take());
+        match pollster::block_on(Gpu::from_env()) {
+            Ok(fresh) => *gpu = fresh,
+            Err(e) => {
+                send(Event::OpenFailed(e.to_string()));
+                return false;
+            }
+        }
+        send(Event::Opened(adapter_info(gpu)));
+        let reloaded = match paths.is_empty() {
+            false => load_files(gpu, &paths, precision, &send),
+            true => load_default(gpu, precision).map_err(|e| e.to_string()),
+        };
+        open(model, reloaded);
+        true
+    };
     for command in commands {
         match command {
             Command::RunChecks => {
@@ -239,28 +293,37 @@ fn run(
                 match generate(&gpu, m, (class, settings, seed), &stop, &send) {
                     Ok(()) => {}
                     Err(bitdance::Error::DeviceLost(reason)) => {
-                        // Every tensor went with the device: reopen it, load the model again.
-                        let paths: Vec<PathBuf> = m
-                            .info
-                            .path
-                            .iter()
-                            .chain(&m.info.vae_path)
-                            .cloned()
-                            .collect();
-                        drop(model.take());
-                        match pollster::block_on(Gpu::from_env()) {
-                            Ok(fresh) => gpu = fresh,
-                            Err(e) => return send(Event::OpenFailed(e.to_string())),
+                        if !recover(&mut gpu, &mut model, precision) {
+                            return;
                         }
-                        send(Event::Opened(adapter_info(&gpu)));
-                        let reloaded = match paths.is_empty() {
-                            false => load_files(&gpu, &paths, precision, &send),
-                            true => load_default(&gpu, precision).map_err(|e| e.to_string()),
-                        };
-                        open(&mut model, reloaded);
                         send(Event::Recovered(reason));
                     }
                     Err(e) => send(Event::GenerateFailed(e.to_string())),
+                }
+            }
+            Command::Finetune(request) => {
+                let mut request = *request;
+                let mut recoveries = 0;
+                loop {
+                    let Err(e) = training::finetune(&gpu, &request, &pause, &send) else {
+                        break;
+                    };
+                    let Some(reason) = training::device_lost(&e) else {
+                        send(Event::Train(TrainEvent::Failed(format!("{e:#}"))));
+                        break;
+                    };
+                    if !recover(&mut gpu, &mut model, precision) {
+                        return;
+                    }
+                    send(Event::Recovered(reason));
+                    // The run continues from its last checkpoint (none yet: it starts over).
+                    recoveries += 1;
+                    if recoveries > 3 || !request.dir.checkpoint_path().exists() {
+                        let why = "the GPU device was lost before the run's first checkpoint; start it again";
+                        send(Event::Train(TrainEvent::Failed(why.into())));
+                        break;
+                    }
+                    request.resume = true;
                 }
             }
             #[cfg(test)]
@@ -330,7 +393,7 @@ fn file_name(path: &Path) -> String {
 
 /// The bytes of `path` as safetensors: read as they are, or an official `.pt` checkpoint
 /// converted in memory (its `model` weights, under their official names).
-fn safetensors_of(path: &Path, send: &dyn Fn(Event)) -> Result<Vec<u8>, String> {
+pub fn safetensors_of(path: &Path, send: &dyn Fn(Event)) -> Result<Vec<u8>, String> {
     let name = file_name(path);
     send(Event::Loading(format!("reading {name}"), 0, 1));
     let bytes = read(path)?;

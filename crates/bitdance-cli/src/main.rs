@@ -2,9 +2,7 @@
 
 mod bench;
 mod convert;
-mod dataset;
 mod doctor;
-mod files;
 mod generate;
 mod grid;
 mod latent_cache;
@@ -13,6 +11,7 @@ mod run_loop;
 mod train;
 mod train_tokenizer;
 
+use bitdance_files::{dataset, files};
 use clap::{Parser, Subcommand};
 
 /// BitDance on WebGPU: binary-token image generation on any GPU.

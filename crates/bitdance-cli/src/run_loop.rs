@@ -1,25 +1,14 @@
 //! The training loop shared by `train`, `finetune` and `train-tokenizer`: progress bar with
 //! loss, steps/s and ETA; a JSONL log; atomic checkpoints and model files; sample grids.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
 use bitdance::io::WeightFile;
-use bitdance::train::{StepStats, Task, TrainSettings, Trainer};
+use bitdance::train::{log_entry, DataOptions, StepStats, Task, TrainSettings, Trainer};
+use bitdance_files::run_dir::RunDir;
 use indicatif::{ProgressBar, ProgressStyle};
-
-use crate::files::write_atomic;
-
-/// File names inside the run directory.
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-/// The model alone (EMA weights, official names), for `generate` and PyTorch.
-pub const MODEL: &str = "model.safetensors";
-const LOG: &str = "log.jsonl";
-/// Metadata key of the options that decide a run's batches (images per step, flips): stored at
-/// the start, checked on `--resume` so a resumed run draws the batches it would have drawn.
-const DATA_OPTIONS_KEY: &str = "bitdance.data_options";
 
 /// Options of the loop shared by every training command.
 #[derive(clap::Args, Clone)]
@@ -110,9 +99,8 @@ impl LoopArgs {
                 "--stop-after {stop}: must be at least 1 (leave the run out to train nothing)"
             );
         }
-        let existing = [CHECKPOINT, LOG].map(|name| self.out.join(name));
         if !self.resume && !self.overwrite {
-            if let Some(found) = existing.iter().find(|p| p.exists()) {
+            if let Some(found) = RunDir::new(&self.out).existing_run() {
                 anyhow::bail!(
                     "{} already holds a run ({} exists): continue it with --resume, or start over with --overwrite",
                     self.out.display(),
@@ -159,13 +147,8 @@ pub fn run(
             args.out.display()
         );
     }
-    let log_path = args.out.join(LOG);
-    truncate_log(&log_path, start_step)?;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
+    let dir = RunDir::new(&args.out);
+    let mut log = dir.open_log(start_step)?;
     let bar = ProgressBar::new(total).with_style(ProgressStyle::with_template(
         "[{bar:30}] {pos}/{len} {msg} (eta {eta})",
     )?);
@@ -176,23 +159,14 @@ pub fn run(
         let rate = (s + 1 - start_step) as f64 / timer.elapsed().as_secs_f64();
         bar.set_position(stats.step);
         bar.set_message(format!("loss {:.4}, {rate:.2} steps/s", stats.loss));
-        let mut entry = serde_json::json!({"step": stats.step, "loss": stats.loss,
-            "lr": stats.lr, "grad_norm": stats.grad_norm, "steps_per_s": rate,
-            "images_per_s": rate * args.batch as f64});
-        for (name, v) in &stats.terms {
-            entry[*name] = serde_json::json!(v);
-        }
-        writeln!(log, "{entry}")?;
+        log.append(&log_entry(&stats, rate, args.batch))?;
         let done = stats.step == total;
         let pause = args.stop_after == Some(stats.step);
         if stats.step % args.checkpoint_every.max(1) == 0 || done || pause {
-            save(trainer, &args.out)?;
+            dir.save(trainer)?;
         }
         if args.sample_every > 0 && (stats.step % args.sample_every == 0 || done) {
-            let png = sample(trainer)?;
-            let dir = args.out.join("samples");
-            std::fs::create_dir_all(&dir)?;
-            write_atomic(dir.join(format!("step-{:07}.png", stats.step)), &png)?;
+            dir.write_sample(stats.step, &sample(trainer)?)?;
         }
         if pause {
             bar.finish();
@@ -205,7 +179,7 @@ pub fn run(
         "done: {} steps in {:.1} s; model (EMA) in {}",
         total - start_step,
         timer.elapsed().as_secs_f64(),
-        args.out.join(MODEL).display()
+        dir.model_path().display()
     );
     Ok(())
 }
@@ -214,20 +188,11 @@ pub fn run(
 /// first refuses batch options other than those the run was started with (they decide which
 /// batches are drawn; older checkpoints without the record are taken as they are).
 fn check_run_options(trainer: &mut Trainer, args: &LoopArgs) -> anyhow::Result<()> {
-    let flips = if args.no_flip { "off" } else { "on" };
-    let given = format!("--batch {}, flips {flips}", args.batch);
-    if args.resume {
-        if let Some(stored) = trainer.metadata.get(DATA_OPTIONS_KEY) {
-            anyhow::ensure!(
-                *stored == given,
-                "{}: the run was started with {stored}; resume it with the same options \
-                 (given: {given})",
-                args.out.display()
-            );
-        }
-    }
-    trainer.metadata.insert(DATA_OPTIONS_KEY.to_string(), given);
-    Ok(())
+    let data = DataOptions {
+        batch: args.batch,
+        flips: !args.no_flip,
+    };
+    Ok(data.record(trainer, args.resume, &args.out.display().to_string())?)
 }
 
 /// The run in `--out`: with `--resume` the one its checkpoint holds, after refusing a run of
@@ -243,9 +208,12 @@ pub fn open_run(
     start: impl FnOnce() -> anyhow::Result<Trainer>,
 ) -> anyhow::Result<Trainer> {
     let trainer = if args.resume {
-        let path = args.out.join(CHECKPOINT);
-        let bytes = crate::files::read_bytes(&path).context("--resume needs a checkpoint")?;
-        let file = WeightFile::parse_named(&path.display().to_string(), &bytes)?;
+        let dir = RunDir::new(&args.out);
+        let bytes = dir
+            .read_checkpoint()
+            .context("--resume needs a checkpoint")?;
+        let label = dir.checkpoint_path().display().to_string();
+        let file = WeightFile::parse_named(&label, &bytes)?;
         let stored = Trainer::stored_settings(&file)?;
         check_resumed_settings(&args.out, &stored, wanted)?;
         if let Some(c) = bitdance::model::stored_config(&file)? {
@@ -322,33 +290,4 @@ fn settings_options(s: &TrainSettings) -> Vec<(&'static str, String)> {
         ]),
     }
     options
-}
-
-/// Writes the checkpoint and the model file, each atomically.
-pub fn save(trainer: &Trainer, out: &Path) -> anyhow::Result<()> {
-    let ckpt = pollster::block_on(trainer.checkpoint())?;
-    write_atomic(out.join(CHECKPOINT), &ckpt)?;
-    let model = pollster::block_on(trainer.export_model(true, false))?;
-    write_atomic(out.join(MODEL), &model)
-}
-
-/// Drops log lines past `step` (left by a run killed after its last checkpoint).
-fn truncate_log(path: &Path, step: u64) -> anyhow::Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let kept: Vec<&str> = text
-        .lines()
-        .filter(|line| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v["step"].as_u64())
-                .is_some_and(|s| s <= step)
-        })
-        .collect();
-    let mut body = kept.join("\n");
-    if !body.is_empty() {
-        body.push('\n');
-    }
-    write_atomic(path, body.as_bytes())
 }

@@ -8,12 +8,13 @@ use std::process::ExitCode;
 use anyhow::Context;
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    ar_parameters, generate_images, init_parameters, load_autoencoder, stored_config, to_rgb8,
-    CfgSchedule, ModelConfig, ParamStore, SampleSettings,
+    ar_parameters, init_parameters, load_autoencoder, stored_config, ModelConfig, ParamStore,
 };
 use bitdance::optim::AdamWConfig;
 use bitdance::rng::Rng;
-use bitdance::train::{class_display_name, ArBatch, ArRecipe, Task, TrainSettings, Trainer};
+use bitdance::train::{
+    class_display_name, sample_settings, ArBatch, ArRecipe, Task, TrainSettings, Trainer,
+};
 
 use crate::dataset::ImageFolder;
 use crate::files::{load_config, read_bytes};
@@ -200,28 +201,14 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The sampling settings of the grids: `steps` head steps at guidance `cfg`, linear schedule.
-fn sample_settings(steps: usize, cfg: f32) -> SampleSettings {
-    SampleSettings {
-        cfg,
-        schedule: CfgSchedule::Linear,
-        head_steps: steps,
-    }
-}
-
 /// One image per class (up to 16) from the EMA weights, as a PNG grid.
 fn sample_grid(t: &Trainer, classes: usize, steps: usize, cfg: f32) -> anyhow::Result<Vec<u8>> {
-    let c = &t.config;
-    let ids: Vec<u32> = (0..classes.min(16) as u32).collect();
-    let store = t.sampling_store(true);
-    let out = pollster::block_on(generate_images(
-        c,
-        &store,
-        &ids,
+    let grid = pollster::block_on(bitdance::train::sample_grid(
+        t,
+        classes,
         &sample_settings(steps, cfg),
-        &mut Rng::new(0),
-        &mut |_, _| {},
     ))?;
-    let r = c.resolution;
-    crate::grid::png_grid(&to_rgb8(&out.image, out.count, r, r), out.count, r)
+    let mut png = std::io::Cursor::new(Vec::new());
+    grid.write_to(&mut png, image::ImageFormat::Png)?;
+    Ok(png.into_inner())
 }

@@ -4,6 +4,7 @@
 
 mod ar_loss;
 mod data;
+mod finetune;
 mod recipe;
 mod tokenizer_loss;
 mod trainer;
@@ -11,6 +12,11 @@ mod update;
 
 pub use ar_loss::{ar_loss, ArBatch, ArDraws};
 pub use data::{class_display_name, LatentCache, TrainingImages};
+pub use finetune::{
+    log_entry, sample_grid, sample_settings, trainer_from_model, DataOptions, FinetuneOptions,
+    FinetuneRun, CHECKPOINT_FILE, DATA_OPTIONS_KEY, LOG_FILE, MAX_SAMPLE_CLASSES, MODEL_FILE,
+    SAMPLES_DIR,
+};
 pub use recipe::ArRecipe;
 pub use tokenizer_loss::{tokenizer_loss, TokenizerLosses, TokenizerRecipe, ENTROPY_GROUPS};
 pub use trainer::{

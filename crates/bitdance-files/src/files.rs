@@ -1,5 +1,5 @@
-//! File access of the CLI (the core crate never touches the file system): configs by name or
-//! path, reading with the path in the error, atomic writes.
+//! File access (the core crate never touches the file system): configs by name or path,
+//! reading with the path in the error, atomic writes.
 
 use std::path::Path;
 

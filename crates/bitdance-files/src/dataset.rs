@@ -44,6 +44,11 @@ fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 impl ImageFolder {
+    /// The images, without the folder's notes.
+    pub fn into_images(self) -> TrainingImages {
+        self.data
+    }
+
     /// Loads every PNG/JPEG under `root/<class>/` at `resolution`; errors name the folder or
     /// file at fault (no class folders, an empty class, an unreadable image).
     pub fn load(root: &Path, resolution: usize) -> anyhow::Result<Self> {

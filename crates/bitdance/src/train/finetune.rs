@@ -1,0 +1,380 @@
+//! A fine-tuning run as every front end drives it (`bitdance finetune`, the web worker, the
+//! desktop worker): the dataset's tokens encoded once by the frozen tokenizer, batches drawn
+//! from (seed, step) so a resumed run takes exactly the steps an uninterrupted one would, the
+//! class names and batch options recorded in the checkpoint, one log line format, one sample
+//! grid. Where the bytes go (files, OPFS) is the front end's business.
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::io::WeightFile;
+use crate::model::{
+    ar_parameters, generate_images, load_autoencoder, stored_config, to_rgb8, CfgSchedule,
+    ParamStore, SampleSettings, CLASSES_KEY,
+};
+use crate::optim::{AdamWConfig, LrSchedule};
+use crate::rng::Rng;
+use crate::studio::{tile_grid, ModelCard};
+use crate::train::{
+    class_display_name, ArBatch, ArRecipe, LatentCache, StepStats, Task, TrainSettings, Trainer,
+    TrainingImages,
+};
+use crate::{Error, Gpu, Result};
+
+/// The checkpoint of a run directory (weights, moments, EMA, step, RNG, settings).
+pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
+/// The model of a run directory (EMA weights and autoencoder, official names).
+pub const MODEL_FILE: &str = "model.safetensors";
+/// The step log of a run directory: one JSON object per step (`log_entry`).
+pub const LOG_FILE: &str = "log.jsonl";
+/// The folder of a run directory's sample grids (`step-0000100.png`).
+pub const SAMPLES_DIR: &str = "samples";
+/// Metadata key of the options that decide which batches a run draws (`DataOptions`).
+pub const DATA_OPTIONS_KEY: &str = "bitdance.data_options";
+/// Most classes a sample grid shows.
+pub const MAX_SAMPLE_CLASSES: usize = 16;
+
+/// The options a person picks for a fine-tuning run in the studios (JSON in the web worker).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FinetuneOptions {
+    /// Total optimizer steps.
+    pub steps: u64,
+    /// Images per step.
+    pub batch: usize,
+    /// Peak learning rate (the cosine decay ends at a tenth of it).
+    pub lr: f32,
+    /// Linear warmup steps.
+    pub warmup: u64,
+    /// EMA decay per step.
+    pub ema: f32,
+    /// Seed of every random draw.
+    pub seed: u64,
+    /// Mirror half the images at random (off for digits and text).
+    pub flips: bool,
+}
+
+impl Default for FinetuneOptions {
+    fn default() -> Self {
+        Self {
+            steps: 300,
+            batch: 8,
+            lr: 3e-4,
+            warmup: 20,
+            ema: 0.99,
+            seed: 0,
+            flips: false,
+        }
+    }
+}
+
+impl FinetuneOptions {
+    /// Refuses, naming the option and its value, what no run can train with.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Invalid(format!("fine-tuning options: {what}")));
+        if self.steps == 0 || self.batch == 0 {
+            return bad(format!(
+                "steps {} and batch {} must be at least 1",
+                self.steps, self.batch
+            ));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 1.0) {
+            return bad(format!("learning rate {}: must be in (0, 1]", self.lr));
+        }
+        if !(self.ema.is_finite() && (0.0..1.0).contains(&self.ema)) {
+            return bad(format!("EMA decay {}: must be in [0, 1)", self.ema));
+        }
+        if self.warmup >= self.steps {
+            return bad(format!(
+                "warmup {}: must be shorter than the run ({} steps)",
+                self.warmup, self.steps
+            ));
+        }
+        Ok(())
+    }
+
+    /// The trainer's settings: the official AR recipe, AdamW, warmup then cosine decay to a
+    /// tenth of the peak rate.
+    pub fn settings(&self) -> TrainSettings {
+        TrainSettings {
+            task: Task::Ar(ArRecipe::default()),
+            adamw: AdamWConfig::default(),
+            schedule: LrSchedule {
+                peak: self.lr,
+                min_lr: self.lr / 10.0,
+                warmup: self.warmup,
+                decay_start: self.warmup,
+                total: self.steps,
+            },
+            ema_decay: self.ema,
+            seed: self.seed,
+        }
+    }
+
+    /// The options that decide the batches.
+    pub fn data(&self) -> DataOptions {
+        DataOptions {
+            batch: self.batch,
+            flips: self.flips,
+        }
+    }
+}
+
+/// The options that decide which batches a run draws; recorded in its checkpoint and checked
+/// on resume (another batch size or flip setting would draw other batches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataOptions {
+    /// Images per step.
+    pub batch: usize,
+    /// Whether images are mirrored at random.
+    pub flips: bool,
+}
+
+impl DataOptions {
+    /// The record, as `bitdance finetune` names the options ("--batch 8, flips on").
+    pub fn describe(&self) -> String {
+        let flips = if self.flips { "on" } else { "off" };
+        format!("--batch {}, flips {flips}", self.batch)
+    }
+
+    /// Records these options in `trainer`'s metadata; for a resumed run (`resumed`), first
+    /// refuses options other than the recorded ones, naming both (`run` names the run).
+    pub fn record(&self, trainer: &mut Trainer, resumed: bool, run: &str) -> Result<()> {
+        let given = self.describe();
+        if resumed {
+            if let Some(stored) = trainer.metadata.get(DATA_OPTIONS_KEY) {
+                if *stored != given {
+                    return Err(Error::Invalid(format!(
+                        "{run}: the run was started with {stored}; resume it with the same \
+                         options (given: {given})"
+                    )));
+                }
+            }
+        }
+        trainer.metadata.insert(DATA_OPTIONS_KEY.to_string(), given);
+        Ok(())
+    }
+}
+
+/// A new run from a model file (a model of this tool or a converted official one, with its
+/// autoencoder): its config from the file's metadata, or the built-in config its tensors match.
+pub fn trainer_from_model(
+    gpu: &Gpu,
+    file: &WeightFile<'_>,
+    settings: TrainSettings,
+) -> Result<Trainer> {
+    let c = match stored_config(file)? {
+        Some(c) => c,
+        None => ModelCard::of_file(file.label(), file)?.config,
+    };
+    gpu.check_memory(&settings.task.memory(&c, 1))?;
+    let params = ParamStore::from_weights(gpu, file, &ar_parameters(&c))?;
+    let frozen = load_autoencoder(gpu, &c.vae, file)?;
+    Trainer::new(c, params, frozen, settings)
+}
+
+/// One log line of a step (`LOG_FILE`): step, loss, rate, gradient norm, the loss terms and
+/// the throughput (`steps_per_s` over the session, `batch` images per step).
+pub fn log_entry(stats: &StepStats, steps_per_s: f64, batch: usize) -> serde_json::Value {
+    let mut entry = serde_json::json!({"step": stats.step, "loss": stats.loss,
+        "lr": stats.lr, "grad_norm": stats.grad_norm, "steps_per_s": steps_per_s,
+        "images_per_s": steps_per_s * batch as f64});
+    for (name, v) in &stats.terms {
+        entry[*name] = serde_json::json!(v);
+    }
+    entry
+}
+
+/// One image of each of the first `classes` classes (up to `MAX_SAMPLE_CLASSES`) from the
+/// trainer's EMA weights, seed 0, tiled into a grid.
+pub async fn sample_grid(
+    trainer: &Trainer,
+    classes: usize,
+    settings: &SampleSettings,
+) -> Result<RgbImage> {
+    let c = &trainer.config;
+    let ids: Vec<u32> = (0..classes.clamp(1, MAX_SAMPLE_CLASSES) as u32).collect();
+    let store = trainer.sampling_store(true);
+    let out = generate_images(c, &store, &ids, settings, &mut Rng::new(0), &mut |_, _| {}).await?;
+    let r = c.resolution;
+    Ok(tile_grid(
+        &to_rgb8(&out.image, out.count, r, r),
+        out.count,
+        r,
+    ))
+}
+
+/// The sampling settings of the grids: `head_steps` at guidance `cfg`, linear schedule.
+pub fn sample_settings(head_steps: usize, cfg: f32) -> SampleSettings {
+    SampleSettings {
+        cfg,
+        schedule: CfgSchedule::Linear,
+        head_steps,
+    }
+}
+
+/// A run in progress: the trainer, the dataset's tokens and how batches are drawn.
+pub struct FinetuneRun {
+    /// The training state.
+    pub trainer: Trainer,
+    /// The dataset's class folders, in class-id order.
+    pub classes: Vec<String>,
+    cache: LatentCache,
+    data: DataOptions,
+    tokens: Vec<f32>,
+}
+
+impl FinetuneRun {
+    /// The run of `trainer` over a dataset already encoded (`cache`, labels indexing
+    /// `classes`): refuses more classes than the model has, records the class names and the
+    /// batch options (a `resumed` run's recorded options must match).
+    pub fn new(
+        mut trainer: Trainer,
+        cache: LatentCache,
+        classes: Vec<String>,
+        data: DataOptions,
+        resumed: bool,
+    ) -> Result<Self> {
+        let c = &trainer.config;
+        if classes.len() > c.num_classes {
+            return Err(Error::Invalid(format!(
+                "the dataset has {} class folders; the model has {} classes",
+                classes.len(),
+                c.num_classes
+            )));
+        }
+        if cache.is_empty() {
+            return Err(Error::Invalid("the dataset holds no image".into()));
+        }
+        let names: Vec<String> = classes.iter().map(|n| class_display_name(n)).collect();
+        let names = serde_json::to_string(&names).map_err(|e| Error::Invalid(e.to_string()))?;
+        trainer.metadata.insert(CLASSES_KEY.to_string(), names);
+        data.record(&mut trainer, resumed, "the fine-tuning run")?;
+        Ok(Self {
+            trainer,
+            classes,
+            cache,
+            data,
+            tokens: Vec::new(),
+        })
+    }
+
+    /// Encodes `images` with the trainer's frozen tokenizer (`progress(done, total)` after each
+    /// pass), then makes the run as `new` does.
+    pub async fn encode(
+        trainer: Trainer,
+        images: &TrainingImages,
+        data: DataOptions,
+        resumed: bool,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<Self> {
+        let c = &trainer.config;
+        if images.is_empty() {
+            return Err(Error::Invalid("the dataset holds no image".into()));
+        }
+        if images.resolution != c.resolution {
+            return Err(Error::Invalid(format!(
+                "the dataset was read at {0}x{0}; the model makes {1}x{1} images",
+                images.resolution, c.resolution
+            )));
+        }
+        let cache = LatentCache::encode(c, &trainer.frozen, images, progress).await?;
+        Self::new(trainer, cache, images.classes.clone(), data, resumed)
+    }
+
+    /// Optimizer steps taken so far.
+    pub fn step_count(&self) -> u64 {
+        self.trainer.step_count()
+    }
+
+    /// Steps of the whole run.
+    pub fn total_steps(&self) -> u64 {
+        self.trainer.settings.schedule.total
+    }
+
+    /// Whether every step of the schedule has been taken.
+    pub fn is_done(&self) -> bool {
+        self.step_count() >= self.total_steps()
+    }
+
+    /// The options that decide the batches.
+    pub fn data_options(&self) -> DataOptions {
+        self.data
+    }
+
+    /// One optimizer step on the batch of the current step.
+    pub async fn step(&mut self) -> Result<StepStats> {
+        let step = self.trainer.step_count();
+        let seed = self.trainer.settings.seed;
+        let labels = self.cache.sample_batch(
+            self.data.batch,
+            seed,
+            step,
+            self.data.flips,
+            &mut self.tokens,
+        );
+        let batch = ArBatch {
+            tokens: &self.tokens,
+            classes: &labels,
+        };
+        self.trainer.step(&batch).await
+    }
+
+    /// One image per trained class (up to `MAX_SAMPLE_CLASSES`) from the EMA weights, tiled.
+    pub async fn samples(&self, settings: &SampleSettings) -> Result<RgbImage> {
+        sample_grid(&self.trainer, self.classes.len(), settings).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked_by_name() {
+        assert!(FinetuneOptions::default().validate().is_ok());
+        for (bad, named) in [
+            (
+                FinetuneOptions {
+                    batch: 0,
+                    ..Default::default()
+                },
+                "batch 0",
+            ),
+            (
+                FinetuneOptions {
+                    lr: f32::NAN,
+                    ..Default::default()
+                },
+                "learning rate NaN",
+            ),
+            (
+                FinetuneOptions {
+                    ema: 1.0,
+                    ..Default::default()
+                },
+                "EMA decay 1",
+            ),
+            (
+                FinetuneOptions {
+                    warmup: 300,
+                    ..Default::default()
+                },
+                "warmup 300",
+            ),
+        ] {
+            let e = bad.validate().unwrap_err().to_string();
+            assert!(e.contains(named), "{e}");
+        }
+        let s = FinetuneOptions::default().settings();
+        assert_eq!((s.schedule.total, s.schedule.min_lr), (300, 3e-5));
+    }
+
+    #[test]
+    fn data_options_read_as_the_cli_names_them() {
+        let d = DataOptions {
+            batch: 4,
+            flips: true,
+        };
+        assert_eq!(d.describe(), "--batch 4, flips on");
+    }
+}
