@@ -9,7 +9,7 @@ use eframe::egui;
 use egui_plot::{Line, Plot};
 
 use crate::app::{BitDanceApp, ACCENT, FAIL};
-use crate::runs::{new_run_dir, saved_runs, DataSource, RunPlan, SavedRun};
+use crate::runs::{delete_run, new_run_dir, saved_runs, DataSource, RunPlan, SavedRun};
 use crate::training::{FinetuneRequest, RunStarted, TrainEvent};
 use crate::worker::Command;
 
@@ -491,13 +491,14 @@ fn earlier_runs(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     ui.label(egui::RichText::new("Runs").strong());
     let busy = app.finetune.busy() || app.generate.busy();
     let shown = app.finetune.view.as_ref().map(|v| v.request.dir.clone());
-    let mut chosen: Option<(SavedRun, bool)> = None;
+    let mut chosen: Option<(SavedRun, RunAction)> = None;
     egui::Grid::new("finetune-runs")
         .num_columns(4)
         .striped(true)
         .spacing([14.0, 6.0])
         .show(ui, |ui| {
             for run in &app.finetune.runs {
+                let here = shown.as_ref() == Some(&run.dir);
                 ui.label(run.name());
                 ui.weak(run.plan.data.describe());
                 let state = if run.finished() {
@@ -507,27 +508,26 @@ fn earlier_runs(app: &mut BitDanceApp, ui: &mut egui::Ui) {
                 };
                 ui.label(state);
                 ui.horizontal(|ui| {
-                    let here = shown.as_ref() == Some(&run.dir);
                     let can_resume = !busy && !here && !run.finished() && run.has_checkpoint;
-                    if ui
-                        .add_enabled(can_resume, egui::Button::new("Continue"))
-                        .on_hover_text("resume from its checkpoint")
-                        .clicked()
-                    {
-                        chosen = Some((run.clone(), true));
-                    }
-                    if ui
-                        .add_enabled(!busy && run.has_model, egui::Button::new("Use model"))
-                        .clicked()
-                    {
-                        chosen = Some((run.clone(), false));
+                    let actions = [
+                        ("Continue", can_resume, RunAction::Continue),
+                        ("Use model", !busy && run.has_model, RunAction::Use),
+                        ("Delete", !(busy && here), RunAction::Delete),
+                    ];
+                    for (label, enabled, action) in actions {
+                        if ui.add_enabled(enabled, egui::Button::new(label)).clicked() {
+                            chosen = Some((run.clone(), action));
+                        }
                     }
                 });
                 ui.end_row();
             }
         });
-    match chosen {
-        Some((run, true)) => {
+    let Some((run, action)) = chosen else {
+        return;
+    };
+    match action {
+        RunAction::Continue => {
             let request = FinetuneRequest {
                 dir: run.dir,
                 plan: run.plan,
@@ -535,7 +535,23 @@ fn earlier_runs(app: &mut BitDanceApp, ui: &mut egui::Ui) {
             };
             app.finetune.begin(&app.worker, request);
         }
-        Some((run, false)) => app.open_files(vec![run.dir.model_path()]),
-        None => {}
+        RunAction::Use => app.open_files(vec![run.dir.model_path()]),
+        RunAction::Delete => {
+            if let Err(e) = delete_run(&run.dir) {
+                app.tell(format!("{}: {e}", run.dir.path.display()), true);
+            }
+            if shown.as_ref() == Some(&run.dir) {
+                app.finetune.view = None;
+            }
+            app.finetune.runs = saved_runs();
+        }
     }
+}
+
+/// What a button of the runs list asks.
+#[derive(Clone, Copy)]
+enum RunAction {
+    Continue,
+    Use,
+    Delete,
 }

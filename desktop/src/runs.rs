@@ -106,11 +106,12 @@ pub fn runs_dir() -> PathBuf {
     crate::storage::data_dir().join("runs")
 }
 
-/// A new run folder named by the time and the data (not created yet).
+/// A new run folder named by the time (UTC, to the millisecond) and the data, e.g.
+/// `2026-12-07_03-52-12.637_fashion-mnist` (not created yet).
 pub fn new_run_dir(data: &DataSource) -> RunDir {
-    let stamp = std::time::SystemTime::now()
+    let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
     let what = match data {
         DataSource::Bundled => "fashion-mnist".to_string(),
@@ -120,7 +121,33 @@ pub fn new_run_dir(data: &DataSource) -> RunDir {
         .chars()
         .map(|c| if c.is_alphanumeric() { c } else { '-' })
         .collect();
-    RunDir::new(runs_dir().join(format!("{stamp}-{safe}")))
+    RunDir::new(runs_dir().join(format!("{}_{safe}", utc_stamp(millis))))
+}
+
+/// `millis` since 1970 as `YYYY-MM-DD_HH-MM-SS.mmm` (UTC; the civil-from-days algorithm).
+fn utc_stamp(millis: u64) -> String {
+    let (secs, ms) = (millis / 1000, millis % 1000);
+    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}_{:02}-{:02}-{:02}.{ms:03}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// Deletes a run's folder (checkpoint, model, log, samples).
+pub fn delete_run(dir: &RunDir) -> std::io::Result<()> {
+    std::fs::remove_dir_all(&dir.path)
 }
 
 /// Writes the plan into the run's folder (atomically).
@@ -166,6 +193,13 @@ pub fn saved_runs() -> Vec<SavedRun> {
 #[cfg(test)]
 mod unit {
     use super::*;
+
+    #[test]
+    fn run_folders_are_named_by_their_utc_time() {
+        assert_eq!(utc_stamp(0), "1970-01-01_00-00-00.000");
+        assert_eq!(utc_stamp(1_796_612_971_637), "2026-12-07_03-09-31.637");
+        assert_eq!(utc_stamp(951_782_400_000), "2000-02-29_00-00-00.000");
+    }
 
     #[test]
     fn the_bundled_sample_holds_ten_classes_of_24() {

@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use bitdance::studio::Recipe;
-use bitdance_files::files::write_atomic;
 use serde::{Deserialize, Serialize};
 
 /// Most recent models remembered.
@@ -34,6 +33,14 @@ fn recent_file() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
         .join("bitdance")
         .join("recent-models.json")
+}
+
+/// Writes `bytes` to `path` atomically, creating its folder first.
+fn write_file(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    bitdance_files::files::write_atomic(path, bytes)
 }
 
 /// A model opened before, as the models panel lists it.
@@ -67,7 +74,7 @@ pub fn remember(model: RecentModel) -> anyhow::Result<Vec<RecentModel>> {
     list.retain(|m| m.path != model.path);
     list.insert(0, model);
     list.truncate(MAX_RECENT);
-    write_atomic(&recent_file(), &serde_json::to_vec_pretty(&list)?)?;
+    write_file(&recent_file(), &serde_json::to_vec_pretty(&list)?)?;
     Ok(list)
 }
 
@@ -91,7 +98,7 @@ pub fn keep_image(png: &[u8], recipe: &Recipe) -> anyhow::Result<GalleryItem> {
         recipe.config, recipe.classes[0], recipe.seed
     );
     let path = gallery_dir().join(name);
-    write_atomic(&path, png)?;
+    write_file(&path, png)?;
     Ok(GalleryItem {
         path,
         recipe: recipe.clone(),

@@ -494,3 +494,107 @@ fn a_new_run_never_replaces_an_existing_one_silently() {
     bitdance(&again);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// A run started by the studios (the core's `FinetuneOptions` and `FinetuneRun`, written by
+/// `RunDir`, as the desktop's Fine-tune panel does) continues with `bitdance finetune --resume`
+/// given the options the panel shows, and takes the steps a CLI-only run takes.
+#[test]
+fn a_run_started_in_the_studio_continues_in_the_cli() {
+    use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
+    use bitdance::train::{log_entry, trainer_from_model, FinetuneOptions, FinetuneRun};
+    use bitdance_files::dataset::ImageFolder;
+    use bitdance_files::run_dir::RunDir;
+
+    let root = dir("studio");
+    let assets =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/datasets/fashion-mnist/train");
+    let data = root.join("data");
+    for class in ["0-tshirt", "1-trouser"] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for i in 0..3 {
+            let name = format!("{i:04}.png");
+            std::fs::copy(assets.join(class).join(&name), data.join(class).join(&name)).unwrap();
+        }
+    }
+    let base = root.join("digits.safetensors");
+    std::fs::write(&base, DEFAULT_MODEL_BYTES).unwrap();
+    let options = FinetuneOptions {
+        steps: 4,
+        batch: 2,
+        lr: 1e-3,
+        warmup: 1,
+        ema: 0.9,
+        seed: 5,
+        flips: false,
+    };
+
+    // Two steps in the studio's code, then its checkpoint.
+    let studio = RunDir::new(root.join("studio-run"));
+    let gpu = pollster::block_on(bitdance::Gpu::from_env()).unwrap();
+    let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES).unwrap();
+    let trainer = trainer_from_model(&gpu, &file, options.settings()).unwrap();
+    let images = ImageFolder::load(&data, 32).unwrap().into_images();
+    let mut run = pollster::block_on(FinetuneRun::encode(
+        trainer,
+        &images,
+        options.data(),
+        false,
+        &mut |_, _| {},
+    ))
+    .unwrap();
+    let mut log = studio.open_log(0).unwrap();
+    for _ in 0..2 {
+        let stats = pollster::block_on(run.step()).unwrap();
+        log.append(&log_entry(&stats, 1.0, 2)).unwrap();
+    }
+    studio.save(&run.trainer).unwrap();
+    drop((run, log, gpu));
+
+    // The panel's options as CLI flags (the final rate is a tenth of the peak, in decimal).
+    let flags = |out: &Path, resume: bool| -> Vec<String> {
+        let mut f: Vec<String> = [
+            "finetune",
+            "--init",
+            base.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "4",
+            "--batch",
+            "2",
+            "--lr",
+            "0.001",
+            "--min-lr",
+            "0.0001",
+            "--warmup",
+            "1",
+            "--ema",
+            "0.9",
+            "--seed",
+            "5",
+            "--no-flip",
+            "--sample-every",
+            "0",
+        ]
+        .map(String::from)
+        .to_vec();
+        if resume {
+            f.push("--resume".into());
+        }
+        f
+    };
+    let args = flags(&studio.path, true);
+    bitdance(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let cli_only = root.join("cli-run");
+    let args = flags(&cli_only, false);
+    bitdance(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let (continued, whole) = (losses(&studio.path), losses(&cli_only));
+    assert_eq!(continued.len(), 4);
+    assert_eq!(
+        continued, whole,
+        "the studio's steps then the CLI's = the CLI's alone"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}

@@ -92,6 +92,18 @@ impl FinetuneOptions {
         Ok(())
     }
 
+    /// The final learning rate: a tenth of the peak, divided in decimal ("3e-4" -> "3e-5"), so
+    /// it is the number `bitdance finetune --min-lr 3e-5` parses (an f32 division can be one
+    /// unit in the last place off, and a resumed run must be given exactly its settings).
+    pub fn min_lr(&self) -> f32 {
+        let shortest = format!("{:e}", self.lr);
+        let tenth = shortest.split_once('e').and_then(|(mantissa, exponent)| {
+            let exponent: i32 = exponent.parse().ok()?;
+            format!("{mantissa}e{}", exponent - 1).parse().ok()
+        });
+        tenth.unwrap_or(self.lr / 10.0)
+    }
+
     /// The trainer's settings: the official AR recipe, AdamW, warmup then cosine decay to a
     /// tenth of the peak rate.
     pub fn settings(&self) -> TrainSettings {
@@ -100,7 +112,7 @@ impl FinetuneOptions {
             adamw: AdamWConfig::default(),
             schedule: LrSchedule {
                 peak: self.lr,
-                min_lr: self.lr / 10.0,
+                min_lr: self.min_lr(),
                 warmup: self.warmup,
                 decay_start: self.warmup,
                 total: self.steps,
@@ -367,6 +379,15 @@ mod tests {
         }
         let s = FinetuneOptions::default().settings();
         assert_eq!((s.schedule.total, s.schedule.min_lr), (300, 3e-5));
+        // Exactly the number the CLI parses, where an f32 division is one unit off.
+        assert_ne!(3e-4f32 / 10.0, 3e-5);
+        for (lr, tenth) in [(1e-3f32, "0.0001"), (2.5e-4, "2.5e-5"), (0.1, "0.01")] {
+            let o = FinetuneOptions {
+                lr,
+                ..Default::default()
+            };
+            assert_eq!(o.min_lr(), tenth.parse::<f32>().unwrap(), "{lr}");
+        }
     }
 
     #[test]
