@@ -83,12 +83,6 @@ impl FinetuneOptions {
         if !(self.ema.is_finite() && (0.0..1.0).contains(&self.ema)) {
             return bad(format!("EMA decay {}: must be in [0, 1)", self.ema));
         }
-        if self.warmup >= self.steps {
-            return bad(format!(
-                "warmup {}: must be shorter than the run ({} steps)",
-                self.warmup, self.steps
-            ));
-        }
         Ok(())
     }
 
@@ -365,13 +359,6 @@ mod tests {
                     ..Default::default()
                 },
                 "EMA decay 1",
-            ),
-            (
-                FinetuneOptions {
-                    warmup: 300,
-                    ..Default::default()
-                },
-                "warmup 300",
             ),
         ] {
             let e = bad.validate().unwrap_err().to_string();
