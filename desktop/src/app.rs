@@ -53,6 +53,8 @@ pub struct BitDanceApp {
     pub worker: Worker,
     pub gpu: GpuState,
     pub checks: Checks,
+    /// Every adapter of this machine (the GPU panel's chooser).
+    pub adapters: Vec<bitdance::gpu::AdapterSummary>,
     pub model: Option<LoadedModel>,
     pub panel: Panel,
     pub generate: GenerateState,
@@ -76,6 +78,7 @@ impl BitDanceApp {
             worker: Worker::spawn(ctx),
             gpu: GpuState::Opening,
             checks: Checks::default(),
+            adapters: Vec::new(),
             model: None,
             panel: Panel::Generate,
             generate: GenerateState::default(),
@@ -95,6 +98,7 @@ impl BitDanceApp {
         while let Ok(event) = self.worker.events.try_recv() {
             match event {
                 Event::Opened(adapter) => self.gpu = GpuState::Ready(adapter),
+                Event::Adapters(list) => self.adapters = list,
                 Event::OpenFailed(reason) => self.gpu = GpuState::Failed(reason),
                 Event::Family(family, rows) if rows.is_empty() => {
                     self.checks

@@ -1,6 +1,5 @@
-//! The GPU panel: the adapter (name, backend, type, driver), its limits and features, how to
-//! pick another (`BITDANCE_ADAPTER`, `WGPU_BACKEND`), and the kernel checks against their f64
-//! references.
+//! The GPU panel: the adapter (name, backend, type, driver), its limits and features, every
+//! adapter of the machine to choose from, and the kernel checks against their f64 references.
 
 use std::time::Instant;
 
@@ -48,14 +47,59 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
                 ui.label(a.features.join(", "));
                 ui.end_row();
             });
-            ui.weak(
-                "Another adapter: start the app with BITDANCE_ADAPTER=<part of its name> and/or \
-                 WGPU_BACKEND=vulkan|metal|dx12|gl.",
-            );
         }
     }
+    adapters(app, ui);
     ui.separator();
     checks(app, ui);
+}
+
+/// Every adapter of the machine, each with Use: the app moves to it (the model in use loads
+/// there) and starts on it next time.
+fn adapters(app: &mut BitDanceApp, ui: &mut egui::Ui) {
+    if app.adapters.is_empty() {
+        return;
+    }
+    ui.separator();
+    ui.heading("Adapters");
+    let current = match &app.gpu {
+        GpuState::Ready(a) => Some((a.summary.name.clone(), a.summary.backend.clone())),
+        _ => None,
+    };
+    let idle = !app.finetune.busy() && !app.generate.busy() && !app.checks.running();
+    let mut chosen = None;
+    egui::Grid::new("adapters")
+        .num_columns(4)
+        .striped(true)
+        .spacing([14.0, 6.0])
+        .show(ui, |ui| {
+            for (i, a) in app.adapters.iter().enumerate() {
+                ui.label(&a.name);
+                ui.label(format!("{} · {}", a.backend, a.device_type));
+                ui.weak(&a.driver);
+                let here = current.as_ref() == Some(&(a.name.clone(), a.backend.clone()));
+                if here {
+                    ui.colored_label(OK, "in use");
+                } else if ui
+                    .add_enabled(idle, egui::Button::new("Use"))
+                    .on_hover_text("move to this adapter; the app starts on it next time")
+                    .clicked()
+                {
+                    chosen = Some(i);
+                }
+                ui.end_row();
+            }
+        });
+    ui.weak(
+        "WGPU_BACKEND=vulkan|metal|dx12|gl and BITDANCE_ADAPTER=<part of a name> choose at \
+         start instead (as for the bitdance command).",
+    );
+    if let Some(i) = chosen {
+        let adapter = app.adapters[i].clone();
+        app.gpu = GpuState::Opening;
+        app.checks = Checks::default();
+        app.worker.send(Command::UseAdapter(adapter));
+    }
 }
 
 fn checks(app: &mut BitDanceApp, ui: &mut egui::Ui) {

@@ -27,12 +27,40 @@ pub fn gallery_dir() -> PathBuf {
     data_dir().join("gallery")
 }
 
-fn recent_file() -> PathBuf {
+fn config_dir() -> PathBuf {
     home_override()
         .or_else(dirs::config_dir)
         .unwrap_or_else(std::env::temp_dir)
         .join("bitdance")
-        .join("recent-models.json")
+}
+
+fn recent_file() -> PathBuf {
+    config_dir().join("recent-models.json")
+}
+
+/// The adapter chosen in the GPU panel, used at the next start (unless `WGPU_BACKEND` or
+/// `BITDANCE_ADAPTER` choose).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AdapterChoice {
+    /// Backend, lower case (vulkan, metal, dx12, gl).
+    pub backend: String,
+    /// The adapter's name.
+    pub name: String,
+}
+
+fn adapter_file() -> PathBuf {
+    config_dir().join("adapter.json")
+}
+
+/// The adapter chosen before, if any (an unreadable file is no choice).
+pub fn chosen_adapter() -> Option<AdapterChoice> {
+    let bytes = std::fs::read(adapter_file()).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Remembers `choice` for the next start.
+pub fn choose_adapter(choice: &AdapterChoice) -> anyhow::Result<()> {
+    write_file(&adapter_file(), &serde_json::to_vec_pretty(choice)?)
 }
 
 /// Writes `bytes` to `path` atomically, creating its folder first.

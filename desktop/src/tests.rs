@@ -21,12 +21,43 @@ fn home() -> &'static std::path::Path {
     dir.path()
 }
 
-fn harness() -> Harness<'static, BitDanceApp> {
+/// Held shared by every test's app, and alone by a test that changes what every app starts on
+/// (the adapter choice in the shared home).
+static SETTINGS: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// An app in the test home, and its share of the settings.
+struct TestApp {
+    harness: Harness<'static, BitDanceApp>,
+    _shared: Option<std::sync::RwLockReadGuard<'static, ()>>,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Harness<'static, BitDanceApp>;
+    fn deref(&self) -> &Self::Target {
+        &self.harness
+    }
+}
+
+impl std::ops::DerefMut for TestApp {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.harness
+    }
+}
+
+fn app_harness() -> Harness<'static, BitDanceApp> {
     home();
     let app = BitDanceApp::with_context(egui::Context::default());
     Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
         .build_ui_state(|ui, app: &mut BitDanceApp| app.show(ui), app)
+}
+
+fn harness() -> TestApp {
+    let shared = SETTINGS.read().unwrap_or_else(|e| e.into_inner());
+    TestApp {
+        harness: app_harness(),
+        _shared: Some(shared),
+    }
 }
 
 /// Steps the UI until `done` holds, failing after `LIMIT`.
@@ -362,4 +393,73 @@ fn finetuning_paused_and_resumed_after_a_restart_takes_the_steps_of_an_uninterru
             .as_ref()
             .is_some_and(|m| m.path.as_deref() == Some(model.as_path()))
     });
+}
+
+#[test]
+fn another_adapter_is_chosen_in_the_gpu_panel_and_used_at_the_next_start() {
+    let _alone = SETTINGS.write().unwrap_or_else(|e| e.into_inner());
+    let alone = || TestApp {
+        harness: app_harness(),
+        _shared: None,
+    };
+    let mut h = alone();
+    ready(&mut h);
+    h.get_by_label("GPU").click();
+    h.step();
+    step_until(&mut h, "the adapters", |h| !h.state().adapters.is_empty());
+    h.step();
+    assert!(
+        h.query_by_label("in use").is_some(),
+        "the adapter in use is marked"
+    );
+    let current = match &h.state().gpu {
+        crate::app::GpuState::Ready(a) => a.summary.clone(),
+        _ => panic!("the GPU is open"),
+    };
+    let adapters = h.state().adapters.clone();
+    let Some(other) = adapters
+        .iter()
+        .find(|a| (&a.name, &a.backend) != (&current.name, &current.backend))
+        .cloned()
+    else {
+        // One adapter only: nothing to move to; its Use button must not exist.
+        assert!(h.query_by_label("Use").is_none());
+        return;
+    };
+    let at = adapters.iter().position(|a| *a == other).unwrap();
+    let before = adapters[..at]
+        .iter()
+        .filter(|a| (&a.name, &a.backend) != (&current.name, &current.backend))
+        .count();
+    h.get_all_by_label("Use").nth(before).unwrap().click();
+    h.step();
+    let on_other = |h: &Harness<'_, BitDanceApp>| match &h.state().gpu {
+        crate::app::GpuState::Ready(a) => {
+            a.summary.name == other.name && a.summary.backend == other.backend
+        }
+        _ => false,
+    };
+    step_until(&mut h, "the other adapter", |h| {
+        on_other(h) && h.state().model.is_some()
+    });
+    h.get_by_label("Create").click();
+    h.step();
+    step_until(&mut h, "the model there", |h| {
+        h.query_by_label("Generate").is_some()
+    });
+    h.get_by_label("Generate").click();
+    h.step();
+    step_until(&mut h, "an image on the other adapter", |h| {
+        h.query_by_label_contains("done in").is_some()
+    });
+    // The choice holds at the next start.
+    drop(h);
+    let mut h = alone();
+    step_until(&mut h, "the GPU", |h| on_other(h));
+    // Back to the default, for the other tests of this process.
+    crate::storage::choose_adapter(&crate::storage::AdapterChoice {
+        backend: current.backend.to_ascii_lowercase(),
+        name: current.name.clone(),
+    })
+    .unwrap();
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bitdance::conformance::{self, CheckResult};
-use bitdance::gpu::AdapterSummary;
+use bitdance::gpu::{available_adapters, AdapterSummary, GpuOptions};
 use bitdance::io::{read_state_dict, Select, WeightFile};
 use bitdance::model::{
     GeneratorLoader, LoadFile, ParamStore, Precision, SampleSettings, DEFAULT_MODEL_BYTES,
@@ -21,12 +21,16 @@ use bitdance::studio::{
 use bitdance::Gpu;
 use eframe::egui;
 
+use crate::storage::AdapterChoice;
 use crate::training::{self, FinetuneRequest, TrainEvent};
 
 /// What the UI asks of the worker.
 pub enum Command {
     /// Run every conformance family, reporting each as it finishes.
     RunChecks,
+    /// Move to this adapter (one of `Event::Adapters`), load the model in use there, and
+    /// start on it next time.
+    UseAdapter(AdapterSummary),
     /// Load the embedded default model.
     OpenDefault,
     /// Load a model from files: one model, optionally with its separate autoencoder, each a
@@ -86,6 +90,8 @@ pub struct LoadedModel {
 pub enum Event {
     /// The GPU is open.
     Opened(AdapterInfo),
+    /// Every adapter of this machine, the one picked by default first.
+    Adapters(Vec<AdapterSummary>),
     /// No GPU could be opened; the reason.
     OpenFailed(String),
     /// One family's rows (empty when the family ran no check).
@@ -190,11 +196,19 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
         let _ = events.send(event);
         ctx.request_repaint();
     };
-    let mut gpu = match pollster::block_on(Gpu::from_env()) {
+    let mut gpu = match open_gpu() {
         Ok(gpu) => gpu,
         Err(e) => return send(Event::OpenFailed(e.to_string())),
     };
     send(Event::Opened(adapter_info(&gpu)));
+    let everything = GpuOptions::from_env().map(|o| GpuOptions {
+        backend: None,
+        adapter: None,
+        ..o
+    });
+    if let Ok(Ok(adapters)) = everything.map(|o| pollster::block_on(available_adapters(&o))) {
+        send(Event::Adapters(adapters));
+    }
     let mut model: Option<Model> = None;
     let mut precision = Precision::F16;
     let open = |model: &mut Option<Model>, what: Result<Model, String>| match what {
@@ -208,9 +222,9 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
         &mut model,
         load_default(&gpu, precision).map_err(|e| e.to_string()),
     );
-    // After a lost device (every tensor went with it): reopen the GPU and load the model in use
-    // again; false when no GPU opens (reported).
-    let recover = |gpu: &mut Gpu, model: &mut Option<Model>, precision: Precision| -> bool {
+    // Moves to `fresh` (another adapter, or the same one after a lost device: every tensor went
+    // with it) and loads the model in use again there.
+    let move_to = |fresh: Gpu, gpu: &mut Gpu, model: &mut Option<Model>, precision: Precision| {
         let paths: Vec<PathBuf> = model
             .as_ref()
             .map(|m| {
@@ -223,23 +237,51 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
             })
             .unwrap_or_default();
         drop(model.take());
-        match pollster::block_on(Gpu::from_env()) {
-            Ok(fresh) => *gpu = fresh,
-            Err(e) => {
-                send(Event::OpenFailed(e.to_string()));
-                return false;
-            }
-        }
+        *gpu = fresh;
         send(Event::Opened(adapter_info(gpu)));
         let reloaded = match paths.is_empty() {
             false => load_files(gpu, &paths, precision, &send),
             true => load_default(gpu, precision).map_err(|e| e.to_string()),
         };
         open(model, reloaded);
-        true
+    };
+    // After a lost device: reopen the GPU; false when none opens (reported).
+    let recover = |gpu: &mut Gpu, model: &mut Option<Model>, precision: Precision| -> bool {
+        match open_gpu() {
+            Ok(fresh) => {
+                move_to(fresh, gpu, model, precision);
+                true
+            }
+            Err(e) => {
+                send(Event::OpenFailed(e.to_string()));
+                false
+            }
+        }
     };
     for command in commands {
         match command {
+            Command::UseAdapter(adapter) => {
+                let options = GpuOptions::from_env().map(|o| o.choosing(&adapter));
+                match options.and_then(|o| pollster::block_on(Gpu::new(&o))) {
+                    Ok(fresh) => {
+                        let choice = AdapterChoice {
+                            backend: adapter.backend.to_ascii_lowercase(),
+                            name: adapter.name.clone(),
+                        };
+                        if let Err(e) = crate::storage::choose_adapter(&choice) {
+                            send(Event::ModelFailed(format!("the choice was not saved: {e}")));
+                        }
+                        move_to(fresh, &mut gpu, &mut model, precision);
+                    }
+                    Err(e) => {
+                        send(Event::ModelFailed(format!(
+                            "{} ({}) did not open: {e}",
+                            adapter.name, adapter.backend
+                        )));
+                        send(Event::Opened(adapter_info(&gpu))); // still on the old one
+                    }
+                }
+            }
             Command::RunChecks => {
                 for family in conformance::families() {
                     let rows = pollster::block_on(conformance::run(&gpu, &[family.name]));
@@ -330,6 +372,24 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
             Command::LoseDevice => gpu.device().destroy(),
         }
     }
+}
+
+/// The GPU the app opens: the environment's choice when `WGPU_BACKEND` or `BITDANCE_ADAPTER`
+/// is set, else the adapter chosen in the GPU panel (while it is still there), else the best.
+fn open_gpu() -> bitdance::Result<Gpu> {
+    let options = GpuOptions::from_env()?;
+    let environment_chooses = options.backend.is_some() || options.adapter.is_some();
+    if let (false, Some(choice)) = (environment_chooses, crate::storage::chosen_adapter()) {
+        let chosen = GpuOptions {
+            backend: Some(choice.backend),
+            adapter: Some(choice.name),
+            ..options.clone()
+        };
+        if let Ok(gpu) = pollster::block_on(Gpu::new(&chosen)) {
+            return Ok(gpu);
+        }
+    }
+    pollster::block_on(Gpu::new(&options))
 }
 
 fn adapter_info(gpu: &Gpu) -> AdapterInfo {

@@ -114,7 +114,7 @@ impl GpuOptions {
 }
 
 /// Name, backend, device type and driver of an adapter, as shown by `bitdance doctor`.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AdapterSummary {
     /// Adapter name reported by the driver.
     pub name: String,
@@ -157,6 +157,35 @@ fn preference(info: &wgpu::AdapterInfo) -> (u8, u8) {
         wgpu::DeviceType::Cpu => 0,
     };
     (kind, backend)
+}
+
+/// Every adapter of the backends `options` allow (names not filtered), the one `Gpu::new`
+/// would pick first; empty in a browser, which exposes no enumeration.
+pub async fn available_adapters(options: &GpuOptions) -> Result<Vec<AdapterSummary>> {
+    let backends = options.backends()?;
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    let mut adapters: Vec<wgpu::AdapterInfo> = instance
+        .enumerate_adapters(backends)
+        .await
+        .iter()
+        .map(wgpu::Adapter::get_info)
+        .collect();
+    adapters.sort_by_key(|info| std::cmp::Reverse(preference(info)));
+    Ok(adapters.iter().map(AdapterSummary::of).collect())
+}
+
+impl GpuOptions {
+    /// These options narrowed to one adapter of `available_adapters`: its backend, and its
+    /// name (matched as a substring, so the exact name picks it).
+    pub fn choosing(&self, adapter: &AdapterSummary) -> Self {
+        Self {
+            backend: Some(adapter.backend.to_ascii_lowercase()),
+            adapter: Some(adapter.name.clone()),
+            ..self.clone()
+        }
+    }
 }
 
 /// Picks the adapter: the most capable device type among those matching the filters.

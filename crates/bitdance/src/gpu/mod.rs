@@ -13,7 +13,8 @@ mod shader;
 mod uniform;
 
 pub use adapter::{
-    AdapterSummary, GpuOptions, DEFAULT_MEMORY_BUDGET, LIMITS_VAR, MEMORY_BUDGET_VAR,
+    available_adapters, AdapterSummary, GpuOptions, DEFAULT_MEMORY_BUDGET, LIMITS_VAR,
+    MEMORY_BUDGET_VAR,
 };
 pub use context::{Gpu, GpuStats, PoisonGuard, PoolPhase, ITEM_WORKGROUP};
 pub use pipelines::{source_with_defines, Access, Kernel, VEC};
