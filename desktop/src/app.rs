@@ -290,7 +290,7 @@ impl BitDanceApp {
 }
 
 /// Roomier spacing, larger text and the studio's accent colour.
-fn style(ctx: &egui::Context) {
+pub fn style(ctx: &egui::Context) {
     ctx.global_style_mut(|s| {
         s.spacing.item_spacing = egui::vec2(8.0, 8.0);
         s.spacing.button_padding = egui::vec2(10.0, 5.0);

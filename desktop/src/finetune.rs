@@ -207,7 +207,7 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     ui.radio_value(
         &mut f.data,
         DataSource::Bundled,
-        "Bundled sample: Fashion-MNIST, 10 classes x 24",
+        "Bundled Fashion-MNIST sample (10 x 24)",
     );
     ui.horizontal(|ui| {
         let is_folder = matches!(f.data, DataSource::Folder(_));
@@ -259,7 +259,9 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
             ui.label("images per step");
             ui.add(egui::DragValue::new(&mut o.batch).range(1..=256));
             ui.end_row();
-            ui.label("learning rate");
+            ui.label("learning rate").on_hover_text(
+                "the peak: it warms up over the warmup steps, then decays (cosine) to a tenth",
+            );
             ui.add(
                 egui::DragValue::new(&mut o.lr)
                     .range(1e-6..=1e-2)
@@ -298,15 +300,14 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         });
     ui.checkbox(&mut o.flips, "Mirror images at random")
         .on_hover_text("the official recipe mirrors half the images; off for digits and text");
-    ui.weak("The learning rate warms up, then decays (cosine) to a tenth of its peak.");
     if let Some(m) = &app.model {
         let need = Task::Ar(ArRecipe::default()).memory(&m.card.config, o.batch);
         ui.weak(format!(
-            "GPU memory: about {:.0} MiB ({:.1} M parameters trained: weights, gradients, \
-             two moments, EMA, activations)",
+            "GPU memory: about {:.0} MiB, {:.1} M parameters trained",
             need.bytes as f64 / (1u64 << 20) as f64,
             need.parameters as f64 / 1e6
-        ));
+        ))
+        .on_hover_text("weights, gradients, two moments and EMA in f32, and the activations");
     }
     let problem = f.options.validate().err().map(|e| e.to_string());
     if let Some(p) = &problem {

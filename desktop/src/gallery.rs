@@ -120,11 +120,8 @@ enum Action {
 pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     ui.horizontal(|ui| {
         ui.heading("Gallery");
-        ui.weak(format!(
-            "{} images in {}",
-            app.gallery.items.len(),
-            storage::gallery_dir().display()
-        ));
+        ui.weak(format!("{} images", app.gallery.items.len()))
+            .on_hover_text(format!("kept in {}", storage::gallery_dir().display()));
     });
     if app.gallery.items.is_empty() {
         ui.weak("Images you make appear here, with the recipe that made them.");

@@ -47,9 +47,11 @@ impl std::ops::DerefMut for TestApp {
 fn app_harness() -> Harness<'static, BitDanceApp> {
     home();
     let app = BitDanceApp::with_context(egui::Context::default());
-    Harness::builder()
+    let harness = Harness::builder()
         .with_size(egui::vec2(1280.0, 800.0))
-        .build_ui_state(|ui, app: &mut BitDanceApp| app.show(ui), app)
+        .build_ui_state(|ui, app: &mut BitDanceApp| app.show(ui), app);
+    crate::app::style(&harness.ctx); // the harness draws with its own context
+    harness
 }
 
 fn harness() -> TestApp {
@@ -462,4 +464,54 @@ fn another_adapter_is_chosen_in_the_gpu_panel_and_used_at_the_next_start() {
         name: current.name.clone(),
     })
     .unwrap();
+}
+
+/// Every panel drawn by egui's wgpu renderer (on lavapipe) matches its committed image in
+/// `desktop/tests/snapshots` (`UPDATE_SNAPSHOTS=1` rewrites them after a deliberate change).
+/// What differs between machines is fixed first: the adapter's name and driver (llvmpipe names
+/// the CPU's vector width), the random seed, and the lists read from the shared test folder.
+#[test]
+fn every_panel_matches_its_committed_snapshot() {
+    let shared = SETTINGS.read().unwrap_or_else(|e| e.into_inner());
+    home();
+    let app = BitDanceApp::with_context(egui::Context::default());
+    let harness = Harness::builder()
+        .with_size(egui::vec2(1280.0, 800.0))
+        .wgpu()
+        .build_ui_state(|ui, app: &mut BitDanceApp| app.show(ui), app);
+    crate::app::style(&harness.ctx);
+    let mut h = TestApp {
+        harness,
+        _shared: Some(shared),
+    };
+    ready(&mut h);
+    step_until(&mut h, "the adapters", |h| !h.state().adapters.is_empty());
+    let s = h.state_mut();
+    if let crate::app::GpuState::Ready(a) = &mut s.gpu {
+        a.summary.name = "test adapter".into();
+        a.summary.driver = "test driver".into();
+    }
+    for a in &mut s.adapters {
+        a.name = "test adapter".into();
+        a.driver = "test driver".into();
+    }
+    s.generate.seed = 1234;
+    s.models.recent.clear();
+    s.gallery.items.clear();
+    s.finetune.runs.clear();
+    s.notice = None;
+    let options = egui_kittest::SnapshotOptions::new().threshold(0.6);
+    for (tab, name) in [
+        ("Create", "create"),
+        ("Models", "models"),
+        ("Gallery", "gallery"),
+        ("Fine-tune", "finetune"),
+        ("GPU", "gpu"),
+    ] {
+        h.get_by_label(tab).click();
+        for _ in 0..3 {
+            h.step();
+        }
+        h.snapshot_options(name, &options);
+    }
 }
