@@ -134,14 +134,14 @@ impl BitDanceApp {
                     let texture = ctx.load_texture("preview", image, egui::TextureOptions::NEAREST);
                     self.generate.preview = Some((texture, step));
                 }
-                Event::Image(image, secs) => {
+                Event::Image(image, timing) => {
                     let rgb = egui::ColorImage::from_rgb([image.side, image.side], &image.rgb);
                     let texture = ctx.load_texture("sample", rgb, egui::TextureOptions::NEAREST);
                     match storage::keep_image(&image.png, &image.recipe) {
                         Ok(item) => self.gallery.add(item),
                         Err(e) => self.tell(format!("the image could not be kept: {e}"), true),
                     }
-                    let reproduced = self.generate.finished(texture, secs, &image.recipe);
+                    let reproduced = self.generate.finished(texture, timing, &image.recipe);
                     if let Some(report) = reproduced {
                         let matched = report.0;
                         self.tell(report.1, !matched);

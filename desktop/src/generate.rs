@@ -11,7 +11,7 @@ use bitdance::studio::{ClassMatch, ClassNames, Recipe};
 use eframe::egui;
 
 use crate::app::{BitDanceApp, FAIL};
-use crate::worker::{Command, LoadedModel, Worker};
+use crate::worker::{Command, ImageTiming, LoadedModel, Worker};
 
 /// One image to make: class, settings, seed.
 #[derive(Clone, Copy, Debug)]
@@ -38,7 +38,7 @@ pub struct GenerateState {
     pub progress: Option<(usize, usize)>,
     pub started: Option<Instant>,
     pub preview: Option<(egui::TextureHandle, usize)>,
-    pub image: Option<(egui::TextureHandle, f64)>,
+    pub image: Option<(egui::TextureHandle, ImageTiming)>,
     pub note: Option<String>,
     pub error: Option<String>,
     /// A recipe restored from a PNG, waiting for Reproduce or being reproduced.
@@ -152,10 +152,10 @@ impl GenerateState {
     pub fn finished(
         &mut self,
         texture: egui::TextureHandle,
-        secs: f64,
+        timing: ImageTiming,
         recipe: &Recipe,
     ) -> Option<(bool, String)> {
-        self.image = Some((texture, secs));
+        self.image = Some((texture, timing));
         self.progress = None;
         self.preview = None;
         let wanted = self.recipe.take_if(|_| self.reproducing)?;
@@ -448,7 +448,18 @@ fn stage(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         (Some((texture, step)), _) if g.progress.is_some() => {
             Some((texture, format!("preview after AR step {step}")))
         }
-        (_, Some((texture, secs))) => Some((texture, format!("done in {secs:.1} s"))),
+        (_, Some((texture, t))) => {
+            let preview = t
+                .first_preview
+                .map(|p| format!(" · first preview at {p:.1} s"))
+                .unwrap_or_default();
+            let peak = t.peak_bytes as f64 / (1u64 << 20) as f64;
+            let caption = format!(
+                "done in {:.1} s{preview} · {peak:.0} MiB of GPU memory at the peak",
+                t.secs
+            );
+            Some((texture, caption))
+        }
         _ => None,
     };
     ui.vertical_centered(|ui| match shown {

@@ -515,3 +515,58 @@ fn every_panel_matches_its_committed_snapshot() {
         h.snapshot_options(name, &options);
     }
 }
+
+/// The report's figures for a big model (not a test: run by hand with
+/// `BITDANCE_APP_MODEL=b4x.safetensors cargo test --release -p bitdance-desktop measure -- --ignored --nocapture`):
+/// the model opened as the Models panel opens it, then two images of class 0 as Generate makes
+/// them (the first warms up), each with its time, first preview and peak GPU memory.
+#[test]
+#[ignore]
+fn measure_a_model_from_the_environment() {
+    let path = std::path::PathBuf::from(std::env::var("BITDANCE_APP_MODEL").unwrap());
+    let mut h = harness();
+    ready(&mut h);
+    let opened = std::time::Instant::now();
+    h.state_mut().open_files(vec![path.clone()]);
+    step_until_long(&mut h, "the model", |h| {
+        h.state()
+            .model
+            .as_ref()
+            .is_some_and(|m| m.path.as_deref() == Some(path.as_path()))
+    });
+    let held = h.state().model.as_ref().unwrap().held_bytes;
+    eprintln!(
+        "opened in {:.1} s, {:.0} MiB held",
+        opened.elapsed().as_secs_f64(),
+        held as f64 / (1u64 << 20) as f64
+    );
+    h.state_mut().generate.seed = 1;
+    for run in 0..2 {
+        h.get_by_label("Create").click();
+        h.step();
+        h.get_by_label("Generate").click();
+        h.step();
+        step_until_long(&mut h, "the image", |h| {
+            h.state().generate.image.is_some() && h.state().generate.progress.is_none()
+        });
+        let t = h.state_mut().generate.image.take().unwrap().1;
+        eprintln!("image {run}: {t:?}");
+    }
+}
+
+/// `step_until` with an hour's patience (big models on lavapipe).
+fn step_until_long(
+    h: &mut Harness<'_, BitDanceApp>,
+    what: &str,
+    done: impl Fn(&Harness<'_, BitDanceApp>) -> bool,
+) {
+    let start = Instant::now();
+    while !done(h) {
+        assert!(
+            start.elapsed() < Duration::from_secs(3600),
+            "{what} took over an hour"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        h.step();
+    }
+}

@@ -109,8 +109,8 @@ pub enum Event {
     /// The image so far (the tokens sampled up to AR step `.2`, the rest zero, decoded): RGB
     /// bytes, side in pixels.
     Preview(Vec<u8>, usize, usize),
-    /// A generated image with its recipe and PNG, and the seconds it took.
-    Image(Box<FinishedImage>, f64),
+    /// A generated image with its recipe and PNG, and what it took.
+    Image(Box<FinishedImage>, ImageTiming),
     /// The run was stopped after AR step `.0`.
     Stopped(usize),
     /// Generating failed.
@@ -119,6 +119,18 @@ pub enum Event {
     Recovered(String),
     /// What a fine-tuning run reports.
     Train(TrainEvent),
+}
+
+/// What one image took: seconds in all and to its first preview, and the GPU memory held at
+/// the peak of its run (weights included).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ImageTiming {
+    /// Seconds from the start to the finished image.
+    pub secs: f64,
+    /// Seconds to the first preview (none for a run too short to show one).
+    pub first_preview: Option<f64>,
+    /// Bytes of GPU memory at the peak.
+    pub peak_bytes: u64,
 }
 
 /// The UI's handle on the worker thread.
@@ -548,6 +560,8 @@ fn generate(
     send: &dyn Fn(Event),
 ) -> bitdance::Result<()> {
     let start = Instant::now();
+    gpu.reset_peak();
+    let mut first_preview = None;
     let card = &m.info.card;
     let recipe_model = RecipeModel {
         name: card.name.clone(),
@@ -583,10 +597,16 @@ fn generate(
             let decode_start = Instant::now();
             let rgb = pollster::block_on(run.preview())?;
             send(Event::Preview(rgb, run.side(), run.done()));
+            first_preview.get_or_insert(start.elapsed().as_secs_f64());
             run.pacer.decoded(decode_start.elapsed().as_secs_f64());
         }
     }
     let image = pollster::block_on(run.finish())?;
-    send(Event::Image(Box::new(image), start.elapsed().as_secs_f64()));
+    let timing = ImageTiming {
+        secs: start.elapsed().as_secs_f64(),
+        first_preview,
+        peak_bytes: gpu.stats().peak_bytes,
+    };
+    send(Event::Image(Box::new(image), timing));
     Ok(())
 }
