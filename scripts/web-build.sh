@@ -27,8 +27,11 @@ wasm-bindgen --target web --no-typescript --out-dir web/pkg \
 # The bundled fine-tuning sample: 24 images of each Fashion-MNIST class, and their list.
 sample=web/datasets/fashion-mnist
 rm -rf "$sample" && mkdir -p "$sample"
+# Folders named without their index ("tshirt", not "0-tshirt"): fine-tuning a model makes them
+# classes of their own (a folder named like one of its classes would train that class).
 for class_dir in assets/datasets/fashion-mnist/train/*/; do
   class=$(basename "$class_dir")
+  class=${class#*-}
   mkdir -p "$sample/$class"
   find "$class_dir" -name '*.png' | sort | head -24 | xargs -I{} cp {} "$sample/$class/"
 done

@@ -103,7 +103,8 @@ function onEngineEvent(e) {
       $('train-status').textContent = e.text;
       break;
     case 'trainInfo':
-      $('train-status').textContent = `Training on ${e.images} images of ${e.classes.length} classes (${e.classes.join(', ')})`;
+      // Which class each folder trains: its own class when named like one, else a new class.
+      $('train-status').textContent = `Training on ${e.images} images of ${e.classes.length} classes: ${(e.mapping ?? e.classes).join('; ')}`;
       break;
     default:
       break;

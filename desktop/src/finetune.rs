@@ -44,7 +44,7 @@ pub struct RunView {
     pub losses: Vec<[f64; 2]>,
     /// Mean steps per second of this session's steps.
     pub steps_per_s: f64,
-    /// Class folders, in class-id order.
+    /// Which class each folder trains, a line each.
     pub classes: Vec<String>,
     /// Images in the dataset.
     pub images: usize,
@@ -238,8 +238,8 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
                 m.card.config.resolution
             ));
             ui.weak(
-                "Class folder i trains class i of this model (sorted by name), replacing what \
-                 it drew.",
+                "A folder named like a class of this model (its index or name) trains it; any \
+                 other folder becomes a new class.",
             );
         }
         None => {
@@ -405,6 +405,15 @@ fn run_view(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         v.images,
         v.classes.len()
     ));
+    if !v.classes.is_empty() {
+        egui::CollapsingHeader::new(format!("Classes ({})", v.classes.len()))
+            .id_salt("finetune-classes")
+            .show(ui, |ui| {
+                for line in &v.classes {
+                    ui.weak(line);
+                }
+            });
+    }
     let failed = matches!(v.status, RunStatus::Failed(_));
     let text = status_text(v);
     if failed {

@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bitdance::train::{FinetuneOptions, TrainingImages};
+use bitdance::train::{class_display_name, FinetuneOptions, TrainingImages};
 use bitdance_files::dataset::ImageFolder;
 use bitdance_files::files::write_atomic;
 use bitdance_files::run_dir::RunDir;
@@ -34,6 +34,22 @@ impl DataSource {
         }
     }
 
+    /// The class folders in sorted order (the bundled sample's named without their index, so
+    /// they become classes of their own: "tshirt", "trouser", ...).
+    pub fn folders(&self) -> anyhow::Result<Vec<String>> {
+        match self {
+            DataSource::Folder(root) => bitdance_files::dataset::class_folders(root),
+            DataSource::Bundled => {
+                let mut names: Vec<String> = BUNDLED
+                    .iter()
+                    .map(|(class, _, _)| class_display_name(class))
+                    .collect();
+                names.dedup();
+                Ok(names)
+            }
+        }
+    }
+
     /// Every image at `resolution`, class ids in sorted folder order; errors name the folder
     /// or file at fault.
     pub fn load(&self, resolution: usize) -> anyhow::Result<TrainingImages> {
@@ -42,7 +58,7 @@ impl DataSource {
             DataSource::Bundled => {
                 let mut data = TrainingImages::new(resolution);
                 for (class, name, bytes) in BUNDLED {
-                    let id = data.class_id(class);
+                    let id = data.class_id(&class_display_name(class));
                     data.push_encoded(&format!("{class}/{name}"), bytes, id)?;
                 }
                 Ok(data)
@@ -206,6 +222,7 @@ mod unit {
         let data = DataSource::Bundled.load(16).unwrap();
         assert_eq!(data.classes.len(), 10);
         assert_eq!(data.len(), 240);
-        assert_eq!(data.classes[0], "0-tshirt");
+        assert_eq!(data.classes[0], "tshirt");
+        assert_eq!(DataSource::Bundled.folders().unwrap(), data.classes);
     }
 }

@@ -517,7 +517,8 @@ fn every_panel_matches_its_committed_snapshot() {
 }
 
 /// The report's figures for a big model (not a test: run by hand with
-/// `BITDANCE_APP_MODEL=b4x.safetensors cargo test --release -p bitdance-desktop measure -- --ignored --nocapture`):
+/// `BITDANCE_APP_MODEL=b4x.safetensors [BITDANCE_APP_HEAD_STEPS=1] cargo test --release -p
+/// bitdance-desktop measure -- --ignored --nocapture`):
 /// the model opened as the Models panel opens it, then two images of class 0 as Generate makes
 /// them (the first warms up), each with its time, first preview and peak GPU memory.
 #[test]
@@ -540,7 +541,13 @@ fn measure_a_model_from_the_environment() {
         opened.elapsed().as_secs_f64(),
         held as f64 / (1u64 << 20) as f64
     );
-    h.state_mut().generate.seed = 1;
+    let g = &mut h.state_mut().generate;
+    g.seed = 1;
+    g.chosen = g.classes.search("", 1); // class 0
+    if let Ok(steps) = std::env::var("BITDANCE_APP_HEAD_STEPS") {
+        g.head_steps = steps.parse().unwrap();
+    }
+    eprintln!("{} head steps, cfg {}", g.head_steps, g.cfg);
     for run in 0..2 {
         h.get_by_label("Create").click();
         h.step();

@@ -9,7 +9,8 @@ use anyhow::Context;
 use bitdance::io::WeightFile;
 use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
 use bitdance::train::{
-    log_entry, sample_settings, trainer_from_model, FinetuneRun, StepStats, Trainer,
+    log_entry, resumed_plan, sample_settings, start_finetune, ClassPlan, ClassPolicy, FinetuneRun,
+    StepStats, Trainer,
 };
 use bitdance::Gpu;
 use bitdance_files::run_dir::RunDir;
@@ -37,7 +38,7 @@ pub struct FinetuneRequest {
 pub struct RunStarted {
     /// Step it starts from (0, or the checkpoint's).
     pub step: u64,
-    /// Class folders in class-id order (folder i trains class i of the model).
+    /// Which class each folder trains, a line each ("my_dog -> class 10 (new: my_dog)").
     pub classes: Vec<String>,
     /// Images in the dataset.
     pub images: usize,
@@ -73,13 +74,18 @@ pub fn finetune(
 ) -> anyhow::Result<()> {
     let FinetuneRequest { dir, plan, resume } = request;
     let report = |e: TrainEvent| send(Event::Train(e));
-    let trainer = if *resume {
-        resume_trainer(gpu, dir, plan)?
+    let folders = plan.data.folders()?;
+    let (classes, trainer) = if *resume {
+        let trainer = resume_trainer(gpu, dir, plan)?;
+        (
+            resumed_plan(&trainer, &folders, ClassPolicy::ByName)?,
+            trainer,
+        )
     } else {
         if let Some(found) = dir.existing_run() {
             anyhow::bail!("{} already holds a run", found.display());
         }
-        start_trainer(gpu, plan, send)?
+        start_trainer(gpu, plan, &folders, send)?
     };
     let images = plan.data.load(trainer.config.resolution)?;
     if !*resume {
@@ -89,6 +95,7 @@ pub fn finetune(
     let mut run = pollster::block_on(FinetuneRun::encode(
         trainer,
         &images,
+        classes,
         plan.options.data(),
         *resume,
         &mut |done, total| report(TrainEvent::Encoding(done, total)),
@@ -97,7 +104,7 @@ pub fn finetune(
     let mut log = dir.open_log(start_step)?;
     report(TrainEvent::Started(Box::new(RunStarted {
         step: start_step,
-        classes: run.classes.clone(),
+        classes: run.plan.describe(),
         images: images.len(),
         losses: dir.losses(),
     })));
@@ -132,16 +139,23 @@ pub fn finetune(
     Ok(())
 }
 
-/// A new run's trainer from the plan's starting model (the embedded default when it names none).
-fn start_trainer(gpu: &Gpu, plan: &RunPlan, send: &dyn Fn(Event)) -> anyhow::Result<Trainer> {
+/// A new run's class plan and trainer from the plan's starting model (the embedded default when
+/// it names none): folders named like its classes train them, others become new classes.
+fn start_trainer(
+    gpu: &Gpu,
+    plan: &RunPlan,
+    folders: &[String],
+    send: &dyn Fn(Event),
+) -> anyhow::Result<(ClassPlan, Trainer)> {
     let settings = plan.options.settings();
+    let policy = ClassPolicy::ByName;
     let Some(path) = &plan.base else {
         let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES)?;
-        return Ok(trainer_from_model(gpu, &file, settings)?);
+        return Ok(start_finetune(gpu, &file, folders, policy, settings)?);
     };
     let bytes = crate::worker::safetensors_of(path, send).map_err(anyhow::Error::msg)?;
     let file = WeightFile::parse_named(&path.display().to_string(), &bytes)?;
-    Ok(trainer_from_model(gpu, &file, settings)?)
+    Ok(start_finetune(gpu, &file, folders, policy, settings)?)
 }
 
 /// The trainer of the checkpoint in `dir`, after checking it was written by this plan's settings.

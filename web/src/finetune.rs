@@ -9,8 +9,8 @@ use std::cell::RefCell;
 use bitdance::io::WeightFile;
 use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
 use bitdance::train::{
-    sample_settings, trainer_from_model, ArRecipe, FinetuneOptions, FinetuneRun, Task, Trainer,
-    TrainingImages,
+    resumed_plan, sample_settings, start_finetune, ArRecipe, ClassPlan, ClassPolicy,
+    FinetuneOptions, FinetuneRun, Task, Trainer, TrainingImages,
 };
 use wasm_bindgen::prelude::*;
 use web_sys::Blob;
@@ -21,6 +21,13 @@ use crate::js;
 /// Most bytes of a starting model read into memory: fine-tuning holds the whole model (f32
 /// weights, gradients, two moments, EMA) anyway, and a larger file would not fit a tab.
 const MAX_BASE_BYTES: u64 = 512 << 20;
+
+/// The dataset's class folders (a folder named like a class of the model trains it; any other
+/// becomes a new class).
+fn dataset_folders() -> Result<Vec<String>, JsError> {
+    DATA.with(|d| d.borrow().as_ref().map(|d| d.classes.clone()))
+        .ok_or_else(|| js("no dataset: add the images first"))
+}
 
 /// The options in `json` (from the worker), checked.
 fn parse_options(json: &str) -> Result<FinetuneOptions, JsError> {
@@ -96,6 +103,7 @@ pub async fn finetune_estimate(
 /// Encodes the dataset and makes the run current; returns JSON `{images, classes, step, steps}`.
 async fn begin(
     trainer: Trainer,
+    plan: ClassPlan,
     o: &FinetuneOptions,
     resumed: bool,
     progress: &js_sys::Function,
@@ -104,18 +112,26 @@ async fn begin(
     let data = DATA
         .with(|d| d.borrow_mut().take())
         .ok_or_else(|| js("no dataset: add the images first"))?;
-    let run = FinetuneRun::encode(trainer, &data, o.data(), resumed, &mut |done, total| {
-        let _ = progress.call2(
-            &JsValue::NULL,
-            &(done as f64).into(),
-            &(total as f64).into(),
-        );
-    })
+    let run = FinetuneRun::encode(
+        trainer,
+        &data,
+        plan,
+        o.data(),
+        resumed,
+        &mut |done, total| {
+            let _ = progress.call2(
+                &JsValue::NULL,
+                &(done as f64).into(),
+                &(total as f64).into(),
+            );
+        },
+    )
     .await
     .map_err(js)?;
     let info = serde_json::json!({
         "images": data.len(),
         "classes": data.classes,
+        "mapping": run.plan.describe(),
         "step": run.step_count(),
         "steps": run.total_steps(),
     });
@@ -141,8 +157,10 @@ pub async fn finetune_start(
     };
     let bytes = base_bytes(base).await?;
     let file = WeightFile::parse_named(&label, &bytes).map_err(js)?;
-    let trainer = trainer_from_model(&gpu, &file, o.settings()).map_err(js)?;
-    begin(trainer, &o, false, &progress).await
+    let folders = dataset_folders()?;
+    let (plan, trainer) =
+        start_finetune(&gpu, &file, &folders, ClassPolicy::ByName, o.settings()).map_err(js)?;
+    begin(trainer, plan, &o, false, &progress).await
 }
 
 /// Resumes the run a checkpoint (`bitdance finetune`'s format) holds, on the same dataset and
@@ -164,7 +182,8 @@ pub async fn finetune_resume(
         ));
     }
     let trainer = Trainer::resume(&gpu, &file, None).map_err(js)?;
-    begin(trainer, &o, true, &progress).await
+    let plan = resumed_plan(&trainer, &dataset_folders()?, ClassPolicy::ByName).map_err(js)?;
+    begin(trainer, plan, &o, true, &progress).await
 }
 
 /// One optimizer step; returns JSON `{step, loss, grad_norm, lr}`.

@@ -12,9 +12,12 @@ use bitdance::model::{
 };
 use bitdance::optim::AdamWConfig;
 use bitdance::rng::Rng;
+use bitdance::studio::ClassNames;
 use bitdance::train::{
-    class_display_name, sample_settings, ArBatch, ArRecipe, Task, TrainSettings, Trainer,
+    classes_of, resumed_plan, sample_settings, ArBatch, ArRecipe, ClassPlan, ClassPolicy, Task,
+    TrainSettings, Trainer,
 };
+use bitdance_files::dataset::class_folders;
 
 use crate::dataset::ImageFolder;
 use crate::files::{load_config, read_bytes};
@@ -44,6 +47,11 @@ pub struct TrainArgs {
     /// Head-loss repeats per token (official 4).
     #[arg(long, default_value_t = 4)]
     diff_batch_mul: usize,
+    /// How the data's class folders map to the starting model's classes (finetune): by-name
+    /// (a folder named like a class, by index, leading index or name, trains it; any other
+    /// becomes a new class, the class table grown) or replace (folder i trains class i).
+    #[arg(long, value_enum, default_value_t = ClassesArg::ByName)]
+    classes: ClassesArg,
     /// Head steps of the sample grids.
     #[arg(long, default_value_t = 25)]
     sample_steps: usize,
@@ -73,6 +81,24 @@ impl TrainArgs {
             .validate()
             .with_context(|| format!("--sample-cfg {cfg} --sample-steps {steps}"))?;
         Ok(())
+    }
+}
+
+/// `--classes`: how class folders map to the model's classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ClassesArg {
+    /// By name; other folders become new classes.
+    ByName,
+    /// Folder i trains class i.
+    Replace,
+}
+
+impl ClassesArg {
+    fn policy(self) -> ClassPolicy {
+        match self {
+            ClassesArg::ByName => ClassPolicy::ByName,
+            ClassesArg::Replace => ClassPolicy::Replace,
+        }
     }
 }
 
@@ -137,38 +163,63 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         ema_decay: args.run.ema,
         seed: args.run.seed,
     };
-    let c = match (&args.config, &init_file) {
+    let mut c = match (&args.config, &init_file) {
         (Some(name), _) => Some(load_config(name)?),
         (None, _) if args.run.resume => None,
         (None, Some(f)) => Some(config_from(f, &init_label)?),
         (None, None) => Some(config_from(&tokenizer, &tokenizer_label)?),
     };
+    // Which class each folder trains: by name from a starting model (new folders grow its class
+    // table), folder i -> class i for a model trained from scratch.
+    let folders = class_folders(&args.data)?;
+    let policy = match init_file {
+        Some(_) => args.classes.policy(),
+        None => ClassPolicy::Replace,
+    };
+    let mut plan = None;
+    let mut grown = None;
+    if let (false, Some(f), Some(config)) = (args.run.resume, &init_file, &mut c) {
+        let p = ClassPlan::new(&classes_of(f)?, &folders, policy)?;
+        grown = p.grow(f)?;
+        config.num_classes = p.names.len();
+        plan = Some(p);
+    }
+    let grown_file = grown
+        .as_ref()
+        .map(|bytes| WeightFile::parse_named(&init_label, bytes))
+        .transpose()?;
+    let start_file = grown_file.as_ref().or(init_file.as_ref());
     let mut trainer = run_loop::open_run(&gpu, &args.run, &settings, c.as_ref(), || {
         let c = c.clone().context("a new run needs a config")?;
-        let params = match &init_file {
+        let params = match start_file {
             Some(f) => ParamStore::from_weights(&gpu, f, &ar_parameters(&c))?,
             None => init_parameters(&gpu, &c, &mut Rng::new(args.run.seed))?,
         };
         let frozen = load_autoencoder(&gpu, &c.vae, &tokenizer)?;
         Ok(Trainer::new(c, params, frozen, settings)?)
     })?;
+    drop(grown_file);
+    drop(grown);
+    let plan = match plan {
+        Some(p) => p,
+        None if args.run.resume => resumed_plan(&trainer, &folders, policy)?,
+        None => ClassPlan::new(
+            &ClassNames::for_model(trainer.config.num_classes, None),
+            &folders,
+            ClassPolicy::Replace,
+        )?,
+    };
+    println!("classes ({} new):", plan.added());
+    for line in plan.describe() {
+        println!("  {line}");
+    }
+    plan.record(&mut trainer)?;
     let c = trainer.config.clone();
     let data = ImageFolder::load(&args.data, c.resolution)?;
-    if data.classes.len() > c.num_classes {
-        anyhow::bail!(
-            "{} has {} class folders; the model has {} classes",
-            args.data.display(),
-            data.classes.len(),
-            c.num_classes
-        );
-    }
-    let names: Vec<String> = data.classes.iter().map(|n| class_display_name(n)).collect();
-    trainer.metadata.insert(
-        bitdance::model::CLASSES_KEY.to_string(),
-        serde_json::to_string(&names)?,
-    );
     let print = latent_cache::fingerprint(&data, &c, &tokenizer_bytes);
-    let cache = latent_cache::load_or_encode(&out.join(CACHE), &data, &c, &trainer.frozen, &print)?;
+    let mut cache =
+        latent_cache::load_or_encode(&out.join(CACHE), &data, &c, &trainer.frozen, &print)?;
+    plan.relabel(&mut cache)?;
     drop(tokenizer_bytes);
     let a = gpu.adapter();
     println!(
@@ -183,7 +234,7 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let batch = args.run.batch;
     let seed = trainer.settings.seed;
     let flips = !args.run.no_flip;
-    let classes = data.classes.len();
+    let trained = plan.trained();
     let mut tokens = Vec::new();
     run_loop::run(
         &mut trainer,
@@ -196,13 +247,13 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             };
             Ok(pollster::block_on(t.step(&b))?)
         },
-        |t| sample_grid(t, classes, args.sample_steps, args.sample_cfg),
+        |t| sample_grid(t, &trained, args.sample_steps, args.sample_cfg),
     )?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// One image per class (up to 16) from the EMA weights, as a PNG grid.
-fn sample_grid(t: &Trainer, classes: usize, steps: usize, cfg: f32) -> anyhow::Result<Vec<u8>> {
+/// One image of each trained class (up to 16) from the EMA weights, as a PNG grid.
+fn sample_grid(t: &Trainer, classes: &[u32], steps: usize, cfg: f32) -> anyhow::Result<Vec<u8>> {
     let grid = pollster::block_on(bitdance::train::sample_grid(
         t,
         classes,

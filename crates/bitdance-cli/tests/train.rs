@@ -501,7 +501,7 @@ fn a_new_run_never_replaces_an_existing_one_silently() {
 #[test]
 fn a_run_started_in_the_studio_continues_in_the_cli() {
     use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
-    use bitdance::train::{log_entry, trainer_from_model, FinetuneOptions, FinetuneRun};
+    use bitdance::train::{log_entry, start_finetune, ClassPolicy, FinetuneOptions, FinetuneRun};
     use bitdance_files::dataset::ImageFolder;
     use bitdance_files::run_dir::RunDir;
 
@@ -532,11 +532,20 @@ fn a_run_started_in_the_studio_continues_in_the_cli() {
     let studio = RunDir::new(root.join("studio-run"));
     let gpu = pollster::block_on(bitdance::Gpu::from_env()).unwrap();
     let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES).unwrap();
-    let trainer = trainer_from_model(&gpu, &file, options.settings()).unwrap();
+    let folders = bitdance_files::dataset::class_folders(&data).unwrap();
+    let (plan, trainer) = start_finetune(
+        &gpu,
+        &file,
+        &folders,
+        ClassPolicy::ByName,
+        options.settings(),
+    )
+    .unwrap();
     let images = ImageFolder::load(&data, 32).unwrap().into_images();
     let mut run = pollster::block_on(FinetuneRun::encode(
         trainer,
         &images,
+        plan,
         options.data(),
         false,
         &mut |_, _| {},
@@ -595,6 +604,95 @@ fn a_run_started_in_the_studio_continues_in_the_cli() {
     assert_eq!(
         continued, whole,
         "the studio's steps then the CLI's = the CLI's alone"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Fine-tuning the digit model on a folder named like one of its classes and one that is not:
+/// the first trains its class, the second becomes class 10 (the table grown, its name saved);
+/// the model generates the new class by name, resumes, and `--classes replace` keeps the old
+/// mapping (folder i -> class i).
+#[test]
+fn a_folder_of_a_new_name_becomes_a_new_class() {
+    let root = dir("grow");
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/datasets");
+    let data = root.join("data");
+    for (from, to) in [
+        ("mnist/train/3-3", "3"),
+        ("fashion-mnist/train/7-sneaker", "my_sneaker"),
+    ] {
+        std::fs::create_dir_all(data.join(to)).unwrap();
+        for i in 0..3 {
+            let name = format!("{i:04}.png");
+            std::fs::copy(assets.join(from).join(&name), data.join(to).join(&name)).unwrap();
+        }
+    }
+    let base = root.join("digits.safetensors");
+    std::fs::write(&base, bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
+    let run = root.join("run");
+    let args = |out: &Path, steps: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "finetune",
+            "--init",
+            base.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            steps,
+            "--batch",
+            "2",
+            "--warmup",
+            "1",
+            "--sample-every",
+            "0",
+            "--no-flip",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let call = |a: Vec<String>| bitdance(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let printed = call(args(&run, "2", &["--stop-after", "1"]));
+    assert!(printed.contains("3 -> class 3 (3)"), "{printed}");
+    assert!(
+        printed.contains("my_sneaker -> class 10 (new: my_sneaker)"),
+        "{printed}"
+    );
+    let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+    let model = WeightFile::parse_named("model", &bytes).unwrap();
+    assert_eq!(
+        model.shape("cls_embedding.weight").unwrap()[0],
+        12,
+        "10 + 1 new + null"
+    );
+    let config = bitdance::model::stored_config(&model).unwrap().unwrap();
+    assert_eq!(config.num_classes, 11);
+    let names = bitdance::model::stored_class_names(&model).unwrap();
+    assert_eq!((names.len(), names[10].as_str()), (11, "my_sneaker"));
+    let png = root.join("sneaker.png");
+    call(vec![
+        "generate".into(),
+        "--weights".into(),
+        run.join("model.safetensors").display().to_string(),
+        "-c".into(),
+        "my_sneaker".into(),
+        "--steps".into(),
+        "2".into(),
+        "-o".into(),
+        png.display().to_string(),
+    ]);
+    assert!(png.exists());
+    // Resumed: the folder now names class 10, nothing grows again.
+    let resumed = call(args(&run, "2", &["--resume"]));
+    assert!(resumed.contains("classes (0 new)"), "{resumed}");
+    // The old mapping on request.
+    let replaced = call(args(&root.join("replaced"), "1", &["--classes", "replace"]));
+    assert!(
+        replaced.contains("my_sneaker -> class 1 (my_sneaker)"),
+        "{replaced}"
     );
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -43,6 +43,23 @@ fn sorted_entries(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
+/// The class folders of an image folder (its sub-folders, sorted by name), as `ImageFolder::load`
+/// reads them; an error names a folder without any.
+pub fn class_folders(root: &Path) -> anyhow::Result<Vec<String>> {
+    let names: Vec<String> = sorted_entries(root)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().to_string()))
+        .collect();
+    if names.is_empty() {
+        anyhow::bail!(
+            "{}: no class folders (expected one sub-folder of images per class)",
+            root.display()
+        );
+    }
+    Ok(names)
+}
+
 impl ImageFolder {
     /// The images, without the folder's notes.
     pub fn into_images(self) -> TrainingImages {

@@ -10,9 +10,13 @@ use crate::Result;
 
 use super::{Recipe, RecipeModel, RunRecord};
 
-/// When to decode a preview: after a step, once the time since the last preview is at least what
-/// a decode cost, so that previews take at most about half of a run (every step for a small
-/// model, every few steps for a large one).
+/// Sampling time between previews, in decode times (3: previews take about a quarter).
+const PREVIEW_SPACING: f64 = 3.0;
+
+/// When to decode a preview: after a step, once the time since the last preview is at least
+/// three times what a decode cost, so that previews take at most about a quarter of a run
+/// (every step for a small model, every few steps for a large one, whose 256x256 decode costs
+/// several AR steps on a slow adapter). The first step's preview is always due.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PreviewPacer {
     since: f64,
@@ -23,7 +27,7 @@ impl PreviewPacer {
     /// Counts a step of `secs` seconds; whether a preview is due now.
     pub fn stepped(&mut self, secs: f64) -> bool {
         self.since += secs;
-        self.since >= self.cost
+        self.since >= PREVIEW_SPACING * self.cost
     }
 
     /// Records that a preview was decoded in `secs` seconds.
@@ -162,14 +166,14 @@ mod tests {
     use super::PreviewPacer;
 
     #[test]
-    fn previews_come_once_the_steps_since_the_last_cost_a_decode() {
+    fn previews_come_once_the_steps_since_the_last_cost_three_decodes() {
         let mut p = PreviewPacer::default();
         assert!(p.stepped(0.1), "the first step shows a preview");
-        p.decoded(0.25);
+        p.decoded(0.1);
         assert!(!p.stepped(0.1));
         assert!(!p.stepped(0.1));
-        assert!(p.stepped(0.1));
+        assert!(p.stepped(0.1), "0.3 s of steps after a 0.1 s decode");
         p.decoded(0.01);
-        assert!(p.stepped(0.02));
+        assert!(p.stepped(0.03));
     }
 }

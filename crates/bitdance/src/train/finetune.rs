@@ -14,10 +14,10 @@ use crate::model::{
 };
 use crate::optim::{AdamWConfig, LrSchedule};
 use crate::rng::Rng;
-use crate::studio::{tile_grid, ModelCard};
+use crate::studio::{tile_grid, ClassNames, ModelCard};
 use crate::train::{
-    class_display_name, ArBatch, ArRecipe, LatentCache, StepStats, Task, TrainSettings, Trainer,
-    TrainingImages,
+    ArBatch, ArRecipe, ClassPlan, ClassPolicy, LatentCache, StepStats, Task, TrainSettings,
+    Trainer, TrainingImages,
 };
 use crate::{Error, Gpu, Result};
 
@@ -178,6 +178,62 @@ pub fn trainer_from_model(
     Trainer::new(c, params, frozen, settings)
 }
 
+/// The classes of a model or checkpoint file: its stored names, ImageNet's for 1000 classes,
+/// else the indices.
+pub fn classes_of(file: &WeightFile<'_>) -> Result<ClassNames> {
+    Ok(ModelCard::of_file(file.label(), file)?.classes)
+}
+
+/// A new run from a model file whose dataset has the class folders `folders`: the plan that
+/// maps them onto its classes by `policy` (new classes grow the table), and the trainer, from
+/// the grown weights when classes were added.
+pub fn start_finetune(
+    gpu: &Gpu,
+    file: &WeightFile<'_>,
+    folders: &[String],
+    policy: ClassPolicy,
+    settings: TrainSettings,
+) -> Result<(ClassPlan, Trainer)> {
+    let plan = ClassPlan::new(&classes_of(file)?, folders, policy)?;
+    let trainer = match plan.grow(file)? {
+        None => trainer_from_model(gpu, file, settings)?,
+        Some(bytes) => {
+            let grown = WeightFile::parse_named(file.label(), &bytes)?;
+            trainer_from_model(gpu, &grown, settings)?
+        }
+    };
+    Ok((plan, trainer))
+}
+
+/// The plan of a resumed run (`Trainer::resume` keeps the class names): its folders mapped
+/// onto the run's classes (the names its start added included), which must add none (other
+/// folders than the run started with are refused by name).
+pub fn resumed_plan(
+    trainer: &Trainer,
+    folders: &[String],
+    policy: ClassPolicy,
+) -> Result<ClassPlan> {
+    let stored = trainer
+        .metadata
+        .get(CLASSES_KEY)
+        .and_then(|names| serde_json::from_str(names).ok());
+    let names = ClassNames::for_model(trainer.config.num_classes, stored);
+    let plan = ClassPlan::new(&names, folders, policy)?;
+    if plan.added() > 0 {
+        let new: Vec<&str> = plan
+            .folders
+            .iter()
+            .filter(|f| f.new)
+            .map(|f| f.folder.as_str())
+            .collect();
+        return Err(Error::Invalid(format!(
+            "the folders {new:?} are not classes of the run; resume it with the images it \
+             started with"
+        )));
+    }
+    Ok(plan)
+}
+
 /// One log line of a step (`LOG_FILE`): step, loss, rate, gradient norm, the loss terms and
 /// the throughput (`steps_per_s` over the session, `batch` images per step).
 pub fn log_entry(stats: &StepStats, steps_per_s: f64, batch: usize) -> serde_json::Value {
@@ -190,15 +246,18 @@ pub fn log_entry(stats: &StepStats, steps_per_s: f64, batch: usize) -> serde_jso
     entry
 }
 
-/// One image of each of the first `classes` classes (up to `MAX_SAMPLE_CLASSES`) from the
-/// trainer's EMA weights, seed 0, tiled into a grid.
+/// One image of each class of `classes` (the first `MAX_SAMPLE_CLASSES`; class 0 when empty)
+/// from the trainer's EMA weights, seed 0, tiled into a grid.
 pub async fn sample_grid(
     trainer: &Trainer,
-    classes: usize,
+    classes: &[u32],
     settings: &SampleSettings,
 ) -> Result<RgbImage> {
     let c = &trainer.config;
-    let ids: Vec<u32> = (0..classes.clamp(1, MAX_SAMPLE_CLASSES) as u32).collect();
+    let mut ids: Vec<u32> = classes.iter().copied().take(MAX_SAMPLE_CLASSES).collect();
+    if ids.is_empty() {
+        ids.push(0);
+    }
     let store = trainer.sampling_store(true);
     let out = generate_images(c, &store, &ids, settings, &mut Rng::new(0), &mut |_, _| {}).await?;
     let r = c.resolution;
@@ -222,42 +281,41 @@ pub fn sample_settings(head_steps: usize, cfg: f32) -> SampleSettings {
 pub struct FinetuneRun {
     /// The training state.
     pub trainer: Trainer,
-    /// The dataset's class folders, in class-id order.
-    pub classes: Vec<String>,
+    /// Which class each of the dataset's folders trains.
+    pub plan: ClassPlan,
     cache: LatentCache,
     data: DataOptions,
     tokens: Vec<f32>,
 }
 
 impl FinetuneRun {
-    /// The run of `trainer` over a dataset already encoded (`cache`, labels indexing
-    /// `classes`): refuses more classes than the model has, records the class names and the
-    /// batch options (a `resumed` run's recorded options must match).
+    /// The run of `trainer` over a dataset already encoded (`cache`, labels indexing the
+    /// plan's folders): the labels become the plan's class ids, the class names and the batch
+    /// options are recorded (a `resumed` run's recorded options must match).
     pub fn new(
         mut trainer: Trainer,
-        cache: LatentCache,
-        classes: Vec<String>,
+        mut cache: LatentCache,
+        plan: ClassPlan,
         data: DataOptions,
         resumed: bool,
     ) -> Result<Self> {
         let c = &trainer.config;
-        if classes.len() > c.num_classes {
+        if plan.names.len() != c.num_classes {
             return Err(Error::Invalid(format!(
-                "the dataset has {} class folders; the model has {} classes",
-                classes.len(),
+                "the class plan names {} classes; the model has {}",
+                plan.names.len(),
                 c.num_classes
             )));
         }
         if cache.is_empty() {
             return Err(Error::Invalid("the dataset holds no image".into()));
         }
-        let names: Vec<String> = classes.iter().map(|n| class_display_name(n)).collect();
-        let names = serde_json::to_string(&names).map_err(|e| Error::Invalid(e.to_string()))?;
-        trainer.metadata.insert(CLASSES_KEY.to_string(), names);
+        plan.relabel(&mut cache)?;
+        plan.record(&mut trainer)?;
         data.record(&mut trainer, resumed, "the fine-tuning run")?;
         Ok(Self {
             trainer,
-            classes,
+            plan,
             cache,
             data,
             tokens: Vec::new(),
@@ -269,6 +327,7 @@ impl FinetuneRun {
     pub async fn encode(
         trainer: Trainer,
         images: &TrainingImages,
+        plan: ClassPlan,
         data: DataOptions,
         resumed: bool,
         progress: &mut dyn FnMut(usize, usize),
@@ -283,8 +342,15 @@ impl FinetuneRun {
                 images.resolution, c.resolution
             )));
         }
+        let planned: Vec<&str> = plan.folders.iter().map(|f| f.folder.as_str()).collect();
+        if planned != images.classes {
+            return Err(Error::Invalid(format!(
+                "the class plan's folders {planned:?} are not the dataset's {:?}",
+                images.classes
+            )));
+        }
         let cache = LatentCache::encode(c, &trainer.frozen, images, progress).await?;
-        Self::new(trainer, cache, images.classes.clone(), data, resumed)
+        Self::new(trainer, cache, plan, data, resumed)
     }
 
     /// Optimizer steps taken so far.
@@ -327,7 +393,7 @@ impl FinetuneRun {
 
     /// One image per trained class (up to `MAX_SAMPLE_CLASSES`) from the EMA weights, tiled.
     pub async fn samples(&self, settings: &SampleSettings) -> Result<RgbImage> {
-        sample_grid(&self.trainer, self.classes.len(), settings).await
+        sample_grid(&self.trainer, &self.plan.trained(), settings).await
     }
 }
 

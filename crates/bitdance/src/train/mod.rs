@@ -3,6 +3,7 @@
 //! RNG) with exact resume.
 
 mod ar_loss;
+mod classes;
 mod data;
 mod finetune;
 mod recipe;
@@ -11,11 +12,12 @@ mod trainer;
 mod update;
 
 pub use ar_loss::{ar_loss, ArBatch, ArDraws};
+pub use classes::{ClassPlan, ClassPolicy, FolderClass, CLASS_TABLE};
 pub use data::{class_display_name, LatentCache, TrainingImages};
 pub use finetune::{
-    log_entry, sample_grid, sample_settings, trainer_from_model, DataOptions, FinetuneOptions,
-    FinetuneRun, CHECKPOINT_FILE, DATA_OPTIONS_KEY, LOG_FILE, MAX_SAMPLE_CLASSES, MODEL_FILE,
-    SAMPLES_DIR,
+    classes_of, log_entry, resumed_plan, sample_grid, sample_settings, start_finetune,
+    trainer_from_model, DataOptions, FinetuneOptions, FinetuneRun, CHECKPOINT_FILE,
+    DATA_OPTIONS_KEY, LOG_FILE, MAX_SAMPLE_CLASSES, MODEL_FILE, SAMPLES_DIR,
 };
 pub use recipe::ArRecipe;
 pub use tokenizer_loss::{tokenizer_loss, TokenizerLosses, TokenizerRecipe, ENTROPY_GROUPS};

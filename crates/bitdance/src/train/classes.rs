@@ -1,0 +1,329 @@
+//! Which class each folder of a fine-tuning dataset trains: a folder named like a class of the
+//! starting model (its index, a leading "<index>-", or one of its names) trains that class; any
+//! other folder becomes a new class, the class table grown by one row per new class (initialised
+//! from the mean class row; the null row, used for guidance, stays last).
+
+use std::collections::BTreeMap;
+
+use crate::io::{save_safetensors, WeightFile};
+use crate::model::{stored_config, CLASSES_KEY, CONFIG_KEY};
+use crate::studio::{ClassNames, ModelCard};
+use crate::train::{class_display_name, LatentCache, Trainer};
+use crate::{Error, Result};
+
+/// The name of the class table.
+pub const CLASS_TABLE: &str = "cls_embedding.weight";
+
+/// How folders map to classes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClassPolicy {
+    /// By name: a folder matching a class trains it, any other becomes a new class.
+    ByName,
+    /// Folder i (sorted) trains class i of the model, whatever its name (the old behaviour).
+    Replace,
+}
+
+/// One folder's class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FolderClass {
+    /// The folder's name.
+    pub folder: String,
+    /// The class id it trains.
+    pub class: u32,
+    /// Whether the class is new (a grown row).
+    pub new: bool,
+}
+
+/// The mapping of a dataset's folders onto the (grown) classes of a model.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassPlan {
+    /// Classes of the starting model.
+    pub model_classes: usize,
+    /// Each folder, in the dataset's (sorted) order.
+    pub folders: Vec<FolderClass>,
+    /// Every class name after the run, by id (the model's, then the new ones).
+    pub names: Vec<String>,
+}
+
+impl ClassPlan {
+    /// Maps `folders` onto `classes` (the starting model's) by `policy`. `Replace` refuses more
+    /// folders than classes; two folders on one class are refused by name.
+    pub fn new(classes: &ClassNames, folders: &[String], policy: ClassPolicy) -> Result<Self> {
+        let n = classes.len();
+        let mut names: Vec<String> = classes.names().to_vec();
+        let mut mapped = Vec::with_capacity(folders.len());
+        for (i, folder) in folders.iter().enumerate() {
+            let matched = match policy {
+                ClassPolicy::Replace if i < n => Some(i as u32),
+                ClassPolicy::Replace => {
+                    return Err(Error::Invalid(format!(
+                        "the dataset has {} class folders; the model has {n} classes (--classes \
+                         replace maps folder i onto class i; by name, new folders add classes)",
+                        folders.len()
+                    )))
+                }
+                ClassPolicy::ByName => match_class(classes, folder),
+            };
+            let (class, new) = match matched {
+                // Replacing: the class takes the folder's name, as it trains something else.
+                Some(class) if policy == ClassPolicy::Replace => {
+                    names[class as usize] = class_display_name(folder);
+                    (class, false)
+                }
+                Some(class) => (class, false),
+                None => {
+                    names.push(class_display_name(folder));
+                    ((names.len() - 1) as u32, true)
+                }
+            };
+            if let Some(other) = mapped.iter().find(|m: &&FolderClass| m.class == class) {
+                return Err(Error::Invalid(format!(
+                    "the folders '{}' and '{folder}' both name class {class} ({})",
+                    other.folder,
+                    classes.label(class as usize)
+                )));
+            }
+            mapped.push(FolderClass {
+                folder: folder.clone(),
+                class,
+                new,
+            });
+        }
+        Ok(Self {
+            model_classes: n,
+            folders: mapped,
+            names,
+        })
+    }
+
+    /// Number of new classes.
+    pub fn added(&self) -> usize {
+        self.names.len() - self.model_classes
+    }
+
+    /// The class id of dataset label `label` (its folder's index).
+    pub fn class_of(&self, label: u32) -> u32 {
+        self.folders[label as usize].class
+    }
+
+    /// The class ids the dataset trains, in folder order.
+    pub fn trained(&self) -> Vec<u32> {
+        self.folders.iter().map(|f| f.class).collect()
+    }
+
+    /// Replaces the cache's labels (folder indices) by the class ids they train.
+    pub fn relabel(&self, cache: &mut LatentCache) -> Result<()> {
+        if let Some(bad) = cache
+            .labels
+            .iter()
+            .find(|l| **l as usize >= self.folders.len())
+        {
+            return Err(Error::Invalid(format!(
+                "dataset label {bad}: the class plan has {} folders",
+                self.folders.len()
+            )));
+        }
+        for label in &mut cache.labels {
+            *label = self.class_of(*label);
+        }
+        Ok(())
+    }
+
+    /// Records every class name in the trainer's metadata (saved with its model).
+    pub fn record(&self, trainer: &mut Trainer) -> Result<()> {
+        let names =
+            serde_json::to_string(&self.names).map_err(|e| Error::Invalid(e.to_string()))?;
+        trainer.metadata.insert(CLASSES_KEY.to_string(), names);
+        Ok(())
+    }
+
+    /// One line per folder: "my_dog -> class 10 (new)", "3-cat -> class 3 (cat)".
+    pub fn describe(&self) -> Vec<String> {
+        self.folders
+            .iter()
+            .map(|f| {
+                let name = &self.names[f.class as usize];
+                match f.new {
+                    true => format!("{} -> class {} (new: {name})", f.folder, f.class),
+                    false => format!("{} -> class {} ({name})", f.folder, f.class),
+                }
+            })
+            .collect()
+    }
+
+    /// The starting model's file with the class table grown for the new classes and every
+    /// class name and the config (its class count) in the metadata, as f32 safetensors bytes;
+    /// `None` when no class is added (the file serves as it is).
+    pub fn grow(&self, file: &WeightFile<'_>) -> Result<Option<Vec<u8>>> {
+        if self.added() == 0 {
+            return Ok(None);
+        }
+        let mut config = match stored_config(file)? {
+            Some(c) => c,
+            None => ModelCard::of_file(file.label(), file)?.config,
+        };
+        let shape = file.shape(CLASS_TABLE)?.to_vec();
+        let (rows, width) = (shape[0], shape.iter().skip(1).product::<usize>());
+        if rows != self.model_classes + 1 {
+            return Err(Error::Invalid(format!(
+                "{}: '{CLASS_TABLE}' has {rows} rows; {} classes and the null row need {}",
+                file.label(),
+                self.model_classes,
+                self.model_classes + 1
+            )));
+        }
+        let table = file.rows_f32(CLASS_TABLE, 0..rows)?;
+        let grown = grown_table(&table, self.model_classes, width, self.added());
+        let mut grown_shape = shape.clone();
+        grown_shape[0] = self.names.len() + 1;
+        config.num_classes = self.names.len();
+        let names: Vec<String> = file.names();
+        let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::with_capacity(names.len());
+        for name in names {
+            if name == CLASS_TABLE {
+                tensors.push((name, grown_shape.clone(), grown.clone()));
+                continue;
+            }
+            let shape = file.shape(&name)?.to_vec();
+            let rows = shape.first().copied().unwrap_or(1);
+            let values = match shape.is_empty() {
+                true => file.rows_f32(&name, 0..1)?,
+                false => file.rows_f32(&name, 0..rows)?,
+            };
+            tensors.push((name, shape, values));
+        }
+        let mut metadata: BTreeMap<String, String> = file.metadata();
+        metadata.insert(CONFIG_KEY.to_string(), config.to_json());
+        metadata.insert(
+            CLASSES_KEY.to_string(),
+            serde_json::to_string(&self.names).map_err(|e| Error::Invalid(e.to_string()))?,
+        );
+        let views: Vec<(&str, &[usize], &[f32])> = tensors
+            .iter()
+            .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
+            .collect();
+        save_safetensors(&views, Some(&metadata)).map(Some)
+    }
+}
+
+/// The class of the model a folder names: its index ("7") or leading index ("7-sneaker") when
+/// below the class count, else a name or synonym of exactly one class equal to the folder's
+/// name without its index, `_` read as a space, case ignored ("tabby", "Tinca_tinca"); `None`
+/// for a new class.
+fn match_class(classes: &ClassNames, folder: &str) -> Option<u32> {
+    let index = folder.split_once('-').map_or(folder, |(i, _)| i);
+    if let Ok(i) = index.trim().parse::<usize>() {
+        if i < classes.len() {
+            return Some(i as u32);
+        }
+    }
+    let plain = |s: &str| s.trim().replace('_', " ").to_lowercase();
+    let wanted = plain(&class_display_name(folder));
+    let mut hits = classes
+        .names()
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| name.split(',').any(|synonym| plain(synonym) == wanted));
+    match (hits.next(), hits.next()) {
+        (Some((i, _)), None) => Some(i as u32),
+        _ => None,
+    }
+}
+
+/// `table` [classes + 1, width] (the null row last) grown by `added` rows, each the mean of
+/// the class rows, inserted before the null row.
+fn grown_table(table: &[f32], classes: usize, width: usize, added: usize) -> Vec<f32> {
+    let mut mean = vec![0f64; width];
+    for row in table.chunks(width).take(classes) {
+        for (m, v) in mean.iter_mut().zip(row) {
+            *m += *v as f64 / classes.max(1) as f64;
+        }
+    }
+    let mean: Vec<f32> = mean.iter().map(|m| *m as f32).collect();
+    let mut out = Vec::with_capacity((classes + added + 1) * width);
+    out.extend_from_slice(&table[..classes * width]);
+    for _ in 0..added {
+        out.extend_from_slice(&mean);
+    }
+    out.extend_from_slice(&table[classes * width..(classes + 1) * width]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folders(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn folders_train_the_classes_they_name_and_others_become_new_classes() {
+        let digits = ClassNames::for_model(10, None);
+        let plan = ClassPlan::new(
+            &digits,
+            &folders(&["3", "7-sevens", "my_dog", "sneaker"]),
+            ClassPolicy::ByName,
+        )
+        .unwrap();
+        assert_eq!(plan.trained(), [3, 7, 10, 11]);
+        assert_eq!(plan.added(), 2);
+        assert_eq!(plan.names[10..], ["my_dog", "sneaker"]);
+        assert_eq!(plan.describe()[2], "my_dog -> class 10 (new: my_dog)");
+        let replaced =
+            ClassPlan::new(&digits, &folders(&["my_dog", "cat"]), ClassPolicy::Replace).unwrap();
+        assert_eq!((replaced.trained(), replaced.added()), (vec![0, 1], 0));
+        assert_eq!(
+            replaced.names[..3],
+            ["my_dog", "cat", "2"],
+            "replaced classes take folder names"
+        );
+        let twice = ClassPlan::new(&digits, &folders(&["3", "3-three"]), ClassPolicy::ByName)
+            .unwrap_err()
+            .to_string();
+        assert!(twice.contains("'3' and '3-three'"), "{twice}");
+        let many: Vec<String> = (0..11).map(|i| format!("x{i}")).collect();
+        let e = ClassPlan::new(&digits, &many, ClassPolicy::Replace)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("11 class folders"), "{e}");
+    }
+
+    #[test]
+    fn named_classes_match_by_synonym() {
+        let names = ClassNames::for_model(
+            2,
+            Some(vec!["tench, Tinca tinca".into(), "goldfish".into()]),
+        );
+        let plan = ClassPlan::new(
+            &names,
+            &folders(&["Goldfish", "tinca_tinca", "dog"]),
+            ClassPolicy::ByName,
+        )
+        .unwrap();
+        assert_eq!(plan.trained(), [1, 0, 2]);
+        // Resumed: the class the start added is matched by its name, nothing grows again.
+        let grown = ClassNames::for_model(3, Some(plan.names.clone()));
+        let again = ClassPlan::new(
+            &grown,
+            &folders(&["Goldfish", "tinca_tinca", "dog"]),
+            ClassPolicy::ByName,
+        )
+        .unwrap();
+        assert_eq!((again.trained(), again.added()), (vec![1, 0, 2], 0));
+        let index_past = ClassPlan::new(&grown, &folders(&["12-dog"]), ClassPolicy::ByName);
+        assert_eq!(
+            index_past.unwrap().trained(),
+            [2],
+            "an index past the classes, then the name"
+        );
+    }
+
+    #[test]
+    fn new_rows_are_the_mean_class_row_and_the_null_row_stays_last() {
+        // Two classes of width 2 and the null row.
+        let table = [1.0, 2.0, 3.0, 6.0, 9.0, 9.0];
+        let grown = grown_table(&table, 2, 2, 2);
+        assert_eq!(grown, [1.0, 2.0, 3.0, 6.0, 2.0, 4.0, 2.0, 4.0, 9.0, 9.0]);
+    }
+}
