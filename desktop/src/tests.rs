@@ -347,6 +347,27 @@ fn finetuning_paused_and_resumed_after_a_restart_takes_the_steps_of_an_uninterru
     assert!(h.query_by_label_contains("Samples at step 8").is_some());
     assert!(h.query_by_label_contains("Done: 8 steps").is_some());
 
+    // The same run on a device lost after its fourth step: it continues from the checkpoint of
+    // step 3 on a reopened device, and takes the same steps.
+    h.state().worker.lose_device_after_step(4);
+    start_small_run(&mut h);
+    step_until(&mut h, "the run through a lost device", |h| {
+        matches!(run_status(h), Some(RunStatus::Done | RunStatus::Failed(_)))
+    });
+    assert_eq!(run_status(&h), Some(RunStatus::Done));
+    assert!(h
+        .state()
+        .notice
+        .as_ref()
+        .is_some_and(|(text, _)| text.contains("continues from its last checkpoint")));
+    assert_eq!(
+        run_dir(&h).losses(),
+        reference,
+        "the same steps after the recovery"
+    );
+
+    h.get_by_label("Dismiss").click();
+    h.step();
     // The same run, paused after a couple of steps.
     start_small_run(&mut h);
     step_until(&mut h, "two steps", |h| {
@@ -359,8 +380,12 @@ fn finetuning_paused_and_resumed_after_a_restart_takes_the_steps_of_an_uninterru
     h.get_by_label("Pause").click();
     h.step();
     step_until(&mut h, "the pause", |h| {
-        run_status(h) == Some(RunStatus::Paused)
+        !matches!(
+            run_status(h),
+            Some(RunStatus::Training | RunStatus::Pausing)
+        )
     });
+    assert_eq!(run_status(&h), Some(RunStatus::Paused));
     let paused = run_dir(&h);
     assert_ne!(paused, whole);
     let at = h.state().finetune.view.as_ref().unwrap().step;

@@ -64,14 +64,24 @@ pub enum TrainEvent {
     Failed(String),
 }
 
-/// Takes the steps of `request`'s run until it ends or `pause` is set; errors name what failed
+/// What the UI (and the tests) can do to a run from outside.
+pub struct Controls {
+    /// Pause before the next step (its checkpoint is written first).
+    pub pause: std::sync::Arc<AtomicBool>,
+    /// Tests: destroy the device right after this step (0: never; taken once).
+    #[cfg(test)]
+    pub lose_at: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// Takes the steps of `request`'s run until it ends or `controls.pause` is set; errors name what failed
 /// (a lost device comes back as the core's `Error::DeviceLost`, for the worker to recover).
 pub fn finetune(
     gpu: &Gpu,
     request: &FinetuneRequest,
-    pause: &AtomicBool,
+    controls: &Controls,
     send: &dyn Fn(Event),
 ) -> anyhow::Result<()> {
+    let pause = &controls.pause;
     let FinetuneRequest { dir, plan, resume } = request;
     let report = |e: TrainEvent| send(Event::Train(e));
     let folders = plan.data.folders()?;
@@ -122,6 +132,11 @@ pub fn finetune(
         log.append(&log_entry(&stats, rate, plan.options.batch))?;
         let step = stats.step;
         report(TrainEvent::Step(stats, rate));
+        #[cfg(test)]
+        if controls.lose_at.load(Ordering::Relaxed) == step {
+            controls.lose_at.store(0, Ordering::Relaxed);
+            gpu.device().destroy();
+        }
         let done = run.is_done();
         if done || step % plan.checkpoint_every.max(1) == 0 {
             dir.save(&run.trainer)?;

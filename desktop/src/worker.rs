@@ -140,6 +140,9 @@ pub struct Worker {
     stop: Arc<AtomicBool>,
     /// Set by the UI to pause the fine-tuning run before its next step.
     pause: Arc<AtomicBool>,
+    /// Tests: the training step after which the device is destroyed (0: never).
+    #[cfg(test)]
+    lose_at: Arc<std::sync::atomic::AtomicU64>,
     /// Events in the order they happened; drain once per frame.
     pub events: Receiver<Event>,
 }
@@ -152,9 +155,13 @@ impl Worker {
         let (event_tx, events) = channel();
         let stop = Arc::new(AtomicBool::new(false));
         let pause = Arc::new(AtomicBool::new(false));
+        #[cfg(test)]
+        let lose_at = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let flags = Flags {
             stop: stop.clone(),
             pause: pause.clone(),
+            #[cfg(test)]
+            lose_at: lose_at.clone(),
         };
         std::thread::Builder::new()
             .name("bitdance-gpu".into())
@@ -164,6 +171,8 @@ impl Worker {
             commands,
             stop,
             pause,
+            #[cfg(test)]
+            lose_at,
             events,
         }
     }
@@ -177,6 +186,13 @@ impl Worker {
     /// `Event::Train(TrainEvent::Paused)` follows).
     pub fn pause_training(&self) {
         self.pause.store(true, Ordering::Relaxed);
+    }
+
+    /// Tests: destroys the GPU device right after training step `step` (as a driver reset
+    /// would, mid-run).
+    #[cfg(test)]
+    pub fn lose_device_after_step(&self, step: u64) {
+        self.lose_at.store(step, Ordering::Relaxed);
     }
 
     /// Queues a command; ignored when the worker has stopped (its GPU failed to open).
@@ -194,6 +210,8 @@ impl Worker {
 struct Flags {
     stop: Arc<AtomicBool>,
     pause: Arc<AtomicBool>,
+    #[cfg(test)]
+    lose_at: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The model generation uses: what the UI knows of it, and its weights.
@@ -203,7 +221,12 @@ struct Model {
 }
 
 fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, flags: Flags) {
-    let Flags { stop, pause } = flags;
+    let controls = training::Controls {
+        pause: flags.pause,
+        #[cfg(test)]
+        lose_at: flags.lose_at,
+    };
+    let stop = flags.stop;
     let send = |event: Event| {
         let _ = events.send(event);
         ctx.request_repaint();
@@ -359,7 +382,7 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
                 let mut request = *request;
                 let mut recoveries = 0;
                 loop {
-                    let Err(e) = training::finetune(&gpu, &request, &pause, &send) else {
+                    let Err(e) = training::finetune(&gpu, &request, &controls, &send) else {
                         break;
                     };
                     let Some(reason) = training::device_lost(&e) else {
