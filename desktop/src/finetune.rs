@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use bitdance::train::{ArRecipe, FinetuneOptions, Task};
+use bitdance::train::{FinetuneOptions, Trains};
 use eframe::egui;
 use egui_plot::{Line, Plot};
 
@@ -188,7 +188,13 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         .resizable(false)
         .exact_size(340.0)
         .show(ui, |ui| {
-            egui::ScrollArea::vertical().show(ui, |ui| controls(app, ui));
+            // The memory need and Start stay in view below the options, which scroll.
+            egui::Panel::bottom("finetune-start")
+                .show_separator_line(false)
+                .show(ui, |ui| start(app, ui));
+            egui::CentralPanel::default_margins().show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| controls(app, ui));
+            });
         });
     egui::CentralPanel::default_margins().show(ui, |ui| {
         egui::ScrollArea::vertical().show(ui, |ui| {
@@ -201,7 +207,6 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
 
 fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     ui.heading("Fine-tuning");
-    let busy = app.finetune.busy() || app.generate.busy();
     let f = &mut app.finetune;
     ui.label(egui::RichText::new("Images").strong());
     ui.radio_value(
@@ -298,12 +303,32 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
             );
             ui.end_row();
         });
+    egui::ComboBox::from_label("trains")
+        .selected_text(match o.trains {
+            Trains::Full => "every weight",
+            Trains::Embeddings => "class rows only",
+        })
+        .show_ui(ui, |ui| {
+            ui.selectable_value(&mut o.trains, Trains::Full, "every weight");
+            ui.selectable_value(&mut o.trains, Trains::Embeddings, "class rows only");
+        })
+        .response
+        .on_hover_text(
+            "class rows only: the cheapest way to add a class; the rest of the model stays",
+        );
     ui.checkbox(&mut o.flips, "Mirror images at random")
         .on_hover_text("the official recipe mirrors half the images; off for digits and text");
+}
+
+/// The memory the run needs, option problems, and Start.
+fn start(app: &mut BitDanceApp, ui: &mut egui::Ui) {
+    let busy = app.finetune.busy() || app.generate.busy();
+    let f = &mut app.finetune;
+    let o = &f.options;
     if let Some(m) = &app.model {
-        let need = Task::Ar(ArRecipe::default()).memory(&m.card.config, o.batch);
+        let need = o.settings().task.memory(&m.card.config, o.batch);
         ui.weak(format!(
-            "GPU memory: about {:.0} MiB, {:.1} M parameters trained",
+            "GPU memory: about {:.0} MiB, {:.1} M parameters held",
             need.bytes as f64 / (1u64 << 20) as f64,
             need.parameters as f64 / 1e6
         ))

@@ -15,7 +15,7 @@ use bitdance::rng::Rng;
 use bitdance::studio::ClassNames;
 use bitdance::train::{
     classes_of, resumed_plan, sample_settings, ArBatch, ArRecipe, ClassPlan, ClassPolicy, Task,
-    TrainSettings, Trainer,
+    TrainSettings, Trainer, Trains,
 };
 use bitdance_files::dataset::class_folders;
 
@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// becomes a new class, the class table grown) or replace (folder i trains class i).
     #[arg(long, value_enum, default_value_t = ClassesArg::ByName)]
     classes: ClassesArg,
+    /// What trains: full (every parameter) or embeddings (the class table alone: gradients,
+    /// moments and EMA for its rows only; the rest of the model stays as it is).
+    #[arg(long, value_enum, default_value_t = TrainsArg::Full)]
+    train: TrainsArg,
     /// Head steps of the sample grids.
     #[arg(long, default_value_t = 25)]
     sample_steps: usize,
@@ -82,6 +86,15 @@ impl TrainArgs {
             .with_context(|| format!("--sample-cfg {cfg} --sample-steps {steps}"))?;
         Ok(())
     }
+}
+
+/// `--train`: which parameters train.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum TrainsArg {
+    /// Every parameter.
+    Full,
+    /// The class table alone.
+    Embeddings,
 }
 
 /// `--classes`: how class folders map to the model's classes.
@@ -156,6 +169,10 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         task: Task::Ar(ArRecipe {
             perturb_rate: args.perturb_rate,
             diff_batch_mul: args.diff_batch_mul,
+            trains: match args.train {
+                TrainsArg::Full => Trains::Full,
+                TrainsArg::Embeddings => Trains::Embeddings,
+            },
             ..ArRecipe::default()
         }),
         adamw: AdamWConfig::default(),

@@ -526,6 +526,7 @@ fn a_run_started_in_the_studio_continues_in_the_cli() {
         ema: 0.9,
         seed: 5,
         flips: false,
+        trains: Default::default(),
     };
 
     // Two steps in the studio's code, then its checkpoint.
@@ -694,5 +695,94 @@ fn a_folder_of_a_new_name_becomes_a_new_class() {
         replaced.contains("my_sneaker -> class 1 (my_sneaker)"),
         "{replaced}"
     );
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// `--train embeddings` adds a class by training the class table alone: every other tensor of
+/// the model comes out exactly as it went in, the class rows change, and the run resumes exactly.
+#[test]
+fn embeddings_training_changes_the_class_table_alone_and_resumes_exactly() {
+    let root = dir("embeddings");
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/datasets");
+    let data = root.join("data");
+    std::fs::create_dir_all(data.join("sneaker")).unwrap();
+    for i in 0..4 {
+        let name = format!("{i:04}.png");
+        std::fs::copy(
+            assets.join("fashion-mnist/train/7-sneaker").join(&name),
+            data.join("sneaker").join(&name),
+        )
+        .unwrap();
+    }
+    let base = root.join("digits.safetensors");
+    std::fs::write(&base, bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
+    let args = |out: &Path, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "finetune",
+            "--init",
+            base.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--steps",
+            "4",
+            "--batch",
+            "2",
+            "--warmup",
+            "1",
+            "--lr",
+            "0.01",
+            "--sample-every",
+            "0",
+            "--no-flip",
+            "--train",
+            "embeddings",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let call = |a: Vec<String>| bitdance(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let whole = root.join("whole");
+    call(args(&whole, &[]));
+    let split = root.join("split");
+    call(args(&split, &["--stop-after", "2"]));
+    call(args(&split, &["--resume"]));
+    assert_eq!(losses(&split), losses(&whole), "resumed exactly");
+
+    let base_file = WeightFile::parse_named("base", bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
+    let bytes = std::fs::read(whole.join("model.safetensors")).unwrap();
+    let tuned = WeightFile::parse_named("tuned", &bytes).unwrap();
+    for name in base_file.names() {
+        let rows = base_file
+            .shape(&name)
+            .unwrap()
+            .first()
+            .copied()
+            .unwrap_or(1);
+        let before = base_file.rows_f32(&name, 0..rows).unwrap();
+        if name == "cls_embedding.weight" {
+            // 10 digits, the new class, the null row: the digits' rows stay (no digit trained),
+            // the new row moved away from its start (the mean row).
+            let after = tuned.rows_f32(&name, 0..12).unwrap();
+            let width = before.len() / 11;
+            assert_eq!(after[..10 * width], before[..10 * width]);
+            assert_ne!(after[10 * width..11 * width], after[..width]);
+            continue;
+        }
+        let after = tuned.rows_f32(&name, 0..rows).unwrap();
+        assert!(before == after, "{name} changed in an embeddings run");
+    }
+    // The checkpoint holds moments for the class table alone.
+    let ckpt = std::fs::read(whole.join("checkpoint.safetensors")).unwrap();
+    let ckpt = WeightFile::parse_named("checkpoint", &ckpt).unwrap();
+    let moments: Vec<String> = ckpt
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with("optim.m."))
+        .collect();
+    assert_eq!(moments, ["optim.m.cls_embedding.weight"]);
     std::fs::remove_dir_all(&root).unwrap();
 }

@@ -228,6 +228,25 @@ impl ParamStore {
         self.chunked.extend(other.chunked);
     }
 
+    /// The parameters whose names `keep` accepts, and the others.
+    pub fn partition(self, keep: impl Fn(&str) -> bool) -> (Self, Self) {
+        let (mut kept, mut rest) = (Self::new(), Self::new());
+        for (name, t) in self.tensors {
+            let side = if keep(&name) { &mut kept } else { &mut rest };
+            side.tensors.insert(name, t);
+        }
+        for (name, chunks) in self.chunked {
+            let side = if keep(&name) { &mut kept } else { &mut rest };
+            side.chunked.insert(name, chunks);
+        }
+        (kept, rest)
+    }
+
+    /// Whether parameter `name` is held (whole or in chunks).
+    pub fn contains(&self, name: &str) -> bool {
+        self.tensors.contains_key(name) || self.chunked.contains_key(name)
+    }
+
     /// The same parameters under the names `rename(name)`.
     pub fn renamed(self, rename: impl Fn(&str) -> String) -> Self {
         Self {
@@ -357,7 +376,10 @@ pub struct ParamVars<'a> {
     tape: &'a crate::autograd::Tape,
     store: &'a ParamStore,
     trainable: bool,
+    /// Parameters looked up when `store` lacks them, recorded as constants (no gradient).
+    constants: Option<&'a ParamStore>,
     vars: std::cell::RefCell<BTreeMap<String, crate::autograd::Var>>,
+    constant_vars: std::cell::RefCell<BTreeMap<String, crate::autograd::Var>>,
 }
 
 impl<'a> ParamVars<'a> {
@@ -367,7 +389,22 @@ impl<'a> ParamVars<'a> {
             tape,
             store,
             trainable,
+            constants: None,
             vars: Default::default(),
+            constant_vars: Default::default(),
+        }
+    }
+
+    /// Trainable parameters of `store`, and those only `constants` holds as constants (a run
+    /// that trains part of a model).
+    pub fn with_constants(
+        tape: &'a crate::autograd::Tape,
+        store: &'a ParamStore,
+        constants: &'a ParamStore,
+    ) -> Self {
+        Self {
+            constants: Some(constants),
+            ..Self::new(tape, store, true)
         }
     }
 
@@ -375,6 +412,14 @@ impl<'a> ParamVars<'a> {
     pub fn get(&self, name: &str) -> Result<crate::autograd::Var> {
         if let Some(v) = self.vars.borrow().get(name) {
             return Ok(*v);
+        }
+        if let Some(v) = self.constant_vars.borrow().get(name) {
+            return Ok(*v);
+        }
+        if let Some(constants) = self.constants.filter(|_| !self.store.contains(name)) {
+            let v = self.tape.leaf(constants.get(name)?.clone(), false);
+            self.constant_vars.borrow_mut().insert(name.to_string(), v);
+            return Ok(v);
         }
         let v = self
             .tape
@@ -388,7 +433,7 @@ impl<'a> ParamVars<'a> {
         self.store.gpu()
     }
 
-    /// The parameters used so far, by name.
+    /// The parameters of `store` used so far, by name (not the constants).
     pub fn used(&self) -> BTreeMap<String, crate::autograd::Var> {
         self.vars.borrow().clone()
     }

@@ -17,7 +17,7 @@ use crate::rng::Rng;
 use crate::studio::{tile_grid, ClassNames, ModelCard};
 use crate::train::{
     ArBatch, ArRecipe, ClassPlan, ClassPolicy, LatentCache, StepStats, Task, TrainSettings,
-    Trainer, TrainingImages,
+    Trainer, TrainingImages, Trains,
 };
 use crate::{Error, Gpu, Result};
 
@@ -51,6 +51,9 @@ pub struct FinetuneOptions {
     pub seed: u64,
     /// Mirror half the images at random (off for digits and text).
     pub flips: bool,
+    /// What trains: every parameter, or the class table alone.
+    #[serde(default)]
+    pub trains: Trains,
 }
 
 impl Default for FinetuneOptions {
@@ -63,6 +66,7 @@ impl Default for FinetuneOptions {
             ema: 0.99,
             seed: 0,
             flips: false,
+            trains: Trains::Full,
         }
     }
 }
@@ -102,7 +106,10 @@ impl FinetuneOptions {
     /// tenth of the peak rate.
     pub fn settings(&self) -> TrainSettings {
         TrainSettings {
-            task: Task::Ar(ArRecipe::default()),
+            task: Task::Ar(ArRecipe {
+                trains: self.trains,
+                ..ArRecipe::default()
+            }),
             adamw: AdamWConfig::default(),
             schedule: LrSchedule {
                 peak: self.lr,

@@ -19,7 +19,7 @@ pub use finetune::{
     trainer_from_model, DataOptions, FinetuneOptions, FinetuneRun, CHECKPOINT_FILE,
     DATA_OPTIONS_KEY, LOG_FILE, MAX_SAMPLE_CLASSES, MODEL_FILE, SAMPLES_DIR,
 };
-pub use recipe::ArRecipe;
+pub use recipe::{ArRecipe, Trains};
 pub use tokenizer_loss::{tokenizer_loss, TokenizerLosses, TokenizerRecipe, ENTROPY_GROUPS};
 pub use trainer::{
     StepStats, Task, TrainSettings, Trainer, CONFIG_KEY, EMA_PREFIX, MOMENT_PREFIXES, TRAIN_KEY,

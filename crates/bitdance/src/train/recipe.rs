@@ -14,6 +14,21 @@ pub struct ArRecipe {
     pub p_mean: f32,
     /// Standard deviation of the logit-normal flow time.
     pub p_std: f32,
+    /// Which parameters train (the others stay as they are); runs from before the choice
+    /// existed trained everything.
+    #[serde(default)]
+    pub trains: Trains,
+}
+
+/// Which parameters of the AR model a run trains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Trains {
+    /// Every parameter (full AdamW state for each).
+    #[default]
+    Full,
+    /// Only the class table (`cls_embedding.weight`): the cheapest way to add or adapt a
+    /// class; gradients, moments and EMA for its rows alone.
+    Embeddings,
 }
 
 impl Default for ArRecipe {
@@ -24,6 +39,7 @@ impl Default for ArRecipe {
             diff_batch_mul: 4,
             p_mean: -0.8,
             p_std: 0.8,
+            trains: Trains::Full,
         }
     }
 }

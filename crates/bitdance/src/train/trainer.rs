@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{adamw_update, ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, TokenizerRecipe};
+use super::{
+    adamw_update, ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, TokenizerRecipe, Trains,
+    CLASS_TABLE,
+};
 use crate::autograd::{Tape, Var};
 use crate::io::{save_safetensors, save_safetensors_f16, WeightFile};
 use crate::model::{
@@ -38,6 +41,10 @@ impl Task {
     /// The parameters this task trains, by official name.
     pub fn parameters(&self, c: &ModelConfig) -> Vec<ParamSpec> {
         match self {
+            Task::Ar(r) if r.trains == Trains::Embeddings => ar_parameters(c)
+                .into_iter()
+                .filter(|s| s.name == CLASS_TABLE)
+                .collect(),
             Task::Ar(_) => ar_parameters(c),
             Task::Tokenizer(_) => {
                 let mut specs = encoder_parameters(&c.vae);
@@ -50,7 +57,27 @@ impl Task {
     /// The memory training `c` on batches of `batch` needs (see `MemoryEstimate`).
     pub fn memory(&self, c: &ModelConfig, batch: usize) -> MemoryEstimate {
         match self {
-            Task::Ar(recipe) => c.ar_training_memory(batch, recipe.diff_batch_mul),
+            Task::Ar(recipe) => {
+                let full = c.ar_training_memory(batch, recipe.diff_batch_mul);
+                match recipe.trains {
+                    Trains::Full => full,
+                    // Gradients, two moments and EMA only for the class table.
+                    Trains::Embeddings => {
+                        let elements = |specs: Vec<ParamSpec>| -> u64 {
+                            specs
+                                .iter()
+                                .map(|s| s.shape.iter().product::<usize>() as u64)
+                                .sum()
+                        };
+                        let untrained = elements(ar_parameters(c)) - elements(self.parameters(c));
+                        MemoryEstimate {
+                            bytes: full.bytes.saturating_sub(16 * untrained),
+                            what: format!("{} (class table only)", full.what),
+                            ..full
+                        }
+                    }
+                }
+            }
             Task::Tokenizer(_) => c.tokenizer_training_memory(batch),
         }
     }
@@ -159,9 +186,14 @@ impl Trainer {
         frozen: ParamStore,
         settings: TrainSettings,
     ) -> Result<Self> {
-        for spec in settings.task.parameters(&config) {
+        let specs = settings.task.parameters(&config);
+        for spec in &specs {
             params.get_shaped(&spec.name, &spec.shape)?;
         }
+        // What the task does not train (the AR weights of an embeddings run) is held frozen.
+        let (params, untrained) = params.partition(|name| specs.iter().any(|s| s.name == name));
+        let mut frozen = frozen;
+        frozen.extend(untrained);
         let mut ema = Ema::new(settings.ema_decay);
         for (name, t) in params.iter() {
             ema.shadows.insert(name.to_string(), ops::duplicate(t)?);
@@ -198,7 +230,7 @@ impl Trainer {
         };
         let draws = ArDraws::sample(&self.config, batch, &recipe, &mut self.rng);
         let tape = Tape::new();
-        let vars = ParamVars::new(&tape, &self.params, true);
+        let vars = ParamVars::with_constants(&tape, &self.params, &self.frozen);
         let loss = ar_loss(&tape, &self.config, &vars, batch, &draws, &recipe)?;
         let used = vars.used();
         drop(vars);
