@@ -98,3 +98,17 @@ fn quiet_wayland_probe() {
 fn open_gpu() -> anyhow::Result<bitdance::Gpu> {
     Ok(pollster::block_on(bitdance::Gpu::from_env())?)
 }
+
+/// The GPU of `open_gpu` with a memory budget of `budget_gib` GiB when given (else
+/// `BITDANCE_MEMORY_BUDGET_GIB`, else the default), a positive number or an error naming it.
+fn open_gpu_with_budget(budget_gib: Option<f64>) -> anyhow::Result<bitdance::Gpu> {
+    let mut options = bitdance::gpu::GpuOptions::from_env()?;
+    if let Some(gib) = budget_gib {
+        anyhow::ensure!(
+            gib.is_finite() && gib > 0.0,
+            "--memory-budget {gib}: expected a positive number of GiB"
+        );
+        options.memory_budget = Some((gib * (1u64 << 30) as f64) as u64);
+    }
+    Ok(pollster::block_on(bitdance::Gpu::new(&options))?)
+}

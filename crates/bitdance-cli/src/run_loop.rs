@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use bitdance::io::WeightFile;
-use bitdance::train::{log_entry, DataOptions, StepStats, Task, TrainSettings, Trainer};
+use bitdance::train::{
+    log_entry, mib, DataOptions, MemoryPlan, StepStats, Task, TrainSettings, Trainer,
+};
 use bitdance_files::run_dir::RunDir;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -59,6 +61,11 @@ pub struct LoopArgs {
     /// Steps between sample grids (0: none).
     #[arg(long, default_value_t = 500)]
     pub sample_every: u64,
+    /// GPU memory the run may hold, in GiB (default: BITDANCE_MEMORY_BUDGET_GIB, else 16): a
+    /// run whose memory plan exceeds it is refused before anything is allocated, with the
+    /// options that would fit.
+    #[arg(long)]
+    pub memory_budget: Option<f64>,
     /// Never mirror the training images (the official recipe flips half of them at random;
     /// turn that off where a mirror image is a different thing, e.g. digits).
     #[arg(long)]
@@ -175,10 +182,16 @@ pub fn run(
         }
     }
     bar.finish();
+    let peak = trainer
+        .params
+        .gpu()
+        .map(|g| g.stats().peak_bytes)
+        .unwrap_or(0);
     println!(
-        "done: {} steps in {:.1} s; model (EMA) in {}",
+        "done: {} steps in {:.1} s; peak GPU memory {}; model (EMA) in {}",
         total - start_step,
         timer.elapsed().as_secs_f64(),
+        mib(peak),
         dir.model_path().display()
     );
     Ok(())
@@ -217,15 +230,51 @@ pub fn open_run(
         let stored = Trainer::stored_settings(&file)?;
         check_resumed_settings(&args.out, &stored, wanted)?;
         if let Some(c) = bitdance::model::stored_config(&file)? {
-            gpu.check_memory(&stored.task.memory(&c, args.batch))?;
+            check_plan(gpu, &stored.task, &c, args.batch)?;
         }
         Trainer::resume(gpu, &file, config)?
     } else {
         let c = config.context("a new run needs a config")?;
-        gpu.check_memory(&wanted.task.memory(c, args.batch))?;
+        check_plan(gpu, &wanted.task, c, args.batch)?;
         start()?
     };
     Ok(trainer)
+}
+
+/// Prints the run's memory plan next to the budget and the adapter's buffer limits, and
+/// refuses a plan over the budget, naming the options that would fit.
+fn check_plan(
+    gpu: &bitdance::Gpu,
+    task: &Task,
+    c: &bitdance::model::ModelConfig,
+    batch: usize,
+) -> anyhow::Result<()> {
+    let plan = MemoryPlan::of(task, c, batch);
+    let budget = gpu.memory_budget();
+    let l = gpu.limits();
+    println!(
+        "memory plan: {} (budget {}; adapter: buffers up to {}, bindings up to {})",
+        plan.describe(),
+        mib(budget),
+        mib(l.max_buffer_size),
+        mib(l.max_storage_buffer_binding_size)
+    );
+    if plan.total() > budget {
+        let options = MemoryPlan::options_within(task, c, batch, budget);
+        let fits = match options.is_empty() {
+            true => "neither a smaller batch nor the class table alone fits: a larger budget or \
+                     a smaller model"
+                .to_string(),
+            false => format!("these fit: {}", options.join(", ")),
+        };
+        anyhow::bail!(
+            "the run needs {} of GPU memory, over the budget of {} (--memory-budget GiB, or \
+             BITDANCE_MEMORY_BUDGET_GIB); {fits}",
+            mib(plan.total()),
+            mib(budget)
+        );
+    }
+    Ok(())
 }
 
 /// Refuses a resume whose task or options differ from the stored run's, naming each option

@@ -146,7 +146,7 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     args.validate()?;
     let out = &args.run.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let gpu = crate::open_gpu()?;
+    let gpu = crate::open_gpu_with_budget(args.run.memory_budget)?;
     let init_bytes = init.as_ref().map(read_bytes).transpose()?;
     let init_label = init
         .as_ref()

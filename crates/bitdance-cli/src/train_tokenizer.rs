@@ -70,7 +70,7 @@ pub fn run(args: TokenizerArgs) -> anyhow::Result<ExitCode> {
     args.validate()?;
     let out = &args.run.out;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let gpu = crate::open_gpu()?;
+    let gpu = crate::open_gpu_with_budget(args.run.memory_budget)?;
     let given = args.config.as_deref().map(load_config).transpose()?;
     let c = match &given {
         Some(c) => c.clone(),

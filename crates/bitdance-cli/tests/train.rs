@@ -786,3 +786,81 @@ fn embeddings_training_changes_the_class_table_alone_and_resumes_exactly() {
     assert_eq!(moments, ["optim.m.cls_embedding.weight"]);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// The memory plan printed before the first step is within 15% of the pool's measured peak
+/// (full and class-table runs), and a plan over `--memory-budget` is refused before anything
+/// is allocated, naming the batch that would fit.
+#[test]
+fn the_memory_plan_matches_the_measured_peak_and_refuses_what_does_not_fit() {
+    let root = dir("memory");
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/datasets");
+    let data = root.join("data");
+    std::fs::create_dir_all(data.join("sneaker")).unwrap();
+    for i in 0..8 {
+        let name = format!("{i:04}.png");
+        std::fs::copy(
+            assets.join("fashion-mnist/train/7-sneaker").join(&name),
+            data.join("sneaker").join(&name),
+        )
+        .unwrap();
+    }
+    let base = root.join("digits.safetensors");
+    std::fs::write(&base, bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
+    let args = |out: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "finetune",
+            "--init",
+            base.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            root.join(out).to_str().unwrap(),
+            "--steps",
+            "2",
+            "--batch",
+            "8",
+            "--sample-every",
+            "0",
+            "--no-flip",
+        ]
+        .map(String::from)
+        .to_vec();
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let mib_after = |text: &str, marker: &str| -> f64 {
+        let at = text
+            .find(marker)
+            .unwrap_or_else(|| panic!("no '{marker}' in:\n{text}"));
+        let rest = &text[at + marker.len()..];
+        rest.trim_start()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    for (out, extra) in [("full", vec![]), ("table", vec!["--train", "embeddings"])] {
+        let a = args(out, &extra);
+        let printed = bitdance(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let plan_line = printed
+            .lines()
+            .find(|l| l.starts_with("memory plan:"))
+            .unwrap();
+        let planned = mib_after(plan_line, " = ");
+        let peak = mib_after(&printed, "peak GPU memory");
+        let ratio = planned / peak;
+        assert!(
+            (0.85..=1.15).contains(&ratio),
+            "{out}: planned {planned} MiB, measured peak {peak} MiB"
+        );
+    }
+    let a = args("refused", &["--memory-budget", "0.08"]);
+    let err = bitdance_fails(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("over the budget of 81.9 MiB") && err.contains("--batch 2 ("),
+        "{err}"
+    );
+    assert!(!root.join("refused/checkpoint.safetensors").exists());
+    std::fs::remove_dir_all(&root).unwrap();
+}

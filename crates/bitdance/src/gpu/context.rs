@@ -213,6 +213,11 @@ impl Gpu {
         Ok(())
     }
 
+    /// Bytes a job may need before `check_memory` refuses it.
+    pub fn memory_budget(&self) -> u64 {
+        self.inner.memory_budget
+    }
+
     /// The limits the device was created with (the adapter's own).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.inner.limits

@@ -105,6 +105,17 @@ impl ModelConfig {
         let mut frozen_specs = encoder_parameters(&self.vae);
         frozen_specs.extend(decoder_parameters(&self.vae));
         let frozen = count(&frozen_specs);
+        let activations = self.ar_activations(batch, head_repeats);
+        MemoryEstimate {
+            what: format!("training this model on batches of {batch}"),
+            parameters: (trained + frozen) as u64,
+            bytes: ((5.0 * trained + frozen + 3.0 * activations) * F32) as u64,
+        }
+    }
+
+    /// Values the AR model's forward keeps for its backward on `batch` sequences, with the
+    /// head's rows repeated `head_repeats` times.
+    pub fn ar_activations(&self, batch: usize, head_repeats: usize) -> f64 {
         let (b, seq, dim) = (batch as f64, self.sequence_len() as f64, self.dim as f64);
         // Per block: the norms, q/k/v, attention output, residuals (about 12 rows of dim), the
         // FFN's three hidden rows, and the attention weights of every head.
@@ -113,11 +124,13 @@ impl ModelConfig {
         let trunk = b * self.n_layer as f64 * per_block;
         let head_rows = b * self.image_tokens() as f64 * head_repeats as f64;
         let head = head_rows * self.diff_layers as f64 * 10.0 * self.diff_dim as f64;
-        MemoryEstimate {
-            what: format!("training this model on batches of {batch}"),
-            parameters: (trained + frozen) as u64,
-            bytes: ((5.0 * trained + frozen + 2.0 * (trunk + head)) * F32) as u64,
-        }
+        trunk + head
+    }
+
+    /// Values the autoencoder keeps for its backward on `batch` images.
+    pub fn tokenizer_activations(&self, batch: usize) -> f64 {
+        let live = 2.0 * (8.0 * self.vae.num_res_blocks as f64 + 4.0);
+        batch as f64 * autoencoder_activations(self, live)
     }
 
     /// Memory to train the autoencoder on `batch` images: 5 f32 per parameter (weights,
@@ -127,8 +140,7 @@ impl ModelConfig {
         let mut specs = encoder_parameters(&self.vae);
         specs.extend(decoder_parameters(&self.vae));
         let parameters = count(&specs);
-        let live = 2.0 * (8.0 * self.vae.num_res_blocks as f64 + 4.0);
-        let activations = batch as f64 * autoencoder_activations(self, live);
+        let activations = self.tokenizer_activations(batch);
         MemoryEstimate {
             what: format!("training this tokenizer on batches of {batch}"),
             parameters: parameters as u64,

@@ -6,6 +6,7 @@ mod ar_loss;
 mod classes;
 mod data;
 mod finetune;
+mod memory_plan;
 mod recipe;
 mod tokenizer_loss;
 mod trainer;
@@ -19,6 +20,7 @@ pub use finetune::{
     trainer_from_model, DataOptions, FinetuneOptions, FinetuneRun, CHECKPOINT_FILE,
     DATA_OPTIONS_KEY, LOG_FILE, MAX_SAMPLE_CLASSES, MODEL_FILE, SAMPLES_DIR,
 };
+pub use memory_plan::{mib, MemoryPlan};
 pub use recipe::{ArRecipe, Trains};
 pub use tokenizer_loss::{tokenizer_loss, TokenizerLosses, TokenizerRecipe, ENTROPY_GROUPS};
 pub use trainer::{

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    adamw_update, ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, TokenizerRecipe, Trains,
-    CLASS_TABLE,
+    adamw_update, ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, MemoryPlan, TokenizerRecipe,
+    Trains, CLASS_TABLE,
 };
 use crate::autograd::{Tape, Var};
 use crate::io::{save_safetensors, save_safetensors_f16, WeightFile};
@@ -54,31 +54,22 @@ impl Task {
         }
     }
 
-    /// The memory training `c` on batches of `batch` needs (see `MemoryEstimate`).
+    /// The memory training `c` on batches of `batch` needs (the total of its `MemoryPlan`).
     pub fn memory(&self, c: &ModelConfig, batch: usize) -> MemoryEstimate {
-        match self {
-            Task::Ar(recipe) => {
-                let full = c.ar_training_memory(batch, recipe.diff_batch_mul);
-                match recipe.trains {
-                    Trains::Full => full,
-                    // Gradients, two moments and EMA only for the class table.
-                    Trains::Embeddings => {
-                        let elements = |specs: Vec<ParamSpec>| -> u64 {
-                            specs
-                                .iter()
-                                .map(|s| s.shape.iter().product::<usize>() as u64)
-                                .sum()
-                        };
-                        let untrained = elements(ar_parameters(c)) - elements(self.parameters(c));
-                        MemoryEstimate {
-                            bytes: full.bytes.saturating_sub(16 * untrained),
-                            what: format!("{} (class table only)", full.what),
-                            ..full
-                        }
-                    }
-                }
-            }
+        let general = match self {
+            Task::Ar(recipe) => c.ar_training_memory(batch, recipe.diff_batch_mul),
             Task::Tokenizer(_) => c.tokenizer_training_memory(batch),
+        };
+        let what = match self {
+            Task::Ar(r) if r.trains == Trains::Embeddings => {
+                format!("{} (the class table alone)", general.what)
+            }
+            _ => general.what,
+        };
+        MemoryEstimate {
+            what,
+            parameters: general.parameters,
+            bytes: MemoryPlan::of(self, c, batch).total(),
         }
     }
 
