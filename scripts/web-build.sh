@@ -24,7 +24,8 @@ target_dir=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_d
 out_dir=$([[ $profile == dev ]] && echo debug || echo release)
 wasm-bindgen --target web --no-typescript --out-dir web/pkg \
   "$target_dir/wasm32-unknown-unknown/$out_dir/bitdance_web.wasm"
-# The bundled fine-tuning sample: 24 images of each Fashion-MNIST class, and their list.
+# The bundled fine-tuning sample: 24 images of each Fashion-MNIST class, and their list (awk,
+# not head: head exiting early would kill sort with SIGPIPE under pipefail).
 sample=web/datasets/fashion-mnist
 rm -rf "$sample" && mkdir -p "$sample"
 # Folders named without their index ("tshirt", not "0-tshirt"): fine-tuning a model makes them
@@ -33,7 +34,7 @@ for class_dir in assets/datasets/fashion-mnist/train/*/; do
   class=$(basename "$class_dir")
   class=${class#*-}
   mkdir -p "$sample/$class"
-  find "$class_dir" -name '*.png' | sort | head -24 | xargs -I{} cp {} "$sample/$class/"
+  find "$class_dir" -name '*.png' | sort | awk 'NR <= 24' | xargs -I{} cp {} "$sample/$class/"
 done
 (cd "$sample" && find . -name '*.png' | sed 's|^\./||' | sort |
   python3 -c 'import json,sys; print(json.dumps({"files": sys.stdin.read().split()}))' > manifest.json)

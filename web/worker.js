@@ -271,9 +271,9 @@ const ops = {
   async model() {
     return currentModel();
   },
-  async finetuneEstimate({ batch }) {
+  async finetuneEstimate({ batch, tableOnly }) {
     const base = await baseOf(await currentModel());
-    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch));
+    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch, !!tableOnly));
   },
   async finetuneState() {
     return store.runState();

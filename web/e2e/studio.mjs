@@ -318,6 +318,12 @@ await test('the bundled fine-tuning sample is offered with its classes and memor
   await page.waitForFunction(() => /240 images in 10 classes/.test(document.getElementById('train-data').textContent));
   assert.match(await page.textContent('#train-data'), /ankle-boot, bag, coat/);
   await page.waitForFunction(() => /Needs about/.test(document.getElementById('train-estimate').textContent));
+  const full = await page.textContent('#train-estimate');
+  // The class rows alone need less (no gradients, moments or EMA for the rest).
+  await page.selectOption('#train-what', 'Embeddings');
+  await page.waitForFunction((before) => document.getElementById('train-estimate').textContent !== before, full);
+  const mib = (text) => Number(/Needs about ([\d.]+) MiB/.exec(text)?.[1]);
+  assert.ok(mib(await page.textContent('#train-estimate')) < mib(full), `${full} vs ${await page.textContent('#train-estimate')}`);
   assert.equal(await page.isDisabled('#train-start'), false);
   await page.close();
 });

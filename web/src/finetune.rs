@@ -10,7 +10,7 @@ use bitdance::io::WeightFile;
 use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
 use bitdance::train::{
     resumed_plan, sample_settings, start_finetune, ArRecipe, ClassPlan, ClassPolicy,
-    FinetuneOptions, FinetuneRun, Task, Trainer, TrainingImages,
+    FinetuneOptions, FinetuneRun, MemoryPlan, Task, Trainer, TrainingImages, Trains,
 };
 use wasm_bindgen::prelude::*;
 use web_sys::Blob;
@@ -77,13 +77,15 @@ async fn base_bytes(base: Option<Blob>) -> Result<Vec<u8>, JsError> {
     }
 }
 
-/// Memory the run needs, as JSON `{bytes, parameters}` for the page's estimate, for a model of
-/// the base's config (read from its header) trained on batches of `batch`.
+/// Memory the run needs, as JSON `{bytes, parameters, plan}` for the page's estimate, for a
+/// model of the base's config (read from its header) trained on batches of `batch`, every
+/// weight or (`table_only`) the class table alone.
 #[wasm_bindgen]
 pub async fn finetune_estimate(
     base: Option<Blob>,
     name: String,
     batch: u32,
+    table_only: bool,
 ) -> Result<String, JsError> {
     let card = match base {
         Some(blob) => {
@@ -96,8 +98,17 @@ pub async fn finetune_estimate(
             bitdance::studio::ModelCard::of_file(DEFAULT_MODEL_LABEL, &file).map_err(js)?
         }
     };
-    let m = Task::Ar(ArRecipe::default()).memory(&card.config, batch as usize);
-    Ok(serde_json::json!({"bytes": m.bytes, "parameters": m.parameters}).to_string())
+    let task = Task::Ar(ArRecipe {
+        trains: if table_only {
+            Trains::Embeddings
+        } else {
+            Trains::Full
+        },
+        ..ArRecipe::default()
+    });
+    let m = task.memory(&card.config, batch as usize);
+    let plan = MemoryPlan::of(&task, &card.config, batch as usize).describe();
+    Ok(serde_json::json!({"bytes": m.bytes, "parameters": m.parameters, "plan": plan}).to_string())
 }
 
 /// Encodes the dataset and makes the run current; returns JSON `{images, classes, step, steps}`.
