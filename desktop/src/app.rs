@@ -99,6 +99,7 @@ impl BitDanceApp {
             match event {
                 Event::Opened(adapter) => self.gpu = GpuState::Ready(adapter),
                 Event::Adapters(list) => self.adapters = list,
+                Event::AdapterFailed(reason) => self.tell(reason, true),
                 Event::OpenFailed(reason) => self.gpu = GpuState::Failed(reason),
                 Event::Family(family, rows) if rows.is_empty() => {
                     self.checks

@@ -92,6 +92,8 @@ pub enum Event {
     Opened(AdapterInfo),
     /// Every adapter of this machine, the one picked by default first.
     Adapters(Vec<AdapterSummary>),
+    /// Moving to another adapter failed, or its choice was not saved (the reason).
+    AdapterFailed(String),
     /// No GPU could be opened; the reason.
     OpenFailed(String),
     /// One family's rows (empty when the family ran no check).
@@ -304,12 +306,14 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
                             name: adapter.name.clone(),
                         };
                         if let Err(e) = crate::storage::choose_adapter(&choice) {
-                            send(Event::ModelFailed(format!("the choice was not saved: {e}")));
+                            send(Event::AdapterFailed(format!(
+                                "the adapter choice was not saved: {e}"
+                            )));
                         }
                         move_to(fresh, &mut gpu, &mut model, precision);
                     }
                     Err(e) => {
-                        send(Event::ModelFailed(format!(
+                        send(Event::AdapterFailed(format!(
                             "{} ({}) did not open: {e}",
                             adapter.name, adapter.backend
                         )));

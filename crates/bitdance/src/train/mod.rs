@@ -6,6 +6,7 @@ mod ar_loss;
 mod classes;
 mod data;
 mod finetune;
+mod finetune_options;
 mod memory_plan;
 mod recipe;
 mod tokenizer_loss;
@@ -17,9 +18,10 @@ pub use classes::{ClassPlan, ClassPolicy, FolderClass, CLASS_TABLE};
 pub use data::{class_display_name, LatentCache, TrainingImages};
 pub use finetune::{
     classes_of, log_entry, resumed_plan, sample_grid, sample_settings, start_finetune,
-    trainer_from_model, DataOptions, FinetuneOptions, FinetuneRun, CHECKPOINT_FILE,
-    DATA_OPTIONS_KEY, LOG_FILE, MAX_SAMPLE_CLASSES, MODEL_FILE, SAMPLES_DIR,
+    trainer_from_model, FinetuneRun, CHECKPOINT_FILE, LOG_FILE, MAX_SAMPLE_CLASSES, MODEL_FILE,
+    SAMPLES_DIR,
 };
+pub use finetune_options::{DataOptions, FinetuneOptions, DATA_OPTIONS_KEY};
 pub use memory_plan::{mib, MemoryPlan};
 pub use recipe::{ArRecipe, Trains};
 pub use tokenizer_loss::{tokenizer_loss, TokenizerLosses, TokenizerRecipe, ENTROPY_GROUPS};
