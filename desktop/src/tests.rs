@@ -85,6 +85,27 @@ fn ready(h: &mut Harness<'_, BitDanceApp>) {
     });
 }
 
+/// Clicks Generate and waits for the image.
+fn generate_and_wait(h: &mut Harness<'_, BitDanceApp>) {
+    h.get_by_label("Generate").click();
+    h.step();
+    step_until(h, "the image", |h| {
+        h.query_by_label_contains("done in").is_some()
+    });
+}
+
+/// Waits for a reproduction's verdict, which must be "the same tokens".
+fn assert_reproduced(h: &mut Harness<'_, BitDanceApp>) {
+    step_until(h, "the reproduction", |h| {
+        h.query_by_label_contains("Reproduced: the same tokens")
+            .is_some()
+            || h.query_by_label_contains("Not reproduced").is_some()
+    });
+    assert!(h
+        .query_by_label_contains("Reproduced: the same tokens")
+        .is_some());
+}
+
 #[test]
 fn generate_shows_the_image_forming_then_keeps_it_with_its_recipe() {
     let mut h = harness();
@@ -125,23 +146,12 @@ fn a_kept_image_reproduces_with_the_same_tokens() {
     let mut h = harness();
     ready(&mut h);
     h.state_mut().generate.seed = 77;
-    h.get_by_label("Generate").click();
-    h.step();
-    step_until(&mut h, "the image", |h| {
-        h.query_by_label_contains("done in").is_some()
-    });
+    generate_and_wait(&mut h);
     h.get_by_label("Gallery").click();
     h.step();
     h.get_all_by_label("Reproduce").next().unwrap().click();
     h.step();
-    step_until(&mut h, "the reproduction", |h| {
-        h.query_by_label_contains("Reproduced: the same tokens")
-            .is_some()
-            || h.query_by_label_contains("Not reproduced").is_some()
-    });
-    assert!(h
-        .query_by_label_contains("Reproduced: the same tokens")
-        .is_some());
+    assert_reproduced(&mut h);
 }
 
 #[test]
@@ -238,11 +248,7 @@ fn the_weights_reload_at_32_bits_and_generate() {
     });
     h.get_by_label("Create").click();
     h.step();
-    h.get_by_label("Generate").click();
-    h.step();
-    step_until(&mut h, "the image", |h| {
-        h.query_by_label_contains("done in").is_some()
-    });
+    generate_and_wait(&mut h);
     assert_eq!(h.state().gallery.items[0].recipe.precision, Precision::F32);
 }
 
@@ -609,11 +615,7 @@ fn a_png_dropped_on_the_window_restores_its_recipe_and_reproduces() {
     let mut h = harness();
     ready(&mut h);
     h.state_mut().generate.seed = 4321;
-    h.get_by_label("Generate").click();
-    h.step();
-    step_until(&mut h, "the image", |h| {
-        h.query_by_label_contains("done in").is_some()
-    });
+    generate_and_wait(&mut h);
     // The kept PNG, copied elsewhere, dropped on the window as a file manager would.
     let kept = h.state().gallery.items[0].path.clone();
     let dropped = home().join("dropped.png");
@@ -628,14 +630,7 @@ fn a_png_dropped_on_the_window_restores_its_recipe_and_reproduces() {
     assert_eq!(h.state().generate.seed, 4321, "the recipe's seed");
     h.get_by_label("Reproduce").click();
     h.step();
-    step_until(&mut h, "the reproduction", |h| {
-        h.query_by_label_contains("Reproduced: the same tokens")
-            .is_some()
-            || h.query_by_label_contains("Not reproduced").is_some()
-    });
-    assert!(h
-        .query_by_label_contains("Reproduced: the same tokens")
-        .is_some());
+    assert_reproduced(&mut h);
 }
 
 /// A file dropped on the window, as the windowing layer hands it to egui.

@@ -143,9 +143,7 @@ pub fn finetune(
         }
         if done || (plan.sample_every > 0 && step % plan.sample_every == 0) {
             let grid = pollster::block_on(run.samples(&grid_settings))?;
-            let mut png = std::io::Cursor::new(Vec::new());
-            grid.write_to(&mut png, image::ImageFormat::Png)?;
-            dir.write_sample(step, png.get_ref())?;
+            dir.write_sample(step, &grid)?;
             let (w, h) = (grid.width() as usize, grid.height() as usize);
             report(TrainEvent::Sample(grid.into_raw(), w, h, step));
         }

@@ -86,6 +86,14 @@ pub struct LoadedModel {
     pub held_bytes: u64,
 }
 
+impl LoadedModel {
+    /// The files it was opened from (model, then its separate autoencoder); none for the
+    /// embedded default.
+    pub fn files(&self) -> Vec<PathBuf> {
+        self.path.iter().chain(&self.vae_path).cloned().collect()
+    }
+}
+
 /// What the worker reports back.
 pub enum Event {
     /// The GPU is open.
@@ -259,26 +267,18 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
         &mut model,
         load_default(&gpu, precision).map_err(|e| e.to_string()),
     );
-    // Moves to `fresh` (another adapter, or the same one after a lost device: every tensor went
-    // with it) and loads the model in use again there.
-    let move_to = |fresh: Gpu, gpu: &mut Gpu, model: &mut Option<Model>, precision: Precision| {
-        let paths: Vec<PathBuf> = model
-            .as_ref()
-            .map(|m| {
-                m.info
-                    .path
-                    .iter()
-                    .chain(&m.info.vae_path)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
+    // Loads the model in use again (its files, or the default), its old buffers freed first:
+    // after a precision change, or on another GPU (`fresh`, set before the load).
+    let reload = |gpu: &mut Gpu, fresh: Option<Gpu>, model: &mut Option<Model>, p: Precision| {
+        let paths = model.as_ref().map(|m| m.info.files()).unwrap_or_default();
         drop(model.take());
-        *gpu = fresh;
-        send(Event::Opened(adapter_info(gpu)));
+        if let Some(fresh) = fresh {
+            *gpu = fresh;
+            send(Event::Opened(adapter_info(gpu)));
+        }
         let reloaded = match paths.is_empty() {
-            false => load_files(gpu, &paths, precision, &send),
-            true => load_default(gpu, precision).map_err(|e| e.to_string()),
+            false => load_files(gpu, &paths, p, &send),
+            true => load_default(gpu, p).map_err(|e| e.to_string()),
         };
         open(model, reloaded);
     };
@@ -286,7 +286,7 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
     let recover = |gpu: &mut Gpu, model: &mut Option<Model>, precision: Precision| -> bool {
         match open_gpu() {
             Ok(fresh) => {
-                move_to(fresh, gpu, model, precision);
+                reload(gpu, Some(fresh), model, precision);
                 true
             }
             Err(e) => {
@@ -310,7 +310,7 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
                                 "the adapter choice was not saved: {e}"
                             )));
                         }
-                        move_to(fresh, &mut gpu, &mut model, precision);
+                        reload(&mut gpu, Some(fresh), &mut model, precision);
                     }
                     Err(e) => {
                         send(Event::AdapterFailed(format!(
@@ -334,23 +334,7 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
             ),
             Command::SetPrecision(p) => {
                 precision = p;
-                let paths: Vec<PathBuf> = model
-                    .as_ref()
-                    .map(|m| {
-                        m.info
-                            .path
-                            .iter()
-                            .chain(&m.info.vae_path)
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                drop(model.take());
-                let reloaded = match paths.is_empty() {
-                    false => load_files(&gpu, &paths, precision, &send),
-                    true => load_default(&gpu, precision).map_err(|e| e.to_string()),
-                };
-                open(&mut model, reloaded);
+                reload(&mut gpu, None, &mut model, precision);
             }
             Command::OpenFiles(paths) => {
                 drop(model.take()); // its buffers are freed before the next model loads

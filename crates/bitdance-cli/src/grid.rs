@@ -1,12 +1,6 @@
-//! Writing images as one PNG grid.
+//! Writing images as one grid, PNG or JPEG.
 
 use anyhow::Context;
-
-/// Encodes `count` RGB images [count, side, side, 3] as one PNG grid of ceil(sqrt(count))
-/// columns with a 2-pixel gap (black).
-pub fn png_grid(rgb: &[u8], count: usize, side: usize) -> anyhow::Result<Vec<u8>> {
-    encode_grid(rgb, count, side, image::ImageFormat::Png)
-}
 
 /// The image format an output path asks for by its extension: `.png`, or `.jpg` / `.jpeg`
 /// (any case); anything else is refused, naming the path.
@@ -24,7 +18,8 @@ pub fn format_of(path: &std::path::Path) -> anyhow::Result<image::ImageFormat> {
     }
 }
 
-/// `png_grid` in `format` (PNG, or JPEG at quality 95).
+/// Encodes `count` RGB images [count, side, side, 3] as one grid (`studio::tile_grid`) in
+/// `format`: PNG, or JPEG at quality 95.
 pub fn encode_grid(
     rgb: &[u8],
     count: usize,
@@ -47,13 +42,13 @@ pub fn encode_grid(
 
 #[cfg(test)]
 mod tests {
-    use super::png_grid;
+    use super::encode_grid;
 
     #[test]
     fn three_images_make_a_two_by_two_grid() {
         let side = 3;
         let rgb: Vec<u8> = (0..3 * side * side * 3).map(|v| v as u8).collect();
-        let png = png_grid(&rgb, 3, side).unwrap();
+        let png = encode_grid(&rgb, 3, side, image::ImageFormat::Png).unwrap();
         let img = image::load_from_memory(&png).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (8, 8));
         // Image 2 starts at row 5, column 0; image 1 at column 5.

@@ -131,12 +131,12 @@ impl LoopArgs {
 }
 
 /// Runs `trainer` from its current step to the schedule's end: `step(trainer, step)` trains
-/// one batch, `sample(trainer)` renders a PNG grid.
+/// one batch, `sample(trainer)` renders a grid of images.
 pub fn run(
     trainer: &mut Trainer,
     args: &LoopArgs,
     mut step: impl FnMut(&mut Trainer, u64) -> anyhow::Result<StepStats>,
-    sample: impl Fn(&Trainer) -> anyhow::Result<Vec<u8>>,
+    sample: impl Fn(&Trainer) -> anyhow::Result<image::RgbImage>,
 ) -> anyhow::Result<()> {
     check_run_options(trainer, args)?;
     let start_step = trainer.step_count();

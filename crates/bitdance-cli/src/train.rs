@@ -269,14 +269,15 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One image of each trained class (up to 16) from the EMA weights, as a PNG grid.
-fn sample_grid(t: &Trainer, classes: &[u32], steps: usize, cfg: f32) -> anyhow::Result<Vec<u8>> {
-    let grid = pollster::block_on(bitdance::train::sample_grid(
-        t,
-        classes,
-        &sample_settings(steps, cfg),
-    ))?;
-    let mut png = std::io::Cursor::new(Vec::new());
-    grid.write_to(&mut png, image::ImageFormat::Png)?;
-    Ok(png.into_inner())
+/// One image of each trained class (up to 16) from the EMA weights, as a grid.
+fn sample_grid(
+    t: &Trainer,
+    classes: &[u32],
+    steps: usize,
+    cfg: f32,
+) -> anyhow::Result<image::RgbImage> {
+    let settings = sample_settings(steps, cfg);
+    Ok(pollster::block_on(bitdance::train::sample_grid(
+        t, classes, &settings,
+    ))?)
 }

@@ -140,8 +140,8 @@ pub fn run(args: TokenizerArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The first 8 images of the folder (one per class where possible) above their
-/// reconstructions by the EMA weights, as a PNG grid.
-fn reconstructions(t: &Trainer, data: &ImageFolder) -> anyhow::Result<Vec<u8>> {
+/// reconstructions by the EMA weights, as a grid.
+fn reconstructions(t: &Trainer, data: &ImageFolder) -> anyhow::Result<image::RgbImage> {
     let c = &t.config;
     let per_class = data.len() / data.classes.len().max(1);
     let idx: Vec<usize> = (0..8)
@@ -158,5 +158,5 @@ fn reconstructions(t: &Trainer, data: &ImageFolder) -> anyhow::Result<Vec<u8>> {
     let mut all = pixels;
     all.extend(recon.read_f32()?);
     let n = 2 * idx.len();
-    crate::grid::png_grid(&to_rgb8(&all, n, r, r), n, r)
+    Ok(bitdance::studio::tile_grid(&to_rgb8(&all, n, r, r), n, r))
 }

@@ -495,6 +495,42 @@ fn a_new_run_never_replaces_an_existing_one_silently() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+/// The digit model as a file and a folder of class folders to fine-tune it on: class folder
+/// `name` gets the first `n` images of `assets/datasets/<from>`. Returns (model, folder).
+fn finetune_inputs(root: &Path, classes: &[(&str, &str)], n: usize) -> (PathBuf, PathBuf) {
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/datasets");
+    let data = root.join("data");
+    for (from, name) in classes {
+        std::fs::create_dir_all(data.join(name)).unwrap();
+        for i in 0..n {
+            let file = format!("{i:04}.png");
+            std::fs::copy(assets.join(from).join(&file), data.join(name).join(&file)).unwrap();
+        }
+    }
+    let base = root.join("digits.safetensors");
+    std::fs::write(&base, bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
+    (base, data)
+}
+
+/// The arguments of `bitdance finetune` from `base` on `data` into `out`, without sample grids
+/// or mirroring, then `flags`.
+fn finetune_args(base: &Path, data: &Path, out: &Path, flags: &[&str]) -> Vec<String> {
+    let paths = [base, data, out].map(|p| p.display().to_string());
+    let mut args: Vec<String> = ["finetune", "--init", &paths[0], "--data", &paths[1]]
+        .into_iter()
+        .chain(["--out", &paths[2], "--sample-every", "0", "--no-flip"])
+        .map(String::from)
+        .collect();
+    args.extend(flags.iter().map(|f| f.to_string()));
+    args
+}
+
+/// Runs `bitdance finetune` (see `finetune_args`); returns what it printed.
+fn finetune(base: &Path, data: &Path, out: &Path, flags: &[&str]) -> String {
+    let args = finetune_args(base, data, out, flags);
+    bitdance(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
 /// A run started by the studios (the core's `FinetuneOptions` and `FinetuneRun`, written by
 /// `RunDir`, as the desktop's Fine-tune panel does) continues with `bitdance finetune --resume`
 /// given the options the panel shows, and takes the steps a CLI-only run takes.
@@ -506,18 +542,11 @@ fn a_run_started_in_the_studio_continues_in_the_cli() {
     use bitdance_files::run_dir::RunDir;
 
     let root = dir("studio");
-    let assets =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/datasets/fashion-mnist/train");
-    let data = root.join("data");
-    for class in ["0-tshirt", "1-trouser"] {
-        std::fs::create_dir_all(data.join(class)).unwrap();
-        for i in 0..3 {
-            let name = format!("{i:04}.png");
-            std::fs::copy(assets.join(class).join(&name), data.join(class).join(&name)).unwrap();
-        }
-    }
-    let base = root.join("digits.safetensors");
-    std::fs::write(&base, DEFAULT_MODEL_BYTES).unwrap();
+    let classes = [
+        ("fashion-mnist/train/0-tshirt", "0-tshirt"),
+        ("fashion-mnist/train/1-trouser", "1-trouser"),
+    ];
+    let (base, data) = finetune_inputs(&root, &classes, 3);
     let options = FinetuneOptions {
         steps: 4,
         batch: 2,
@@ -561,45 +590,14 @@ fn a_run_started_in_the_studio_continues_in_the_cli() {
     drop((run, log, gpu));
 
     // The panel's options as CLI flags (the final rate is a tenth of the peak, in decimal).
-    let flags = |out: &Path, resume: bool| -> Vec<String> {
-        let mut f: Vec<String> = [
-            "finetune",
-            "--init",
-            base.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--steps",
-            "4",
-            "--batch",
-            "2",
-            "--lr",
-            "0.001",
-            "--min-lr",
-            "0.0001",
-            "--warmup",
-            "1",
-            "--ema",
-            "0.9",
-            "--seed",
-            "5",
-            "--no-flip",
-            "--sample-every",
-            "0",
-        ]
-        .map(String::from)
-        .to_vec();
-        if resume {
-            f.push("--resume".into());
-        }
-        f
-    };
-    let args = flags(&studio.path, true);
-    bitdance(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let flags = [
+        "--steps", "4", "--batch", "2", "--lr", "0.001", "--min-lr", "0.0001", "--warmup", "1",
+        "--ema", "0.9", "--seed", "5",
+    ];
+    let resume: Vec<&str> = flags.iter().copied().chain(["--resume"]).collect();
+    finetune(&base, &data, &studio.path, &resume);
     let cli_only = root.join("cli-run");
-    let args = flags(&cli_only, false);
-    bitdance(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    finetune(&base, &data, &cli_only, &flags);
     let (continued, whole) = (losses(&studio.path), losses(&cli_only));
     assert_eq!(continued.len(), 4);
     assert_eq!(
@@ -616,47 +614,17 @@ fn a_run_started_in_the_studio_continues_in_the_cli() {
 #[test]
 fn a_folder_of_a_new_name_becomes_a_new_class() {
     let root = dir("grow");
-    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/datasets");
-    let data = root.join("data");
-    for (from, to) in [
+    let classes = [
         ("mnist/train/3-3", "3"),
         ("fashion-mnist/train/7-sneaker", "my_sneaker"),
-    ] {
-        std::fs::create_dir_all(data.join(to)).unwrap();
-        for i in 0..3 {
-            let name = format!("{i:04}.png");
-            std::fs::copy(assets.join(from).join(&name), data.join(to).join(&name)).unwrap();
-        }
-    }
-    let base = root.join("digits.safetensors");
-    std::fs::write(&base, bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
+    ];
+    let (base, data) = finetune_inputs(&root, &classes, 3);
     let run = root.join("run");
-    let args = |out: &Path, steps: &str, extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "finetune",
-            "--init",
-            base.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--steps",
-            steps,
-            "--batch",
-            "2",
-            "--warmup",
-            "1",
-            "--sample-every",
-            "0",
-            "--no-flip",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
+    let flags = ["--steps", "2", "--batch", "2", "--warmup", "1"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        flags.iter().chain(extra).copied().collect()
     };
-    let call = |a: Vec<String>| bitdance(&a.iter().map(String::as_str).collect::<Vec<_>>());
-    let printed = call(args(&run, "2", &["--stop-after", "1"]));
+    let printed = finetune(&base, &data, &run, &with(&["--stop-after", "1"]));
     assert!(printed.contains("3 -> class 3 (3)"), "{printed}");
     assert!(
         printed.contains("my_sneaker -> class 10 (new: my_sneaker)"),
@@ -664,33 +632,33 @@ fn a_folder_of_a_new_name_becomes_a_new_class() {
     );
     let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
     let model = WeightFile::parse_named("model", &bytes).unwrap();
-    assert_eq!(
-        model.shape("cls_embedding.weight").unwrap()[0],
-        12,
-        "10 + 1 new + null"
-    );
+    let table = model.shape("cls_embedding.weight").unwrap()[0];
+    assert_eq!(table, 12, "10 + 1 new + null");
     let config = bitdance::model::stored_config(&model).unwrap().unwrap();
     assert_eq!(config.num_classes, 11);
     let names = bitdance::model::stored_class_names(&model).unwrap();
     assert_eq!((names.len(), names[10].as_str()), (11, "my_sneaker"));
     let png = root.join("sneaker.png");
-    call(vec![
-        "generate".into(),
-        "--weights".into(),
-        run.join("model.safetensors").display().to_string(),
-        "-c".into(),
-        "my_sneaker".into(),
-        "--steps".into(),
-        "2".into(),
-        "-o".into(),
-        png.display().to_string(),
+    let weights = run.join("model.safetensors").display().to_string();
+    let out = png.display().to_string();
+    bitdance(&[
+        "generate",
+        "--weights",
+        &weights,
+        "-c",
+        "my_sneaker",
+        "--steps",
+        "2",
+        "-o",
+        &out,
     ]);
     assert!(png.exists());
     // Resumed: the folder now names class 10, nothing grows again.
-    let resumed = call(args(&run, "2", &["--resume"]));
+    let resumed = finetune(&base, &data, &run, &with(&["--resume"]));
     assert!(resumed.contains("classes (0 new)"), "{resumed}");
     // The old mapping on request.
-    let replaced = call(args(&root.join("replaced"), "1", &["--classes", "replace"]));
+    let replaced = root.join("replaced");
+    let replaced = finetune(&base, &data, &replaced, &with(&["--classes", "replace"]));
     assert!(
         replaced.contains("my_sneaker -> class 1 (my_sneaker)"),
         "{replaced}"
@@ -703,53 +671,26 @@ fn a_folder_of_a_new_name_becomes_a_new_class() {
 #[test]
 fn embeddings_training_changes_the_class_table_alone_and_resumes_exactly() {
     let root = dir("embeddings");
-    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/datasets");
-    let data = root.join("data");
-    std::fs::create_dir_all(data.join("sneaker")).unwrap();
-    for i in 0..4 {
-        let name = format!("{i:04}.png");
-        std::fs::copy(
-            assets.join("fashion-mnist/train/7-sneaker").join(&name),
-            data.join("sneaker").join(&name),
-        )
-        .unwrap();
-    }
-    let base = root.join("digits.safetensors");
-    std::fs::write(&base, bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
-    let args = |out: &Path, extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "finetune",
-            "--init",
-            base.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--steps",
-            "4",
-            "--batch",
-            "2",
-            "--warmup",
-            "1",
-            "--lr",
-            "0.01",
-            "--sample-every",
-            "0",
-            "--no-flip",
-            "--train",
-            "embeddings",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
-    let call = |a: Vec<String>| bitdance(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let (base, data) = finetune_inputs(&root, &[("fashion-mnist/train/7-sneaker", "sneaker")], 4);
+    let flags = [
+        "--steps",
+        "4",
+        "--batch",
+        "2",
+        "--warmup",
+        "1",
+        "--lr",
+        "0.01",
+        "--train",
+        "embeddings",
+    ];
     let whole = root.join("whole");
-    call(args(&whole, &[]));
+    finetune(&base, &data, &whole, &flags);
     let split = root.join("split");
-    call(args(&split, &["--stop-after", "2"]));
-    call(args(&split, &["--resume"]));
+    let stop: Vec<&str> = flags.iter().copied().chain(["--stop-after", "2"]).collect();
+    finetune(&base, &data, &split, &stop);
+    let resume: Vec<&str> = flags.iter().copied().chain(["--resume"]).collect();
+    finetune(&base, &data, &split, &resume);
     assert_eq!(losses(&split), losses(&whole), "resumed exactly");
 
     let base_file = WeightFile::parse_named("base", bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
@@ -793,56 +734,18 @@ fn embeddings_training_changes_the_class_table_alone_and_resumes_exactly() {
 #[test]
 fn the_memory_plan_matches_the_measured_peak_and_refuses_what_does_not_fit() {
     let root = dir("memory");
-    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../assets/datasets");
-    let data = root.join("data");
-    std::fs::create_dir_all(data.join("sneaker")).unwrap();
-    for i in 0..8 {
-        let name = format!("{i:04}.png");
-        std::fs::copy(
-            assets.join("fashion-mnist/train/7-sneaker").join(&name),
-            data.join("sneaker").join(&name),
-        )
-        .unwrap();
-    }
-    let base = root.join("digits.safetensors");
-    std::fs::write(&base, bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
-    let args = |out: &str, extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = [
-            "finetune",
-            "--init",
-            base.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            root.join(out).to_str().unwrap(),
-            "--steps",
-            "2",
-            "--batch",
-            "8",
-            "--sample-every",
-            "0",
-            "--no-flip",
-        ]
-        .map(String::from)
-        .to_vec();
-        a.extend(extra.iter().map(|s| s.to_string()));
-        a
-    };
+    let (base, data) = finetune_inputs(&root, &[("fashion-mnist/train/7-sneaker", "sneaker")], 8);
     let mib_after = |text: &str, marker: &str| -> f64 {
         let at = text
             .find(marker)
             .unwrap_or_else(|| panic!("no '{marker}' in:\n{text}"));
-        let rest = &text[at + marker.len()..];
-        rest.trim_start()
-            .split(' ')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap()
+        let rest = text[at + marker.len()..].trim_start();
+        rest.split(' ').next().unwrap().parse().unwrap()
     };
+    let flags = ["--steps", "2", "--batch", "8"];
     for (out, extra) in [("full", vec![]), ("table", vec!["--train", "embeddings"])] {
-        let a = args(out, &extra);
-        let printed = bitdance(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        let all: Vec<&str> = flags.iter().copied().chain(extra).collect();
+        let printed = finetune(&base, &data, &root.join(out), &all);
         let plan_line = printed
             .lines()
             .find(|l| l.starts_with("memory plan:"))
@@ -855,12 +758,18 @@ fn the_memory_plan_matches_the_measured_peak_and_refuses_what_does_not_fit() {
             "{out}: planned {planned} MiB, measured peak {peak} MiB"
         );
     }
-    let a = args("refused", &["--memory-budget", "0.08"]);
-    let err = bitdance_fails(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    let refused = root.join("refused");
+    let over: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["--memory-budget", "0.08"])
+        .collect();
+    let args = finetune_args(&base, &data, &refused, &over);
+    let err = bitdance_fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
         err.contains("over the budget of 81.9 MiB") && err.contains("--batch 2 ("),
         "{err}"
     );
-    assert!(!root.join("refused/checkpoint.safetensors").exists());
+    assert!(!refused.join("checkpoint.safetensors").exists());
     std::fs::remove_dir_all(&root).unwrap();
 }

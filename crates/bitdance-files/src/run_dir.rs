@@ -80,13 +80,16 @@ impl RunDir {
         write_atomic(self.model_path(), &model)
     }
 
-    /// Writes the sample grid of `step` (PNG bytes) atomically; returns its path.
-    pub fn write_sample(&self, step: u64, png: &[u8]) -> anyhow::Result<PathBuf> {
+    /// Writes the sample grid of `step` as a PNG, atomically; returns its path.
+    pub fn write_sample(&self, step: u64, grid: &image::RgbImage) -> anyhow::Result<PathBuf> {
         let path = self.sample_path(step);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        write_atomic(&path, png)?;
+        let mut png = std::io::Cursor::new(Vec::new());
+        grid.write_to(&mut png, image::ImageFormat::Png)
+            .context("encoding a sample grid")?;
+        write_atomic(&path, png.get_ref())?;
         Ok(path)
     }
 
@@ -162,7 +165,9 @@ mod tests {
         log.append(&serde_json::json!({"step": 4, "loss": 9.0}))
             .unwrap();
         assert_eq!(run.losses(), [(1, 0.5), (2, 1.0), (3, 1.5), (4, 9.0)]);
-        let png = run.write_sample(12, b"png").unwrap();
+        let grid = image::RgbImage::from_pixel(3, 2, image::Rgb([9, 8, 7]));
+        let png = run.write_sample(12, &grid).unwrap();
         assert!(png.ends_with("samples/step-0000012.png"), "{png:?}");
+        assert_eq!(image::open(&png).unwrap().to_rgb8(), grid);
     }
 }

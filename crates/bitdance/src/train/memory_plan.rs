@@ -118,7 +118,15 @@ mod tests {
         let full = Task::Ar(ArRecipe::default());
         let plan = MemoryPlan::of(&full, &c, 8);
         assert_eq!(plan.parts.len(), 5);
-        assert_eq!(plan.total(), full.memory(&c, 8).bytes);
+        // The parts add up to the model's own estimate (each part is rounded down on its own).
+        let whole = c
+            .ar_training_memory(8, ArRecipe::default().diff_batch_mul)
+            .bytes;
+        assert!(
+            whole.abs_diff(plan.total()) <= 8,
+            "{whole} vs {}",
+            plan.total()
+        );
         assert!(
             plan.describe().starts_with("weights "),
             "{}",
