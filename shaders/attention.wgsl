@@ -9,17 +9,8 @@
 // invocations are SIMD lanes, the K/V (Q/dO) loads then sit at workgroup-uniform addresses: one
 // scalar load and a broadcast instead of a per-lane gather. No barrier, no atomics.
 
-struct Params {
-    bh: u32,        // batch * heads
-    tq: u32,        // query rows per head
-    tk_cap: u32,    // key / value rows per head (KV-cache capacity)
-    kv_len: u32,    // keys in use: rows 0..kv_len
-    q_offset: u32,  // absolute position of query row 0
-    mask_kind: u32, // 0 full, 1 causal, 2 block-causal
-    bstart: u32,    // block-causal: position of the first group
-    block: u32,     // block-causal: group size (> 0)
-    scale: f32,     // softmax scale applied to q.k
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/attention/mod.rs
+// (its fields are documented there) and prepended to this source.
 
 
 const NEG: f32 = -3.0e38;

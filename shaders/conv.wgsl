@@ -86,18 +86,15 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) 
 fn conv_pack_x(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = linear_id(gid, nwg, 256u);
     if i >= params.total { return; }
-    let t = i / params.cq;
-    let c4 = i - t * params.cq;
-    let p = pixel_of(t, params.hp, params.wp);
-    let b = p.b;
-    let iy = i32(p.y) - i32(params.pad_t);
-    let ix = i32(p.x) - i32(params.pad_l);
+    let item = pixel_item(i, params.cq, params.hp, params.wp);
+    let iy = i32(item.p.y) - i32(params.pad_t);
+    let ix = i32(item.p.x) - i32(params.pad_l);
     let inside = iy >= 0 && iy < i32(params.h) && ix >= 0 && ix < i32(params.w);
     let plane = params.h * params.w;
-    let at = b * params.cin * plane + u32(max(iy, 0)) * params.w + u32(max(ix, 0));
+    let at = item.p.b * params.cin * plane + u32(max(iy, 0)) * params.w + u32(max(ix, 0));
     var v = vec4<f32>(0.0);
     for (var e = 0u; e < 4u; e++) {
-        let c = 4u * c4 + e;
+        let c = 4u * item.slot + e;
         if inside && c < params.cin { v[e] = x[at + c * plane]; }
     }
     packed[i] = v;

@@ -2,27 +2,8 @@
 // conv_grad.wgsl): the one uniform, its binding, and the index helpers of the element kernels.
 // Element kernels run 256 threads per workgroup: id = gid.x + gid.y * nwg.x * 256.
 
-struct Params {
-    n: u32,       // batch
-    cin: u32,     // input channels (conv, im2col, col2im), output channels (depth_to_space, space_to_depth)
-    h: u32,       // input height
-    w: u32,       // input width
-    cout: u32,    // output channels (conv)
-    ho: u32,      // output height
-    wo: u32,      // output width
-    kh: u32,
-    kw: u32,
-    stride: u32,
-    pad_t: u32,
-    pad_l: u32,
-    tiles_c: u32, // channel tiles of TC (conv)
-    tiles_p: u32, // pixel tiles of PX (conv)
-    total: u32,   // threads needed (element kernels)
-    hp: u32,      // padded input height (conv)
-    wp: u32,      // padded input width (conv)
-    cq: u32,      // input channels / 4, rounded up (conv)
-    w_flip: u32,  // conv_pack_w: 1 = weight stored [cin, cout, kh, kw], taps reversed
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/conv/mod.rs
+// (its fields are documented there) and prepended to this source.
 
 @group(0) @binding(0) var<uniform> params: Params;
 
@@ -42,6 +23,17 @@ fn pixel_of(r: u32, h: u32, w: u32) -> Pixel {
     let t = r / w;
     let b = t / h;
     return Pixel(b, t - b * h, r - t * w);
+}
+
+// Item i of [pixels of an h x w map, per] as its pixel and its slot (0..per) at that pixel.
+struct PixelItem {
+    p: Pixel,
+    slot: u32,
+}
+
+fn pixel_item(i: u32, per: u32, h: u32, w: u32) -> PixelItem {
+    let t = i / per;
+    return PixelItem(pixel_of(t, h, w), i - t * per);
 }
 
 // The DCR pairing of depth_to_space and space_to_depth (block s = params.stride, params.cin

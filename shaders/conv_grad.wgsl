@@ -23,12 +23,10 @@
 fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg, 256u);
     if id >= params.total { return; }
-    let r = id / params.cin;
-    let ci = id - r * params.cin;
-    let o = pixel_of(r, params.ho, params.wo);
-    let y0 = i32(o.y * params.stride) - i32(params.pad_t);
-    let x0 = i32(o.x * params.stride) - i32(params.pad_l);
-    let plane = (o.b * params.cin + ci) * params.h * params.w;
+    let item = pixel_item(id, params.cin, params.ho, params.wo);
+    let y0 = i32(item.p.y * params.stride) - i32(params.pad_t);
+    let x0 = i32(item.p.x * params.stride) - i32(params.pad_l);
+    let plane = (item.p.b * params.cin + item.slot) * params.h * params.w;
     var at = id * params.kh * params.kw;
     for (var i = 0u; i < params.kh; i++) {
         let y = y0 + i32(i);
@@ -53,12 +51,10 @@ fn im2col(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 fn im2col_packed(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let id = linear_id(gid, nwg, 256u);
     if id >= params.total { return; }
-    let k2 = params.kh * params.kw;
-    let r = id / k2;
-    let tap = id - r * k2;
-    let i = tap / params.kw;
-    let j = tap - i * params.kw;
-    let o = pixel_of(r, params.ho, params.wo);
+    let item = pixel_item(id, params.kh * params.kw, params.ho, params.wo);
+    let o = item.p;
+    let i = item.slot / params.kw;
+    let j = item.slot - i * params.kw;
     let cq = params.cq;
     let src = ((o.b * params.hp + o.y * params.stride + i) * params.wp + o.x * params.stride + j) * cq;
     let dst = id * cq;

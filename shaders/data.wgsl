@@ -7,16 +7,8 @@
 // (vec4s for runs, offsets and column counts that are multiples of 4); the other kernels move
 // single words.
 
-struct Params {
-    n: u32,   // work items of the dispatch
-    p1: u32,  // the meaning of p1..p6 is given at each entry point
-    p2: u32,
-    p3: u32,
-    p4: u32,
-    p5: u32,
-    p6: u32,
-    scale: f32,
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/data/mod.rs
+// (its fields are documented there) and prepended to this source.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;

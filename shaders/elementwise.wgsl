@@ -3,13 +3,8 @@
 // (vec4s when sizes and half widths are multiples of 4: llvmpipe gathers each storage load lane
 // by lane, and a vec4 costs about what a scalar does).
 
-struct Params {
-    n: u32,      // elements of the output
-    m: u32,      // broadcast period (add_bcast) or half width (swiglu)
-    alpha: f32,
-    beta: f32,
-    bits: u32,   // fill pattern
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/elementwise/mod.rs
+// (its fields are documented there) and prepended to this source.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<V>;

@@ -2,15 +2,8 @@
 // Euler) update per step, with classifier-free guidance. x [n]; pred [cfg_mult * n] is the
 // head's x-prediction for the rows [x; x] (conditional first, then unconditional).
 
-struct Params {
-    n: u32,
-    guided: u32,      // 1: combine pred[i] (cond) and pred[n + i] (uncond) with cfg
-    t: f32,
-    dt: f32,
-    cfg: f32,
-    noise_scale: f32, // sqrt(2 (1 - t) dt); 0 for the final Euler step
-    maruyama: u32,    // 1: Euler-Maruyama drift v + (1 - t) score; 0: plain Euler
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/flow/mod.rs
+// (its fields are documented there) and prepended to this source.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;

@@ -9,16 +9,8 @@
 // group): id = wid.x + wid.y * nwg.x. Element kernels run 256 threads per workgroup:
 // id = gid.x + gid.y * nwg.x * 256.
 
-struct Params {
-    n: u32,       // batch (group norms)
-    c: u32,       // channels (group norms)
-    hw: u32,      // pixels per channel (group norms)
-    groups: u32,  // groups (group norms)
-    eps: f32,
-    rows: u32,    // rows of x (row affine)
-    len: u32,     // row length (row affine)
-    period: u32,  // rows r and r + period share a scale and shift (row affine)
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/group_norm/mod.rs
+// (its fields are documented there) and prepended to this source.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> y: array<f32>;           // forward kernels

@@ -3,15 +3,10 @@
 // vec4<f32>, used when D is a multiple of 4 (lp.c and lp.n then count vec4s).
 // Linear id = gid.x + gid.y * nwg.x * 256.
 
-struct LParams {
-    n: u32,  // elements written
-    a: u32,
-    b: u32,
-    c: u32,
-    d: u32,
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/attention/layout.rs
+// (its fields are documented there) and prepended to this source.
 
-@group(0) @binding(0) var<uniform> lp: LParams;
+@group(0) @binding(0) var<uniform> lp: Params;
 // split_qkv: q, k, v, qkv; merge_qkv: dqkv, dq, dk, dv; swap12 and cache_write: out, in.
 @group(0) @binding(1) var<storage, read_write> dst: array<V>;
 @group(0) @binding(2) var<storage, read_write> dst_k: array<V>;

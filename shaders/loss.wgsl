@@ -3,14 +3,8 @@
 // is appended to this file for the quantizer's kernels.
 // Linear id = gid.x + gid.y * nwg.x * 256, as in elementwise.wgsl.
 
-struct Params {
-    n: u32,   // work items of the dispatch
-    p1: u32,  // the meaning of p1..p3, a and b is given at each entry point
-    p2: u32,
-    p3: u32,
-    a: f32,
-    b: f32,
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/loss/mod.rs
+// (its fields are documented there) and prepended to this source.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<u32>;

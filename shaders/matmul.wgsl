@@ -19,25 +19,8 @@
 // pack: copies a strided X into [b, r, 4 * ceil(K / 4)], zero-padding K, for mm_rb operands
 // whose K and rows are not contiguous in multiples of 4.
 
-struct Params {
-    rows: u32,         // R: output rows (pack: rows of X)
-    cols: u32,         // S: output columns (pack: padded row length)
-    k: u32,            // K: reduction length (mm_rb: vec4 steps, ceil(K / 4))
-    s_blocks: u32,     // workgroups along S (pack: total elements written)
-    x_batch: u32,      // X strides (mm_rb: in vec4s, as P): batch,
-    x_rs: u32,         //   rows,
-    x_ks: u32,         //   K
-    y_batch: u32,      // Y strides (mm_rb: in vec4s, as Q): batch,
-    y_ks: u32,         //   K,
-    y_ss: u32,         //   columns
-    o_batch: u32,
-    o_rs: u32,
-    o_ss: u32,
-    bias_on_rows: u32, // 1: bias indexed by the row, 0: by the column
-    p_rc: u32,         // mm_rb: P is read along its rows (1) or along K (0)
-    q_sc: u32,         // mm_rb: Q is read along its columns (1) or along K (0)
-    has_bias: u32,     // 1: add bias (else the bias binding is a dummy)
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/matmul/launch.rs
+// (its fields are documented there) and prepended to this source.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
@@ -104,6 +87,28 @@ fn tiled_put(ob: u32, r: u32, s: u32, v: vec4<f32>) {
     }
 }
 
+// Element e of a tile load as (row or column, k) in the tile: consecutive e walk along k when
+// k is the operand's contiguous stride (`k_fast`), else along the rows or columns.
+fn tile_slot(e: u32, k_fast: bool) -> vec2<u32> {
+    return select(vec2<u32>(e % TILE, e / TILE), vec2<u32>(e / BK, e % BK), k_fast);
+}
+
+// X[r, k] of the batch at xb, 0 outside.
+fn x_at(xb: u32, r: u32, k: u32) -> f32 {
+    if r < params.rows && k < params.k {
+        return x[xb + r * params.x_rs + k * params.x_ks];
+    }
+    return 0.0;
+}
+
+// Y[k, s] of the batch at yb, 0 outside.
+fn y_at(yb: u32, s: u32, k: u32) -> f32 {
+    if s < params.cols && k < params.k {
+        return load_y(yb + k * params.y_ks + s * params.y_ss);
+    }
+    return 0.0;
+}
+
 @compute @workgroup_size(TS, TS)
 fn mm_tiled(
     @builtin(local_invocation_id) lid: vec3<u32>,
@@ -126,26 +131,12 @@ fn mm_tiled(
     var a3 = vec4<f32>(0.0);
     for (var kt = 0u; kt < params.k; kt += BK) {
         for (var e = tid; e < TILE * BK; e += TS * TS) {
-            let row = select(e % TILE, e / BK, x_k_fast);
-            let kk = select(e / TILE, e % BK, x_k_fast);
-            let r = rb * TILE + row;
-            let kg = kt + kk;
-            var v = 0.0;
-            if r < params.rows && kg < params.k {
-                v = x[xb + r * params.x_rs + kg * params.x_ks];
-            }
-            xs[kk * TS + row / 4u][row % 4u] = v;
+            let at = tile_slot(e, x_k_fast); // (row, k) in the tile
+            xs[at.y * TS + at.x / 4u][at.x % 4u] = x_at(xb, rb * TILE + at.x, kt + at.y);
         }
         for (var e = tid; e < TILE * BK; e += TS * TS) {
-            let col = select(e % TILE, e / BK, y_k_fast);
-            let kk = select(e / TILE, e % BK, y_k_fast);
-            let s = sb * TILE + col;
-            let kg = kt + kk;
-            var v = 0.0;
-            if s < params.cols && kg < params.k {
-                v = load_y(yb + kg * params.y_ks + s * params.y_ss);
-            }
-            ys[kk * TS + col / 4u][col % 4u] = v;
+            let at = tile_slot(e, y_k_fast); // (column, k) in the tile
+            ys[at.y * TS + at.x / 4u][at.x % 4u] = y_at(yb, sb * TILE + at.x, kt + at.y);
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {

@@ -7,11 +7,8 @@
 // VEC (1 or 4) is the element width: V is f32 or vec4<f32> (vec4s when C is a multiple of 4),
 // and params.n and params.c count V elements.
 
-struct Params {
-    n: u32,      // threads: G*T*C elements (forward) or G*C pairs (backward)
-    c: u32,      // channels C
-    tokens: u32, // tokens per group T
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/modulate/mod.rs
+// (its fields are documented there) and prepended to this source.
 
 @group(0) @binding(0) var<uniform> params: Params;
 // Forward: y = f(x, per-group operands).

@@ -15,14 +15,8 @@
 // row length is a multiple of 4: a quarter of the loads); params.d counts V elements, and the
 // row kernels walk a row as params.d elements of V, each lane striding by ROW_WG.
 
-struct Params {
-    rows: u32,   // rows (row kernels) or threads (element kernels)
-    d: u32,      // row length, in V elements
-    eps: f32,
-    aux: u32,    // rows per chunk (param grads)
-    total: u32,  // rows of the input of the param-grad and column-sum kernels
-    affine: u32, // layer_norm_modulated: 1 when the weight and bias are bound
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/norm/mod.rs
+// (its fields are documented there) and prepended to this source.
 
 @group(0) @binding(0) var<uniform> params: Params;
 

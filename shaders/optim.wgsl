@@ -2,18 +2,8 @@
 // factor, and the clip factor itself. VEC (1 or 4) is the element width of the AdamW entry
 // points: V is f32 or vec4<f32> and n counts V elements.
 
-struct Params {
-    n: u32,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    bias_correction1: f32,   // 1 - beta1^t
-    bias_correction2: f32,   // 1 - beta2^t
-    max_norm: f32,           // clip_factor only
-    ema_decay: f32,          // adamw_ema only
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/optim/mod.rs
+// (its fields are documented there) and prepended to this source.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read_write> param: array<V>;

@@ -7,18 +7,8 @@
 // per-invocation loop over the batch after the sine polynomial ran ~15x slower than this.
 // id = gid.x + gid.y * nwg.x * 256.
 
-struct Params {
-    n: u32,       // rope_2d: vec4s of x (B * T * hp / 2); rope_table: entries (T * hp)
-    t: u32,       // tokens
-    hp: u32,      // pairs per token: H * Dh / 2
-    half: u32,    // pairs per head: Dh / 2
-    k: u32,       // frequencies: Dh / 4
-    sign: f32,    // +1 forward, -1 backward
-    pad0: u32,
-    pad1: u32,
-    // f_i = 10000^(-2i / (Dh/2)), computed in f64 on the host and rounded to f32.
-    freqs: array<vec4<f32>, 16>,
-}
+// struct Params: generated from the Rust `uniform!` in crates/bitdance/src/ops/rope/mod.rs
+// (its fields are documented there) and prepended to this source.
 
 @group(0) @binding(0) var<uniform> params: Params;
 // rope_table: table [T, hp] of (sin, cos); rope_2d: out, x as vec4s, table as vec4s.

@@ -7,9 +7,9 @@ use std::time::Instant;
 use anyhow::Context;
 use bitdance::io::{save_safetensors, WeightFile};
 use bitdance::model::{
-    builtin_name, generate_images, load_generator, recommended_settings, stored_class_names,
-    to_rgb8, CfgSchedule, GaussianSource, Precision, RecordedNoise, SampleSettings,
-    DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
+    builtin_name, decode_tokens, generate_tokens, load_generator, recommended_settings,
+    stored_class_names, to_rgb8, CfgSchedule, GaussianSource, Precision, RecordedNoise,
+    SampleSettings, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
 use bitdance::studio::{sha256_hex, ClassNames, Recipe, RecipeModel, RunRecord};
@@ -235,14 +235,10 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
             None => &mut rng,
         };
         let done = (pass * c.ar_steps()) as u64;
-        let out = pollster::block_on(generate_images(
-            &c,
-            &params,
-            group,
-            &settings,
-            noise,
-            &mut |step, _| bar.set_position(done + step as u64),
-        ))?;
+        let sampled = generate_tokens(&c, &params, group, &settings, noise, &mut |step, _| {
+            bar.set_position(done + step as u64)
+        })?;
+        let out = pollster::block_on(decode_tokens(&c, &params, &sampled))?;
         tokens.extend(out.tokens);
         image.extend(out.image);
     }

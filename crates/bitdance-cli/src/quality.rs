@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use bitdance::autograd::{Tape, Var};
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    decode, encode, generate_images, load_autoencoder, load_generator, quantize, CfgSchedule,
-    ParamStore, ParamVars, Precision, SampleSettings,
+    decode, decode_tokens, encode, generate_tokens, load_autoencoder, load_generator, quantize,
+    CfgSchedule, ParamStore, ParamVars, Precision, SampleSettings,
 };
 use bitdance::optim::{AdamW, AdamWConfig};
 use bitdance::rng::Rng;
@@ -246,14 +246,8 @@ pub fn run(args: QualityArgs) -> anyhow::Result<ExitCode> {
         while left > 0 {
             let n = left.min(50);
             let ids = vec![k as u32; n];
-            let out = pollster::block_on(generate_images(
-                &c,
-                &model,
-                &ids,
-                &settings,
-                &mut rng,
-                &mut |_, _| {},
-            ))?;
+            let tokens = generate_tokens(&c, &model, &ids, &settings, &mut rng, &mut |_, _| {})?;
+            let out = pollster::block_on(decode_tokens(&c, &model, &tokens))?;
             right += net
                 .predict(&gpu, &out.image, r)?
                 .iter()

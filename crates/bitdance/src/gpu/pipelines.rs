@@ -36,7 +36,7 @@ pub struct Kernel {
 pub const VEC: &str = "VEC";
 
 /// WGSL source with the defines prepended as module-scope `const`s (and, for `VEC`, the
-/// element types it selects).
+/// element types it selects), then the uniform's struct generated from its Rust declaration.
 pub fn source_with_defines(shader: &Shader, defines: &[(&str, u32)]) -> String {
     let mut src = String::new();
     for (name, value) in defines {
@@ -45,6 +45,7 @@ pub fn source_with_defines(shader: &Shader, defines: &[(&str, u32)]) -> String {
             src.push_str(vector_prelude(*value));
         }
     }
+    src.push_str(shader.uniform);
     src.push_str(shader.source);
     src
 }

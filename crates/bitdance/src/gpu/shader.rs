@@ -10,6 +10,8 @@ pub struct Shader {
     pub name: &'static str,
     /// WGSL source text.
     pub source: &'static str,
+    /// The WGSL declaration of its uniform (`Uniform::WGSL`), prepended to the source.
+    pub uniform: &'static str,
     /// Define sets the runtime may use, each validated by naga in a unit test.
     pub variants: Variants,
     /// Uses subgroup operations: only built on adapters that have them (never on the web).
@@ -38,24 +40,26 @@ impl Variants {
 }
 
 /// Declares `static NAME: Shader` from files of the top-level `shaders/` folder, concatenated
-/// in order: `shader!(NAME = "name", ["file", ...], variants, subgroups);`, with `, f16` at
-/// the end for a shader that reads 16-bit operands.
+/// in order, reading the uniform `Params` (its WGSL struct is generated from the Rust one):
+/// `shader! { /// doc  NAME = "name", ["file", ...], Params, variants, subgroups; }`, with
+/// `, f16` before the `;` for a shader that reads 16-bit operands.
 macro_rules! shader {
-    ($(#[$doc:meta])* $ident:ident = $name:expr, [$($file:literal),+], $variants:expr, $subgroups:expr) => {
-        shader!($(#[$doc])* $ident = $name, [$($file),+], $variants, $subgroups, reads_f16: false);
-    };
-    ($(#[$doc:meta])* $ident:ident = $name:expr, [$($file:literal),+], $variants:expr, $subgroups:expr, f16) => {
-        shader!($(#[$doc])* $ident = $name, [$($file),+], $variants, $subgroups, reads_f16: true);
-    };
-    ($(#[$doc:meta])* $ident:ident = $name:expr, [$($file:literal),+], $variants:expr, $subgroups:expr, reads_f16: $f16:expr) => {
+    ($(#[$doc:meta])* $ident:ident = $name:expr, [$($file:literal),+], $uniform:ty, $variants:expr, $subgroups:expr $(, $f16:ident)?;) => {
         $(#[$doc])*
         pub(crate) static $ident: $crate::gpu::Shader = $crate::gpu::Shader {
             name: $name,
             source: concat!($(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl"))),+),
+            uniform: <$uniform as $crate::gpu::Uniform>::WGSL,
             variants: $variants,
             subgroups: $subgroups,
-            reads_f16: $f16,
+            reads_f16: shader!(@reads $($f16)?),
         };
+    };
+    (@reads f16) => {
+        true
+    };
+    (@reads) => {
+        false
     };
 }
 

@@ -1,11 +1,14 @@
-//! Kernel uniforms: `#[repr(C)]` plain-old-data structs declared with `uniform!`, whose field
-//! names and byte offsets the binding contract test (`ops/contract.rs`) compares with the WGSL
-//! struct the entry point reads, and `Gpu::dispatch` with the kernel's declaration.
+//! Kernel uniforms: `#[repr(C)]` plain-old-data structs declared once, in Rust, with
+//! `uniform!`; the WGSL struct the shader reads is generated from the same declaration and
+//! prepended to the shader's source, so the two cannot drift apart. The binding contract test
+//! (`ops/contract.rs`) still compares names, offsets and size with what naga reflects.
 
 /// A kernel's uniform block (binding 0): plain old data with its fields' names and offsets.
 pub trait Uniform: bytemuck::Pod {
     /// (name, byte offset) of every field, in declaration order.
     const FIELDS: &'static [(&'static str, usize)];
+    /// The same struct in WGSL (`struct Params { n: u32, ... }`), prepended to its shaders.
+    const WGSL: &'static str;
 }
 
 /// The uniform a kernel declares: size in bytes and (name, byte offset) of each field.
@@ -28,10 +31,10 @@ impl UniformLayout {
 }
 
 /// Declares a kernel uniform: `uniform! { /// doc  struct Params { n: u32, eps: f32 } }` gives a
-/// `#[repr(C)]` Pod struct with public fields and its `Uniform` field table. The names and the
-/// order must be the WGSL struct's (the contract test checks them, offsets included).
+/// `#[repr(C)]` Pod struct with public fields, its `Uniform` field table and its WGSL
+/// declaration. Fields are `u32`, `i32`, `f32` or `[[f32; 4]; N]` (`array<vec4<f32>, N>`).
 macro_rules! uniform {
-    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:ty),+ $(,)? }) => {
+    ($(#[$meta:meta])* struct $name:ident { $($(#[$fmeta:meta])* $field:ident: $ty:tt),+ $(,)? }) => {
         $(#[$meta])*
         #[repr(C)]
         #[derive(Clone, Copy, Debug, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -42,6 +45,27 @@ macro_rules! uniform {
         impl $crate::gpu::Uniform for $name {
             const FIELDS: &'static [(&'static str, usize)] =
                 &[$((stringify!($field), std::mem::offset_of!($name, $field))),+];
+            const WGSL: &'static str = concat!(
+                "struct ", stringify!($name), " {\n",
+                $("    ", stringify!($field), ": ", wgsl_type!($ty), ",\n",)+
+                "}\n"
+            );
         }
+    };
+}
+
+/// The WGSL spelling of a `uniform!` field type.
+macro_rules! wgsl_type {
+    (u32) => {
+        "u32"
+    };
+    (i32) => {
+        "i32"
+    };
+    (f32) => {
+        "f32"
+    };
+    ([[f32; 4]; $n:literal]) => {
+        concat!("array<vec4<f32>, ", $n, ">")
     };
 }

@@ -54,7 +54,7 @@ pub use loading::{
 pub use memory::MemoryEstimate;
 pub use noise_file::RecordedNoise;
 pub use params::{decays, ParamSpec};
-pub use pipeline::{decode_tokens, encode_tokens, generate_images, to_rgb8, Generated};
+pub use pipeline::{decode_tokens, encode_tokens, to_rgb8, Generated};
 pub use precision::Precision;
 pub use sampler::{linspace_grid, sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
 pub use store::{ParamStore, ParamVars};

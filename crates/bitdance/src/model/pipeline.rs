@@ -2,12 +2,11 @@
 //! official conversion to 8-bit RGB. Async only at the token readback (one path for web and
 //! native).
 
-use super::{decode, encode, generate_tokens, latents_to_tokens, quantize, tokens_to_latents};
-use super::{GaussianSource, ModelConfig};
-use super::{ParamStore, SampleSettings};
+use super::{decode, encode, latents_to_tokens, quantize, tokens_to_latents};
+use super::{ModelConfig, ParamStore};
 use crate::{Result, Tensor};
 
-/// The result of `generate_images` for B images of side S = `resolution`.
+/// Decoded images (`decode_tokens`): B images of side S = `resolution`.
 pub struct Generated {
     /// The decoder input: ±1 latents [B, latent_dim, S/16, S/16], row-major.
     pub tokens: Vec<f32>,
@@ -15,20 +14,6 @@ pub struct Generated {
     pub image: Vec<f32>,
     /// B, the number of images.
     pub count: usize,
-}
-
-/// Samples one image per class id in `classes` and decodes them; `progress` is called after
-/// each AR step with (step, steps).
-pub async fn generate_images(
-    c: &ModelConfig,
-    params: &ParamStore,
-    classes: &[u32],
-    settings: &SampleSettings,
-    noise: &mut dyn GaussianSource,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<Generated> {
-    let tokens = generate_tokens(c, params, classes, settings, noise, progress)?;
-    decode_tokens(c, params, &tokens).await
 }
 
 /// Decodes tokens [B, T, token_dim] (model order; a `TokenSampler`'s tokens so far for a

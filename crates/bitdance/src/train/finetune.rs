@@ -8,8 +8,8 @@ use image::RgbImage;
 
 use crate::io::WeightFile;
 use crate::model::{
-    ar_parameters, generate_images, load_autoencoder, stored_config, to_rgb8, CfgSchedule,
-    ParamStore, SampleSettings, CLASSES_KEY,
+    ar_parameters, decode_tokens, generate_tokens, load_autoencoder, stored_config, to_rgb8,
+    CfgSchedule, ParamStore, SampleSettings, CLASSES_KEY,
 };
 use crate::rng::Rng;
 use crate::studio::{tile_grid, ClassNames, ModelCard};
@@ -128,7 +128,8 @@ pub async fn sample_grid(
         ids.push(0);
     }
     let store = trainer.sampling_store(true);
-    let out = generate_images(c, &store, &ids, settings, &mut Rng::new(0), &mut |_, _| {}).await?;
+    let tokens = generate_tokens(c, &store, &ids, settings, &mut Rng::new(0), &mut |_, _| {})?;
+    let out = decode_tokens(c, &store, &tokens).await?;
     let r = c.resolution;
     Ok(tile_grid(
         &to_rgb8(&out.image, out.count, r, r),

@@ -7,14 +7,10 @@ use crate::ops::{check_f32, shape_err};
 use crate::{DType, Error, Result, Tensor};
 
 uniform! {
-    /// The uniform of `layout.wgsl` (`LParams`): n elements written, then four sizes whose
+    /// The uniform of `layout.wgsl`: n elements written, then four sizes whose
     /// meaning each entry point gives (the third, c, is the innermost dim D).
     struct Params {
-        n: u32,
-        a: u32,
-        b: u32,
-        c: u32,
-        d: u32,
+        n: u32, a: u32, b: u32, c: u32, d: u32,
     }
 }
 

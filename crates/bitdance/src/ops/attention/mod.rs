@@ -13,28 +13,22 @@ use super::{check_f32, shape_err};
 use crate::gpu::Kernel;
 use crate::{DType, Error, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/attention.wgsl`.
-    ATTENTION = "attention",
-    ["attention"],
-    crate::gpu::Variants::Listed(ATTENTION_VARIANTS),
-    false
-);
-shader!(
+    ATTENTION = "attention", ["attention"], Params,
+        crate::gpu::Variants::Listed(ATTENTION_VARIANTS), false;
+}
+shader! {
     /// `shaders/attention.wgsl` followed by `shaders/attention_sg.wgsl` (subgroup forms of the
     /// attention kernels for CPU adapters).
-    ATTENTION_SG = "attention_sg",
-    ["attention", "attention_sg"],
-    crate::gpu::Variants::Listed(ATTENTION_SG_VARIANTS),
-    true
-);
-shader!(
+    ATTENTION_SG = "attention_sg", ["attention", "attention_sg"], Params,
+        crate::gpu::Variants::Listed(ATTENTION_SG_VARIANTS), true;
+}
+shader! {
     /// `shaders/layout.wgsl`: the head layouts of q, k, v and the KV cache.
-    LAYOUT = "layout",
-    ["layout"],
-    crate::gpu::Variants::Listed(crate::ops::VEC_VARIANTS),
-    false
-);
+    LAYOUT = "layout", ["layout"], layout::Params,
+        crate::gpu::Variants::Listed(crate::ops::VEC_VARIANTS), false;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
@@ -54,22 +48,14 @@ pub const MAX_HEAD_DIM: usize = 128;
 uniform! {
     /// The uniform of `attention.wgsl` (and its subgroup forms).
     struct Params {
-        /// Batch * heads.
-        bh: u32,
-        /// Query rows per head.
-        tq: u32,
-        /// Key / value rows per head (KV-cache capacity).
-        tk_cap: u32,
-        /// Keys in use: rows 0..kv_len.
-        kv_len: u32,
+        /// Batch * heads, query rows per head, key / value rows per head (the KV cache's
+        /// capacity), keys in use (rows 0..kv_len).
+        bh: u32, tq: u32, tk_cap: u32, kv_len: u32,
         /// Absolute position of query row 0.
         q_offset: u32,
-        /// 0 full, 1 causal, 2 block-causal.
-        mask_kind: u32,
-        /// Block-causal: position of the first group.
-        bstart: u32,
-        /// Block-causal: group size (> 0).
-        block: u32,
+        /// 0 full, 1 causal, 2 block-causal; block-causal: the first group's position and the
+        /// group size (> 0).
+        mask_kind: u32, bstart: u32, block: u32,
         /// Softmax scale applied to q.k.
         scale: f32,
     }

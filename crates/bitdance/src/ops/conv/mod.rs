@@ -13,37 +13,29 @@ use super::shape_err;
 use crate::gpu::Kernel;
 use crate::{DType, Error, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/conv.wgsl` (f32 weights) followed by the generated `shaders/conv_rb.wgsl` (the
+
     /// CPU form of the convolution without subgroups).
-    CONV = "conv",
-    ["conv_common", "conv", "conv_w32", "conv_rb"],
-    crate::gpu::Variants::Listed(CONV_VARIANTS),
-    false
-);
-shader!(
+    CONV = "conv", ["conv_common", "conv", "conv_w32", "conv_rb"], Params,
+        crate::gpu::Variants::Listed(CONV_VARIANTS), false;
+}
+shader! {
     /// `shaders/conv.wgsl` (f32 weights) followed by the generated `shaders/conv_sg.wgsl` (the
     /// convolution with subgroup-broadcast weights, CPU adapters with 8-lane subgroups).
-    CONV_SG = "conv_sg",
-    ["conv_common", "conv", "conv_w32", "conv_sg"],
-    crate::gpu::Variants::Listed(CONV_SG_VARIANTS),
-    true
-);
-shader!(
+    CONV_SG = "conv_sg", ["conv_common", "conv", "conv_w32", "conv_sg"], Params,
+        crate::gpu::Variants::Listed(CONV_SG_VARIANTS), true;
+}
+shader! {
     /// `shaders/conv.wgsl` with 16-bit weights (`conv_w16.wgsl`), for conv_pack_w.
-    CONV_W16 = "conv_w16",
-    ["conv_common", "conv", "conv_w16"],
-    crate::gpu::Variants::Listed(CONV_VARIANTS),
-    false,
-    f16
-);
-shader!(
+    CONV_W16 = "conv_w16", ["conv_common", "conv", "conv_w16"], Params,
+        crate::gpu::Variants::Listed(CONV_VARIANTS), false, f16;
+}
+shader! {
     /// `shaders/conv_grad.wgsl` (after `conv_common.wgsl`): im2col, col2im and the other backward helpers.
-    CONV_GRAD = "conv_grad",
-    ["conv_common", "conv_grad"],
-    crate::gpu::Variants::Listed(CONV_GRAD_VARIANTS),
-    false
-);
+    CONV_GRAD = "conv_grad", ["conv_common", "conv_grad"], Params,
+        crate::gpu::Variants::Listed(CONV_GRAD_VARIANTS), false;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]

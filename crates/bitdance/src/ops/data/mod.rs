@@ -10,21 +10,15 @@ use super::shape_err;
 use crate::gpu::{Kernel, VEC};
 use crate::{DType, Error, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/data.wgsl`.
-    DATA = "data",
-    ["data"],
-    crate::gpu::Variants::Listed(DATA_VARIANTS),
-    false
-);
-shader!(
+    DATA = "data", ["data"], Params, crate::gpu::Variants::Listed(DATA_VARIANTS), false;
+}
+shader! {
     /// `shaders/data.wgsl` with `shaders/data_f16.wgsl`: row gathers from 16-bit tables.
-    DATA_F16 = "data_f16",
-    ["data", "data_f16"],
-    crate::gpu::Variants::Listed(DATA_VARIANTS),
-    false,
-    f16
-);
+    DATA_F16 = "data_f16", ["data", "data_f16"], Params,
+        crate::gpu::Variants::Listed(DATA_VARIANTS), false, f16;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
@@ -35,12 +29,7 @@ uniform! {
     struct Params {
         /// Work items of the dispatch.
         n: u32,
-        p1: u32,
-        p2: u32,
-        p3: u32,
-        p4: u32,
-        p5: u32,
-        p6: u32,
+        p1: u32, p2: u32, p3: u32, p4: u32, p5: u32, p6: u32,
         scale: f32,
     }
 }

@@ -8,13 +8,11 @@ use super::same_shape;
 use crate::gpu::{Kernel, VEC};
 use crate::{DType, Error, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/elementwise.wgsl`.
-    ELEMENTWISE = "elementwise",
-    ["elementwise"],
-    crate::gpu::Variants::Listed(crate::ops::VEC_VARIANTS),
-    false
-);
+    ELEMENTWISE = "elementwise", ["elementwise"], Params,
+        crate::gpu::Variants::Listed(crate::ops::VEC_VARIANTS), false;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]

@@ -5,13 +5,10 @@ pub(crate) mod reference;
 
 use crate::{Error, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/flow.wgsl`.
-    FLOW = "flow",
-    ["flow"],
-    crate::gpu::Variants::Listed(FLOW_VARIANTS),
-    false
-);
+    FLOW = "flow", ["flow"], Params, crate::gpu::Variants::Listed(FLOW_VARIANTS), false;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]

@@ -11,13 +11,11 @@ use super::shape_err;
 use crate::gpu::Kernel;
 use crate::{DType, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/group_norm.wgsl`.
-    GROUP_NORM_SHADER = "group_norm",
-    ["group_norm"],
-    crate::gpu::Variants::Listed(GROUP_NORM_VARIANTS),
-    false
-);
+    GROUP_NORM_SHADER = "group_norm", ["group_norm"], Params,
+        crate::gpu::Variants::Listed(GROUP_NORM_VARIANTS), false;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
@@ -36,21 +34,11 @@ pub const GROUP_NORM_VARIANTS: &[&[(&str, u32)]] =
 uniform! {
     /// The uniform of `group_norm.wgsl`.
     struct Params {
-        /// Batch (group norms).
-        n: u32,
-        /// Channels (group norms).
-        c: u32,
-        /// Pixels per channel (group norms).
-        hw: u32,
-        /// Groups (group norms).
-        groups: u32,
-        eps: f32,
-        /// Rows of x (row affine).
-        rows: u32,
-        /// Row length (row affine).
-        len: u32,
-        /// Rows r and r + period share a scale and shift (row affine).
-        period: u32,
+        /// Group norms: batch, channels, pixels per channel, groups, epsilon.
+        n: u32, c: u32, hw: u32, groups: u32, eps: f32,
+        /// Row affine: rows of x and their length; rows r and r + period share a scale and
+        /// shift.
+        rows: u32, len: u32, period: u32,
     }
 }
 

@@ -11,13 +11,10 @@ use super::data::reduce_columns;
 use super::loss::{check_scalar, launch, params, Params, LOSS_VARIANTS};
 use crate::{DType, Error, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/loss.wgsl` followed by `shaders/lfq.wgsl`.
-    LFQ = "lfq",
-    ["loss", "lfq"],
-    crate::gpu::Variants::Listed(LOSS_VARIANTS),
-    false
-);
+    LFQ = "lfq", ["loss", "lfq"], Params, crate::gpu::Variants::Listed(LOSS_VARIANTS), false;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]

@@ -11,13 +11,10 @@ use super::same_shape;
 use crate::gpu::Kernel;
 use crate::{DType, Error, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/loss.wgsl`.
-    LOSS = "loss",
-    ["loss"],
-    crate::gpu::Variants::Listed(LOSS_VARIANTS),
-    false
-);
+    LOSS = "loss", ["loss"], Params, crate::gpu::Variants::Listed(LOSS_VARIANTS), false;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
@@ -28,11 +25,8 @@ uniform! {
     struct Params {
         /// Work items of the dispatch.
         n: u32,
-        p1: u32,
-        p2: u32,
-        p3: u32,
-        a: f32,
-        b: f32,
+        p1: u32, p2: u32, p3: u32,
+        a: f32, b: f32,
     }
 }
 

@@ -16,37 +16,27 @@ pub use tune::{
 
 use crate::{DType, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/matmul.wgsl` with f32 operands and the generated `shaders/matmul_rb.wgsl`.
-    MATMUL = "matmul",
-    ["matmul", "matmul_b32", "matmul_rb"],
-    crate::gpu::Variants::Derived(|| matmul_variants(false)),
-    false
-);
-shader!(
+    MATMUL = "matmul", ["matmul", "matmul_b32", "matmul_rb"], launch::Params,
+        crate::gpu::Variants::Derived(|| matmul_variants(false)), false;
+}
+shader! {
     /// `shaders/matmul.wgsl` with f32 operands and the generated `shaders/matmul_sg.wgsl`
     /// (the subgroup-broadcast matmul reuses its parameters, bindings and helpers).
-    MATMUL_SG = "matmul_sg",
-    ["matmul", "matmul_b32", "matmul_sg"],
-    crate::gpu::Variants::Derived(|| matmul_variants(true)),
-    true
-);
-shader!(
+    MATMUL_SG = "matmul_sg", ["matmul", "matmul_b32", "matmul_sg"], launch::Params,
+        crate::gpu::Variants::Derived(|| matmul_variants(true)), true;
+}
+shader! {
     /// `MATMUL` with the weights (B) in 16 bits (`shaders/matmul_b16.wgsl`).
-    MATMUL_B16 = "matmul_b16",
-    ["matmul", "matmul_b16", "matmul_rb"],
-    crate::gpu::Variants::Derived(|| matmul_variants(false)),
-    false,
-    f16
-);
-shader!(
+    MATMUL_B16 = "matmul_b16", ["matmul", "matmul_b16", "matmul_rb"], launch::Params,
+        crate::gpu::Variants::Derived(|| matmul_variants(false)), false, f16;
+}
+shader! {
     /// `MATMUL_SG` with the weights (B) in 16 bits (`shaders/matmul_b16.wgsl`).
-    MATMUL_SG_B16 = "matmul_sg_b16",
-    ["matmul", "matmul_b16", "matmul_sg"],
-    crate::gpu::Variants::Derived(|| matmul_variants(true)),
-    true,
-    f16
-);
+    MATMUL_SG_B16 = "matmul_sg_b16", ["matmul", "matmul_b16", "matmul_sg"], launch::Params,
+        crate::gpu::Variants::Derived(|| matmul_variants(true)), true, f16;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]

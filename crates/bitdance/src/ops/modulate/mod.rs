@@ -9,13 +9,11 @@ use super::{check_same, shape_err};
 use crate::gpu::{Kernel, VEC};
 use crate::{DType, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/modulate.wgsl`.
-    MODULATE_SHADER = "modulate",
-    ["modulate"],
-    crate::gpu::Variants::Listed(crate::ops::VEC_VARIANTS),
-    false
-);
+    MODULATE_SHADER = "modulate", ["modulate"], Params,
+        crate::gpu::Variants::Listed(crate::ops::VEC_VARIANTS), false;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]

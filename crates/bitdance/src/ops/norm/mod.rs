@@ -18,20 +18,16 @@ use crate::{DType, Result, Tensor};
 /// workgroup memory (`$plain`), and the same with subgroup reductions (`$sg`, CPU adapters).
 macro_rules! row_shader {
     ($plain:ident, $sg:ident = $file:literal) => {
-        shader!(
+        shader! {
             #[doc = concat!("`shaders/", $file, ".wgsl` with row sums through workgroup memory.")]
-            $plain = $file,
-            ["norm_common", $file, "norm_reduce"],
-            crate::gpu::Variants::Listed(NORM_VARIANTS),
-            false
-        );
-        shader!(
+            $plain = $file, ["norm_common", $file, "norm_reduce"], Params,
+                crate::gpu::Variants::Listed(NORM_VARIANTS), false;
+        }
+        shader! {
             #[doc = concat!("`shaders/", $file, ".wgsl` with row sums as subgroup operations.")]
-            $sg = concat!($file, "_sg"),
-            ["norm_common", $file, "norm_reduce_sg"],
-            crate::gpu::Variants::Listed(NORM_SG_VARIANTS),
-            true
-        );
+            $sg = concat!($file, "_sg"), ["norm_common", $file, "norm_reduce_sg"], Params,
+                crate::gpu::Variants::Listed(NORM_SG_VARIANTS), true;
+        }
     };
 }
 
@@ -92,11 +88,9 @@ const ROW_WG_GPU_DEFINE: (&str, u32) = ("ROW_WG", 64);
 uniform! {
     /// The uniform of the row-kernel shaders (`norm_common.wgsl`).
     struct Params {
-        /// Rows (row kernels) or threads (element kernels).
-        rows: u32,
-        /// Row length, in V elements.
-        d: u32,
-        eps: f32,
+        /// Rows (row kernels) or threads (element kernels), the row length in V elements, and
+        /// epsilon.
+        rows: u32, d: u32, eps: f32,
         /// Rows per chunk (param grads).
         aux: u32,
         /// Rows of the input of the param-grad and column-sum kernels.

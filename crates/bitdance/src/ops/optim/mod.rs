@@ -7,13 +7,11 @@ pub(crate) mod reference;
 use crate::gpu::VEC;
 use crate::{Error, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/optim.wgsl`.
-    OPTIM = "optim",
-    ["optim"],
-    crate::gpu::Variants::Listed(crate::ops::VEC_VARIANTS),
-    false
-);
+    OPTIM = "optim", ["optim"], Params,
+        crate::gpu::Variants::Listed(crate::ops::VEC_VARIANTS), false;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
@@ -23,15 +21,9 @@ uniform! {
     /// The uniform of `optim.wgsl`.
     struct Params {
         n: u32,
-        lr: f32,
-        beta1: f32,
-        beta2: f32,
-        eps: f32,
-        weight_decay: f32,
-        /// 1 - beta1^t.
-        bias_correction1: f32,
-        /// 1 - beta2^t.
-        bias_correction2: f32,
+        lr: f32, beta1: f32, beta2: f32, eps: f32, weight_decay: f32,
+        /// 1 - beta1^t and 1 - beta2^t.
+        bias_correction1: f32, bias_correction2: f32,
         /// clip_factor only.
         max_norm: f32,
         /// adamw_ema only.

@@ -11,13 +11,10 @@ mod tape;
 
 use crate::{DType, Error, Result, Tensor};
 
-shader!(
+shader! {
     /// `shaders/rope.wgsl`.
-    ROPE = "rope",
-    ["rope"],
-    crate::gpu::Variants::Listed(ROPE_VARIANTS),
-    false
-);
+    ROPE = "rope", ["rope"], Params, crate::gpu::Variants::Listed(ROPE_VARIANTS), false;
+}
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
@@ -49,10 +46,14 @@ uniform! {
         sign: f32,
         pad0: u32,
         pad1: u32,
-        /// f_i = 10000^(-2i / (Dh/2)), computed in f64 and rounded to f32.
-        freqs: [[f32; 4]; ROPE_MAX_HEAD_DIM / 16],
+        /// f_i = 10000^(-2i / (Dh/2)), computed in f64 and rounded to f32: ROPE_MAX_HEAD_DIM / 4
+        /// of them, four to a vec4.
+        freqs: [[f32; 4]; 16],
     }
 }
+
+// The table holds the Dh / 4 frequencies of the largest head dim, four to a vec4.
+const _: () = assert!(ROPE_MAX_HEAD_DIM / 16 == 16);
 
 kernels! { ROPE_KERNELS = ROPE, Params;
     ROPE_TABLE = "rope_table", [rw, r];
