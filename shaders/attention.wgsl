@@ -15,6 +15,9 @@
 
 const NEG: f32 = -3.0e38;
 
+// One head row of D values as vec4s.
+alias Row = array<vec4<f32>, D4>;
+
 @group(0) @binding(0) var<uniform> params: Params;
 
 // Attention bindings (forward: out, lse, q, k, v; dq: dq, dvec, q, k, v, dout, lse, out;
@@ -76,14 +79,12 @@ fn tile_of(at: Tile, rows: u32) -> vec2<u32> {
 }
 
 // A query invocation's place: head bh of its tile of WG rows, its row i (row: clamped into
-// the head, as an index of [BH, Tq] rows), the keys it sees (0..n) and the keys its whole
-// tile needs (0..n_max, workgroup-uniform).
+// the head, as an index of [BH, Tq] rows), the keys it sees (0..n), the keys its whole
+// tile needs (0..n_max, workgroup-uniform) and its head's first key row (keys).
 struct QueryRow {
-    bh: u32,
-    i: u32,
-    row: u32,
-    n: u32,
-    n_max: u32,
+    bh: u32, i: u32, row: u32,  // the place
+    n: u32, n_max: u32,         // the keys seen
+    keys: u32,
 }
 
 fn query_row(at: Tile) -> QueryRow {
@@ -96,38 +97,59 @@ fn query_row(at: Tile) -> QueryRow {
         tile.x * params.tq + ic,
         visible_end(params.q_offset + ic),
         visible_end(params.q_offset + last),
+        tile.x * params.tk_cap,
     );
 }
 
-// The query row `row` times params.scale, into q.
-fn load_scaled_query(q: ptr<function, array<vec4<f32>, D4>>, row: u32) {
+// The query row `row` times params.scale.
+fn scaled_query(row: u32) -> Row {
+    var q: Row;
     for (var d = 0u; d < D4; d++) {
-        (*q)[d] = q_r[row * D4 + d] * params.scale;
+        q[d] = q_r[row * D4 + d] * params.scale;
     }
+    return q;
 }
 
-// The query row `row` times params.scale into q and its output gradient into g; returns
-// dvec = rowsum(dout * out) of that row.
-fn load_query_and_grad(
-    q: ptr<function, array<vec4<f32>, D4>>,
-    g: ptr<function, array<vec4<f32>, D4>>,
-    row: u32,
-) -> f32 {
-    var dvec = 0.0;
+// The running state of the forward's online softmax: the weighted sum of the values (acc),
+// the largest score so far (m) and the sum of exp(score - m) (l).
+struct Online {
+    acc: Row,
+    m: f32,
+    l: f32,
+}
+
+fn online_start() -> Online {
+    var run: Online;
+    run.m = NEG;
+    return run;
+}
+
+// What attn_dq reads of a query row: q times params.scale, its output gradient g, dvec =
+// rowsum(dout * out) and the forward's log-sum-exp.
+struct QueryGrad {
+    q: Row,
+    g: Row,
+    dvec: f32,
+    lse: f32,
+}
+
+fn query_and_grad(row: u32) -> QueryGrad {
+    var r: QueryGrad;
+    r.q = scaled_query(row);
+    r.lse = lse_r[row];
     for (var d = 0u; d < D4; d++) {
-        (*q)[d] = q_r[row * D4 + d] * params.scale;
-        (*g)[d] = do_r[row * D4 + d];
-        dvec += dot((*g)[d], o_r[row * D4 + d]);
+        r.g[d] = do_r[row * D4 + d];
+        r.dvec += dot(r.g[d], o_r[row * D4 + d]);
     }
-    return dvec;
+    return r;
 }
 
 // Writes a query's results when its row lies inside the head: out_w = acc * factor and
 // row_w = value (attn_fwd: the output and the log-sum-exp; attn_dq: dq and dvec).
-fn store_query(qr: QueryRow, acc: ptr<function, array<vec4<f32>, D4>>, factor: f32, value: f32) {
+fn store_query(qr: QueryRow, acc: Row, factor: f32, value: f32) {
     if qr.i < params.tq {
         for (var d = 0u; d < D4; d++) {
-            out_w[qr.row * D4 + d] = (*acc)[d] * factor;
+            out_w[qr.row * D4 + d] = acc[d] * factor;
         }
         row_w[qr.row] = value;
     }
@@ -135,7 +157,8 @@ fn store_query(qr: QueryRow, acc: ptr<function, array<vec4<f32>, D4>>, factor: f
 
 // A key invocation's place: head bh of its tile of WG keys, its key j (row: clamped below
 // kv_len, as the vec4 index of its start; live: j < kv_len), the first query that sees it
-// and the first query its whole tile needs (workgroup-uniform).
+// the first query its whole tile needs (workgroup-uniform) and its head's first query row
+// (queries).
 struct KeyRow {
     bh: u32,
     j: u32,
@@ -143,6 +166,7 @@ struct KeyRow {
     live: bool,
     i_first: u32,
     i_start: u32,
+    queries: u32,
 }
 
 fn key_row(at: Tile) -> KeyRow {
@@ -153,19 +177,27 @@ fn key_row(at: Tile) -> KeyRow {
     if tile.y < params.kv_len {
         i_start = min(first_query(tile.y), params.tq);
     }
-    return KeyRow(tile.x, j, (tile.x * params.tk_cap + jc) * D4, j < params.kv_len, first_query(jc), i_start);
+    let row = (tile.x * params.tk_cap + jc) * D4;
+    return KeyRow(tile.x, j, row, j < params.kv_len, first_query(jc), i_start, tile.x * params.tq);
 }
 
-// The key row times params.scale into k and the value row into v.
-fn load_key_value(kr: KeyRow, k: ptr<function, array<vec4<f32>, D4>>, v: ptr<function, array<vec4<f32>, D4>>) {
+// A key row times params.scale (k) and its value row (v).
+struct KeyValue {
+    k: Row,
+    v: Row,
+}
+
+fn key_value(kr: KeyRow) -> KeyValue {
+    var kv: KeyValue;
     for (var d = 0u; d < D4; d++) {
-        (*k)[d] = k_r[kr.row + d] * params.scale;
-        (*v)[d] = v_r[kr.row + d];
+        kv.k[d] = k_r[kr.row + d] * params.scale;
+        kv.v[d] = v_r[kr.row + d];
     }
+    return kv;
 }
 
 // Writes a key's gradients (scale * dk into out_w, dv into dv_w) when it lies inside the cache.
-fn store_key(kr: KeyRow, dk: ptr<function, array<vec4<f32>, D4>>, dv: ptr<function, array<vec4<f32>, D4>>) {
+fn store_key(kr: KeyRow, dk: ptr<function, Row>, dv: ptr<function, Row>) {
     if kr.j < params.tk_cap {
         let w = (kr.bh * params.tk_cap + kr.j) * D4;
         for (var d = 0u; d < D4; d++) {
@@ -179,15 +211,10 @@ fn store_key(kr: KeyRow, dk: ptr<function, array<vec4<f32>, D4>>, dv: ptr<functi
 @compute @workgroup_size(WG)
 fn attn_fwd(at: Tile) {
     let qr = query_row(at);
-    if qr.bh >= params.bh {
-        return;
-    }
-    var q: array<vec4<f32>, D4>;
-    load_scaled_query(&q, qr.row);
-    var acc: array<vec4<f32>, D4>;
-    var m = NEG;
-    var l = 0.0;
-    let kb = qr.bh * params.tk_cap;
+    if qr.bh >= params.bh { return; }
+    var q = scaled_query(qr.row);
+    var run = online_start();
+    let kb = qr.keys;
     let n_max = qr.n_max;
     for (var j = 0u; j < n_max; j += 4u) {
         let r0 = (kb + j) * D4;
@@ -204,17 +231,17 @@ fn attn_fwd(at: Tile) {
             );
         }
         s = select(vec4<f32>(NEG), s, vec4<u32>(j, j + 1u, j + 2u, j + 3u) < vec4<u32>(qr.n));
-        let mx = max(m, max(max(s.x, s.y), max(s.z, s.w)));
-        let c = exp(m - mx);
+        let mx = max(run.m, max(max(s.x, s.y), max(s.z, s.w)));
+        let c = exp(run.m - mx);
         let p = exp(s - vec4<f32>(mx));
-        l = l * c + (p.x + p.y) + (p.z + p.w);
+        run.l = run.l * c + (p.x + p.y) + (p.z + p.w);
         for (var d = 0u; d < D4; d++) {
-            acc[d] = acc[d] * c + p.x * v_r[r0 + d] + p.y * v_r[r1 + d] + p.z * v_r[r2 + d]
-                + p.w * v_r[r3 + d];
+            run.acc[d] = run.acc[d] * c + p.x * v_r[r0 + d] + p.y * v_r[r1 + d]
+                + p.z * v_r[r2 + d] + p.w * v_r[r3 + d];
         }
-        m = mx;
+        run.m = mx;
     }
-    store_query(qr, &acc, 1.0 / l, m + log(l));
+    store_query(qr, run.acc, 1.0 / run.l, run.m + log(run.l));
 }
 
 // Backward, per query: dvec = rowsum(dout * out) (written for attn_dkv), and
@@ -222,30 +249,24 @@ fn attn_fwd(at: Tile) {
 @compute @workgroup_size(WG)
 fn attn_dq(at: Tile) {
     let qr = query_row(at);
-    if qr.bh >= params.bh {
-        return;
-    }
-    var q: array<vec4<f32>, D4>;
-    var g: array<vec4<f32>, D4>;
-    let dvec = load_query_and_grad(&q, &g, qr.row);
-    let lse = lse_r[qr.row];
-    var acc: array<vec4<f32>, D4>;
-    let kb = qr.bh * params.tk_cap;
+    if qr.bh >= params.bh { return; }
+    var qg = query_and_grad(qr.row);
+    var acc: Row;
     for (var j = 0u; j < qr.n_max; j++) {
-        let r = (kb + j) * D4;
+        let r = (qr.keys + j) * D4;
         var s = 0.0;
         var dp = 0.0;
         for (var d = 0u; d < D4; d++) {
-            s += dot(q[d], k_r[r + d]);
-            dp += dot(g[d], v_r[r + d]);
+            s += dot(qg.q[d], k_r[r + d]);
+            dp += dot(qg.g[d], v_r[r + d]);
         }
-        let p = select(0.0, exp(s - lse), j < qr.n);
-        let ds = p * (dp - dvec);
+        let p = select(0.0, exp(s - qg.lse), j < qr.n);
+        let ds = p * (dp - qg.dvec);
         for (var d = 0u; d < D4; d++) {
             acc[d] += ds * k_r[r + d];
         }
     }
-    store_query(qr, &acc, params.scale, dvec);
+    store_query(qr, acc, params.scale, qg.dvec);
 }
 
 // Backward, per key j (all tk_cap rows; rows at or past kv_len get zeros):
@@ -253,25 +274,20 @@ fn attn_dq(at: Tile) {
 @compute @workgroup_size(WG)
 fn attn_dkv(at: Tile) {
     let kr = key_row(at);
-    if kr.bh >= params.bh {
-        return;
-    }
-    var k: array<vec4<f32>, D4>;
-    var v: array<vec4<f32>, D4>;
-    load_key_value(kr, &k, &v);
-    var dk: array<vec4<f32>, D4>;
-    var dv: array<vec4<f32>, D4>;
-    let qb = kr.bh * params.tq;
+    if kr.bh >= params.bh { return; }
+    var kv = key_value(kr);
+    var dk: Row;
+    var dv: Row;
     for (var i = kr.i_start; i < params.tq; i++) {
-        let r = (qb + i) * D4;
+        let r = (kr.queries + i) * D4;
         var s = 0.0;
         var dp = 0.0;
         for (var d = 0u; d < D4; d++) {
-            s += dot(q_r[r + d], k[d]);
-            dp += dot(do_r[r + d], v[d]);
+            s += dot(q_r[r + d], kv.k[d]);
+            dp += dot(do_r[r + d], kv.v[d]);
         }
-        let p = select(0.0, exp(s - lse_r[qb + i]), kr.live && i >= kr.i_first);
-        let ds = p * (dp - dvec_r[qb + i]);
+        let p = select(0.0, exp(s - lse_r[kr.queries + i]), kr.live && i >= kr.i_first);
+        let ds = p * (dp - dvec_r[kr.queries + i]);
         for (var d = 0u; d < D4; d++) {
             dv[d] += p * do_r[r + d];
             dk[d] += ds * q_r[r + d];

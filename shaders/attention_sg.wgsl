@@ -60,17 +60,11 @@ fn below8(first: u32, end: u32) -> array<vec4<bool>, 2> {
 @compute @workgroup_size(WG)
 fn attn_fwd_sg(at: Tile, @builtin(subgroup_invocation_id) lane: u32) {
     let qr = query_row(at);
-    if qr.bh >= params.bh {
-        return;
-    }
-    var q: array<vec4<f32>, D4>;
-    load_scaled_query(&q, qr.row);
-    var acc: array<vec4<f32>, D4>;
-    var m = NEG;
-    var l = 0.0;
-    let kb = qr.bh * params.tk_cap;
+    if qr.bh >= params.bh { return; }
+    var q = scaled_query(qr.row);
+    var run = online_start();
     for (var j = 0u; j < qr.n_max; j += 8u) {
-        let r = sg_row(kb, j, lane, qr.n_max);
+        let r = sg_row(qr.keys, j, lane, qr.n_max);
         var s = Lanes8(vec4<f32>(0.0), vec4<f32>(0.0));
         for (var d = 0u; d < D4; d++) {
             s = add8(s, dots8(q[d], k_r[r + d]));
@@ -78,73 +72,62 @@ fn attn_fwd_sg(at: Tile, @builtin(subgroup_invocation_id) lane: u32) {
         let seen = below8(j, qr.n);
         s = Lanes8(select(vec4<f32>(NEG), s.lo, seen[0]), select(vec4<f32>(NEG), s.hi, seen[1]));
         let sm = max(s.lo, s.hi);
-        let mx = max(m, max(max(sm.x, sm.y), max(sm.z, sm.w)));
-        let c = exp(m - mx);
+        let mx = max(run.m, max(max(sm.x, sm.y), max(sm.z, sm.w)));
+        let c = exp(run.m - mx);
         let p = Lanes8(exp(s.lo - vec4<f32>(mx)), exp(s.hi - vec4<f32>(mx)));
         let ps = p.lo + p.hi;
-        l = l * c + (ps.x + ps.y) + (ps.z + ps.w);
+        run.l = run.l * c + (ps.x + ps.y) + (ps.z + ps.w);
         for (var d = 0u; d < D4; d++) {
-            acc[d] = acc[d] * c + mix8(p, v_r[r + d]);
+            run.acc[d] = run.acc[d] * c + mix8(p, v_r[r + d]);
         }
-        m = mx;
+        run.m = mx;
     }
-    store_query(qr, &acc, 1.0 / l, m + log(l));
+    store_query(qr, run.acc, 1.0 / run.l, run.m + log(run.l));
 }
 
 @compute @workgroup_size(WG)
 fn attn_dq_sg(at: Tile, @builtin(subgroup_invocation_id) lane: u32) {
     let qr = query_row(at);
-    if qr.bh >= params.bh {
-        return;
-    }
-    var q: array<vec4<f32>, D4>;
-    var g: array<vec4<f32>, D4>;
-    let dvec = load_query_and_grad(&q, &g, qr.row);
-    let lse = lse_r[qr.row];
-    var acc: array<vec4<f32>, D4>;
-    let kb = qr.bh * params.tk_cap;
+    if qr.bh >= params.bh { return; }
+    var qg = query_and_grad(qr.row);
+    var acc: Row;
     for (var j = 0u; j < qr.n_max; j += 8u) {
-        let r = sg_row(kb, j, lane, qr.n_max);
+        let r = sg_row(qr.keys, j, lane, qr.n_max);
         var s = Lanes8(vec4<f32>(0.0), vec4<f32>(0.0));
         var dp = Lanes8(vec4<f32>(0.0), vec4<f32>(0.0));
         for (var d = 0u; d < D4; d++) {
-            s = add8(s, dots8(q[d], k_r[r + d]));
-            dp = add8(dp, dots8(g[d], v_r[r + d]));
+            s = add8(s, dots8(qg.q[d], k_r[r + d]));
+            dp = add8(dp, dots8(qg.g[d], v_r[r + d]));
         }
         let seen = below8(j, qr.n);
-        let p0 = select(vec4<f32>(0.0), exp(s.lo - vec4<f32>(lse)), seen[0]);
-        let p1 = select(vec4<f32>(0.0), exp(s.hi - vec4<f32>(lse)), seen[1]);
-        let ds = Lanes8(p0 * (dp.lo - vec4<f32>(dvec)), p1 * (dp.hi - vec4<f32>(dvec)));
+        let p0 = select(vec4<f32>(0.0), exp(s.lo - vec4<f32>(qg.lse)), seen[0]);
+        let p1 = select(vec4<f32>(0.0), exp(s.hi - vec4<f32>(qg.lse)), seen[1]);
+        let ds = Lanes8(p0 * (dp.lo - vec4<f32>(qg.dvec)), p1 * (dp.hi - vec4<f32>(qg.dvec)));
         for (var d = 0u; d < D4; d++) {
             acc[d] += mix8(ds, k_r[r + d]);
         }
     }
-    store_query(qr, &acc, params.scale, dvec);
+    store_query(qr, acc, params.scale, qg.dvec);
 }
 
 @compute @workgroup_size(WG)
 fn attn_dkv_sg(at: Tile, @builtin(subgroup_invocation_id) lane: u32) {
     let kr = key_row(at);
-    if kr.bh >= params.bh {
-        return;
-    }
-    var k: array<vec4<f32>, D4>;
-    var v: array<vec4<f32>, D4>;
-    load_key_value(kr, &k, &v);
-    var dk: array<vec4<f32>, D4>;
-    var dv: array<vec4<f32>, D4>;
-    let qb = kr.bh * params.tq;
+    if kr.bh >= params.bh { return; }
+    var kv = key_value(kr);
+    var dk: Row;
+    var dv: Row;
     for (var i0 = kr.i_start; i0 < params.tq; i0 += 8u) {
         let mine = min(i0 + lane, params.tq - 1u);
-        let r = (qb + mine) * D4;
+        let r = (kr.queries + mine) * D4;
         var s = Lanes8(vec4<f32>(0.0), vec4<f32>(0.0));
         var dp = Lanes8(vec4<f32>(0.0), vec4<f32>(0.0));
         for (var d = 0u; d < D4; d++) {
-            s = add8(s, dots8(k[d], q_r[r + d]));
-            dp = add8(dp, dots8(v[d], do_r[r + d]));
+            s = add8(s, dots8(kv.k[d], q_r[r + d]));
+            dp = add8(dp, dots8(kv.v[d], do_r[r + d]));
         }
-        let lse = gather8(lse_r[qb + mine]);
-        let dvec = gather8(dvec_r[qb + mine]);
+        let lse = gather8(lse_r[kr.queries + mine]);
+        let dvec = gather8(dvec_r[kr.queries + mine]);
         let inside = below8(i0, params.tq);
         let i_lo = vec4<u32>(i0, i0 + 1u, i0 + 2u, i0 + 3u);
         let seen0 = inside[0] & (i_lo >= vec4<u32>(kr.i_first)) & vec4<bool>(kr.live);

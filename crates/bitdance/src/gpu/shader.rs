@@ -79,23 +79,128 @@ pub(crate) fn naga_capabilities(shader: &Shader) -> naga::valid::Capabilities {
 
 #[cfg(test)]
 mod tests {
+    use super::Shader;
     use crate::gpu::source_with_defines;
+    use naga::valid::{ModuleInfo, ShaderStages, SubgroupOperationSet, ValidationFlags, Validator};
+    use naga::Module;
+
+    /// Every shader under every define set it is built with, parsed and validated by naga.
+    fn every_validated_variant() -> Vec<(String, &'static Shader, Module, ModuleInfo)> {
+        let mut out = Vec::new();
+        for shader in crate::ops::all_shaders() {
+            for defines in shader.variants.sets() {
+                let name = format!("{} {defines:?}", shader.name);
+                let src = source_with_defines(shader, &defines);
+                let module = naga::front::wgsl::parse_str(&src)
+                    .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&src)));
+                let info = Validator::new(
+                    ValidationFlags::all(),
+                    crate::gpu::naga_capabilities(shader),
+                )
+                .subgroup_stages(ShaderStages::COMPUTE)
+                .subgroup_operations(SubgroupOperationSet::all())
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+                out.push((name, shader, module, info));
+            }
+        }
+        out
+    }
 
     #[test]
     fn every_shader_variant_passes_naga_validation() {
-        for shader in crate::ops::all_shaders() {
-            for defines in shader.variants.sets() {
-                let src = source_with_defines(shader, &defines);
-                let module = naga::front::wgsl::parse_str(&src).unwrap_or_else(|e| {
-                    panic!("{} {defines:?}: {}", shader.name, e.emit_to_string(&src))
-                });
-                let capabilities = crate::gpu::naga_capabilities(shader);
-                naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
-                    .subgroup_stages(naga::valid::ShaderStages::COMPUTE)
-                    .subgroup_operations(naga::valid::SubgroupOperationSet::all())
-                    .validate(&module)
-                    .unwrap_or_else(|e| panic!("{} {defines:?}: {e:?}", shader.name));
+        assert!(every_validated_variant().len() > 40);
+    }
+
+    /// What validation does not catch: a backend that cannot translate a valid module (naga's
+    /// SPIR-V writer once failed on a valid attention kernel). Every variant goes through the
+    /// writers of wgpu's native backends: SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and, for
+    /// shaders without subgroups, GLSL ES 3.1 (GL).
+    /// Runs one backend's writer, turning its error or its panic (naga's writers panic on some
+    /// internal faults) into a message.
+    fn translate<E: std::fmt::Display>(
+        failures: &mut Vec<String>,
+        what: String,
+        write: impl FnOnce() -> Result<(), E>,
+    ) {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(write)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(format!("{what}: {e}")),
+            Err(panic) => {
+                let message = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                failures.push(format!("{what}: the writer panicked: {message}"));
             }
         }
+    }
+
+    /// What validation does not catch: a backend that cannot translate a valid module (naga's
+    /// SPIR-V writer once panicked on a valid attention kernel). Every variant goes through the
+    /// writers of wgpu's native backends: SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and, for
+    /// shaders without subgroups, GLSL ES 3.1 (GL), each entry point on its own where the
+    /// backend compiles them so.
+    #[test]
+    fn every_shader_variant_translates_for_every_native_backend() {
+        use naga::back::{glsl, hlsl, msl, spv};
+        let mut failures = Vec::new();
+        for (name, shader, module, info) in every_validated_variant() {
+            let (m, i) = (&module, &info);
+            translate(&mut failures, format!("{name}: SPIR-V"), || {
+                let options = spv::Options {
+                    lang_version: (1, 3),
+                    ..Default::default()
+                };
+                spv::write_vec(m, i, &options, None).map(drop)
+            });
+            translate(&mut failures, format!("{name}: MSL"), || {
+                let options = msl::Options {
+                    lang_version: (2, 4),
+                    ..Default::default()
+                };
+                msl::write_string(m, i, &options, &Default::default()).map(drop)
+            });
+            translate(&mut failures, format!("{name}: HLSL"), || {
+                let options = hlsl::Options {
+                    shader_model: hlsl::ShaderModel::V6_0,
+                    ..Default::default()
+                };
+                let mut text = String::new();
+                let pipeline = Default::default();
+                hlsl::Writer::new(&mut text, &options, &pipeline)
+                    .write(m, i, None)
+                    .map(drop)
+            });
+            if shader.subgroups {
+                continue;
+            }
+            for entry in &module.entry_points {
+                translate(
+                    &mut failures,
+                    format!("{name} {}: GLSL", entry.name),
+                    || {
+                        let options = glsl::Options {
+                            version: glsl::Version::Embedded {
+                                version: 310,
+                                is_webgl: false,
+                            },
+                            ..Default::default()
+                        };
+                        let pipeline = glsl::PipelineOptions {
+                            shader_stage: naga::ShaderStage::Compute,
+                            entry_point: entry.name.clone(),
+                            multiview: None,
+                        };
+                        let mut text = String::new();
+                        glsl::Writer::new(&mut text, m, i, &options, &pipeline, Default::default())
+                            .and_then(|mut w| w.write())
+                            .map(drop)
+                    },
+                );
+            }
+        }
+        assert!(failures.is_empty(), "{}", failures.join("\n"));
     }
 }

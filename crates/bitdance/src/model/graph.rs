@@ -4,7 +4,7 @@
 //! the attention, so a cached decoding step and a full-sequence pass run the same code.
 
 use crate::autograd::{Tape, Var};
-use crate::ops::{self, AttentionMask, AttentionSpan, RopeTable};
+use crate::ops::{self, AdaLn, AttentionMask, AttentionSpan, RopeTable};
 use crate::{Error, Result, Tensor};
 
 /// Keys and values of one layer's cache ([B, H, capacity, D] each) and the position at which
@@ -16,6 +16,17 @@ pub struct CacheSlot<'a> {
     pub values: &'a Tensor,
     /// Positions already filled; the new rows are written from here.
     pub start: usize,
+}
+
+/// How an attention attends: which keys each query sees, the softmax scale applied to q·k, and
+/// the KV cache (inference) or none.
+pub struct Attend<'a> {
+    /// Which keys each query position may see.
+    pub mask: AttentionMask,
+    /// Softmax scale applied to q·k.
+    pub scale: f32,
+    /// The layer's cache slot, or none (every key is in k and v).
+    pub cache: Option<CacheSlot<'a>>,
 }
 
 /// Model operations over values of type `Value` (shapes as the `ops` functions document).
@@ -49,25 +60,8 @@ pub trait Graph {
     fn silu(&self, x: &Self::Value) -> Result<Self::Value>;
     /// SwiGLU of the two halves of the last dim: silu(a) * b -> half the width.
     fn swiglu(&self, x: &Self::Value) -> Result<Self::Value>;
-    /// `x * (1 + scale) + shift` per row group (adaLN).
-    fn modulate(
-        &self,
-        x: &Self::Value,
-        shift: &Self::Value,
-        scale: &Self::Value,
-    ) -> Result<Self::Value>;
-    /// adaLN before a sub-layer: `modulate(layer_norm(x, affine, eps), shift, scale)`.
-    fn layer_norm_modulated(
-        &self,
-        x: &Self::Value,
-        affine: Option<(&Self::Value, &Self::Value)>,
-        shift: &Self::Value,
-        scale: &Self::Value,
-        eps: f32,
-    ) -> Result<Self::Value> {
-        let h = self.layer_norm(x, affine, eps)?;
-        self.modulate(&h, shift, scale)
-    }
+    /// adaLN before a sub-layer: `layer_norm(x) * (1 + scale) + shift` per row group.
+    fn layer_norm_modulated(&self, x: &Self::Value, m: AdaLn<Self::Value>) -> Result<Self::Value>;
     /// `x + gate * h` per row group (adaLN).
     fn gated_residual(
         &self,
@@ -85,18 +79,10 @@ pub trait Graph {
     fn merge_heads(&self, x: &Self::Value) -> Result<Self::Value>;
     /// 2D RoPE of x [B, T, H, D] by `table`'s angles.
     fn rope(&self, x: &Self::Value, table: &RopeTable) -> Result<Self::Value>;
-    /// Masked attention of q [B, H, n, D] over k, v [B, H, n, D]; with `cache`, k and v are
-    /// first written at `cache.start` and q (positions start..start + n) attends to the
-    /// whole filled cache.
-    fn attention(
-        &self,
-        q: &Self::Value,
-        k: &Self::Value,
-        v: &Self::Value,
-        mask: AttentionMask,
-        scale: f32,
-        cache: Option<CacheSlot<'_>>,
-    ) -> Result<Self::Value>;
+    /// Masked attention of q [B, H, n, D] over k, v [B, H, n, D] (`[q, k, v]`); with
+    /// `how.cache`, k and v are first written at `cache.start` and q (positions
+    /// start..start + n) attends to the whole filled cache.
+    fn attention(&self, qkv: [&Self::Value; 3], how: Attend) -> Result<Self::Value>;
 }
 
 /// Inference: every op runs at once on tensors; nothing is recorded.
@@ -136,18 +122,8 @@ impl Graph for Eager {
     fn swiglu(&self, x: &Tensor) -> Result<Tensor> {
         ops::swiglu(x)
     }
-    fn modulate(&self, x: &Tensor, shift: &Tensor, scale: &Tensor) -> Result<Tensor> {
-        ops::modulate(x, shift, scale)
-    }
-    fn layer_norm_modulated(
-        &self,
-        x: &Tensor,
-        affine: Option<(&Tensor, &Tensor)>,
-        shift: &Tensor,
-        scale: &Tensor,
-        eps: f32,
-    ) -> Result<Tensor> {
-        ops::layer_norm_modulated(x, affine, shift, scale, eps)
+    fn layer_norm_modulated(&self, x: &Tensor, m: AdaLn) -> Result<Tensor> {
+        ops::layer_norm_modulated(x, m)
     }
     fn gated_residual(&self, x: &Tensor, gate: &Tensor, h: &Tensor) -> Result<Tensor> {
         ops::gated_residual(x, gate, h)
@@ -176,15 +152,8 @@ impl Graph for Eager {
     fn rope(&self, x: &Tensor, table: &RopeTable) -> Result<Tensor> {
         table.apply(x)
     }
-    fn attention(
-        &self,
-        q: &Tensor,
-        k: &Tensor,
-        v: &Tensor,
-        mask: AttentionMask,
-        scale: f32,
-        cache: Option<CacheSlot<'_>>,
-    ) -> Result<Tensor> {
+    fn attention(&self, [q, k, v]: [&Tensor; 3], how: Attend) -> Result<Tensor> {
+        let Attend { mask, scale, cache } = how;
         let n = q.shape().get(2).copied().unwrap_or(0);
         let out = match cache {
             None => {
@@ -231,8 +200,9 @@ impl Graph for Tape {
     fn swiglu(&self, x: &Var) -> Result<Var> {
         Tape::swiglu(self, *x)
     }
-    fn modulate(&self, x: &Var, shift: &Var, scale: &Var) -> Result<Var> {
-        Tape::modulate(self, *x, *shift, *scale)
+    fn layer_norm_modulated(&self, x: &Var, m: AdaLn<Var>) -> Result<Var> {
+        let h = Tape::layer_norm(self, *x, m.affine.map(|(w, b)| (*w, *b)), m.eps)?;
+        Tape::modulate(self, h, *m.shift, *m.scale)
     }
     fn gated_residual(&self, x: &Var, gate: &Var, h: &Var) -> Result<Var> {
         Tape::gated_residual(self, *x, *gate, *h)
@@ -253,22 +223,14 @@ impl Graph for Tape {
     fn rope(&self, x: &Var, table: &RopeTable) -> Result<Var> {
         Tape::rope_2d(self, *x, table)
     }
-    fn attention(
-        &self,
-        q: &Var,
-        k: &Var,
-        v: &Var,
-        mask: AttentionMask,
-        scale: f32,
-        cache: Option<CacheSlot<'_>>,
-    ) -> Result<Var> {
-        if cache.is_some() {
+    fn attention(&self, [q, k, v]: [&Var; 3], how: Attend) -> Result<Var> {
+        if how.cache.is_some() {
             return Err(Error::Invalid(
                 "attention: the KV cache is for inference (Eager), not for the autograd tape"
                     .into(),
             ));
         }
-        Tape::attention(self, *q, *k, *v, mask, scale)
+        Tape::attention(self, *q, *k, *v, how.mask, how.scale)
     }
 }
 

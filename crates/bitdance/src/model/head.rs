@@ -4,11 +4,11 @@
 //! tokens of a patch (`norm1`, `attn`, `norm2`, `w1`, `w2`) with 6 modulations per block.
 //! Consecutive blocks share one adaLN linear, as the official models do.
 
-use super::graph::{Eager, Graph};
-use super::weights::{from_store, from_vars, Head, Linear, PatchAttention};
+use super::graph::{Attend, Eager, Graph};
+use super::weights::{from_store, from_vars, Head, Linear, NormAffine, PatchAttention};
 use super::{timestep_embedding, ModelConfig, ParamStore, ParamVars};
 use crate::autograd::{Tape, Var};
-use crate::ops::{self, AttentionMask};
+use crate::ops::{self, AdaLn, AttentionMask};
 use crate::{Result, Tensor};
 
 /// LayerNorm epsilon of the head.
@@ -219,6 +219,16 @@ impl<V: Clone> Modulation<V> {
             gate: chunks[first + 2].clone(),
         }
     }
+
+    /// The adaLN operands of this modulation after the LayerNorm `norm`.
+    fn before<'a>(&'a self, norm: &'a NormAffine<V>) -> AdaLn<'a, V> {
+        AdaLn {
+            affine: Some((&norm.weight, &norm.bias)),
+            eps: EPS,
+            shift: &self.shift,
+            scale: &self.scale,
+        }
+    }
 }
 
 /// The head after its conditioning: `x_t` [N, token_dim] and the modulations of its rows.
@@ -237,21 +247,23 @@ pub(crate) fn head_body<G: Graph>(
         let mods = &cond.blocks[i / shared_by];
         if let Some(attention) = &block.attention {
             let m = Modulation::at(mods, 0);
-            let n = &attention.norm;
-            let affine = Some((&n.weight, &n.bias));
-            let h = g.layer_norm_modulated(&x, affine, &m.shift, &m.scale, EPS)?;
+            let h = g.layer_norm_modulated(&x, m.before(&attention.norm))?;
             let h = patch_attention(g, c, attention, &h, rows)?;
             x = g.gated_residual(&x, &m.gate, &h)?;
         }
         let m = Modulation::at(mods, if parallel { 3 } else { 0 });
-        let n = &block.mlp_norm;
-        let affine = Some((&n.weight, &n.bias));
-        let h = g.layer_norm_modulated(&x, affine, &m.shift, &m.scale, EPS)?;
+        let h = g.layer_norm_modulated(&x, m.before(&block.mlp_norm))?;
         let h = g.swiglu(&linear(g, &block.w1, &h)?)?;
         let h = linear(g, &block.w2, &h)?;
         x = g.gated_residual(&x, &m.gate, &h)?;
     }
-    let x = g.layer_norm_modulated(&x, None, &cond.final_shift, &cond.final_scale, EPS)?;
+    let final_norm = AdaLn {
+        affine: None,
+        eps: EPS,
+        shift: &cond.final_shift,
+        scale: &cond.final_scale,
+    };
+    let x = g.layer_norm_modulated(&x, final_norm)?;
     linear(g, &w.final_linear, &x)
 }
 
@@ -267,7 +279,12 @@ fn patch_attention<G: Graph>(
     let qkv = g.reshape(&linear(g, &w.wqkv, h)?, &[rows / p, p, 3 * width])?;
     let [q, k, v] = g.split_qkv(&qkv, width / HEAD_DIM)?;
     let scale = 1.0 / (HEAD_DIM as f32).sqrt();
-    let o = g.attention(&q, &k, &v, AttentionMask::Full, scale, None)?;
+    let how = Attend {
+        mask: AttentionMask::Full,
+        scale,
+        cache: None,
+    };
+    let o = g.attention([&q, &k, &v], how)?;
     let o = g.reshape(&g.merge_heads(&o)?, &[rows, width])?;
     linear(g, &w.wo, &o)
 }

@@ -3,7 +3,7 @@
 //! with 2D RoPE and causal (1x) or block-causal (next-patch) attention, and the conditions
 //! `norm(h) + pos_for_diff` for the diffusion head.
 
-use super::graph::Graph;
+use super::graph::{Attend, Graph};
 use super::weights::{from_vars, Connector, Trunk};
 use super::{KvCache, ModelConfig, ParamVars};
 use crate::autograd::{Tape, Var};
@@ -118,8 +118,12 @@ pub(crate) fn trunk_blocks<G: Graph>(
             g.reshape(&g.rope(&x, rope)?, &[b, heads, n, head_dim])
         };
         let (q, k) = (rotated(&q)?, rotated(&k)?);
-        let slot = cache.as_deref().map(|cache| cache.slot(i));
-        let o = g.attention(&q, &k, &v, mask, scale, slot)?;
+        let how = Attend {
+            mask,
+            scale,
+            cache: cache.as_deref().map(|cache| cache.slot(i)),
+        };
+        let o = g.attention([&q, &k, &v], how)?;
         let o = g.linear(&g.merge_heads(&o)?, &block.wo, None)?;
         x = g.add(&x, &o)?;
         let h = g.rms_norm(&x, &block.ffn_norm, EPS)?;

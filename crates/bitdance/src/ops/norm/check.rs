@@ -178,7 +178,13 @@ async fn check_layer_norm_modulated(c: &mut Checker, shape: &[usize]) -> Result<
         );
         let h = cpu::layer_norm(&xv, wr, br, d, 1e-6).0;
         let r = cpu::modulate(&h, &shv, &scv, t, d);
-        let y = ops::layer_norm_modulated(&x, affine.then_some((&w, &b)), &shift, &scale, 1e-6);
+        let m = ops::AdaLn {
+            affine: affine.then_some((&w, &b)),
+            eps: 1e-6,
+            shift: &shift,
+            scale: &scale,
+        };
+        let y = ops::layer_norm_modulated(&x, m);
         c.compare("layer_norm_modulated", s, y, &r, tol(d)).await;
     }
     Ok(())

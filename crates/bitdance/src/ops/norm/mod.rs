@@ -326,17 +326,30 @@ pub fn layer_norm(
     Ok((y, mean, rstd))
 }
 
-/// adaLN before a sub-layer (inference): `layer_norm(x, w, b) * (1 + scale) + shift` in one
-/// pass, x [G, T, D] (or [G, D]), shift and scale [G, D] broadcast over the T rows of group g,
-/// `affine` the LayerNorm's (weight, bias) [D] or none. Returns y shaped as x.
-pub fn layer_norm_modulated(
-    x: &Tensor,
-    affine: Option<(&Tensor, &Tensor)>,
-    shift: &Tensor,
-    scale: &Tensor,
-    eps: f32,
-) -> Result<Tensor> {
+/// The operands of adaLN before a sub-layer, `layer_norm(x, w, b) * (1 + scale) + shift`:
+/// the LayerNorm's (weight, bias) [D] or none, its epsilon, and shift and scale [G, D] (one row
+/// per group of x's rows). `V` is a tensor, or a tape value in `model::Graph`.
+pub struct AdaLn<'a, V = Tensor> {
+    /// The LayerNorm's (weight, bias), or none.
+    pub affine: Option<(&'a V, &'a V)>,
+    /// LayerNorm epsilon.
+    pub eps: f32,
+    /// Added after the scaling, [G, D].
+    pub shift: &'a V,
+    /// `1 + scale` multiplies the normalized rows, [G, D].
+    pub scale: &'a V,
+}
+
+/// adaLN before a sub-layer (inference) in one pass: x [G, T, D] (or [G, D]), the shift and
+/// scale rows of group g broadcast over its T rows. Returns y shaped as x.
+pub fn layer_norm_modulated(x: &Tensor, m: AdaLn) -> Result<Tensor> {
     const OP: &str = "layer_norm_modulated";
+    let AdaLn {
+        affine,
+        eps,
+        shift,
+        scale,
+    } = m;
     let (groups, _, d) = super::modulate::groups(OP, x, &[("shift", shift), ("scale", scale)])?;
     let rows = x.numel() / d;
     let (w, b) = match affine {
