@@ -1,12 +1,14 @@
 //! AR training with the official recipe on a tiny model: the loss falls, a step is one
-//! submit, and N steps + checkpoint + resume + M steps equals N + M steps in one run.
+//! submit, N steps + checkpoint + resume + M steps equals N + M steps in one run, and
+//! gradient checkpointing changes nothing but what the tape keeps.
 
+use bitdance::autograd::Tape;
 use bitdance::gpu::block_on;
 use bitdance::io::WeightFile;
-use bitdance::model::{ar_parameters, ModelConfig, ParamStore};
+use bitdance::model::{ar_parameters, ModelConfig, ParamStore, ParamVars};
 use bitdance::optim::{AdamWConfig, LrSchedule};
 use bitdance::rng::Rng;
-use bitdance::train::{ArBatch, ArRecipe, Task, TrainSettings, Trainer};
+use bitdance::train::{ar_loss, ArBatch, ArDraws, ArRecipe, Task, TrainSettings, Trainer};
 use bitdance_tests::{gpu, tiny_config as tiny};
 
 /// Four images of two classes: each class has its own fixed random token bits.
@@ -171,4 +173,49 @@ fn a_state_holding_nan_is_never_written_as_a_checkpoint_or_model() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("nothing was written"), "{err}");
+}
+
+#[test]
+fn checkpointing_gives_the_same_steps_while_keeping_fewer_values() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    for p in [1, 4] {
+        let c = tiny(p);
+        let (tokens, classes) = dataset(&c);
+        let batch = ArBatch {
+            tokens: &tokens,
+            classes: &classes,
+        };
+        // The tape of one loss: fewer activations kept when the blocks recompute.
+        let params =
+            ParamStore::random(&gpu(), &ar_parameters(&c), &mut Rng::new(1), 0.05).unwrap();
+        let recipe = ArRecipe::default();
+        let draws = ArDraws::sample(&c, &batch, &recipe, &mut Rng::new(3));
+        let kept = |tape: &Tape| {
+            let vars = ParamVars::new(tape, &params, true);
+            ar_loss(tape, &c, &vars, &batch, &draws, &recipe).unwrap();
+            tape.activation_elements()
+        };
+        let (plain, recomputing) = (kept(&Tape::new()), kept(&Tape::recomputing()));
+        eprintln!("p={p}: {plain} activation values kept, {recomputing} with checkpointing");
+        assert!(
+            recomputing * 2 < plain,
+            "p={p}: {recomputing} of {plain} activation values kept"
+        );
+        // Whole steps (backward, clipping, AdamW, EMA): bit for bit the same.
+        let mut reference = trainer(&c, 10);
+        let mut checkpointed = trainer(&c, 10);
+        checkpointed.checkpointing = true;
+        for step in 0..3 {
+            let a = block_on(reference.step(&batch)).unwrap();
+            let b = block_on(checkpointed.step(&batch)).unwrap();
+            assert_eq!(
+                (a.loss, a.grad_norm),
+                (b.loss, b.grad_norm),
+                "p={p} step {step}"
+            );
+        }
+        let a = block_on(reference.checkpoint()).unwrap();
+        let b = block_on(checkpointed.checkpoint()).unwrap();
+        assert!(a == b, "p={p}: weights, moments and EMA differ");
+    }
 }

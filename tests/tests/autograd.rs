@@ -202,6 +202,44 @@ fn matmul_linear_and_losses() {
 }
 
 #[test]
+fn a_low_rank_adapter_adds_its_product_and_trains_alone() {
+    use bitdance::autograd::Adapter;
+    use bitdance::reference::{matmul_ref, MatmulDims};
+    // x [2, 3, 7] through W [5, 7] with A [2, 7], B [5, 2]: W is frozen, A, B and x train.
+    let rows = |k: usize, n: usize| MatmulDims {
+        batch: 1,
+        m: 6,
+        k,
+        n,
+        trans_a: false,
+        trans_b: true,
+        b_shared: false,
+    };
+    check(
+        "linear with a rank-2 adapter",
+        &[&[2, 3, 7], &[5, 7], &[2, 7], &[5, 2], &[5]],
+        &[true, false, true, true, true],
+        |t, v| {
+            t.adapt(
+                v[1],
+                Adapter {
+                    a: v[2],
+                    b: v[3],
+                    scale: 0.75,
+                },
+            );
+            t.linear(v[0], v[1], Some(v[4]))
+        },
+        |x| {
+            let y = matmul_ref(&x[0], &x[1], Some(&x[4]), rows(7, 5));
+            let down = matmul_ref(&x[0], &x[2], None, rows(7, 2));
+            let up = matmul_ref(&down, &x[3], None, rows(2, 5));
+            zip(&y, &up, |y, u| y + 0.75 * u)
+        },
+    );
+}
+
+#[test]
 fn model_ops() {
     use bitdance::ops::{rope_positions_raster, AttentionMask};
     use bitdance::reference::{

@@ -107,7 +107,7 @@ pub async fn finetune_estimate(
         ..ArRecipe::default()
     });
     let m = task.memory(&card.config, batch as usize);
-    let plan = MemoryPlan::of(&task, &card.config, batch as usize).describe();
+    let plan = MemoryPlan::of(&task, &card.config, batch as usize, false).describe();
     Ok(serde_json::json!({"bytes": m.bytes, "parameters": m.parameters, "plan": plan}).to_string())
 }
 

@@ -70,6 +70,11 @@ pub struct LoopArgs {
     /// turn that off where a mirror image is a different thing, e.g. digits).
     #[arg(long)]
     pub no_flip: bool,
+    /// Gradient checkpointing (AR runs): the transformer and head blocks keep only their
+    /// inputs and recompute their activations in the backward; the same steps with less
+    /// memory and about a third more compute. Free to change on --resume.
+    #[arg(long)]
+    pub checkpointing: bool,
 }
 
 impl LoopArgs {
@@ -230,14 +235,16 @@ pub fn open_run(
         let stored = Trainer::stored_settings(&file)?;
         check_resumed_settings(&args.out, &stored, wanted)?;
         if let Some(c) = bitdance::model::stored_config(&file)? {
-            check_plan(gpu, &stored.task, &c, args.batch)?;
+            check_plan(gpu, &stored.task, &c, args)?;
         }
         Trainer::resume(gpu, &file, config)?
     } else {
         let c = config.context("a new run needs a config")?;
-        check_plan(gpu, &wanted.task, c, args.batch)?;
+        check_plan(gpu, &wanted.task, c, args)?;
         start()?
     };
+    let mut trainer = trainer;
+    trainer.checkpointing = args.checkpointing;
     Ok(trainer)
 }
 
@@ -247,9 +254,10 @@ fn check_plan(
     gpu: &bitdance::Gpu,
     task: &Task,
     c: &bitdance::model::ModelConfig,
-    batch: usize,
+    args: &LoopArgs,
 ) -> anyhow::Result<()> {
-    let plan = MemoryPlan::of(task, c, batch);
+    let (batch, checkpointing) = (args.batch, args.checkpointing);
+    let plan = MemoryPlan::of(task, c, batch, checkpointing);
     let budget = gpu.memory_budget();
     let l = gpu.limits();
     println!(
@@ -260,10 +268,10 @@ fn check_plan(
         mib(l.max_storage_buffer_binding_size)
     );
     if plan.total() > budget {
-        let options = MemoryPlan::options_within(task, c, batch, budget);
+        let options = MemoryPlan::options_within(task, c, batch, checkpointing, budget);
         let fits = match options.is_empty() {
-            true => "neither a smaller batch nor the class table alone fits: a larger budget or \
-                     a smaller model"
+            true => "neither a smaller batch, checkpointing nor the class table alone fits: a \
+                     larger budget or a smaller model"
                 .to_string(),
             false => format!("these fit: {}", options.join(", ")),
         };

@@ -50,6 +50,10 @@ impl TokenizerArgs {
     /// Refuses bad values of the loop's options and of the loss weights, naming each.
     fn validate(&self) -> anyhow::Result<()> {
         self.run.validate()?;
+        anyhow::ensure!(
+            !self.run.checkpointing,
+            "--checkpointing recomputes the AR model's blocks; the tokenizer keeps its activations"
+        );
         for (name, weight) in [
             ("--l1", self.l1),
             ("--mse", self.mse),

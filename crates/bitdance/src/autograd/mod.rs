@@ -9,6 +9,12 @@ use std::cell::RefCell;
 
 use crate::{Error, Result, Tensor};
 
+mod checkpoint;
+mod lora;
+
+pub use checkpoint::Block;
+pub use lora::Adapter;
+
 /// Gradients of an op's inputs in input order, every one present.
 pub(crate) fn wrap(g: Vec<Tensor>) -> Vec<Option<Tensor>> {
     g.into_iter().map(Some).collect()
@@ -53,6 +59,10 @@ struct Node {
 #[derive(Default)]
 pub struct Tape {
     nodes: RefCell<Vec<Node>>,
+    /// `checkpoint` keeps no block activations: each block runs again in the backward.
+    recompute: bool,
+    /// Low-rank adapters of weights, by the weight's index: `linear` adds their product.
+    adapters: RefCell<std::collections::HashMap<usize, Adapter>>,
 }
 
 /// Gradients from one backward pass, indexed by the `Var`s of the tape.
@@ -116,6 +126,17 @@ impl Tape {
     /// Number of values recorded.
     pub fn len(&self) -> usize {
         self.nodes.borrow().len()
+    }
+
+    /// Elements of the op outputs the tape keeps for its backward (leaves and the
+    /// placeholders of multi-output ops not counted): what gradient checkpointing saves.
+    pub fn activation_elements(&self) -> usize {
+        self.nodes
+            .borrow()
+            .iter()
+            .filter(|n| !n.inputs.is_empty() && !matches!(n.backward, Some(Backward::Many(_))))
+            .map(|n| n.value.numel())
+            .sum::<usize>()
     }
 
     /// Whether nothing is recorded.

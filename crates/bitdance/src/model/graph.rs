@@ -3,6 +3,8 @@
 //! tensors, each freed as soon as the model drops it). The KV cache is an optional argument of
 //! the attention, so a cached decoding step and a full-sequence pass run the same code.
 
+use std::rc::Rc;
+
 use crate::autograd::{Tape, Var};
 use crate::ops::{self, AdaLn, AttentionMask, AttentionSpan, RopeTable};
 use crate::{Error, Result, Tensor};
@@ -29,10 +31,13 @@ pub struct Attend<'a> {
     pub cache: Option<CacheSlot<'a>>,
 }
 
+/// A model block over values it captured (`Graph::checkpoint`).
+pub type GraphBlock<G> = Rc<dyn Fn(&G) -> Result<<G as Graph>::Value>>;
+
 /// Model operations over values of type `Value` (shapes as the `ops` functions document).
 pub trait Graph {
     /// A value: `Var` on the tape, `Tensor` eagerly.
-    type Value: Clone;
+    type Value: Clone + 'static;
 
     /// The shape of `x`.
     fn shape(&self, x: &Self::Value) -> Vec<usize>;
@@ -83,6 +88,11 @@ pub trait Graph {
     /// `how.cache`, k and v are first written at `cache.start` and q (positions
     /// start..start + n) attends to the whole filled cache.
     fn attention(&self, qkv: [&Self::Value; 3], how: Attend) -> Result<Self::Value>;
+    /// `block(self)`, a model block over values it captured. On a recomputing tape
+    /// (`Tape::recomputing`) its activations are not kept: the backward runs it again.
+    fn checkpoint(&self, block: GraphBlock<Self>) -> Result<Self::Value> {
+        block(self)
+    }
 }
 
 /// Inference: every op runs at once on tensors; nothing is recorded.
@@ -222,6 +232,9 @@ impl Graph for Tape {
     }
     fn rope(&self, x: &Var, table: &RopeTable) -> Result<Var> {
         Tape::rope_2d(self, *x, table)
+    }
+    fn checkpoint(&self, block: GraphBlock<Tape>) -> Result<Var> {
+        Tape::checkpoint(self, block)
     }
     fn attention(&self, [q, k, v]: [&Var; 3], how: Attend) -> Result<Var> {
         if how.cache.is_some() {

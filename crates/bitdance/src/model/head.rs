@@ -4,8 +4,10 @@
 //! tokens of a patch (`norm1`, `attn`, `norm2`, `w1`, `w2`) with 6 modulations per block.
 //! Consecutive blocks share one adaLN linear, as the official models do.
 
+use std::rc::Rc;
+
 use super::graph::{Attend, Eager, Graph};
-use super::weights::{from_store, from_vars, Head, Linear, NormAffine, PatchAttention};
+use super::weights::{from_store, from_vars, Head, HeadBlock, Linear, NormAffine, PatchAttention};
 use super::{timestep_embedding, ModelConfig, ParamStore, ParamVars};
 use crate::autograd::{Tape, Var};
 use crate::ops::{self, AdaLn, AttentionMask};
@@ -232,6 +234,7 @@ impl<V: Clone> Modulation<V> {
 }
 
 /// The head after its conditioning: `x_t` [N, token_dim] and the modulations of its rows.
+/// Each block is a `Graph::checkpoint` (recomputed in the backward on a recomputing tape).
 pub(crate) fn head_body<G: Graph>(
     g: &G,
     c: &ModelConfig,
@@ -239,23 +242,18 @@ pub(crate) fn head_body<G: Graph>(
     x_t: &G::Value,
     cond: &Conditioning<G::Value>,
 ) -> Result<G::Value> {
-    let rows = g.shape(x_t)[0];
     let mut x = linear(g, &w.input_proj, x_t)?;
-    let parallel = c.parallel_num > 1;
+    let patch = Patch {
+        size: c.parallel_num,
+        width: c.diff_dim,
+    };
     let shared_by = (c.diff_layers / c.diff_adanln_layers).max(1);
     for (i, block) in w.blocks.iter().enumerate() {
-        let mods = &cond.blocks[i / shared_by];
-        if let Some(attention) = &block.attention {
-            let m = Modulation::at(mods, 0);
-            let h = g.layer_norm_modulated(&x, m.before(&attention.norm))?;
-            let h = patch_attention(g, c, attention, &h, rows)?;
-            x = g.gated_residual(&x, &m.gate, &h)?;
-        }
-        let m = Modulation::at(mods, if parallel { 3 } else { 0 });
-        let h = g.layer_norm_modulated(&x, m.before(&block.mlp_norm))?;
-        let h = g.swiglu(&linear(g, &block.w1, &h)?)?;
-        let h = linear(g, &block.w2, &h)?;
-        x = g.gated_residual(&x, &m.gate, &h)?;
+        let mods = cond.blocks[i / shared_by].clone();
+        let (block, input) = (block.clone(), x.clone());
+        x = g.checkpoint(Rc::new(move |g| {
+            head_block(g, patch, &block, &mods, &input)
+        }))?;
     }
     let final_norm = AdaLn {
         affine: None,
@@ -267,15 +265,46 @@ pub(crate) fn head_body<G: Graph>(
     linear(g, &w.final_linear, &x)
 }
 
-/// Bidirectional attention within each patch of p consecutive rows of `h` [rows, width].
+/// The head's patches: `size` consecutive rows (the tokens of one AR step) of `width` values.
+#[derive(Clone, Copy)]
+struct Patch {
+    size: usize,
+    width: usize,
+}
+
+/// One head block over x [rows, width] with its adaLN chunks `mods` (scale, shift and gate
+/// of each sub-layer, the patch attention's first): x plus the gated attention (next-patch
+/// models), then plus the gated MLP.
+fn head_block<G: Graph>(
+    g: &G,
+    patch: Patch,
+    block: &HeadBlock<G::Value>,
+    mods: &[G::Value],
+    x: &G::Value,
+) -> Result<G::Value> {
+    let mut x = x.clone();
+    if let Some(attention) = &block.attention {
+        let m = Modulation::at(mods, 0);
+        let h = g.layer_norm_modulated(&x, m.before(&attention.norm))?;
+        let h = patch_attention(g, patch, attention, &h)?;
+        x = g.gated_residual(&x, &m.gate, &h)?;
+    }
+    let m = Modulation::at(mods, if patch.size > 1 { 3 } else { 0 });
+    let h = g.layer_norm_modulated(&x, m.before(&block.mlp_norm))?;
+    let h = g.swiglu(&linear(g, &block.w1, &h)?)?;
+    let h = linear(g, &block.w2, &h)?;
+    g.gated_residual(&x, &m.gate, &h)
+}
+
+/// Bidirectional attention within each patch of `h` [rows, width].
 fn patch_attention<G: Graph>(
     g: &G,
-    c: &ModelConfig,
+    patch: Patch,
     w: &PatchAttention<G::Value>,
     h: &G::Value,
-    rows: usize,
 ) -> Result<G::Value> {
-    let (p, width) = (c.parallel_num, c.diff_dim);
+    let (p, width) = (patch.size, patch.width);
+    let rows = g.shape(h)[0];
     let qkv = g.reshape(&linear(g, &w.wqkv, h)?, &[rows / p, p, 3 * width])?;
     let [q, k, v] = g.split_qkv(&qkv, width / HEAD_DIM)?;
     let scale = 1.0 / (HEAD_DIM as f32).sqrt();

@@ -116,15 +116,41 @@ impl ModelConfig {
     /// Values the AR model's forward keeps for its backward on `batch` sequences, with the
     /// head's rows repeated `head_repeats` times.
     pub fn ar_activations(&self, batch: usize, head_repeats: usize) -> f64 {
+        let (trunk_block, head_block) = self.ar_block_activations(batch, head_repeats);
+        self.n_layer as f64 * trunk_block + self.diff_layers as f64 * head_block
+    }
+
+    /// The same with gradient checkpointing, as (what stays kept, the largest block): each
+    /// block keeps only its input, its values recomputed one block at a time in the backward;
+    /// what the blocks do not cover stays: the head's per-row conditioning (time embedding,
+    /// condition, adaLN modulations), its input and output rows and the loss terms.
+    pub fn ar_activations_recomputed(&self, batch: usize, head_repeats: usize) -> (f64, f64) {
+        let (trunk_block, head_block) = self.ar_block_activations(batch, head_repeats);
+        let trunk_rows = (batch * self.sequence_len()) as f64;
+        let head_rows = (batch * self.image_tokens() * head_repeats) as f64;
+        let w = self.diff_dim as f64;
+        let chunks = if self.parallel_num > 1 { 6.0 } else { 3.0 };
+        let per_head_row = (self.diff_adanln_layers as f64 * chunks + 2.0 + 5.0) * w
+            + 256.0
+            + self.dim as f64
+            + 4.0 * self.token_dim() as f64;
+        let inputs = self.n_layer as f64 * trunk_rows * self.dim as f64
+            + self.diff_layers as f64 * head_rows * w;
+        (
+            inputs + head_rows * per_head_row,
+            trunk_block.max(head_block),
+        )
+    }
+
+    /// Values one trunk block and one head block keep for the backward.
+    fn ar_block_activations(&self, batch: usize, head_repeats: usize) -> (f64, f64) {
         let (b, seq, dim) = (batch as f64, self.sequence_len() as f64, self.dim as f64);
         // Per block: the norms, q/k/v, attention output, residuals (about 12 rows of dim), the
         // FFN's three hidden rows, and the attention weights of every head.
-        let per_block =
+        let per_sequence =
             seq * (12.0 * dim + 3.0 * self.ffn_hidden() as f64) + seq * seq * self.n_head as f64;
-        let trunk = b * self.n_layer as f64 * per_block;
         let head_rows = b * self.image_tokens() as f64 * head_repeats as f64;
-        let head = head_rows * self.diff_layers as f64 * 10.0 * self.diff_dim as f64;
-        trunk + head
+        (b * per_sequence, head_rows * 10.0 * self.diff_dim as f64)
     }
 
     /// Values the autoencoder keeps for its backward on `batch` images.

@@ -3,8 +3,10 @@
 //! with 2D RoPE and causal (1x) or block-causal (next-patch) attention, and the conditions
 //! `norm(h) + pos_for_diff` for the diffusion head.
 
-use super::graph::{Attend, Graph};
-use super::weights::{from_vars, Connector, Trunk};
+use std::rc::Rc;
+
+use super::graph::{Attend, CacheSlot, Graph};
+use super::weights::{from_vars, Block, Connector, Trunk};
 use super::{KvCache, ModelConfig, ParamVars};
 use crate::autograd::{Tape, Var};
 use crate::ops::{rope_positions_patch_raster, AttentionMask, RopeTable};
@@ -93,6 +95,8 @@ pub(crate) fn connect<G: Graph>(g: &G, w: &Connector<G::Value>, x: &G::Value) ->
 /// `emb_norm` and every block over the input rows `x` [B, n, dim] whose RoPE angles `rope`
 /// holds (before the final `norm`). With `cache`, the rows are the next n positions of the
 /// cached sequence: their keys and values are appended and they attend to the whole cache.
+/// Without it each block is a `Graph::checkpoint` (recomputed in the backward on a
+/// recomputing tape).
 pub(crate) fn trunk_blocks<G: Graph>(
     g: &G,
     c: &ModelConfig,
@@ -102,37 +106,72 @@ pub(crate) fn trunk_blocks<G: Graph>(
     cache: Option<&mut KvCache>,
 ) -> Result<G::Value> {
     let s = g.shape(x);
-    let (b, n) = (s[0], s[1]);
-    let (heads, head_dim) = (c.n_head, c.head_dim());
-    let mask = sequence_mask(c);
-    let scale = 1.0 / (head_dim as f32).sqrt();
+    let ctx = BlockContext {
+        rows: [s[0], s[1]],
+        heads: c.n_head,
+        head_dim: c.head_dim(),
+        mask: sequence_mask(c),
+        rope: rope.clone(),
+    };
     let mut x = g.rms_norm(x, &w.emb_norm, EPS)?;
     for (i, block) in w.layers.iter().enumerate() {
-        let h = g.rms_norm(&x, &block.attention_norm, EPS)?;
-        let qkv = g.linear(&h, &block.wqkv, None)?;
-        let [q, k, v] = g.split_qkv(&qkv, heads)?;
-        // RoPE depends only on the token and the place in the head, so the heads of
-        // q, k [B, H, n, D] rotate as B·H sequences of one head each.
-        let rotated = |x: &G::Value| -> Result<G::Value> {
-            let x = g.reshape(x, &[b * heads, n, 1, head_dim])?;
-            g.reshape(&g.rope(&x, rope)?, &[b, heads, n, head_dim])
+        x = match cache.as_deref() {
+            Some(cache) => block_forward(g, &ctx, block, &x, Some(cache.slot(i)))?,
+            None => {
+                let (ctx, block, x) = (ctx.clone(), block.clone(), x.clone());
+                g.checkpoint(Rc::new(move |g| block_forward(g, &ctx, &block, &x, None)))?
+            }
         };
-        let (q, k) = (rotated(&q)?, rotated(&k)?);
-        let how = Attend {
-            mask,
-            scale,
-            cache: cache.as_deref().map(|cache| cache.slot(i)),
-        };
-        let o = g.attention([&q, &k, &v], how)?;
-        let o = g.linear(&g.merge_heads(&o)?, &block.wo, None)?;
-        x = g.add(&x, &o)?;
-        let h = g.rms_norm(&x, &block.ffn_norm, EPS)?;
-        let h = g.swiglu(&g.linear(&h, &block.w1, None)?)?;
-        let h = g.linear(&h, &block.w2, None)?;
-        x = g.add(&x, &h)?;
     }
     if let Some(cache) = cache {
-        cache.len += n;
+        cache.len += s[1];
     }
     Ok(x)
+}
+
+/// What the blocks of one trunk pass share.
+#[derive(Clone)]
+struct BlockContext {
+    /// B sequences of n rows.
+    rows: [usize; 2],
+    heads: usize,
+    head_dim: usize,
+    mask: AttentionMask,
+    /// The RoPE angles of the n rows.
+    rope: RopeTable,
+}
+
+/// One block `layers.{i}` over x [B, n, dim]: pre-norm attention (its keys and values
+/// appended to `slot` when given) and the SwiGLU feed-forward, each added to x.
+fn block_forward<G: Graph>(
+    g: &G,
+    ctx: &BlockContext,
+    block: &Block<G::Value>,
+    x: &G::Value,
+    slot: Option<CacheSlot>,
+) -> Result<G::Value> {
+    let [b, n] = ctx.rows;
+    let (heads, head_dim) = (ctx.heads, ctx.head_dim);
+    let h = g.rms_norm(x, &block.attention_norm, EPS)?;
+    let qkv = g.linear(&h, &block.wqkv, None)?;
+    let [q, k, v] = g.split_qkv(&qkv, heads)?;
+    // RoPE depends only on the token and the place in the head, so the heads of
+    // q, k [B, H, n, D] rotate as B·H sequences of one head each.
+    let rotated = |x: &G::Value| -> Result<G::Value> {
+        let x = g.reshape(x, &[b * heads, n, 1, head_dim])?;
+        g.reshape(&g.rope(&x, &ctx.rope)?, &[b, heads, n, head_dim])
+    };
+    let (q, k) = (rotated(&q)?, rotated(&k)?);
+    let how = Attend {
+        mask: ctx.mask,
+        scale: 1.0 / (head_dim as f32).sqrt(),
+        cache: slot,
+    };
+    let o = g.attention([&q, &k, &v], how)?;
+    let o = g.linear(&g.merge_heads(&o)?, &block.wo, None)?;
+    let x = g.add(x, &o)?;
+    let h = g.rms_norm(&x, &block.ffn_norm, EPS)?;
+    let h = g.swiglu(&g.linear(&h, &block.w1, None)?)?;
+    let h = g.linear(&h, &block.w2, None)?;
+    g.add(&x, &h)
 }

@@ -102,6 +102,7 @@ pub fn into_specs(specs: &mut Vec<ParamSpec>) -> impl WeightSource<()> + '_ {
 }
 
 /// A linear layer `{prefix}.weight` [out, in] (PyTorch layout) and optional `{prefix}.bias`.
+#[derive(Clone)]
 pub struct Linear<V> {
     /// [out, in].
     pub weight: V,
@@ -129,6 +130,7 @@ impl<V> Linear<V> {
 }
 
 /// An affine norm's `{prefix}.weight` and `{prefix}.bias`, [width] each.
+#[derive(Clone)]
 pub struct NormAffine<V> {
     /// Scale [width].
     pub weight: V,
@@ -146,6 +148,7 @@ impl<V> NormAffine<V> {
 }
 
 /// One transformer block `layers.{i}`: pre-norm attention and SwiGLU feed-forward, no biases.
+#[derive(Clone)]
 pub struct Block<V> {
     /// `attention.wqkv` [3·dim, dim].
     pub wqkv: V,
@@ -224,6 +227,7 @@ impl<V> Connector<V> {
 }
 
 /// The next-patch head's attention over the p tokens of a patch (`attn.wqkv`, `attn.wo`).
+#[derive(Clone)]
 pub struct PatchAttention<V> {
     /// Pre-norm `norm1`.
     pub norm: NormAffine<V>,
@@ -235,6 +239,7 @@ pub struct PatchAttention<V> {
 
 /// One head block `head.net.res_blocks.{i}`: an optional patch attention (next-patch models),
 /// then a SwiGLU MLP behind its own norm.
+#[derive(Clone)]
 pub struct HeadBlock<V> {
     /// Next-patch models only.
     pub attention: Option<PatchAttention<V>>,

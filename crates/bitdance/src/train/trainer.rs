@@ -54,7 +54,8 @@ impl Task {
         }
     }
 
-    /// The memory training `c` on batches of `batch` needs (the total of its `MemoryPlan`).
+    /// The memory training `c` on batches of `batch` needs (the total of its `MemoryPlan`,
+    /// without checkpointing).
     pub fn memory(&self, c: &ModelConfig, batch: usize) -> MemoryEstimate {
         let general = match self {
             Task::Ar(recipe) => c.ar_training_memory(batch, recipe.diff_batch_mul),
@@ -69,7 +70,7 @@ impl Task {
         MemoryEstimate {
             what,
             parameters: general.parameters,
-            bytes: MemoryPlan::of(self, c, batch).total(),
+            bytes: MemoryPlan::of(self, c, batch, false).total(),
         }
     }
 
@@ -163,6 +164,10 @@ pub struct Trainer {
     pub settings: TrainSettings,
     /// Extra string metadata written into checkpoints and exported models (e.g. class names).
     pub metadata: BTreeMap<String, String>,
+    /// Gradient checkpointing: the AR steps keep no block activations and recompute them in
+    /// the backward (the same gradients, less memory, about a third more compute). A choice of
+    /// the run, not of its results: not saved, and free to change when a run resumes.
+    pub checkpointing: bool,
     optimizer: AdamW,
     ema: Ema,
     rng: Rng,
@@ -198,6 +203,7 @@ impl Trainer {
             rng: Rng::new(settings.seed),
             settings,
             metadata: BTreeMap::new(),
+            checkpointing: false,
         })
     }
 
@@ -220,7 +226,11 @@ impl Trainer {
             ));
         };
         let draws = ArDraws::sample(&self.config, batch, &recipe, &mut self.rng);
-        let tape = Tape::new();
+        let tape = if self.checkpointing {
+            Tape::recomputing()
+        } else {
+            Tape::new()
+        };
         let vars = ParamVars::with_constants(&tape, &self.params, &self.frozen);
         let loss = ar_loss(&tape, &self.config, &vars, batch, &draws, &recipe)?;
         let used = vars.used();
@@ -469,6 +479,7 @@ impl Trainer {
             optimizer,
             ema,
             rng: Rng::from_state(state.rng),
+            checkpointing: false,
         })
     }
 }

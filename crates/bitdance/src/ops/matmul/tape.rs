@@ -70,9 +70,4 @@ impl Tape {
             }),
         ))
     }
-
-    /// Linear layer with PyTorch weight layout: x [.., in] @ w[out, in]ᵀ + bias[out].
-    pub fn linear(&self, x: Var, w: Var, bias: Option<Var>) -> Result<Var> {
-        self.matmul(x, w, bias, false, true)
-    }
 }
