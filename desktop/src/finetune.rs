@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use bitdance::train::{FinetuneOptions, Trains};
+use bitdance::train::{FinetuneOptions, LoraSpec, Trains};
 use eframe::egui;
 use egui_plot::{Line, Plot};
 
@@ -303,19 +303,43 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
             );
             ui.end_row();
         });
+    let lora = Trains::Lora(LoraSpec::default());
     egui::ComboBox::from_label("trains")
         .selected_text(match o.trains {
             Trains::Full => "every weight",
+            Trains::Lora(_) => "low-rank adapters (LoRA)",
             Trains::Embeddings => "class rows only",
         })
         .show_ui(ui, |ui| {
             ui.selectable_value(&mut o.trains, Trains::Full, "every weight");
+            if ui
+                .selectable_label(o.trains.lora().is_some(), "low-rank adapters (LoRA)")
+                .clicked()
+                && o.trains.lora().is_none()
+            {
+                o.trains = lora;
+            }
             ui.selectable_value(&mut o.trains, Trains::Embeddings, "class rows only");
         })
         .response
         .on_hover_text(
-            "class rows only: the cheapest way to add a class; the rest of the model stays",
+            "LoRA: small adapters on a frozen model, merged into it when saved; class rows \
+             only: the cheapest way to add a class; the rest of the model stays",
         );
+    if let Trains::Lora(spec) = &mut o.trains {
+        ui.horizontal(|ui| {
+            ui.label("rank");
+            ui.add(egui::DragValue::new(&mut spec.rank).range(1..=256));
+            ui.label("alpha");
+            ui.add(egui::DragValue::new(&mut spec.alpha).range(1.0..=1024.0));
+            ui.checkbox(&mut spec.targets.attention, "attention");
+            ui.checkbox(&mut spec.targets.mlp, "MLP");
+            ui.checkbox(&mut spec.targets.head, "head");
+        });
+        if !(spec.targets.attention || spec.targets.mlp || spec.targets.head) {
+            spec.targets.attention = true;
+        }
+    }
     ui.checkbox(&mut o.flips, "Mirror images at random")
         .on_hover_text("the official recipe mirrors half the images; off for digits and text");
 }

@@ -219,3 +219,53 @@ fn checkpointing_gives_the_same_steps_while_keeping_fewer_values() {
         assert!(a == b, "p={p}: weights, moments and EMA differ");
     }
 }
+
+#[test]
+fn a_lora_model_merges_its_adapters_into_the_official_weights() {
+    use bitdance::reference::{matmul_ref, MatmulDims};
+    use bitdance::train::{LoraSpec, LoraTargets};
+    let c = tiny(4);
+    let spec = LoraSpec {
+        rank: 3,
+        alpha: 6.0,
+        targets: LoraTargets::all(),
+    };
+    let mut store = ParamStore::random(&gpu(), &ar_parameters(&c), &mut Rng::new(4), 0.05).unwrap();
+    // Adapters with B not zero, so the merge has something to add.
+    store.extend(ParamStore::random(&gpu(), &spec.parameters(&c), &mut Rng::new(5), 0.3).unwrap());
+    let merged = spec.merged(&store, &c).unwrap();
+    let read = |s: &ParamStore, n: &str| block_on(s.get(n).unwrap().to_vec_f32()).unwrap();
+    let layers = spec.layers(&c);
+    assert_eq!(merged.len(), ar_parameters(&c).len(), "adapters removed");
+    for l in &layers {
+        let [n, k] = l.shape;
+        let wide = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
+        let dims = MatmulDims {
+            batch: 1,
+            m: n,
+            k: spec.rank,
+            n: k,
+            trans_a: false,
+            trans_b: false,
+            b_shared: false,
+        };
+        let product = matmul_ref(
+            &wide(read(&store, &l.b)),
+            &wide(read(&store, &l.a)),
+            None,
+            dims,
+        );
+        let w = read(&store, &l.weight);
+        let got = read(&merged, &l.weight);
+        for i in 0..n * k {
+            let want = f64::from(w[i]) + 2.0 * product[i];
+            assert!(
+                (f64::from(got[i]) - want).abs() < 1e-5,
+                "{} [{i}]",
+                l.weight
+            );
+        }
+    }
+    let untouched = "head.net.final_layer.linear.weight";
+    assert_eq!(read(&merged, untouched), read(&store, untouched));
+}

@@ -14,8 +14,8 @@ use bitdance::optim::AdamWConfig;
 use bitdance::rng::Rng;
 use bitdance::studio::ClassNames;
 use bitdance::train::{
-    classes_of, resumed_plan, sample_settings, ArBatch, ArRecipe, ClassPlan, ClassPolicy, Task,
-    TrainSettings, Trainer, Trains,
+    classes_of, resumed_plan, sample_settings, ArBatch, ArRecipe, ClassPlan, ClassPolicy, LoraSpec,
+    LoraTargets, Task, TrainSettings, Trainer, Trains,
 };
 use bitdance_files::dataset::class_folders;
 
@@ -52,10 +52,22 @@ pub struct TrainArgs {
     /// becomes a new class, the class table grown) or replace (folder i trains class i).
     #[arg(long, value_enum, default_value_t = ClassesArg::ByName)]
     classes: ClassesArg,
-    /// What trains: full (every parameter) or embeddings (the class table alone: gradients,
-    /// moments and EMA for its rows only; the rest of the model stays as it is).
+    /// What trains: full (every parameter), lora (low-rank adapters on the frozen model, and
+    /// the class table; the model is saved with them merged into its weights) or embeddings
+    /// (the class table alone: gradients, moments and EMA for its rows only; the rest of the
+    /// model stays as it is).
     #[arg(long, value_enum, default_value_t = TrainsArg::Full)]
     train: TrainsArg,
+    /// `--train lora`: the adapters' rank r.
+    #[arg(long, default_value_t = 16)]
+    lora_rank: usize,
+    /// `--train lora`: the adapters' product is scaled by alpha / r.
+    #[arg(long, default_value_t = 16.0)]
+    lora_alpha: f32,
+    /// `--train lora`: the linear layers that get adapters, comma-separated: attention, mlp
+    /// (the transformer's), head (the diffusion head's blocks), or all.
+    #[arg(long, default_value = "attention,mlp")]
+    lora_targets: String,
     /// Head steps of the sample grids.
     #[arg(long, default_value_t = 25)]
     sample_steps: usize,
@@ -93,6 +105,8 @@ impl TrainArgs {
 enum TrainsArg {
     /// Every parameter.
     Full,
+    /// Low-rank adapters and the class table.
+    Lora,
     /// The class table alone.
     Embeddings,
 }
@@ -172,6 +186,11 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             trains: match args.train {
                 TrainsArg::Full => Trains::Full,
                 TrainsArg::Embeddings => Trains::Embeddings,
+                TrainsArg::Lora => Trains::Lora(LoraSpec {
+                    rank: args.lora_rank,
+                    alpha: args.lora_alpha,
+                    targets: LoraTargets::parse(&args.lora_targets)?,
+                }),
             },
             ..ArRecipe::default()
         }),
@@ -248,6 +267,14 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         a.backend,
         args.run.batch
     );
+    if let Task::Ar(recipe) = &trainer.settings.task {
+        let recompute = if trainer.checkpointing {
+            ", blocks recomputed in the backward"
+        } else {
+            ""
+        };
+        println!("trains: {}{recompute}", recipe.trains.describe());
+    }
     let batch = args.run.batch;
     let seed = trainer.settings.seed;
     let flips = !args.run.no_flip;

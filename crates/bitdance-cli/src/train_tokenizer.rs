@@ -152,7 +152,7 @@ fn reconstructions(t: &Trainer, data: &ImageFolder) -> anyhow::Result<image::Rgb
         .map(|i| (i * per_class.max(1)) % data.len())
         .collect();
     let (pixels, _) = data.batch(&idx, &vec![false; idx.len()]);
-    let store = t.sampling_store(true);
+    let store = t.sampling_store(true)?;
     let gpu = store.gpu()?;
     let r = c.resolution;
     let images = Tensor::from_f32(&gpu, &[idx.len(), 3, r, r], &pixels)?;

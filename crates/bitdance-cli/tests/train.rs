@@ -728,6 +728,103 @@ fn embeddings_training_changes_the_class_table_alone_and_resumes_exactly() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+/// A LoRA run trains adapters and the class table alone, resumes exactly, keeps AdamW state
+/// for those alone, and saves a model under the official names only: the adapted weights
+/// moved (W + alpha / r · B A), every other weight as it was.
+#[test]
+fn lora_training_saves_merged_official_weights_and_resumes_exactly() {
+    let root = dir("lora");
+    let (base, data) = finetune_inputs(&root, &[("fashion-mnist/train/7-sneaker", "sneaker")], 4);
+    let flags = [
+        "--steps",
+        "4",
+        "--batch",
+        "2",
+        "--warmup",
+        "1",
+        "--lr",
+        "0.01",
+        "--train",
+        "lora",
+        "--lora-rank",
+        "4",
+        "--lora-targets",
+        "attention,head",
+    ];
+    let whole = root.join("whole");
+    let printed = finetune(&base, &data, &whole, &flags);
+    assert!(printed.contains("LoRA rank 4"), "{printed}");
+    let split = root.join("split");
+    let stop: Vec<&str> = flags.iter().copied().chain(["--stop-after", "2"]).collect();
+    finetune(&base, &data, &split, &stop);
+    // Checkpointing is free to change on resume: the same steps.
+    let resume: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["--resume", "--checkpointing"])
+        .collect();
+    finetune(&base, &data, &split, &resume);
+    assert_eq!(losses(&split), losses(&whole), "resumed exactly");
+
+    let base_file = WeightFile::parse_named("base", bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
+    let bytes = std::fs::read(whole.join("model.safetensors")).unwrap();
+    let tuned = WeightFile::parse_named("tuned", &bytes).unwrap();
+    let mut names = tuned.names();
+    names.sort();
+    let mut official = base_file.names();
+    official.sort();
+    assert_eq!(names, official, "the model holds the official names alone");
+    let adapted = |n: &str| {
+        (n.starts_with("layers.") && n.contains(".attention.w") && n.ends_with(".weight"))
+            || (n.starts_with("head.net.res_blocks.") && n.ends_with(".weight") && {
+                let leaf = n.rsplit('.').nth(1).unwrap_or("");
+                ["wqkv", "wo", "w1", "w2"].contains(&leaf)
+            })
+    };
+    let mut moved = 0;
+    for name in &official {
+        let rows = base_file.shape(name).unwrap()[0];
+        let before = base_file.rows_f32(name, 0..rows).unwrap();
+        if name == "cls_embedding.weight" {
+            let after = tuned.rows_f32(name, 0..12).unwrap();
+            let width = before.len() / 11;
+            assert_eq!(after[..10 * width], before[..10 * width], "digit rows stay");
+            continue;
+        }
+        let after = tuned.rows_f32(name, 0..rows).unwrap();
+        if adapted(name) {
+            moved += usize::from(before != after);
+        } else {
+            assert!(
+                before == after,
+                "{name} changed in a LoRA run on attention,head"
+            );
+        }
+    }
+    assert!(moved >= 8, "only {moved} adapted weights moved");
+    // The checkpoint holds the adapters, with moments for them and the class table alone.
+    let ckpt = std::fs::read(whole.join("checkpoint.safetensors")).unwrap();
+    let ckpt = WeightFile::parse_named("checkpoint", &ckpt).unwrap();
+    let moments: Vec<String> = ckpt
+        .names()
+        .into_iter()
+        .filter(|n| n.starts_with("optim.m."))
+        .collect();
+    assert!(moments.contains(&"optim.m.cls_embedding.weight".to_string()));
+    assert!(moments.iter().all(|n| n.ends_with(".lora_A.weight")
+        || n.ends_with(".lora_B.weight")
+        || n == "optim.m.cls_embedding.weight"));
+    assert!(ckpt
+        .names()
+        .contains(&"layers.0.attention.wqkv.lora_A.weight".to_string()));
+    // A rank wider than a layer is refused by name.
+    let wide = ["--steps", "1", "--train", "lora", "--lora-rank", "100000"];
+    let args = finetune_args(&base, &data, &root.join("wide"), &wide);
+    let err = bitdance_fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("LoRA rank 100000"), "{err}");
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
 /// The memory plan printed before the first step is within 15% of the pool's measured peak
 /// (full and class-table runs), and a plan over `--memory-budget` is refused before anything
 /// is allocated, naming the batch that would fit.

@@ -127,7 +127,7 @@ pub async fn sample_grid(
     if ids.is_empty() {
         ids.push(0);
     }
-    let store = trainer.sampling_store(true);
+    let store = trainer.sampling_store(true)?;
     let tokens = generate_tokens(c, &store, &ids, settings, &mut Rng::new(0), &mut |_, _| {})?;
     let out = decode_tokens(c, &store, &tokens).await?;
     let r = c.resolution;

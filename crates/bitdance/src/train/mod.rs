@@ -7,6 +7,7 @@ mod classes;
 mod data;
 mod finetune;
 mod finetune_options;
+mod lora;
 mod memory_plan;
 mod recipe;
 mod tokenizer_loss;
@@ -22,6 +23,7 @@ pub use finetune::{
     SAMPLES_DIR,
 };
 pub use finetune_options::{DataOptions, FinetuneOptions, DATA_OPTIONS_KEY};
+pub use lora::{AdaptedLayer, LoraSpec, LoraTargets};
 pub use memory_plan::{mib, MemoryPlan};
 pub use recipe::{ArRecipe, Trains};
 pub use tokenizer_loss::{tokenizer_loss, TokenizerLosses, TokenizerRecipe, ENTROPY_GROUPS};

@@ -1,5 +1,7 @@
 //! The official AR training recipe's data-side hyper-parameters.
 
+use super::LoraSpec;
+
 /// Hyper-parameters of the AR loss (official defaults for BitDance-B).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ArRecipe {
@@ -21,7 +23,7 @@ pub struct ArRecipe {
 }
 
 /// Which parameters of the AR model a run trains.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Trains {
     /// Every parameter (full AdamW state for each).
     #[default]
@@ -29,6 +31,33 @@ pub enum Trains {
     /// Only the class table (`cls_embedding.weight`): the cheapest way to add or adapt a
     /// class; gradients, moments and EMA for its rows alone.
     Embeddings,
+    /// Low-rank adapters on a frozen model, and the class table: gradients, moments and EMA
+    /// for those alone; the model is saved with the adapters merged into its weights.
+    Lora(LoraSpec),
+}
+
+impl Trains {
+    /// The LoRA spec of a LoRA run.
+    pub fn lora(&self) -> Option<&LoraSpec> {
+        match self {
+            Trains::Lora(spec) => Some(spec),
+            _ => None,
+        }
+    }
+
+    /// A few words for messages: "every weight", "the class table", "LoRA r16 (attention,mlp)".
+    pub fn describe(&self) -> String {
+        match self {
+            Trains::Full => "every weight".into(),
+            Trains::Embeddings => "the class table".into(),
+            Trains::Lora(l) => format!(
+                "LoRA rank {} alpha {} on {} and the class table",
+                l.rank,
+                l.alpha,
+                l.targets.describe()
+            ),
+        }
+    }
 }
 
 impl Default for ArRecipe {

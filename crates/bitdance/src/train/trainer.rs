@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    adamw_update, ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, MemoryPlan, TokenizerRecipe,
-    Trains, CLASS_TABLE,
+    adamw_update, ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, LoraSpec, MemoryPlan,
+    TokenizerRecipe, Trains, CLASS_TABLE,
 };
 use crate::autograd::{Tape, Var};
 use crate::io::{save_safetensors, save_safetensors_f16, WeightFile};
@@ -28,6 +28,14 @@ pub const EMA_PREFIX: &str = "ema.";
 /// Name prefixes of the AdamW moments in a checkpoint.
 pub const MOMENT_PREFIXES: [&str; 2] = ["optim.m.", "optim.v."];
 
+/// The class table's spec.
+fn class_table(c: &ModelConfig) -> Vec<ParamSpec> {
+    ar_parameters(c)
+        .into_iter()
+        .filter(|s| s.name == CLASS_TABLE)
+        .collect()
+}
+
 /// What is trained, with its loss recipe.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Task {
@@ -41,11 +49,15 @@ impl Task {
     /// The parameters this task trains, by official name.
     pub fn parameters(&self, c: &ModelConfig) -> Vec<ParamSpec> {
         match self {
-            Task::Ar(r) if r.trains == Trains::Embeddings => ar_parameters(c)
-                .into_iter()
-                .filter(|s| s.name == CLASS_TABLE)
-                .collect(),
-            Task::Ar(_) => ar_parameters(c),
+            Task::Ar(r) => match &r.trains {
+                Trains::Full => ar_parameters(c),
+                Trains::Embeddings => class_table(c),
+                Trains::Lora(spec) => {
+                    let mut specs = spec.parameters(c);
+                    specs.extend(class_table(c));
+                    specs
+                }
+            },
             Task::Tokenizer(_) => {
                 let mut specs = encoder_parameters(&c.vae);
                 specs.extend(decoder_parameters(&c.vae));
@@ -62,8 +74,8 @@ impl Task {
             Task::Tokenizer(_) => c.tokenizer_training_memory(batch),
         };
         let what = match self {
-            Task::Ar(r) if r.trains == Trains::Embeddings => {
-                format!("{} (the class table alone)", general.what)
+            Task::Ar(r) if r.trains != Trains::Full => {
+                format!("{} ({})", general.what, r.trains.describe())
             }
             _ => general.what,
         };
@@ -183,6 +195,21 @@ impl Trainer {
         settings: TrainSettings,
     ) -> Result<Self> {
         let specs = settings.task.parameters(&config);
+        let mut params = params;
+        if let Task::Ar(ArRecipe {
+            trains: Trains::Lora(lora),
+            ..
+        }) = &settings.task
+        {
+            lora.validate(&config)?;
+            // A new LoRA run starts its adapters; a resumed one brings them.
+            let adapters = lora.initial_adapters(&params.gpu()?, &config, settings.seed)?;
+            for (name, t) in adapters.iter() {
+                if !params.contains(name) {
+                    params.insert(name, t.clone());
+                }
+            }
+        }
         for spec in &specs {
             params.get_shaped(&spec.name, &spec.shape)?;
         }
@@ -232,6 +259,9 @@ impl Trainer {
             Tape::new()
         };
         let vars = ParamVars::with_constants(&tape, &self.params, &self.frozen);
+        if let Some(lora) = recipe.trains.lora() {
+            lora.attach(&tape, &vars, &self.config)?;
+        }
         let loss = ar_loss(&tape, &self.config, &vars, batch, &draws, &recipe)?;
         let used = vars.used();
         drop(vars);
@@ -354,17 +384,23 @@ impl Trainer {
     /// the config and `metadata`; stored as F16 when `half`.
     pub async fn export_model(&self, ema: bool, half: bool) -> Result<Vec<u8>> {
         let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-        let trained: Vec<(&str, &Tensor)> = if ema {
-            self.ema
-                .shadows
-                .iter()
-                .map(|(n, t)| (n.as_str(), t))
-                .collect()
+        if self.lora().is_some() {
+            for (name, t) in self.sampling_store(ema)?.iter() {
+                host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
+            }
         } else {
-            self.params.iter().collect()
-        };
-        for (name, t) in trained.into_iter().chain(self.frozen.iter()) {
-            host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
+            let trained: Vec<(&str, &Tensor)> = if ema {
+                self.ema
+                    .shadows
+                    .iter()
+                    .map(|(n, t)| (n.as_str(), t))
+                    .collect()
+            } else {
+                self.params.iter().collect()
+            };
+            for (name, t) in trained.into_iter().chain(self.frozen.iter()) {
+                host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
+            }
         }
         ensure_finite(self.optimizer.step, &host)?;
         let mut meta = self.metadata.clone();
@@ -380,8 +416,9 @@ impl Trainer {
         }
     }
 
-    /// A store of the EMA weights (or the raw ones) plus the frozen ones, for sampling.
-    pub fn sampling_store(&self, ema: bool) -> ParamStore {
+    /// A store of the EMA weights (or the raw ones) plus the frozen ones, for sampling; a LoRA
+    /// run's adapters merged into the weights they adapt.
+    pub fn sampling_store(&self, ema: bool) -> Result<ParamStore> {
         let mut store = self.frozen.clone();
         if ema {
             for (name, t) in &self.ema.shadows {
@@ -390,7 +427,18 @@ impl Trainer {
         } else {
             store.extend(self.params.clone());
         }
-        store
+        match self.lora() {
+            Some(lora) => lora.merged(&store, &self.config),
+            None => Ok(store),
+        }
+    }
+
+    /// The LoRA spec of a LoRA run.
+    pub fn lora(&self) -> Option<LoraSpec> {
+        match &self.settings.task {
+            Task::Ar(recipe) => recipe.trains.lora().copied(),
+            Task::Tokenizer(_) => None,
+        }
     }
 
     /// The settings a checkpoint's run was started with (to compare with the options of a

@@ -1,0 +1,290 @@
+//! LoRA fine-tuning of the AR model: which linear layers get low-rank adapters, their
+//! parameters (`{layer}.lora_A.weight` [r, K] and `{layer}.lora_B.weight` [N, r], PEFT's
+//! names), their initialisation, their place on the tape, and their merge into the official
+//! weights (W + alpha / r · B A).
+
+use crate::autograd::{Adapter, Tape};
+use crate::model::{ar_parameters, ModelConfig, ParamSpec, ParamStore, ParamVars};
+use crate::rng::Rng;
+use crate::{ops, Error, Gpu, Result, Tensor};
+
+/// Which linear layers of the AR model get adapters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LoraTargets {
+    /// The transformer's attention projections (`attention.wqkv`, `attention.wo`).
+    pub attention: bool,
+    /// The transformer's feed-forward layers (`feed_forward.w1`, `feed_forward.w2`).
+    pub mlp: bool,
+    /// The diffusion head's blocks (`attn.wqkv`, `attn.wo`, `w1`, `w2`).
+    pub head: bool,
+}
+
+impl LoraTargets {
+    /// Parses a comma-separated list of `attention`, `mlp`, `head` (or `all`).
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut t = Self {
+            attention: false,
+            mlp: false,
+            head: false,
+        };
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "attention" => t.attention = true,
+                "mlp" => t.mlp = true,
+                "head" => t.head = true,
+                "all" => t = Self::all(),
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "LoRA target '{other}': the targets are attention, mlp, head or all"
+                    )))
+                }
+            }
+        }
+        if !(t.attention || t.mlp || t.head) {
+            return Err(Error::Invalid(
+                "LoRA targets: name at least one of attention, mlp, head".into(),
+            ));
+        }
+        Ok(t)
+    }
+
+    /// Every target.
+    pub fn all() -> Self {
+        Self {
+            attention: true,
+            mlp: true,
+            head: true,
+        }
+    }
+
+    /// The targets as `parse` reads them ("attention,mlp").
+    pub fn describe(&self) -> String {
+        let names = [
+            (self.attention, "attention"),
+            (self.mlp, "mlp"),
+            (self.head, "head"),
+        ];
+        let on: Vec<&str> = names
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, n)| *n)
+            .collect();
+        on.join(",")
+    }
+
+    /// Whether the weight `name` is one of the targeted linear layers.
+    fn covers(&self, name: &str) -> bool {
+        let trunk = name.starts_with("layers.");
+        let head = name.starts_with("head.net.res_blocks.");
+        let any = |ends: &[&str]| ends.iter().any(|e| name.ends_with(e));
+        (self.attention && trunk && any(&[".attention.wqkv.weight", ".attention.wo.weight"]))
+            || (self.mlp && trunk && any(&[".feed_forward.w1.weight", ".feed_forward.w2.weight"]))
+            || (self.head
+                && head
+                && any(&[
+                    ".attn.wqkv.weight",
+                    ".attn.wo.weight",
+                    ".w1.weight",
+                    ".w2.weight",
+                ]))
+    }
+}
+
+/// Low-rank adapters of rank `rank` on the `targets`, scaled by `alpha / rank`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct LoraSpec {
+    /// r: the adapters' inner width.
+    pub rank: usize,
+    /// alpha: the adapters' product is scaled by alpha / r.
+    pub alpha: f32,
+    /// Which linear layers get adapters.
+    pub targets: LoraTargets,
+}
+
+impl Default for LoraSpec {
+    /// Rank 16, alpha 16, the transformer's attention and feed-forward layers.
+    fn default() -> Self {
+        Self {
+            rank: 16,
+            alpha: 16.0,
+            targets: LoraTargets {
+                attention: true,
+                mlp: true,
+                head: false,
+            },
+        }
+    }
+}
+
+/// One adapted layer: the frozen weight [N, K] and its adapter's two parameters.
+pub struct AdaptedLayer {
+    /// The official weight name, e.g. `layers.0.attention.wqkv.weight`.
+    pub weight: String,
+    /// [N, K].
+    pub shape: [usize; 2],
+    /// `{layer}.lora_A.weight` [r, K].
+    pub a: String,
+    /// `{layer}.lora_B.weight` [N, r].
+    pub b: String,
+}
+
+impl LoraSpec {
+    /// Refuses a rank of 0 or one above a targeted layer's width, and a non-finite or
+    /// non-positive alpha.
+    pub fn validate(&self, c: &ModelConfig) -> Result<()> {
+        if !(self.alpha.is_finite() && self.alpha > 0.0) {
+            return Err(Error::Invalid(format!(
+                "LoRA alpha {}: must be a positive number",
+                self.alpha
+            )));
+        }
+        let narrowest = self
+            .layers(c)
+            .iter()
+            .map(|l| l.shape[0].min(l.shape[1]))
+            .min()
+            .unwrap_or(0);
+        if self.rank == 0 || self.rank > narrowest {
+            return Err(Error::Invalid(format!(
+                "LoRA rank {}: must be in 1..={narrowest} (the narrowest adapted layer)",
+                self.rank
+            )));
+        }
+        Ok(())
+    }
+
+    /// alpha / r.
+    pub fn scale(&self) -> f32 {
+        self.alpha / self.rank as f32
+    }
+
+    /// The layers of `c` that get adapters, in parameter order.
+    pub fn layers(&self, c: &ModelConfig) -> Vec<AdaptedLayer> {
+        ar_parameters(c)
+            .into_iter()
+            .filter(|s| s.shape.len() == 2 && self.targets.covers(&s.name))
+            .map(|s| {
+                let layer = s.name.trim_end_matches(".weight");
+                AdaptedLayer {
+                    a: format!("{layer}.lora_A.weight"),
+                    b: format!("{layer}.lora_B.weight"),
+                    shape: [s.shape[0], s.shape[1]],
+                    weight: s.name,
+                }
+            })
+            .collect()
+    }
+
+    /// The adapters' parameters: A [r, K] and B [N, r] of every adapted layer.
+    pub fn parameters(&self, c: &ModelConfig) -> Vec<ParamSpec> {
+        self.layers(c)
+            .into_iter()
+            .flat_map(|l| {
+                let [n, k] = l.shape;
+                [
+                    ParamSpec {
+                        name: l.a,
+                        shape: vec![self.rank, k],
+                    },
+                    ParamSpec {
+                        name: l.b,
+                        shape: vec![n, self.rank],
+                    },
+                ]
+            })
+            .collect()
+    }
+
+    /// New adapters, as PEFT starts them: A uniform in ±1/sqrt(K) (Kaiming with a = sqrt(5)),
+    /// B zeros, so the adapted model starts as the base model. Drawn from `seed`.
+    pub fn initial_adapters(&self, gpu: &Gpu, c: &ModelConfig, seed: u64) -> Result<ParamStore> {
+        let mut rng = Rng::new(seed ^ 0x4c6f_5241);
+        let mut store = ParamStore::new();
+        for l in self.layers(c) {
+            let [n, k] = l.shape;
+            let bound = 1.0 / (k as f32).sqrt();
+            let a: Vec<f32> = (0..self.rank * k)
+                .map(|_| (2.0 * rng.uniform() as f32 - 1.0) * bound)
+                .collect();
+            store.insert(&l.a, Tensor::from_f32(gpu, &[self.rank, k], &a)?);
+            store.insert(&l.b, Tensor::zeros(gpu, &[n, self.rank])?);
+        }
+        Ok(store)
+    }
+
+    /// Gives each adapted weight on `tape` its adapter (both read through `vars`).
+    pub fn attach(&self, tape: &Tape, vars: &ParamVars, c: &ModelConfig) -> Result<()> {
+        for l in self.layers(c) {
+            let adapter = Adapter {
+                a: vars.get(&l.a)?,
+                b: vars.get(&l.b)?,
+                scale: self.scale(),
+            };
+            tape.adapt(vars.get(&l.weight)?, adapter);
+        }
+        Ok(())
+    }
+
+    /// `store` with each adapted weight replaced by W + alpha / r · B A and the adapters
+    /// removed: a model under the official names alone.
+    pub fn merged(&self, store: &ParamStore, c: &ModelConfig) -> Result<ParamStore> {
+        let mut merged = ParamStore::new();
+        let adapters: Vec<AdaptedLayer> = self.layers(c);
+        let is_adapter = |name: &str| adapters.iter().any(|l| l.a == name || l.b == name);
+        for (name, t) in store.iter() {
+            if is_adapter(name) {
+                continue;
+            }
+            match adapters.iter().find(|l| l.weight == name) {
+                Some(l) => {
+                    let product =
+                        ops::matmul(store.get(&l.b)?, store.get(&l.a)?, None, false, false)?;
+                    merged.insert(name, ops::axpby(1.0, t, self.scale(), &product)?);
+                }
+                None => merged.insert(name, t.clone()),
+            }
+        }
+        Ok(merged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_pick_their_layers_by_official_name() {
+        let c = ModelConfig::builtin("tiny").unwrap();
+        let names = |targets: &str| -> Vec<String> {
+            let spec = LoraSpec {
+                targets: LoraTargets::parse(targets).unwrap(),
+                ..LoraSpec::default()
+            };
+            spec.layers(&c).into_iter().map(|l| l.weight).collect()
+        };
+        let attention = names("attention");
+        assert_eq!(attention.len(), 2 * c.n_layer);
+        assert!(attention.contains(&"layers.3.attention.wo.weight".to_string()));
+        assert_eq!(names("mlp").len(), 2 * c.n_layer);
+        let head = names("head");
+        assert_eq!(head.len(), 4 * c.diff_layers, "{head:?}");
+        assert!(head.iter().all(|n| n.starts_with("head.net.res_blocks.")));
+        assert_eq!(names("all").len(), attention.len() * 2 + head.len());
+        for bad in ["", "attn", "mlp,everything"] {
+            assert!(LoraTargets::parse(bad).is_err(), "{bad}");
+        }
+        let spec = LoraSpec::default();
+        let params = spec.parameters(&c);
+        assert_eq!(params[0].name, "layers.0.attention.wqkv.lora_A.weight");
+        assert_eq!(params[0].shape, [16, c.dim]);
+        assert_eq!(params[1].shape, [3 * c.dim, 16]);
+        assert!(LoraSpec { rank: 0, ..spec }.validate(&c).is_err());
+        assert!(LoraSpec {
+            alpha: f32::NAN,
+            ..spec
+        }
+        .validate(&c)
+        .is_err());
+        assert!(spec.validate(&c).is_ok());
+    }
+}
