@@ -102,13 +102,24 @@ impl TrainArgs {
 
 /// `--train`: which parameters train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-enum TrainsArg {
+pub(crate) enum TrainsArg {
     /// Every parameter.
     Full,
     /// Low-rank adapters and the class table.
     Lora,
     /// The class table alone.
     Embeddings,
+}
+
+impl TrainsArg {
+    /// The choice, with `lora` as the spec of a LoRA run.
+    pub(crate) fn trains(self, lora: LoraSpec) -> Trains {
+        match self {
+            TrainsArg::Full => Trains::Full,
+            TrainsArg::Lora => Trains::Lora(lora),
+            TrainsArg::Embeddings => Trains::Embeddings,
+        }
+    }
 }
 
 /// `--classes`: how class folders map to the model's classes.
@@ -183,15 +194,11 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         task: Task::Ar(ArRecipe {
             perturb_rate: args.perturb_rate,
             diff_batch_mul: args.diff_batch_mul,
-            trains: match args.train {
-                TrainsArg::Full => Trains::Full,
-                TrainsArg::Embeddings => Trains::Embeddings,
-                TrainsArg::Lora => Trains::Lora(LoraSpec {
-                    rank: args.lora_rank,
-                    alpha: args.lora_alpha,
-                    targets: LoraTargets::parse(&args.lora_targets)?,
-                }),
-            },
+            trains: args.train.trains(LoraSpec {
+                rank: args.lora_rank,
+                alpha: args.lora_alpha,
+                targets: LoraTargets::parse(&args.lora_targets)?,
+            }),
             ..ArRecipe::default()
         }),
         adamw: AdamWConfig::default(),

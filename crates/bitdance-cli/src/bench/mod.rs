@@ -56,6 +56,12 @@ pub struct BenchArgs {
     /// AR loop at 1 head step and the decoder) and print where the time goes.
     #[arg(long)]
     profile: bool,
+    /// `train`: what trains (lora: rank 16 on the transformer's attention and MLP).
+    #[arg(long, value_enum, default_value_t = crate::train::TrainsArg::Full)]
+    train: crate::train::TrainsArg,
+    /// `train`: gradient checkpointing (blocks recomputed in the backward).
+    #[arg(long)]
+    checkpointing: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -102,12 +108,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 BenchKind::Train => train::Model::Ar,
                 _ => train::Model::Tokenizer,
             };
+            let run = train::TrainRun {
+                trains: args.train.trains(bitdance::train::LoraSpec::default()),
+                checkpointing: args.checkpointing,
+            };
             train::run(
                 &gpu,
                 model,
                 args.config.as_deref().unwrap_or("tiny"),
                 args.batch.unwrap_or(16),
                 args.repeats.unwrap_or(10),
+                run,
                 args.json,
                 args.profile,
             )?

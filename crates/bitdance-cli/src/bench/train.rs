@@ -2,10 +2,13 @@
 //! (official recipe, random tokens) or of the tokenizer (random images), random weights,
 //! forward + backward + AdamW + EMA, after warm-up steps.
 
+use bitdance::model::MemoryEstimate;
 use bitdance::model::{init_autoencoder, init_parameters, ParamStore};
 use bitdance::optim::{AdamWConfig, LrSchedule};
 use bitdance::rng::Rng;
-use bitdance::train::{ArBatch, ArRecipe, Task, TokenizerRecipe, TrainSettings, Trainer};
+use bitdance::train::{
+    ArBatch, ArRecipe, MemoryPlan, Task, TokenizerRecipe, TrainSettings, Trainer, Trains,
+};
 use bitdance::Gpu;
 
 use super::timing::measure;
@@ -23,22 +26,43 @@ pub enum Model {
     Tokenizer,
 }
 
+/// How an AR run trains: what (every weight, LoRA, the class table) and whether its blocks
+/// recompute their activations.
+#[derive(Clone, Copy)]
+pub struct TrainRun {
+    /// What trains.
+    pub trains: Trains,
+    /// Gradient checkpointing.
+    pub checkpointing: bool,
+}
+
 /// Runs the benchmark: `batch` images per step, `repeats` timed steps after two warm-up steps.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     gpu: &Gpu,
     model: Model,
     config: &str,
     batch: usize,
     repeats: usize,
+    run: TrainRun,
     json: bool,
     profile: bool,
 ) -> anyhow::Result<()> {
     let c = load_config(config)?;
     let task = match model {
-        Model::Ar => Task::Ar(ArRecipe::default()),
+        Model::Ar => Task::Ar(ArRecipe {
+            trains: run.trains,
+            ..ArRecipe::default()
+        }),
         Model::Tokenizer => Task::Tokenizer(TokenizerRecipe::default()),
     };
-    gpu.check_memory(&task.memory(&c, batch))?;
+    let checkpointing = run.checkpointing && model == Model::Ar;
+    let plan = MemoryPlan::of(&task, &c, batch, checkpointing);
+    gpu.check_memory(&MemoryEstimate {
+        what: format!("this benchmark ({})", plan.describe()),
+        parameters: 0,
+        bytes: plan.total(),
+    })?;
     let mut rng = Rng::new(0);
     let params = match model {
         Model::Ar => init_parameters(gpu, &c, &mut rng)?,
@@ -58,6 +82,7 @@ pub fn run(
         seed: 0,
     };
     let mut trainer = Trainer::new(c.clone(), params, ParamStore::new(), settings)?;
+    trainer.checkpointing = checkpointing;
     let (what, mut step): (String, Box<StepFn>) = match model {
         Model::Ar => {
             let n = c.image_tokens() * c.token_dim();
@@ -65,9 +90,11 @@ pub fn run(
                 .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })
                 .collect();
             let classes: Vec<u32> = (0..batch).map(|i| (i % c.num_classes) as u32).collect();
+            let recompute = if checkpointing { ", checkpointing" } else { "" };
             let what = format!(
-                "train {config}, batch {batch}, diff_batch_mul {}",
-                ArRecipe::default().diff_batch_mul
+                "train {config}, batch {batch}, diff_batch_mul {}, trains {}{recompute}",
+                ArRecipe::default().diff_batch_mul,
+                run.trains.describe()
             );
             let step = move |t: &mut Trainer| {
                 let data = ArBatch {
@@ -87,11 +114,11 @@ pub fn run(
             (what, Box::new(step))
         }
     };
-    // Two untimed steps compile the pipelines and fill the buffer pool.
+    // Two untimed steps compile the pipelines and fill the buffer pool (the peak counts them).
+    gpu.reset_peak();
     for _ in 0..2 {
         step(&mut trainer)?;
     }
-    gpu.reset_peak();
     let before = gpu.stats();
     let steps = repeats.max(1);
     let timing = measure(0, steps, || Ok(step(&mut trainer)?))?;
@@ -112,7 +139,8 @@ pub fn run(
                 "steps_per_s_mean": 1.0 / mean,
                 "images_per_s": batch as f64 / timing.median(),
                 "dispatches_per_step": dispatches, "submits_per_step": submits,
-                "peak_gpu_mib": peak})
+                "peak_gpu_mib": peak, "planned_gpu_mib": plan.total() as f64 / (1 << 20) as f64,
+                "checkpointing": checkpointing, "trains": run.trains.describe()})
         );
     } else {
         println!("{what}, {steps} timed steps after 2 warm-up steps:");
@@ -125,6 +153,7 @@ pub fn run(
             batch as f64 / timing.median()
         );
         println!("  {dispatches} dispatches and {submits} submit(s) per step, peak GPU memory {peak:.0} MiB");
+        println!("  memory plan: {}", plan.describe());
     }
     if profile {
         gpu.start_profiling();
