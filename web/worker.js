@@ -271,9 +271,9 @@ const ops = {
   async model() {
     return currentModel();
   },
-  async finetuneEstimate({ batch, tableOnly }) {
+  async finetuneEstimate({ batch, trains }) {
     const base = await baseOf(await currentModel());
-    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch, !!tableOnly));
+    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch, JSON.stringify(trains)));
   },
   async finetuneState() {
     return store.runState();

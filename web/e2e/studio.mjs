@@ -323,7 +323,14 @@ await test('the bundled fine-tuning sample is offered with its classes and memor
   await page.selectOption('#train-what', 'Embeddings');
   await page.waitForFunction((before) => document.getElementById('train-estimate').textContent !== before, full);
   const mib = (text) => Number(/Needs about ([\d.]+) MiB/.exec(text)?.[1]);
-  assert.ok(mib(await page.textContent('#train-estimate')) < mib(full), `${full} vs ${await page.textContent('#train-estimate')}`);
+  const table = await page.textContent('#train-estimate');
+  assert.ok(mib(table) < mib(full), `${full} vs ${table}`);
+  // LoRA: adapters and the class rows train, between the two.
+  await page.selectOption('#train-what', 'Lora');
+  await page.waitForFunction((before) => document.getElementById('train-estimate').textContent !== before, table);
+  const lora = await page.textContent('#train-estimate');
+  assert.ok(mib(table) < mib(lora) && mib(lora) < mib(full), `${table} < ${lora} < ${full}`);
+  assert.match(await page.getAttribute('#train-estimate', 'title'), /gradients/);
   assert.equal(await page.isDisabled('#train-start'), false);
   await page.close();
 });

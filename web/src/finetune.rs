@@ -78,15 +78,16 @@ async fn base_bytes(base: Option<Blob>) -> Result<Vec<u8>, JsError> {
 }
 
 /// Memory the run needs, as JSON `{bytes, parameters, plan}` for the page's estimate, for a
-/// model of the base's config (read from its header) trained on batches of `batch`, every
-/// weight or (`table_only`) the class table alone.
+/// model of the base's config (read from its header) trained on batches of `batch`, training
+/// `trains` (JSON of `Trains`: "Full", "Embeddings" or {"Lora": {...}}).
 #[wasm_bindgen]
 pub async fn finetune_estimate(
     base: Option<Blob>,
     name: String,
     batch: u32,
-    table_only: bool,
+    trains: String,
 ) -> Result<String, JsError> {
+    let trains: Trains = serde_json::from_str(&trains).map_err(|e| js(format!("trains: {e}")))?;
     let card = match base {
         Some(blob) => {
             let file = crate::models::header_of(&name, &blob).await?;
@@ -99,11 +100,7 @@ pub async fn finetune_estimate(
         }
     };
     let task = Task::Ar(ArRecipe {
-        trains: if table_only {
-            Trains::Embeddings
-        } else {
-            Trains::Full
-        },
+        trains,
         ..ArRecipe::default()
     });
     let m = task.memory(&card.config, batch as usize);

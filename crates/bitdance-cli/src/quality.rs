@@ -14,7 +14,7 @@ use bitdance::model::{
 };
 use bitdance::optim::{AdamW, AdamWConfig};
 use bitdance::rng::Rng;
-use bitdance::train::adamw_update;
+use bitdance::train::{adamw_update, classes_of, ClassPlan, ClassPolicy};
 use bitdance::{Gpu, Tensor};
 
 use crate::dataset::ImageFolder;
@@ -192,6 +192,17 @@ pub fn run(args: QualityArgs) -> anyhow::Result<ExitCode> {
     let test = ImageFolder::load(&args.data.join("test"), c.resolution)?;
     let r = c.resolution;
     let classes = train.classes.len();
+    // Each data folder is the model class of its name (or leading index): a model fine-tuned
+    // with new classes is checked on them.
+    let plan = ClassPlan::new(&classes_of(&file)?, &train.classes, ClassPolicy::ByName)?;
+    if let Some(f) = plan.folders.iter().find(|f| f.new) {
+        anyhow::bail!(
+            "{}: the data folder '{}' is no class of the model (its classes: {})",
+            label,
+            f.folder,
+            plan.names.join(", ")
+        );
+    }
 
     let net = train_classifier(
         &gpu,
@@ -245,7 +256,7 @@ pub fn run(args: QualityArgs) -> anyhow::Result<ExitCode> {
         let mut left = args.per_class;
         while left > 0 {
             let n = left.min(50);
-            let ids = vec![k as u32; n];
+            let ids = vec![plan.folders[k].class; n];
             let tokens = generate_tokens(&c, &model, &ids, &settings, &mut rng, &mut |_, _| {})?;
             let out = pollster::block_on(decode_tokens(&c, &model, &tokens))?;
             right += net
@@ -257,9 +268,10 @@ pub fn run(args: QualityArgs) -> anyhow::Result<ExitCode> {
         }
         total_right += right;
         println!(
-            "  {:<14} {:5.1}%",
+            "  {:<14} {:5.1}%  (class {})",
             train.classes[k],
-            100.0 * right as f64 / args.per_class as f64
+            100.0 * right as f64 / args.per_class as f64,
+            plan.folders[k].class
         );
     }
     println!(
