@@ -13,6 +13,7 @@ use bitdance::model::{
 };
 use bitdance::rng::Rng;
 use bitdance::studio::{sha256_hex, ClassNames, Recipe, RecipeModel, RunRecord};
+use bitdance::train::merge_adapter_file;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::files::{load_config, read_bytes, write_atomic};
@@ -32,6 +33,11 @@ pub struct GenerateArgs {
     /// Separate autoencoder weights (names with or without the `vae.` prefix).
     #[arg(long)]
     vae: Option<PathBuf>,
+    /// A LoRA run's adapters file (`adapters.safetensors` of `bitdance finetune --train lora`),
+    /// merged into --weights (the model it was trained on; its SHA-256 is checked) before
+    /// sampling.
+    #[arg(long)]
+    adapters: Option<PathBuf>,
     /// Class index, or a class name (ImageNet names for 1000-class models, the names stored in
     /// the weights otherwise); repeat for several. Default: every class of models with at most
     /// 16 classes.
@@ -119,6 +125,20 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let weights_bytes = match &args.weights {
         Some(path) => read_bytes(path)?,
         None => DEFAULT_MODEL_BYTES.to_vec(),
+    };
+    let weights_bytes = match &args.adapters {
+        Some(path) => {
+            let label = path.display().to_string();
+            let adapters = read_bytes(path)?;
+            let adapters = WeightFile::parse_named(&label, &adapters)?;
+            let base_label = args
+                .weights
+                .as_ref()
+                .map_or(DEFAULT_MODEL_LABEL.to_string(), |p| p.display().to_string());
+            let base = WeightFile::parse_named(&base_label, &weights_bytes)?;
+            merge_adapter_file(&base, &sha256_hex(&weights_bytes), &adapters)?
+        }
+        None => weights_bytes,
     };
     let model_sha256 = sha256_hex(&weights_bytes);
     if let Some(r) = &recipe {

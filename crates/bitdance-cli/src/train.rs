@@ -15,7 +15,7 @@ use bitdance::rng::Rng;
 use bitdance::studio::ClassNames;
 use bitdance::train::{
     classes_of, resumed_plan, sample_settings, ArBatch, ArRecipe, ClassPlan, ClassPolicy, LoraSpec,
-    LoraTargets, Task, TrainSettings, Trainer, Trains,
+    LoraTargets, Task, TrainSettings, Trainer, Trains, BASE_KEY,
 };
 use bitdance_files::dataset::class_folders;
 
@@ -239,7 +239,13 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             None => init_parameters(&gpu, &c, &mut Rng::new(args.run.seed))?,
         };
         let frozen = load_autoencoder(&gpu, &c.vae, &tokenizer)?;
-        Ok(Trainer::new(c, params, frozen, settings)?)
+        let mut trainer = Trainer::new(c, params, frozen, settings)?;
+        if let Some(bytes) = &init_bytes {
+            // A LoRA run's adapters file names the model they adapt.
+            let sha = bitdance::studio::sha256_hex(bytes);
+            trainer.metadata.insert(BASE_KEY.to_string(), sha);
+        }
+        Ok(trainer)
     })?;
     drop(grown_file);
     drop(grown);

@@ -817,6 +817,66 @@ fn lora_training_saves_merged_official_weights_and_resumes_exactly() {
     assert!(ckpt
         .names()
         .contains(&"layers.0.attention.wqkv.lora_A.weight".to_string()));
+    // The adapters file: a fraction of the model, merged back into the base it names, it is
+    // the saved model; `generate --adapters` samples with it, and refuses another base.
+    let adapters_path = whole.join("adapters.safetensors");
+    let adapters = std::fs::read(&adapters_path).unwrap();
+    assert!(
+        adapters.len() * 3 < bytes.len(),
+        "{} vs {}",
+        adapters.len(),
+        bytes.len()
+    );
+    let adapters_file = WeightFile::parse_named("adapters", &adapters).unwrap();
+    let base_sha = bitdance::studio::sha256_hex(bitdance::model::DEFAULT_MODEL_BYTES);
+    let merged =
+        bitdance::train::merge_adapter_file(&base_file, &base_sha, &adapters_file).unwrap();
+    let merged = WeightFile::parse_named("merged", &merged).unwrap();
+    for name in &official {
+        let rows = tuned.shape(name).unwrap()[0];
+        let (a, b) = (
+            tuned.rows_f32(name, 0..rows).unwrap(),
+            merged.rows_f32(name, 0..rows).unwrap(),
+        );
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max);
+        assert!(
+            worst < 1e-5,
+            "{name}: merged from the adapters differs by {worst}"
+        );
+    }
+    let image = root.join("sneaker.png");
+    let adapters_arg = adapters_path.display().to_string();
+    let image_arg = image.display().to_string();
+    bitdance(&[
+        "generate",
+        "--adapters",
+        &adapters_arg,
+        "-c",
+        "sneaker",
+        "--steps",
+        "4",
+        "--output",
+        &image_arg,
+    ]);
+    assert!(image.exists());
+    let model_arg = whole.join("model.safetensors").display().to_string();
+    let err = bitdance_fails(&[
+        "generate",
+        "--weights",
+        &model_arg,
+        "--adapters",
+        &adapters_arg,
+        "-c",
+        "0",
+    ]);
+    assert!(
+        err.contains("were trained on the model of SHA-256"),
+        "{err}"
+    );
     // A rank wider than a layer is refused by name.
     let wide = ["--steps", "1", "--train", "lora", "--lora-rank", "100000"];
     let args = finetune_args(&base, &data, &root.join("wide"), &wide);

@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use bitdance::train::{Trainer, CHECKPOINT_FILE, LOG_FILE, MODEL_FILE, SAMPLES_DIR};
+use bitdance::train::{Trainer, ADAPTERS_FILE, CHECKPOINT_FILE, LOG_FILE, MODEL_FILE, SAMPLES_DIR};
 
 use crate::files::{read_bytes, write_atomic};
 
@@ -70,14 +70,19 @@ impl RunDir {
         read_bytes(self.checkpoint_path())
     }
 
-    /// Writes the checkpoint and the model (EMA weights), each atomically.
+    /// Writes the checkpoint and the model (EMA weights), and a LoRA run's adapters file,
+    /// each atomically.
     pub fn save(&self, trainer: &Trainer) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.path)
             .with_context(|| format!("creating {}", self.path.display()))?;
         let checkpoint = pollster::block_on(trainer.checkpoint())?;
         write_atomic(self.checkpoint_path(), &checkpoint)?;
         let model = pollster::block_on(trainer.export_model(true, false))?;
-        write_atomic(self.model_path(), &model)
+        write_atomic(self.model_path(), &model)?;
+        if let Some(adapters) = pollster::block_on(trainer.export_adapters(true))? {
+            write_atomic(self.path.join(ADAPTERS_FILE), &adapters)?;
+        }
+        Ok(())
     }
 
     /// Writes the sample grid of `step` as a PNG, atomically; returns its path.

@@ -23,6 +23,9 @@ use crate::{Error, Gpu, Result};
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 /// The model of a run directory (EMA weights and autoencoder, official names).
 pub const MODEL_FILE: &str = "model.safetensors";
+
+/// The adapters file a LoRA run writes beside its model (`Trainer::export_adapters`).
+pub const ADAPTERS_FILE: &str = "adapters.safetensors";
 /// The step log of a run directory: one JSON object per step (`log_entry`).
 pub const LOG_FILE: &str = "log.jsonl";
 /// The folder of a run directory's sample grids (`step-0000100.png`).

@@ -4,6 +4,7 @@
 //! weights (W + alpha / r · B A).
 
 use crate::autograd::{Adapter, Tape};
+use crate::io::{save_safetensors, WeightFile};
 use crate::model::{ar_parameters, ModelConfig, ParamSpec, ParamStore, ParamVars};
 use crate::rng::Rng;
 use crate::{ops, Error, Gpu, Result, Tensor};
@@ -246,6 +247,98 @@ impl LoraSpec {
         }
         Ok(merged)
     }
+}
+
+/// Metadata key of a LoRA run's spec (JSON) in its adapters file.
+pub const LORA_KEY: &str = "bitdance.lora";
+
+/// Metadata key of the SHA-256 (hex) of the model file a fine-tuning run started from.
+pub const BASE_KEY: &str = "bitdance.base_sha256";
+
+/// The official model `base` with the adapters of `adapters` (a LoRA run's adapters file:
+/// its A and B, its class table and its config in the metadata) merged in, as safetensors
+/// bytes (f32) under the official names, with the run's config and class names. `base_sha256`
+/// is the SHA-256 of `base`'s bytes, refused unless it is the one the adapters were trained on.
+/// Holds the merged model on the host: for the CLI, not for the browser.
+pub fn merge_adapter_file(
+    base: &WeightFile<'_>,
+    base_sha256: &str,
+    adapters: &WeightFile<'_>,
+) -> Result<Vec<u8>> {
+    let meta = adapters.metadata();
+    let spec: LoraSpec = meta
+        .get(LORA_KEY)
+        .and_then(|json| serde_json::from_str(json).ok())
+        .ok_or_else(|| {
+            Error::Invalid(format!(
+                "{}: not a LoRA adapters file (no '{LORA_KEY}' metadata)",
+                adapters.label()
+            ))
+        })?;
+    if let Some(want) = meta.get(BASE_KEY) {
+        if want != base_sha256 {
+            return Err(Error::Invalid(format!(
+                "{}: the adapters were trained on the model of SHA-256 {want}, not on {} \
+                 ({base_sha256})",
+                adapters.label(),
+                base.label()
+            )));
+        }
+    }
+    let c = crate::model::stored_config(adapters)?.ok_or_else(|| {
+        Error::Invalid(format!(
+            "{}: no config in the adapters file",
+            adapters.label()
+        ))
+    })?;
+    let all = |f: &WeightFile<'_>, name: &str| -> Result<Vec<f32>> {
+        let rows = f.shape(name)?.first().copied().unwrap_or(1);
+        f.rows_f32(name, 0..rows)
+    };
+    let layers = spec.layers(&c);
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    for name in base.names() {
+        let from_adapters = name == super::CLASS_TABLE;
+        let source = if from_adapters { adapters } else { base };
+        let shape = source.shape(&name)?.to_vec();
+        let mut values = all(source, &name)?;
+        if let Some(l) = layers.iter().find(|l| l.weight == name) {
+            let [n, k] = l.shape;
+            if shape != [n, k] {
+                return Err(Error::Invalid(format!(
+                    "{}: '{name}' is {shape:?}; the adapters were trained for [{n}, {k}]",
+                    base.label()
+                )));
+            }
+            let (a, b) = (all(adapters, &l.a)?, all(adapters, &l.b)?);
+            if a.len() != spec.rank * k || b.len() != n * spec.rank {
+                return Err(Error::Invalid(format!(
+                    "{}: '{}' or '{}' is not of rank {}",
+                    adapters.label(),
+                    l.a,
+                    l.b,
+                    spec.rank
+                )));
+            }
+            let s = spec.scale();
+            for (i, row) in values.chunks_mut(k).enumerate() {
+                for (j, w) in row.iter_mut().enumerate() {
+                    let dot: f32 = (0..spec.rank)
+                        .map(|q| b[i * spec.rank + q] * a[q * k + j])
+                        .sum();
+                    *w += s * dot;
+                }
+            }
+        }
+        tensors.push((name, shape, values));
+    }
+    let mut metadata = meta;
+    metadata.remove(LORA_KEY);
+    let views: Vec<(&str, &[usize], &[f32])> = tensors
+        .iter()
+        .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
+        .collect();
+    save_safetensors(&views, Some(&metadata))
 }
 
 #[cfg(test)]

@@ -19,11 +19,11 @@ pub use classes::{ClassPlan, ClassPolicy, FolderClass, CLASS_TABLE};
 pub use data::{class_display_name, LatentCache, TrainingImages};
 pub use finetune::{
     classes_of, log_entry, resumed_plan, sample_grid, sample_settings, start_finetune,
-    trainer_from_model, FinetuneRun, CHECKPOINT_FILE, LOG_FILE, MAX_SAMPLE_CLASSES, MODEL_FILE,
-    SAMPLES_DIR,
+    trainer_from_model, FinetuneRun, ADAPTERS_FILE, CHECKPOINT_FILE, LOG_FILE, MAX_SAMPLE_CLASSES,
+    MODEL_FILE, SAMPLES_DIR,
 };
 pub use finetune_options::{DataOptions, FinetuneOptions, DATA_OPTIONS_KEY};
-pub use lora::{AdaptedLayer, LoraSpec, LoraTargets};
+pub use lora::{merge_adapter_file, AdaptedLayer, LoraSpec, LoraTargets, BASE_KEY, LORA_KEY};
 pub use memory_plan::{mib, MemoryPlan};
 pub use recipe::{ArRecipe, Trains};
 pub use tokenizer_loss::{tokenizer_loss, TokenizerLosses, TokenizerRecipe, ENTROPY_GROUPS};

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     adamw_update, ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, LoraSpec, MemoryPlan,
-    TokenizerRecipe, Trains, CLASS_TABLE,
+    TokenizerRecipe, Trains, CLASS_TABLE, LORA_KEY,
 };
 use crate::autograd::{Tape, Var};
 use crate::io::{save_safetensors, save_safetensors_f16, WeightFile};
@@ -414,6 +414,40 @@ impl Trainer {
         } else {
             save_safetensors(&views, Some(&meta))
         }
+    }
+
+    /// A LoRA run's adapters file: the adapters (EMA or raw) and the class table, with the
+    /// spec, the config and the run's metadata (class names, the base model's SHA-256): a few
+    /// MB where the merged model is the whole model. `None` for other runs.
+    pub async fn export_adapters(&self, ema: bool) -> Result<Option<Vec<u8>>> {
+        let Some(lora) = self.lora() else {
+            return Ok(None);
+        };
+        let source: BTreeMap<&str, &Tensor> = if ema {
+            self.ema
+                .shadows
+                .iter()
+                .map(|(n, t)| (n.as_str(), t))
+                .collect()
+        } else {
+            self.params.iter().collect()
+        };
+        let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+        for (name, t) in source {
+            host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
+        }
+        ensure_finite(self.optimizer.step, &host)?;
+        let mut meta = self.metadata.clone();
+        meta.insert(CONFIG_KEY.to_string(), self.config.to_json());
+        meta.insert(
+            LORA_KEY.to_string(),
+            serde_json::to_string(&lora).map_err(|e| Error::Invalid(e.to_string()))?,
+        );
+        let views: Vec<(&str, &[usize], &[f32])> = host
+            .iter()
+            .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
+            .collect();
+        save_safetensors(&views, Some(&meta)).map(Some)
     }
 
     /// A store of the EMA weights (or the raw ones) plus the frozen ones, for sampling; a LoRA
