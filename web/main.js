@@ -584,7 +584,8 @@ function trainOptions() {
   const o = {
     steps: Math.round(num('train-steps')), batch: Math.round(num('train-batch')), lr: num('train-lr'),
     warmup: Math.round(num('train-warmup')), ema: num('train-ema'), seed: Math.round(num('train-seed')),
-    flips: $('train-flip').checked, trains: trainsChoice(), checkpointEvery: Math.round(num('train-ckpt')),
+    flips: $('train-flip').checked, trains: trainsChoice(), checkpointing: $('train-recompute').checked,
+    checkpointEvery: Math.round(num('train-ckpt')),
     sampleEvery: Math.round(num('train-samples')), sampleSteps: 25, sampleCfg: 3,
   };
   if (!(o.steps >= 1 && o.batch >= 1 && o.checkpointEvery >= 1 && o.sampleEvery >= 0 && o.warmup >= 0 && o.seed >= 0)) {
@@ -636,11 +637,13 @@ $('train-sample').onclick = async () => {
 };
 $('train-batch').addEventListener('change', estimate);
 $('train-what').addEventListener('change', estimate);
+$('train-recompute').addEventListener('change', estimate);
 
 async function estimate() {
   try {
     const batch = Math.max(1, Math.round(Number($('train-batch').value)));
-    const m = await engine.request('finetuneEstimate', { batch, trains: trainsChoice() });
+    const checkpointing = $('train-recompute').checked;
+    const m = await engine.request('finetuneEstimate', { batch, trains: trainsChoice(), checkpointing });
     const limit = state.adapter?.limits?.max_buffer_size;
     $('train-estimate').textContent = `Needs about ${bytes(m.bytes)} of GPU memory (${params_(m.parameters)} parameters, batch ${batch})${limit ? `; this adapter's largest buffer is ${bytes(limit)}` : ''}. Step time shows after the first steps.`;
     $('train-estimate').title = m.plan;

@@ -271,9 +271,9 @@ const ops = {
   async model() {
     return currentModel();
   },
-  async finetuneEstimate({ batch, trains }) {
+  async finetuneEstimate({ batch, trains, checkpointing }) {
     const base = await baseOf(await currentModel());
-    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch, JSON.stringify(trains)));
+    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch, JSON.stringify(trains), !!checkpointing));
   },
   async finetuneState() {
     return store.runState();

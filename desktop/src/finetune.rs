@@ -342,6 +342,8 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     }
     ui.checkbox(&mut o.flips, "Mirror images at random")
         .on_hover_text("the official recipe mirrors half the images; off for digits and text");
+    ui.checkbox(&mut o.checkpointing, "Recompute activations")
+        .on_hover_text("gradient checkpointing: less GPU memory, about a third more time per step");
 }
 
 /// The memory the run needs, option problems, and Start.
@@ -351,6 +353,10 @@ fn start(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     let o = &f.options;
     if let Some(m) = &app.model {
         let need = o.settings().task.memory(&m.card.config, o.batch);
+        let need = bitdance::model::MemoryEstimate {
+            bytes: o.memory_plan(&m.card.config).total(),
+            ..need
+        };
         ui.weak(format!(
             "GPU memory: about {:.0} MiB, {:.1} M parameters held",
             need.bytes as f64 / (1u64 << 20) as f64,

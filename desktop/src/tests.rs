@@ -325,7 +325,7 @@ fn start_small_run(h: &mut Harness<'_, BitDanceApp>) {
         ema: 0.9,
         seed: 5,
         flips: false,
-        trains: Default::default(),
+        ..FinetuneOptions::default()
     };
     f.sample_every = 4;
     f.checkpoint_every = 3;

@@ -97,6 +97,8 @@ pub fn finetune(
         }
         start_trainer(gpu, plan, &folders, send)?
     };
+    let mut trainer = trainer;
+    plan.options.apply(&mut trainer);
     let images = plan.data.load(trainer.config.resolution)?;
     if !*resume {
         // Written once the model and the images are known to load: a folder is a run.

@@ -331,6 +331,12 @@ await test('the bundled fine-tuning sample is offered with its classes and memor
   const lora = await page.textContent('#train-estimate');
   assert.ok(mib(table) < mib(lora) && mib(lora) < mib(full), `${table} < ${lora} < ${full}`);
   assert.match(await page.getAttribute('#train-estimate', 'title'), /gradients/);
+  // Recomputing the activations needs less.
+  await page.check('#train-recompute');
+  await page.waitForFunction((before) => document.getElementById('train-estimate').textContent !== before, lora);
+  const recomputed = await page.textContent('#train-estimate');
+  assert.ok(mib(recomputed) < mib(lora), `${recomputed} vs ${lora}`);
+  await shot(page, 'finetune-options');
   assert.equal(await page.isDisabled('#train-start'), false);
   await page.close();
 });

@@ -79,13 +79,15 @@ async fn base_bytes(base: Option<Blob>) -> Result<Vec<u8>, JsError> {
 
 /// Memory the run needs, as JSON `{bytes, parameters, plan}` for the page's estimate, for a
 /// model of the base's config (read from its header) trained on batches of `batch`, training
-/// `trains` (JSON of `Trains`: "Full", "Embeddings" or {"Lora": {...}}).
+/// `trains` (JSON of `Trains`: "Full", "Embeddings" or {"Lora": {...}}), with or without
+/// gradient checkpointing.
 #[wasm_bindgen]
 pub async fn finetune_estimate(
     base: Option<Blob>,
     name: String,
     batch: u32,
     trains: String,
+    checkpointing: bool,
 ) -> Result<String, JsError> {
     let trains: Trains = serde_json::from_str(&trains).map_err(|e| js(format!("trains: {e}")))?;
     let card = match base {
@@ -104,18 +106,24 @@ pub async fn finetune_estimate(
         ..ArRecipe::default()
     });
     let m = task.memory(&card.config, batch as usize);
-    let plan = MemoryPlan::of(&task, &card.config, batch as usize, false).describe();
-    Ok(serde_json::json!({"bytes": m.bytes, "parameters": m.parameters, "plan": plan}).to_string())
+    let plan = MemoryPlan::of(&task, &card.config, batch as usize, checkpointing);
+    Ok(serde_json::json!({
+        "bytes": plan.total(),
+        "parameters": m.parameters,
+        "plan": plan.describe()
+    })
+    .to_string())
 }
 
 /// Encodes the dataset and makes the run current; returns JSON `{images, classes, step, steps}`.
 async fn begin(
-    trainer: Trainer,
+    mut trainer: Trainer,
     plan: ClassPlan,
     o: &FinetuneOptions,
     resumed: bool,
     progress: &js_sys::Function,
 ) -> Result<String, JsError> {
+    o.apply(&mut trainer);
     // Moved out, not copied: once encoded, the pixels are not needed again.
     let data = DATA
         .with(|d| d.borrow_mut().take())

@@ -555,7 +555,9 @@ fn a_run_started_in_the_studio_continues_in_the_cli() {
         ema: 0.9,
         seed: 5,
         flips: false,
-        trains: Default::default(),
+        // The studio's steps recompute their blocks and the CLI's do not: the same steps.
+        checkpointing: true,
+        ..FinetuneOptions::default()
     };
 
     // Two steps in the studio's code, then its checkpoint.

@@ -27,9 +27,12 @@ pub struct FinetuneOptions {
     pub seed: u64,
     /// Mirror half the images at random (off for digits and text).
     pub flips: bool,
-    /// What trains: every parameter, or the class table alone.
+    /// What trains: every parameter, LoRA adapters, or the class table alone.
     #[serde(default)]
     pub trains: Trains,
+    /// Gradient checkpointing: less memory, about a third more time per step; the same steps.
+    #[serde(default)]
+    pub checkpointing: bool,
 }
 
 impl Default for FinetuneOptions {
@@ -43,11 +46,23 @@ impl Default for FinetuneOptions {
             seed: 0,
             flips: false,
             trains: Trains::Full,
+            checkpointing: false,
         }
     }
 }
 
 impl FinetuneOptions {
+    /// The memory plan of these options for model `c`.
+    pub fn memory_plan(&self, c: &crate::model::ModelConfig) -> super::MemoryPlan {
+        super::MemoryPlan::of(&self.settings().task, c, self.batch, self.checkpointing)
+    }
+
+    /// Sets the run's choices that are not its settings (they change how, not what, it
+    /// trains) on `trainer`.
+    pub fn apply(&self, trainer: &mut Trainer) {
+        trainer.checkpointing = self.checkpointing;
+    }
+
     /// Refuses, naming the option and its value, what no run can train with.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(Error::Invalid(format!("fine-tuning options: {what}")));
