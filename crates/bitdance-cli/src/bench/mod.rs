@@ -109,19 +109,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 _ => train::Model::Tokenizer,
             };
             let run = train::TrainRun {
+                batch: args.batch.unwrap_or(16),
+                repeats: args.repeats.unwrap_or(10),
                 trains: args.train.trains(bitdance::train::LoraSpec::default()),
                 checkpointing: args.checkpointing,
             };
-            train::run(
-                &gpu,
-                model,
-                args.config.as_deref().unwrap_or("tiny"),
-                args.batch.unwrap_or(16),
-                args.repeats.unwrap_or(10),
-                run,
-                args.json,
-                args.profile,
-            )?
+            let config = args.config.as_deref().unwrap_or("tiny");
+            train::run(&gpu, model, config, run, args.json, args.profile)?
         }
         BenchKind::Generate | BenchKind::Head => {
             let head = matches!(args.what, BenchKind::Head);

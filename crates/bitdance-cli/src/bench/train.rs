@@ -26,28 +26,32 @@ pub enum Model {
     Tokenizer,
 }
 
-/// How an AR run trains: what (every weight, LoRA, the class table) and whether its blocks
-/// recompute their activations.
+/// What the benchmark times: `batch` images per step, `repeats` timed steps after two warm-up
+/// steps; for an AR run, what trains (every weight, LoRA, the class table) and whether its
+/// blocks recompute their activations.
 #[derive(Clone, Copy)]
 pub struct TrainRun {
+    /// Images per step.
+    pub batch: usize,
+    /// Timed steps.
+    pub repeats: usize,
     /// What trains.
     pub trains: Trains,
     /// Gradient checkpointing.
     pub checkpointing: bool,
 }
 
-/// Runs the benchmark: `batch` images per step, `repeats` timed steps after two warm-up steps.
-#[allow(clippy::too_many_arguments)]
+/// Runs the benchmark; prints JSON with `json`, and with `profile` the time per kernel of one
+/// more step.
 pub fn run(
     gpu: &Gpu,
     model: Model,
     config: &str,
-    batch: usize,
-    repeats: usize,
     run: TrainRun,
     json: bool,
     profile: bool,
 ) -> anyhow::Result<()> {
+    let TrainRun { batch, repeats, .. } = run;
     let c = load_config(config)?;
     let task = match model {
         Model::Ar => Task::Ar(ArRecipe {
