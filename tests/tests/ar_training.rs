@@ -33,6 +33,20 @@ fn dataset(c: &ModelConfig) -> (Vec<f32>, Vec<u32>) {
 /// Serialises the tests of this file: they share one GPU, whose submit counter one of them reads.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Runs `check` with (tokens per step, config, batch) for the tiny 1x model and the tiny
+/// next-patch model (4 tokens per step), each on its dataset.
+fn for_both_models(check: impl Fn(usize, &ModelConfig, &ArBatch)) {
+    for p in [1, 4] {
+        let c = tiny(p);
+        let (tokens, classes) = dataset(&c);
+        let batch = ArBatch {
+            tokens: &tokens,
+            classes: &classes,
+        };
+        check(p, &c, &batch);
+    }
+}
+
 fn settings(total: u64) -> TrainSettings {
     TrainSettings {
         task: Task::Ar(ArRecipe::default()),
@@ -57,19 +71,13 @@ fn trainer(c: &ModelConfig, total: u64) -> Trainer {
 #[test]
 fn the_loss_falls_with_one_submit_per_step() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    for p in [1, 4] {
-        let c = tiny(p);
-        let (tokens, classes) = dataset(&c);
-        let batch = ArBatch {
-            tokens: &tokens,
-            classes: &classes,
-        };
+    for_both_models(|p, c, batch| {
         let steps = 60;
-        let mut t = trainer(&c, steps);
+        let mut t = trainer(c, steps);
         let mut losses = Vec::new();
         for i in 0..steps {
             let before = gpu().stats();
-            let s = block_on(t.step(&batch)).unwrap();
+            let s = block_on(t.step(batch)).unwrap();
             if i == 1 {
                 let submits = gpu().stats().submits - before.submits;
                 eprintln!(
@@ -85,7 +93,7 @@ fn the_loss_falls_with_one_submit_per_step() {
         let (first, last) = (mean(&losses[..10]), mean(&losses[steps as usize - 10..]));
         eprintln!("p={p}: loss {first:.3} -> {last:.3} in {steps} steps");
         assert!(last < 0.5 * first, "p={p}: loss {first} -> {last}");
-    }
+    });
 }
 
 #[test]
@@ -178,21 +186,14 @@ fn a_state_holding_nan_is_never_written_as_a_checkpoint_or_model() {
 #[test]
 fn checkpointing_gives_the_same_steps_while_keeping_fewer_values() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    for p in [1, 4] {
-        let c = tiny(p);
-        let (tokens, classes) = dataset(&c);
-        let batch = ArBatch {
-            tokens: &tokens,
-            classes: &classes,
-        };
+    for_both_models(|p, c, batch| {
         // The tape of one loss: fewer activations kept when the blocks recompute.
-        let params =
-            ParamStore::random(&gpu(), &ar_parameters(&c), &mut Rng::new(1), 0.05).unwrap();
+        let params = ParamStore::random(&gpu(), &ar_parameters(c), &mut Rng::new(1), 0.05).unwrap();
         let recipe = ArRecipe::default();
-        let draws = ArDraws::sample(&c, &batch, &recipe, &mut Rng::new(3));
+        let draws = ArDraws::sample(c, batch, &recipe, &mut Rng::new(3));
         let kept = |tape: &Tape| {
             let vars = ParamVars::new(tape, &params, true);
-            ar_loss(tape, &c, &vars, &batch, &draws, &recipe).unwrap();
+            ar_loss(tape, c, &vars, batch, &draws, &recipe).unwrap();
             tape.activation_elements()
         };
         let (plain, recomputing) = (kept(&Tape::new()), kept(&Tape::recomputing()));
@@ -202,12 +203,12 @@ fn checkpointing_gives_the_same_steps_while_keeping_fewer_values() {
             "p={p}: {recomputing} of {plain} activation values kept"
         );
         // Whole steps (backward, clipping, AdamW, EMA): bit for bit the same.
-        let mut reference = trainer(&c, 10);
-        let mut checkpointed = trainer(&c, 10);
+        let mut reference = trainer(c, 10);
+        let mut checkpointed = trainer(c, 10);
         checkpointed.checkpointing = true;
         for step in 0..3 {
-            let a = block_on(reference.step(&batch)).unwrap();
-            let b = block_on(checkpointed.step(&batch)).unwrap();
+            let a = block_on(reference.step(batch)).unwrap();
+            let b = block_on(checkpointed.step(batch)).unwrap();
             assert_eq!(
                 (a.loss, a.grad_norm),
                 (b.loss, b.grad_norm),
@@ -217,7 +218,7 @@ fn checkpointing_gives_the_same_steps_while_keeping_fewer_values() {
         let a = block_on(reference.checkpoint()).unwrap();
         let b = block_on(checkpointed.checkpoint()).unwrap();
         assert!(a == b, "p={p}: weights, moments and EMA differ");
-    }
+    });
 }
 
 #[test]

@@ -668,32 +668,56 @@ fn a_folder_of_a_new_name_becomes_a_new_class() {
     std::fs::remove_dir_all(&root).unwrap();
 }
 
+/// Four steps of 2 images (lr 0.01, 1 warmup step) with `what` (the `--train` flags) on the
+/// sneaker folder: run whole into `root/whole`, and into `root/split` stopped after step 2
+/// and resumed (with `resume_extra` added); asserts the two took the same steps and returns
+/// the base model, the data, the whole run's folder and what it printed.
+fn whole_and_resumed(
+    root: &Path,
+    what: &[&str],
+    resume_extra: &[&str],
+) -> (PathBuf, PathBuf, PathBuf, String) {
+    let (base, data) = finetune_inputs(root, &[("fashion-mnist/train/7-sneaker", "sneaker")], 4);
+    let common = [
+        "--steps", "4", "--batch", "2", "--warmup", "1", "--lr", "0.01",
+    ];
+    let flags: Vec<&str> = common.iter().chain(what).copied().collect();
+    let whole = root.join("whole");
+    let printed = finetune(&base, &data, &whole, &flags);
+    let split = root.join("split");
+    let stop: Vec<&str> = flags.iter().copied().chain(["--stop-after", "2"]).collect();
+    finetune(&base, &data, &split, &stop);
+    let resume: Vec<&str> = flags
+        .iter()
+        .copied()
+        .chain(["--resume"])
+        .chain(resume_extra.iter().copied())
+        .collect();
+    finetune(&base, &data, &split, &resume);
+    assert_eq!(losses(&split), losses(&whole), "resumed exactly");
+    (base, data, whole, printed)
+}
+
+/// The names in the checkpoint of the run in `dir`, and those of its first AdamW moments.
+fn checkpoint_moments(dir: &Path) -> (Vec<String>, Vec<String>) {
+    let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    let names = WeightFile::parse_named("checkpoint", &bytes)
+        .unwrap()
+        .names();
+    let moments = names
+        .iter()
+        .filter(|n| n.starts_with("optim.m."))
+        .cloned()
+        .collect();
+    (names, moments)
+}
+
 /// `--train embeddings` adds a class by training the class table alone: every other tensor of
 /// the model comes out exactly as it went in, the class rows change, and the run resumes exactly.
 #[test]
 fn embeddings_training_changes_the_class_table_alone_and_resumes_exactly() {
     let root = dir("embeddings");
-    let (base, data) = finetune_inputs(&root, &[("fashion-mnist/train/7-sneaker", "sneaker")], 4);
-    let flags = [
-        "--steps",
-        "4",
-        "--batch",
-        "2",
-        "--warmup",
-        "1",
-        "--lr",
-        "0.01",
-        "--train",
-        "embeddings",
-    ];
-    let whole = root.join("whole");
-    finetune(&base, &data, &whole, &flags);
-    let split = root.join("split");
-    let stop: Vec<&str> = flags.iter().copied().chain(["--stop-after", "2"]).collect();
-    finetune(&base, &data, &split, &stop);
-    let resume: Vec<&str> = flags.iter().copied().chain(["--resume"]).collect();
-    finetune(&base, &data, &split, &resume);
-    assert_eq!(losses(&split), losses(&whole), "resumed exactly");
+    let (_, _, whole, _) = whole_and_resumed(&root, &["--train", "embeddings"], &[]);
 
     let base_file = WeightFile::parse_named("base", bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
     let bytes = std::fs::read(whole.join("model.safetensors")).unwrap();
@@ -719,13 +743,7 @@ fn embeddings_training_changes_the_class_table_alone_and_resumes_exactly() {
         assert!(before == after, "{name} changed in an embeddings run");
     }
     // The checkpoint holds moments for the class table alone.
-    let ckpt = std::fs::read(whole.join("checkpoint.safetensors")).unwrap();
-    let ckpt = WeightFile::parse_named("checkpoint", &ckpt).unwrap();
-    let moments: Vec<String> = ckpt
-        .names()
-        .into_iter()
-        .filter(|n| n.starts_with("optim.m."))
-        .collect();
+    let (_, moments) = checkpoint_moments(&whole);
     assert_eq!(moments, ["optim.m.cls_embedding.weight"]);
     std::fs::remove_dir_all(&root).unwrap();
 }
@@ -736,16 +754,7 @@ fn embeddings_training_changes_the_class_table_alone_and_resumes_exactly() {
 #[test]
 fn lora_training_saves_merged_official_weights_and_resumes_exactly() {
     let root = dir("lora");
-    let (base, data) = finetune_inputs(&root, &[("fashion-mnist/train/7-sneaker", "sneaker")], 4);
-    let flags = [
-        "--steps",
-        "4",
-        "--batch",
-        "2",
-        "--warmup",
-        "1",
-        "--lr",
-        "0.01",
+    let lora = [
         "--train",
         "lora",
         "--lora-rank",
@@ -753,20 +762,9 @@ fn lora_training_saves_merged_official_weights_and_resumes_exactly() {
         "--lora-targets",
         "attention,head",
     ];
-    let whole = root.join("whole");
-    let printed = finetune(&base, &data, &whole, &flags);
-    assert!(printed.contains("LoRA rank 4"), "{printed}");
-    let split = root.join("split");
-    let stop: Vec<&str> = flags.iter().copied().chain(["--stop-after", "2"]).collect();
-    finetune(&base, &data, &split, &stop);
     // Checkpointing is free to change on resume: the same steps.
-    let resume: Vec<&str> = flags
-        .iter()
-        .copied()
-        .chain(["--resume", "--checkpointing"])
-        .collect();
-    finetune(&base, &data, &split, &resume);
-    assert_eq!(losses(&split), losses(&whole), "resumed exactly");
+    let (base, data, whole, printed) = whole_and_resumed(&root, &lora, &["--checkpointing"]);
+    assert!(printed.contains("LoRA rank 4"), "{printed}");
 
     let base_file = WeightFile::parse_named("base", bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
     let bytes = std::fs::read(whole.join("model.safetensors")).unwrap();
@@ -805,20 +803,12 @@ fn lora_training_saves_merged_official_weights_and_resumes_exactly() {
     }
     assert!(moved >= 8, "only {moved} adapted weights moved");
     // The checkpoint holds the adapters, with moments for them and the class table alone.
-    let ckpt = std::fs::read(whole.join("checkpoint.safetensors")).unwrap();
-    let ckpt = WeightFile::parse_named("checkpoint", &ckpt).unwrap();
-    let moments: Vec<String> = ckpt
-        .names()
-        .into_iter()
-        .filter(|n| n.starts_with("optim.m."))
-        .collect();
+    let (ckpt, moments) = checkpoint_moments(&whole);
     assert!(moments.contains(&"optim.m.cls_embedding.weight".to_string()));
     assert!(moments.iter().all(|n| n.ends_with(".lora_A.weight")
         || n.ends_with(".lora_B.weight")
         || n == "optim.m.cls_embedding.weight"));
-    assert!(ckpt
-        .names()
-        .contains(&"layers.0.attention.wqkv.lora_A.weight".to_string()));
+    assert!(ckpt.contains(&"layers.0.attention.wqkv.lora_A.weight".to_string()));
     // The adapters file: a fraction of the model, merged back into the base it names, it is
     // the saved model; `generate --adapters` samples with it, and refuses another base.
     let adapters_path = whole.join("adapters.safetensors");

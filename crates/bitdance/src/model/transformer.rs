@@ -116,10 +116,10 @@ pub(crate) fn trunk_blocks<G: Graph>(
     let mut x = g.rms_norm(x, &w.emb_norm, EPS)?;
     for (i, block) in w.layers.iter().enumerate() {
         x = match cache.as_deref() {
-            Some(cache) => block_forward(g, &ctx, block, &x, Some(cache.slot(i)))?,
+            Some(cache) => ctx.forward(g, block, &x, Some(cache.slot(i)))?,
             None => {
                 let (ctx, block, x) = (ctx.clone(), block.clone(), x.clone());
-                g.checkpoint(Rc::new(move |g| block_forward(g, &ctx, &block, &x, None)))?
+                g.checkpoint(Rc::new(move |g| ctx.forward(g, &block, &x, None)))?
             }
         };
     }
@@ -141,37 +141,39 @@ struct BlockContext {
     rope: RopeTable,
 }
 
-/// One block `layers.{i}` over x [B, n, dim]: pre-norm attention (its keys and values
-/// appended to `slot` when given) and the SwiGLU feed-forward, each added to x.
-fn block_forward<G: Graph>(
-    g: &G,
-    ctx: &BlockContext,
-    block: &Block<G::Value>,
-    x: &G::Value,
-    slot: Option<CacheSlot>,
-) -> Result<G::Value> {
-    let [b, n] = ctx.rows;
-    let (heads, head_dim) = (ctx.heads, ctx.head_dim);
-    let h = g.rms_norm(x, &block.attention_norm, EPS)?;
-    let qkv = g.linear(&h, &block.wqkv, None)?;
-    let [q, k, v] = g.split_qkv(&qkv, heads)?;
-    // RoPE depends only on the token and the place in the head, so the heads of
-    // q, k [B, H, n, D] rotate as B·H sequences of one head each.
-    let rotated = |x: &G::Value| -> Result<G::Value> {
-        let x = g.reshape(x, &[b * heads, n, 1, head_dim])?;
-        g.reshape(&g.rope(&x, &ctx.rope)?, &[b, heads, n, head_dim])
-    };
-    let (q, k) = (rotated(&q)?, rotated(&k)?);
-    let how = Attend {
-        mask: ctx.mask,
-        scale: 1.0 / (head_dim as f32).sqrt(),
-        cache: slot,
-    };
-    let o = g.attention([&q, &k, &v], how)?;
-    let o = g.linear(&g.merge_heads(&o)?, &block.wo, None)?;
-    let x = g.add(x, &o)?;
-    let h = g.rms_norm(&x, &block.ffn_norm, EPS)?;
-    let h = g.swiglu(&g.linear(&h, &block.w1, None)?)?;
-    let h = g.linear(&h, &block.w2, None)?;
-    g.add(&x, &h)
+impl BlockContext {
+    /// One block `layers.{i}` over x [B, n, dim]: pre-norm attention (its keys and values
+    /// appended to `slot` when given) and the SwiGLU feed-forward, each added to x.
+    fn forward<G: Graph>(
+        &self,
+        g: &G,
+        block: &Block<G::Value>,
+        x: &G::Value,
+        slot: Option<CacheSlot>,
+    ) -> Result<G::Value> {
+        let [b, n] = self.rows;
+        let (heads, head_dim) = (self.heads, self.head_dim);
+        let h = g.rms_norm(x, &block.attention_norm, EPS)?;
+        let qkv = g.linear(&h, &block.wqkv, None)?;
+        let [q, k, v] = g.split_qkv(&qkv, heads)?;
+        // RoPE depends only on the token and the place in the head, so the heads of
+        // q, k [B, H, n, D] rotate as B·H sequences of one head each.
+        let rotated = |x: &G::Value| -> Result<G::Value> {
+            let x = g.reshape(x, &[b * heads, n, 1, head_dim])?;
+            g.reshape(&g.rope(&x, &self.rope)?, &[b, heads, n, head_dim])
+        };
+        let (q, k) = (rotated(&q)?, rotated(&k)?);
+        let how = Attend {
+            mask: self.mask,
+            scale: 1.0 / (head_dim as f32).sqrt(),
+            cache: slot,
+        };
+        let o = g.attention([&q, &k, &v], how)?;
+        let o = g.linear(&g.merge_heads(&o)?, &block.wo, None)?;
+        let x = g.add(x, &o)?;
+        let h = g.rms_norm(&x, &block.ffn_norm, EPS)?;
+        let h = g.swiglu(&g.linear(&h, &block.w1, None)?)?;
+        let h = g.linear(&h, &block.w2, None)?;
+        g.add(&x, &h)
+    }
 }

@@ -133,6 +133,20 @@ struct SavedState {
     rng: [u64; 4],
 }
 
+/// A tensor read back: name, shape, values.
+type HostTensor = (String, Vec<usize>, Vec<f32>);
+
+/// Reads `tensors` back to the host, in order.
+async fn to_host<'a>(
+    tensors: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
+) -> Result<Vec<HostTensor>> {
+    let mut host = Vec::new();
+    for (name, t) in tensors {
+        host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
+    }
+    Ok(host)
+}
+
 /// Refuses a state holding NaN or infinity, naming the first such tensor, so that what is
 /// written is always a state training can resume from (the previous file stays in place).
 fn ensure_finite(step: u64, host: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
@@ -383,37 +397,12 @@ impl Trainer {
     /// official `load_state_dict`: the EMA weights (or the raw ones) and the frozen ones, with
     /// the config and `metadata`; stored as F16 when `half`.
     pub async fn export_model(&self, ema: bool, half: bool) -> Result<Vec<u8>> {
-        let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-        if self.lora().is_some() {
-            for (name, t) in self.sampling_store(ema)?.iter() {
-                host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
-            }
+        let host = if self.lora().is_some() {
+            to_host(self.sampling_store(ema)?.iter()).await?
         } else {
-            let trained: Vec<(&str, &Tensor)> = if ema {
-                self.ema
-                    .shadows
-                    .iter()
-                    .map(|(n, t)| (n.as_str(), t))
-                    .collect()
-            } else {
-                self.params.iter().collect()
-            };
-            for (name, t) in trained.into_iter().chain(self.frozen.iter()) {
-                host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
-            }
-        }
-        ensure_finite(self.optimizer.step, &host)?;
-        let mut meta = self.metadata.clone();
-        meta.insert(CONFIG_KEY.to_string(), self.config.to_json());
-        let views: Vec<(&str, &[usize], &[f32])> = host
-            .iter()
-            .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
-            .collect();
-        if half {
-            save_safetensors_f16(&views, Some(&meta))
-        } else {
-            save_safetensors(&views, Some(&meta))
-        }
+            to_host(self.trained(ema).into_iter().chain(self.frozen.iter())).await?
+        };
+        self.save_host(&host, BTreeMap::new(), half)
     }
 
     /// A LoRA run's adapters file: the adapters (EMA or raw) and the class table, with the
@@ -423,7 +412,15 @@ impl Trainer {
         let Some(lora) = self.lora() else {
             return Ok(None);
         };
-        let source: BTreeMap<&str, &Tensor> = if ema {
+        let host = to_host(self.trained(ema)).await?;
+        let spec = serde_json::to_string(&lora).map_err(|e| Error::Invalid(e.to_string()))?;
+        let extra = BTreeMap::from([(LORA_KEY.to_string(), spec)]);
+        self.save_host(&host, extra, false).map(Some)
+    }
+
+    /// The trained weights by name: their EMA, or as trained.
+    fn trained(&self, ema: bool) -> Vec<(&str, &Tensor)> {
+        if ema {
             self.ema
                 .shadows
                 .iter()
@@ -431,23 +428,30 @@ impl Trainer {
                 .collect()
         } else {
             self.params.iter().collect()
-        };
-        let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-        for (name, t) in source {
-            host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
         }
-        ensure_finite(self.optimizer.step, &host)?;
+    }
+
+    /// Safetensors bytes of `host` tensors (refused if one is not finite) with the run's
+    /// metadata, its config and `extra`; in 16 bits with `half`.
+    fn save_host(
+        &self,
+        host: &[HostTensor],
+        extra: BTreeMap<String, String>,
+        half: bool,
+    ) -> Result<Vec<u8>> {
+        ensure_finite(self.optimizer.step, host)?;
         let mut meta = self.metadata.clone();
         meta.insert(CONFIG_KEY.to_string(), self.config.to_json());
-        meta.insert(
-            LORA_KEY.to_string(),
-            serde_json::to_string(&lora).map_err(|e| Error::Invalid(e.to_string()))?,
-        );
+        meta.extend(extra);
         let views: Vec<(&str, &[usize], &[f32])> = host
             .iter()
             .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
             .collect();
-        save_safetensors(&views, Some(&meta)).map(Some)
+        if half {
+            save_safetensors_f16(&views, Some(&meta))
+        } else {
+            save_safetensors(&views, Some(&meta))
+        }
     }
 
     /// A store of the EMA weights (or the raw ones) plus the frozen ones, for sampling; a LoRA
