@@ -93,6 +93,10 @@ pub trait Graph {
     fn checkpoint(&self, block: GraphBlock<Self>) -> Result<Self::Value> {
         block(self)
     }
+    /// Whether `checkpoint` recomputes (else a block may just run, nothing captured).
+    fn recomputes(&self) -> bool {
+        false
+    }
 }
 
 /// Inference: every op runs at once on tensors; nothing is recorded.
@@ -235,6 +239,9 @@ impl Graph for Tape {
     }
     fn checkpoint(&self, block: GraphBlock<Tape>) -> Result<Var> {
         Tape::checkpoint(self, block)
+    }
+    fn recomputes(&self) -> bool {
+        self.is_recomputing()
     }
     fn attention(&self, [q, k, v]: [&Var; 3], how: Attend) -> Result<Var> {
         if how.cache.is_some() {

@@ -234,7 +234,7 @@ impl<V: Clone> Modulation<V> {
 }
 
 /// The head after its conditioning: `x_t` [N, token_dim] and the modulations of its rows.
-/// Each block is a `Graph::checkpoint` (recomputed in the backward on a recomputing tape).
+/// On a recomputing tape each block is a `Graph::checkpoint` (recomputed in the backward).
 pub(crate) fn head_body<G: Graph>(
     g: &G,
     c: &ModelConfig,
@@ -249,11 +249,15 @@ pub(crate) fn head_body<G: Graph>(
     };
     let shared_by = (c.diff_layers / c.diff_adanln_layers).max(1);
     for (i, block) in w.blocks.iter().enumerate() {
-        let mods = cond.blocks[i / shared_by].clone();
-        let (block, input) = (block.clone(), x.clone());
-        x = g.checkpoint(Rc::new(move |g| {
-            head_block(g, patch, &block, &mods, &input)
-        }))?;
+        let mods = &cond.blocks[i / shared_by];
+        x = if g.recomputes() {
+            let (mods, block, input) = (mods.clone(), block.clone(), x.clone());
+            g.checkpoint(Rc::new(move |g| {
+                head_block(g, patch, &block, &mods, &input)
+            }))?
+        } else {
+            head_block(g, patch, block, mods, &x)?
+        };
     }
     let final_norm = AdaLn {
         affine: None,

@@ -95,8 +95,8 @@ pub(crate) fn connect<G: Graph>(g: &G, w: &Connector<G::Value>, x: &G::Value) ->
 /// `emb_norm` and every block over the input rows `x` [B, n, dim] whose RoPE angles `rope`
 /// holds (before the final `norm`). With `cache`, the rows are the next n positions of the
 /// cached sequence: their keys and values are appended and they attend to the whole cache.
-/// Without it each block is a `Graph::checkpoint` (recomputed in the backward on a
-/// recomputing tape).
+/// Without it, on a recomputing tape, each block is a `Graph::checkpoint` (recomputed in the
+/// backward).
 pub(crate) fn trunk_blocks<G: Graph>(
     g: &G,
     c: &ModelConfig,
@@ -117,10 +117,11 @@ pub(crate) fn trunk_blocks<G: Graph>(
     for (i, block) in w.layers.iter().enumerate() {
         x = match cache.as_deref() {
             Some(cache) => ctx.forward(g, block, &x, Some(cache.slot(i)))?,
-            None => {
+            None if g.recomputes() => {
                 let (ctx, block, x) = (ctx.clone(), block.clone(), x.clone());
                 g.checkpoint(Rc::new(move |g| ctx.forward(g, &block, &x, None)))?
             }
+            None => ctx.forward(g, block, &x, None)?,
         };
     }
     if let Some(cache) = cache {
