@@ -291,6 +291,8 @@ pub fn merge_adapter_file(
             adapters.label()
         ))
     })?;
+    spec.validate(&c)
+        .map_err(|e| Error::Invalid(format!("{}: {e}", adapters.label())))?;
     let all = |f: &WeightFile<'_>, name: &str| -> Result<Vec<f32>> {
         let rows = f.shape(name)?.first().copied().unwrap_or(1);
         f.rows_f32(name, 0..rows)
@@ -379,5 +381,38 @@ mod tests {
         .validate(&c)
         .is_err());
         assert!(spec.validate(&c).is_ok());
+    }
+
+    #[test]
+    fn a_forged_adapters_file_is_refused_before_anything_is_merged() {
+        let c = ModelConfig::builtin("tiny").unwrap();
+        let file = |spec: Option<LoraSpec>, base: Option<&str>| {
+            let mut meta = std::collections::BTreeMap::new();
+            meta.insert(crate::train::CONFIG_KEY.to_string(), c.to_json());
+            if let Some(spec) = spec {
+                meta.insert(LORA_KEY.to_string(), serde_json::to_string(&spec).unwrap());
+            }
+            if let Some(sha) = base {
+                meta.insert(BASE_KEY.to_string(), sha.to_string());
+            }
+            save_safetensors(&[], Some(&meta)).unwrap()
+        };
+        let base_bytes = file(None, None);
+        let base = WeightFile::parse_named("base", &base_bytes).unwrap();
+        let merge = |bytes: &[u8]| {
+            let adapters = WeightFile::parse_named("adapters", bytes).unwrap();
+            merge_adapter_file(&base, "aa", &adapters)
+                .unwrap_err()
+                .to_string()
+        };
+        // No spec, a rank of 0 (alpha / 0 would make every merged weight NaN), another base.
+        assert!(merge(&file(None, None)).contains("not a LoRA adapters file"));
+        let zero = LoraSpec {
+            rank: 0,
+            ..LoraSpec::default()
+        };
+        assert!(merge(&file(Some(zero), None)).contains("LoRA rank 0"));
+        let other = file(Some(LoraSpec::default()), Some("bb"));
+        assert!(merge(&other).contains("trained on the model of SHA-256 bb"));
     }
 }
