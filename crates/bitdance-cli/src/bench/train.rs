@@ -63,9 +63,8 @@ pub fn run(
     let checkpointing = run.checkpointing && model == Model::Ar;
     let plan = MemoryPlan::of(&task, &c, batch, checkpointing);
     gpu.check_memory(&MemoryEstimate {
-        what: format!("this benchmark ({})", plan.describe()),
-        parameters: 0,
         bytes: plan.total(),
+        ..task.memory(&c, batch)
     })?;
     let mut rng = Rng::new(0);
     let params = match model {
