@@ -571,20 +571,12 @@ window.addEventListener('drop', (ev) => {
 const training = { files: null, paths: null, log: [], running: false, steps: 0 };
 probe.train = training;
 
-// What trains, as the core's `Trains` reads it: "Full", "Embeddings", or LoRA with the CLI's
-// defaults (rank 16, alpha 16, the transformer's attention and MLP).
-function trainsChoice() {
-  const what = $('train-what').value;
-  if (what !== 'Lora') return what;
-  return { Lora: { rank: 16, alpha: 16, targets: { attention: true, mlp: true, head: false } } };
-}
-
 function trainOptions() {
   const num = (id) => Number($(id).value);
   const o = {
     steps: Math.round(num('train-steps')), batch: Math.round(num('train-batch')), lr: num('train-lr'),
     warmup: Math.round(num('train-warmup')), ema: num('train-ema'), seed: Math.round(num('train-seed')),
-    flips: $('train-flip').checked, trains: trainsChoice(), checkpointing: $('train-recompute').checked,
+    flips: $('train-flip').checked, trains: $('train-what').value, checkpointing: $('train-recompute').checked,
     checkpointEvery: Math.round(num('train-ckpt')),
     sampleEvery: Math.round(num('train-samples')), sampleSteps: 25, sampleCfg: 3,
   };
@@ -643,7 +635,7 @@ async function estimate() {
   try {
     const batch = Math.max(1, Math.round(Number($('train-batch').value)));
     const checkpointing = $('train-recompute').checked;
-    const m = await engine.request('finetuneEstimate', { batch, trains: trainsChoice(), checkpointing });
+    const m = await engine.request('finetuneEstimate', { batch, trains: $('train-what').value, checkpointing });
     const limit = state.adapter?.limits?.max_buffer_size;
     $('train-estimate').textContent = `Needs about ${bytes(m.bytes)} of GPU memory (${params_(m.parameters)} parameters, batch ${batch})${limit ? `; this adapter's largest buffer is ${bytes(limit)}` : ''}. Step time shows after the first steps.`;
     $('train-estimate').title = m.plan;

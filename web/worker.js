@@ -273,7 +273,7 @@ const ops = {
   },
   async finetuneEstimate({ batch, trains, checkpointing }) {
     const base = await baseOf(await currentModel());
-    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch, JSON.stringify(trains), !!checkpointing));
+    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch, trains, !!checkpointing));
   },
   async finetuneState() {
     return store.runState();

@@ -352,11 +352,7 @@ fn start(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     let f = &mut app.finetune;
     let o = &f.options;
     if let Some(m) = &app.model {
-        let need = o.settings().task.memory(&m.card.config, o.batch);
-        let need = bitdance::model::MemoryEstimate {
-            bytes: o.memory_plan(&m.card.config).total(),
-            ..need
-        };
+        let need = o.memory(&m.card.config);
         ui.weak(format!(
             "GPU memory: about {:.0} MiB, {:.1} M parameters held",
             need.bytes as f64 / (1u64 << 20) as f64,

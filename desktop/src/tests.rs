@@ -85,6 +85,15 @@ fn ready(h: &mut Harness<'_, BitDanceApp>) {
     });
 }
 
+/// A fresh app, its model loaded, with one image generated at `seed` (kept in the gallery).
+fn generated_with_seed(seed: u64) -> TestApp {
+    let mut h = harness();
+    ready(&mut h);
+    h.state_mut().generate.seed = seed;
+    generate_and_wait(&mut h);
+    h
+}
+
 /// Clicks Generate and waits for the image.
 fn generate_and_wait(h: &mut Harness<'_, BitDanceApp>) {
     h.get_by_label("Generate").click();
@@ -143,10 +152,7 @@ fn typing_a_class_finds_it_and_picks_it() {
 
 #[test]
 fn a_kept_image_reproduces_with_the_same_tokens() {
-    let mut h = harness();
-    ready(&mut h);
-    h.state_mut().generate.seed = 77;
-    generate_and_wait(&mut h);
+    let mut h = generated_with_seed(77);
     h.get_by_label("Gallery").click();
     h.step();
     h.get_all_by_label("Reproduce").next().unwrap().click();
@@ -612,10 +618,7 @@ fn step_until_long(
 
 #[test]
 fn a_png_dropped_on_the_window_restores_its_recipe_and_reproduces() {
-    let mut h = harness();
-    ready(&mut h);
-    h.state_mut().generate.seed = 4321;
-    generate_and_wait(&mut h);
+    let mut h = generated_with_seed(4321);
     // The kept PNG, copied elsewhere, dropped on the window as a file manager would.
     let kept = h.state().gallery.items[0].path.clone();
     let dropped = home().join("dropped.png");

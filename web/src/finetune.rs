@@ -10,7 +10,7 @@ use bitdance::io::WeightFile;
 use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
 use bitdance::train::{
     resumed_plan, sample_settings, start_finetune, ArRecipe, ClassPlan, ClassPolicy,
-    FinetuneOptions, FinetuneRun, MemoryPlan, Task, Trainer, TrainingImages, Trains,
+    FinetuneOptions, FinetuneRun, LoraSpec, MemoryPlan, Task, Trainer, TrainingImages, Trains,
 };
 use wasm_bindgen::prelude::*;
 use web_sys::Blob;
@@ -31,10 +31,28 @@ fn dataset_folders() -> Result<Vec<String>, JsError> {
 
 /// The options in `json` (from the worker), checked.
 fn parse_options(json: &str) -> Result<FinetuneOptions, JsError> {
-    let o: FinetuneOptions =
+    let mut o: serde_json::Value =
         serde_json::from_str(json).map_err(|e| js(format!("fine-tuning options: {e}")))?;
+    let trains = trains_of(o.get("trains").cloned().unwrap_or_default())?;
+    if let Some(map) = o.as_object_mut() {
+        map.remove("trains");
+    }
+    let o = FinetuneOptions {
+        trains,
+        ..serde_json::from_value(o).map_err(|e| js(format!("fine-tuning options: {e}")))?
+    };
     o.validate().map_err(js)?;
     Ok(o)
+}
+
+/// The page's "What trains" choice: "Full", "Embeddings", or "Lora" (the core's default
+/// spec); none is every weight.
+fn trains_of(choice: serde_json::Value) -> Result<Trains, JsError> {
+    match choice.as_str() {
+        None if choice.is_null() => Ok(Trains::Full),
+        Some("Lora") => Ok(Trains::Lora(LoraSpec::default())),
+        _ => serde_json::from_value(choice).map_err(|e| js(format!("what trains: {e}"))),
+    }
 }
 
 thread_local! {
@@ -79,8 +97,8 @@ async fn base_bytes(base: Option<Blob>) -> Result<Vec<u8>, JsError> {
 
 /// Memory the run needs, as JSON `{bytes, parameters, plan}` for the page's estimate, for a
 /// model of the base's config (read from its header) trained on batches of `batch`, training
-/// `trains` (JSON of `Trains`: "Full", "Embeddings" or {"Lora": {...}}), with or without
-/// gradient checkpointing.
+/// `trains` (the page's choice: "Full", "Embeddings" or "Lora"), with or without gradient
+/// checkpointing.
 #[wasm_bindgen]
 pub async fn finetune_estimate(
     base: Option<Blob>,
@@ -89,7 +107,7 @@ pub async fn finetune_estimate(
     trains: String,
     checkpointing: bool,
 ) -> Result<String, JsError> {
-    let trains: Trains = serde_json::from_str(&trains).map_err(|e| js(format!("trains: {e}")))?;
+    let trains = trains_of(serde_json::Value::String(trains))?;
     let card = match base {
         Some(blob) => {
             let file = crate::models::header_of(&name, &blob).await?;
@@ -105,14 +123,9 @@ pub async fn finetune_estimate(
         trains,
         ..ArRecipe::default()
     });
-    let m = task.memory(&card.config, batch as usize);
-    let plan = MemoryPlan::of(&task, &card.config, batch as usize, checkpointing);
-    Ok(serde_json::json!({
-        "bytes": plan.total(),
-        "parameters": m.parameters,
-        "plan": plan.describe()
-    })
-    .to_string())
+    let m = task.memory(&card.config, batch as usize, checkpointing);
+    let plan = MemoryPlan::of(&task, &card.config, batch as usize, checkpointing).describe();
+    Ok(serde_json::json!({"bytes": m.bytes, "parameters": m.parameters, "plan": plan}).to_string())
 }
 
 /// Encodes the dataset and makes the run current; returns JSON `{images, classes, step, steps}`.

@@ -2,7 +2,6 @@
 //! (official recipe, random tokens) or of the tokenizer (random images), random weights,
 //! forward + backward + AdamW + EMA, after warm-up steps.
 
-use bitdance::model::MemoryEstimate;
 use bitdance::model::{init_autoencoder, init_parameters, ParamStore};
 use bitdance::optim::{AdamWConfig, LrSchedule};
 use bitdance::rng::Rng;
@@ -62,10 +61,7 @@ pub fn run(
     };
     let checkpointing = run.checkpointing && model == Model::Ar;
     let plan = MemoryPlan::of(&task, &c, batch, checkpointing);
-    gpu.check_memory(&MemoryEstimate {
-        bytes: plan.total(),
-        ..task.memory(&c, batch)
-    })?;
+    gpu.check_memory(&task.memory(&c, batch, checkpointing))?;
     let mut rng = Rng::new(0);
     let params = match model {
         Model::Ar => init_parameters(gpu, &c, &mut rng)?,

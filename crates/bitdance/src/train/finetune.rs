@@ -44,7 +44,7 @@ pub fn trainer_from_model(
         Some(c) => c,
         None => ModelCard::of_file(file.label(), file)?.config,
     };
-    gpu.check_memory(&settings.task.memory(&c, 1))?;
+    gpu.check_memory(&settings.task.memory(&c, 1, true))?;
     let params = ParamStore::from_weights(gpu, file, &ar_parameters(&c))?;
     let frozen = load_autoencoder(gpu, &c.vae, file)?;
     Trainer::new(c, params, frozen, settings)

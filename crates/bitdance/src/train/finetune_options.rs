@@ -52,9 +52,11 @@ impl Default for FinetuneOptions {
 }
 
 impl FinetuneOptions {
-    /// The memory plan of these options for model `c`.
-    pub fn memory_plan(&self, c: &crate::model::ModelConfig) -> super::MemoryPlan {
-        super::MemoryPlan::of(&self.settings().task, c, self.batch, self.checkpointing)
+    /// The memory a run of these options on model `c` needs.
+    pub fn memory(&self, c: &crate::model::ModelConfig) -> crate::model::MemoryEstimate {
+        self.settings()
+            .task
+            .memory(c, self.batch, self.checkpointing)
     }
 
     /// Sets the run's choices that are not its settings (they change how, not what, it

@@ -66,9 +66,9 @@ impl Task {
         }
     }
 
-    /// The memory training `c` on batches of `batch` needs (the total of its `MemoryPlan`,
-    /// without checkpointing).
-    pub fn memory(&self, c: &ModelConfig, batch: usize) -> MemoryEstimate {
+    /// The memory training `c` on batches of `batch` needs, with or without gradient
+    /// `checkpointing` (the total of its `MemoryPlan`).
+    pub fn memory(&self, c: &ModelConfig, batch: usize, checkpointing: bool) -> MemoryEstimate {
         let general = match self {
             Task::Ar(recipe) => c.ar_training_memory(batch, recipe.diff_batch_mul),
             Task::Tokenizer(_) => c.tokenizer_training_memory(batch),
@@ -82,7 +82,7 @@ impl Task {
         MemoryEstimate {
             what,
             parameters: general.parameters,
-            bytes: MemoryPlan::of(self, c, batch, false).total(),
+            bytes: MemoryPlan::of(self, c, batch, checkpointing).total(),
         }
     }
 
@@ -507,7 +507,7 @@ impl Trainer {
             }
         }
         let state = saved_state(file)?;
-        gpu.check_memory(&state.settings.task.memory(&c, 1))?;
+        gpu.check_memory(&state.settings.task.memory(&c, 1, true))?;
         let specs = state.settings.task.parameters(&c);
         let params = ParamStore::from_weights(gpu, file, &specs)?;
         let frozen_specs: Vec<_> = file
