@@ -332,6 +332,9 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
             ui.add(egui::DragValue::new(&mut spec.rank).range(1..=256));
             ui.label("alpha");
             ui.add(egui::DragValue::new(&mut spec.alpha).range(1.0..=1024.0));
+        });
+        ui.horizontal(|ui| {
+            ui.label("on");
             ui.checkbox(&mut spec.targets.attention, "attention");
             ui.checkbox(&mut spec.targets.mlp, "MLP");
             ui.checkbox(&mut spec.targets.head, "head");
