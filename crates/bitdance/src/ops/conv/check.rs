@@ -1,5 +1,6 @@
 //! Conformance of the conv family (forward here, backward in `check_backward.rs`): 2D convolutions
-//! (3x3 and 1x1, strides 1 and 2, symmetric and asymmetric padding; every kernel form),
+//! (3x3 and 1x1, strides 1 and 2, symmetric and asymmetric padding; every kernel form and the
+//! Winograd form, in chunks of a few tiles),
 //! and DCR depth-to-space.
 
 use crate::conformance::{Checker, TOL, TOL_LONG};
@@ -21,6 +22,9 @@ const CONVS: &[BiasedCase] = &[
     ((1, 67, 6, 5, 13, 3, 1, [1, 1, 1, 1]), true),
     // Several output-channel tiles and pixel workgroups of the CPU forms (16 x 16 per lane).
     ((2, 9, 20, 17, 37, 3, 1, [1, 1, 1, 1]), true),
+    // Wide enough for the Winograd form on CPU adapters' own path; odd output sizes (partial
+    // 2x2 tiles) and asymmetric padding.
+    ((2, 17, 7, 9, 16, 3, 1, [0, 2, 1, 0]), true),
 ];
 
 /// (B, C out, H, W, block).
@@ -29,8 +33,12 @@ const DEPTH_TO_SPACE: &[[usize; 5]] = &[[2, 7, 5, 9, 2], [1, 3, 3, 5, 2], [1, 2,
 pub(crate) async fn run(c: &mut Checker) {
     c.skip_subgroup_form("conv2d_sg");
     // The adapter's own kernels, then the portable (GPU) ones, whatever the adapter.
-    for path in [Path::Auto, Path::Portable] {
+    for path in [Path::Auto, Path::Portable, Path::Winograd] {
         for &case in CONVS {
+            let (_, _, _, _, _, k, stride, _) = case.0;
+            if path == Path::Winograd && (k, stride) != (3, 1) {
+                continue;
+            }
             for half in [false, true] {
                 if let Err(e) = check_conv(c, case, path, half).await {
                     c.fail(name("conv2d", path), format!("{case:?}"), e);
@@ -50,6 +58,7 @@ pub(crate) async fn run(c: &mut Checker) {
 fn name(op: &'static str, path: Path) -> &'static str {
     match (op, path) {
         ("conv2d", Path::Portable) => "conv2d portable",
+        ("conv2d", Path::Winograd) => "conv2d winograd",
         _ => op,
     }
 }

@@ -16,6 +16,9 @@ const CONVS: &[ConvCase] = &[
     // Stride 1: dx is a convolution with the transposed, flipped weight (here asymmetric
     // padding and more input channels than one tile of output channels of the dx convolution).
     (2, 37, 6, 5, 6, 3, 1, [0, 2, 1, 2]),
+    // Wide enough for dx in the Winograd form on CPU adapters (flipped weight, asymmetric
+    // padding).
+    (1, 16, 3, 4, 16, 3, 1, [1, 1, 0, 1]),
     // Padding beyond kernel - 1: dx through the matmul and col2im.
     (1, 3, 4, 5, 2, 1, 1, [1, 0, 0, 1]),
 ];

@@ -6,6 +6,7 @@ pub(crate) mod check;
 mod check_backward;
 pub(crate) mod reference;
 mod tape;
+mod winograd;
 
 pub use backward::*;
 
@@ -39,7 +40,14 @@ shader! {
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
-pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&CONV, &CONV_SG, &CONV_W16, &CONV_GRAD];
+pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[
+    &CONV,
+    &CONV_SG,
+    &CONV_W16,
+    &CONV_GRAD,
+    &winograd::WINOGRAD,
+    &winograd::WINOGRAD_W16,
+];
 
 /// Define sets of `shaders/conv.wgsl` the runtime uses (validated by naga): output channels per
 /// conv invocation (TC), output pixels per conv invocation (PX, a multiple of 4), conv threads
@@ -71,16 +79,18 @@ kernels! { CONV_W16_KERNELS = CONV_W16, Params;
 }
 
 /// Which kernels and define set to use: the adapter's own, or the GPU (portable) ones anywhere,
-/// so conformance also covers the GPU path on CPU adapters.
+/// so conformance also covers the GPU path on CPU adapters; or the Winograd form wherever it
+/// applies (3x3, stride 1), so conformance covers it on every adapter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Path {
     Auto,
     Portable,
+    Winograd,
 }
 
 impl Path {
     fn cpu(self, gpu: &crate::Gpu) -> bool {
-        self == Path::Auto && gpu.is_cpu()
+        self != Path::Portable && gpu.is_cpu()
     }
 }
 
@@ -141,8 +151,20 @@ uniform! {
         wp: u32,
         /// Input channels / 4, rounded up (conv).
         cq: u32,
-        /// conv_pack_w: 1 = weight stored [cin, cout, kh, kw], taps reversed.
+        /// conv_pack_w, wino_weight: 1 = weight stored [cin, cout, kh, kw], taps reversed.
         w_flip: u32,
+        /// Winograd: first tile of the launch (tiles numbered over n, tile rows, tile columns).
+        tile0: u32,
+        /// Winograd: tiles of the launch.
+        tiles: u32,
+        /// Winograd: rows of 2x2 output tiles, ceil(ho / 2).
+        tiles_h: u32,
+        /// Winograd: columns of 2x2 output tiles, ceil(wo / 2).
+        tiles_w: u32,
+        /// Winograd: first output channel of the launch.
+        c_first: u32,
+        /// Winograd: output channels of the launch.
+        c_count: u32,
     }
 }
 
@@ -340,6 +362,13 @@ fn conv2d_core(
         }
         None => Tensor::zeros(gpu, &[cout])?,
     };
+    if winograd::applies(gpu, path, [kh, kw], stride, [cin, cout]) {
+        let geometry = Params {
+            cout: cout as u32,
+            ..Params::convolution(b, cin, [h, w], [kh, kw], stride, pad)
+        };
+        return winograd::conv(x, weight, layout, &bias, &geometry, path);
+    }
     let y = Tensor::empty(gpu, &[b, cout, ho, wo], DType::F32)?;
     let (tc, px) = (define(gpu, path, "TC"), define(gpu, path, "PX"));
     let tiles_c = cout.div_ceil(tc);
@@ -468,4 +497,6 @@ pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[
     CONV_KERNELS,
     CONV_SG_KERNELS,
     CONV_W16_KERNELS,
+    winograd::WINOGRAD_KERNELS,
+    winograd::WINOGRAD_W16_KERNELS,
 ];
