@@ -20,6 +20,9 @@
 @group(0) @binding(7) var<storage, read_write> db_partial: array<f32>; // ln_param_grad
 @group(0) @binding(8) var<storage, read> shift: array<V>;              // layer_norm_modulated
 @group(0) @binding(9) var<storage, read> scale: array<V>;              // layer_norm_modulated
+@group(0) @binding(2) var<storage, read_write> residual_out: array<V>;  // residual_layer_norm_modulated
+@group(0) @binding(10) var<storage, read> gate: array<V>;              // residual_layer_norm_modulated
+@group(0) @binding(11) var<storage, read> sublayer: array<V>;          // residual_layer_norm_modulated
 
 // (mean, 1 / sqrt(biased variance + eps)) of the row of x starting at `base` (params.d
 // elements of V), through both row sums; every lane of the row calls it (it holds barriers).
@@ -56,12 +59,46 @@ fn layer_norm_modulated(at: RowPlace, @builtin(local_invocation_index) lid: u32)
     let base = row * params.d;
     let m = (row / params.aux) * params.d;
     let stats = mean_rstd(base, lid);
-    let mean = stats.x;
-    let r = stats.y;
     for (var j = lid; j < params.d; j += ROW_WG) {
-        var h = (x[base + j] - mean) * r;
-        if params.affine == 1u { h = h * w[j] + b[j]; }
-        y[base + j] = h * (V(1.0) + scale[m + j]) + shift[m + j];
+        y[base + j] = modulated((x[base + j] - stats.x) * stats.y, j, m);
+    }
+}
+
+// Element j of a normalized row after adaLN: the LayerNorm's affine when params.affine is 1,
+// then (1 + scale) and shift of the modulation row starting at m.
+fn modulated(normalized: V, j: u32, m: u32) -> V {
+    var h = normalized;
+    if params.affine == 1u { h = h * w[j] + b[j]; }
+    return h * (V(1.0) + scale[m + j]) + shift[m + j];
+}
+
+// Element i of x + gate * sublayer (the gated residual of the sub-layer before), gate element g.
+fn residual(i: u32, g: u32) -> V {
+    return x[i] + gate[g] * sublayer[i];
+}
+
+// A gated residual, then adaLN before the next sub-layer, inference only, in one pass:
+// residual_out = x + gate[g] * sublayer, y = layer_norm_modulated(residual_out); g = row /
+// params.aux, gate [rows / aux, d] like shift and scale.
+@compute @workgroup_size(ROW_WG)
+fn residual_layer_norm_modulated(at: RowPlace, @builtin(local_invocation_index) lid: u32) {
+    let row = row_id(at);
+    if row >= params.rows { return; }
+    let base = row * params.d;
+    let m = (row / params.aux) * params.d;
+    let n = params.d;
+    var s = V(0.0);
+    for (var j = lid; j < n; j += ROW_WG) {
+        let v = residual(base + j, m + j);
+        residual_out[base + j] = v;
+        s += v;
+    }
+    let mean = sum_a(lid, hsum(s)) / f32(n * VEC);
+    var ss = 0.0;
+    for (var j = lid; j < n; j += ROW_WG) { let v = residual(base + j, m + j) - mean; ss += hsum(v * v); }
+    let r = inverseSqrt(sum_b(lid, ss) / f32(n * VEC) + params.eps);
+    for (var j = lid; j < n; j += ROW_WG) {
+        y[base + j] = modulated((residual(base + j, m + j) - mean) * r, j, m);
     }
 }
 

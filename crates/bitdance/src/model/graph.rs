@@ -74,6 +74,15 @@ pub trait Graph {
         gate: &Self::Value,
         h: &Self::Value,
     ) -> Result<Self::Value>;
+    /// `gated_residual(x, gate, h)` and `layer_norm_modulated` of that sum, returned as
+    /// (sum, modulated): one kernel on plain tensors.
+    fn residual_layer_norm_modulated(
+        &self,
+        x: &Self::Value,
+        gate: &Self::Value,
+        h: &Self::Value,
+        m: AdaLn<Self::Value>,
+    ) -> Result<(Self::Value, Self::Value)>;
     /// The same values seen with another shape.
     fn reshape(&self, x: &Self::Value, shape: &[usize]) -> Result<Self::Value>;
     /// `x` cut along `axis` into parts of `sizes`.
@@ -141,6 +150,15 @@ impl Graph for Eager {
     }
     fn gated_residual(&self, x: &Tensor, gate: &Tensor, h: &Tensor) -> Result<Tensor> {
         ops::gated_residual(x, gate, h)
+    }
+    fn residual_layer_norm_modulated(
+        &self,
+        x: &Tensor,
+        gate: &Tensor,
+        h: &Tensor,
+        m: AdaLn,
+    ) -> Result<(Tensor, Tensor)> {
+        ops::residual_layer_norm_modulated(x, gate, h, m)
     }
     fn reshape(&self, x: &Tensor, shape: &[usize]) -> Result<Tensor> {
         x.reshape(shape)
@@ -220,6 +238,16 @@ impl Graph for Tape {
     }
     fn gated_residual(&self, x: &Var, gate: &Var, h: &Var) -> Result<Var> {
         Tape::gated_residual(self, *x, *gate, *h)
+    }
+    fn residual_layer_norm_modulated(
+        &self,
+        x: &Var,
+        gate: &Var,
+        h: &Var,
+        m: AdaLn<Var>,
+    ) -> Result<(Var, Var)> {
+        let sum = Tape::gated_residual(self, *x, *gate, *h)?;
+        Ok((sum, Graph::layer_norm_modulated(self, &sum, m)?))
     }
     fn reshape(&self, x: &Var, shape: &[usize]) -> Result<Var> {
         Tape::reshape(self, *x, shape)

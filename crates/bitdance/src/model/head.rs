@@ -242,7 +242,7 @@ pub(crate) fn head_body<G: Graph>(
     x_t: &G::Value,
     cond: &Conditioning<G::Value>,
 ) -> Result<G::Value> {
-    let mut x = linear(g, &w.input_proj, x_t)?;
+    let mut stream = Stream::Ready(linear(g, &w.input_proj, x_t)?);
     let patch = Patch {
         size: c.parallel_num,
         width: c.diff_dim,
@@ -250,13 +250,13 @@ pub(crate) fn head_body<G: Graph>(
     let shared_by = (c.diff_layers / c.diff_adanln_layers).max(1);
     for (i, block) in w.blocks.iter().enumerate() {
         let mods = &cond.blocks[i / shared_by];
-        x = if g.recomputes() {
-            let (mods, block, input) = (mods.clone(), block.clone(), x.clone());
-            g.checkpoint(Rc::new(move |g| {
-                head_block(g, patch, &block, &mods, &input)
-            }))?
+        stream = if g.recomputes() {
+            let (mods, block, input) = (mods.clone(), block.clone(), stream.settled(g)?);
+            Stream::Ready(g.checkpoint(Rc::new(move |g| {
+                head_block(g, patch, &block, &mods, Stream::Ready(input.clone()))?.settled(g)
+            }))?)
         } else {
-            head_block(g, patch, block, mods, &x)?
+            head_block(g, patch, block, mods, stream)?
         };
     }
     let final_norm = AdaLn {
@@ -265,8 +265,37 @@ pub(crate) fn head_body<G: Graph>(
         shift: &cond.final_shift,
         scale: &cond.final_scale,
     };
-    let x = g.layer_norm_modulated(&x, final_norm)?;
+    let (_, x) = stream.normalized(g, final_norm)?;
     linear(g, &w.final_linear, &x)
+}
+
+/// The head's residual stream between sub-layers: its rows, or rows whose last sub-layer's
+/// gated output is still to be added (`x + gate * h`), so that the sum and the next adaLN
+/// run as one kernel.
+enum Stream<V> {
+    Ready(V),
+    Pending { x: V, gate: V, h: V },
+}
+
+impl<V: Clone> Stream<V> {
+    /// (the stream's rows, those rows after adaLN `m`).
+    fn normalized<G: Graph<Value = V>>(self, g: &G, m: AdaLn<V>) -> Result<(V, V)> {
+        match self {
+            Stream::Ready(x) => {
+                let y = g.layer_norm_modulated(&x, m)?;
+                Ok((x, y))
+            }
+            Stream::Pending { x, gate, h } => g.residual_layer_norm_modulated(&x, &gate, &h, m),
+        }
+    }
+
+    /// The stream's rows.
+    fn settled<G: Graph<Value = V>>(self, g: &G) -> Result<V> {
+        match self {
+            Stream::Ready(x) => Ok(x),
+            Stream::Pending { x, gate, h } => g.gated_residual(&x, &gate, &h),
+        }
+    }
 }
 
 /// The head's patches: `size` consecutive rows (the tokens of one AR step) of `width` values.
@@ -276,28 +305,28 @@ struct Patch {
     width: usize,
 }
 
-/// One head block over x [rows, width] with its adaLN chunks `mods` (scale, shift and gate
-/// of each sub-layer, the patch attention's first): x plus the gated attention (next-patch
-/// models), then plus the gated MLP.
+/// One head block over the stream of rows [rows, width] with its adaLN chunks `mods` (scale,
+/// shift and gate of each sub-layer, the patch attention's first): plus the gated attention
+/// (next-patch models), then plus the gated MLP, left pending in the returned stream.
 fn head_block<G: Graph>(
     g: &G,
     patch: Patch,
     block: &HeadBlock<G::Value>,
     mods: &[G::Value],
-    x: &G::Value,
-) -> Result<G::Value> {
-    let mut x = x.clone();
+    stream: Stream<G::Value>,
+) -> Result<Stream<G::Value>> {
+    let mut stream = stream;
     if let Some(attention) = &block.attention {
         let m = Modulation::at(mods, 0);
-        let h = g.layer_norm_modulated(&x, m.before(&attention.norm))?;
+        let (x, h) = stream.normalized(g, m.before(&attention.norm))?;
         let h = patch_attention(g, patch, attention, &h)?;
-        x = g.gated_residual(&x, &m.gate, &h)?;
+        stream = Stream::Pending { x, gate: m.gate, h };
     }
     let m = Modulation::at(mods, if patch.size > 1 { 3 } else { 0 });
-    let h = g.layer_norm_modulated(&x, m.before(&block.mlp_norm))?;
+    let (x, h) = stream.normalized(g, m.before(&block.mlp_norm))?;
     let h = g.swiglu(&linear(g, &block.w1, &h)?)?;
     let h = linear(g, &block.w2, &h)?;
-    g.gated_residual(&x, &m.gate, &h)
+    Ok(Stream::Pending { x, gate: m.gate, h })
 }
 
 /// Bidirectional attention within each patch of `h` [rows, width].

@@ -187,6 +187,24 @@ async fn check_layer_norm_modulated(c: &mut Checker, shape: &[usize]) -> Result<
         let y = ops::layer_norm_modulated(&x, m);
         c.compare("layer_norm_modulated", s, y, &r, tol(d)).await;
     }
+    // After a gated residual: the sum and the modulated rows of it.
+    let (gate, gv) = c.randn(&[g, d])?;
+    let (sub, sv) = c.randn(shape)?;
+    let sum = cpu::gated_residual(&xv, &gv, &sv, t, d);
+    let h = cpu::layer_norm(&sum, Some(&wv), Some(&bv), d, 1e-6).0;
+    let r = cpu::modulate(&h, &shv, &scv, t, d);
+    let m = ops::AdaLn {
+        affine: Some((&w, &b)),
+        eps: 1e-6,
+        shift: &shift,
+        scale: &scale,
+    };
+    let (sum_gpu, y) = ops::residual_layer_norm_modulated(&x, &gate, &sub, m)?;
+    let name = "residual_layer_norm_modulated";
+    c.compare(name, format!("{shape:?} sum"), Ok(sum_gpu), &sum, TOL)
+        .await;
+    c.compare(name, format!("{shape:?} affine"), Ok(y), &r, tol(d))
+        .await;
     Ok(())
 }
 

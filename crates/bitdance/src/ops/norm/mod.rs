@@ -110,6 +110,8 @@ kernels! { LAYER_NORM_KERNELS = LAYER_NORM_SHADER, Params;
     LAYER_NORM_BACKWARD = "layer_norm_backward", [rw, r, r, r, r, r];
     LN_PARAM_GRAD = "ln_param_grad", [rw, r, skip, r, r, r, rw];
     LAYER_NORM_MODULATED = "layer_norm_modulated", [rw, skip, skip, r, r, r, skip, r, r];
+    RESIDUAL_LAYER_NORM_MODULATED = "residual_layer_norm_modulated",
+        [rw, rw, skip, r, r, r, skip, r, r, r, r];
 }
 kernels! { SOFTMAX_KERNELS = SOFTMAX_SHADER, Params;
     SOFTMAX = "softmax", [rw, r];
@@ -344,30 +346,80 @@ pub struct AdaLn<'a, V = Tensor> {
 /// scale rows of group g broadcast over its T rows. Returns y shaped as x.
 pub fn layer_norm_modulated(x: &Tensor, m: AdaLn) -> Result<Tensor> {
     const OP: &str = "layer_norm_modulated";
-    let AdaLn {
-        affine,
-        eps,
-        shift,
-        scale,
-    } = m;
-    let (groups, _, d) = super::modulate::groups(OP, x, &[("shift", shift), ("scale", scale)])?;
+    let ada = ada_ln_operands(OP, x, &m, &[])?;
+    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let tensors = [&y, x, ada.weight, ada.bias, m.shift, m.scale];
+    row_dispatch_vec(&LAYER_NORM_MODULATED, &tensors, ada.params, ada.rows)?;
+    Ok(y)
+}
+
+/// A gated residual and the adaLN before the next sub-layer (inference) in one pass:
+/// `x + gate * sublayer` (x, sublayer [G, T, D], gate [G, D]) and `layer_norm_modulated` of it
+/// with `m`. Returns (the residual sum, the modulated rows), both shaped as x.
+pub fn residual_layer_norm_modulated(
+    x: &Tensor,
+    gate: &Tensor,
+    sublayer: &Tensor,
+    m: AdaLn,
+) -> Result<(Tensor, Tensor)> {
+    const OP: &str = "residual_layer_norm_modulated";
+    check_same(OP, "sublayer", sublayer, x)?;
+    let ada = ada_ln_operands(OP, x, &m, &[("gate", gate)])?;
+    let sum = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
+    let (shift, scale) = (m.shift, m.scale);
+    let tensors = [
+        &y, &sum, x, ada.weight, ada.bias, shift, scale, gate, sublayer,
+    ];
+    row_dispatch_vec(
+        &RESIDUAL_LAYER_NORM_MODULATED,
+        &tensors,
+        ada.params,
+        ada.rows,
+    )?;
+    Ok((sum, y))
+}
+
+/// What the adaLN kernels bind besides their tensors: the LayerNorm's weight and bias (the
+/// shift where there is no affine: bound, not read), the rows and the uniform.
+struct AdaLnOperands<'a> {
+    weight: &'a Tensor,
+    bias: &'a Tensor,
+    rows: usize,
+    params: Params,
+}
+
+/// Checks x [G, T, D] (or [G, D]) against the adaLN operands `m` and the other per-group
+/// rows `more` ([G, D] each).
+fn ada_ln_operands<'a>(
+    op: &'static str,
+    x: &Tensor,
+    m: &AdaLn<'a>,
+    more: &[(&'static str, &Tensor)],
+) -> Result<AdaLnOperands<'a>> {
+    let mut per_group = vec![("shift", m.shift), ("scale", m.scale)];
+    per_group.extend_from_slice(more);
+    let (groups, _, d) = super::modulate::groups(op, x, &per_group)?;
     let rows = x.numel() / d;
-    let (w, b) = match affine {
+    let (weight, bias) = match m.affine {
         Some((w, b)) => {
-            check_len(OP, "weight", w, d)?;
-            check_len(OP, "bias", b, d)?;
+            check_len(op, "weight", w, d)?;
+            check_len(op, "bias", b, d)?;
             (w, b)
         }
         // Bound but not read (params.affine = 0).
-        None => (shift, shift),
+        None => (m.shift, m.shift),
     };
-    let y = Tensor::empty(x.gpu(), x.shape(), DType::F32)?;
-    let p = Params {
-        affine: affine.is_some() as u32,
-        ..params(rows, d, eps, rows / groups, rows)
+    let params = Params {
+        affine: m.affine.is_some() as u32,
+        ..params(rows, d, m.eps, rows / groups, rows)
     };
-    row_dispatch_vec(&LAYER_NORM_MODULATED, &[&y, x, w, b, shift, scale], p, rows)?;
-    Ok(y)
+    Ok(AdaLnOperands {
+        weight,
+        bias,
+        rows,
+        params,
+    })
 }
 
 /// Backward of `layer_norm` given the saved `mean`, `rstd [rows]` and `dy [.., D]`.
