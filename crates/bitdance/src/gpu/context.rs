@@ -513,11 +513,7 @@ impl Gpu {
             entries: &entries,
         });
         {
-            let encoder = recorder.encoder(device);
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(kernel.entry),
-                timestamp_writes: None,
-            });
+            let pass = recorder.pass(device);
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);

@@ -1,11 +1,14 @@
-//! Dispatch recording: one command encoder per sync point, uniform params in an arena.
+//! Dispatch recording: one command encoder and one compute pass per sync point, uniform
+//! params in an arena.
 
 /// Bytes per uniform arena chunk.
 const CHUNK_BYTES: u64 = 64 * 1024;
 
-/// Records compute passes into one encoder; params live in chunks written just before submit.
+/// Records dispatches into one compute pass of one encoder (a pass per dispatch costs lavapipe
+/// about a third more per small dispatch); params live in chunks written just before submit.
 pub(crate) struct Recorder {
     encoder: Option<wgpu::CommandEncoder>,
+    pass: Option<wgpu::ComputePass<'static>>,
     chunks: Vec<(wgpu::Buffer, Vec<u8>)>,
     current: usize,
     align: u64,
@@ -16,6 +19,7 @@ impl Recorder {
     pub fn new(align: u32) -> Self {
         Self {
             encoder: None,
+            pass: None,
             chunks: Vec::new(),
             current: 0,
             align: align.max(16) as u64,
@@ -23,13 +27,30 @@ impl Recorder {
         }
     }
 
-    /// The open encoder, created on first use after a submit.
+    /// The open encoder for commands outside compute passes (copies), created on first use
+    /// after a submit; ends the open compute pass.
     pub fn encoder(&mut self, device: &wgpu::Device) -> &mut wgpu::CommandEncoder {
+        self.pass = None;
         self.encoder.get_or_insert_with(|| {
             device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("bitdance"),
             })
         })
+    }
+
+    /// The open compute pass, begun on first use after a submit or a copy.
+    pub fn pass(&mut self, device: &wgpu::Device) -> &mut wgpu::ComputePass<'static> {
+        if self.pass.is_none() {
+            let pass = self
+                .encoder(device)
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("bitdance"),
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            self.pass = Some(pass);
+        }
+        self.pass.as_mut().expect("begun above")
     }
 
     /// Places `params` (padded to 16 bytes) in the arena; returns (buffer, offset, size).
@@ -59,6 +80,7 @@ impl Recorder {
 
     /// Writes the params and submits everything recorded; returns whether anything was.
     pub fn submit(&mut self, queue: &wgpu::Queue) -> bool {
+        self.pass = None;
         let Some(encoder) = self.encoder.take() else {
             return false;
         };
