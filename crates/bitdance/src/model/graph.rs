@@ -97,6 +97,16 @@ pub trait Graph {
     /// `how.cache`, k and v are first written at `cache.start` and q (positions
     /// start..start + n) attends to the whole filled cache.
     fn attention(&self, qkv: [&Self::Value; 3], how: Attend) -> Result<Self::Value>;
+    /// Bidirectional attention within each patch of `tokens` consecutive rows of the fused
+    /// projection qkv [rows, 3·H·D] (`heads` heads), q·k scaled by `scale`: [rows, H·D] with the
+    /// heads merged (one kernel on plain tensors).
+    fn patch_attention(
+        &self,
+        qkv: &Self::Value,
+        tokens: usize,
+        heads: usize,
+        scale: f32,
+    ) -> Result<Self::Value>;
     /// `block(self)`, a model block over values it captured. On a recomputing tape
     /// (`Tape::recomputing`) its activations are not kept: the backward runs it again.
     fn checkpoint(&self, block: GraphBlock<Self>) -> Result<Self::Value> {
@@ -184,6 +194,15 @@ impl Graph for Eager {
     fn rope(&self, x: &Tensor, table: &RopeTable) -> Result<Tensor> {
         table.apply(x)
     }
+    fn patch_attention(
+        &self,
+        qkv: &Tensor,
+        tokens: usize,
+        heads: usize,
+        scale: f32,
+    ) -> Result<Tensor> {
+        ops::patch_attention(qkv, tokens, heads, scale)
+    }
     fn attention(&self, [q, k, v]: [&Tensor; 3], how: Attend) -> Result<Tensor> {
         let Attend { mask, scale, cache } = how;
         let n = q.shape().get(2).copied().unwrap_or(0);
@@ -254,6 +273,22 @@ impl Graph for Tape {
     }
     fn split(&self, x: &Var, axis: usize, sizes: &[usize]) -> Result<Vec<Var>> {
         Tape::split(self, *x, axis, sizes)
+    }
+    fn patch_attention(&self, qkv: &Var, tokens: usize, heads: usize, scale: f32) -> Result<Var> {
+        let &[rows, width] = Tape::shape(self, *qkv).as_slice() else {
+            return Err(Error::Invalid(
+                "patch_attention: qkv must be [rows, 3 H D]".into(),
+            ));
+        };
+        let qkv = Tape::reshape(self, *qkv, &[rows / tokens.max(1), tokens, width])?;
+        let [q, k, v] = Graph::split_qkv(self, &qkv, heads)?;
+        let how = Attend {
+            mask: AttentionMask::Full,
+            scale,
+            cache: None,
+        };
+        let o = Graph::attention(self, [&q, &k, &v], how)?;
+        Tape::reshape(self, Tape::merge_heads(self, o)?, &[rows, width / 3])
     }
     fn split_qkv(&self, qkv: &Var, heads: usize) -> Result<[Var; 3]> {
         let (q, k, v) = Tape::split_qkv(self, *qkv, heads)?;

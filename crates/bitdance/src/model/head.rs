@@ -6,11 +6,11 @@
 
 use std::rc::Rc;
 
-use super::graph::{Attend, Eager, Graph};
+use super::graph::{Eager, Graph};
 use super::weights::{from_store, from_vars, Head, HeadBlock, Linear, NormAffine, PatchAttention};
 use super::{timestep_embedding, ModelConfig, ParamStore, ParamVars};
 use crate::autograd::{Tape, Var};
-use crate::ops::{self, AdaLn, AttentionMask};
+use crate::ops::{self, AdaLn};
 use crate::{Result, Tensor};
 
 /// LayerNorm epsilon of the head.
@@ -336,17 +336,8 @@ fn patch_attention<G: Graph>(
     w: &PatchAttention<G::Value>,
     h: &G::Value,
 ) -> Result<G::Value> {
-    let (p, width) = (patch.size, patch.width);
-    let rows = g.shape(h)[0];
-    let qkv = g.reshape(&linear(g, &w.wqkv, h)?, &[rows / p, p, 3 * width])?;
-    let [q, k, v] = g.split_qkv(&qkv, width / HEAD_DIM)?;
+    let qkv = linear(g, &w.wqkv, h)?;
     let scale = 1.0 / (HEAD_DIM as f32).sqrt();
-    let how = Attend {
-        mask: AttentionMask::Full,
-        scale,
-        cache: None,
-    };
-    let o = g.attention([&q, &k, &v], how)?;
-    let o = g.reshape(&g.merge_heads(&o)?, &[rows, width])?;
+    let o = g.patch_attention(&qkv, patch.size, patch.width / HEAD_DIM, scale)?;
     linear(g, &w.wo, &o)
 }

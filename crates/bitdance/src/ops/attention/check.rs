@@ -122,6 +122,12 @@ pub(crate) async fn run(c: &mut Checker) {
             c.fail("attention backward", describe(&dims, block(5, 4)), e);
         }
     }
+    // (patches, tokens, heads, D): one token, the 4x and 16x heads' patches, odd counts.
+    for case in [[3, 4, 3, 8], [2, 16, 2, 12], [5, 1, 2, 4], [3, 5, 3, 64]] {
+        if let Err(e) = check_patch_attention(c, case).await {
+            c.fail("patch_attention", format!("{case:?}"), e);
+        }
+    }
     // D = 5 moves single elements, D = 8 vec4s.
     for d in [5, 8] {
         if let Err(e) = check_layouts(c, 2, 7, 3, d).await {
@@ -175,6 +181,34 @@ async fn check_backward(
         .await;
     c.compare("attention backward dv", s, Ok(dv), &fv, TOL_GRAD)
         .await;
+    Ok(())
+}
+
+/// patch_attention against split_qkv, full attention within each patch and merge_heads.
+async fn check_patch_attention(c: &mut Checker, [b, t, h, d]: [usize; 4]) -> Result<()> {
+    let s = format!("{b} patches x {t} tokens, {h} heads x {d}");
+    let (qkv, qkvv) = c.randn(&[b * t, 3 * h * d])?;
+    let parts = cpu::split_qkv(&qkvv, b, t, h, d);
+    let chunk = b * h * t * d;
+    let dims = AttentionDims {
+        b,
+        h,
+        tq: t,
+        tk_cap: t,
+        d,
+        kv_len: t,
+        q_offset: 0,
+    };
+    let scale = 1.0 / (d as f64).sqrt();
+    let (q, k, v) = (
+        &parts[..chunk],
+        &parts[chunk..2 * chunk],
+        &parts[2 * chunk..],
+    );
+    let (o, _) = cpu::attention(q, k, v, dims, FULL, scale);
+    let r = cpu::merge_heads(&o, b, h, t, d);
+    let y = ops::patch_attention(&qkv, t, h, scale as f32);
+    c.compare("patch_attention", s, y, &r, TOL).await;
     Ok(())
 }
 

@@ -4,10 +4,12 @@
 
 pub(crate) mod check;
 mod layout;
+mod patch;
 pub(crate) mod reference;
 mod tape;
 
 pub use layout::*;
+pub use patch::patch_attention;
 
 use super::{check_f32, shape_err};
 use crate::gpu::Kernel;
@@ -32,7 +34,12 @@ shader! {
 
 /// The shaders of this family, for validation.
 #[cfg(test)]
-pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[&ATTENTION, &ATTENTION_SG, &LAYOUT];
+pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[
+    &ATTENTION,
+    &ATTENTION_SG,
+    &LAYOUT,
+    &patch::PATCH_ATTENTION_SHADER,
+];
 
 /// Rows (queries or keys) per workgroup, `WG` in attention.wgsl. On CPU adapters lanes past the
 /// rows a tile needs still run (masked), so small tiles waste least (causal tails, decode with a
@@ -355,6 +362,7 @@ pub fn attention_backward(
 #[cfg(test)]
 pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[
     layout::LAYOUT_KERNELS,
+    patch::PATCH_ATTENTION_KERNELS,
     ATTENTION_KERNELS,
     ATTENTION_SG_KERNELS,
 ];
