@@ -43,9 +43,9 @@ pub fn patch_attention(qkv: &Tensor, tokens: usize, heads: usize, scale: f32) ->
         [rows, w] => (rows, w),
         ref s => return Err(shape_err(OP, format!("qkv {s:?} must be [rows, 3 H D]"))),
     };
-    let valid = tokens > 0 && tokens <= MAX_TOKENS && rows % tokens == 0;
+    let valid = tokens > 0 && tokens <= MAX_TOKENS && rows.is_multiple_of(tokens);
     let d = width / (3 * heads.max(1));
-    if !valid || heads == 0 || d == 0 || 3 * heads * d != width || d % 4 != 0 {
+    if !valid || heads == 0 || d == 0 || 3 * heads * d != width || !d.is_multiple_of(4) {
         return Err(shape_err(
             OP,
             format!(
