@@ -77,7 +77,8 @@ fn group_norm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let g = group_run(row, lid);
     for (var i = lid; i < g.len; i += GN_WG) {
         let c = g.c0 + i / params.hw;
-        y[g.base + i] = (x[g.base + i] - g.mean) * g.rstd * scale[c] + shift[c];
+        let v = (x[g.base + i] - g.mean) * g.rstd * scale[c] + shift[c];
+        y[g.base + i] = select(v, v / (1.0 + exp(-v)), params.silu == 1u);
     }
 }
 

@@ -29,6 +29,12 @@ pub(super) trait ConvGraph: Graph {
         x: &Self::Value,
         affine: Option<&NormAffine<Self::Value>>,
     ) -> Result<Self::Value>;
+    /// SiLU of `group_norm(x, Some(affine))` (one kernel on plain tensors).
+    fn group_norm_silu(
+        &self,
+        x: &Self::Value,
+        affine: &NormAffine<Self::Value>,
+    ) -> Result<Self::Value>;
     /// GroupNorm(32, eps 1e-6) without affine, then `scale[b, c]` and `shift[b, c]` ([B, C]).
     fn adaptive_group_norm(
         &self,
@@ -57,8 +63,7 @@ pub(super) fn norm_silu<G: ConvGraph>(
     x: &G::Value,
     norm: &NormAffine<G::Value>,
 ) -> Result<G::Value> {
-    let y = g.group_norm(x, Some(norm))?;
-    g.silu(&y)
+    g.group_norm_silu(x, norm)
 }
 
 /// ResBlock: norm1 -> swish -> conv1 3x3 -> norm2 -> swish -> conv2 3x3, plus the input,
@@ -103,6 +108,9 @@ impl ConvGraph for Eager {
         ops::group_norm(x, GROUPS, w, b, EPS)
     }
 
+    fn group_norm_silu(&self, x: &Tensor, affine: &NormAffine<Tensor>) -> Result<Tensor> {
+        ops::group_norm_silu(x, GROUPS, Some(&affine.weight), Some(&affine.bias), EPS)
+    }
     fn adaptive_group_norm(&self, x: &Tensor, scale: &Tensor, shift: &Tensor) -> Result<Tensor> {
         ops::adaptive_group_norm(x, GROUPS, scale, shift, EPS)
     }
@@ -140,6 +148,10 @@ impl ConvGraph for Tape {
 
     // Composed (the fused kernel has no backward): the GroupNorm, then the per-(batch, channel)
     // affine map as one per-row affine over the [B·C] rows.
+    fn group_norm_silu(&self, x: &Var, affine: &NormAffine<Var>) -> Result<Var> {
+        let y = ConvGraph::group_norm(self, x, Some(affine))?;
+        Tape::silu(self, y)
+    }
     fn adaptive_group_norm(&self, x: &Var, scale: &Var, shift: &Var) -> Result<Var> {
         let s = self.shape(*x);
         let y = Tape::group_norm(self, *x, GROUPS, None, EPS)?;

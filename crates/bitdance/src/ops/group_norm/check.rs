@@ -1,4 +1,5 @@
-//! Conformance of the GroupNorm family: GroupNorm (affine or not) and AdaptiveGroupNorm at
+//! Conformance of the GroupNorm family: GroupNorm (affine or not, with or without the SiLU
+//! after it) and AdaptiveGroupNorm at
 //! both workgroup sizes (the CPU and the GPU form, whatever the adapter), against f64; the
 //! per-row and per-channel affine maps and their gradients against finite differences.
 
@@ -61,13 +62,17 @@ async fn check_group_norm(c: &mut Checker, case: [usize; 5], affine: bool, wg: u
     );
     let r = cpu::group_norm(&xv, ch, h * w, groups, wr, br, eps);
     let (wo, bo) = (affine.then_some(&wt), affine.then_some(&bt));
-    let y = group_norm_wg(&x, groups, wo, bo, eps as f32, wg);
+    let y = group_norm_wg(&x, groups, wo, bo, eps as f32, wg, false);
     let tol = if ch / groups * h * w > 256 {
         TOL_LONG
     } else {
         TOL
     };
-    c.compare(&format!("group_norm wg{wg}"), s, y, &r, tol)
+    c.compare(&format!("group_norm wg{wg}"), s.clone(), y, &r, tol)
+        .await;
+    let r: Vec<f64> = r.iter().map(|v| v / (1.0 + (-v).exp())).collect();
+    let y = group_norm_wg(&x, groups, wo, bo, eps as f32, wg, true);
+    c.compare(&format!("group_norm_silu wg{wg}"), s, y, &r, tol)
         .await;
     Ok(())
 }

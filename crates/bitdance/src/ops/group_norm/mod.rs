@@ -36,6 +36,8 @@ uniform! {
     struct Params {
         /// Group norms: batch, channels, pixels per channel, groups, epsilon.
         n: u32, c: u32, hw: u32, groups: u32, eps: f32,
+        /// group_norm: 1 applies SiLU to the output.
+        silu: u32,
         /// Row affine: rows of x and their length; rows r and r + period share a scale and
         /// shift.
         rows: u32, len: u32, period: u32,
@@ -71,10 +73,22 @@ pub fn group_norm(
     bias: Option<&Tensor>,
     eps: f32,
 ) -> Result<Tensor> {
-    group_norm_wg(x, groups, weight, bias, eps, default_wg(x.gpu()))
+    group_norm_wg(x, groups, weight, bias, eps, default_wg(x.gpu()), false)
 }
 
-/// `group_norm` with `wg` threads per (batch, group).
+/// `silu(group_norm(x, ..))` in one pass (the autoencoders' norm before each convolution):
+/// arguments and shapes as `group_norm`.
+pub fn group_norm_silu(
+    x: &Tensor,
+    groups: usize,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    eps: f32,
+) -> Result<Tensor> {
+    group_norm_wg(x, groups, weight, bias, eps, default_wg(x.gpu()), true)
+}
+
+/// `group_norm` with `wg` threads per (batch, group), followed by SiLU when `silu`.
 pub(crate) fn group_norm_wg(
     x: &Tensor,
     groups: usize,
@@ -82,6 +96,7 @@ pub(crate) fn group_norm_wg(
     bias: Option<&Tensor>,
     eps: f32,
     wg: u32,
+    silu: bool,
 ) -> Result<Tensor> {
     let [_, c, _, _] = nchw("group_norm", x)?;
     let gpu = x.gpu();
@@ -90,7 +105,14 @@ pub(crate) fn group_norm_wg(
         None => Tensor::full(gpu, &[c], fill),
     };
     let (w, b) = (or_fill(weight, 1.0)?, or_fill(bias, 0.0)?);
-    launch_group_norm(&GROUP_NORM, x, groups, [&w, &b], 1, eps, wg)
+    let norm = GroupNormRun {
+        groups,
+        copies: 1,
+        eps,
+        wg,
+        silu,
+    };
+    launch_group_norm(&GROUP_NORM, x, [&w, &b], norm)
 }
 
 /// AdaptiveGroupNorm in one pass: GroupNorm of x [B, C, H, W] without its own affine, then
@@ -116,8 +138,14 @@ pub(crate) fn adaptive_group_norm_wg(
     wg: u32,
 ) -> Result<Tensor> {
     let batch = x.shape().first().copied().unwrap_or(0);
-    let k = &ADAPTIVE_GROUP_NORM;
-    launch_group_norm(k, x, groups, [scale, shift], batch, eps, wg)
+    let norm = GroupNormRun {
+        groups,
+        copies: batch,
+        eps,
+        wg,
+        silu: false,
+    };
+    launch_group_norm(&ADAPTIVE_GROUP_NORM, x, [scale, shift], norm)
 }
 
 /// `[B, C, H, W]` of a rank-4 f32 tensor with no zero dim.
@@ -132,17 +160,31 @@ fn nchw(op: &'static str, t: &Tensor) -> Result<[usize; 4]> {
     }
 }
 
-/// Runs a GroupNorm kernel over x [B, C, H, W] in `groups` groups, with `affine` (scale, shift)
+/// How a group-norm kernel runs: its groups, the copies of its affine ([copies, C]), epsilon,
+/// threads per (batch, group), and whether SiLU follows.
+struct GroupNormRun {
+    groups: usize,
+    copies: usize,
+    eps: f32,
+    wg: u32,
+    silu: bool,
+}
+
+/// Runs a GroupNorm kernel over x [B, C, H, W] as `norm` says, with `affine` (scale, shift)
 /// of `copies` * C values each (per channel, or per (batch, channel)).
 fn launch_group_norm(
     kernel: &Kernel,
     x: &Tensor,
-    groups: usize,
     affine: [&Tensor; 2],
-    copies: usize,
-    eps: f32,
-    wg: u32,
+    norm: GroupNormRun,
 ) -> Result<Tensor> {
+    let GroupNormRun {
+        groups,
+        copies,
+        eps,
+        wg,
+        silu,
+    } = norm;
     let op = kernel.entry;
     let [b, c, h, w] = nchw(op, x)?;
     if groups == 0 || c % groups != 0 {
@@ -177,6 +219,7 @@ fn launch_group_norm(
         hw: (h * w) as u32,
         groups: groups as u32,
         eps,
+        silu: silu as u32,
         ..Default::default()
     };
     let tensors = [&y, x, affine[0], affine[1]];
