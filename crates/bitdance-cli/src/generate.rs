@@ -7,9 +7,9 @@ use std::time::Instant;
 use anyhow::Context;
 use bitdance::io::{save_safetensors, WeightFile};
 use bitdance::model::{
-    builtin_name, decode_tokens, generate_tokens, load_generator, recommended_settings,
-    stored_class_names, to_rgb8, CfgSchedule, GaussianSource, Precision, RecordedNoise,
-    SampleSettings, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
+    builtin_name, decode_tokens, decoder_weights, generate_tokens, load_generator,
+    recommended_settings, stored_class_names, to_rgb8, CfgSchedule, GaussianSource, Precision,
+    RecordedNoise, SampleSettings, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
 use bitdance::studio::{sha256_hex, ClassNames, Recipe, RecipeModel, RunRecord};
@@ -248,6 +248,7 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let mut tokens = Vec::new();
     let mut image = Vec::new();
     let start = Instant::now();
+    let mut sampled = Vec::with_capacity(passes);
     for (pass, group) in classes.chunks(batch).enumerate() {
         bar.set_message(format!("pass {}/{passes}", pass + 1));
         let noise: &mut dyn GaussianSource = match recorded.as_mut() {
@@ -255,13 +256,25 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
             None => &mut rng,
         };
         let done = (pass * c.ar_steps()) as u64;
-        let sampled = generate_tokens(&c, &params, group, &settings, noise, &mut |step, _| {
-            bar.set_position(done + step as u64)
-        })?;
-        let out = pollster::block_on(decode_tokens(&c, &params, &sampled))?;
+        sampled.push(generate_tokens(
+            &c,
+            &params,
+            group,
+            &settings,
+            noise,
+            &mut |step, _| bar.set_position(done + step as u64),
+        )?);
+    }
+    // Every pass sampled: the transformer's and the head's weights leave the GPU before the
+    // decoder's feature maps arrive (the peak is the larger phase, not their sum).
+    let params = decoder_weights(&c, params);
+    bar.set_message("decoding");
+    for pass in &sampled {
+        let out = pollster::block_on(decode_tokens(&c, &params, pass))?;
         tokens.extend(out.tokens);
         image.extend(out.image);
     }
+    drop(sampled);
     bar.finish_and_clear();
     let seconds = start.elapsed().as_secs_f64();
     let side = c.resolution;

@@ -1,6 +1,6 @@
 //! `bitdance bench generate`: the full sampler of `bitdance generate` (AR loop with every head
-//! step, token readback, decoder, image readback) on random or given weights, timed after a
-//! warm-up run, repeated; the AR loop's split into transformer and head comes from one more
+//! step, token readback, the sampler's weights dropped, decoder, image readback) on random or
+//! given weights, timed after a warm-up run, repeated (each run from a fresh, untimed load); the AR loop's split into transformer and head comes from one more
 //! warm run at a single head step.
 
 use std::path::PathBuf;
@@ -10,9 +10,9 @@ use anyhow::Context;
 
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    builtin_name, decode, generate_tokens, generation_parameters, half_weights, load_generator,
-    recommended_settings, tokens_to_latents, CfgSchedule, ModelConfig, ParamStore, Precision,
-    SampleSettings,
+    builtin_name, decode, decoder_weights, generate_tokens, generation_parameters, half_weights,
+    load_generator, recommended_settings, tokens_to_latents, CfgSchedule, ModelConfig, ParamStore,
+    Precision, SampleSettings,
 };
 use bitdance::rng::Rng;
 use bitdance::Gpu;
@@ -70,7 +70,16 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
     let classes: Vec<u32> = (0..opts.batch)
         .map(|i| (i * 7 % c.num_classes) as u32)
         .collect();
-    let full_run = |head_steps: usize| -> anyhow::Result<RunTimes> {
+    gpu.synchronize()?;
+    let weights_mib = mib(gpu.stats().live_bytes);
+    // Every run starts from the loaded model and drops the transformer's and the head's weights
+    // before it decodes, as `bitdance generate` does; the load is not timed.
+    let mut loaded = Some(store);
+    let mut full_run = |head_steps: usize| -> anyhow::Result<RunTimes> {
+        let store = match loaded.take() {
+            Some(store) => store,
+            None => load_model(gpu, opts)?.2,
+        };
         gpu.synchronize()?;
         gpu.reset_peak();
         let start = Instant::now();
@@ -84,6 +93,7 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
         )?;
         let host = tokens.read_f32()?;
         let ar = start.elapsed().as_secs_f64();
+        let store = decoder_weights(&c, store);
         let ar_stats = gpu.stats();
         gpu.reset_peak();
         let z = tokens_to_latents(&c, &host)?;
@@ -111,8 +121,6 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
             largest_buffer: (ar_stats.largest_buffer_bytes).max(decoder_stats.largest_buffer_bytes),
         })
     };
-    gpu.synchronize()?;
-    let weights_mib = mib(gpu.stats().live_bytes);
     let first = full_run(1)?;
     let one_step = full_run(1)?;
     let runs: Vec<RunTimes> = (0..opts.repeats.max(1))
@@ -193,6 +201,7 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
         );
     }
     if opts.profile {
+        let (_, _, store) = load_model(gpu, opts)?;
         gpu.start_profiling();
         let host = generate_tokens(
             &c,

@@ -69,6 +69,23 @@ pub fn load_generator(
     GeneratorLoader::new(gpu, c, model, vae, precision)?.load_in_memory()
 }
 
+/// The decoder's weights out of a generator's store (all that `decode_tokens` reads); the
+/// transformer's and the head's are dropped, and the GPU memory they and the sampler's pooled
+/// buffers held is freed. For a run that samples nothing more before it decodes (`bitdance
+/// generate` decodes after its last pass).
+pub fn decoder_weights(c: &ModelConfig, params: ParamStore) -> ParamStore {
+    let names: BTreeSet<String> = decoder_parameters(&c.vae)
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let (decoder, sampler) = params.partition(|name| names.contains(name));
+    drop(sampler);
+    if let Ok(gpu) = decoder.gpu() {
+        gpu.trim_pool();
+    }
+    decoder
+}
+
 /// Loads the whole autoencoder (`vae.encoder.*` and `vae.decoder.*`, e.g. to encode a dataset)
 /// from `file`, whose names carry the `vae.` prefix or not; its other tensors are ignored.
 pub fn load_autoencoder(gpu: &Gpu, ae: &AeConfig, file: &WeightFile<'_>) -> Result<ParamStore> {

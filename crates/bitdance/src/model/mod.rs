@@ -48,8 +48,8 @@ pub use head::{head_condition, head_forward, head_predict, head_predict_at};
 pub use init::{init_autoencoder, init_parameters};
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
 pub use loading::{
-    generation_parameters, half_weights, load_autoencoder, load_generator, stored_class_names,
-    stored_config, CLASSES_KEY, CONFIG_KEY, VAE_PREFIX,
+    decoder_weights, generation_parameters, half_weights, load_autoencoder, load_generator,
+    stored_class_names, stored_config, CLASSES_KEY, CONFIG_KEY, VAE_PREFIX,
 };
 pub use memory::MemoryEstimate;
 pub use noise_file::RecordedNoise;
