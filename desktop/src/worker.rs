@@ -595,7 +595,9 @@ fn generate(
         let more = run.step()?;
         // Waited for: the step's time is measured, and Stop takes effect within one step.
         gpu.synchronize()?;
-        let due = run.pacer.stepped(step_start.elapsed().as_secs_f64());
+        let due = run
+            .pacer
+            .stepped(step_start.elapsed().as_secs_f64(), run.steps());
         send(Event::Progress(run.done(), run.steps()));
         if !more {
             break;

@@ -91,7 +91,7 @@ pub async fn generation_step() -> Result<Vec<u32>, JsError> {
     gpu.finished().await.map_err(js)?;
     let secs = now_secs() - t0;
     let due = RUN.with(|r| match r.borrow_mut().as_mut() {
-        Some(run) => run.done() < run.steps() && run.pacer.stepped(secs),
+        Some(run) => run.done() < run.steps() && run.pacer.stepped(secs, run.steps()),
         None => false,
     });
     Ok(vec![done, due as u32])

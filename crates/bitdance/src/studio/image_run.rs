@@ -15,27 +15,37 @@ use super::{Recipe, RecipeModel, RunRecord};
 /// a B-4x image on lavapipe.
 const PREVIEW_SPACING: f64 = 2.0;
 
+/// Previews per run at the least, however slow a decode is against a step: a quarter of the
+/// run never goes by without one.
+const MIN_PREVIEWS: usize = 4;
+
 /// When to decode a preview: after a step, once the time since the last preview is at least
 /// twice what a decode cost, so that previews take at most about a third of a run
 /// (every step for a small model, every few steps for a large one, whose 256x256 decode costs
-/// several AR steps on a slow adapter). The first step's preview is always due.
+/// several AR steps on a slow adapter), and at least every quarter of the run. The first
+/// step's preview is always due.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PreviewPacer {
     since: f64,
     cost: f64,
+    steps_since: usize,
 }
 
 impl PreviewPacer {
-    /// Counts a step of `secs` seconds; whether a preview is due now.
-    pub fn stepped(&mut self, secs: f64) -> bool {
+    /// Counts a step of `secs` seconds of a run of `steps` AR steps; whether a preview is due
+    /// now.
+    pub fn stepped(&mut self, secs: f64, steps: usize) -> bool {
         self.since += secs;
+        self.steps_since += 1;
         self.since >= PREVIEW_SPACING * self.cost
+            || self.steps_since >= steps.div_ceil(MIN_PREVIEWS)
     }
 
     /// Records that a preview was decoded in `secs` seconds.
     pub fn decoded(&mut self, secs: f64) {
         self.cost = secs;
         self.since = 0.0;
+        self.steps_since = 0;
     }
 }
 
@@ -170,11 +180,25 @@ mod tests {
     #[test]
     fn previews_come_once_the_steps_since_the_last_cost_two_decodes() {
         let mut p = PreviewPacer::default();
-        assert!(p.stepped(0.1), "the first step shows a preview");
+        assert!(p.stepped(0.1, 64), "the first step shows a preview");
         p.decoded(0.1);
-        assert!(!p.stepped(0.1));
-        assert!(p.stepped(0.1), "0.2 s of steps after a 0.1 s decode");
+        assert!(!p.stepped(0.1, 64));
+        assert!(p.stepped(0.1, 64), "0.2 s of steps after a 0.1 s decode");
         p.decoded(0.01);
-        assert!(p.stepped(0.02));
+        assert!(p.stepped(0.02, 64));
+    }
+
+    #[test]
+    fn a_slow_decode_still_leaves_a_preview_every_quarter_of_the_run() {
+        let mut p = PreviewPacer::default();
+        assert!(p.stepped(0.01, 16));
+        p.decoded(10.0);
+        let due: Vec<bool> = (0..8).map(|_| p.stepped(0.01, 16)).collect();
+        assert_eq!(due, [false, false, false, true, true, true, true, true]);
+        p.decoded(10.0);
+        assert!(
+            !p.stepped(0.01, 16),
+            "the count starts again after a preview"
+        );
     }
 }
