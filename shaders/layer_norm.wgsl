@@ -72,11 +72,6 @@ fn modulated(normalized: V, j: u32, m: u32) -> V {
     return h * (V(1.0) + scale[m + j]) + shift[m + j];
 }
 
-// Element i of x + gate * sublayer (the gated residual of the sub-layer before), gate element g.
-fn residual(i: u32, g: u32) -> V {
-    return x[i] + gate[g] * sublayer[i];
-}
-
 // A gated residual, then adaLN before the next sub-layer, inference only, in one pass:
 // residual_out = x + gate[g] * sublayer, y = layer_norm_modulated(residual_out); g = row /
 // params.aux, gate [rows / aux, d] like shift and scale.
@@ -87,18 +82,19 @@ fn residual_layer_norm_modulated(at: RowPlace, @builtin(local_invocation_index) 
     let base = row * params.d;
     let m = (row / params.aux) * params.d;
     let n = params.d;
+    // The later passes read back the sum this invocation wrote (the same elements j).
     var s = V(0.0);
     for (var j = lid; j < n; j += ROW_WG) {
-        let v = residual(base + j, m + j);
+        let v = x[base + j] + gate[m + j] * sublayer[base + j];
         residual_out[base + j] = v;
         s += v;
     }
     let mean = sum_a(lid, hsum(s)) / f32(n * VEC);
     var ss = 0.0;
-    for (var j = lid; j < n; j += ROW_WG) { let v = residual(base + j, m + j) - mean; ss += hsum(v * v); }
+    for (var j = lid; j < n; j += ROW_WG) { let v = residual_out[base + j] - mean; ss += hsum(v * v); }
     let r = inverseSqrt(sum_b(lid, ss) / f32(n * VEC) + params.eps);
     for (var j = lid; j < n; j += ROW_WG) {
-        y[base + j] = modulated((residual(base + j, m + j) - mean) * r, j, m);
+        y[base + j] = modulated((residual_out[base + j] - mean) * r, j, m);
     }
 }
 

@@ -19,6 +19,16 @@ fn tile_of(t: u32) -> Pixel {
     return pixel_of(params.tile0 + t, params.tiles_h, params.tiles_w);
 }
 
+// Writes a transformed 4x4 tile (rows of vec4s) as 16 matrices' element i: element e (row-major)
+// at e * stride + i.
+fn store_tile(tile: array<vec4<f32>, 4>, stride: u32, i: u32) {
+    for (var r = 0u; r < 4u; r++) {
+        for (var s = 0u; s < 4u; s++) {
+            out[(4u * r + s) * stride + i] = tile[r][s];
+        }
+    }
+}
+
 // B^T v for the 4 values of one patch column (or, on the transposed pass, one row).
 fn input_1d(v: vec4<f32>) -> vec4<f32> {
     return vec4<f32>(v.x - v.z, v.y + v.z, v.z - v.y, v.y - v.w);
@@ -56,13 +66,8 @@ fn wino_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     rows[1] = d[1] + d[2];
     rows[2] = d[2] - d[1];
     rows[3] = d[1] - d[3];
-    let stride = params.tiles * params.cin;
-    for (var r = 0u; r < 4u; r++) {
-        let v = input_1d(rows[r]);
-        for (var s = 0u; s < 4u; s++) {
-            out[(4u * r + s) * stride + i] = v[s];
-        }
-    }
+    for (var r = 0u; r < 4u; r++) { rows[r] = input_1d(rows[r]); }
+    store_tile(rows, params.tiles * params.cin, i);
 }
 
 // out = U [16, c_count, cin]: element (e, j, ci) is element e of G g G^T for the 3x3 kernel g
@@ -93,14 +98,13 @@ fn wino_weight(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     gg[1] = 0.5 * (g[0] + g[1] + g[2]);
     gg[2] = 0.5 * (g[0] - g[1] + g[2]);
     gg[3] = g[2];
-    let stride = params.c_count * params.cin;
+    // (G g) G^T: the same combination along each row.
+    var u: array<vec4<f32>, 4>;
     for (var r = 0u; r < 4u; r++) {
         let v = gg[r];
-        let u = vec4<f32>(v.x, 0.5 * (v.x + v.y + v.z), 0.5 * (v.x - v.y + v.z), v.z);
-        for (var s = 0u; s < 4u; s++) {
-            out[(4u * r + s) * stride + i] = u[s];
-        }
+        u[r] = vec4<f32>(v.x, 0.5 * (v.x + v.y + v.z), 0.5 * (v.x - v.y + v.z), v.z);
     }
+    store_tile(u, params.c_count * params.cin, i);
 }
 
 // out = y [n, cout, ho, wo] at the launch's tiles and channels c_first.. c_first + c_count:

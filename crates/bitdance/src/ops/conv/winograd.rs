@@ -4,6 +4,7 @@
 //! transformed operands are made a chunk of tiles at a time, so they stay small.
 
 use super::{Params, Path, WeightLayout};
+use crate::gpu::Kernel;
 use crate::ops::matmul;
 use crate::{DType, Result, Tensor};
 
@@ -61,6 +62,14 @@ pub(super) fn applies(
     }
 }
 
+/// Records a Winograd kernel over `items` threads (its `total`).
+fn launch(kernel: &Kernel, tensors: &[&Tensor], p: &mut Params, items: usize) -> Result<()> {
+    p.total = items as u32;
+    tensors[0]
+        .gpu()
+        .dispatch_items(kernel, &[], tensors, p, items)
+}
+
 /// The convolution `geometry` describes (n, cin, h, w, cout, ho, wo, pad_t, pad_l; 3x3 taps,
 /// stride 1) of x [n, cin, h, w] with `weight` (f32 or f16) read as `layout`, plus `bias`
 /// [cout]: y [n, cout, ho, wo]. `Path::Winograd` (conformance) runs chunks of a few tiles and
@@ -108,25 +117,21 @@ pub(super) fn conv(
         let c_count = group.min(cout - c_first);
         p.c_first = c_first as u32;
         p.c_count = c_count as u32;
-        p.total = (c_count * cin) as u32;
         let transformed = Tensor::empty(gpu, &[16, c_count, cin], DType::F32)?;
-        gpu.dispatch_items(
+        launch(
             weight_kernel,
-            &[],
             &[&transformed, weight],
-            &p,
+            &mut p,
             c_count * cin,
         )?;
         for tile0 in (0..all).step_by(chunk) {
             let tiles = chunk.min(all - tile0);
             p.tile0 = tile0 as u32;
             p.tiles = tiles as u32;
-            p.total = (tiles * cin) as u32;
             let v = Tensor::empty(gpu, &[16, tiles, cin], DType::F32)?;
-            gpu.dispatch_items(&WINO_INPUT, &[], &[&v, x], &p, tiles * cin)?;
+            launch(&WINO_INPUT, &[&v, x], &mut p, tiles * cin)?;
             let m = matmul(&v, &transformed, None, false, true)?;
-            p.total = (tiles * c_count) as u32;
-            gpu.dispatch_items(&WINO_OUTPUT, &[], &[&y, &m, bias], &p, tiles * c_count)?;
+            launch(&WINO_OUTPUT, &[&y, &m, bias], &mut p, tiles * c_count)?;
         }
     }
     Ok(y)
