@@ -6,6 +6,8 @@ template, so the two stay the same kernel but for how they load the shared colum
   shaders/matmul_sg.wgsl  mm_sg: lane i of a subgroup loads vec4s i, i + 8, ... and
                           subgroupBroadcast hands them to every lane (CPU adapters with
                           subgroups of at least 8 lanes)
+  shaders/matmul_sg8.wgsl mm_sg8: mm_sg over 16-bit weights read 8 halves (two K steps) per
+                          load, for weights whose rows are K-contiguous with K a multiple of 8
 
 Each is appended to shaders/matmul.wgsl (parameters, bias, q_index, put4) and an operand
 file (matmul_b32.wgsl or matmul_b16.wgsl: the X and Y bindings, load_p). The kernel is written
@@ -44,6 +46,25 @@ SG_HEADER = """\
 // gathered loads instead of T. Everything else is mm_rb's.
 """
 
+SG8_HEADER = """\
+// mm_sg8: mm_sg for 16-bit weights (P) stored along K (p_rc = 0) with K a multiple of 8.
+// Mesa 22's llvmpipe loads a lane-varying address lane by lane, and each lane's turn costs
+// more than the components it fetches: one vec4<u32> (8 halves, two K steps of a row) per turn
+// instead of mm_sg's vec2<u32> halves the turns for the same bytes. Appended to
+// matmul_b16.wgsl, whose P binding it reads as vec4<u32>s.
+
+@group(0) @binding(2) var<storage, read> p8: array<vec4<u32>>;
+
+// Vec4s i and i + 1 of P (i even): halves 4i .. 4i + 7 as two K steps.
+fn load_p8(i: u32) -> mat2x4<f32> {
+    let w = p8[i / 2u];
+    return mat2x4<f32>(
+        vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)),
+        vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)),
+    );
+}
+"""
+
 PROLOGUE = """
 @compute @workgroup_size(WG)
 fn {name}(
@@ -76,51 +97,8 @@ def slot_row(i):
     return f"{4 * (i // 4)}u * WG + {i % 4}u"
 
 
-def entry(name, broadcast):
-    """The kernel `name`: shared columns loaded per lane, or once per subgroup and broadcast."""
-    lane = "\n    @builtin(subgroup_invocation_id) lane: u32," if broadcast else ""
-    out = [PROLOGUE.format(name=name, lane=lane)]
-    w = out.append
-    for i in range(RP_MAX):
-        blk, j = divmod(i, 4)
-        w(
-            f"    let pi{i} = select(pb + min(r0 + {slot_row(i)}, rl) * params.x_rs, "
-            f"pb + min(r0 + {4 * blk}u * WG, r4) / 4u + {j}u * params.x_ks, p_rc);\n"
-        )
-    if broadcast:
-        w("    let li = lane % 8u;\n")
-        for m in range(VQ_MAX):
-            w(f"    let qi{m} = q_index(min(li + {8 * m}u, T - 1u), qb, s0, q_sc);\n")
-    else:
-        for c in range(4 * TQ_MAX):
-            w(f"    let qi{c} = q_index({c}u, qb, s0, q_sc);\n")
-    for g in range(TQ_MAX):
-        cols = ", ".join(f"bias[min(s0 + {4 * g + c}u, cl)]" for c in range(4))
-        w(f"    let cb{g} = vec4<f32>({cols});\n")
-    for i in range(RP_MAX):
-        w(f"    let rb{i} = vec4<f32>(bias[min(r0 + {slot_row(i)}, rl)]);\n")
-    for i in range(RP_MAX):
-        decl = " ".join(
-            f"var a{i}_{g} = select(vec4<f32>(0.0), select(cb{g}, rb{i}, bor), hb);"
-            for g in range(TQ_MAX)
-        )
-        w(f"    {decl}\n")
-    w("    for (var kq = 0u; kq < params.k; kq++) {\n")
-    w("        let pk = kq * pstep;\n")
-    w("        let qk = kq * qstep;\n")
-    for i in range(RP_MAX):
-        w(f"        var p{i}: vec4<f32>;\n")
-    for blk in range(RP_MAX // 4):
-        ind = "            " if blk > 0 else "        "
-        if blk > 0:
-            w(f"        if RP > {4 * blk}u {{\n")
-        loads = ", ".join(f"load_p(pi{4 * blk + j} + pk)" for j in range(4))
-        w(f"{ind}let l{blk} = mat4x4<f32>({loads});\n")
-        w(f"{ind}let lt{blk} = transpose(l{blk});\n")
-        for j in range(4):
-            w(f"{ind}p{4 * blk + j} = select(l{blk}[{j}], lt{blk}[{j}], p_rc);\n")
-        if blk > 0:
-            w("        }\n")
+def body(w, broadcast):
+    """One K step of the loop: the T columns' vec4s (loaded or broadcast) times p0.. p11."""
     if broadcast:
         for m in range(VQ_MAX):
             w(f"        var v{m}: vec4<f32>;\n")
@@ -151,7 +129,84 @@ def entry(name, broadcast):
                 w(f"{ind}if RP > {4 * blk}u {{ {fmas} }}\n")
         if g > 0:
             w("        }\n")
-    w("    }\n")
+
+
+def entry(name, broadcast, k8=False):
+    """The kernel `name`: shared columns loaded per lane, or once per subgroup and broadcast;
+    with `k8`, two K steps per iteration from one 8-half load of each P row (mm_sg8)."""
+    lane = "\n    @builtin(subgroup_invocation_id) lane: u32," if broadcast else ""
+    prologue = PROLOGUE.format(name=name, lane=lane)
+    if k8:
+        # Both operands along K: the layout selects fold away at compile time.
+        prologue = prologue.replace("params.p_rc == 1u", "false").replace(
+            "params.q_sc == 1u", "false"
+        )
+    out = [prologue]
+    w = out.append
+    for i in range(RP_MAX):
+        blk, j = divmod(i, 4)
+        w(
+            f"    let pi{i} = select(pb + min(r0 + {slot_row(i)}, rl) * params.x_rs, "
+            f"pb + min(r0 + {4 * blk}u * WG, r4) / 4u + {j}u * params.x_ks, p_rc);\n"
+        )
+    if broadcast:
+        w("    let li = lane % 8u;\n")
+        for m in range(VQ_MAX):
+            w(f"    let qi{m} = q_index(min(li + {8 * m}u, T - 1u), qb, s0, q_sc);\n")
+    else:
+        for c in range(4 * TQ_MAX):
+            w(f"    let qi{c} = q_index({c}u, qb, s0, q_sc);\n")
+    for g in range(TQ_MAX):
+        cols = ", ".join(f"bias[min(s0 + {4 * g + c}u, cl)]" for c in range(4))
+        w(f"    let cb{g} = vec4<f32>({cols});\n")
+    for i in range(RP_MAX):
+        w(f"    let rb{i} = vec4<f32>(bias[min(r0 + {slot_row(i)}, rl)]);\n")
+    for i in range(RP_MAX):
+        decl = " ".join(
+            f"var a{i}_{g} = select(vec4<f32>(0.0), select(cb{g}, rb{i}, bor), hb);"
+            for g in range(TQ_MAX)
+        )
+        w(f"    {decl}\n")
+    if k8:
+        w("    for (var kq = 0u; kq < params.k; kq += 2u) {\n")
+        for i in range(RP_MAX):
+            w(f"        var w{i}: mat2x4<f32>;\n")
+        for blk in range(RP_MAX // 4):
+            ind = "            " if blk > 0 else "        "
+            if blk > 0:
+                w(f"        if RP > {4 * blk}u {{\n")
+            for j in range(4):
+                i = 4 * blk + j
+                w(f"{ind}w{i} = load_p8(pi{i} + kq);\n")
+            if blk > 0:
+                w("        }\n")
+        for h in range(2):
+            w(f"        {{\n")
+            w(f"        let qk = (kq + {h}u) * qstep;\n")
+            for i in range(RP_MAX):
+                w(f"        let p{i} = w{i}[{h}];\n")
+            body(w, broadcast)
+            w(f"        }}\n")
+        w("    }\n")
+    else:
+        w("    for (var kq = 0u; kq < params.k; kq++) {\n")
+        w("        let pk = kq * pstep;\n")
+        w("        let qk = kq * qstep;\n")
+        for i in range(RP_MAX):
+            w(f"        var p{i}: vec4<f32>;\n")
+        for blk in range(RP_MAX // 4):
+            ind = "            " if blk > 0 else "        "
+            if blk > 0:
+                w(f"        if RP > {4 * blk}u {{\n")
+            loads = ", ".join(f"load_p(pi{4 * blk + j} + pk)" for j in range(4))
+            w(f"{ind}let l{blk} = mat4x4<f32>({loads});\n")
+            w(f"{ind}let lt{blk} = transpose(l{blk});\n")
+            for j in range(4):
+                w(f"{ind}p{4 * blk + j} = select(l{blk}[{j}], lt{blk}[{j}], p_rc);\n")
+            if blk > 0:
+                w("        }\n")
+        body(w, broadcast)
+        w("    }\n")
     w("    let ob = b * params.o_batch;\n")
     for blk in range(RP_MAX // 4):
         ind = "    " if blk == 0 else "        "
@@ -172,6 +227,7 @@ def entry(name, broadcast):
 FILES = {
     "shaders/matmul_rb.wgsl": RB_HEADER + "//\n" + GENERATED + entry("mm_rb", False),
     "shaders/matmul_sg.wgsl": SG_HEADER + "//\n" + GENERATED + entry("mm_sg", True),
+    "shaders/matmul_sg8.wgsl": GENERATED + SG8_HEADER + entry("mm_sg8", True, k8=True),
 }
 
 if __name__ == "__main__":

@@ -74,6 +74,10 @@ const HALF_CASES: &[Case] = &[
     case(&[3, 17, 36], &[29, 36], false, false, true),
     case(&[1, 36], &[29, 36], true, false, true),
     case(&[7, 1032], &[9, 1032], true, false, true),
+    // K a multiple of 8: two K steps per load (mm_sg8 where subgroups allow).
+    case(&[37, 40], &[29, 40], true, false, true),
+    case(&[3, 17, 40], &[13, 40], false, false, true),
+    case(&[8, 24], &[30, 24], true, false, true),
 ];
 
 pub(crate) async fn run(c: &mut Checker) {

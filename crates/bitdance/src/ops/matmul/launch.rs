@@ -2,7 +2,7 @@
 
 use super::geometry::Geometry;
 use super::MatmulConfig;
-use super::{MATMUL, MATMUL_B16, MATMUL_SG, MATMUL_SG_B16};
+use super::{MATMUL, MATMUL_B16, MATMUL_SG, MATMUL_SG8_B16, MATMUL_SG_B16};
 use crate::gpu::Kernel;
 use crate::{DType, Result, Tensor};
 
@@ -20,6 +20,9 @@ kernels! { MATMUL_B16_KERNELS = MATMUL_B16, Params;
 }
 kernels! { MATMUL_SG_B16_KERNELS = MATMUL_SG_B16, Params;
     MM_SG_B16 = "mm_sg", [rw, r, r, r];
+}
+kernels! { MATMUL_SG8_B16_KERNELS = MATMUL_SG8_B16, Params;
+    MM_SG8_B16 = "mm_sg8", [rw, r, r, r];
 }
 
 /// A strided operand: element (b, r, k) or (b, k, s) at `b*batch + r*rs + k*ks`.
@@ -223,9 +226,9 @@ fn register(product: Product, config: MatmulConfig) -> Result<()> {
     };
     // The block actually run (narrowed to few columns) sizes the grid.
     let config = config.narrowed(cols);
-    let (t, rp) = match config {
-        MatmulConfig::Register { t, rp, .. } | MatmulConfig::Subgroup { t, rp, .. } => {
-            (t as usize, rp as usize)
+    let (wg, t, rp) = match config {
+        MatmulConfig::Register { wg, t, rp } | MatmulConfig::Subgroup { wg, t, rp } => {
+            (wg as usize, t as usize, rp as usize)
         }
         MatmulConfig::Tiled { .. } => unreachable!("narrowing keeps the kind"),
     };
@@ -243,6 +246,20 @@ fn register(product: Product, config: MatmulConfig) -> Result<()> {
         )
     };
     let groups = rows.div_ceil(wg * rp) * s_blocks;
+    // 16-bit weights along K in whole 8-half runs, activations along K: one load per two K
+    // steps and no layout selects (mm_sg8; 3-7% less CPU time in the B-4x head on lavapipe).
+    let eight_halves = |v: usize| v.is_multiple_of(2);
+    let kernel = if std::ptr::eq(kernel, &MM_SG_B16)
+        && !x.rows_contiguous
+        && !y.rows_contiguous
+        && g.k.is_multiple_of(8)
+        && eight_halves(x.rs)
+        && eight_halves(x.batch)
+    {
+        &MM_SG8_B16
+    } else {
+        kernel
+    };
     dispatch(
         kernel,
         config,

@@ -38,10 +38,22 @@ shader! {
         crate::gpu::Variants::Derived(|| matmul_variants(true)), true, f16;
 }
 
+shader! {
+    /// `MATMUL_SG_B16` reading 8 halves per load (`shaders/matmul_sg8.wgsl`), for weights
+    /// stored along K with K a multiple of 8.
+    MATMUL_SG8_B16 = "matmul_sg8_b16", ["matmul", "matmul_b16", "matmul_sg8"], launch::Params,
+        crate::gpu::Variants::Derived(|| matmul_variants(true)), true, f16;
+}
+
 /// The shaders of this family, for validation.
 #[cfg(test)]
-pub(crate) const SHADERS: &[&crate::gpu::Shader] =
-    &[&MATMUL, &MATMUL_SG, &MATMUL_B16, &MATMUL_SG_B16];
+pub(crate) const SHADERS: &[&crate::gpu::Shader] = &[
+    &MATMUL,
+    &MATMUL_SG,
+    &MATMUL_B16,
+    &MATMUL_SG_B16,
+    &MATMUL_SG8_B16,
+];
 
 /// One kernel configuration of `shaders/matmul.wgsl`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
