@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bitdance::conformance::CheckResult;
-use bitdance::studio::Recipe;
+use bitdance::studio::{tile_grid, Recipe};
 use eframe::egui::{self, Color32};
 
 use crate::finetune::FinetuneState;
@@ -130,19 +130,30 @@ impl BitDanceApp {
                     self.tell(e, true);
                 }
                 Event::Progress(step, steps) => self.generate.progress = Some((step, steps)),
-                Event::Preview(rgb, side, step) => {
-                    let image = egui::ColorImage::from_rgb([side, side], &rgb);
+                Event::Preview(grid, step) => {
+                    let size = [grid.width() as usize, grid.height() as usize];
+                    let image = egui::ColorImage::from_rgb(size, grid.as_raw());
                     let texture = ctx.load_texture("preview", image, egui::TextureOptions::NEAREST);
                     self.generate.preview = Some((texture, step));
                 }
-                Event::Image(image, timing) => {
-                    let rgb = egui::ColorImage::from_rgb([image.side, image.side], &image.rgb);
-                    let texture = ctx.load_texture("sample", rgb, egui::TextureOptions::NEAREST);
-                    match storage::keep_image(&image.png, &image.recipe) {
-                        Ok(item) => self.gallery.add(item),
-                        Err(e) => self.tell(format!("the image could not be kept: {e}"), true),
+                Event::Images(images, timing) => {
+                    let Some(first) = images.first() else {
+                        continue;
+                    };
+                    let recipe = first.recipe.clone();
+                    let side = first.side;
+                    let rgb: Vec<u8> = images.iter().flat_map(|i| i.rgb.iter().copied()).collect();
+                    let grid = tile_grid(&rgb, images.len(), side);
+                    let size = [grid.width() as usize, grid.height() as usize];
+                    let shown = egui::ColorImage::from_rgb(size, grid.as_raw());
+                    let texture = ctx.load_texture("sample", shown, egui::TextureOptions::NEAREST);
+                    for image in &images {
+                        match storage::keep_image(&image.png, &image.recipe, image.index) {
+                            Ok(item) => self.gallery.add(item),
+                            Err(e) => self.tell(format!("the image could not be kept: {e}"), true),
+                        }
                     }
-                    let reproduced = self.generate.finished(texture, timing, &image.recipe);
+                    let reproduced = self.generate.finished(texture, timing, &recipe);
                     if let Some(report) = reproduced {
                         let matched = report.0;
                         self.tell(report.1, !matched);
@@ -219,8 +230,12 @@ impl BitDanceApp {
     pub fn restore_recipe(&mut self, recipe: Recipe) {
         self.tell(
             format!(
-                "Restored the recipe: {} · class {} · seed {} · cfg {} · {} head steps",
-                recipe.model, recipe.classes[0], recipe.seed, recipe.cfg, recipe.head_steps
+                "Restored the recipe: {} · {} · seed {} · cfg {} · {} head steps",
+                recipe.model,
+                recipe.images_text(),
+                recipe.seed,
+                recipe.cfg,
+                recipe.head_steps
             ),
             false,
         );

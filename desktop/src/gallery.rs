@@ -87,10 +87,7 @@ fn comparison(app: &mut BitDanceApp, ui: &mut egui::Ui, ctx: &egui::Context) {
                     if let Some(t) = app.gallery.thumbnail(ctx, &item.path) {
                         ui.add(egui::Image::new(&t).fit_to_exact_size(egui::vec2(256.0, 256.0)));
                     }
-                    ui.label(format!(
-                        "class {} · seed {}",
-                        item.recipe.classes[0], item.recipe.seed
-                    ));
+                    ui.label(item.caption());
                 });
             }
             ui.vertical(|ui| {
@@ -135,6 +132,7 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
             for i in 0..app.gallery.items.len() {
                 let path = app.gallery.items[i].path.clone();
                 let recipe = app.gallery.items[i].recipe.clone();
+                let caption = app.gallery.items[i].caption();
                 ui.group(|ui| {
                     ui.set_width(170.0);
                     ui.vertical(|ui| {
@@ -143,10 +141,7 @@ pub fn show(app: &mut BitDanceApp, ui: &mut egui::Ui) {
                                 egui::Image::new(&t).fit_to_exact_size(egui::vec2(160.0, 160.0)),
                             );
                         }
-                        ui.label(format!(
-                            "class {} · seed {}",
-                            recipe.classes[0], recipe.seed
-                        ));
+                        ui.label(caption);
                         ui.weak(format!(
                             "{} · cfg {} · {} steps",
                             recipe.config, recipe.cfg, recipe.head_steps

@@ -1,7 +1,7 @@
 //! The Generate panel: class search over the model's names (several classes at once), guidance
-//! with its schedule, head steps, seed (locked or rolled), images per class; the image forming
-//! as it is sampled with the step, elapsed and estimated time left; Stop; Reproduce of a
-//! restored recipe (the token hash compared).
+//! with its schedule, head steps, seed (locked or rolled), images per class, batch (images
+//! sampled together); the images forming as they are sampled with the step, elapsed and
+//! estimated time left; Stop; Reproduce of a restored recipe (the token hash compared).
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -13,13 +13,29 @@ use eframe::egui;
 use crate::app::{BitDanceApp, FAIL};
 use crate::worker::{Command, ImageTiming, LoadedModel, Worker};
 
-/// One image to make: class, settings, seed.
-#[derive(Clone, Copy, Debug)]
+/// One run to make: the class of each image, how many are sampled together, settings, seed.
+#[derive(Clone, Debug)]
 struct Job {
-    class: u32,
+    classes: Vec<u32>,
+    batch: usize,
     settings: SampleSettings,
     seed: u64,
 }
+
+impl Job {
+    /// The run of `recipe` (its draws, so its tokens, come out the same).
+    fn of(recipe: &Recipe, seed: u64) -> Self {
+        Self {
+            classes: recipe.classes.clone(),
+            batch: recipe.batch,
+            settings: recipe.settings(),
+            seed,
+        }
+    }
+}
+
+/// Most images sampled together from the panel.
+pub const MAX_BATCH: usize = 8;
 
 /// The panel's state.
 pub struct GenerateState {
@@ -33,7 +49,9 @@ pub struct GenerateState {
     pub seed: u64,
     pub seed_locked: bool,
     pub per_class: usize,
-    /// Images still to make in this run, after the current one.
+    /// Images sampled together per run (each run one recipe and seed).
+    pub batch: usize,
+    /// Runs still to make, after the current one.
     queue: VecDeque<Job>,
     pub progress: Option<(usize, usize)>,
     pub started: Option<Instant>,
@@ -58,6 +76,7 @@ impl Default for GenerateState {
             seed: random_seed(),
             seed_locked: false,
             per_class: 1,
+            batch: 1,
             queue: VecDeque::new(),
             progress: None,
             started: None,
@@ -107,23 +126,28 @@ impl GenerateState {
         self.progress.is_some()
     }
 
-    /// Queues one image per chosen class and per `per_class` (seeds seed, seed+1, ...).
+    /// Queues `per_class` images of every chosen class, in runs of `batch` images sampled
+    /// together (seeds seed, seed+1, ... one per run).
     fn start(&mut self, worker: &Worker) {
         let settings = self.settings();
         if let Err(e) = settings.validate() {
             self.error = Some(e.to_string());
             return;
         }
+        let images: Vec<u32> = self
+            .chosen
+            .iter()
+            .flat_map(|c| std::iter::repeat_n(c.index as u32, self.per_class))
+            .collect();
         let mut seed = self.seed;
-        for c in &self.chosen {
-            for _ in 0..self.per_class {
-                self.queue.push_back(Job {
-                    class: c.index as u32,
-                    settings,
-                    seed,
-                });
-                seed += 1;
-            }
+        for classes in images.chunks(self.batch.clamp(1, MAX_BATCH)) {
+            self.queue.push_back(Job {
+                classes: classes.to_vec(),
+                batch: classes.len(),
+                settings,
+                seed,
+            });
+            seed += 1;
         }
         if !self.seed_locked {
             self.seed = seed;
@@ -141,7 +165,8 @@ impl GenerateState {
         self.progress = Some((0, 1));
         self.started = Some(Instant::now());
         worker.send(Command::Generate {
-            class: job.class,
+            classes: job.classes,
+            batch: job.batch,
             settings: job.settings,
             seed: job.seed,
         });
@@ -196,27 +221,27 @@ impl GenerateState {
         self.seed = recipe.seed;
         self.seed_locked = true;
         self.per_class = 1;
+        self.batch = recipe.batch.clamp(1, MAX_BATCH);
         if model.is_some_and(|m| m.sha256 == recipe.model_sha256) {
+            // Each class once (a recipe of several images may repeat them).
+            let mut seen = std::collections::BTreeSet::new();
             self.chosen = recipe
                 .classes
                 .iter()
+                .filter(|&&c| seen.insert(c))
                 .filter_map(|&c| self.classes.search(&c.to_string(), 1).into_iter().next())
                 .collect();
         }
         self.recipe = Some(recipe);
     }
 
-    /// `n` images of the restored recipe's class at the seeds after its own.
+    /// `n` runs of the restored recipe at the seeds after its own.
     pub fn variations(&mut self, worker: &Worker, n: u64) {
         let Some(recipe) = self.recipe.clone() else {
             return;
         };
         for k in 1..=n {
-            self.queue.push_back(Job {
-                class: recipe.classes[0],
-                settings: recipe.settings(),
-                seed: recipe.seed + k,
-            });
+            self.queue.push_back(Job::of(&recipe, recipe.seed + k));
         }
         self.run_next(worker);
     }
@@ -224,11 +249,7 @@ impl GenerateState {
     /// Runs `recipe` again with the loaded model (it must be the recipe's).
     fn start_reproduce(&mut self, recipe: &Recipe, worker: &Worker) {
         self.reproducing = true;
-        self.queue.push_back(Job {
-            class: recipe.classes[0],
-            settings: recipe.settings(),
-            seed: recipe.seed,
-        });
+        self.queue.push_back(Job::of(recipe, recipe.seed));
         self.error = None;
         self.note = None;
         self.run_next(worker);
@@ -328,6 +349,11 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         ui.checkbox(&mut g.seed_locked, "lock");
     });
     ui.add(egui::Slider::new(&mut g.per_class, 1..=16).text("images per class"));
+    ui.add(egui::Slider::new(&mut g.batch, 1..=MAX_BATCH).text("batch"))
+        .on_hover_text(
+            "images sampled together in one run: faster per image, more GPU memory; \
+             a run's images share one recipe and seed",
+        );
     ui.separator();
     ui.horizontal(|ui| {
         let can = !g.busy() && !g.chosen.is_empty() && !training;
@@ -353,9 +379,9 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         ui.separator();
         ui.label(egui::RichText::new("Restored recipe").strong());
         ui.weak(format!(
-            "{} · class {} · seed {} · cfg {} ({:?}) · {} steps · tokens {}…",
+            "{} · {} · seed {} · cfg {} ({:?}) · {} steps · tokens {}…",
             recipe.model,
-            recipe.classes[0],
+            recipe.images_text(),
             recipe.seed,
             recipe.cfg,
             recipe.schedule,
@@ -374,17 +400,6 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
 /// Re-runs `recipe`: with the loaded model when it is the recipe's, else after opening the
 /// recent model of that SHA-256.
 pub fn reproduce(app: &mut BitDanceApp, recipe: Recipe) {
-    if recipe.batch != 1 || recipe.classes.len() != 1 {
-        app.tell(
-            format!(
-                "this recipe holds {} images sampled {} at a time: re-run it with `bitdance generate --recipe`",
-                recipe.classes.len(),
-                recipe.batch
-            ),
-            true,
-        );
-        return;
-    }
     if app
         .model
         .as_ref()

@@ -2,7 +2,7 @@
 //! platform's data directory, the recent models in its config directory. `BITDANCE_HOME`
 //! replaces both (tests, portable installs).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bitdance::studio::Recipe;
 use serde::{Deserialize, Serialize};
@@ -113,23 +113,58 @@ pub struct GalleryItem {
     pub path: PathBuf,
     /// Its recipe.
     pub recipe: Recipe,
+    /// Its place among the recipe's images.
+    pub index: usize,
 }
 
-/// Saves a finished image's PNG (carrying `recipe`) into the gallery; returns its item.
-pub fn keep_image(png: &[u8], recipe: &Recipe) -> anyhow::Result<GalleryItem> {
+impl GalleryItem {
+    /// Its class.
+    pub fn class(&self) -> u32 {
+        self.recipe.classes[self.index]
+    }
+
+    /// Class and seed for a caption, with its place in a run of several images.
+    pub fn caption(&self) -> String {
+        let n = self.recipe.classes.len();
+        let place = match n {
+            1 => String::new(),
+            n => format!(
+                " · image {} of {n} (batch {})",
+                self.index + 1,
+                self.recipe.batch
+            ),
+        };
+        format!("class {} · seed {}{place}", self.class(), self.recipe.seed)
+    }
+}
+
+/// The image index a gallery file name carries (`...-i2.png`; 0 without one or out of range).
+fn index_in_name(path: &Path, images: usize) -> usize {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.rsplit_once("-i"))
+        .and_then(|(_, i)| i.parse::<usize>().ok())
+        .filter(|&i| i < images)
+        .unwrap_or(0)
+}
+
+/// Saves a finished image's PNG (carrying `recipe`, whose image `index` it is) into the
+/// gallery; returns its item.
+pub fn keep_image(png: &[u8], recipe: &Recipe, index: usize) -> anyhow::Result<GalleryItem> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or_default();
     let name = format!(
-        "{stamp:015}-{}-c{}-s{}.png",
-        recipe.config, recipe.classes[0], recipe.seed
+        "{stamp:015}-{}-c{}-s{}-i{index}.png",
+        recipe.config, recipe.classes[index], recipe.seed
     );
     let path = gallery_dir().join(name);
     write_file(&path, png)?;
     Ok(GalleryItem {
         path,
         recipe: recipe.clone(),
+        index,
     })
 }
 
@@ -149,7 +184,12 @@ pub fn gallery() -> Vec<GalleryItem> {
         .filter_map(|path| {
             let bytes = std::fs::read(&path).ok()?;
             let recipe = Recipe::from_png(&path.display().to_string(), &bytes).ok()?;
-            Some(GalleryItem { path, recipe })
+            let index = index_in_name(&path, recipe.classes.len());
+            Some(GalleryItem {
+                path,
+                recipe,
+                index,
+            })
         })
         .collect()
 }

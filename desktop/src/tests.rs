@@ -288,6 +288,43 @@ fn two_kept_images_compare_side_by_side_with_their_differences() {
     assert!(h.query_by_label_contains("token_hash").is_some());
 }
 
+#[test]
+fn a_batch_samples_images_together_and_reproduces_as_one_run() {
+    let mut h = harness();
+    ready(&mut h);
+    let g = &mut h.state_mut().generate;
+    (g.seed, g.per_class, g.batch) = (700, 3, 2);
+    h.get_by_label("Generate").click();
+    h.step();
+    step_until(&mut h, "three images", |h| {
+        h.state().gallery.items.len() >= 3 && h.state().generate.progress.is_none()
+    });
+    // Runs of 2 and 1 images, a seed each; the newest first.
+    let runs: Vec<(u64, usize, usize)> = h.state().gallery.items[..3]
+        .iter()
+        .map(|i| (i.recipe.seed, i.recipe.batch, i.index))
+        .collect();
+    assert_eq!(runs, [(701, 1, 0), (700, 2, 1), (700, 2, 0)]);
+    let pair = &h.state().gallery.items[1];
+    assert_eq!(pair.recipe.classes.len(), 2);
+    assert!(
+        pair.caption().contains("image 2 of 2 (batch 2)"),
+        "{}",
+        pair.caption()
+    );
+    // The kept files name their place in the run, so a restart finds it again.
+    let reloaded = crate::storage::gallery();
+    let again = reloaded.iter().find(|i| i.path == pair.path).unwrap();
+    assert_eq!(again.index, 1);
+    // Reproducing either image of the pair re-runs the pair.
+    h.get_by_label("Gallery").click();
+    h.step();
+    let reproduce: Vec<_> = h.get_all_by_label("Reproduce").collect();
+    reproduce[1].click();
+    h.step();
+    assert_reproduced(&mut h);
+}
+
 /// Two classes of three Fashion-MNIST images each, as a folder of class folders.
 fn small_dataset() -> std::path::PathBuf {
     let assets = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

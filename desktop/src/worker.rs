@@ -8,6 +8,8 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
+use image::RgbImage;
+
 use bitdance::conformance::{self, CheckResult};
 use bitdance::gpu::{available_adapters, AdapterSummary, GpuOptions};
 use bitdance::io::{read_state_dict, Select, WeightFile};
@@ -45,10 +47,13 @@ pub enum Command {
     /// Take the steps of a fine-tuning run (new, or continued from its checkpoint) until it
     /// ends or is paused.
     Finetune(Box<FinetuneRequest>),
-    /// Sample one image of `class` with the loaded model.
+    /// Sample one image per class of `classes` with the loaded model, `batch` together per
+    /// pass (the draws of `bitdance generate -c ... --batch B --seed S`).
     Generate {
-        /// Class id.
-        class: u32,
+        /// Class id of each image, in order.
+        classes: Vec<u32>,
+        /// Images sampled together per pass.
+        batch: usize,
         /// Guidance, schedule and head steps.
         settings: SampleSettings,
         /// Seed of the sampler.
@@ -116,11 +121,11 @@ pub enum Event {
     ModelFailed(String),
     /// AR step `.0` of `.1` done.
     Progress(usize, usize),
-    /// The image so far (the tokens sampled up to AR step `.2`, the rest zero, decoded): RGB
-    /// bytes, side in pixels.
-    Preview(Vec<u8>, usize, usize),
-    /// A generated image with its recipe and PNG, and what it took.
-    Image(Box<FinishedImage>, ImageTiming),
+    /// The pass so far (the tokens sampled up to AR step `.1`, the rest zero, decoded), its
+    /// images side by side.
+    Preview(RgbImage, usize),
+    /// The generated images (one recipe, each with its PNG) and what they took.
+    Images(Vec<FinishedImage>, ImageTiming),
     /// The run was stopped after AR step `.0`.
     Stopped(usize),
     /// Generating failed.
@@ -347,7 +352,8 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
                 }
             }
             Command::Generate {
-                class,
+                classes,
+                batch,
                 settings,
                 seed,
             } => {
@@ -355,7 +361,7 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
                     send(Event::GenerateFailed("no model is loaded".into()));
                     continue;
                 };
-                match generate(&gpu, m, (class, settings, seed), &stop, &send) {
+                match generate(&gpu, m, (&classes, batch, settings, seed), &stop, &send) {
                     Ok(()) => {}
                     Err(bitdance::Error::DeviceLost(reason)) => {
                         if !recover(&mut gpu, &mut model, precision) {
@@ -561,12 +567,13 @@ fn load_files(
     })
 }
 
-/// One image of `class`, a step at a time (the core's `ImageRun`): progress after every AR
-/// step, a decoded preview when its pacer says one is due, and an early end when `stop` is set.
+/// One image per class of `classes`, `batch` per pass, a step at a time (the core's
+/// `ImageRun`): progress after every AR step, a decoded preview when its pacer says one is due,
+/// and an early end when `stop` is set. A batch the GPU cannot hold is refused before it starts.
 fn generate(
     gpu: &Gpu,
     m: &Model,
-    (class, settings, seed): (u32, SampleSettings, u64),
+    (classes, batch, settings, seed): (&[u32], usize, SampleSettings, u64),
     stop: &AtomicBool,
     send: &dyn Fn(Event),
 ) -> bitdance::Result<()> {
@@ -585,10 +592,12 @@ fn generate(
         &m.params,
         recipe_model,
         m.info.precision,
-        class,
+        classes,
+        batch,
         &settings,
         seed,
     )?;
+    gpu.check_memory(&card.config.generation_memory(run.batch(), m.info.precision))?;
     send(Event::Progress(0, run.steps()));
     loop {
         let step_start = Instant::now();
@@ -608,18 +617,18 @@ fn generate(
         }
         if due {
             let decode_start = Instant::now();
-            let rgb = pollster::block_on(run.preview())?;
-            send(Event::Preview(rgb, run.side(), run.done()));
+            let grid = pollster::block_on(run.preview())?;
+            send(Event::Preview(grid, run.done()));
             first_preview.get_or_insert(start.elapsed().as_secs_f64());
             run.pacer.decoded(decode_start.elapsed().as_secs_f64());
         }
     }
-    let image = pollster::block_on(run.finish())?;
+    let images = pollster::block_on(run.finish())?;
     let timing = ImageTiming {
         secs: start.elapsed().as_secs_f64(),
         first_preview,
         peak_bytes: gpu.stats().peak_bytes,
     };
-    send(Event::Image(Box::new(image), timing));
+    send(Event::Images(images, timing));
     Ok(())
 }

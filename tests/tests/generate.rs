@@ -200,3 +200,98 @@ fn a_stepwise_run_previews_and_ends_with_the_same_tokens() {
     let e = stopped.finish().unwrap_err().to_string();
     assert!(e.contains("stopped after 1 of"), "{e}");
 }
+
+#[test]
+fn an_image_run_samples_its_passes_as_the_cli_does() {
+    use bitdance::model::{decode_tokens, Precision};
+    use bitdance::studio::{token_hash, ImageRun, RecipeModel};
+    let c = tiny(4);
+    let g = gpu();
+    let mut specs = ar_parameters(&c);
+    specs.extend(decoder_parameters(&c.vae));
+    let store = ParamStore::random(&g, &specs, &mut Rng::new(5), 0.2).unwrap();
+    let settings = SampleSettings {
+        cfg: 3.0,
+        schedule: CfgSchedule::Linear,
+        head_steps: 2,
+    };
+    let classes = [1, 1, 3];
+    // `bitdance generate -c 1,1,3 --batch 2 --seed 9`: passes of 2 and 1 from one generator.
+    let mut rng = Rng::new(9);
+    let mut tokens = Vec::new();
+    for group in classes.chunks(2) {
+        let pass = generate_tokens(&c, &store, group, &settings, &mut rng, &mut |_, _| {}).unwrap();
+        tokens.extend(
+            bitdance::gpu::block_on(decode_tokens(&c, &store, &pass))
+                .unwrap()
+                .tokens,
+        );
+    }
+    let model = RecipeModel {
+        name: "tiny".into(),
+        sha256: "ab".repeat(32),
+        vae_sha256: None,
+        config: "custom".into(),
+    };
+    let mut run =
+        ImageRun::new(&c, &store, model, Precision::F32, &classes, 2, &settings, 9).unwrap();
+    assert_eq!((run.batch(), run.steps()), (2, 2 * c.ar_steps()));
+    let mut previews = 0;
+    while run.step().unwrap() {
+        if run.done() % c.ar_steps() == 1 {
+            // The preview shows the pass being sampled: 2 images side by side, then 1.
+            let grid = bitdance::gpu::block_on(run.preview()).unwrap();
+            let side = c.resolution as u32;
+            let expected = if run.done() < c.ar_steps() {
+                (2 * side + 2, side)
+            } else {
+                (side, side)
+            };
+            assert_eq!((grid.width(), grid.height()), expected);
+            previews += 1;
+        }
+    }
+    assert_eq!((run.done(), previews), (run.steps(), 2));
+    let images = bitdance::gpu::block_on(run.finish()).unwrap();
+    assert_eq!(images.len(), 3);
+    for (i, image) in images.iter().enumerate() {
+        assert_eq!(image.index, i);
+        assert_eq!(image.recipe.classes, classes);
+        assert_eq!((image.recipe.batch, image.recipe.seed), (2, 9));
+        assert_eq!(
+            image.recipe.token_hash,
+            token_hash(&tokens),
+            "the CLI's draws"
+        );
+        let back = bitdance::studio::Recipe::from_png("kept", &image.png).unwrap();
+        assert_eq!(back, image.recipe);
+    }
+    assert_ne!(images[0].rgb, images[2].rgb);
+    // Classes out of range and empty runs are refused by name.
+    let model = || RecipeModel {
+        name: "tiny".into(),
+        sha256: "ab".repeat(32),
+        vae_sha256: None,
+        config: "custom".into(),
+    };
+    let bad = c.num_classes as u32;
+    let e = ImageRun::new(
+        &c,
+        &store,
+        model(),
+        Precision::F32,
+        &[0, bad],
+        2,
+        &settings,
+        1,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains(&format!("class {bad} is out of range")), "{e}");
+    let e = ImageRun::new(&c, &store, model(), Precision::F32, &[], 1, &settings, 1)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("at least one image"), "{e}");
+}

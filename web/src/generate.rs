@@ -68,7 +68,8 @@ pub fn start_generation(
         &model.params,
         recipe_model,
         model.precision,
-        class,
+        &[class],
+        1,
         &settings,
         seed,
     )
@@ -113,7 +114,7 @@ pub async fn generation_preview() -> Result<Vec<u8>, JsError> {
     let mut run = run;
     run.pacer.decoded(now_secs() - t0);
     put_back(run);
-    Ok(rgba(&out.map_err(js)?))
+    Ok(rgba(&out.map_err(js)?.into_raw()))
 }
 
 /// Ends the finished run and decodes its image: returns `{rgba: Uint8Array, png: Uint8Array,
@@ -128,7 +129,13 @@ pub async fn generation_finish() -> Result<JsValue, JsError> {
             "the run is at step {done} of {steps}: not finished"
         )));
     }
-    let image = run.finish().await.map_err(js)?;
+    let image = run
+        .finish()
+        .await
+        .map_err(js)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| js("the run finished without an image"))?;
     let result = js_sys::Object::new();
     let set = |k: &str, v: JsValue| js_sys::Reflect::set(&result, &k.into(), &v);
     set(

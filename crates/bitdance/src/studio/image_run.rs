@@ -1,14 +1,17 @@
-//! One image generated for an app, a step at a time, written once for the desktop app and the
-//! web page: the AR steps, when a preview is worth decoding, the preview, and the finished image
-//! as RGB and as a PNG carrying its recipe.
+//! The images of one recipe generated for an app, a step at a time, written once for the
+//! desktop app and the web page: the AR steps (pass after pass, as `bitdance generate` samples
+//! them), when a preview is worth decoding, the preview, and the finished images as RGB and as
+//! PNGs carrying their recipe.
+
+use image::RgbImage;
 
 use crate::model::{
     decode_tokens, to_rgb8, ModelConfig, ParamStore, Precision, SampleSettings, TokenSampler,
 };
 use crate::rng::Rng;
-use crate::Result;
+use crate::{Result, Tensor};
 
-use super::{Recipe, RecipeModel, RunRecord};
+use super::{tile_grid, Recipe, RecipeModel, RunRecord};
 
 /// Sampling time between previews, in decode times (2: previews take about a third). At 3 the
 /// default model in Chromium (SwiftShader) showed a single preview; at 1 previews took 45% of
@@ -51,77 +54,121 @@ impl PreviewPacer {
 
 /// A finished image: RGB bytes of `side` x `side`, its recipe, and its PNG with the recipe.
 pub struct FinishedImage {
+    /// Its place among the recipe's images (its class is `recipe.classes[index]`).
+    pub index: usize,
     /// RGB8, row-major.
     pub rgb: Vec<u8>,
     /// Width and height in pixels.
     pub side: usize,
-    /// Everything that made it, and its token hash.
+    /// Everything that made it (and the images sampled with it), and their token hash.
     pub recipe: Recipe,
     /// PNG bytes carrying the recipe in a `bitdance-recipe` text chunk.
     pub png: Vec<u8>,
 }
 
-/// One image of one class being sampled.
+/// The images of a recipe being sampled: one image per class in `classes`, `batch` of them
+/// together per pass, every pass drawing from one generator seeded once — the draws of
+/// `bitdance generate -c ... --batch B --seed S`, so that a recipe from any front end re-runs
+/// in the others.
 pub struct ImageRun {
     config: ModelConfig,
     params: ParamStore,
     model: RecipeModel,
     precision: Precision,
-    sampler: TokenSampler,
-    noise: Rng,
-    class: u32,
-    seed: u64,
     settings: SampleSettings,
+    classes: Vec<u32>,
+    batch: usize,
+    seed: u64,
+    noise: Rng,
+    /// The pass being sampled.
+    sampler: TokenSampler,
+    /// Tokens of the passes already sampled [batch, T, token_dim] each.
+    sampled: Vec<Tensor>,
     /// When previews are due (the caller measures the times: the core keeps no clock).
     pub pacer: PreviewPacer,
 }
 
 impl ImageRun {
-    /// A run of one image of `class` with the model `params` (config `config`, described as
-    /// `model` in the recipe, its weights at `precision`), sampled with `settings` from `seed`.
+    /// A run of one image per class of `classes`, `batch` per pass, with the model `params`
+    /// (config `config`, described as `model` in the recipe, its weights at `precision`),
+    /// sampled with `settings` from `seed`.
+    #[allow(clippy::too_many_arguments)] // one per recipe field: a struct would only rename them
     pub fn new(
         config: &ModelConfig,
         params: &ParamStore,
         model: RecipeModel,
         precision: Precision,
-        class: u32,
+        classes: &[u32],
+        batch: usize,
         settings: &SampleSettings,
         seed: u64,
     ) -> Result<Self> {
         settings.validate()?;
-        if class as usize >= config.num_classes {
+        if classes.is_empty() || batch == 0 {
             return Err(crate::Error::Invalid(format!(
-                "class {class} is out of range: the model has {} classes",
+                "a run needs at least one image and a batch of at least one (got {} class(es), batch {batch})",
+                classes.len()
+            )));
+        }
+        if let Some(bad) = classes.iter().find(|&&k| k as usize >= config.num_classes) {
+            return Err(crate::Error::Invalid(format!(
+                "class {bad} is out of range: the model has {} classes",
                 config.num_classes
             )));
         }
+        let batch = batch.min(classes.len());
         Ok(Self {
-            sampler: TokenSampler::new(config, params, &[class], settings)?,
+            sampler: TokenSampler::new(config, params, &classes[..batch], settings)?,
             config: config.clone(),
             params: params.clone(),
             model,
             precision,
-            noise: Rng::new(seed),
-            class,
-            seed,
             settings: *settings,
+            classes: classes.to_vec(),
+            batch,
+            seed,
+            noise: Rng::new(seed),
+            sampled: Vec::new(),
             pacer: PreviewPacer::default(),
         })
     }
 
-    /// Takes the next AR step (recorded; submitted at the next sync); false when it was the last.
+    /// Images sampled together per pass (the first pass's count; the last may hold fewer).
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Passes in all.
+    fn passes(&self) -> usize {
+        self.classes.len().div_ceil(self.batch)
+    }
+
+    /// Takes the next AR step (recorded; submitted at the next sync); false when it was the
+    /// last of the last pass. A pass that ends hands over to the next one.
     pub fn step(&mut self) -> Result<bool> {
-        self.sampler.step(&mut self.noise)
+        if self.sampler.step(&mut self.noise)? {
+            return Ok(true);
+        }
+        let next = self.sampled.len() + 1;
+        if next == self.passes() {
+            return Ok(false);
+        }
+        let first = next * self.batch;
+        let group = &self.classes[first..(first + self.batch).min(self.classes.len())];
+        let sampler = TokenSampler::new(&self.config, &self.params, group, &self.settings)?;
+        let done = std::mem::replace(&mut self.sampler, sampler);
+        self.sampled.push(done.finish()?);
+        Ok(true)
     }
 
-    /// AR steps taken.
+    /// AR steps taken, over every pass.
     pub fn done(&self) -> usize {
-        self.sampler.done()
+        self.sampled.len() * self.sampler.steps() + self.sampler.done()
     }
 
-    /// AR steps in all.
+    /// AR steps in all, over every pass.
     pub fn steps(&self) -> usize {
-        self.sampler.steps()
+        self.passes() * self.sampler.steps()
     }
 
     /// The GPU the run is on (to await its work between steps).
@@ -129,20 +176,24 @@ impl ImageRun {
         self.params.gpu()
     }
 
-    /// Side of the image in pixels.
+    /// Side of each image in pixels.
     pub fn side(&self) -> usize {
         self.config.resolution
     }
 
-    /// The image so far (the tokens sampled up to now decoded, the rest zero), RGB8.
-    pub async fn preview(&self) -> Result<Vec<u8>> {
-        let out = decode_tokens(&self.config, &self.params, &self.sampler.tokens_so_far()?).await?;
+    /// The pass being sampled so far (its tokens up to now decoded, the rest zero): its
+    /// images side by side (`tile_grid`; the image itself for a batch of one), RGB8.
+    pub async fn preview(&self) -> Result<RgbImage> {
+        let tokens = self.sampler.tokens_so_far()?;
+        let count = tokens.shape()[0];
+        let out = decode_tokens(&self.config, &self.params, &tokens).await?;
         let r = self.side();
-        Ok(to_rgb8(&out.image, 1, r, r))
+        Ok(tile_grid(&to_rgb8(&out.image, count, r, r), count, r))
     }
 
-    /// Decodes the finished image and writes its recipe; an error when steps remain.
-    pub async fn finish(self) -> Result<FinishedImage> {
+    /// Decodes the finished images and writes their recipe (one for the run: each image's PNG
+    /// carries it); an error when steps remain.
+    pub async fn finish(mut self) -> Result<Vec<FinishedImage>> {
         if self.done() < self.steps() {
             return Err(crate::Error::Invalid(format!(
                 "the run is at step {} of {}: not finished",
@@ -150,26 +201,36 @@ impl ImageRun {
                 self.steps()
             )));
         }
-        let gpu = self.params.gpu()?;
-        let out = decode_tokens(&self.config, &self.params, &self.sampler.finish()?).await?;
+        let gpu = self.gpu()?;
+        self.sampled.push(self.sampler.finish()?);
         let side = self.config.resolution;
-        let rgb = to_rgb8(&out.image, 1, side, side);
+        let (mut tokens, mut rgb) = (Vec::new(), Vec::new());
+        for pass in &self.sampled {
+            let out = decode_tokens(&self.config, &self.params, pass).await?;
+            rgb.extend(to_rgb8(&out.image, pass.shape()[0], side, side));
+            tokens.extend(out.tokens);
+        }
         let record = RunRecord {
-            classes: &[self.class],
-            batch: 1,
+            classes: &self.classes,
+            batch: self.batch,
             seed: self.seed,
             settings: &self.settings,
             precision: self.precision,
-            tokens: &out.tokens,
+            tokens: &tokens,
         };
         let recipe = Recipe::of_run(self.model, record, &gpu);
-        let png = recipe.png_of(&rgb, side as u32, side as u32)?;
-        Ok(FinishedImage {
-            rgb,
-            side,
-            recipe,
-            png,
-        })
+        rgb.chunks(side * side * 3)
+            .enumerate()
+            .map(|(index, image)| {
+                Ok(FinishedImage {
+                    index,
+                    png: recipe.png_of(image, side as u32, side as u32)?,
+                    rgb: image.to_vec(),
+                    side,
+                    recipe: recipe.clone(),
+                })
+            })
+            .collect()
     }
 }
 

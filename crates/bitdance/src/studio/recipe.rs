@@ -131,6 +131,22 @@ impl Recipe {
         }
     }
 
+    /// What the recipe makes, for a caption: "class 7", or "3 images (classes 3, 3, 7), batch 2".
+    pub fn images_text(&self) -> String {
+        match self.classes.as_slice() {
+            [one] => format!("class {one}"),
+            many => {
+                let list: Vec<String> = many.iter().map(u32::to_string).collect();
+                format!(
+                    "{} images (classes {}), batch {}",
+                    many.len(),
+                    list.join(", "),
+                    self.batch
+                )
+            }
+        }
+    }
+
     /// The sampling settings.
     pub fn settings(&self) -> SampleSettings {
         SampleSettings {

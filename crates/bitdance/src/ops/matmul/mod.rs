@@ -286,6 +286,7 @@ pub(crate) const KERNELS: &[&[crate::gpu::Kernel]] = &[
     launch::MATMUL_SG_KERNELS,
     launch::MATMUL_B16_KERNELS,
     launch::MATMUL_SG_B16_KERNELS,
+    launch::MATMUL_SG8_B16_KERNELS,
 ];
 
 #[cfg(test)]
