@@ -628,6 +628,7 @@ $('train-sample').onclick = async () => {
   }
 };
 $('train-batch').addEventListener('change', estimate);
+$('train-steps').addEventListener('change', estimate);
 $('train-what').addEventListener('change', estimate);
 $('train-recompute').addEventListener('change', estimate);
 
@@ -637,7 +638,10 @@ async function estimate() {
     const checkpointing = $('train-recompute').checked;
     const m = await engine.request('finetuneEstimate', { batch, trains: $('train-what').value, checkpointing });
     const limit = state.adapter?.limits?.max_buffer_size;
-    $('train-estimate').textContent = `Needs about ${bytes(m.bytes)} of GPU memory (${params_(m.parameters)} parameters, batch ${batch})${limit ? `; this adapter's largest buffer is ${bytes(limit)}` : ''}. Step time shows after the first steps.`;
+    const steps = Math.max(1, Math.round(Number($('train-steps').value)));
+    const time = m.step_s == null ? 'Step time shows after the first steps.'
+      : `Steps take about ${stepTime(m.step_s)} here, ${formatTime(m.step_s * steps)} for ${steps} steps (from the model's work and a matmul probe of this GPU: ${m.probe_gflops.toFixed(1)} GFLOP/s).`;
+    $('train-estimate').textContent = `Needs about ${bytes(m.bytes)} of GPU memory (${params_(m.parameters)} parameters, batch ${batch})${limit ? `; this adapter's largest buffer is ${bytes(limit)}` : ''}. ${time}`;
     $('train-estimate').title = m.plan;
   } catch (e) {
     $('train-estimate').textContent = message(e);
@@ -651,6 +655,11 @@ function onTrainStep(e) {
   $('train-status').textContent = `Step ${e.step} of ${e.steps} · loss ${e.loss.toFixed(4)} · lr ${e.lr.toExponential(1)}`;
   $('train-rate').textContent = Number.isFinite(left) ? `${e.rate.toFixed(2)} steps/s · ${formatTime(left)} left` : '';
   drawLoss();
+}
+
+// One step's time: hundredths of a second under 10 s.
+function stepTime(s) {
+  return s < 10 ? `${s.toFixed(2)} s` : formatTime(s);
 }
 
 function formatTime(s) {

@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use bitdance::train::{FinetuneOptions, LoraSpec, Trains};
+use bitdance::train::{step_seconds, FinetuneOptions, LoraSpec, Trains};
 use eframe::egui;
 use egui_plot::{Line, Plot};
 
@@ -362,6 +362,19 @@ fn start(app: &mut BitDanceApp, ui: &mut egui::Ui) {
             need.parameters as f64 / 1e6
         ))
         .on_hover_text("weights, gradients, two moments and EMA in f32, and the activations");
+        if let (Some(flops), Some((probe, secs))) = (o.step_flops(&m.card.config), m.probe) {
+            let step = step_seconds(flops, probe, secs);
+            ui.weak(format!(
+                "Time: about {} per step, {} for {} steps",
+                duration(step),
+                duration(step * o.steps as f64),
+                o.steps
+            ))
+            .on_hover_text(format!(
+                "from the model's work per step and a matmul probe of this GPU ({:.1} GFLOP/s)",
+                probe / secs / 1e9
+            ));
+        }
     }
     let problem = f.options.validate().err().map(|e| e.to_string());
     if let Some(p) = &problem {
@@ -426,6 +439,9 @@ fn status_text(v: &RunView) -> String {
 }
 
 fn duration(secs: f64) -> String {
+    if secs < 10.0 {
+        return format!("{secs:.2} s");
+    }
     let s = secs.round() as u64;
     match s {
         0..60 => format!("{s} s"),

@@ -20,6 +20,7 @@ use bitdance::model::{
 use bitdance::studio::{
     file_role, sha256_hex, FileRole, FinishedImage, ImageRun, ModelCard, RecipeModel,
 };
+use bitdance::train::time_throughput_probe;
 use bitdance::Gpu;
 use eframe::egui;
 
@@ -89,6 +90,8 @@ pub struct LoadedModel {
     pub precision: Precision,
     /// Bytes the GPU holds for it after loading.
     pub held_bytes: u64,
+    /// The adapter's matmul probe when it loaded (FLOPs, seconds), for step-time estimates.
+    pub probe: Option<(f64, f64)>,
 }
 
 impl LoadedModel {
@@ -456,6 +459,7 @@ fn load_default(gpu: &Gpu, precision: Precision) -> bitdance::Result<Model> {
     let precision = precision.on(gpu);
     let params =
         GeneratorLoader::new(gpu, &card.config, &file, None, precision)?.load_in_memory()?;
+    let probe = time_probe(gpu, card.config.dim);
     Ok(Model {
         info: LoadedModel {
             card,
@@ -465,9 +469,18 @@ fn load_default(gpu: &Gpu, precision: Precision) -> bitdance::Result<Model> {
             vae_path: None,
             precision,
             held_bytes: gpu.stats().live_bytes,
+            probe,
         },
         params,
     })
+}
+
+/// The core's matmul probe at a model's `width` timed on `gpu` (FLOPs, seconds); None when the
+/// GPU fails it (the estimate is then left out).
+fn time_probe(gpu: &Gpu, width: usize) -> Option<(f64, f64)> {
+    let origin = Instant::now();
+    let now = || origin.elapsed().as_secs_f64();
+    pollster::block_on(time_throughput_probe(gpu, width, &now)).ok()
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
@@ -553,6 +566,7 @@ fn load_files(
         send(Event::Loading(format!("loading {name}"), done, total));
     }
     let params = loader.finish().map_err(|e| e.to_string())?;
+    let probe = time_probe(gpu, card.config.dim);
     Ok(Model {
         info: LoadedModel {
             card,
@@ -562,6 +576,7 @@ fn load_files(
             vae_path: vae_at.map(|i| paths[i].clone()),
             precision,
             held_bytes: gpu.stats().live_bytes,
+            probe,
         },
         params,
     })

@@ -270,3 +270,44 @@ fn a_lora_model_merges_its_adapters_into_the_official_weights() {
     let untouched = "head.net.final_layer.linear.weight";
     assert_eq!(read(&merged, untouched), read(&store, untouched));
 }
+
+#[test]
+fn the_step_time_told_before_the_start_is_near_the_measured_one() {
+    use bitdance::train::{step_flops, step_seconds, time_throughput_probe};
+    use std::time::Instant;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The default model's config at batch 16: a compute-bound step, as every B model's is.
+    let c = ModelConfig::builtin("tiny").unwrap();
+    let g = gpu();
+    let n = c.image_tokens() * c.token_dim();
+    let mut rng = Rng::new(3);
+    let tokens: Vec<f32> = (0..16 * n)
+        .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })
+        .collect();
+    let classes: Vec<u32> = (0..16).map(|i| (i % c.num_classes) as u32).collect();
+    let batch = ArBatch {
+        tokens: &tokens,
+        classes: &classes,
+    };
+    let flops = step_flops(&settings(10).task, &c, 16, false).unwrap();
+    let origin = Instant::now();
+    let now = || origin.elapsed().as_secs_f64();
+    let (probe, secs) = block_on(time_throughput_probe(&g, c.dim, &now)).unwrap();
+    let estimate = step_seconds(flops, probe, secs);
+    let mut t = trainer(&c, 10);
+    for _ in 0..2 {
+        block_on(t.step(&batch)).unwrap();
+    }
+    let start = Instant::now();
+    for _ in 0..3 {
+        block_on(t.step(&batch)).unwrap();
+    }
+    let measured = start.elapsed().as_secs_f64() / 3.0;
+    eprintln!("step time: estimated {estimate:.3} s, measured {measured:.3} s");
+    // A busy machine slows either side; a wrong count of the work is off by far more.
+    let ratio = estimate / measured;
+    assert!(
+        (1.0 / 3.0..3.0).contains(&ratio),
+        "estimate / measured = {ratio:.2}"
+    );
+}

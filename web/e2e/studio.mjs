@@ -319,6 +319,8 @@ await test('the bundled fine-tuning sample is offered with its classes and memor
   assert.match(await page.textContent('#train-data'), /ankle-boot, bag, coat/);
   await page.waitForFunction(() => /Needs about/.test(document.getElementById('train-estimate').textContent));
   const full = await page.textContent('#train-estimate');
+  // The step time before the start, from the model's work and a probe of this GPU.
+  assert.match(full, /Steps take about [\d.]+ (s|min|h) here, [\d.]+ (s|min|h) for \d+ steps .*GFLOP\/s/, full);
   // The class rows alone need less (no gradients, moments or EMA for the rest).
   await page.selectOption('#train-what', 'Embeddings');
   await page.waitForFunction((before) => document.getElementById('train-estimate').textContent !== before, full);

@@ -9,8 +9,9 @@ use std::cell::RefCell;
 use bitdance::io::WeightFile;
 use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
 use bitdance::train::{
-    resumed_plan, sample_settings, start_finetune, ArRecipe, ClassPlan, ClassPolicy,
-    FinetuneOptions, FinetuneRun, LoraSpec, MemoryPlan, Task, Trainer, TrainingImages, Trains,
+    resumed_plan, sample_settings, start_finetune, step_flops, step_seconds, time_throughput_probe,
+    ArRecipe, ClassPlan, ClassPolicy, FinetuneOptions, FinetuneRun, LoraSpec, MemoryPlan, Task,
+    Trainer, TrainingImages, Trains,
 };
 use wasm_bindgen::prelude::*;
 use web_sys::Blob;
@@ -95,10 +96,18 @@ async fn base_bytes(base: Option<Blob>) -> Result<Vec<u8>, JsError> {
     }
 }
 
-/// Memory the run needs, as JSON `{bytes, parameters, plan}` for the page's estimate, for a
-/// model of the base's config (read from its header) trained on batches of `batch`, training
-/// `trains` (the page's choice: "Full", "Embeddings" or "Lora"), with or without gradient
-/// checkpointing.
+thread_local! {
+    /// The adapter's matmul probe (model width, FLOPs, seconds), timed once per page and width:
+    /// the estimate follows every change of the options without timing it again.
+    static PROBE: std::cell::RefCell<Option<(usize, f64, f64)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Memory and time the run needs, as JSON `{bytes, parameters, plan, step_s, probe_gflops}`
+/// for the page's estimate, for a model of the base's config (read from its header) trained on
+/// batches of `batch`, training `trains` (the page's choice: "Full", "Embeddings" or "Lora"),
+/// with or without gradient checkpointing. The step time comes from the model's work and a
+/// short matmul probe timed on this adapter.
 #[wasm_bindgen]
 pub async fn finetune_estimate(
     base: Option<Blob>,
@@ -125,7 +134,33 @@ pub async fn finetune_estimate(
     });
     let m = task.memory(&card.config, batch as usize, checkpointing);
     let plan = MemoryPlan::of(&task, &card.config, batch as usize, checkpointing).describe();
-    Ok(serde_json::json!({"bytes": m.bytes, "parameters": m.parameters, "plan": plan}).to_string())
+    let (step_s, gflops) = match step_flops(&task, &card.config, batch as usize, checkpointing) {
+        Some(flops) => {
+            let width = card.config.dim;
+            let (probe, secs) = match PROBE.with(|p| *p.borrow()) {
+                Some((w, flops, secs)) if w == width => (flops, secs),
+                _ => {
+                    let gpu = crate::gpu().await.map_err(js)?;
+                    let now = || js_sys::Date::now() / 1000.0;
+                    let timed = time_throughput_probe(&gpu, width, &now).await.map_err(js)?;
+                    PROBE.with(|p| *p.borrow_mut() = Some((width, timed.0, timed.1)));
+                    timed
+                }
+            };
+            // Date.now() counts whole milliseconds.
+            let secs = secs.max(1e-3);
+            (
+                Some(step_seconds(flops, probe, secs)),
+                Some(probe / secs / 1e9),
+            )
+        }
+        None => (None, None),
+    };
+    Ok(
+        serde_json::json!({"bytes": m.bytes, "parameters": m.parameters, "plan": plan,
+        "step_s": step_s, "probe_gflops": gflops})
+        .to_string(),
+    )
 }
 
 /// Encodes the dataset and makes the run current; returns JSON `{images, classes, step, steps}`.

@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::Context;
 use bitdance::io::WeightFile;
 use bitdance::train::{
-    log_entry, mib, DataOptions, MemoryPlan, StepStats, Task, TrainSettings, Trainer,
+    log_entry, mib, step_flops, step_seconds, time_throughput_probe, DataOptions, MemoryPlan,
+    StepStats, Task, TrainSettings, Trainer,
 };
 use bitdance_files::run_dir::RunDir;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -248,6 +249,24 @@ pub fn open_run(
     Ok(trainer)
 }
 
+/// The expected seconds per step of `task` on this adapter, and the throughput its probe
+/// showed (GFLOP/s); None for a task without an estimate (the tokenizer's).
+pub fn step_estimate(
+    gpu: &bitdance::Gpu,
+    task: &Task,
+    c: &bitdance::model::ModelConfig,
+    batch: usize,
+    checkpointing: bool,
+) -> anyhow::Result<Option<(f64, f64)>> {
+    let Some(flops) = step_flops(task, c, batch, checkpointing) else {
+        return Ok(None);
+    };
+    let origin = Instant::now();
+    let now = || origin.elapsed().as_secs_f64();
+    let (probe, secs) = pollster::block_on(time_throughput_probe(gpu, c.dim, &now))?;
+    Ok(Some((step_seconds(flops, probe, secs), probe / secs / 1e9)))
+}
+
 /// Prints the run's memory plan next to the budget and the adapter's buffer limits, and
 /// refuses a plan over the budget, naming the options that would fit.
 fn check_plan(
@@ -267,6 +286,15 @@ fn check_plan(
         mib(l.max_buffer_size),
         mib(l.max_storage_buffer_binding_size)
     );
+    if let Some((secs, gflops)) = step_estimate(gpu, task, c, batch, checkpointing)? {
+        println!(
+            "step time: about {} per step, {} for {} steps (estimated from the model's work and \
+             this adapter's matmul probe, {gflops:.1} GFLOP/s)",
+            duration(secs),
+            duration(secs * args.steps as f64),
+            args.steps
+        );
+    }
     if plan.total() > budget {
         let options = MemoryPlan::options_within(task, c, batch, checkpointing, budget);
         let fits = match options.is_empty() {
@@ -283,6 +311,15 @@ fn check_plan(
         );
     }
     Ok(())
+}
+
+/// A duration for people: "0.84 s", "3.2 min", "1.5 h".
+fn duration(secs: f64) -> String {
+    match secs {
+        s if s < 90.0 => format!("{s:.2} s"),
+        s if s < 5400.0 => format!("{:.1} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    }
 }
 
 /// Refuses a resume whose task or options differ from the stored run's, naming each option

@@ -80,6 +80,7 @@ pub fn run(
         ema_decay: 0.999,
         seed: 0,
     };
+    let estimate = crate::run_loop::step_estimate(gpu, &task, &c, batch, checkpointing)?;
     let mut trainer = Trainer::new(c.clone(), params, ParamStore::new(), settings)?;
     trainer.checkpointing = checkpointing;
     let (what, mut step): (String, Box<StepFn>) = match model {
@@ -139,7 +140,8 @@ pub fn run(
                 "images_per_s": batch as f64 / timing.median(),
                 "dispatches_per_step": dispatches, "submits_per_step": submits,
                 "peak_gpu_mib": peak, "planned_gpu_mib": plan.total() as f64 / (1 << 20) as f64,
-                "checkpointing": checkpointing, "trains": run.trains.describe()})
+                "checkpointing": checkpointing, "trains": run.trains.describe(),
+                "estimated_step_s": estimate.map(|e| e.0), "probe_gflops": estimate.map(|e| e.1)})
         );
     } else {
         println!("{what}, {steps} timed steps after 2 warm-up steps:");
@@ -153,6 +155,13 @@ pub fn run(
         );
         println!("  {dispatches} dispatches and {submits} submit(s) per step, peak GPU memory {peak:.0} MiB");
         println!("  memory plan: {}", plan.describe());
+        if let Some((secs, gflops)) = estimate {
+            println!(
+                "  estimated before the start: {:.1} ms per step ({:.2} of the measured median; matmul probe {gflops:.1} GFLOP/s)",
+                1e3 * secs,
+                secs / timing.median()
+            );
+        }
     }
     if profile {
         gpu.start_profiling();

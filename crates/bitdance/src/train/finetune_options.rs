@@ -59,6 +59,12 @@ impl FinetuneOptions {
             .memory(c, self.batch, self.checkpointing)
     }
 
+    /// Floating-point operations of one step of a run of these options on model `c` (see
+    /// `step_flops`; `step_seconds` turns them into time on an adapter).
+    pub fn step_flops(&self, c: &crate::model::ModelConfig) -> Option<f64> {
+        super::step_flops(&self.settings().task, c, self.batch, self.checkpointing)
+    }
+
     /// Sets the run's choices that are not its settings (they change how, not what, it
     /// trains) on `trainer`.
     pub fn apply(&self, trainer: &mut Trainer) {
