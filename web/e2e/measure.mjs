@@ -2,7 +2,9 @@
 // hash + copy into OPFS + load tensor by tensor, then a reload that loads from the cache, then
 // one image at the given head steps. Prints load times, the engine's wasm heap, peak GPU bytes,
 // time to the first preview and per image as JSON. Not a test (minutes for a B model).
-// Usage: node measure.mjs MODEL.safetensors [--steps N] [--class K]
+// With --stop-after-preview the run is stopped after its first preview (a B-1x image takes
+// 256 AR steps: most of an hour under SwiftShader), and the figures are those of that part.
+// Usage: node measure.mjs MODEL.safetensors [--steps N] [--class K] [--stop-after-preview]
 import { basename } from 'node:path';
 import { serve, browser } from './browser.mjs';
 
@@ -38,8 +40,12 @@ t = Date.now();
 await page.click('#generate');
 await page.waitForFunction(() => studioProbe.previews.length > 0 || document.body.dataset.state === 'ready', null, { timeout: 3_600_000 });
 out.first_preview_s = (Date.now() - t) / 1000;
+if (args.includes('--stop-after-preview')) {
+  await page.click('#stop');
+  out.stopped_after_preview = true;
+}
 await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 3_600_000 });
-out.image_s = (Date.now() - t) / 1000;
+out[out.stopped_after_preview ? 'stopped_at_s' : 'image_s'] = (Date.now() - t) / 1000;
 out.status = await page.textContent('#gen-status');
 out.after_image = await memory();
 out.head_steps = Number(steps);
