@@ -97,6 +97,18 @@ def slot_row(i):
     return f"{4 * (i // 4)}u * WG + {i % 4}u"
 
 
+def row_blocks(w, emit):
+    """Calls emit(blk, indent) for each block of 4 row slots inside the K loop; the blocks
+    past the first go inside `if RP > 4 * blk`."""
+    for blk in range(RP_MAX // 4):
+        ind = "            " if blk > 0 else "        "
+        if blk > 0:
+            w(f"        if RP > {4 * blk}u {{\n")
+        emit(blk, ind)
+        if blk > 0:
+            w("        }\n")
+
+
 def body(w, broadcast):
     """One K step of the loop: the T columns' vec4s (loaded or broadcast) times p0.. p11."""
     if broadcast:
@@ -171,15 +183,12 @@ def entry(name, broadcast, k8=False):
         w("    for (var kq = 0u; kq < params.k; kq += 2u) {\n")
         for i in range(RP_MAX):
             w(f"        var w{i}: mat2x4<f32>;\n")
-        for blk in range(RP_MAX // 4):
-            ind = "            " if blk > 0 else "        "
-            if blk > 0:
-                w(f"        if RP > {4 * blk}u {{\n")
+        def load_pairs(blk, ind):
             for j in range(4):
                 i = 4 * blk + j
                 w(f"{ind}w{i} = load_p8(pi{i} + kq);\n")
-            if blk > 0:
-                w("        }\n")
+
+        row_blocks(w, load_pairs)
         for h in range(2):
             w(f"        {{\n")
             w(f"        let qk = (kq + {h}u) * qstep;\n")
@@ -194,17 +203,14 @@ def entry(name, broadcast, k8=False):
         w("        let qk = kq * qstep;\n")
         for i in range(RP_MAX):
             w(f"        var p{i}: vec4<f32>;\n")
-        for blk in range(RP_MAX // 4):
-            ind = "            " if blk > 0 else "        "
-            if blk > 0:
-                w(f"        if RP > {4 * blk}u {{\n")
+        def load_block(blk, ind):
             loads = ", ".join(f"load_p(pi{4 * blk + j} + pk)" for j in range(4))
             w(f"{ind}let l{blk} = mat4x4<f32>({loads});\n")
             w(f"{ind}let lt{blk} = transpose(l{blk});\n")
             for j in range(4):
                 w(f"{ind}p{4 * blk + j} = select(l{blk}[{j}], lt{blk}[{j}], p_rc);\n")
-            if blk > 0:
-                w("        }\n")
+
+        row_blocks(w, load_block)
         body(w, broadcast)
         w("    }\n")
     w("    let ob = b * params.o_batch;\n")

@@ -3,10 +3,26 @@
 
 use bitdance::model::{
     ar_parameters, cfg_at, decode, decoder_parameters, generate_tokens, tokens_to_latents,
-    CfgSchedule, ParamStore, SampleSettings,
+    CfgSchedule, ModelConfig, ParamStore, SampleSettings,
 };
 use bitdance::rng::Rng;
 use bitdance_tests::{gpu, tiny_config as tiny};
+
+/// The AR model, head and decoder of `c` with random weights (std 0.2) from `seed`.
+fn random_model(c: &ModelConfig, seed: u64) -> ParamStore {
+    let mut specs = ar_parameters(c);
+    specs.extend(decoder_parameters(&c.vae));
+    ParamStore::random(&gpu(), &specs, &mut Rng::new(seed), 0.2).unwrap()
+}
+
+/// Guidance 3 on the official linear schedule, `head_steps` head steps.
+fn guided(head_steps: usize) -> SampleSettings {
+    SampleSettings {
+        cfg: 3.0,
+        schedule: CfgSchedule::Linear,
+        head_steps,
+    }
+}
 
 #[test]
 fn cfg_schedules_follow_the_official_rule() {
@@ -152,15 +168,8 @@ fn half_weights_agree_with_f32_on_random_b4x() {
 fn a_stepwise_run_previews_and_ends_with_the_same_tokens() {
     use bitdance::model::{decode_tokens, TokenSampler};
     let c = tiny(4);
-    let g = gpu();
-    let mut specs = ar_parameters(&c);
-    specs.extend(decoder_parameters(&c.vae));
-    let store = ParamStore::random(&g, &specs, &mut Rng::new(4), 0.2).unwrap();
-    let settings = SampleSettings {
-        cfg: 3.0,
-        schedule: CfgSchedule::Linear,
-        head_steps: 3,
-    };
+    let store = random_model(&c, 4);
+    let settings = guided(3);
     let whole = generate_tokens(
         &c,
         &store,
@@ -206,15 +215,8 @@ fn an_image_run_samples_its_passes_as_the_cli_does() {
     use bitdance::model::{decode_tokens, Precision};
     use bitdance::studio::{token_hash, ImageRun, RecipeModel};
     let c = tiny(4);
-    let g = gpu();
-    let mut specs = ar_parameters(&c);
-    specs.extend(decoder_parameters(&c.vae));
-    let store = ParamStore::random(&g, &specs, &mut Rng::new(5), 0.2).unwrap();
-    let settings = SampleSettings {
-        cfg: 3.0,
-        schedule: CfgSchedule::Linear,
-        head_steps: 2,
-    };
+    let store = random_model(&c, 5);
+    let settings = guided(2);
     let classes = [1, 1, 3];
     // `bitdance generate -c 1,1,3 --batch 2 --seed 9`: passes of 2 and 1 from one generator.
     let mut rng = Rng::new(9);
