@@ -16,7 +16,7 @@ BITDANCE_HOME=$home xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   sleep 8
   # The Generate button of the Create panel at 1280x800 (a layout change that moves it makes
   # the check below fail: no image kept).
-  xdotool mousemove 90 421 click 1
+  xdotool mousemove 90 456 click 1
   sleep 15
   import -window root "$1"
   kill $app' "$target_dir/debug/bitdance-desktop" "$shot"
