@@ -4,6 +4,7 @@
 
 use std::time::Instant;
 
+use bitdance::studio::duration_text;
 use bitdance::train::{step_seconds, FinetuneOptions, LoraSpec, Trains};
 use eframe::egui;
 use egui_plot::{Line, Plot};
@@ -366,8 +367,8 @@ fn start(app: &mut BitDanceApp, ui: &mut egui::Ui) {
             let step = step_seconds(flops, probe, secs);
             ui.weak(format!(
                 "Time: about {} per step, {} for {} steps",
-                duration(step),
-                duration(step * o.steps as f64),
+                duration_text(step),
+                duration_text(step * o.steps as f64),
                 o.steps
             ))
             .on_hover_text(format!(
@@ -416,7 +417,10 @@ fn status_text(v: &RunView) -> String {
         RunStatus::Training | RunStatus::Pausing => {
             let left = v.total().saturating_sub(v.step);
             let eta = if v.steps_per_s > 0.0 {
-                format!(" · about {} left", duration(left as f64 / v.steps_per_s))
+                format!(
+                    " · about {} left",
+                    duration_text(left as f64 / v.steps_per_s)
+                )
             } else {
                 String::new()
             };
@@ -435,18 +439,6 @@ fn status_text(v: &RunView) -> String {
         RunStatus::Paused => format!("Paused at step {} of {}", v.step, v.total()),
         RunStatus::Done => format!("Done: {} steps", v.total()),
         RunStatus::Failed(reason) => format!("Failed: {reason}"),
-    }
-}
-
-fn duration(secs: f64) -> String {
-    if secs < 10.0 {
-        return format!("{secs:.2} s");
-    }
-    let s = secs.round() as u64;
-    match s {
-        0..60 => format!("{s} s"),
-        60..3600 => format!("{} min {} s", s / 60, s % 60),
-        _ => format!("{} h {} min", s / 3600, (s % 3600) / 60),
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use bitdance::io::WeightFile;
+use bitdance::studio::duration_text;
 use bitdance::train::{
     log_entry, mib, step_flops, step_seconds, time_throughput_probe, DataOptions, MemoryPlan,
     StepStats, Task, TrainSettings, Trainer,
@@ -290,8 +291,8 @@ fn check_plan(
         println!(
             "step time: about {} per step, {} for {} steps (estimated from the model's work and \
              this adapter's matmul probe, {gflops:.1} GFLOP/s)",
-            duration(secs),
-            duration(secs * args.steps as f64),
+            duration_text(secs),
+            duration_text(secs * args.steps as f64),
             args.steps
         );
     }
@@ -311,15 +312,6 @@ fn check_plan(
         );
     }
     Ok(())
-}
-
-/// A duration for people: "0.84 s", "3.2 min", "1.5 h".
-fn duration(secs: f64) -> String {
-    match secs {
-        s if s < 90.0 => format!("{s:.2} s"),
-        s if s < 5400.0 => format!("{:.1} min", s / 60.0),
-        s => format!("{:.1} h", s / 3600.0),
-    }
 }
 
 /// Refuses a resume whose task or options differ from the stored run's, naming each option

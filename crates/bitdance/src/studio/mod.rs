@@ -3,6 +3,7 @@
 //! model and a result. Written once here so an image made by any of them re-runs in the others.
 
 mod classes;
+mod duration;
 mod grid;
 mod hash;
 mod image_run;
@@ -11,6 +12,7 @@ mod png_text;
 mod recipe;
 
 pub use classes::{imagenet_name, ClassMatch, ClassNames};
+pub use duration::duration_text;
 pub use grid::tile_grid;
 pub use hash::{sha256_hex, token_hash, FileHasher};
 pub use image_run::{FinishedImage, ImageRun, PreviewPacer};

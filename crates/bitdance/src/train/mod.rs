@@ -27,7 +27,7 @@ pub use finetune_options::{DataOptions, FinetuneOptions, DATA_OPTIONS_KEY};
 pub use lora::{merge_adapter_file, AdaptedLayer, LoraSpec, LoraTargets, BASE_KEY, LORA_KEY};
 pub use memory_plan::{mib, MemoryPlan};
 pub use recipe::{ArRecipe, Trains};
-pub use step_time::{record_throughput_probe, step_flops, step_seconds, time_throughput_probe};
+pub use step_time::{step_flops, step_seconds, time_throughput_probe};
 pub use tokenizer_loss::{tokenizer_loss, TokenizerLosses, TokenizerRecipe, ENTROPY_GROUPS};
 pub use trainer::{
     StepStats, Task, TrainSettings, Trainer, CONFIG_KEY, EMA_PREFIX, MOMENT_PREFIXES, TRAIN_KEY,

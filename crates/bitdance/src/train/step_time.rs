@@ -10,17 +10,19 @@ use super::{Task, Trains, CLASS_TABLE};
 /// Rows of the probe's linear layer (its width is the model's: a kernel's throughput depends
 /// on the sizes it runs at).
 const PROBE_ROWS: usize = 256;
-/// Probe products recorded per timing (one submit, one wait).
+/// Probe products recorded per timing (one submit, one wait): at least this many, and enough
+/// for `PROBE_FLOPS` (a narrow model's product alone is too short to time).
 const PROBE_CALLS: usize = 8;
+/// Floating-point operations of one timed probe at the least.
+const PROBE_FLOPS: f64 = 4e8;
 /// Timed runs of the probe (the fastest counts: a busy machine only slows a run).
 const PROBE_RUNS: usize = 3;
-/// The share of the probe's throughput a whole step reaches. The step's other work (norms,
-/// attention, the optimizer, smaller or transposed products) and its larger products than the
-/// probe's about cancel: on lavapipe (`bitdance bench train` prints the estimate beside the
-/// measured step) the steps of the tiny config (batch 16 and 64, with and without
-/// checkpointing) and of a B-4x-size model ran at 0.9-1.1 of the probe's throughput, LoRA
-/// steps at 0.7.
-const STEP_EFFICIENCY: f64 = 1.0;
+/// The share of the probe's throughput a whole step reaches: the step's other work (norms,
+/// attention, the optimizer, smaller or transposed products) against its larger products than
+/// the probe's. On lavapipe (`bitdance bench train` prints the estimate beside the measured
+/// step) the tiny config's step ran at 0.9 of the probe's throughput and a B-4x-size model's
+/// at 0.75.
+const STEP_EFFICIENCY: f64 = 0.85;
 
 /// Floating-point operations of one training step of `task` on batches of `batch` (the
 /// linear layers' and attention's, forward and backward; checkpointing adds a forward of every
@@ -29,7 +31,7 @@ pub fn step_flops(task: &Task, c: &ModelConfig, batch: usize, checkpointing: boo
     let Task::Ar(recipe) = task else {
         return None;
     };
-    let linear: Vec<String> = ar_layer_weights(c)
+    let linear: std::collections::BTreeSet<String> = ar_layer_weights(c)
         .into_iter()
         .filter(|n| n != CLASS_TABLE)
         .collect();
@@ -58,33 +60,36 @@ pub fn step_flops(task: &Task, c: &ModelConfig, batch: usize, checkpointing: boo
     Some(2.0 * forward + weight_grads + recompute)
 }
 
-/// Records the throughput probe on `gpu` (a few products of a linear layer of `width` inputs
-/// and outputs on 256 rows: a model's projection) and returns its floating-point operations;
-/// `time_throughput_probe` times it.
-pub fn record_throughput_probe(gpu: &Gpu, width: usize) -> Result<f64> {
-    let (m, k, n) = (PROBE_ROWS, width.max(1), width.max(1));
-    let x = Tensor::from_f32(gpu, &[m, k], &probe_values(m * k))?;
-    let w = Tensor::from_f32(gpu, &[n, k], &probe_values(n * k))?;
-    for _ in 0..PROBE_CALLS {
-        drop(ops::matmul(&x, &w, None, false, true)?);
+/// Records the probe's products of `x` [256, width] by `w` [width, width]ᵀ on their GPU;
+/// returns their floating-point operations.
+fn record_probe(x: &Tensor, w: &Tensor) -> Result<f64> {
+    let (m, k, n) = (x.shape()[0], x.shape()[1], w.shape()[0]);
+    let per_call = 2.0 * (m * k * n) as f64;
+    let calls = PROBE_CALLS.max((PROBE_FLOPS / per_call).ceil() as usize);
+    for _ in 0..calls {
+        drop(ops::matmul(x, w, None, false, true)?);
     }
-    Ok(PROBE_CALLS as f64 * 2.0 * (m * k * n) as f64)
+    Ok(calls as f64 * per_call)
 }
 
 /// The adapter's matmul throughput at a model's `width` (`ModelConfig::dim`) as (FLOPs,
-/// seconds) of the fastest of a few timed probes, after one untimed probe that compiles the
-/// kernel; `now` is the caller's clock in seconds (any origin).
+/// seconds) of the fastest of a few timed probes (a linear layer of `width` inputs and outputs
+/// on 256 rows, its operands uploaded before any timing), after one untimed probe that
+/// compiles the kernel; `now` is the caller's clock in seconds (any origin).
 pub async fn time_throughput_probe(
     gpu: &Gpu,
     width: usize,
     now: &dyn Fn() -> f64,
 ) -> Result<(f64, f64)> {
-    record_throughput_probe(gpu, width)?;
+    let (m, k) = (PROBE_ROWS, width.max(1));
+    let x = Tensor::from_f32(gpu, &[m, k], &probe_values(m * k))?;
+    let w = Tensor::from_f32(gpu, &[k, k], &probe_values(k * k))?;
+    record_probe(&x, &w)?;
     gpu.finished().await?;
     let mut best = (0.0, f64::INFINITY);
     for _ in 0..PROBE_RUNS {
         let start = now();
-        let flops = record_throughput_probe(gpu, width)?;
+        let flops = record_probe(&x, &w)?;
         gpu.finished().await?;
         let secs = now() - start;
         if secs < best.1 {
