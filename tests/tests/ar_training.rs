@@ -8,7 +8,9 @@ use bitdance::io::WeightFile;
 use bitdance::model::{ar_parameters, ModelConfig, ParamStore, ParamVars};
 use bitdance::optim::{AdamWConfig, LrSchedule};
 use bitdance::rng::Rng;
-use bitdance::train::{ar_loss, ArBatch, ArDraws, ArRecipe, Task, TrainSettings, Trainer};
+use bitdance::train::{
+    ar_loss, ArBatch, ArDraws, ArRecipe, Task, TrainSettings, Trainer, CLASS_TABLE,
+};
 use bitdance_tests::{gpu, tiny_config as tiny};
 
 /// Four images of two classes: each class has its own fixed random token bits.
@@ -219,6 +221,182 @@ fn checkpointing_gives_the_same_steps_while_keeping_fewer_values() {
         let b = block_on(checkpointed.checkpoint()).unwrap();
         assert!(a == b, "p={p}: weights, moments and EMA differ");
     });
+}
+
+/// `store` with its class table cut into row chunks of `rows` rows, as a table over one
+/// storage binding is held.
+fn with_table_in_chunks(store: ParamStore, rows: usize) -> ParamStore {
+    let (table, mut rest) = store.partition(|n| n == CLASS_TABLE);
+    let table = table.get(CLASS_TABLE).unwrap();
+    let total = table.shape()[0];
+    let chunks = (0..total)
+        .step_by(rows)
+        .map(|start| bitdance::ops::slice(table, 0, start, rows.min(total - start)).unwrap())
+        .collect::<Vec<_>>();
+    assert!(chunks.len() >= 2);
+    rest.insert_chunks(CLASS_TABLE, chunks);
+    rest
+}
+
+#[test]
+fn a_class_table_held_in_row_chunks_trains_as_a_whole_one() {
+    use bitdance::train::{LoraSpec, Trains};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = tiny(4);
+    let (tokens, classes) = dataset(&c);
+    let batch = ArBatch {
+        tokens: &tokens,
+        classes: &classes,
+    };
+    for trains in [Trains::Full, Trains::Lora(LoraSpec::default())] {
+        let mut s = settings(10);
+        s.task = Task::Ar(ArRecipe {
+            trains,
+            ..ArRecipe::default()
+        });
+        let make = |chunk_rows: Option<usize>| {
+            let params =
+                ParamStore::random(&gpu(), &ar_parameters(&c), &mut Rng::new(1), 0.05).unwrap();
+            let params = match chunk_rows {
+                Some(rows) => with_table_in_chunks(params, rows),
+                None => params,
+            };
+            Trainer::new(c.clone(), params, ParamStore::new(), s).unwrap()
+        };
+        let (mut whole, mut chunked) = (make(None), make(Some(2)));
+        assert_eq!(chunked.params.get_chunks(CLASS_TABLE).unwrap().len(), 3);
+        for step in 0..3 {
+            let a = block_on(whole.step(&batch)).unwrap();
+            let b = block_on(chunked.step(&batch)).unwrap();
+            let close = (a.loss - b.loss).abs() <= 1e-6 * a.loss.abs()
+                && (a.grad_norm - b.grad_norm).abs() <= 1e-5 * a.grad_norm;
+            assert!(close, "{trains:?} step {step}: {a:?} vs {b:?}");
+        }
+        // The chunks' rows moved: the classes of the batch are in different chunks.
+        let rows = |t: &Trainer| {
+            let store = t.sampling_store(false).unwrap();
+            block_on(store.to_safetensors(None)).unwrap()
+        };
+        let (a, b) = (rows(&whole), rows(&chunked));
+        let (fa, fb) = (
+            WeightFile::parse_named("whole", &a).unwrap(),
+            WeightFile::parse_named("chunked", &b).unwrap(),
+        );
+        assert_eq!(
+            fa.names(),
+            fb.names(),
+            "{trains:?}: the sampling stores' tensors"
+        );
+        let table = |f: &WeightFile| f.to_f32(CLASS_TABLE).unwrap();
+        let err = bitdance_tests::max_relative_error(&table(&fb), &table(&fa));
+        assert!(err < 1e-5, "{trains:?}: class table differs by {err}");
+        // The checkpoint holds the table, its EMA and moments whole, under official names,
+        // and resumes (here whole: this adapter's binding holds it) into the same steps.
+        let bytes = block_on(chunked.checkpoint()).unwrap();
+        let file = WeightFile::parse_named("chunked.safetensors", &bytes).unwrap();
+        let reference = block_on(whole.checkpoint()).unwrap();
+        let reference = WeightFile::parse_named("whole.safetensors", &reference).unwrap();
+        assert_eq!(
+            file.names(),
+            reference.names(),
+            "{trains:?}: checkpoint tensors"
+        );
+        for prefix in ["", "ema.", "optim.m.", "optim.v."] {
+            let name = format!("{prefix}{CLASS_TABLE}");
+            assert_eq!(
+                file.shape(&name).unwrap(),
+                [c.num_classes + 1, c.cls_token_num * c.dim],
+                "{name}"
+            );
+        }
+        let mut resumed = Trainer::resume(&gpu(), &file, Some(&c)).unwrap();
+        for step in 3..5 {
+            let a = block_on(whole.step(&batch)).unwrap();
+            let b = block_on(resumed.step(&batch)).unwrap();
+            let close = (a.loss - b.loss).abs() <= 1e-5 * a.loss.abs();
+            assert!(close, "{trains:?} resumed step {step}: {a:?} vs {b:?}");
+        }
+    }
+}
+
+#[test]
+fn a_lora_run_on_a_16_bit_base_trains_as_on_its_rounded_f32_values_and_resumes_exactly() {
+    use bitdance::train::{LoraSpec, Trains};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = tiny(4);
+    let (tokens, classes) = dataset(&c);
+    let batch = ArBatch {
+        tokens: &tokens,
+        classes: &classes,
+    };
+    let mut s = settings(10);
+    let recipe = ArRecipe {
+        trains: Trains::Lora(LoraSpec::default()),
+        half_base: true,
+        ..ArRecipe::default()
+    };
+    s.task = Task::Ar(recipe);
+    let half = s.task.half_weights(&c);
+    let wqkv = "layers.0.attention.wqkv.weight";
+    assert!(
+        half.contains(wqkv) && !half.contains(CLASS_TABLE),
+        "{half:?}"
+    );
+    let base =
+        ParamStore::random_in(&gpu(), &ar_parameters(&c), &mut Rng::new(1), 0.05, &half).unwrap();
+    // The same base in f32: the 16-bit values widened.
+    let bytes = block_on(base.to_safetensors(None)).unwrap();
+    let file = WeightFile::parse_named("base", &bytes).unwrap();
+    let wide = ParamStore::from_weights(&gpu(), &file, &ar_parameters(&c)).unwrap();
+    let mut halved = Trainer::new(c.clone(), base, ParamStore::new(), s).unwrap();
+    assert_eq!(
+        halved.frozen.get(wqkv).unwrap().dtype(),
+        bitdance::DType::F16
+    );
+    let mut f32_settings = s;
+    f32_settings.task = Task::Ar(ArRecipe {
+        half_base: false,
+        ..recipe
+    });
+    let mut widened = Trainer::new(c.clone(), wide, ParamStore::new(), f32_settings).unwrap();
+    for step in 0..4 {
+        let a = block_on(halved.step(&batch)).unwrap();
+        let b = block_on(widened.step(&batch)).unwrap();
+        assert!(
+            (a.loss - b.loss).abs() <= 1e-4 * b.loss.abs(),
+            "step {step}: {a:?} vs {b:?}"
+        );
+    }
+    // The merged model widens the base: the same weights as the f32 run's merge.
+    let merged = |t: &Trainer| {
+        let bytes = block_on(t.export_model(true, false)).unwrap();
+        let file = WeightFile::parse_named("model", &bytes).unwrap();
+        file.to_f32(wqkv).unwrap()
+    };
+    let err = bitdance_tests::max_relative_error(&merged(&halved), &merged(&widened));
+    assert!(err < 1e-5, "merged {wqkv} differs by {err}");
+    // Resumed, the base is 16-bit again and the steps are those of the run that went on.
+    let ckpt = block_on(halved.checkpoint()).unwrap();
+    let file = WeightFile::parse_named("ckpt", &ckpt).unwrap();
+    let mut resumed = Trainer::resume(&gpu(), &file, Some(&c)).unwrap();
+    assert_eq!(
+        resumed.frozen.get(wqkv).unwrap().dtype(),
+        bitdance::DType::F16
+    );
+    for step in 4..6 {
+        let a = block_on(halved.step(&batch)).unwrap();
+        let b = block_on(resumed.step(&batch)).unwrap();
+        assert_eq!(a.loss, b.loss, "resumed step {step}");
+    }
+    // The plan counts the base at 2 bytes a weight.
+    let plan = |task: &Task| bitdance::train::MemoryPlan::of(task, &c, 4, false).parts[0].1;
+    let saved = plan(&f32_settings.task) - plan(&s.task);
+    let half_elements: usize = ar_parameters(&c)
+        .iter()
+        .filter(|p| half.contains(&p.name))
+        .map(|p| p.shape.iter().product::<usize>())
+        .sum();
+    assert_eq!(saved as usize, 2 * half_elements);
 }
 
 #[test]

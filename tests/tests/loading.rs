@@ -417,3 +417,59 @@ fn rows_written_across_chunks_land_in_place() {
     let e = store.write_rows("table", 9, &all[..12]).unwrap_err();
     assert!(e.to_string().contains("rows past"), "{e}");
 }
+
+/// A store walked part by part (each row chunk under its own name, as the optimizer and the
+/// EMA key them) and copied keeps its chunks; the parts join into the whole parameter again,
+/// in chunk order even past ten chunks, and a missing chunk is refused by name.
+#[test]
+fn row_chunks_walk_as_parts_and_join_whole() {
+    use bitdance::model::{join_row_parts, part_name, split_part_name};
+    let spec = ParamSpec {
+        name: "table".into(),
+        shape: vec![12, 6],
+    };
+    let mut store = ParamStore::new();
+    // One row per chunk: 12 chunks, so "#rows10" sorts before "#rows2" by name.
+    store.allocate(&gpu(), &spec, 48, false).unwrap();
+    let all: Vec<f32> = (0..72).map(|v| v as f32).collect();
+    store.write_rows("table", 0, &all).unwrap();
+    let bias = bitdance::Tensor::from_f32(&gpu(), &[3], &[1.0, 2.0, 3.0]).unwrap();
+    store.insert("bias", bias);
+    let names: Vec<String> = store.iter().map(|(n, _)| n.into_owned()).collect();
+    assert_eq!(names.len(), 13);
+    assert!(names.contains(&part_name("table", 11)) && names.contains(&"bias".to_string()));
+    assert_eq!(
+        split_part_name(&part_name("ema.table", 7)),
+        Some(("ema.table", 7))
+    );
+    assert_eq!(split_part_name("table"), None);
+
+    let mut copy = ParamStore::new();
+    for (name, t) in store.iter().collect::<Vec<_>>().into_iter().rev() {
+        copy.insert(&name, t.clone());
+    }
+    assert_eq!(copy.get_chunks("table").unwrap().len(), 12);
+    assert_eq!(copy.shape("table").unwrap(), [12, 6]);
+    assert_eq!(values(&copy, "table"), all);
+    let file = block_on(copy.to_safetensors(None)).unwrap();
+    let file = WeightFile::parse_named("copy", &file).unwrap();
+    assert_eq!(file.shape("table").unwrap(), [12, 6]);
+    assert_eq!(file.to_f32("table").unwrap(), all);
+
+    let host = |skip: usize| {
+        (0..12)
+            .filter(|&i| i != skip)
+            .map(|i| {
+                (
+                    part_name("t", i),
+                    vec![1, 6],
+                    all[i * 6..i * 6 + 6].to_vec(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let joined = join_row_parts(host(99)).unwrap();
+    assert_eq!(joined, [("t".to_string(), vec![12, 6], all.clone())]);
+    let e = join_row_parts(host(4)).unwrap_err().to_string();
+    assert!(e.contains("'t'") && e.contains("missing"), "{e}");
+}

@@ -362,6 +362,7 @@ fn settings_options(s: &TrainSettings) -> Vec<(&'static str, String)> {
     match s.task {
         Task::Ar(r) => options.extend([
             ("--train", format!("{:?}", r.trains).to_lowercase()),
+            ("--half-base", r.half_base.to_string()),
             ("--perturb-rate", r.perturb_rate.to_string()),
             ("--diff-batch-mul", r.diff_batch_mul.to_string()),
             ("class_dropout", r.class_dropout.to_string()),

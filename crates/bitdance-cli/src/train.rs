@@ -58,6 +58,10 @@ pub struct TrainArgs {
     /// model stays as it is).
     #[arg(long, value_enum, default_value_t = TrainsArg::Full)]
     train: TrainsArg,
+    /// `--train lora` or `embeddings`: hold the frozen base's linear weights in 16 bits (half
+    /// their memory; what trains stays f32). A resumed run must be given the same choice.
+    #[arg(long)]
+    half_base: bool,
     /// `--train lora`: the adapters' rank r.
     #[arg(long, default_value_t = 16)]
     lora_rank: usize,
@@ -199,6 +203,7 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 alpha: args.lora_alpha,
                 targets: LoraTargets::parse(&args.lora_targets)?,
             }),
+            half_base: args.half_base,
             ..ArRecipe::default()
         }),
         adamw: AdamWConfig::default(),

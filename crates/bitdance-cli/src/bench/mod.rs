@@ -62,6 +62,9 @@ pub struct BenchArgs {
     /// `train`: gradient checkpointing (blocks recomputed in the backward).
     #[arg(long)]
     checkpointing: bool,
+    /// `train` with `--train lora` or `embeddings`: the frozen base's linear weights in 16 bits.
+    #[arg(long)]
+    half_base: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -113,6 +116,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 repeats: args.repeats.unwrap_or(10),
                 trains: args.train.trains(bitdance::train::LoraSpec::default()),
                 checkpointing: args.checkpointing,
+                half_base: args.half_base,
             };
             let config = args.config.as_deref().unwrap_or("tiny");
             train::run(&gpu, model, config, run, args.json, args.profile)?

@@ -2,7 +2,7 @@
 //! (official recipe, random tokens) or of the tokenizer (random images), random weights,
 //! forward + backward + AdamW + EMA, after warm-up steps.
 
-use bitdance::model::{init_autoencoder, init_parameters, ParamStore};
+use bitdance::model::{init_autoencoder, init_parameters_in, ParamStore};
 use bitdance::optim::{AdamWConfig, LrSchedule};
 use bitdance::rng::Rng;
 use bitdance::train::{
@@ -38,6 +38,8 @@ pub struct TrainRun {
     pub trains: Trains,
     /// Gradient checkpointing.
     pub checkpointing: bool,
+    /// The frozen base in 16 bits (LoRA and class-table runs).
+    pub half_base: bool,
 }
 
 /// Runs the benchmark; prints JSON with `json`, and with `profile` the time per kernel of one
@@ -55,6 +57,7 @@ pub fn run(
     let task = match model {
         Model::Ar => Task::Ar(ArRecipe {
             trains: run.trains,
+            half_base: run.half_base,
             ..ArRecipe::default()
         }),
         Model::Tokenizer => Task::Tokenizer(TokenizerRecipe::default()),
@@ -64,7 +67,7 @@ pub fn run(
     gpu.check_memory(&task.memory(&c, batch, checkpointing))?;
     let mut rng = Rng::new(0);
     let params = match model {
-        Model::Ar => init_parameters(gpu, &c, &mut rng)?,
+        Model::Ar => init_parameters_in(gpu, &c, &mut rng, &task.half_weights(&c))?,
         Model::Tokenizer => init_autoencoder(gpu, &c.vae, &mut rng)?,
     };
     let settings = TrainSettings {
@@ -90,7 +93,10 @@ pub fn run(
                 .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })
                 .collect();
             let classes: Vec<u32> = (0..batch).map(|i| (i % c.num_classes) as u32).collect();
-            let recompute = if checkpointing { ", checkpointing" } else { "" };
+            let mut recompute = if checkpointing { ", checkpointing" } else { "" }.to_string();
+            if !task.half_weights(&c).is_empty() {
+                recompute.push_str(", 16-bit frozen base");
+            }
             let what = format!(
                 "train {config}, batch {batch}, diff_batch_mul {}, trains {}{recompute}",
                 ArRecipe::default().diff_batch_mul,
@@ -141,6 +147,7 @@ pub fn run(
                 "dispatches_per_step": dispatches, "submits_per_step": submits,
                 "peak_gpu_mib": peak, "planned_gpu_mib": plan.total() as f64 / (1 << 20) as f64,
                 "checkpointing": checkpointing, "trains": run.trains.describe(),
+                "half_base": run.half_base,
                 "estimated_step_s": estimate.map(|e| e.0), "probe_gflops": estimate.map(|e| e.1)})
         );
     } else {

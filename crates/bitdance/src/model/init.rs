@@ -2,6 +2,8 @@
 //! embeddings, ones and zeros for norms and biases, Xavier-uniform head linears, and zeroed
 //! adaLN and output layers in the head.
 
+use std::collections::BTreeSet;
+
 use super::{
     ar_parameters, decoder_parameters, encoder_parameters, AeConfig, ModelConfig, ParamStore,
 };
@@ -37,9 +39,22 @@ fn rule(name: &str, shape: &[usize]) -> Init {
 }
 
 /// Fresh parameters of `c`'s AR model and head, initialised as the official code does, drawn
-/// from `rng` in parameter order.
+/// from `rng` in parameter order; one over a storage binding is held in row chunks.
 pub fn init_parameters(gpu: &Gpu, c: &ModelConfig, rng: &mut Rng) -> Result<ParamStore> {
+    init_parameters_in(gpu, c, rng, &BTreeSet::new())
+}
+
+/// `init_parameters`, holding the parameters named in `half` in 16 bits where their kernels
+/// read them so (a frozen base).
+pub fn init_parameters_in(
+    gpu: &Gpu,
+    c: &ModelConfig,
+    rng: &mut Rng,
+    half: &BTreeSet<String>,
+) -> Result<ParamStore> {
     gpu.check_memory(&c.ar_weights_memory())?;
+    // A table over one storage binding (the B class table) is held in row chunks.
+    let limit = gpu.limits().max_storage_buffer_binding_size;
     let mut store = ParamStore::new();
     for spec in ar_parameters(c) {
         let n: usize = spec.shape.iter().product();
@@ -53,10 +68,7 @@ pub fn init_parameters(gpu: &Gpu, c: &ModelConfig, rng: &mut Rng) -> Result<Para
                 rng.uniform_vec(n, -a, a)
             }
         };
-        store.insert(
-            &spec.name,
-            Tensor::weight_from_f32(gpu, &spec.shape, &data, DType::F32)?,
-        );
+        store.upload(gpu, &spec, &data, limit, half.contains(&spec.name))?;
     }
     Ok(store)
 }

@@ -45,7 +45,7 @@ pub use generate::{
 pub use generator_loader::{decoder_feature_map, GeneratorLoader, LoadFile, TensorRead};
 pub use graph::{CacheSlot, Eager, Graph};
 pub use head::{head_condition, head_forward, head_predict, head_predict_at};
-pub use init::{init_autoencoder, init_parameters};
+pub use init::{init_autoencoder, init_parameters, init_parameters_in};
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
 pub use loading::{
     decoder_weights, generation_parameters, half_weights, load_autoencoder, load_generator,
@@ -57,7 +57,7 @@ pub use params::{decays, ParamSpec};
 pub use pipeline::{decode_tokens, encode_tokens, to_rgb8, Generated};
 pub use precision::Precision;
 pub use sampler::{linspace_grid, sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
-pub use store::{ParamStore, ParamVars};
+pub use store::{join_row_parts, part_name, split_part_name, HostTensor, ParamStore, ParamVars};
 pub use timestep::timestep_embedding;
 pub use transformer::{sequence_mask, sequence_positions, transformer_forward};
 pub use weights::{

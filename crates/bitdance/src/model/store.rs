@@ -1,5 +1,6 @@
 //! Named parameter tensors on the GPU, keyed by official names.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::ParamSpec;
@@ -9,11 +10,77 @@ use crate::{DType, Error, Gpu, Result, Tensor};
 
 /// The parameters of a model, by official name. A parameter larger than one storage binding
 /// (the decoder's last upsampling conv, the B class table) is held as row chunks along its
-/// first dimension.
+/// first dimension; `iter` names each chunk as a part (`part_name`), which `insert` files
+/// back in its place, so that whatever walks a store (the optimizer's moments, the EMA, a
+/// checkpoint) holds every chunk under a name of its own.
 #[derive(Clone, Default)]
 pub struct ParamStore {
     tensors: BTreeMap<String, Tensor>,
-    chunked: BTreeMap<String, Vec<Tensor>>,
+    /// Row chunks by parameter name, by chunk index.
+    chunked: BTreeMap<String, BTreeMap<usize, Tensor>>,
+}
+
+/// Separates a parameter's name from the index of one of its row chunks.
+const PART_MARK: &str = "#rows";
+
+/// The name of row chunk `index` of parameter `name` (`cls_embedding.weight#rows1`): how the
+/// optimizer's moments and the EMA key a parameter held in chunks. Never an official name.
+pub fn part_name(name: &str, index: usize) -> String {
+    format!("{name}{PART_MARK}{index}")
+}
+
+/// The parameter and chunk index of a `part_name`; `None` for a whole parameter's name.
+pub fn split_part_name(name: &str) -> Option<(&str, usize)> {
+    let (base, index) = name.rsplit_once(PART_MARK)?;
+    let index = index.parse().ok()?;
+    Some((base, index))
+}
+
+/// A tensor read back to the host: name, shape, values.
+pub type HostTensor = (String, Vec<usize>, Vec<f32>);
+
+/// `host` with the row chunks of each parameter (named by `part_name`, with any prefix, e.g.
+/// `ema.`) joined along their first dimension under the parameter's own name, in chunk order;
+/// whole tensors pass unchanged. A file written from it is the same whatever chunks the
+/// adapter that wrote it needed.
+pub fn join_row_parts(host: Vec<HostTensor>) -> Result<Vec<HostTensor>> {
+    let mut whole = Vec::new();
+    // Parameter name -> chunk index -> (shape, values).
+    type Chunks = BTreeMap<usize, (Vec<usize>, Vec<f32>)>;
+    let mut parts: BTreeMap<String, Chunks> = BTreeMap::new();
+    for (name, shape, data) in host {
+        match split_part_name(&name) {
+            Some((base, index)) => {
+                parts
+                    .entry(base.to_string())
+                    .or_default()
+                    .insert(index, (shape, data));
+            }
+            None => whole.push((name, shape, data)),
+        }
+    }
+    for (name, chunks) in parts {
+        let mut shape: Option<Vec<usize>> = None;
+        let mut data = Vec::new();
+        for (position, (index, (s, d))) in chunks.into_iter().enumerate() {
+            match &mut shape {
+                None if index == 0 => shape = Some(s),
+                Some(joined) if index == position && joined[1..] == s[1..] => joined[0] += s[0],
+                _ => {
+                    return Err(Error::Invalid(format!(
+                        "'{name}': row chunk {index} of shape {s:?} does not continue the \
+                         chunks before it ({shape:?}), or one before it is missing"
+                    )))
+                }
+            }
+            data.extend(d);
+        }
+        if let Some(shape) = shape {
+            whole.push((name, shape, data));
+        }
+    }
+    whole.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(whole)
 }
 
 /// Every missing or misshaped tensor of `specs` in `file`, listed in one error.
@@ -108,6 +175,19 @@ impl ParamStore {
         Self::build(gpu, specs, limit, &BTreeSet::new(), |spec| {
             file.to_f32(&spec.name)
         })
+    }
+
+    /// `from_weights`, holding the parameters named in `half` in 16 bits where their kernels
+    /// read them so (see `upload`): a frozen base.
+    pub fn from_weights_in(
+        gpu: &Gpu,
+        file: &WeightFile<'_>,
+        specs: &[ParamSpec],
+        half: &BTreeSet<String>,
+    ) -> Result<Self> {
+        let limit = gpu.limits().max_storage_buffer_binding_size;
+        check_specs(file, specs)?;
+        Self::build(gpu, specs, limit, half, |spec| file.to_f32(&spec.name))
     }
 
     /// Uploads every spec's values (from `values`, one tensor at a time: the host never holds
@@ -269,19 +349,11 @@ impl ParamStore {
         &self,
         metadata: Option<&BTreeMap<String, String>>,
     ) -> Result<Vec<u8>> {
-        let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-        for (name, t) in &self.tensors {
-            host.push((name.clone(), t.shape().to_vec(), t.to_vec_f32().await?));
+        let mut host: Vec<HostTensor> = Vec::new();
+        for (name, t) in self.iter() {
+            host.push((name.into_owned(), t.shape().to_vec(), t.to_vec_f32().await?));
         }
-        for (name, chunks) in &self.chunked {
-            let mut shape = chunks[0].shape().to_vec();
-            shape[0] = chunks.iter().map(|c| c.shape()[0]).sum();
-            let mut data = Vec::new();
-            for c in chunks {
-                data.extend(c.to_vec_f32().await?);
-            }
-            host.push((name.clone(), shape, data));
-        }
+        let host = join_row_parts(host)?;
         let views: Vec<(&str, &[usize], &[f32])> = host
             .iter()
             .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
@@ -289,14 +361,26 @@ impl ParamStore {
         crate::io::save_safetensors(&views, metadata)
     }
 
-    /// Adds or replaces a parameter.
+    /// Adds or replaces a parameter, or one row chunk of one when `name` is a `part_name`
+    /// (what `iter` yields, so that a store copied part by part keeps its chunks).
     pub fn insert(&mut self, name: &str, tensor: Tensor) {
-        self.tensors.insert(name.to_string(), tensor);
+        match split_part_name(name) {
+            Some((base, index)) => {
+                self.chunked
+                    .entry(base.to_string())
+                    .or_default()
+                    .insert(index, tensor);
+            }
+            None => {
+                self.tensors.insert(name.to_string(), tensor);
+            }
+        }
     }
 
     /// Adds a parameter held as row chunks along its first dimension (in order).
     pub fn insert_chunks(&mut self, name: &str, chunks: Vec<Tensor>) {
-        self.chunked.insert(name.to_string(), chunks);
+        self.chunked
+            .insert(name.to_string(), chunks.into_iter().enumerate().collect());
     }
 
     /// The parameter `name`, or an error naming it (also when it is only held in chunks).
@@ -315,7 +399,7 @@ impl ParamStore {
     /// The parameter `name` as row chunks along its first dimension (one chunk when whole).
     pub fn get_chunks(&self, name: &str) -> Result<Vec<&Tensor>> {
         match self.chunked.get(name) {
-            Some(chunks) => Ok(chunks.iter().collect()),
+            Some(chunks) => Ok(chunks.values().collect()),
             None => Ok(vec![self.get(name)?]),
         }
     }
@@ -332,16 +416,48 @@ impl ParamStore {
         Ok(t)
     }
 
-    /// Names and tensors in name order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor)> {
-        self.tensors.iter().map(|(k, v)| (k.as_str(), v))
+    /// The shape of parameter `name` (its chunks' rows added up), or an error naming it.
+    pub fn shape(&self, name: &str) -> Result<Vec<usize>> {
+        let chunks = self.get_chunks(name)?;
+        let mut shape = chunks[0].shape().to_vec();
+        if chunks.len() > 1 {
+            shape[0] = chunks.iter().map(|c| c.shape()[0]).sum();
+        }
+        Ok(shape)
+    }
+
+    /// Checks that parameter `name` (whole or in chunks) has `shape`.
+    pub fn check_shape(&self, name: &str, shape: &[usize]) -> Result<()> {
+        let found = self.shape(name)?;
+        if found != shape {
+            return Err(Error::Shape {
+                op: "parameter",
+                detail: format!("'{name}' is {found:?}, expected {shape:?}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every tensor: the whole parameters in name order under their names, then each row chunk
+    /// of a chunked one under its `part_name`.
+    pub fn iter(&self) -> impl Iterator<Item = (Cow<'_, str>, &Tensor)> {
+        let whole = self
+            .tensors
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(k.as_str()), v));
+        let parts = self.chunked.iter().flat_map(|(name, chunks)| {
+            chunks
+                .iter()
+                .map(move |(i, t)| (Cow::Owned(part_name(name, *i)), t))
+        });
+        whole.chain(parts)
     }
 
     /// The GPU holding the parameters, or an error for an empty store.
     pub fn gpu(&self) -> Result<Gpu> {
         self.tensors
             .values()
-            .chain(self.chunked.values().flatten())
+            .chain(self.chunked.values().flat_map(|c| c.values()))
             .next()
             .map(|t| t.gpu().clone())
             .ok_or_else(|| Error::Invalid("the parameter store is empty".into()))
@@ -426,6 +542,36 @@ impl<'a> ParamVars<'a> {
             .leaf(self.store.get(name)?.clone(), self.trainable);
         self.vars.borrow_mut().insert(name.to_string(), v);
         Ok(v)
+    }
+
+    /// The tape values of parameter `name`'s row chunks (one when it is whole), each recorded
+    /// once under its `part_name`, so that each chunk gets its own gradient.
+    pub fn get_chunks(&self, name: &str) -> Result<Vec<crate::autograd::Var>> {
+        let store = match self.constants.filter(|_| !self.store.contains(name)) {
+            Some(constants) => constants,
+            None => self.store,
+        };
+        let chunks = store.get_chunks(name)?;
+        if chunks.len() == 1 {
+            return Ok(vec![self.get(name)?]);
+        }
+        let constant = !std::ptr::eq(store, self.store);
+        let mut vars = Vec::with_capacity(chunks.len());
+        for (i, chunk) in chunks.into_iter().enumerate() {
+            let part = part_name(name, i);
+            let known = match constant {
+                true => &self.constant_vars,
+                false => &self.vars,
+            };
+            if let Some(v) = known.borrow().get(&part) {
+                vars.push(*v);
+                continue;
+            }
+            let v = self.tape.leaf(chunk.clone(), self.trainable && !constant);
+            known.borrow_mut().insert(part, v);
+            vars.push(v);
+        }
+        Ok(vars)
     }
 
     /// The GPU holding the parameters.

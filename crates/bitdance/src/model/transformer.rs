@@ -64,7 +64,8 @@ pub fn transformer_forward(
     let connector = Connector::fetch(c, &mut fetch)?;
     let trunk = Trunk::fetch(c, &mut fetch)?;
 
-    let cls = tape.embedding(params.get("cls_embedding.weight")?, class_idx)?;
+    let table = params.get_chunks("cls_embedding.weight")?;
+    let cls = tape.embedding_chunks(&table, class_idx)?;
     let mut parts = vec![tape.reshape(cls, &[b, c.cls_token_num, d])?];
     if p > 1 {
         parts.push(tape.tile(params.get("query_token")?, b)?);

@@ -45,7 +45,8 @@ pub fn trainer_from_model(
         None => ModelCard::of_file(file.label(), file)?.config,
     };
     gpu.check_memory(&settings.task.memory(&c, 1, true))?;
-    let params = ParamStore::from_weights(gpu, file, &ar_parameters(&c))?;
+    let half = settings.task.half_weights(&c);
+    let params = ParamStore::from_weights_in(gpu, file, &ar_parameters(&c), &half)?;
     let frozen = load_autoencoder(gpu, &c.vae, file)?;
     Trainer::new(c, params, frozen, settings)
 }

@@ -33,6 +33,9 @@ pub struct FinetuneOptions {
     /// Gradient checkpointing: less memory, about a third more time per step; the same steps.
     #[serde(default)]
     pub checkpointing: bool,
+    /// A LoRA or class-table run holds its frozen base's linear weights in 16 bits.
+    #[serde(default)]
+    pub half_base: bool,
 }
 
 impl Default for FinetuneOptions {
@@ -47,6 +50,7 @@ impl Default for FinetuneOptions {
             flips: false,
             trains: Trains::Full,
             checkpointing: false,
+            half_base: false,
         }
     }
 }
@@ -107,6 +111,7 @@ impl FinetuneOptions {
         TrainSettings {
             task: Task::Ar(ArRecipe {
                 trains: self.trains,
+                half_base: self.half_base,
                 ..ArRecipe::default()
             }),
             adamw: AdamWConfig::default(),

@@ -233,6 +233,7 @@ impl LoraSpec {
         let adapters: Vec<AdaptedLayer> = self.layers(c);
         let is_adapter = |name: &str| adapters.iter().any(|l| l.a == name || l.b == name);
         for (name, t) in store.iter() {
+            let name = name.as_ref();
             if is_adapter(name) {
                 continue;
             }
@@ -240,7 +241,9 @@ impl LoraSpec {
                 Some(l) => {
                     let product =
                         ops::matmul(store.get(&l.b)?, store.get(&l.a)?, None, false, false)?;
-                    merged.insert(name, ops::axpby(1.0, t, self.scale(), &product)?);
+                    // A 16-bit frozen base is widened: the merged weight is f32.
+                    let w = ops::to_f32(t)?;
+                    merged.insert(name, ops::axpby(1.0, &w, self.scale(), &product)?);
                 }
                 None => merged.insert(name, t.clone()),
             }

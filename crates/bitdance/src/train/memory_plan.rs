@@ -36,7 +36,7 @@ fn elements(specs: &[ParamSpec]) -> f64 {
 
 impl MemoryPlan {
     /// The plan of `task` training `c` on batches of `batch`: every weight in f32 (trained and
-    /// frozen, the autoencoder included), a gradient, two AdamW moments and an EMA copy per
+    /// frozen, the autoencoder included; a 16-bit frozen base in half that), a gradient, two AdamW moments and an EMA copy per
     /// trained weight, and the activations kept for the backward pass (with their gradients),
     /// the blocks' inputs alone with `checkpointing` (AR runs; one block recomputed at a time).
     pub fn of(task: &Task, c: &ModelConfig, batch: usize, checkpointing: bool) -> Self {
@@ -45,7 +45,15 @@ impl MemoryPlan {
         vae.extend(decoder_parameters(&c.vae));
         let (all, activations) = match task {
             Task::Ar(recipe) => {
-                let all = elements(&crate::model::ar_parameters(c)) + elements(&vae);
+                // A 16-bit frozen base holds its linear weights in half the bytes.
+                let ar = crate::model::ar_parameters(c);
+                let half = task.half_weights(c);
+                let halved: Vec<ParamSpec> = ar
+                    .iter()
+                    .filter(|s| half.contains(&s.name))
+                    .cloned()
+                    .collect();
+                let all = elements(&ar) + elements(&vae) - elements(&halved) / 2.0;
                 let repeats = recipe.diff_batch_mul;
                 let activations = if checkpointing {
                     let (kept, block) = c.ar_activations_recomputed(batch, repeats);

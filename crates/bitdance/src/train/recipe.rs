@@ -20,6 +20,11 @@ pub struct ArRecipe {
     /// existed trained everything.
     #[serde(default)]
     pub trains: Trains,
+    /// The frozen base of a LoRA or class-table run (its linear weights) held in 16 bits: half
+    /// their memory and weight traffic; what trains, its gradients, moments and EMA stay f32.
+    /// Ignored when every weight trains; runs from before the choice held it in f32.
+    #[serde(default)]
+    pub half_base: bool,
 }
 
 /// Which parameters of the AR model a run trains.
@@ -69,6 +74,7 @@ impl Default for ArRecipe {
             p_mean: -0.8,
             p_std: 0.8,
             trains: Trains::Full,
+            half_base: false,
         }
     }
 }

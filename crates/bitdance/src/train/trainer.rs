@@ -2,7 +2,8 @@
 //! parameters, AdamW moments, EMA, learning-rate schedule, step and RNG; one submit per step;
 //! checkpoints that resume bit for bit.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -13,8 +14,8 @@ use super::{
 use crate::autograd::{Tape, Var};
 use crate::io::{save_safetensors, save_safetensors_f16, WeightFile};
 use crate::model::{
-    ar_parameters, decays, decoder_parameters, encoder_parameters, MemoryEstimate, ModelConfig,
-    ParamSpec, ParamStore, ParamVars,
+    ar_layer_weights, ar_parameters, decays, decoder_parameters, encoder_parameters,
+    join_row_parts, HostTensor, MemoryEstimate, ModelConfig, ParamSpec, ParamStore, ParamVars,
 };
 use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule};
 use crate::rng::Rng;
@@ -64,6 +65,26 @@ impl Task {
                 specs
             }
         }
+    }
+
+    /// The frozen weights this task holds in 16 bits: the linear weights it does not train
+    /// whose two sides are multiples of 4 (the 16-bit reads of x·Wᵀ and of the input gradient
+    /// dy·W), for a LoRA or class-table run with `half_base`; none otherwise.
+    pub fn half_weights(&self, c: &ModelConfig) -> BTreeSet<String> {
+        let Task::Ar(r) = self else {
+            return BTreeSet::new();
+        };
+        if !r.half_base || r.trains == Trains::Full {
+            return BTreeSet::new();
+        }
+        let trained: BTreeSet<String> = self.parameters(c).into_iter().map(|s| s.name).collect();
+        let layers: BTreeSet<String> = ar_layer_weights(c).into_iter().collect();
+        ar_parameters(c)
+            .into_iter()
+            .filter(|s| layers.contains(&s.name) && !trained.contains(&s.name))
+            .filter(|s| s.shape.len() == 2 && s.shape.iter().all(|d| d.is_multiple_of(4)))
+            .map(|s| s.name)
+            .collect()
     }
 
     /// The memory training `c` on batches of `batch` needs, with or without gradient
@@ -133,23 +154,21 @@ struct SavedState {
     rng: [u64; 4],
 }
 
-/// A tensor read back: name, shape, values.
-type HostTensor = (String, Vec<usize>, Vec<f32>);
-
-/// Reads `tensors` back to the host, in order.
+/// Reads `tensors` back to the host, the row chunks of a parameter (see `ParamStore::iter`)
+/// joined under its name.
 async fn to_host<'a>(
-    tensors: impl IntoIterator<Item = (&'a str, &'a Tensor)>,
+    tensors: impl IntoIterator<Item = (Cow<'a, str>, &'a Tensor)>,
 ) -> Result<Vec<HostTensor>> {
     let mut host = Vec::new();
     for (name, t) in tensors {
-        host.push((name.to_string(), t.shape().to_vec(), t.to_vec_f32().await?));
+        host.push((name.into_owned(), t.shape().to_vec(), t.to_vec_f32().await?));
     }
-    Ok(host)
+    join_row_parts(host)
 }
 
 /// Refuses a state holding NaN or infinity, naming the first such tensor, so that what is
 /// written is always a state training can resume from (the previous file stays in place).
-fn ensure_finite(step: u64, host: &[(String, Vec<usize>, Vec<f32>)]) -> Result<()> {
+fn ensure_finite(step: u64, host: &[HostTensor]) -> Result<()> {
     for (name, _, values) in host {
         let bad = values.iter().filter(|v| !v.is_finite()).count();
         if bad > 0 {
@@ -219,13 +238,13 @@ impl Trainer {
             // A new LoRA run starts its adapters; a resumed one brings them.
             let adapters = lora.initial_adapters(&params.gpu()?, &config, settings.seed)?;
             for (name, t) in adapters.iter() {
-                if !params.contains(name) {
-                    params.insert(name, t.clone());
+                if !params.contains(&name) {
+                    params.insert(&name, t.clone());
                 }
             }
         }
         for spec in &specs {
-            params.get_shaped(&spec.name, &spec.shape)?;
+            params.check_shape(&spec.name, &spec.shape)?;
         }
         // What the task does not train (the AR weights of an embeddings run) is held frozen.
         let (params, untrained) = params.partition(|name| specs.iter().any(|s| s.name == name));
@@ -233,7 +252,7 @@ impl Trainer {
         frozen.extend(untrained);
         let mut ema = Ema::new(settings.ema_decay);
         for (name, t) in params.iter() {
-            ema.shadows.insert(name.to_string(), ops::duplicate(t)?);
+            ema.shadows.insert(name.into_owned(), ops::duplicate(t)?);
         }
         Ok(Self {
             config,
@@ -352,28 +371,25 @@ impl Trainer {
     /// names, the EMA under `ema.`, the AdamW moments under `optim.m.`/`optim.v.`, and the
     /// config and scalar state (step, RNG, settings) as metadata.
     pub async fn checkpoint(&self) -> Result<Vec<u8>> {
-        let mut host: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
-        let mut add = |name: String, t: &Tensor, data: Vec<f32>| {
-            host.push((name, t.shape().to_vec(), data));
-        };
-        for (name, t) in self.params.iter().chain(self.frozen.iter()) {
-            add(name.to_string(), t, t.to_vec_f32().await?);
-        }
-        for (name, t) in &self.ema.shadows {
-            add(format!("{EMA_PREFIX}{name}"), t, t.to_vec_f32().await?);
-        }
-        for (name, (m, v)) in &self.optimizer.moments {
-            add(
-                format!("{}{name}", MOMENT_PREFIXES[0]),
-                m,
-                m.to_vec_f32().await?,
-            );
-            add(
-                format!("{}{name}", MOMENT_PREFIXES[1]),
-                v,
-                v.to_vec_f32().await?,
-            );
-        }
+        let moments = self.optimizer.moments.iter().flat_map(|(name, (m, v))| {
+            [
+                (Cow::Owned(format!("{}{name}", MOMENT_PREFIXES[0])), m),
+                (Cow::Owned(format!("{}{name}", MOMENT_PREFIXES[1])), v),
+            ]
+        });
+        let ema = self
+            .ema
+            .shadows
+            .iter()
+            .map(|(name, t)| (Cow::Owned(format!("{EMA_PREFIX}{name}")), t));
+        let host = to_host(
+            self.params
+                .iter()
+                .chain(self.frozen.iter())
+                .chain(ema)
+                .chain(moments),
+        )
+        .await?;
         ensure_finite(self.optimizer.step, &host)?;
         let state = SavedState {
             settings: self.settings,
@@ -418,13 +434,13 @@ impl Trainer {
         self.save_host(&host, extra, false).map(Some)
     }
 
-    /// The trained weights by name: their EMA, or as trained.
-    fn trained(&self, ema: bool) -> Vec<(&str, &Tensor)> {
+    /// The trained weights by name (a chunked one by its parts): their EMA, or as trained.
+    fn trained(&self, ema: bool) -> Vec<(Cow<'_, str>, &Tensor)> {
         if ema {
             self.ema
                 .shadows
                 .iter()
-                .map(|(n, t)| (n.as_str(), t))
+                .map(|(n, t)| (Cow::Borrowed(n.as_str()), t))
                 .collect()
         } else {
             self.params.iter().collect()
@@ -523,7 +539,8 @@ impl Trainer {
                 shape.map(|shape| crate::model::ParamSpec { name, shape })
             })
             .collect::<Result<_>>()?;
-        let frozen = ParamStore::from_weights(gpu, file, &frozen_specs)?;
+        let half = state.settings.task.half_weights(&c);
+        let frozen = ParamStore::from_weights_in(gpu, file, &frozen_specs, &half)?;
         let renamed = |prefix: &str| -> Result<ParamStore> {
             let specs: Vec<_> = specs
                 .iter()
@@ -539,18 +556,28 @@ impl Trainer {
         let mut optimizer = AdamW::new(state.settings.adamw);
         optimizer.step = state.step;
         if state.step > 0 {
+            // Keyed as the params are (a chunked one by its parts): both were chunked alike.
             let m = renamed(MOMENT_PREFIXES[0])?;
-            let v = renamed(MOMENT_PREFIXES[1])?;
-            for spec in &specs {
-                optimizer.moments.insert(
-                    spec.name.clone(),
-                    (m.get(&spec.name)?.clone(), v.get(&spec.name)?.clone()),
-                );
+            let v: BTreeMap<_, _> = renamed(MOMENT_PREFIXES[1])?
+                .iter()
+                .map(|(name, t)| (name.into_owned(), t.clone()))
+                .collect();
+            for (name, mt) in m.iter() {
+                let vt = v.get(name.as_ref()).ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{}: '{}{name}' has no second moment",
+                        file.label(),
+                        MOMENT_PREFIXES[0]
+                    ))
+                })?;
+                optimizer
+                    .moments
+                    .insert(name.into_owned(), (mt.clone(), vt.clone()));
             }
         }
         let mut ema = Ema::new(state.settings.ema_decay);
         for (name, t) in ema_store.iter() {
-            ema.shadows.insert(name.to_string(), t.clone());
+            ema.shadows.insert(name.into_owned(), t.clone());
         }
         let metadata = meta
             .into_iter()

@@ -327,6 +327,19 @@ pub fn embedding_rows(part: &Tensor, idx: &Tensor, first_row: usize) -> Result<T
     gather("embedding", part, (*vocab, first_row), idx, &shape)
 }
 
+/// `t` in f32: a 16-bit tensor widened (its rows gathered as `embedding` reads a 16-bit
+/// table), an f32 one as it is. Same shape.
+pub fn to_f32(t: &Tensor) -> Result<Tensor> {
+    if t.dtype() == DType::F32 {
+        return Ok(t.clone());
+    }
+    let rows = t.shape().first().copied().unwrap_or(1);
+    let table = t.reshape(&[rows, t.numel() / rows.max(1)])?;
+    let idx: Vec<u32> = (0..rows as u32).collect();
+    let idx = Tensor::from_u32(t.gpu(), &[rows], &idx)?;
+    embedding(&table, &idx)?.reshape(t.shape())
+}
+
 /// `embedding` of host indices [N], each checked against V first (Error naming the index).
 pub fn embedding_checked(table: &Tensor, idx: &[u32]) -> Result<Tensor> {
     let vocab = table.shape().first().copied().unwrap_or(0);

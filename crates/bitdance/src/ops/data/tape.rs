@@ -19,6 +19,43 @@ impl Tape {
         ))
     }
 
+    /// `embedding` of a table held as row chunks `parts` ([V_i, D] each, in row order, as a
+    /// table over one storage binding is held): each chunk gathers the rows it holds (zeros
+    /// for the others) and the gathers add up; each chunk's gradient is dy scattered onto its
+    /// own rows.
+    pub fn embedding_chunks(&self, parts: &[Var], idx: &Tensor) -> Result<Var> {
+        if let [table] = parts {
+            return self.embedding(*table, idx);
+        }
+        let mut ranges = Vec::with_capacity(parts.len());
+        let mut sum: Option<Tensor> = None;
+        let mut first = 0;
+        for &part in parts {
+            let rows = self.shape(part).first().copied().unwrap_or(0);
+            let got = ops::embedding_rows(&self.value(part), idx, first)?;
+            sum = Some(match sum {
+                None => got,
+                Some(acc) => ops::add(&acc, &got)?,
+            });
+            ranges.push((first, rows));
+            first += rows;
+        }
+        let y = sum.ok_or_else(|| crate::Error::Invalid("embedding: no table chunk".into()))?;
+        let idx = idx.clone();
+        Ok(self.push(
+            y,
+            parts,
+            Box::new(move |dy, _| {
+                ranges
+                    .iter()
+                    .map(|&(first, rows)| {
+                        Ok(Some(ops::embedding_backward_rows(&idx, dy, first, rows)?))
+                    })
+                    .collect()
+            }),
+        ))
+    }
+
     /// `x[.., start..start+len, ..]` along `axis`.
     pub fn slice(&self, x: Var, axis: usize, start: usize, len: usize) -> Result<Var> {
         let shape = self.shape(x);

@@ -67,7 +67,8 @@ const CASES: &[Case] = &[
     case(&[4, 36], &[36, 212], false, false, false),
 ];
 
-/// Cases with 16-bit weights b [N, K] (K a multiple of 4), run under every configuration.
+/// Cases with 16-bit weights b ([N, K] with K a multiple of 4, or [K, N] with both),
+/// run under every configuration.
 const HALF_CASES: &[Case] = &[
     case(&[8, 36], &[28, 36], true, false, true),
     case(&[37, 68], &[29, 68], true, false, true),
@@ -78,6 +79,11 @@ const HALF_CASES: &[Case] = &[
     case(&[37, 40], &[29, 40], true, false, true),
     case(&[3, 17, 40], &[13, 40], false, false, true),
     case(&[8, 24], &[30, 24], true, false, true),
+    // dy · W, the input gradient through a frozen 16-bit weight W [N, K] (LoRA on an f16 base):
+    // b not transposed, its rows along the output.
+    case(&[8, 28], &[28, 36], true, false, false),
+    case(&[37, 28], &[28, 68], false, false, false),
+    case(&[3, 17, 36], &[36, 40], true, false, false),
 ];
 
 pub(crate) async fn run(c: &mut Checker) {
@@ -186,7 +192,8 @@ async fn check_half(c: &mut Checker, config: MatmulConfig, case: &Case) -> Resul
         None
     };
     let reference = matmul_ref(&av, &rounded, bias.as_ref().map(|b| &b.1[..]), d);
-    let out = ops::matmul_with(&a, &b, bias.as_ref().map(|b| &b.0), false, true, config);
+    let bias = bias.as_ref().map(|b| &b.0);
+    let out = ops::matmul_with(&a, &b, bias, case.trans_a, case.trans_b, config);
     let tol = if d.k > 512 { TOL_LONG } else { TOL };
     let op = format!("matmul f16 weights [{config}]");
     c.compare(&op, label(case), out, &reference, tol).await;

@@ -254,12 +254,16 @@ pub fn matmul_with(
         trans_a,
         trans_b,
     )?;
-    if b.dtype() == DType::F16 && (g.b_ks != 1 || !g.k.is_multiple_of(4)) {
+    // 16-bit b is read 4 halves at a time, along K (x·Wᵀ) or along its rows (dy·W, the
+    // input gradient through a frozen 16-bit weight), never packed.
+    let along_k = g.b_ks == 1;
+    let along_rows = g.b_ns == 1 && g.n.is_multiple_of(4);
+    if b.dtype() == DType::F16 && !(g.k.is_multiple_of(4) && (along_k || along_rows)) {
         return Err(crate::Error::Shape {
             op: "matmul",
             detail: format!(
                 "16-bit b {:?} must be weights [N, K] read along K (trans_b) with K a multiple \
-                 of 4",
+                 of 4, or [K, N] read along N with K and N multiples of 4",
                 b.shape()
             ),
         });
