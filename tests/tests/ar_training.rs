@@ -400,6 +400,97 @@ fn a_lora_run_on_a_16_bit_base_trains_as_on_its_rounded_f32_values_and_resumes_e
 }
 
 #[test]
+fn a_run_that_trains_some_class_rows_keeps_state_for_those_alone() {
+    use bitdance::train::{LoraSpec, Trains};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = tiny(4);
+    let (tokens, classes) = dataset(&c);
+    let batch = ArBatch {
+        tokens: &tokens,
+        classes: &classes,
+    };
+    let width = c.cls_token_num * c.dim;
+    for trains in [Trains::Lora(LoraSpec::default()), Trains::Embeddings] {
+        let mut s = settings(10);
+        s.task = Task::Ar(ArRecipe {
+            trains,
+            ..ArRecipe::default()
+        });
+        let make = || {
+            let params =
+                ParamStore::random(&gpu(), &ar_parameters(&c), &mut Rng::new(1), 0.05).unwrap();
+            Trainer::new(c.clone(), params, ParamStore::new(), s).unwrap()
+        };
+        let (mut whole, mut rows) = (make(), make());
+        rows.train_class_rows(&[1, 0, 1]).unwrap();
+        assert_eq!(rows.class_rows(), Some(&[0, 1, 5][..]), "{trains:?}");
+        assert_eq!(rows.params.shape(CLASS_TABLE).unwrap(), [3, width]);
+        for step in 0..3 {
+            let a = block_on(whole.step(&batch)).unwrap();
+            let b = block_on(rows.step(&batch)).unwrap();
+            let close = (a.loss - b.loss).abs() <= 1e-6 * a.loss.abs()
+                && (a.grad_norm - b.grad_norm).abs() <= 1e-5 * a.grad_norm;
+            assert!(close, "{trains:?} step {step}: {a:?} vs {b:?}");
+        }
+        // The checkpoint: the full table (the untrained rows as they were), its EMA in full,
+        // the moments of the three trained rows.
+        let table = |bytes: &[u8], name: &str| {
+            let f = WeightFile::parse_named("f", bytes).unwrap();
+            (f.shape(name).unwrap().to_vec(), f.to_f32(name).unwrap())
+        };
+        let (a, b) = (
+            block_on(whole.checkpoint()).unwrap(),
+            block_on(rows.checkpoint()).unwrap(),
+        );
+        for name in [CLASS_TABLE.to_string(), format!("ema.{CLASS_TABLE}")] {
+            let ((sa, va), (sb, vb)) = (table(&a, &name), table(&b, &name));
+            assert_eq!(sa, sb, "{trains:?} {name}");
+            let err = bitdance_tests::max_relative_error(&vb, &va);
+            assert!(err < 1e-5, "{trains:?} {name} differs by {err}");
+        }
+        let moment = format!("optim.m.{CLASS_TABLE}");
+        assert_eq!(table(&b, &moment).0, [3, width], "{trains:?}");
+        // Exported models and sampling see the full table too.
+        let model =
+            |t: &Trainer| table(&block_on(t.export_model(true, false)).unwrap(), CLASS_TABLE);
+        let ((sa, va), (sb, vb)) = (model(&whole), model(&rows));
+        assert_eq!(sa, sb);
+        assert!(
+            bitdance_tests::max_relative_error(&vb, &va) < 1e-5,
+            "{trains:?}"
+        );
+        let sampled = rows.sampling_store(true).unwrap();
+        let sampled = table(
+            &block_on(sampled.to_safetensors(None)).unwrap(),
+            CLASS_TABLE,
+        );
+        assert_eq!(
+            sampled,
+            (sb, vb),
+            "{trains:?}: sampling joins the rows as the export"
+        );
+        // Resumed, the run keeps its rows and takes the steps of the run that went on.
+        let file = WeightFile::parse_named("ckpt", &b).unwrap();
+        let mut resumed = Trainer::resume(&gpu(), &file, Some(&c)).unwrap();
+        assert_eq!(resumed.class_rows(), Some(&[0, 1, 5][..]));
+        for step in 3..5 {
+            let a = block_on(rows.step(&batch)).unwrap();
+            let b = block_on(resumed.step(&batch)).unwrap();
+            assert_eq!(a.loss, b.loss, "{trains:?} resumed step {step}");
+        }
+        // A class the run does not train is refused by number.
+        let e = resumed.train_class_rows(&[3]).unwrap_err().to_string();
+        assert!(e.contains("class 3"), "{e}");
+        let other = ArBatch {
+            tokens: &tokens,
+            classes: &[2, 2, 2, 2],
+        };
+        let e = block_on(resumed.step(&other)).unwrap_err().to_string();
+        assert!(e.contains("class 2"), "{e}");
+    }
+}
+
+#[test]
 fn a_lora_model_merges_its_adapters_into_the_official_weights() {
     use bitdance::reference::{matmul_ref, MatmulDims};
     use bitdance::train::{LoraSpec, LoraTargets};

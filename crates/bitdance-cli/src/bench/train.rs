@@ -63,7 +63,13 @@ pub fn run(
         Model::Tokenizer => Task::Tokenizer(TokenizerRecipe::default()),
     };
     let checkpointing = run.checkpointing && model == Model::Ar;
-    let plan = MemoryPlan::of(&task, &c, batch, checkpointing);
+    // The classes of the benchmark's batch, whose rows a LoRA or class-table run trains.
+    let classes: Vec<u32> = (0..batch).map(|i| (i % c.num_classes) as u32).collect();
+    let mut distinct = classes.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    let rows = Some(distinct.len() + 1).filter(|_| model == Model::Ar);
+    let plan = MemoryPlan::with_class_rows(&task, &c, batch, checkpointing, rows);
     gpu.check_memory(&task.memory(&c, batch, checkpointing))?;
     let mut rng = Rng::new(0);
     let params = match model {
@@ -86,13 +92,16 @@ pub fn run(
     let estimate = crate::run_loop::step_estimate(gpu, &task, &c, batch, checkpointing)?;
     let mut trainer = Trainer::new(c.clone(), params, ParamStore::new(), settings)?;
     trainer.checkpointing = checkpointing;
+    if model == Model::Ar {
+        trainer.train_class_rows(&classes)?;
+    }
     let (what, mut step): (String, Box<StepFn>) = match model {
         Model::Ar => {
             let n = c.image_tokens() * c.token_dim();
             let tokens: Vec<f32> = (0..batch * n)
                 .map(|_| if rng.below(2) == 1 { 1.0 } else { -1.0 })
                 .collect();
-            let classes: Vec<u32> = (0..batch).map(|i| (i % c.num_classes) as u32).collect();
+            let classes = classes.clone();
             let mut recompute = if checkpointing { ", checkpointing" } else { "" }.to_string();
             if !task.half_weights(&c).is_empty() {
                 recompute.push_str(", 16-bit frozen base");

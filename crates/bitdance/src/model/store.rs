@@ -377,6 +377,18 @@ impl ParamStore {
         }
     }
 
+    /// Removes parameter `name` (whole or in chunks) and returns it as a store of its own.
+    pub fn remove(&mut self, name: &str) -> ParamStore {
+        let mut out = ParamStore::new();
+        if let Some(t) = self.tensors.remove(name) {
+            out.tensors.insert(name.to_string(), t);
+        }
+        if let Some(chunks) = self.chunked.remove(name) {
+            out.chunked.insert(name.to_string(), chunks);
+        }
+        out
+    }
+
     /// Adds a parameter held as row chunks along its first dimension (in order).
     pub fn insert_chunks(&mut self, name: &str, chunks: Vec<Tensor>) {
         self.chunked

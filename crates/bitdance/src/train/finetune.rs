@@ -186,6 +186,7 @@ impl FinetuneRun {
         }
         plan.relabel(&mut cache)?;
         plan.record(&mut trainer)?;
+        trainer.train_class_rows(&plan.trained())?;
         data.record(&mut trainer, resumed, "the fine-tuning run")?;
         Ok(Self {
             trainer,

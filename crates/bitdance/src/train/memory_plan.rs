@@ -39,8 +39,28 @@ impl MemoryPlan {
     /// frozen, the autoencoder included; a 16-bit frozen base in half that), a gradient, two AdamW moments and an EMA copy per
     /// trained weight, and the activations kept for the backward pass (with their gradients),
     /// the blocks' inputs alone with `checkpointing` (AR runs; one block recomputed at a time).
+    /// A LoRA or class-table run is counted as training every class row (an upper bound:
+    /// `with_class_rows` counts the rows it trains).
     pub fn of(task: &Task, c: &ModelConfig, batch: usize, checkpointing: bool) -> Self {
-        let trained = elements(&task.parameters(c));
+        Self::with_class_rows(task, c, batch, checkpointing, None)
+    }
+
+    /// `of` for a run that trains `class_rows` rows of the class table (its classes and the
+    /// null row, `Trainer::train_class_rows`) when it is a LoRA or class-table run.
+    pub fn with_class_rows(
+        task: &Task,
+        c: &ModelConfig,
+        batch: usize,
+        checkpointing: bool,
+        class_rows: Option<usize>,
+    ) -> Self {
+        let mut trained = elements(&task.parameters(c));
+        if let (Task::Ar(r), Some(rows)) = (task, class_rows) {
+            if r.trains != Trains::Full {
+                let untrained = (c.num_classes + 1).saturating_sub(rows);
+                trained -= (untrained * c.cls_token_num * c.dim) as f64;
+            }
+        }
         let mut vae = encoder_parameters(&c.vae);
         vae.extend(decoder_parameters(&c.vae));
         let (all, activations) = match task {

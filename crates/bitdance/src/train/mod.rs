@@ -3,6 +3,7 @@
 //! RNG) with exact resume.
 
 mod ar_loss;
+mod class_rows;
 mod classes;
 mod data;
 mod finetune;
@@ -16,6 +17,7 @@ mod trainer;
 mod update;
 
 pub use ar_loss::{ar_loss, ArBatch, ArDraws};
+pub use class_rows::{ClassRows, CLASS_ROWS_KEY};
 pub use classes::{ClassPlan, ClassPolicy, FolderClass, CLASS_TABLE};
 pub use data::{class_display_name, LatentCache, TrainingImages};
 pub use finetune::{

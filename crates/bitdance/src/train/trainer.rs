@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    adamw_update, ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, LoraSpec, MemoryPlan,
-    TokenizerRecipe, Trains, CLASS_TABLE, LORA_KEY,
+    adamw_update, ar_loss, tokenizer_loss, ArBatch, ArDraws, ArRecipe, ClassRows, LoraSpec,
+    MemoryPlan, TokenizerRecipe, Trains, CLASS_ROWS_KEY, CLASS_TABLE, LORA_KEY,
 };
 use crate::autograd::{Tape, Var};
 use crate::io::{save_safetensors, save_safetensors_f16, WeightFile};
@@ -216,6 +216,9 @@ pub struct Trainer {
     optimizer: AdamW,
     ema: Ema,
     rng: Rng,
+    /// The class rows a LoRA or class-table run trains, once `train_class_rows` chose them:
+    /// `params` then holds those rows alone under `CLASS_TABLE`.
+    class_rows: Option<ClassRows>,
 }
 
 impl Trainer {
@@ -264,7 +267,52 @@ impl Trainer {
             settings,
             metadata: BTreeMap::new(),
             checkpointing: false,
+            class_rows: None,
         })
+    }
+
+    /// Trains only the class-table rows of `classes` and the null row (a LoRA or class-table
+    /// run; a run that trains every weight keeps the whole table): gradients, moments and EMA
+    /// for those rows alone, the full table joined again in checkpoints, models and sampling.
+    /// Chosen before the first step (a resumed run keeps its rows; other classes are refused).
+    pub fn train_class_rows(&mut self, classes: &[u32]) -> Result<()> {
+        let Task::Ar(recipe) = self.settings.task else {
+            return Ok(());
+        };
+        if recipe.trains == Trains::Full {
+            return Ok(());
+        }
+        if let Some(rows) = &self.class_rows {
+            rows.positions(classes)?;
+            return Ok(());
+        }
+        if self.optimizer.step > 0 {
+            // A run from before the choice trains its whole table to the end.
+            return Ok(());
+        }
+        let base = self.params.remove(CLASS_TABLE);
+        let rows = ClassRows::new(classes, self.config.num_classes as u32, base)?;
+        let table = rows.gather()?;
+        self.ema.shadows.retain(|name, _| {
+            crate::model::split_part_name(name).map_or(name.as_str(), |(base, _)| base)
+                != CLASS_TABLE
+        });
+        self.ema
+            .shadows
+            .insert(CLASS_TABLE.to_string(), ops::duplicate(&table)?);
+        self.params.insert(CLASS_TABLE, table);
+        self.metadata.insert(
+            CLASS_ROWS_KEY.to_string(),
+            serde_json::to_string(&rows.ids).map_err(|e| Error::Invalid(e.to_string()))?,
+        );
+        self.class_rows = Some(rows);
+        Ok(())
+    }
+
+    /// The class ids whose table rows train: those `train_class_rows` chose, or `None` when
+    /// the whole table trains.
+    pub fn class_rows(&self) -> Option<&[u32]> {
+        self.class_rows.as_ref().map(|r| r.ids.as_slice())
     }
 
     /// Optimizer steps taken so far.
@@ -285,7 +333,11 @@ impl Trainer {
                 "this run trains the tokenizer, not the AR model".into(),
             ));
         };
-        let draws = ArDraws::sample(&self.config, batch, &recipe, &mut self.rng);
+        let mut draws = ArDraws::sample(&self.config, batch, &recipe, &mut self.rng);
+        if let Some(rows) = &self.class_rows {
+            // The small table's rows: the draws keep their class ids for anyone reading them.
+            draws.classes = rows.positions(&draws.classes)?;
+        }
         let tape = if self.checkpointing {
             Tape::recomputing()
         } else {
@@ -390,6 +442,15 @@ impl Trainer {
                 .chain(moments),
         )
         .await?;
+        let mut host = host;
+        if let Some(rows) = &self.class_rows {
+            // The model and its EMA as full tables; the moments of the trained rows alone.
+            let names = [
+                CLASS_TABLE.to_string(),
+                format!("{EMA_PREFIX}{CLASS_TABLE}"),
+            ];
+            rows.join_host(&mut host, &names).await?;
+        }
         ensure_finite(self.optimizer.step, &host)?;
         let state = SavedState {
             settings: self.settings,
@@ -413,7 +474,7 @@ impl Trainer {
     /// official `load_state_dict`: the EMA weights (or the raw ones) and the frozen ones, with
     /// the config and `metadata`; stored as F16 when `half`.
     pub async fn export_model(&self, ema: bool, half: bool) -> Result<Vec<u8>> {
-        let host = if self.lora().is_some() {
+        let host = if self.lora().is_some() || self.class_rows.is_some() {
             to_host(self.sampling_store(ema)?.iter()).await?
         } else {
             to_host(self.trained(ema).into_iter().chain(self.frozen.iter())).await?
@@ -428,7 +489,11 @@ impl Trainer {
         let Some(lora) = self.lora() else {
             return Ok(None);
         };
-        let host = to_host(self.trained(ema)).await?;
+        let mut host = to_host(self.trained(ema)).await?;
+        if let Some(rows) = &self.class_rows {
+            rows.join_host(&mut host, &[CLASS_TABLE.to_string()])
+                .await?;
+        }
         let spec = serde_json::to_string(&lora).map_err(|e| Error::Invalid(e.to_string()))?;
         let extra = BTreeMap::from([(LORA_KEY.to_string(), spec)]);
         self.save_host(&host, extra, false).map(Some)
@@ -457,6 +522,8 @@ impl Trainer {
     ) -> Result<Vec<u8>> {
         ensure_finite(self.optimizer.step, host)?;
         let mut meta = self.metadata.clone();
+        // Which rows trained is the run's business, not the model's.
+        meta.remove(CLASS_ROWS_KEY);
         meta.insert(CONFIG_KEY.to_string(), self.config.to_json());
         meta.extend(extra);
         let views: Vec<(&str, &[usize], &[f32])> = host
@@ -480,6 +547,10 @@ impl Trainer {
             }
         } else {
             store.extend(self.params.clone());
+        }
+        if let Some(rows) = &self.class_rows {
+            let trained = store.remove(CLASS_TABLE);
+            store.insert_chunks(CLASS_TABLE, rows.joined(trained.get(CLASS_TABLE)?)?);
         }
         match self.lora() {
             Some(lora) => lora.merged(&store, &self.config),
@@ -525,7 +596,27 @@ impl Trainer {
         let state = saved_state(file)?;
         gpu.check_memory(&state.settings.task.memory(&c, 1, true))?;
         let specs = state.settings.task.parameters(&c);
-        let params = ParamStore::from_weights(gpu, file, &specs)?;
+        let mut params = ParamStore::from_weights(gpu, file, &specs)?;
+        // A run that trains some class rows: its model and EMA hold the full table, its
+        // moments those rows alone.
+        let row_ids: Option<Vec<u32>> = match meta.get(CLASS_ROWS_KEY) {
+            None => None,
+            Some(json) => Some(serde_json::from_str(json).map_err(|e| {
+                Error::Invalid(format!("{}: '{CLASS_ROWS_KEY}': {e}", file.label()))
+            })?),
+        };
+        let null = c.num_classes as u32;
+        let rows_of = |store: &mut ParamStore, ids: &[u32]| -> Result<(ClassRows, Tensor)> {
+            let classes: Vec<u32> = ids.iter().copied().filter(|&k| k != null).collect();
+            let rows = ClassRows::new(&classes, null, store.remove(CLASS_TABLE))?;
+            let table = rows.gather()?;
+            store.insert(CLASS_TABLE, table.clone());
+            Ok((rows, table))
+        };
+        let class_rows = match &row_ids {
+            Some(ids) => Some(rows_of(&mut params, ids)?.0),
+            None => None,
+        };
         let frozen_specs: Vec<_> = file
             .names()
             .into_iter()
@@ -541,24 +632,34 @@ impl Trainer {
             .collect::<Result<_>>()?;
         let half = state.settings.task.half_weights(&c);
         let frozen = ParamStore::from_weights_in(gpu, file, &frozen_specs, &half)?;
-        let renamed = |prefix: &str| -> Result<ParamStore> {
+        let renamed = |prefix: &str, rows: Option<usize>| -> Result<ParamStore> {
             let specs: Vec<_> = specs
                 .iter()
-                .map(|s| crate::model::ParamSpec {
-                    name: format!("{prefix}{}", s.name),
-                    shape: s.shape.clone(),
+                .map(|s| {
+                    let mut shape = s.shape.clone();
+                    if let (Some(k), true) = (rows, s.name == CLASS_TABLE) {
+                        shape[0] = k;
+                    }
+                    crate::model::ParamSpec {
+                        name: format!("{prefix}{}", s.name),
+                        shape,
+                    }
                 })
                 .collect();
             Ok(ParamStore::from_weights(gpu, file, &specs)?
                 .renamed(|n| n.trim_start_matches(prefix).to_string()))
         };
-        let ema_store = renamed(EMA_PREFIX)?;
+        let mut ema_store = renamed(EMA_PREFIX, None)?;
+        if let Some(ids) = &row_ids {
+            rows_of(&mut ema_store, ids)?;
+        }
+        let moment_rows = row_ids.as_ref().map(Vec::len);
         let mut optimizer = AdamW::new(state.settings.adamw);
         optimizer.step = state.step;
         if state.step > 0 {
             // Keyed as the params are (a chunked one by its parts): both were chunked alike.
-            let m = renamed(MOMENT_PREFIXES[0])?;
-            let v: BTreeMap<_, _> = renamed(MOMENT_PREFIXES[1])?
+            let m = renamed(MOMENT_PREFIXES[0], moment_rows)?;
+            let v: BTreeMap<_, _> = renamed(MOMENT_PREFIXES[1], moment_rows)?
                 .iter()
                 .map(|(name, t)| (name.into_owned(), t.clone()))
                 .collect();
@@ -593,6 +694,7 @@ impl Trainer {
             ema,
             rng: Rng::from_state(state.rng),
             checkpointing: false,
+            class_rows,
         })
     }
 }

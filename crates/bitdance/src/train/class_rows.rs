@@ -1,0 +1,129 @@
+//! The class rows a LoRA or class-table run trains: the rows of the classes it trains and the
+//! null row, as a small table of their own (gradients, AdamW moments and EMA for those rows
+//! alone; the rest of a B model's 1001-row, 197 MB table stays as it is), joined into the full
+//! table wherever the model leaves the trainer (checkpoints, exported models, sampling).
+
+use crate::model::{HostTensor, ParamStore};
+use crate::{ops, Error, Result, Tensor};
+
+use super::CLASS_TABLE;
+
+/// Metadata key of the trained class rows (JSON list of class ids) in checkpoints.
+pub const CLASS_ROWS_KEY: &str = "bitdance.class_rows";
+
+/// The trained rows of the class table and the full table they belong to.
+#[derive(Clone)]
+pub struct ClassRows {
+    /// Class ids of the trained rows, ascending, the null class (`num_classes`) last.
+    pub ids: Vec<u32>,
+    /// The full table (whole or in row chunks) under `CLASS_TABLE`; its rows at `ids` are
+    /// stale: the trained rows replace them.
+    base: ParamStore,
+}
+
+impl ClassRows {
+    /// The rows of `classes` and of the null class `null` (deduplicated, ascending) of the
+    /// table `base` holds; a class past the table is refused by number.
+    pub fn new(classes: &[u32], null: u32, base: ParamStore) -> Result<Self> {
+        let mut ids: Vec<u32> = classes.to_vec();
+        if let Some(bad) = ids.iter().find(|&&k| k >= null) {
+            return Err(Error::Invalid(format!(
+                "class {bad} is not a class of the model ({null} classes)"
+            )));
+        }
+        ids.push(null);
+        ids.sort_unstable();
+        ids.dedup();
+        base.shape(CLASS_TABLE)?;
+        Ok(Self { ids, base })
+    }
+
+    /// The trained rows [k, W] as the base table holds them (f32).
+    pub fn gather(&self) -> Result<Tensor> {
+        let chunks = self.base.get_chunks(CLASS_TABLE)?;
+        let idx = Tensor::from_u32(chunks[0].gpu(), &[self.ids.len()], &self.ids)?;
+        let mut first = 0;
+        let mut sum: Option<Tensor> = None;
+        for part in chunks {
+            let got = ops::embedding_rows(part, &idx, first)?;
+            first += part.shape()[0];
+            sum = Some(match sum {
+                None => got,
+                Some(acc) => ops::add(&acc, &got)?,
+            });
+        }
+        sum.ok_or_else(|| Error::Invalid("the class table holds no row".into()))
+    }
+
+    /// Positions of `classes` among the trained rows (the indices into the small table), or an
+    /// error naming a class the run does not train.
+    pub fn positions(&self, classes: &[u32]) -> Result<Vec<u32>> {
+        classes
+            .iter()
+            .map(|k| {
+                self.ids.binary_search(k).map(|p| p as u32).map_err(|_| {
+                    Error::Invalid(format!(
+                        "class {k} is not among the classes this run trains ({:?})",
+                        self.ids
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// The full table's row chunks on the GPU with the trained `rows` [k, W] in place: each
+    /// chunk keeps its other rows and takes the trained ones exactly (chunk - chunk·mask +
+    /// scatter(rows)).
+    pub fn joined(&self, rows: &Tensor) -> Result<Vec<Tensor>> {
+        let chunks = self.base.get_chunks(CLASS_TABLE)?;
+        let gpu = rows.gpu();
+        let idx = Tensor::from_u32(gpu, &[self.ids.len()], &self.ids)?;
+        let ones = Tensor::from_f32(gpu, rows.shape(), &vec![1.0; rows.numel()])?;
+        let mut first = 0;
+        let mut out = Vec::with_capacity(chunks.len());
+        for part in chunks {
+            let n = part.shape()[0];
+            let part = ops::to_f32(part)?;
+            let mask = ops::embedding_backward_rows(&idx, &ones, first, n)?;
+            let placed = ops::embedding_backward_rows(&idx, rows, first, n)?;
+            let kept = ops::sub(&part, &ops::mul(&part, &mask)?)?;
+            out.push(ops::add(&kept, &placed)?);
+            first += n;
+        }
+        Ok(out)
+    }
+
+    /// `host` with each of `names` (the trained rows [k, W] read back) replaced by the full
+    /// table with those rows in place, read from the base.
+    pub async fn join_host(&self, host: &mut [HostTensor], names: &[String]) -> Result<()> {
+        let mut full: Option<(Vec<usize>, Vec<f32>)> = None;
+        for (name, shape, data) in host.iter_mut() {
+            if !names.contains(name) {
+                continue;
+            }
+            if full.is_none() {
+                let mut table = Vec::new();
+                for part in self.base.get_chunks(CLASS_TABLE)? {
+                    table.extend(part.to_vec_f32().await?);
+                }
+                full = Some((self.base.shape(CLASS_TABLE)?, table));
+            }
+            let (full_shape, table) = full.as_ref().expect("read above");
+            let width = full_shape[1];
+            if shape.as_slice() != [self.ids.len(), width] {
+                return Err(Error::Invalid(format!(
+                    "'{name}' is {shape:?}; the trained class rows are [{}, {width}]",
+                    self.ids.len()
+                )));
+            }
+            let mut joined = table.clone();
+            for (row, &id) in self.ids.iter().enumerate() {
+                let at = id as usize * width;
+                joined[at..at + width].copy_from_slice(&data[row * width..(row + 1) * width]);
+            }
+            *shape = full_shape.clone();
+            *data = joined;
+        }
+        Ok(())
+    }
+}
