@@ -85,7 +85,7 @@ function onEngineEvent(e) {
       break;
     case 'preview':
       probe.previews.push({ done: e.done, hash: quickHash(e.rgba) });
-      draw(e.rgba);
+      draw(e.rgba, e.width);
       break;
     case 'progress':
       showOpenProgress(e);
@@ -159,11 +159,10 @@ function paint(canvas, rgba, width) {
   canvas.getContext('2d').putImageData(new ImageData(new Uint8ClampedArray(rgba.buffer ?? rgba), width, height), 0, 0);
 }
 
-// Draws a square image on the stage (pixelated when small).
-function draw(rgba) {
-  const side = Math.round(Math.sqrt(rgba.length / 4));
-  paint($('image'), rgba, side);
-  $('image').style.imageRendering = side < 128 ? 'pixelated' : 'auto';
+// Draws an image `width` pixels wide (square when not given) on the stage, pixelated when small.
+function draw(rgba, width = Math.round(Math.sqrt(rgba.length / 4))) {
+  paint($('image'), rgba, width);
+  $('image').style.imageRendering = width < 128 ? 'pixelated' : 'auto';
   $('placeholder').hidden = true;
 }
 
@@ -310,9 +309,11 @@ async function run(s) {
         $('gen-status').textContent = 'Stopped.';
         return null;
       }
-      draw(result.rgba);
+      if (result.images.length > 1) draw(result.grid.rgba, result.grid.width);
+      else draw(result.rgba);
       offerDownload(result.png, result.recipe);
-      addToGallery(result.item);
+      // Newest first, a run's images in their order.
+      for (const image of [...result.images].reverse()) addToGallery(image.item);
       $('gen-status').textContent = `Done in ${result.seconds.toFixed(1)} s${s.count > 1 ? ` (image ${i + 1} of ${s.count})` : ''}.`;
       last = result;
     }
@@ -338,17 +339,19 @@ $('generate').onclick = async () => {
 };
 $('stop').onclick = () => engine.request('stop');
 
-function fileName(recipe) {
-  const cls = state.model?.name === recipe.model ? (state.cls?.label ?? '') : '';
+// The download name of image `index` of `recipe`.
+function fileName(recipe, index = 0) {
+  const cls = state.model?.name === recipe.model && recipe.classes.length === 1 ? (state.cls?.label ?? '') : '';
   const tag = cls.replace(/^\d+ · /, '').split(',')[0].trim().replace(/[^\w-]+/g, '-');
-  return `bitdance-${recipe.config}-c${recipe.classes[0]}${tag ? `-${tag}` : ''}-s${recipe.seed}.png`;
+  const several = recipe.classes.length > 1 ? `-i${index}` : '';
+  return `bitdance-${recipe.config}-c${recipe.classes[index]}${tag ? `-${tag}` : ''}-s${recipe.seed}${several}.png`;
 }
 
-function offerDownload(png, recipe) {
+function offerDownload(png, recipe, index = 0) {
   const link = $('download');
   if (link.href) URL.revokeObjectURL(link.href);
   link.href = URL.createObjectURL(new Blob([png], { type: 'image/png' }));
-  link.download = fileName(recipe);
+  link.download = fileName(recipe, index);
   link.hidden = false;
 }
 
@@ -358,12 +361,14 @@ function offerDownload(png, recipe) {
 function tile(item) {
   const url = URL.createObjectURL(new Blob([item.png], { type: 'image/png' }));
   const r = item.recipe;
-  const download = el('a', { class: 'button', href: url, download: fileName(r), title: 'Download the PNG (its recipe inside)' }, 'Save');
+  const index = item.index ?? 0;
+  const of = r.classes.length > 1 ? `image ${index + 1} of ${r.classes.length} · ` : '';
+  const download = el('a', { class: 'button', href: url, download: fileName(r, index), title: 'Download the PNG (its recipe inside)' }, 'Save');
   return el('div', { class: 'tile', 'data-name': item.name },
-    el('img', { src: url, alt: `class ${r.classes[0]}, seed ${r.seed}` }),
+    el('img', { src: url, alt: `class ${r.classes[index]}, seed ${r.seed}` }),
     el('div', { class: 'meta' },
-      el('strong', {}, `class ${r.classes[0]} · seed ${r.seed}`),
-      `${r.model === 'default' ? 'default' : r.config} · cfg ${r.cfg} · ${r.head_steps} steps`),
+      el('strong', {}, `class ${r.classes[index]} · seed ${r.seed}`),
+      `${of}${r.model === 'default' ? 'default' : r.config} · cfg ${r.cfg} · ${r.head_steps} steps`),
     el('div', { class: 'tile-actions' },
       download,
       el('button', { title: 'Restore this recipe', onclick: () => showRecipe(item.name, r) }, 'Recipe'),
@@ -399,7 +404,7 @@ $('clear-gallery').onclick = async () => {
 function showRecipe(source, recipe) {
   state.recipe = { source, recipe };
   $('recipe-source').textContent = source;
-  $('recipe-text').textContent = `model ${recipe.model} (${recipe.config}, SHA-256 ${recipe.model_sha256.slice(0, 12)}…) · class ${recipe.classes.join(', ')} · seed ${recipe.seed} · cfg ${recipe.cfg} (${recipe.schedule}) · ${recipe.head_steps} head steps · ${recipe.precision} · made on ${recipe.adapter} · tokens ${recipe.token_hash.slice(0, 12)}…`;
+  $('recipe-text').textContent = `model ${recipe.model} (${recipe.config}, SHA-256 ${recipe.model_sha256.slice(0, 12)}…) · class ${recipe.classes.join(', ')}${recipe.classes.length > 1 ? ` (${recipe.classes.length} images, ${recipe.batch} at a time)` : ''} · seed ${recipe.seed} · cfg ${recipe.cfg} (${recipe.schedule}) · ${recipe.head_steps} head steps · ${recipe.precision} · made on ${recipe.adapter} · tokens ${recipe.token_hash.slice(0, 12)}…`;
   const result = $('recipe-result');
   result.textContent = '';
   delete result.dataset.match;
@@ -435,15 +440,14 @@ $('reproduce').onclick = async () => {
   if (!recipe) return;
   const result = $('recipe-result');
   try {
-    if (recipe.classes.length !== 1 || recipe.batch !== 1) {
-      throw new Error(`this recipe holds ${recipe.classes.length} images sampled ${recipe.batch} at a time; re-run it with bitdance generate --recipe`);
-    }
     await modelFor(recipe);
     const [hit] = await engine.request('search', { query: String(recipe.classes[0]), limit: 1 });
     setClass(hit);
     showRecipe(state.recipe.source, recipe);
-    result.textContent = 'Running…';
-    const out = await run({ cls: recipe.classes[0], cfg: recipe.cfg, steps: recipe.head_steps, schedule: recipe.schedule, seed: recipe.seed, count: 1 });
+    const several = recipe.classes.length > 1 ? ` (its ${recipe.classes.length} images, ${recipe.batch} at a time)` : '';
+    result.textContent = `Running${several}…`;
+    // The whole recipe, as it was sampled: every image and pass draw from one generator.
+    const out = await run({ cls: recipe.classes[0], classes: recipe.classes, batch: recipe.batch, cfg: recipe.cfg, steps: recipe.head_steps, schedule: recipe.schedule, seed: recipe.seed, count: 1 });
     if (!out) {
       result.textContent = 'Stopped.';
       return;
@@ -571,12 +575,16 @@ window.addEventListener('drop', (ev) => {
 const training = { files: null, paths: null, log: [], running: false, steps: 0 };
 probe.train = training;
 
+// Whether the frozen base is held in 16 bits (a LoRA or class-rows run that asks for it).
+const halfBase = () => $('train-what').value !== 'Full' && $('train-half').checked;
+
 function trainOptions() {
   const num = (id) => Number($(id).value);
   const o = {
     steps: Math.round(num('train-steps')), batch: Math.round(num('train-batch')), lr: num('train-lr'),
     warmup: Math.round(num('train-warmup')), ema: num('train-ema'), seed: Math.round(num('train-seed')),
     flips: $('train-flip').checked, trains: $('train-what').value, checkpointing: $('train-recompute').checked,
+    half_base: halfBase(),
     checkpointEvery: Math.round(num('train-ckpt')),
     sampleEvery: Math.round(num('train-samples')), sampleSteps: 25, sampleCfg: 3,
   };
@@ -629,14 +637,18 @@ $('train-sample').onclick = async () => {
 };
 $('train-batch').addEventListener('change', estimate);
 $('train-steps').addEventListener('change', estimate);
-$('train-what').addEventListener('change', estimate);
+$('train-what').addEventListener('change', () => {
+  $('train-half-row').hidden = $('train-what').value === 'Full';
+  estimate();
+});
 $('train-recompute').addEventListener('change', estimate);
+$('train-half').addEventListener('change', estimate);
 
 async function estimate() {
   try {
     const batch = Math.max(1, Math.round(Number($('train-batch').value)));
     const checkpointing = $('train-recompute').checked;
-    const m = await engine.request('finetuneEstimate', { batch, trains: $('train-what').value, checkpointing });
+    const m = await engine.request('finetuneEstimate', { batch, trains: $('train-what').value, checkpointing, halfBase: halfBase() });
     const limit = state.adapter?.limits?.max_buffer_size;
     const steps = Math.max(1, Math.round(Number($('train-steps').value)));
     const time = m.step_s == null ? 'Step time shows after the first steps.'

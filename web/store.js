@@ -155,27 +155,34 @@ export async function setLastModel(sha256) {
 }
 
 // Keeps a finished image (PNG with its recipe chunk) and its recipe; returns the item.
-export async function saveImage(png, recipe) {
+// Keeps image `index` of a recipe (its class is recipe.classes[index]) made at `at` (ms; the
+// images of one run share it); the name carries the index when the recipe holds several.
+export async function saveImage(png, recipe, index = 0, at = Date.now()) {
   const gallery = await dir('gallery');
-  const stamp = `${Date.now().toString().padStart(15, '0')}-c${recipe.classes[0]}-s${recipe.seed}`;
+  const several = recipe.classes.length > 1 ? `-i${index}` : '';
+  const stamp = `${at.toString().padStart(15, '0')}-c${recipe.classes[index]}-s${recipe.seed}${several}`;
   await writeFile(gallery, `${stamp}.png`, png);
   await writeJson(gallery, `${stamp}.json`, recipe);
-  return { name: stamp, png, recipe };
+  return { name: stamp, png, recipe, index };
 }
 
-// Every kept image, newest first: {name, png, recipe}.
+// The index of a kept image among its recipe's images, from its name.
+const indexOf = (name) => Number(/-i(\d+)$/.exec(name)?.[1] ?? 0);
+
+// Every kept image, newest first: {name, png, recipe, index}.
 export async function listImages() {
   const gallery = await dir('gallery');
   const names = [];
   for await (const [name] of gallery.entries()) {
     if (name.endsWith('.png')) names.push(name.slice(0, -4));
   }
-  names.sort().reverse();
+  // Newest run first, a run's images in their order.
+  names.sort((a, b) => b.slice(0, 15).localeCompare(a.slice(0, 15)) || indexOf(a) - indexOf(b));
   const out = [];
   for (const name of names) {
     const file = await fileOf(gallery, `${name}.png`);
     const recipe = await readJson(gallery, `${name}.json`);
-    if (file && recipe) out.push({ name, png: new Uint8Array(await file.arrayBuffer()), recipe });
+    if (file && recipe) out.push({ name, png: new Uint8Array(await file.arrayBuffer()), recipe, index: indexOf(name) });
   }
   return out;
 }

@@ -68,14 +68,15 @@ async function loadStored(entry, verify) {
   return card;
 }
 
-// One image, a step at a time: a step event after each AR step, a preview when the engine's
+// A recipe's images (`classes`, `batch` sampled together per pass; one image by default), a
+// step at a time: a step event after each AR step, a preview of the pass when the engine's
 // pacer says one is due (once the steps since the last cost a decode, so previews take at most
-// about half the time), the finished image with its PNG and recipe at the end; null when
-// stopped.
-async function generate({ cls, cfg, steps, schedule, seed }) {
+// about half the time), the finished images with their PNGs and recipe at the end, each kept in
+// the gallery; null when stopped.
+async function generate({ cls, classes = [cls], batch = 1, cfg, steps, schedule, seed }) {
   stopRequested = false;
   const t0 = performance.now();
-  const total = engine.start_generation(cls, steps, cfg, schedule, BigInt(seed));
+  const total = engine.start_generation(Uint32Array.from(classes), batch, steps, cfg, schedule, BigInt(seed));
   event('step', { done: 0, total, elapsed: 0 });
   for (let done = 0; done < total; ) {
     const [taken, previewDue] = await engine.generation_step();
@@ -86,8 +87,8 @@ async function generate({ cls, cfg, steps, schedule, seed }) {
     }
     event('step', { done, total, elapsed: performance.now() - t0 });
     if (previewDue) {
-      const rgba = await engine.generation_preview();
-      event('preview', { done, total, rgba }, [rgba.buffer]);
+      const { rgba, width } = await engine.generation_preview();
+      event('preview', { done, total, rgba, width }, [rgba.buffer]);
       if (stopRequested) {
         engine.stop_generation();
         return null;
@@ -95,9 +96,15 @@ async function generate({ cls, cfg, steps, schedule, seed }) {
     }
   }
   const out = await engine.generation_finish();
-  const recipe = JSON.parse(out.recipe);
-  const item = await store.saveImage(out.png, recipe);
-  return { rgba: out.rgba, png: out.png, recipe, item, seconds: (performance.now() - t0) / 1000 };
+  const images = [];
+  const at = Date.now();
+  for (const image of out.images) {
+    const recipe = JSON.parse(image.recipe);
+    const item = await store.saveImage(image.png, recipe, image.index, at);
+    images.push({ index: image.index, rgba: image.rgba, png: image.png, recipe, item });
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return { ...images[0], images, grid: out.grid, seconds };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -271,9 +278,9 @@ const ops = {
   async model() {
     return currentModel();
   },
-  async finetuneEstimate({ batch, trains, checkpointing }) {
+  async finetuneEstimate({ batch, trains, checkpointing, halfBase }) {
     const base = await baseOf(await currentModel());
-    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch, trains, !!checkpointing));
+    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch, trains, !!checkpointing, !!halfBase));
   },
   async finetuneState() {
     return store.runState();

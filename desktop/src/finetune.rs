@@ -348,6 +348,13 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         .on_hover_text("the official recipe mirrors half the images; off for digits and text");
     ui.checkbox(&mut o.checkpointing, "Recompute activations")
         .on_hover_text("gradient checkpointing: less GPU memory, about a third more time per step");
+    if o.trains != Trains::Full {
+        ui.checkbox(&mut o.half_base, "16-bit frozen base")
+            .on_hover_text(
+                "the weights that do not train held in half precision: half their memory; what \
+             trains stays f32",
+            );
+    }
 }
 
 /// The memory the run needs, option problems, and Start.

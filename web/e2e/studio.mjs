@@ -177,6 +177,38 @@ await test('a downloaded PNG carries its recipe; dropped back, it reproduces the
   await page.close();
 });
 
+await test('a recipe of several images sampled together reproduces from any of its PNGs', async () => {
+  const page = await open(context, url);
+  // A recipe as `bitdance generate -c 1 -c 3 -c 3 --batch 2` samples it: two passes over one
+  // generator (the page's own runs are one image each; such recipes come from the CLI and the
+  // desktop app).
+  const made = await page.evaluate(() =>
+    studioProbe.engine.request('generate', { classes: [1, 3, 3], batch: 2, cfg: 3, steps: 4, schedule: 'linear', seed: 77 }).then((r) => ({
+      hashes: r.images.map((i) => i.recipe.token_hash),
+      indices: r.images.map((i) => i.index),
+      png: Array.from(r.images[2].png),
+      grid: r.grid.width,
+    })));
+  assert.deepEqual(made.indices, [0, 1, 2]);
+  assert.equal(new Set(made.hashes).size, 1, 'one token hash for the run');
+  const recipe = JSON.parse(pngText(Buffer.from(made.png))['bitdance-recipe']);
+  assert.deepEqual(recipe.classes, [1, 3, 3]);
+  assert.equal(recipe.batch, 2);
+  await page.reload();
+  await settled(page);
+  await drop(page, { 'bitdance-c3-s77-i2.png': Buffer.from(made.png) });
+  await page.waitForSelector('#recipe-box:not([hidden])');
+  assert.match(await page.textContent('#recipe-text'), /3 images, 2 at a time/);
+  await page.click('#reproduce');
+  await page.waitForSelector('#recipe-result[data-match]', { timeout: 300_000 });
+  assert.equal(await page.getAttribute('#recipe-result', 'data-match'), 'true', await page.textContent('#recipe-result'));
+  // The three images side by side on the stage, each kept in the gallery with its place.
+  assert.ok(await page.evaluate(() => document.getElementById('image').width) > 2 * 8);
+  assert.ok((await page.locator('#gallery .tile', { hasText: 'image 3 of 3' }).count()) >= 1);
+  await shot(page, 'create-reproduced-batch');
+  await page.close();
+});
+
 let sha;
 await test('a model file opened once is cached and generates after a reload without the file', async () => {
   const page = await open(context, url);

@@ -106,8 +106,8 @@ thread_local! {
 /// Memory and time the run needs, as JSON `{bytes, parameters, plan, step_s, probe_gflops}`
 /// for the page's estimate, for a model of the base's config (read from its header) trained on
 /// batches of `batch`, training `trains` (the page's choice: "Full", "Embeddings" or "Lora"),
-/// with or without gradient checkpointing. The step time comes from the model's work and a
-/// short matmul probe timed on this adapter.
+/// with or without gradient checkpointing, the frozen base in 16 bits with `half_base`. The
+/// step time comes from the model's work and a short matmul probe timed on this adapter.
 #[wasm_bindgen]
 pub async fn finetune_estimate(
     base: Option<Blob>,
@@ -115,6 +115,7 @@ pub async fn finetune_estimate(
     batch: u32,
     trains: String,
     checkpointing: bool,
+    half_base: bool,
 ) -> Result<String, JsError> {
     let trains = trains_of(serde_json::Value::String(trains))?;
     let card = match base {
@@ -130,6 +131,7 @@ pub async fn finetune_estimate(
     };
     let task = Task::Ar(ArRecipe {
         trains,
+        half_base,
         ..ArRecipe::default()
     });
     let m = task.memory(&card.config, batch as usize, checkpointing);

@@ -1,11 +1,11 @@
 //! Generation a step at a time for the worker, over the core's `ImageRun`: one AR step per
 //! call (awaiting the GPU, so the worker takes messages such as Stop between steps), a preview
-//! when the core's pacer says one is due, and the finished image as a PNG carrying its recipe.
+//! when the core's pacer says one is due, and the finished images as PNGs carrying their recipe.
 
 use std::cell::RefCell;
 
 use bitdance::model::{CfgSchedule, SampleSettings};
-use bitdance::studio::{ImageRun, RecipeModel};
+use bitdance::studio::{tile_grid, ImageRun, RecipeModel};
 use wasm_bindgen::prelude::*;
 
 use crate::js;
@@ -31,12 +31,14 @@ fn now_secs() -> f64 {
     js_sys::Date::now() / 1000.0
 }
 
-/// Starts sampling one image of `class` with the loaded model (head `steps`, guidance `cfg`,
-/// `schedule` "linear" or "constant", `seed`), replacing a run in progress; returns its number
-/// of AR steps.
+/// Starts sampling one image per class of `classes` with the loaded model, `batch` of them
+/// together per pass (a recipe's images, drawn as `bitdance generate -c ... --batch` draws
+/// them), head `steps`, guidance `cfg`, `schedule` "linear" or "constant", `seed`; replaces a
+/// run in progress; returns its number of AR steps.
 #[wasm_bindgen]
 pub fn start_generation(
-    class: u32,
+    classes: Vec<u32>,
+    batch: u32,
     steps: u32,
     cfg: f32,
     schedule: &str,
@@ -68,8 +70,8 @@ pub fn start_generation(
         &model.params,
         recipe_model,
         model.precision,
-        &[class],
-        1,
+        &classes,
+        batch as usize,
         &settings,
         seed,
     )
@@ -105,20 +107,34 @@ fn rgba(rgb: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// The image so far: the tokens sampled up to now decoded, the rest zero (RGBA).
+/// The images of the pass being sampled so far (the tokens sampled up to now decoded, the
+/// rest zero), side by side: `{rgba: Uint8Array, width}`.
 #[wasm_bindgen]
-pub async fn generation_preview() -> Result<Vec<u8>, JsError> {
+pub async fn generation_preview() -> Result<JsValue, JsError> {
     let run = take_run()?;
     let t0 = now_secs();
     let out = run.preview().await;
     let mut run = run;
     run.pacer.decoded(now_secs() - t0);
     put_back(run);
-    Ok(rgba(&out.map_err(js)?.into_raw()))
+    let image = out.map_err(js)?;
+    let width = image.width();
+    picture(&rgba(&image.into_raw()), width)
 }
 
-/// Ends the finished run and decodes its image: returns `{rgba: Uint8Array, png: Uint8Array,
-/// recipe: string}`, the PNG carrying the recipe (JSON, with the token hash) in its text chunk.
+/// `{rgba: Uint8Array, width}`.
+fn picture(rgba: &[u8], width: u32) -> Result<JsValue, JsError> {
+    let result = js_sys::Object::new();
+    let set = |k: &str, v: JsValue| js_sys::Reflect::set(&result, &k.into(), &v);
+    set("rgba", js_sys::Uint8Array::from(rgba).into())
+        .and_then(|_| set("width", width.into()))
+        .map_err(|e| js(format!("building the picture: {e:?}")))?;
+    Ok(result.into())
+}
+
+/// Ends the finished run and decodes its images: returns `{images, grid}`, `images` holding
+/// `{index, rgba, png, recipe}` per image (the PNG carrying the recipe, JSON with the run's
+/// token hash, in its text chunk) and `grid` the images side by side (`{rgba, width}`).
 #[wasm_bindgen]
 pub async fn generation_finish() -> Result<JsValue, JsError> {
     let run = take_run()?;
@@ -129,22 +145,38 @@ pub async fn generation_finish() -> Result<JsValue, JsError> {
             "the run is at step {done} of {steps}: not finished"
         )));
     }
-    let image = run
-        .finish()
-        .await
-        .map_err(js)?
-        .into_iter()
-        .next()
+    let finished = run.finish().await.map_err(js)?;
+    let side = finished
+        .first()
+        .map(|image| image.side)
         .ok_or_else(|| js("the run finished without an image"))?;
+    let images = js_sys::Array::new();
+    let mut all = Vec::new();
+    for image in &finished {
+        let item = js_sys::Object::new();
+        let set = |k: &str, v: JsValue| js_sys::Reflect::set(&item, &k.into(), &v);
+        set("index", (image.index as u32).into())
+            .and_then(|_| {
+                set(
+                    "rgba",
+                    js_sys::Uint8Array::from(&rgba(&image.rgb)[..]).into(),
+                )
+            })
+            .and_then(|_| set("png", js_sys::Uint8Array::from(&image.png[..]).into()))
+            .and_then(|_| set("recipe", image.recipe.to_json().into()))
+            .map_err(|e| js(format!("building the result: {e:?}")))?;
+        images.push(&item);
+        all.extend_from_slice(&image.rgb);
+    }
+    let grid = tile_grid(&all, finished.len(), side);
+    let width = grid.width();
     let result = js_sys::Object::new();
-    let set = |k: &str, v: JsValue| js_sys::Reflect::set(&result, &k.into(), &v);
-    set(
-        "rgba",
-        js_sys::Uint8Array::from(&rgba(&image.rgb)[..]).into(),
-    )
-    .and_then(|_| set("png", js_sys::Uint8Array::from(&image.png[..]).into()))
-    .and_then(|_| set("recipe", image.recipe.to_json().into()))
-    .map_err(|e| js(format!("building the result: {e:?}")))?;
+    js_sys::Reflect::set(&result, &"images".into(), &images)
+        .and_then(|_| {
+            let grid = picture(&rgba(&grid.into_raw()), width).map_err(JsValue::from)?;
+            js_sys::Reflect::set(&result, &"grid".into(), &grid)
+        })
+        .map_err(|e| js(format!("building the result: {e:?}")))?;
     Ok(result.into())
 }
 

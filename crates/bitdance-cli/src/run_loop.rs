@@ -219,12 +219,14 @@ fn check_run_options(trainer: &mut Trainer, args: &LoopArgs) -> anyhow::Result<(
 /// another task and any option that differs from what the run was started with (both values
 /// named: a resumed run takes exactly the steps it would have taken); otherwise `start()`.
 /// The memory a run of `--batch` images per step needs is checked first either way, before
-/// anything is allocated.
+/// anything is allocated; a new LoRA or class-table run training `class_rows` rows of the
+/// class table is planned with those rows (a resumed one with the rows its checkpoint names).
 pub fn open_run(
     gpu: &bitdance::Gpu,
     args: &LoopArgs,
     wanted: &TrainSettings,
     config: Option<&bitdance::model::ModelConfig>,
+    class_rows: Option<usize>,
     start: impl FnOnce() -> anyhow::Result<Trainer>,
 ) -> anyhow::Result<Trainer> {
     let trainer = if args.resume {
@@ -236,13 +238,18 @@ pub fn open_run(
         let file = WeightFile::parse_named(&label, &bytes)?;
         let stored = Trainer::stored_settings(&file)?;
         check_resumed_settings(&args.out, &stored, wanted)?;
+        let rows = file
+            .metadata()
+            .get(bitdance::train::CLASS_ROWS_KEY)
+            .and_then(|ids| serde_json::from_str::<Vec<u32>>(ids).ok())
+            .map(|ids| ids.len());
         if let Some(c) = bitdance::model::stored_config(&file)? {
-            check_plan(gpu, &stored.task, &c, args)?;
+            check_plan(gpu, &stored.task, &c, args, rows)?;
         }
         Trainer::resume(gpu, &file, config)?
     } else {
         let c = config.context("a new run needs a config")?;
-        check_plan(gpu, &wanted.task, c, args)?;
+        check_plan(gpu, &wanted.task, c, args, class_rows)?;
         start()?
     };
     let mut trainer = trainer;
@@ -275,9 +282,10 @@ fn check_plan(
     task: &Task,
     c: &bitdance::model::ModelConfig,
     args: &LoopArgs,
+    class_rows: Option<usize>,
 ) -> anyhow::Result<()> {
     let (batch, checkpointing) = (args.batch, args.checkpointing);
-    let plan = MemoryPlan::of(task, c, batch, checkpointing);
+    let plan = MemoryPlan::with_class_rows(task, c, batch, checkpointing, class_rows);
     let budget = gpu.memory_budget();
     let l = gpu.limits();
     println!(

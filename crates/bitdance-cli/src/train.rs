@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    ar_parameters, init_parameters, load_autoencoder, stored_config, ModelConfig, ParamStore,
+    ar_parameters, init_parameters_in, load_autoencoder, stored_config, ModelConfig, ParamStore,
 };
 use bitdance::optim::AdamWConfig;
 use bitdance::rng::Rng;
@@ -237,21 +237,31 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         .map(|bytes| WeightFile::parse_named(&init_label, bytes))
         .transpose()?;
     let start_file = grown_file.as_ref().or(init_file.as_ref());
-    let mut trainer = run_loop::open_run(&gpu, &args.run, &settings, c.as_ref(), || {
-        let c = c.clone().context("a new run needs a config")?;
-        let params = match start_file {
-            Some(f) => ParamStore::from_weights(&gpu, f, &ar_parameters(&c))?,
-            None => init_parameters(&gpu, &c, &mut Rng::new(args.run.seed))?,
-        };
-        let frozen = load_autoencoder(&gpu, &c.vae, &tokenizer)?;
-        let mut trainer = Trainer::new(c, params, frozen, settings)?;
-        if let Some(bytes) = &init_bytes {
-            // A LoRA run's adapters file names the model they adapt.
-            let sha = bitdance::studio::sha256_hex(bytes);
-            trainer.metadata.insert(BASE_KEY.to_string(), sha);
-        }
-        Ok(trainer)
-    })?;
+    // The class rows a LoRA or class-table run trains: its classes and the null row.
+    let class_rows = plan.as_ref().map(|p| {
+        let mut ids = p.trained();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len() + 1
+    });
+    let mut trainer =
+        run_loop::open_run(&gpu, &args.run, &settings, c.as_ref(), class_rows, || {
+            let c = c.clone().context("a new run needs a config")?;
+            // A LoRA or class-table run with --half-base holds its frozen base in 16 bits.
+            let half = settings.task.half_weights(&c);
+            let params = match start_file {
+                Some(f) => ParamStore::from_weights_in(&gpu, f, &ar_parameters(&c), &half)?,
+                None => init_parameters_in(&gpu, &c, &mut Rng::new(args.run.seed), &half)?,
+            };
+            let frozen = load_autoencoder(&gpu, &c.vae, &tokenizer)?;
+            let mut trainer = Trainer::new(c, params, frozen, settings)?;
+            if let Some(bytes) = &init_bytes {
+                // A LoRA run's adapters file names the model they adapt.
+                let sha = bitdance::studio::sha256_hex(bytes);
+                trainer.metadata.insert(BASE_KEY.to_string(), sha);
+            }
+            Ok(trainer)
+        })?;
     drop(grown_file);
     drop(grown);
     let plan = match plan {
@@ -268,6 +278,7 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         println!("  {line}");
     }
     plan.record(&mut trainer)?;
+    trainer.train_class_rows(&plan.trained())?;
     let c = trainer.config.clone();
     let data = ImageFolder::load(&args.data, c.resolution)?;
     let print = latent_cache::fingerprint(&data, &c, &tokenizer_bytes);
@@ -291,7 +302,21 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         } else {
             ""
         };
-        println!("trains: {}{recompute}", recipe.trains.describe());
+        let rows = match trainer.class_rows() {
+            Some(ids) => format!(
+                " (its rows of {} classes and the null class)",
+                ids.len() - 1
+            ),
+            None => String::new(),
+        };
+        let half = match recipe.half_base && recipe.trains != Trains::Full {
+            true => ", the frozen base in 16 bits",
+            false => "",
+        };
+        println!(
+            "trains: {}{rows}{half}{recompute}",
+            recipe.trains.describe()
+        );
     }
     let batch = args.run.batch;
     let seed = trainer.settings.seed;

@@ -99,7 +99,7 @@ pub fn run(args: TokenizerArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(&c)
     };
-    let mut trainer = run_loop::open_run(&gpu, &args.run, &settings, config, || {
+    let mut trainer = run_loop::open_run(&gpu, &args.run, &settings, config, None, || {
         let params = match &args.init {
             Some(path) => {
                 let bytes = read_bytes(path)?;
