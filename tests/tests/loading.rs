@@ -456,6 +456,17 @@ fn row_chunks_walk_as_parts_and_join_whole() {
     assert_eq!(file.shape("table").unwrap(), [12, 6]);
     assert_eq!(file.to_f32("table").unwrap(), all);
 
+    // A parameter is held one way: a whole tensor replaces its chunks, and chunks the tensor.
+    let whole = bitdance::Tensor::from_f32(&gpu(), &[12, 6], &all).unwrap();
+    copy.insert("table", whole.clone());
+    assert_eq!(copy.get_chunks("table").unwrap().len(), 1);
+    assert_eq!(
+        copy.iter().filter(|(n, _)| n.starts_with("table")).count(),
+        1
+    );
+    copy.insert_chunks("table", vec![whole.clone()]);
+    assert!(copy.get("table").is_err(), "held in chunks now");
+
     let host = |skip: usize| {
         (0..12)
             .filter(|&i| i != skip)

@@ -57,7 +57,9 @@ fn bitdance(args: &[&str]) -> (bool, String) {
 
 #[test]
 fn generate_writes_a_grid_tensors_and_replays_noise() {
-    let d = dir();
+    // A folder of its own: the tests run side by side, and each removes its folder at the end.
+    let d = dir().join("grid");
+    std::fs::create_dir_all(&d).unwrap();
     let w = weights(&d);
     let (w, png, st) = (
         w.to_str().unwrap(),

@@ -302,10 +302,16 @@ impl ParamStore {
         Ok(())
     }
 
-    /// Moves every parameter of `other` into this store (replacing same-named ones).
+    /// Moves every parameter of `other` into this store (replacing same-named ones, whole or
+    /// in chunks).
     pub fn extend(&mut self, other: ParamStore) {
-        self.tensors.extend(other.tensors);
-        self.chunked.extend(other.chunked);
+        for (name, t) in other.tensors {
+            self.insert(&name, t);
+        }
+        for (name, chunks) in other.chunked {
+            self.tensors.remove(&name);
+            self.chunked.insert(name, chunks);
+        }
     }
 
     /// The parameters whose names `keep` accepts, and the others.
@@ -362,16 +368,19 @@ impl ParamStore {
     }
 
     /// Adds or replaces a parameter, or one row chunk of one when `name` is a `part_name`
-    /// (what `iter` yields, so that a store copied part by part keeps its chunks).
+    /// (what `iter` yields, so that a store copied part by part keeps its chunks). A parameter
+    /// is held one way: whole, or in chunks, never both.
     pub fn insert(&mut self, name: &str, tensor: Tensor) {
         match split_part_name(name) {
             Some((base, index)) => {
+                self.tensors.remove(base);
                 self.chunked
                     .entry(base.to_string())
                     .or_default()
                     .insert(index, tensor);
             }
             None => {
+                self.chunked.remove(name);
                 self.tensors.insert(name.to_string(), tensor);
             }
         }
@@ -389,8 +398,10 @@ impl ParamStore {
         out
     }
 
-    /// Adds a parameter held as row chunks along its first dimension (in order).
+    /// Adds a parameter held as row chunks along its first dimension (in order), replacing
+    /// one of that name.
     pub fn insert_chunks(&mut self, name: &str, chunks: Vec<Tensor>) {
+        self.tensors.remove(name);
         self.chunked
             .insert(name.to_string(), chunks.into_iter().enumerate().collect());
     }

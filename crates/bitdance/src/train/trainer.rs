@@ -434,7 +434,7 @@ impl Trainer {
             .shadows
             .iter()
             .map(|(name, t)| (Cow::Owned(format!("{EMA_PREFIX}{name}")), t));
-        let host = to_host(
+        let mut host = to_host(
             self.params
                 .iter()
                 .chain(self.frozen.iter())
@@ -442,7 +442,6 @@ impl Trainer {
                 .chain(moments),
         )
         .await?;
-        let mut host = host;
         if let Some(rows) = &self.class_rows {
             // The model and its EMA as full tables; the moments of the trained rows alone.
             let names = [
@@ -606,15 +605,15 @@ impl Trainer {
             })?),
         };
         let null = c.num_classes as u32;
-        let rows_of = |store: &mut ParamStore, ids: &[u32]| -> Result<(ClassRows, Tensor)> {
+        // The store's full table replaced by the rows `ids` train.
+        let rows_of = |store: &mut ParamStore, ids: &[u32]| -> Result<ClassRows> {
             let classes: Vec<u32> = ids.iter().copied().filter(|&k| k != null).collect();
             let rows = ClassRows::new(&classes, null, store.remove(CLASS_TABLE))?;
-            let table = rows.gather()?;
-            store.insert(CLASS_TABLE, table.clone());
-            Ok((rows, table))
+            store.insert(CLASS_TABLE, rows.gather()?);
+            Ok(rows)
         };
         let class_rows = match &row_ids {
-            Some(ids) => Some(rows_of(&mut params, ids)?.0),
+            Some(ids) => Some(rows_of(&mut params, ids)?),
             None => None,
         };
         let frozen_specs: Vec<_> = file
