@@ -235,10 +235,17 @@ fn half_weights_round_trip_and_are_refused_where_the_kernels_cannot_read_them() 
         .unwrap_err()
         .to_string();
     assert!(e.contains("multiple of 4"), "{e}");
-    // Weights read along N (no trans_b) are refused too; other ops refuse f16 by dtype.
+    // Weights read along N (no trans_b: the input gradient through a frozen 16-bit weight)
+    // need K and N multiples of 4; other ops refuse f16 by dtype.
+    let a = Tensor::from_f32(&gpu, &[3, 36], &[1.0; 3 * 36]).unwrap();
     let w = Tensor::from_f32_as_f16(&gpu, &[36, 8], &[0.5; 36 * 8]).unwrap();
-    let a = Tensor::zeros(&gpu, &[3, 36]).unwrap();
-    assert!(ops::matmul(&a, &w, None, false, false).is_err());
+    let product = ops::matmul(&a, &w, None, false, false).unwrap();
+    assert_eq!(product.read_f32().unwrap(), vec![18.0; 3 * 8]);
+    let narrow = Tensor::from_f32_as_f16(&gpu, &[36, 6], &[0.5; 36 * 6]).unwrap();
+    let e = ops::matmul(&a, &narrow, None, false, false)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("multiple of 4"), "{e}");
     assert!(ops::add(&w, &w).is_err());
 }
 
