@@ -67,7 +67,7 @@ pub fn embed_prefix(c: &ModelConfig, params: &ParamStore, classes: &[u32]) -> Re
 
 /// Table rows of `classes` [B, width] from a table held whole or in row chunks (the B-size
 /// table is 197 MB): each chunk gathers the rows it holds, zeros elsewhere, and the parts add.
-fn class_rows(chunks: &[&Tensor], classes: &[u32]) -> Result<Tensor> {
+pub(crate) fn class_rows(chunks: &[&Tensor], classes: &[u32]) -> Result<Tensor> {
     if let [table] = chunks {
         return ops::embedding_checked(table, classes);
     }

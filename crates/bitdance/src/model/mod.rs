@@ -46,6 +46,7 @@ pub use generator_loader::{decoder_feature_map, GeneratorLoader, LoadFile, Tenso
 pub use graph::{CacheSlot, Eager, Graph};
 pub use head::{head_condition, head_forward, head_predict, head_predict_at};
 pub use init::{init_autoencoder, init_parameters, init_parameters_in};
+pub(crate) use kv_cache::class_rows;
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
 pub use loading::{
     decoder_weights, generation_parameters, half_weights, load_autoencoder, load_generator,

@@ -3,7 +3,7 @@
 //! alone; the rest of a B model's 1001-row, 197 MB table stays as it is), joined into the full
 //! table wherever the model leaves the trainer (checkpoints, exported models, sampling).
 
-use crate::model::{HostTensor, ParamStore};
+use crate::model::{class_rows, HostTensor, ParamStore};
 use crate::{ops, Error, Result, Tensor};
 
 use super::CLASS_TABLE;
@@ -40,19 +40,7 @@ impl ClassRows {
 
     /// The trained rows [k, W] as the base table holds them (f32).
     pub fn gather(&self) -> Result<Tensor> {
-        let chunks = self.base.get_chunks(CLASS_TABLE)?;
-        let idx = Tensor::from_u32(chunks[0].gpu(), &[self.ids.len()], &self.ids)?;
-        let mut first = 0;
-        let mut sum: Option<Tensor> = None;
-        for part in chunks {
-            let got = ops::embedding_rows(part, &idx, first)?;
-            first += part.shape()[0];
-            sum = Some(match sum {
-                None => got,
-                Some(acc) => ops::add(&acc, &got)?,
-            });
-        }
-        sum.ok_or_else(|| Error::Invalid("the class table holds no row".into()))
+        class_rows(&self.base.get_chunks(CLASS_TABLE)?, &self.ids)
     }
 
     /// Positions of `classes` among the trained rows (the indices into the small table), or an
