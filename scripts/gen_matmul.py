@@ -49,20 +49,9 @@ SG_HEADER = """\
 SG8_HEADER = """\
 // mm_sg8: mm_sg for 16-bit weights (P) stored along K (p_rc = 0) with K a multiple of 8.
 // Mesa 22's llvmpipe loads a lane-varying address lane by lane, and each lane's turn costs
-// more than the components it fetches: one vec4<u32> (8 halves, two K steps of a row) per turn
-// instead of mm_sg's vec2<u32> halves the turns for the same bytes. Appended to
-// matmul_b16.wgsl, whose P binding it reads as vec4<u32>s.
-
-@group(0) @binding(2) var<storage, read> p8: array<vec4<u32>>;
-
-// Vec4s i and i + 1 of P (i even): halves 4i .. 4i + 7 as two K steps.
-fn load_p8(i: u32) -> mat2x4<f32> {
-    let w = p8[i / 2u];
-    return mat2x4<f32>(
-        vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y)),
-        vec4<f32>(unpack2x16float(w.z), unpack2x16float(w.w)),
-    );
-}
+// more than the components it fetches: one load of 8 halves (two K steps of a row) per turn
+// instead of mm_sg's 4 halves the turns for the same bytes. Appended to matmul_b16.wgsl or
+// matmul_h16.wgsl, whose load_p8 reads the 8 halves (packed in a vec4<u32> or as f16s).
 """
 
 PROLOGUE = """

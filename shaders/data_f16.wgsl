@@ -1,5 +1,5 @@
-// gather_rows for a 16-bit table (appended to data.wgsl): src holds two halves per u32 word,
-// widened here; dst receives f32 bits.
+// gather_rows for a 16-bit table (appended to data.wgsl, then data_b16.wgsl or
+// data_h16.wgsl, whose load_half reads half e of src); dst receives f32 bits.
 
 // dst[r, k] = the half src[idx[r] - p3, k] as f32, rows of width p1 from a source of p2 rows
 // (rows p3..p3 + p2 of a larger table); an index outside yields a zero row. n = rows * p1.
@@ -11,8 +11,7 @@ fn gather_rows_f16(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let row = idx[i / width] - params.p3;
     var v = 0.0;
     if row < params.p2 {
-        let e = row * width + i % width;
-        v = unpack2x16float(src[e / 2u])[e % 2u];
+        v = load_half(row * width + i % width);
     }
     dst[i] = bitcast<u32>(v);
 }

@@ -297,3 +297,58 @@ fn an_image_run_samples_its_passes_as_the_cli_does() {
         .to_string();
     assert!(e.contains("at least one image"), "{e}");
 }
+
+/// 16-bit weights read as WGSL f16 arrays give the tokens and the image of the packed form bit
+/// for bit (the same halves, widened exactly, summed in the same order), 1x and next-patch.
+/// Each form on a device of its own, so no other test sees a form switched under it.
+#[test]
+fn half_weights_sample_the_same_bits_packed_or_as_f16_arrays() {
+    use bitdance::gpu::{F16Form, GpuOptions};
+    use bitdance::model::{half_weights, Precision};
+    use bitdance::{DType, Gpu};
+    let open = |form| {
+        let options = GpuOptions {
+            f16_form: Some(form),
+            ..GpuOptions::from_env().unwrap()
+        };
+        bitdance::gpu::block_on(Gpu::new(&options)).unwrap()
+    };
+    if !gpu().f16_forms().contains(&F16Form::Arrays) {
+        eprintln!("skipped: {} has no SHADER_F16", gpu().adapter().name);
+        return;
+    }
+    let (packed, arrays) = (open(F16Form::Packed), open(F16Form::Arrays));
+    assert_eq!(arrays.f16_form(), F16Form::Arrays);
+    for p in [1usize, 4] {
+        let c = tiny(p);
+        let sample = |g: &Gpu| {
+            let mut specs = ar_parameters(&c);
+            specs.extend(decoder_parameters(&c.vae));
+            let half = half_weights(&c, Precision::F16);
+            let store = ParamStore::random_in(g, &specs, &mut Rng::new(5), 0.2, &half).unwrap();
+            let halved = store
+                .iter()
+                .filter(|(_, t)| t.dtype() == DType::F16)
+                .count();
+            assert!(halved > 4, "p={p}: only {halved} tensors in 16 bits");
+            let tokens = generate_tokens(
+                &c,
+                &store,
+                &[1, 3],
+                &guided(4),
+                &mut Rng::new(8),
+                &mut |_, _| {},
+            )
+            .unwrap()
+            .read_f32()
+            .unwrap();
+            let z = tokens_to_latents(&c, &tokens).unwrap();
+            let image = decode(g, &c.vae, &store, &z, [2, 32, c.grid(), c.grid()]).unwrap();
+            (tokens, image.read_f32().unwrap())
+        };
+        let (a, b) = (sample(&packed), sample(&arrays));
+        assert!(a.0 == b.0, "p={p}: the tokens differ between the forms");
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert!(bits(&a.1) == bits(&b.1), "p={p}: the images differ");
+    }
+}

@@ -44,6 +44,12 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<ExitCode> {
         has(wgpu_features::TIMESTAMP),
         has(wgpu_features::F16)
     );
+    let forms: Vec<String> = gpu.f16_forms().iter().map(|f| f.to_string()).collect();
+    println!(
+        "16-bit reads {} (checked: {}; BITDANCE_F16=packed|arrays picks)",
+        gpu.f16_form(),
+        forms.join(", ")
+    );
     println!();
     let only: Vec<&str> = args.only.iter().map(String::as_str).collect();
     let known: Vec<&str> = bitdance::conformance::families()

@@ -96,6 +96,7 @@ impl TrainArgs {
             "--diff-batch-mul {}: must be at least 1",
             self.diff_batch_mul
         );
+        self.train.check_half_base(self.half_base)?;
         let (cfg, steps) = (self.sample_cfg, self.sample_steps);
         sample_settings(steps, cfg)
             .validate()
@@ -116,6 +117,16 @@ pub(crate) enum TrainsArg {
 }
 
 impl TrainsArg {
+    /// Refuses `--half-base` where nothing is frozen (`--train full`), instead of ignoring it.
+    pub(crate) fn check_half_base(self, half_base: bool) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            !(half_base && self == TrainsArg::Full),
+            "--half-base holds the frozen base's weights in 16 bits, but --train full freezes \
+             nothing: use --train lora or --train embeddings, or leave --half-base out"
+        );
+        Ok(())
+    }
+
     /// The choice, with `lora` as the spec of a LoRA run.
     pub(crate) fn trains(self, lora: LoraSpec) -> Trains {
         match self {

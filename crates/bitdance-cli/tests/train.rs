@@ -435,6 +435,34 @@ fn bad_hyper_parameters_are_refused_up_front_by_name() {
     ] {
         refused("train-tokenizer", option, value);
     }
+    // A 16-bit frozen base where nothing is frozen: refused, not ignored.
+    let tokenizer = "never-read.safetensors";
+    let train = [
+        "train",
+        "--data",
+        data,
+        "--out",
+        out,
+        "--tokenizer",
+        tokenizer,
+    ];
+    let bench = ["bench", "train", "--repeats", "1"];
+    for args in [&train[..], &bench[..]] {
+        let output = Command::new(env!("CARGO_BIN_EXE_bitdance"))
+            .args(args)
+            .args(["--config", "tiny", "--half-base"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success(),
+            "{args:?} --half-base was accepted"
+        );
+        assert!(
+            text.contains("--half-base") && text.contains("--train full freezes nothing"),
+            "{args:?}: {text}"
+        );
+    }
     assert!(
         !Path::new(out).exists(),
         "nothing is written for a refused run"

@@ -111,6 +111,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 BenchKind::Train => train::Model::Ar,
                 _ => train::Model::Tokenizer,
             };
+            args.train.check_half_base(args.half_base)?;
             let run = train::TrainRun {
                 batch: args.batch.unwrap_or(16),
                 repeats: args.repeats.unwrap_or(10),

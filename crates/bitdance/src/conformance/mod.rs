@@ -3,6 +3,7 @@
 //! random inputs, odd shapes and NaN-poisoned outputs; each backward against finite differences. The same
 //! checks back `bitdance doctor`, the native test suite and the browser tests.
 
+use crate::gpu::F16Form;
 use crate::reference::relative_error;
 use crate::rng::Rng;
 use crate::{Gpu, Result, Tensor};
@@ -142,6 +143,18 @@ impl Checker {
         }
     }
 
+    /// The forms of 16-bit reads to check on this device: packed, and f16 arrays where the
+    /// device has `SHADER_F16`.
+    pub fn f16_forms(&self) -> Vec<F16Form> {
+        self.gpu.f16_forms()
+    }
+
+    /// Reads 16-bit tensors in `form` from the next dispatch on (`run` restores the device's
+    /// own form when the checks end).
+    pub fn use_f16_form(&mut self, form: F16Form) -> Result<()> {
+        self.gpu.set_f16_form(form)
+    }
+
     /// Records a failed row for an op that returned an error.
     pub fn fail(&mut self, op: &str, shapes: String, e: crate::Error) {
         self.results.push(Self::failed(op, shapes, TOL, e));
@@ -159,6 +172,15 @@ impl Checker {
     }
 }
 
+/// What a row of a 16-bit case adds to its name for `form`: nothing for the packed form (the
+/// rows' names before f16 arrays), " (f16 arrays)" for arrays.
+pub(crate) fn f16_form_suffix(form: F16Form) -> &'static str {
+    match form {
+        F16Form::Packed => "",
+        F16Form::Arrays => " (f16 arrays)",
+    }
+}
+
 /// Every family of checks, in dependency order (registered in `crate::ops`).
 pub fn families() -> Vec<Family> {
     crate::ops::check_families()
@@ -168,6 +190,7 @@ pub fn families() -> Vec<Family> {
 pub async fn run(gpu: &Gpu, only: &[&str]) -> Vec<CheckResult> {
     let mut checker = Checker::new(gpu, 0x5EED);
     let _poison = gpu.poison_outputs_guard();
+    let own_form = gpu.f16_form();
     for family in families() {
         if only.is_empty() || only.contains(&family.name) {
             // Each family draws from its own seed, so its inputs do not depend on which
@@ -180,5 +203,7 @@ pub async fn run(gpu: &Gpu, only: &[&str]) -> Vec<CheckResult> {
             (family.run)(&mut checker).await;
         }
     }
+    // The device's own form is one it can run: setting it back cannot fail.
+    let _ = gpu.set_f16_form(own_form);
     checker.results
 }

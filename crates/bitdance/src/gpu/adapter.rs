@@ -11,7 +11,8 @@ pub const MEMORY_BUDGET_VAR: &str = "BITDANCE_MEMORY_BUDGET_GIB";
 pub const LIMITS_VAR: &str = "BITDANCE_LIMITS";
 
 /// How to pick the adapter and what to use of it; `from_env` reads `WGPU_BACKEND`,
-/// `BITDANCE_ADAPTER`, `BITDANCE_SUBGROUPS` and `BITDANCE_MEMORY_BUDGET_GIB`.
+/// `BITDANCE_ADAPTER`, `BITDANCE_SUBGROUPS`, `BITDANCE_MEMORY_BUDGET_GIB`, `BITDANCE_LIMITS`
+/// and `BITDANCE_F16`.
 #[derive(Clone, Debug, Default)]
 pub struct GpuOptions {
     /// Backend name: vulkan, metal, dx12, gl or webgpu; `None` means all.
@@ -30,13 +31,17 @@ pub struct GpuOptions {
     /// Caps the storage binding size below what is granted (bytes): a smaller device, checked
     /// on this one (tests of the refusals, the web page's `?max_binding_mib=`).
     pub max_binding_bytes: Option<u64>,
+    /// How shaders read 16-bit tensors (`None`: `F16Form::default_for` the device); `Arrays`
+    /// on a device without `SHADER_F16` is refused when the device opens.
+    pub f16_form: Option<super::F16Form>,
 }
 
 impl GpuOptions {
     /// Options from `WGPU_BACKEND` and `BITDANCE_ADAPTER` (unset or empty means no filter) and
     /// `BITDANCE_SUBGROUPS` (`0` or `off`: no subgroup operations) and
     /// `BITDANCE_MEMORY_BUDGET_GIB` (a positive number of GiB) and `BITDANCE_LIMITS` (`webgpu`:
-    /// WebGPU's default limits, `adapter` or unset: the adapter's); a value that is not one of
+    /// WebGPU's default limits, `adapter` or unset: the adapter's) and `BITDANCE_F16`
+    /// (`packed` or `arrays`: how shaders read 16-bit tensors); a value that is not one of
     /// these is an error naming it.
     pub fn from_env() -> Result<Self> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
@@ -72,6 +77,9 @@ impl GpuOptions {
             memory_budget,
             webgpu_limits,
             max_binding_bytes: None,
+            f16_form: var(super::F16_FORM_VAR)
+                .map(|v| super::F16Form::parse(&v, super::F16_FORM_VAR))
+                .transpose()?,
         })
     }
 

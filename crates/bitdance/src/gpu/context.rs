@@ -1,6 +1,6 @@
 //! The GPU context: device, queue, limits, features, pool, pipelines and the recorder.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::adapter::{select_adapter, AdapterSummary, GpuOptions};
@@ -8,6 +8,7 @@ use super::pipelines::{Kernel, PipelineCache};
 use super::pool::BufferPool;
 use super::profile::{KernelTime, Profile};
 use super::recorder::Recorder;
+use super::F16Form;
 use crate::{DType, Error, Result, Tensor};
 
 /// Threads per workgroup of the kernels that run one thread per item (`Gpu::dispatch_items`).
@@ -57,6 +58,8 @@ pub(crate) struct Inner {
     pub features: wgpu::Features,
     /// Shaders may call unpack2x16float (16-bit weights).
     unpacks_f16: bool,
+    /// Shaders read 16-bit tensors as f16 arrays (`F16Form::Arrays`), else packed.
+    f16_arrays: AtomicBool,
     pub pool: Mutex<BufferPool>,
     pipelines: Mutex<PipelineCache>,
     pub recorder: Mutex<Recorder>,
@@ -87,6 +90,20 @@ impl Drop for PoisonGuard {
 #[derive(Clone)]
 pub struct Gpu {
     pub(crate) inner: Arc<Inner>,
+}
+
+/// Whether an adapter runs on the CPU (lavapipe, SwiftShader, WARP).
+fn is_cpu_adapter(info: &wgpu::AdapterInfo) -> bool {
+    info.device_type == wgpu::DeviceType::Cpu || info.name.contains("SwiftShader")
+}
+
+/// The refusal of f16 arrays on a device without `SHADER_F16`.
+fn no_shader_f16(adapter: &str) -> Error {
+    Error::Invalid(format!(
+        "16-bit tensors as f16 arrays need the SHADER_F16 feature, which {adapter} lacks; \
+         use {}=packed",
+        super::F16_FORM_VAR
+    ))
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -161,6 +178,14 @@ impl Gpu {
         device.set_device_lost_callback(move |reason, message| {
             *lock(&lost_sink) = Some(format!("{reason:?}: {message}"));
         });
+        let has_shader_f16 = features.contains(wgpu::Features::SHADER_F16);
+        let is_cpu = is_cpu_adapter(&info);
+        let f16_form = options
+            .f16_form
+            .unwrap_or(F16Form::default_for(has_shader_f16, is_cpu));
+        if f16_form == F16Form::Arrays && !has_shader_f16 {
+            return Err(no_shader_f16(&info.name));
+        }
         let align = limits.min_uniform_buffer_offset_alignment;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -170,6 +195,7 @@ impl Gpu {
                 limits,
                 features,
                 unpacks_f16,
+                f16_arrays: AtomicBool::new(f16_form == F16Form::Arrays),
                 pool: Mutex::new(BufferPool::default()),
                 pipelines: Mutex::new(PipelineCache::default()),
                 recorder: Mutex::new(Recorder::new(align)),
@@ -244,8 +270,34 @@ impl Gpu {
 
     /// Whether the device runs on the CPU (lavapipe, SwiftShader, WARP).
     pub fn is_cpu(&self) -> bool {
-        self.inner.info.device_type == wgpu::DeviceType::Cpu
-            || self.inner.info.name.contains("SwiftShader")
+        is_cpu_adapter(&self.inner.info)
+    }
+
+    /// How shaders read 16-bit tensors now.
+    pub fn f16_form(&self) -> F16Form {
+        match self.inner.f16_arrays.load(Ordering::Relaxed) {
+            true => F16Form::Arrays,
+            false => F16Form::Packed,
+        }
+    }
+
+    /// The forms of 16-bit reads this device can run: packed, and arrays with `SHADER_F16`.
+    pub fn f16_forms(&self) -> Vec<F16Form> {
+        let mut forms = vec![F16Form::Packed];
+        if self.inner.features.contains(wgpu::Features::SHADER_F16) {
+            forms.push(F16Form::Arrays);
+        }
+        forms
+    }
+
+    /// Reads 16-bit tensors in `form` from the next dispatch on (the conformance checks run
+    /// every form); arrays on a device without `SHADER_F16` are refused.
+    pub fn set_f16_form(&self, form: F16Form) -> Result<()> {
+        if !self.f16_forms().contains(&form) {
+            return Err(no_shader_f16(&self.inner.info.name));
+        }
+        (self.inner.f16_arrays).store(form == F16Form::Arrays, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The wgpu device, for callers that build their own resources (the desktop app).
@@ -483,6 +535,13 @@ impl Gpu {
             self.check_binding(kernel.entry, t.byte_len())?;
             (self.inner.largest_binding).fetch_max(t.byte_len(), Ordering::Relaxed);
         }
+        let with_arrays;
+        let defines = if kernel.shader.reads_f16 && self.f16_form() == F16Form::Arrays {
+            with_arrays = [defines, &[(super::F16_ARRAYS, 1)]].concat();
+            &with_arrays[..]
+        } else {
+            defines
+        };
         let device = &self.inner.device;
         let (pipeline, layout) = lock(&self.inner.pipelines).get(device, kernel, defines);
         #[cfg(not(target_arch = "wasm32"))]

@@ -39,6 +39,10 @@ pub const VEC: &str = "VEC";
 /// element types it selects), then the uniform's struct generated from its Rust declaration.
 pub fn source_with_defines(shader: &Shader, defines: &[(&str, u32)]) -> String {
     let mut src = String::new();
+    // An enable directive must precede every declaration.
+    if shader.builds_f16_arrays(defines) {
+        src.push_str("enable f16;\n");
+    }
     for (name, value) in defines {
         src.push_str(&format!("const {name}: u32 = {value}u;\n"));
         if *name == VEC {
@@ -46,7 +50,7 @@ pub fn source_with_defines(shader: &Shader, defines: &[(&str, u32)]) -> String {
         }
     }
     src.push_str(shader.uniform);
-    src.push_str(shader.source);
+    src.push_str(shader.source_for(defines));
     src
 }
 

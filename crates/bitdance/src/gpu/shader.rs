@@ -18,7 +18,43 @@ pub struct Shader {
     pub subgroups: bool,
     /// Reads 16-bit (`DType::F16`) operands; the dispatch refuses f16 tensors for any other.
     pub reads_f16: bool,
+    /// For a shader that reads 16-bit operands: its source with those operands read as WGSL
+    /// `f16` arrays (built with `enable f16;` where the device has `SHADER_F16` and the form
+    /// is `F16Form::Arrays`); `source` reads them as halves packed in u32 words.
+    pub f16_arrays_source: Option<&'static str>,
 }
+
+impl Shader {
+    /// Whether `defines` build the f16-array form (`F16_ARRAYS` set, and the shader has one).
+    pub fn builds_f16_arrays(&self, defines: &[(&str, u32)]) -> bool {
+        self.f16_arrays_source.is_some() && defines.iter().any(|(k, v)| *k == F16_ARRAYS && *v != 0)
+    }
+
+    /// The source built under `defines`: the f16-array form where they hold `F16_ARRAYS`.
+    pub fn source_for(&self, defines: &[(&str, u32)]) -> &'static str {
+        match self.f16_arrays_source {
+            Some(arrays) if self.builds_f16_arrays(defines) => arrays,
+            _ => self.source,
+        }
+    }
+
+    /// Every define set the runtime may build: the listed variants, and each again with
+    /// `F16_ARRAYS` for a shader with an f16-array form.
+    pub fn define_sets(&self) -> Vec<Vec<(&'static str, u32)>> {
+        let mut sets = self.variants.sets();
+        if self.f16_arrays_source.is_some() {
+            let arrays: Vec<_> = sets
+                .iter()
+                .map(|set| [set.as_slice(), &[(F16_ARRAYS, 1)]].concat())
+                .collect();
+            sets.extend(arrays);
+        }
+        sets
+    }
+}
+
+/// The define that builds a shader's `f16_arrays_source` (value 1) instead of its `source`.
+pub const F16_ARRAYS: &str = "F16_ARRAYS";
 
 /// The define sets of a shader.
 #[derive(Debug)]
@@ -41,30 +77,36 @@ impl Variants {
 
 /// Declares `static NAME: Shader` from files of the top-level `shaders/` folder, concatenated
 /// in order, reading the uniform `Params` (its WGSL struct is generated from the Rust one):
-/// `shader! { /// doc  NAME = "name", ["file", ...], Params, variants, subgroups; }`, with
-/// `, f16` before the `;` for a shader that reads 16-bit operands.
+/// `shader! { /// doc  NAME = "name", ["file", ...], Params, variants, subgroups; }`; a shader
+/// that reads 16-bit operands adds `, f16 ["file", ...]` before the `;`: its files with those
+/// operands read as WGSL `f16` arrays.
 macro_rules! shader {
-    ($(#[$doc:meta])* $ident:ident = $name:expr, [$($file:literal),+], $uniform:ty, $variants:expr, $subgroups:expr $(, $f16:ident)?;) => {
+    ($(#[$doc:meta])* $ident:ident = $name:expr, [$($file:literal),+], $uniform:ty, $variants:expr, $subgroups:expr $(, f16 [$($arrays:literal),+])?;) => {
         $(#[$doc])*
         pub(crate) static $ident: $crate::gpu::Shader = $crate::gpu::Shader {
             name: $name,
-            source: concat!($(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl"))),+),
+            source: shader!(@files $($file),+),
             uniform: <$uniform as $crate::gpu::Uniform>::WGSL,
             variants: $variants,
             subgroups: $subgroups,
-            reads_f16: shader!(@reads $($f16)?),
+            reads_f16: shader!(@some $([$($arrays),+])?).is_some(),
+            f16_arrays_source: shader!(@some $([$($arrays),+])?),
         };
     };
-    (@reads f16) => {
-        true
+    (@files $($file:literal),+) => {
+        concat!($(include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shaders/", $file, ".wgsl"))),+)
     };
-    (@reads) => {
-        false
+    (@some [$($file:literal),+]) => {
+        Some(shader!(@files $($file),+))
+    };
+    (@some) => {
+        None::<&'static str>
     };
 }
 
-/// The naga capabilities a shader is validated with: subgroups where it uses them, and
-/// unpack2x16float (which wgpu grants on Vulkan, Metal, DX12 and WebGPU) where it reads f16.
+/// The naga capabilities a shader is validated with: subgroups where it uses them, and where
+/// it reads f16 unpack2x16float (which wgpu grants on Vulkan, Metal, DX12 and WebGPU) and, for
+/// its f16-array form, the `f16` type (`SHADER_F16`).
 #[cfg(test)]
 pub(crate) fn naga_capabilities(shader: &Shader) -> naga::valid::Capabilities {
     let mut c = naga::valid::Capabilities::empty();
@@ -73,6 +115,7 @@ pub(crate) fn naga_capabilities(shader: &Shader) -> naga::valid::Capabilities {
     }
     if shader.reads_f16 {
         c |= naga::valid::Capabilities::SHADER_FLOAT16_IN_FLOAT32;
+        c |= naga::valid::Capabilities::SHADER_FLOAT16;
     }
     c
 }
@@ -88,7 +131,7 @@ mod tests {
     fn every_validated_variant() -> Vec<(String, &'static Shader, Module, ModuleInfo)> {
         let mut out = Vec::new();
         for shader in crate::ops::all_shaders() {
-            for defines in shader.variants.sets() {
+            for defines in shader.define_sets() {
                 let name = format!("{} {defines:?}", shader.name);
                 let src = source_with_defines(shader, &defines);
                 let module = naga::front::wgsl::parse_str(&src)
@@ -112,10 +155,6 @@ mod tests {
         assert!(every_validated_variant().len() > 40);
     }
 
-    /// What validation does not catch: a backend that cannot translate a valid module (naga's
-    /// SPIR-V writer once failed on a valid attention kernel). Every variant goes through the
-    /// writers of wgpu's native backends: SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and, for
-    /// shaders without subgroups, GLSL ES 3.1 (GL).
     /// Runs one backend's writer, turning its error or its panic (naga's writers panic on some
     /// internal faults) into a message.
     fn translate<E: std::fmt::Display>(
@@ -141,13 +180,15 @@ mod tests {
     /// SPIR-V writer once panicked on a valid attention kernel). Every variant goes through the
     /// writers of wgpu's native backends: SPIR-V (Vulkan), MSL (Metal), HLSL (DX12) and, for
     /// shaders without subgroups, GLSL ES 3.1 (GL), each entry point on its own where the
-    /// backend compiles them so.
+    /// backend compiles them so. f16-array builds need shader model 6.2 on DX12 and are never
+    /// built on GL (no `SHADER_F16` there).
     #[test]
     fn every_shader_variant_translates_for_every_native_backend() {
         use naga::back::{glsl, hlsl, msl, spv};
         let mut failures = Vec::new();
         for (name, shader, module, info) in every_validated_variant() {
             let (m, i) = (&module, &info);
+            let arrays = name.contains(super::F16_ARRAYS);
             translate(&mut failures, format!("{name}: SPIR-V"), || {
                 let options = spv::Options {
                     lang_version: (1, 3),
@@ -164,7 +205,10 @@ mod tests {
             });
             translate(&mut failures, format!("{name}: HLSL"), || {
                 let options = hlsl::Options {
-                    shader_model: hlsl::ShaderModel::V6_0,
+                    shader_model: match arrays {
+                        true => hlsl::ShaderModel::V6_2,
+                        false => hlsl::ShaderModel::V6_0,
+                    },
                     ..Default::default()
                 };
                 let mut text = String::new();
@@ -173,7 +217,7 @@ mod tests {
                     .write(m, i, None)
                     .map(drop)
             });
-            if shader.subgroups {
+            if shader.subgroups || arrays {
                 continue;
             }
             for entry in &module.entry_points {

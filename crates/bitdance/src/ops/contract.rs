@@ -123,7 +123,7 @@ fn launcher_bindings_match_every_entry_point() {
     let mut failures = Vec::new();
     for (kernel, shaders) in &kernels {
         for shader in shaders {
-            for defines in shader.variants.sets() {
+            for defines in shader.define_sets() {
                 for problem in mismatches(kernel, shader, &defines) {
                     failures.push(format!(
                         "{} in {}.wgsl {defines:?}: {problem}",

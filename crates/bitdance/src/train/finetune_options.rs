@@ -111,7 +111,9 @@ impl FinetuneOptions {
         TrainSettings {
             task: Task::Ar(ArRecipe {
                 trains: self.trains,
-                half_base: self.half_base,
+                // A hidden checkbox may stay ticked after a switch to a full run, which
+                // freezes nothing to hold in 16 bits.
+                half_base: self.half_base && self.trains != Trains::Full,
                 ..ArRecipe::default()
             }),
             adamw: AdamWConfig::default(),
@@ -216,6 +218,20 @@ mod tests {
             };
             assert_eq!(o.min_lr(), tenth.parse::<f32>().unwrap(), "{lr}");
         }
+        // A 16-bit base left ticked on a full run: nothing is frozen, nothing is halved.
+        let half = |trains| {
+            let o = FinetuneOptions {
+                trains,
+                half_base: true,
+                ..Default::default()
+            };
+            match o.settings().task {
+                Task::Ar(r) => r.half_base,
+                Task::Tokenizer(_) => unreachable!("fine-tuning trains the AR model"),
+            }
+        };
+        assert!(!half(Trains::Full));
+        assert!(half(Trains::Embeddings));
     }
 
     #[test]

@@ -22,7 +22,8 @@ pub struct ArRecipe {
     pub trains: Trains,
     /// The frozen base of a LoRA or class-table run (its linear weights) held in 16 bits: half
     /// their memory and weight traffic; what trains, its gradients, moments and EMA stay f32.
-    /// Ignored when every weight trains; runs from before the choice held it in f32.
+    /// Ignored when every weight trains (the CLI refuses the pair, the studios' options drop
+    /// it); runs from before the choice held it in f32.
     #[serde(default)]
     pub half_base: bool,
 }

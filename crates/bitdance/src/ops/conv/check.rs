@@ -3,7 +3,8 @@
 //! Winograd form, in chunks of a few tiles),
 //! and DCR depth-to-space.
 
-use crate::conformance::{Checker, TOL, TOL_LONG};
+use crate::conformance::{f16_form_suffix, Checker, TOL, TOL_LONG};
+use crate::gpu::F16Form;
 use crate::ops;
 use crate::ops::conv::{conv2d_on, Path};
 use crate::reference::{self as cpu, ConvCase, ConvDims};
@@ -39,7 +40,8 @@ pub(crate) async fn run(c: &mut Checker) {
             if path == Path::Winograd && (k, stride) != (3, 1) {
                 continue;
             }
-            for half in [false, true] {
+            let halves = c.f16_forms().into_iter().map(Some);
+            for half in std::iter::once(None).chain(halves) {
                 if let Err(e) = check_conv(c, case, path, half).await {
                     c.fail(name("conv2d", path), format!("{case:?}"), e);
                 }
@@ -63,13 +65,13 @@ fn name(op: &'static str, path: Path) -> &'static str {
     }
 }
 
-/// One convolution case on `path`, its weight in 16 bits when `half` (against f64 on the
-/// f16-rounded weight).
+/// One convolution case on `path`, its weight in 16 bits read in that form when `half`
+/// (against f64 on the f16-rounded weight).
 async fn check_conv(
     c: &mut Checker,
     (case, has_bias): BiasedCase,
     path: Path,
-    half: bool,
+    half: Option<F16Form>,
 ) -> Result<()> {
     let d = ConvDims::from(case);
     let (b, cin, h, w, cout, k, stride) = (d.b, d.cin, d.h, d.w, d.cout, d.kh, d.stride);
@@ -77,11 +79,15 @@ async fn check_conv(
         "{}{}{}",
         d.label(),
         if has_bias { " bias" } else { "" },
-        if half { " f16 weight" } else { "" }
+        match half {
+            Some(form) => format!(" f16 weight{}", f16_form_suffix(form)),
+            None => String::new(),
+        }
     );
     let (x, xv) = c.randn(&[b, cin, h, w])?;
     let (mut wt, mut wv) = c.randn(&[cout, cin, k, k])?;
-    if half {
+    if let Some(form) = half {
+        c.use_f16_form(form)?;
         let values: Vec<f32> = wv.iter().map(|&v| v as f32).collect();
         wt = Tensor::from_f32_as_f16(&c.gpu, wt.shape(), &values)?;
         wv = wt.to_vec_f32().await?.iter().map(|&v| v as f64).collect();

@@ -30,7 +30,7 @@ shader! {
 shader! {
     /// `shaders/conv.wgsl` with 16-bit weights (`conv_w16.wgsl`), for conv_pack_w.
     CONV_W16 = "conv_w16", ["conv_common", "conv", "conv_w16"], Params,
-        crate::gpu::Variants::Listed(CONV_VARIANTS), false, f16;
+        crate::gpu::Variants::Listed(CONV_VARIANTS), false, f16 ["conv_common", "conv", "conv_h16"];
 }
 shader! {
     /// `shaders/conv_grad.wgsl` (after `conv_common.wgsl`): im2col, col2im and the other backward helpers.

@@ -16,7 +16,8 @@ shader! {
 shader! {
     /// `shaders/winograd.wgsl` with 16-bit weights (wino_weight widens them).
     WINOGRAD_W16 = "winograd_w16", ["conv_common", "winograd", "conv_w16"], Params,
-        crate::gpu::Variants::Listed(NO_DEFINES), false, f16;
+        crate::gpu::Variants::Listed(NO_DEFINES), false,
+        f16 ["conv_common", "winograd", "conv_h16"];
 }
 
 /// The Winograd kernels take no defines.

@@ -1,6 +1,6 @@
 //! Conformance of the data kernels: gathers, region copies and reductions.
 
-use crate::conformance::{CheckResult, Checker, TOL, TOL_GRAD, TOL_LONG};
+use crate::conformance::{f16_form_suffix, CheckResult, Checker, TOL, TOL_GRAD, TOL_LONG};
 use crate::ops;
 use crate::reference::{self as cpu, finite_difference_vjp};
 use crate::{Result, Tensor};
@@ -82,9 +82,13 @@ async fn gathers(c: &mut Checker) -> Result<()> {
     let rounded: Vec<f64> = half.to_vec_f32().await?.iter().map(|&x| x as f64).collect();
     let shifted: Vec<u32> = iv.iter().map(|&i| i.wrapping_sub(5)).collect();
     let r = cpu::embedding(&rounded, d, &shifted);
-    let out = ops::embedding_rows(&half, &idx, 5).and_then(|t| t.reshape(&[15 * d]));
-    let s = format!("[{v}, {d}] f16 rows 5.. by [3, 5]");
-    c.compare("embedding (16-bit table)", s, out, &r, TOL).await;
+    for form in c.f16_forms() {
+        c.use_f16_form(form)?;
+        let out = ops::embedding_rows(&half, &idx, 5).and_then(|t| t.reshape(&[15 * d]));
+        let s = format!("[{v}, {d}] f16 rows 5.. by [3, 5]");
+        let op = format!("embedding (16-bit table){}", f16_form_suffix(form));
+        c.compare(&op, s, out, &r, TOL).await;
+    }
 
     let s = format!("[{v}, {d}] by index {v}");
     match ops::embedding_checked(&table, &[0, 5, v as u32]) {

@@ -16,8 +16,8 @@ shader! {
 }
 shader! {
     /// `shaders/data.wgsl` with `shaders/data_f16.wgsl`: row gathers from 16-bit tables.
-    DATA_F16 = "data_f16", ["data", "data_f16"], Params,
-        crate::gpu::Variants::Listed(DATA_VARIANTS), false, f16;
+    DATA_F16 = "data_f16", ["data", "data_f16", "data_b16"], Params,
+        crate::gpu::Variants::Listed(DATA_VARIANTS), false, f16 ["data", "data_f16", "data_h16"];
 }
 
 /// The shaders of this family, for validation.

@@ -3,7 +3,10 @@
 //! with 16-bit weights (against f64 on the f16-rounded values); and the two backward
 //! compositions against finite differences.
 
-use crate::conformance::{CheckResult, Checker, NO_SUBGROUPS, TOL, TOL_GRAD, TOL_LONG};
+use crate::conformance::{
+    f16_form_suffix, CheckResult, Checker, NO_SUBGROUPS, TOL, TOL_GRAD, TOL_LONG,
+};
+use crate::gpu::F16Form;
 use crate::ops::{self, MatmulConfig, MATMUL_CONFIGS};
 use crate::reference::{finite_difference_vjp, matmul_ref, MatmulDims};
 use crate::{Result, Tensor};
@@ -98,9 +101,12 @@ pub(crate) async fn run(c: &mut Checker) {
         }
         let long = case(&[7, 1031], &[9, 1031], true, false, true);
         check(c, Some(config), &long, TOL_LONG).await;
-        for case in HALF_CASES {
-            if let Err(e) = check_half(c, config, case).await {
-                c.fail(&format!("matmul f16 weights [{config}]"), label(case), e);
+        for form in c.f16_forms() {
+            for case in HALF_CASES {
+                if let Err(e) = check_half(c, config, form, case).await {
+                    let op = format!("matmul f16 weights{} [{config}]", f16_form_suffix(form));
+                    c.fail(&op, label(case), e);
+                }
             }
         }
     }
@@ -179,8 +185,14 @@ fn narrow(v: &[f64]) -> Vec<f32> {
     v.iter().map(|&x| x as f32).collect()
 }
 
-/// A case with b uploaded in 16 bits, against f64 on b's f16-rounded values.
-async fn check_half(c: &mut Checker, config: MatmulConfig, case: &Case) -> Result<()> {
+/// A case with b uploaded in 16 bits and read in `form`, against f64 on b's f16-rounded values.
+async fn check_half(
+    c: &mut Checker,
+    config: MatmulConfig,
+    form: F16Form,
+    case: &Case,
+) -> Result<()> {
+    c.use_f16_form(form)?;
     let d = dims(case);
     let (a, av) = c.randn(case.a)?;
     let (_, bv) = c.randn(case.b)?;
@@ -195,7 +207,7 @@ async fn check_half(c: &mut Checker, config: MatmulConfig, case: &Case) -> Resul
     let bias = bias.as_ref().map(|b| &b.0);
     let out = ops::matmul_with(&a, &b, bias, case.trans_a, case.trans_b, config);
     let tol = if d.k > 512 { TOL_LONG } else { TOL };
-    let op = format!("matmul f16 weights [{config}]");
+    let op = format!("matmul f16 weights{} [{config}]", f16_form_suffix(form));
     c.compare(&op, label(case), out, &reference, tol).await;
     Ok(())
 }

@@ -30,19 +30,22 @@ shader! {
 shader! {
     /// `MATMUL` with the weights (B) in 16 bits (`shaders/matmul_b16.wgsl`).
     MATMUL_B16 = "matmul_b16", ["matmul", "matmul_b16", "matmul_rb"], launch::Params,
-        crate::gpu::Variants::Derived(|| matmul_variants(false)), false, f16;
+        crate::gpu::Variants::Derived(|| matmul_variants(false)), false,
+        f16 ["matmul", "matmul_h16", "matmul_rb"];
 }
 shader! {
     /// `MATMUL_SG` with the weights (B) in 16 bits (`shaders/matmul_b16.wgsl`).
     MATMUL_SG_B16 = "matmul_sg_b16", ["matmul", "matmul_b16", "matmul_sg"], launch::Params,
-        crate::gpu::Variants::Derived(|| matmul_variants(true)), true, f16;
+        crate::gpu::Variants::Derived(|| matmul_variants(true)), true,
+        f16 ["matmul", "matmul_h16", "matmul_sg"];
 }
 
 shader! {
     /// `MATMUL_SG_B16` reading 8 halves per load (`shaders/matmul_sg8.wgsl`), for weights
     /// stored along K with K a multiple of 8.
     MATMUL_SG8_B16 = "matmul_sg8_b16", ["matmul", "matmul_b16", "matmul_sg8"], launch::Params,
-        crate::gpu::Variants::Derived(|| matmul_variants(true)), true, f16;
+        crate::gpu::Variants::Derived(|| matmul_variants(true)), true,
+        f16 ["matmul", "matmul_h16", "matmul_sg8"];
 }
 
 /// The shaders of this family, for validation.
