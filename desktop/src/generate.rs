@@ -7,32 +7,11 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use bitdance::model::{CfgSchedule, SampleSettings};
-use bitdance::studio::{ClassMatch, ClassNames, Recipe};
+use bitdance::studio::{ClassMatch, ClassNames, Recipe, SampleRequest};
 use eframe::egui;
 
 use crate::app::{BitDanceApp, FAIL};
 use crate::worker::{Command, ImageTiming, LoadedModel, Worker};
-
-/// One run to make: the class of each image, how many are sampled together, settings, seed.
-#[derive(Clone, Debug)]
-struct Job {
-    classes: Vec<u32>,
-    batch: usize,
-    settings: SampleSettings,
-    seed: u64,
-}
-
-impl Job {
-    /// The run of `recipe` (its draws, so its tokens, come out the same).
-    fn of(recipe: &Recipe, seed: u64) -> Self {
-        Self {
-            classes: recipe.classes.clone(),
-            batch: recipe.batch,
-            settings: recipe.settings(),
-            seed,
-        }
-    }
-}
 
 /// Most images sampled together from the panel.
 pub const MAX_BATCH: usize = 8;
@@ -52,7 +31,7 @@ pub struct GenerateState {
     /// Images sampled together per run (each run one recipe and seed).
     pub batch: usize,
     /// Runs still to make, after the current one.
-    queue: VecDeque<Job>,
+    queue: VecDeque<SampleRequest>,
     pub progress: Option<(usize, usize)>,
     pub started: Option<Instant>,
     pub preview: Option<(egui::TextureHandle, usize)>,
@@ -141,7 +120,7 @@ impl GenerateState {
             .collect();
         let mut seed = self.seed;
         for classes in images.chunks(self.batch.clamp(1, MAX_BATCH)) {
-            self.queue.push_back(Job {
+            self.queue.push_back(SampleRequest {
                 classes: classes.to_vec(),
                 batch: classes.len(),
                 settings,
@@ -164,12 +143,7 @@ impl GenerateState {
         };
         self.progress = Some((0, 1));
         self.started = Some(Instant::now());
-        worker.send(Command::Generate {
-            classes: job.classes,
-            batch: job.batch,
-            settings: job.settings,
-            seed: job.seed,
-        });
+        worker.send(Command::Generate(job));
     }
 
     /// A finished image; when it reproduces a recipe, whether the token hash matched and what
@@ -241,7 +215,10 @@ impl GenerateState {
             return;
         };
         for k in 1..=n {
-            self.queue.push_back(Job::of(&recipe, recipe.seed + k));
+            self.queue.push_back(SampleRequest {
+                seed: recipe.seed + k,
+                ..recipe.request()
+            });
         }
         self.run_next(worker);
     }
@@ -249,7 +226,7 @@ impl GenerateState {
     /// Runs `recipe` again with the loaded model (it must be the recipe's).
     fn start_reproduce(&mut self, recipe: &Recipe, worker: &Worker) {
         self.reproducing = true;
-        self.queue.push_back(Job::of(recipe, recipe.seed));
+        self.queue.push_back(recipe.request());
         self.error = None;
         self.note = None;
         self.run_next(worker);

@@ -14,11 +14,11 @@ use bitdance::conformance::{self, CheckResult};
 use bitdance::gpu::{available_adapters, AdapterSummary, GpuOptions};
 use bitdance::io::{read_state_dict, Select, WeightFile};
 use bitdance::model::{
-    GeneratorLoader, LoadFile, ParamStore, Precision, SampleSettings, DEFAULT_MODEL_BYTES,
-    DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
+    GeneratorLoader, LoadFile, ParamStore, Precision, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL,
+    DEFAULT_MODEL_NAME,
 };
 use bitdance::studio::{
-    file_role, sha256_hex, FileRole, FinishedImage, ImageRun, ModelCard, RecipeModel,
+    file_role, sha256_hex, FileRole, FinishedImage, ImageRun, ModelCard, RecipeModel, SampleRequest,
 };
 use bitdance::train::time_throughput_probe;
 use bitdance::Gpu;
@@ -48,18 +48,8 @@ pub enum Command {
     /// Take the steps of a fine-tuning run (new, or continued from its checkpoint) until it
     /// ends or is paused.
     Finetune(Box<FinetuneRequest>),
-    /// Sample one image per class of `classes` with the loaded model, `batch` together per
-    /// pass (the draws of `bitdance generate -c ... --batch B --seed S`).
-    Generate {
-        /// Class id of each image, in order.
-        classes: Vec<u32>,
-        /// Images sampled together per pass.
-        batch: usize,
-        /// Guidance, schedule and head steps.
-        settings: SampleSettings,
-        /// Seed of the sampler.
-        seed: u64,
-    },
+    /// Sample the request's images with the loaded model.
+    Generate(SampleRequest),
 }
 
 /// The adapter as the GPU panel shows it.
@@ -216,7 +206,7 @@ impl Worker {
     /// Queues a command; ignored when the worker has stopped (its GPU failed to open).
     pub fn send(&self, command: Command) {
         match command {
-            Command::Generate { .. } => self.stop.store(false, Ordering::Relaxed),
+            Command::Generate(_) => self.stop.store(false, Ordering::Relaxed),
             Command::Finetune(_) => self.pause.store(false, Ordering::Relaxed),
             _ => {}
         }
@@ -354,17 +344,12 @@ fn run(ctx: egui::Context, commands: Receiver<Command>, events: Sender<Event>, f
                     open(&mut model, default);
                 }
             }
-            Command::Generate {
-                classes,
-                batch,
-                settings,
-                seed,
-            } => {
+            Command::Generate(request) => {
                 let Some(m) = &model else {
                     send(Event::GenerateFailed("no model is loaded".into()));
                     continue;
                 };
-                match generate(&gpu, m, (&classes, batch, settings, seed), &stop, &send) {
+                match generate(&gpu, m, &request, &stop, &send) {
                     Ok(()) => {}
                     Err(bitdance::Error::DeviceLost(reason)) => {
                         if !recover(&mut gpu, &mut model, precision) {
@@ -588,7 +573,7 @@ fn load_files(
 fn generate(
     gpu: &Gpu,
     m: &Model,
-    (classes, batch, settings, seed): (&[u32], usize, SampleSettings, u64),
+    request: &SampleRequest,
     stop: &AtomicBool,
     send: &dyn Fn(Event),
 ) -> bitdance::Result<()> {
@@ -596,21 +581,13 @@ fn generate(
     gpu.reset_peak();
     let mut first_preview = None;
     let card = &m.info.card;
-    let recipe_model = RecipeModel {
-        name: card.name.clone(),
-        sha256: m.info.sha256.clone(),
-        vae_sha256: m.info.vae_sha256.clone(),
-        config: card.config_name().to_string(),
-    };
+    let recipe_model = RecipeModel::of(card, &m.info.sha256, m.info.vae_sha256.as_deref());
     let mut run = ImageRun::new(
         &card.config,
         &m.params,
         recipe_model,
         m.info.precision,
-        classes,
-        batch,
-        &settings,
-        seed,
+        request,
     )?;
     gpu.check_memory(&card.config.generation_memory(run.batch(), m.info.precision))?;
     send(Event::Progress(0, run.steps()));

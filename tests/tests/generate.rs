@@ -213,7 +213,7 @@ fn a_stepwise_run_previews_and_ends_with_the_same_tokens() {
 #[test]
 fn an_image_run_samples_its_passes_as_the_cli_does() {
     use bitdance::model::{decode_tokens, Precision};
-    use bitdance::studio::{token_hash, ImageRun, RecipeModel};
+    use bitdance::studio::{token_hash, ImageRun, RecipeModel, SampleRequest};
     let c = tiny(4);
     let store = random_model(&c, 5);
     let settings = guided(2);
@@ -235,8 +235,13 @@ fn an_image_run_samples_its_passes_as_the_cli_does() {
         vae_sha256: None,
         config: "custom".into(),
     };
-    let mut run =
-        ImageRun::new(&c, &store, model, Precision::F32, &classes, 2, &settings, 9).unwrap();
+    let request = |classes: &[u32], seed| SampleRequest {
+        classes: classes.to_vec(),
+        batch: 2,
+        settings,
+        seed,
+    };
+    let mut run = ImageRun::new(&c, &store, model, Precision::F32, &request(&classes, 9)).unwrap();
     assert_eq!((run.batch(), run.steps()), (2, 2 * c.ar_steps()));
     let mut previews = 0;
     while run.step().unwrap() {
@@ -277,21 +282,12 @@ fn an_image_run_samples_its_passes_as_the_cli_does() {
         config: "custom".into(),
     };
     let bad = c.num_classes as u32;
-    let e = ImageRun::new(
-        &c,
-        &store,
-        model(),
-        Precision::F32,
-        &[0, bad],
-        2,
-        &settings,
-        1,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let e = ImageRun::new(&c, &store, model(), Precision::F32, &request(&[0, bad], 1))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains(&format!("class {bad} is out of range")), "{e}");
-    let e = ImageRun::new(&c, &store, model(), Precision::F32, &[], 1, &settings, 1)
+    let e = ImageRun::new(&c, &store, model(), Precision::F32, &request(&[], 1))
         .err()
         .unwrap()
         .to_string();

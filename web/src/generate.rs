@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 
 use bitdance::model::{CfgSchedule, SampleSettings};
-use bitdance::studio::{tile_grid, ImageRun, RecipeModel};
+use bitdance::studio::{tile_grid, ImageRun, RecipeModel, SampleRequest};
 use wasm_bindgen::prelude::*;
 
 use crate::js;
@@ -59,21 +59,19 @@ pub fn start_generation(
         schedule,
         head_steps: steps as usize,
     };
-    let recipe_model = RecipeModel {
-        name: model.card.name.clone(),
-        sha256: model.sha256.clone(),
-        vae_sha256: model.vae_sha256.clone(),
-        config: model.card.config_name().to_string(),
+    let recipe_model = RecipeModel::of(&model.card, &model.sha256, model.vae_sha256.as_deref());
+    let request = SampleRequest {
+        classes,
+        batch: batch as usize,
+        settings,
+        seed,
     };
     let run = ImageRun::new(
         &model.card.config,
         &model.params,
         recipe_model,
         model.precision,
-        &classes,
-        batch as usize,
-        &settings,
-        seed,
+        &request,
     )
     .map_err(js)?;
     let steps = run.steps() as u32;

@@ -11,7 +11,7 @@ use crate::model::{
 use crate::rng::Rng;
 use crate::{Result, Tensor};
 
-use super::{tile_grid, Recipe, RecipeModel, RunRecord};
+use super::{tile_grid, Recipe, RecipeModel, RunRecord, SampleRequest};
 
 /// Sampling time between previews, in decode times (2: previews take about a third). At 3 the
 /// default model in Chromium (SwiftShader) showed a single preview; at 1 previews took 45% of
@@ -66,8 +66,8 @@ pub struct FinishedImage {
     pub png: Vec<u8>,
 }
 
-/// The images of a recipe being sampled: one image per class in `classes`, `batch` of them
-/// together per pass, every pass drawing from one generator seeded once — the draws of
+/// The images of a recipe being sampled (a `SampleRequest`): one image per class, `batch` of
+/// them together per pass, every pass drawing from one generator seeded once — the draws of
 /// `bitdance generate -c ... --batch B --seed S`, so that a recipe from any front end re-runs
 /// in the others.
 pub struct ImageRun {
@@ -89,20 +89,22 @@ pub struct ImageRun {
 }
 
 impl ImageRun {
-    /// A run of one image per class of `classes`, `batch` per pass, with the model `params`
-    /// (config `config`, described as `model` in the recipe, its weights at `precision`),
-    /// sampled with `settings` from `seed`.
-    #[allow(clippy::too_many_arguments)] // one per recipe field: a struct would only rename them
+    /// The run of `request` with the model `params` (config `config`, described as `model` in
+    /// the recipe, its weights at `precision`).
     pub fn new(
         config: &ModelConfig,
         params: &ParamStore,
         model: RecipeModel,
         precision: Precision,
-        classes: &[u32],
-        batch: usize,
-        settings: &SampleSettings,
-        seed: u64,
+        request: &SampleRequest,
     ) -> Result<Self> {
+        let SampleRequest {
+            classes,
+            batch,
+            settings,
+            seed,
+        } = request;
+        let (batch, seed) = (*batch, *seed);
         settings.validate()?;
         if classes.is_empty() || batch == 0 {
             return Err(crate::Error::Invalid(format!(

@@ -18,4 +18,4 @@ pub use hash::{sha256_hex, token_hash, FileHasher};
 pub use image_run::{FinishedImage, ImageRun, PreviewPacer};
 pub use model_card::{file_role, FileRole, ModelCard};
 pub use png_text::{png_text_chunks, with_png_text, MAX_TEXT_BYTES};
-pub use recipe::{Recipe, RecipeModel, RunRecord, RECIPE_KEYWORD, RECIPE_VERSION};
+pub use recipe::{Recipe, RecipeModel, RunRecord, SampleRequest, RECIPE_KEYWORD, RECIPE_VERSION};

@@ -71,6 +71,34 @@ pub struct RecipeModel {
     pub config: String,
 }
 
+impl RecipeModel {
+    /// The model of `card`, from a weight file with SHA-256 `sha256` (and a separate
+    /// autoencoder file's, if one was used).
+    pub fn of(card: &super::ModelCard, sha256: &str, vae_sha256: Option<&str>) -> Self {
+        Self {
+            name: card.name.clone(),
+            sha256: sha256.to_string(),
+            vae_sha256: vae_sha256.map(str::to_string),
+            config: card.config_name().to_string(),
+        }
+    }
+}
+
+/// What an app asks to sample: one image per class of `classes`, `batch` of them together per
+/// pass, with `settings`, the sampler seeded with `seed` (the draws of `bitdance generate -c
+/// ... --batch B --seed S`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SampleRequest {
+    /// Class id of each image, in order.
+    pub classes: Vec<u32>,
+    /// Images sampled together per pass.
+    pub batch: usize,
+    /// Guidance, its schedule and the head steps.
+    pub settings: SampleSettings,
+    /// Seed of the sampler's Gaussian draws.
+    pub seed: u64,
+}
+
 /// What a finished run sampled: its classes, batch and seed, and the tokens it gave.
 pub struct RunRecord<'a> {
     /// The class of every image, in order.
@@ -153,6 +181,17 @@ impl Recipe {
             cfg: self.cfg,
             schedule: self.schedule,
             head_steps: self.head_steps,
+        }
+    }
+
+    /// The run that re-samples this recipe (its classes, batch, settings and seed: its draws,
+    /// so its tokens, come out the same).
+    pub fn request(&self) -> SampleRequest {
+        SampleRequest {
+            classes: self.classes.clone(),
+            batch: self.batch,
+            settings: self.settings(),
+            seed: self.seed,
         }
     }
 

@@ -56,6 +56,9 @@ const CASES: &[Case] = &[
     case(&[2, 7, 36], &[29, 36], true, false, true),
     case(&[1, 67], &[29, 67], true, false, true),
     case(&[1, 67], &[67, 29], false, false, false),
+    // 9-24 rows (two or three images' head rows): the 16- and 24-column blocks.
+    case(&[13, 67], &[37, 67], true, false, true),
+    case(&[21, 36], &[37, 36], false, false, true),
     case(&[37, 67], &[67, 1], true, false, false),
     case(&[37, 1], &[1, 29], true, false, false),
     case(&[37, 2], &[29, 2], false, false, true),
@@ -82,6 +85,8 @@ const HALF_CASES: &[Case] = &[
     case(&[37, 40], &[29, 40], true, false, true),
     case(&[3, 17, 40], &[13, 40], false, false, true),
     case(&[8, 24], &[30, 24], true, false, true),
+    case(&[13, 40], &[29, 40], true, false, true),
+    case(&[2, 11, 40], &[13, 40], false, false, true),
     // dy · W, the input gradient through a frozen 16-bit weight W [N, K] (LoRA on an f16 base):
     // b not transposed, its rows along the output.
     case(&[8, 28], &[28, 36], true, false, false),

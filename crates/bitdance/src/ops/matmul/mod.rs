@@ -141,10 +141,13 @@ impl MatmulConfig {
     }
 }
 
-/// The register block's column count for `cols` output columns: 4 or 8 when that covers them
-/// and is narrower than `t`, else `t`.
+/// The register block's column count for `cols` output columns: the narrowest of 4, 8, 16
+/// and 24 that covers them and is narrower than `t`, else `t`. Each weight load feeds a
+/// multiply-add per column of the block: a block twice the columns does twice the work for
+/// the same output (2 images' 16 head rows on a 32-column block took 2.7x one image's 8 rows
+/// on lavapipe; on 16 columns, less than twice).
 fn narrow_columns(t: u32, cols: usize) -> u32 {
-    [4, 8]
+    [4, 8, 16, 24]
         .into_iter()
         .find(|&n| n < t && cols <= n as usize)
         .unwrap_or(t)
@@ -202,12 +205,12 @@ pub const MATMUL_CONFIGS: &[MatmulConfig] = &[
 
 /// Define sets the runtime may build `shaders/matmul.wgsl` with (`subgroup` false: mm_rb and
 /// mm_tiled) or `shaders/matmul_sg.wgsl` (true): each configuration of that kind in
-/// `MATMUL_CONFIGS`, and its register block narrowed to 8 and 4 columns.
+/// `MATMUL_CONFIGS`, and its register block narrowed to 24, 16, 8 and 4 columns.
 pub fn matmul_variants(subgroup: bool) -> Vec<Vec<(&'static str, u32)>> {
     let mut sets: Vec<Vec<(&'static str, u32)>> = Vec::new();
     let kind = |c: &&MatmulConfig| matches!(c, MatmulConfig::Subgroup { .. }) == subgroup;
     for &c in MATMUL_CONFIGS.iter().filter(kind) {
-        for cols in [usize::MAX, 8, 4] {
+        for cols in [usize::MAX, 24, 16, 8, 4] {
             let set = c.narrowed(cols).defines().to_vec();
             if !sets.contains(&set) {
                 sets.push(set);
@@ -321,7 +324,8 @@ mod tests {
 
     #[test]
     fn every_narrowing_has_its_variant() {
-        // The derived sets assume narrowing yields only the block itself, 8 or 4 columns.
+        // The derived sets assume narrowing yields only the block itself, 24, 16, 8 or 4
+        // columns.
         for &c in MATMUL_CONFIGS {
             let sets = matmul_variants(matches!(c, MatmulConfig::Subgroup { .. }));
             for cols in 1..=64 {
@@ -338,11 +342,11 @@ mod tests {
             MatmulConfig::Register { t, .. } | MatmulConfig::Subgroup { t, .. } => t,
             MatmulConfig::Tiled { .. } => unreachable!(),
         };
-        let widths = |c| [1, 4, 5, 8, 9, 300].map(|cols| t(c, cols));
-        assert_eq!(widths(c), [4, 4, 8, 8, 16, 16]);
+        let widths = |c| [1, 4, 5, 8, 9, 16, 17, 24, 25, 300].map(|cols| t(c, cols));
+        assert_eq!(widths(c), [4, 4, 8, 8, 16, 16, 16, 16, 16, 16]);
         assert_eq!(
             widths(MatmulConfig::CPU_SUBGROUP_DEFAULT),
-            [4, 4, 8, 8, 32, 32]
+            [4, 4, 8, 8, 16, 16, 24, 24, 32, 32]
         );
         assert_eq!(
             MatmulConfig::GPU_DEFAULT.narrowed(2),
