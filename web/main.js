@@ -572,7 +572,7 @@ window.addEventListener('drop', (ev) => {
 // Fine-tuning
 
 // The chosen images and their paths in the folder ("class/file.png").
-const training = { files: null, paths: null, log: [], running: false, steps: 0 };
+const training = { files: null, paths: null, folders: null, log: [], running: false, steps: 0 };
 probe.train = training;
 
 // Whether the frozen base is held in 16 bits (a LoRA or class-rows run that asks for it).
@@ -612,6 +612,7 @@ async function chooseDataset(files, paths) {
   const count = [...classes.values()].reduce((a, b) => a + b, 0);
   training.files = count ? files : null;
   training.paths = count ? paths : null;
+  training.folders = count ? classes.size : null;
   $('train-data').textContent = count
     ? `${count} images in ${classes.size} classes: ${[...classes.keys()].sort().join(", ")}`
     : 'No PNG or JPEG images in class sub-folders: choose another folder';
@@ -648,7 +649,7 @@ async function estimate() {
   try {
     const batch = Math.max(1, Math.round(Number($('train-batch').value)));
     const checkpointing = $('train-recompute').checked;
-    const m = await engine.request('finetuneEstimate', { batch, trains: $('train-what').value, checkpointing, halfBase: halfBase() });
+    const m = await engine.request('finetuneEstimate', { batch, trains: $('train-what').value, checkpointing, halfBase: halfBase(), folders: training.folders });
     const limit = state.adapter?.limits?.max_buffer_size;
     const steps = Math.max(1, Math.round(Number($('train-steps').value)));
     const time = m.step_s == null ? 'Step time shows after the first steps.'

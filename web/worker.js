@@ -278,9 +278,9 @@ const ops = {
   async model() {
     return currentModel();
   },
-  async finetuneEstimate({ batch, trains, checkpointing, halfBase }) {
+  async finetuneEstimate({ batch, trains, checkpointing, halfBase, folders }) {
     const base = await baseOf(await currentModel());
-    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch, trains, !!checkpointing, !!halfBase));
+    return JSON.parse(await engine.finetune_estimate(base.blob, base.name, batch, trains, !!checkpointing, !!halfBase, folders ?? undefined));
   },
   async finetuneState() {
     return store.runState();

@@ -75,6 +75,23 @@ pub struct FinetuneState {
     pub view: Option<RunView>,
     /// Runs on disk, newest first.
     pub runs: Vec<SavedRun>,
+    /// The class folders of `data` as last counted (the estimate reads them every frame).
+    counted: Option<(DataSource, Option<usize>)>,
+}
+
+impl FinetuneState {
+    /// How many class folders the chosen images have (`None` when the folder cannot be read:
+    /// the estimate then counts every class row), counted once per choice.
+    fn class_folders(&mut self) -> Option<usize> {
+        match &self.counted {
+            Some((data, count)) if *data == self.data => *count,
+            _ => {
+                let count = self.data.folders().ok().map(|f| f.len());
+                self.counted = Some((self.data.clone(), count));
+                count
+            }
+        }
+    }
 }
 
 impl Default for FinetuneState {
@@ -86,6 +103,7 @@ impl Default for FinetuneState {
             checkpoint_every: 50,
             view: None,
             runs: saved_runs(),
+            counted: None,
         }
     }
 }
@@ -361,15 +379,20 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
 fn start(app: &mut BitDanceApp, ui: &mut egui::Ui) {
     let busy = app.finetune.busy() || app.generate.busy();
     let f = &mut app.finetune;
+    let folders = f.class_folders();
     let o = &f.options;
     if let Some(m) = &app.model {
-        let need = o.memory(&m.card.config);
+        let need = o.memory(&m.card.config, folders);
         ui.weak(format!(
             "GPU memory: about {:.0} MiB, {:.1} M parameters held",
             need.bytes as f64 / (1u64 << 20) as f64,
             need.parameters as f64 / 1e6
         ))
-        .on_hover_text("weights, gradients, two moments and EMA in f32, and the activations");
+        .on_hover_text(
+            "weights (the frozen base in 16 bits when chosen), and for what trains (the class \
+             rows of the images' classes) gradients, two moments and EMA in f32, and the \
+             activations",
+        );
         if let (Some(flops), Some((probe, secs))) = (o.step_flops(&m.card.config), m.probe) {
             let step = step_seconds(flops, probe, secs);
             ui.weak(format!(

@@ -9,9 +9,8 @@ use std::cell::RefCell;
 use bitdance::io::WeightFile;
 use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
 use bitdance::train::{
-    resumed_plan, sample_settings, start_finetune, step_flops, step_seconds, time_throughput_probe,
-    ArRecipe, ClassPlan, ClassPolicy, FinetuneOptions, FinetuneRun, LoraSpec, MemoryPlan, Task,
-    Trainer, TrainingImages, Trains,
+    resumed_plan, sample_settings, start_finetune, step_seconds, time_throughput_probe, ClassPlan,
+    ClassPolicy, FinetuneOptions, FinetuneRun, LoraSpec, Trainer, TrainingImages, Trains,
 };
 use wasm_bindgen::prelude::*;
 use web_sys::Blob;
@@ -106,8 +105,9 @@ thread_local! {
 /// Memory and time the run needs, as JSON `{bytes, parameters, plan, step_s, probe_gflops}`
 /// for the page's estimate, for a model of the base's config (read from its header) trained on
 /// batches of `batch`, training `trains` (the page's choice: "Full", "Embeddings" or "Lora"),
-/// with or without gradient checkpointing, the frozen base in 16 bits with `half_base`. The
-/// step time comes from the model's work and a short matmul probe timed on this adapter.
+/// with or without gradient checkpointing, the frozen base in 16 bits with `half_base`, on a
+/// dataset of `folders` class folders when chosen. The step time comes from the model's work
+/// and a short matmul probe timed on this adapter.
 #[wasm_bindgen]
 pub async fn finetune_estimate(
     base: Option<Blob>,
@@ -116,6 +116,7 @@ pub async fn finetune_estimate(
     trains: String,
     checkpointing: bool,
     half_base: bool,
+    folders: Option<u32>,
 ) -> Result<String, JsError> {
     let trains = trains_of(serde_json::Value::String(trains))?;
     let card = match base {
@@ -129,14 +130,19 @@ pub async fn finetune_estimate(
             bitdance::studio::ModelCard::of_file(DEFAULT_MODEL_LABEL, &file).map_err(js)?
         }
     };
-    let task = Task::Ar(ArRecipe {
+    let o = FinetuneOptions {
+        batch: batch as usize,
         trains,
+        checkpointing,
         half_base,
-        ..ArRecipe::default()
-    });
-    let m = task.memory(&card.config, batch as usize, checkpointing);
-    let plan = MemoryPlan::of(&task, &card.config, batch as usize, checkpointing).describe();
-    let (step_s, gflops) = match step_flops(&task, &card.config, batch as usize, checkpointing) {
+        ..FinetuneOptions::default()
+    };
+    // A LoRA or class-table run trains the rows of the dataset's classes (before a dataset
+    // is chosen, every row: an upper bound).
+    let folders = folders.map(|f| f as usize);
+    let m = o.memory(&card.config, folders);
+    let plan = o.memory_plan(&card.config, folders).describe();
+    let (step_s, gflops) = match o.step_flops(&card.config) {
         Some(flops) => {
             let width = card.config.dim;
             let (probe, secs) = match PROBE.with(|p| *p.borrow()) {

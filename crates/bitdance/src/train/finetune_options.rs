@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::optim::{AdamWConfig, LrSchedule};
-use crate::train::{ArRecipe, Task, TrainSettings, Trainer, Trains};
+use crate::train::{ArRecipe, MemoryPlan, Task, TrainSettings, Trainer, Trains};
 use crate::{Error, Result};
 
 /// Metadata key of the options that decide which batches a run draws (`DataOptions`).
@@ -56,11 +56,23 @@ impl Default for FinetuneOptions {
 }
 
 impl FinetuneOptions {
-    /// The memory a run of these options on model `c` needs.
-    pub fn memory(&self, c: &crate::model::ModelConfig) -> crate::model::MemoryEstimate {
-        self.settings()
-            .task
-            .memory(c, self.batch, self.checkpointing)
+    /// The memory a run of these options on model `c` needs, on a dataset of `folders` class
+    /// folders when known (a LoRA or class-table run trains one class row per folder and the
+    /// null row; unknown: every row, an upper bound).
+    pub fn memory(
+        &self,
+        c: &crate::model::ModelConfig,
+        folders: Option<usize>,
+    ) -> crate::model::MemoryEstimate {
+        let rows = folders.map(|f| f + 1);
+        (self.settings().task).memory_with_class_rows(c, self.batch, self.checkpointing, rows)
+    }
+
+    /// The memory plan, part by part, behind `memory`.
+    pub fn memory_plan(&self, c: &crate::model::ModelConfig, folders: Option<usize>) -> MemoryPlan {
+        let rows = folders.map(|f| f + 1);
+        let task = self.settings().task;
+        MemoryPlan::with_class_rows(&task, c, self.batch, self.checkpointing, rows)
     }
 
     /// Floating-point operations of one step of a run of these options on model `c` (see
@@ -232,6 +244,26 @@ mod tests {
         };
         assert!(!half(Trains::Full));
         assert!(half(Trains::Embeddings));
+    }
+
+    #[test]
+    fn a_known_dataset_counts_the_class_rows_it_trains() {
+        let c = crate::model::ModelConfig::builtin("B-1x").unwrap();
+        let o = |trains| FinetuneOptions {
+            trains,
+            ..Default::default()
+        };
+        // Ten folders train ten rows and the null row: the other 990 rows need no gradient,
+        // moments or EMA (4 f32 copies each).
+        let rows = (c.num_classes + 1 - 11) * c.cls_token_num * c.dim;
+        let lora = o(Trains::Lora(Default::default()));
+        let saved = lora.memory(&c, None).bytes - lora.memory(&c, Some(10)).bytes;
+        assert_eq!(saved, 4 * 4 * rows as u64);
+        let plan = lora.memory_plan(&c, Some(10));
+        assert_eq!(plan.total(), lora.memory(&c, Some(10)).bytes);
+        // A full run trains every row whatever the dataset.
+        let full = o(Trains::Full);
+        assert_eq!(full.memory(&c, Some(10)), full.memory(&c, None));
     }
 
     #[test]

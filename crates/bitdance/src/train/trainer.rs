@@ -88,8 +88,20 @@ impl Task {
     }
 
     /// The memory training `c` on batches of `batch` needs, with or without gradient
-    /// `checkpointing` (the total of its `MemoryPlan`).
+    /// `checkpointing` (the total of its `MemoryPlan`), counting every class row as trained.
     pub fn memory(&self, c: &ModelConfig, batch: usize, checkpointing: bool) -> MemoryEstimate {
+        self.memory_with_class_rows(c, batch, checkpointing, None)
+    }
+
+    /// `memory` for a run that trains `class_rows` rows of the class table when it is a LoRA
+    /// or class-table run (`MemoryPlan::with_class_rows`; `None`: every row).
+    pub fn memory_with_class_rows(
+        &self,
+        c: &ModelConfig,
+        batch: usize,
+        checkpointing: bool,
+        class_rows: Option<usize>,
+    ) -> MemoryEstimate {
         let general = match self {
             Task::Ar(recipe) => c.ar_training_memory(batch, recipe.diff_batch_mul),
             Task::Tokenizer(_) => c.tokenizer_training_memory(batch),
@@ -103,7 +115,7 @@ impl Task {
         MemoryEstimate {
             what,
             parameters: general.parameters,
-            bytes: MemoryPlan::of(self, c, batch, checkpointing).total(),
+            bytes: MemoryPlan::with_class_rows(self, c, batch, checkpointing, class_rows).total(),
         }
     }
 
