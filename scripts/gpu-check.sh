@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # One check of a machine with a real GPU driver, under 8 minutes once built (the step limits add
-# up to 7.5 minutes): the adapter, `bitdance doctor` (every kernel against its f64 reference,
+# up to 7.8 minutes): the adapter, `bitdance doctor` (every kernel against its f64 reference,
 # 16-bit weights included), then the benchmarks as JSON lines: matmul (f32 and f16 weights),
 # attention, conv, training (tiny), and generate (B-4x and B-1x at batch 1, random weights, the
-# full sampler) with f16 and with f32 linear weights. Needs only the release binary: built here unless BITDANCE_BIN names one.
+# full sampler) with f16 and with f32 linear weights; the B-4x head with 16-bit weights read as
+# f16 arrays and packed in u32 words (`f16_form` in its JSON). Needs only the release binary:
+# built here unless BITDANCE_BIN names one.
 # Usage: bash scripts/gpu-check.sh [OUT.jsonl]   (JSON lines also go to OUT, default gpu-check.jsonl)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -39,11 +41,18 @@ run() {
   fi
 }
 
-run 60 doctor
+run 50 doctor
+# The forms of 16-bit reads the device has (doctor's "16-bit reads ... (checked: ...)" line).
+forms=packed
+grep -q '^16-bit reads.*checked:.*f16 arrays' "$log" && forms="arrays packed"
 run 40 bench matmul --json
 run 15 bench attention --json
 run 15 bench conv --json
 run 40 bench train --json --repeats 20
+# The head with 16-bit weights read each way (the default on a GPU with SHADER_F16: f16 arrays).
+for form in $forms; do
+  BITDANCE_F16=$form run 15 bench head --config B-4x --json --repeats 3
+done
 for precision in f16 f32; do
   run 60 bench generate --config B-4x --precision $precision --json --repeats 3
   run 80 bench generate --config B-1x --precision $precision --json --repeats 2

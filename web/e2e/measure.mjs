@@ -17,13 +17,13 @@ const { server, url } = await serve({ [basename(model)]: model });
 const { context } = await browser();
 const page = await context.newPage();
 page.on('pageerror', (e) => console.error(`page error: ${e.message}`));
-const settled = () => page.waitForFunction(() => document.body.dataset.state === 'ready' && document.getElementById('model-name').textContent !== 'Loading…', null, { timeout: 3_600_000 });
+const settled = () => page.waitForFunction(() => document.body.dataset.state === 'ready' && document.getElementById('model-name').textContent !== 'Loading…', null, { timeout: 10_800_000 });
 const memory = () => page.evaluate(() => studioProbe.engine.request('memory'));
 const out = { model: basename(model) };
 
 let t = Date.now();
 await page.goto(`${url}?model=/files/${encodeURIComponent(basename(model))}`);
-await page.waitForFunction((n) => document.getElementById('model-name').textContent === n, basename(model), { timeout: 3_600_000 });
+await page.waitForFunction((n) => document.getElementById('model-name').textContent === n, basename(model), { timeout: 10_800_000 });
 await settled();
 out.first_open_s = (Date.now() - t) / 1000;
 out.after_first_open = await memory();
@@ -38,13 +38,13 @@ await page.keyboard.press('Enter');
 await page.fill('#steps', steps);
 t = Date.now();
 await page.click('#generate');
-await page.waitForFunction(() => studioProbe.previews.length > 0 || document.body.dataset.state === 'ready', null, { timeout: 3_600_000 });
+await page.waitForFunction(() => studioProbe.previews.length > 0 || document.body.dataset.state === 'ready', null, { timeout: 10_800_000 });
 out.first_preview_s = (Date.now() - t) / 1000;
 if (args.includes('--stop-after-preview')) {
   await page.click('#stop');
   out.stopped_after_preview = true;
 }
-await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 3_600_000 });
+await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 10_800_000 });
 out[out.stopped_after_preview ? 'stopped_at_s' : 'image_s'] = (Date.now() - t) / 1000;
 out.status = await page.textContent('#gen-status');
 out.after_image = await memory();

@@ -159,7 +159,7 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::json!({"bench": "generate", "config": name, "weights": source,
-                "precision": opts.precision.on(gpu).name(),
+                "precision": opts.precision.on(gpu).name(), "f16_form": gpu.f16_form().to_string(),
                 "batch": opts.batch, "cfg": cfg, "head_steps": opts.head_steps,
                 "repeats": total.runs().len(),
                 "seconds_per_image": total.median(), "seconds_per_image_min": total.min(),

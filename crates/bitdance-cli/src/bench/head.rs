@@ -39,7 +39,7 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
         println!(
             "{}",
             serde_json::json!({"bench": "head", "config": name, "batch": opts.batch, "cfg": cfg,
-                "precision": opts.precision.on(gpu).name(),
+                "precision": opts.precision.on(gpu).name(), "f16_form": gpu.f16_form().to_string(),
                 "head_steps": opts.head_steps, "rows": rows, "repeats": step.runs().len(),
                 "seconds_per_ar_step": step.median(), "seconds_per_ar_step_min": step.min(),
                 "ms_per_evaluation": 1e3 * step.median() / evaluations,
