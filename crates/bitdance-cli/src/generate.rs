@@ -22,7 +22,8 @@ use crate::files::{load_config, read_bytes, write_atomic};
 #[derive(clap::Args)]
 pub struct GenerateArgs {
     /// Model config: a built-in name (B-1x, B-4x, B-16x, L-1x, H-1x) or a JSON file of the
-    /// official constructor arguments. Default: the config stored in the weight file.
+    /// official constructor arguments. Default: the config stored in the weight file, else the
+    /// released config whose tensor shapes it matches (a converted official checkpoint).
     #[arg(long)]
     config: Option<String>,
     /// Model weights (safetensors by official names, f32/f16/bf16; from `bitdance convert` or a

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    ar_parameters, init_parameters_in, load_autoencoder, stored_config, ModelConfig, ParamStore,
+    ar_parameters, init_parameters_in, load_autoencoder, ModelConfig, ParamStore,
 };
 use bitdance::optim::AdamWConfig;
 use bitdance::rng::Rng;
@@ -34,7 +34,7 @@ pub struct TrainArgs {
     #[arg(long)]
     data: PathBuf,
     /// Model config: a built-in name or a JSON file (default: the config stored in --init or
-    /// --tokenizer).
+    /// --tokenizer, else the released config whose tensor shapes --init matches).
     #[arg(long)]
     config: Option<String>,
     /// Tokenizer weights (`vae.*` names, or unprefixed), e.g. the model.safetensors of a
@@ -177,9 +177,11 @@ pub fn run_finetune(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
     run(args.train, Some(args.init))
 }
 
-/// The config stored in a weight file's metadata, or an error asking for --config.
+/// A weight file's config as the apps find it (its stored config, else the released config its
+/// tensors match: `studio::model_config_of`), or an error asking for --config.
 pub fn config_from(file: &WeightFile, label: &str) -> anyhow::Result<ModelConfig> {
-    stored_config(file)?.with_context(|| format!("{label} holds no model config: give --config"))
+    bitdance::studio::model_config_of(file)
+        .with_context(|| format!("{label}: give --config (a released name or a JSON file)"))
 }
 
 fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {

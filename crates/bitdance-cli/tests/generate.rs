@@ -158,6 +158,50 @@ fn generate_writes_a_grid_tensors_and_replays_noise() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
+/// Random weights of `c` (AR model and autoencoder) without any metadata, as a converted
+/// official checkpoint is, written to `path`.
+fn weights_without_metadata(c: &ModelConfig, path: &Path) {
+    let gpu = pollster::block_on(bitdance::Gpu::from_env()).unwrap();
+    let mut specs = ar_parameters(c);
+    specs.extend(encoder_parameters(&c.vae));
+    specs.extend(decoder_parameters(&c.vae));
+    let store = ParamStore::random(&gpu, &specs, &mut Rng::new(4), 0.2).unwrap();
+    let bytes = pollster::block_on(store.to_safetensors(None)).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_file_without_a_config_is_known_by_its_shapes_as_the_apps_know_it() {
+    let d = dir().join("no-config");
+    std::fs::create_dir_all(&d).unwrap();
+    // The released tiny config's tensors, no metadata: found by shapes, no --config needed.
+    let plain = d.join("plain.safetensors");
+    weights_without_metadata(&ModelConfig::builtin("tiny").unwrap(), &plain);
+    let out = d.join("plain.png");
+    let (ok, text) = bitdance(&[
+        "generate",
+        "--weights",
+        plain.to_str().unwrap(),
+        "-c",
+        "1",
+        "--steps",
+        "2",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(ok && out.exists(), "{text}");
+    // Shapes of no released config: refused naming the file and what to give.
+    let custom = d.join("custom.safetensors");
+    weights_without_metadata(&tiny(), &custom);
+    let (ok, text) = bitdance(&["generate", "--weights", custom.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(
+        text.contains("custom.safetensors") && text.contains("give --config"),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
 #[test]
 fn bad_classes_and_files_are_named() {
     let d = dir().join("bad");

@@ -235,7 +235,8 @@ pub fn run(gpu: &Gpu, opts: &GenerateBench) -> anyhow::Result<()> {
 }
 
 /// The model's name (for the published cfg), config and parameters: from the weight file (its
-/// stored config unless `--config`), or random weights of `--config` (default B-4x).
+/// stored config or the released one its shapes match, unless `--config`), or random weights
+/// of `--config` (default B-4x).
 pub(super) fn load_model(
     gpu: &Gpu,
     opts: &GenerateBench,

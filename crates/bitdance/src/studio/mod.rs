@@ -16,6 +16,6 @@ pub use duration::duration_text;
 pub use grid::tile_grid;
 pub use hash::{sha256_hex, token_hash, FileHasher};
 pub use image_run::{FinishedImage, ImageRun, PreviewPacer};
-pub use model_card::{file_role, FileRole, ModelCard};
+pub use model_card::{file_role, model_config_of, FileRole, ModelCard};
 pub use png_text::{png_text_chunks, with_png_text, MAX_TEXT_BYTES};
 pub use recipe::{Recipe, RecipeModel, RunRecord, SampleRequest, RECIPE_KEYWORD, RECIPE_VERSION};

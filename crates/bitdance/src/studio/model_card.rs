@@ -35,10 +35,7 @@ impl ModelCard {
     /// Describes `file` (called `name`): its stored config, else the released config whose
     /// tensor shapes it matches; an error naming the file when neither is found.
     pub fn of_file(name: &str, file: &WeightFile<'_>) -> Result<Self> {
-        let config = match stored_config(file)? {
-            Some(c) => c,
-            None => matching_builtin(file)?,
-        };
+        let config = model_config_of(file)?;
         let builtin = builtin_name(&config);
         let recommended = match name == DEFAULT_MODEL_NAME {
             true => Some(DEFAULT_MODEL_NAME),
@@ -122,6 +119,16 @@ pub fn file_role(file: &WeightFile<'_>) -> FileRole {
 }
 
 /// The released config whose AR tensors `file` holds with the right shapes.
+/// The model config of a weight file: its stored config, else the released config whose
+/// tensor shapes it matches (a converted official checkpoint); an error naming the file when
+/// neither is found. The CLI, the apps and the trainer find a file's config this way.
+pub fn model_config_of(file: &WeightFile<'_>) -> Result<ModelConfig> {
+    match stored_config(file)? {
+        Some(c) => Ok(c),
+        None => matching_builtin(file),
+    }
+}
+
 fn matching_builtin(file: &WeightFile<'_>) -> Result<ModelConfig> {
     for name in BUILTIN_CONFIGS {
         let Ok(c) = ModelConfig::builtin(name) else {

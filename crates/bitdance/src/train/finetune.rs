@@ -8,8 +8,8 @@ use image::RgbImage;
 
 use crate::io::WeightFile;
 use crate::model::{
-    ar_parameters, decode_tokens, generate_tokens, load_autoencoder, stored_config, to_rgb8,
-    CfgSchedule, ParamStore, SampleSettings, CLASSES_KEY,
+    ar_parameters, decode_tokens, generate_tokens, load_autoencoder, to_rgb8, CfgSchedule,
+    ParamStore, SampleSettings, CLASSES_KEY,
 };
 use crate::rng::Rng;
 use crate::studio::{tile_grid, ClassNames, ModelCard};
@@ -40,10 +40,7 @@ pub fn trainer_from_model(
     file: &WeightFile<'_>,
     settings: TrainSettings,
 ) -> Result<Trainer> {
-    let c = match stored_config(file)? {
-        Some(c) => c,
-        None => ModelCard::of_file(file.label(), file)?.config,
-    };
+    let c = crate::studio::model_config_of(file)?;
     gpu.check_memory(&settings.task.memory(&c, 1, true))?;
     let half = settings.task.half_weights(&c);
     let params = ParamStore::from_weights_in(gpu, file, &ar_parameters(&c), &half)?;
