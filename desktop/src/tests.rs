@@ -593,6 +593,17 @@ fn every_panel_matches_its_committed_snapshot() {
         }
         h.snapshot_options(name, &options);
     }
+    // A LoRA run on a 16-bit frozen base: the checkbox and the estimate it changes.
+    h.get_by_label("Fine-tune").click();
+    let o = &mut h.state_mut().finetune.options;
+    o.trains = bitdance::train::Trains::Lora(Default::default());
+    o.half_base = true;
+    h.step();
+    h.get_by_label("16-bit frozen base").scroll_to_me();
+    for _ in 0..3 {
+        h.step();
+    }
+    h.snapshot_options("finetune-lora", &options);
 }
 
 /// The report's figures for a big model (not a test: run by hand with

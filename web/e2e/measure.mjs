@@ -3,7 +3,8 @@
 // one image at the given head steps. Prints load times, the engine's wasm heap, peak GPU bytes,
 // time to the first preview and per image as JSON. Not a test (minutes for a B model).
 // With --stop-after-preview the run is stopped after its first preview (a B-1x image takes
-// 256 AR steps: most of an hour under SwiftShader), and the figures are those of that part.
+// 256 AR steps: about 18 minutes at 1 head step under SwiftShader), and the figures are those of
+// that part.
 // Usage: node measure.mjs MODEL.safetensors [--steps N] [--class K] [--stop-after-preview]
 import { basename } from 'node:path';
 import { serve, browser } from './browser.mjs';
