@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Starts the desktop studio under a virtual display (Xvfb, 1280x800), lets it open the GPU and
-# the default model, clicks Generate (xdotool), and takes a screenshot; fails unless the window
+# the default model, presses Ctrl+Enter (Generate; xdotool), and takes a screenshot; fails unless the window
 # drew the studio and an image (the screenshot is not flat). Needs scripts/install-deps.sh.
 # Usage: scripts/desktop-smoke.sh [SCREENSHOT.png]
 set -euo pipefail
@@ -14,9 +14,11 @@ BITDANCE_HOME=$home xvfb-run -a -s "-screen 0 1280x800x24" bash -c '
   "$0" & app=$!
   for _ in $(seq 60); do xdotool search --name BitDance >/dev/null 2>&1 && break; sleep 1; done
   sleep 8
-  # The Generate button of the Create panel at 1280x800 (a layout change that moves it makes
-  # the check below fail: no image kept).
-  xdotool mousemove 90 456 click 1
+  # Generate by its shortcut (Ctrl+Enter), as a person at the keyboard would: no coordinates
+  # for a layout change to break.
+  win=$(xdotool search --name BitDance | head -1)
+  xdotool windowactivate --sync "$win" 2>/dev/null || xdotool windowfocus --sync "$win"
+  xdotool key --clearmodifiers ctrl+Return
   sleep 15
   import -window root "$1"
   kill $app' "$target_dir/debug/bitdance-desktop" "$shot"

@@ -340,9 +340,11 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         let hint = if training {
             "the GPU is fine-tuning: pause the run to generate"
         } else {
-            "sample the chosen classes"
+            "sample the chosen classes (Ctrl+Enter)"
         };
-        if ui.add_enabled(can, generate).on_hover_text(hint).clicked() {
+        let clicked = ui.add_enabled(can, generate).on_hover_text(hint).clicked();
+        let shortcut = egui::KeyboardShortcut::new(egui::Modifiers::COMMAND, egui::Key::Enter);
+        if clicked || (can && ui.input_mut(|i| i.consume_shortcut(&shortcut))) {
             g.start(&app.worker);
         }
         if ui

@@ -116,6 +116,18 @@ fn assert_reproduced(h: &mut Harness<'_, BitDanceApp>) {
 }
 
 #[test]
+fn ctrl_enter_generates_as_the_button_does() {
+    let mut h = harness();
+    ready(&mut h);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::Enter);
+    h.step();
+    step_until(&mut h, "the image", |h| {
+        h.query_by_label_contains("done in").is_some()
+    });
+    assert_eq!(h.state().gallery.items.len(), 1);
+}
+
+#[test]
 fn generate_shows_the_image_forming_then_keeps_it_with_its_recipe() {
     let mut h = harness();
     ready(&mut h);
