@@ -188,6 +188,57 @@ fn profiling_times_each_kernel_variant_then_stops() {
 }
 
 #[test]
+fn each_handle_reads_16_bit_weights_in_its_own_form_on_one_device() {
+    use bitdance::gpu::F16Form;
+    // Its own device: profiling is per device and other tests share `gpu()`.
+    let gpu = bitdance::gpu::block_on(bitdance::Gpu::from_env()).unwrap();
+    if !gpu.f16_forms().contains(&F16Form::Arrays) {
+        eprintln!("skipped: {} has no SHADER_F16", gpu.adapter().name);
+        return;
+    }
+    let own = gpu.f16_form();
+    let arrays = gpu.with_f16_form(F16Form::Arrays).unwrap();
+    let packed = gpu.with_f16_form(F16Form::Packed).unwrap();
+    assert_eq!(
+        gpu.f16_form(),
+        own,
+        "making handles changed the device's own form"
+    );
+    let values: Vec<f32> = (0..12 * 8).map(|i| (i as f32 * 0.37).sin()).collect();
+    let x: Vec<f32> = (0..3 * 8).map(|i| (i as f32 * 0.11).cos()).collect();
+    gpu.start_profiling();
+    // Interleaved, and on two threads at once: neither handle's form leaks into the other.
+    let run = |g: &bitdance::Gpu| {
+        let a = Tensor::from_f32(g, &[3, 8], &x).unwrap();
+        let w = Tensor::from_f32_as_f16(g, &[12, 8], &values).unwrap();
+        ops::matmul(&a, &w, None, false, true)
+            .unwrap()
+            .read_f32()
+            .unwrap()
+    };
+    let (from_arrays, from_packed) = std::thread::scope(|s| {
+        let a = s.spawn(|| (0..3).map(|_| run(&arrays)).collect::<Vec<_>>());
+        let p = s.spawn(|| (0..3).map(|_| run(&packed)).collect::<Vec<_>>());
+        (a.join().unwrap(), p.join().unwrap())
+    });
+    let profile = gpu.stop_profiling();
+    let calls = |arrays_form: bool| -> u64 {
+        profile
+            .iter()
+            .filter(|k| k.kernel.starts_with("mm_"))
+            .filter(|k| k.kernel.contains("F16_ARRAYS1") == arrays_form)
+            .map(|k| k.calls)
+            .sum()
+    };
+    assert_eq!((calls(true), calls(false)), (3, 3), "{profile:?}");
+    // Both forms read the same halves: the same products.
+    assert!(from_arrays
+        .iter()
+        .chain(&from_packed)
+        .all(|v| v == &from_arrays[0]));
+}
+
+#[test]
 fn row_views_share_storage_when_aligned_and_copy_otherwise() {
     let gpu = gpu();
     let align = gpu.limits().min_storage_buffer_offset_alignment as usize / 4;

@@ -149,10 +149,11 @@ impl Checker {
         self.gpu.f16_forms()
     }
 
-    /// Reads 16-bit tensors in `form` from the next dispatch on (`run` restores the device's
-    /// own form when the checks end).
+    /// Makes the checker's tensors, and the kernels run on them, read 16-bit tensors in `form`
+    /// (this checker's handle only; `run` gives each family the device's own form again).
     pub fn use_f16_form(&mut self, form: F16Form) -> Result<()> {
-        self.gpu.set_f16_form(form)
+        self.gpu = self.gpu.with_f16_form(form)?;
+        Ok(())
     }
 
     /// Records a failed row for an op that returned an error.
@@ -190,7 +191,6 @@ pub fn families() -> Vec<Family> {
 pub async fn run(gpu: &Gpu, only: &[&str]) -> Vec<CheckResult> {
     let mut checker = Checker::new(gpu, 0x5EED);
     let _poison = gpu.poison_outputs_guard();
-    let own_form = gpu.f16_form();
     for family in families() {
         if only.is_empty() || only.contains(&family.name) {
             // Each family draws from its own seed, so its inputs do not depend on which
@@ -200,10 +200,9 @@ pub async fn run(gpu: &Gpu, only: &[&str]) -> Vec<CheckResult> {
                 .bytes()
                 .fold(0x5EEDu64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
             checker.rng = Rng::new(seed);
+            checker.gpu = gpu.clone();
             (family.run)(&mut checker).await;
         }
     }
-    // The device's own form is one it can run: setting it back cannot fail.
-    let _ = gpu.set_f16_form(own_form);
     checker.results
 }

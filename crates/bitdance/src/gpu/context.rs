@@ -1,6 +1,6 @@
 //! The GPU context: device, queue, limits, features, pool, pipelines and the recorder.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::adapter::{select_adapter, AdapterSummary, GpuOptions};
@@ -58,8 +58,6 @@ pub(crate) struct Inner {
     pub features: wgpu::Features,
     /// Shaders may call unpack2x16float (16-bit weights).
     unpacks_f16: bool,
-    /// Shaders read 16-bit tensors as f16 arrays (`F16Form::Arrays`), else packed.
-    f16_arrays: AtomicBool,
     pub pool: Mutex<BufferPool>,
     pipelines: Mutex<PipelineCache>,
     pub recorder: Mutex<Recorder>,
@@ -90,6 +88,10 @@ impl Drop for PoisonGuard {
 #[derive(Clone)]
 pub struct Gpu {
     pub(crate) inner: Arc<Inner>,
+    /// How kernels dispatched through this handle (and the tensors made with it) read 16-bit
+    /// tensors: a property of the handle, not the device, so handles in different forms can
+    /// share one device at once (the conformance checks run every form on parallel threads).
+    f16_form: F16Form,
 }
 
 /// Whether an adapter runs on the CPU (lavapipe, SwiftShader, WARP).
@@ -195,7 +197,6 @@ impl Gpu {
                 limits,
                 features,
                 unpacks_f16,
-                f16_arrays: AtomicBool::new(f16_form == F16Form::Arrays),
                 pool: Mutex::new(BufferPool::default()),
                 pipelines: Mutex::new(PipelineCache::default()),
                 recorder: Mutex::new(Recorder::new(align)),
@@ -211,6 +212,7 @@ impl Gpu {
                     .unwrap_or(super::adapter::DEFAULT_MEMORY_BUDGET),
                 profile: Mutex::new(None),
             }),
+            f16_form,
         })
     }
 
@@ -273,12 +275,9 @@ impl Gpu {
         is_cpu_adapter(&self.inner.info)
     }
 
-    /// How shaders read 16-bit tensors now.
+    /// How kernels dispatched through this handle read 16-bit tensors.
     pub fn f16_form(&self) -> F16Form {
-        match self.inner.f16_arrays.load(Ordering::Relaxed) {
-            true => F16Form::Arrays,
-            false => F16Form::Packed,
-        }
+        self.f16_form
     }
 
     /// The forms of 16-bit reads this device can run: packed, and arrays with `SHADER_F16`.
@@ -290,14 +289,17 @@ impl Gpu {
         forms
     }
 
-    /// Reads 16-bit tensors in `form` from the next dispatch on (the conformance checks run
-    /// every form); arrays on a device without `SHADER_F16` are refused.
-    pub fn set_f16_form(&self, form: F16Form) -> Result<()> {
+    /// A handle on the same device whose kernels, and the tensors made with it, read 16-bit
+    /// tensors in `form` (the conformance checks run every form); this handle is unchanged.
+    /// Arrays on a device without `SHADER_F16` are refused.
+    pub fn with_f16_form(&self, form: F16Form) -> Result<Gpu> {
         if !self.f16_forms().contains(&form) {
             return Err(no_shader_f16(&self.inner.info.name));
         }
-        (self.inner.f16_arrays).store(form == F16Form::Arrays, Ordering::Relaxed);
-        Ok(())
+        Ok(Gpu {
+            inner: self.inner.clone(),
+            f16_form: form,
+        })
     }
 
     /// The wgpu device, for callers that build their own resources (the desktop app).

@@ -31,7 +31,7 @@ impl F16Form {
     pub fn parse(value: &str, source: &str) -> Result<Self> {
         match value.trim().to_ascii_lowercase().as_str() {
             "packed" => Ok(Self::Packed),
-            "arrays" | "f16" => Ok(Self::Arrays),
+            "arrays" => Ok(Self::Arrays),
             _ => Err(Error::Invalid(format!(
                 "{source}={value}: expected packed or arrays"
             ))),

@@ -84,10 +84,14 @@ async fn check_conv(
             None => String::new(),
         }
     );
-    let (x, xv) = c.randn(&[b, cin, h, w])?;
-    let (mut wt, mut wv) = c.randn(&[cout, cin, k, k])?;
+    // Every tensor of a 16-bit case is made in its form: kernels read 16-bit tensors in the
+    // form of the handle they are dispatched on, that of the op's inputs.
     if let Some(form) = half {
         c.use_f16_form(form)?;
+    }
+    let (x, xv) = c.randn(&[b, cin, h, w])?;
+    let (mut wt, mut wv) = c.randn(&[cout, cin, k, k])?;
+    if half.is_some() {
         let values: Vec<f32> = wv.iter().map(|&v| v as f32).collect();
         wt = Tensor::from_f32_as_f16(&c.gpu, wt.shape(), &values)?;
         wv = wt.to_vec_f32().await?.iter().map(|&v| v as f64).collect();

@@ -78,12 +78,14 @@ async fn gathers(c: &mut Checker) -> Result<()> {
     // A 16-bit table (odd width: rows straddle words) gathers into f32, out-of-range indices
     // included, from a chunk holding rows 5.. of a larger table.
     let values: Vec<f32> = tv.iter().map(|&x| x as f32).collect();
-    let half = Tensor::from_f32_as_f16(&c.gpu, &[v, d], &values)?;
-    let rounded: Vec<f64> = half.to_vec_f32().await?.iter().map(|&x| x as f64).collect();
     let shifted: Vec<u32> = iv.iter().map(|&i| i.wrapping_sub(5)).collect();
-    let r = cpu::embedding(&rounded, d, &shifted);
     for form in c.f16_forms() {
+        // Made in the form under check: kernels read in the form of their inputs' handle.
         c.use_f16_form(form)?;
+        let half = Tensor::from_f32_as_f16(&c.gpu, &[v, d], &values)?;
+        let idx = Tensor::from_u32(&c.gpu, &[3, 5], &iv)?;
+        let rounded: Vec<f64> = half.to_vec_f32().await?.iter().map(|&x| x as f64).collect();
+        let r = cpu::embedding(&rounded, d, &shifted);
         let out = ops::embedding_rows(&half, &idx, 5).and_then(|t| t.reshape(&[15 * d]));
         let s = format!("[{v}, {d}] f16 rows 5.. by [3, 5]");
         let op = format!("embedding (16-bit table){}", f16_form_suffix(form));
