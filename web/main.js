@@ -338,6 +338,14 @@ $('generate').onclick = async () => {
   await run(s);
 };
 $('stop').onclick = () => engine.request('stop');
+// Ctrl+Enter (Cmd+Enter on a Mac) generates from anywhere on the Create tab, a field included,
+// as the desktop app's shortcut does.
+document.addEventListener('keydown', (ev) => {
+  if (ev.key !== 'Enter' || !(ev.ctrlKey || ev.metaKey) || ev.repeat) return;
+  if ($('panel-create').hidden || $('generate').disabled) return;
+  ev.preventDefault();
+  $('generate').click();
+});
 
 // The download name of image `index` of `recipe`.
 function fileName(recipe, index = 0) {

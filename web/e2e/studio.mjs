@@ -55,11 +55,13 @@ async function open(context, url) {
   return page;
 }
 
-// Generates with the current settings; returns what the probe saw.
-async function generate(page) {
+// Generates with the current settings, by the button or, with `shortcut`, by Ctrl+Enter typed
+// in the seed field; returns what the probe saw.
+async function generate(page, shortcut = false) {
   await page.waitForFunction(() => !document.getElementById('generate').disabled, null, { timeout: 60_000 });
   const before = await page.evaluate(() => ({ frames: studioProbe.frames, longTasks: studioProbe.longTasks.length, t: performance.now() }));
-  await page.click('#generate');
+  if (shortcut) await page.press('#seed', 'Control+Enter');
+  else await page.click('#generate');
   await page.waitForFunction(() => document.body.dataset.state === 'generating', null, { timeout: 10_000 });
   await page.waitForFunction(() => document.body.dataset.state === 'ready', null, { timeout: 300_000 });
   return page.evaluate((b) => ({
@@ -264,7 +266,7 @@ await test('a model past a lowered binding limit is refused by name', async () =
   await page.close();
 });
 
-await test('the weights switch between 16 and 32 bits, and both generate', async () => {
+await test('the weights switch between 16 and 32 bits, and both generate (Ctrl+Enter in a field starts it)', async () => {
   const page = await open(context, url);
   assert.match(await page.textContent('#model-meta'), /f16$/);
   await page.click('#tab-models');
@@ -272,7 +274,7 @@ await test('the weights switch between 16 and 32 bits, and both generate', async
   await page.waitForFunction(() => /f32$/.test(document.getElementById('model-meta').textContent), null, { timeout: 60_000 });
   await settled(page);
   await page.click('#tab-create');
-  const run = await generate(page);
+  const run = await generate(page, true);
   assert.match(run.status, /^Done in/, run.status);
   const recipe = await page.evaluate(() => studioProbe.engine.request('gallery').then((g) => g[0].recipe));
   assert.equal(recipe.precision, 'f32');
