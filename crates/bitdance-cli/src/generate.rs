@@ -7,9 +7,10 @@ use std::time::Instant;
 use anyhow::Context;
 use bitdance::io::{save_safetensors, WeightFile};
 use bitdance::model::{
-    builtin_name, decode_tokens, decoder_weights, generate_tokens, load_generator,
-    recommended_settings, stored_class_names, to_rgb8, CfgSchedule, GaussianSource, Precision,
-    RecordedNoise, SampleSettings, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
+    builtin_name, decode_tokens, decoder_weights, descends_from_default_model, generate_tokens,
+    load_generator, recommended_settings, stored_class_names, to_rgb8, CfgSchedule, GaussianSource,
+    Precision, RecordedNoise, SampleSettings, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL,
+    DEFAULT_MODEL_NAME,
 };
 use bitdance::rng::Rng;
 use bitdance::studio::{sha256_hex, ClassNames, Recipe, RecipeModel, RunRecord};
@@ -156,6 +157,8 @@ pub fn run(mut args: GenerateArgs) -> anyhow::Result<ExitCode> {
     };
     let model_name = match &args.weights {
         None => Some(DEFAULT_MODEL_NAME),
+        // A copy of the default model, or a model fine-tuned from it, samples as it does.
+        Some(_) if descends_from_default_model(&weights) => Some(DEFAULT_MODEL_NAME),
         Some(_) => args.config.as_deref().or(builtin_name(&c)),
     };
     let recommended = recommended_settings(model_name);

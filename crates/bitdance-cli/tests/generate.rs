@@ -570,3 +570,23 @@ fn a_png_carries_its_recipe_and_the_recipe_reproduces_it() {
     ]);
     assert!(!ok && text.contains("cannot be used with"), "{text}");
 }
+
+#[test]
+fn a_copy_of_the_default_model_samples_with_its_settings() {
+    let d = dir().join("default-copy");
+    std::fs::create_dir_all(&d).unwrap();
+    let (copy, out) = (d.join("copy.safetensors"), d.join("copy.png"));
+    std::fs::write(&copy, bitdance::model::DEFAULT_MODEL_BYTES).unwrap();
+    let args = ["generate", "--weights", copy.to_str().unwrap(), "-c", "3"];
+    let (ok, text) = bitdance(&[&args[..], &["-o", out.to_str().unwrap()]].concat());
+    assert!(ok, "{text}");
+    let recipe =
+        bitdance::studio::Recipe::from_png("copy.png", &std::fs::read(&out).unwrap()).unwrap();
+    // The evaluated settings of the default model (cfg 3, 50 head steps), not the generic
+    // cfg 4 and 100 steps of an unknown model.
+    let evaluated = bitdance::model::recommended_settings(Some("default"));
+    assert_eq!(
+        (recipe.cfg, recipe.head_steps),
+        (evaluated.cfg, evaluated.head_steps)
+    );
+}

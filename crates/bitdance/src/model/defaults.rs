@@ -47,6 +47,38 @@ pub const DEFAULT_MODEL_BYTES: &[u8] =
 /// How messages name the embedded default model.
 pub const DEFAULT_MODEL_LABEL: &str = "the default model (tiny, MNIST digits)";
 
+/// Whether `file` is the embedded default model under another name (the same header: config,
+/// classes, tensors and their byte ranges) or a model fine-tuned from it (its
+/// `bitdance.base_sha256` is the default's SHA-256): such models sample best with the default's
+/// evaluated settings, not the generic ones.
+#[cfg(feature = "default-model")]
+pub fn descends_from_default_model(file: &crate::io::WeightFile<'_>) -> bool {
+    use std::sync::OnceLock;
+    static DEFAULT_SHA256: OnceLock<String> = OnceLock::new();
+    let meta = file.metadata();
+    if let Some(base) = meta.get(crate::train::BASE_KEY) {
+        let sha = DEFAULT_SHA256.get_or_init(|| crate::studio::sha256_hex(DEFAULT_MODEL_BYTES));
+        return base == sha;
+    }
+    let Ok(default) = crate::io::WeightFile::parse(DEFAULT_MODEL_BYTES) else {
+        return false;
+    };
+    let names = default.names();
+    meta == default.metadata()
+        && file.names() == names
+        && names.iter().all(|n| {
+            file.data_range(n).ok() == default.data_range(n).ok()
+                && file.dtype(n).ok() == default.dtype(n).ok()
+                && file.shape(n).ok() == default.shape(n).ok()
+        })
+}
+
+/// Without the embedded model, nothing descends from it.
+#[cfg(not(feature = "default-model"))]
+pub fn descends_from_default_model(_file: &crate::io::WeightFile<'_>) -> bool {
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

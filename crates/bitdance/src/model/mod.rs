@@ -34,8 +34,8 @@ pub use decoder::{decode, decode_grouped, decoder_forward, latent_statistics};
 #[cfg(feature = "default-model")]
 pub use defaults::DEFAULT_MODEL_BYTES;
 pub use defaults::{
-    recommended_settings, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME, FALLBACK_CFG,
-    OFFICIAL_HEAD_STEPS,
+    descends_from_default_model, recommended_settings, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
+    FALLBACK_CFG, OFFICIAL_HEAD_STEPS,
 };
 pub use encoder::{encode, encoded_size, encoder_forward, quantize, Quantized};
 pub use generate::{

@@ -4,9 +4,9 @@
 
 use crate::io::WeightFile;
 use crate::model::{
-    ar_parameters, builtin_name, decoder_feature_map, recommended_settings, stored_class_names,
-    stored_config, ModelConfig, Precision, SampleSettings, BUILTIN_CONFIGS, DEFAULT_MODEL_NAME,
-    VAE_PREFIX,
+    ar_parameters, builtin_name, decoder_feature_map, descends_from_default_model,
+    recommended_settings, stored_class_names, stored_config, ModelConfig, Precision,
+    SampleSettings, BUILTIN_CONFIGS, DEFAULT_MODEL_NAME, VAE_PREFIX,
 };
 use crate::{Error, Result};
 
@@ -37,7 +37,7 @@ impl ModelCard {
     pub fn of_file(name: &str, file: &WeightFile<'_>) -> Result<Self> {
         let config = model_config_of(file)?;
         let builtin = builtin_name(&config);
-        let recommended = match name == DEFAULT_MODEL_NAME {
+        let recommended = match name == DEFAULT_MODEL_NAME || descends_from_default_model(file) {
             true => Some(DEFAULT_MODEL_NAME),
             false => builtin,
         };
@@ -201,5 +201,37 @@ mod tests {
         assert_eq!(card.classes.len(), 10);
         assert_eq!(card.settings.cfg, 3.0);
         assert!(card.has_autoencoder);
+    }
+
+    #[cfg(feature = "default-model")]
+    #[test]
+    fn a_copy_of_the_default_model_or_a_model_tuned_from_it_gets_its_settings() {
+        use crate::model::{recommended_settings, DEFAULT_MODEL_BYTES};
+        use crate::train::BASE_KEY;
+        let evaluated = recommended_settings(Some(DEFAULT_MODEL_NAME));
+        let copy = WeightFile::parse_named("default.safetensors", DEFAULT_MODEL_BYTES).unwrap();
+        let card = ModelCard::of_file("default.safetensors", &copy).unwrap();
+        assert_eq!(card.settings, evaluated);
+        // A model fine-tuned from it names it by SHA-256; one tuned from another model does not.
+        let tuned = |base: &str| {
+            let mut meta = copy.metadata();
+            meta.insert(BASE_KEY.into(), base.into());
+            let w = [0.5f32; 4];
+            let bytes = save_safetensors(&[("x", &[4], &w)], Some(&meta)).unwrap();
+            let file = WeightFile::parse_named("tuned.safetensors", &bytes).unwrap();
+            ModelCard::of_file("tuned.safetensors", &file).map(|c| c.settings)
+        };
+        let sha = crate::studio::sha256_hex(DEFAULT_MODEL_BYTES);
+        assert_eq!(tuned(&sha).unwrap(), evaluated);
+        let other = tuned(&"0".repeat(64)).unwrap();
+        assert_eq!(other, recommended_settings(None));
+        assert_ne!(other, evaluated);
+        // Same config and classes but other tensors: not a copy.
+        let mut meta = copy.metadata();
+        meta.remove(BASE_KEY);
+        let bytes = save_safetensors(&[("x", &[4], &[0.5f32; 4])], Some(&meta)).unwrap();
+        let file = WeightFile::parse_named("other.safetensors", &bytes).unwrap();
+        let card = ModelCard::of_file("other.safetensors", &file).unwrap();
+        assert_eq!(card.settings, recommended_settings(None));
     }
 }
