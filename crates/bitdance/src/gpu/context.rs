@@ -75,6 +75,9 @@ pub(crate) struct Inner {
     profile: Mutex<Option<Profile>>,
 }
 
+/// Most defines a kernel is dispatched with (matmul's five and its layout are the most).
+const MAX_DEFINES: usize = 15;
+
 /// Keeps output poisoning on until dropped (see [`Gpu::poison_outputs_guard`]).
 pub struct PoisonGuard(Gpu);
 
@@ -537,10 +540,19 @@ impl Gpu {
             self.check_binding(kernel.entry, t.byte_len())?;
             (self.inner.largest_binding).fetch_max(t.byte_len(), Ordering::Relaxed);
         }
-        let with_arrays;
+        // The f16-array form adds its define on the stack (this runs on every dispatch).
+        let mut with_arrays = [("", 0u32); MAX_DEFINES + 1];
         let defines = if kernel.shader.reads_f16 && self.f16_form() == F16Form::Arrays {
-            with_arrays = [defines, &[(super::F16_ARRAYS, 1)]].concat();
-            &with_arrays[..]
+            let n = defines.len();
+            if n > MAX_DEFINES {
+                return Err(Error::Invalid(format!(
+                    "{}: {n} shader defines, more than {MAX_DEFINES}",
+                    kernel.entry
+                )));
+            }
+            with_arrays[..n].copy_from_slice(defines);
+            with_arrays[n] = (super::F16_ARRAYS, 1);
+            &with_arrays[..=n]
         } else {
             defines
         };

@@ -69,13 +69,43 @@ fn vector_prelude(width: u32) -> &'static str {
 
 type DefineKey = Vec<(String, u32)>;
 
+/// A built pipeline and the key it was built for.
+struct Built {
+    shader: &'static str,
+    entry: &'static str,
+    defines: DefineKey,
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
+}
+
+impl Built {
+    fn is(&self, kernel: &Kernel, defines: &[(&str, u32)]) -> bool {
+        self.shader == kernel.shader.name
+            && self.entry == kernel.entry
+            && self.defines.len() == defines.len()
+            && self
+                .defines
+                .iter()
+                .zip(defines)
+                .all(|(a, b)| a.0 == b.0 && a.1 == b.1)
+    }
+}
+
+/// A hash of a pipeline's key, computed without allocating (`get` runs on every dispatch).
+fn key_hash(kernel: &Kernel, defines: &[(&str, u32)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    kernel.shader.name.hash(&mut h);
+    kernel.entry.hash(&mut h);
+    defines.hash(&mut h);
+    h.finish()
+}
+
 #[derive(Default)]
 pub(crate) struct PipelineCache {
     modules: HashMap<(&'static str, DefineKey), wgpu::ShaderModule>,
-    pipelines: HashMap<
-        (&'static str, &'static str, DefineKey),
-        (wgpu::ComputePipeline, wgpu::BindGroupLayout),
-    >,
+    /// Pipelines by `key_hash`, each bucket checked against the whole key.
+    pipelines: HashMap<u64, Vec<Built>>,
 }
 
 impl PipelineCache {
@@ -86,14 +116,15 @@ impl PipelineCache {
         kernel: &Kernel,
         defines: &[(&str, u32)],
     ) -> (wgpu::ComputePipeline, wgpu::BindGroupLayout) {
-        let key: DefineKey = defines.iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        let pkey = (kernel.shader.name, kernel.entry, key.clone());
-        if let Some(found) = self.pipelines.get(&pkey) {
-            return found.clone();
+        let hash = key_hash(kernel, defines);
+        let bucket = self.pipelines.get(&hash).into_iter().flatten();
+        if let Some(found) = bucket.into_iter().find(|b| b.is(kernel, defines)) {
+            return (found.pipeline.clone(), found.layout.clone());
         }
+        let key: DefineKey = defines.iter().map(|(k, v)| (k.to_string(), *v)).collect();
         let module = self
             .modules
-            .entry((kernel.shader.name, key))
+            .entry((kernel.shader.name, key.clone()))
             .or_insert_with(|| {
                 device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(kernel.shader.name),
@@ -147,8 +178,13 @@ impl PipelineCache {
             compilation_options: Default::default(),
             cache: None,
         });
-        self.pipelines
-            .insert(pkey, (pipeline.clone(), layout.clone()));
+        self.pipelines.entry(hash).or_default().push(Built {
+            shader: kernel.shader.name,
+            entry: kernel.entry,
+            defines: key,
+            pipeline: pipeline.clone(),
+            layout: layout.clone(),
+        });
         (pipeline, layout)
     }
 }
