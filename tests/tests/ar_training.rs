@@ -388,11 +388,16 @@ fn a_lora_run_on_a_16_bit_base_trains_as_on_its_rounded_f32_values_and_resumes_e
         let b = block_on(resumed.step(&batch)).unwrap();
         assert_eq!(a.loss, b.loss, "resumed step {step}");
     }
-    // The plan counts the base at 2 bytes a weight.
+    // The plan counts the base, its autoencoder's convolutions included, at 2 bytes a weight.
     let plan = |task: &Task| bitdance::train::MemoryPlan::of(task, &c, 4, false).parts[0].1;
     let saved = plan(&f32_settings.task) - plan(&s.task);
+    let vae = bitdance::model::encoder_parameters(&c.vae)
+        .into_iter()
+        .chain(bitdance::model::decoder_parameters(&c.vae));
+    assert!(vae.clone().any(|p| half.contains(&p.name)), "{half:?}");
     let half_elements: usize = ar_parameters(&c)
-        .iter()
+        .into_iter()
+        .chain(vae)
         .filter(|p| half.contains(&p.name))
         .map(|p| p.shape.iter().product::<usize>())
         .sum();
@@ -579,4 +584,48 @@ fn the_step_time_told_before_the_start_is_near_the_measured_one() {
         (1.0 / 3.0..3.0).contains(&ratio),
         "estimate / measured = {ratio:.2}"
     );
+}
+
+#[test]
+fn a_16_bit_base_holds_the_autoencoder_in_16_bits_too_and_encodes_alike() {
+    use bitdance::model::{decoder_parameters, encode, encoder_parameters};
+    use bitdance::train::{trainer_from_model, LoraSpec, Trains};
+    use bitdance::{DType, Tensor};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = tiny(4);
+    let mut specs = ar_parameters(&c);
+    specs.extend(encoder_parameters(&c.vae));
+    specs.extend(decoder_parameters(&c.vae));
+    let store = ParamStore::random(&gpu(), &specs, &mut Rng::new(4), 0.2).unwrap();
+    let meta = std::collections::BTreeMap::from([("bitdance.config".to_string(), c.to_json())]);
+    let bytes = block_on(store.to_safetensors(Some(&meta))).unwrap();
+    let file = WeightFile::parse_named("model", &bytes).unwrap();
+    let with = |half_base: bool| {
+        let mut s = settings(10);
+        s.task = Task::Ar(ArRecipe {
+            trains: Trains::Lora(LoraSpec::default()),
+            half_base,
+            ..ArRecipe::default()
+        });
+        s
+    };
+    let halved = trainer_from_model(&gpu(), &file, with(true)).unwrap();
+    let wide = trainer_from_model(&gpu(), &file, with(false)).unwrap();
+    for name in ["vae.encoder.conv_in.weight", "vae.decoder.conv_out.weight"] {
+        assert_eq!(
+            halved.frozen.get(name).unwrap().dtype(),
+            DType::F16,
+            "{name}"
+        );
+        assert_eq!(wide.frozen.get(name).unwrap().dtype(), DType::F32, "{name}");
+    }
+    // Its latents are the f32 autoencoder's to 16-bit rounding.
+    let r = c.resolution;
+    let pixels: Vec<f32> = (0..2 * 3 * r * r)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let x = Tensor::from_f32(&gpu(), &[2, 3, r, r], &pixels).unwrap();
+    let latents = |t: &Trainer| encode(&c.vae, &t.frozen, &x).unwrap().read_f32().unwrap();
+    let err = bitdance_tests::max_relative_error(&latents(&halved), &latents(&wide));
+    assert!(err > 0.0 && err < 1e-2, "latents differ by {err}");
 }

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use bitdance::io::WeightFile;
 use bitdance::model::{
-    ar_parameters, init_parameters_in, load_autoencoder, ModelConfig, ParamStore,
+    ar_parameters, init_parameters_in, load_autoencoder_in, ModelConfig, ParamStore,
 };
 use bitdance::optim::AdamWConfig;
 use bitdance::rng::Rng;
@@ -58,8 +58,9 @@ pub struct TrainArgs {
     /// model stays as it is).
     #[arg(long, value_enum, default_value_t = TrainsArg::Full)]
     train: TrainsArg,
-    /// `--train lora` or `embeddings`: hold the frozen base's linear weights in 16 bits (half
-    /// their memory; what trains stays f32). A resumed run must be given the same choice.
+    /// `--train lora` or `embeddings`: hold the frozen base's linear weights and its
+    /// autoencoder's convolutions in 16 bits (half their memory; what trains stays f32). A
+    /// resumed run must be given the same choice.
     #[arg(long)]
     half_base: bool,
     /// `--train lora`: the adapters' rank r.
@@ -266,7 +267,7 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                 Some(f) => ParamStore::from_weights_in(&gpu, f, &ar_parameters(&c), &half)?,
                 None => init_parameters_in(&gpu, &c, &mut Rng::new(args.run.seed), &half)?,
             };
-            let frozen = load_autoencoder(&gpu, &c.vae, &tokenizer)?;
+            let frozen = load_autoencoder_in(&gpu, &c.vae, &tokenizer, &half)?;
             let mut trainer = Trainer::new(c, params, frozen, settings)?;
             if let Some(bytes) = &init_bytes {
                 // A LoRA run's adapters file names the model they adapt.

@@ -212,6 +212,14 @@ pub fn encoder_parameters(ae: &AeConfig) -> Vec<ParamSpec> {
     specs
 }
 
+/// The names of the encoder's convolution weights (the ones a fine-tuning run with a 16-bit
+/// frozen base holds in 16 bits).
+pub fn encoder_layer_weights(ae: &AeConfig) -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = Encoder::fetch(ae, &mut super::weights::LayerWeightNames(&mut names));
+    names
+}
+
 /// The names of the decoder's convolution and linear weights (the ones inference may hold in
 /// 16 bits).
 pub fn decoder_layer_weights(ae: &AeConfig) -> Vec<String> {

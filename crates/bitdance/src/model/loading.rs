@@ -89,6 +89,16 @@ pub fn decoder_weights(c: &ModelConfig, params: ParamStore) -> ParamStore {
 /// Loads the whole autoencoder (`vae.encoder.*` and `vae.decoder.*`, e.g. to encode a dataset)
 /// from `file`, whose names carry the `vae.` prefix or not; its other tensors are ignored.
 pub fn load_autoencoder(gpu: &Gpu, ae: &AeConfig, file: &WeightFile<'_>) -> Result<ParamStore> {
+    load_autoencoder_in(gpu, ae, file, &BTreeSet::new())
+}
+
+/// `load_autoencoder` holding the weights named in `half` (official `vae.*` names) in 16 bits.
+pub fn load_autoencoder_in(
+    gpu: &Gpu,
+    ae: &AeConfig,
+    file: &WeightFile<'_>,
+    half: &BTreeSet<String>,
+) -> Result<ParamStore> {
     gpu.check_memory(&ae.weights_memory())?;
     let prefixed = file.names().iter().any(|n| n.starts_with(VAE_PREFIX));
     let specs: Vec<ParamSpec> = encoder_parameters(ae)
@@ -103,7 +113,14 @@ pub fn load_autoencoder(gpu: &Gpu, ae: &AeConfig, file: &WeightFile<'_>) -> Resu
             shape: s.shape,
         })
         .collect();
-    let store = ParamStore::from_weights(gpu, file, &specs)?;
+    let half: BTreeSet<String> = match prefixed {
+        true => half.clone(),
+        false => half
+            .iter()
+            .map(|n| n.trim_start_matches(VAE_PREFIX).to_string())
+            .collect(),
+    };
+    let store = ParamStore::from_weights_in(gpu, file, &specs, &half)?;
     Ok(if prefixed {
         store
     } else {

@@ -26,8 +26,8 @@ mod transformer;
 mod weights;
 
 pub use ae_weights::{
-    decoder_layer_weights, decoder_parameters, encoder_parameters, Conv, Decoder, DecoderLevel,
-    Encoder, EncoderLevel, ResBlock,
+    decoder_layer_weights, decoder_parameters, encoder_layer_weights, encoder_parameters, Conv,
+    Decoder, DecoderLevel, Encoder, EncoderLevel, ResBlock,
 };
 pub use config::{builtin_name, published_cfg, AeConfig, ModelConfig, BUILTIN_CONFIGS};
 pub use decoder::{decode, decode_grouped, decoder_forward, latent_statistics};
@@ -49,8 +49,8 @@ pub use init::{init_autoencoder, init_parameters, init_parameters_in};
 pub(crate) use kv_cache::class_rows;
 pub use kv_cache::{embed_prefix, embed_tokens, transformer_step, KvCache};
 pub use loading::{
-    decoder_weights, generation_parameters, half_weights, load_autoencoder, load_generator,
-    stored_class_names, stored_config, CLASSES_KEY, CONFIG_KEY, VAE_PREFIX,
+    decoder_weights, generation_parameters, half_weights, load_autoencoder, load_autoencoder_in,
+    load_generator, stored_class_names, stored_config, CLASSES_KEY, CONFIG_KEY, VAE_PREFIX,
 };
 pub use memory::MemoryEstimate;
 pub use noise_file::RecordedNoise;

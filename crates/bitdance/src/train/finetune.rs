@@ -8,7 +8,7 @@ use image::RgbImage;
 
 use crate::io::WeightFile;
 use crate::model::{
-    ar_parameters, decode_tokens, generate_tokens, load_autoencoder, to_rgb8, CfgSchedule,
+    ar_parameters, decode_tokens, generate_tokens, load_autoencoder_in, to_rgb8, CfgSchedule,
     ParamStore, SampleSettings, CLASSES_KEY,
 };
 use crate::rng::Rng;
@@ -44,7 +44,7 @@ pub fn trainer_from_model(
     gpu.check_memory(&settings.task.memory(&c, 1, true))?;
     let half = settings.task.half_weights(&c);
     let params = ParamStore::from_weights_in(gpu, file, &ar_parameters(&c), &half)?;
-    let frozen = load_autoencoder(gpu, &c.vae, file)?;
+    let frozen = load_autoencoder_in(gpu, &c.vae, file, &half)?;
     Trainer::new(c, params, frozen, settings)
 }
 

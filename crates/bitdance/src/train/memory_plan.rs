@@ -65,11 +65,13 @@ impl MemoryPlan {
         vae.extend(decoder_parameters(&c.vae));
         let (all, activations) = match task {
             Task::Ar(recipe) => {
-                // A 16-bit frozen base holds its linear weights in half the bytes.
+                // A 16-bit frozen base holds its linear and autoencoder weights in half the
+                // bytes.
                 let ar = crate::model::ar_parameters(c);
                 let half = task.half_weights(c);
                 let halved: Vec<ParamSpec> = ar
                     .iter()
+                    .chain(&vae)
                     .filter(|s| half.contains(&s.name))
                     .cloned()
                     .collect();

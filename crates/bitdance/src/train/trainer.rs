@@ -14,8 +14,9 @@ use super::{
 use crate::autograd::{Tape, Var};
 use crate::io::{save_safetensors, save_safetensors_f16, WeightFile};
 use crate::model::{
-    ar_layer_weights, ar_parameters, decays, decoder_parameters, encoder_parameters,
-    join_row_parts, HostTensor, MemoryEstimate, ModelConfig, ParamSpec, ParamStore, ParamVars,
+    ar_layer_weights, ar_parameters, decays, decoder_layer_weights, decoder_parameters,
+    encoder_layer_weights, encoder_parameters, join_row_parts, HostTensor, MemoryEstimate,
+    ModelConfig, ParamSpec, ParamStore, ParamVars,
 };
 use crate::optim::{AdamW, AdamWConfig, Ema, LrSchedule};
 use crate::rng::Rng;
@@ -67,9 +68,10 @@ impl Task {
         }
     }
 
-    /// The frozen weights this task holds in 16 bits: the linear weights it does not train
-    /// whose two sides are multiples of 4 (the 16-bit reads of x·Wᵀ and of the input gradient
-    /// dy·W), for a LoRA or class-table run with `half_base`; none otherwise.
+    /// The frozen weights this task holds in 16 bits, for a LoRA or class-table run with
+    /// `half_base` (none otherwise): the linear weights it does not train whose two sides are
+    /// multiples of 4 (the 16-bit reads of x·Wᵀ and of the input gradient dy·W), and the
+    /// autoencoder's convolution weights (it only encodes the dataset and decodes samples).
     pub fn half_weights(&self, c: &ModelConfig) -> BTreeSet<String> {
         let Task::Ar(r) = self else {
             return BTreeSet::new();
@@ -84,6 +86,8 @@ impl Task {
             .filter(|s| layers.contains(&s.name) && !trained.contains(&s.name))
             .filter(|s| s.shape.len() == 2 && s.shape.iter().all(|d| d.is_multiple_of(4)))
             .map(|s| s.name)
+            .chain(encoder_layer_weights(&c.vae))
+            .chain(decoder_layer_weights(&c.vae))
             .collect()
     }
 
