@@ -293,7 +293,7 @@ const ops = {
     await store.saveDataset(images);
     const base = await baseOf(card);
     const count = await loadDataset(card.resolution);
-    const info = JSON.parse(await engine.finetune_start(base.blob, base.name, JSON.stringify(options), encodeProgress));
+    const info = JSON.parse(await engine.finetune_start(base.blob, base.name, base.blob ? base.sha256 : undefined, JSON.stringify(options), encodeProgress));
     const state = { options, base: { name: base.name || 'default', sha256: base.sha256 }, resolution: card.resolution, images: count, classes: info.classes, step: 0, log: [], finished: false };
     await store.saveRunState(state);
     event('trainInfo', { images: count, classes: info.classes, mapping: info.mapping, step: 0, steps: options.steps });

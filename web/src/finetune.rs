@@ -211,12 +211,14 @@ async fn begin(
     Ok(info.to_string())
 }
 
-/// Starts a run from `base` (a model file; the embedded default when absent) on the dataset,
-/// with `options` (JSON `FinetuneOptions`); `progress(done, total)` while the dataset is encoded.
+/// Starts a run from `base` (a model file of SHA-256 `base_sha256`; the embedded default when
+/// absent) on the dataset, with `options` (JSON `FinetuneOptions`); `progress(done, total)`
+/// while the dataset is encoded.
 #[wasm_bindgen]
 pub async fn finetune_start(
     base: Option<Blob>,
     name: String,
+    base_sha256: Option<String>,
     options: &str,
     progress: js_sys::Function,
 ) -> Result<String, JsError> {
@@ -227,11 +229,23 @@ pub async fn finetune_start(
     } else {
         name
     };
+    let sha = match (&base, base_sha256) {
+        (Some(_), Some(sha)) => sha,
+        (Some(_), None) => return Err(js("a starting model needs its SHA-256")),
+        (None, _) => bitdance::studio::sha256_hex(DEFAULT_MODEL_BYTES),
+    };
     let bytes = base_bytes(base).await?;
     let file = WeightFile::parse_named(&label, &bytes).map_err(js)?;
     let folders = dataset_folders()?;
-    let (plan, trainer) =
-        start_finetune(&gpu, &file, &folders, ClassPolicy::ByName, o.settings()).map_err(js)?;
+    let (plan, trainer) = start_finetune(
+        &gpu,
+        &file,
+        &sha,
+        &folders,
+        ClassPolicy::ByName,
+        o.settings(),
+    )
+    .map_err(js)?;
     begin(trainer, plan, &o, false, &progress).await
 }
 

@@ -565,7 +565,9 @@ fn finetune(base: &Path, data: &Path, out: &Path, flags: &[&str]) -> String {
 #[test]
 fn a_run_started_in_the_studio_continues_in_the_cli() {
     use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
-    use bitdance::train::{log_entry, start_finetune, ClassPolicy, FinetuneOptions, FinetuneRun};
+    use bitdance::train::{
+        log_entry, start_finetune, ClassPolicy, FinetuneOptions, FinetuneRun, BASE_KEY,
+    };
     use bitdance_files::dataset::ImageFolder;
     use bitdance_files::run_dir::RunDir;
 
@@ -593,9 +595,11 @@ fn a_run_started_in_the_studio_continues_in_the_cli() {
     let gpu = pollster::block_on(bitdance::Gpu::from_env()).unwrap();
     let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES).unwrap();
     let folders = bitdance_files::dataset::class_folders(&data).unwrap();
+    let default_sha = bitdance::studio::sha256_hex(DEFAULT_MODEL_BYTES);
     let (plan, trainer) = start_finetune(
         &gpu,
         &file,
+        &default_sha,
         &folders,
         ClassPolicy::ByName,
         options.settings(),
@@ -630,6 +634,12 @@ fn a_run_started_in_the_studio_continues_in_the_cli() {
     finetune(&base, &data, &cli_only, &flags);
     let (continued, whole) = (losses(&studio.path), losses(&cli_only));
     assert_eq!(continued.len(), 4);
+    // Both name their starting model by SHA-256, as the CLI always did.
+    for run in [&studio.path, &cli_only] {
+        let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+        let meta = WeightFile::parse(&bytes).unwrap().metadata();
+        assert_eq!(meta.get(BASE_KEY), Some(&default_sha), "{}", run.display());
+    }
     assert_eq!(
         continued, whole,
         "the studio's steps then the CLI's = the CLI's alone"

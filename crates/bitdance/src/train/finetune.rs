@@ -15,7 +15,7 @@ use crate::rng::Rng;
 use crate::studio::{tile_grid, ClassNames, ModelCard};
 use crate::train::{
     ArBatch, ClassPlan, ClassPolicy, DataOptions, LatentCache, StepStats, TrainSettings, Trainer,
-    TrainingImages,
+    TrainingImages, BASE_KEY,
 };
 use crate::{Error, Gpu, Result};
 
@@ -54,24 +54,27 @@ pub fn classes_of(file: &WeightFile<'_>) -> Result<ClassNames> {
     Ok(ModelCard::of_file(file.label(), file)?.classes)
 }
 
-/// A new run from a model file whose dataset has the class folders `folders`: the plan that
-/// maps them onto its classes by `policy` (new classes grow the table), and the trainer, from
-/// the grown weights when classes were added.
+/// A new run from a model file (SHA-256 `base_sha256`, recorded as `bitdance.base_sha256` in
+/// its checkpoints, adapters and model, as `bitdance finetune --init` records it) whose dataset
+/// has the class folders `folders`: the plan that maps them onto its classes by `policy` (new
+/// classes grow the table), and the trainer, from the grown weights when classes were added.
 pub fn start_finetune(
     gpu: &Gpu,
     file: &WeightFile<'_>,
+    base_sha256: &str,
     folders: &[String],
     policy: ClassPolicy,
     settings: TrainSettings,
 ) -> Result<(ClassPlan, Trainer)> {
     let plan = ClassPlan::new(&classes_of(file)?, folders, policy)?;
-    let trainer = match plan.grow(file)? {
+    let mut trainer = match plan.grow(file)? {
         None => trainer_from_model(gpu, file, settings)?,
         Some(bytes) => {
             let grown = WeightFile::parse_named(file.label(), &bytes)?;
             trainer_from_model(gpu, &grown, settings)?
         }
     };
+    (trainer.metadata).insert(BASE_KEY.to_string(), base_sha256.to_string());
     Ok((plan, trainer))
 }
 
