@@ -105,6 +105,8 @@ function onEngineEvent(e) {
     case 'trainInfo':
       // Which class each folder trains: its own class when named like one, else a new class.
       $('train-status').textContent = `Training on ${e.images} images of ${e.classes.length} classes: ${(e.mapping ?? e.classes).join('; ')}`;
+      $('train-note').textContent = e.note ?? '';
+      $('train-note').hidden = !e.note;
       break;
     default:
       break;

@@ -296,7 +296,7 @@ const ops = {
     const info = JSON.parse(await engine.finetune_start(base.blob, base.name, base.blob ? base.sha256 : undefined, JSON.stringify(options), encodeProgress));
     const state = { options, base: { name: base.name || 'default', sha256: base.sha256 }, resolution: card.resolution, images: count, classes: info.classes, step: 0, log: [], finished: false };
     await store.saveRunState(state);
-    event('trainInfo', { images: count, classes: info.classes, mapping: info.mapping, step: 0, steps: options.steps });
+    event('trainInfo', { images: count, classes: info.classes, mapping: info.mapping, note: info.note, step: 0, steps: options.steps });
     return trainLoop(state);
   },
   async finetuneResume() {
@@ -307,7 +307,7 @@ const ops = {
     const checkpoint = await store.checkpointFile(state);
     const info = JSON.parse(await engine.finetune_resume(checkpoint, JSON.stringify(state.options), encodeProgress));
     if (info.step !== state.step) throw new Error(`the checkpoint is at step ${info.step}, the run's state at ${state.step}`);
-    event('trainInfo', { images: count, classes: info.classes, mapping: info.mapping, step: info.step, steps: state.options.steps });
+    event('trainInfo', { images: count, classes: info.classes, mapping: info.mapping, note: info.note, step: info.step, steps: state.options.steps });
     return trainLoop(state);
   },
   async modelBytes({ sha256 }) {

@@ -17,6 +17,8 @@ use crate::worker::{AdapterInfo, Command, Event, LoadedModel, Worker};
 
 pub const OK: Color32 = Color32::from_rgb(60, 180, 90);
 pub const FAIL: Color32 = Color32::from_rgb(230, 80, 80);
+/// The colour of a warning that does not stop anything.
+pub const WARN: Color32 = Color32::from_rgb(230, 170, 60);
 
 /// The GPU as the app knows it.
 pub enum GpuState {

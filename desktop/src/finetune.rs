@@ -47,6 +47,8 @@ pub struct RunView {
     pub steps_per_s: f64,
     /// Which class each folder trains, a line each.
     pub classes: Vec<String>,
+    /// The warning when the run may make the model forget its classes.
+    pub note: Option<String>,
     /// Images in the dataset.
     pub images: usize,
     /// The newest sample grid and its step.
@@ -141,6 +143,7 @@ impl FinetuneState {
             losses,
             steps_per_s: 0.0,
             classes: Vec::new(),
+            note: None,
             images: 0,
             sample: None,
             since: None,
@@ -159,12 +162,13 @@ impl FinetuneState {
                 let RunStarted {
                     step,
                     classes,
+                    note,
                     images,
                     losses,
-                    ..
                 } = *started;
                 v.step = step;
                 v.classes = classes;
+                v.note = note;
                 v.images = images;
                 v.losses = losses
                     .into_iter()
@@ -505,6 +509,9 @@ fn run_view(app: &mut BitDanceApp, ui: &mut egui::Ui) {
                     ui.weak(line);
                 }
             });
+    }
+    if let Some(note) = &v.note {
+        ui.colored_label(crate::app::WARN, note);
     }
     let failed = matches!(v.status, RunStatus::Failed(_));
     let text = status_text(v);

@@ -41,6 +41,8 @@ pub struct RunStarted {
     pub step: u64,
     /// Which class each folder trains, a line each ("my_dog -> class 10 (new: my_dog)").
     pub classes: Vec<String>,
+    /// The warning when the run may make the model forget its classes.
+    pub note: Option<String>,
     /// Images in the dataset.
     pub images: usize,
     /// (step, loss) the log already holds (a resumed run's earlier steps).
@@ -118,6 +120,7 @@ pub fn finetune(
     report(TrainEvent::Started(Box::new(RunStarted {
         step: start_step,
         classes: run.plan.describe(),
+        note: run.forgetting_note(),
         images: images.len(),
         losses: dir.losses(),
     })));

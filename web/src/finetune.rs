@@ -204,6 +204,7 @@ async fn begin(
         "images": data.len(),
         "classes": data.classes,
         "mapping": run.plan.describe(),
+        "note": run.forgetting_note(),
         "step": run.step_count(),
         "steps": run.total_steps(),
     });

@@ -291,6 +291,9 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     for line in plan.describe() {
         println!("  {line}");
     }
+    if let Some(note) = plan.forgetting_note(&trainer.settings.task.trains()) {
+        println!("note: {note}");
+    }
     plan.record(&mut trainer)?;
     trainer.train_class_rows(&plan.trained())?;
     let c = trainer.config.clone();

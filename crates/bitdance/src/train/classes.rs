@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::io::{save_safetensors, WeightFile};
 use crate::model::{stored_config, CLASSES_KEY, CONFIG_KEY};
 use crate::studio::{ClassNames, ModelCard};
-use crate::train::{class_display_name, LatentCache, Trainer};
+use crate::train::{class_display_name, LatentCache, Trainer, Trains};
 use crate::{Error, Result};
 
 /// The name of the class table.
@@ -104,6 +104,21 @@ impl ClassPlan {
     /// The class id of dataset label `label` (its folder's index).
     pub fn class_of(&self, label: u32) -> u32 {
         self.folders[label as usize].class
+    }
+
+    /// A warning when a run that changes weights every class shares (`trains`: full or LoRA)
+    /// sees none of the starting model's classes: measured on the default model, a LoRA run on
+    /// Fashion-MNIST alone took its digits from 96.8% to 25-52% recognised. `None` for a
+    /// class-table run, or when some of the model's classes are in the data.
+    pub fn forgetting_note(&self, trains: &Trains) -> Option<String> {
+        let keeps_some = self.folders.iter().any(|f| !f.new);
+        if *trains == Trains::Embeddings || keeps_some || self.model_classes == 0 {
+            return None;
+        }
+        Some(format!(
+            "the data holds none of the model's {} classes, and this run changes weights they              share: they may be forgotten. To keep them, add folders of their images named like              them (e.g. '{}'), or train the class table alone (embeddings)",
+            self.model_classes, self.names[0]
+        ))
     }
 
     /// The class ids the dataset trains, in folder order.
@@ -255,6 +270,26 @@ mod tests {
 
     fn folders(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_run_that_sees_none_of_the_models_classes_is_warned_it_may_forget_them() {
+        use crate::train::LoraSpec;
+        let digits = ClassNames::for_model(10, None);
+        let plan =
+            |names: &[&str]| ClassPlan::new(&digits, &folders(names), ClassPolicy::ByName).unwrap();
+        let new_only = plan(&["sneaker", "bag"]);
+        let lora = Trains::Lora(LoraSpec::default());
+        for trains in [lora, Trains::Full] {
+            let note = new_only.forgetting_note(&trains).unwrap();
+            assert!(
+                note.contains("none of the model's 10 classes") && note.contains("'0'"),
+                "{note}"
+            );
+        }
+        // The class table alone cannot forget; data that keeps some classes is not warned.
+        assert_eq!(new_only.forgetting_note(&Trains::Embeddings), None);
+        assert_eq!(plan(&["3", "sneaker"]).forgetting_note(&lora), None);
     }
 
     #[test]

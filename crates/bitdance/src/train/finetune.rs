@@ -163,6 +163,12 @@ pub struct FinetuneRun {
 }
 
 impl FinetuneRun {
+    /// The warning the apps show before the first step when this run may make the model
+    /// forget its classes (`ClassPlan::forgetting_note`).
+    pub fn forgetting_note(&self) -> Option<String> {
+        (self.plan).forgetting_note(&self.trainer.settings.task.trains())
+    }
+
     /// The run of `trainer` over a dataset already encoded (`cache`, labels indexing the
     /// plan's folders): the labels become the plan's class ids, the class names and the batch
     /// options are recorded (a `resumed` run's recorded options must match).

@@ -48,6 +48,14 @@ pub enum Task {
 }
 
 impl Task {
+    /// Which parameters of the AR model the task trains (a tokenizer run: every one).
+    pub fn trains(&self) -> Trains {
+        match self {
+            Task::Ar(r) => r.trains,
+            Task::Tokenizer(_) => Trains::Full,
+        }
+    }
+
     /// The parameters this task trains, by official name.
     pub fn parameters(&self, c: &ModelConfig) -> Vec<ParamSpec> {
         match self {
