@@ -30,19 +30,30 @@ fn dir() -> PathBuf {
     d
 }
 
-/// Writes random weights with the config in the metadata; returns the file path.
+/// Writes random weights of the tiny model with the config in the metadata; returns the path.
 fn weights(dir: &Path) -> PathBuf {
     let c = tiny();
+    let meta = BTreeMap::from([("bitdance.config".to_string(), c.to_json())]);
+    let path = dir.join("tiny.safetensors");
+    random_weights(&c, Some(&meta), 3, &path);
+    path
+}
+
+/// Random weights of `c` (AR model and autoencoder) from `seed`, with `meta` (none: as a
+/// converted official checkpoint is), written to `path`.
+fn random_weights(
+    c: &ModelConfig,
+    meta: Option<&BTreeMap<String, String>>,
+    seed: u64,
+    path: &Path,
+) {
     let gpu = pollster::block_on(bitdance::Gpu::from_env()).unwrap();
-    let mut specs = ar_parameters(&c);
+    let mut specs = ar_parameters(c);
     specs.extend(encoder_parameters(&c.vae));
     specs.extend(decoder_parameters(&c.vae));
-    let store = ParamStore::random(&gpu, &specs, &mut Rng::new(3), 0.2).unwrap();
-    let meta = BTreeMap::from([("bitdance.config".to_string(), c.to_json())]);
-    let bytes = pollster::block_on(store.to_safetensors(Some(&meta))).unwrap();
-    let path = dir.join("tiny.safetensors");
-    std::fs::write(&path, bytes).unwrap();
-    path
+    let store = ParamStore::random(&gpu, &specs, &mut Rng::new(seed), 0.2).unwrap();
+    let bytes = pollster::block_on(store.to_safetensors(meta)).unwrap();
+    std::fs::write(path, bytes).unwrap();
 }
 
 fn bitdance(args: &[&str]) -> (bool, String) {
@@ -158,25 +169,13 @@ fn generate_writes_a_grid_tensors_and_replays_noise() {
     std::fs::remove_dir_all(&d).unwrap();
 }
 
-/// Random weights of `c` (AR model and autoencoder) without any metadata, as a converted
-/// official checkpoint is, written to `path`.
-fn weights_without_metadata(c: &ModelConfig, path: &Path) {
-    let gpu = pollster::block_on(bitdance::Gpu::from_env()).unwrap();
-    let mut specs = ar_parameters(c);
-    specs.extend(encoder_parameters(&c.vae));
-    specs.extend(decoder_parameters(&c.vae));
-    let store = ParamStore::random(&gpu, &specs, &mut Rng::new(4), 0.2).unwrap();
-    let bytes = pollster::block_on(store.to_safetensors(None)).unwrap();
-    std::fs::write(path, bytes).unwrap();
-}
-
 #[test]
 fn a_file_without_a_config_is_known_by_its_shapes_as_the_apps_know_it() {
     let d = dir().join("no-config");
     std::fs::create_dir_all(&d).unwrap();
     // The released tiny config's tensors, no metadata: found by shapes, no --config needed.
     let plain = d.join("plain.safetensors");
-    weights_without_metadata(&ModelConfig::builtin("tiny").unwrap(), &plain);
+    random_weights(&ModelConfig::builtin("tiny").unwrap(), None, 4, &plain);
     let out = d.join("plain.png");
     let (ok, text) = bitdance(&[
         "generate",
@@ -192,7 +191,7 @@ fn a_file_without_a_config_is_known_by_its_shapes_as_the_apps_know_it() {
     assert!(ok && out.exists(), "{text}");
     // Shapes of no released config: refused naming the file and what to give.
     let custom = d.join("custom.safetensors");
-    weights_without_metadata(&tiny(), &custom);
+    random_weights(&tiny(), None, 4, &custom);
     let (ok, text) = bitdance(&["generate", "--weights", custom.to_str().unwrap()]);
     assert!(!ok);
     assert!(
