@@ -354,6 +354,43 @@ fn small_dataset() -> std::path::PathBuf {
     root
 }
 
+#[test]
+fn a_run_of_new_classes_alone_is_warned_that_the_model_may_forget_its_own() {
+    use crate::finetune::RunStatus;
+    use bitdance::train::FinetuneOptions;
+    let mut h = harness();
+    ready(&mut h);
+    // The small dataset's folders without their leading indices: two new classes, no digit.
+    let root = home().join("new-classes-only");
+    for (from, to) in [("0-tshirt", "tshirt"), ("1-trouser", "trouser")] {
+        let to = root.join(to);
+        std::fs::create_dir_all(&to).unwrap();
+        for image in std::fs::read_dir(small_dataset().join(from)).unwrap() {
+            let image = image.unwrap().path();
+            std::fs::copy(&image, to.join(image.file_name().unwrap())).unwrap();
+        }
+    }
+    let f = &mut h.state_mut().finetune;
+    f.data = crate::runs::DataSource::Folder(root);
+    f.options = FinetuneOptions {
+        steps: 1,
+        batch: 2,
+        flips: false,
+        ..FinetuneOptions::default()
+    };
+    h.get_by_label("Fine-tune").click();
+    h.step();
+    h.get_by_label("Start fine-tuning").click();
+    step_until(&mut h, "the run", |h| {
+        matches!(run_status(h), Some(RunStatus::Done | RunStatus::Failed(_)))
+    });
+    assert_eq!(run_status(&h), Some(RunStatus::Done));
+    h.step();
+    assert!(h
+        .query_by_label_contains("none of the model's 10 classes")
+        .is_some());
+}
+
 fn run_status(h: &Harness<'_, BitDanceApp>) -> Option<crate::finetune::RunStatus> {
     h.state().finetune.view.as_ref().map(|v| v.status.clone())
 }
