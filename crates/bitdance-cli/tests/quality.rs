@@ -45,7 +45,10 @@ fn quality_reports_the_classifier_tokenizer_and_samples_and_refuses_unknown_clas
     let (ok, text) = bitdance(&[&args[..], &quick[..]].concat());
     assert!(ok, "{text}");
     assert!(text.contains("on the 40 held-out images"), "{text}");
-    assert!(text.contains("reconstruction PSNR"), "{text}");
+    assert!(
+        text.contains("reconstruction PSNR") && text.contains("of the reconstructions"),
+        "{text}"
+    );
     for digit in 0..10 {
         let line = format!("{digit}-{digit} ");
         assert!(
