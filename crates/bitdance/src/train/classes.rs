@@ -116,7 +116,9 @@ impl ClassPlan {
             return None;
         }
         Some(format!(
-            "the data holds none of the model's {} classes, and this run changes weights they              share: they may be forgotten. To keep them, add folders of their images named like              them (e.g. '{}'), or train the class table alone (embeddings)",
+            "The data holds none of the model's {} classes, and this run changes weights they \
+             share: they may be forgotten. To keep them, add folders of their images named like \
+             them (e.g. '{}'), or train the class table alone (embeddings)",
             self.model_classes, self.names[0]
         ))
     }
@@ -286,6 +288,7 @@ mod tests {
                 note.contains("none of the model's 10 classes") && note.contains("'0'"),
                 "{note}"
             );
+            assert!(!note.contains("  "), "one line of text: {note}");
         }
         // The class table alone cannot forget; data that keeps some classes is not warned.
         assert_eq!(new_only.forgetting_note(&Trains::Embeddings), None);
