@@ -11,6 +11,9 @@ use bitdance::model::{
 };
 use bitdance::rng::Rng;
 
+mod common;
+use common::run_bitdance as bitdance;
+
 /// A tiny next-patch model (4 tokens per step, 16 tokens, 5 classes).
 fn tiny() -> ModelConfig {
     let mut c = ModelConfig::builtin("B-4x").unwrap();
@@ -54,16 +57,6 @@ fn random_weights(
     let store = ParamStore::random(&gpu, &specs, &mut Rng::new(seed), 0.2).unwrap();
     let bytes = pollster::block_on(store.to_safetensors(meta)).unwrap();
     std::fs::write(path, bytes).unwrap();
-}
-
-fn bitdance(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bitdance"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
 }
 
 #[test]

@@ -3,17 +3,9 @@
 //! class of the model are refused by name.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-fn bitdance(args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bitdance"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text)
-}
+mod common;
+use common::run_bitdance as bitdance;
 
 /// A dataset root with `per_class` images of each bundled digit in train/ and test/.
 fn few_digits(root: &Path, per_class: usize) {

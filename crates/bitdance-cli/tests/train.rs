@@ -9,6 +9,9 @@ use bitdance::io::WeightFile;
 use bitdance::model::ModelConfig;
 use bitdance::rng::Rng;
 
+mod common;
+use common::run_bitdance;
+
 fn dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("bitdance-cli-train-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
@@ -50,25 +53,18 @@ fn config(root: &Path) -> PathBuf {
     path
 }
 
+/// Runs the CLI expecting success; returns what it printed.
 fn bitdance(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_bitdance"))
-        .args(args)
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "bitdance {args:?} failed:\n{text}");
+    let (ok, text) = run_bitdance(args);
+    assert!(ok, "bitdance {args:?} failed:\n{text}");
     text
 }
 
-/// Runs the CLI expecting a failure; returns its stderr.
+/// Runs the CLI expecting a failure; returns what it printed.
 fn bitdance_fails(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_bitdance"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "bitdance {args:?} succeeded");
-    String::from_utf8_lossy(&out.stderr).to_string()
+    let (ok, text) = run_bitdance(args);
+    assert!(!ok, "bitdance {args:?} succeeded:\n{text}");
+    text
 }
 
 fn losses(run: &Path) -> Vec<f64> {
