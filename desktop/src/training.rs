@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use bitdance::io::WeightFile;
-use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
+use bitdance::model::{default_model_sha256, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
 use bitdance::studio::sha256_hex;
 use bitdance::train::{
     log_entry, resumed_plan, sample_settings, start_finetune, ClassPlan, ClassPolicy, FinetuneRun,
@@ -170,8 +170,8 @@ fn start_trainer(
     let policy = ClassPolicy::ByName;
     let Some(path) = &plan.base else {
         let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES)?;
-        let sha = sha256_hex(DEFAULT_MODEL_BYTES);
-        return Ok(start_finetune(gpu, &file, &sha, folders, policy, settings)?);
+        let sha = default_model_sha256();
+        return Ok(start_finetune(gpu, &file, sha, folders, policy, settings)?);
     };
     let bytes = crate::worker::safetensors_of(path, send).map_err(anyhow::Error::msg)?;
     let file = WeightFile::parse_named(&path.display().to_string(), &bytes)?;

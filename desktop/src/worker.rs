@@ -448,7 +448,7 @@ fn load_default(gpu: &Gpu, precision: Precision) -> bitdance::Result<Model> {
     Ok(Model {
         info: LoadedModel {
             card,
-            sha256: sha256_hex(DEFAULT_MODEL_BYTES),
+            sha256: bitdance::model::default_model_sha256().to_string(),
             vae_sha256: None,
             path: None,
             vae_path: None,

@@ -233,7 +233,7 @@ pub async fn finetune_start(
     let sha = match (&base, base_sha256) {
         (Some(_), Some(sha)) => sha,
         (Some(_), None) => return Err(js("a starting model needs its SHA-256")),
-        (None, _) => bitdance::studio::sha256_hex(DEFAULT_MODEL_BYTES),
+        (None, _) => bitdance::model::default_model_sha256().to_string(),
     };
     let bytes = base_bytes(base).await?;
     let file = WeightFile::parse_named(&label, &bytes).map_err(js)?;

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use bitdance::io::{header_size, WeightFile};
 use bitdance::model::{GeneratorLoader, LoadFile, ParamStore, Precision, DEFAULT_MODEL_NAME};
 use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
-use bitdance::studio::{sha256_hex, FileHasher, FileRole, ModelCard, Recipe};
+use bitdance::studio::{FileHasher, FileRole, ModelCard, Recipe};
 use wasm_bindgen::prelude::*;
 use web_sys::Blob;
 
@@ -91,7 +91,7 @@ pub async fn open_default_model() -> Result<String, JsError> {
     Ok(replace(Loaded {
         card,
         params,
-        sha256: sha256_hex(DEFAULT_MODEL_BYTES),
+        sha256: bitdance::model::default_model_sha256().to_string(),
         vae_sha256: None,
         precision,
     }))

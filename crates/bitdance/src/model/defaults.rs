@@ -44,6 +44,14 @@ pub fn recommended_settings(name: Option<&str>) -> SampleSettings {
 pub const DEFAULT_MODEL_BYTES: &[u8] =
     include_bytes!("../../../../assets/model/default.safetensors");
 
+/// The embedded default model's SHA-256 (64 hex digits; computed once): its identity in
+/// recipes, caches and the `bitdance.base_sha256` of models tuned from it.
+#[cfg(feature = "default-model")]
+pub fn default_model_sha256() -> &'static str {
+    static SHA256: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SHA256.get_or_init(|| crate::studio::sha256_hex(DEFAULT_MODEL_BYTES))
+}
+
 /// How messages name the embedded default model.
 pub const DEFAULT_MODEL_LABEL: &str = "the default model (tiny, MNIST digits)";
 
@@ -53,12 +61,9 @@ pub const DEFAULT_MODEL_LABEL: &str = "the default model (tiny, MNIST digits)";
 /// evaluated settings, not the generic ones.
 #[cfg(feature = "default-model")]
 pub fn descends_from_default_model(file: &crate::io::WeightFile<'_>) -> bool {
-    use std::sync::OnceLock;
-    static DEFAULT_SHA256: OnceLock<String> = OnceLock::new();
     let meta = file.metadata();
     if let Some(base) = meta.get(crate::train::BASE_KEY) {
-        let sha = DEFAULT_SHA256.get_or_init(|| crate::studio::sha256_hex(DEFAULT_MODEL_BYTES));
-        return base == sha;
+        return base == default_model_sha256();
     }
     let Ok(default) = crate::io::WeightFile::parse(DEFAULT_MODEL_BYTES) else {
         return false;

@@ -32,7 +32,7 @@ pub use ae_weights::{
 pub use config::{builtin_name, published_cfg, AeConfig, ModelConfig, BUILTIN_CONFIGS};
 pub use decoder::{decode, decode_grouped, decoder_forward, latent_statistics};
 #[cfg(feature = "default-model")]
-pub use defaults::DEFAULT_MODEL_BYTES;
+pub use defaults::{default_model_sha256, DEFAULT_MODEL_BYTES};
 pub use defaults::{
     descends_from_default_model, recommended_settings, DEFAULT_MODEL_LABEL, DEFAULT_MODEL_NAME,
     FALLBACK_CFG, OFFICIAL_HEAD_STEPS,
