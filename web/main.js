@@ -769,8 +769,8 @@ function showTrained(model) {
   };
   $('train-download').onclick = async (ev) => {
     ev.preventDefault();
-    const png = await engine.request('modelBytes', { sha256: model.sha256 });
-    const a = el('a', { href: URL.createObjectURL(new Blob([png])), download: 'model.safetensors' });
+    const file = await engine.request('modelFile', { sha256: model.sha256 });
+    const a = el('a', { href: URL.createObjectURL(file), download: 'model.safetensors' });
     a.click();
   };
 }

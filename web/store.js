@@ -31,29 +31,45 @@ async function remove(parent, name) {
   }
 }
 
-// Writes `blob` (or bytes) to `parent/name` through `name.part`, reporting bytes written.
-async function writeFile(parent, name, data, onProgress = () => {}) {
-  const blob = data instanceof Blob ? data : new Blob([data]);
+// Writes `parent/name` through `name.part` from `fill(write)`, which hands each piece of the
+// file to write(bytes) in order. A failure (or a reload) leaves the previous file as it was.
+async function writeStreamed(parent, name, fill) {
   const tmp = `${name}.part`;
   const handle = await parent.getFileHandle(tmp, { create: true });
   const access = await handle.createSyncAccessHandle();
+  let written = false;
   try {
     access.truncate(0);
+    let at = 0;
+    await fill((bytes) => {
+      const n = access.write(bytes, { at });
+      if (n !== bytes.length) throw new Error(`the browser's storage took ${n} of ${bytes.length} bytes (is it full?)`);
+      at += n;
+    });
+    access.flush();
+    written = true;
+  } finally {
+    access.close();
+    if (!written) await remove(parent, tmp);
+  }
+  await remove(parent, name);
+  await handle.move(name);
+}
+
+// Writes `blob` (or bytes) to `parent/name` through `name.part`, reporting bytes written.
+async function writeFile(parent, name, data, onProgress = () => {}) {
+  const blob = data instanceof Blob ? data : new Blob([data]);
+  await writeStreamed(parent, name, async (write) => {
     const reader = blob.stream().getReader();
     let at = 0;
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      access.write(value, { at });
+      write(value);
       at += value.length;
       onProgress(at, blob.size);
     }
-    access.flush();
-  } finally {
-    access.close();
-  }
-  await remove(parent, name);
-  await handle.move(name);
+  });
 }
 
 async function readJson(parent, name) {
@@ -92,6 +108,22 @@ export async function saveModel(model, vae, onProgress) {
     card: old?.card ?? null,
   };
   await writeJson(models, `${model.sha256}.json`, entry);
+  return entry;
+}
+
+// Keeps a model made in the browser (a fine-tune's result), written a piece at a time by
+// `fill(write)`: under a temporary name, hashed by `hash(file)`, then named by its SHA-256 with
+// an entry called `name`. Returns the entry.
+export async function saveMadeModel(name, fill, hash) {
+  const models = await dir('models');
+  const tmp = 'made-here.safetensors';
+  await writeStreamed(models, tmp, fill);
+  const file = await fileOf(models, tmp);
+  const sha256 = await hash(file);
+  await remove(models, `${sha256}.safetensors`);
+  await (await models.getFileHandle(tmp)).move(`${sha256}.safetensors`);
+  const entry = { name, sha256, size: file.size, vae: null, added: Date.now(), card: null };
+  await writeJson(models, `${sha256}.json`, entry);
   return entry;
 }
 
@@ -199,7 +231,7 @@ export async function clearImages() {
 
 // ---------------------------------------------------------------------------------------------
 // Fine-tuning runs: finetune/data/<class>/<file> (the images, so a run resumes after a reload),
-// finetune/checkpoint-<step>.safetensors (written whole, then named in the state), and
+// finetune/checkpoint-<step>.safetensors (written a tensor at a time, then named in the state),
 // finetune/state.json (options, base model, the checkpoint in force, the loss log up to it).
 
 async function runDir() {
@@ -244,13 +276,13 @@ export async function saveRunState(state) {
   await writeJson(await runDir(), 'state.json', state);
 }
 
-// Writes the checkpoint of `step`, then the state naming it, then removes the older one: a
-// reload at any point leaves a state whose checkpoint is whole.
-export async function saveCheckpoint(bytes, state) {
+// Writes the checkpoint of `step` (`fill(write)` hands over its pieces), then the state naming
+// it, then removes the older one: a reload at any point leaves a state whose checkpoint is whole.
+export async function saveCheckpoint(fill, state) {
   const root = await runDir();
   const name = `checkpoint-${state.step}.safetensors`;
   const previous = (await runState())?.checkpoint;
-  await writeFile(root, name, bytes);
+  await writeStreamed(root, name, fill);
   await saveRunState({ ...state, checkpoint: name });
   if (previous && previous !== name) await remove(root, previous);
 }

@@ -127,10 +127,11 @@ function datasetOf(files, paths) {
 }
 
 async function baseOf(card) {
-  if (card.name === 'default') return { blob: undefined, name: '', sha256: card.sha256 };
+  if (card.name === 'default') return { blob: undefined, vae: undefined, name: '', sha256: card.sha256 };
   const entry = (await store.listModels()).find((m) => m.sha256 === card.sha256);
   if (!entry) throw new Error(`${card.name} is not in the cache`);
-  return { blob: (await store.modelFiles(entry)).model, name: card.name, sha256: card.sha256 };
+  const files = await store.modelFiles(entry);
+  return { blob: files.model, vae: files.vae, name: card.name, sha256: card.sha256 };
 }
 
 async function loadDataset(resolution) {
@@ -144,6 +145,8 @@ async function loadDataset(resolution) {
   return files.length;
 }
 
+const MIB = 1 << 20;
+const loadProgress = (done, total) => event('trainPhase', { text: `Loading the model: ${Math.round(done / MIB)} of ${Math.round(total / MIB)} MiB` });
 const encodeProgress = (done, total) => event('trainPhase', { text: `Encoding the images with the tokenizer: ${done} of ${total}` });
 
 // Steps until the run ends or Pause; a checkpoint at every `checkpointEvery` steps and at a
@@ -161,7 +164,7 @@ async function trainLoop(state) {
     event('trainStep', { ...s, steps: o.steps, rate });
     const last = state.step === o.steps;
     if (state.step % o.checkpointEvery === 0 || last || pauseRequested) {
-      await store.saveCheckpoint(await engine.finetune_checkpoint(), state);
+      await store.saveCheckpoint((write) => engine.finetune_checkpoint(write), state);
     }
     if (o.sampleEvery && (state.step % o.sampleEvery === 0 || last)) {
       const [rgba, width] = await engine.finetune_samples(o.sampleSteps, o.sampleCfg);
@@ -173,12 +176,10 @@ async function trainLoop(state) {
     if (pauseRequested && !last) return { paused: true, step: state.step, log: state.log };
   }
   event('trainPhase', { text: 'Saving the model…' });
-  const bytes = await engine.finetune_export();
-  engine.finetune_stop();
   const name = `finetuned-${state.base.name ? state.base.name.replace(/\.safetensors$/, '') : 'default'}-${o.steps}steps.safetensors`;
-  const file = new File([bytes], name);
-  const sha = await engine.hash_blob(file, () => {});
-  const entry = await store.saveModel({ name, sha256: sha, blob: file }, null, () => {});
+  const entry = await store.saveMadeModel(name, (write) => engine.finetune_export(write), (file) => engine.hash_blob(file, () => {}));
+  engine.finetune_stop();
+  const sha = entry.sha256;
   state.finished = true;
   state.model = { name, sha256: sha };
   await store.saveRunState(state);
@@ -293,7 +294,7 @@ const ops = {
     await store.saveDataset(images);
     const base = await baseOf(card);
     const count = await loadDataset(card.resolution);
-    const info = JSON.parse(await engine.finetune_start(base.blob, base.name, base.blob ? base.sha256 : undefined, JSON.stringify(options), encodeProgress));
+    const info = JSON.parse(await engine.finetune_start(base.blob, base.vae, base.name, base.blob ? base.sha256 : undefined, JSON.stringify(options), loadProgress, encodeProgress));
     const state = { options, base: { name: base.name || 'default', sha256: base.sha256 }, resolution: card.resolution, images: count, classes: info.classes, step: 0, log: [], finished: false };
     await store.saveRunState(state);
     event('trainInfo', { images: count, classes: info.classes, mapping: info.mapping, note: info.note, step: 0, steps: options.steps });
@@ -305,15 +306,16 @@ const ops = {
     if (!state.checkpoint) throw new Error('the run stopped before its first checkpoint: start it again');
     const count = await loadDataset(state.resolution);
     const checkpoint = await store.checkpointFile(state);
-    const info = JSON.parse(await engine.finetune_resume(checkpoint, JSON.stringify(state.options), encodeProgress));
+    const info = JSON.parse(await engine.finetune_resume(checkpoint, JSON.stringify(state.options), loadProgress, encodeProgress));
     if (info.step !== state.step) throw new Error(`the checkpoint is at step ${info.step}, the run's state at ${state.step}`);
     event('trainInfo', { images: count, classes: info.classes, mapping: info.mapping, note: info.note, step: info.step, steps: state.options.steps });
     return trainLoop(state);
   },
-  async modelBytes({ sha256 }) {
+  async modelFile({ sha256 }) {
     const entry = (await store.listModels()).find((m) => m.sha256 === sha256);
     if (!entry) throw new Error(`no cached model with SHA-256 ${sha256}`);
-    return new Uint8Array(await (await store.modelFiles(entry)).model.arrayBuffer());
+    // The cached File itself: the page downloads it without copying it into memory.
+    return (await store.modelFiles(entry)).model;
   },
   async finetunePause() {
     pauseRequested = true;

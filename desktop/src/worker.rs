@@ -14,7 +14,7 @@ use bitdance::conformance::{self, CheckResult};
 use bitdance::gpu::{available_adapters, AdapterSummary, GpuOptions};
 use bitdance::io::{read_state_dict, Select, WeightFile};
 use bitdance::model::{
-    GeneratorLoader, LoadFile, ParamStore, Precision, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL,
+    LoadFile, ParamStore, Precision, TensorLoader, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL,
     DEFAULT_MODEL_NAME,
 };
 use bitdance::studio::{
@@ -443,7 +443,7 @@ fn load_default(gpu: &Gpu, precision: Precision) -> bitdance::Result<Model> {
     let card = ModelCard::of_file(DEFAULT_MODEL_NAME, &file)?;
     let precision = precision.on(gpu);
     let params =
-        GeneratorLoader::new(gpu, &card.config, &file, None, precision)?.load_in_memory()?;
+        TensorLoader::generator(gpu, &card.config, &file, None, precision)?.load_in_memory()?;
     let probe = time_probe(gpu, card.config.dim);
     Ok(Model {
         info: LoadedModel {
@@ -538,7 +538,7 @@ fn load_files(
     let vae_file = vae_at.map(|i| &files[i]);
     let card = ModelCard::of_file(&name, file).map_err(|e| e.to_string())?;
     let precision = precision.on(gpu);
-    let mut loader = GeneratorLoader::new(gpu, &card.config, file, vae_file, precision)
+    let mut loader = TensorLoader::generator(gpu, &card.config, file, vae_file, precision)
         .map_err(|e| e.to_string())?;
     while let Some(r) = loader.next_read().cloned() {
         let source = match (r.file, vae_file) {

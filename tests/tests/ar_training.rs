@@ -589,7 +589,7 @@ fn the_step_time_told_before_the_start_is_near_the_measured_one() {
 #[test]
 fn a_16_bit_base_holds_the_autoencoder_in_16_bits_too_and_encodes_alike() {
     use bitdance::model::{decoder_parameters, encode, encoder_parameters};
-    use bitdance::train::{trainer_from_model, LoraSpec, Trains};
+    use bitdance::train::{start_finetune, ClassPolicy, LoraSpec, Trains};
     use bitdance::{DType, Tensor};
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let c = tiny(4);
@@ -609,8 +609,9 @@ fn a_16_bit_base_holds_the_autoencoder_in_16_bits_too_and_encodes_alike() {
         });
         s
     };
-    let halved = trainer_from_model(&gpu(), &file, with(true)).unwrap();
-    let wide = trainer_from_model(&gpu(), &file, with(false)).unwrap();
+    let start = |s| start_finetune(&gpu(), &file, "base", &[], ClassPolicy::ByName, s);
+    let halved = start(with(true)).unwrap().1;
+    let wide = start(with(false)).unwrap().1;
     for name in ["vae.encoder.conv_in.weight", "vae.decoder.conv_out.weight"] {
         assert_eq!(
             halved.frozen.get(name).unwrap().dtype(),

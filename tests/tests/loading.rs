@@ -5,8 +5,8 @@ use bitdance::gpu::block_on;
 use bitdance::io::{header_size, save_safetensors, WeightFile};
 use bitdance::model::{
     ar_parameters, decoder_parameters, embed_prefix, encoder_parameters, generate_tokens,
-    generation_parameters, load_generator, CfgSchedule, Draw, GaussianSource, GeneratorLoader,
-    LoadFile, ParamSpec, ParamStore, RecordedNoise, SampleSettings,
+    generation_parameters, load_generator, CfgSchedule, Draw, GaussianSource, LoadFile, ParamSpec,
+    ParamStore, RecordedNoise, SampleSettings, TensorLoader,
 };
 use bitdance::rng::Rng;
 use bitdance_tests::{gpu, tiny_config as tiny};
@@ -57,7 +57,7 @@ fn a_generator_streams_from_its_header_and_byte_ranges() {
     let head = &bytes[..header_size("model.safetensors", &bytes[..8]).unwrap()];
     let file = WeightFile::from_header("model.safetensors", head, bytes.len() as u64).unwrap();
     let precision = bitdance::model::Precision::F32;
-    let mut loader = GeneratorLoader::new(&gpu(), &c, &file, None, precision).unwrap();
+    let mut loader = TensorLoader::generator(&gpu(), &c, &file, None, precision).unwrap();
     let (done, total) = loader.progress();
     assert_eq!(done, 0);
     let mut reads = 0;
@@ -107,7 +107,7 @@ fn a_generator_streams_from_its_header_and_byte_ranges() {
         .to_string();
     assert!(e.contains("over the 100 MB limit"), "{e}");
     // A loader stopped half way says what remains.
-    let mut partial = GeneratorLoader::new(&gpu(), &c, &file, None, precision).unwrap();
+    let mut partial = TensorLoader::generator(&gpu(), &c, &file, None, precision).unwrap();
     let first = partial.next_read().cloned().unwrap();
     let range = first.range.start as usize..first.range.end as usize;
     partial.upload(&bytes[range]).unwrap();
@@ -351,7 +351,7 @@ fn a_model_past_the_binding_limit_is_refused_by_name() {
     let small = block_on(bitdance::Gpu::new(&options)).unwrap();
     assert_eq!(small.limits().max_storage_buffer_binding_size, 256);
     let precision = bitdance::model::Precision::F32;
-    let e = GeneratorLoader::new(&small, &c, &file, None, precision)
+    let e = TensorLoader::generator(&small, &c, &file, None, precision)
         .err()
         .unwrap()
         .to_string();
@@ -377,7 +377,7 @@ fn tensors_read_in_pieces_load_the_same_values() {
     ] {
         let whole = load_generator(&gpu(), &c, &file, None, precision).unwrap();
         let mut loader =
-            GeneratorLoader::with_pieces(&gpu(), &c, &file, None, precision, 1024).unwrap();
+            TensorLoader::generator_in_pieces(&gpu(), &c, &file, None, precision, 1024).unwrap();
         let mut reads = 0;
         while let Some(read) = loader.next_read().cloned() {
             loader

@@ -9,18 +9,15 @@ use std::cell::RefCell;
 use bitdance::io::WeightFile;
 use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
 use bitdance::train::{
-    resumed_plan, sample_settings, start_finetune, step_seconds, time_throughput_probe, ClassPlan,
-    ClassPolicy, FinetuneOptions, FinetuneRun, LoraSpec, Trainer, TrainingImages, Trains,
+    resumed_plan, sample_settings, step_seconds, time_throughput_probe, ClassPlan, ClassPolicy,
+    FinetuneLoad, FinetuneOptions, FinetuneRun, LoraSpec, ResumeLoad, TensorStream, Trainer,
+    TrainingImages, Trains,
 };
 use wasm_bindgen::prelude::*;
 use web_sys::Blob;
 
-use crate::blob::{read_range, size};
 use crate::js;
-
-/// Most bytes of a starting model read into memory: fine-tuning holds the whole model (f32
-/// weights, gradients, two moments, EMA) anyway, and a larger file would not fit a tab.
-const MAX_BASE_BYTES: u64 = 512 << 20;
+use crate::models::read_tensors;
 
 /// The dataset's class folders (a folder named like a class of the model trains it; any other
 /// becomes a new class).
@@ -80,19 +77,6 @@ pub fn finetune_add_image(class: &str, name: &str, bytes: &[u8]) -> Result<u32, 
             .map_err(js)?;
         Ok(data.len() as u32)
     })
-}
-
-/// The bytes of a starting model: the embedded default when `base` is absent.
-async fn base_bytes(base: Option<Blob>) -> Result<Vec<u8>, JsError> {
-    match base {
-        None => Ok(DEFAULT_MODEL_BYTES.to_vec()),
-        Some(blob) if size(&blob) > MAX_BASE_BYTES => Err(js(format!(
-            "the starting model has {} MiB; fine-tuning in the browser takes models up to {} MiB",
-            size(&blob) >> 20,
-            MAX_BASE_BYTES >> 20
-        ))),
-        Some(blob) => read_range(&blob, 0, size(&blob)).await,
-    }
 }
 
 thread_local! {
@@ -212,63 +196,90 @@ async fn begin(
     Ok(info.to_string())
 }
 
-/// Starts a run from `base` (a model file of SHA-256 `base_sha256`; the embedded default when
-/// absent) on the dataset, with `options` (JSON `FinetuneOptions`); `progress(done, total)`
-/// while the dataset is encoded.
+/// Starts a run from `base` (a model file called `name`, of SHA-256 `base_sha256`, with its
+/// autoencoder inside or in `vae`; the embedded default when absent) on the dataset, with
+/// `options` (JSON `FinetuneOptions`). The model is read tensor by tensor from its Blobs
+/// (`loading(done, total)` in bytes), never whole; `progress(done, total)` while the dataset is
+/// encoded.
 #[wasm_bindgen]
+#[allow(clippy::too_many_arguments)]
 pub async fn finetune_start(
     base: Option<Blob>,
+    vae: Option<Blob>,
     name: String,
     base_sha256: Option<String>,
     options: &str,
+    loading: js_sys::Function,
     progress: js_sys::Function,
 ) -> Result<String, JsError> {
     let o = parse_options(options)?;
     let gpu = crate::gpu().await.map_err(js)?;
-    let label = if name.is_empty() {
-        DEFAULT_MODEL_LABEL.to_string()
-    } else {
-        name
-    };
-    let sha = match (&base, base_sha256) {
-        (Some(_), Some(sha)) => sha,
-        (Some(_), None) => return Err(js("a starting model needs its SHA-256")),
-        (None, _) => bitdance::model::default_model_sha256().to_string(),
-    };
-    let bytes = base_bytes(base).await?;
-    let file = WeightFile::parse_named(&label, &bytes).map_err(js)?;
     let folders = dataset_folders()?;
-    let (plan, trainer) = start_finetune(
-        &gpu,
-        &file,
-        &sha,
-        &folders,
-        ClassPolicy::ByName,
-        o.settings(),
-    )
-    .map_err(js)?;
+    let (plan, trainer) = match base {
+        None => {
+            let file =
+                WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES).map_err(js)?;
+            let sha = bitdance::model::default_model_sha256();
+            FinetuneLoad::new(
+                &gpu,
+                &file,
+                None,
+                sha,
+                &folders,
+                ClassPolicy::ByName,
+                o.settings(),
+            )
+            .and_then(FinetuneLoad::load_in_memory)
+            .map_err(js)?
+        }
+        Some(blob) => {
+            let sha = base_sha256.ok_or_else(|| js("a starting model needs its SHA-256"))?;
+            let file = crate::models::header_of(&name, &blob).await?;
+            let vae_file = match &vae {
+                Some(v) => {
+                    Some(crate::models::header_of(&format!("{name} (autoencoder)"), v).await?)
+                }
+                None => None,
+            };
+            let mut load = FinetuneLoad::new(
+                &gpu,
+                &file,
+                vae_file.as_ref(),
+                &sha,
+                &folders,
+                ClassPolicy::ByName,
+                o.settings(),
+            )
+            .map_err(js)?;
+            read_tensors(&mut load.tensors, &blob, vae.as_ref(), &loading).await?;
+            load.finish().map_err(js)?
+        }
+    };
     begin(trainer, plan, &o, false, &progress).await
 }
 
 /// Resumes the run a checkpoint (`bitdance finetune`'s format) holds, on the same dataset and
-/// options it started with: the steps that follow are those an uninterrupted run takes.
+/// options it started with: the steps that follow are those an uninterrupted run takes. The
+/// checkpoint is read tensor by tensor (`loading(done, total)` in bytes).
 #[wasm_bindgen]
 pub async fn finetune_resume(
     checkpoint: Blob,
     options: &str,
+    loading: js_sys::Function,
     progress: js_sys::Function,
 ) -> Result<String, JsError> {
     let o = parse_options(options)?;
     let gpu = crate::gpu().await.map_err(js)?;
-    let bytes = read_range(&checkpoint, 0, size(&checkpoint)).await?;
-    let file = WeightFile::parse_named("the fine-tuning checkpoint", &bytes).map_err(js)?;
+    let file = crate::models::header_of("the fine-tuning checkpoint", &checkpoint).await?;
     let stored = Trainer::stored_settings(&file).map_err(js)?;
     if stored != o.settings() {
         return Err(js(
             "the checkpoint was written by a run with other settings; start a new run",
         ));
     }
-    let trainer = Trainer::resume(&gpu, &file, None).map_err(js)?;
+    let mut load = ResumeLoad::new(&gpu, &file, None).map_err(js)?;
+    read_tensors(&mut load.tensors, &checkpoint, None, &loading).await?;
+    let trainer = load.finish().map_err(js)?;
     let plan = resumed_plan(&trainer, &dataset_folders()?, ClassPolicy::ByName).map_err(js)?;
     begin(trainer, plan, &o, true, &progress).await
 }
@@ -299,17 +310,47 @@ async fn with_run<T>(
     out
 }
 
-/// The run's checkpoint (weights, moments, EMA, step, RNG, settings) as safetensors bytes.
-#[wasm_bindgen]
-pub async fn finetune_checkpoint() -> Result<Vec<u8>, JsError> {
-    with_run(async |run| run.trainer.checkpoint().await.map_err(js)).await
+/// Hands `stream`'s file to `write(bytes)` a piece at a time (the header, then each tensor;
+/// a returned Promise is awaited); returns the file's size in bytes.
+async fn write_stream(
+    mut stream: TensorStream<'_>,
+    write: &js_sys::Function,
+) -> Result<f64, JsError> {
+    let size = stream.len() as f64;
+    let mut piece = stream.header().to_vec();
+    loop {
+        let out = write
+            .call1(&JsValue::NULL, &js_sys::Uint8Array::from(&piece[..]).into())
+            .map_err(|e| js(format!("writing a file: {e:?}")))?;
+        if let Ok(promise) = out.dyn_into::<js_sys::Promise>() {
+            wasm_bindgen_futures::JsFuture::from(promise)
+                .await
+                .map_err(|e| js(format!("writing a file: {e:?}")))?;
+        }
+        match stream.next_tensor().await.map_err(js)? {
+            Some(bytes) => piece = bytes,
+            None => return Ok(size),
+        }
+    }
 }
 
-/// The fine-tuned model (EMA weights and the autoencoder, official names, its config and class
-/// names) as safetensors bytes, loadable by the studio, the CLI and the official code.
+/// Writes the run's checkpoint (weights, moments, EMA, step, RNG, settings; safetensors) a
+/// tensor at a time through `write(bytes)`; returns its size in bytes.
 #[wasm_bindgen]
-pub async fn finetune_export() -> Result<Vec<u8>, JsError> {
-    with_run(async |run| run.trainer.export_model(true, false).await.map_err(js)).await
+pub async fn finetune_checkpoint(write: js_sys::Function) -> Result<f64, JsError> {
+    with_run(async |run| write_stream(run.trainer.checkpoint_stream().map_err(js)?, &write).await)
+        .await
+}
+
+/// Writes the fine-tuned model (EMA weights and the autoencoder, official names, its config
+/// and class names; loadable by the studio, the CLI and the official code) a tensor at a time
+/// through `write(bytes)`; returns its size in bytes.
+#[wasm_bindgen]
+pub async fn finetune_export(write: js_sys::Function) -> Result<f64, JsError> {
+    with_run(async |run| {
+        write_stream(run.trainer.model_stream(true, false).map_err(js)?, &write).await
+    })
+    .await
 }
 
 /// One image per trained class (up to 16) from the EMA weights, tiled: RGBA bytes and the

@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bitdance::io::{header_size, WeightFile};
-use bitdance::model::{GeneratorLoader, LoadFile, ParamStore, Precision, DEFAULT_MODEL_NAME};
+use bitdance::model::{LoadFile, ParamStore, Precision, TensorLoader, DEFAULT_MODEL_NAME};
 use bitdance::model::{DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
 use bitdance::studio::{FileHasher, FileRole, ModelCard, Recipe};
 use wasm_bindgen::prelude::*;
@@ -85,8 +85,8 @@ pub async fn open_default_model() -> Result<String, JsError> {
     let file = WeightFile::parse_named(DEFAULT_MODEL_LABEL, DEFAULT_MODEL_BYTES).map_err(js)?;
     let card = ModelCard::of_file(DEFAULT_MODEL_NAME, &file).map_err(js)?;
     let precision = precision(&gpu);
-    let params = GeneratorLoader::new(&gpu, &card.config, &file, None, precision)
-        .and_then(GeneratorLoader::load_in_memory)
+    let params = TensorLoader::generator(&gpu, &card.config, &file, None, precision)
+        .and_then(TensorLoader::load_in_memory)
         .map_err(js)?;
     Ok(replace(Loaded {
         card,
@@ -170,12 +170,33 @@ pub async fn open_model(
     };
     let card = ModelCard::of_file(&name, &file).map_err(js)?;
     let precision = precision(&gpu);
-    let mut loader = GeneratorLoader::new(&gpu, &card.config, &file, vae_file.as_ref(), precision)
-        .map_err(js)?;
+    let mut loader =
+        TensorLoader::generator(&gpu, &card.config, &file, vae_file.as_ref(), precision)
+            .map_err(js)?;
+    read_tensors(&mut loader, &model, vae.as_ref(), &progress).await?;
+    let params = loader.finish().map_err(js)?;
+    Ok(replace(Loaded {
+        card,
+        params,
+        sha256,
+        vae_sha256,
+        precision,
+    }))
+}
+
+/// Reads and uploads every tensor `loader` plans, from the Blobs `model` and `vae` (for its
+/// separate autoencoder's tensors) a range at a time; `progress(done, total)` in bytes after
+/// each.
+pub(crate) async fn read_tensors(
+    loader: &mut TensorLoader<'_>,
+    model: &Blob,
+    vae: Option<&Blob>,
+    progress: &js_sys::Function,
+) -> Result<(), JsError> {
     while let Some(read) = loader.next_read().cloned() {
-        let blob = match (read.file, &vae) {
+        let blob = match (read.file, vae) {
             (LoadFile::Vae, Some(v)) => v,
-            _ => &model,
+            _ => model,
         };
         let bytes = read_range(blob, read.range.start, read.range.end).await?;
         loader.upload(&bytes).map_err(js)?;
@@ -186,14 +207,7 @@ pub async fn open_model(
             &(total as f64).into(),
         );
     }
-    let params = loader.finish().map_err(js)?;
-    Ok(replace(Loaded {
-        card,
-        params,
-        sha256,
-        vae_sha256,
-        precision,
-    }))
+    Ok(())
 }
 
 /// The loaded model's classes matching `query` (index, name or synonym, case-insensitive),

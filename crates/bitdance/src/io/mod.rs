@@ -11,7 +11,7 @@ mod weights;
 pub use check::check_expected;
 pub use convert::{bf16_to_f32, f16_to_f32, f32_to_f16};
 pub use pt::{read_state_dict, PtStateDict, PtTensor, Select};
-pub use save::{save_safetensors, save_safetensors_f16};
+pub use save::{encode_values, safetensors_header, save_safetensors, save_safetensors_f16};
 pub use weights::{header_size, WeightFile};
 
 #[cfg(test)]

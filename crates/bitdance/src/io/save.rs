@@ -28,17 +28,9 @@ fn save_as(
     metadata: Option<&BTreeMap<String, String>>,
     half: bool,
 ) -> Result<Vec<u8>> {
-    let size = if half { 2 } else { 4 };
-    let dtype = if half { "F16" } else { "F32" };
     let mut order: Vec<&(&str, &[usize], &[f32])> = tensors.iter().collect();
     order.sort_by_key(|t| t.0);
-    let mut seen = BTreeSet::new();
     for &&(name, shape, data) in &order {
-        if name == "__metadata__" || !seen.insert(name) {
-            return Err(Error::Invalid(format!(
-                "save_safetensors: tensor name '{name}' is reserved or given twice"
-            )));
-        }
         if numel(shape) != data.len() {
             return Err(Error::DataLength {
                 what: format!("save_safetensors: tensor '{name}'"),
@@ -48,8 +40,34 @@ fn save_as(
             });
         }
     }
+    let entries: Vec<(&str, &[usize])> = order.iter().map(|t| (t.0, t.1)).collect();
+    let mut out = safetensors_header(&entries, metadata, half)?;
+    for &&(_, _, data) in &order {
+        encode_values(data, half, &mut out);
+    }
+    Ok(out)
+}
+
+/// The header of a safetensors file (its length, the JSON, padding) whose tensors `entries`
+/// (name, shape) follow in the given order, F32 or F16 (`half`), with optional metadata: the
+/// bytes `save_safetensors` starts with, for writers that append one tensor at a time.
+pub fn safetensors_header(
+    entries: &[(&str, &[usize])],
+    metadata: Option<&BTreeMap<String, String>>,
+    half: bool,
+) -> Result<Vec<u8>> {
+    let size = if half { 2 } else { 4 };
+    let dtype = if half { "F16" } else { "F32" };
+    let mut seen = BTreeSet::new();
+    for &(name, _) in entries {
+        if name == "__metadata__" || !seen.insert(name) {
+            return Err(Error::Invalid(format!(
+                "save_safetensors: tensor name '{name}' is reserved or given twice"
+            )));
+        }
+    }
     let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let mut fields = Vec::with_capacity(order.len() + 1);
+    let mut fields = Vec::with_capacity(entries.len() + 1);
     if let Some(meta) = metadata.filter(|m| !m.is_empty()) {
         let pairs: Vec<String> = meta
             .iter()
@@ -58,8 +76,8 @@ fn save_as(
         fields.push(format!("\"__metadata__\":{{{}}}", pairs.join(",")));
     }
     let mut offset = 0usize;
-    for &&(name, shape, data) in &order {
-        let end = offset + data.len() * size;
+    for &(name, shape) in entries {
+        let end = offset + numel(shape) * size;
         let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
         fields.push(format!(
             "{}:{{\"dtype\":\"{dtype}\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
@@ -73,17 +91,20 @@ fn save_as(
     while header.len() % 8 != 0 {
         header.push(' ');
     }
-    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    let mut out = Vec::with_capacity(8 + header.len());
     out.extend_from_slice(&(header.len() as u64).to_le_bytes());
     out.extend_from_slice(header.as_bytes());
-    for &&(_, _, data) in &order {
-        for v in data {
-            if half {
-                out.extend_from_slice(&super::f32_to_f16(*v).to_le_bytes());
-            } else {
-                out.extend_from_slice(&v.to_le_bytes());
-            }
+    Ok(out)
+}
+
+/// Appends `values` to `out` as little-endian F32, or F16 (round to nearest even) when `half`.
+pub fn encode_values(values: &[f32], half: bool, out: &mut Vec<u8>) {
+    out.reserve(values.len() * if half { 2 } else { 4 });
+    for v in values {
+        if half {
+            out.extend_from_slice(&super::f32_to_f16(*v).to_le_bytes());
+        } else {
+            out.extend_from_slice(&v.to_le_bytes());
         }
     }
-    Ok(out)
 }

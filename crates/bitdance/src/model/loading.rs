@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use super::{
     ar_layer_weights, ar_parameters, decoder_layer_weights, decoder_parameters, encoder_parameters,
-    AeConfig, GeneratorLoader, ModelConfig, ParamSpec, ParamStore, Precision,
+    AeConfig, ModelConfig, ParamSpec, ParamStore, Precision, TensorLoader,
 };
 use crate::io::WeightFile;
 use crate::{Gpu, Result};
@@ -66,7 +66,7 @@ pub fn load_generator(
     vae: Option<&WeightFile<'_>>,
     precision: Precision,
 ) -> Result<ParamStore> {
-    GeneratorLoader::new(gpu, c, model, vae, precision)?.load_in_memory()
+    TensorLoader::generator(gpu, c, model, vae, precision)?.load_in_memory()
 }
 
 /// The decoder's weights out of a generator's store (all that `decode_tokens` reads); the

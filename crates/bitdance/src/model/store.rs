@@ -84,7 +84,7 @@ pub fn join_row_parts(host: Vec<HostTensor>) -> Result<Vec<HostTensor>> {
 }
 
 /// Every missing or misshaped tensor of `specs` in `file`, listed in one error.
-fn check_specs(file: &WeightFile<'_>, specs: &[ParamSpec]) -> Result<()> {
+pub(crate) fn check_specs(file: &WeightFile<'_>, specs: &[ParamSpec]) -> Result<()> {
     let mut problems = Vec::new();
     for spec in specs {
         match file.shape(&spec.name) {

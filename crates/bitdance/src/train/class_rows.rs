@@ -84,34 +84,43 @@ impl ClassRows {
     /// `host` with each of `names` (the trained rows [k, W] read back) replaced by the full
     /// table with those rows in place, read from the base.
     pub async fn join_host(&self, host: &mut [HostTensor], names: &[String]) -> Result<()> {
-        let mut full: Option<(Vec<usize>, Vec<f32>)> = None;
         for (name, shape, data) in host.iter_mut() {
-            if !names.contains(name) {
-                continue;
+            if names.contains(name) {
+                (*shape, *data) = self.full_table(name, shape, data).await?;
             }
-            if full.is_none() {
-                let mut table = Vec::new();
-                for part in self.base.get_chunks(CLASS_TABLE)? {
-                    table.extend(part.to_vec_f32().await?);
-                }
-                full = Some((self.base.shape(CLASS_TABLE)?, table));
-            }
-            let (full_shape, table) = full.as_ref().expect("read above");
-            let width = full_shape[1];
-            if shape.as_slice() != [self.ids.len(), width] {
-                return Err(Error::Invalid(format!(
-                    "'{name}' is {shape:?}; the trained class rows are [{}, {width}]",
-                    self.ids.len()
-                )));
-            }
-            let mut joined = table.clone();
-            for (row, &id) in self.ids.iter().enumerate() {
-                let at = id as usize * width;
-                joined[at..at + width].copy_from_slice(&data[row * width..(row + 1) * width]);
-            }
-            *shape = full_shape.clone();
-            *data = joined;
         }
         Ok(())
+    }
+
+    /// The full table's shape [classes + 1, W].
+    pub fn full_shape(&self) -> Result<Vec<usize>> {
+        self.base.shape(CLASS_TABLE)
+    }
+
+    /// The full table's shape and values (read from the base) with the trained rows `data` of
+    /// `shape` [k, W] (tensor `name`, for errors) in place.
+    pub async fn full_table(
+        &self,
+        name: &str,
+        shape: &[usize],
+        data: &[f32],
+    ) -> Result<(Vec<usize>, Vec<f32>)> {
+        let full = self.base.shape(CLASS_TABLE)?;
+        let width = full[1];
+        if shape != [self.ids.len(), width] || data.len() != self.ids.len() * width {
+            return Err(Error::Invalid(format!(
+                "'{name}' is {shape:?}; the trained class rows are [{}, {width}]",
+                self.ids.len()
+            )));
+        }
+        let mut table = Vec::with_capacity(full[0] * width);
+        for part in self.base.get_chunks(CLASS_TABLE)? {
+            table.extend(part.to_vec_f32().await?);
+        }
+        for (row, &id) in self.ids.iter().enumerate() {
+            let at = id as usize * width;
+            table[at..at + width].copy_from_slice(&data[row * width..(row + 1) * width]);
+        }
+        Ok((full, table))
     }
 }

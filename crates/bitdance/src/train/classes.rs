@@ -249,7 +249,7 @@ fn match_class(classes: &ClassNames, folder: &str) -> Option<u32> {
 
 /// `table` [classes + 1, width] (the null row last) grown by `added` rows, each the mean of
 /// the class rows, inserted before the null row.
-fn grown_table(table: &[f32], classes: usize, width: usize, added: usize) -> Vec<f32> {
+pub(crate) fn grown_table(table: &[f32], classes: usize, width: usize, added: usize) -> Vec<f32> {
     let mut mean = vec![0f64; width];
     for row in table.chunks(width).take(classes) {
         for (m, v) in mean.iter_mut().zip(row) {

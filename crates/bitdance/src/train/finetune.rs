@@ -8,14 +8,13 @@ use image::RgbImage;
 
 use crate::io::WeightFile;
 use crate::model::{
-    ar_parameters, decode_tokens, generate_tokens, load_autoencoder_in, to_rgb8, CfgSchedule,
-    ParamStore, SampleSettings, CLASSES_KEY,
+    decode_tokens, generate_tokens, to_rgb8, CfgSchedule, SampleSettings, CLASSES_KEY,
 };
 use crate::rng::Rng;
 use crate::studio::{tile_grid, ClassNames, ModelCard};
 use crate::train::{
-    ArBatch, ClassPlan, ClassPolicy, DataOptions, LatentCache, StepStats, TrainSettings, Trainer,
-    TrainingImages, BASE_KEY,
+    ArBatch, ClassPlan, ClassPolicy, DataOptions, FinetuneLoad, LatentCache, StepStats,
+    TrainSettings, Trainer, TrainingImages,
 };
 use crate::{Error, Gpu, Result};
 
@@ -33,21 +32,6 @@ pub const SAMPLES_DIR: &str = "samples";
 /// Most classes a sample grid shows.
 pub const MAX_SAMPLE_CLASSES: usize = 16;
 
-/// A new run from a model file (a model of this tool or a converted official one, with its
-/// autoencoder): its config from the file's metadata, or the built-in config its tensors match.
-pub fn trainer_from_model(
-    gpu: &Gpu,
-    file: &WeightFile<'_>,
-    settings: TrainSettings,
-) -> Result<Trainer> {
-    let c = crate::studio::model_config_of(file)?;
-    gpu.check_memory(&settings.task.memory(&c, 1, true))?;
-    let half = settings.task.half_weights(&c);
-    let params = ParamStore::from_weights_in(gpu, file, &ar_parameters(&c), &half)?;
-    let frozen = load_autoencoder_in(gpu, &c.vae, file, &half)?;
-    Trainer::new(c, params, frozen, settings)
-}
-
 /// The classes of a model or checkpoint file: its stored names, ImageNet's for 1000 classes,
 /// else the indices.
 pub fn classes_of(file: &WeightFile<'_>) -> Result<ClassNames> {
@@ -57,7 +41,8 @@ pub fn classes_of(file: &WeightFile<'_>) -> Result<ClassNames> {
 /// A new run from a model file (SHA-256 `base_sha256`, recorded as `bitdance.base_sha256` in
 /// its checkpoints, adapters and model, as `bitdance finetune --init` records it) whose dataset
 /// has the class folders `folders`: the plan that maps them onto its classes by `policy` (new
-/// classes grow the table), and the trainer, from the grown weights when classes were added.
+/// classes grow the table), and the trainer. The file's bytes are in memory; `FinetuneLoad`
+/// reads them tensor by tensor.
 pub fn start_finetune(
     gpu: &Gpu,
     file: &WeightFile<'_>,
@@ -66,16 +51,7 @@ pub fn start_finetune(
     policy: ClassPolicy,
     settings: TrainSettings,
 ) -> Result<(ClassPlan, Trainer)> {
-    let plan = ClassPlan::new(&classes_of(file)?, folders, policy)?;
-    let mut trainer = match plan.grow(file)? {
-        None => trainer_from_model(gpu, file, settings)?,
-        Some(bytes) => {
-            let grown = WeightFile::parse_named(file.label(), &bytes)?;
-            trainer_from_model(gpu, &grown, settings)?
-        }
-    };
-    (trainer.metadata).insert(BASE_KEY.to_string(), base_sha256.to_string());
-    Ok((plan, trainer))
+    FinetuneLoad::new(gpu, file, None, base_sha256, folders, policy, settings)?.load_in_memory()
 }
 
 /// The plan of a resumed run (`Trainer::resume` keeps the class names): its folders mapped

@@ -30,6 +30,11 @@ pub const EMA_PREFIX: &str = "ema.";
 /// Name prefixes of the AdamW moments in a checkpoint.
 pub const MOMENT_PREFIXES: [&str; 2] = ["optim.m.", "optim.v."];
 
+mod resume;
+mod saving;
+pub use resume::ResumeLoad;
+pub use saving::TensorStream;
+
 /// The class table's spec.
 fn class_table(c: &ModelConfig) -> Vec<ParamSpec> {
     ar_parameters(c)
@@ -443,66 +448,14 @@ impl Trainer {
         })
     }
 
-    /// The checkpoint as safetensors bytes: the model (trainable and frozen) under official
-    /// names, the EMA under `ema.`, the AdamW moments under `optim.m.`/`optim.v.`, and the
-    /// config and scalar state (step, RNG, settings) as metadata.
+    /// The checkpoint as safetensors bytes (`checkpoint_stream`, collected).
     pub async fn checkpoint(&self) -> Result<Vec<u8>> {
-        let moments = self.optimizer.moments.iter().flat_map(|(name, (m, v))| {
-            [
-                (Cow::Owned(format!("{}{name}", MOMENT_PREFIXES[0])), m),
-                (Cow::Owned(format!("{}{name}", MOMENT_PREFIXES[1])), v),
-            ]
-        });
-        let ema = self
-            .ema
-            .shadows
-            .iter()
-            .map(|(name, t)| (Cow::Owned(format!("{EMA_PREFIX}{name}")), t));
-        let mut host = to_host(
-            self.params
-                .iter()
-                .chain(self.frozen.iter())
-                .chain(ema)
-                .chain(moments),
-        )
-        .await?;
-        if let Some(rows) = &self.class_rows {
-            // The model and its EMA as full tables; the moments of the trained rows alone.
-            let names = [
-                CLASS_TABLE.to_string(),
-                format!("{EMA_PREFIX}{CLASS_TABLE}"),
-            ];
-            rows.join_host(&mut host, &names).await?;
-        }
-        ensure_finite(self.optimizer.step, &host)?;
-        let state = SavedState {
-            settings: self.settings,
-            step: self.optimizer.step,
-            rng: self.rng.state(),
-        };
-        let mut meta = self.metadata.clone();
-        meta.insert(CONFIG_KEY.to_string(), self.config.to_json());
-        meta.insert(
-            TRAIN_KEY.to_string(),
-            serde_json::to_string(&state).map_err(|e| Error::Invalid(e.to_string()))?,
-        );
-        let views: Vec<(&str, &[usize], &[f32])> = host
-            .iter()
-            .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
-            .collect();
-        save_safetensors(&views, Some(&meta))
+        self.checkpoint_stream()?.to_bytes().await
     }
 
-    /// The model alone as safetensors bytes under official names, ready for `generate` or the
-    /// official `load_state_dict`: the EMA weights (or the raw ones) and the frozen ones, with
-    /// the config and `metadata`; stored as F16 when `half`.
+    /// The model alone as safetensors bytes (`model_stream`, collected).
     pub async fn export_model(&self, ema: bool, half: bool) -> Result<Vec<u8>> {
-        let host = if self.lora().is_some() || self.class_rows.is_some() {
-            to_host(self.sampling_store(ema)?.iter()).await?
-        } else {
-            to_host(self.trained(ema).into_iter().chain(self.frozen.iter())).await?
-        };
-        self.save_host(&host, BTreeMap::new(), half)
+        self.model_stream(ema, half)?.to_bytes().await
     }
 
     /// A LoRA run's adapters file: the adapters (EMA or raw) and the class table, with the
@@ -544,11 +497,7 @@ impl Trainer {
         half: bool,
     ) -> Result<Vec<u8>> {
         ensure_finite(self.optimizer.step, host)?;
-        let mut meta = self.metadata.clone();
-        // Which rows trained is the run's business, not the model's.
-        meta.remove(CLASS_ROWS_KEY);
-        meta.insert(CONFIG_KEY.to_string(), self.config.to_json());
-        meta.extend(extra);
+        let meta = self.model_metadata(extra);
         let views: Vec<(&str, &[usize], &[f32])> = host
             .iter()
             .map(|(n, s, d)| (n.as_str(), s.as_slice(), d.as_slice()))
@@ -589,135 +538,16 @@ impl Trainer {
         }
     }
 
+    /// Resumes a run from `checkpoint` (written by `checkpoint`) in memory: continuing gives
+    /// exactly the steps an uninterrupted run would have taken. `config`, when given, must
+    /// match the checkpoint's. (`ResumeLoad` reads it tensor by tensor.)
+    pub fn resume(gpu: &Gpu, file: &WeightFile<'_>, config: Option<&ModelConfig>) -> Result<Self> {
+        ResumeLoad::new(gpu, file, config)?.load_in_memory()
+    }
+
     /// The settings a checkpoint's run was started with (to compare with the options of a
     /// resume before anything is loaded), or an error naming the file.
     pub fn stored_settings(file: &WeightFile<'_>) -> Result<TrainSettings> {
         Ok(saved_state(file)?.settings)
-    }
-
-    /// Resumes a run from `checkpoint` (written by `checkpoint`): continuing gives exactly the
-    /// steps an uninterrupted run would have taken. `config`, when given, must match the
-    /// checkpoint's.
-    pub fn resume(gpu: &Gpu, file: &WeightFile<'_>, config: Option<&ModelConfig>) -> Result<Self> {
-        let meta = file.metadata();
-        let c = crate::model::stored_config(file)?.ok_or_else(|| {
-            Error::Invalid(format!(
-                "{}: not a bitdance training checkpoint (no '{CONFIG_KEY}' metadata)",
-                file.label()
-            ))
-        })?;
-        if let Some(want) = config {
-            if *want != c {
-                return Err(Error::Invalid(format!(
-                    "{}: the checkpoint is of another config ({}) than the one given ({})",
-                    file.label(),
-                    c.to_json(),
-                    want.to_json()
-                )));
-            }
-        }
-        let state = saved_state(file)?;
-        gpu.check_memory(&state.settings.task.memory(&c, 1, true))?;
-        let specs = state.settings.task.parameters(&c);
-        let mut params = ParamStore::from_weights(gpu, file, &specs)?;
-        // A run that trains some class rows: its model and EMA hold the full table, its
-        // moments those rows alone.
-        let row_ids: Option<Vec<u32>> = match meta.get(CLASS_ROWS_KEY) {
-            None => None,
-            Some(json) => Some(serde_json::from_str(json).map_err(|e| {
-                Error::Invalid(format!("{}: '{CLASS_ROWS_KEY}': {e}", file.label()))
-            })?),
-        };
-        let null = c.num_classes as u32;
-        // The store's full table replaced by the rows `ids` train.
-        let rows_of = |store: &mut ParamStore, ids: &[u32]| -> Result<ClassRows> {
-            let classes: Vec<u32> = ids.iter().copied().filter(|&k| k != null).collect();
-            let rows = ClassRows::new(&classes, null, store.remove(CLASS_TABLE))?;
-            store.insert(CLASS_TABLE, rows.gather()?);
-            Ok(rows)
-        };
-        let class_rows = match &row_ids {
-            Some(ids) => Some(rows_of(&mut params, ids)?),
-            None => None,
-        };
-        let frozen_specs: Vec<_> = file
-            .names()
-            .into_iter()
-            .filter(|n| {
-                !n.starts_with(EMA_PREFIX)
-                    && !MOMENT_PREFIXES.iter().any(|p| n.starts_with(p))
-                    && !specs.iter().any(|s| &s.name == n)
-            })
-            .map(|name| {
-                let shape = file.shape(&name).map(<[usize]>::to_vec);
-                shape.map(|shape| crate::model::ParamSpec { name, shape })
-            })
-            .collect::<Result<_>>()?;
-        let half = state.settings.task.half_weights(&c);
-        let frozen = ParamStore::from_weights_in(gpu, file, &frozen_specs, &half)?;
-        let renamed = |prefix: &str, rows: Option<usize>| -> Result<ParamStore> {
-            let specs: Vec<_> = specs
-                .iter()
-                .map(|s| {
-                    let mut shape = s.shape.clone();
-                    if let (Some(k), true) = (rows, s.name == CLASS_TABLE) {
-                        shape[0] = k;
-                    }
-                    crate::model::ParamSpec {
-                        name: format!("{prefix}{}", s.name),
-                        shape,
-                    }
-                })
-                .collect();
-            Ok(ParamStore::from_weights(gpu, file, &specs)?
-                .renamed(|n| n.trim_start_matches(prefix).to_string()))
-        };
-        let mut ema_store = renamed(EMA_PREFIX, None)?;
-        if let Some(ids) = &row_ids {
-            rows_of(&mut ema_store, ids)?;
-        }
-        let moment_rows = row_ids.as_ref().map(Vec::len);
-        let mut optimizer = AdamW::new(state.settings.adamw);
-        optimizer.step = state.step;
-        if state.step > 0 {
-            // Keyed as the params are (a chunked one by its parts): both were chunked alike.
-            let m = renamed(MOMENT_PREFIXES[0], moment_rows)?;
-            let v: BTreeMap<_, _> = renamed(MOMENT_PREFIXES[1], moment_rows)?
-                .iter()
-                .map(|(name, t)| (name.into_owned(), t.clone()))
-                .collect();
-            for (name, mt) in m.iter() {
-                let vt = v.get(name.as_ref()).ok_or_else(|| {
-                    Error::Invalid(format!(
-                        "{}: '{}{name}' has no second moment",
-                        file.label(),
-                        MOMENT_PREFIXES[0]
-                    ))
-                })?;
-                optimizer
-                    .moments
-                    .insert(name.into_owned(), (mt.clone(), vt.clone()));
-            }
-        }
-        let mut ema = Ema::new(state.settings.ema_decay);
-        for (name, t) in ema_store.iter() {
-            ema.shadows.insert(name.into_owned(), t.clone());
-        }
-        let metadata = meta
-            .into_iter()
-            .filter(|(k, _)| k != CONFIG_KEY && k != TRAIN_KEY)
-            .collect();
-        Ok(Self {
-            config: c,
-            params,
-            frozen,
-            metadata,
-            settings: state.settings,
-            optimizer,
-            ema,
-            rng: Rng::from_state(state.rng),
-            checkpointing: false,
-            class_rows,
-        })
     }
 }
