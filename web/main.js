@@ -6,7 +6,7 @@ const params = new URLSearchParams(location.search);
 
 // What the tests read: frames drawn and long tasks seen on this (main) thread, and the events
 // of the last generation.
-const probe = (window.studioProbe = { frames: 0, longTasks: [], steps: [], previews: [] });
+const probe = (window.studioProbe = { frames: 0, longTasks: [], steps: [], previews: [], trainLoads: [] });
 (function countFrames() {
   probe.frames += 1;
   requestAnimationFrame(countFrames);
@@ -88,7 +88,13 @@ function onEngineEvent(e) {
       draw(e.rgba, e.width);
       break;
     case 'progress':
-      showOpenProgress(e);
+      if (e.job === 'train') {
+        // A fine-tune's starting model or checkpoint, read tensor by tensor.
+        probe.trainLoads.push({ label: e.label, done: e.done, total: e.total });
+        $('train-status').textContent = `Loading ${e.label}: ${bytes(e.done)} of ${bytes(e.total)}`;
+      } else {
+        showOpenProgress(e);
+      }
       break;
     case 'fatal':
       recover(e.message);

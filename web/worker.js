@@ -145,8 +145,6 @@ async function loadDataset(resolution) {
   return files.length;
 }
 
-const MIB = 1 << 20;
-const loadProgress = (done, total) => event('trainPhase', { text: `Loading the model: ${Math.round(done / MIB)} of ${Math.round(total / MIB)} MiB` });
 const encodeProgress = (done, total) => event('trainPhase', { text: `Encoding the images with the tokenizer: ${done} of ${total}` });
 
 // Steps until the run ends or Pause; a checkpoint at every `checkpointEvery` steps and at a
@@ -294,7 +292,7 @@ const ops = {
     await store.saveDataset(images);
     const base = await baseOf(card);
     const count = await loadDataset(card.resolution);
-    const info = JSON.parse(await engine.finetune_start(base.blob, base.vae, base.name, base.blob ? base.sha256 : undefined, JSON.stringify(options), loadProgress, encodeProgress));
+    const info = JSON.parse(await engine.finetune_start(base.blob, base.vae, base.name, base.blob ? base.sha256 : undefined, JSON.stringify(options), progress('train', 'load', base.name), encodeProgress));
     const state = { options, base: { name: base.name || 'default', sha256: base.sha256 }, resolution: card.resolution, images: count, classes: info.classes, step: 0, log: [], finished: false };
     await store.saveRunState(state);
     event('trainInfo', { images: count, classes: info.classes, mapping: info.mapping, note: info.note, step: 0, steps: options.steps });
@@ -306,7 +304,7 @@ const ops = {
     if (!state.checkpoint) throw new Error('the run stopped before its first checkpoint: start it again');
     const count = await loadDataset(state.resolution);
     const checkpoint = await store.checkpointFile(state);
-    const info = JSON.parse(await engine.finetune_resume(checkpoint, JSON.stringify(state.options), loadProgress, encodeProgress));
+    const info = JSON.parse(await engine.finetune_resume(checkpoint, JSON.stringify(state.options), progress('train', 'load', 'the checkpoint'), encodeProgress));
     if (info.step !== state.step) throw new Error(`the checkpoint is at step ${info.step}, the run's state at ${state.step}`);
     event('trainInfo', { images: count, classes: info.classes, mapping: info.mapping, note: info.note, step: info.step, steps: state.options.steps });
     return trainLoop(state);

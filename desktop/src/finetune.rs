@@ -281,50 +281,55 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         .num_columns(2)
         .spacing([12.0, 6.0])
         .show(ui, |ui| {
-            ui.label("steps");
-            ui.add(egui::DragValue::new(&mut o.steps).range(1..=1_000_000));
-            ui.end_row();
-            ui.label("images per step");
-            ui.add(egui::DragValue::new(&mut o.batch).range(1..=256));
-            ui.end_row();
-            ui.label("learning rate").on_hover_text(
-                "the peak: it warms up over the warmup steps, then decays (cosine) to a tenth",
+            option_row(
+                ui,
+                "steps",
+                egui::DragValue::new(&mut o.steps).range(1..=1_000_000),
             );
-            ui.add(
+            option_row(
+                ui,
+                "images per step",
+                egui::DragValue::new(&mut o.batch).range(1..=256),
+            );
+            option_row(
+                ui,
+                "learning rate",
                 egui::DragValue::new(&mut o.lr)
                     .range(1e-6..=1e-2)
                     .speed(1e-5)
                     .max_decimals(6),
+            )
+            .on_hover_text(
+                "the peak: it warms up over the warmup steps, then decays (cosine) to a tenth",
             );
-            ui.end_row();
-            ui.label("warmup steps");
-            ui.add(egui::DragValue::new(&mut o.warmup).range(0..=100_000));
-            ui.end_row();
-            ui.label("EMA decay");
-            ui.add(
+            option_row(
+                ui,
+                "warmup steps",
+                egui::DragValue::new(&mut o.warmup).range(0..=100_000),
+            );
+            option_row(
+                ui,
+                "EMA decay",
                 egui::DragValue::new(&mut o.ema)
                     .range(0.0..=0.9999)
                     .speed(1e-3)
                     .max_decimals(4),
             );
-            ui.end_row();
-            ui.label("seed");
-            ui.add(egui::DragValue::new(&mut o.seed));
-            ui.end_row();
-            ui.label("samples every");
-            ui.add(
+            option_row(ui, "seed", egui::DragValue::new(&mut o.seed));
+            option_row(
+                ui,
+                "samples every",
                 egui::DragValue::new(&mut f.sample_every)
                     .range(0..=100_000)
                     .suffix(" steps"),
             );
-            ui.end_row();
-            ui.label("checkpoint every");
-            ui.add(
+            option_row(
+                ui,
+                "checkpoint every",
                 egui::DragValue::new(&mut f.checkpoint_every)
                     .range(1..=100_000)
                     .suffix(" steps"),
             );
-            ui.end_row();
         });
     let lora = Trains::Lora(LoraSpec::default());
     egui::ComboBox::from_label("trains")
@@ -351,10 +356,12 @@ fn controls(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         );
     if let Trains::Lora(spec) = &mut o.trains {
         ui.horizontal(|ui| {
-            ui.label("rank");
-            ui.add(egui::DragValue::new(&mut spec.rank).range(1..=256));
-            ui.label("alpha");
-            ui.add(egui::DragValue::new(&mut spec.alpha).range(1.0..=1024.0));
+            let rank = ui.label("rank");
+            ui.add(egui::DragValue::new(&mut spec.rank).range(1..=256))
+                .labelled_by(rank.id);
+            let alpha = ui.label("alpha");
+            ui.add(egui::DragValue::new(&mut spec.alpha).range(1.0..=1024.0))
+                .labelled_by(alpha.id);
         });
         ui.horizontal(|ui| {
             ui.label("on");
@@ -430,6 +437,7 @@ fn start(app: &mut BitDanceApp, ui: &mut egui::Ui) {
         let plan = RunPlan {
             data: f.data.clone(),
             base: m.path.clone(),
+            base_vae: m.vae_path.clone(),
             base_name: crate::generate::model_title(m),
             options: f.options,
             sample_every: f.sample_every,
@@ -471,7 +479,7 @@ fn status_text(v: &RunView) -> String {
             )
         }
         RunStatus::Paused => format!("Paused at step {} of {}", v.step, v.total()),
-        RunStatus::Done => format!("Done: {} steps", v.total()),
+        RunStatus::Done => format!("Done: {} step{}", v.total(), plural(v.total())),
         RunStatus::Failed(reason) => format!("Failed: {reason}"),
     }
 }
@@ -663,4 +671,22 @@ enum RunAction {
     Continue,
     Use,
     Delete,
+}
+
+/// A row of the options grid: `label` and the value it names (its accessible name, so screen
+/// readers and the UI tests find it by the label).
+fn option_row(ui: &mut egui::Ui, label: &str, value: egui::DragValue<'_>) -> egui::Response {
+    let name = ui.label(label);
+    let response = ui.add(value).labelled_by(name.id);
+    ui.end_row();
+    response
+}
+
+/// "s" unless `n` is 1.
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }

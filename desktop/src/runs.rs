@@ -74,6 +74,9 @@ pub struct RunPlan {
     pub data: DataSource,
     /// The starting model's file (`None`: the embedded default model).
     pub base: Option<PathBuf>,
+    /// The starting model's separate autoencoder file, when it has one.
+    #[serde(default)]
+    pub base_vae: Option<PathBuf>,
     /// The starting model's name, as shown.
     pub base_name: String,
     /// Steps, batch, learning rate, warmup, EMA, seed, flips.

@@ -10,8 +10,8 @@ use bitdance::io::WeightFile;
 use bitdance::model::{default_model_sha256, DEFAULT_MODEL_BYTES, DEFAULT_MODEL_LABEL};
 use bitdance::studio::sha256_hex;
 use bitdance::train::{
-    log_entry, resumed_plan, sample_settings, start_finetune, ClassPlan, ClassPolicy, FinetuneRun,
-    StepStats, Trainer,
+    log_entry, resumed_plan, sample_settings, start_finetune, ClassPlan, ClassPolicy, FinetuneLoad,
+    FinetuneRun, StepStats, Trainer,
 };
 use bitdance::Gpu;
 use bitdance_files::run_dir::RunDir;
@@ -175,8 +175,17 @@ fn start_trainer(
     };
     let bytes = crate::worker::safetensors_of(path, send).map_err(anyhow::Error::msg)?;
     let file = WeightFile::parse_named(&path.display().to_string(), &bytes)?;
+    let vae_bytes = match &plan.base_vae {
+        Some(p) => Some(crate::worker::safetensors_of(p, send).map_err(anyhow::Error::msg)?),
+        None => None,
+    };
+    let vae = match (&plan.base_vae, &vae_bytes) {
+        (Some(p), Some(b)) => Some(WeightFile::parse_named(&p.display().to_string(), b)?),
+        _ => None,
+    };
     let sha = sha256_hex(&bytes);
-    Ok(start_finetune(gpu, &file, &sha, folders, policy, settings)?)
+    let load = FinetuneLoad::new(gpu, &file, vae.as_ref(), &sha, folders, policy, settings)?;
+    Ok(load.load_in_memory()?)
 }
 
 /// The trainer of the checkpoint in `dir`, after checking it was written by this plan's settings.

@@ -6,7 +6,7 @@
 //
 // Usage: node studio.mjs MODEL.safetensors DATA_DIR [--screenshots DIR]
 // (scripts/web-e2e.sh builds the page and the model, then runs this.)
-import { readFile, mkdir } from 'node:fs/promises';
+import { readFile, mkdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import assert from 'node:assert/strict';
 import { serve, browser } from './browser.mjs';
@@ -342,6 +342,23 @@ await test('fine-tuning runs in the page, survives a reload and resumes exactly'
   await settled(page);
   const run = await generate(page);
   assert.match(run.status, /^Done in/, run.status);
+  await page.close();
+});
+
+await test('a fine-tune starts from an opened model, read from the cache a tensor at a time', async () => {
+  const page = await open(context, url);
+  await page.click('#tab-models');
+  await page.setInputFiles('#model-file', modelPath);
+  await page.waitForFunction((n) => document.getElementById('model-name').textContent === n, modelName, { timeout: 120_000 });
+  await settled(page);
+  const log = await fineTune(page, 2);
+  assert.equal(log.length, 2);
+  const loads = await page.evaluate(() => studioProbe.trainLoads);
+  const size = (await stat(modelPath)).size;
+  const last = loads.at(-1);
+  assert.ok(last && last.label === modelName && last.done === last.total, JSON.stringify(last));
+  assert.ok(last.total > 0.9 * size && last.total < size, `${last.total} of the file's ${size} bytes read by range`);
+  assert.match(await page.textContent('#train-status'), new RegExp(`finetuned-${modelName.replace(/\.safetensors$/, '')}-2steps`));
   await page.close();
 });
 

@@ -67,13 +67,9 @@ impl<'f> FinetuneLoad<'f> {
         let ar = ar_parameters(&base);
         check_specs(model, &ar)?;
         let model_has_vae = model.names().iter().any(|n| n.starts_with(VAE_PREFIX));
-        let ae_file = match (model_has_vae, vae) {
-            (true, _) | (false, None) => model,
-            (false, Some(file)) => file,
-        };
-        let ae_which = match std::ptr::eq(ae_file, model) {
-            true => LoadFile::Model,
-            false => LoadFile::Vae,
+        let (ae_which, ae_file) = match (model_has_vae, vae) {
+            (false, Some(file)) => (LoadFile::Vae, file),
+            _ => (LoadFile::Model, model),
         };
         let ae_prefixed = ae_file.names().iter().any(|n| n.starts_with(VAE_PREFIX));
         let ae: Vec<ParamSpec> = encoder_parameters(&base.vae)
@@ -115,8 +111,7 @@ impl<'f> FinetuneLoad<'f> {
                 }));
             }
         }
-        let file_of_ae = (ae_which == LoadFile::Vae).then_some(ae_file);
-        items.extend(items_of(ae_which, file_of_ae, &ae, &half));
+        items.extend(items_of(ae_which, Some(ae_file), &ae, &half));
         Ok(FinetuneLoad {
             tensors: TensorLoader::new(gpu, model, vae, items, piece_bytes)?,
             config: c,
