@@ -132,6 +132,19 @@ fn a_run_read_in_pieces_from_a_model_and_its_separate_autoencoder_starts_as_from
         block_on(a.checkpoint()).unwrap() == block_on(b.checkpoint()).unwrap(),
         "the two starts hold the same state"
     );
+    // The table grown a run of rows at a time is the one `ClassPlan::grow` makes whole.
+    let grown = plan_a.grow(&whole).unwrap().unwrap();
+    let grown = WeightFile::parse_named("grown", &grown).unwrap();
+    let table = |t: &Trainer| {
+        let store = t.sampling_store(false).unwrap();
+        let parts = store.get_chunks(CLASS_TABLE).unwrap();
+        let mut v = Vec::new();
+        for p in parts {
+            v.extend(p.read_f32().unwrap());
+        }
+        v
+    };
+    assert!(table(&b) == grown.to_f32(CLASS_TABLE).unwrap());
     // A model read by ranges whose autoencoder file lacks a tensor is refused by name.
     let short = block_on(
         ParamStore::random(&gpu, &ae[1..], &mut Rng::new(1), 0.1)
@@ -178,18 +191,31 @@ fn a_checkpoint_written_a_tensor_at_a_time_resumes_from_its_header_and_ranges_ex
     for _ in 0..2 {
         block_on(run.step(&batch)).unwrap();
     }
-    // The pieces: the header, then one per tensor, adding up to the whole file.
-    let mut stream = run.checkpoint_stream().unwrap();
+    // The pieces: the header, then runs of rows of at most 512 bytes, adding up to the file.
+    let mut stream = run.checkpoint_stream().unwrap().in_pieces(512);
     let mut pieces = vec![stream.header().to_vec()];
     let size = stream.len();
-    while let Some(piece) = block_on(stream.next_tensor()).unwrap() {
+    while let Some(piece) = block_on(stream.next_piece()).unwrap() {
         pieces.push(piece);
     }
     let bytes: Vec<u8> = pieces.concat();
     assert_eq!(bytes.len() as u64, size);
     assert!(bytes == block_on(run.checkpoint()).unwrap());
     let file = header_only("checkpoint", &bytes);
-    assert_eq!(pieces.len(), 1 + file.names().len(), "one piece per tensor");
+    assert!(
+        pieces.len() > 1 + file.names().len(),
+        "{} pieces",
+        pieces.len()
+    );
+    // A piece is at most 512 bytes, or one row where a row is larger.
+    let widest_row = file
+        .names()
+        .iter()
+        .map(|n| 4 * file.shape(n).unwrap().iter().skip(1).product::<usize>())
+        .max()
+        .unwrap();
+    assert!(widest_row > 512);
+    assert!(pieces[1..].iter().all(|p| p.len() <= widest_row.max(512)));
     let mut load = ResumeLoad::in_pieces(&gpu, &file, Some(&c), 128).unwrap();
     let reads = read_by_ranges(&mut load.tensors, &bytes, None);
     assert!(reads > file.names().len(), "{reads} reads");

@@ -327,7 +327,7 @@ async fn write_stream(
                 .await
                 .map_err(|e| js(format!("writing a file: {e:?}")))?;
         }
-        match stream.next_tensor().await.map_err(js)? {
+        match stream.next_piece().await.map_err(js)? {
             Some(bytes) => piece = bytes,
             None => return Ok(size),
         }

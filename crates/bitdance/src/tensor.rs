@@ -359,6 +359,40 @@ impl Tensor {
         Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
 
+    /// Copies rows `first..first + count` (along the first dimension) to the host as f32, f16
+    /// widened; the rows must start and end on 4-byte boundaries (always for f32; for f16,
+    /// rows of an even number of values or an even `first` and `count`).
+    pub async fn rows_to_vec_f32(&self, first: usize, count: usize) -> Result<Vec<f32>> {
+        let total = self.shape.first().copied().unwrap_or(1);
+        let row_values = self.numel() / total.max(1);
+        let (start, len) = (
+            (first * row_values * self.dtype.size()) as u64,
+            (count * row_values * self.dtype.size()) as u64,
+        );
+        if first + count > total || !start.is_multiple_of(4) || !len.is_multiple_of(4) {
+            return Err(Error::Shape {
+                op: "rows_to_vec_f32",
+                detail: format!(
+                    "rows {first}..{} of {:?} {:?} (on 4-byte boundaries)",
+                    first + count,
+                    self.dtype,
+                    self.shape
+                ),
+            });
+        }
+        let bytes = self
+            .gpu()
+            .read_buffer(self.buffer(), self.offset + start, len)
+            .await?;
+        Ok(match self.dtype {
+            DType::F16 => bytes
+                .chunks_exact(2)
+                .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32())
+                .collect(),
+            _ => bytemuck::pod_collect_to_vec(&bytes),
+        })
+    }
+
     /// Copies the values to the host as u32.
     pub async fn to_vec_u32(&self) -> Result<Vec<u32>> {
         let bytes = self

@@ -82,7 +82,7 @@ pub(crate) fn items_of(
             },
             spec: spec.clone(),
             half: half.contains(&spec.name),
-            transform: None,
+            grow: None,
         })
         .collect()
 }
@@ -134,5 +134,14 @@ pub fn decoder_feature_map(c: &ModelConfig) -> (String, u64) {
             )
         })
         .max_by_key(|(_, bytes)| *bytes)
+        .unwrap_or_default()
+}
+
+/// The largest feature map of one image in the autoencoder with a one-pixel border on each
+/// side (a convolution's padded input), in f32 bytes.
+pub fn padded_feature_map(c: &ModelConfig) -> u64 {
+    super::memory::level_maps(c)
+        .map(|(s, channels)| 4 * (s + 2) * (s + 2) * channels)
+        .max()
         .unwrap_or_default()
 }

@@ -43,8 +43,8 @@ pub use generate::{
     cfg_at, generate_tokens, latents_to_tokens, tokens_to_latents, CfgSchedule, SampleSettings,
     TokenSampler, MAX_HEAD_STEPS,
 };
-pub use generator_loader::decoder_feature_map;
 pub(crate) use generator_loader::items_of;
+pub use generator_loader::{decoder_feature_map, padded_feature_map};
 pub use graph::{CacheSlot, Eager, Graph};
 pub use head::{head_condition, head_forward, head_predict, head_predict_at};
 pub use init::{init_autoencoder, init_parameters, init_parameters_in};
@@ -62,7 +62,7 @@ pub use precision::Precision;
 pub use sampler::{linspace_grid, sample_head, time_grid, Draw, GaussianSource, LAST_STEP};
 pub(crate) use store::check_specs;
 pub use store::{join_row_parts, part_name, split_part_name, HostTensor, ParamStore, ParamVars};
-pub use tensor_loader::{LoadFile, LoadItem, TensorLoader, TensorRead, Transform, PIECE_BYTES};
+pub use tensor_loader::{LoadFile, LoadItem, RowGrowth, TensorLoader, TensorRead, PIECE_BYTES};
 pub use timestep::timestep_embedding;
 pub use transformer::{sequence_mask, sequence_positions, transformer_forward};
 pub use weights::{

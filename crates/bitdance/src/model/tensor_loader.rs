@@ -37,23 +37,30 @@ pub struct TensorRead {
     pub range: Range<u64>,
 }
 
-/// A host-side change of a tensor's f32 values before upload (e.g. a class table grown by new
-/// rows); the item's spec gives the shape it produces.
-pub type Transform = Box<dyn Fn(Vec<f32>) -> Vec<f32>>;
+/// A class table grown while it loads, a run of rows at a time: the file's `classes` rows,
+/// then `added` new rows (each the mean of those rows, summed in f64 in row order), then the
+/// file's last row (the null class).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RowGrowth {
+    /// Class rows in the file (its null row follows them).
+    pub classes: usize,
+    /// New rows inserted before the null row.
+    pub added: usize,
+}
 
 /// One tensor to load: the file and name it is read from, what it becomes in the store (its
-/// spec: name and shape), whether it is held in 16 bits, and an optional transform.
+/// spec: name and shape), whether it is held in 16 bits, and whether it grows.
 pub struct LoadItem {
     /// The file it is read from.
     pub file: LoadFile,
     /// Its name in that file.
     pub name_in_file: String,
-    /// Its name and shape in the store (the file's shape unless `transform` changes it).
+    /// Its name and shape in the store (the file's shape, grown by `grow`).
     pub spec: ParamSpec,
     /// Held in 16 bits where its kernels read it so (see `ParamStore::upload`).
     pub half: bool,
-    /// Applied to the whole tensor's values (a transformed tensor is read whole).
-    pub transform: Option<Transform>,
+    /// New rows the tensor gains as it loads.
+    pub grow: Option<RowGrowth>,
 }
 
 impl LoadItem {
@@ -64,7 +71,7 @@ impl LoadItem {
             name_in_file: spec.name.clone(),
             spec,
             half: false,
-            transform: None,
+            grow: None,
         }
     }
 }
@@ -88,6 +95,8 @@ pub struct TensorLoader<'f> {
     steps: Vec<Step>,
     next: usize,
     store: ParamStore,
+    /// The column sums (each value over the class count) of the table growing now.
+    sums: Vec<f64>,
     bytes_done: u64,
     bytes_total: u64,
 }
@@ -126,6 +135,7 @@ impl<'f> TensorLoader<'f> {
             steps,
             next: 0,
             store: ParamStore::new(),
+            sums: Vec::new(),
             bytes_done: 0,
             bytes_total,
         })
@@ -150,35 +160,68 @@ impl<'f> TensorLoader<'f> {
             .steps
             .get(self.next)
             .ok_or_else(|| Error::Invalid("every tensor is already loaded".into()))?;
-        let item = &self.items[step.item];
-        let file = self.file(step.read.file);
-        let mut data = file.decode_rows_f32(&step.read.name, step.rows.clone(), bytes)?;
-        if let Some(transform) = &item.transform {
-            data = transform(data);
-            let want: usize = item.spec.shape.iter().product();
-            if data.len() != want {
-                return Err(Error::DataLength {
-                    what: format!("'{}' as transformed", item.spec.name),
-                    shape: item.spec.shape.clone(),
-                    expected: want,
-                    found: data.len(),
-                });
-            }
-        }
+        let (index, rows, pieced) = (step.item, step.rows.clone(), step.pieced);
+        let read = step.read.clone();
+        let file = self.file(read.file);
+        let data = file.decode_rows_f32(&read.name, rows.clone(), bytes)?;
+        let file_rows = file.shape(&read.name)?.first().copied().unwrap_or(1);
         let limit = self.gpu.limits().max_storage_buffer_binding_size;
-        if !step.pieced {
-            self.store
-                .upload(&self.gpu, &item.spec, &data, limit, item.half)?;
-        } else {
-            if step.rows.start == 0 {
-                self.store
-                    .allocate(&self.gpu, &item.spec, limit, item.half)?;
-            }
-            self.store
-                .write_rows(&item.spec.name, step.rows.start, &data)?;
+        let (spec, half, grow) = {
+            let item = &self.items[index];
+            (item.spec.clone(), item.half, item.grow)
+        };
+        if rows.start == 0 && (pieced || grow.is_some()) {
+            self.store.allocate(&self.gpu, &spec, limit, half)?;
         }
-        self.bytes_done += step.read.range.end - step.read.range.start;
+        match grow {
+            Some(grow) => {
+                if rows.start == 0 {
+                    self.sums.clear();
+                }
+                self.grow_rows(&spec.name, grow, rows.clone(), &data)?;
+                if rows.end == file_rows {
+                    let mean: Vec<f32> = self.sums.iter().map(|m| *m as f32).collect();
+                    let new_rows: Vec<f32> = (0..grow.added).flat_map(|_| mean.clone()).collect();
+                    self.store.write_rows(&spec.name, grow.classes, &new_rows)?;
+                }
+            }
+            None if pieced => self.store.write_rows(&spec.name, rows.start, &data)?,
+            None => self.store.upload(&self.gpu, &spec, &data, limit, half)?,
+        }
+        self.bytes_done += read.range.end - read.range.start;
         self.next += 1;
+        Ok(())
+    }
+
+    /// Writes file rows `rows` (`data`) of growing table `name`: class rows in place (their
+    /// values summed for the mean), the null row after the new ones.
+    fn grow_rows(
+        &mut self,
+        name: &str,
+        grow: RowGrowth,
+        rows: Range<usize>,
+        data: &[f32],
+    ) -> Result<()> {
+        let width = data.len() / rows.len().max(1);
+        if self.sums.is_empty() {
+            self.sums = vec![0.0; width];
+        }
+        let class_end = grow.classes.clamp(rows.start, rows.end);
+        let class_part = &data[..(class_end - rows.start) * width];
+        for row in class_part.chunks(width) {
+            for (m, v) in self.sums.iter_mut().zip(row) {
+                *m += *v as f64 / grow.classes.max(1) as f64;
+            }
+        }
+        if !class_part.is_empty() {
+            self.store.write_rows(name, rows.start, class_part)?;
+        }
+        let rest = &data[class_part.len()..];
+        if !rest.is_empty() {
+            // The null row (the file's row `classes`) moves past the new rows.
+            self.store
+                .write_rows(name, grow.classes + grow.added, rest)?;
+        }
         Ok(())
     }
 
@@ -218,7 +261,7 @@ impl<'f> TensorLoader<'f> {
 
 /// The steps of one item: its tensor read whole, or in runs of rows of at most `piece_bytes`
 /// (tensors whose rows hold an even number of values, so that 16-bit rows end on 4-byte
-/// boundaries, and that no transform needs whole).
+/// boundaries).
 fn plan(
     file: &WeightFile<'_>,
     item: &LoadItem,
@@ -232,10 +275,7 @@ fn plan(
     let row_values: usize = shape.iter().skip(1).product();
     let row_bytes = (whole.end - whole.start) / rows.max(1) as u64;
     let per_piece = (piece_bytes / row_bytes.max(1)).max(1) as usize;
-    let pieced = shape.len() >= 2
-        && row_values.is_multiple_of(2)
-        && per_piece < rows
-        && item.transform.is_none();
+    let pieced = shape.len() >= 2 && row_values.is_multiple_of(2) && per_piece < rows;
     let pieces: Vec<Range<usize>> = match pieced {
         true => (0..rows)
             .step_by(per_piece)

@@ -92,6 +92,18 @@ impl ClassRows {
         Ok(())
     }
 
+    /// Checks that `data` of `shape` (tensor `name`, for errors) holds the trained rows [k, W].
+    pub fn full_table_check(&self, name: &str, shape: &[usize], data: &[f32]) -> Result<()> {
+        let width = self.base.shape(CLASS_TABLE)?[1];
+        if shape != [self.ids.len(), width] || data.len() != self.ids.len() * width {
+            return Err(Error::Invalid(format!(
+                "'{name}' is {shape:?}; the trained class rows are [{}, {width}]",
+                self.ids.len()
+            )));
+        }
+        Ok(())
+    }
+
     /// The full table's shape [classes + 1, W].
     pub fn full_shape(&self) -> Result<Vec<usize>> {
         self.base.shape(CLASS_TABLE)
@@ -105,14 +117,9 @@ impl ClassRows {
         shape: &[usize],
         data: &[f32],
     ) -> Result<(Vec<usize>, Vec<f32>)> {
+        self.full_table_check(name, shape, data)?;
         let full = self.base.shape(CLASS_TABLE)?;
         let width = full[1];
-        if shape != [self.ids.len(), width] || data.len() != self.ids.len() * width {
-            return Err(Error::Invalid(format!(
-                "'{name}' is {shape:?}; the trained class rows are [{}, {width}]",
-                self.ids.len()
-            )));
-        }
         let mut table = Vec::with_capacity(full[0] * width);
         for part in self.base.get_chunks(CLASS_TABLE)? {
             table.extend(part.to_vec_f32().await?);
@@ -122,5 +129,29 @@ impl ClassRows {
             table[at..at + width].copy_from_slice(&data[row * width..(row + 1) * width]);
         }
         Ok((full, table))
+    }
+
+    /// Rows `first..first + count` of the full table (read from the base, across its row
+    /// chunks) with the trained rows `trained` ([k, W], all of them) in place.
+    pub async fn full_rows(&self, first: usize, count: usize, trained: &[f32]) -> Result<Vec<f32>> {
+        let width = self.full_shape()?[1];
+        let mut out = Vec::with_capacity(count * width);
+        let mut at = 0; // first row of the current chunk
+        for part in self.base.get_chunks(CLASS_TABLE)? {
+            let n = part.shape()[0];
+            let (lo, hi) = (first.max(at), (first + count).min(at + n));
+            if lo < hi {
+                out.extend(part.rows_to_vec_f32(lo - at, hi - lo).await?);
+            }
+            at += n;
+        }
+        for (row, &id) in self.ids.iter().enumerate() {
+            let id = id as usize;
+            if (first..first + count).contains(&id) {
+                let at = (id - first) * width;
+                out[at..at + width].copy_from_slice(&trained[row * width..(row + 1) * width]);
+            }
+        }
+        Ok(out)
     }
 }

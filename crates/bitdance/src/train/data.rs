@@ -127,8 +127,10 @@ pub struct LatentCache {
 }
 
 impl LatentCache {
-    /// Encodes every image and its mirror with the autoencoder in `ae` (`c`'s tokenizer),
-    /// `ENCODE_BATCH` at a time; `progress(done, total)` after each pass.
+    /// Encodes every image and its mirror with the autoencoder in `ae` (`c`'s tokenizer), up to
+    /// `ENCODE_BATCH` at a time (fewer when a batch's largest feature map would pass the
+    /// adapter's binding limit: two 256x256 images of a B model on a 128 MiB limit);
+    /// `progress(done, total)` after each pass.
     pub async fn encode(
         c: &ModelConfig,
         ae: &ParamStore,
@@ -141,9 +143,13 @@ impl LatentCache {
         let per_image = c.image_tokens() * c.token_dim();
         let mut tokens = Vec::with_capacity(2 * n * per_image);
         let all: Vec<usize> = (0..n).collect();
+        // The largest feature map of one image, with the convolutions' one-pixel border.
+        let map = crate::model::padded_feature_map(c).max(1);
+        let limit = gpu.limits().max_storage_buffer_binding_size;
+        let batch = ((limit / map) as usize).clamp(1, ENCODE_BATCH);
         let mut done = 0;
         for flipped in [false, true] {
-            for chunk in all.chunks(ENCODE_BATCH) {
+            for chunk in all.chunks(batch) {
                 let (pixels, _) = data.batch(chunk, &vec![flipped; chunk.len()]);
                 let images = Tensor::from_f32(&gpu, &[chunk.len(), 3, r, r], &pixels)?;
                 tokens.extend(encode_tokens(c, ae, &images).await?);

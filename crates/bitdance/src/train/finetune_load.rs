@@ -1,14 +1,13 @@
 //! Starting a fine-tuning run from a model tensor by tensor: the class plan and every check
 //! from the headers (the model's, and its separate autoencoder's when it has one), the reads
 //! through a `TensorLoader` (in memory natively, from Blobs on the web; the class table grown
-//! for new classes on the way), then the trainer.
+//! for new classes on the way, a run of rows at a time), then the trainer.
 
-use super::classes::grown_table;
 use super::{ClassPlan, ClassPolicy, TrainSettings, Trainer, BASE_KEY, CLASS_TABLE};
 use crate::io::WeightFile;
 use crate::model::{
     ar_parameters, check_specs, decoder_parameters, encoder_parameters, items_of, LoadFile,
-    ModelConfig, ParamSpec, TensorLoader, PIECE_BYTES, VAE_PREFIX,
+    ModelConfig, ParamSpec, RowGrowth, TensorLoader, PIECE_BYTES, VAE_PREFIX,
 };
 use crate::{Error, Gpu, Result};
 
@@ -94,7 +93,7 @@ impl<'f> FinetuneLoad<'f> {
         let mut items = items_of(LoadFile::Model, None, &ar_parameters(&c), &half);
         if plan.added() > 0 {
             let shape = model.shape(CLASS_TABLE)?.to_vec();
-            let (rows, width) = (shape[0], shape.iter().skip(1).product::<usize>());
+            let rows = shape[0];
             let classes = base.num_classes;
             if rows != classes + 1 {
                 return Err(Error::Invalid(format!(
@@ -104,11 +103,12 @@ impl<'f> FinetuneLoad<'f> {
                     classes + 1
                 )));
             }
-            let added = plan.added();
+            let growth = RowGrowth {
+                classes,
+                added: plan.added(),
+            };
             for item in items.iter_mut().filter(|i| i.spec.name == CLASS_TABLE) {
-                item.transform = Some(Box::new(move |table: Vec<f32>| {
-                    grown_table(&table, classes, width, added)
-                }));
+                item.grow = Some(growth);
             }
         }
         items.extend(items_of(ae_which, Some(ae_file), &ae, &half));

@@ -1,6 +1,6 @@
 //! Writing a trainer's checkpoint or model a tensor at a time: the safetensors header first
-//! (every name, shape and offset is known from the stores), then each tensor read back,
-//! checked finite and encoded, so the host never holds more than one tensor. The native apps
+//! (every name, shape and offset is known from the stores), then each tensor read back a run
+//! of rows at a time, checked finite and encoded, so the host never holds a whole tensor. The native apps
 //! collect the pieces into a file's bytes; the web worker appends them to a file in OPFS.
 
 use std::borrow::Cow;
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::{Trainer, EMA_PREFIX, MOMENT_PREFIXES, TRAIN_KEY};
 use crate::io::{encode_values, safetensors_header};
-use crate::model::{split_part_name, CONFIG_KEY};
+use crate::model::{split_part_name, CONFIG_KEY, PIECE_BYTES};
 use crate::train::{ClassRows, CLASS_ROWS_KEY, CLASS_TABLE};
 use crate::{Error, Result, Tensor};
 
@@ -27,11 +27,24 @@ struct Entry<'t> {
     source: Source<'t>,
 }
 
-/// A safetensors file written a tensor at a time: `header`, then `next_tensor` until `None`.
+/// Where the stream is: an entry, one of its chunks, a row of it.
+#[derive(Clone, Copy, Default)]
+struct Position {
+    entry: usize,
+    chunk: usize,
+    row: usize,
+}
+
+/// A safetensors file written a piece at a time: `header`, then `next_piece` until `None`. A
+/// piece is a run of rows of one tensor of at most `PIECE_BYTES` (as f32; one row at least),
+/// so the host holds a few pieces, never a whole tensor.
 pub struct TensorStream<'t> {
     header: Vec<u8>,
     entries: Vec<Entry<'t>>,
-    next: usize,
+    at: Position,
+    /// The trained class rows of the entry being written, read once.
+    trained: Option<Vec<f32>>,
+    piece_bytes: u64,
     half: bool,
     step: u64,
     data_bytes: u64,
@@ -53,41 +66,87 @@ impl<'t> TensorStream<'t> {
         self.entries.is_empty()
     }
 
-    /// The bytes of the next tensor (read back, refused when not finite, encoded), `None`
-    /// after the last.
-    pub async fn next_tensor(&mut self) -> Result<Option<Vec<u8>>> {
-        let Some(entry) = self.entries.get(self.next) else {
+    /// The same stream cut into pieces of at most `piece_bytes` (f32) each.
+    pub fn in_pieces(mut self, piece_bytes: u64) -> Self {
+        self.piece_bytes = piece_bytes;
+        self
+    }
+
+    /// Rows per piece of a tensor whose rows hold `row_values` values.
+    fn rows_per_piece(&self, row_values: usize) -> usize {
+        (self.piece_bytes / (4 * row_values.max(1) as u64)).max(1) as usize
+    }
+
+    /// The bytes of the next piece (read back, refused when not finite, encoded), `None` after
+    /// the last.
+    pub async fn next_piece(&mut self) -> Result<Option<Vec<u8>>> {
+        let Some(entry) = self.entries.get(self.at.entry) else {
             return Ok(None);
         };
         let values = match &entry.source {
             Source::Chunks(chunks) => {
-                let mut values = Vec::with_capacity(entry.shape.iter().product());
-                for chunk in chunks {
-                    values.extend(chunk.to_vec_f32().await?);
+                let chunk = &chunks[self.at.chunk];
+                let rows = chunk.shape().first().copied().unwrap_or(1);
+                let row_values = chunk.numel() / rows.max(1);
+                // Rows whose bytes do not end on 4-byte words are read with their chunk.
+                let splits = !chunk.shape().is_empty()
+                    && (row_values * chunk.dtype().size()).is_multiple_of(4);
+                let count = match splits {
+                    true => self.rows_per_piece(row_values).min(rows - self.at.row),
+                    false => rows,
+                };
+                let values = match splits {
+                    true => chunk.rows_to_vec_f32(self.at.row, count).await?,
+                    false => chunk.to_vec_f32().await?,
+                };
+                self.at.row += count;
+                if self.at.row == rows {
+                    self.at = Position {
+                        entry: self.at.entry,
+                        chunk: self.at.chunk + 1,
+                        row: 0,
+                    };
+                }
+                if self.at.chunk == chunks.len() {
+                    self.at = Position {
+                        entry: self.at.entry + 1,
+                        ..Position::default()
+                    };
                 }
                 values
             }
-            Source::ClassRows(rows, trained) => {
-                let data = trained.to_vec_f32().await?;
-                rows.full_table(&entry.name, trained.shape(), &data)
-                    .await?
-                    .1
+            Source::ClassRows(class_rows, trained) => {
+                if self.trained.is_none() {
+                    let data = trained.to_vec_f32().await?;
+                    class_rows.full_table_check(&entry.name, trained.shape(), &data)?;
+                    self.trained = Some(data);
+                }
+                let (rows, width) = (entry.shape[0], entry.shape[1]);
+                let count = self.rows_per_piece(width).min(rows - self.at.row);
+                let trained = self.trained.as_deref().unwrap_or_default();
+                let values = class_rows.full_rows(self.at.row, count, trained).await?;
+                self.at.row += count;
+                if self.at.row == rows {
+                    self.trained = None;
+                    self.at = Position {
+                        entry: self.at.entry + 1,
+                        ..Position::default()
+                    };
+                }
+                values
             }
         };
         let bad = values.iter().filter(|v| !v.is_finite()).count();
         if bad > 0 {
             return Err(Error::Invalid(format!(
                 "the training state at step {} is not finite: '{}' holds {bad} NaN or \
-                 infinite value(s) of {}; nothing was written, so the checkpoint on disk is \
-                 the last finite state",
-                self.step,
-                entry.name,
-                values.len()
+                 infinite value(s); nothing was written, so the checkpoint on disk is the last \
+                 finite state",
+                self.step, entry.name,
             )));
         }
         let mut out = Vec::new();
         encode_values(&values, self.half, &mut out);
-        self.next += 1;
         Ok(Some(out))
     }
 
@@ -95,7 +154,7 @@ impl<'t> TensorStream<'t> {
     pub async fn to_bytes(mut self) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(self.len() as usize);
         out.extend_from_slice(&self.header);
-        while let Some(bytes) = self.next_tensor().await? {
+        while let Some(bytes) = self.next_piece().await? {
             out.extend_from_slice(&bytes);
         }
         Ok(out)
@@ -161,7 +220,9 @@ impl Trainer {
         Ok(TensorStream {
             header,
             entries,
-            next: 0,
+            at: Position::default(),
+            trained: None,
+            piece_bytes: PIECE_BYTES,
             half,
             step: self.optimizer.step,
             data_bytes,
