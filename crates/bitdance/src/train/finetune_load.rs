@@ -25,9 +25,10 @@ pub struct FinetuneLoad<'f> {
 impl<'f> FinetuneLoad<'f> {
     /// Plans a run from `model` (a model of this tool or a converted official one; SHA-256
     /// `base_sha256`, recorded as `bitdance.base_sha256`) with its autoencoder inside or in
-    /// `vae`, on a dataset of class folders `folders` mapped onto its classes by `policy` (new
-    /// classes grow its class table, each new row the mean of the model's rows): every
-    /// missing or misshaped tensor listed in one error, and the memory checked, before a read.
+    /// `vae` (which serves when given), on a dataset of class folders `folders` mapped onto
+    /// its classes by `policy` (new classes grow its class table, each new row the mean of the
+    /// model's rows): every missing or misshaped tensor listed in one error, and the memory
+    /// checked, before a read.
     pub fn new(
         gpu: &Gpu,
         model: &'f WeightFile<'f>,
@@ -65,10 +66,10 @@ impl<'f> FinetuneLoad<'f> {
         let plan = ClassPlan::new(&super::classes_of(model)?, folders, policy)?;
         let ar = ar_parameters(&base);
         check_specs(model, &ar)?;
-        let model_has_vae = model.names().iter().any(|n| n.starts_with(VAE_PREFIX));
-        let (ae_which, ae_file) = match (model_has_vae, vae) {
-            (false, Some(file)) => (LoadFile::Vae, file),
-            _ => (LoadFile::Model, model),
+        // A separate autoencoder file serves over the model's own, as in generation.
+        let (ae_which, ae_file) = match vae {
+            Some(file) => (LoadFile::Vae, file),
+            None => (LoadFile::Model, model),
         };
         let ae_prefixed = ae_file.names().iter().any(|n| n.starts_with(VAE_PREFIX));
         let ae: Vec<ParamSpec> = encoder_parameters(&base.vae)
