@@ -110,7 +110,7 @@ function onEngineEvent(e) {
       break;
     case 'trainInfo':
       // Which class each folder trains: its own class when named like one, else a new class.
-      $('train-status').textContent = `Training on ${e.images} images of ${e.classes.length} classes: ${(e.mapping ?? e.classes).join('; ')}`;
+      $('train-status').textContent = `Training on ${plural(e.images, 'image')} of ${plural(e.classes.length, 'class', 'classes')}: ${(e.mapping ?? e.classes).join('; ')}`;
       $('train-note').textContent = e.note ?? '';
       $('train-note').hidden = !e.note;
       break;
@@ -128,6 +128,11 @@ function quickHash(bytes) {
 
 // ---------------------------------------------------------------------------------------------
 // Small helpers
+
+// "1 image", "3 images".
+function plural(n, one, many = `${one}s`) {
+  return `${n} ${n === 1 ? one : many}`;
+}
 
 function notice(text, kind = 'warn') {
   const n = $('notice');
@@ -807,10 +812,10 @@ async function refreshTraining() {
   training.log = run.log.map((p) => ({ step: p.step, loss: p.loss }));
   drawLoss();
   if (run.finished) {
-    $('train-status').textContent = `Last run: ${run.options.steps} steps on ${run.images} images; ${run.model.name} is in your models.`;
+    $('train-status').textContent = `Last run: ${plural(run.options.steps, 'step')} on ${plural(run.images, 'image')}; ${run.model.name} is in your models.`;
     showTrained(run.model);
   } else if (run.checkpoint) {
-    $('train-status').textContent = `A run on ${run.images} images stopped at step ${run.step} of ${run.options.steps}.`;
+    $('train-status').textContent = `A run on ${plural(run.images, 'image')} stopped at step ${run.step} of ${run.options.steps}.`;
     $('train-resume').hidden = false;
   }
 }
