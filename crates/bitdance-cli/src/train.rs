@@ -7,15 +7,13 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use bitdance::io::WeightFile;
-use bitdance::model::{
-    ar_parameters, init_parameters_in, load_autoencoder_in, ModelConfig, ParamStore,
-};
+use bitdance::model::{ar_parameters, init_parameters_in, load_autoencoder_in, ModelConfig};
 use bitdance::optim::AdamWConfig;
 use bitdance::rng::Rng;
 use bitdance::studio::ClassNames;
 use bitdance::train::{
-    classes_of, resumed_plan, sample_settings, ArBatch, ArRecipe, ClassPlan, ClassPolicy, LoraSpec,
-    LoraTargets, Task, TrainSettings, Trainer, Trains, BASE_KEY,
+    classes_of, resumed_plan, sample_settings, ArBatch, ArRecipe, ClassPlan, ClassPolicy,
+    FinetuneLoad, LoraSpec, LoraTargets, Task, TrainSettings, Trainer, Trains,
 };
 use bitdance_files::dataset::class_folders;
 
@@ -239,18 +237,11 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         None => ClassPolicy::Replace,
     };
     let mut plan = None;
-    let mut grown = None;
     if let (false, Some(f), Some(config)) = (args.run.resume, &init_file, &mut c) {
         let p = ClassPlan::new(&classes_of(f)?, &folders, policy)?;
-        grown = p.grow(f)?;
         config.num_classes = p.names.len();
         plan = Some(p);
     }
-    let grown_file = grown
-        .as_ref()
-        .map(|bytes| WeightFile::parse_named(&init_label, bytes))
-        .transpose()?;
-    let start_file = grown_file.as_ref().or(init_file.as_ref());
     // The class rows a LoRA or class-table run trains: its classes and the null row.
     let class_rows = plan.as_ref().map(|p| {
         let mut ids = p.trained();
@@ -261,23 +252,29 @@ fn run(args: TrainArgs, init: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let mut trainer =
         run_loop::open_run(&gpu, &args.run, &settings, c.as_ref(), class_rows, || {
             let c = c.clone().context("a new run needs a config")?;
-            // A LoRA or class-table run with --half-base holds its frozen base in 16 bits.
-            let half = settings.task.half_weights(&c);
-            let params = match start_file {
-                Some(f) => ParamStore::from_weights_in(&gpu, f, &ar_parameters(&c), &half)?,
-                None => init_parameters_in(&gpu, &c, &mut Rng::new(args.run.seed), &half)?,
+            let (Some(f), Some(bytes)) = (&init_file, &init_bytes) else {
+                // From scratch: random weights, the tokenizer's autoencoder.
+                let half = settings.task.half_weights(&c);
+                let params = init_parameters_in(&gpu, &c, &mut Rng::new(args.run.seed), &half)?;
+                let frozen = load_autoencoder_in(&gpu, &c.vae, &tokenizer, &half)?;
+                return Ok(Trainer::new(c, params, frozen, settings)?);
             };
-            let frozen = load_autoencoder_in(&gpu, &c.vae, &tokenizer, &half)?;
-            let mut trainer = Trainer::new(c, params, frozen, settings)?;
-            if let Some(bytes) = &init_bytes {
-                // A LoRA run's adapters file names the model they adapt.
-                let sha = bitdance::studio::sha256_hex(bytes);
-                trainer.metadata.insert(BASE_KEY.to_string(), sha);
-            }
+            // From a model, as the apps start a run (new classes grow its table as it loads;
+            // a LoRA run's files name the model they adapt by SHA-256); --tokenizer, when
+            // given, serves over the model's own autoencoder.
+            let sha = bitdance::studio::sha256_hex(bytes);
+            let vae = args.tokenizer.is_some().then_some(&tokenizer);
+            let load = FinetuneLoad::new(&gpu, f, vae, &sha, &folders, policy, settings)?;
+            let (_, mut trainer) = load.load_in_memory()?;
+            // A --config of the same shapes rules the run, as it names it.
+            anyhow::ensure!(
+                ar_parameters(&trainer.config) == ar_parameters(&c),
+                "{init_label}: its tensors are not those of the config given ({})",
+                c.to_json()
+            );
+            trainer.config = c;
             Ok(trainer)
         })?;
-    drop(grown_file);
-    drop(grown);
     let plan = match plan {
         Some(p) => p,
         None if args.run.resume => resumed_plan(&trainer, &folders, policy)?,

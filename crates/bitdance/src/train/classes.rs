@@ -1,13 +1,11 @@
 //! Which class each folder of a fine-tuning dataset trains: a folder named like a class of the
 //! starting model (its index, a leading "<index>-", or one of its names) trains that class; any
 //! other folder becomes a new class, the class table grown by one row per new class (initialised
-//! from the mean class row; the null row, used for guidance, stays last).
+//! from the mean class row; the null row, used for guidance, stays last) as the model loads
+//! (`model::RowGrowth`).
 
-use std::collections::BTreeMap;
-
-use crate::io::{save_safetensors, WeightFile};
-use crate::model::{stored_config, CLASSES_KEY, CONFIG_KEY};
-use crate::studio::{ClassNames, ModelCard};
+use crate::model::CLASSES_KEY;
+use crate::studio::ClassNames;
 use crate::train::{class_display_name, LatentCache, Trainer, Trains};
 use crate::{Error, Result};
 
@@ -167,60 +165,6 @@ impl ClassPlan {
             })
             .collect()
     }
-
-    /// The starting model's file with the class table grown for the new classes and every
-    /// class name and the config (its class count) in the metadata, as f32 safetensors bytes;
-    /// `None` when no class is added (the file serves as it is).
-    pub fn grow(&self, file: &WeightFile<'_>) -> Result<Option<Vec<u8>>> {
-        if self.added() == 0 {
-            return Ok(None);
-        }
-        let mut config = match stored_config(file)? {
-            Some(c) => c,
-            None => ModelCard::of_file(file.label(), file)?.config,
-        };
-        let shape = file.shape(CLASS_TABLE)?.to_vec();
-        let (rows, width) = (shape[0], shape.iter().skip(1).product::<usize>());
-        if rows != self.model_classes + 1 {
-            return Err(Error::Invalid(format!(
-                "{}: '{CLASS_TABLE}' has {rows} rows; {} classes and the null row need {}",
-                file.label(),
-                self.model_classes,
-                self.model_classes + 1
-            )));
-        }
-        let table = file.rows_f32(CLASS_TABLE, 0..rows)?;
-        let grown = grown_table(&table, self.model_classes, width, self.added());
-        let mut grown_shape = shape.clone();
-        grown_shape[0] = self.names.len() + 1;
-        config.num_classes = self.names.len();
-        let names: Vec<String> = file.names();
-        let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::with_capacity(names.len());
-        for name in names {
-            if name == CLASS_TABLE {
-                tensors.push((name, grown_shape.clone(), grown.clone()));
-                continue;
-            }
-            let shape = file.shape(&name)?.to_vec();
-            let rows = shape.first().copied().unwrap_or(1);
-            let values = match shape.is_empty() {
-                true => file.rows_f32(&name, 0..1)?,
-                false => file.rows_f32(&name, 0..rows)?,
-            };
-            tensors.push((name, shape, values));
-        }
-        let mut metadata: BTreeMap<String, String> = file.metadata();
-        metadata.insert(CONFIG_KEY.to_string(), config.to_json());
-        metadata.insert(
-            CLASSES_KEY.to_string(),
-            serde_json::to_string(&self.names).map_err(|e| Error::Invalid(e.to_string()))?,
-        );
-        let views: Vec<(&str, &[usize], &[f32])> = tensors
-            .iter()
-            .map(|(n, s, v)| (n.as_str(), s.as_slice(), v.as_slice()))
-            .collect();
-        save_safetensors(&views, Some(&metadata)).map(Some)
-    }
 }
 
 /// The class of the model a folder names: its index ("7") or leading index ("7-sneaker") when
@@ -245,25 +189,6 @@ fn match_class(classes: &ClassNames, folder: &str) -> Option<u32> {
         (Some((i, _)), None) => Some(i as u32),
         _ => None,
     }
-}
-
-/// `table` [classes + 1, width] (the null row last) grown by `added` rows, each the mean of
-/// the class rows, inserted before the null row.
-pub(crate) fn grown_table(table: &[f32], classes: usize, width: usize, added: usize) -> Vec<f32> {
-    let mut mean = vec![0f64; width];
-    for row in table.chunks(width).take(classes) {
-        for (m, v) in mean.iter_mut().zip(row) {
-            *m += *v as f64 / classes.max(1) as f64;
-        }
-    }
-    let mean: Vec<f32> = mean.iter().map(|m| *m as f32).collect();
-    let mut out = Vec::with_capacity((classes + added + 1) * width);
-    out.extend_from_slice(&table[..classes * width]);
-    for _ in 0..added {
-        out.extend_from_slice(&mean);
-    }
-    out.extend_from_slice(&table[classes * width..(classes + 1) * width]);
-    out
 }
 
 #[cfg(test)]
@@ -355,13 +280,5 @@ mod tests {
             [2],
             "an index past the classes, then the name"
         );
-    }
-
-    #[test]
-    fn new_rows_are_the_mean_class_row_and_the_null_row_stays_last() {
-        // Two classes of width 2 and the null row.
-        let table = [1.0, 2.0, 3.0, 6.0, 9.0, 9.0];
-        let grown = grown_table(&table, 2, 2, 2);
-        assert_eq!(grown, [1.0, 2.0, 3.0, 6.0, 2.0, 4.0, 2.0, 4.0, 9.0, 9.0]);
     }
 }

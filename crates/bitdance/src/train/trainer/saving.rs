@@ -229,7 +229,7 @@ impl Trainer {
         })
     }
 
-    /// The checkpoint, a tensor at a time: the model (trainable and frozen) under official
+    /// The checkpoint, a run of rows at a time: the model (trainable and frozen) under official
     /// names, the EMA under `ema.`, the AdamW moments under `optim.m.`/`optim.v.`, and the
     /// config and scalar state (step, RNG, settings) as metadata.
     pub fn checkpoint_stream(&self) -> Result<TensorStream<'_>> {
@@ -270,7 +270,7 @@ impl Trainer {
         self.stream(tensors, &joined, &meta, false)
     }
 
-    /// The model alone, a tensor at a time, under official names, ready for `generate` or the
+    /// The model alone, a run of rows at a time, under official names, ready for `generate` or the
     /// official `load_state_dict`: the EMA weights (or the raw ones) and the frozen ones, with
     /// the config and metadata; stored as F16 when `half`.
     pub fn model_stream(&self, ema: bool, half: bool) -> Result<TensorStream<'_>> {
