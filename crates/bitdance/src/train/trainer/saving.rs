@@ -270,9 +270,9 @@ impl Trainer {
         self.stream(tensors, &joined, &meta, false)
     }
 
-    /// The model alone, a run of rows at a time, under official names, ready for `generate` or the
-    /// official `load_state_dict`: the EMA weights (or the raw ones) and the frozen ones, with
-    /// the config and metadata; stored as F16 when `half`.
+    /// The model alone, a run of rows at a time, under official names, ready for `generate` or
+    /// the official `load_state_dict`: the EMA weights (or the raw ones) and the frozen ones,
+    /// with the config and metadata; stored as F16 when `half`.
     pub fn model_stream(&self, ema: bool, half: bool) -> Result<TensorStream<'_>> {
         let tensors = if self.lora().is_some() || self.class_rows.is_some() {
             grouped(self.sampling_store(ema)?.iter())
