@@ -674,7 +674,7 @@ async function estimate() {
     const limit = state.adapter?.limits?.max_buffer_size;
     const steps = Math.max(1, Math.round(Number($('train-steps').value)));
     const time = m.step_s == null ? 'Step time shows after the first steps.'
-      : `Steps take about ${stepTime(m.step_s)} here, ${formatTime(m.step_s * steps)} for ${steps} steps (from the model's work and a matmul probe of this GPU: ${m.probe_gflops.toFixed(1)} GFLOP/s).`;
+      : `Steps take about ${stepTime(m.step_s)} here, ${formatTime(m.step_s * steps)} for ${plural(steps, 'step')} (from the model's work and a matmul probe of this GPU: ${m.probe_gflops.toFixed(1)} GFLOP/s).`;
     $('train-estimate').textContent = `Needs about ${bytes(m.bytes)} of GPU memory (${params_(m.parameters)} parameters, batch ${batch})${limit ? `; this adapter's largest buffer is ${bytes(limit)}` : ''}. ${time}`;
     $('train-estimate').title = m.plan;
   } catch (e) {

@@ -176,13 +176,16 @@ fn start_trainer(
     let bytes = crate::worker::safetensors_of(path, send).map_err(anyhow::Error::msg)?;
     let file = WeightFile::parse_named(&path.display().to_string(), &bytes)?;
     let vae_bytes = match &plan.base_vae {
-        Some(p) => Some(crate::worker::safetensors_of(p, send).map_err(anyhow::Error::msg)?),
+        Some(p) => Some((
+            p,
+            crate::worker::safetensors_of(p, send).map_err(anyhow::Error::msg)?,
+        )),
         None => None,
     };
-    let vae = match (&plan.base_vae, &vae_bytes) {
-        (Some(p), Some(b)) => Some(WeightFile::parse_named(&p.display().to_string(), b)?),
-        _ => None,
-    };
+    let vae = vae_bytes
+        .as_ref()
+        .map(|(p, b)| WeightFile::parse_named(&p.display().to_string(), b))
+        .transpose()?;
     let sha = sha256_hex(&bytes);
     let load = FinetuneLoad::new(gpu, &file, vae.as_ref(), &sha, folders, policy, settings)?;
     Ok(load.load_in_memory()?)

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bitdance::gpu::block_on;
 use bitdance::io::{header_size, WeightFile};
 use bitdance::train::{
-    ClassPolicy, FinetuneLoad, FinetuneOptions, FinetuneRun, LoraSpec, TrainingImages, Trains,
+    ClassPolicy, FinetuneLoad, FinetuneOptions, FinetuneRun, LoraSpec, TensorStream,
+    TrainingImages, Trains,
 };
 
 /// The system allocator, counting the bytes held now and their peak.
@@ -46,6 +47,15 @@ static BASE: AtomicUsize = AtomicUsize::new(0);
 fn phase_peak() -> f64 {
     let peak = PEAK.swap(HELD.load(Ordering::Relaxed), Ordering::Relaxed);
     peak.saturating_sub(BASE.load(Ordering::Relaxed)) as f64 / (1 << 20) as f64
+}
+
+/// Reads `stream` to its end as the page writes it, a piece at a time; returns its MiB.
+fn drain(mut stream: TensorStream<'_>) -> usize {
+    let mut written = stream.header().len();
+    while let Some(piece) = block_on(stream.next_piece()).unwrap() {
+        written += piece.len();
+    }
+    written >> 20
 }
 
 #[test]
@@ -125,24 +135,8 @@ fn measure_the_host_memory_of_a_finetune_phase_by_phase() {
     println!("encode: peak {:.1} MiB", phase_peak());
     block_on(run.step()).unwrap();
     println!("step: peak {:.1} MiB", phase_peak());
-    let mut stream = run.trainer.checkpoint_stream().unwrap();
-    let mut written = stream.header().len();
-    while let Some(piece) = block_on(stream.next_piece()).unwrap() {
-        written += piece.len();
-    }
-    println!(
-        "checkpoint ({} MiB): peak {:.1} MiB",
-        written >> 20,
-        phase_peak()
-    );
-    let mut stream = run.trainer.model_stream(true, false).unwrap();
-    let mut written = stream.header().len();
-    while let Some(piece) = block_on(stream.next_piece()).unwrap() {
-        written += piece.len();
-    }
-    println!(
-        "model ({} MiB): peak {:.1} MiB",
-        written >> 20,
-        phase_peak()
-    );
+    let written = drain(run.trainer.checkpoint_stream().unwrap());
+    println!("checkpoint ({written} MiB): peak {:.1} MiB", phase_peak());
+    let written = drain(run.trainer.model_stream(true, false).unwrap());
+    println!("model ({written} MiB): peak {:.1} MiB", phase_peak());
 }

@@ -211,13 +211,18 @@ await test('a recipe of several images sampled together reproduces from any of i
   await page.close();
 });
 
-let sha;
-await test('a model file opened once is cached and generates after a reload without the file', async () => {
-  const page = await open(context, url);
+// Opens the test's model file through the Models tab's file input and waits until it is loaded.
+async function openModelFile(page) {
   await page.click('#tab-models');
   await page.setInputFiles('#model-file', modelPath);
   await page.waitForFunction((n) => document.getElementById('model-name').textContent === n, modelName, { timeout: 120_000 });
   await settled(page);
+}
+
+let sha;
+await test('a model file opened once is cached and generates after a reload without the file', async () => {
+  const page = await open(context, url);
+  await openModelFile(page);
   const row = page.locator('#model-table tbody tr.current');
   await row.waitFor();
   sha = await row.locator('code').getAttribute('title');
@@ -347,10 +352,7 @@ await test('fine-tuning runs in the page, survives a reload and resumes exactly'
 
 await test('a fine-tune starts from an opened model, read from the cache a tensor at a time', async () => {
   const page = await open(context, url);
-  await page.click('#tab-models');
-  await page.setInputFiles('#model-file', modelPath);
-  await page.waitForFunction((n) => document.getElementById('model-name').textContent === n, modelName, { timeout: 120_000 });
-  await settled(page);
+  await openModelFile(page);
   const log = await fineTune(page, 2);
   assert.equal(log.length, 2);
   const loads = await page.evaluate(() => studioProbe.trainLoads);
